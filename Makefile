@@ -1,0 +1,141 @@
+# herenow — plain make. `make` builds the daemons and herenowctl;
+# `make SANITIZER=address|undefined` builds an instrumented variant in its own
+# directory; `make test`, `make run`, `make bench-udp` are described in README.md.
+
+SANITIZER ?=
+VARIANT   := $(if $(SANITIZER),$(SANITIZER),release)
+OUT       := build/$(VARIANT)
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Wstrict-prototypes -Wshadow
+ifeq ($(CI),true)
+WARN    += -Werror
+endif
+ifneq ($(SANITIZER),)
+CFLAGS  := -O1 -g -fno-omit-frame-pointer
+SANFLAGS := -fsanitize=$(SANITIZER) -fno-sanitize-recover=all
+endif
+CPPFLAGS := -I. -D_GNU_SOURCE -MMD -MP
+ALLCFLAGS = -std=c11 $(CFLAGS) $(WARN) $(SANFLAGS) -pthread
+LDFLAGS  += $(SANFLAGS) -pthread
+
+LIBS_COMMON := -lmsgpackc
+LIBS_EVENT  := -levent_core -levent_extra -levent_pthreads
+LIBS_REDIS  := -lhiredis
+LIBS_PG     := -lpq
+
+PROTO_SRC     := $(wildcard proto/*.c)
+COMMON_SRC    := $(wildcard common/*.c)
+COLLECTOR_SRC := $(filter-out collector/main.c,$(wildcard collector/*.c))
+CTL_SRC       := $(filter-out ctl/main.c,$(wildcard ctl/*.c))
+
+obj = $(patsubst %.c,$(OUT)/obj/%.o,$(1))
+
+PROTO_OBJ     := $(call obj,$(PROTO_SRC))
+COMMON_OBJ    := $(call obj,$(COMMON_SRC))
+COLLECTOR_OBJ := $(call obj,$(COLLECTOR_SRC))
+CTL_OBJ       := $(call obj,$(CTL_SRC))
+
+BINS := $(OUT)/herenow-collector $(OUT)/herenowctl $(OUT)/hn-loadgen
+
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRC))
+
+.PHONY: all clean test unit integration run stop bench-udp deps check-deps
+all: $(BINS)
+
+$(OUT)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c $< -o $@
+
+$(OUT)/herenow-collector: $(call obj,collector/main.c) $(COLLECTOR_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) -lm
+
+$(OUT)/herenowctl: $(call obj,ctl/main.c) $(CTL_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_PG) $(LIBS_REDIS) $(LIBS_COMMON) -lm
+
+$(OUT)/hn-loadgen: $(call obj,bench/loadgen.c) $(PROTO_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_COMMON) -lm
+
+# Unit tests link every object but the mains (STYLE.md: main() only wires).
+$(OUT)/tests/test_%: $(call obj,tests/unit/test_%.c) $(COLLECTOR_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) -lm
+
+# --- the README's commands ---------------------------------------------------
+
+# Missing tools or headers: install the Debian packages first.
+check-deps:
+	@scripts/setup.sh --check >/dev/null 2>&1 || scripts/setup.sh
+
+deps:
+	scripts/setup.sh
+
+unit: check-deps
+	@$(MAKE) --no-print-directory $(UNIT_BINS) $(BINS)
+	@tests/run-unit.sh $(UNIT_BINS)
+
+integration: check-deps
+	@$(MAKE) --no-print-directory $(BINS)
+	@HN_BIN=$(OUT) tests/run-integration.sh
+
+test: check-deps
+	@$(MAKE) --no-print-directory $(UNIT_BINS) $(BINS)
+	@HN_BIN=$(OUT) tests/run-all.sh $(UNIT_BINS)
+
+run: check-deps
+	@$(MAKE) --no-print-directory $(BINS)
+	@HN_BIN=$(OUT) scripts/run.sh
+
+bench-udp: check-deps
+	@$(MAKE) --no-print-directory $(BINS)
+	@HN_BIN=$(OUT) bench/udp.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)
+
+# --- herenowctl extras (migrations embedding, test tools) ---
+# The sql/NNN_name.sql migrations are compiled into herenowctl
+# (scripts/embed-sql.sh → $(OUT)/gen/migrations.c), so `herenowctl migrate`
+# needs no sql/ directory at run time. migrations.list holds the file names
+# and changes only when a file is added, renamed or removed, which a
+# dependency on the files alone would miss.
+HN_MIGRATIONS := $(sort $(wildcard sql/*.sql))
+
+.PHONY: hn-force
+$(OUT)/gen/migrations.list: hn-force
+	@mkdir -p $(dir $@)
+	@echo '$(HN_MIGRATIONS)' | cmp -s - $@ 2>/dev/null || echo '$(HN_MIGRATIONS)' > $@
+
+$(OUT)/gen/migrations.c: scripts/embed-sql.sh $(HN_MIGRATIONS) $(OUT)/gen/migrations.list
+	bash scripts/embed-sql.sh $@ $(HN_MIGRATIONS)
+
+$(OUT)/obj/gen/migrations.o: $(OUT)/gen/migrations.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c $< -o $@
+
+$(OUT)/herenowctl: $(OUT)/obj/gen/migrations.o
+
+# libpq's header lives in /usr/include/postgresql on Debian: only herenowctl's
+# objects include it, so only they get the flag.
+HN_PQ_CFLAGS := $(or $(shell pkg-config --cflags libpq 2>/dev/null),-I/usr/include/postgresql)
+$(call obj,ctl/main.c) $(CTL_OBJ) $(OUT)/obj/gen/migrations.o: CPPFLAGS += $(HN_PQ_CFLAGS)
+
+# hn-freeport: a port free for TCP and UDP on 127.0.0.1 (tests/lib.sh).
+# `all` was expanded above, so it gets the new binary by name; the recipes
+# that use $(BINS) (unit, integration, test, run) expand it late and see it.
+$(OUT)/hn-freeport: $(call obj,tests/tools/freeport.c)
+	$(CC) $(LDFLAGS) -o $@ $^
+
+BINS += $(OUT)/hn-freeport
+all: $(OUT)/hn-freeport
+
+# hn-udpsend: stdin as exactly one UDP datagram (integration tests).
+$(OUT)/hn-udpsend: $(call obj,tests/tools/udpsend.c)
+	$(CC) $(LDFLAGS) -o $@ $^
+
+BINS += $(OUT)/hn-udpsend
+all: $(OUT)/hn-udpsend

@@ -1,0 +1,444 @@
+#!/usr/bin/env bash
+# udp.sh: `make bench-udp` — UDP ingress, end to end, against its ceiling.
+#
+# For every (threads, rate) and every run: a fresh redis-server (no
+# persistence) and collector on free loopback ports, hn-loadgen sends for
+# DURATION seconds, then we poll /metrics until every accepted beacon's
+# Redis writes are acknowledged. The collector tees every RESP byte it sends
+# (HERENOW_REDIS_TEE); after it stops, the same Redis is flushed and fed
+# that exact command mix with `redis-cli --pipe`: the ceiling for this mix
+# on this machine, measured in the same run.
+#
+#   loadgen ──UDP──► collector ──RESP──► redis        end to end
+#                        └─tee─► file ──redis-cli --pipe──► redis (flushed)   ceiling
+#
+# Reported per row (medians of RUNS runs): offered and accepted beacons/s,
+# loss = sent - accepted - counted drops (kernel drops are counted drops, but
+# mean saturation), collector and Redis CPU µs per beacon, the ceiling and
+# the ratio to it. Results go to docs/BENCHMARKS.md, section
+# "## UDP ingress (make bench-udp)", replaced on every run.
+#
+# Environment (defaults finish in about 10 minutes on 2 cores):
+#   RATES="50000 100000 150000 200000 max"   beacons/s offered; max: as fast as possible
+#   RUNS=3  DURATION=5 (s)                  runs per row, seconds of sending per run
+#   THREADS="1 2"  THREADS2_RATES="max"     thread counts; rates tried with more than 1
+#   SESSIONS=auto                           concurrent sessions: auto = rate × 20 s (the
+#                                           mean beacon interval of a tab), max: 4000000
+#   BATCH=32  BEACONS_PER_DATAGRAM=1        hn-loadgen's --batch / --beacons-per-datagram
+#   BENCH_DOC=docs/BENCHMARKS.md            where the section goes ("" : don't write)
+#   BENCH_NOTES=bench/lib/udp-notes.md      analysis appended to the section (kept in git,
+#                                           so a rerun does not lose it)
+# HN_BIN: the binaries' directory (make sets it).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+HN_BIN=${HN_BIN:-build/release}
+RATES=${RATES:-"50000 100000 150000 200000 max"}
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-5}
+THREADS=${THREADS:-"1 2"}
+THREADS2_RATES=${THREADS2_RATES:-max}
+SESSIONS=${SESSIONS:-auto}
+SESSION_INTERVAL_S=20
+SESSIONS_MAX=4000000
+BATCH=${BATCH:-32}
+BPD=${BEACONS_PER_DATAGRAM:-1}
+BENCH_DOC=${BENCH_DOC-docs/BENCHMARKS.md}
+BENCH_NOTES=${BENCH_NOTES-bench/lib/udp-notes.md}
+SECTION="## UDP ingress (make bench-udp)"
+WIDGETS=(bench-shop bench-blog bench-docs bench-saas bench-news)
+DRAIN_TIMEOUT_S=120
+POLL_S=0.02
+
+die() { echo "bench-udp: $*" >&2; exit 1; }
+for b in herenow-collector hn-loadgen; do
+    [ -x "$HN_BIN/$b" ] || die "$HN_BIN/$b missing (make $HN_BIN/$b)"
+done
+for t in redis-server redis-cli redis-benchmark; do
+    command -v "$t" >/dev/null || die "$t not found (scripts/setup.sh)"
+done
+[ -x scripts/redis.sh ] || die "scripts/redis.sh missing"
+case "$RUNS$DURATION" in *[!0-9.]*) die "RUNS and DURATION must be numbers" ;; esac
+[ "$RUNS" -ge 1 ] || die "RUNS must be >= 1"
+
+CLK_TCK=$(getconf CLK_TCK)
+# Tee files and Redis in RAM: a disk's writeback would be CPU noise.
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then base=/dev/shm; else base=${TMPDIR:-/tmp}; fi
+WORK=$(mktemp -d "$base/hn-bench-udp.XXXXXX")
+
+COL_PID= LG_PID= REDIS_DIR=
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [ -n "$LG_PID" ] && kill -TERM "$LG_PID" 2>/dev/null
+    if [ -n "$COL_PID" ]; then stop_pid "$COL_PID" || true; fi
+    if [ -n "$REDIS_DIR" ]; then scripts/redis.sh stop "$REDIS_DIR" >/dev/null 2>&1 || true; fi
+    rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- helpers ------------------------------------------------------------------
+
+alive() { kill -0 "$1" 2>/dev/null && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]; }
+
+# SIGTERM, then wait for the process (our child) to exit; SIGKILL after 30 s.
+stop_pid() {
+    local pid=$1 deadline=$((SECONDS + 30))
+    kill -TERM "$pid" 2>/dev/null || return 0
+    while alive "$pid"; do
+        if [ "$SECONDS" -ge "$deadline" ]; then kill -KILL "$pid" 2>/dev/null || true; break; fi
+        sleep 0.02
+    done
+    wait "$pid" 2>/dev/null || true
+}
+
+# A port free on 127.0.0.1 for TCP and UDP. hn-freeport binds port 0 and
+# reads it back; without it, pick one that /proc lists nowhere (a start that
+# still fails on it is retried by the caller).
+used_ports() { cat /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6 2>/dev/null |
+               awk 'NR > 1 { split($2, a, ":"); print a[2] }'; }
+free_port() {
+    if [ -x "$HN_BIN/hn-freeport" ]; then "$HN_BIN/hn-freeport"; return; fi
+    local used p
+    used=$(used_ports | sort -u)
+    while :; do
+        p=$((20000 + RANDOM % 30000))
+        grep -qx "$(printf '%04X' "$p")" <<<"$used" || { echo "$p"; return; }
+    done
+}
+
+# utime + stime of a whole process (every thread), in clock ticks.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+ticks_us() { awk -v t="$1" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", t * 1e6 / hz }'; }
+
+# Kernel view of the UDP sockets on a port: "<drops summed> <sockets with
+# bytes still queued>".
+udp_sock_stats() {
+    local hex
+    hex=$(printf '%04X' "$1")
+    awk -v p=":$hex" 'FNR > 1 && substr($2, length($2) - 4) == p {
+            split($5, q, ":"); if (q[2] !~ /^0+$/) rq++; d += $NF }
+        END { printf "%d %d\n", d, rq }' /proc/net/udp /proc/net/udp6 2>/dev/null
+}
+
+# GET a path from the admin port without forking (bash's /dev/tcp): the
+# poll runs every 20 ms and must not steal a core from what it measures.
+http_get() {
+    local port=$1 path=$2 fd line
+    exec {fd}<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null || return 1
+    printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$path" >&"$fd"
+    while IFS= read -r line <&"$fd" || [ -n "$line" ]; do printf '%s\n' "${line%$'\r'}"; done
+    exec {fd}<&-
+}
+
+# Sets M_written M_accepted M_dropped M_kdrops M_paused M_commands.
+read_metrics() {
+    local port=$1 line
+    M_written= M_accepted= M_dropped=0 M_kdrops= M_paused= M_commands=
+    local fd
+    exec {fd}<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null || return 1
+    printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&"$fd"
+    while IFS= read -r line <&"$fd"; do
+        case $line in
+            'herenow_records_written_total '*) M_written=${line##* } ;;
+            'herenow_beacons_accepted_total{transport="udp"} '*) M_accepted=${line##* } ;;
+            'herenow_beacons_dropped_total{transport="udp",'*) M_dropped=$((M_dropped + ${line##* })) ;;
+            'herenow_udp_kernel_drops_total '*) M_kdrops=${line##* } ;;
+            'herenow_ingress_paused_total '*) M_paused=${line##* } ;;
+            'herenow_redis_commands_total '*) M_commands=${line##* } ;;
+        esac
+    done
+    exec {fd}<&-
+    [ -n "$M_written" ] && [ -n "$M_accepted" ]
+}
+
+wait_ready() {
+    local port=$1 pid=$2 deadline=$((SECONDS + 20)) r
+    while :; do
+        r=$(http_get "$port" /readyz 2>/dev/null) || r=
+        case $r in 'HTTP/1.'?' 200 '*) return 0 ;; esac
+        alive "$pid" || return 1
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 0.02
+    done
+}
+
+# key=value line → shell variables with a prefix: kv LG_ "a=1 b=2" sets LG_a LG_b.
+kv() {
+    local prefix=$1 pair
+    for pair in $2; do
+        case $pair in *=*) printf -v "$prefix${pair%%=*}" '%s' "${pair#*=}" ;; esac
+    done
+}
+
+start_redis() {
+    local dir=$1 port
+    for _ in 1 2 3 4 5; do
+        port=$(free_port)
+        if scripts/redis.sh start --fast "$dir" "$port" >"$dir.start.log" 2>&1; then
+            REDIS_DIR=$dir REDIS_PORT=$port REDIS_PID=$(cat "$dir/redis.pid")
+            return 0
+        fi
+    done
+    cat "$dir.start.log" >&2
+    return 1
+}
+
+stop_redis() {
+    scripts/redis.sh stop "$REDIS_DIR" >/dev/null
+    REDIS_DIR=
+}
+
+# --- one run -----------------------------------------------------------------
+
+# Appends one tab-separated row to $WORK/rows.
+run_one() {
+    local threads=$1 rate=$2 run=$3 dir="$WORK/run"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    start_redis "$dir/redis" || die "redis did not start"
+    local rport=$REDIS_PORT rpid=$REDIS_PID
+    local -a hset=()
+    local i
+    for i in "${!WIDGETS[@]}"; do hset+=("${WIDGETS[$i]}" "$((i + 1))"); done
+    redis-cli -p "$rport" HSET hn:widgets "${hset[@]}" >/dev/null
+
+    local uport aport
+    uport=$(free_port)
+    aport=$(free_port)
+    [ "$aport" != "$uport" ] || aport=$(free_port)
+    HERENOW_REDIS_URL="redis://127.0.0.1:$rport/0" HERENOW_UDP_LISTEN="127.0.0.1:$uport" \
+        HERENOW_HTTP_LISTEN= HERENOW_ADMIN_LISTEN="127.0.0.1:$aport" HERENOW_THREADS="$threads" \
+        HERENOW_REDIS_TEE="$dir/tee" HERENOW_LOG_LEVEL=warn \
+        "$HN_BIN/herenow-collector" </dev/null >"$dir/collector.log" 2>&1 &
+    COL_PID=$!
+    if ! wait_ready "$aport" "$COL_PID"; then
+        cat "$dir/collector.log" >&2
+        die "collector not ready on 127.0.0.1:$aport"
+    fi
+
+    local sessions=$SESSIONS lrate=$rate
+    [ "$rate" = max ] && lrate=0
+    if [ "$sessions" = auto ]; then
+        if [ "$lrate" = 0 ]; then sessions=$SESSIONS_MAX
+        else sessions=$((rate * SESSION_INTERVAL_S)); [ "$sessions" -le "$SESSIONS_MAX" ] || sessions=$SESSIONS_MAX; fi
+    fi
+    local lg_args=(--to "127.0.0.1:$uport" --widgets "$(IFS=,; echo "${WIDGETS[*]}")"
+                   --rate "$lrate" --duration "$DURATION" --sessions "$sessions"
+                   --batch "$BATCH" --beacons-per-datagram "$BPD" --seed "$run")
+
+    # CPU is sampled right before sending: the loadgen's pre-generation
+    # (seconds at high rates) happens while collector and Redis idle.
+    local c0 r0 c1 r1 out
+    c0=$(cpu_ticks "$COL_PID")
+    r0=$(cpu_ticks "$rpid")
+    "$HN_BIN/hn-loadgen" "${lg_args[@]}" >"$dir/loadgen.out" 2>"$dir/loadgen.err" &
+    LG_PID=$!
+    wait "$LG_PID" || { cat "$dir/loadgen.err" >&2; die "hn-loadgen failed"; }
+    LG_PID=
+    out=$(tail -n1 "$dir/loadgen.out")
+    local LG_sent_beacons LG_start_us LG_end_us LG_seconds LG_send_errors LG_cpu_s LG_bytes LG_sent_datagrams
+    kv LG_ "$out"
+
+    # Drained: nothing left in the kernel queue, every accepted beacon
+    # acknowledged, and no counter moving for 200 ms. t_ack: when the
+    # written counter was first seen at its final value.
+    local deadline=$((SECONDS + DRAIN_TIMEOUT_S)) last_w=-1 last_a=-1 t_ack= t_stable= now k rq
+    while :; do
+        now=$EPOCHREALTIME
+        read_metrics "$aport" || die "cannot read /metrics on 127.0.0.1:$aport"
+        read -r k rq < <(udp_sock_stats "$uport")
+        if [ "$M_written" != "$last_w" ] || [ "$M_accepted" != "$last_a" ]; then
+            t_ack=$now t_stable=$now last_w=$M_written last_a=$M_accepted
+        elif [ "$M_written" = "$M_accepted" ] && [ "$rq" = 0 ] &&
+             awk -v a="$now" -v b="$t_stable" 'BEGIN { exit !(a - b >= 0.2) }'; then
+            break
+        fi
+        [ "$SECONDS" -lt "$deadline" ] || die "not drained in ${DRAIN_TIMEOUT_S}s: written=$M_written accepted=$M_accepted"
+        sleep "$POLL_S"
+    done
+    c1=$(cpu_ticks "$COL_PID")
+    r1=$(cpu_ticks "$rpid")
+    local kdrops_proc
+    read -r kdrops_proc rq < <(udp_sock_stats "$uport")
+    local written=$M_written accepted=$M_accepted dropped=$M_dropped kdrops=$M_kdrops paused=$M_paused cmds=$M_commands
+
+    stop_pid "$COL_PID"
+    COL_PID=
+
+    # The ceiling: the same bytes, straight from redis-cli, into the same
+    # (flushed) Redis. Several workers: their files are replayed at once,
+    # as the workers' connections wrote them.
+    redis-cli -p "$rport" FLUSHALL >/dev/null
+    local r2 r3 t0 t1 f n=0 pids=() perr=0
+    r2=$(cpu_ticks "$rpid")
+    t0=$EPOCHREALTIME
+    for f in "$dir"/tee.*; do
+        redis-cli -p "$rport" --pipe <"$f" >"$dir/pipe.$n.log" 2>&1 &
+        pids+=($!)
+        n=$((n + 1))
+    done
+    for i in "${pids[@]}"; do wait "$i" || perr=1; done
+    t1=$EPOCHREALTIME
+    r3=$(cpu_ticks "$rpid")
+    if [ "$perr" = 1 ] || grep -q 'errors: [1-9]' "$dir"/pipe.*.log; then
+        cat "$dir"/pipe.*.log >&2
+        die "redis-cli --pipe replay failed"
+    fi
+    local tee_bytes
+    tee_bytes=$(cat "$dir"/tee.* | wc -c)
+    stop_redis
+
+    awk -v OFS='\t' -v th="$threads" -v rate="$rate" -v run="$run" -v sessions="$sessions" \
+        -v sent="$LG_sent_beacons" -v s0="$LG_start_us" -v lsec="$LG_seconds" \
+        -v serr="$LG_send_errors" -v lcpu="$LG_cpu_s" -v tack="$t_ack" \
+        -v written="$written" -v accepted="$accepted" -v dropped="$dropped" \
+        -v kdrops="$kdrops" -v kproc="$kdrops_proc" -v bpd="$BPD" -v paused="$paused" \
+        -v cmds="$cmds" -v ccpu="$(ticks_us $((c1 - c0)))" -v rcpu="$(ticks_us $((r1 - r0)))" \
+        -v pcpu="$(ticks_us $((r3 - r2)))" -v pt0="$t0" -v pt1="$t1" -v tee="$tee_bytes" 'BEGIN {
+            e2e_s = tack - s0 / 1e6
+            e2e = e2e_s > 0 ? written / e2e_s : 0
+            ceil = written / (pt1 - pt0)
+            loss = sent - accepted - dropped - kdrops * bpd
+            print th, rate, run, sessions, sent / lsec, sent, accepted, written, dropped, kdrops, kproc,
+                  loss, e2e, ccpu / written, rcpu / written, ceil, pcpu / written, e2e / ceil,
+                  cmds / written, tee / written, lcpu * 1e6 / sent, paused, serr
+        }' >>"$WORK/rows"
+    rm -rf "$dir"
+}
+
+COLS="threads rate run sessions offered sent accepted written dropped kdrops kdrops_proc loss e2e col_us redis_us ceiling redis_pipe_us ratio cmds_per_beacon resp_bytes_per_beacon loadgen_us paused send_errors"
+
+# --- the machine-noise reference ---------------------------------------------
+
+reference() {
+    local dir="$WORK/ref"
+    mkdir -p "$dir"
+    start_redis "$dir/redis" || die "redis did not start"
+    REF_SET=$(redis-benchmark -p "$REDIS_PORT" -q -P 16 -n 1000000 -t set 2>/dev/null |
+              tr '\r' '\n' | awk '/^SET: [0-9.]+ requests/ { v = $2 } END { printf "%.0f", v }')
+    stop_redis
+    rm -rf "$dir"
+}
+
+# --- main --------------------------------------------------------------------
+
+START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+CMDLINE="make bench-udp  (RATES=\"$RATES\" RUNS=$RUNS DURATION=$DURATION THREADS=\"$THREADS\" THREADS2_RATES=\"$THREADS2_RATES\" SESSIONS=$SESSIONS BATCH=$BATCH BEACONS_PER_DATAGRAM=$BPD)"
+echo "bench-udp: work dir $WORK"
+reference
+echo "bench-udp: redis-benchmark -P 16 SET reference: $REF_SET req/s"
+: >"$WORK/rows"
+
+printf '%-3s %-7s %-3s %9s %9s %8s %8s %8s %7s %7s %7s %6s %6s\n' \
+    thr rate run offered e2e/s kdrops loss ceil/s ratio col_us red_us pipe_us cmd/b
+for threads in $THREADS; do
+    rates=$RATES
+    [ "$threads" = 1 ] || rates=$THREADS2_RATES
+    for rate in $rates; do
+        for run in $(seq 1 "$RUNS"); do
+            run_one "$threads" "$rate" "$run"
+            tail -n1 "$WORK/rows" | awk -F'\t' '{ printf "%-3s %-7s %-3s %9.0f %9.0f %8d %8d %8.0f %7.2f %7.2f %7.2f %6.2f %6.2f\n",
+                $1, $2, $3, $5, $13, $10, $12, $16, $18, $14, $15, $17, $19 }'
+        done
+    done
+done
+
+# Medians per (threads, rate), in the order run.
+median_table() {
+    awk -F'\t' -v cols="$COLS" '
+        function med(k, n,   a, i, j, t) {
+            n = cnt[k]
+            for (i = 1; i <= n; i++) a[i] = v[k, i]
+            for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        {
+            g = $1 SUBSEP $2
+            if (!(g in seen)) { seen[g] = 1; order[++ng] = g }
+            runs[g]++
+            for (c = 4; c <= NF; c++) { k = g SUBSEP c; cnt[k]++; v[k, cnt[k]] = $c }
+            lossmax[g] = $12 > lossmax[g] ? $12 : lossmax[g]
+        }
+        END {
+            for (i = 1; i <= ng; i++) {
+                g = order[i]; split(g, p, SUBSEP)
+                printf "%s\t%s\t%d", p[1], p[2], runs[g]
+                for (c = 4; c <= 23; c++) printf "\t%s", med(g SUBSEP c)
+                printf "\t%s\n", lossmax[g]
+            }
+        }' "$WORK/rows"
+}
+median_table >"$WORK/medians"
+
+cat <<EOF
+
+Medians of $RUNS runs (e2e: accepted beacons/s end to end; ceiling: same commands via redis-cli --pipe):
+EOF
+printf '%-3s %-7s %9s %9s %9s %8s %7s %7s %7s %7s %7s\n' thr rate offered e2e/s ceil/s kdrops loss ratio col_us red_us pipe_us
+awk -F'\t' '{ printf "%-3s %-7s %9.0f %9.0f %9.0f %8.0f %7.0f %7.2f %7.2f %7.2f %7.2f\n",
+    $1, $2, $5, $13, $16, $10, $12, $18, $14, $15, $17 }' "$WORK/medians"
+
+# --- docs/BENCHMARKS.md ------------------------------------------------------
+
+write_section() {
+    local cpu kernel redisv
+    cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    kernel=$(uname -r)
+    redisv=$(redis-server --version | sed 's/.* v=\([^ ]*\).*/\1/')
+    echo "$SECTION"
+    echo
+    echo "Run $START_DATE on $(nproc) cores ($cpu), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) RAM,"
+    echo "Linux $kernel, Redis $redisv; load average before: $LOAD_BEFORE. Everything on one machine"
+    echo "(loadgen, collector, Redis share the cores), loopback only."
+    echo
+    echo "Command: \`$CMDLINE\`"
+    echo
+    echo "Machine-noise reference: \`redis-benchmark -q -P 16 -n 1000000 -t set\` = $REF_SET SET/s."
+    echo
+    echo "Each row: median of $RUNS runs of ${DURATION} s sending. *offered*: beacons/s the load"
+    echo "generator sent; *e2e*: beacons whose Redis writes were all acknowledged, per second from the"
+    echo "first send to the last acknowledgement; *ceiling*: the collector's exact command stream"
+    echo "(HERENOW_REDIS_TEE) replayed into the same, flushed Redis with \`redis-cli --pipe\`, in beacons/s;"
+    echo "*kdrops*: datagrams the kernel dropped (receive buffer full: saturation); *loss*: sent −"
+    echo "accepted − counted drops (worst run); *CPU*: µs of CPU (user+sys, all threads) per beacon."
+    echo
+    echo "| threads | offered/s | sessions | e2e/s | ceiling/s | e2e/ceiling | kernel drops (/proc) | loss | collector µs/b | Redis µs/b | Redis µs/b via pipe | cmds/b | RESP B/b |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    awk -F'\t' '{ printf "| %s | %s%s | %d | %.0f | %.0f | %.2f | %d (%d) | %d | %.2f | %.2f | %.2f | %.2f | %.0f |\n",
+        $1, ($2 == "max" ? "max: " : ""), sprintf("%.0f", $5), $4, $13, $16, $18, $10, $11, $24, $14, $15, $17, $19, $20 }' "$WORK/medians"
+    echo
+    echo "Targets: e2e ≥ 0.8 × ceiling; collector ≤ 2 µs/beacon; Redis ≤ 4 µs/beacon; no loss below"
+    echo "saturation. Rows with kernel drops are saturated (offered above what the machine sustains)."
+    echo
+    awk -F'\t' -v runs="$RUNS" '
+        $2 == "max" { printf "- %s thread(s), as fast as possible: e2e %.0f/s = %.2f × ceiling (%.0f/s) — %s; collector %.2f µs/b (%s); Redis %.2f µs/b (%s).\n",
+            $1, $13, $18, $16, ($18 >= 0.8 ? "meets 0.8" : "misses 0.8"), $14, ($14 <= 2 ? "meets 2" : "misses 2"), $15, ($15 <= 4 ? "meets 4" : "misses 4") }
+        $2 != "max" && $10 == 0 && $11 == 0 { below[$1] = below[$1] sprintf(" %s:%d", $2, $24) }
+        END { for (t in below) printf "- %s thread(s), loss in unsaturated rows (rate:worst loss):%s.\n", t, below[t] }' "$WORK/medians"
+    echo
+    echo "Raw runs (tab-separated: $COLS):"
+    echo
+    echo '```'
+    cat "$WORK/rows"
+    echo '```'
+    if [ -n "${BENCH_NOTES:-}" ] && [ -f "$BENCH_NOTES" ]; then echo; cat "$BENCH_NOTES"; fi
+}
+
+if [ -n "$BENCH_DOC" ]; then
+    write_section >"$WORK/section.md"
+    mkdir -p "$(dirname "$BENCH_DOC")"
+    [ -f "$BENCH_DOC" ] || printf '# Benchmarks\n\n' >"$BENCH_DOC"
+    # Replace our section (from its heading to the next "## "), keep the rest.
+    awk -v sec="$SECTION" -v file="$WORK/section.md" '
+        function emit(  l) { while ((getline l < file) > 0) print l; close(file); done = 1 }
+        $0 == sec { skip = 1; emit(); next }
+        skip && /^## / { skip = 0; print ""; }
+        !skip { print }
+        END { if (!done) { print ""; emit() } }' "$BENCH_DOC" >"$WORK/doc.md"
+    cat "$WORK/doc.md" >"$BENCH_DOC"
+    echo "bench-udp: wrote \"$SECTION\" in $BENCH_DOC"
+fi

@@ -1,0 +1,171 @@
+/*
+ * admin.c: the collector's small HTTP port — /metrics (Prometheus text),
+ * /livez, /readyz. Runs on the main thread's event base; counters are read
+ * from the workers with relaxed loads and summed here, so reading metrics
+ * never slows the hot path.
+ */
+#include "collector/collector.h"
+#include "collector/rconn.h"
+#include "common/log.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *tr_names[3] = {"udp", "http", "pixel"};
+
+static void sum_stats(hn_collector *c, hn_wstats *s) {
+    memset(s, 0, sizeof(*s));
+    for (int i = 0; i < c->nworkers; i++) {
+        const hn_wstats *w = hn_worker_stats(c->workers[i]);
+        const uint64_t *src = (const uint64_t *)w;
+        uint64_t *dst = (uint64_t *)s;
+        for (size_t k = 0; k < sizeof(*s) / sizeof(uint64_t); k++)
+            dst[k] += __atomic_load_n(&src[k], __ATOMIC_RELAXED);
+    }
+}
+
+static int ready(hn_collector *c, char *why, size_t cap) {
+    if (atomic_load(&c->stopping)) {
+        snprintf(why, cap, "stopping");
+        return 0;
+    }
+    hn_wstats s;
+    sum_stats(c, &s);
+    if (s.redis_up < (uint64_t)c->nworkers) {
+        snprintf(why, cap, "redis: %llu of %d worker connections up", (unsigned long long)s.redis_up,
+                 c->nworkers);
+        return 0;
+    }
+    const hn_widgets *t = hn_widgets_acquire(c->widgets, &c->wref);
+    if (t == NULL) {
+        snprintf(why, cap, "widgets not loaded yet");
+        return 0;
+    }
+    snprintf(why, cap, "ready");
+    return 1;
+}
+
+#define COUNTER(name, help) \
+    evbuffer_add_printf(out, "# HELP " name " " help "\n# TYPE " name " counter\n")
+#define GAUGE(name, help) \
+    evbuffer_add_printf(out, "# HELP " name " " help "\n# TYPE " name " gauge\n")
+
+void hn_admin_metrics(hn_collector *c, struct evbuffer *out) {
+    hn_wstats s;
+    sum_stats(c, &s);
+    COUNTER("herenow_beacons_received_total", "Beacons received (a rejected whole input counts one).");
+    for (int t = 0; t < 3; t++)
+        evbuffer_add_printf(out, "herenow_beacons_received_total{transport=\"%s\"} %llu\n",
+                            tr_names[t], (unsigned long long)s.received[t]);
+    COUNTER("herenow_beacons_accepted_total", "Beacons accepted: validated and queued for Redis.");
+    for (int t = 0; t < 3; t++)
+        evbuffer_add_printf(out, "herenow_beacons_accepted_total{transport=\"%s\"} %llu\n",
+                            tr_names[t], (unsigned long long)s.accepted[t]);
+    COUNTER("herenow_beacons_dropped_total", "Beacons dropped, by reason.");
+    for (int t = 0; t < 3; t++)
+        for (int r = 1; r < HN_R__COUNT; r++)
+            evbuffer_add_printf(out, "herenow_beacons_dropped_total{transport=\"%s\",reason=\"%s\"} %llu\n",
+                                tr_names[t], hn_reason_name((hn_reason)r),
+                                (unsigned long long)s.dropped[t][r]);
+    COUNTER("herenow_records_written_total", "Records whose stream entry Redis acknowledged.");
+    evbuffer_add_printf(out, "herenow_records_written_total %llu\n", (unsigned long long)s.records_written);
+    COUNTER("herenow_udp_datagrams_total", "UDP datagrams read.");
+    evbuffer_add_printf(out, "herenow_udp_datagrams_total %llu\n", (unsigned long long)s.datagrams);
+    COUNTER("herenow_udp_bytes_total", "UDP payload bytes read.");
+    evbuffer_add_printf(out, "herenow_udp_bytes_total %llu\n", (unsigned long long)s.bytes);
+    COUNTER("herenow_udp_kernel_drops_total", "Datagrams the kernel dropped (receive buffer full).");
+    evbuffer_add_printf(out, "herenow_udp_kernel_drops_total %llu\n", (unsigned long long)s.kernel_drops);
+    COUNTER("herenow_redis_commands_total", "Redis commands acknowledged.");
+    evbuffer_add_printf(out, "herenow_redis_commands_total %llu\n", (unsigned long long)s.redis_commands);
+    COUNTER("herenow_redis_errors_total", "Redis error replies.");
+    evbuffer_add_printf(out, "herenow_redis_errors_total %llu\n", (unsigned long long)s.redis_errors);
+    GAUGE("herenow_redis_buffered_bytes", "Command bytes not yet acknowledged by Redis.");
+    evbuffer_add_printf(out, "herenow_redis_buffered_bytes %llu\n", (unsigned long long)s.redis_buffered);
+    GAUGE("herenow_redis_connections_up", "Worker Redis connections that are up.");
+    evbuffer_add_printf(out, "herenow_redis_connections_up %llu\n", (unsigned long long)s.redis_up);
+    COUNTER("herenow_ingress_paused_total", "Times a worker stopped reading on Redis backpressure.");
+    evbuffer_add_printf(out, "herenow_ingress_paused_total %llu\n", (unsigned long long)s.paused);
+
+    evbuffer_add_printf(out, "# HELP herenow_batch_records Records per flushed pipeline.\n"
+                             "# TYPE herenow_batch_records histogram\n");
+    uint64_t cum = 0;
+    for (int b = 0; b < HN_BATCH_BUCKETS; b++) {
+        cum += s.batch_hist[b];
+        if (b == HN_BATCH_BUCKETS - 1)
+            evbuffer_add_printf(out, "herenow_batch_records_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+        else
+            evbuffer_add_printf(out, "herenow_batch_records_bucket{le=\"%u\"} %llu\n", 1u << b,
+                                (unsigned long long)cum);
+    }
+    evbuffer_add_printf(out, "herenow_batch_records_sum %llu\nherenow_batch_records_count %llu\n",
+                        (unsigned long long)s.batch_sum, (unsigned long long)s.flushes);
+
+    const hn_widgets *t = hn_widgets_acquire(c->widgets, &c->wref);
+    GAUGE("herenow_widgets", "Widgets known to this collector.");
+    evbuffer_add_printf(out, "herenow_widgets %zu\n", hn_widgets_count(t));
+    COUNTER("herenow_widget_refresh_errors_total", "Failed reads of hn:widgets.");
+    evbuffer_add_printf(out, "herenow_widget_refresh_errors_total %llu\n",
+                        (unsigned long long)c->widget_refresh_errors);
+    COUNTER("herenow_live_trims_total", "Trim passes over the live sets run by this node.");
+    evbuffer_add_printf(out, "herenow_live_trims_total %llu\n", (unsigned long long)c->trims);
+    GAUGE("herenow_workers", "Worker threads.");
+    evbuffer_add_printf(out, "herenow_workers %d\n", c->nworkers);
+    GAUGE("herenow_up_seconds", "Seconds since start.");
+    evbuffer_add_printf(out, "herenow_up_seconds %llu\n",
+                        (unsigned long long)((hn_now_ms() - c->start_ms) / 1000));
+}
+
+static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *body) {
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "%s\n", body);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; charset=utf-8");
+    evhttp_send_reply(req, code, reason, b);
+    evbuffer_free(b);
+}
+
+static void on_request(struct evhttp_request *req, void *arg) {
+    hn_collector *c = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (path == NULL) path = "/";
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+        evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+        reply_text(req, 405, "Method Not Allowed", "only GET");
+        return;
+    }
+    if (strcmp(path, "/livez") == 0) {
+        reply_text(req, 200, "OK", "ok");
+    } else if (strcmp(path, "/readyz") == 0) {
+        char why[128];
+        int ok = ready(c, why, sizeof(why));
+        reply_text(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", why);
+    } else if (strcmp(path, "/metrics") == 0) {
+        struct evbuffer *b = evbuffer_new();
+        hn_admin_metrics(c, b);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "text/plain; version=0.0.4; charset=utf-8");
+        evhttp_send_reply(req, 200, "OK", b);
+        evbuffer_free(b);
+    } else {
+        reply_text(req, 404, "Not Found", "not found: try /metrics, /livez, /readyz");
+    }
+}
+
+int hn_admin_start(hn_collector *c, char *err, size_t cap) {
+    int fd = hn_tcp_listen(&c->admin_addr, false, 128, err, cap);
+    if (fd < 0) return HN_ERR;
+    c->admin = evhttp_new(c->base);
+    evhttp_set_gencb(c->admin, on_request, c);
+    evhttp_set_timeout(c->admin, 10);
+    evhttp_set_max_headers_size(c->admin, 8192);
+    evhttp_set_max_body_size(c->admin, 0);
+    if (evhttp_accept_socket(c->admin, fd) != 0) {
+        snprintf(err, cap, "evhttp_accept_socket failed");
+        close(fd);
+        return HN_ERR;
+    }
+    return HN_OK;
+}

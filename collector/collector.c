@@ -1,0 +1,218 @@
+/*
+ * collector.c: the collector's main thread — start-up, the jobs that are not
+ * per beacon (hn:widgets refresh, trimming stale live-set members), signals
+ * and the orderly stop.
+ */
+#include "collector/collector.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <event2/http.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define REDIS_TIMEOUT_MS 1000
+#define TRIM_LOCK_KEY "hn:trim:lock"
+
+static bool main_redis(hn_collector *c) {
+    if (c->redis && c->redis->err == 0) return true;
+    if (c->redis) redisFree(c->redis);
+    char err[256];
+    c->redis = hn_redis_connect(&c->raddr, REDIS_TIMEOUT_MS, err, sizeof(err));
+    if (c->redis == NULL) hn_debug("event=redis_connect_failed role=main err='%s'", err);
+    return c->redis != NULL;
+}
+
+/* Re-reads hn:widgets; publishes a new table only when the content changed. */
+static void refresh_widgets(hn_collector *c) {
+    if (!main_redis(c)) {
+        c->widget_refresh_errors++;
+        return;
+    }
+    redisReply *r = redisCommand(c->redis, "HGETALL hn:widgets");
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        c->widget_refresh_errors++;
+        hn_warn("event=widget_refresh_failed err='%s'",
+                r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : c->redis->errstr);
+        if (r) freeReplyObject(r);
+        return;
+    }
+    size_t bad = 0;
+    hn_widgets *t = hn_widgets_build(r, &bad);
+    freeReplyObject(r);
+    c->widget_refreshes++;
+    const hn_widgets *cur = hn_widgets_acquire(c->widgets, &c->wref);
+    if (cur && hn_widgets_digest(cur) == hn_widgets_digest(t) &&
+        hn_widgets_count(cur) == hn_widgets_count(t)) {
+        hn_widgets_build_free(t);
+        return;
+    }
+    hn_info("event=widgets_loaded count=%zu bad=%zu", hn_widgets_count(t), bad);
+    hn_widgets_publish(c->widgets, t);
+}
+
+static void on_refresh(evutil_socket_t fd, short what, void *arg) {
+    (void)fd; (void)what;
+    refresh_widgets(arg);
+}
+
+/* Removes members not seen within the live window from every widget's live
+ * set. One node does it per interval (a short Redis lock), so adding nodes
+ * does not multiply the work. */
+static void trim_live(hn_collector *c) {
+    if (!main_redis(c)) return;
+    redisReply *r = redisCommand(c->redis, "SET %s %s NX PX %lld", TRIM_LOCK_KEY, c->node_id,
+                                 (long long)c->cfg.trim_interval_ms);
+    bool mine = r && r->type == REDIS_REPLY_STATUS;
+    if (r) freeReplyObject(r);
+    if (!mine) return;
+    const hn_widgets *t = hn_widgets_acquire(c->widgets, &c->wref);
+    size_t n;
+    const uint32_t *ids = hn_widgets_ids(t, &n);
+    uint64_t cutoff = hn_now_ms() - (uint64_t)c->cfg.live_window_s * 1000;
+    for (size_t i = 0; i < n; i++)
+        redisAppendCommand(c->redis, "ZREMRANGEBYSCORE hn:live:{%u} -inf (%llu", ids[i],
+                           (unsigned long long)cutoff);
+    for (size_t i = 0; i < n; i++) {
+        void *rep = NULL;
+        if (redisGetReply(c->redis, &rep) != REDIS_OK) {
+            hn_warn("event=trim_failed err='%s'", c->redis->errstr);
+            return;
+        }
+        freeReplyObject(rep);
+    }
+    c->trims++;
+}
+
+static void on_trim(evutil_socket_t fd, short what, void *arg) {
+    (void)fd; (void)what;
+    trim_live(arg);
+}
+
+static void on_stop_check(evutil_socket_t fd, short what, void *arg) {
+    hn_collector *c = arg;
+    (void)fd; (void)what;
+    for (int i = 0; i < c->nworkers; i++)
+        if (!hn_worker_done(c->workers[i])) {
+            struct timeval tv = {0, 10 * 1000};
+            event_base_once(c->base, -1, EV_TIMEOUT, on_stop_check, c, &tv);
+            return;
+        }
+    event_base_loopbreak(c->base);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg) {
+    hn_collector *c = arg;
+    (void)what;
+    if (sig == SIGHUP) {
+        hn_log_reopen();
+        hn_info("event=log_reopened");
+        return;
+    }
+    if (atomic_exchange(&c->stopping, true)) return;
+    hn_info("event=stopping signal=%d", (int)sig);
+    /* /readyz answers 503 from now on; workers close their listeners, read
+     * what the kernel holds, flush, and wait for Redis' acknowledgements. */
+    for (int i = 0; i < c->nworkers; i++) hn_worker_stop(c->workers[i]);
+    on_stop_check(-1, 0, c);
+}
+
+int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
+    memset(c, 0, sizeof(*c));
+    c->cfg = *cfg;
+    memset(cfg, 0, sizeof(*cfg));       /* c owns the strings now */
+    c->start_ms = hn_now_ms();
+    if (c->cfg.node_id[0]) snprintf(c->node_id, sizeof(c->node_id), "%s", c->cfg.node_id);
+    else {
+        char host[64] = "host";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(c->node_id, sizeof(c->node_id), "%s-%d", host, (int)getpid());
+    }
+    if (hn_redis_addr_parse(c->cfg.redis_url, &c->raddr, err, cap) != HN_OK) return HN_ERR;
+    if (hn_cidrs_parse(c->cfg.trusted_relays, &c->relays, err, cap) != HN_OK) return HN_ERR;
+    c->ipmode = hn_ipmode_parse(c->cfg.ip_mode);
+    c->udp_on = c->cfg.udp_listen[0] != '\0';
+    if (c->udp_on && hn_addr_parse(c->cfg.udp_listen, &c->udp_addr, err, cap) != HN_OK)
+        return HN_ERR;
+    if (hn_addr_parse(c->cfg.admin_listen, &c->admin_addr, err, cap) != HN_OK) return HN_ERR;
+
+    evthread_use_pthreads();
+    c->base = event_base_new();
+    c->widgets = hn_widgets_pub_create();
+    refresh_widgets(c);      /* best effort: Redis may come later */
+
+    c->nworkers = hn_config_threads(&c->cfg);
+    c->workers = hn_xcalloc((size_t)c->nworkers, sizeof(hn_worker *));
+    for (int i = 0; i < c->nworkers; i++) {
+        c->workers[i] = hn_worker_create(c, i, err, cap);
+        if (c->workers[i] == NULL) return HN_ERR;
+    }
+    if (hn_admin_start(c, err, cap) != HN_OK) return HN_ERR;
+
+    c->sig_term = evsignal_new(c->base, SIGTERM, on_signal, c);
+    c->sig_int = evsignal_new(c->base, SIGINT, on_signal, c);
+    c->sig_hup = evsignal_new(c->base, SIGHUP, on_signal, c);
+    event_add(c->sig_term, NULL);
+    event_add(c->sig_int, NULL);
+    event_add(c->sig_hup, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct timeval rtv = {c->cfg.widget_refresh_ms / 1000, (c->cfg.widget_refresh_ms % 1000) * 1000};
+    c->refresh_timer = event_new(c->base, -1, EV_PERSIST, on_refresh, c);
+    event_add(c->refresh_timer, &rtv);
+    struct timeval ttv = {c->cfg.trim_interval_ms / 1000, (c->cfg.trim_interval_ms % 1000) * 1000};
+    c->trim_timer = event_new(c->base, -1, EV_PERSIST, on_trim, c);
+    event_add(c->trim_timer, &ttv);
+    return HN_OK;
+}
+
+int hn_collector_run(hn_collector *c) {
+    for (int i = 0; i < c->nworkers; i++) {
+        if (hn_worker_start(c->workers[i]) != HN_OK) {
+            hn_error("event=thread_start_failed worker=%d errno=%d", i, errno);
+            return 1;
+        }
+        c->workers_running++;
+    }
+    hn_info("event=started node=%s workers=%d udp='%s' admin='%s' redis='%s%s:%d/%d'", c->node_id,
+            c->nworkers, c->udp_on ? c->cfg.udp_listen : "off", c->cfg.admin_listen,
+            c->raddr.path, c->raddr.path[0] ? "" : c->raddr.host, c->raddr.port, c->raddr.db);
+    event_base_dispatch(c->base);
+
+    uint64_t unflushed = 0;
+    for (int i = 0; i < c->nworkers; i++) {
+        hn_worker_join(c->workers[i]);
+        unflushed += hn_worker_unflushed(c->workers[i]);
+    }
+    c->workers_running = 0;
+    if (unflushed) {
+        hn_error("event=stopped_with_unwritten_data groups=%llu", (unsigned long long)unflushed);
+        return 2;
+    }
+    hn_info("event=stopped clean=1");
+    return 0;
+}
+
+void hn_collector_free(hn_collector *c) {
+    for (int i = 0; i < c->nworkers && c->workers; i++) hn_worker_destroy(c->workers[i]);
+    free(c->workers);
+    if (c->admin) evhttp_free(c->admin);
+    if (c->sig_term) event_free(c->sig_term);
+    if (c->sig_int) event_free(c->sig_int);
+    if (c->sig_hup) event_free(c->sig_hup);
+    if (c->refresh_timer) event_free(c->refresh_timer);
+    if (c->trim_timer) event_free(c->trim_timer);
+    if (c->widgets) {
+        hn_widgets_release(c->widgets, &c->wref);
+        hn_widgets_pub_destroy(c->widgets);
+    }
+    if (c->redis) redisFree(c->redis);
+    hn_cidrs_free(&c->relays);
+    hn_config_free(&c->cfg);
+    if (c->base) event_base_free(c->base);
+    libevent_global_shutdown();
+}

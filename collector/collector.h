@@ -1,0 +1,96 @@
+/*
+ * collector.h: the collector process: configuration shared read-only by the
+ * workers, the workers themselves, and the main thread's jobs (admin HTTP,
+ * widget refresh, trimming, signals).
+ *
+ *   main thread: admin /metrics /livez /readyz, hn:widgets refresh, ZSET trim
+ *   worker 0..N-1: own UDP socket (SO_REUSEPORT), own event base, own Redis
+ *                  connection; decode → validate → resolve → record → Redis
+ */
+#ifndef HN_COLLECTOR_H
+#define HN_COLLECTOR_H
+
+#include "collector/widgets.h"
+#include "common/config.h"
+#include "common/ip.h"
+#include "common/net.h"
+#include "common/redis.h"
+#include "proto/beacon.h"
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define HN_BATCH_BUCKETS 12      /* records per flush: <=1,2,4,...,1024,+Inf */
+
+/* One worker's counters. Written only by the worker (relaxed stores, no
+ * locked instructions on the hot path), summed by the main thread. */
+typedef struct hn_wstats {
+    uint64_t received[3];              /* beacons, by transport (udp, http, pixel) */
+    uint64_t accepted[3];
+    uint64_t dropped[3][HN_R__COUNT];
+    uint64_t datagrams, bytes;
+    uint64_t records_written;          /* acknowledged by Redis (stream entry written) */
+    uint64_t redis_commands, redis_errors;
+    uint64_t flushes, batch_hist[HN_BATCH_BUCKETS], batch_sum;
+    uint64_t kernel_drops;             /* SO_RXQ_OVFL: dropped by the kernel before we read */
+    uint64_t paused;                   /* times reading paused on Redis backpressure */
+    uint64_t redis_buffered;           /* gauge: bytes not yet acknowledged */
+    uint64_t redis_up;                 /* gauge */
+} hn_wstats;
+
+#define HN_STAT_ADD(x, n) \
+    __atomic_store_n(&(x), __atomic_load_n(&(x), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#define HN_STAT_SET(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define HN_STAT_GET(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+typedef struct hn_worker hn_worker;
+struct evbuffer;
+struct evhttp;
+
+typedef struct hn_collector {
+    hn_config          cfg;
+    hn_redis_addr      raddr;
+    hn_cidrs           relays;
+    hn_ipmode          ipmode;
+    hn_addr            udp_addr;
+    bool               udp_on;
+    hn_addr            admin_addr;
+    hn_widgets_pub    *widgets;
+    int                nworkers;
+    hn_worker        **workers;
+    struct event_base *base;
+    struct evhttp     *admin;
+    struct event      *sig_term, *sig_int, *sig_hup, *refresh_timer, *trim_timer;
+    redisContext      *redis;          /* main thread's blocking connection */
+    hn_widgets_ref     wref;
+    _Atomic bool       stopping;
+    int                workers_running;
+    uint64_t           widget_refreshes, widget_refresh_errors, trims;
+    uint64_t           unflushed_at_exit;
+    uint64_t           start_ms;
+    char               node_id[128];
+} hn_collector;
+
+/* Creates sockets, threads, timers; HN_ERR with a reason on a bad setting or
+ * a socket that cannot be bound. */
+int  hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap);
+/* Runs the main loop until SIGTERM/SIGINT; returns the exit code. */
+int  hn_collector_run(hn_collector *c);
+void hn_collector_free(hn_collector *c);
+
+/* Workers (collector/worker.c). */
+hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap);
+int        hn_worker_start(hn_worker *w);
+void       hn_worker_stop(hn_worker *w);        /* from the main thread: drain and flush */
+void       hn_worker_join(hn_worker *w);
+bool       hn_worker_done(const hn_worker *w);  /* its thread has finished */
+void       hn_worker_destroy(hn_worker *w);
+const hn_wstats *hn_worker_stats(const hn_worker *w);
+uint64_t   hn_worker_unflushed(const hn_worker *w);
+
+/* Admin HTTP (collector/admin.c). */
+int  hn_admin_start(hn_collector *c, char *err, size_t cap);
+void hn_admin_metrics(hn_collector *c, struct evbuffer *out);
+
+#endif

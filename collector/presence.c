@@ -1,0 +1,269 @@
+/*
+ * presence.c: see presence.h.
+ */
+#include "collector/presence.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CACHE_SLOTS (1u << 16)      /* sessions whose TTL this thread refreshed */
+#define MAX_PAIRS   32
+
+typedef struct zent {
+    uint32_t widget;
+    uint32_t order;
+    uint64_t score;
+    hn_str   sid;
+    bool     remove;
+} zent;
+
+typedef struct cslot {
+    uint64_t h;          /* 0: empty */
+    uint32_t expire_s;   /* monotonic second of the last EXPIRE we sent */
+} cslot;
+
+struct hn_presence {
+    hn_presence_cfg cfg;
+    cslot   *cache;
+    size_t   cached;
+    zent    *z;
+    size_t   nz, zcap;
+};
+
+hn_presence *hn_presence_create(const hn_presence_cfg *cfg) {
+    hn_presence *p = hn_xcalloc(1, sizeof(*p));
+    p->cfg = *cfg;
+    p->cache = hn_xcalloc(CACHE_SLOTS, sizeof(cslot));
+    p->zcap = 256;
+    p->z = hn_xcalloc(p->zcap, sizeof(zent));
+    return p;
+}
+
+void hn_presence_destroy(hn_presence *p) {
+    if (p == NULL) return;
+    free(p->cache);
+    free(p->z);
+    free(p);
+}
+
+static uint64_t sess_hash(uint32_t w, hn_str sid) {
+    uint64_t h = 1469598103934665603ull ^ w;
+    for (uint32_t i = 0; i < sid.len; i++) {
+        h ^= (uint8_t)sid.p[i];
+        h *= 1099511628211ull;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h ? h : 1;
+}
+
+/* Returns the slot of (w, sid), inserting it with expire_s = 0 (never sent)
+ * when absent; *fresh tells which. A full cache is wiped: it only saves work. */
+static cslot *cache_get(hn_presence *p, uint64_t h, bool *fresh) {
+    if (p->cached >= CACHE_SLOTS / 4 * 3) {
+        memset(p->cache, 0, CACHE_SLOTS * sizeof(cslot));
+        p->cached = 0;
+    }
+    for (size_t j = h & (CACHE_SLOTS - 1);; j = (j + 1) & (CACHE_SLOTS - 1)) {
+        if (p->cache[j].h == h) {
+            *fresh = false;
+            return &p->cache[j];
+        }
+        if (p->cache[j].h == 0) {
+            p->cache[j].h = h;
+            p->cache[j].expire_s = 0;
+            p->cached++;
+            *fresh = true;
+            return &p->cache[j];
+        }
+    }
+}
+
+typedef struct pairs {
+    hn_str f[MAX_PAIRS];
+    hn_str v[MAX_PAIRS];
+    int    n;
+} pairs;
+
+static void put(pairs *ps, const char *field, hn_str v) {
+    if (ps->n >= MAX_PAIRS) return;
+    ps->f[ps->n] = (hn_str){field, (uint32_t)strlen(field)};
+    ps->v[ps->n] = v;
+    ps->n++;
+}
+
+static void put_if(pairs *ps, const char *field, hn_str v) {
+    if (v.len) put(ps, field, v);
+}
+
+static void cmd_key_field_num(hn_buf *b, const char *cmd, hn_str key, const char *field,
+                              uint64_t v) {
+    hn_resp_cmd(b, 4);
+    hn_resp_str(b, cmd);
+    hn_resp_arg(b, key.p, key.len);
+    hn_resp_str(b, field);
+    hn_resp_u64(b, v);
+}
+
+void hn_presence_add(hn_presence *p, const hn_record *r, uint64_t now_s,
+                     hn_buf *cmds, uint32_t *ncmds) {
+    const hn_beacon *b = &r->b;
+    char keybuf[128], nums[4][24], screen[24];
+    int kl = snprintf(keybuf, sizeof(keybuf), HN_SESS_PREFIX "%u}:%.*s", r->widget_id,
+                      (int)b->s.len, b->s.p);
+    hn_str key = {keybuf, (uint32_t)kl};
+    uint64_t ms = r->recv_ts / 1000;
+    bool fresh;
+    cslot *cs = cache_get(p, sess_hash(r->widget_id, b->s), &fresh);
+
+    pairs ps = {.n = 0};
+    hn_str ms_s = {nums[0], (uint32_t)hn_u64toa(ms, nums[0])};
+    put(&ps, "last_seen", ms_s);
+    put(&ps, "status", b->type == HN_T_END    ? HN_STR_LIT("gone")
+                       : b->type == HN_T_HIDE ? HN_STR_LIT("idle")
+                                              : HN_STR_LIT("active"));
+    put(&ps, "last_type", b->t);
+    if (b->type == HN_T_PV) {
+        put(&ps, "url", b->u);
+        put(&ps, "title", b->ti);
+    }
+    if (b->q == 1) {
+        /* The session's first beacon: where it started and came from. */
+        put(&ps, "started", ms_s);
+        if (b->type == HN_T_PV) put(&ps, "landing", b->u);
+        put_if(&ps, "referrer", b->r);
+    }
+    if (fresh || b->q == 1) {
+        /* First time this thread sees the session: the slow-moving fields. */
+        put_if(&ps, "ip", r->ip);
+        put_if(&ps, "country", r->country);
+        put_if(&ps, "region", r->region);
+        put_if(&ps, "city", r->city);
+        put_if(&ps, "browser", r->browser);
+        put_if(&ps, "browser_version", r->browser_version);
+        put_if(&ps, "os", r->os);
+        put_if(&ps, "os_version", r->os_version);
+        put_if(&ps, "device", r->device);
+        put_if(&ps, "visitor", r->visitor);
+        put_if(&ps, "lang", b->l);
+        if ((b->fields & (HN_F_SW | HN_F_SH)) == (HN_F_SW | HN_F_SH)) {
+            int n = snprintf(screen, sizeof(screen), "%ux%u", b->sw, b->sh);
+            put(&ps, "screen", (hn_str){screen, (uint32_t)n});
+        }
+    }
+    if (b->type == HN_T_ID) {
+        put_if(&ps, "name", b->nm);
+        put_if(&ps, "email", b->em);
+        put_if(&ps, "phone", b->ph);
+    }
+    bool chat_msg = false;
+    if (b->type == HN_T_EV) {
+        chat_msg = hn_str_eq(b->n, "chat_message_sent", 17);
+        if (chat_msg || hn_str_eq(b->n, "chat_opened", 11)) put(&ps, "has_chatted", HN_STR_LIT("1"));
+    }
+
+    hn_resp_cmd(cmds, 2 + 2 * (unsigned)ps.n);
+    hn_resp_str(cmds, "HSET");
+    hn_resp_arg(cmds, key.p, key.len);
+    for (int i = 0; i < ps.n; i++) {
+        hn_resp_arg(cmds, ps.f[i].p, ps.f[i].len);
+        hn_resp_arg(cmds, ps.v[i].p, ps.v[i].len);
+    }
+    (*ncmds)++;
+
+    if (fresh && b->q != 1) {
+        /* Maybe the first beacon was lost or went to another thread: start
+         * the session now unless somebody already did. */
+        cmd_key_field_num(cmds, "HSETNX", key, "started", ms);
+        (*ncmds)++;
+    }
+    if (b->type == HN_T_PV) {
+        cmd_key_field_num(cmds, "HINCRBY", key, "pageviews", 1);
+        (*ncmds)++;
+    }
+    if ((b->fields & HN_F_E) && b->e > 0) {
+        cmd_key_field_num(cmds, "HINCRBY", key, "engaged_ms", b->e);
+        (*ncmds)++;
+    }
+    if (chat_msg) {
+        cmd_key_field_num(cmds, "HINCRBY", key, "messages_sent", 1);
+        (*ncmds)++;
+    }
+    if (cs->expire_s == 0 || now_s - cs->expire_s >= p->cfg.grace_s) {
+        hn_resp_cmd(cmds, 3);
+        hn_resp_str(cmds, "EXPIRE");
+        hn_resp_arg(cmds, key.p, key.len);
+        hn_resp_u64(cmds, p->cfg.live_window_s + p->cfg.grace_s);
+        (*ncmds)++;
+        cs->expire_s = now_s ? (uint32_t)now_s : 1;
+    }
+
+    if (p->nz == p->zcap) {
+        p->zcap *= 2;
+        p->z = hn_xreallocarray(p->z, p->zcap, sizeof(zent));
+    }
+    p->z[p->nz] = (zent){r->widget_id, (uint32_t)p->nz, ms, b->s, b->type == HN_T_END};
+    p->nz++;
+}
+
+static int zcmp(const void *a, const void *b) {
+    const zent *x = a, *y = b;
+    if (x->widget != y->widget) return x->widget < y->widget ? -1 : 1;
+    if (x->sid.len != y->sid.len) return x->sid.len < y->sid.len ? -1 : 1;
+    int c = memcmp(x->sid.p, y->sid.p, x->sid.len);
+    if (c) return c;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static bool same_sid(const zent *a, const zent *b) {
+    return a->sid.len == b->sid.len && memcmp(a->sid.p, b->sid.p, a->sid.len) == 0;
+}
+
+/* One ZADD with every (score, member) of a widget whose last change in this
+ * flush is an add, and one ZREM with every member whose last is an `end`. */
+static void emit_widget(hn_presence *p, size_t from, size_t to, hn_buf *cmds, uint32_t *ncmds) {
+    char key[48];
+    int kl = snprintf(key, sizeof(key), HN_LIVE_PREFIX "%u}", p->z[from].widget);
+    unsigned nadd = 0, nrem = 0;
+    for (size_t i = from; i < to; i++) {
+        bool last = i + 1 == to || !same_sid(&p->z[i], &p->z[i + 1]);
+        p->z[i].order = last ? 1 : 0;       /* reused: 1 = this member's final change */
+        if (last) {
+            if (p->z[i].remove) nrem++;
+            else nadd++;
+        }
+    }
+    if (nadd) {
+        hn_resp_cmd(cmds, 2 + 2 * nadd);
+        hn_resp_str(cmds, "ZADD");
+        hn_resp_arg(cmds, key, (size_t)kl);
+        for (size_t i = from; i < to; i++)
+            if (p->z[i].order && !p->z[i].remove) {
+                hn_resp_u64(cmds, p->z[i].score);
+                hn_resp_arg(cmds, p->z[i].sid.p, p->z[i].sid.len);
+            }
+        (*ncmds)++;
+    }
+    if (nrem) {
+        hn_resp_cmd(cmds, 2 + nrem);
+        hn_resp_str(cmds, "ZREM");
+        hn_resp_arg(cmds, key, (size_t)kl);
+        for (size_t i = from; i < to; i++)
+            if (p->z[i].order && p->z[i].remove) hn_resp_arg(cmds, p->z[i].sid.p, p->z[i].sid.len);
+        (*ncmds)++;
+    }
+}
+
+void hn_presence_flush(hn_presence *p, hn_buf *cmds, uint32_t *ncmds) {
+    if (p->nz == 0) return;
+    qsort(p->z, p->nz, sizeof(zent), zcmp);
+    size_t from = 0;
+    for (size_t i = 1; i <= p->nz; i++)
+        if (i == p->nz || p->z[i].widget != p->z[from].widget) {
+            emit_widget(p, from, i, cmds, ncmds);
+            from = i;
+        }
+    p->nz = 0;
+}

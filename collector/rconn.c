@@ -1,0 +1,397 @@
+/*
+ * rconn.c: see rconn.h.
+ *
+ *   send() ──► buf [ acked | sent, waiting for replies | not yet sent ]
+ *                  ^head          ^                      ^sent       ^len
+ *   groups FIFO: one entry per group, oldest first, with the number of
+ *   replies still expected. A reply decrements the head group; when it hits
+ *   zero the group is done and head moves past its bytes.
+ */
+#include "collector/rconn.h"
+#include "common/buf.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <hiredis/read.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define BACKOFF_MIN_MS  50
+#define BACKOFF_MAX_MS  2000
+#define CONNECT_TIMEOUT_MS 2000
+#define READ_CHUNK (64 * 1024)
+
+typedef struct group {
+    size_t   len;
+    uint32_t ncmds;
+    uint32_t left;       /* replies still expected */
+    uint32_t nerr;
+    uint64_t tag;
+} group;
+
+enum { ST_IDLE, ST_CONNECTING, ST_UP, ST_WAIT };
+
+struct hn_rconn {
+    struct event_base *base;
+    hn_redis_addr addr;
+    hn_rconn_cbs  cbs;
+    void         *ctx;
+    int           fd;
+    int           st;
+    struct event *rev, *wev, *timer;
+    bool          wev_on;
+    int           backoff_ms;
+    redisReader  *reader;
+    hn_buf        buf;
+    size_t        head, sent;
+    group        *g;             /* ring of groups */
+    uint32_t      gcap, ghead, gcount;
+    uint32_t      hello_left;    /* replies of AUTH/SELECT still expected */
+    int           tee_fd;
+    char          errtext[256];
+    bool          in_reply_error;
+    hn_rconn_stats stats;
+};
+
+/* --- reply objects that allocate nothing ---------------------------------- */
+
+static char obj_ok, obj_err;
+
+static void *mk_string(const redisReadTask *t, char *s, size_t n) {
+    if (t->type == REDIS_REPLY_ERROR && t->parent == NULL) {
+        hn_rconn *c = t->privdata;
+        if (c && !c->in_reply_error) {
+            size_t k = n < sizeof(c->errtext) - 1 ? n : sizeof(c->errtext) - 1;
+            memcpy(c->errtext, s, k);
+            c->errtext[k] = '\0';
+            c->in_reply_error = true;
+        }
+        return &obj_err;
+    }
+    return &obj_ok;
+}
+static void *mk_array(const redisReadTask *t, int n) { (void)t; (void)n; return &obj_ok; }
+static void *mk_integer(const redisReadTask *t, long long v) { (void)t; (void)v; return &obj_ok; }
+static void *mk_nil(const redisReadTask *t) { (void)t; return &obj_ok; }
+static void free_obj(void *o) { (void)o; }
+
+static redisReplyObjectFunctions no_alloc_fns = {mk_string, mk_array, mk_integer, mk_nil, free_obj};
+
+/* --- connection lifecycle -------------------------------------------------- */
+
+static void on_io(evutil_socket_t fd, short what, void *arg);
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+
+static void want_write(hn_rconn *c, bool on) {
+    if (on == c->wev_on || c->wev == NULL) return;
+    if (on) event_add(c->wev, NULL);
+    else event_del(c->wev);
+    c->wev_on = on;
+}
+
+static void close_fd(hn_rconn *c) {
+    if (c->rev) { event_free(c->rev); c->rev = NULL; }
+    if (c->wev) { event_free(c->wev); c->wev = NULL; }
+    c->wev_on = false;
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+    if (c->reader) { redisReaderFree(c->reader); c->reader = NULL; }
+}
+
+static void schedule_retry(hn_rconn *c) {
+    struct timeval tv = {c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000};
+    c->st = ST_WAIT;
+    evtimer_add(c->timer, &tv);
+    c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+}
+
+static void lost(hn_rconn *c, const char *why) {
+    bool was_up = c->st == ST_UP;
+    close_fd(c);
+    evtimer_del(c->timer);
+    /* Everything unacknowledged goes out again on the next connection. */
+    for (uint32_t i = 0; i < c->gcount; i++) {
+        group *g = &c->g[(c->ghead + i) % c->gcap];
+        g->left = g->ncmds;
+        g->nerr = 0;
+    }
+    if (c->gcount) c->stats.resent_groups += c->gcount;
+    c->sent = c->head;
+    if (was_up) {
+        c->stats.disconnects++;
+        if (c->cbs.state) c->cbs.state(c->ctx, false, why);
+    }
+    schedule_retry(c);
+}
+
+/* AUTH and SELECT go first on every new connection; their replies are
+ * consumed here and never reach a group. */
+static void send_hello(hn_rconn *c) {
+    hn_buf hb;
+    hn_buf_init(&hb, 128);
+    c->hello_left = 0;
+    if (c->addr.password[0]) {
+        hn_resp_cmd(&hb, 2);
+        hn_resp_str(&hb, "AUTH");
+        hn_resp_str(&hb, c->addr.password);
+        c->hello_left++;
+    }
+    if (c->addr.db) {
+        hn_resp_cmd(&hb, 2);
+        hn_resp_str(&hb, "SELECT");
+        hn_resp_u64(&hb, (uint64_t)c->addr.db);
+        c->hello_left++;
+    }
+    if (hb.len) {
+        ssize_t w = send(c->fd, hb.p, hb.len, MSG_NOSIGNAL);   /* tiny: fits the socket buffer */
+        if (w != (ssize_t)hb.len) c->hello_left = 0;
+    }
+    hn_buf_free(&hb);
+}
+
+static void connected(hn_rconn *c) {
+    c->st = ST_UP;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    evtimer_del(c->timer);
+    c->reader = redisReaderCreateWithFunctions(&no_alloc_fns);
+    if (c->reader == NULL) hn_xmalloc(SIZE_MAX);   /* aborts: out of memory */
+    c->reader->maxbuf = 0;     /* keep the read buffer between replies */
+    event_del(c->wev);
+    c->wev_on = false;
+    event_add(c->rev, NULL);
+    c->stats.connects++;
+    send_hello(c);
+    if (c->cbs.state) c->cbs.state(c->ctx, true, "connected");
+    if (c->sent < c->buf.len) want_write(c, true);
+}
+
+static void try_connect(hn_rconn *c) {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof(ss));
+    if (c->addr.path[0]) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+        un->sun_family = AF_UNIX;
+        snprintf(un->sun_path, sizeof(un->sun_path), "%.*s", (int)sizeof(un->sun_path) - 1,
+                 c->addr.path);
+        len = sizeof(*un);
+    } else {
+        struct addrinfo hints = {0}, *res = NULL;
+        char port[8];
+        hints.ai_socktype = SOCK_STREAM;
+        snprintf(port, sizeof(port), "%d", c->addr.port);
+        int rc = getaddrinfo(c->addr.host, port, &hints, &res);
+        if (rc != 0 || res == NULL) {
+            hn_warn("event=redis_resolve_failed host='%s' err='%s'", c->addr.host, gai_strerror(rc));
+            schedule_retry(c);
+            return;
+        }
+        memcpy(&ss, res->ai_addr, res->ai_addrlen);
+        len = res->ai_addrlen;
+        freeaddrinfo(res);
+    }
+    c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        schedule_retry(c);
+        return;
+    }
+    if (ss.ss_family != AF_UNIX) {
+        int one = 1;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    c->rev = event_new(c->base, c->fd, EV_READ | EV_PERSIST, on_io, c);
+    c->wev = event_new(c->base, c->fd, EV_WRITE | EV_PERSIST, on_io, c);
+    c->st = ST_CONNECTING;
+    if (connect(c->fd, (struct sockaddr *)&ss, len) == 0) {
+        connected(c);
+        return;
+    }
+    if (errno != EINPROGRESS) {
+        lost(c, strerror(errno));
+        return;
+    }
+    struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
+    evtimer_add(c->timer, &tv);
+    event_add(c->wev, NULL);
+    c->wev_on = true;
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg) {
+    hn_rconn *c = arg;
+    (void)fd; (void)what;
+    if (c->st == ST_CONNECTING) lost(c, "connect timeout");
+    else if (c->st == ST_WAIT) try_connect(c);
+}
+
+/* --- data path ------------------------------------------------------------- */
+
+static void group_done(hn_rconn *c) {
+    group *g = &c->g[c->ghead];
+    group done = *g;
+    c->ghead = (c->ghead + 1) % c->gcap;
+    c->gcount--;
+    c->head += done.len;
+    if (c->head == c->buf.len) {
+        c->head = c->sent = c->buf.len = 0;
+    } else if (c->head > (1u << 20) && c->head > c->buf.len / 2) {
+        memmove(c->buf.p, c->buf.p + c->head, c->buf.len - c->head);
+        c->buf.len -= c->head;
+        c->sent -= c->head;
+        c->head = 0;
+    }
+    if (c->cbs.done) c->cbs.done(c->ctx, done.tag, done.ncmds, done.nerr, c->errtext);
+}
+
+static int read_replies(hn_rconn *c) {
+    char chunk[READ_CHUNK];
+    for (;;) {
+        ssize_t n = recv(c->fd, chunk, sizeof(chunk), 0);
+        if (n == 0) { lost(c, "connection closed by Redis"); return HN_ERR; }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) return HN_OK;
+            lost(c, strerror(errno));
+            return HN_ERR;
+        }
+        if (redisReaderFeed(c->reader, chunk, (size_t)n) != REDIS_OK) {
+            lost(c, "reader error");
+            return HN_ERR;
+        }
+        for (;;) {
+            void *obj = NULL;
+            c->reader->privdata = c;
+            c->in_reply_error = false;
+            if (redisReaderGetReply(c->reader, &obj) != REDIS_OK) {
+                lost(c, c->reader->errstr);
+                return HN_ERR;
+            }
+            if (obj == NULL) break;
+            if (c->hello_left) {
+                c->hello_left--;
+                if (obj == &obj_err) hn_error("event=redis_hello_failed err='%s'", c->errtext);
+                continue;
+            }
+            if (c->gcount == 0) {
+                lost(c, "reply without a command");
+                return HN_ERR;
+            }
+            group *g = &c->g[c->ghead];
+            if (obj == &obj_err) {
+                g->nerr++;
+                c->stats.error_replies++;
+            }
+            if (--g->left == 0) {
+                group_done(c);
+                if (c->st != ST_UP) return HN_ERR;
+            }
+        }
+        if ((size_t)n < sizeof(chunk)) return HN_OK;
+    }
+}
+
+static int write_pending(hn_rconn *c) {
+    while (c->sent < c->buf.len) {
+        ssize_t n = send(c->fd, c->buf.p + c->sent, c->buf.len - c->sent, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                want_write(c, true);
+                return HN_OK;
+            }
+            lost(c, strerror(errno));
+            return HN_ERR;
+        }
+        c->sent += (size_t)n;
+        c->stats.bytes_written += (uint64_t)n;
+    }
+    want_write(c, false);
+    return HN_OK;
+}
+
+static void on_io(evutil_socket_t fd, short what, void *arg) {
+    hn_rconn *c = arg;
+    (void)fd;
+    if (c->st == ST_CONNECTING) {
+        int err = 0;
+        socklen_t el = sizeof(err);
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err) {
+            lost(c, strerror(err));
+            return;
+        }
+        connected(c);
+        if (c->st == ST_UP && c->sent < c->buf.len) write_pending(c);
+        return;
+    }
+    if (c->st != ST_UP) return;
+    if ((what & EV_READ) && read_replies(c) != HN_OK) return;
+    if ((what & EV_WRITE) && c->st == ST_UP) write_pending(c);
+}
+
+/* --- public ---------------------------------------------------------------- */
+
+hn_rconn *hn_rconn_create(struct event_base *base, const hn_redis_addr *addr,
+                          const hn_rconn_cbs *cbs, void *ctx) {
+    hn_rconn *c = hn_xcalloc(1, sizeof(*c));
+    c->base = base;
+    c->addr = *addr;
+    c->cbs = *cbs;
+    c->ctx = ctx;
+    c->fd = -1;
+    c->tee_fd = -1;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    c->timer = evtimer_new(base, on_timer, c);
+    hn_buf_init(&c->buf, 256 * 1024);
+    c->gcap = 64;
+    c->g = hn_xcalloc(c->gcap, sizeof(group));
+    return c;
+}
+
+void hn_rconn_destroy(hn_rconn *c) {
+    if (c == NULL) return;
+    close_fd(c);
+    if (c->timer) event_free(c->timer);
+    hn_buf_free(&c->buf);
+    free(c->g);
+    free(c);
+}
+
+void hn_rconn_start(hn_rconn *c) {
+    if (c->st == ST_IDLE) try_connect(c);
+}
+
+void hn_rconn_send(hn_rconn *c, const char *buf, size_t len, uint32_t ncmds, uint64_t tag) {
+    if (ncmds == 0) return;
+    if (c->gcount == c->gcap) {
+        group *ng = hn_xcalloc(c->gcap * 2, sizeof(group));
+        for (uint32_t i = 0; i < c->gcount; i++) ng[i] = c->g[(c->ghead + i) % c->gcap];
+        free(c->g);
+        c->g = ng;
+        c->ghead = 0;
+        c->gcap *= 2;
+    }
+    group *g = &c->g[(c->ghead + c->gcount) % c->gcap];
+    g->len = len;
+    g->ncmds = g->left = ncmds;
+    g->nerr = 0;
+    g->tag = tag;
+    c->gcount++;
+    hn_buf_append(&c->buf, buf, len);
+    if (c->tee_fd >= 0) {
+        ssize_t w = write(c->tee_fd, buf, len);
+        (void)w;
+    }
+    if (c->st == ST_UP) write_pending(c);
+}
+
+void hn_rconn_tee(hn_rconn *c, int fd) { c->tee_fd = fd; }
+
+bool hn_rconn_up(const hn_rconn *c) { return c->st == ST_UP; }
+size_t hn_rconn_buffered(const hn_rconn *c) { return c->buf.len - c->head; }
+uint32_t hn_rconn_groups(const hn_rconn *c) { return c->gcount; }
+void hn_rconn_get_stats(const hn_rconn *c, hn_rconn_stats *out) { *out = c->stats; }

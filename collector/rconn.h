@@ -1,0 +1,61 @@
+/*
+ * rconn.h: one worker's non-blocking Redis connection, driven by the
+ * worker's event base.
+ *
+ * The worker hands over whole pipelines ("groups"): a buffer of RESP
+ * commands it formatted itself, the number of commands in it, and a tag.
+ * When every reply of a group has arrived, done() is called with the tag and
+ * the number of error replies. A group's bytes are kept until all of its
+ * replies are in; if the connection drops, every unacknowledged group is
+ * sent again, in order, once it is back. So a command may run twice (presence
+ * counters may over-count after a reconnect; stream records carry event_id
+ * and are de-duplicated downstream), but an accepted group is not lost while
+ * the process lives. Buffered bytes are bounded by the caller: see
+ * hn_rconn_buffered().
+ *
+ * Replies are parsed by hiredis' reader with object functions that allocate
+ * nothing: we only need "ok or error, and the error text".
+ *
+ * Not thread-safe: everything happens on the owning worker's thread.
+ */
+#ifndef HN_RCONN_H
+#define HN_RCONN_H
+
+#include "common/redis.h"
+
+#include <event2/event.h>
+
+typedef struct hn_rconn hn_rconn;
+
+typedef struct hn_rconn_cbs {
+    /* All replies of a group arrived; nerr of them were error replies
+     * (errtext: the first one's text, valid during the call). */
+    void (*done)(void *ctx, uint64_t tag, uint32_t ncmds, uint32_t nerr, const char *errtext);
+    /* The connection went up (true) or down (false, with a reason). */
+    void (*state)(void *ctx, bool up, const char *why);
+} hn_rconn_cbs;
+
+hn_rconn *hn_rconn_create(struct event_base *base, const hn_redis_addr *addr,
+                          const hn_rconn_cbs *cbs, void *ctx);
+void      hn_rconn_destroy(hn_rconn *c);
+
+/* Starts connecting (and reconnects by itself with backoff after a loss). */
+void hn_rconn_start(hn_rconn *c);
+
+/* Queues a group: len bytes of ncmds RESP commands (copied). */
+void hn_rconn_send(hn_rconn *c, const char *buf, size_t len, uint32_t ncmds, uint64_t tag);
+
+/* Benchmarks only: every group's bytes are also written to fd (-1: off),
+ * so the exact command mix can be replayed with `redis-cli --pipe`. */
+void hn_rconn_tee(hn_rconn *c, int fd);
+
+bool     hn_rconn_up(const hn_rconn *c);
+size_t   hn_rconn_buffered(const hn_rconn *c);   /* bytes not yet acknowledged */
+uint32_t hn_rconn_groups(const hn_rconn *c);     /* groups not yet acknowledged */
+
+typedef struct hn_rconn_stats {
+    uint64_t connects, disconnects, resent_groups, error_replies, bytes_written;
+} hn_rconn_stats;
+void hn_rconn_get_stats(const hn_rconn *c, hn_rconn_stats *out);
+
+#endif

@@ -1,0 +1,450 @@
+/*
+ * worker.c: one collector worker thread.
+ *
+ *   UDP socket ──recvmmsg(64)──► decode ─► validate ─► widget ─► record
+ *                                   │ drop: counted by reason      │
+ *                                   ▼                              ▼
+ *                          herenow_beacons_dropped_total   stream shard buffer (msgpack)
+ *                                                          + presence commands (RESP)
+ *   after each recvmmsg batch: ZADD/ZREM per widget, one XADD per shard,
+ *   all of it one pipeline group on the worker's Redis connection.
+ *
+ * The datagram buffers are reused by the next recvmmsg, and beacon strings
+ * point into them, so a batch is flushed before the next read.
+ */
+#include "collector/collector.h"
+#include "collector/presence.h"
+#include "collector/rconn.h"
+#include "common/buf.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "proto/record.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READS_PER_EVENT 16        /* recvmmsg calls per readiness event (fairness) */
+#define RESUME_CHECK_MS 5
+#define STOP_CHECK_MS   10
+
+struct hn_worker {
+    int            id;
+    hn_collector  *col;
+    pthread_t      thread;
+    bool           started;
+    _Atomic bool   done;
+    struct event_base *base;
+    int            udp_fd, tee_fd;
+    struct event  *udp_ev, *stop_ev, *resume_timer, *stop_timer;
+    hn_rconn      *rc;
+    hn_presence   *pres;
+    hn_decoder    *dec;
+    hn_batch      *batch;
+    hn_rng         rng;
+    hn_widgets_ref wref;
+
+    unsigned          nmsg;
+    struct mmsghdr   *msgs;
+    struct iovec     *iov;
+    char             *bufs;
+    struct sockaddr_storage *addrs;
+    char             *ctrl;
+    size_t            ctrl_len;
+
+    hn_buf    cmds;
+    uint32_t  ncmds;
+    uint32_t  nshards;
+    hn_buf   *shard;            /* packed records per stream shard */
+    uint32_t *shard_n;
+    uint32_t  flush_records;
+    msgpack_packer pk;
+
+    bool      paused, stopping, udp_open;
+    uint64_t  stop_deadline_ms;
+    uint64_t  unflushed;
+    uint64_t  last_err_log_ms;
+    hn_wstats st;
+};
+
+/* --- Redis connection callbacks -------------------------------------------- */
+
+static void on_group_done(void *ctx, uint64_t tag, uint32_t ncmds, uint32_t nerr,
+                          const char *errtext) {
+    hn_worker *w = ctx;
+    HN_STAT_ADD(w->st.records_written, tag);
+    HN_STAT_ADD(w->st.redis_commands, ncmds);
+    HN_STAT_SET(w->st.redis_buffered, hn_rconn_buffered(w->rc));
+    if (nerr) {
+        HN_STAT_ADD(w->st.redis_errors, nerr);
+        uint64_t now = hn_mono_ms();
+        if (now - w->last_err_log_ms > 1000) {
+            w->last_err_log_ms = now;
+            hn_error("event=redis_error_reply worker=%d errors=%u err='%s'", w->id, nerr, errtext);
+        }
+    }
+}
+
+static void on_redis_state(void *ctx, bool up, const char *why) {
+    hn_worker *w = ctx;
+    HN_STAT_SET(w->st.redis_up, up ? 1 : 0);
+    if (up) hn_info("event=redis_connected worker=%d", w->id);
+    else hn_warn("event=redis_disconnected worker=%d err='%s' buffered=%zu", w->id, why,
+                 hn_rconn_buffered(w->rc));
+}
+
+/* --- one datagram ---------------------------------------------------------- */
+
+static void drop(hn_worker *w, int tr, hn_reason r, unsigned n) {
+    HN_STAT_ADD(w->st.received[tr], n);
+    HN_STAT_ADD(w->st.dropped[tr][r], n);
+}
+
+static void take(hn_worker *w, hn_record *r) {
+    uint32_t s = r->widget_id % w->nshards;
+    w->pk.data = &w->shard[s];
+    hn_record_pack(&w->pk, r);
+    w->shard_n[s]++;
+    hn_presence_add(w->pres, r, hn_mono_ms() / 1000, &w->cmds, &w->ncmds);
+    w->flush_records++;
+}
+
+static void handle_datagram(hn_worker *w, const hn_widgets *wt, const char *buf, size_t len,
+                            bool truncated, const struct sockaddr *src, uint64_t now_us) {
+    const int tr = HN_TR_UDP - 1;
+    hn_collector *c = w->col;
+    HN_STAT_ADD(w->st.datagrams, 1);
+    HN_STAT_ADD(w->st.bytes, len);
+    if (truncated) {
+        drop(w, tr, HN_R_TOO_LARGE, 1);
+        return;
+    }
+    hn_batch *bt = w->batch;
+    hn_beacon_decode_msgpack(w->dec, bt, buf, len);
+    if (bt->n == 0) {
+        drop(w, tr, bt->all, 1);
+        hn_debug("event=beacon_rejected transport=udp reason=%s err='%s'", hn_reason_name(bt->all),
+                 bt->err);
+        return;
+    }
+    hn_ip src_ip;
+    bool have_src = hn_ip_from_sockaddr(src, &src_ip);
+    bool trusted = have_src && c->relays.n && hn_cidrs_match(&c->relays, &src_ip);
+    bool backlog = !hn_rconn_up(w->rc) &&
+                   hn_rconn_buffered(w->rc) > (size_t)c->cfg.redis_max_pending;
+
+    for (int i = 0; i < bt->n; i++) {
+        const hn_beacon *b = &bt->b[i];
+        if (bt->reason[i] != HN_R_OK) {
+            drop(w, tr, bt->reason[i], 1);
+            hn_debug("event=beacon_rejected transport=udp reason=%s err='%s'",
+                     hn_reason_name(bt->reason[i]), bt->err);
+            continue;
+        }
+        hn_record r;
+        if (!hn_widgets_lookup(wt, b->k, &r.widget_id)) {
+            drop(w, tr, HN_R_UNKNOWN_WIDGET, 1);
+            continue;
+        }
+        if (backlog) {
+            drop(w, tr, HN_R_REDIS_UNAVAILABLE, 1);
+            continue;
+        }
+        char ipbuf[64];
+        hn_ip ip = src_ip;
+        bool have_ip = have_src;
+        if (trusted && b->ip.len) have_ip = hn_ip_parse(b->ip.p, b->ip.len, &ip);
+        size_t iplen = have_ip ? hn_ip_store_form(&ip, c->ipmode, ipbuf, sizeof(ipbuf)) : 0;
+
+        memset(&r.ip, 0, sizeof(r) - offsetof(hn_record, ip));
+        r.b = *b;
+        r.b.ua = r.b.ip = (hn_str){NULL, 0};
+        hn_event_id_new(&w->rng, now_us / 1000, r.event_id);
+        r.recv_ts = now_us;
+        r.transport = HN_TR_UDP;
+        r.ip = (hn_str){ipbuf, (uint32_t)iplen};
+        if (trusted) r.ua = b->ua;
+        take(w, &r);
+        HN_STAT_ADD(w->st.received[tr], 1);
+        HN_STAT_ADD(w->st.accepted[tr], 1);
+    }
+}
+
+/* --- flushing -------------------------------------------------------------- */
+
+static void flush(hn_worker *w) {
+    if (w->flush_records == 0) return;
+    hn_collector *c = w->col;
+    hn_presence_flush(w->pres, &w->cmds, &w->ncmds);
+    for (uint32_t s = 0; s < w->nshards; s++) {
+        if (w->shard_n[s] == 0) continue;
+        char key[32], hdr[8];
+        int kl = snprintf(key, sizeof(key), "hn:stream:%u", s);
+        hn_buf hb = {hdr, 0, sizeof(hdr)};
+        msgpack_packer hp;
+        msgpack_packer_init(&hp, &hb, hn_buf_msgpack_write);
+        msgpack_pack_array(&hp, w->shard_n[s]);
+        hn_resp_cmd(&w->cmds, 8);
+        hn_resp_str(&w->cmds, "XADD");
+        hn_resp_arg(&w->cmds, key, (size_t)kl);
+        hn_resp_str(&w->cmds, "MAXLEN");
+        hn_resp_str(&w->cmds, "~");
+        hn_resp_u64(&w->cmds, (uint64_t)c->cfg.stream_maxlen);
+        hn_resp_str(&w->cmds, "*");
+        hn_resp_str(&w->cmds, HN_STREAM_FIELD);
+        hn_resp_arg2(&w->cmds, hb.p, hb.len, w->shard[s].p, w->shard[s].len);
+        w->ncmds++;
+        hn_buf_reset(&w->shard[s]);
+        w->shard_n[s] = 0;
+    }
+    hn_rconn_send(w->rc, w->cmds.p, w->cmds.len, w->ncmds, w->flush_records);
+    unsigned bucket = 0;
+    while (bucket < HN_BATCH_BUCKETS - 1 && (1u << bucket) < w->flush_records) bucket++;
+    HN_STAT_ADD(w->st.batch_hist[bucket], 1);
+    HN_STAT_ADD(w->st.batch_sum, w->flush_records);
+    HN_STAT_ADD(w->st.flushes, 1);
+    hn_buf_reset(&w->cmds);
+    w->ncmds = 0;
+    w->flush_records = 0;
+    HN_STAT_SET(w->st.redis_buffered, hn_rconn_buffered(w->rc));
+}
+
+/* --- reading --------------------------------------------------------------- */
+
+static void read_kernel_drops(hn_worker *w, struct msghdr *mh) {
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
+            uint32_t v;
+            memcpy(&v, CMSG_DATA(cm), sizeof(v));
+            if (v > w->st.kernel_drops) HN_STAT_SET(w->st.kernel_drops, v);
+        }
+}
+
+/* Reads and handles one recvmmsg batch; returns the number of datagrams. */
+static int read_batch(hn_worker *w, const hn_widgets *wt) {
+    for (unsigned i = 0; i < w->nmsg; i++) {
+        w->msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+        w->msgs[i].msg_hdr.msg_controllen = w->ctrl_len;
+        w->msgs[i].msg_hdr.msg_flags = 0;
+    }
+    int n = recvmmsg(w->udp_fd, w->msgs, w->nmsg, MSG_DONTWAIT, NULL);
+    if (n <= 0) {
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            hn_warn("event=recvmmsg_failed worker=%d errno=%d err='%s'", w->id, errno,
+                    strerror(errno));
+        return 0;
+    }
+    uint64_t now_us = hn_now_us();
+    for (int i = 0; i < n; i++) {
+        struct msghdr *mh = &w->msgs[i].msg_hdr;
+        if (mh->msg_controllen) read_kernel_drops(w, mh);
+        handle_datagram(w, wt, w->bufs + (size_t)i * HN_UDP_MAX, w->msgs[i].msg_len,
+                        (mh->msg_flags & MSG_TRUNC) != 0, (struct sockaddr *)&w->addrs[i], now_us);
+    }
+    flush(w);
+    return n;
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg);
+
+static void maybe_pause(hn_worker *w) {
+    if (w->paused || !hn_rconn_up(w->rc)) return;
+    if (hn_rconn_buffered(w->rc) <= (size_t)w->col->cfg.redis_max_pending) return;
+    w->paused = true;
+    HN_STAT_ADD(w->st.paused, 1);
+    event_del(w->udp_ev);
+    struct timeval tv = {0, RESUME_CHECK_MS * 1000};
+    evtimer_add(w->resume_timer, &tv);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg) {
+    hn_worker *w = arg;
+    (void)fd; (void)what;
+    HN_STAT_SET(w->st.redis_buffered, hn_rconn_buffered(w->rc));
+    if (hn_rconn_up(w->rc) && hn_rconn_buffered(w->rc) > (size_t)w->col->cfg.redis_max_pending / 2) {
+        struct timeval tv = {0, RESUME_CHECK_MS * 1000};
+        evtimer_add(w->resume_timer, &tv);
+        return;
+    }
+    w->paused = false;
+    if (w->udp_open) event_add(w->udp_ev, NULL);
+}
+
+static void on_udp(evutil_socket_t fd, short what, void *arg) {
+    hn_worker *w = arg;
+    (void)fd; (void)what;
+    const hn_widgets *wt = hn_widgets_acquire(w->col->widgets, &w->wref);
+    for (int k = 0; k < READS_PER_EVENT && !w->paused; k++) {
+        if (read_batch(w, wt) < (int)w->nmsg) break;
+        maybe_pause(w);
+    }
+    maybe_pause(w);
+}
+
+/* --- stopping -------------------------------------------------------------- */
+
+static void on_stop_check(evutil_socket_t fd, short what, void *arg) {
+    hn_worker *w = arg;
+    (void)fd; (void)what;
+    HN_STAT_SET(w->st.redis_buffered, hn_rconn_buffered(w->rc));
+    if (hn_rconn_groups(w->rc) == 0 || hn_mono_ms() >= w->stop_deadline_ms) {
+        w->unflushed = hn_rconn_buffered(w->rc) ? hn_rconn_groups(w->rc) : 0;
+        event_base_loopbreak(w->base);
+        return;
+    }
+    struct timeval tv = {0, STOP_CHECK_MS * 1000};
+    evtimer_add(w->stop_timer, &tv);
+}
+
+/* Runs on the worker: read what the kernel already holds (those beacons
+ * were sent before the stop), flush, then wait for Redis to acknowledge. */
+static void on_stop(evutil_socket_t fd, short what, void *arg) {
+    hn_worker *w = arg;
+    (void)fd; (void)what;
+    if (w->stopping) return;
+    w->stopping = true;
+    w->stop_deadline_ms = hn_mono_ms() + (uint64_t)w->col->cfg.shutdown_timeout_ms;
+    if (w->udp_open) {
+        const hn_widgets *wt = hn_widgets_acquire(w->col->widgets, &w->wref);
+        while (read_batch(w, wt) > 0) {}
+        event_del(w->udp_ev);
+        close(w->udp_fd);
+        w->udp_fd = -1;
+        w->udp_open = false;
+    }
+    evtimer_del(w->resume_timer);
+    w->paused = false;
+    on_stop_check(-1, 0, w);
+}
+
+static void *worker_main(void *arg) {
+    hn_worker *w = arg;
+    hn_rconn_start(w->rc);
+    event_base_dispatch(w->base);
+    hn_widgets_release(w->col->widgets, &w->wref);
+    atomic_store(&w->done, true);
+    return NULL;
+}
+
+/* --- lifecycle ------------------------------------------------------------- */
+
+hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap) {
+    hn_worker *w = hn_xcalloc(1, sizeof(*w));
+    w->id = id;
+    w->col = c;
+    w->udp_fd = -1;
+    w->tee_fd = -1;
+    w->base = event_base_new();
+    if (w->base == NULL) {
+        snprintf(err, cap, "event_base_new failed");
+        goto fail;
+    }
+    if (c->udp_on) {
+        w->udp_fd = hn_udp_bind(&c->udp_addr, true, (int)c->cfg.udp_rcvbuf, err, cap);
+        if (w->udp_fd < 0) goto fail;
+        int one = 1;
+        setsockopt(w->udp_fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+        w->udp_open = true;
+        w->udp_ev = event_new(w->base, w->udp_fd, EV_READ | EV_PERSIST, on_udp, w);
+        event_add(w->udp_ev, NULL);
+    }
+    w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
+    w->resume_timer = evtimer_new(w->base, on_resume, w);
+    w->stop_timer = evtimer_new(w->base, on_stop_check, w);
+
+    hn_rconn_cbs cbs = {on_group_done, on_redis_state};
+    w->rc = hn_rconn_create(w->base, &c->raddr, &cbs, w);
+    if (c->cfg.redis_tee[0]) {
+        char path[600];
+        snprintf(path, sizeof(path), "%s.%d", c->cfg.redis_tee, id);
+        w->tee_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (w->tee_fd < 0) {
+            snprintf(err, cap, "HERENOW_REDIS_TEE: %s: %s", path, strerror(errno));
+            goto fail;
+        }
+        hn_rconn_tee(w->rc, w->tee_fd);
+    }
+    hn_presence_cfg pc = {(uint32_t)c->cfg.live_window_s,
+                          (uint32_t)(c->cfg.live_window_s < 60 ? c->cfg.live_window_s : 60)};
+    w->pres = hn_presence_create(&pc);
+    w->dec = hn_decoder_create();
+    w->batch = hn_xmalloc(sizeof(hn_batch));
+    hn_rng_seed(&w->rng);
+
+    w->nmsg = (unsigned)c->cfg.recv_batch;
+    w->msgs = hn_xcalloc(w->nmsg, sizeof(struct mmsghdr));
+    w->iov = hn_xcalloc(w->nmsg, sizeof(struct iovec));
+    w->bufs = hn_xmalloc((size_t)w->nmsg * HN_UDP_MAX);
+    w->addrs = hn_xcalloc(w->nmsg, sizeof(struct sockaddr_storage));
+    w->ctrl_len = CMSG_SPACE(sizeof(uint32_t));
+    w->ctrl = hn_xcalloc(w->nmsg, w->ctrl_len);
+    for (unsigned i = 0; i < w->nmsg; i++) {
+        w->iov[i].iov_base = w->bufs + (size_t)i * HN_UDP_MAX;
+        w->iov[i].iov_len = HN_UDP_MAX;
+        struct msghdr *mh = &w->msgs[i].msg_hdr;
+        mh->msg_iov = &w->iov[i];
+        mh->msg_iovlen = 1;
+        mh->msg_name = &w->addrs[i];
+        mh->msg_control = w->ctrl + i * w->ctrl_len;
+    }
+
+    hn_buf_init(&w->cmds, 64 * 1024);
+    w->nshards = (uint32_t)c->cfg.stream_shards;
+    w->shard = hn_xcalloc(w->nshards, sizeof(hn_buf));
+    w->shard_n = hn_xcalloc(w->nshards, sizeof(uint32_t));
+    for (uint32_t s = 0; s < w->nshards; s++) hn_buf_init(&w->shard[s], 16 * 1024);
+    msgpack_packer_init(&w->pk, &w->shard[0], hn_buf_msgpack_write);
+    return w;
+fail:
+    hn_worker_destroy(w);
+    return NULL;
+}
+
+int hn_worker_start(hn_worker *w) {
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) return HN_ERR;
+    w->started = true;
+    return HN_OK;
+}
+
+void hn_worker_stop(hn_worker *w) {
+    event_active(w->stop_ev, EV_READ, 0);
+}
+
+void hn_worker_join(hn_worker *w) {
+    if (w->started) pthread_join(w->thread, NULL);
+    w->started = false;
+}
+
+void hn_worker_destroy(hn_worker *w) {
+    if (w == NULL) return;
+    if (w->udp_ev) event_free(w->udp_ev);
+    if (w->stop_ev) event_free(w->stop_ev);
+    if (w->resume_timer) event_free(w->resume_timer);
+    if (w->stop_timer) event_free(w->stop_timer);
+    if (w->udp_fd >= 0) close(w->udp_fd);
+    hn_rconn_destroy(w->rc);
+    if (w->tee_fd >= 0) close(w->tee_fd);
+    hn_presence_destroy(w->pres);
+    if (w->dec) hn_decoder_destroy(w->dec);
+    free(w->batch);
+    free(w->msgs);
+    free(w->iov);
+    free(w->bufs);
+    free(w->addrs);
+    free(w->ctrl);
+    hn_buf_free(&w->cmds);
+    for (uint32_t s = 0; s < w->nshards; s++) hn_buf_free(&w->shard[s]);
+    free(w->shard);
+    free(w->shard_n);
+    if (w->base) event_base_free(w->base);
+    free(w);
+}
+
+const hn_wstats *hn_worker_stats(const hn_worker *w) { return &w->st; }
+bool hn_worker_done(const hn_worker *w) { return atomic_load(&w->done); }
+uint64_t hn_worker_unflushed(const hn_worker *w) { return w->unflushed; }

@@ -1,0 +1,240 @@
+/*
+ * config.c: the configuration table (see config.h). One row per setting:
+ * name, type, default, bounds, who uses it, and what it does. Adding a
+ * setting is adding a row and a field; nothing else parses configuration.
+ */
+#include "common/config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+typedef enum { T_STR, T_INT, T_ENUM } cfg_type;
+
+typedef struct cfg_opt {
+    const char *name;      /* env suffix: HERENOW_<name> */
+    cfg_type    type;
+    size_t      off;
+    const char *def;
+    int64_t     min, max;  /* T_INT bounds */
+    const char *choices;   /* T_ENUM: '|'-separated words */
+    unsigned    who;
+    const char *help;
+} cfg_opt;
+
+#define C  HN_FOR_COLLECTOR
+#define A  HN_FOR_API
+#define X  HN_FOR_CTL
+#define OFF(f) offsetof(hn_config, f)
+
+static const cfg_opt opts[] = {
+    /* Rows with who = 0 are settings of parts still to come (the HTTP
+     * ingress, enrichment): parsed, listed nowhere, used by nobody yet. */
+    {"REDIS_URL", T_STR, OFF(redis_url), "redis://127.0.0.1:6379/0", 0, 0, NULL, C|A|X,
+     "Redis URL: redis://[:password@]host:port[/db] or unix:///path/redis.sock[?db=N]"},
+    {"DATABASE_URL", T_STR, OFF(database_url), "postgresql:///herenow", 0, 0, NULL, A|X,
+     "PostgreSQL connection string or URI (libpq)"},
+    {"UDP_LISTEN", T_STR, OFF(udp_listen), "0.0.0.0:7470", 0, 0, NULL, C,
+     "UDP beacons: host:port ([v6]:port for IPv6; empty: off)"},
+    {"HTTP_LISTEN", T_STR, OFF(http_listen), "0.0.0.0:7470", 0, 0, NULL, 0,
+     "HTTP beacons, pixel and widget script: host:port (empty: off)"},
+    {"ADMIN_LISTEN", T_STR, OFF(admin_listen), "127.0.0.1:7471", 0, 0, NULL, C,
+     "collector /metrics, /livez, /readyz: host:port"},
+    {"API_LISTEN", T_STR, OFF(api_listen), "127.0.0.1:7480", 0, 0, NULL, A,
+     "API, dashboard and their /metrics, /livez, /readyz: host:port"},
+    {"THREADS", T_INT, OFF(threads), "0", 0, 256, NULL, C,
+     "collector worker threads (0: number of cores)"},
+    {"LIVE_WINDOW_S", T_INT, OFF(live_window_s), "300", 2, 86400, NULL, C|A,
+     "presence window: a session not seen for this long is gone"},
+    {"ACTIVE_S", T_INT, OFF(active_s), "60", 1, 86400, NULL, C|A,
+     "a visible session seen within this long is active, else idle"},
+    {"STREAM_SHARDS", T_INT, OFF(stream_shards), "1", 1, 1024, NULL, C|A|X,
+     "number of hn:stream:<n> shards (n = widget id mod shards)"},
+    {"STREAM_MAXLEN", T_INT, OFF(stream_maxlen), "1000000", 1000, 1000000000, NULL, C,
+     "out-of-memory guard: approximate MAXLEN of each stream shard, in entries"},
+    {"GEOIP_DB", T_STR, OFF(geoip_db), "", 0, 0, NULL, 0,
+     "MMDB file for IP geolocation (empty: no geo)"},
+    {"TRUSTED_RELAYS", T_STR, OFF(trusted_relays), "", 0, 0, NULL, C,
+     "comma-separated CIDRs whose UDP beacons may carry ua and ip"},
+    {"TRUSTED_PROXIES", T_STR, OFF(trusted_proxies), "", 0, 0, NULL, 0,
+     "comma-separated CIDRs whose X-Forwarded-For is believed"},
+    {"IP_MODE", T_ENUM, OFF(ip_mode), "mask", 0, 0, "mask|full|drop", C,
+     "what is stored of a visitor's IP: mask (/24, /48), full, or drop"},
+    {"WIDGET_REFRESH_MS", T_INT, OFF(widget_refresh_ms), "5000", 50, 3600000, NULL, C,
+     "how often the collector re-reads hn:widgets"},
+    {"TRIM_INTERVAL_MS", T_INT, OFF(trim_interval_ms), "1000", 50, 3600000, NULL, C,
+     "how often stale members are trimmed from hn:live:{w} (one node at a time)"},
+    {"UDP_RCVBUF", T_INT, OFF(udp_rcvbuf), "8388608", 65536, 1073741824, NULL, C,
+     "receive buffer of each UDP socket, bytes (as root SO_RCVBUFFORCE; else capped by net.core.rmem_max)"},
+    {"RECV_BATCH", T_INT, OFF(recv_batch), "64", 1, 1024, NULL, C,
+     "datagrams read per recvmmsg call"},
+    {"REDIS_MAX_PENDING", T_INT, OFF(redis_max_pending), "33554432", 65536, 4294967296, NULL, C,
+     "bytes of commands in flight per Redis connection before a worker stops reading"},
+    {"SHUTDOWN_TIMEOUT_MS", T_INT, OFF(shutdown_timeout_ms), "10000", 0, 600000, NULL, C|A,
+     "on SIGTERM, how long to wait for buffered writes to be acknowledged"},
+    {"LOG_LEVEL", T_ENUM, OFF(log_level), "info", 0, 0, NULL, C|A|X,
+     "debug|info|warn|error"},
+    {"LOG_FILE", T_STR, OFF(log_file), "", 0, 0, NULL, C|A,
+     "log file (empty: stderr); reopened on SIGHUP"},
+    {"PUBLIC_URL", T_STR, OFF(public_url), "http://127.0.0.1:7470", 0, 0, NULL, C|X,
+     "the collector's public base URL, as browsers reach it (for the embed snippet)"},
+    {"REDIS_TEE", T_STR, OFF(redis_tee), "", 0, 0, NULL, C,
+     "benchmarks only: append every command sent to Redis to this file (RESP)"},
+    {"NODE_ID", T_STR, OFF(node_id), "", 0, 0, NULL, C|A,
+     "this node's name in logs and consumer names (empty: hostname-pid)"},
+};
+
+#undef C
+#undef A
+#undef X
+
+static const char *log_levels = "debug|info|warn|error";
+
+static const char *choices_of(const cfg_opt *o) {
+    if (o->type == T_ENUM && o->choices == NULL) return log_levels;
+    return o->choices;
+}
+
+static void flag_name(const cfg_opt *o, char *out, size_t cap) {
+    size_t i = 0;
+    for (const char *p = o->name; *p && i + 1 < cap; p++, i++)
+        out[i] = (*p == '_') ? '-' : (char)(*p | 0x20);
+    out[i] = '\0';
+}
+
+static bool word_in(const char *word, const char *choices) {
+    size_t wl = strlen(word);
+    const char *p = choices;
+    while (*p) {
+        const char *bar = strchr(p, '|');
+        size_t l = bar ? (size_t)(bar - p) : strlen(p);
+        if (l == wl && strncmp(p, word, l) == 0) return true;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return false;
+}
+
+static int set_opt(hn_config *c, const cfg_opt *o, const char *val, const char *src,
+                   char *err, size_t cap) {
+    char *base = (char *)c + o->off;
+    switch (o->type) {
+    case T_STR:
+    case T_ENUM: {
+        if (o->type == T_ENUM && !word_in(val, choices_of(o))) {
+            snprintf(err, cap, "%s: HERENOW_%s='%s' is not one of %s", src, o->name, val,
+                     choices_of(o));
+            return HN_ERR;
+        }
+        char **slot = (char **)base;
+        free(*slot);
+        *slot = hn_xstrdup(val);
+        return HN_OK;
+    }
+    case T_INT: {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(val, &end, 10);
+        if (errno != 0 || end == val || *end != '\0') {
+            snprintf(err, cap, "%s: HERENOW_%s='%s' is not an integer", src, o->name, val);
+            return HN_ERR;
+        }
+        if (v < o->min || v > o->max) {
+            snprintf(err, cap, "%s: HERENOW_%s=%lld is out of range [%lld, %lld]", src,
+                     o->name, v, (long long)o->min, (long long)o->max);
+            return HN_ERR;
+        }
+        *(int64_t *)base = v;
+        return HN_OK;
+    }
+    }
+    return HN_ERR;
+}
+
+int hn_config_load(hn_config *c, unsigned who, int argc, char **argv, int *argi,
+                   char *err, size_t cap) {
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < HN_ARRAY_LEN(opts); i++)
+        if (set_opt(c, &opts[i], opts[i].def, "default", err, cap) != HN_OK) return HN_ERR;
+
+    for (size_t i = 0; i < HN_ARRAY_LEN(opts); i++) {
+        if (!(opts[i].who & who)) continue;
+        char env[64];
+        snprintf(env, sizeof(env), "HERENOW_%s", opts[i].name);
+        const char *v = getenv(env);
+        if (v != NULL && set_opt(c, &opts[i], v, "environment", err, cap) != HN_OK)
+            return HN_ERR;
+    }
+
+    int a = 1;
+    for (; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strcmp(arg, "--") == 0) { a++; break; }
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) { *argi = -1; return HN_OK; }
+        if (strncmp(arg, "--", 2) != 0) break;
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+        const cfg_opt *o = NULL;
+        for (size_t i = 0; i < HN_ARRAY_LEN(opts) && o == NULL; i++) {
+            char fl[64];
+            if (!(opts[i].who & who)) continue;
+            flag_name(&opts[i], fl, sizeof(fl));
+            if (strlen(fl) == nl && strncmp(fl, name, nl) == 0) o = &opts[i];
+        }
+        if (o == NULL) {
+            /* herenowctl's subcommands have flags of their own: leave them. */
+            if (who & HN_FOR_CTL) break;
+            snprintf(err, cap, "unknown flag '%.*s' (see --help)", (int)nl + 2, arg);
+            return HN_ERR;
+        }
+        const char *val = eq ? eq + 1 : NULL;
+        if (val == NULL) {
+            if (a + 1 >= argc) {
+                snprintf(err, cap, "flag '%s' needs a value", arg);
+                return HN_ERR;
+            }
+            val = argv[++a];
+        }
+        if (set_opt(c, o, val, "flag", err, cap) != HN_OK) return HN_ERR;
+    }
+    *argi = a;
+
+    if (c->active_s > c->live_window_s) {
+        snprintf(err, cap, "HERENOW_ACTIVE_S=%lld must not exceed HERENOW_LIVE_WINDOW_S=%lld",
+                 (long long)c->active_s, (long long)c->live_window_s);
+        return HN_ERR;
+    }
+    return HN_OK;
+}
+
+void hn_config_usage(FILE *f, unsigned who) {
+    fprintf(f, "Settings (environment variable, or the --flag beside it; flags win):\n");
+    for (size_t i = 0; i < HN_ARRAY_LEN(opts); i++) {
+        const cfg_opt *o = &opts[i];
+        char fl[64];
+        if (!(o->who & who)) continue;
+        flag_name(o, fl, sizeof(fl));
+        fprintf(f, "  HERENOW_%-20s --%-20s default '%s'", o->name, fl, o->def);
+        if (o->type == T_INT) fprintf(f, " [%lld..%lld]", (long long)o->min, (long long)o->max);
+        if (o->type == T_ENUM) fprintf(f, " (%s)", choices_of(o));
+        fprintf(f, "\n      %s\n", o->help);
+    }
+}
+
+void hn_config_free(hn_config *c) {
+    for (size_t i = 0; i < HN_ARRAY_LEN(opts); i++)
+        if (opts[i].type != T_INT) {
+            char **slot = (char **)((char *)c + opts[i].off);
+            free(*slot);
+            *slot = NULL;
+        }
+}
+
+int hn_config_threads(const hn_config *c) {
+    if (c->threads > 0) return (int)c->threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}

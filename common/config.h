@@ -1,0 +1,64 @@
+/*
+ * config.h: herenow's one configuration table.
+ *
+ * Every setting is an environment variable HERENOW_<NAME> with a matching
+ * --<name> flag (lower case, '_' → '-'); flags win over the environment,
+ * which wins over the default. Each entry says which binaries use it, so
+ * `--help` of each binary lists exactly its own settings. A bad value (not a
+ * number, out of bounds, unknown enum word) stops the start with a message
+ * naming the setting, the value and what is allowed.
+ */
+#ifndef HN_CONFIG_H
+#define HN_CONFIG_H
+
+#include "common/hn.h"
+
+#include <stdio.h>
+
+#define HN_FOR_COLLECTOR 1u
+#define HN_FOR_API       2u
+#define HN_FOR_CTL       4u
+
+typedef struct hn_config {
+    char   *redis_url;
+    char   *database_url;
+    char   *udp_listen;
+    char   *http_listen;
+    char   *admin_listen;
+    char   *api_listen;
+    int64_t threads;
+    int64_t live_window_s;
+    int64_t active_s;
+    int64_t stream_shards;
+    int64_t stream_maxlen;
+    char   *geoip_db;
+    char   *trusted_relays;
+    char   *trusted_proxies;
+    char   *ip_mode;
+    int64_t widget_refresh_ms;
+    int64_t trim_interval_ms;
+    int64_t udp_rcvbuf;
+    int64_t recv_batch;
+    int64_t redis_max_pending;
+    int64_t shutdown_timeout_ms;
+    char   *log_level;
+    char   *log_file;
+    char   *node_id;
+    char   *public_url;
+    char   *redis_tee;
+} hn_config;
+
+/* Fills c from defaults, then the environment, then argv[1..]. Flags are
+ * `--name=value` or `--name value`; parsing stops at the first argument that
+ * is not a flag (or after `--`), whose index goes to *argi (argc when none),
+ * so herenowctl can read its subcommand from there. `--help` sets *argi to
+ * -1. Returns HN_OK, or HN_ERR with the message in err. */
+int  hn_config_load(hn_config *c, unsigned who, int argc, char **argv, int *argi,
+                    char *err, size_t cap);
+void hn_config_usage(FILE *f, unsigned who);
+void hn_config_free(hn_config *c);
+
+/* HERENOW_THREADS=0 (the default) means: number of online cores. */
+int  hn_config_threads(const hn_config *c);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * net.h: addresses and listening sockets (the parts of Redis' anet.c that
+ * herenow needs).
+ */
+#ifndef HN_NET_H
+#define HN_NET_H
+
+#include "common/hn.h"
+
+#include <sys/socket.h>
+
+typedef struct hn_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+} hn_addr;
+
+/* Parses "host:port", "[v6]:port" or ":port" (any address). Numeric hosts
+ * only, plus "localhost". Returns HN_OK or HN_ERR with a reason in err. */
+int hn_addr_parse(const char *s, hn_addr *out, char *err, size_t cap);
+
+/* Formats an address as "ip:port" / "[ip]:port" into out. */
+void hn_addr_format(const struct sockaddr *sa, char *out, size_t cap);
+
+/* Non-blocking, close-on-exec sockets bound to a; reuseport sets
+ * SO_REUSEPORT so every worker thread can bind its own socket. rcvbuf > 0
+ * sets SO_RCVBUF (SO_RCVBUFFORCE first, which works as root). Return the fd
+ * or -1 with a reason in err. */
+int hn_udp_bind(const hn_addr *a, bool reuseport, int rcvbuf, char *err, size_t cap);
+int hn_tcp_listen(const hn_addr *a, bool reuseport, int backlog, char *err, size_t cap);
+
+/* The port a bound socket got (for ":0" in tests). */
+int hn_sock_port(int fd);
+
+#endif

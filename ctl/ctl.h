@@ -1,0 +1,102 @@
+/*
+ * ctl.h: herenowctl, the operator's tool. main.c loads the configuration and
+ * dispatches to one command module:
+ *
+ *   migrate.c  herenowctl migrate          the embedded sql/NNN_*.sql, applied once
+ *   widget.c   herenowctl widget add|list|sync
+ *   send.c     herenowctl send             test beacons over UDP
+ *   stream.c   herenowctl stream count|dump  the records in hn:stream:<n> (read-only)
+ *   util.c     what the modules share: flag parsing, connections, random keys
+ *
+ * Conventions: a command returns its process exit status (HN_CTL_EXIT_*).
+ * Results go to stdout; every error goes to stderr as one line starting with
+ * "herenowctl: " (hn_ctl_errorf), never to stdout.
+ */
+#ifndef HN_CTL_H
+#define HN_CTL_H
+
+#include "common/config.h"
+#include "common/hn.h"
+
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+
+#define HN_CTL_EXIT_OK    0
+#define HN_CTL_EXIT_FAIL  1   /* the command ran and failed (server down, SQL error, ...) */
+#define HN_CTL_EXIT_USAGE 2   /* bad arguments: nothing was done */
+
+/* ---- commands: argv[0] is the command's own name ------------------------ */
+
+int hn_ctl_migrate(const hn_config *cfg, int argc, char **argv);
+int hn_ctl_widget(const hn_config *cfg, int argc, char **argv);
+int hn_ctl_send(const hn_config *cfg, int argc, char **argv);
+int hn_ctl_stream(const hn_config *cfg, int argc, char **argv);
+
+void hn_ctl_migrate_usage(FILE *f);
+void hn_ctl_widget_usage(FILE *f);
+void hn_ctl_send_usage(FILE *f);
+void hn_ctl_stream_usage(FILE *f);
+
+/* ---- embedded migrations ($(OUT)/gen/migrations.c, scripts/embed-sql.sh) */
+
+/* One sql/NNN_name.sql file compiled into the binary: version NNN, name
+ * "name", the file's bytes NUL-terminated. hn_migrations is sorted by
+ * version, versions are unique (the generator refuses anything else). */
+typedef struct hn_migration {
+    int         version;
+    const char *name;
+    const char *sql;
+    size_t      len;
+} hn_migration;
+
+extern const hn_migration hn_migrations[];
+extern const size_t       hn_migrations_count;
+
+/* ---- flag parsing ---------------------------------------------------------
+ * A command describes its flags as a table; hn_ctl_parse_flags accepts
+ * "--name value" and "--name=value", rejects unknown flags, missing values,
+ * bad numbers and positional arguments, printing the reason. Strings point
+ * into argv. */
+typedef enum { HN_CTL_STR, HN_CTL_U64, HN_CTL_BOOL, HN_CTL_LIST } hn_ctl_flag_type;
+
+typedef struct hn_ctl_list {
+    const char *v[32];
+    int         n;
+} hn_ctl_list;
+
+typedef struct hn_ctl_flag {
+    const char      *name;      /* without "--" */
+    hn_ctl_flag_type type;
+    void            *dst;       /* const char **, uint64_t *, bool *, hn_ctl_list * */
+    uint64_t         min, max;  /* HN_CTL_U64 bounds */
+    bool             seen;      /* set by the parser */
+} hn_ctl_flag;
+
+/* cmd names the command in messages ("widget add"). Returns HN_OK or HN_ERR
+ * (message printed). */
+int hn_ctl_parse_flags(const char *cmd, int argc, char **argv, hn_ctl_flag *flags, size_t n);
+
+/* ---- shared helpers -------------------------------------------------------- */
+
+void hn_ctl_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Connects to cfg->database_url; sets client_min_messages=warning so that
+ * "already exists, skipping" notices stay quiet. NULL (message printed) on
+ * failure. */
+PGconn *hn_ctl_pg_connect(const hn_config *cfg);
+
+/* Runs one statement with every parameter bound (PQexecParams, text
+ * format). Returns the result when its status is `want`, else prints the
+ * error (prefixed with what), clears it and returns NULL. */
+PGresult *hn_ctl_pg_exec(PGconn *pg, const char *what, ExecStatusType want, const char *sql,
+                         int nparams, const char *const *params);
+
+/* Connects to cfg->redis_url (blocking, 5 s timeout). NULL (message printed)
+ * on failure. */
+redisContext *hn_ctl_redis_connect(const hn_config *cfg);
+
+/* Fills out[0..n) with uniformly random [0-9A-Za-z] from getrandom(2) and
+ * NUL-terminates it (out has n + 1 bytes). HN_ERR when getrandom fails. */
+int hn_ctl_random_base62(char *out, size_t n);
+
+#endif

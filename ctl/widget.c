@@ -1,0 +1,463 @@
+/*
+ * widget.c: `herenowctl widget add|list|sync`.
+ *
+ * PostgreSQL's widget_configs is the source of truth; Redis' hn:widgets
+ * (widget key → decimal widget id, DESIGN.md §3) is the collectors' cache of
+ * it. add writes PostgreSQL first and Redis second, so a widget that a
+ * collector can resolve always exists in PostgreSQL; when the Redis write
+ * fails, `widget sync` repairs it.
+ *
+ * sync makes hn:widgets equal to widget_configs with an optimistic
+ * transaction (WATCH, read both sides, MULTI/EXEC of the difference, retry
+ * when hn:widgets changed meanwhile). A concurrent `widget add` commits to
+ * PostgreSQL before its HSET, so either sync's read of PostgreSQL sees the
+ * new row, or the HSET lands after the WATCH and aborts the EXEC.
+ */
+#include "ctl/ctl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WIDGETS_KEY   "hn:widgets"
+#define KEY_LEN       16
+#define NAME_MAX_LEN  200
+#define DOMAIN_MAX_LEN 253
+#define SYNC_ATTEMPTS 10
+#define SYNC_CHUNK    500     /* fields per HSET / HDEL command */
+
+void hn_ctl_widget_usage(FILE *f) {
+    fprintf(f,
+            "herenowctl widget add --name NAME --domain DOMAIN [--retention-days N]\n"
+            "  Creates a widget in PostgreSQL with a new random key, publishes it to Redis\n"
+            "  (hn:widgets) and prints its key, id and embed snippet.\n"
+            "herenowctl widget list [--json]\n"
+            "  Lists the widgets: id, key, name, domain, created_at (UTC).\n"
+            "herenowctl widget sync\n"
+            "  Rewrites hn:widgets in Redis from PostgreSQL: adds missing widgets, fixes\n"
+            "  ids, removes keys that are no longer in PostgreSQL.\n");
+}
+
+/* ---- add ---------------------------------------------------------------- */
+
+static bool has_ctl_chars(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return true;
+    return false;
+}
+
+/* Writes s escaped for an HTML attribute value in double quotes. */
+static void put_attr(FILE *f, const char *s) {
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+static void print_snippet(FILE *f, const char *public_url, const char *key) {
+    size_t n = strlen(public_url);
+    while (n > 0 && public_url[n - 1] == '/') n--;
+    char *base = hn_xstrndup(public_url, n);
+    fputs("<script src=\"", f);
+    put_attr(f, base);
+    fprintf(f, "/h.js\" data-widget=\"%s\" async></script>", key);
+    free(base);
+}
+
+static int hset_widget(redisContext *rc, const char *key, const char *id) {
+    redisReply *r = redisCommand(rc, "HSET %s %s %s", WIDGETS_KEY, key, id);
+    if (r == NULL) {
+        hn_ctl_errorf("redis HSET %s: %s", WIDGETS_KEY, rc->errstr);
+        return HN_ERR;
+    }
+    int ok = r->type != REDIS_REPLY_ERROR;
+    if (!ok) hn_ctl_errorf("redis HSET %s: %s", WIDGETS_KEY, r->str);
+    freeReplyObject(r);
+    return ok ? HN_OK : HN_ERR;
+}
+
+static int widget_add(const hn_config *cfg, int argc, char **argv) {
+    const char *name = NULL, *domain = NULL;
+    uint64_t retention = 0;
+    hn_ctl_flag flags[] = {
+        {.name = "name", .type = HN_CTL_STR, .dst = &name},
+        {.name = "domain", .type = HN_CTL_STR, .dst = &domain},
+        {.name = "retention-days", .type = HN_CTL_U64, .dst = &retention, .min = 1,
+         .max = 36500},
+    };
+    if (hn_ctl_parse_flags("widget add", argc, argv, flags, HN_ARRAY_LEN(flags)) != HN_OK)
+        return HN_CTL_EXIT_USAGE;
+    if (name == NULL || domain == NULL) {
+        hn_ctl_errorf("widget add: --name and --domain are required");
+        return HN_CTL_EXIT_USAGE;
+    }
+    if (name[0] == '\0' || strlen(name) > NAME_MAX_LEN || has_ctl_chars(name)) {
+        hn_ctl_errorf("widget add: --name must be 1..%d bytes without control characters",
+                      NAME_MAX_LEN);
+        return HN_CTL_EXIT_USAGE;
+    }
+    if (domain[0] == '\0' || strlen(domain) > DOMAIN_MAX_LEN || has_ctl_chars(domain) ||
+        strchr(domain, ' ') != NULL) {
+        hn_ctl_errorf("widget add: --domain must be 1..%d bytes without spaces or control characters",
+                      DOMAIN_MAX_LEN);
+        return HN_CTL_EXIT_USAGE;
+    }
+
+    int rc = HN_CTL_EXIT_FAIL;
+    PGconn *pg = NULL;
+    PGresult *res = NULL;
+    /* Redis first: when it is down, fail before creating anything. */
+    redisContext *redis = hn_ctl_redis_connect(cfg);
+    if (redis == NULL) goto out;
+    pg = hn_ctl_pg_connect(cfg);
+    if (pg == NULL) goto out;
+
+    char key[KEY_LEN + 1];
+    char days[24];
+    snprintf(days, sizeof(days), "%llu", (unsigned long long)retention);
+    for (int attempt = 0; attempt < 3 && res == NULL; attempt++) {
+        if (hn_ctl_random_base62(key, KEY_LEN) != HN_OK) goto out;
+        const char *const params[] = {key, name, domain, days};
+        res = PQexecParams(
+            pg,
+            retention > 0
+                ? "INSERT INTO widget_configs (key, name, domain, retention_days)"
+                  " VALUES ($1, $2, $3, $4::integer) RETURNING id,"
+                  " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+                : "INSERT INTO widget_configs (key, name, domain)"
+                  " VALUES ($1, $2, $3) RETURNING id,"
+                  " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+            retention > 0 ? 4 : 3, NULL, params, NULL, NULL, 0);
+        if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK) break;
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+        bool key_clash = state && strcmp(state, "23505") == 0 && constraint &&
+                         strstr(constraint, "key") != NULL;
+        if (!key_clash) {
+            const char *e = res ? PQresultErrorMessage(res) : PQerrorMessage(pg);
+            const char *nl = strchr(e, '\n');
+            hn_ctl_errorf("widget add: insert into widget_configs: %.*s",
+                          (int)(nl ? (size_t)(nl - e) : strlen(e)), e);
+            goto out;
+        }
+        PQclear(res);   /* a 1 in 62^16 clash: draw another key */
+        res = NULL;
+    }
+    if (res == NULL) {
+        hn_ctl_errorf("widget add: could not draw an unused key");
+        goto out;
+    }
+
+    const char *id = PQgetvalue(res, 0, 0);
+    if (hset_widget(redis, key, id) != HN_OK) {
+        hn_ctl_errorf("widget add: widget %s (key %s) was created in PostgreSQL but not "
+                      "published to Redis; run `herenowctl widget sync`", id, key);
+        goto out;
+    }
+
+    printf("id:      %s\n", id);
+    printf("key:     %s\n", key);
+    printf("name:    %s\n", name);
+    printf("domain:  %s\n", domain);
+    printf("created: %s\n", PQgetvalue(res, 0, 1));
+    printf("snippet: ");
+    print_snippet(stdout, cfg->public_url, key);
+    printf("\n");
+    rc = HN_CTL_EXIT_OK;
+out:
+    PQclear(res);
+    PQfinish(pg);
+    if (redis) redisFree(redis);
+    return rc;
+}
+
+/* ---- list --------------------------------------------------------------- */
+
+/* Columns on a terminal: UTF-8 continuation bytes take none. */
+static size_t display_width(const char *s) {
+    size_t w = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80) w++;
+    return w;
+}
+
+static void put_json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        switch (c) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (c < 0x20 || c == 0x7f) fprintf(f, "\\u%04x", c);
+            else fputc(c, f);
+        }
+    }
+    fputc('"', f);
+}
+
+static int widget_list(const hn_config *cfg, int argc, char **argv) {
+    bool json = false;
+    hn_ctl_flag flags[] = {
+        {.name = "json", .type = HN_CTL_BOOL, .dst = &json},
+    };
+    if (hn_ctl_parse_flags("widget list", argc, argv, flags, HN_ARRAY_LEN(flags)) != HN_OK)
+        return HN_CTL_EXIT_USAGE;
+
+    int rc = HN_CTL_EXIT_FAIL;
+    PGresult *r = NULL;
+    PGconn *pg = hn_ctl_pg_connect(cfg);
+    if (pg == NULL) goto out;
+    r = hn_ctl_pg_exec(pg, "widget list", PGRES_TUPLES_OK,
+                       "SELECT id, key, name, domain,"
+                       " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+                       " FROM widget_configs ORDER BY id",
+                       0, NULL);
+    if (r == NULL) goto out;
+
+    enum { NCOL = 5 };
+    static const char *const head[NCOL] = {"ID", "KEY", "NAME", "DOMAIN", "CREATED"};
+    static const char *const jkey[NCOL] = {"id", "key", "name", "domain", "created_at"};
+    int rows = PQntuples(r);
+
+    if (json) {
+        /* Compact, one widget per line: easy to grep as well as to parse. */
+        printf("[");
+        for (int i = 0; i < rows; i++) {
+            printf(i ? ",\n{" : "{");
+            for (int c = 0; c < NCOL; c++) {
+                printf("%s\"%s\":", c ? "," : "", jkey[c]);
+                if (c == 0) fputs(PQgetvalue(r, i, c), stdout);   /* a number */
+                else put_json_str(stdout, PQgetvalue(r, i, c));
+            }
+            printf("}");
+        }
+        printf("]\n");
+        rc = HN_CTL_EXIT_OK;
+        goto out;
+    }
+
+    /* Names and domains come from people: a control character in one must
+     * not break the table, so they print as '?'. */
+    size_t width[NCOL];
+    for (int c = 0; c < NCOL; c++) width[c] = strlen(head[c]);
+    for (int i = 0; i < rows; i++)
+        for (int c = 0; c < NCOL; c++) {
+            size_t w = display_width(PQgetvalue(r, i, c));
+            if (w > width[c]) width[c] = w;
+        }
+    for (int i = -1; i < rows; i++) {
+        for (int c = 0; c < NCOL; c++) {
+            const char *v = i < 0 ? head[c] : PQgetvalue(r, i, c);
+            for (const char *p = v; *p; p++)
+                putchar(((unsigned char)*p < 0x20 || *p == 0x7f) ? '?' : *p);
+            if (c + 1 < NCOL)
+                printf("%*s", (int)(width[c] - display_width(v) + 2), "");
+        }
+        putchar('\n');
+    }
+    if (rows == 0) printf("(no widgets: add one with `herenowctl widget add`)\n");
+    rc = HN_CTL_EXIT_OK;
+out:
+    PQclear(r);
+    PQfinish(pg);
+    return rc;
+}
+
+/* ---- sync --------------------------------------------------------------- */
+
+/* A field of hn:widgets as read by HGETALL; points into the reply. */
+typedef struct field {
+    const char *key;
+    const char *val;
+} field;
+
+static int cmp_field(const void *a, const void *b) {
+    return strcmp(((const field *)a)->key, ((const field *)b)->key);
+}
+
+/* Appends `CMD hn:widgets f1 [v1] f2 [v2] ...` for fields[from..to). */
+static void append_chunk(redisContext *rc, const char *cmd, const char **fields,
+                         const char **values, size_t from, size_t to) {
+    size_t per = values ? 2 : 1;
+    size_t argc = 2 + (to - from) * per;
+    const char **av = hn_xcalloc(argc, sizeof(*av));
+    av[0] = cmd;
+    av[1] = WIDGETS_KEY;
+    size_t k = 2;
+    for (size_t i = from; i < to; i++) {
+        av[k++] = fields[i];
+        if (values) av[k++] = values[i];
+    }
+    redisAppendCommandArgv(rc, (int)argc, av, NULL);
+    free(av);
+}
+
+/* One optimistic round. Returns 1 done, 0 hn:widgets changed (retry), -1 error. */
+static int sync_round(PGconn *pg, redisContext *rc, size_t *total, size_t *added,
+                      size_t *updated, size_t *removed) {
+    int ret = -1;
+    redisReply *w = NULL, *cur = NULL;
+    PGresult *r = NULL;
+    const char **set_f = NULL, **set_v = NULL, **del_f = NULL;
+    field *have = NULL;
+    size_t nset = 0, ndel = 0;
+
+    w = redisCommand(rc, "WATCH %s", WIDGETS_KEY);
+    if (w == NULL || w->type == REDIS_REPLY_ERROR) goto redis_err;
+    cur = redisCommand(rc, "HGETALL %s", WIDGETS_KEY);
+    if (cur == NULL || cur->type == REDIS_REPLY_ERROR) goto redis_err;
+    if (cur->type != REDIS_REPLY_ARRAY) {
+        hn_ctl_errorf("widget sync: %s is not a hash", WIDGETS_KEY);
+        goto out;
+    }
+    r = hn_ctl_pg_exec(pg, "widget sync: read widget_configs", PGRES_TUPLES_OK,
+                       "SELECT key, id::text FROM widget_configs ORDER BY key COLLATE \"C\"",
+                       0, NULL);
+    if (r == NULL) goto out;
+
+    /* Both sides sorted in byte order (PostgreSQL's by COLLATE "C"), so each
+     * lookup is a binary search. */
+    size_t nhave = cur->elements / 2;
+    have = hn_xcalloc(nhave + 1, sizeof(*have));
+    for (size_t i = 0; i < nhave; i++) {
+        have[i].key = cur->element[2 * i]->str;
+        have[i].val = cur->element[2 * i + 1]->str;
+    }
+    qsort(have, nhave, sizeof(*have), cmp_field);
+
+    size_t rows = (size_t)PQntuples(r);
+    set_f = hn_xcalloc(rows + 1, sizeof(*set_f));
+    set_v = hn_xcalloc(rows + 1, sizeof(*set_v));
+    del_f = hn_xcalloc(nhave + 1, sizeof(*del_f));
+    *total = rows;
+    *added = *updated = 0;
+    for (size_t i = 0; i < rows; i++) {
+        field want = {PQgetvalue(r, (int)i, 0), PQgetvalue(r, (int)i, 1)};
+        const field *got = bsearch(&want, have, nhave, sizeof(*have), cmp_field);
+        if (got != NULL && strcmp(got->val, want.val) == 0) continue;
+        set_f[nset] = want.key;
+        set_v[nset++] = want.val;
+        if (got == NULL) (*added)++;
+        else (*updated)++;
+    }
+    for (size_t i = 0; i < nhave; i++) {
+        size_t lo = 0, hi = rows;
+        bool found = false;
+        while (lo < hi && !found) {
+            size_t mid = lo + (hi - lo) / 2;
+            int c = strcmp(have[i].key, PQgetvalue(r, (int)mid, 0));
+            if (c == 0) found = true;
+            else if (c < 0) hi = mid;
+            else lo = mid + 1;
+        }
+        if (!found) del_f[ndel++] = have[i].key;
+    }
+    *removed = ndel;
+
+    if (nset == 0 && ndel == 0) {
+        freeReplyObject(w);
+        w = redisCommand(rc, "UNWATCH");
+        ret = 1;
+        goto out;
+    }
+
+    /* MULTI, the chunks, EXEC: pipelined, then the replies in order. */
+    size_t ncmds = 2;
+    redisAppendCommand(rc, "MULTI");
+    for (size_t i = 0; i < nset; i += SYNC_CHUNK, ncmds++)
+        append_chunk(rc, "HSET", set_f, set_v, i, i + SYNC_CHUNK < nset ? i + SYNC_CHUNK : nset);
+    for (size_t i = 0; i < ndel; i += SYNC_CHUNK, ncmds++)
+        append_chunk(rc, "HDEL", del_f, NULL, i, i + SYNC_CHUNK < ndel ? i + SYNC_CHUNK : ndel);
+    redisAppendCommand(rc, "EXEC");
+    ret = 1;
+    for (size_t i = 0; i < ncmds; i++) {
+        redisReply *x = NULL;
+        if (redisGetReply(rc, (void **)&x) != REDIS_OK || x == NULL) {
+            hn_ctl_errorf("widget sync: redis: %s", rc->errstr);
+            ret = -1;
+            break;
+        }
+        if (x->type == REDIS_REPLY_ERROR) {
+            hn_ctl_errorf("widget sync: redis: %s", x->str);
+            ret = -1;
+        } else if (i + 1 == ncmds && x->type == REDIS_REPLY_NIL && ret == 1) {
+            ret = 0;                        /* EXEC aborted: hn:widgets changed */
+        }
+        freeReplyObject(x);
+    }
+    goto out;
+
+redis_err:
+    hn_ctl_errorf("widget sync: redis: %s",
+                  (w && w->type == REDIS_REPLY_ERROR) ? w->str
+                  : (cur && cur->type == REDIS_REPLY_ERROR) ? cur->str
+                  : rc->errstr);
+out:
+    free(set_f);
+    free(set_v);
+    free(del_f);
+    free(have);
+    PQclear(r);
+    if (cur) freeReplyObject(cur);
+    if (w) freeReplyObject(w);
+    return ret;
+}
+
+static int widget_sync(const hn_config *cfg, int argc, char **argv) {
+    if (hn_ctl_parse_flags("widget sync", argc, argv, NULL, 0) != HN_OK)
+        return HN_CTL_EXIT_USAGE;
+
+    int rc = HN_CTL_EXIT_FAIL;
+    PGconn *pg = NULL;
+    redisContext *redis = hn_ctl_redis_connect(cfg);
+    if (redis == NULL) goto out;
+    pg = hn_ctl_pg_connect(cfg);
+    if (pg == NULL) goto out;
+
+    size_t total = 0, added = 0, updated = 0, removed = 0;
+    for (int attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
+        int done = sync_round(pg, redis, &total, &added, &updated, &removed);
+        if (done < 0) goto out;
+        if (done > 0) {
+            printf("%s: %zu widget%s (%zu added, %zu updated, %zu removed)\n", WIDGETS_KEY,
+                   total, total == 1 ? "" : "s", added, updated, removed);
+            rc = HN_CTL_EXIT_OK;
+            goto out;
+        }
+    }
+    hn_ctl_errorf("widget sync: %s kept changing during %d attempts; try again", WIDGETS_KEY,
+                  SYNC_ATTEMPTS);
+out:
+    PQfinish(pg);
+    if (redis) redisFree(redis);
+    return rc;
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+int hn_ctl_widget(const hn_config *cfg, int argc, char **argv) {
+    if (argc < 2) {
+        hn_ctl_errorf("widget: missing subcommand (add, list or sync)");
+        hn_ctl_widget_usage(stderr);
+        return HN_CTL_EXIT_USAGE;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
+        hn_ctl_widget_usage(stdout);
+        return HN_CTL_EXIT_OK;
+    }
+    if (strcmp(sub, "add") == 0) return widget_add(cfg, argc - 2, argv + 2);
+    if (strcmp(sub, "list") == 0) return widget_list(cfg, argc - 2, argv + 2);
+    if (strcmp(sub, "sync") == 0) return widget_sync(cfg, argc - 2, argv + 2);
+    hn_ctl_errorf("widget: unknown subcommand '%s' (add, list or sync)", sub);
+    return HN_CTL_EXIT_USAGE;
+}

@@ -1,0 +1,328 @@
+/*
+ * record.c: the record (docs/PROTOCOL.md, "Record"): a validated, enriched
+ * beacon as the collector appends it to the stream, packed as a msgpack map
+ * and decoded back by the stream's consumers.
+ *
+ * One table lists every key in the order it is written. Packing walks it;
+ * decoding first collects the last occurrence of each known key (unknown
+ * keys are skipped: newer collectors may add some), then converts. Records
+ * are written by our own collector, so decoding checks types and presence,
+ * not the beacon limits: those were enforced when the beacon came in.
+ */
+#include "proto/record.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+enum {
+    R_RV, R_ID, R_RT, R_W, R_TR,
+    R_T, R_K, R_S, R_Q, R_U, R_TI, R_R, R_N, R_D, R_E, R_TS, R_SW, R_SH,
+    R_L, R_VID, R_NM, R_EM, R_PH,
+    R_IP, R_UA, R_VH, R_CO, R_RG, R_CI, R_BR, R_BV, R_OS, R_OV, R_DV, R_BOT,
+    R__COUNT
+};
+
+enum { RK_UINT, RK_STR, RK_ID, RK_PROPS, RK_BOOL };
+
+static const struct rkey {
+    const char *name;
+    uint8_t     namelen;
+    uint8_t     kind;
+    bool        required;
+    uint16_t    off;        /* RK_STR: offset of the hn_str in hn_record */
+} rkeys[R__COUNT] = {
+#define S(k, n, f, req) [k] = { n, sizeof(n) - 1, RK_STR, req, offsetof(hn_record, f) }
+#define U(k, n, req)    [k] = { n, sizeof(n) - 1, RK_UINT, req, 0 }
+    U(R_RV, "rv", true),
+    [R_ID] = { "id", 2, RK_ID, true, 0 },
+    U(R_RT, "rt", true),
+    U(R_W, "w", true),
+    U(R_TR, "tr", true),
+    S(R_T, "t", b.t, true),
+    S(R_K, "k", b.k, true),
+    S(R_S, "s", b.s, true),
+    U(R_Q, "q", true),
+    S(R_U, "u", b.u, false),
+    S(R_TI, "ti", b.ti, false),
+    S(R_R, "r", b.r, false),
+    S(R_N, "n", b.n, false),
+    [R_D] = { "d", 1, RK_PROPS, false, 0 },
+    U(R_E, "e", false),
+    U(R_TS, "ts", false),
+    U(R_SW, "sw", false),
+    U(R_SH, "sh", false),
+    S(R_L, "l", b.l, false),
+    S(R_VID, "vid", b.vid, false),
+    S(R_NM, "nm", b.nm, false),
+    S(R_EM, "em", b.em, false),
+    S(R_PH, "ph", b.ph, false),
+    S(R_IP, "ip", ip, false),
+    S(R_UA, "ua", ua, false),
+    S(R_VH, "vh", visitor, false),
+    S(R_CO, "co", country, false),
+    S(R_RG, "rg", region, false),
+    S(R_CI, "ci", city, false),
+    S(R_BR, "br", browser, false),
+    S(R_BV, "bv", browser_version, false),
+    S(R_OS, "os", os, false),
+    S(R_OV, "ov", os_version, false),
+    S(R_DV, "dv", device, false),
+    [R_BOT] = { "bot", 3, RK_BOOL, false, 0 },
+#undef S
+#undef U
+};
+
+static hn_str *rstr_at(hn_record *r, int k) {
+    return (hn_str *)((char *)r + rkeys[k].off);
+}
+
+/* The numeric keys: where each lives and which presence bit it has. */
+static uint64_t rnum_get(const hn_record *r, int k) {
+    switch (k) {
+    case R_RV: return HN_RECORD_VERSION;
+    case R_RT: return r->recv_ts;
+    case R_W:  return r->widget_id;
+    case R_TR: return r->transport;
+    case R_Q:  return r->b.q;
+    case R_E:  return r->b.e;
+    case R_TS: return r->b.ts;
+    case R_SW: return r->b.sw;
+    default:   return r->b.sh;
+    }
+}
+
+static bool rnum_set(const hn_record *r, int k) {
+    switch (k) {
+    case R_E:  return r->b.fields & HN_F_E;
+    case R_TS: return r->b.fields & HN_F_TS;
+    case R_SW: return r->b.fields & HN_F_SW;
+    case R_SH: return r->b.fields & HN_F_SH;
+    default:   return true;        /* rv rt w tr q: required, always written */
+    }
+}
+
+/* Stores v; false when it does not fit the field. */
+static bool rnum_put(hn_record *r, int k, uint64_t v) {
+    bool ok = true;
+    switch (k) {
+    case R_RV: ok = v == HN_RECORD_VERSION; break;
+    case R_RT: r->recv_ts = v; break;
+    case R_W:  ok = v <= UINT32_MAX; r->widget_id = (uint32_t)v; break;
+    case R_TR: ok = v <= UINT8_MAX; r->transport = (uint8_t)v; break;
+    case R_Q:  ok = v > 0; r->b.q = v; break;
+    case R_E:  r->b.e = v; r->b.fields |= HN_F_E; break;
+    case R_TS: r->b.ts = v; r->b.fields |= HN_F_TS; break;
+    case R_SW: ok = v <= UINT32_MAX; r->b.sw = (uint32_t)v; r->b.fields |= HN_F_SW; break;
+    default:   ok = v <= UINT32_MAX; r->b.sh = (uint32_t)v; r->b.fields |= HN_F_SH; break;
+    }
+    return ok;
+}
+
+static void pack_str(msgpack_packer *pk, hn_str s) {
+    msgpack_pack_str(pk, s.len);
+    if (s.len) msgpack_pack_str_body(pk, s.p, s.len);
+}
+
+static bool rkey_set(const hn_record *r, hn_record *tmp, int k) {
+    switch (rkeys[k].kind) {
+    case RK_UINT:  return rnum_set(r, k);
+    case RK_STR:   return k == R_T || k == R_K || k == R_S || rstr_at(tmp, k)->len > 0;
+    case RK_PROPS: return r->b.nprops > 0;
+    case RK_BOOL:  return r->bot;
+    default:       return true;        /* id */
+    }
+}
+
+void hn_record_pack(msgpack_packer *pk, const hn_record *r) {
+    hn_record tmp;                     /* r with t filled in, for rstr_at */
+    size_t n = 0;
+
+    memcpy(&tmp, r, sizeof tmp);
+    if (tmp.b.t.len == 0) {
+        const char *name = hn_btype_name((hn_btype)r->b.type);
+        tmp.b.t = (hn_str){ name, (uint32_t)strlen(name) };
+    }
+    for (int k = 0; k < R__COUNT; k++) n += rkey_set(r, &tmp, k);
+    msgpack_pack_map(pk, n);
+    for (int k = 0; k < R__COUNT; k++) {
+        if (!rkey_set(r, &tmp, k)) continue;
+        pack_str(pk, (hn_str){ rkeys[k].name, rkeys[k].namelen });
+        switch (rkeys[k].kind) {
+        case RK_UINT:
+            msgpack_pack_uint64(pk, rnum_get(r, k));
+            break;
+        case RK_STR:
+            pack_str(pk, *rstr_at(&tmp, k));
+            break;
+        case RK_ID:
+            msgpack_pack_bin(pk, sizeof r->event_id);
+            msgpack_pack_bin_body(pk, r->event_id, sizeof r->event_id);
+            break;
+        case RK_PROPS:
+            msgpack_pack_map(pk, r->b.nprops);
+            for (int i = 0; i < r->b.nprops; i++) hn_prop_pack(pk, &r->b.props[i]);
+            break;
+        default:
+            msgpack_pack_true(pk);
+            break;
+        }
+    }
+}
+
+static int rkey_find(const char *p, size_t len) {
+    int found = -1;
+    for (int i = 0; len <= 3 && i < R__COUNT; i++) {
+        if (rkeys[i].namelen == len && memcmp(rkeys[i].name, p, len) == 0) {
+            found = i;
+            break;
+        }
+    }
+    return found;
+}
+
+static int fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    if (err != NULL && cap > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, cap, fmt, ap);
+        va_end(ap);
+    }
+    return HN_ERR;
+}
+
+static int props_from_object(hn_record *r, const msgpack_object *o, char *err, size_t cap) {
+    int rc = HN_ERR;
+
+    if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size > HN_PROPS_MAX) {
+        fail(err, cap, "key 'd': expected a map of at most %d entries", HN_PROPS_MAX);
+        goto out;
+    }
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        if (hn_prop_from_object(&r->b.props[i], &kv->key, &kv->val) != HN_R_OK) {
+            fail(err, cap, "key 'd' entry %u: bad type", i);
+            goto out;
+        }
+    }
+    r->b.nprops = (uint8_t)o->via.map.size;
+    rc = HN_OK;
+out:
+    return rc;
+}
+
+static const char *const kind_names[] = {
+    [RK_UINT] = "uint", [RK_STR] = "str", [RK_ID] = "bin 16", [RK_PROPS] = "map", [RK_BOOL] = "bool",
+};
+
+static bool type_ok(int k, const msgpack_object *o) {
+    switch (rkeys[k].kind) {
+    case RK_UINT:  return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+    case RK_STR:   return o->type == MSGPACK_OBJECT_STR;
+    case RK_ID:    return o->type == MSGPACK_OBJECT_BIN && o->via.bin.size == 16;
+    case RK_PROPS: return true;        /* props_from_object says more */
+    default:       return o->type == MSGPACK_OBJECT_BOOLEAN;
+    }
+}
+
+int hn_record_from_object(hn_record *out, const msgpack_object *o, char *err, size_t cap) {
+    const msgpack_object *val[R__COUNT] = { 0 };
+    int rc = HN_ERR;
+
+    memset(out, 0, sizeof *out);
+    if (o->type != MSGPACK_OBJECT_MAP) {
+        fail(err, cap, "not a map");
+        goto out;
+    }
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR) continue;
+        int k = rkey_find(kv->key.via.str.ptr, kv->key.via.str.size);
+        if (k >= 0) val[k] = &kv->val;
+    }
+    for (int k = 0; k < R__COUNT; k++) {
+        const msgpack_object *v = val[k];
+        if (v == NULL || (rkeys[k].kind == RK_STR && v->type == MSGPACK_OBJECT_STR
+                          && v->via.str.size == 0)) {
+            if (rkeys[k].required) {
+                fail(err, cap, "missing key '%s'", rkeys[k].name);
+                goto out;
+            }
+            continue;
+        }
+        if (!type_ok(k, v)) {
+            fail(err, cap, "key '%s': expected %s", rkeys[k].name, kind_names[rkeys[k].kind]);
+            goto out;
+        }
+        switch (rkeys[k].kind) {
+        case RK_UINT:
+            if (!rnum_put(out, k, v->via.u64)) {
+                fail(err, cap, "key '%s': value %llu out of range", rkeys[k].name,
+                     (unsigned long long)v->via.u64);
+                goto out;
+            }
+            break;
+        case RK_STR:
+            *rstr_at(out, k) = (hn_str){ v->via.str.ptr, v->via.str.size };
+            break;
+        case RK_ID:
+            memcpy(out->event_id, v->via.bin.ptr, sizeof out->event_id);
+            break;
+        case RK_PROPS:
+            if (props_from_object(out, v, err, cap) != HN_OK) goto out;
+            break;
+        default:
+            out->bot = v->via.boolean;
+            break;
+        }
+    }
+    /* an unknown t is kept as HN_T_NONE: a newer collector may know more
+     * types than this consumer, and t itself stays available */
+    out->b.type = (uint8_t)hn_btype_parse(out->b.t);
+    rc = HN_OK;
+out:
+    return rc;
+}
+
+int hn_record_decode_batch(hn_decoder *d, const char *buf, size_t len,
+                           hn_record_fn fn, void *ctx, char *err, size_t cap) {
+    msgpack_object top;
+    hn_record rec;
+    char why[128];
+    int rc = HN_ERR;
+
+    if (err != NULL && cap > 0) err[0] = '\0';
+    if (hn_decoder_unpack(d, buf, len, &top) != HN_OK) {
+        fail(err, cap, "not one well-formed msgpack object");
+        goto out;
+    }
+    if (top.type != MSGPACK_OBJECT_ARRAY || top.via.array.size == 0) {
+        fail(err, cap, "not a non-empty array of records");
+        goto out;
+    }
+    for (uint32_t i = 0; i < top.via.array.size; i++) {
+        if (hn_record_from_object(&rec, &top.via.array.ptr[i], why, sizeof why) != HN_OK) {
+            fail(err, cap, "record %u: %s", i, why);
+            goto out;
+        }
+        if (fn(&rec, ctx) != HN_OK) {
+            fail(err, cap, "record %u: the callback failed", i);
+            goto out;
+        }
+    }
+    rc = HN_OK;
+out:
+    return rc;
+}
+
+void hn_event_id_format(const uint8_t id[16], char out[37]) {
+    static const char hex[] = "0123456789abcdef";
+    char *p = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
+        *p++ = hex[id[i] >> 4];
+        *p++ = hex[id[i] & 0x0f];
+    }
+    *p = '\0';
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# setup.sh: installs the Debian 12 packages herenow builds, tests and runs with.
+#
+#   scripts/setup.sh           install what is missing (apt-get update once, then install)
+#   scripts/setup.sh --check   exit 0 when nothing is missing, 1 (and the list) otherwise
+#
+# Idempotent: with everything installed it does nothing and touches no network.
+#
+# Debian's redis-server and postgresql packages start system services on the
+# default ports when installed (where the machine runs services at all). herenow
+# never uses them: scripts/redis.sh and scripts/pg.sh run private servers in a
+# data directory of their own, on a port of their own, so whether those
+# services run, fail or are absent changes nothing for the build, the tests or
+# `make run`.
+set -euo pipefail
+
+PACKAGES=(
+    # build
+    build-essential pkg-config
+    libevent-dev libhiredis-dev libpq-dev libmsgpack-dev libcmocka-dev
+    # servers and clients for tests and `make run`
+    redis-server redis-tools postgresql-15 postgresql-client-15
+    curl ca-certificates
+    # enrichment (UA parsing, geo) and its tests
+    libmaxminddb-dev libpcre2-dev uap-core libyaml-dev libmaxmind-db-writer-perl
+)
+
+usage() {
+    echo "usage: $0 [--check]" >&2
+    exit 2
+}
+
+check_only=0
+case "${1:-}" in
+    "") ;;
+    --check) check_only=1 ;;
+    -h|--help) echo "usage: $0 [--check]"; exit 0 ;;
+    *) usage ;;
+esac
+[ $# -le 1 ] || usage
+
+# A package counts as present only when fully installed ("install ok installed");
+# half-configured or removed-but-not-purged ones are missing.
+missing=()
+for p in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    [ "$check_only" -eq 1 ] || echo "setup: all ${#PACKAGES[@]} packages present"
+    exit 0
+fi
+
+if [ "$check_only" -eq 1 ]; then
+    echo "missing packages: ${missing[*]}"
+    exit 1
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO=(sudo)
+    else
+        echo "setup: missing packages: ${missing[*]}" >&2
+        echo "setup: run this script as root (or install sudo) to install them" >&2
+        exit 1
+    fi
+else
+    SUDO=()
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${missing[@]}"
+
+# Verify: a package apt could not install is an error here, not later in make.
+still=()
+for p in "${missing[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || still+=("$p")
+done
+if [ ${#still[@]} -ne 0 ]; then
+    echo "setup: still missing after apt-get install: ${still[*]}" >&2
+    exit 1
+fi
+echo "setup: done"

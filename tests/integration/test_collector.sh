@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# test_collector.sh: the UDP collector against a real Redis (and PostgreSQL
+# for herenowctl): widget pick-up, presence contents, stream records, live
+# window expiry, counted drops, SIGTERM.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+
+CTL="$HN_BIN/herenowctl"
+hn_start_redis
+hn_start_pg
+"$CTL" migrate >/dev/null
+
+UDP=$(hn_free_port)
+ADMIN=$(hn_free_port)
+export HERENOW_UDP_LISTEN=127.0.0.1:$UDP HERENOW_HTTP_LISTEN= HERENOW_ADMIN_LISTEN=127.0.0.1:$ADMIN
+export HERENOW_WIDGET_REFRESH_MS=300 HERENOW_TRIM_INTERVAL_MS=200 HERENOW_THREADS=2
+
+# metric NAME{labels}: its value in /metrics (0 when absent).
+metric() {
+    curl -fsS "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'
+}
+metric_ge() { [ "$(metric "$1")" -ge "$2" ]; }
+send() { "$CTL" send --to "127.0.0.1:$UDP" "$@" >/dev/null; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+start_collector() {
+    hn_spawn collector "$HN_BIN/herenow-collector" "$@"
+    hn_wait_for 10 "collector /livez answers" curl -fsS "http://127.0.0.1:$ADMIN/livez"
+}
+
+# --- a widget added while the collector runs is picked up within the refresh interval
+start_collector
+hn_wait_for 10 "collector /readyz turns 200" curl -fsS "http://127.0.0.1:$ADMIN/readyz"
+out=$("$CTL" widget add --name "Test site" --domain example.com)
+KEY=$(printf '%s\n' "$out" | awk '/^key:/ { print $2 }')
+WID=$(printf '%s\n' "$out" | awk '/^id:/ { print $2 }')
+hn_assert_cmd "widget add printed a key and an id" test -n "$KEY" -a -n "$WID"
+t0=$(now_ms)
+accepted_after_send() { send --key "$KEY" --type hb --session probe0001 --seq 1; metric_ge 'herenow_beacons_accepted_total{transport="udp"}' 1; }
+hn_wait_for 5 "a beacon of the new widget is accepted" accepted_after_send && hn_ok "a beacon of the new widget is accepted"
+t1=$(now_ms)
+hn_assert_cmd "accepted within refresh interval + 1 s ($((t1 - t0)) ms)" test $((t1 - t0)) -le 1300
+hn_redis DEL "hn:sess:{$WID}:probe0001" >/dev/null
+hn_redis ZREM "hn:live:{$WID}" probe0001 >/dev/null
+base_acc=$(metric 'herenow_beacons_accepted_total{transport="udp"}')
+base_rec=$("$CTL" stream count)
+
+# --- many sessions: exact presence contents
+# A: 10 whole scripted visits (7 beacons each, ending with `end`)
+# B: 15 sessions with 3 page views each; C: 10 sessions with 2 heartbeats of 1500 ms
+for i in $(seq -w 1 10); do send --key "$KEY" --session "sessionA$i" --script; done
+for i in $(seq -w 1 15); do
+    send --key "$KEY" --session "sessionB$i" --type pv --url "https://example.com/b/$i" --title "Page $i" \
+        --referrer "https://ref.example/" --count 3
+done
+for i in $(seq -w 1 10); do send --key "$KEY" --session "sessionC$i" --type hb --engaged 1500 --count 2; done
+N=$((10 * 7 + 15 * 3 + 10 * 2))
+hn_wait_for 10 "all $N beacons acknowledged by Redis" metric_ge herenow_records_written_total $((base_acc + N))
+hn_assert_eq "accepted counter" $((base_acc + N)) "$(metric 'herenow_beacons_accepted_total{transport="udp"}')"
+hn_assert_eq "records in the stream" $((base_rec + N)) "$("$CTL" stream count)"
+hn_assert_eq "event ids unique" $((base_rec + N)) "$("$CTL" stream dump | grep -o '"event_id":"[^"]*"' | sort -u | wc -l)"
+hn_assert_eq "every record carries the widget id" $((base_rec + N)) "$("$CTL" stream dump | grep -c "\"widget\":$WID,")"
+
+members=$(hn_redis ZRANGE "hn:live:{$WID}" 0 -1 | sort | tr '\n' ' ')
+want=$( (for i in $(seq -w 1 15); do echo "sessionB$i"; done; for i in $(seq -w 1 10); do echo "sessionC$i"; done) | sort | tr '\n' ' ')
+hn_assert_eq "live set = sessions B and C (A ended)" "$want" "$members"
+
+bad=0
+for i in $(seq -w 1 15); do
+    k="hn:sess:{$WID}:sessionB$i"
+    got="$(hn_redis HMGET "$k" pageviews url landing title referrer status | tr '\n' '|')"
+    exp="3|https://example.com/b/$i|https://example.com/b/$i|Page $i|https://ref.example/|active|"
+    [ "$got" == "$exp" ] || { bad=$((bad + 1)); echo "# $k: $got"; }
+    ttl=$(hn_redis TTL "$k")
+    { [ "$ttl" -gt 300 ] && [ "$ttl" -le 360 ]; } || { bad=$((bad + 1)); echo "# $k: ttl $ttl"; }
+    [ -n "$(hn_redis HGET "$k" started)" ] || bad=$((bad + 1))
+    [ "$(hn_redis HGET "$k" ip)" == "127.0.0.0" ] || { bad=$((bad + 1)); echo "# $k: ip not masked"; }
+done
+hn_assert_eq "B sessions: fields, TTL in (300, 360], masked ip" 0 "$bad"
+bad=0
+for i in $(seq -w 1 10); do
+    got="$(hn_redis HMGET "hn:sess:{$WID}:sessionC$i" engaged_ms status pageviews | tr '\n' '|')"
+    [ "$got" == "3000|active||" ] || { bad=$((bad + 1)); echo "# sessionC$i: $got"; }
+    got="$(hn_redis HMGET "hn:sess:{$WID}:sessionA$i" status pageviews has_chatted | tr '\n' '|')"
+    [ "$got" == "gone|2|1|" ] || { bad=$((bad + 1)); echo "# sessionA$i: $got"; }
+    ttl=$(hn_redis TTL "hn:sess:{$WID}:sessionA$i")
+    { [ "$ttl" -gt 300 ] && [ "$ttl" -le 360 ]; } || { bad=$((bad + 1)); echo "# sessionA$i: ttl $ttl"; }
+done
+hn_assert_eq "C sessions sum engaged time; A sessions ended, chatted, 2 page views" 0 "$bad"
+
+# --- bad input is counted under its reason and the collector keeps serving
+printf '\xc1\xc1garbage' | "$HN_BIN/hn-udpsend" 127.0.0.1 "$UDP"
+head -c 9000 /dev/zero | "$HN_BIN/hn-udpsend" 127.0.0.1 "$UDP"
+printf '\x81\xa1v\x01' | "$HN_BIN/hn-udpsend" 127.0.0.1 "$UDP"        # {v:1}: no k
+send --key nosuchwidget --session sessX0001
+hn_wait_for 5 "malformed counted" metric_ge 'herenow_beacons_dropped_total{transport="udp",reason="malformed"}' 1 && hn_ok "malformed datagram counted under reason=malformed"
+hn_wait_for 5 "too_large counted" metric_ge 'herenow_beacons_dropped_total{transport="udp",reason="too_large"}' 1 && hn_ok "too_large datagram counted under reason=too_large"
+hn_wait_for 5 "missing_field counted" metric_ge 'herenow_beacons_dropped_total{transport="udp",reason="missing_field"}' 1 && hn_ok "missing_field datagram counted under reason=missing_field"
+hn_wait_for 5 "unknown_widget counted" metric_ge 'herenow_beacons_dropped_total{transport="udp",reason="unknown_widget"}' 1 && hn_ok "unknown_widget datagram counted under reason=unknown_widget"
+acc=$(metric 'herenow_beacons_accepted_total{transport="udp"}')
+send --key "$KEY" --session sessY0001
+hn_wait_for 5 "still accepting after bad input" metric_ge 'herenow_beacons_accepted_total{transport="udp"}' $((acc + 1)) && hn_ok "a good beacon after the bad ones is accepted"
+hn_assert_cmd "collector still alive" hn_alive "$HN_PID_collector"
+rc=0; hn_stop "$HN_PID_collector" 10 || rc=$?
+hn_assert_eq "SIGTERM exits 0" 0 "$rc"
+
+# --- a session whose beacons stop leaves the live set after the live window
+export HERENOW_LIVE_WINDOW_S=3 HERENOW_ACTIVE_S=1
+start_collector
+hn_wait_for 10 "collector ready again" curl -fsS "http://127.0.0.1:$ADMIN/readyz"
+t0=$(now_ms)
+send --key "$KEY" --session sessW0001 --type pv --url https://example.com/w
+in_live() { [ -n "$(hn_redis ZSCORE "hn:live:{$WID}" sessW0001)" ]; }
+not_in_live() { ! in_live; }
+hn_wait_for 5 "short-window session is live" in_live
+ttl=$(hn_redis TTL "hn:sess:{$WID}:sessW0001")
+hn_assert_cmd "its hash TTL is window + grace (3 < $ttl <= 6)" test "$ttl" -gt 3 -a "$ttl" -le 6
+hn_wait_for 10 "it leaves the live set" not_in_live && hn_ok "the quiet session left the live set"
+t1=$(now_ms)
+hn_assert_cmd "not before the 3 s window ($((t1 - t0)) ms)" test $((t1 - t0)) -ge 3000
+hn_assert_eq "B sessions were trimmed too" 0 "$(hn_redis ZCARD "hn:live:{$WID}")"
+
+# --- SIGTERM right after a burst: nothing accepted is left unwritten
+before=$("$CTL" stream count)
+M=4000
+"$CTL" send --to "127.0.0.1:$UDP" --key "$KEY" --session sessZ0001 --type hb --count $M >/dev/null
+rc=0; hn_stop "$HN_PID_collector" 20 || rc=$?
+hn_assert_eq "SIGTERM after a burst exits 0" 0 "$rc"
+hn_assert_eq "all $M beacons of the burst are in the stream" $((before + M)) "$("$CTL" stream count)"
+hn_assert_cmd "the collector logged a clean stop" grep -q 'event=stopped clean=1' "$HN_TMP/collector.log"
+
+hn_done

@@ -1,0 +1,264 @@
+# tests/lib.sh: sourced by every integration test (bash; `set -euo pipefail` safe).
+#
+#   source "$(dirname "$0")/../lib.sh"
+#   hn_start_redis; hn_start_pg
+#   hn_spawn collector "$HN_BIN/herenow-collector"
+#   hn_wait_for 5 "collector answers /livez" curl -fsS "http://127.0.0.1:$port/livez"
+#   hn_assert_eq "one widget" 1 "$(hn_psql 'SELECT count(*) FROM widget_configs')"
+#   hn_done
+#
+# On source: a private temp dir HN_TMP, and an EXIT trap (hn_cleanup) that
+# stops everything started here (spawned processes by pid, servers through
+# their pidfiles), prints the logs of a failed test, removes HN_TMP (kept when
+# HN_KEEP_TMP=1) and prints the final line "N passed, M failed". A script that
+# exits without hn_done (set -e, a timeout of hn_wait_for) gets one more
+# failure for that, so a test can never end looking green by accident.
+#
+# Assertions print one line each, "ok - ..." or "not ok - ...", and always
+# return 0 (set -e does not end the test on a failed assertion: the rest still
+# runs and counts). hn_wait_for returns 1 on timeout, after counting the
+# failure: under set -e the test ends there, as nothing after it would mean
+# anything.
+#
+# Call hn_spawn and hn_start_* in the test's own shell, not in $(...) or a
+# pipeline: what they register lives in shell variables.
+
+HN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HN_BIN=${HN_BIN:-build/release}
+case "$HN_BIN" in /*) ;; *) HN_BIN="$PWD/$HN_BIN" ;; esac
+[ -d "$HN_BIN" ] || HN_BIN="$HN_ROOT/${HN_BIN#"$PWD"/}"
+export HN_ROOT HN_BIN
+
+HN_TMP=$(mktemp -d "${TMPDIR:-/tmp}/herenow-test.XXXXXX")
+# postgres (scripts/pg.sh runs it as that user) must reach $HN_TMP/pg.
+chmod 0755 "$HN_TMP"
+export HN_TMP
+
+HN_PASSED=0
+HN_FAILED=0
+HN_DONE=0
+HN_PIDS=()           # spawned with hn_spawn
+HN_REDIS_DIRS=()     # started with hn_start_redis
+HN_PG_DIRS=()        # started with hn_start_pg
+HN_LOGS=()           # $HN_TMP/NAME.log of spawned processes
+
+# ---- results --------------------------------------------------------------
+
+hn_ok() {
+    HN_PASSED=$((HN_PASSED + 1))
+    echo "ok - $1"
+}
+
+hn_fail() {
+    HN_FAILED=$((HN_FAILED + 1))
+    echo "not ok - $1"
+}
+
+# One line even when a value spans several.
+_hn_oneline() {
+    local s=$1
+    s=${s//$'\r'/\\r}
+    printf '%s' "${s//$'\n'/\\n}"
+}
+
+hn_assert_eq() {
+    local desc=$1 want=$2 got=$3
+    if [ "$want" == "$got" ]; then
+        hn_ok "$desc"
+    else
+        hn_fail "$desc (expected $(_hn_oneline "$want"), got $(_hn_oneline "$got"))"
+    fi
+}
+
+# hn_assert_cmd DESC CMD...: ok when CMD exits 0; else its status and the
+# last lines of its output as "#" comments.
+hn_assert_cmd() {
+    local desc=$1 out rc=0
+    shift
+    out=$("$@" 2>&1) || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        hn_ok "$desc"
+    else
+        hn_fail "$desc (command failed with status $rc: $*)"
+        printf '%s\n' "$out" | tail -n 10 | sed 's/^/#   /'
+    fi
+}
+
+# Ends the test: the EXIT trap prints the final line and cleans up.
+hn_done() {
+    HN_DONE=1
+    if [ "$HN_FAILED" -gt 0 ]; then exit 1; fi
+    exit 0
+}
+
+# ---- processes ------------------------------------------------------------
+
+hn_free_port() {
+    local p tries=0
+    [ -x "$HN_BIN/hn-freeport" ] || { echo "lib.sh: $HN_BIN/hn-freeport missing (make $HN_BIN/hn-freeport)" >&2; return 1; }
+    # Never the same port twice in one test: the kernel may reuse a port
+    # that was free a moment ago but that this test is about to use.
+    touch "$HN_TMP/.ports"
+    while :; do
+        p=$("$HN_BIN/hn-freeport") || return 1
+        if ! grep -qx "$p" "$HN_TMP/.ports"; then
+            echo "$p" >>"$HN_TMP/.ports"
+            echo "$p"
+            return 0
+        fi
+        tries=$((tries + 1))
+        [ "$tries" -lt 50 ] || { echo "lib.sh: no unused free port" >&2; return 1; }
+    done
+}
+
+# hn_spawn NAME CMD...: CMD in the background, output in $HN_TMP/NAME.log,
+# pid in HN_PID_<NAME>, stopped by the cleanup.
+hn_spawn() {
+    local name=$1
+    shift
+    [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || { echo "lib.sh: hn_spawn: bad name '$name'" >&2; return 1; }
+    "$@" </dev/null >"$HN_TMP/$name.log" 2>&1 &
+    local pid=$!
+    HN_PIDS+=("$pid")
+    HN_LOGS+=("$HN_TMP/$name.log")
+    printf -v "HN_PID_$name" '%s' "$pid"
+}
+
+# True while pid exists and is not a zombie.
+hn_alive() {
+    local st
+    kill -0 "$1" 2>/dev/null || return 1
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# hn_stop PID [TIMEOUT_S]: SIGTERM, wait, SIGKILL after the timeout (default
+# 10). Returns the process's exit status when it is our child.
+hn_stop() {
+    local pid=$1 timeout=${2:-10} deadline rc=0
+    deadline=$(($(date +%s%N) / 1000000 + timeout * 1000))
+    kill -TERM "$pid" 2>/dev/null || true
+    while hn_alive "$pid"; do
+        if [ $(($(date +%s%N) / 1000000)) -ge "$deadline" ]; then
+            echo "lib.sh: pid $pid ignored SIGTERM for ${timeout}s, sending SIGKILL" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.05
+    done
+    wait "$pid" 2>/dev/null || rc=$?
+    return "$rc"
+}
+
+# hn_wait_for TIMEOUT_S DESC CMD...: polls CMD every 50 ms until it succeeds
+# (return 0, nothing printed) or TIMEOUT_S pass (a failure "DESC (timed out
+# after TIMEOUT_S s)" is counted and 1 returned).
+hn_wait_for() {
+    local timeout=$1 desc=$2 deadline
+    shift 2
+    deadline=$(($(date +%s%N) / 1000000 + $(awk -v t="$timeout" 'BEGIN { printf "%d", t * 1000 }')))
+    while :; do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        if [ $(($(date +%s%N) / 1000000)) -ge "$deadline" ]; then
+            hn_fail "$desc (timed out after ${timeout}s)"
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# ---- servers --------------------------------------------------------------
+
+# _hn_register ARRAY DIR: appends DIR to ARRAY unless it is there already.
+_hn_register() {
+    local -n _arr=$1
+    local d
+    for d in "${_arr[@]}"; do [ "$d" != "$2" ] || return 0; done
+    _arr+=("$2")
+}
+
+# hn_start_redis [NAME]: a private Redis in $HN_TMP/NAME (default redis);
+# exports HN_REDIS_PORT and HERENOW_REDIS_URL.
+hn_start_redis() {
+    local name=${1:-redis} port
+    for _ in 1 2 3; do
+        port=$(hn_free_port) || return 1
+        # Registered before the start: a signal that ends the test in the
+        # middle of it must still stop the server.
+        _hn_register HN_REDIS_DIRS "$HN_TMP/$name"
+        # The port may be taken between hn-freeport and the bind: retry.
+        if "$HN_ROOT/scripts/redis.sh" start --fast "$HN_TMP/$name" "$port" >/dev/null; then
+            export HN_REDIS_PORT=$port
+            export HERENOW_REDIS_URL="redis://127.0.0.1:$port/0"
+            return 0
+        fi
+    done
+    echo "lib.sh: could not start redis" >&2
+    return 1
+}
+
+# hn_start_pg [NAME]: a private PostgreSQL in $HN_TMP/NAME (default pg), with
+# database herenow; exports HN_PG_PORT and HERENOW_DATABASE_URL.
+hn_start_pg() {
+    local name=${1:-pg} port
+    for _ in 1 2 3; do
+        port=$(hn_free_port) || return 1
+        _hn_register HN_PG_DIRS "$HN_TMP/$name"
+        if "$HN_ROOT/scripts/pg.sh" start --fast "$HN_TMP/$name" "$port" >/dev/null; then
+            HN_PG_BINDIR=$("$HN_ROOT/scripts/pg.sh" bindir)
+            export HN_PG_PORT=$port
+            export HERENOW_DATABASE_URL="postgresql://postgres@127.0.0.1:$port/herenow"
+            return 0
+        fi
+    done
+    echo "lib.sh: could not start postgresql" >&2
+    return 1
+}
+
+hn_redis() {
+    redis-cli -h 127.0.0.1 -p "$HN_REDIS_PORT" "$@"
+}
+
+# hn_psql SQL [PSQL ARGS...]: one statement, unaligned tuples only.
+hn_psql() {
+    local sql=$1
+    shift
+    "${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql" -X -At -v ON_ERROR_STOP=1 \
+        "$HERENOW_DATABASE_URL" "$@" -c "$sql"
+}
+
+# ---- cleanup --------------------------------------------------------------
+
+hn_cleanup() {
+    local rc=$? pid d log
+    trap - EXIT INT TERM
+    set +e
+    if [ "$HN_DONE" -ne 1 ]; then
+        hn_fail "test script ended before hn_done (exit status $rc)"
+        [ "$rc" -ne 0 ] || rc=1
+    fi
+    # jobs -p as well: a signal may land between an `&` and its registration.
+    for pid in "${HN_PIDS[@]}" $(jobs -p); do
+        hn_alive "$pid" && hn_stop "$pid" 10 >/dev/null 2>&1
+    done
+    if [ "$HN_FAILED" -gt 0 ] && [ "${HN_QUIET_LOGS:-0}" != 1 ]; then
+        for log in "${HN_LOGS[@]}"; do
+            [ -s "$log" ] || continue
+            echo "# --- last lines of ${log##*/} ---"
+            tail -n 30 "$log" | sed 's/^/#   /'
+        done
+    fi
+    for d in "${HN_PG_DIRS[@]}"; do "$HN_ROOT/scripts/pg.sh" stop "$d" >/dev/null 2>&1; done
+    for d in "${HN_REDIS_DIRS[@]}"; do "$HN_ROOT/scripts/redis.sh" stop "$d" >/dev/null 2>&1; done
+    if [ "${HN_KEEP_TMP:-0}" = 1 ]; then
+        echo "# kept $HN_TMP"
+    else
+        rm -rf "$HN_TMP"
+    fi
+    echo "$HN_PASSED passed, $HN_FAILED failed"
+    exit "$rc"
+}
+
+trap hn_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM

@@ -1,0 +1,188 @@
+/* test_config.c: the configuration table — defaults, environment, flags,
+ * precedence, bounds, enums, and the messages bad values produce. */
+#include "common/config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+static void clear_env(void) {
+    const char *names[] = {"HERENOW_REDIS_URL", "HERENOW_THREADS", "HERENOW_LIVE_WINDOW_S",
+                           "HERENOW_ACTIVE_S", "HERENOW_IP_MODE", "HERENOW_LOG_LEVEL",
+                           "HERENOW_UDP_LISTEN", "HERENOW_DATABASE_URL"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) unsetenv(names[i]);
+}
+
+static int load(hn_config *c, unsigned who, int argc, char **argv, int *argi, char *err) {
+    return hn_config_load(c, who, argc, argv, argi, err, 256);
+}
+
+static void test_defaults(void **state) {
+    (void)state;
+    clear_env();
+    hn_config c;
+    char err[256];
+    int argi;
+    char *argv[] = {"x"};
+    assert_int_equal(load(&c, HN_FOR_COLLECTOR, 1, argv, &argi, err), HN_OK);
+    assert_int_equal(argi, 1);
+    assert_string_equal(c.redis_url, "redis://127.0.0.1:6379/0");
+    assert_string_equal(c.database_url, "postgresql:///herenow");
+    assert_string_equal(c.udp_listen, "0.0.0.0:7470");
+    assert_string_equal(c.http_listen, "0.0.0.0:7470");
+    assert_string_equal(c.admin_listen, "127.0.0.1:7471");
+    assert_string_equal(c.api_listen, "127.0.0.1:7480");
+    assert_int_equal(c.live_window_s, 300);
+    assert_int_equal(c.active_s, 60);
+    assert_int_equal(c.stream_shards, 1);
+    assert_string_equal(c.ip_mode, "mask");
+    assert_string_equal(c.geoip_db, "");
+    assert_true(hn_config_threads(&c) >= 1);
+    hn_config_free(&c);
+}
+
+static void test_env_and_flags(void **state) {
+    (void)state;
+    clear_env();
+    setenv("HERENOW_THREADS", "3", 1);
+    setenv("HERENOW_REDIS_URL", "redis://10.0.0.1:7000/2", 1);
+    setenv("HERENOW_LIVE_WINDOW_S", "120", 1);
+    hn_config c;
+    char err[256];
+    int argi;
+    char *argv[] = {"x", "--threads", "5", "--live-window-s=90", "--ip-mode", "drop"};
+    assert_int_equal(load(&c, HN_FOR_COLLECTOR, 6, argv, &argi, err), HN_OK);
+    assert_int_equal(c.threads, 5);                       /* flag beats env */
+    assert_int_equal(hn_config_threads(&c), 5);
+    assert_int_equal(c.live_window_s, 90);
+    assert_string_equal(c.redis_url, "redis://10.0.0.1:7000/2");   /* env beats default */
+    assert_string_equal(c.ip_mode, "drop");
+    hn_config_free(&c);
+    clear_env();
+}
+
+typedef struct bad_case {
+    const char *flag, *value, *expect_in_message;
+} bad_case;
+
+static const bad_case bad_cases[] = {
+    {"--threads", "-1", "out of range"},
+    {"--threads", "257", "out of range"},
+    {"--threads", "two", "not an integer"},
+    {"--threads", "", "not an integer"},
+    {"--threads", "3x", "not an integer"},
+    {"--live-window-s", "1", "out of range"},
+    {"--live-window-s", "86401", "out of range"},
+    {"--active-s", "0", "out of range"},
+    {"--ip-mode", "partial", "not one of mask|full|drop"},
+    {"--log-level", "loud", "not one of debug|info|warn|error"},
+    {"--stream-shards", "0", "out of range"},
+    {"--udp-rcvbuf", "99999999999999999999", "not an integer"},
+    {"--no-such-flag", "1", "unknown flag"},
+};
+
+static void test_bad_values(void **state) {
+    (void)state;
+    clear_env();
+    for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+        hn_config c;
+        char err[256] = "";
+        int argi;
+        char *argv[] = {"x", (char *)bad_cases[i].flag, (char *)bad_cases[i].value};
+        int rc = load(&c, HN_FOR_COLLECTOR, 3, argv, &argi, err);
+        if (rc != HN_ERR || strstr(err, bad_cases[i].expect_in_message) == NULL)
+            fail_msg("%s %s: rc=%d err='%s'", bad_cases[i].flag, bad_cases[i].value, rc, err);
+        hn_config_free(&c);
+    }
+}
+
+static void test_bad_env_names_setting(void **state) {
+    (void)state;
+    clear_env();
+    setenv("HERENOW_LIVE_WINDOW_S", "soon", 1);
+    hn_config c;
+    char err[256];
+    int argi;
+    char *argv[] = {"x"};
+    assert_int_equal(load(&c, HN_FOR_COLLECTOR, 1, argv, &argi, err), HN_ERR);
+    assert_non_null(strstr(err, "HERENOW_LIVE_WINDOW_S='soon'"));
+    hn_config_free(&c);
+    clear_env();
+}
+
+static void test_active_not_above_window(void **state) {
+    (void)state;
+    clear_env();
+    hn_config c;
+    char err[256];
+    int argi;
+    char *argv[] = {"x", "--live-window-s", "30", "--active-s", "31"};
+    assert_int_equal(load(&c, HN_FOR_COLLECTOR, 5, argv, &argi, err), HN_ERR);
+    assert_non_null(strstr(err, "must not exceed"));
+    hn_config_free(&c);
+}
+
+static void test_missing_value_and_help(void **state) {
+    (void)state;
+    clear_env();
+    hn_config c;
+    char err[256];
+    int argi;
+    char *argv1[] = {"x", "--threads"};
+    assert_int_equal(load(&c, HN_FOR_COLLECTOR, 2, argv1, &argi, err), HN_ERR);
+    assert_non_null(strstr(err, "needs a value"));
+    hn_config_free(&c);
+    char *argv2[] = {"x", "--help"};
+    assert_int_equal(load(&c, HN_FOR_COLLECTOR, 2, argv2, &argi, err), HN_OK);
+    assert_int_equal(argi, -1);
+    hn_config_free(&c);
+}
+
+static void test_ctl_stops_at_subcommand(void **state) {
+    (void)state;
+    clear_env();
+    hn_config c;
+    char err[256];
+    int argi;
+    char *argv[] = {"herenowctl", "--redis-url", "redis://h:1/0", "widget", "add", "--name", "n"};
+    assert_int_equal(load(&c, HN_FOR_CTL, 7, argv, &argi, err), HN_OK);
+    assert_int_equal(argi, 3);
+    assert_string_equal(c.redis_url, "redis://h:1/0");
+    hn_config_free(&c);
+    /* a collector-only flag is not a herenowctl flag */
+    char *argv2[] = {"x", "--threads", "2"};
+    assert_int_equal(load(&c, HN_FOR_API, 3, argv2, &argi, err), HN_ERR);
+    hn_config_free(&c);
+}
+
+static void test_usage_lists_only_own(void **state) {
+    (void)state;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    hn_config_usage(f, HN_FOR_COLLECTOR);
+    fclose(f);
+    assert_non_null(strstr(buf, "HERENOW_UDP_LISTEN"));
+    assert_non_null(strstr(buf, "--udp-listen"));
+    assert_non_null(strstr(buf, "default '0.0.0.0:7470'"));
+    assert_null(strstr(buf, "HERENOW_API_LISTEN"));
+    assert_null(strstr(buf, "HERENOW_DATABASE_URL"));
+    free(buf);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_env_and_flags),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_bad_env_names_setting),
+        cmocka_unit_test(test_active_not_above_window),
+        cmocka_unit_test(test_missing_value_and_help),
+        cmocka_unit_test(test_ctl_stops_at_subcommand),
+        cmocka_unit_test(test_usage_lists_only_own),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

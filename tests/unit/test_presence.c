@@ -1,0 +1,261 @@
+/* test_presence.c: the Redis commands presence writes for each kind of
+ * beacon — which fields, which counters, when EXPIRE is (not) sent, and the
+ * per-widget ZADD/ZREM grouping of a flush. The RESP the module produces is
+ * parsed back with hiredis' reader (a command is a valid RESP array). */
+#include "collector/presence.h"
+
+#include <hiredis/hiredis.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#define WINDOW 300
+#define GRACE  60
+
+typedef struct cmds {
+    redisReply *v[64];
+    int n;
+} cmds;
+
+static void parse(hn_buf *b, uint32_t ncmds, cmds *out) {
+    redisReader *r = redisReaderCreate();
+    redisReaderFeed(r, b->p, b->len);
+    out->n = 0;
+    void *rep;
+    while (redisReaderGetReply(r, &rep) == REDIS_OK && rep != NULL) out->v[out->n++] = rep;
+    assert_int_equal((uint32_t)out->n, ncmds);
+    redisReaderFree(r);
+    hn_buf_reset(b);
+}
+
+static void free_cmds(cmds *c) {
+    for (int i = 0; i < c->n; i++) freeReplyObject(c->v[i]);
+    c->n = 0;
+}
+
+static const char *arg(const redisReply *c, size_t i) {
+    return i < c->elements ? c->element[i]->str : NULL;
+}
+
+/* The value of field f in an HSET command, or NULL. */
+static const char *hset_field(const redisReply *c, const char *f) {
+    for (size_t i = 2; i + 1 < c->elements; i += 2)
+        if (strcmp(c->element[i]->str, f) == 0) return c->element[i + 1]->str;
+    return NULL;
+}
+
+static const redisReply *find(const cmds *c, const char *name, int nth) {
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(arg(c->v[i], 0), name) == 0 && nth-- == 0) return c->v[i];
+    return NULL;
+}
+
+static int count(const cmds *c, const char *name) {
+    int n = 0;
+    for (int i = 0; i < c->n; i++) n += strcmp(arg(c->v[i], 0), name) == 0;
+    return n;
+}
+
+static hn_record rec(uint32_t w, const char *sid, const char *t, uint64_t q, uint64_t ms) {
+    hn_record r;
+    memset(&r, 0, sizeof(r));
+    r.widget_id = w;
+    r.recv_ts = ms * 1000;
+    r.b.s = (hn_str){sid, (uint32_t)strlen(sid)};
+    r.b.t = (hn_str){t, (uint32_t)strlen(t)};
+    r.b.type = (uint8_t)hn_btype_parse(r.b.t);
+    r.b.q = q;
+    return r;
+}
+
+typedef struct fx {
+    hn_presence *p;
+    hn_buf b;
+    uint32_t n;
+    cmds c;
+} fx;
+
+static int setup(void **state) {
+    fx *f = calloc(1, sizeof(*f));
+    hn_presence_cfg cfg = {WINDOW, GRACE};
+    f->p = hn_presence_create(&cfg);
+    hn_buf_init(&f->b, 1024);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fx *f = *state;
+    free_cmds(&f->c);
+    hn_presence_destroy(f->p);
+    hn_buf_free(&f->b);
+    free(f);
+    return 0;
+}
+
+static void add(fx *f, const hn_record *r, uint64_t now_s) {
+    hn_presence_add(f->p, r, now_s, &f->b, &f->n);
+}
+
+static void flush_and_parse(fx *f) {
+    hn_presence_flush(f->p, &f->b, &f->n);
+    free_cmds(&f->c);
+    parse(&f->b, f->n, &f->c);
+    f->n = 0;
+}
+
+static void test_first_pageview(void **state) {
+    fx *f = *state;
+    hn_record r = rec(7, "sessAAAA1", "pv", 1, 1700000000123);
+    r.b.u = HN_STR_LIT("https://ex.com/a");
+    r.b.ti = HN_STR_LIT("Home");
+    r.b.r = HN_STR_LIT("https://google.com/");
+    r.ip = HN_STR_LIT("10.1.2.0");
+    r.b.l = HN_STR_LIT("en-US");
+    r.b.sw = 1920; r.b.sh = 1080; r.b.fields = HN_F_SW | HN_F_SH;
+    add(f, &r, 1000);
+    flush_and_parse(f);
+    const redisReply *h = find(&f->c, "HSET", 0);
+    assert_non_null(h);
+    assert_string_equal(arg(h, 1), "hn:sess:{7}:sessAAAA1");
+    assert_string_equal(hset_field(h, "last_seen"), "1700000000123");
+    assert_string_equal(hset_field(h, "started"), "1700000000123");
+    assert_string_equal(hset_field(h, "status"), "active");
+    assert_string_equal(hset_field(h, "url"), "https://ex.com/a");
+    assert_string_equal(hset_field(h, "title"), "Home");
+    assert_string_equal(hset_field(h, "landing"), "https://ex.com/a");
+    assert_string_equal(hset_field(h, "referrer"), "https://google.com/");
+    assert_string_equal(hset_field(h, "ip"), "10.1.2.0");
+    assert_string_equal(hset_field(h, "lang"), "en-US");
+    assert_string_equal(hset_field(h, "screen"), "1920x1080");
+    const redisReply *inc = find(&f->c, "HINCRBY", 0);
+    assert_non_null(inc);
+    assert_string_equal(arg(inc, 2), "pageviews");
+    assert_string_equal(arg(inc, 3), "1");
+    const redisReply *ex = find(&f->c, "EXPIRE", 0);
+    assert_non_null(ex);
+    assert_string_equal(arg(ex, 2), "360");
+    assert_int_equal(count(&f->c, "HSETNX"), 0);     /* q=1 sets started itself */
+    const redisReply *z = find(&f->c, "ZADD", 0);
+    assert_non_null(z);
+    assert_string_equal(arg(z, 1), "hn:live:{7}");
+    assert_string_equal(arg(z, 2), "1700000000123");
+    assert_string_equal(arg(z, 3), "sessAAAA1");
+    assert_int_equal(f->c.n, 4);     /* HSET, HINCRBY, EXPIRE, ZADD */
+}
+
+static void test_heartbeat_is_cheap(void **state) {
+    fx *f = *state;
+    hn_record r = rec(7, "sessBBBB1", "pv", 1, 1000);
+    r.b.u = HN_STR_LIT("https://ex.com/");
+    add(f, &r, 1000);
+    flush_and_parse(f);
+    hn_record hb = rec(7, "sessBBBB1", "hb", 2, 31000);
+    hb.b.e = 30000;
+    hb.b.fields = HN_F_E;
+    add(f, &hb, 1030);
+    flush_and_parse(f);
+    /* HSET (last_seen, status, last_type) + HINCRBY engaged_ms + ZADD; no EXPIRE within grace */
+    assert_int_equal(f->c.n, 3);
+    const redisReply *h = find(&f->c, "HSET", 0);
+    assert_int_equal(h->elements, 2 + 2 * 3);
+    assert_null(hset_field(h, "url"));
+    assert_null(hset_field(h, "started"));
+    const redisReply *inc = find(&f->c, "HINCRBY", 0);
+    assert_string_equal(arg(inc, 2), "engaged_ms");
+    assert_string_equal(arg(inc, 3), "30000");
+    assert_int_equal(count(&f->c, "EXPIRE"), 0);
+    /* after `grace` seconds the TTL is refreshed again */
+    hn_record hb2 = rec(7, "sessBBBB1", "hb", 3, 61000);
+    add(f, &hb2, 1000 + GRACE);
+    flush_and_parse(f);
+    assert_int_equal(count(&f->c, "EXPIRE"), 1);
+    assert_int_equal(count(&f->c, "HINCRBY"), 0);     /* no e: no counter */
+}
+
+static void test_unseen_session_mid_way(void **state) {
+    fx *f = *state;
+    hn_record r = rec(3, "sessCCCC1", "hb", 9, 5000);
+    add(f, &r, 10);
+    flush_and_parse(f);
+    const redisReply *nx = find(&f->c, "HSETNX", 0);
+    assert_non_null(nx);
+    assert_string_equal(arg(nx, 2), "started");
+    assert_string_equal(arg(nx, 3), "5000");
+    assert_int_equal(count(&f->c, "EXPIRE"), 1);
+}
+
+static void test_hide_end_and_grouping(void **state) {
+    fx *f = *state;
+    hn_record a = rec(1, "sessDDDD1", "hide", 4, 100);
+    hn_record b = rec(1, "sessDDDD2", "end", 5, 101);
+    hn_record c = rec(1, "sessDDDD3", "pv", 1, 102);
+    c.b.u = HN_STR_LIT("/x");
+    hn_record d = rec(2, "sessDDDD4", "show", 2, 103);
+    hn_record e1 = rec(1, "sessDDDD5", "end", 3, 104);      /* ends, then another tab goes on */
+    hn_record e2 = rec(1, "sessDDDD5", "hb", 4, 105);
+    hn_record g1 = rec(1, "sessDDDD6", "hb", 3, 106);       /* goes on, then ends */
+    hn_record g2 = rec(1, "sessDDDD6", "end", 4, 107);
+    const hn_record *all[] = {&a, &b, &c, &d, &e1, &e2, &g1, &g2};
+    for (size_t i = 0; i < 8; i++) add(f, all[i], 50);
+    flush_and_parse(f);
+    assert_string_equal(hset_field(find(&f->c, "HSET", 0), "status"), "idle");
+    assert_string_equal(hset_field(find(&f->c, "HSET", 1), "status"), "gone");
+    assert_int_equal(count(&f->c, "ZADD"), 2);   /* one per widget */
+    assert_int_equal(count(&f->c, "ZREM"), 1);
+    const redisReply *z1 = find(&f->c, "ZADD", 0), *z2 = find(&f->c, "ZADD", 1);
+    assert_string_equal(arg(z1, 1), "hn:live:{1}");
+    /* widget 1 adds DDDD1 (hidden is still live), DDDD3, DDDD5 (hb after end) */
+    assert_int_equal(z1->elements, 2 + 2 * 3);
+    assert_string_equal(arg(z2, 1), "hn:live:{2}");
+    assert_int_equal(z2->elements, 4);
+    const redisReply *zr = find(&f->c, "ZREM", 0);
+    assert_string_equal(arg(zr, 1), "hn:live:{1}");
+    assert_int_equal(zr->elements, 4);           /* DDDD2 and DDDD6 */
+    assert_true((strcmp(arg(zr, 2), "sessDDDD2") == 0 && strcmp(arg(zr, 3), "sessDDDD6") == 0) ||
+                (strcmp(arg(zr, 3), "sessDDDD2") == 0 && strcmp(arg(zr, 2), "sessDDDD6") == 0));
+}
+
+static void test_identify_and_chat(void **state) {
+    fx *f = *state;
+    hn_record id = rec(5, "sessEEEE1", "id", 2, 10);
+    id.b.nm = HN_STR_LIT("Ada");
+    id.b.em = HN_STR_LIT("ada@example.com");
+    hn_record open = rec(5, "sessEEEE1", "ev", 3, 11);
+    open.b.n = HN_STR_LIT("chat_opened");
+    hn_record msg = rec(5, "sessEEEE1", "ev", 4, 12);
+    msg.b.n = HN_STR_LIT("chat_message_sent");
+    hn_record click = rec(5, "sessEEEE1", "ev", 5, 13);
+    click.b.n = HN_STR_LIT("click");
+    add(f, &id, 1);
+    add(f, &open, 1);
+    add(f, &msg, 1);
+    add(f, &click, 1);
+    flush_and_parse(f);
+    assert_string_equal(hset_field(find(&f->c, "HSET", 0), "name"), "Ada");
+    assert_string_equal(hset_field(find(&f->c, "HSET", 0), "email"), "ada@example.com");
+    assert_string_equal(hset_field(find(&f->c, "HSET", 1), "has_chatted"), "1");
+    assert_string_equal(hset_field(find(&f->c, "HSET", 2), "has_chatted"), "1");
+    assert_null(hset_field(find(&f->c, "HSET", 3), "has_chatted"));
+    const redisReply *inc = find(&f->c, "HINCRBY", 0);
+    assert_non_null(inc);
+    assert_string_equal(arg(inc, 2), "messages_sent");
+    assert_int_equal(count(&f->c, "ZADD"), 1);
+    assert_int_equal(find(&f->c, "ZADD", 0)->elements, 4);   /* one member, latest score */
+    assert_string_equal(arg(find(&f->c, "ZADD", 0), 2), "13");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_first_pageview, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heartbeat_is_cheap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unseen_session_mid_way, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hide_end_and_grouping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identify_and_chat, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

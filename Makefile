@@ -56,7 +56,7 @@ $(OUT)/herenowctl: $(call obj,ctl/main.c) $(CTL_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_PG) $(LIBS_REDIS) $(LIBS_COMMON) -lm
 
 $(OUT)/hn-loadgen: $(call obj,bench/loadgen.c) $(PROTO_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_COMMON) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) -lm
 
 # Unit tests link every object but the mains (STYLE.md: main() only wires).
 $(OUT)/tests/test_%: $(call obj,tests/unit/test_%.c) $(COLLECTOR_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)

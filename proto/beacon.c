@@ -10,7 +10,8 @@
  * "repeated key: last wins" falls out of it), convert the values into a
  * draft (strings straight into the beacon, numbers as uint64 with presence
  * bits), and then one validate() judges the draft, so the two forms cannot
- * drift apart. Pure: no I/O, no global state; strings are never copied.
+ * drift apart. Pure: no I/O, no global state; msgpack strings are never
+ * copied (query strings are decoded into the caller's scratch).
  */
 #include "proto/beacon.h"
 

@@ -51,7 +51,9 @@ started_pg=1
 if [ -z "$("$BIN/herenowctl" widget list --json | grep -o '"key"' | head -1)" ]; then
     "$BIN/herenowctl" widget add --name "Demo site" --domain localhost >/dev/null
 fi
-KEY=$("$BIN/herenowctl" widget list --json | grep -o '"key":"[^"]*"' | head -1 | cut -d'"' -f4)
+first=$("$BIN/herenowctl" widget list --json | grep -m1 '"key"')
+KEY=$(printf '%s' "$first" | grep -o '"key":"[^"]*"' | cut -d'"' -f4)
+WID=$(printf '%s' "$first" | grep -o '"id":[0-9]*' | cut -d: -f2)
 
 "$BIN/herenow-collector" &
 collector_pid=$!
@@ -74,7 +76,7 @@ herenow is running.
 
 Try it:
   $BIN/herenowctl send --key $KEY --script        # one whole visit over UDP
-  redis-cli -p $REDIS_PORT ZRANGE 'hn:live:{1}' 0 -1 WITHSCORES
+  redis-cli -p $REDIS_PORT ZRANGE 'hn:live:{$WID}' 0 -1 WITHSCORES     # who is live now
   HERENOW_REDIS_URL=$HERENOW_REDIS_URL $BIN/herenowctl stream dump
 
 Ctrl-C stops everything.

@@ -110,9 +110,14 @@ static void cmd_key_field_num(hn_buf *b, const char *cmd, hn_str key, const char
 void hn_presence_add(hn_presence *p, const hn_record *r, uint64_t now_s,
                      hn_buf *cmds, uint32_t *ncmds) {
     const hn_beacon *b = &r->b;
-    char keybuf[128], nums[4][24], screen[24];
-    int kl = snprintf(keybuf, sizeof(keybuf), HN_SESS_PREFIX "%u}:%.*s", r->widget_id,
-                      (int)b->s.len, b->s.p);
+    char keybuf[sizeof(HN_SESS_PREFIX) + 16 + 64], nums[4][24], screen[24];
+    size_t kl = sizeof(HN_SESS_PREFIX) - 1;
+    memcpy(keybuf, HN_SESS_PREFIX, kl);
+    kl += hn_u64toa(r->widget_id, keybuf + kl);
+    keybuf[kl++] = '}';
+    keybuf[kl++] = ':';
+    memcpy(keybuf + kl, b->s.p, b->s.len);     /* s is 8..64 bytes (validated) */
+    kl += b->s.len;
     hn_str key = {keybuf, (uint32_t)kl};
     uint64_t ms = r->recv_ts / 1000;
     bool fresh;

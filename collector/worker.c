@@ -105,17 +105,18 @@ static void drop(hn_worker *w, int tr, hn_reason r, unsigned n) {
     HN_STAT_ADD(w->st.dropped[tr][r], n);
 }
 
-static void take(hn_worker *w, hn_record *r) {
+static void take(hn_worker *w, hn_record *r, uint64_t now_s) {
     uint32_t s = r->widget_id % w->nshards;
     w->pk.data = &w->shard[s];
     hn_record_pack(&w->pk, r);
     w->shard_n[s]++;
-    hn_presence_add(w->pres, r, hn_mono_ms() / 1000, &w->cmds, &w->ncmds);
+    hn_presence_add(w->pres, r, now_s, &w->cmds, &w->ncmds);
     w->flush_records++;
 }
 
 static void handle_datagram(hn_worker *w, const hn_widgets *wt, const char *buf, size_t len,
-                            bool truncated, const struct sockaddr *src, uint64_t now_us) {
+                            bool truncated, const struct sockaddr *src, uint64_t now_us,
+                            uint64_t mono_s) {
     const int tr = HN_TR_UDP - 1;
     hn_collector *c = w->col;
     HN_STAT_ADD(w->st.datagrams, 1);
@@ -169,7 +170,7 @@ static void handle_datagram(hn_worker *w, const hn_widgets *wt, const char *buf,
         r.transport = HN_TR_UDP;
         r.ip = (hn_str){ipbuf, (uint32_t)iplen};
         if (trusted) r.ua = b->ua;
-        take(w, &r);
+        take(w, &r, mono_s);
         HN_STAT_ADD(w->st.received[tr], 1);
         HN_STAT_ADD(w->st.accepted[tr], 1);
     }
@@ -239,12 +240,13 @@ static int read_batch(hn_worker *w, const hn_widgets *wt) {
                     strerror(errno));
         return 0;
     }
-    uint64_t now_us = hn_now_us();
+    uint64_t now_us = hn_now_us(), mono_s = hn_mono_ms() / 1000;
     for (int i = 0; i < n; i++) {
         struct msghdr *mh = &w->msgs[i].msg_hdr;
         if (mh->msg_controllen) read_kernel_drops(w, mh);
         handle_datagram(w, wt, w->bufs + (size_t)i * HN_UDP_MAX, w->msgs[i].msg_len,
-                        (mh->msg_flags & MSG_TRUNC) != 0, (struct sockaddr *)&w->addrs[i], now_us);
+                        (mh->msg_flags & MSG_TRUNC) != 0, (struct sockaddr *)&w->addrs[i], now_us,
+                        mono_s);
     }
     flush(w);
     return n;

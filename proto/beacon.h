@@ -11,11 +11,18 @@
  * (query string, which needs percent-decoding), so the beacon is valid only
  * while that buffer is. Each beacon of a batch is validated on its own: one
  * bad beacon rejects only itself.
+ *
+ * The rest of the protocol's API is in the headers included below, so one
+ * include gives all of it: proto/mpcheck.h (hn_decoder), proto/query.h (the
+ * query-string form), proto/utf8.h.
  */
 #ifndef HN_BEACON_H
 #define HN_BEACON_H
 
 #include "common/hn.h"
+#include "proto/mpcheck.h"
+#include "proto/query.h"
+#include "proto/utf8.h"
 
 #include <msgpack.h>
 
@@ -127,31 +134,10 @@ typedef struct hn_batch {
     hn_beacon b[HN_BATCH_MAX];
 } hn_batch;
 
-/* Decoder state reused across calls so that steady-state decoding does not
- * allocate (a msgpack zone). One per thread. */
-typedef struct hn_decoder hn_decoder;
-
-hn_decoder *hn_decoder_create(void);
-void        hn_decoder_destroy(hn_decoder *d);
-
 /* Decodes a msgpack input (len <= HN_HTTP_BODY_MAX; larger inputs are
  * HN_R_TOO_LARGE). Returns the number of accepted beacons (>= 0). The
  * beacons' strings point into buf, which must outlive the use of out. */
 int hn_beacon_decode_msgpack(hn_decoder *d, hn_batch *out, const char *buf, size_t len);
-
-/* Decodes a pixel query string (the part after '?', without it). Repeated
- * keys: the last one wins. Keys of d are given as d.<name>=<value> (string
- * values). Percent-decoding and '+' → ' ' write into scratch (cap bytes;
- * cap >= qlen is always enough). Returns the number of accepted beacons
- * (0 or 1). Strings point into scratch. */
-int hn_beacon_decode_query(hn_batch *out, const char *qs, size_t qlen, char *scratch, size_t cap);
-
-/* Runs the structural pre-check (exactly one well-formed object, every
- * container's count <= the bytes left, nesting <= 8) and unpacks buf into
- * d's zone, which it clears first: objects from the previous call on d die.
- * Strings in *out point into buf. HN_ERR when buf fails the check or
- * msgpack-c rejects it. Used by both decoders here and by record.c. */
-int hn_decoder_unpack(hn_decoder *d, const char *buf, size_t len, msgpack_object *out);
 
 /* One entry of d, from or to msgpack; shared by beacons and records.
  * hn_prop_from_object: HN_R_BAD_TYPE unless key is str and val is str, int,
@@ -169,8 +155,5 @@ void hn_beacon_pack(msgpack_packer *pk, const hn_beacon *b);
 /* Maps "pv" → HN_T_PV etc.; HN_T_NONE when unknown. */
 hn_btype    hn_btype_parse(hn_str t);
 const char *hn_btype_name(hn_btype t);
-
-/* True when s[0..len) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-bool hn_utf8_valid(const char *s, size_t len);
 
 #endif

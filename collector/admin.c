@@ -71,24 +71,25 @@ void hn_admin_metrics(hn_collector *c, struct evbuffer *out) {
             evbuffer_add_printf(out, "herenow_beacons_dropped_total{transport=\"%s\",reason=\"%s\"} %llu\n",
                                 tr_names[t], hn_reason_name((hn_reason)r),
                                 (unsigned long long)s.dropped[t][r]);
-    COUNTER("herenow_records_written_total", "Records whose stream entry Redis acknowledged.");
-    evbuffer_add_printf(out, "herenow_records_written_total %llu\n", (unsigned long long)s.records_written);
-    COUNTER("herenow_udp_datagrams_total", "UDP datagrams read.");
-    evbuffer_add_printf(out, "herenow_udp_datagrams_total %llu\n", (unsigned long long)s.datagrams);
-    COUNTER("herenow_udp_bytes_total", "UDP payload bytes read.");
-    evbuffer_add_printf(out, "herenow_udp_bytes_total %llu\n", (unsigned long long)s.bytes);
-    COUNTER("herenow_udp_kernel_drops_total", "Datagrams the kernel dropped (receive buffer full).");
-    evbuffer_add_printf(out, "herenow_udp_kernel_drops_total %llu\n", (unsigned long long)s.kernel_drops);
-    COUNTER("herenow_redis_commands_total", "Redis commands acknowledged.");
-    evbuffer_add_printf(out, "herenow_redis_commands_total %llu\n", (unsigned long long)s.redis_commands);
-    COUNTER("herenow_redis_errors_total", "Redis error replies.");
-    evbuffer_add_printf(out, "herenow_redis_errors_total %llu\n", (unsigned long long)s.redis_errors);
-    GAUGE("herenow_redis_buffered_bytes", "Command bytes not yet acknowledged by Redis.");
-    evbuffer_add_printf(out, "herenow_redis_buffered_bytes %llu\n", (unsigned long long)s.redis_buffered);
-    GAUGE("herenow_redis_connections_up", "Worker Redis connections that are up.");
-    evbuffer_add_printf(out, "herenow_redis_connections_up %llu\n", (unsigned long long)s.redis_up);
-    COUNTER("herenow_ingress_paused_total", "Times a worker stopped reading on Redis backpressure.");
-    evbuffer_add_printf(out, "herenow_ingress_paused_total %llu\n", (unsigned long long)s.paused);
+    const struct { const char *name, *type, *help; uint64_t v; } scalars[] = {
+        {"herenow_records_written_total", "counter",
+         "Records whose stream entry Redis acknowledged.", s.records_written},
+        {"herenow_udp_datagrams_total", "counter", "UDP datagrams read.", s.datagrams},
+        {"herenow_udp_bytes_total", "counter", "UDP payload bytes read.", s.bytes},
+        {"herenow_udp_kernel_drops_total", "counter",
+         "Datagrams the kernel dropped (receive buffer full).", s.kernel_drops},
+        {"herenow_redis_commands_total", "counter", "Redis commands acknowledged.", s.redis_commands},
+        {"herenow_redis_errors_total", "counter", "Redis error replies.", s.redis_errors},
+        {"herenow_redis_buffered_bytes", "gauge",
+         "Command bytes not yet acknowledged by Redis.", s.redis_buffered},
+        {"herenow_redis_connections_up", "gauge", "Worker Redis connections that are up.", s.redis_up},
+        {"herenow_ingress_paused_total", "counter",
+         "Times a worker stopped reading on Redis backpressure.", s.paused},
+    };
+    for (size_t i = 0; i < HN_ARRAY_LEN(scalars); i++)
+        evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", scalars[i].name,
+                            scalars[i].help, scalars[i].name, scalars[i].type, scalars[i].name,
+                            (unsigned long long)scalars[i].v);
 
     evbuffer_add_printf(out, "# HELP herenow_batch_records Records per flushed pipeline.\n"
                              "# TYPE herenow_batch_records histogram\n");

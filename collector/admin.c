@@ -113,6 +113,8 @@ void hn_admin_metrics(hn_collector *c, struct evbuffer *out) {
                         (unsigned long long)c->widget_refresh_errors);
     COUNTER("herenow_live_trims_total", "Trim passes over the live sets run by this node.");
     evbuffer_add_printf(out, "herenow_live_trims_total %llu\n", (unsigned long long)c->trims);
+    COUNTER("herenow_sessions_trimmed_total", "Sessions removed from live sets by this node's trims.");
+    evbuffer_add_printf(out, "herenow_sessions_trimmed_total %llu\n", (unsigned long long)c->trimmed);
     GAUGE("herenow_workers", "Worker threads.");
     evbuffer_add_printf(out, "herenow_workers %d\n", c->nworkers);
     GAUGE("herenow_up_seconds", "Seconds since start.");

@@ -60,9 +60,27 @@ static void on_refresh(evutil_socket_t fd, short what, void *arg) {
     refresh_widgets(arg);
 }
 
-/* Removes members not seen within the live window from every widget's live
- * set. One node does it per interval (a short Redis lock), so adding nodes
- * does not multiply the work. */
+/* One widget's trim, atomic in Redis: sessions not seen within the live
+ * window leave the live set and their hashes are deleted; ended sessions
+ * (hn:ended) lose their hashes after the grace period unless they came back.
+ * Every key has the widget's hash tag, so this works on a cluster slot too.
+ * Returns how many members it handled; the caller repeats while that is the
+ * limit. */
+static const char trim_script[] =
+    "local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[4])\n"
+    "for _, sid in ipairs(stale) do redis.call('UNLINK', ARGV[3] .. sid) end\n"
+    "if #stale > 0 then redis.call('ZREM', KEYS[1], unpack(stale)) end\n"
+    "local ended = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[2], 'LIMIT', 0, ARGV[4])\n"
+    "for _, sid in ipairs(ended) do\n"
+    "  if not redis.call('ZSCORE', KEYS[1], sid) then redis.call('UNLINK', ARGV[3] .. sid) end\n"
+    "end\n"
+    "if #ended > 0 then redis.call('ZREM', KEYS[2], unpack(ended)) end\n"
+    "return math.max(#stale, #ended)\n";
+
+#define TRIM_LIMIT 1000
+
+/* Trims every widget's live set. One node does it per interval (a short
+ * Redis lock), so adding nodes does not multiply the work. */
 static void trim_live(hn_collector *c) {
     if (!main_redis(c)) return;
     redisReply *r = redisCommand(c->redis, "SET %s %s NX PX %lld", TRIM_LOCK_KEY, c->node_id,
@@ -73,17 +91,31 @@ static void trim_live(hn_collector *c) {
     const hn_widgets *t = hn_widgets_acquire(c->widgets, &c->wref);
     size_t n;
     const uint32_t *ids = hn_widgets_ids(t, &n);
-    uint64_t cutoff = hn_now_ms() - (uint64_t)c->cfg.live_window_s * 1000;
-    for (size_t i = 0; i < n; i++)
-        redisAppendCommand(c->redis, "ZREMRANGEBYSCORE hn:live:{%u} -inf (%llu", ids[i],
-                           (unsigned long long)cutoff);
+    uint64_t now = hn_now_ms();
+    uint64_t live_cut = now - (uint64_t)c->cfg.live_window_s * 1000;
+    uint64_t grace_s = c->cfg.live_window_s < 60 ? (uint64_t)c->cfg.live_window_s : 60;
+    uint64_t ended_cut = now - grace_s * 1000;
     for (size_t i = 0; i < n; i++) {
-        void *rep = NULL;
-        if (redisGetReply(c->redis, &rep) != REDIS_OK) {
-            hn_warn("event=trim_failed err='%s'", c->redis->errstr);
-            return;
+        char live[48], ended[48], prefix[48];
+        snprintf(live, sizeof(live), "hn:live:{%u}", ids[i]);
+        snprintf(ended, sizeof(ended), "hn:ended:{%u}", ids[i]);
+        snprintf(prefix, sizeof(prefix), "hn:sess:{%u}:", ids[i]);
+        for (int rounds = 0; rounds < 100; rounds++) {
+            r = redisCommand(c->redis, "EVAL %s 2 %s %s %llu %llu %s %d", trim_script, live, ended,
+                             (unsigned long long)live_cut, (unsigned long long)ended_cut, prefix,
+                             TRIM_LIMIT);
+            if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+                hn_warn("event=trim_failed widget=%u err='%s'", ids[i],
+                        r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply")
+                          : c->redis->errstr);
+                if (r) freeReplyObject(r);
+                return;
+            }
+            long long handled = r->integer;
+            freeReplyObject(r);
+            c->trimmed += (uint64_t)handled;
+            if (handled < TRIM_LIMIT) break;
         }
-        freeReplyObject(rep);
     }
     c->trims++;
 }

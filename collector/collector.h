@@ -66,7 +66,7 @@ typedef struct hn_collector {
     hn_widgets_ref     wref;
     _Atomic bool       stopping;
     int                workers_running;
-    uint64_t           widget_refreshes, widget_refresh_errors, trims;
+    uint64_t           widget_refreshes, widget_refresh_errors, trims, trimmed;
     uint64_t           unflushed_at_exit;
     uint64_t           start_ms;
     char               node_id[128];

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CACHE_SLOTS (1u << 16)      /* sessions whose TTL this thread refreshed */
 #define MAX_PAIRS   32
 
 typedef struct zent {
@@ -18,15 +17,8 @@ typedef struct zent {
     bool     remove;
 } zent;
 
-typedef struct cslot {
-    uint64_t h;          /* 0: empty */
-    uint32_t expire_s;   /* monotonic second of the last EXPIRE we sent */
-} cslot;
-
 struct hn_presence {
     hn_presence_cfg cfg;
-    cslot   *cache;
-    size_t   cached;
     zent    *z;
     size_t   nz, zcap;
 };
@@ -34,7 +26,6 @@ struct hn_presence {
 hn_presence *hn_presence_create(const hn_presence_cfg *cfg) {
     hn_presence *p = hn_xcalloc(1, sizeof(*p));
     p->cfg = *cfg;
-    p->cache = hn_xcalloc(CACHE_SLOTS, sizeof(cslot));
     p->zcap = 256;
     p->z = hn_xcalloc(p->zcap, sizeof(zent));
     return p;
@@ -42,43 +33,8 @@ hn_presence *hn_presence_create(const hn_presence_cfg *cfg) {
 
 void hn_presence_destroy(hn_presence *p) {
     if (p == NULL) return;
-    free(p->cache);
     free(p->z);
     free(p);
-}
-
-static uint64_t sess_hash(uint32_t w, hn_str sid) {
-    uint64_t h = 1469598103934665603ull ^ w;
-    for (uint32_t i = 0; i < sid.len; i++) {
-        h ^= (uint8_t)sid.p[i];
-        h *= 1099511628211ull;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return h ? h : 1;
-}
-
-/* Returns the slot of (w, sid), inserting it with expire_s = 0 (never sent)
- * when absent; *fresh tells which. A full cache is wiped: it only saves work. */
-static cslot *cache_get(hn_presence *p, uint64_t h, bool *fresh) {
-    if (p->cached >= CACHE_SLOTS / 4 * 3) {
-        memset(p->cache, 0, CACHE_SLOTS * sizeof(cslot));
-        p->cached = 0;
-    }
-    for (size_t j = h & (CACHE_SLOTS - 1);; j = (j + 1) & (CACHE_SLOTS - 1)) {
-        if (p->cache[j].h == h) {
-            *fresh = false;
-            return &p->cache[j];
-        }
-        if (p->cache[j].h == 0) {
-            p->cache[j].h = h;
-            p->cache[j].expire_s = 0;
-            p->cached++;
-            *fresh = true;
-            return &p->cache[j];
-        }
-    }
 }
 
 typedef struct pairs {
@@ -107,8 +63,7 @@ static void cmd_key_field_num(hn_buf *b, const char *cmd, hn_str key, const char
     hn_resp_u64(b, v);
 }
 
-void hn_presence_add(hn_presence *p, const hn_record *r, uint64_t now_s,
-                     hn_buf *cmds, uint32_t *ncmds) {
+void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t *ncmds) {
     const hn_beacon *b = &r->b;
     char keybuf[sizeof(HN_SESS_PREFIX) + 16 + 64], nums[4][24], screen[24];
     size_t kl = sizeof(HN_SESS_PREFIX) - 1;
@@ -120,8 +75,7 @@ void hn_presence_add(hn_presence *p, const hn_record *r, uint64_t now_s,
     kl += b->s.len;
     hn_str key = {keybuf, (uint32_t)kl};
     uint64_t ms = r->recv_ts / 1000;
-    bool fresh;
-    cslot *cs = cache_get(p, sess_hash(r->widget_id, b->s), &fresh);
+    bool checkpoint = b->q % HN_CHECKPOINT == 1;
 
     pairs ps = {.n = 0};
     hn_str ms_s = {nums[0], (uint32_t)hn_u64toa(ms, nums[0])};
@@ -140,8 +94,9 @@ void hn_presence_add(hn_presence *p, const hn_record *r, uint64_t now_s,
         if (b->type == HN_T_PV) put(&ps, "landing", b->u);
         put_if(&ps, "referrer", b->r);
     }
-    if (fresh || b->q == 1) {
-        /* First time this thread sees the session: the slow-moving fields. */
+    if (checkpoint) {
+        /* Fields that do not change within a session: written at the
+         * start, and again now and then in case the first beacon was lost. */
         put_if(&ps, "ip", r->ip);
         put_if(&ps, "country", r->country);
         put_if(&ps, "region", r->region);
@@ -178,9 +133,9 @@ void hn_presence_add(hn_presence *p, const hn_record *r, uint64_t now_s,
     }
     (*ncmds)++;
 
-    if (fresh && b->q != 1) {
-        /* Maybe the first beacon was lost or went to another thread: start
-         * the session now unless somebody already did. */
+    if (checkpoint && b->q != 1) {
+        /* In case the first beacon was lost: start the session now unless
+         * it has a start already. */
         cmd_key_field_num(cmds, "HSETNX", key, "started", ms);
         (*ncmds)++;
     }
@@ -196,13 +151,12 @@ void hn_presence_add(hn_presence *p, const hn_record *r, uint64_t now_s,
         cmd_key_field_num(cmds, "HINCRBY", key, "messages_sent", 1);
         (*ncmds)++;
     }
-    if (cs->expire_s == 0 || now_s - cs->expire_s >= p->cfg.grace_s) {
+    if (checkpoint) {
         hn_resp_cmd(cmds, 3);
         hn_resp_str(cmds, "EXPIRE");
         hn_resp_arg(cmds, key.p, key.len);
-        hn_resp_u64(cmds, p->cfg.live_window_s + p->cfg.grace_s);
+        hn_resp_u64(cmds, p->cfg.safety_ttl_s);
         (*ncmds)++;
-        cs->expire_s = now_s ? (uint32_t)now_s : 1;
     }
 
     if (p->nz == p->zcap) {
@@ -252,11 +206,24 @@ static void emit_widget(hn_presence *p, size_t from, size_t to, hn_buf *cmds, ui
         (*ncmds)++;
     }
     if (nrem) {
+        /* Ended sessions leave the live set now; hn:ended tells the trimmer
+         * to delete their hashes after a grace period, unless they are back. */
         hn_resp_cmd(cmds, 2 + nrem);
         hn_resp_str(cmds, "ZREM");
         hn_resp_arg(cmds, key, (size_t)kl);
         for (size_t i = from; i < to; i++)
             if (p->z[i].order && p->z[i].remove) hn_resp_arg(cmds, p->z[i].sid.p, p->z[i].sid.len);
+        (*ncmds)++;
+        char ekey[48];
+        int el = snprintf(ekey, sizeof(ekey), HN_ENDED_PREFIX "%u}", p->z[from].widget);
+        hn_resp_cmd(cmds, 2 + 2 * nrem);
+        hn_resp_str(cmds, "ZADD");
+        hn_resp_arg(cmds, ekey, (size_t)el);
+        for (size_t i = from; i < to; i++)
+            if (p->z[i].order && p->z[i].remove) {
+                hn_resp_u64(cmds, p->z[i].score);
+                hn_resp_arg(cmds, p->z[i].sid.p, p->z[i].sid.len);
+            }
         (*ncmds)++;
     }
 }

@@ -1,22 +1,24 @@
 /*
  * presence.h: turns records into the Redis writes that keep "who is on the
- * site right now" (DESIGN §3), formatted as RESP into the worker's pipeline.
+ * site right now" (DESIGN §3, docs/PROTOCOL.md §9), formatted as RESP into
+ * the worker's pipeline.
  *
- *   hn:sess:{w}:<sid>  HASH  snapshot of the session, TTL = window + grace
+ *   hn:sess:{w}:<sid>  HASH  snapshot of the session
  *   hn:live:{w}        ZSET  sid → last-seen ms
+ *   hn:ended:{w}       ZSET  sid → ms of its `end` (for the trimmer)
  *
  * Redis' single thread is the system's ceiling, so the number of commands
- * per beacon is kept small:
+ * per beacon is kept small, and nothing here depends on what a thread has
+ * seen before (any thread of any node may get any beacon of a session):
  *   - one HSET per beacon with only the fields that beacon changes;
  *   - HINCRBY only for counters that move (page views, engaged ms, messages);
- *   - EXPIRE only when the TTL this thread last set has less than the live
- *     window left (a per-thread cache of recently refreshed sessions), so a
- *     session heartbeating every 30 s costs one EXPIRE per `grace` seconds;
- *   - one ZADD (and at most one ZREM) per widget per flush, however many
- *     sessions of that widget the flush holds.
- * The cache only ever saves commands; a stale or missing entry costs an
- * extra EXPIRE, never a missing one, because every thread refreshes by its
- * own clock and sets the full TTL when it does.
+ *   - no EXPIRE on the hot path: the trimmer deletes a session's hash when
+ *     it leaves the live set (collector.c). Only every HN_CHECKPOINT-th
+ *     beacon of a session (q = 1, 17, 33, ...) sets a long safety TTL, for
+ *     hashes the trimmer can no longer reach (a deleted widget), and writes
+ *     the fields that never change (IP, language, screen, enrichment);
+ *   - one ZADD (and at most one ZREM, one ZADD to hn:ended) per widget per
+ *     flush, however many sessions of that widget the flush holds.
  */
 #ifndef HN_PRESENCE_H
 #define HN_PRESENCE_H
@@ -24,27 +26,34 @@
 #include "common/buf.h"
 #include "proto/record.h"
 
+#define HN_CHECKPOINT 16u
+
+#define HN_SESS_PREFIX  "hn:sess:{"
+#define HN_LIVE_PREFIX  "hn:live:{"
+#define HN_ENDED_PREFIX "hn:ended:{"
+
 typedef struct hn_presence hn_presence;
 
 typedef struct hn_presence_cfg {
-    uint32_t live_window_s;
-    uint32_t grace_s;          /* TTL = live_window_s + grace_s */
+    uint32_t safety_ttl_s;     /* TTL set at checkpoints; see hn_presence_safety_ttl */
 } hn_presence_cfg;
+
+/* A live session sends a beacon at least once per live window, so between
+ * two checkpoints at most HN_CHECKPOINT windows pass; twice that (a lost
+ * checkpoint beacon) plus two windows of margin. */
+static inline uint32_t hn_presence_safety_ttl(uint32_t live_window_s) {
+    return live_window_s * (2 * HN_CHECKPOINT + 2);
+}
 
 hn_presence *hn_presence_create(const hn_presence_cfg *cfg);
 void         hn_presence_destroy(hn_presence *p);
 
 /* Appends the per-session commands of one record to cmds (adding their
  * number to *ncmds) and remembers its ZSET change for hn_presence_flush.
- * r's strings must stay valid until hn_presence_flush. now_s: monotonic s. */
-void hn_presence_add(hn_presence *p, const hn_record *r, uint64_t now_s,
-                     hn_buf *cmds, uint32_t *ncmds);
+ * r's strings must stay valid until hn_presence_flush. */
+void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t *ncmds);
 
 /* Appends the ZADD/ZREM commands of everything added since the last flush. */
 void hn_presence_flush(hn_presence *p, hn_buf *cmds, uint32_t *ncmds);
-
-/* Names of the session hash fields (docs/PROTOCOL.md, "Presence"). */
-#define HN_SESS_PREFIX "hn:sess:{"
-#define HN_LIVE_PREFIX "hn:live:{"
 
 #endif

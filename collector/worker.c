@@ -105,18 +105,17 @@ static void drop(hn_worker *w, int tr, hn_reason r, unsigned n) {
     HN_STAT_ADD(w->st.dropped[tr][r], n);
 }
 
-static void take(hn_worker *w, hn_record *r, uint64_t now_s) {
+static void take(hn_worker *w, hn_record *r) {
     uint32_t s = r->widget_id % w->nshards;
     w->pk.data = &w->shard[s];
     hn_record_pack(&w->pk, r);
     w->shard_n[s]++;
-    hn_presence_add(w->pres, r, now_s, &w->cmds, &w->ncmds);
+    hn_presence_add(w->pres, r, &w->cmds, &w->ncmds);
     w->flush_records++;
 }
 
 static void handle_datagram(hn_worker *w, const hn_widgets *wt, const char *buf, size_t len,
-                            bool truncated, const struct sockaddr *src, uint64_t now_us,
-                            uint64_t mono_s) {
+                            bool truncated, const struct sockaddr *src, uint64_t now_us) {
     const int tr = HN_TR_UDP - 1;
     hn_collector *c = w->col;
     HN_STAT_ADD(w->st.datagrams, 1);
@@ -170,7 +169,7 @@ static void handle_datagram(hn_worker *w, const hn_widgets *wt, const char *buf,
         r.transport = HN_TR_UDP;
         r.ip = (hn_str){ipbuf, (uint32_t)iplen};
         if (trusted) r.ua = b->ua;
-        take(w, &r, mono_s);
+        take(w, &r);
         HN_STAT_ADD(w->st.received[tr], 1);
         HN_STAT_ADD(w->st.accepted[tr], 1);
     }
@@ -240,13 +239,12 @@ static int read_batch(hn_worker *w, const hn_widgets *wt) {
                     strerror(errno));
         return 0;
     }
-    uint64_t now_us = hn_now_us(), mono_s = hn_mono_ms() / 1000;
+    uint64_t now_us = hn_now_us();
     for (int i = 0; i < n; i++) {
         struct msghdr *mh = &w->msgs[i].msg_hdr;
         if (mh->msg_controllen) read_kernel_drops(w, mh);
         handle_datagram(w, wt, w->bufs + (size_t)i * HN_UDP_MAX, w->msgs[i].msg_len,
-                        (mh->msg_flags & MSG_TRUNC) != 0, (struct sockaddr *)&w->addrs[i], now_us,
-                        mono_s);
+                        (mh->msg_flags & MSG_TRUNC) != 0, (struct sockaddr *)&w->addrs[i], now_us);
     }
     flush(w);
     return n;
@@ -371,8 +369,7 @@ hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap) {
         }
         hn_rconn_tee(w->rc, w->tee_fd);
     }
-    hn_presence_cfg pc = {(uint32_t)c->cfg.live_window_s,
-                          (uint32_t)(c->cfg.live_window_s < 60 ? c->cfg.live_window_s : 60)};
+    hn_presence_cfg pc = {hn_presence_safety_ttl((uint32_t)c->cfg.live_window_s)};
     w->pres = hn_presence_create(&pc);
     w->dec = hn_decoder_create();
     w->batch = hn_xmalloc(sizeof(hn_batch));

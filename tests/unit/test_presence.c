@@ -1,5 +1,5 @@
 /* test_presence.c: the Redis commands presence writes for each kind of
- * beacon — which fields, which counters, when EXPIRE is (not) sent, and the
+ * beacon — which fields, which counters, EXPIRE only at checkpoints, and the
  * per-widget ZADD/ZREM grouping of a flush. The RESP the module produces is
  * parsed back with hiredis' reader (a command is a valid RESP array). */
 #include "collector/presence.h"
@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #define WINDOW 300
-#define GRACE  60
+#define SAFETY_TTL "10200"      /* 300 s × (2 × 16 + 2) */
 
 typedef struct cmds {
     redisReply *v[64];
@@ -81,7 +81,7 @@ typedef struct fx {
 
 static int setup(void **state) {
     fx *f = calloc(1, sizeof(*f));
-    hn_presence_cfg cfg = {WINDOW, GRACE};
+    hn_presence_cfg cfg = {hn_presence_safety_ttl(WINDOW)};
     f->p = hn_presence_create(&cfg);
     hn_buf_init(&f->b, 1024);
     *state = f;
@@ -97,8 +97,8 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void add(fx *f, const hn_record *r, uint64_t now_s) {
-    hn_presence_add(f->p, r, now_s, &f->b, &f->n);
+static void add(fx *f, const hn_record *r) {
+    hn_presence_add(f->p, r, &f->b, &f->n);
 }
 
 static void flush_and_parse(fx *f) {
@@ -117,7 +117,7 @@ static void test_first_pageview(void **state) {
     r.ip = HN_STR_LIT("10.1.2.0");
     r.b.l = HN_STR_LIT("en-US");
     r.b.sw = 1920; r.b.sh = 1080; r.b.fields = HN_F_SW | HN_F_SH;
-    add(f, &r, 1000);
+    add(f, &r);
     flush_and_parse(f);
     const redisReply *h = find(&f->c, "HSET", 0);
     assert_non_null(h);
@@ -138,7 +138,7 @@ static void test_first_pageview(void **state) {
     assert_string_equal(arg(inc, 3), "1");
     const redisReply *ex = find(&f->c, "EXPIRE", 0);
     assert_non_null(ex);
-    assert_string_equal(arg(ex, 2), "360");
+    assert_string_equal(arg(ex, 2), SAFETY_TTL);
     assert_int_equal(count(&f->c, "HSETNX"), 0);     /* q=1 sets started itself */
     const redisReply *z = find(&f->c, "ZADD", 0);
     assert_non_null(z);
@@ -152,14 +152,14 @@ static void test_heartbeat_is_cheap(void **state) {
     fx *f = *state;
     hn_record r = rec(7, "sessBBBB1", "pv", 1, 1000);
     r.b.u = HN_STR_LIT("https://ex.com/");
-    add(f, &r, 1000);
+    add(f, &r);
     flush_and_parse(f);
     hn_record hb = rec(7, "sessBBBB1", "hb", 2, 31000);
     hb.b.e = 30000;
     hb.b.fields = HN_F_E;
-    add(f, &hb, 1030);
+    add(f, &hb);
     flush_and_parse(f);
-    /* HSET (last_seen, status, last_type) + HINCRBY engaged_ms + ZADD; no EXPIRE within grace */
+    /* HSET (last_seen, status, last_type) + HINCRBY engaged_ms + ZADD; no EXPIRE */
     assert_int_equal(f->c.n, 3);
     const redisReply *h = find(&f->c, "HSET", 0);
     assert_int_equal(h->elements, 2 + 2 * 3);
@@ -169,23 +169,40 @@ static void test_heartbeat_is_cheap(void **state) {
     assert_string_equal(arg(inc, 2), "engaged_ms");
     assert_string_equal(arg(inc, 3), "30000");
     assert_int_equal(count(&f->c, "EXPIRE"), 0);
-    /* after `grace` seconds the TTL is refreshed again */
-    hn_record hb2 = rec(7, "sessBBBB1", "hb", 3, 61000);
-    add(f, &hb2, 1000 + GRACE);
+    /* q = 3..16: still no EXPIRE and no counter without e */
+    for (uint64_t q = 3; q <= 16; q++) {
+        hn_record hbq = rec(7, "sessBBBB1", "hb", q, 31000 + q * 30000);
+        add(f, &hbq);
+    }
+    flush_and_parse(f);
+    assert_int_equal(count(&f->c, "EXPIRE"), 0);
+    assert_int_equal(count(&f->c, "HINCRBY"), 0);
+    assert_int_equal(count(&f->c, "HSET"), 14);
+    /* q = 17 is a checkpoint: safety TTL again, and the start if it was lost */
+    hn_record hb17 = rec(7, "sessBBBB1", "hb", 17, 600000);
+    add(f, &hb17);
     flush_and_parse(f);
     assert_int_equal(count(&f->c, "EXPIRE"), 1);
-    assert_int_equal(count(&f->c, "HINCRBY"), 0);     /* no e: no counter */
+    assert_string_equal(arg(find(&f->c, "EXPIRE", 0), 2), SAFETY_TTL);
+    assert_int_equal(count(&f->c, "HSETNX"), 1);
 }
 
-static void test_unseen_session_mid_way(void **state) {
+static void test_first_beacon_lost(void **state) {
     fx *f = *state;
-    hn_record r = rec(3, "sessCCCC1", "hb", 9, 5000);
-    add(f, &r, 10);
+    hn_record r9 = rec(3, "sessCCCC1", "hb", 9, 5000);       /* no checkpoint: cheap */
+    add(f, &r9);
+    flush_and_parse(f);
+    assert_int_equal(count(&f->c, "HSETNX"), 0);
+    assert_int_equal(count(&f->c, "EXPIRE"), 0);
+    hn_record r = rec(3, "sessCCCC1", "hb", 33, 6000);       /* checkpoint */
+    r.ip = HN_STR_LIT("10.0.0.0");
+    add(f, &r);
     flush_and_parse(f);
     const redisReply *nx = find(&f->c, "HSETNX", 0);
     assert_non_null(nx);
     assert_string_equal(arg(nx, 2), "started");
-    assert_string_equal(arg(nx, 3), "5000");
+    assert_string_equal(arg(nx, 3), "6000");
+    assert_string_equal(hset_field(find(&f->c, "HSET", 0), "ip"), "10.0.0.0");
     assert_int_equal(count(&f->c, "EXPIRE"), 1);
 }
 
@@ -201,13 +218,13 @@ static void test_hide_end_and_grouping(void **state) {
     hn_record g1 = rec(1, "sessDDDD6", "hb", 3, 106);       /* goes on, then ends */
     hn_record g2 = rec(1, "sessDDDD6", "end", 4, 107);
     const hn_record *all[] = {&a, &b, &c, &d, &e1, &e2, &g1, &g2};
-    for (size_t i = 0; i < 8; i++) add(f, all[i], 50);
+    for (size_t i = 0; i < 8; i++) add(f, all[i]);
     flush_and_parse(f);
     assert_string_equal(hset_field(find(&f->c, "HSET", 0), "status"), "idle");
     assert_string_equal(hset_field(find(&f->c, "HSET", 1), "status"), "gone");
-    assert_int_equal(count(&f->c, "ZADD"), 2);   /* one per widget */
+    assert_int_equal(count(&f->c, "ZADD"), 3);   /* live set of each widget, ended set of 1 */
     assert_int_equal(count(&f->c, "ZREM"), 1);
-    const redisReply *z1 = find(&f->c, "ZADD", 0), *z2 = find(&f->c, "ZADD", 1);
+    const redisReply *z1 = find(&f->c, "ZADD", 0), *z2 = find(&f->c, "ZADD", 2);
     assert_string_equal(arg(z1, 1), "hn:live:{1}");
     /* widget 1 adds DDDD1 (hidden is still live), DDDD3, DDDD5 (hb after end) */
     assert_int_equal(z1->elements, 2 + 2 * 3);
@@ -218,6 +235,9 @@ static void test_hide_end_and_grouping(void **state) {
     assert_int_equal(zr->elements, 4);           /* DDDD2 and DDDD6 */
     assert_true((strcmp(arg(zr, 2), "sessDDDD2") == 0 && strcmp(arg(zr, 3), "sessDDDD6") == 0) ||
                 (strcmp(arg(zr, 3), "sessDDDD2") == 0 && strcmp(arg(zr, 2), "sessDDDD6") == 0));
+    const redisReply *ze = find(&f->c, "ZADD", 1);     /* right after the ZREM */
+    assert_string_equal(arg(ze, 1), "hn:ended:{1}");
+    assert_int_equal(ze->elements, 2 + 2 * 2);
 }
 
 static void test_identify_and_chat(void **state) {
@@ -231,10 +251,10 @@ static void test_identify_and_chat(void **state) {
     msg.b.n = HN_STR_LIT("chat_message_sent");
     hn_record click = rec(5, "sessEEEE1", "ev", 5, 13);
     click.b.n = HN_STR_LIT("click");
-    add(f, &id, 1);
-    add(f, &open, 1);
-    add(f, &msg, 1);
-    add(f, &click, 1);
+    add(f, &id);
+    add(f, &open);
+    add(f, &msg);
+    add(f, &click);
     flush_and_parse(f);
     assert_string_equal(hset_field(find(&f->c, "HSET", 0), "name"), "Ada");
     assert_string_equal(hset_field(find(&f->c, "HSET", 0), "email"), "ada@example.com");
@@ -253,7 +273,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_first_pageview, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_is_cheap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unseen_session_mid_way, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_beacon_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hide_end_and_grouping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identify_and_chat, setup, teardown),
     };

@@ -530,7 +530,8 @@ int main(int argc, char **argv) {
 
     site *sites = hn_xcalloc(WIDGETS_MAX, sizeof(site));
     int nsites = 0;
-    for (char *save = NULL, *k = strtok_r(o.widgets, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+    char *keys = hn_xstrdup(o.widgets);        /* strtok_r writes; argv stays readable in ps */
+    for (char *save = NULL, *k = strtok_r(keys, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
         if (nsites == WIDGETS_MAX) {
             fprintf(stderr, "hn-loadgen: at most %d widgets\n", WIDGETS_MAX);
             return 2;
@@ -586,5 +587,6 @@ int main(int argc, char **argv) {
     free(p.off);
     free(p.dlen);
     free(sites);
+    free(keys);
     return 0;
 }

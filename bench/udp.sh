@@ -19,7 +19,7 @@
 # "## UDP ingress (make bench-udp)", replaced on every run.
 #
 # Environment (defaults finish in about 10 minutes on 2 cores):
-#   RATES="50000 100000 150000 200000 max"   beacons/s offered; max: as fast as possible
+#   RATES="10000 25000 50000 100000 200000 max"  beacons/s offered; max: as fast as possible
 #   RUNS=3  DURATION=5 (s)                  runs per row, seconds of sending per run
 #   THREADS="1 2"  THREADS2_RATES="max"     thread counts; rates tried with more than 1
 #   SESSIONS=auto                           concurrent sessions: auto = rate × 20 s (the
@@ -32,8 +32,13 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# The command as given, for the report: the overrides from the environment.
+CMDLINE="make bench-udp"
+for v in BEACONS_PER_DATAGRAM BATCH SESSIONS THREADS2_RATES THREADS DURATION RUNS RATES; do
+    if [ -n "${!v+x}" ]; then CMDLINE="$v=\"${!v}\" $CMDLINE"; fi
+done
 HN_BIN=${HN_BIN:-build/release}
-RATES=${RATES:-"50000 100000 150000 200000 max"}
+RATES=${RATES:-"10000 25000 50000 100000 200000 max"}
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-5}
 THREADS=${THREADS:-"1 2"}
@@ -79,6 +84,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Private copies: a rebuild during the bench (others work in this tree)
+# must not mix two collectors in one table.
+mkdir -p "$WORK/bin"
+cp "$HN_BIN/herenow-collector" "$HN_BIN/hn-loadgen" "$WORK/bin/"
+COLLECTOR=$WORK/bin/herenow-collector LOADGEN=$WORK/bin/hn-loadgen
+COLLECTOR_ID="$(date -u -r "$HN_BIN/herenow-collector" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$COLLECTOR" | cut -c1-12)"
+
 # --- helpers ------------------------------------------------------------------
 
 alive() { kill -0 "$1" 2>/dev/null && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]; }
@@ -109,9 +121,10 @@ free_port() {
     done
 }
 
-# utime + stime of a whole process (every thread), in clock ticks.
+# utime + stime of a whole process (every thread), in clock ticks; and the
+# two apart ("utime stime").
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-ticks_us() { awk -v t="$1" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", t * 1e6 / hz }'; }
+cpu_split() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'; }
 
 # Kernel view of the UDP sockets on a port: "<drops summed> <sockets with
 # bytes still queued>".
@@ -127,18 +140,18 @@ udp_sock_stats() {
 # poll runs every 20 ms and must not steal a core from what it measures.
 http_get() {
     local port=$1 path=$2 fd line
-    exec {fd}<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null || return 1
+    { exec {fd}<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
     printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$path" >&"$fd"
     while IFS= read -r line <&"$fd" || [ -n "$line" ]; do printf '%s\n' "${line%$'\r'}"; done
     exec {fd}<&-
 }
 
-# Sets M_written M_accepted M_dropped M_kdrops M_paused M_commands.
+# Sets M_written M_accepted M_dropped M_kdrops M_paused M_commands M_bsum M_bcount.
 read_metrics() {
     local port=$1 line
-    M_written= M_accepted= M_dropped=0 M_kdrops= M_paused= M_commands=
+    M_written= M_accepted= M_dropped=0 M_kdrops= M_paused= M_commands= M_bsum=0 M_bcount=0
     local fd
-    exec {fd}<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null || return 1
+    { exec {fd}<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
     printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&"$fd"
     while IFS= read -r line <&"$fd"; do
         case $line in
@@ -148,6 +161,8 @@ read_metrics() {
             'herenow_udp_kernel_drops_total '*) M_kdrops=${line##* } ;;
             'herenow_ingress_paused_total '*) M_paused=${line##* } ;;
             'herenow_redis_commands_total '*) M_commands=${line##* } ;;
+            'herenow_batch_records_sum '*) M_bsum=${line##* } ;;
+            'herenow_batch_records_count '*) M_bcount=${line##* } ;;
         esac
     done
     exec {fd}<&-
@@ -203,6 +218,10 @@ run_one() {
     local -a hset=()
     local i
     for i in "${!WIDGETS[@]}"; do hset+=("${WIDGETS[$i]}" "$((i + 1))"); done
+    # Machine noise, per run: the same short SET benchmark on the fresh Redis.
+    local ref_set
+    ref_set=$(set_benchmark "$rport" 200000)
+    redis-cli -p "$rport" FLUSHALL >/dev/null
     redis-cli -p "$rport" HSET hn:widgets "${hset[@]}" >/dev/null
 
     local uport aport
@@ -212,7 +231,7 @@ run_one() {
     HERENOW_REDIS_URL="redis://127.0.0.1:$rport/0" HERENOW_UDP_LISTEN="127.0.0.1:$uport" \
         HERENOW_HTTP_LISTEN= HERENOW_ADMIN_LISTEN="127.0.0.1:$aport" HERENOW_THREADS="$threads" \
         HERENOW_REDIS_TEE="$dir/tee" HERENOW_LOG_LEVEL=warn \
-        "$HN_BIN/herenow-collector" </dev/null >"$dir/collector.log" 2>&1 &
+        "$COLLECTOR" </dev/null >"$dir/collector.log" 2>&1 &
     COL_PID=$!
     if ! wait_ready "$aport" "$COL_PID"; then
         cat "$dir/collector.log" >&2
@@ -232,19 +251,20 @@ run_one() {
     # CPU is sampled right before sending: the loadgen's pre-generation
     # (seconds at high rates) happens while collector and Redis idle.
     local c0 r0 c1 r1 out
-    c0=$(cpu_ticks "$COL_PID")
+    c0=$(cpu_split "$COL_PID")
     r0=$(cpu_ticks "$rpid")
-    "$HN_BIN/hn-loadgen" "${lg_args[@]}" >"$dir/loadgen.out" 2>"$dir/loadgen.err" &
+    "$LOADGEN" "${lg_args[@]}" >"$dir/loadgen.out" 2>"$dir/loadgen.err" &
     LG_PID=$!
     wait "$LG_PID" || { cat "$dir/loadgen.err" >&2; die "hn-loadgen failed"; }
     LG_PID=
     out=$(tail -n1 "$dir/loadgen.out")
-    local LG_sent_beacons LG_start_us LG_end_us LG_seconds LG_send_errors LG_cpu_s LG_bytes LG_sent_datagrams
+    local LG_sent_beacons= LG_start_us= LG_seconds= LG_send_errors= LG_cpu_s=
     kv LG_ "$out"
+    [ -n "$LG_sent_beacons" ] && [ -n "$LG_start_us" ] || die "hn-loadgen printed '$out'"
 
     # Drained: nothing left in the kernel queue, every accepted beacon
     # acknowledged, and no counter moving for 200 ms. t_ack: when the
-    # written counter was first seen at its final value.
+    # written counter was first seen at its final value (within one poll).
     local deadline=$((SECONDS + DRAIN_TIMEOUT_S)) last_w=-1 last_a=-1 t_ack= t_stable= now k rq
     while :; do
         now=$EPOCHREALTIME
@@ -256,14 +276,16 @@ run_one() {
              awk -v a="$now" -v b="$t_stable" 'BEGIN { exit !(a - b >= 0.2) }'; then
             break
         fi
-        [ "$SECONDS" -lt "$deadline" ] || die "not drained in ${DRAIN_TIMEOUT_S}s: written=$M_written accepted=$M_accepted"
+        [ "$SECONDS" -lt "$deadline" ] ||
+            die "not drained in ${DRAIN_TIMEOUT_S}s: written=$M_written accepted=$M_accepted"
         sleep "$POLL_S"
     done
-    c1=$(cpu_ticks "$COL_PID")
+    c1=$(cpu_split "$COL_PID")
     r1=$(cpu_ticks "$rpid")
     local kdrops_proc
     read -r kdrops_proc rq < <(udp_sock_stats "$uport")
-    local written=$M_written accepted=$M_accepted dropped=$M_dropped kdrops=$M_kdrops paused=$M_paused cmds=$M_commands
+    local written=$M_written accepted=$M_accepted dropped=$M_dropped kdrops=$M_kdrops
+    local paused=$M_paused cmds=$M_commands bsum=$M_bsum bcount=$M_bcount
 
     stop_pid "$COL_PID"
     COL_PID=
@@ -291,34 +313,49 @@ run_one() {
     tee_bytes=$(cat "$dir"/tee.* | wc -c)
     stop_redis
 
-    awk -v OFS='\t' -v th="$threads" -v rate="$rate" -v run="$run" -v sessions="$sessions" \
+    awk -v hz="$CLK_TCK" -v th="$threads" -v rate="$rate" -v run="$run" -v sessions="$sessions" \
         -v sent="$LG_sent_beacons" -v s0="$LG_start_us" -v lsec="$LG_seconds" \
         -v serr="$LG_send_errors" -v lcpu="$LG_cpu_s" -v tack="$t_ack" \
         -v written="$written" -v accepted="$accepted" -v dropped="$dropped" \
         -v kdrops="$kdrops" -v kproc="$kdrops_proc" -v bpd="$BPD" -v paused="$paused" \
-        -v cmds="$cmds" -v ccpu="$(ticks_us $((c1 - c0)))" -v rcpu="$(ticks_us $((r1 - r0)))" \
-        -v pcpu="$(ticks_us $((r3 - r2)))" -v pt0="$t0" -v pt1="$t1" -v tee="$tee_bytes" 'BEGIN {
+        -v cmds="$cmds" -v bsum="$bsum" -v bcount="$bcount" -v c0="$c0" -v c1="$c1" \
+        -v r0="$r0" -v r1="$r1" -v r2="$r2" -v r3="$r3" -v pt0="$t0" -v pt1="$t1" \
+        -v tee="$tee_bytes" -v ref="$ref_set" 'BEGIN {
+            split(c0, a, " "); split(c1, b, " ")
+            us = 1e6 / hz
             e2e_s = tack - s0 / 1e6
-            e2e = e2e_s > 0 ? written / e2e_s : 0
-            ceil = written / (pt1 - pt0)
-            loss = sent - accepted - dropped - kdrops * bpd
-            print th, rate, run, sessions, sent / lsec, sent, accepted, written, dropped, kdrops, kproc,
-                  loss, e2e, ccpu / written, rcpu / written, ceil, pcpu / written, e2e / ceil,
-                  cmds / written, tee / written, lcpu * 1e6 / sent, paused, serr
+            pipe_s = pt1 - pt0
+            w = written > 0 ? written : 1
+            printf "threads=%s rate=%s run=%s sessions=%s offered=%.0f sent=%s accepted=%s written=%s",
+                th, rate, run, sessions, sent / lsec, sent, accepted, written
+            printf " dropped=%s kdrops=%s kdrops_proc=%s loss=%d", dropped, kdrops, kproc,
+                sent - accepted - dropped - kdrops * bpd
+            printf " e2e=%.0f e2e_s=%.3f ceiling=%.0f pipe_s=%.3f ratio=%.3f", written / e2e_s, e2e_s,
+                written / pipe_s, pipe_s, (written / e2e_s) / (written / pipe_s)
+            printf " col_us=%.3f col_user_us=%.3f col_sys_us=%.3f", (b[1] + b[2] - a[1] - a[2]) * us / w,
+                (b[1] - a[1]) * us / w, (b[2] - a[2]) * us / w
+            printf " redis_us=%.3f redis_busy=%.3f pipe_redis_us=%.3f pipe_busy=%.3f",
+                (r1 - r0) * us / w, (r1 - r0) / hz / e2e_s, (r3 - r2) * us / w, (r3 - r2) / hz / pipe_s
+            printf " cmds_b=%.3f resp_b=%.0f batch=%.1f paused=%s loadgen_us=%.3f send_errors=%s ref_set=%s\n",
+                cmds / w, tee / w, (bcount > 0 ? bsum / bcount : 0), paused, lcpu * 1e6 / (sent > 0 ? sent : 1),
+                serr, ref
         }' >>"$WORK/rows"
     rm -rf "$dir"
 }
 
-COLS="threads rate run sessions offered sent accepted written dropped kdrops kdrops_proc loss e2e col_us redis_us ceiling redis_pipe_us ratio cmds_per_beacon resp_bytes_per_beacon loadgen_us paused send_errors"
-
 # --- the machine-noise reference ---------------------------------------------
+
+# SET requests/s of redis-benchmark, pipelined by 16, against a port.
+set_benchmark() {
+    redis-benchmark -p "$1" -q -P 16 -n "$2" -t set 2>/dev/null |
+        tr '\r' '\n' | awk '/^SET: [0-9.]+ requests/ { v = $2 } END { printf "%.0f", v }'
+}
 
 reference() {
     local dir="$WORK/ref"
     mkdir -p "$dir"
     start_redis "$dir/redis" || die "redis did not start"
-    REF_SET=$(redis-benchmark -p "$REDIS_PORT" -q -P 16 -n 1000000 -t set 2>/dev/null |
-              tr '\r' '\n' | awk '/^SET: [0-9.]+ requests/ { v = $2 } END { printf "%.0f", v }')
+    REF_SET=$(set_benchmark "$REDIS_PORT" 1000000)
     stop_redis
     rm -rf "$dir"
 }
@@ -327,111 +364,85 @@ reference() {
 
 START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-CMDLINE="make bench-udp  (RATES=\"$RATES\" RUNS=$RUNS DURATION=$DURATION THREADS=\"$THREADS\" THREADS2_RATES=\"$THREADS2_RATES\" SESSIONS=$SESSIONS BATCH=$BATCH BEACONS_PER_DATAGRAM=$BPD)"
 echo "bench-udp: work dir $WORK"
 reference
-echo "bench-udp: redis-benchmark -P 16 SET reference: $REF_SET req/s"
+echo "bench-udp: machine-noise reference: redis-benchmark -q -P 16 -n 1000000 -t set: $REF_SET SET/s"
 : >"$WORK/rows"
 
-printf '%-3s %-7s %-3s %9s %9s %8s %8s %8s %7s %7s %7s %6s %6s\n' \
-    thr rate run offered e2e/s kdrops loss ceil/s ratio col_us red_us pipe_us cmd/b
+REPORT=bench/lib/udp-report.awk
 for threads in $THREADS; do
     rates=$RATES
     [ "$threads" = 1 ] || rates=$THREADS2_RATES
     for rate in $rates; do
         for run in $(seq 1 "$RUNS"); do
             run_one "$threads" "$rate" "$run"
-            tail -n1 "$WORK/rows" | awk -F'\t' '{ printf "%-3s %-7s %-3s %9.0f %9.0f %8d %8d %8.0f %7.2f %7.2f %7.2f %6.2f %6.2f\n",
-                $1, $2, $3, $5, $13, $10, $12, $16, $18, $14, $15, $17, $19 }'
+            tail -n1 "$WORK/rows" | tr ' ' '\n' |
+                grep -E '^(threads|rate|run|offered|e2e|ceiling|ratio|kdrops_proc|loss|col_us|redis_us|pipe_redis_us|cmds_b|batch|ref_set)=' |
+                tr '\n' ' '
+            echo
         done
     done
 done
 
-# Medians per (threads, rate), in the order run.
-median_table() {
-    awk -F'\t' -v cols="$COLS" '
-        function med(k, n,   a, i, j, t) {
-            n = cnt[k]
-            for (i = 1; i <= n; i++) a[i] = v[k, i]
-            for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-        }
-        {
-            g = $1 SUBSEP $2
-            if (!(g in seen)) { seen[g] = 1; order[++ng] = g }
-            runs[g]++
-            for (c = 4; c <= NF; c++) { k = g SUBSEP c; cnt[k]++; v[k, cnt[k]] = $c }
-            lossmax[g] = $12 > lossmax[g] ? $12 : lossmax[g]
-        }
-        END {
-            for (i = 1; i <= ng; i++) {
-                g = order[i]; split(g, p, SUBSEP)
-                printf "%s\t%s\t%d", p[1], p[2], runs[g]
-                for (c = 4; c <= 23; c++) printf "\t%s", med(g SUBSEP c)
-                printf "\t%s\n", lossmax[g]
-            }
-        }' "$WORK/rows"
-}
-median_table >"$WORK/medians"
-
-cat <<EOF
-
-Medians of $RUNS runs (e2e: accepted beacons/s end to end; ceiling: same commands via redis-cli --pipe):
-EOF
-printf '%-3s %-7s %9s %9s %9s %8s %7s %7s %7s %7s %7s\n' thr rate offered e2e/s ceil/s kdrops loss ratio col_us red_us pipe_us
-awk -F'\t' '{ printf "%-3s %-7s %9.0f %9.0f %9.0f %8.0f %7.0f %7.2f %7.2f %7.2f %7.2f\n",
-    $1, $2, $5, $13, $16, $10, $12, $18, $14, $15, $17 }' "$WORK/medians"
+echo
+echo "Medians of $RUNS run(s) per row:"
+awk -v mode=console -f "$REPORT" "$WORK/rows"
 
 # --- docs/BENCHMARKS.md ------------------------------------------------------
 
 write_section() {
-    local cpu kernel redisv
+    local cpu redisv
     cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-    kernel=$(uname -r)
     redisv=$(redis-server --version | sed 's/.* v=\([^ ]*\).*/\1/')
-    echo "$SECTION"
-    echo
-    echo "Run $START_DATE on $(nproc) cores ($cpu), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) RAM,"
-    echo "Linux $kernel, Redis $redisv; load average before: $LOAD_BEFORE. Everything on one machine"
-    echo "(loadgen, collector, Redis share the cores), loopback only."
-    echo
-    echo "Command: \`$CMDLINE\`"
-    echo
-    echo "Machine-noise reference: \`redis-benchmark -q -P 16 -n 1000000 -t set\` = $REF_SET SET/s."
-    echo
-    echo "Each row: median of $RUNS runs of ${DURATION} s sending. *offered*: beacons/s the load"
-    echo "generator sent; *e2e*: beacons whose Redis writes were all acknowledged, per second from the"
-    echo "first send to the last acknowledgement; *ceiling*: the collector's exact command stream"
-    echo "(HERENOW_REDIS_TEE) replayed into the same, flushed Redis with \`redis-cli --pipe\`, in beacons/s;"
-    echo "*kdrops*: datagrams the kernel dropped (receive buffer full: saturation); *loss*: sent −"
-    echo "accepted − counted drops (worst run); *CPU*: µs of CPU (user+sys, all threads) per beacon."
-    echo
-    echo "| threads | offered/s | sessions | e2e/s | ceiling/s | e2e/ceiling | kernel drops (/proc) | loss | collector µs/b | Redis µs/b | Redis µs/b via pipe | cmds/b | RESP B/b |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-    awk -F'\t' '{ printf "| %s | %s%s | %d | %.0f | %.0f | %.2f | %d (%d) | %d | %.2f | %.2f | %.2f | %.2f | %.0f |\n",
-        $1, ($2 == "max" ? "max: " : ""), sprintf("%.0f", $5), $4, $13, $16, $18, $10, $11, $24, $14, $15, $17, $19, $20 }' "$WORK/medians"
+    cat <<EOF2
+$SECTION
+
+Run $START_DATE on $(nproc) cores ($cpu), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) RAM,
+Linux $(uname -r), Redis $redisv, load average before $LOAD_BEFORE. Load generator, collector
+and Redis share the cores; traffic on loopback only. Collector built $COLLECTOR_ID.
+
+Command: \`$CMDLINE\` ($RUNS run(s) of ${DURATION} s per row; $BPD beacon(s) per
+datagram, $BATCH datagrams per sendmmsg; sessions: ${SESSIONS} — auto is offered rate × ${SESSION_INTERVAL_S} s, the
+concurrency at which real tabs would send that rate, capped at $SESSIONS_MAX).
+
+Machine-noise reference: \`redis-benchmark -q -P 16 -n 1000000 -t set\` = $REF_SET SET/s at the
+start; the *ref SET/s* column is the same with 200,000 requests before each run.
+
+Columns (medians over the runs of a row): *offered*: beacons/s hn-loadgen sent; *e2e*: beacons
+whose Redis writes were all acknowledged, per second from the first send to the last
+acknowledgement; *ceiling*: the collector's exact command stream (HERENOW_REDIS_TEE) replayed into
+the same, flushed Redis with \`redis-cli --pipe\` right after, in beacons/s; *kernel drops*:
+datagrams the kernel dropped at the collector's sockets (from /proc/net/udp; they are counted
+drops but mean saturation); *loss*: sent − accepted − drops counted in /metrics (worst run);
+*µs/b*: CPU time (user+sys, all threads, from /proc in 10 ms ticks; the user/sys split is the
+kernel's tick sampling, so approximate) per beacon; *Redis busy*: Redis CPU time / wall time;
+*cmds/b*, *RESP B/b*: Redis commands and bytes per beacon; *records/flush*: beacons per pipeline
+the collector sent. A row is *saturated* when a run had kernel drops or accepted < 97% of what
+was sent.
+
+EOF2
+    awk -v mode=markdown -f "$REPORT" "$WORK/rows"
     echo
     echo "Targets: e2e ≥ 0.8 × ceiling; collector ≤ 2 µs/beacon; Redis ≤ 4 µs/beacon; no loss below"
-    echo "saturation. Rows with kernel drops are saturated (offered above what the machine sustains)."
+    echo "saturation."
     echo
-    awk -F'\t' -v runs="$RUNS" '
-        $2 == "max" { printf "- %s thread(s), as fast as possible: e2e %.0f/s = %.2f × ceiling (%.0f/s) — %s; collector %.2f µs/b (%s); Redis %.2f µs/b (%s).\n",
-            $1, $13, $18, $16, ($18 >= 0.8 ? "meets 0.8" : "misses 0.8"), $14, ($14 <= 2 ? "meets 2" : "misses 2"), $15, ($15 <= 4 ? "meets 4" : "misses 4") }
-        $2 != "max" && $10 == 0 && $11 == 0 { below[$1] = below[$1] sprintf(" %s:%d", $2, $24) }
-        END { for (t in below) printf "- %s thread(s), loss in unsaturated rows (rate:worst loss):%s.\n", t, below[t] }' "$WORK/medians"
-    echo
-    echo "Raw runs (tab-separated: $COLS):"
+    echo "<details><summary>Every run (key=value)</summary>"
     echo
     echo '```'
     cat "$WORK/rows"
     echo '```'
-    if [ -n "${BENCH_NOTES:-}" ] && [ -f "$BENCH_NOTES" ]; then echo; cat "$BENCH_NOTES"; fi
+    echo
+    echo "</details>"
+    if [ -n "$BENCH_NOTES" ] && [ -f "$BENCH_NOTES" ]; then
+        echo
+        cat "$BENCH_NOTES"
+    fi
 }
 
 if [ -n "$BENCH_DOC" ]; then
     write_section >"$WORK/section.md"
     mkdir -p "$(dirname "$BENCH_DOC")"
-    [ -f "$BENCH_DOC" ] || printf '# Benchmarks\n\n' >"$BENCH_DOC"
+    [ -f "$BENCH_DOC" ] || printf '# Benchmarks\n' >"$BENCH_DOC"
     # Replace our section (from its heading to the next "## "), keep the rest.
     awk -v sec="$SECTION" -v file="$WORK/section.md" '
         function emit(  l) { while ((getline l < file) > 0) print l; close(file); done = 1 }

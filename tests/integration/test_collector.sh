@@ -28,6 +28,19 @@ start_collector() {
     hn_wait_for 10 "collector /livez answers" curl -fsS "http://127.0.0.1:$ADMIN/livez"
 }
 
+# --- a bad setting stops the start with a message naming it
+for bad in "--threads 999" "--udp-listen nonsense" "--redis-url http://x" "--ip-mode partial" "--live-window-s 10 --active-s 20"; do
+    rc=0
+    msg=$("$HN_BIN/herenow-collector" $bad 2>&1) || rc=$?
+    hn_assert_eq "collector $bad: exit 2" 2 "$rc"
+    case "$msg" in
+        *"herenow-collector: "*) hn_ok "collector $bad: says why ($(printf '%s' "$msg" | head -1))" ;;
+        *) hn_fail "collector $bad: no clear message: $msg" ;;
+    esac
+done
+hn_assert_cmd "--help lists HERENOW_UDP_LISTEN with its default" \
+    bash -c "'$HN_BIN/herenow-collector' --help | grep -q \"HERENOW_UDP_LISTEN.*default '0.0.0.0:7470'\""
+
 # --- a widget added while the collector runs is picked up within the refresh interval
 start_collector
 hn_wait_for 10 "collector /readyz turns 200" curl -fsS "http://127.0.0.1:$ADMIN/readyz"

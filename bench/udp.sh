@@ -18,7 +18,7 @@
 # the ratio to it. Results go to docs/BENCHMARKS.md, section
 # "## UDP ingress (make bench-udp)", replaced on every run.
 #
-# Environment (defaults finish in about 10 minutes on 2 cores):
+# Environment (the defaults take about 4–5 minutes on 2 cores):
 #   RATES="10000 25000 50000 100000 200000 max"  beacons/s offered; max: as fast as possible
 #   RUNS=3  DURATION=5 (s)                  runs per row, seconds of sending per run
 #   THREADS="1 2"  THREADS2_RATES="max"     thread counts; rates tried with more than 1

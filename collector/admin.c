@@ -57,6 +57,8 @@ static int ready(hn_collector *c, char *why, size_t cap) {
 void hn_admin_metrics(hn_collector *c, struct evbuffer *out) {
     hn_wstats s;
     sum_stats(c, &s);
+    s.kernel_drops = 0;
+    for (int i = 0; i < c->nworkers; i++) s.kernel_drops += hn_worker_kernel_drops(c->workers[i]);
     COUNTER("herenow_beacons_received_total", "Beacons received (a rejected whole input counts one).");
     for (int t = 0; t < 3; t++)
         evbuffer_add_printf(out, "herenow_beacons_received_total{transport=\"%s\"} %llu\n",

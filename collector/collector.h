@@ -33,7 +33,7 @@ typedef struct hn_wstats {
     uint64_t records_written;          /* acknowledged by Redis (stream entry written) */
     uint64_t redis_commands, redis_errors;
     uint64_t flushes, batch_hist[HN_BATCH_BUCKETS], batch_sum;
-    uint64_t kernel_drops;             /* SO_RXQ_OVFL: dropped by the kernel before we read */
+    uint64_t kernel_drops;             /* dropped by the kernel before we read (at close) */
     uint64_t paused;                   /* times reading paused on Redis backpressure */
     uint64_t redis_buffered;           /* gauge: bytes not yet acknowledged */
     uint64_t redis_up;                 /* gauge */
@@ -88,6 +88,9 @@ bool       hn_worker_done(const hn_worker *w);  /* its thread has finished */
 void       hn_worker_destroy(hn_worker *w);
 const hn_wstats *hn_worker_stats(const hn_worker *w);
 uint64_t   hn_worker_unflushed(const hn_worker *w);
+/* Datagrams the kernel dropped at the worker's socket (SO_MEMINFO), read
+ * from the main thread at scrape time. */
+uint64_t   hn_worker_kernel_drops(hn_worker *w);
 
 /* Admin HTTP (collector/admin.c). */
 int  hn_admin_start(hn_collector *c, char *err, size_t cap);

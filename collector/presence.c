@@ -13,12 +13,14 @@ typedef struct zent {
     uint32_t widget;
     uint32_t order;
     uint64_t score;
-    hn_str   sid;
+    hn_str   sid;        /* into sids; set at flush (the arena may move while adding) */
+    uint32_t sid_off;
     bool     remove;
 } zent;
 
 struct hn_presence {
     hn_presence_cfg cfg;
+    hn_buf   sids;       /* copies of the session ids of z: the datagrams are reused */
     zent    *z;
     size_t   nz, zcap;
 };
@@ -28,12 +30,14 @@ hn_presence *hn_presence_create(const hn_presence_cfg *cfg) {
     p->cfg = *cfg;
     p->zcap = 256;
     p->z = hn_xcalloc(p->zcap, sizeof(zent));
+    hn_buf_init(&p->sids, 4096);
     return p;
 }
 
 void hn_presence_destroy(hn_presence *p) {
     if (p == NULL) return;
     free(p->z);
+    hn_buf_free(&p->sids);
     free(p);
 }
 
@@ -83,7 +87,6 @@ void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t 
     put(&ps, "status", b->type == HN_T_END    ? HN_STR_LIT("gone")
                        : b->type == HN_T_HIDE ? HN_STR_LIT("idle")
                                               : HN_STR_LIT("active"));
-    put(&ps, "last_type", b->t);
     if (b->type == HN_T_PV) {
         put(&ps, "url", b->u);
         put(&ps, "title", b->ti);
@@ -163,7 +166,9 @@ void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t 
         p->zcap *= 2;
         p->z = hn_xreallocarray(p->z, p->zcap, sizeof(zent));
     }
-    p->z[p->nz] = (zent){r->widget_id, (uint32_t)p->nz, ms, b->s, b->type == HN_T_END};
+    p->z[p->nz] = (zent){r->widget_id, (uint32_t)p->nz, ms, {NULL, b->s.len},
+                         (uint32_t)p->sids.len, b->type == HN_T_END};
+    hn_buf_append(&p->sids, b->s.p, b->s.len);
     p->nz++;
 }
 
@@ -230,6 +235,7 @@ static void emit_widget(hn_presence *p, size_t from, size_t to, hn_buf *cmds, ui
 
 void hn_presence_flush(hn_presence *p, hn_buf *cmds, uint32_t *ncmds) {
     if (p->nz == 0) return;
+    for (size_t i = 0; i < p->nz; i++) p->z[i].sid.p = p->sids.p + p->z[i].sid_off;
     qsort(p->z, p->nz, sizeof(zent), zcmp);
     size_t from = 0;
     for (size_t i = 1; i <= p->nz; i++)
@@ -238,4 +244,5 @@ void hn_presence_flush(hn_presence *p, hn_buf *cmds, uint32_t *ncmds) {
             from = i;
         }
     p->nz = 0;
+    hn_buf_reset(&p->sids);
 }

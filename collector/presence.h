@@ -50,7 +50,7 @@ void         hn_presence_destroy(hn_presence *p);
 
 /* Appends the per-session commands of one record to cmds (adding their
  * number to *ncmds) and remembers its ZSET change for hn_presence_flush.
- * r's strings must stay valid until hn_presence_flush. */
+ * The record's strings are copied: r may go once this returns. */
 void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t *ncmds);
 
 /* Appends the ZADD/ZREM commands of everything added since the last flush. */

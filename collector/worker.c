@@ -6,11 +6,18 @@
  *                                   ▼                              ▼
  *                          herenow_beacons_dropped_total   stream shard buffer (msgpack)
  *                                                          + presence commands (RESP)
- *   after each recvmmsg batch: ZADD/ZREM per widget, one XADD per shard,
- *   all of it one pipeline group on the worker's Redis connection.
+ *   flush: ZADD/ZREM per widget, one XADD per shard, all of it one pipeline
+ *   group on the worker's Redis connection.
  *
- * The datagram buffers are reused by the next recvmmsg, and beacon strings
- * point into them, so a batch is flushed before the next read.
+ * Reading is event-driven while the socket is quiet and tick-driven while
+ * traffic flows: a readiness event switches the socket's event off, reads
+ * what is there, and starts a tick of HERENOW_BATCH_WAIT_US; each tick reads
+ * everything that arrived meanwhile and flushes it as one pipeline. A tick
+ * that finds nothing switches back to the readiness event. So a beacon waits
+ * at most one tick, and the system calls and Redis commands per beacon fall
+ * as traffic grows (one ZADD per widget and one XADD per tick, not per
+ * datagram). A flush also happens whenever HN_FLUSH_RECORDS records are
+ * pending, to bound the pipeline.
  */
 #include "collector/collector.h"
 #include "collector/presence.h"
@@ -29,7 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READS_PER_EVENT 16        /* recvmmsg calls per readiness event (fairness) */
+#define READS_PER_TICK  16        /* recvmmsg calls per tick (fairness between sockets) */
+#define HN_FLUSH_RECORDS 1024     /* flush at once when this many records are pending */
 #define RESUME_CHECK_MS 5
 #define STOP_CHECK_MS   10
 
@@ -41,7 +49,10 @@ struct hn_worker {
     _Atomic bool   done;
     struct event_base *base;
     int            udp_fd, tee_fd;
-    struct event  *udp_ev, *stop_ev, *resume_timer, *stop_timer;
+    struct event  *udp_ev, *tick, *stop_ev, *resume_timer, *stop_timer;
+    struct timeval tick_tv;
+    bool           ticking;       /* tick-driven (udp_ev off) rather than event-driven */
+    _Atomic int    udp_fd_pub;    /* the UDP fd for the main thread's SO_MEMINFO, -1 when closed */
     hn_rconn      *rc;
     hn_presence   *pres;
     hn_decoder    *dec;
@@ -54,8 +65,6 @@ struct hn_worker {
     struct iovec     *iov;
     char             *bufs;
     struct sockaddr_storage *addrs;
-    char             *ctrl;
-    size_t            ctrl_len;
 
     hn_buf    cmds;
     uint32_t  ncmds;
@@ -137,6 +146,8 @@ static void handle_datagram(hn_worker *w, const hn_widgets *wt, const char *buf,
     bool trusted = have_src && c->relays.n && hn_cidrs_match(&c->relays, &src_ip);
     bool backlog = !hn_rconn_up(w->rc) &&
                    hn_rconn_buffered(w->rc) > (size_t)c->cfg.redis_max_pending;
+    char src_ipbuf[64];
+    size_t src_iplen = have_src ? hn_ip_store_form(&src_ip, c->ipmode, src_ipbuf, sizeof(src_ipbuf)) : 0;
 
     for (int i = 0; i < bt->n; i++) {
         const hn_beacon *b = &bt->b[i];
@@ -156,10 +167,14 @@ static void handle_datagram(hn_worker *w, const hn_widgets *wt, const char *buf,
             continue;
         }
         char ipbuf[64];
-        hn_ip ip = src_ip;
-        bool have_ip = have_src;
-        if (trusted && b->ip.len) have_ip = hn_ip_parse(b->ip.p, b->ip.len, &ip);
-        size_t iplen = have_ip ? hn_ip_store_form(&ip, c->ipmode, ipbuf, sizeof(ipbuf)) : 0;
+        hn_str ip = {src_ipbuf, (uint32_t)src_iplen};
+        if (trusted && b->ip.len) {
+            /* a relay speaking for a browser: its ip (unparsable: none) */
+            hn_ip rip;
+            size_t n = hn_ip_parse(b->ip.p, b->ip.len, &rip)
+                           ? hn_ip_store_form(&rip, c->ipmode, ipbuf, sizeof(ipbuf)) : 0;
+            ip = (hn_str){ipbuf, (uint32_t)n};
+        }
 
         memset(&r.ip, 0, sizeof(r) - offsetof(hn_record, ip));
         r.b = *b;
@@ -167,7 +182,7 @@ static void handle_datagram(hn_worker *w, const hn_widgets *wt, const char *buf,
         hn_event_id_new(&w->rng, now_us / 1000, r.event_id);
         r.recv_ts = now_us;
         r.transport = HN_TR_UDP;
-        r.ip = (hn_str){ipbuf, (uint32_t)iplen};
+        r.ip = ip;
         if (trusted) r.ua = b->ua;
         take(w, &r);
         HN_STAT_ADD(w->st.received[tr], 1);
@@ -216,20 +231,10 @@ static void flush(hn_worker *w) {
 
 /* --- reading --------------------------------------------------------------- */
 
-static void read_kernel_drops(hn_worker *w, struct msghdr *mh) {
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm))
-        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
-            uint32_t v;
-            memcpy(&v, CMSG_DATA(cm), sizeof(v));
-            if (v > w->st.kernel_drops) HN_STAT_SET(w->st.kernel_drops, v);
-        }
-}
-
 /* Reads and handles one recvmmsg batch; returns the number of datagrams. */
 static int read_batch(hn_worker *w, const hn_widgets *wt) {
     for (unsigned i = 0; i < w->nmsg; i++) {
         w->msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
-        w->msgs[i].msg_hdr.msg_controllen = w->ctrl_len;
         w->msgs[i].msg_hdr.msg_flags = 0;
     }
     int n = recvmmsg(w->udp_fd, w->msgs, w->nmsg, MSG_DONTWAIT, NULL);
@@ -242,24 +247,41 @@ static int read_batch(hn_worker *w, const hn_widgets *wt) {
     uint64_t now_us = hn_now_us();
     for (int i = 0; i < n; i++) {
         struct msghdr *mh = &w->msgs[i].msg_hdr;
-        if (mh->msg_controllen) read_kernel_drops(w, mh);
         handle_datagram(w, wt, w->bufs + (size_t)i * HN_UDP_MAX, w->msgs[i].msg_len,
                         (mh->msg_flags & MSG_TRUNC) != 0, (struct sockaddr *)&w->addrs[i], now_us);
     }
-    flush(w);
+    if (w->flush_records >= HN_FLUSH_RECORDS) flush(w);
     return n;
+}
+
+/* Reads what the socket holds (up to READS_PER_TICK batches) and flushes it.
+ * Returns the number of datagrams read. */
+static int drain(hn_worker *w) {
+    const hn_widgets *wt = hn_widgets_acquire(w->col->widgets, &w->wref);
+    int total = 0;
+    for (int k = 0; k < READS_PER_TICK; k++) {
+        int n = read_batch(w, wt);
+        total += n;
+        if (n < (int)w->nmsg) break;
+    }
+    flush(w);
+    return total;
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg);
 
-static void maybe_pause(hn_worker *w) {
-    if (w->paused || !hn_rconn_up(w->rc)) return;
-    if (hn_rconn_buffered(w->rc) <= (size_t)w->col->cfg.redis_max_pending) return;
+/* Stops reading while Redis is behind; true when it did. */
+static bool maybe_pause(hn_worker *w) {
+    if (!hn_rconn_up(w->rc)) return false;
+    if (hn_rconn_buffered(w->rc) <= (size_t)w->col->cfg.redis_max_pending) return false;
     w->paused = true;
     HN_STAT_ADD(w->st.paused, 1);
     event_del(w->udp_ev);
+    evtimer_del(w->tick);
+    w->ticking = false;
     struct timeval tv = {0, RESUME_CHECK_MS * 1000};
     evtimer_add(w->resume_timer, &tv);
+    return true;
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg) {
@@ -275,15 +297,28 @@ static void on_resume(evutil_socket_t fd, short what, void *arg) {
     if (w->udp_open) event_add(w->udp_ev, NULL);
 }
 
+/* Traffic: keep ticking while there is some, back to events when quiet. */
+static void on_tick(evutil_socket_t fd, short what, void *arg) {
+    hn_worker *w = arg;
+    (void)fd; (void)what;
+    int n = drain(w);
+    if (maybe_pause(w)) return;
+    if (n > 0) {
+        evtimer_add(w->tick, &w->tick_tv);
+    } else {
+        w->ticking = false;
+        event_add(w->udp_ev, NULL);
+    }
+}
+
 static void on_udp(evutil_socket_t fd, short what, void *arg) {
     hn_worker *w = arg;
     (void)fd; (void)what;
-    const hn_widgets *wt = hn_widgets_acquire(w->col->widgets, &w->wref);
-    for (int k = 0; k < READS_PER_EVENT && !w->paused; k++) {
-        if (read_batch(w, wt) < (int)w->nmsg) break;
-        maybe_pause(w);
-    }
-    maybe_pause(w);
+    event_del(w->udp_ev);
+    w->ticking = true;
+    drain(w);
+    if (maybe_pause(w)) return;
+    evtimer_add(w->tick, &w->tick_tv);
 }
 
 /* --- stopping -------------------------------------------------------------- */
@@ -310,9 +345,11 @@ static void on_stop(evutil_socket_t fd, short what, void *arg) {
     w->stopping = true;
     w->stop_deadline_ms = hn_mono_ms() + (uint64_t)w->col->cfg.shutdown_timeout_ms;
     if (w->udp_open) {
-        const hn_widgets *wt = hn_widgets_acquire(w->col->widgets, &w->wref);
-        while (read_batch(w, wt) > 0) {}
+        while (drain(w) > 0) {}
         event_del(w->udp_ev);
+        evtimer_del(w->tick);
+        HN_STAT_SET(w->st.kernel_drops, hn_udp_drops(w->udp_fd));
+        atomic_store(&w->udp_fd_pub, -1);
         close(w->udp_fd);
         w->udp_fd = -1;
         w->udp_open = false;
@@ -338,6 +375,7 @@ hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap) {
     w->id = id;
     w->col = c;
     w->udp_fd = -1;
+    w->udp_fd_pub = -1;
     w->tee_fd = -1;
     w->base = event_base_new();
     if (w->base == NULL) {
@@ -347,14 +385,15 @@ hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap) {
     if (c->udp_on) {
         w->udp_fd = hn_udp_bind(&c->udp_addr, true, (int)c->cfg.udp_rcvbuf, err, cap);
         if (w->udp_fd < 0) goto fail;
-        int one = 1;
-        setsockopt(w->udp_fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
         w->udp_open = true;
+        atomic_store(&w->udp_fd_pub, w->udp_fd);
         w->udp_ev = event_new(w->base, w->udp_fd, EV_READ | EV_PERSIST, on_udp, w);
         event_add(w->udp_ev, NULL);
     }
     w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
     w->resume_timer = evtimer_new(w->base, on_resume, w);
+    w->tick = evtimer_new(w->base, on_tick, w);
+    w->tick_tv = (struct timeval){0, (suseconds_t)c->cfg.batch_wait_us};
     w->stop_timer = evtimer_new(w->base, on_stop_check, w);
 
     hn_rconn_cbs cbs = {on_group_done, on_redis_state};
@@ -380,8 +419,6 @@ hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap) {
     w->iov = hn_xcalloc(w->nmsg, sizeof(struct iovec));
     w->bufs = hn_xmalloc((size_t)w->nmsg * HN_UDP_MAX);
     w->addrs = hn_xcalloc(w->nmsg, sizeof(struct sockaddr_storage));
-    w->ctrl_len = CMSG_SPACE(sizeof(uint32_t));
-    w->ctrl = hn_xcalloc(w->nmsg, w->ctrl_len);
     for (unsigned i = 0; i < w->nmsg; i++) {
         w->iov[i].iov_base = w->bufs + (size_t)i * HN_UDP_MAX;
         w->iov[i].iov_len = HN_UDP_MAX;
@@ -389,7 +426,6 @@ hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap) {
         mh->msg_iov = &w->iov[i];
         mh->msg_iovlen = 1;
         mh->msg_name = &w->addrs[i];
-        mh->msg_control = w->ctrl + i * w->ctrl_len;
     }
 
     hn_buf_init(&w->cmds, 64 * 1024);
@@ -424,6 +460,7 @@ void hn_worker_destroy(hn_worker *w) {
     if (w->udp_ev) event_free(w->udp_ev);
     if (w->stop_ev) event_free(w->stop_ev);
     if (w->resume_timer) event_free(w->resume_timer);
+    if (w->tick) event_free(w->tick);
     if (w->stop_timer) event_free(w->stop_timer);
     if (w->udp_fd >= 0) close(w->udp_fd);
     hn_rconn_destroy(w->rc);
@@ -435,7 +472,6 @@ void hn_worker_destroy(hn_worker *w) {
     free(w->iov);
     free(w->bufs);
     free(w->addrs);
-    free(w->ctrl);
     hn_buf_free(&w->cmds);
     for (uint32_t s = 0; s < w->nshards; s++) hn_buf_free(&w->shard[s]);
     free(w->shard);
@@ -446,4 +482,9 @@ void hn_worker_destroy(hn_worker *w) {
 
 const hn_wstats *hn_worker_stats(const hn_worker *w) { return &w->st; }
 bool hn_worker_done(const hn_worker *w) { return atomic_load(&w->done); }
+
+uint64_t hn_worker_kernel_drops(hn_worker *w) {
+    int fd = atomic_load(&w->udp_fd_pub);
+    return fd >= 0 ? hn_udp_drops(fd) : HN_STAT_GET(w->st.kernel_drops);
+}
 uint64_t hn_worker_unflushed(const hn_worker *w) { return w->unflushed; }

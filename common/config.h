@@ -39,6 +39,7 @@ typedef struct hn_config {
     int64_t trim_interval_ms;
     int64_t udp_rcvbuf;
     int64_t recv_batch;
+    int64_t batch_wait_us;
     int64_t redis_max_pending;
     int64_t shutdown_timeout_ms;
     char   *log_level;

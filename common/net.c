@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,15 @@ int hn_tcp_listen(const hn_addr *a, bool reuseport, int backlog, char *err, size
         return -1;
     }
     return fd;
+}
+
+uint64_t hn_udp_drops(int fd) {
+    uint32_t mem[SK_MEMINFO_VARS];
+    socklen_t len = sizeof(mem);
+    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 ||
+        len < (socklen_t)((SK_MEMINFO_DROPS + 1) * sizeof(uint32_t)))
+        return 0;
+    return mem[SK_MEMINFO_DROPS];
 }
 
 int hn_sock_port(int fd) {

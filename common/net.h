@@ -28,6 +28,10 @@ void hn_addr_format(const struct sockaddr *sa, char *out, size_t cap);
 int hn_udp_bind(const hn_addr *a, bool reuseport, int rcvbuf, char *err, size_t cap);
 int hn_tcp_listen(const hn_addr *a, bool reuseport, int backlog, char *err, size_t cap);
 
+/* Datagrams dropped at a socket because its receive buffer was full
+ * (SO_MEMINFO's drop counter; 0 when unavailable). */
+uint64_t hn_udp_drops(int fd);
+
 /* The port a bound socket got (for ":0" in tests). */
 int hn_sock_port(int fd);
 

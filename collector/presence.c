@@ -18,11 +18,22 @@ typedef struct zent {
     bool     remove;
 } zent;
 
+typedef struct group {
+    uint32_t widget;
+    uint32_t n, nrem, start;
+} group;
+
 struct hn_presence {
     hn_presence_cfg cfg;
     hn_buf   sids;       /* copies of the session ids of z: the datagrams are reused */
     zent    *z;
     size_t   nz, zcap;
+    /* flush scratch: entries grouped by widget (arrival order kept) */
+    zent    *zg;
+    uint32_t *gid;       /* group of z[i] */
+    group   *g;
+    uint32_t *gmap;      /* widget hash → group index + 1; 0 empty */
+    size_t   scap, gmap_cap;
 };
 
 hn_presence *hn_presence_create(const hn_presence_cfg *cfg) {
@@ -37,6 +48,10 @@ hn_presence *hn_presence_create(const hn_presence_cfg *cfg) {
 void hn_presence_destroy(hn_presence *p) {
     if (p == NULL) return;
     free(p->z);
+    free(p->zg);
+    free(p->gid);
+    free(p->g);
+    free(p->gmap);
     hn_buf_free(&p->sids);
     free(p);
 }
@@ -185,17 +200,19 @@ static bool same_sid(const zent *a, const zent *b) {
     return a->sid.len == b->sid.len && memcmp(a->sid.p, b->sid.p, a->sid.len) == 0;
 }
 
-/* One ZADD with every (score, member) of a widget whose last change in this
- * flush is an add, and one ZREM with every member whose last is an `end`. */
-static void emit_widget(hn_presence *p, size_t from, size_t to, hn_buf *cmds, uint32_t *ncmds) {
+/* A widget with ended sessions in this flush, its entries sorted by (sid,
+ * arrival): one ZADD with every member whose last change is an add, one ZREM
+ * with every member whose last is an `end`. */
+static void emit_widget(zent *z, size_t n, hn_buf *cmds, uint32_t *ncmds) {
     char key[48];
-    int kl = snprintf(key, sizeof(key), HN_LIVE_PREFIX "%u}", p->z[from].widget);
+    int kl = snprintf(key, sizeof(key), HN_LIVE_PREFIX "%u}", z[0].widget);
+    size_t from = 0, to = n;
     unsigned nadd = 0, nrem = 0;
     for (size_t i = from; i < to; i++) {
-        bool last = i + 1 == to || !same_sid(&p->z[i], &p->z[i + 1]);
-        p->z[i].order = last ? 1 : 0;       /* reused: 1 = this member's final change */
+        bool last = i + 1 == to || !same_sid(&z[i], &z[i + 1]);
+        z[i].order = last ? 1 : 0;       /* reused: 1 = this member's final change */
         if (last) {
-            if (p->z[i].remove) nrem++;
+            if (z[i].remove) nrem++;
             else nadd++;
         }
     }
@@ -204,9 +221,9 @@ static void emit_widget(hn_presence *p, size_t from, size_t to, hn_buf *cmds, ui
         hn_resp_str(cmds, "ZADD");
         hn_resp_arg(cmds, key, (size_t)kl);
         for (size_t i = from; i < to; i++)
-            if (p->z[i].order && !p->z[i].remove) {
-                hn_resp_u64(cmds, p->z[i].score);
-                hn_resp_arg(cmds, p->z[i].sid.p, p->z[i].sid.len);
+            if (z[i].order && !z[i].remove) {
+                hn_resp_u64(cmds, z[i].score);
+                hn_resp_arg(cmds, z[i].sid.p, z[i].sid.len);
             }
         (*ncmds)++;
     }
@@ -217,32 +234,96 @@ static void emit_widget(hn_presence *p, size_t from, size_t to, hn_buf *cmds, ui
         hn_resp_str(cmds, "ZREM");
         hn_resp_arg(cmds, key, (size_t)kl);
         for (size_t i = from; i < to; i++)
-            if (p->z[i].order && p->z[i].remove) hn_resp_arg(cmds, p->z[i].sid.p, p->z[i].sid.len);
+            if (z[i].order && z[i].remove) hn_resp_arg(cmds, z[i].sid.p, z[i].sid.len);
         (*ncmds)++;
         char ekey[48];
-        int el = snprintf(ekey, sizeof(ekey), HN_ENDED_PREFIX "%u}", p->z[from].widget);
+        int el = snprintf(ekey, sizeof(ekey), HN_ENDED_PREFIX "%u}", z[0].widget);
         hn_resp_cmd(cmds, 2 + 2 * nrem);
         hn_resp_str(cmds, "ZADD");
         hn_resp_arg(cmds, ekey, (size_t)el);
         for (size_t i = from; i < to; i++)
-            if (p->z[i].order && p->z[i].remove) {
-                hn_resp_u64(cmds, p->z[i].score);
-                hn_resp_arg(cmds, p->z[i].sid.p, p->z[i].sid.len);
+            if (z[i].order && z[i].remove) {
+                hn_resp_u64(cmds, z[i].score);
+                hn_resp_arg(cmds, z[i].sid.p, z[i].sid.len);
             }
         (*ncmds)++;
     }
 }
 
+/* The common case: no session of this widget ended in this flush, so one
+ * ZADD in arrival order does it (a member given twice keeps the later score). */
+static void emit_adds(const zent *z, size_t n, hn_buf *cmds, uint32_t *ncmds) {
+    char key[48];
+    int kl = snprintf(key, sizeof(key), HN_LIVE_PREFIX "%u}", z[0].widget);
+    hn_resp_cmd(cmds, 2 + 2 * (unsigned)n);
+    hn_resp_str(cmds, "ZADD");
+    hn_resp_arg(cmds, key, (size_t)kl);
+    for (size_t i = 0; i < n; i++) {
+        hn_resp_u64(cmds, z[i].score);
+        hn_resp_arg(cmds, z[i].sid.p, z[i].sid.len);
+    }
+    (*ncmds)++;
+}
+
+static void scratch_reserve(hn_presence *p) {
+    if (p->scap < p->nz) {
+        p->scap = p->zcap;
+        p->zg = hn_xreallocarray(p->zg, p->scap, sizeof(zent));
+        p->gid = hn_xreallocarray(p->gid, p->scap, sizeof(uint32_t));
+        p->g = hn_xreallocarray(p->g, p->scap, sizeof(group));
+    }
+    size_t want = 16;
+    while (want < 2 * p->nz) want *= 2;
+    if (p->gmap_cap < want) {
+        free(p->gmap);
+        p->gmap = hn_xcalloc(want, sizeof(uint32_t));
+        p->gmap_cap = want;
+    }
+}
+
+/* Groups the flush's entries by widget with a counting sort (stable, O(n)),
+ * then emits each widget's commands. */
 void hn_presence_flush(hn_presence *p, hn_buf *cmds, uint32_t *ncmds) {
     if (p->nz == 0) return;
-    for (size_t i = 0; i < p->nz; i++) p->z[i].sid.p = p->sids.p + p->z[i].sid_off;
-    qsort(p->z, p->nz, sizeof(zent), zcmp);
-    size_t from = 0;
-    for (size_t i = 1; i <= p->nz; i++)
-        if (i == p->nz || p->z[i].widget != p->z[from].widget) {
-            emit_widget(p, from, i, cmds, ncmds);
-            from = i;
+    scratch_reserve(p);
+    size_t ng = 0, mask = p->gmap_cap - 1;
+    for (size_t i = 0; i < p->nz; i++) {
+        zent *e = &p->z[i];
+        e->sid.p = p->sids.p + e->sid_off;
+        size_t j = (e->widget * 2654435761u) & mask;
+        while (p->gmap[j] && p->g[p->gmap[j] - 1].widget != e->widget) j = (j + 1) & mask;
+        if (p->gmap[j] == 0) {
+            p->g[ng] = (group){e->widget, 0, 0, 0};
+            p->gmap[j] = (uint32_t)++ng;
         }
+        group *g = &p->g[p->gmap[j] - 1];
+        g->n++;
+        g->nrem += e->remove;
+        p->gid[i] = p->gmap[j] - 1;
+    }
+    uint32_t at = 0;
+    for (size_t k = 0; k < ng; k++) {
+        p->g[k].start = at;
+        at += p->g[k].n;
+        p->g[k].n = 0;
+    }
+    for (size_t i = 0; i < p->nz; i++) {
+        group *g = &p->g[p->gid[i]];
+        p->zg[g->start + g->n++] = p->z[i];
+    }
+    for (size_t k = 0; k < ng; k++) {
+        group *g = &p->g[k];
+        zent *z = &p->zg[g->start];
+        if (g->nrem == 0) {
+            emit_adds(z, g->n, cmds, ncmds);
+        } else {
+            qsort(z, g->n, sizeof(zent), zcmp);
+            emit_widget(z, g->n, cmds, ncmds);
+        }
+        size_t j = (g->widget * 2654435761u) & mask;     /* clear what we used */
+        while (p->gmap[j] && p->g[p->gmap[j] - 1].widget != g->widget) j = (j + 1) & mask;
+        p->gmap[j] = 0;
+    }
     p->nz = 0;
     hn_buf_reset(&p->sids);
 }

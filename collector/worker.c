@@ -177,7 +177,8 @@ static void handle_datagram(hn_worker *w, const hn_widgets *wt, const char *buf,
         }
 
         memset(&r.ip, 0, sizeof(r) - offsetof(hn_record, ip));
-        r.b = *b;
+        /* the beacon's fields, and only the properties it has */
+        memcpy(&r.b, b, offsetof(hn_beacon, props) + (size_t)b->nprops * sizeof(hn_prop));
         r.b.ua = r.b.ip = (hn_str){NULL, 0};
         hn_event_id_new(&w->rng, now_us / 1000, r.event_id);
         r.recv_ts = now_us;

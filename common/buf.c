@@ -95,7 +95,15 @@ void hn_resp_arg2(hn_buf *b, const void *p1, size_t n1, const void *p2, size_t n
 }
 
 int hn_buf_msgpack_write(void *data, const char *buf, size_t len) {
-    hn_buf_append(data, buf, len);
+    hn_buf *b = data;
+    /* msgpack-c calls this for every header byte and every string: keep the
+     * common case (room left, a few bytes) free of calls. */
+    if (len <= 8 && b->len + 8 <= b->cap) {
+        for (size_t i = 0; i < len; i++) b->p[b->len + i] = buf[i];
+        b->len += len;
+        return 0;
+    }
+    hn_buf_append(b, buf, len);
     return 0;
 }
 

@@ -45,6 +45,18 @@ bool hn_ip_parse(const char *s, size_t n, hn_ip *out) {
 }
 
 void hn_ip_format(const hn_ip *ip, char *out, size_t cap) {
+    if (ip->v4 && cap >= 16) {
+        /* by hand: inet_ntop goes through sprintf, and this runs per datagram */
+        char *o = out;
+        for (int i = 12; i < 16; i++) {
+            unsigned v = ip->b[i];
+            if (v >= 100) *o++ = (char)('0' + v / 100);
+            if (v >= 10) *o++ = (char)('0' + v / 10 % 10);
+            *o++ = (char)('0' + v % 10);
+            *o++ = i < 15 ? '.' : '\0';
+        }
+        return;
+    }
     if (ip->v4) inet_ntop(AF_INET, ip->b + 12, out, (socklen_t)cap);
     else inet_ntop(AF_INET6, ip->b, out, (socklen_t)cap);
 }

@@ -113,7 +113,8 @@ const hn_key hn_keys[K__COUNT] = {
 int hn_key_find(const char *p, size_t len) {
     int found = -1;
     for (int i = 0; len <= 3 && i < K__COUNT; i++) {
-        if (hn_keys[i].namelen == len && memcmp(hn_keys[i].name, p, len) == 0) {
+        if (hn_keys[i].namelen == len && hn_keys[i].name[0] == p[0] &&
+            memcmp(hn_keys[i].name, p, len) == 0) {
             found = i;
             break;
         }

@@ -3,8 +3,8 @@
  * beacon as the collector appends it to the stream, packed as a msgpack map
  * and decoded back by the stream's consumers.
  *
- * One table lists every key in the order it is written. Packing walks it;
- * decoding first collects the last occurrence of each known key (unknown
+ * One table lists every key in the order it is written. Packing writes them
+ * in that order (straight-line, see hn_record_pack); decoding first collects the last occurrence of each known key (unknown
  * keys are skipped: newer collectors may add some), then converts. Records
  * are written by our own collector, so decoding checks types and presence,
  * not the beacon limits: those were enforced when the beacon came in.
@@ -76,31 +76,6 @@ static hn_str *rstr_at(hn_record *r, int k) {
     return (hn_str *)((char *)r + rkeys[k].off);
 }
 
-/* The numeric keys: where each lives and which presence bit it has. */
-static uint64_t rnum_get(const hn_record *r, int k) {
-    switch (k) {
-    case R_RV: return HN_RECORD_VERSION;
-    case R_RT: return r->recv_ts;
-    case R_W:  return r->widget_id;
-    case R_TR: return r->transport;
-    case R_Q:  return r->b.q;
-    case R_E:  return r->b.e;
-    case R_TS: return r->b.ts;
-    case R_SW: return r->b.sw;
-    default:   return r->b.sh;
-    }
-}
-
-static bool rnum_set(const hn_record *r, int k) {
-    switch (k) {
-    case R_E:  return r->b.fields & HN_F_E;
-    case R_TS: return r->b.fields & HN_F_TS;
-    case R_SW: return r->b.fields & HN_F_SW;
-    case R_SH: return r->b.fields & HN_F_SH;
-    default:   return true;        /* rv rt w tr q: required, always written */
-    }
-}
-
 /* Stores v; false when it does not fit the field. */
 static bool rnum_put(hn_record *r, int k, uint64_t v) {
     bool ok = true;
@@ -123,49 +98,89 @@ static void pack_str(msgpack_packer *pk, hn_str s) {
     if (s.len) msgpack_pack_str_body(pk, s.p, s.len);
 }
 
-static bool rkey_set(const hn_record *r, hn_record *tmp, int k) {
-    switch (rkeys[k].kind) {
-    case RK_UINT:  return rnum_set(r, k);
-    case RK_STR:   return k == R_T || k == R_K || k == R_S || rstr_at(tmp, k)->len > 0;
-    case RK_PROPS: return r->b.nprops > 0;
-    case RK_BOOL:  return r->bot;
-    default:       return true;        /* id */
-    }
+static void pack_key(msgpack_packer *pk, int k) {
+    msgpack_pack_str(pk, rkeys[k].namelen);
+    msgpack_pack_str_body(pk, rkeys[k].name, rkeys[k].namelen);
 }
 
-void hn_record_pack(msgpack_packer *pk, const hn_record *r) {
-    hn_record tmp;                     /* r with t filled in, for rstr_at */
-    size_t n = 0;
+static void kv_str(msgpack_packer *pk, int k, hn_str v) {
+    if (v.len == 0) return;
+    pack_key(pk, k);
+    pack_str(pk, v);
+}
 
-    memcpy(&tmp, r, sizeof tmp);
-    if (tmp.b.t.len == 0) {
-        const char *name = hn_btype_name((hn_btype)r->b.type);
-        tmp.b.t = (hn_str){ name, (uint32_t)strlen(name) };
+static void kv_uint(msgpack_packer *pk, int k, uint64_t v) {
+    pack_key(pk, k);
+    msgpack_pack_uint64(pk, v);
+}
+
+/* Straight-line on purpose: the collector packs every beacon it accepts,
+ * and walking the key table (twice: count, then write) cost a third of its
+ * per-beacon instructions. The keys and their order are still the table's. */
+void hn_record_pack(msgpack_packer *pk, const hn_record *r) {
+    const hn_beacon *b = &r->b;
+    hn_str t = b->t;
+    if (t.len == 0) {
+        const char *name = hn_btype_name((hn_btype)b->type);
+        t = (hn_str){ name, (uint32_t)strlen(name) };
     }
-    for (int k = 0; k < R__COUNT; k++) n += rkey_set(r, &tmp, k);
+    uint32_t f = b->fields;
+    uint32_t n = 9   /* rv id rt w tr t k s q */
+        + (b->u.len > 0) + (b->ti.len > 0) + (b->r.len > 0) + (b->n.len > 0) + (b->nprops > 0)
+        + !!(f & HN_F_E) + !!(f & HN_F_TS) + !!(f & HN_F_SW) + !!(f & HN_F_SH)
+        + (b->l.len > 0) + (b->vid.len > 0) + (b->nm.len > 0) + (b->em.len > 0) + (b->ph.len > 0)
+        + (r->ip.len > 0) + (r->ua.len > 0) + (r->visitor.len > 0) + (r->country.len > 0)
+        + (r->region.len > 0) + (r->city.len > 0) + (r->browser.len > 0)
+        + (r->browser_version.len > 0) + (r->os.len > 0) + (r->os_version.len > 0)
+        + (r->device.len > 0) + r->bot;
+
     msgpack_pack_map(pk, n);
-    for (int k = 0; k < R__COUNT; k++) {
-        if (!rkey_set(r, &tmp, k)) continue;
-        pack_str(pk, (hn_str){ rkeys[k].name, rkeys[k].namelen });
-        switch (rkeys[k].kind) {
-        case RK_UINT:
-            msgpack_pack_uint64(pk, rnum_get(r, k));
-            break;
-        case RK_STR:
-            pack_str(pk, *rstr_at(&tmp, k));
-            break;
-        case RK_ID:
-            msgpack_pack_bin(pk, sizeof r->event_id);
-            msgpack_pack_bin_body(pk, r->event_id, sizeof r->event_id);
-            break;
-        case RK_PROPS:
-            msgpack_pack_map(pk, r->b.nprops);
-            for (int i = 0; i < r->b.nprops; i++) hn_prop_pack(pk, &r->b.props[i]);
-            break;
-        default:
-            msgpack_pack_true(pk);
-            break;
-        }
+    kv_uint(pk, R_RV, HN_RECORD_VERSION);
+    pack_key(pk, R_ID);
+    msgpack_pack_bin(pk, sizeof r->event_id);
+    msgpack_pack_bin_body(pk, r->event_id, sizeof r->event_id);
+    kv_uint(pk, R_RT, r->recv_ts);
+    kv_uint(pk, R_W, r->widget_id);
+    kv_uint(pk, R_TR, r->transport);
+    pack_key(pk, R_T);
+    pack_str(pk, t);
+    pack_key(pk, R_K);
+    pack_str(pk, b->k);
+    pack_key(pk, R_S);
+    pack_str(pk, b->s);
+    kv_uint(pk, R_Q, b->q);
+    kv_str(pk, R_U, b->u);
+    kv_str(pk, R_TI, b->ti);
+    kv_str(pk, R_R, b->r);
+    kv_str(pk, R_N, b->n);
+    if (b->nprops > 0) {
+        pack_key(pk, R_D);
+        msgpack_pack_map(pk, b->nprops);
+        for (int i = 0; i < b->nprops; i++) hn_prop_pack(pk, &b->props[i]);
+    }
+    if (f & HN_F_E) kv_uint(pk, R_E, b->e);
+    if (f & HN_F_TS) kv_uint(pk, R_TS, b->ts);
+    if (f & HN_F_SW) kv_uint(pk, R_SW, b->sw);
+    if (f & HN_F_SH) kv_uint(pk, R_SH, b->sh);
+    kv_str(pk, R_L, b->l);
+    kv_str(pk, R_VID, b->vid);
+    kv_str(pk, R_NM, b->nm);
+    kv_str(pk, R_EM, b->em);
+    kv_str(pk, R_PH, b->ph);
+    kv_str(pk, R_IP, r->ip);
+    kv_str(pk, R_UA, r->ua);
+    kv_str(pk, R_VH, r->visitor);
+    kv_str(pk, R_CO, r->country);
+    kv_str(pk, R_RG, r->region);
+    kv_str(pk, R_CI, r->city);
+    kv_str(pk, R_BR, r->browser);
+    kv_str(pk, R_BV, r->browser_version);
+    kv_str(pk, R_OS, r->os);
+    kv_str(pk, R_OV, r->os_version);
+    kv_str(pk, R_DV, r->device);
+    if (r->bot) {
+        pack_key(pk, R_BOT);
+        msgpack_pack_true(pk);
     }
 }
 

@@ -17,7 +17,7 @@
 #define SAFETY_TTL "10200"      /* 300 s × (2 × 16 + 2) */
 
 typedef struct cmds {
-    redisReply *v[64];
+    redisReply *v[4096];
     int n;
 } cmds;
 
@@ -265,8 +265,52 @@ static void test_identify_and_chat(void **state) {
     assert_non_null(inc);
     assert_string_equal(arg(inc, 2), "messages_sent");
     assert_int_equal(count(&f->c, "ZADD"), 1);
-    assert_int_equal(find(&f->c, "ZADD", 0)->elements, 4);   /* one member, latest score */
-    assert_string_equal(arg(find(&f->c, "ZADD", 0), 2), "13");
+    /* ZADD applies its pairs in order, so the member ends with the latest score */
+    const redisReply *z = find(&f->c, "ZADD", 0);
+    assert_int_equal((z->elements - 2) % 2, 0);
+    for (size_t i = 3; i < z->elements; i += 2) assert_string_equal(arg(z, i), "sessEEEE1");
+    assert_string_equal(arg(z, z->elements - 2), "13");
+}
+
+/* Many widgets interleaved in one flush: one ZADD per widget holding exactly
+ * its own members, a ZREM only where a session ended. */
+static void test_many_widgets_grouped(void **state) {
+    fx *f = *state;
+    enum { W = 300, S = 3 };
+    static char sids[W * S][16];
+    static hn_record rs[W * S];
+    for (int s = 0; s < S; s++)
+        for (int w = 0; w < W; w++) {
+            int i = s * W + w;
+            snprintf(sids[i], sizeof sids[i], "sess%05d_%d", w, s);
+            bool end = (w % 7 == 0) && s == 2;
+            rs[i] = rec((uint32_t)(1000 + w * 13), sids[i], end ? "end" : "hb", 2, 100 + i);
+            add(f, &rs[i]);
+        }
+    flush_and_parse(f);
+    int zadd_live = 0, zrem = 0;
+    for (int i = 0; i < f->c.n; i++) {
+        const redisReply *c = f->c.v[i];
+        unsigned w;
+        if (strcmp(arg(c, 0), "ZREM") == 0) {
+            zrem++;
+            assert_int_equal(sscanf(arg(c, 1), "hn:live:{%u}", &w), 1);
+            assert_int_equal((w - 1000) / 13 % 7, 0);
+            assert_int_equal(c->elements, 3);
+        }
+        if (strcmp(arg(c, 0), "ZADD") != 0 || sscanf(arg(c, 1), "hn:live:{%u}", &w) != 1) continue;
+        zadd_live++;
+        int wi = (int)(w - 1000) / 13;
+        size_t members = (c->elements - 2) / 2;
+        assert_int_equal(members, wi % 7 == 0 ? S - 1 : S);
+        for (size_t m = 3; m < c->elements; m += 2) {
+            char want[16];
+            snprintf(want, sizeof want, "sess%05d_", wi);
+            assert_int_equal(strncmp(arg(c, m), want, 10), 0);
+        }
+    }
+    assert_int_equal(zadd_live, W);
+    assert_int_equal(zrem, (W + 6) / 7);
 }
 
 int main(void) {
@@ -276,6 +320,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_first_beacon_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hide_end_and_grouping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identify_and_chat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_widgets_grouped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

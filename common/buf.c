@@ -17,7 +17,7 @@ void hn_buf_free(hn_buf *b) {
     b->len = b->cap = 0;
 }
 
-void hn_buf_reserve(hn_buf *b, size_t more) {
+void hn_buf_grow(hn_buf *b, size_t more) {
     if (b->len + more <= b->cap) return;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + more) {
@@ -50,13 +50,14 @@ void hn_buf_printf(hn_buf *b, const char *fmt, ...) {
 }
 
 size_t hn_u64toa(uint64_t v, char *out) {
-    char tmp[21];
-    size_t n = 0;
+    char tmp[20];
+    char *e = tmp + sizeof(tmp), *q = e;
     do {
-        tmp[n++] = (char)('0' + v % 10);
+        *--q = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    size_t n = (size_t)(e - q);
+    memcpy(out, q, n);
     return n;
 }
 

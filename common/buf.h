@@ -18,7 +18,10 @@ typedef struct hn_buf {
 
 void hn_buf_init(hn_buf *b, size_t cap);
 void hn_buf_free(hn_buf *b);
-void hn_buf_reserve(hn_buf *b, size_t more);
+void hn_buf_grow(hn_buf *b, size_t more);
+static inline void hn_buf_reserve(hn_buf *b, size_t more) {
+    if (b->len + more > b->cap) hn_buf_grow(b, more);
+}
 void hn_buf_append(hn_buf *b, const void *p, size_t n);
 void hn_buf_printf(hn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static inline void hn_buf_reset(hn_buf *b) { b->len = 0; }

@@ -110,16 +110,41 @@ const hn_key hn_keys[K__COUNT] = {
 #undef U
 };
 
+/* A switch rather than a walk of hn_keys: it runs for every key of every
+ * beacon. Keys are 1..3 bytes; anything else is unknown (ignored). */
 int hn_key_find(const char *p, size_t len) {
-    int found = -1;
-    for (int i = 0; len <= 3 && i < K__COUNT; i++) {
-        if (hn_keys[i].namelen == len && hn_keys[i].name[0] == p[0] &&
-            memcmp(hn_keys[i].name, p, len) == 0) {
-            found = i;
-            break;
+    char a = len > 0 ? p[0] : 0, b = len > 1 ? p[1] : 0;
+    switch (len) {
+    case 1:
+        switch (a) {
+        case 'v': return K_V;
+        case 'k': return K_K;
+        case 's': return K_S;
+        case 't': return K_T;
+        case 'q': return K_Q;
+        case 'u': return K_U;
+        case 'r': return K_R;
+        case 'n': return K_N;
+        case 'd': return K_D;
+        case 'e': return K_E;
+        case 'l': return K_L;
         }
+        return -1;
+    case 2:
+        if (a == 't' && b == 'i') return K_TI;
+        if (a == 't' && b == 's') return K_TS;
+        if (a == 's' && b == 'w') return K_SW;
+        if (a == 's' && b == 'h') return K_SH;
+        if (a == 'n' && b == 'm') return K_NM;
+        if (a == 'e' && b == 'm') return K_EM;
+        if (a == 'p' && b == 'h') return K_PH;
+        if (a == 'u' && b == 'a') return K_UA;
+        if (a == 'i' && b == 'p') return K_IP;
+        return -1;
+    case 3:
+        return (a == 'v' && b == 'i' && p[2] == 'd') ? K_VID : -1;
     }
-    return found;
+    return -1;
 }
 
 /* ---- drafts --------------------------------------------------------------- */

@@ -98,9 +98,11 @@ static void pack_str(msgpack_packer *pk, hn_str s) {
     if (s.len) msgpack_pack_str_body(pk, s.p, s.len);
 }
 
+/* A key as one write: fixstr header and name (names are <= 3 bytes). */
 static void pack_key(msgpack_packer *pk, int k) {
-    msgpack_pack_str(pk, rkeys[k].namelen);
-    msgpack_pack_str_body(pk, rkeys[k].name, rkeys[k].namelen);
+    char tmp[4] = {(char)(0xa0 | rkeys[k].namelen)};
+    memcpy(tmp + 1, rkeys[k].name, rkeys[k].namelen);
+    pk->callback(pk->data, tmp, 1u + rkeys[k].namelen);
 }
 
 static void kv_str(msgpack_packer *pk, int k, hn_str v) {

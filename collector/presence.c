@@ -142,14 +142,18 @@ void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t 
         if (chat_msg || hn_str_eq(b->n, "chat_opened", 11)) put(&ps, "has_chatted", HN_STR_LIT("1"));
     }
 
-    hn_resp_cmd(cmds, 2 + 2 * (unsigned)ps.n);
-    hn_resp_str(cmds, "HSET");
-    hn_resp_arg(cmds, key.p, key.len);
-    for (int i = 0; i < ps.n; i++) {
-        hn_resp_arg(cmds, ps.f[i].p, ps.f[i].len);
-        hn_resp_arg(cmds, ps.v[i].p, ps.v[i].len);
+    /* A heartbeat changes nothing in the hash but the time, which the live
+     * set's score carries: no HSET for it, except at checkpoints. */
+    if (b->type != HN_T_HB || checkpoint) {
+        hn_resp_cmd(cmds, 2 + 2 * (unsigned)ps.n);
+        hn_resp_str(cmds, "HSET");
+        hn_resp_arg(cmds, key.p, key.len);
+        for (int i = 0; i < ps.n; i++) {
+            hn_resp_arg(cmds, ps.f[i].p, ps.f[i].len);
+            hn_resp_arg(cmds, ps.v[i].p, ps.v[i].len);
+        }
+        (*ncmds)++;
     }
-    (*ncmds)++;
 
     if (checkpoint && b->q != 1) {
         /* In case the first beacon was lost: start the session now unless

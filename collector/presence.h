@@ -10,7 +10,9 @@
  * Redis' single thread is the system's ceiling, so the number of commands
  * per beacon is kept small, and nothing here depends on what a thread has
  * seen before (any thread of any node may get any beacon of a session):
- *   - one HSET per beacon with only the fields that beacon changes;
+ *   - one HSET per beacon with only the fields that beacon changes, and
+ *     none for a heartbeat: it changes only the last-seen time, which is
+ *     the live set's score (readers take last-seen from there);
  *   - HINCRBY only for counters that move (page views, engaged ms, messages);
  *   - no EXPIRE on the hot path: the trimmer deletes a session's hash when
  *     it leaves the live set (collector.c). Only every HN_CHECKPOINT-th

@@ -27,8 +27,30 @@
  * sent again from its start: the same sessions and sequence numbers
  * repeat, which the collector treats like any other traffic.
  *
+ * Reference streams (--emit-naive FILE, --emit-xadd FILE): instead of
+ * sending, write as Redis commands (RESP, for `redis-cli --pipe`) the first
+ * --count beacons that a send run with the same --widgets, --sessions,
+ * --seed, --pool, --beacons-per-datagram, --cold and --ts-base sends, in
+ * the order it sends them (the pool's prefix, or the pool round the ring):
+ *
+ *   naive  per beacon: XADD hn:stream:0 * r <beacon msgpack>
+ *                      HSET hn:sess:{w}:<sid> <every field of the beacon>
+ *                      EXPIRE hn:sess:{w}:<sid> 360
+ *                      ZADD hn:live:{w} <ts ms> <sid>
+ *   xadd   per beacon: XADD hn:stream:0 * r <beacon msgpack>
+ *
+ * The HSET names the beacon's fields as the collector does
+ * (docs/PROTOCOL.md §9): last_seen (the beacon's ts) and status always;
+ * url, title, referrer, lang, screen, engaged_ms (e, as a plain value),
+ * name, email, phone when the beacon has them; has_chatted for a chat
+ * event. Widget ids are 1, 2, ... in --widgets order, as bench/udp.sh
+ * registers them. These are the bench's same-run references for Redis's
+ * cost per beacon: a write-everything-every-beacon baseline, and the
+ * stream append alone.
+ *
  * Output: one key=value line on stdout at the end (the bench parses it).
  */
+#include "common/buf.h"
 #include "common/hn.h"
 #include "common/ids.h"
 #include "common/net.h"
@@ -86,7 +108,10 @@ typedef struct opts {
     uint32_t    per_dgram;
     uint64_t    pool;          /* most beacons generated ahead */
     uint64_t    seed;
+    uint64_t    ts_base;       /* ms of the first beacon's ts; 0: now */
     bool        cold;          /* every session starts with its q=1 page view */
+    const char *emit_naive;    /* write reference RESP instead of sending */
+    const char *emit_xadd;
 } opts;
 
 /* The pre-generated datagrams, back to back. */
@@ -273,7 +298,8 @@ static void pool_add(pool *p, const char *buf, size_t len) {
     p->n++;
 }
 
-static void pregenerate(pool *p, const opts *o, site *sites, int nsites, uint64_t beacons) {
+static void pregenerate(pool *p, const opts *o, site *sites, int nsites, uint64_t beacons,
+                        uint64_t now_ms) {
     /* Zipf-like weights: widget i gets 1/(i+1) of the sessions, relatively. */
     double wsum = 0, acc = 0;
     for (int i = 0; i < nsites; i++) wsum += 1.0 / (i + 1);
@@ -298,7 +324,6 @@ static void pregenerate(pool *p, const opts *o, site *sites, int nsites, uint64_
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     hn_beacon *b = hn_xmalloc(sizeof(hn_beacon));
     char scratch[256];
-    uint64_t now_ms = hn_now_ms();
     for (uint64_t d = 0; d < ndg; d++) {
         uint32_t n = o->per_dgram;
         if (beacons - p->beacons < n) n = (uint32_t)(beacons - p->beacons);
@@ -315,6 +340,151 @@ static void pregenerate(pool *p, const opts *o, site *sites, int nsites, uint64_
     msgpack_sbuffer_destroy(&sb);
     free(b);
     free(ss);
+}
+
+/* --- reference command streams ---------------------------------------------- */
+
+#define EMIT_FLUSH_BYTES (1 << 20)
+#define NAIVE_TTL_S      360
+
+typedef struct emitter {
+    FILE    *f;
+    hn_buf   buf;
+    uint64_t cmds, bytes;
+} emitter;
+
+static int emitter_flush(emitter *e) {
+    if (e->f == NULL || e->buf.len == 0) return HN_OK;
+    if (fwrite(e->buf.p, 1, e->buf.len, e->f) != e->buf.len) return HN_ERR;
+    e->bytes += e->buf.len;
+    hn_buf_reset(&e->buf);
+    return HN_OK;
+}
+
+static void xadd(emitter *e, const char *mp, size_t len) {
+    hn_resp_cmd(&e->buf, 5);
+    hn_resp_str(&e->buf, "XADD");
+    hn_resp_str(&e->buf, "hn:stream:0");
+    hn_resp_str(&e->buf, "*");
+    hn_resp_str(&e->buf, "r");
+    hn_resp_arg(&e->buf, mp, len);
+    e->cmds++;
+}
+
+typedef struct field {
+    const char *name;
+    hn_str      v;
+} field;
+
+/* XADD + HSET (every field) + EXPIRE + ZADD for one beacon. */
+static void naive(emitter *e, const hn_beacon *b, uint32_t widget, const char *mp, size_t len) {
+    char key[96], live[48], ms[24], eng[24], screen[24];
+    int kl = snprintf(key, sizeof(key), "hn:sess:{%u}:%.*s", widget, (int)b->s.len, b->s.p);
+    int ll = snprintf(live, sizeof(live), "hn:live:{%u}", widget);
+    hn_str ms_s = {ms, (uint32_t)hn_u64toa(b->ts, ms)};
+    field fs[16];
+    int n = 0;
+    fs[n++] = (field){"last_seen", ms_s};
+    fs[n++] = (field){"status", b->type == HN_T_END    ? HN_STR_LIT("gone")
+                                : b->type == HN_T_HIDE ? HN_STR_LIT("idle")
+                                                       : HN_STR_LIT("active")};
+    if (b->u.len) fs[n++] = (field){"url", b->u};
+    if (b->ti.len) fs[n++] = (field){"title", b->ti};
+    if (b->r.len) fs[n++] = (field){"referrer", b->r};
+    if (b->l.len) fs[n++] = (field){"lang", b->l};
+    if ((b->fields & (HN_F_SW | HN_F_SH)) == (HN_F_SW | HN_F_SH))
+        fs[n++] = (field){"screen", {screen, (uint32_t)snprintf(screen, sizeof(screen), "%ux%u",
+                                                                b->sw, b->sh)}};
+    if (b->fields & HN_F_E) fs[n++] = (field){"engaged_ms", {eng, (uint32_t)hn_u64toa(b->e, eng)}};
+    if (b->nm.len) fs[n++] = (field){"name", b->nm};
+    if (b->em.len) fs[n++] = (field){"email", b->em};
+    if (b->ph.len) fs[n++] = (field){"phone", b->ph};
+    if (b->type == HN_T_EV &&
+        (hn_str_eq(b->n, "chat_opened", 11) || hn_str_eq(b->n, "chat_message_sent", 17)))
+        fs[n++] = (field){"has_chatted", HN_STR_LIT("1")};
+
+    xadd(e, mp, len);
+    hn_resp_cmd(&e->buf, 2 + 2 * (unsigned)n);
+    hn_resp_str(&e->buf, "HSET");
+    hn_resp_arg(&e->buf, key, (size_t)kl);
+    for (int i = 0; i < n; i++) {
+        hn_resp_str(&e->buf, fs[i].name);
+        hn_resp_arg(&e->buf, fs[i].v.p, fs[i].v.len);
+    }
+    hn_resp_cmd(&e->buf, 3);
+    hn_resp_str(&e->buf, "EXPIRE");
+    hn_resp_arg(&e->buf, key, (size_t)kl);
+    hn_resp_u64(&e->buf, NAIVE_TTL_S);
+    hn_resp_cmd(&e->buf, 4);
+    hn_resp_str(&e->buf, "ZADD");
+    hn_resp_arg(&e->buf, live, (size_t)ll);
+    hn_resp_u64(&e->buf, b->ts);
+    hn_resp_arg(&e->buf, b->s.p, b->s.len);
+    e->cmds += 3;      /* and the XADD */
+}
+
+static emitter emitter_open(const char *path) {
+    emitter e = {0};
+    if (path == NULL) return e;
+    e.f = fopen(path, "we");
+    if (e.f == NULL) {
+        fprintf(stderr, "hn-loadgen: %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    hn_buf_init(&e.buf, EMIT_FLUSH_BYTES + 65536);
+    return e;
+}
+
+static int emitter_close(emitter *e, const char *path) {
+    if (e->f == NULL) return HN_OK;
+    int rc = emitter_flush(e);
+    if (fclose(e->f) != 0) rc = HN_ERR;
+    if (rc != HN_OK) fprintf(stderr, "hn-loadgen: writing %s: %s\n", path, strerror(errno));
+    hn_buf_free(&e->buf);
+    return rc;
+}
+
+/* Writes the reference streams for the first `beacons` beacons of the pool,
+ * in send_all's order (whole datagrams round the ring). Each beacon is
+ * decoded from the datagram as the collector would and packed again on its
+ * own (the same bytes when a datagram holds one beacon). */
+static int emit_all(const pool *p, const site *sites, int nsites, uint64_t beacons, uint64_t *emitted,
+                    emitter *nv, emitter *xa) {
+    hn_decoder *dec = hn_decoder_create();
+    hn_batch *bt = hn_xmalloc(sizeof(hn_batch));
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = HN_OK;
+    *emitted = 0;
+    for (uint64_t pos = 0; *emitted < beacons && rc == HN_OK; pos++) {
+        uint64_t d = pos % p->n;
+        int n = hn_beacon_decode_msgpack(dec, bt, p->data + p->off[d], p->dlen[d]);
+        if (n != bt->n || n <= 0) {
+            fprintf(stderr, "hn-loadgen: datagram %" PRIu64 " does not decode: %s\n", d, bt->err);
+            rc = HN_ERR;
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            const hn_beacon *b = &bt->b[i];
+            uint32_t widget = 0;
+            for (int k = 0; k < nsites; k++)
+                if (b->k.len == sites[k].key.len && memcmp(b->k.p, sites[k].key.p, b->k.len) == 0)
+                    widget = (uint32_t)k + 1;
+            msgpack_sbuffer_clear(&sb);
+            hn_beacon_pack(&pk, b);
+            if (nv->f) naive(nv, b, widget, sb.data, sb.size);
+            if (xa->f) xadd(xa, sb.data, sb.size);
+        }
+        *emitted += (uint64_t)n;
+        if (nv->buf.len >= EMIT_FLUSH_BYTES && emitter_flush(nv) != HN_OK) rc = HN_ERR;
+        if (xa->buf.len >= EMIT_FLUSH_BYTES && emitter_flush(xa) != HN_OK) rc = HN_ERR;
+    }
+    msgpack_sbuffer_destroy(&sb);
+    free(bt);
+    hn_decoder_destroy(dec);
+    return rc;
 }
 
 /* --- sending --------------------------------------------------------------- */
@@ -434,6 +604,7 @@ static void send_all(int fd, const pool *p, const opts *o, uint64_t beacons, res
 static void usage(FILE *f) {
     fprintf(f,
             "usage: hn-loadgen --to HOST:PORT --widgets K1,K2,... [options]\n"
+            "       hn-loadgen --widgets K1,K2,... --count N --emit-naive F --emit-xadd F [options]\n"
             "  --rate N                beacons/s (0: as fast as possible; default 0)\n"
             "  --duration S            seconds to send (default 10 unless --count)\n"
             "  --count N               beacons to send (with --duration: whichever ends first)\n"
@@ -444,8 +615,13 @@ static void usage(FILE *f) {
             "  --seed N                random seed (default 1)\n"
             "  --cold                  every session starts in the run with its q=1 page view\n"
             "                          (default: met at a random point of their life)\n"
+            "  --ts-base MS            the first beacon's ts, ms since the epoch (default: now)\n"
+            "  --emit-naive FILE       do not send: write the first --count beacons a send run\n"
+            "                          sends as RESP, XADD+HSET+EXPIRE+ZADD per beacon\n"
+            "  --emit-xadd FILE        likewise, one XADD per beacon (either or both)\n"
             "prints: sent_beacons= sent_datagrams= seconds= rate= send_errors= bytes=\n"
-            "        start_us= end_us= pregen_s= pool_beacons= cpu_s=\n",
+            "        start_us= end_us= pregen_s= pool_beacons= cpu_s= ts_base=\n"
+            "   or: emitted_beacons= naive_cmds= naive_bytes= xadd_cmds= xadd_bytes= pool_beacons=\n",
             BATCH_MAX, HN_BATCH_MAX);
 }
 
@@ -482,6 +658,8 @@ static int parse_args(int argc, char **argv, opts *o) {
         {"batch", required_argument, NULL, 'b'},    {"beacons-per-datagram", required_argument, NULL, 'p'},
         {"pool", required_argument, NULL, 'P'},     {"seed", required_argument, NULL, 'S'},
         {"cold", no_argument, NULL, 'C'},           {"help", no_argument, NULL, 'h'},
+        {"ts-base", required_argument, NULL, 'T'},  {"emit-naive", required_argument, NULL, 'N'},
+        {"emit-xadd", required_argument, NULL, 'X'},
         {NULL, 0, NULL, 0},
     };
     *o = (opts){.sessions = 20000, .batch = 32, .per_dgram = 1, .pool = 2000000, .seed = 1};
@@ -509,12 +687,20 @@ static int parse_args(int argc, char **argv, opts *o) {
         case 'P': if (parse_u64("--pool", optarg, 1, 1000000000, &o->pool)) return HN_ERR; break;
         case 'S': if (parse_u64("--seed", optarg, 0, UINT64_MAX, &o->seed)) return HN_ERR; break;
         case 'C': o->cold = true; break;
+        case 'T': if (parse_u64("--ts-base", optarg, 1, UINT64_MAX / 2, &o->ts_base)) return HN_ERR; break;
+        case 'N': o->emit_naive = optarg; break;
+        case 'X': o->emit_xadd = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return HN_ERR;
         }
     }
-    if (optind != argc || o->to == NULL || o->widgets == NULL || o->widgets[0] == '\0') {
+    bool emit = o->emit_naive || o->emit_xadd;
+    if (optind != argc || (o->to == NULL && !emit) || o->widgets == NULL || o->widgets[0] == '\0') {
         usage(stderr);
+        return HN_ERR;
+    }
+    if (emit && o->count == 0) {
+        fprintf(stderr, "hn-loadgen: --emit-naive/--emit-xadd need --count (the beacons a send run sent)\n");
         return HN_ERR;
     }
     if (o->duration == 0 && o->count == 0) o->duration = 10;
@@ -552,6 +738,31 @@ int main(int argc, char **argv) {
         uint64_t rd = (uint64_t)(o.rate * o.duration + 0.5);
         if (need == 0 || rd < need) need = rd;
     }
+    uint64_t ts_base = o.ts_base ? o.ts_base : hn_now_ms();
+
+    if (o.emit_naive || o.emit_xadd) {
+        /* The send run's pool was min(its need, --pool) beacons; generation
+         * is sequential, so a pool of min(count, --pool) holds the same
+         * beacons in the same places for the first count sent. */
+        uint64_t pb = o.count < o.pool ? o.count : o.pool;
+        pool p = {0};
+        pregenerate(&p, &o, sites, nsites, pb, ts_base);
+        emitter nv = emitter_open(o.emit_naive), xa = emitter_open(o.emit_xadd);
+        uint64_t emitted = 0;
+        int rc = emit_all(&p, sites, nsites, o.count, &emitted, &nv, &xa);
+        if (emitter_close(&nv, o.emit_naive) != HN_OK) rc = HN_ERR;
+        if (emitter_close(&xa, o.emit_xadd) != HN_OK) rc = HN_ERR;
+        printf("emitted_beacons=%" PRIu64 " naive_cmds=%" PRIu64 " naive_bytes=%" PRIu64
+               " xadd_cmds=%" PRIu64 " xadd_bytes=%" PRIu64 " pool_beacons=%" PRIu64 "\n",
+               emitted, nv.cmds, nv.bytes, xa.cmds, xa.bytes, p.beacons);
+        free(p.data);
+        free(p.off);
+        free(p.dlen);
+        free(sites);
+        free(keys);
+        return rc == HN_OK ? 0 : 1;
+    }
+
     uint64_t pool_beacons = need && need < o.pool ? need : o.pool;
     if (pool_beacons == 0) pool_beacons = 1;
 
@@ -560,7 +771,7 @@ int main(int argc, char **argv) {
 
     uint64_t g0 = mono_ns();
     pool p = {0};
-    pregenerate(&p, &o, sites, nsites, pool_beacons);
+    pregenerate(&p, &o, sites, nsites, pool_beacons, ts_base);
     double pregen_s = (double)(mono_ns() - g0) / 1e9;
 
     /* Sleep precisely: the default 50 µs timer slack is a large part of a
@@ -577,10 +788,10 @@ int main(int argc, char **argv) {
 
     printf("sent_beacons=%" PRIu64 " sent_datagrams=%" PRIu64 " seconds=%.6f rate=%.0f "
            "send_errors=%" PRIu64 " bytes=%" PRIu64 " start_us=%" PRIu64 " end_us=%" PRIu64
-           " pregen_s=%.3f pool_beacons=%" PRIu64 " cpu_s=%.3f\n",
+           " pregen_s=%.3f pool_beacons=%" PRIu64 " cpu_s=%.3f ts_base=%" PRIu64 "\n",
            res.beacons, res.datagrams, res.seconds,
            res.seconds > 0 ? (double)res.beacons / res.seconds : 0.0, res.errors, res.bytes,
-           res.start_us, res.end_us, pregen_s, p.beacons, cpu_s);
+           res.start_us, res.end_us, pregen_s, p.beacons, cpu_s, ts_base);
     fflush(stdout);
     close(fd);
     free(p.data);

@@ -41,31 +41,39 @@ function median(g, key,   n, a, i, j, t) {
 
 function m(g, k) { return median(g, k) }
 
+# "a–b", or "a" when both print the same.
+function span(a, b, fmt,   x, y) {
+    x = sprintf(fmt, a); y = sprintf(fmt, b)
+    return x == y ? x : x "–" y
+}
+
 END {
     if (mode == "console") {
-        printf "%-3s %-7s %4s %9s %9s %9s %5s %9s %7s %6s %6s %6s %6s %6s %5s %5s %4s\n",
+        printf "%-3s %-7s %4s %9s %9s %9s %5s %9s %7s %6s %6s %6s %6s %6s %6s %6s %5s %5s %5s %4s\n",
             "thr", "rate", "runs", "offered", "e2e/s", "ceil/s", "ratio", "kdrops", "loss", "col_us",
-            "usr", "sys", "red_us", "pipe", "cmd/b", "batch", "sat"
+            "usr", "sys", "red_us", "pipe", "naive", "xadd", "c/n", "cmd/b", "batch", "sat"
         for (i = 1; i <= ng; i++) {
             g = order[i]
-            printf "%-3s %-7s %4d %9.0f %9.0f %9.0f %5.2f %9.0f %7.0f %6.2f %6.2f %6.2f %6.2f %6.2f %5.2f %5.1f %4s\n",
+            printf "%-3s %-7s %4d %9.0f %9.0f %9.0f %5.2f %9.0f %7.0f %6.2f %6.2f %6.2f %6.2f %6.2f %6.2f %6.2f %5.2f %5.2f %5.1f %4s\n",
                 threads[g], rate[g], cnt[g], m(g, "offered"), m(g, "e2e"), m(g, "ceiling"), m(g, "ratio"),
                 m(g, "kdrops_proc"), worst_loss[g], m(g, "col_us"), m(g, "col_user_us"), m(g, "col_sys_us"),
-                m(g, "redis_us"), m(g, "pipe_redis_us"), m(g, "cmds_b"), m(g, "batch"), (sat[g] ? "yes" : "no")
+                m(g, "redis_us"), m(g, "pipe_redis_us"), m(g, "naive_us"), m(g, "xadd_us"), m(g, "col_naive"),
+                m(g, "cmds_b"), m(g, "batch"), (sat[g] ? "yes" : "no")
         }
         exit
     }
 
     # markdown
-    print "| threads | offered/s | sessions | e2e/s | ceiling/s | e2e / ceiling | kernel drops | loss (worst run) | collector µs/b (user+sys) | Redis µs/b e2e | Redis µs/b via pipe | Redis busy e2e / pipe | cmds/b | RESP B/b | records/flush | ref SET/s | saturated |"
-    print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    print "| threads | offered/s | sessions | e2e/s | ceiling/s | e2e / ceiling | kernel drops | loss (worst run) | collector µs/b (user+sys) | Redis µs/b e2e | Redis µs/b via pipe | Redis µs/b naive | Redis µs/b xadd-only | collector / naive (via pipe) | naive / xadd-only replay b/s | Redis busy e2e / pipe | cmds/b | RESP B/b | records/flush | ref SET/s | saturated |"
+    print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     best = top = ""
     for (i = 1; i <= ng; i++) {
         g = order[i]
-        printf "| %s | %s%.0f | %.0f | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f (%.2f+%.2f) | %.2f | %.2f | %.0f%% / %.0f%% | %.2f | %.0f | %.1f | %.0f | %s |\n",
+        printf "| %s | %s%.0f | %.0f | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f (%.2f+%.2f) | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f / %.0f | %.0f%% / %.0f%% | %.2f | %.0f | %.1f | %.0f | %s |\n",
             threads[g], (rate[g] == "max" ? "max: " : ""), m(g, "offered"), m(g, "sessions"), m(g, "e2e"),
             m(g, "ceiling"), m(g, "ratio"), m(g, "kdrops_proc"), worst_loss[g], m(g, "col_us"),
             m(g, "col_user_us"), m(g, "col_sys_us"), m(g, "redis_us"), m(g, "pipe_redis_us"),
+            m(g, "naive_us"), m(g, "xadd_us"), m(g, "col_naive"), m(g, "naive_bps"), m(g, "xadd_bps"),
             100 * m(g, "redis_busy"), 100 * m(g, "pipe_busy"), m(g, "cmds_b"), m(g, "resp_b"),
             m(g, "batch"), m(g, "ref_set"), (sat[g] ? "yes" : "no")
         if (top == "" || m(g, "e2e") > m(top, "e2e")) top = g
@@ -104,8 +112,46 @@ END {
         if (pmin == "" || p < pmin) pmin = p
         if (pmax == "" || p > pmax) pmax = p
     }
-    printf "- Redis CPU: %.2f–%.2f µs per beacon end to end, %.2f–%.2f fed by redis-cli --pipe: %s (target ≤ 4).\n",
+    printf "- Redis CPU, absolute: %.2f–%.2f µs per beacon end to end, %.2f–%.2f fed by redis-cli --pipe: %s (target ≤ 4 µs, in the issue's figure, which was measured on another day and another keyspace; see the ratio below).\n",
         rmin, rmax, pmin, pmax, (rmax <= 4 ? "met" : (rmin <= 4 ? "met in some rows only" : "missed"))
+    # The issue put the target as 4 µs against 7.5 µs for its naive pipeline
+    # (XADD + HSET + EXPIRE + ZADD per beacon): the same target as a ratio
+    # is 4 / 7.5 of the naive pipeline, measured here in the same run.
+    tr = 4 / 7.5
+    qmin = qmax = emin = emax = nmin = nmax = xmin = xmax = nbmin = nbmax = xbmin = xbmax = ""
+    umin = umax = ""
+    for (i = 1; i <= ng; i++) {
+        g = order[i]
+        q = m(g, "col_naive"); e = m(g, "e2e_naive")
+        if (sat[g]) {
+            if (qmin == "" || q < qmin) qmin = q
+            if (qmax == "" || q > qmax) qmax = q
+        } else {
+            if (umin == "" || q < umin) umin = q
+            if (umax == "" || q > umax) umax = q
+            if (emin == "" || e < emin) emin = e
+            if (emax == "" || e > emax) emax = e
+        }
+        v = m(g, "naive_us"); if (nmin == "" || v < nmin) nmin = v; if (nmax == "" || v > nmax) nmax = v
+        v = m(g, "xadd_us"); if (xmin == "" || v < xmin) xmin = v; if (xmax == "" || v > xmax) xmax = v
+        v = m(g, "naive_bps"); if (nbmin == "" || v < nbmin) nbmin = v; if (nbmax == "" || v > nbmax) nbmax = v
+        v = m(g, "xadd_bps"); if (xbmin == "" || v < xbmin) xbmin = v; if (xbmax == "" || v > xbmax) xbmax = v
+    }
+    # The verdict comes from the unsaturated rows: only there do the
+    # collector's tee and the references hold the same beacons (in saturated
+    # rows the references replay every beacon sent, into a larger keyspace,
+    # which flatters the ratio).
+    if (umin != "") {
+        printf "- Redis CPU, relative to the naive pipeline of the same beacons in the same run: collector (via pipe) / naive = %s in the unsaturated rows: %s (target ≤ %.2f × naive = 4 / 7.5, the issue's target over its own naive figure). End to end (unsaturated rows), Redis's CPU per beacon is %s × naive.%s\n",
+            span(umin, umax, "%.2f"), (umax <= tr ? "met" : (umin <= tr ? "met in some rows only" : "missed")), tr,
+            span(emin, emax, "%.2f"),
+            (qmin == "" ? "" : sprintf(" Saturated rows: %s, not comparable (their references replay every beacon sent, the tee only those the kernel let in, so the references fill a larger keyspace).", span(qmin, qmax, "%.2f")))
+    } else {
+        printf "- Redis CPU, relative to the naive pipeline in the same run: collector (via pipe) / naive = %s, but every row was saturated, so the references replayed more beacons than the collector wrote: no verdict (target ≤ %.2f × naive = 4 / 7.5).\n",
+            span(qmin, qmax, "%.2f"), tr
+    }
+    printf "- The references in this run: naive %s µs per beacon of Redis CPU, %s beacons/s replayed (the issue: 7.5 µs, ≈ 120 k/s); XADD only %s µs, %s beacons/s (the issue: ≈ 480 k/s).\n",
+        span(nmin, nmax, "%.2f"), span(nbmin, nbmax, "%.0f"), span(xmin, xmax, "%.2f"), span(xbmin, xbmax, "%.0f")
     nunsat = 0; lossy = ""
     for (i = 1; i <= ng; i++) {
         g = order[i]

@@ -70,7 +70,7 @@ static const cfg_opt opts[] = {
      "receive buffer of each UDP socket, bytes (as root SO_RCVBUFFORCE; else capped by net.core.rmem_max)"},
     {"RECV_BATCH", T_INT, OFF(recv_batch), "256", 1, 1024, NULL, C,
      "datagrams read per recvmmsg call"},
-    {"BATCH_WAIT_US", T_INT, OFF(batch_wait_us), "1000", 0, 100000, NULL, C,
+    {"BATCH_WAIT_US", T_INT, OFF(batch_wait_us), "4000", 0, 100000, NULL, C,
      "while traffic flows, how long a worker lets beacons gather before it reads and flushes them"},
     {"REDIS_MAX_PENDING", T_INT, OFF(redis_max_pending), "33554432", 65536, 4294967296, NULL, C,
      "bytes of commands in flight per Redis connection before a worker stops reading"},

@@ -12,6 +12,7 @@ int main(int argc, char **argv) {
     int argi = 0;
     if (hn_config_load(&cfg, HN_FOR_COLLECTOR, argc, argv, &argi, err, sizeof(err)) != HN_OK) {
         fprintf(stderr, "herenow-collector: %s\n", err);
+        hn_config_free(&cfg);
         return 2;
     }
     if (argi < 0) {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "tests/unit/proto_asserts.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,48 +100,12 @@ static void minimal_record(hn_record *r) {
     r->b.q = 1;
 }
 
-static void assert_str_same(hn_str a, hn_str b) {
-    assert_int_equal(a.len, b.len);
-    if (a.len) assert_memory_equal(a.p, b.p, a.len);
-}
-
 static void assert_record_same(const hn_record *x, const hn_record *y) {
     assert_memory_equal(x->event_id, y->event_id, 16);
     assert_true(x->recv_ts == y->recv_ts);
     assert_int_equal(x->widget_id, y->widget_id);
     assert_int_equal(x->transport, y->transport);
-    const hn_beacon *a = &x->b, *b = &y->b;
-    assert_int_equal(a->type, b->type);
-    assert_int_equal(a->fields, b->fields);
-    assert_str_same(a->t, b->t);
-    assert_str_same(a->k, b->k);
-    assert_str_same(a->s, b->s);
-    assert_true(a->q == b->q);
-    assert_str_same(a->u, b->u);
-    assert_str_same(a->ti, b->ti);
-    assert_str_same(a->r, b->r);
-    assert_str_same(a->n, b->n);
-    assert_true(a->e == b->e && a->ts == b->ts);
-    assert_int_equal(a->sw, b->sw);
-    assert_int_equal(a->sh, b->sh);
-    assert_str_same(a->l, b->l);
-    assert_str_same(a->vid, b->vid);
-    assert_str_same(a->nm, b->nm);
-    assert_str_same(a->em, b->em);
-    assert_str_same(a->ph, b->ph);
-    assert_int_equal(a->nprops, b->nprops);
-    for (int i = 0; i < a->nprops; i++) {
-        const hn_prop *p = &a->props[i], *q = &b->props[i];
-        assert_str_same(p->key, q->key);
-        assert_int_equal(p->type, q->type);
-        switch (p->type) {
-        case HN_P_STR:   assert_str_same(p->v.s, q->v.s); break;
-        case HN_P_INT:   assert_true(p->v.i == q->v.i); break;
-        case HN_P_UINT:  assert_true(p->v.u == q->v.u); break;
-        case HN_P_FLOAT: assert_true(p->v.f == q->v.f); break;
-        default:         assert_int_equal(p->v.b, q->v.b); break;
-        }
-    }
+    assert_beacon_same(&x->b, &y->b, false);
     assert_str_same(x->ip, y->ip);
     assert_str_same(x->ua, y->ua);
     assert_str_same(x->visitor, y->visitor);

@@ -51,6 +51,18 @@ static void refresh_widgets(hn_collector *c) {
         hn_widgets_build_free(t);
         return;
     }
+    if (hn_widgets_count(t) == 0 && hn_widgets_count(cur) > 0) {
+        /* All widgets gone at once is what a Redis that lost its data looks
+         * like (restarted without persistence, flushed): keep accepting the
+         * known widgets until `herenowctl widget sync` restores the hash. */
+        if (!c->widgets_empty_warned)
+            hn_warn("event=widgets_empty_kept known=%zu hint='run herenowctl widget sync'",
+                    hn_widgets_count(cur));
+        c->widgets_empty_warned = true;
+        hn_widgets_build_free(t);
+        return;
+    }
+    c->widgets_empty_warned = false;
     hn_info("event=widgets_loaded count=%zu bad=%zu", hn_widgets_count(t), bad);
     hn_widgets_publish(c->widgets, t);
 }

@@ -65,6 +65,7 @@ typedef struct hn_collector {
     redisContext      *redis;          /* main thread's blocking connection */
     hn_widgets_ref     wref;
     _Atomic bool       stopping;
+    bool               widgets_empty_warned;
     int                workers_running;
     uint64_t           widget_refreshes, widget_refresh_errors, trims, trimmed;
     uint64_t           unflushed_at_exit;

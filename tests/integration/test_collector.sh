@@ -136,6 +136,27 @@ ended_gone() { [ "$(hn_redis ZCARD "hn:ended:{$WID}")" = 0 ]; }
 hn_wait_for 10 "ended sessions are cleaned after the grace period" ended_gone && hn_ok "hn:ended emptied after the grace period"
 hn_assert_eq "no session hash left behind" "" "$(hn_redis --scan --pattern "hn:sess:{$WID}:*" | grep -v sessZ || true)"
 
+# --- Redis restarts: the collector says it is not ready, keeps what it accepted, and writes it
+# once Redis is back (the restarted Redis is empty: no persistence in tests)
+"$HN_ROOT/scripts/redis.sh" stop "$HN_TMP/redis" >/dev/null
+not_ready() { ! curl -fsS "http://127.0.0.1:$ADMIN/readyz" >/dev/null 2>&1; }
+hn_wait_for 10 "readyz turns 503 while Redis is down" not_ready && hn_ok "readyz is 503 while Redis is down"
+acc0=$(metric 'herenow_beacons_accepted_total{transport="udp"}')
+wr0=$(metric herenow_records_written_total)
+send --key "$KEY" --session sessR0001 --type hb --count 50
+hn_wait_for 5 "beacons accepted while Redis is down" metric_ge 'herenow_beacons_accepted_total{transport="udp"}' $((acc0 + 50)) &&
+    hn_ok "50 beacons accepted while Redis is down"
+hn_assert_eq "none written yet" "$wr0" "$(metric herenow_records_written_total)"
+"$HN_ROOT/scripts/redis.sh" start --fast "$HN_TMP/redis" "$HN_REDIS_PORT" >/dev/null
+hn_wait_for 10 "readyz 200 again" curl -fsS "http://127.0.0.1:$ADMIN/readyz" && hn_ok "readyz is 200 once Redis is back"
+refreshed_empty() { grep -q 'event=widgets_empty_kept' "$HN_TMP/collector.log"; }
+hn_wait_for 5 "the collector read the empty hn:widgets" refreshed_empty &&
+    hn_ok "an emptied hn:widgets does not make known widgets unknown (widgets_empty_kept)"
+"$CTL" widget sync >/dev/null
+hn_wait_for 10 "the buffered beacons are written after the reconnect" metric_ge herenow_records_written_total $((wr0 + 50)) &&
+    hn_ok "the 50 buffered beacons were written after the reconnect"
+hn_assert_eq "exactly those 50 records are in the new Redis's stream" 50 "$("$CTL" stream count)"
+
 # --- SIGTERM right after a burst: nothing accepted is left unwritten
 before=$("$CTL" stream count)
 M=4000

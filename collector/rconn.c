@@ -55,6 +55,9 @@ struct hn_rconn {
     uint32_t      gcap, ghead, gcount;
     uint32_t      hello_left;    /* replies of AUTH/SELECT still expected */
     int           tee_fd;
+    int           reply_timeout_ms;
+    uint64_t      progress_ms;   /* last reply, or when waiting for one began */
+    struct event *watch;         /* reply-timeout watchdog while up */
     char          errtext[256];
     bool          in_reply_error;
     hn_rconn_stats stats;
@@ -114,6 +117,7 @@ static void schedule_retry(hn_rconn *c) {
 
 static void lost(hn_rconn *c, const char *why) {
     bool was_up = c->st == ST_UP;
+    if (c->watch) event_del(c->watch);
     close_fd(c);
     evtimer_del(c->timer);
     /* Everything unacknowledged goes out again on the next connection. */
@@ -167,6 +171,12 @@ static void connected(hn_rconn *c) {
     c->wev_on = false;
     event_add(c->rev, NULL);
     c->stats.connects++;
+    c->progress_ms = hn_mono_ms();
+    if (c->watch && c->reply_timeout_ms > 0) {
+        int every = c->reply_timeout_ms / 4 > 100 ? c->reply_timeout_ms / 4 : 100;
+        struct timeval tv = {every / 1000, (every % 1000) * 1000};
+        event_add(c->watch, &tv);
+    }
     send_hello(c);
     if (c->cbs.state) c->cbs.state(c->ctx, true, "connected");
     if (c->sent < c->buf.len) want_write(c, true);
@@ -230,6 +240,24 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
     else if (c->st == ST_WAIT) try_connect(c);
 }
 
+/* hiredis 0.14 has no reply timeout: a Redis that stops answering (hung,
+ * SIGSTOPped, a half-open connection) would hold a worker's pipelines
+ * forever. After reply_timeout_ms without a reply while some are due, the
+ * connection is dropped and everything unacknowledged goes out again on a
+ * new one. Redis may still run what it had received: commands may run
+ * twice, as after any connection loss (see rconn.h). */
+static void on_watch(evutil_socket_t fd, short what, void *arg) {
+    hn_rconn *c = arg;
+    (void)fd; (void)what;
+    if (c->st != ST_UP || c->gcount == 0) return;
+    if (hn_mono_ms() - c->progress_ms > (uint64_t)c->reply_timeout_ms) {
+        hn_warn("event=redis_reply_timeout waited_ms=%llu groups=%u",
+                (unsigned long long)(hn_mono_ms() - c->progress_ms), c->gcount);
+        c->stats.timeouts++;
+        lost(c, "reply timeout");
+    }
+}
+
 /* --- data path ------------------------------------------------------------- */
 
 static void group_done(hn_rconn *c) {
@@ -272,6 +300,7 @@ static int read_replies(hn_rconn *c) {
                 return HN_ERR;
             }
             if (obj == NULL) break;
+            c->progress_ms = hn_mono_ms();
             if (c->hello_left) {
                 c->hello_left--;
                 if (obj == &obj_err) hn_error("event=redis_hello_failed err='%s'", c->errtext);
@@ -346,6 +375,7 @@ hn_rconn *hn_rconn_create(struct event_base *base, const hn_redis_addr *addr,
     c->tee_fd = -1;
     c->backoff_ms = BACKOFF_MIN_MS;
     c->timer = evtimer_new(base, on_timer, c);
+    c->watch = event_new(base, -1, EV_PERSIST, on_watch, c);
     hn_buf_init(&c->buf, 256 * 1024);
     c->gcap = 64;
     c->g = hn_xcalloc(c->gcap, sizeof(group));
@@ -356,6 +386,7 @@ void hn_rconn_destroy(hn_rconn *c) {
     if (c == NULL) return;
     close_fd(c);
     if (c->timer) event_free(c->timer);
+    if (c->watch) event_free(c->watch);
     hn_buf_free(&c->buf);
     free(c->g);
     free(c);
@@ -375,6 +406,7 @@ void hn_rconn_send(hn_rconn *c, const char *buf, size_t len, uint32_t ncmds, uin
         c->ghead = 0;
         c->gcap *= 2;
     }
+    if (c->gcount == 0) c->progress_ms = hn_mono_ms();
     group *g = &c->g[(c->ghead + c->gcount) % c->gcap];
     g->len = len;
     g->ncmds = g->left = ncmds;
@@ -390,6 +422,7 @@ void hn_rconn_send(hn_rconn *c, const char *buf, size_t len, uint32_t ncmds, uin
 }
 
 void hn_rconn_tee(hn_rconn *c, int fd) { c->tee_fd = fd; }
+void hn_rconn_set_reply_timeout(hn_rconn *c, int ms) { c->reply_timeout_ms = ms; }
 
 bool hn_rconn_up(const hn_rconn *c) { return c->st == ST_UP; }
 size_t hn_rconn_buffered(const hn_rconn *c) { return c->buf.len - c->head; }

@@ -45,6 +45,10 @@ void hn_rconn_start(hn_rconn *c);
 /* Queues a group: len bytes of ncmds RESP commands (copied). */
 void hn_rconn_send(hn_rconn *c, const char *buf, size_t len, uint32_t ncmds, uint64_t tag);
 
+/* Drop the connection (and send everything again on a new one) when no
+ * reply came for ms while replies are due; 0: never. Set before start. */
+void hn_rconn_set_reply_timeout(hn_rconn *c, int ms);
+
 /* Benchmarks only: every group's bytes are also written to fd (-1: off),
  * so the exact command mix can be replayed with `redis-cli --pipe`. */
 void hn_rconn_tee(hn_rconn *c, int fd);
@@ -54,7 +58,7 @@ size_t   hn_rconn_buffered(const hn_rconn *c);   /* bytes not yet acknowledged *
 uint32_t hn_rconn_groups(const hn_rconn *c);     /* groups not yet acknowledged */
 
 typedef struct hn_rconn_stats {
-    uint64_t connects, disconnects, resent_groups, error_replies, bytes_written;
+    uint64_t connects, disconnects, resent_groups, error_replies, bytes_written, timeouts;
 } hn_rconn_stats;
 void hn_rconn_get_stats(const hn_rconn *c, hn_rconn_stats *out);
 

@@ -102,6 +102,10 @@ static void on_group_done(void *ctx, uint64_t tag, uint32_t ncmds, uint32_t nerr
 static void on_redis_state(void *ctx, bool up, const char *why) {
     hn_worker *w = ctx;
     HN_STAT_SET(w->st.redis_up, up ? 1 : 0);
+    if (!up) {
+        HN_STAT_ADD(w->st.redis_disconnects, 1);
+        if (strcmp(why, "reply timeout") == 0) HN_STAT_ADD(w->st.redis_timeouts, 1);
+    }
     if (up) hn_info("event=redis_connected worker=%d", w->id);
     else hn_warn("event=redis_disconnected worker=%d err='%s' buffered=%zu", w->id, why,
                  hn_rconn_buffered(w->rc));
@@ -405,6 +409,7 @@ hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap) {
 
     hn_rconn_cbs cbs = {on_group_done, on_redis_state};
     w->rc = hn_rconn_create(w->base, &c->raddr, &cbs, w);
+    hn_rconn_set_reply_timeout(w->rc, (int)c->cfg.redis_timeout_ms);
     if (c->cfg.redis_tee[0]) {
         char path[600];
         snprintf(path, sizeof(path), "%s.%d", c->cfg.redis_tee, id);

@@ -74,6 +74,8 @@ static const cfg_opt opts[] = {
      "while traffic flows, how long a worker lets beacons gather before it reads and flushes them"},
     {"REDIS_MAX_PENDING", T_INT, OFF(redis_max_pending), "33554432", 65536, 4294967296, NULL, C,
      "bytes of commands in flight per Redis connection before a worker stops reading"},
+    {"REDIS_TIMEOUT_MS", T_INT, OFF(redis_timeout_ms), "5000", 100, 600000, NULL, C,
+     "a Redis connection that answers nothing for this long while replies are due is dropped and made again"},
     {"SHUTDOWN_TIMEOUT_MS", T_INT, OFF(shutdown_timeout_ms), "10000", 0, 600000, NULL, C|A,
      "on SIGTERM, how long to wait for buffered writes to be acknowledged"},
     {"LOG_LEVEL", T_ENUM, OFF(log_level), "info", 0, 0, NULL, C|A|X,

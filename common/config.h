@@ -41,6 +41,7 @@ typedef struct hn_config {
     int64_t recv_batch;
     int64_t batch_wait_us;
     int64_t redis_max_pending;
+    int64_t redis_timeout_ms;
     int64_t shutdown_timeout_ms;
     char   *log_level;
     char   *log_file;

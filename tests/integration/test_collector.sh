@@ -117,7 +117,7 @@ rc=0; hn_stop "$HN_PID_collector" 10 || rc=$?
 hn_assert_eq "SIGTERM exits 0" 0 "$rc"
 
 # --- a session whose beacons stop leaves the live set after the live window
-export HERENOW_LIVE_WINDOW_S=3 HERENOW_ACTIVE_S=1
+export HERENOW_LIVE_WINDOW_S=3 HERENOW_ACTIVE_S=1 HERENOW_REDIS_TIMEOUT_MS=500
 start_collector
 hn_wait_for 10 "collector ready again" curl -fsS "http://127.0.0.1:$ADMIN/readyz"
 t0=$(now_ms)
@@ -156,6 +156,21 @@ hn_wait_for 5 "the collector read the empty hn:widgets" refreshed_empty &&
 hn_wait_for 10 "the buffered beacons are written after the reconnect" metric_ge herenow_records_written_total $((wr0 + 50)) &&
     hn_ok "the 50 buffered beacons were written after the reconnect"
 hn_assert_eq "exactly those 50 records are in the new Redis's stream" 50 "$("$CTL" stream count)"
+
+# --- Redis hangs (SIGSTOP): the reply timeout drops the connection; nothing accepted is lost
+RPID=$(cat "$HN_TMP/redis/redis.pid")
+acc0=$(metric 'herenow_beacons_accepted_total{transport="udp"}')
+kill -STOP "$RPID"
+send --key "$KEY" --session sessH0001 --type hb --count 40
+timed_out() { metric_ge herenow_redis_timeouts_total 1; }
+hn_wait_for 10 "a reply timeout while Redis hangs" timed_out && hn_ok "Redis hanging: reply timeout counted"
+hn_assert_eq "the 40 beacons were accepted meanwhile" $((acc0 + 40)) "$(metric 'herenow_beacons_accepted_total{transport="udp"}')"
+kill -CONT "$RPID"
+written_all() { metric_ge herenow_records_written_total "$(metric 'herenow_beacons_accepted_total{transport="udp"}')"; }
+hn_wait_for 10 "everything accepted is written once Redis answers again" written_all &&
+    hn_ok "Redis answering again: everything accepted was written"
+hn_assert_eq "each of the 40 is in the stream (by event id; resent pipelines may repeat one)" 40 \
+    "$("$CTL" stream dump | grep '"s":"sessH0001"' | grep -o '"event_id":"[^"]*"' | sort -u | wc -l)"
 
 # --- SIGTERM right after a burst: nothing accepted is left unwritten
 before=$("$CTL" stream count)

@@ -76,8 +76,7 @@ static void on_refresh(evutil_socket_t fd, short what, void *arg) {
  * window leave the live set and their hashes are deleted; ended sessions
  * (hn:ended) lose their hashes after the grace period unless they came back.
  * Every key has the widget's hash tag, so this works on a cluster slot too.
- * Returns how many members it handled; the caller repeats while that is the
- * limit. */
+ * Returns {stale removed, ended cleaned}; either at the limit means "more". */
 static const char trim_script[] =
     "local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[4])\n"
     "for _, sid in ipairs(stale) do redis.call('UNLINK', ARGV[3] .. sid) end\n"
@@ -87,12 +86,15 @@ static const char trim_script[] =
     "  if not redis.call('ZSCORE', KEYS[1], sid) then redis.call('UNLINK', ARGV[3] .. sid) end\n"
     "end\n"
     "if #ended > 0 then redis.call('ZREM', KEYS[2], unpack(ended)) end\n"
-    "return math.max(#stale, #ended)\n";
+    "return {#stale, #ended}\n";
 
-#define TRIM_LIMIT 1000
+#define TRIM_LIMIT  1000
+#define TRIM_ROUNDS 100      /* at most TRIM_ROUNDS × TRIM_LIMIT per widget per pass */
 
 /* Trims every widget's live set. One node does it per interval (a short
- * Redis lock), so adding nodes does not multiply the work. */
+ * Redis lock), so adding nodes does not multiply the work. Each round is
+ * one pipeline of EVALSHA, one per widget that still has work, so a pass
+ * over many widgets costs round trips per round, not per widget. */
 static void trim_live(hn_collector *c) {
     if (!main_redis(c)) return;
     redisReply *r = redisCommand(c->redis, "SET %s %s NX PX %lld", TRIM_LOCK_KEY, c->node_id,
@@ -100,6 +102,18 @@ static void trim_live(hn_collector *c) {
     bool mine = r && r->type == REDIS_REPLY_STATUS;
     if (r) freeReplyObject(r);
     if (!mine) return;
+    /* SCRIPT LOAD each pass: cheap, and survives a Redis that lost its script cache. */
+    r = redisCommand(c->redis, "SCRIPT LOAD %s", trim_script);
+    if (r == NULL || r->type != REDIS_REPLY_STRING) {
+        hn_warn("event=trim_failed err='%s'", r && r->type == REDIS_REPLY_ERROR ? r->str
+                                                : r ? "unexpected reply" : c->redis->errstr);
+        if (r) freeReplyObject(r);
+        return;
+    }
+    char sha[64];
+    snprintf(sha, sizeof(sha), "%s", r->str);
+    freeReplyObject(r);
+
     const hn_widgets *t = hn_widgets_acquire(c->widgets, &c->wref);
     size_t n;
     const uint32_t *ids = hn_widgets_ids(t, &n);
@@ -107,28 +121,46 @@ static void trim_live(hn_collector *c) {
     uint64_t live_cut = now - (uint64_t)c->cfg.live_window_s * 1000;
     uint64_t grace_s = c->cfg.live_window_s < 60 ? (uint64_t)c->cfg.live_window_s : 60;
     uint64_t ended_cut = now - grace_s * 1000;
-    for (size_t i = 0; i < n; i++) {
-        char live[48], ended[48], prefix[48];
-        snprintf(live, sizeof(live), "hn:live:{%u}", ids[i]);
-        snprintf(ended, sizeof(ended), "hn:ended:{%u}", ids[i]);
-        snprintf(prefix, sizeof(prefix), "hn:sess:{%u}:", ids[i]);
-        for (int rounds = 0; rounds < 100; rounds++) {
-            r = redisCommand(c->redis, "EVAL %s 2 %s %s %llu %llu %s %d", trim_script, live, ended,
-                             (unsigned long long)live_cut, (unsigned long long)ended_cut, prefix,
-                             TRIM_LIMIT);
-            if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-                hn_warn("event=trim_failed widget=%u err='%s'", ids[i],
-                        r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply")
-                          : c->redis->errstr);
-                if (r) freeReplyObject(r);
-                return;
+    bool *more = hn_xcalloc(n ? n : 1, sizeof(bool));
+    for (size_t i = 0; i < n; i++) more[i] = true;
+    for (int round = 0; round < TRIM_ROUNDS; round++) {
+        size_t sent = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!more[i]) continue;
+            char live[48], ended[48], prefix[48];
+            snprintf(live, sizeof(live), "hn:live:{%u}", ids[i]);
+            snprintf(ended, sizeof(ended), "hn:ended:{%u}", ids[i]);
+            snprintf(prefix, sizeof(prefix), "hn:sess:{%u}:", ids[i]);
+            redisAppendCommand(c->redis, "EVALSHA %s 2 %s %s %llu %llu %s %d", sha, live, ended,
+                               (unsigned long long)live_cut, (unsigned long long)ended_cut,
+                               prefix, TRIM_LIMIT);
+            sent++;
+        }
+        if (sent == 0) break;
+        bool failed = false;
+        for (size_t i = 0; i < n; i++) {
+            if (!more[i]) continue;
+            void *rep = NULL;
+            if (redisGetReply(c->redis, &rep) != REDIS_OK) {
+                hn_warn("event=trim_failed err='%s'", c->redis->errstr);
+                free(more);
+                return;                      /* the context is dead: reconnected next time */
             }
-            long long handled = r->integer;
+            r = rep;
+            more[i] = false;
+            if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+                long long stale = r->element[0]->integer, done = r->element[1]->integer;
+                c->trimmed += (uint64_t)(stale + done);
+                more[i] = stale >= TRIM_LIMIT || done >= TRIM_LIMIT;
+            } else if (!failed) {
+                failed = true;              /* read the other replies, log once */
+                hn_warn("event=trim_failed widget=%u err='%s'", ids[i],
+                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+            }
             freeReplyObject(r);
-            c->trimmed += (uint64_t)handled;
-            if (handled < TRIM_LIMIT) break;
         }
     }
+    free(more);
     c->trims++;
 }
 

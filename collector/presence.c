@@ -84,7 +84,7 @@ static void cmd_key_field_num(hn_buf *b, const char *cmd, hn_str key, const char
 
 void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t *ncmds) {
     const hn_beacon *b = &r->b;
-    char keybuf[sizeof(HN_SESS_PREFIX) + 16 + 64], nums[4][24], screen[24];
+    char keybuf[sizeof(HN_SESS_PREFIX) + 16 + 64], msbuf[24], screen[24];
     size_t kl = sizeof(HN_SESS_PREFIX) - 1;
     memcpy(keybuf, HN_SESS_PREFIX, kl);
     kl += hn_u64toa(r->widget_id, keybuf + kl);
@@ -96,55 +96,54 @@ void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t 
     uint64_t ms = r->recv_ts / 1000;
     bool checkpoint = b->q % HN_CHECKPOINT == 1;
 
-    pairs ps = {.n = 0};
-    hn_str ms_s = {nums[0], (uint32_t)hn_u64toa(ms, nums[0])};
-    put(&ps, "last_seen", ms_s);
-    put(&ps, "status", b->type == HN_T_END    ? HN_STR_LIT("gone")
-                       : b->type == HN_T_HIDE ? HN_STR_LIT("idle")
-                                              : HN_STR_LIT("active"));
-    if (b->type == HN_T_PV) {
-        put(&ps, "url", b->u);
-        put(&ps, "title", b->ti);
-    }
-    if (b->q == 1) {
-        /* The session's first beacon: where it started and came from. */
-        put(&ps, "started", ms_s);
-        if (b->type == HN_T_PV) put(&ps, "landing", b->u);
-        put_if(&ps, "referrer", b->r);
-    }
-    if (checkpoint) {
-        /* Fields that do not change within a session: written at the
-         * start, and again now and then in case the first beacon was lost. */
-        put_if(&ps, "ip", r->ip);
-        put_if(&ps, "country", r->country);
-        put_if(&ps, "region", r->region);
-        put_if(&ps, "city", r->city);
-        put_if(&ps, "browser", r->browser);
-        put_if(&ps, "browser_version", r->browser_version);
-        put_if(&ps, "os", r->os);
-        put_if(&ps, "os_version", r->os_version);
-        put_if(&ps, "device", r->device);
-        put_if(&ps, "visitor", r->visitor);
-        put_if(&ps, "lang", b->l);
-        if ((b->fields & (HN_F_SW | HN_F_SH)) == (HN_F_SW | HN_F_SH)) {
-            int n = snprintf(screen, sizeof(screen), "%ux%u", b->sw, b->sh);
-            put(&ps, "screen", (hn_str){screen, (uint32_t)n});
-        }
-    }
-    if (b->type == HN_T_ID) {
-        put_if(&ps, "name", b->nm);
-        put_if(&ps, "email", b->em);
-        put_if(&ps, "phone", b->ph);
-    }
-    bool chat_msg = false;
-    if (b->type == HN_T_EV) {
-        chat_msg = hn_str_eq(b->n, "chat_message_sent", 17);
-        if (chat_msg || hn_str_eq(b->n, "chat_opened", 11)) put(&ps, "has_chatted", HN_STR_LIT("1"));
-    }
+    bool chat_msg = b->type == HN_T_EV && hn_str_eq(b->n, "chat_message_sent", 17);
+    bool chat_open = b->type == HN_T_EV && hn_str_eq(b->n, "chat_opened", 11);
 
     /* A heartbeat changes nothing in the hash but the time, which the live
      * set's score carries: no HSET for it, except at checkpoints. */
     if (b->type != HN_T_HB || checkpoint) {
+        pairs ps = {.n = 0};
+        hn_str ms_s = {msbuf, (uint32_t)hn_u64toa(ms, msbuf)};
+        put(&ps, "last_seen", ms_s);
+        put(&ps, "status", b->type == HN_T_END    ? HN_STR_LIT("gone")
+                           : b->type == HN_T_HIDE ? HN_STR_LIT("idle")
+                                                  : HN_STR_LIT("active"));
+        if (b->type == HN_T_PV) {
+            put(&ps, "url", b->u);
+            put(&ps, "title", b->ti);
+        }
+        if (b->q == 1) {
+            /* The session's first beacon: where it started and came from. */
+            put(&ps, "started", ms_s);
+            if (b->type == HN_T_PV) put(&ps, "landing", b->u);
+            put_if(&ps, "referrer", b->r);
+        }
+        if (checkpoint) {
+            /* Fields that do not change within a session: written at the
+             * start, and again now and then in case the first beacon was lost. */
+            put_if(&ps, "ip", r->ip);
+            put_if(&ps, "country", r->country);
+            put_if(&ps, "region", r->region);
+            put_if(&ps, "city", r->city);
+            put_if(&ps, "browser", r->browser);
+            put_if(&ps, "browser_version", r->browser_version);
+            put_if(&ps, "os", r->os);
+            put_if(&ps, "os_version", r->os_version);
+            put_if(&ps, "device", r->device);
+            put_if(&ps, "visitor", r->visitor);
+            put_if(&ps, "lang", b->l);
+            if ((b->fields & (HN_F_SW | HN_F_SH)) == (HN_F_SW | HN_F_SH)) {
+                int n = snprintf(screen, sizeof(screen), "%ux%u", b->sw, b->sh);
+                put(&ps, "screen", (hn_str){screen, (uint32_t)n});
+            }
+        }
+        if (b->type == HN_T_ID) {
+            put_if(&ps, "name", b->nm);
+            put_if(&ps, "email", b->em);
+            put_if(&ps, "phone", b->ph);
+        }
+        if (chat_msg || chat_open) put(&ps, "has_chatted", HN_STR_LIT("1"));
+
         hn_resp_cmd(cmds, 2 + 2 * (unsigned)ps.n);
         hn_resp_str(cmds, "HSET");
         hn_resp_arg(cmds, key.p, key.len);
@@ -153,6 +152,7 @@ void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t 
             hn_resp_arg(cmds, ps.v[i].p, ps.v[i].len);
         }
         (*ncmds)++;
+
     }
 
     if (checkpoint && b->q != 1) {

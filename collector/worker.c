@@ -51,7 +51,6 @@ struct hn_worker {
     int            udp_fd, tee_fd;
     struct event  *udp_ev, *tick, *stop_ev, *resume_timer, *stop_timer;
     struct timeval tick_tv;
-    bool           ticking;       /* tick-driven (udp_ev off) rather than event-driven */
     _Atomic int    udp_fd_pub;    /* the UDP fd for the main thread's SO_MEMINFO, -1 when closed */
     hn_rconn      *rc;
     hn_presence   *pres;
@@ -283,7 +282,6 @@ static bool maybe_pause(hn_worker *w) {
     HN_STAT_ADD(w->st.paused, 1);
     event_del(w->udp_ev);
     evtimer_del(w->tick);
-    w->ticking = false;
     struct timeval tv = {0, RESUME_CHECK_MS * 1000};
     evtimer_add(w->resume_timer, &tv);
     return true;
@@ -311,7 +309,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
     if (n > 0) {
         evtimer_add(w->tick, &w->tick_tv);
     } else {
-        w->ticking = false;
         event_add(w->udp_ev, NULL);
     }
 }
@@ -320,7 +317,6 @@ static void on_udp(evutil_socket_t fd, short what, void *arg) {
     hn_worker *w = arg;
     (void)fd; (void)what;
     event_del(w->udp_ev);
-    w->ticking = true;
     drain(w);
     if (maybe_pause(w)) return;
     evtimer_add(w->tick, &w->tick_tv);

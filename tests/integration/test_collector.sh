@@ -136,6 +136,17 @@ ended_gone() { [ "$(hn_redis ZCARD "hn:ended:{$WID}")" = 0 ]; }
 hn_wait_for 10 "ended sessions are cleaned after the grace period" ended_gone && hn_ok "hn:ended emptied after the grace period"
 hn_assert_eq "no session hash left behind" "" "$(hn_redis --scan --pattern "hn:sess:{$WID}:*" | grep -v sessZ || true)"
 
+# more stale sessions than one trim round takes (1000): all go, hashes too
+trimmed0=$(metric herenow_sessions_trimmed_total)
+for i in $(seq 1 2500); do
+    printf 'ZADD hn:live:{%s} 1 stale%06d\nHSET hn:sess:{%s}:stale%06d status active\n' "$WID" "$i" "$WID" "$i"
+done | hn_redis --pipe >/dev/null
+all_trimmed() { [ "$(hn_redis ZCARD "hn:live:{$WID}")" = 0 ]; }
+hn_wait_for 10 "2500 stale sessions trimmed" all_trimmed && hn_ok "2500 stale sessions left the live set (several trim rounds)"
+hn_assert_eq "their hashes were deleted" 0 "$(hn_redis --scan --pattern "hn:sess:{$WID}:stale*" | wc -l)"
+hn_assert_cmd "herenow_sessions_trimmed_total grew by at least 2500" \
+    test "$(metric herenow_sessions_trimmed_total)" -ge $((trimmed0 + 2500))
+
 # --- Redis restarts: the collector says it is not ready, keeps what it accepted, and writes it
 # once Redis is back (the restarted Redis is empty: no persistence in tests)
 "$HN_ROOT/scripts/redis.sh" stop "$HN_TMP/redis" >/dev/null

@@ -16,7 +16,9 @@ ifneq ($(SANITIZER),)
 CFLAGS  := -O1 -g -fno-omit-frame-pointer
 SANFLAGS := -fsanitize=$(SANITIZER) -fno-sanitize-recover=all
 endif
-CPPFLAGS := -I. -D_GNU_SOURCE -MMD -MP
+# libpq's header lives in /usr/include/postgresql on Debian.
+HN_PQ_CFLAGS := $(or $(shell pkg-config --cflags libpq 2>/dev/null),-I/usr/include/postgresql)
+CPPFLAGS := -I. $(HN_PQ_CFLAGS) -D_GNU_SOURCE -MMD -MP
 ALLCFLAGS = -std=c11 $(CFLAGS) $(WARN) $(SANFLAGS) -pthread
 LDFLAGS  += $(SANFLAGS) -pthread
 
@@ -24,11 +26,13 @@ LIBS_COMMON := -lmsgpackc
 LIBS_EVENT  := -levent_core -levent_extra -levent_pthreads
 LIBS_REDIS  := -lhiredis
 LIBS_PG     := -lpq
+LIBS_CRYPTO := -lcrypto
 
 PROTO_SRC     := $(wildcard proto/*.c)
 COMMON_SRC    := $(wildcard common/*.c)
 COLLECTOR_SRC := $(filter-out collector/main.c,$(wildcard collector/*.c))
 CTL_SRC       := $(filter-out ctl/main.c,$(wildcard ctl/*.c))
+API_SRC       := $(filter-out api/main.c,$(wildcard api/*.c))
 
 obj = $(patsubst %.c,$(OUT)/obj/%.o,$(1))
 
@@ -36,8 +40,9 @@ PROTO_OBJ     := $(call obj,$(PROTO_SRC))
 COMMON_OBJ    := $(call obj,$(COMMON_SRC))
 COLLECTOR_OBJ := $(call obj,$(COLLECTOR_SRC))
 CTL_OBJ       := $(call obj,$(CTL_SRC))
+API_OBJ       := $(call obj,$(API_SRC))
 
-BINS := $(OUT)/herenow-collector $(OUT)/herenowctl $(OUT)/hn-loadgen
+BINS := $(OUT)/herenow-collector $(OUT)/herenow-api $(OUT)/herenowctl $(OUT)/hn-loadgen
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRC))
@@ -52,8 +57,11 @@ $(OUT)/obj/%.o: %.c
 $(OUT)/herenow-collector: $(call obj,collector/main.c) $(COLLECTOR_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) -lm
 
+$(OUT)/herenow-api: $(call obj,api/main.c) $(API_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_PG) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_CRYPTO) -lm
+
 $(OUT)/herenowctl: $(call obj,ctl/main.c) $(CTL_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_PG) $(LIBS_REDIS) $(LIBS_COMMON) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_PG) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_CRYPTO) -lm
 
 $(OUT)/hn-loadgen: $(call obj,bench/loadgen.c) $(PROTO_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) -lm
@@ -61,7 +69,7 @@ $(OUT)/hn-loadgen: $(call obj,bench/loadgen.c) $(PROTO_OBJ) $(COMMON_OBJ)
 # Unit tests link every object but the mains (STYLE.md: main() only wires).
 $(OUT)/tests/test_%: $(call obj,tests/unit/test_%.c) $(COLLECTOR_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_PG) $(LIBS_COMMON) $(LIBS_CRYPTO) -lm
 
 # --- the README's commands ---------------------------------------------------
 
@@ -119,10 +127,6 @@ $(OUT)/obj/gen/migrations.o: $(OUT)/gen/migrations.c
 
 $(OUT)/herenowctl: $(OUT)/obj/gen/migrations.o
 
-# libpq's header lives in /usr/include/postgresql on Debian: only herenowctl's
-# objects include it, so only they get the flag.
-HN_PQ_CFLAGS := $(or $(shell pkg-config --cflags libpq 2>/dev/null),-I/usr/include/postgresql)
-$(call obj,ctl/main.c) $(CTL_OBJ) $(OUT)/obj/gen/migrations.o: CPPFLAGS += $(HN_PQ_CFLAGS)
 
 # hn-freeport: a port free for TCP and UDP on 127.0.0.1 (tests/lib.sh).
 # `all` was expanded above, so it gets the new binary by name; the recipes

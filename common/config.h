@@ -48,6 +48,16 @@ typedef struct hn_config {
     char   *node_id;
     char   *public_url;
     char   *redis_tee;
+    int64_t api_threads;
+    int64_t api_timeout_ms;
+    int64_t api_max_queue;
+    int64_t token_refresh_ms;
+    char   *drain;
+    int64_t drain_batch;
+    int64_t drain_block_ms;
+    int64_t drain_claim_idle_ms;
+    int64_t drain_retry_max_ms;
+    char   *drain_failpoint;
 } hn_config;
 
 /* Fills c from defaults, then the environment, then argv[1..]. Flags are

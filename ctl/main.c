@@ -24,6 +24,7 @@ static const command commands[] = {
     {"widget", hn_ctl_widget, hn_ctl_widget_usage, "add, list and sync widgets"},
     {"send", hn_ctl_send, hn_ctl_send_usage, "send test beacons over UDP"},
     {"stream", hn_ctl_stream, hn_ctl_stream_usage, "count or dump the records in the stream"},
+    {"token", hn_ctl_token, hn_ctl_token_usage, "create, list and revoke API tokens"},
 };
 
 static void usage(FILE *f) {

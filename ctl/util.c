@@ -2,13 +2,13 @@
 #include "ctl/ctl.h"
 
 #include "common/redis.h"
+#include "common/token.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 void hn_ctl_errorf(const char *fmt, ...) {
     va_list ap;
@@ -175,27 +175,9 @@ redisContext *hn_ctl_redis_connect(const hn_config *cfg) {
 }
 
 int hn_ctl_random_base62(char *out, size_t n) {
-    static const char alphabet[] =
-        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    unsigned char buf[64];
-    size_t have = 0, used = 0, i = 0;
-    while (i < n) {
-        if (used == have) {
-            ssize_t got = getrandom(buf, sizeof(buf), 0);
-            if (got < 0) {
-                if (errno == EINTR) continue;
-                hn_ctl_errorf("getrandom: %s", strerror(errno));
-                return HN_ERR;
-            }
-            have = (size_t)got;
-            used = 0;
-            continue;
-        }
-        unsigned char b = buf[used++];
-        /* 248 = 4 * 62: rejecting the top 8 values keeps every symbol
-         * equally likely. */
-        if (b < 248) out[i++] = alphabet[b % 62];
+    if (hn_token_random_base62(out, n) != HN_OK) {
+        hn_ctl_errorf("getrandom: %s", strerror(errno));
+        return HN_ERR;
     }
-    out[n] = '\0';
     return HN_OK;
 }

@@ -17,10 +17,10 @@ set -euo pipefail
 PACKAGES=(
     # build
     build-essential pkg-config
-    libevent-dev libhiredis-dev libpq-dev libmsgpack-dev libcmocka-dev
+    libevent-dev libhiredis-dev libpq-dev libmsgpack-dev libcmocka-dev libssl-dev
     # servers and clients for tests and `make run`
     redis-server redis-tools postgresql-15 postgresql-client-15
-    curl ca-certificates
+    curl ca-certificates wrk
     # enrichment (UA parsing, geo) and its tests
     libmaxminddb-dev libpcre2-dev uap-core libyaml-dev libmaxmind-db-writer-perl
 )

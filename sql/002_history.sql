@@ -68,7 +68,11 @@ CREATE TABLE widget_visitor_sessions (
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (widget_id, session_id)
-);
+) WITH (fillfactor = 70);
+-- fillfactor and the indexes below are chosen so that the drain's updates
+-- (counters, last_active_at, current page) touch no indexed column: they
+-- are HOT updates, no index entry is written (the drain updates a session
+-- row at every batch its session has beacons in).
 
 -- past sessions, newest first; stats and export by start time
 CREATE INDEX widget_visitor_sessions_started ON widget_visitor_sessions (widget_id, session_started_at DESC, id DESC);
@@ -76,8 +80,8 @@ CREATE INDEX widget_visitor_sessions_started ON widget_visitor_sessions (widget_
 CREATE INDEX widget_visitor_sessions_sid ON widget_visitor_sessions (session_id);
 -- a visitor's earlier sessions; erase a visitor
 CREATE INDEX widget_visitor_sessions_visitor ON widget_visitor_sessions (widget_id, visitor_id);
--- the drain's sweep of sessions that left without an `end`
-CREATE INDEX widget_visitor_sessions_active ON widget_visitor_sessions (last_active_at) WHERE is_active;
+-- active sessions (the drain's sweep of sessions that left without an `end`)
+CREATE INDEX widget_visitor_sessions_active ON widget_visitor_sessions (widget_id, session_started_at) WHERE is_active;
 
 -- ---------------------------------------------------------------------------
 -- Page views and all other beacons, partitioned by receive time (one
@@ -261,3 +265,17 @@ BEGIN
      WHERE c.id = r.widget_id AND r.hour < now() - make_interval(days => c.retention_days);
     RETURN done;
 END $$;
+
+-- ---------------------------------------------------------------------------
+-- Stream entries the drain could not decode (a collector bug or a foreign
+-- writer): kept here byte for byte, in the same transaction that acknowledges
+-- them, so nothing leaves the stream without a trace.
+CREATE TABLE drain_rejects (
+    id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    stream      text        NOT NULL,
+    entry_id    text        NOT NULL,
+    reason      text        NOT NULL,
+    raw         bytea,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (stream, entry_id)
+);

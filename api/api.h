@@ -1,0 +1,156 @@
+/*
+ * api.h: herenow-api — the JSON API, the drain worker, later the dashboard.
+ *
+ * Threads (libevent 2.1's evhttp is not thread-safe, so only one thread
+ * touches it):
+ *
+ *   main thread   evhttp on HERENOW_API_LISTEN: parses the request, checks
+ *                 the token against the in-memory token cache, matches the
+ *                 route, and queues a job. When the job is done it sends the
+ *                 answer. It never blocks on PostgreSQL or Redis.
+ *   N workers     (HERENOW_API_THREADS) each own one blocking PGconn and one
+ *                 blocking redisContext (with timeouts) and run handlers.
+ *   drain         api/drain.c: its own PGconn and redisContext, moves the
+ *                 stream into PostgreSQL (DESIGN.md §4).
+ *
+ *   server.c    evhttp, routing, auth, jobs, answers, /livez /readyz /metrics
+ *   auth.c      the token cache (refreshed from api_tokens)
+ *   pool.c      worker threads and the job queue
+ *   routes_live.c     active visitors, session details, deactivate, erase
+ *   routes_history.c  stats, timeseries, breakdown, sessions, export.csv
+ *   params.c    query and path parameter parsing shared by the routes
+ *   drain.c     the drain worker
+ */
+#ifndef HN_API_H
+#define HN_API_H
+
+#include "common/buf.h"
+#include "common/config.h"
+#include "common/hn.h"
+
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+
+/* ---- a request, as a handler sees it --------------------------------------- */
+
+#define HN_API_MAX_PATH_PARAMS 3
+#define HN_API_MAX_QUERY       16
+
+typedef enum hn_api_method { HN_GET = 1, HN_POST, HN_DELETE } hn_api_method;
+
+typedef struct hn_principal {
+    char    token_id[16];   /* the public id of the token (never the secret) */
+    int64_t widget_id;      /* the one widget it may see, or -1: every widget */
+} hn_principal;
+
+typedef struct hn_api_req {
+    hn_api_method method;
+    const char   *path;                          /* as sent, without the query */
+    /* path parameters in route order (:widgetId, :sessionId, :visitor),
+     * percent-decoded, NUL-terminated, owned by the request */
+    char         *params[HN_API_MAX_PATH_PARAMS];
+    int           nparams;
+    /* query string, percent-decoded; a key given twice is a 400 before the
+     * handler runs */
+    char         *qkey[HN_API_MAX_QUERY];
+    char         *qval[HN_API_MAX_QUERY];
+    int           nquery;
+    hn_principal  who;
+    const hn_config *cfg;
+} hn_api_req;
+
+/* The value of query parameter `key`, or NULL when absent. */
+const char *hn_api_query(const hn_api_req *rq, const char *key);
+
+/* true when the request's token may see widget_id. */
+static inline bool hn_api_may_see(const hn_api_req *rq, int64_t widget_id) {
+    return rq->who.widget_id < 0 || rq->who.widget_id == widget_id;
+}
+
+/* ---- the answer a handler builds ---------------------------------------------
+ * A plain answer: set status (default 200) and write JSON into body. For
+ * errors use hn_api_error, which writes {"error": "..."}.
+ *
+ * A streamed answer (CSV export): call hn_api_stream_begin once, then
+ * hn_api_stream_write any number of times; the worker blocks while more than
+ * a few chunks wait to be written to a slow client (backpressure), and
+ * hn_api_stream_write returns HN_ERR once the client has gone — then stop
+ * and return. Headers are sent at begin, so an error after it can only cut
+ * the stream short (the client sees a truncated chunked body).
+ */
+typedef struct hn_api_job hn_api_job;
+
+typedef struct hn_api_resp {
+    int         status;        /* HTTP status, 200 by default */
+    hn_buf      body;          /* JSON (plain answers) */
+    const char *content_type;  /* NULL: application/json */
+    hn_api_job *job;           /* for streaming; handlers don't touch it */
+    bool        streaming;
+} hn_api_resp;
+
+void hn_api_error(hn_api_resp *rs, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* filename: for Content-Disposition: attachment (NULL: none). */
+int  hn_api_stream_begin(hn_api_resp *rs, int status, const char *content_type,
+                         const char *filename);
+int  hn_api_stream_write(hn_api_resp *rs, const void *p, size_t n);
+
+/* ---- what a worker thread owns ---------------------------------------------- */
+
+typedef struct hn_api_worker {
+    int              index;
+    const hn_config *cfg;
+    PGconn          *pg;      /* NULL while disconnected: hn_api_pg() reconnects */
+    redisContext    *redis;   /* same: hn_api_redis() */
+} hn_api_worker;
+
+/* Connected handles, (re)connecting when needed; NULL when the server is
+ * unreachable (the handler then answers 503 with hn_api_error). After a
+ * failed call on a handle whose connection broke, call hn_api_*_broken so
+ * that the next use reconnects. */
+PGconn       *hn_api_pg(hn_api_worker *w);
+redisContext *hn_api_redis(hn_api_worker *w);
+void          hn_api_pg_broken(hn_api_worker *w);
+void          hn_api_redis_broken(hn_api_worker *w);
+
+/* Runs one statement with every parameter bound (text format). Returns the
+ * result when its status is want; else logs the error, answers 503 (lost
+ * connection) or 500 into rs, clears it and returns NULL. */
+PGresult *hn_api_pg_exec(hn_api_worker *w, hn_api_resp *rs, ExecStatusType want,
+                         const char *sql, int nparams, const char *const *params);
+
+/* ---- routes -------------------------------------------------------------------- */
+
+typedef void (*hn_api_handler)(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+
+/* The handlers (routes_*.c). Each validates its own parameters and answers
+ * 400 with a reason on anything malformed; the server has already checked
+ * the token (401) and, for routes with :widgetId, the token's scope (403)
+ * and that :widgetId is a positive 31-bit integer (400). */
+void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_session(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_deactivate(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_stats(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_timeseries(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_breakdown(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_sessions(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_export(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_widgets(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+
+/* ---- the drain (drain.c) ---------------------------------------------------------- */
+
+typedef struct hn_drain hn_drain;
+
+hn_drain *hn_drain_start(const hn_config *cfg);        /* NULL when disabled */
+/* Asks the drain to finish its current cycle (commit + ack) and stop; waits
+ * at most timeout_ms. HN_OK when it stopped cleanly. */
+int       hn_drain_stop(hn_drain *d, int timeout_ms);
+/* Appends the drain's metrics (Prometheus text format) to out. Thread-safe. */
+void      hn_drain_metrics(hn_drain *d, hn_buf *out);
+/* true when the drain's last PostgreSQL and Redis calls worked (readyz). */
+bool      hn_drain_healthy(hn_drain *d);
+
+#endif

@@ -1,0 +1,1337 @@
+/*
+ * drain.c: the drain worker — moves records from the Redis streams into
+ * PostgreSQL, each exactly once (DESIGN.md §4).
+ *
+ * One thread per api process, one consumer of group "drain" on every shard
+ * hn:stream:<n>, named "<node>-<pid>-<random>" so that no two processes
+ * share a consumer. A cycle:
+ *
+ *   1. entries: own pending ones first (after a failed cycle, `0`), else
+ *      stale ones of dead consumers (XAUTOCLAIM, every claim interval), else
+ *      new ones (`>`, COUNT, BLOCK);
+ *   2. decode every record into COPY text for the temp table hn_stage
+ *      (undecodable entries go to drain_rejects);
+ *   3. one transaction: COPY → INSERT page views / events ON CONFLICT DO
+ *      NOTHING RETURNING → hn_new (what was really inserted) → sessions and
+ *      rollups from hn_new only → COMMIT;
+ *   4. XACK; every second XTRIM MINID from the group's progress.
+ *
+ * A crash anywhere leaves the entries pending: before COMMIT nothing was
+ * written; after COMMIT the redelivered records hit the unique keys and
+ * insert nothing, so sessions and rollups — computed from the inserted rows
+ * only — move once. PostgreSQL or Redis down: the cycle fails, the
+ * entries stay pending, the drain retries with backoff and reads its own
+ * pending entries again.
+ *
+ * The drain thread uses blocking libpq and hiredis: it is its own thread and
+ * never touches the api's event loop.
+ */
+#include "api/api.h"
+
+#include "common/ids.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/redis.h"
+#include "proto/record.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DRAIN_GROUP        "drain"
+#define TRIM_EVERY_MS      1000
+#define SWEEP_EVERY_MS     30000
+#define MAINT_EVERY_MS     3600000
+#define BATCH_BUCKETS      8
+
+static const uint64_t batch_bounds[BATCH_BUCKETS] = {1, 10, 100, 1000, 5000, 20000, 100000,
+                                                     UINT64_MAX};
+
+/* ---- SQL ---------------------------------------------------------------------
+ * Everything the transaction runs. No statement takes text from outside:
+ * the records arrive through COPY into hn_stage, the rest reads the temp
+ * tables. */
+
+static const char sql_setup[] =
+    "SET application_name = 'herenow-drain';"
+    "SET TIME ZONE 'UTC';"
+    "SET work_mem = '64MB';"
+    "CREATE TEMP TABLE IF NOT EXISTS hn_stage ("
+    " event_id uuid, recv_at timestamptz, widget_id integer, type text, session_id text,"
+    " seq bigint, url text, path text, title text, referrer text, name text, data jsonb,"
+    " engaged_ms bigint, lang text, screen_w integer, screen_h integer, visitor_id text,"
+    " vh text, nm text, em text, ph text, ip text, ua text, country text, region text,"
+    " city text, browser text, browser_version text, os text, os_version text, device text,"
+    " transport smallint) ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS hn_new (LIKE hn_stage) ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS hn_sess ("
+    " widget_id integer, session_id text, fresh boolean, visitor_id text,"
+    " rollup_hour timestamptz, page_views integer, chat_events integer, referrer text,"
+    " country text, browser text, os text, device_type text,"
+    " d_pages integer, d_engaged bigint, d_chat integer) ON COMMIT DELETE ROWS";
+
+static const char sql_copy[] = "COPY hn_stage FROM STDIN";
+
+/* Page views and events, then the rows that really went in. (A record the
+ * collector wrote into two entries after a reconnect is staged once: the
+ * batch is deduplicated by event_id in C, see seen_add.) */
+static const char sql_insert[] =
+    "WITH pv AS ("
+    " INSERT INTO widget_page_views (event_id, recv_at, widget_id, session_id, visitor_id,"
+    "  seq, url, path, title, referrer, engaged_ms, transport)"
+    " SELECT event_id, recv_at, widget_id, session_id, visitor_id, seq, coalesce(url, ''),"
+    "  coalesce(path, ''), title, referrer, coalesce(engaged_ms, 0), transport"
+    "  FROM hn_stage WHERE type = 'pv'"
+    " ON CONFLICT DO NOTHING RETURNING event_id, recv_at),"
+    " ev AS ("
+    " INSERT INTO widget_visitor_events (event_id, recv_at, widget_id, session_id, visitor_id,"
+    "  seq, event_type, event_name, url, event_data, engaged_ms, transport)"
+    " SELECT event_id, recv_at, widget_id, session_id, visitor_id, seq, type, name, url, data,"
+    "  coalesce(engaged_ms, 0), transport"
+    "  FROM hn_stage WHERE type <> 'pv'"
+    " ON CONFLICT DO NOTHING RETURNING event_id, recv_at)"
+    " INSERT INTO hn_new SELECT s.*"
+    "  FROM hn_stage s JOIN (SELECT * FROM pv UNION ALL SELECT * FROM ev) i"
+    "  USING (event_id, recv_at)";
+
+/* Sessions from the inserted rows only. Counters add; "first"/"latest"
+ * fields compare the receive times already stored, so batches may arrive in
+ * any order. RETURNING + the batch's own deltas give every rollup delta
+ * exactly (old value = new value − delta, the row being locked by the
+ * update). xmax = 0 on a RETURNING row means it was inserted, not updated. */
+static const char sql_sessions[] =
+    "WITH g AS ("
+    " SELECT widget_id, session_id,"
+    "  min(recv_at) FILTER (WHERE type = 'pv') AS first_pv,"
+    "  max(recv_at) FILTER (WHERE type = 'pv') AS last_pv,"
+    "  count(*) FILTER (WHERE type = 'pv')::integer AS pages,"
+    "  count(*) FILTER (WHERE type = 'ev')::integer AS events,"
+    "  coalesce(sum(engaged_ms), 0)::bigint AS engaged,"
+    "  count(*) FILTER (WHERE type = 'ev' AND name = 'chat_message_sent')::integer AS msgs,"
+    "  count(*) FILTER (WHERE type = 'ev' AND name IN ('chat_opened', 'chat_message_sent'))::integer AS chat,"
+    "  min(recv_at) AS started, max(recv_at) AS last_active,"
+    "  max(recv_at) FILTER (WHERE type = 'end') AS ended"
+    " FROM hn_new GROUP BY widget_id, session_id),"
+    /* the latest record: enrichment (the collector puts it on every record) */
+    " lr AS (SELECT DISTINCT ON (widget_id, session_id) widget_id, session_id, visitor_id, vh,"
+    "  ip, country, region, city, ua, browser, browser_version AS bv, os, os_version AS ov, device"
+    "  FROM hn_new ORDER BY widget_id, session_id, recv_at DESC, seq DESC),"
+    /* the first and the latest page view: landing + referrer, current page */
+    " fp AS (SELECT DISTINCT ON (widget_id, session_id) widget_id, session_id, url AS landing,"
+    "  referrer FROM hn_new WHERE type = 'pv' ORDER BY widget_id, session_id, recv_at, seq),"
+    " lp AS (SELECT DISTINCT ON (widget_id, session_id) widget_id, session_id, url AS cur_url,"
+    "  title AS cur_title, lang, screen_w AS sw, screen_h AS sh"
+    "  FROM hn_new WHERE type = 'pv' ORDER BY widget_id, session_id, recv_at DESC, seq DESC),"
+    /* the latest identify */
+    " li AS (SELECT DISTINCT ON (widget_id, session_id) widget_id, session_id, nm, em, ph"
+    "  FROM hn_new WHERE type = 'id' ORDER BY widget_id, session_id, recv_at DESC, seq DESC),"
+    " agg AS (SELECT * FROM g JOIN lr USING (widget_id, session_id)"
+    "  LEFT JOIN fp USING (widget_id, session_id) LEFT JOIN lp USING (widget_id, session_id)"
+    "  LEFT JOIN li USING (widget_id, session_id)),"
+    " up AS ("
+    " INSERT INTO widget_visitor_sessions AS s (widget_id, session_id, visitor_id, visitor_hash,"
+    "  visitor_name, visitor_email, visitor_phone, ip_address, country, region, city,"
+    "  user_agent, browser, browser_version, os, os_version, device_type, language,"
+    "  screen_width, screen_height, landing_page, referrer, current_page_url,"
+    "  current_page_title, is_active, page_views, events_count, engaged_ms,"
+    "  total_time_seconds, last_active_at, session_started_at, session_ended_at,"
+    "  messages_sent, chat_events, has_chatted, first_pv_at, last_pv_at, rollup_hour)"
+    " SELECT widget_id, session_id, visitor_id, vh, nm, em, ph, ip, country, region, city,"
+    "  ua, browser, bv, os, ov, device, lang, sw, sh, landing, referrer, cur_url, cur_title,"
+    "  ended IS NULL OR ended < last_active, pages, events, engaged, (engaged / 1000)::integer,"
+    "  last_active, started, ended, msgs, chat, chat > 0, first_pv, last_pv,"
+    "  date_trunc('hour', started)"
+    " FROM agg ORDER BY widget_id, session_id"
+    " ON CONFLICT (widget_id, session_id) DO UPDATE SET"
+    "  visitor_hash = coalesce(s.visitor_hash, excluded.visitor_hash),"
+    "  visitor_name = coalesce(excluded.visitor_name, s.visitor_name),"
+    "  visitor_email = coalesce(excluded.visitor_email, s.visitor_email),"
+    "  visitor_phone = coalesce(excluded.visitor_phone, s.visitor_phone),"
+    "  ip_address = coalesce(excluded.ip_address, s.ip_address),"
+    "  country = coalesce(excluded.country, s.country),"
+    "  region = coalesce(excluded.region, s.region),"
+    "  city = coalesce(excluded.city, s.city),"
+    "  user_agent = coalesce(excluded.user_agent, s.user_agent),"
+    "  browser = coalesce(excluded.browser, s.browser),"
+    "  browser_version = coalesce(excluded.browser_version, s.browser_version),"
+    "  os = coalesce(excluded.os, s.os),"
+    "  os_version = coalesce(excluded.os_version, s.os_version),"
+    "  device_type = coalesce(excluded.device_type, s.device_type),"
+    "  language = coalesce(excluded.language, s.language),"
+    "  screen_width = coalesce(excluded.screen_width, s.screen_width),"
+    "  screen_height = coalesce(excluded.screen_height, s.screen_height),"
+    "  landing_page = CASE WHEN s.first_pv_at IS NULL OR excluded.first_pv_at < s.first_pv_at"
+    "   THEN coalesce(excluded.landing_page, s.landing_page) ELSE s.landing_page END,"
+    "  first_pv_at = least(s.first_pv_at, excluded.first_pv_at),"
+    "  current_page_url = CASE WHEN s.last_pv_at IS NULL OR excluded.last_pv_at >= s.last_pv_at"
+    "   THEN coalesce(excluded.current_page_url, s.current_page_url) ELSE s.current_page_url END,"
+    "  current_page_title = CASE WHEN s.last_pv_at IS NULL OR excluded.last_pv_at >= s.last_pv_at"
+    "   THEN CASE WHEN excluded.last_pv_at IS NULL THEN s.current_page_title"
+    "   ELSE excluded.current_page_title END ELSE s.current_page_title END,"
+    "  last_pv_at = greatest(s.last_pv_at, excluded.last_pv_at),"
+    "  referrer = coalesce(s.referrer, excluded.referrer),"
+    "  page_views = s.page_views + excluded.page_views,"
+    "  events_count = s.events_count + excluded.events_count,"
+    "  engaged_ms = s.engaged_ms + excluded.engaged_ms,"
+    "  total_time_seconds = ((s.engaged_ms + excluded.engaged_ms) / 1000)::integer,"
+    "  messages_sent = s.messages_sent + excluded.messages_sent,"
+    "  chat_events = s.chat_events + excluded.chat_events,"
+    "  has_chatted = s.chat_events + excluded.chat_events > 0,"
+    "  session_started_at = least(s.session_started_at, excluded.session_started_at),"
+    "  last_active_at = greatest(s.last_active_at, excluded.last_active_at),"
+    "  session_ended_at = greatest(s.session_ended_at, excluded.session_ended_at),"
+    "  is_active = coalesce(greatest(s.session_ended_at, excluded.session_ended_at)"
+    "   < greatest(s.last_active_at, excluded.last_active_at), true),"
+    "  updated_at = now()"
+    " RETURNING s.widget_id, s.session_id, (s.xmax = 0) AS fresh, s.visitor_id, s.rollup_hour,"
+    "  s.page_views, s.chat_events, s.referrer, s.country, s.browser, s.os, s.device_type)"
+    " INSERT INTO hn_sess SELECT up.*, agg.pages, agg.engaged, agg.chat"
+    "  FROM up JOIN agg USING (widget_id, session_id)";
+
+/* Hourly rollup: page views and events in their own hour; session metrics
+ * in the session's rollup hour; visitors through the day/hour sets (a
+ * visitor counts in visitors_day the first time it is seen that UTC day). */
+static const char sql_rollup[] =
+    "WITH vd AS ("
+    " INSERT INTO widget_visitor_days (widget_id, day, visitor_id)"
+    " SELECT DISTINCT widget_id, (rollup_hour AT TIME ZONE 'UTC')::date, visitor_id"
+    "  FROM hn_sess WHERE fresh ORDER BY 1, 2, 3"
+    " ON CONFLICT DO NOTHING RETURNING widget_id, day, visitor_id),"
+    " vh AS ("
+    " INSERT INTO widget_visitor_hours (widget_id, hour, visitor_id)"
+    " SELECT DISTINCT widget_id, rollup_hour, visitor_id FROM hn_sess WHERE fresh ORDER BY 1, 2, 3"
+    " ON CONFLICT DO NOTHING RETURNING widget_id, hour),"
+    " d (widget_id, hour, page_views, events, sessions, visitors_day, visitors_hour,"
+    "  session_pages, engaged_ms, bounces, chat_sessions) AS ("
+    " SELECT widget_id, date_trunc('hour', recv_at), count(*) FILTER (WHERE type = 'pv'),"
+    "  count(*) FILTER (WHERE type = 'ev'), 0, 0, 0, 0, 0, 0, 0"
+    "  FROM hn_new GROUP BY 1, 2"
+    " UNION ALL"
+    " SELECT widget_id, rollup_hour, 0, 0, count(*) FILTER (WHERE fresh), 0, 0, sum(d_pages),"
+    "  sum(d_engaged),"
+    "  sum((page_views < 2)::int - CASE WHEN fresh THEN 0 ELSE (page_views - d_pages < 2)::int END),"
+    "  sum((chat_events > 0)::int - CASE WHEN fresh THEN 0 ELSE (chat_events - d_chat > 0)::int END)"
+    "  FROM hn_sess GROUP BY 1, 2"
+    " UNION ALL"
+    " SELECT vd.widget_id, min(s.rollup_hour), 0, 0, 0, 1, 0, 0, 0, 0, 0"
+    "  FROM vd JOIN hn_sess s ON s.fresh AND s.widget_id = vd.widget_id"
+    "   AND s.visitor_id = vd.visitor_id AND (s.rollup_hour AT TIME ZONE 'UTC')::date = vd.day"
+    "  GROUP BY vd.widget_id, vd.day, vd.visitor_id"
+    " UNION ALL"
+    " SELECT widget_id, hour, 0, 0, 0, 0, count(*), 0, 0, 0, 0 FROM vh GROUP BY 1, 2)"
+    " INSERT INTO widget_rollup_hourly AS r (widget_id, hour, page_views, events, sessions,"
+    "  visitors_day, visitors_hour, session_pages, engaged_ms, bounces, chat_sessions)"
+    " SELECT widget_id, hour, sum(page_views), sum(events), sum(sessions), sum(visitors_day),"
+    "  sum(visitors_hour), sum(session_pages), sum(engaged_ms), sum(bounces), sum(chat_sessions)"
+    "  FROM d GROUP BY 1, 2 ORDER BY 1, 2"
+    " ON CONFLICT (widget_id, hour) DO UPDATE SET"
+    "  page_views = r.page_views + excluded.page_views,"
+    "  events = r.events + excluded.events,"
+    "  sessions = r.sessions + excluded.sessions,"
+    "  visitors_day = r.visitors_day + excluded.visitors_day,"
+    "  visitors_hour = r.visitors_hour + excluded.visitors_hour,"
+    "  session_pages = r.session_pages + excluded.session_pages,"
+    "  engaged_ms = r.engaged_ms + excluded.engaged_ms,"
+    "  bounces = r.bounces + excluded.bounces,"
+    "  chat_sessions = r.chat_sessions + excluded.chat_sessions";
+
+/* Breakdowns per UTC day: pages (page views) and events from hn_new,
+ * session dimensions (sessions) once, when the session is first seen. */
+static const char sql_dims[] =
+    "INSERT INTO widget_rollup_dims AS r (widget_id, dim, day, value, n)"
+    " SELECT widget_id, dim, day, value, count(*) FROM ("
+    "  SELECT widget_id, 'page' AS dim, (recv_at AT TIME ZONE 'UTC')::date AS day, path AS value"
+    "   FROM hn_new WHERE type = 'pv'"
+    "  UNION ALL SELECT widget_id, 'event', (recv_at AT TIME ZONE 'UTC')::date, name"
+    "   FROM hn_new WHERE type = 'ev' AND name IS NOT NULL"
+    "  UNION ALL SELECT widget_id, 'referrer', (rollup_hour AT TIME ZONE 'UTC')::date,"
+    "   coalesce(lower(substring(referrer FROM '^[A-Za-z][A-Za-z0-9+.-]*://([^/?#:@]+)')), '(direct)')"
+    "   FROM hn_sess WHERE fresh"
+    "  UNION ALL SELECT widget_id, 'country', (rollup_hour AT TIME ZONE 'UTC')::date,"
+    "   coalesce(country, '(unknown)') FROM hn_sess WHERE fresh"
+    "  UNION ALL SELECT widget_id, 'browser', (rollup_hour AT TIME ZONE 'UTC')::date,"
+    "   coalesce(browser, '(unknown)') FROM hn_sess WHERE fresh"
+    "  UNION ALL SELECT widget_id, 'os', (rollup_hour AT TIME ZONE 'UTC')::date,"
+    "   coalesce(os, '(unknown)') FROM hn_sess WHERE fresh"
+    "  UNION ALL SELECT widget_id, 'device', (rollup_hour AT TIME ZONE 'UTC')::date,"
+    "   coalesce(device_type, '(unknown)') FROM hn_sess WHERE fresh"
+    " ) x GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+    " ON CONFLICT (widget_id, dim, day, value) DO UPDATE SET n = r.n + excluded.n";
+
+static const char sql_reject[] =
+    "INSERT INTO drain_rejects (stream, entry_id, reason, raw) VALUES ($1, $2, $3, $4::bytea)"
+    " ON CONFLICT DO NOTHING";
+
+/* Sessions that left without an `end` (tab closed, network gone): inactive
+ * once the live window has passed, ended at their last beacon. */
+static const char sql_sweep[] =
+    "UPDATE widget_visitor_sessions SET is_active = false, session_ended_at = last_active_at,"
+    " updated_at = now()"
+    " WHERE ctid = ANY (ARRAY(SELECT ctid FROM widget_visitor_sessions"
+    "  WHERE is_active AND last_active_at < now() - make_interval(secs => $1::integer)"
+    "  LIMIT 10000))";
+
+/* ---- event ids seen in this batch -------------------------------------------------
+ * Open addressing over 16-byte ids; event ids are random in their low
+ * bytes, so those are the hash. */
+
+typedef struct seen_set {
+    uint8_t (*slot)[16];
+    bool     *used;
+    size_t    cap, n;
+} seen_set;
+
+static void seen_clear(seen_set *s) {
+    if (s->n) memset(s->used, 0, s->cap);
+    s->n = 0;
+}
+
+/* true when id was new (and is now in the set) */
+static bool seen_add(seen_set *s, const uint8_t id[16]) {
+    if ((s->n + 1) * 2 > s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 4096;
+        uint8_t (*nslot)[16] = hn_xcalloc(ncap, 16);
+        bool *nused = hn_xcalloc(ncap, 1);
+        for (size_t i = 0; i < s->cap; i++) {
+            if (!s->used[i]) continue;
+            uint64_t h;
+            memcpy(&h, s->slot[i] + 8, 8);
+            size_t j = h & (ncap - 1);
+            while (nused[j]) j = (j + 1) & (ncap - 1);
+            memcpy(nslot[j], s->slot[i], 16);
+            nused[j] = true;
+        }
+        free(s->slot);
+        free(s->used);
+        s->slot = nslot;
+        s->used = nused;
+        s->cap = ncap;
+    }
+    uint64_t h;
+    memcpy(&h, id + 8, 8);
+    size_t j = h & (s->cap - 1);
+    while (s->used[j]) {
+        if (memcmp(s->slot[j], id, 16) == 0) return false;
+        j = (j + 1) & (s->cap - 1);
+    }
+    memcpy(s->slot[j], id, 16);
+    s->used[j] = true;
+    s->n++;
+    return true;
+}
+
+/* ---- state ----------------------------------------------------------------------- */
+
+typedef struct drain_entry {
+    int   shard;
+    char  id[48];
+} drain_entry;
+
+struct hn_drain {
+    const hn_config *cfg;
+    pthread_t        thread;
+    atomic_bool      stop;
+    atomic_bool      healthy;
+    atomic_bool      stopped;
+
+    char             consumer[160];
+    hn_redis_addr    addr;
+    int              nshards;
+    PGconn          *pg;
+    redisContext    *rc;
+    bool             pg_ready;        /* temp tables made on this connection */
+    hn_decoder      *dec;
+
+    /* this cycle */
+    hn_buf           copy;            /* COPY text of the batch */
+    seen_set         seen;            /* event ids in it */
+    size_t           nrepeats;        /* records left out: already in this batch */
+    drain_entry     *entries;
+    size_t           nentries, cap_entries;
+    size_t           nrecords;
+    uint64_t         min_ts, max_ts;  /* recv_ts range of the batch, µs */
+    bool             own_pending;     /* read `0` before `>` */
+    bool             claim_more;      /* XAUTOCLAIM's cursor did not come back to 0-0 */
+    uint64_t         last_claim_ms, last_trim_ms, last_sweep_ms, last_maint_ms;
+    int64_t          part_lo, part_hi; /* days (since epoch) with partitions made */
+    uint64_t         backoff_ms;
+    long             fail_batch;      /* failpoint: at this batch number */
+    int              fail_where;      /* 0 none, 1 before commit, 2 after commit */
+    long             batches;
+
+    /* metrics (under mu) */
+    pthread_mutex_t  mu;
+    uint64_t         m_records, m_dups, m_entries, m_batches, m_sessions, m_claimed;
+    uint64_t         m_retry_pg, m_retry_redis, m_rejects, m_trimmed, m_swept;
+    uint64_t         m_hist[BATCH_BUCKETS];
+    uint64_t         m_hist_sum;
+    int64_t          g_pending, g_lag_entries;
+    double           g_lag_s, g_rate, g_last_batch_ms;
+    uint64_t         rate_t0_ms, rate_n0;
+};
+
+/* ---- COPY text ------------------------------------------------------------------
+ * PostgreSQL's text format: tab between columns, \N for NULL, and
+ * backslash, newline, CR and tab escaped inside values. */
+
+static void copy_sep(hn_buf *b) { hn_buf_append(b, "\t", 1); }
+static void copy_null(hn_buf *b) { hn_buf_append(b, "\\N", 2); }
+
+static void copy_bytes(hn_buf *b, const char *p, size_t n) {
+    hn_buf_reserve(b, n + 16);
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        char esc;
+        switch (p[i]) {
+        case '\\': esc = '\\'; break;
+        case '\n': esc = 'n'; break;
+        case '\r': esc = 'r'; break;
+        case '\t': esc = 't'; break;
+        default: continue;
+        }
+        hn_buf_append(b, p + start, i - start);
+        char two[2] = {'\\', esc};
+        hn_buf_append(b, two, 2);
+        start = i + 1;
+    }
+    hn_buf_append(b, p + start, n - start);
+}
+
+/* An optional text column: empty → NULL. */
+static void copy_str(hn_buf *b, hn_str s) {
+    copy_sep(b);
+    if (s.len == 0) copy_null(b);
+    else copy_bytes(b, s.p, s.len);
+}
+
+static void copy_u64(hn_buf *b, uint64_t v) {
+    char num[24];
+    copy_sep(b);
+    hn_buf_append(b, num, hn_u64toa(v, num));
+}
+
+/* recv_ts (µs) as "YYYY-MM-DD HH:MM:SS.ffffff+00". */
+static void copy_ts(hn_buf *b, uint64_t us) {
+    time_t secs = (time_t)(us / 1000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    hn_buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d.%06u+00", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(us % 1000000));
+}
+
+/* The event properties d (or identify's fields) as JSON, escaped for COPY. */
+static void copy_data(hn_buf *b, const hn_record *r, hn_buf *tmp) {
+    copy_sep(b);
+    hn_buf_reset(tmp);
+    bool first = true;
+    if (r->b.type == HN_T_ID) {
+        hn_buf_append(tmp, "{", 1);
+        if (r->b.nm.len) { hn_json_key(tmp, &first, "name"); hn_json_str(tmp, r->b.nm.p, r->b.nm.len); }
+        if (r->b.em.len) { hn_json_key(tmp, &first, "email"); hn_json_str(tmp, r->b.em.p, r->b.em.len); }
+        if (r->b.ph.len) { hn_json_key(tmp, &first, "phone"); hn_json_str(tmp, r->b.ph.p, r->b.ph.len); }
+        hn_buf_append(tmp, "}", 1);
+    } else if (r->b.nprops > 0) {
+        hn_buf_append(tmp, "{", 1);
+        for (int i = 0; i < r->b.nprops; i++) {
+            const hn_prop *p = &r->b.props[i];
+            if (!first) hn_buf_append(tmp, ",", 1);
+            first = false;
+            hn_json_str(tmp, p->key.p, p->key.len);
+            hn_buf_append(tmp, ":", 1);
+            switch (p->type) {
+            case HN_P_STR: hn_json_str(tmp, p->v.s.p, p->v.s.len); break;
+            case HN_P_INT: hn_buf_printf(tmp, "%lld", (long long)p->v.i); break;
+            case HN_P_UINT: hn_buf_printf(tmp, "%llu", (unsigned long long)p->v.u); break;
+            case HN_P_FLOAT:
+                /* JSON has no NaN or infinities */
+                if (p->v.f != p->v.f || p->v.f > 1.7976931348623157e308 ||
+                    p->v.f < -1.7976931348623157e308)
+                    hn_buf_append(tmp, "null", 4);
+                else
+                    hn_buf_printf(tmp, "%.17g", p->v.f);
+                break;
+            case HN_P_BOOL: hn_buf_append(tmp, p->v.b ? "true" : "false", p->v.b ? 4 : 5); break;
+            default: hn_buf_append(tmp, "null", 4); break;
+            }
+        }
+        hn_buf_append(tmp, "}", 1);
+    } else {
+        copy_null(b);
+        return;
+    }
+    copy_bytes(b, tmp->p, tmp->len);
+}
+
+/* The page's path as breakdowns count it: the URL without query string and
+ * fragment. */
+static hn_str url_path(hn_str u) {
+    for (uint32_t i = 0; i < u.len; i++)
+        if (u.p[i] == '?' || u.p[i] == '#') return (hn_str){u.p, i};
+    return u;
+}
+
+typedef struct rec_ctx {
+    hn_drain *d;
+    hn_buf    json;
+    char      err[96];   /* why on_record refused a record */
+} rec_ctx;
+
+/* Receive times a collector can have made: anything else would ask for
+ * partitions decades away. */
+#define TS_PAST_US   (400ull * 86400000000ull)
+#define TS_FUTURE_US (86400000000ull)
+
+static int on_record(const hn_record *r, void *arg) {
+    rec_ctx *c = arg;
+    hn_drain *d = c->d;
+    hn_buf *b = &d->copy;
+    char id[37];
+
+    uint64_t now = hn_now_us();
+    if (r->recv_ts + TS_PAST_US < now || r->recv_ts > now + TS_FUTURE_US) {
+        snprintf(c->err, sizeof(c->err), "recv_ts %llu out of range",
+                 (unsigned long long)r->recv_ts);
+        return HN_ERR;
+    }
+    if (!seen_add(&d->seen, r->event_id)) {
+        d->nrepeats++;
+        return HN_OK;
+    }
+
+    hn_event_id_format(r->event_id, id);
+    hn_buf_append(b, id, 36);
+    copy_sep(b);
+    copy_ts(b, r->recv_ts);
+    copy_u64(b, r->widget_id);
+    copy_sep(b);
+    copy_bytes(b, r->b.t.p, r->b.t.len);
+    copy_sep(b);
+    copy_bytes(b, r->b.s.p, r->b.s.len);
+    copy_u64(b, r->b.q);
+    copy_str(b, r->b.u);
+    copy_str(b, url_path(r->b.u));
+    copy_str(b, r->b.ti);
+    copy_str(b, r->b.r);
+    copy_str(b, r->b.n);
+    copy_data(b, r, &c->json);
+    if (r->b.fields & HN_F_E) copy_u64(b, r->b.e);
+    else { copy_sep(b); copy_null(b); }
+    copy_str(b, r->b.l);
+    if (r->b.fields & HN_F_SW) copy_u64(b, r->b.sw);
+    else { copy_sep(b); copy_null(b); }
+    if (r->b.fields & HN_F_SH) copy_u64(b, r->b.sh);
+    else { copy_sep(b); copy_null(b); }
+    /* visitor_id: the site's persistent id, else the visitor hash, else the
+     * session itself */
+    copy_str(b, r->b.vid.len ? r->b.vid : r->visitor.len ? r->visitor : r->b.s);
+    copy_str(b, r->visitor);
+    copy_str(b, r->b.nm);
+    copy_str(b, r->b.em);
+    copy_str(b, r->b.ph);
+    copy_str(b, r->ip);
+    copy_str(b, r->ua);
+    copy_str(b, r->country);
+    copy_str(b, r->region);
+    copy_str(b, r->city);
+    copy_str(b, r->browser);
+    copy_str(b, r->browser_version);
+    copy_str(b, r->os);
+    copy_str(b, r->os_version);
+    copy_str(b, r->device);
+    copy_u64(b, r->transport);
+    hn_buf_append(b, "\n", 1);
+
+    d->nrecords++;
+    if (d->min_ts == 0 || r->recv_ts < d->min_ts) d->min_ts = r->recv_ts;
+    if (r->recv_ts > d->max_ts) d->max_ts = r->recv_ts;
+    return HN_OK;
+}
+
+/* ---- connections ------------------------------------------------------------------ */
+
+static void pg_close(hn_drain *d) {
+    if (d->pg) PQfinish(d->pg);
+    d->pg = NULL;
+    d->pg_ready = false;
+    d->part_lo = d->part_hi = 0;
+}
+
+static void redis_close(hn_drain *d) {
+    if (d->rc) redisFree(d->rc);
+    d->rc = NULL;
+}
+
+static bool pg_ok(hn_drain *d, PGresult *r, ExecStatusType want, const char *what) {
+    if (r && PQresultStatus(r) == want) return true;
+    hn_warn("event=drain_pg_error what=%s err='%s'", what,
+            r ? PQresultErrorMessage(r) : PQerrorMessage(d->pg));
+    return false;
+}
+
+static int pg_exec(hn_drain *d, const char *what, const char *sql, int n, const char *const *p) {
+    PGresult *r = PQexecParams(d->pg, sql, n, NULL, p, NULL, NULL, 0);
+    bool ok = (r && PQresultStatus(r) == PGRES_TUPLES_OK) || pg_ok(d, r, PGRES_COMMAND_OK, what);
+    PQclear(r);
+    return ok ? HN_OK : HN_ERR;
+}
+
+static int ensure_partitions(hn_drain *d, int64_t lo_day, int64_t hi_day) {
+    if (d->part_hi && lo_day >= d->part_lo && hi_day <= d->part_hi) return HN_OK;
+    char lo[16], hi[16];
+    snprintf(lo, sizeof(lo), "%lld", (long long)lo_day);
+    snprintf(hi, sizeof(hi), "%lld", (long long)hi_day);
+    const char *p[] = {lo, hi};
+    if (pg_exec(d, "partitions",
+                "SELECT hn_ensure_partitions(date '1970-01-01' + $1::integer,"
+                " date '1970-01-01' + $2::integer)", 2, p) != HN_OK)
+        return HN_ERR;
+    if (d->part_hi == 0 || lo_day < d->part_lo) d->part_lo = lo_day;
+    if (hi_day > d->part_hi) d->part_hi = hi_day;
+    return HN_OK;
+}
+
+static int pg_connect(hn_drain *d) {
+    if (d->pg && PQstatus(d->pg) == CONNECTION_OK && d->pg_ready) return HN_OK;
+    pg_close(d);
+    d->pg = PQconnectdb(d->cfg->database_url);
+    if (PQstatus(d->pg) != CONNECTION_OK) {
+        hn_warn("event=drain_pg_connect_failed err='%s'", PQerrorMessage(d->pg));
+        pg_close(d);
+        return HN_ERR;
+    }
+    if (getenv("DT_EXPLAIN")) { PGresult *x = PQexec(d->pg, "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 300; SET auto_explain.log_analyze = on; SET auto_explain.log_nested_statements = on"); PQclear(x); }
+    PGresult *r = PQexec(d->pg, sql_setup);
+    bool ok = pg_ok(d, r, PGRES_COMMAND_OK, "setup");
+    PQclear(r);
+    if (!ok) { pg_close(d); return HN_ERR; }
+    d->pg_ready = true;
+    int64_t today = (int64_t)(hn_now_ms() / 86400000);
+    if (ensure_partitions(d, today - 1, today + 7) != HN_OK) { pg_close(d); return HN_ERR; }
+    hn_info("event=drain_pg_connected");
+    return HN_OK;
+}
+
+static redisReply *rcmd(hn_drain *d, int argc, const char **argv, const size_t *lens) {
+    redisReply *r = redisCommandArgv(d->rc, argc, argv, lens);
+    if (r == NULL) {
+        hn_warn("event=drain_redis_error err='%s'", d->rc->errstr);
+        redis_close(d);
+    }
+    return r;
+}
+
+static int redis_connect(hn_drain *d) {
+    if (d->rc) return HN_OK;
+    char err[256];
+    /* replies to XREADGROUP … BLOCK take up to block ms */
+    int timeout = (int)d->cfg->drain_block_ms + (int)d->cfg->api_timeout_ms;
+    d->rc = hn_redis_connect(&d->addr, timeout, err, sizeof(err));
+    if (d->rc == NULL) {
+        hn_warn("event=drain_redis_connect_failed err='%s'", err);
+        return HN_ERR;
+    }
+    for (int s = 0; s < d->nshards; s++) {
+        char key[32];
+        snprintf(key, sizeof(key), "hn:stream:%d", s);
+        const char *argv[] = {"XGROUP", "CREATE", key, DRAIN_GROUP, "0", "MKSTREAM"};
+        redisReply *r = rcmd(d, 6, argv, NULL);
+        if (r == NULL) return HN_ERR;
+        bool ok = r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0;
+        if (!ok) hn_warn("event=drain_xgroup_failed key=%s err='%s'", key, r->str);
+        freeReplyObject(r);
+        if (!ok) { redis_close(d); return HN_ERR; }
+    }
+    hn_info("event=drain_redis_connected consumer=%s shards=%d", d->consumer, d->nshards);
+    return HN_OK;
+}
+
+/* ---- reading entries ---------------------------------------------------------------- */
+
+static void add_entry(hn_drain *d, int shard, const char *id, size_t len) {
+    if (d->nentries == d->cap_entries) {
+        d->cap_entries = d->cap_entries ? d->cap_entries * 2 : 256;
+        d->entries = hn_xreallocarray(d->entries, d->cap_entries, sizeof(*d->entries));
+    }
+    drain_entry *e = &d->entries[d->nentries++];
+    e->shard = shard;
+    if (len >= sizeof(e->id)) len = sizeof(e->id) - 1;
+    memcpy(e->id, id, len);
+    e->id[len] = '\0';
+}
+
+static void reject(hn_drain *d, int shard, const char *id, const char *why, const char *raw,
+                   size_t rawlen);
+
+/* Takes one entry [id, [field, value, …]] (value nil: deleted meanwhile). */
+static void take_entry(hn_drain *d, int shard, redisReply *e, rec_ctx *rc) {
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
+        e->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    const char *id = e->element[0]->str;
+    add_entry(d, shard, id, e->element[0]->len);
+    if (e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY) return; /* deleted */
+    redisReply *fv = e->element[1];
+    bool found = false;
+    for (size_t j = 0; j + 1 < fv->elements; j += 2) {
+        redisReply *k = fv->element[j], *v = fv->element[j + 1];
+        if (k->type != REDIS_REPLY_STRING || strcmp(k->str, HN_STREAM_FIELD) != 0 ||
+            v->type != REDIS_REPLY_STRING)
+            continue;
+        found = true;
+        size_t mark = d->copy.len, nrec = d->nrecords;
+        uint64_t lo = d->min_ts, hi = d->max_ts;
+        char err[256];
+        rc->err[0] = '\0';
+        if (hn_record_decode_batch(d->dec, v->str, v->len, on_record, rc, err, sizeof(err)) !=
+            HN_OK) {
+            if (rc->err[0]) snprintf(err, sizeof(err), "%s", rc->err);
+            /* all or nothing per entry: undo its records, keep the bytes */
+            d->copy.len = mark;
+            d->nrecords = nrec;
+            d->min_ts = lo;
+            d->max_ts = hi;
+            reject(d, shard, id, err, v->str, v->len);
+        }
+    }
+    if (!found) reject(d, shard, id, "no field 'r'", NULL, 0);
+}
+
+/* Rejects wait for the transaction; kept as a small list. */
+typedef struct drain_reject {
+    int    shard;
+    char   id[48];
+    char   why[160];
+    char  *raw;
+    size_t rawlen;
+} drain_reject;
+
+static drain_reject *rejects;
+static size_t        nrejects, cap_rejects;   /* drain thread only */
+
+static void reject(hn_drain *d, int shard, const char *id, const char *why, const char *raw,
+                   size_t rawlen) {
+    (void)d;
+    hn_warn("event=drain_reject shard=%d entry=%s reason='%s'", shard, id, why);
+    if (nrejects == cap_rejects) {
+        cap_rejects = cap_rejects ? cap_rejects * 2 : 16;
+        rejects = hn_xreallocarray(rejects, cap_rejects, sizeof(*rejects));
+    }
+    drain_reject *r = &rejects[nrejects++];
+    r->shard = shard;
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    snprintf(r->why, sizeof(r->why), "%s", why);
+    r->rawlen = raw ? rawlen : 0;
+    r->raw = raw ? hn_xmalloc(rawlen + 1) : NULL;
+    if (raw) memcpy(r->raw, raw, rawlen);
+}
+
+static void rejects_clear(void) {
+    for (size_t i = 0; i < nrejects; i++) free(rejects[i].raw);
+    nrejects = 0;
+}
+
+/* Parses XREADGROUP's reply: [[key, [entry, …]], …]. */
+static void take_read_reply(hn_drain *d, redisReply *r, rec_ctx *rc) {
+    if (r->type != REDIS_REPLY_ARRAY) return;
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *s = r->element[i];
+        if (s->type != REDIS_REPLY_ARRAY || s->elements != 2) continue;
+        int shard = atoi(s->element[0]->str + strlen("hn:stream:"));
+        redisReply *list = s->element[1];
+        if (list->type != REDIS_REPLY_ARRAY) continue;
+        for (size_t j = 0; j < list->elements; j++) take_entry(d, shard, list->element[j], rc);
+    }
+}
+
+/* XREADGROUP over every shard with the same id ("0": own pending, ">": new). */
+static int read_group(hn_drain *d, const char *id, bool block, rec_ctx *rc) {
+    int argc = 0;
+    const char **argv = hn_xcalloc((size_t)(10 + 2 * d->nshards), sizeof(char *));
+    char (*keys)[32] = hn_xcalloc((size_t)d->nshards, 32);
+    char count[24], blockms[24];
+    snprintf(count, sizeof(count), "%lld", (long long)d->cfg->drain_batch);
+    snprintf(blockms, sizeof(blockms), "%lld", (long long)d->cfg->drain_block_ms);
+    argv[argc++] = "XREADGROUP";
+    argv[argc++] = "GROUP";
+    argv[argc++] = DRAIN_GROUP;
+    argv[argc++] = d->consumer;
+    argv[argc++] = "COUNT";
+    argv[argc++] = count;
+    if (block) {
+        argv[argc++] = "BLOCK";
+        argv[argc++] = blockms;
+    }
+    argv[argc++] = "STREAMS";
+    for (int s = 0; s < d->nshards; s++) {
+        snprintf(keys[s], 32, "hn:stream:%d", s);
+        argv[argc++] = keys[s];
+    }
+    for (int s = 0; s < d->nshards; s++) argv[argc++] = id;
+    redisReply *r = rcmd(d, argc, argv, NULL);
+    free(argv);
+    free(keys);
+    if (r == NULL) return HN_ERR;
+    int rcode = HN_OK;
+    if (r->type == REDIS_REPLY_ERROR) {
+        hn_warn("event=drain_read_failed err='%s'", r->str);
+        /* NOGROUP: the stream or group was deleted (Redis lost its data):
+         * make them again on the next connect */
+        redis_close(d);
+        rcode = HN_ERR;
+    } else {
+        take_read_reply(d, r, rc);
+    }
+    freeReplyObject(r);
+    return rcode;
+}
+
+/* XAUTOCLAIM on every shard: entries of consumers that died. */
+static int claim_stale(hn_drain *d, rec_ctx *rc) {
+    char count[24], idle[24];
+    snprintf(count, sizeof(count), "%lld", (long long)d->cfg->drain_batch);
+    snprintf(idle, sizeof(idle), "%lld", (long long)d->cfg->drain_claim_idle_ms);
+    for (int s = 0; s < d->nshards; s++) {
+        char key[32];
+        snprintf(key, sizeof(key), "hn:stream:%d", s);
+        const char *argv[] = {"XAUTOCLAIM", key, DRAIN_GROUP, d->consumer, idle, "0-0",
+                              "COUNT", count};
+        redisReply *r = rcmd(d, 8, argv, NULL);
+        if (r == NULL) return HN_ERR;
+        if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
+            r->element[1]->type == REDIS_REPLY_ARRAY) {
+            /* more to claim: again on the next cycle */
+            if (r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "0-0") != 0)
+                d->claim_more = true;
+            size_t before = d->nentries;
+            redisReply *list = r->element[1];
+            for (size_t j = 0; j < list->elements; j++) take_entry(d, s, list->element[j], rc);
+            size_t n = d->nentries - before;
+            if (n) {
+                hn_info("event=drain_claimed shard=%d entries=%zu", s, n);
+                pthread_mutex_lock(&d->mu);
+                d->m_claimed += n;
+                pthread_mutex_unlock(&d->mu);
+            }
+        } else if (r->type == REDIS_REPLY_ERROR) {
+            hn_warn("event=drain_claim_failed err='%s'", r->str);
+        }
+        freeReplyObject(r);
+    }
+    return HN_OK;
+}
+
+/* ---- writing ---------------------------------------------------------------------- */
+
+static void failpoint(hn_drain *d, int where) {
+    if (d->fail_where == where && d->batches == d->fail_batch) {
+        hn_warn("event=drain_failpoint where=%s batch=%ld",
+                where == 1 ? "before_commit" : "after_commit", d->batches);
+        kill(getpid(), SIGKILL);
+    }
+}
+
+static int64_t rows_affected(PGresult *r) {
+    const char *s = PQcmdTuples(r);
+    return s && *s ? atoll(s) : 0;
+}
+
+/* One transaction for the whole batch. Returns HN_OK after COMMIT. */
+static uint64_t step_us[6];
+static void step(int i, uint64_t *t) { uint64_t n = hn_now_us(); step_us[i] += n - *t; *t = n; }
+static int write_batch(hn_drain *d, int64_t *inserted, int64_t *sessions) {
+    uint64_t tt = hn_now_us();
+    int64_t lo = (int64_t)(d->min_ts / 86400000000ull), hi = (int64_t)(d->max_ts / 86400000000ull);
+    if (d->nrecords && ensure_partitions(d, lo, hi) != HN_OK) return HN_ERR;
+
+    PGresult *r = PQexec(d->pg, "BEGIN");
+    bool ok = pg_ok(d, r, PGRES_COMMAND_OK, "begin");
+    PQclear(r);
+    if (!ok) return HN_ERR;
+
+    if (d->nrecords) {
+        r = PQexec(d->pg, sql_copy);
+        ok = pg_ok(d, r, PGRES_COPY_IN, "copy");
+        PQclear(r);
+        if (!ok) goto fail;
+        if (PQputCopyData(d->pg, d->copy.p, (int)d->copy.len) != 1 ||
+            PQputCopyEnd(d->pg, NULL) != 1) {
+            hn_warn("event=drain_pg_error what=copy_data err='%s'", PQerrorMessage(d->pg));
+            goto fail;
+        }
+        r = PQgetResult(d->pg);
+        ok = pg_ok(d, r, PGRES_COMMAND_OK, "copy_end");
+        PQclear(r);
+        while ((r = PQgetResult(d->pg)) != NULL) PQclear(r);
+        if (!ok) goto fail;
+        step(0, &tt);
+
+        r = PQexec(d->pg, sql_insert);
+        ok = pg_ok(d, r, PGRES_COMMAND_OK, "insert");
+        *inserted = ok ? rows_affected(r) : 0;
+        PQclear(r);
+        if (!ok) goto fail;
+        step(1, &tt);
+        if (*inserted > 0) {
+            r = PQexec(d->pg, sql_sessions);
+            ok = pg_ok(d, r, PGRES_COMMAND_OK, "sessions");
+            *sessions = ok ? rows_affected(r) : 0;
+            PQclear(r);
+            if (!ok) goto fail;
+            step(2, &tt);
+            if (pg_exec(d, "rollup", sql_rollup, 0, NULL) != HN_OK) goto fail;
+            step(3, &tt);
+            if (pg_exec(d, "dims", sql_dims, 0, NULL) != HN_OK) goto fail;
+            step(4, &tt);
+        }
+    }
+    for (size_t i = 0; i < nrejects; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "hn:stream:%d", rejects[i].shard);
+        /* bytea in hex text form: bound as a parameter like everything else */
+        hn_buf hex;
+        hn_buf_init(&hex, rejects[i].rawlen * 2 + 3);
+        hn_buf_append(&hex, "\\x", 2);
+        for (size_t k = 0; k < rejects[i].rawlen; k++)
+            hn_buf_printf(&hex, "%02x", (unsigned char)rejects[i].raw[k]);
+        hn_buf_append(&hex, "", 1);
+        const char *p[] = {key, rejects[i].id, rejects[i].why, rejects[i].raw ? hex.p : NULL};
+        int rc = pg_exec(d, "reject", sql_reject, 4, p);
+        hn_buf_free(&hex);
+        if (rc != HN_OK) goto fail;
+    }
+
+    failpoint(d, 1);
+    r = PQexec(d->pg, "COMMIT");
+    ok = pg_ok(d, r, PGRES_COMMAND_OK, "commit");
+    PQclear(r);
+    if (!ok) goto fail_noroll;
+    step(5, &tt);
+    if (getenv("DT_STEPS")) hn_info("steps copy=%llu insert=%llu sess=%llu rollup=%llu dims=%llu commit=%llu", (unsigned long long)step_us[0]/1000, (unsigned long long)step_us[1]/1000, (unsigned long long)step_us[2]/1000, (unsigned long long)step_us[3]/1000, (unsigned long long)step_us[4]/1000, (unsigned long long)step_us[5]/1000);
+    failpoint(d, 2);
+    return HN_OK;
+
+fail:
+    r = PQexec(d->pg, "ROLLBACK");
+    PQclear(r);
+fail_noroll:
+    if (PQstatus(d->pg) != CONNECTION_OK) pg_close(d);
+    return HN_ERR;
+}
+
+/* XACK the batch's entries, one command per shard, pipelined. */
+static int ack_batch(hn_drain *d) {
+    int sent = 0;
+    for (int s = 0; s < d->nshards; s++) {
+        size_t n = 0;
+        for (size_t i = 0; i < d->nentries; i++) n += d->entries[i].shard == s;
+        if (n == 0) continue;
+        const char **argv = hn_xcalloc(n + 3, sizeof(char *));
+        char key[32];
+        snprintf(key, sizeof(key), "hn:stream:%d", s);
+        argv[0] = "XACK";
+        argv[1] = key;
+        argv[2] = DRAIN_GROUP;
+        size_t k = 3;
+        for (size_t i = 0; i < d->nentries; i++)
+            if (d->entries[i].shard == s) argv[k++] = d->entries[i].id;
+        redisAppendCommandArgv(d->rc, (int)k, argv, NULL);
+        free(argv);
+        sent++;
+    }
+    int rc = HN_OK;
+    for (int i = 0; i < sent; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(d->rc, (void **)&r) != REDIS_OK) {
+            hn_warn("event=drain_ack_failed err='%s'", d->rc->errstr);
+            redis_close(d);
+            return HN_ERR;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            hn_warn("event=drain_ack_failed err='%s'", r->str);
+            rc = HN_ERR;
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+/* ---- trimming and lag ---------------------------------------------------------------- */
+
+static uint64_t id_ms(const char *id) { return strtoull(id, NULL, 10); }
+
+/* XTRIM MINID to the group's progress: everything below the oldest pending
+ * entry (or, none pending, the last delivered one) was written and acked.
+ * Also measures pending and lag for the metrics. */
+static void trim_and_measure(hn_drain *d) {
+    int64_t pending = 0, lag = 0;
+    double lag_s = 0;
+    uint64_t now = hn_now_ms();
+    for (int s = 0; s < d->nshards && d->rc; s++) {
+        char key[32];
+        snprintf(key, sizeof(key), "hn:stream:%d", s);
+        const char *a1[] = {"XPENDING", key, DRAIN_GROUP};
+        const char *a2[] = {"XINFO", "GROUPS", key};
+        redisReply *p = rcmd(d, 3, a1, NULL);
+        if (p == NULL) return;
+        redisReply *g = rcmd(d, 3, a2, NULL);
+        if (g == NULL) { freeReplyObject(p); return; }
+        char minid[48] = "", last[48] = "";
+        long long npend = 0, nlag = -1;
+        if (p->type == REDIS_REPLY_ARRAY && p->elements >= 2) {
+            npend = p->element[0]->integer;
+            if (npend > 0 && p->element[1]->type == REDIS_REPLY_STRING)
+                snprintf(minid, sizeof(minid), "%s", p->element[1]->str);
+        }
+        if (g->type == REDIS_REPLY_ARRAY) {
+            for (size_t i = 0; i < g->elements; i++) {
+                redisReply *gi = g->element[i];
+                if (gi->type != REDIS_REPLY_ARRAY) continue;
+                bool ours = false;
+                for (size_t j = 0; j + 1 < gi->elements; j += 2)
+                    if (gi->element[j]->type == REDIS_REPLY_STRING &&
+                        strcmp(gi->element[j]->str, "name") == 0 &&
+                        gi->element[j + 1]->type == REDIS_REPLY_STRING &&
+                        strcmp(gi->element[j + 1]->str, DRAIN_GROUP) == 0)
+                        ours = true;
+                if (!ours) continue;
+                for (size_t j = 0; j + 1 < gi->elements; j += 2) {
+                    const char *k = gi->element[j]->str;
+                    redisReply *v = gi->element[j + 1];
+                    if (strcmp(k, "last-delivered-id") == 0 && v->type == REDIS_REPLY_STRING)
+                        snprintf(last, sizeof(last), "%s", v->str);
+                    else if (strcmp(k, "lag") == 0 && v->type == REDIS_REPLY_INTEGER)
+                        nlag = v->integer;
+                }
+            }
+        }
+        freeReplyObject(p);
+        freeReplyObject(g);
+        pending += npend;
+        if (nlag > 0) lag += nlag;
+        /* the oldest record not yet in PostgreSQL */
+        uint64_t oldest = 0;
+        if (minid[0]) oldest = id_ms(minid);
+        if (nlag > 0 && last[0]) {
+            char from[56];
+            snprintf(from, sizeof(from), "(%s", last);
+            const char *a3[] = {"XRANGE", key, from, "+", "COUNT", "1"};
+            redisReply *x = rcmd(d, 6, a3, NULL);
+            if (x == NULL) return;
+            if (x->type == REDIS_REPLY_ARRAY && x->elements == 1 &&
+                x->element[0]->type == REDIS_REPLY_ARRAY) {
+                uint64_t t = id_ms(x->element[0]->element[0]->str);
+                if (oldest == 0 || t < oldest) oldest = t;
+            }
+            freeReplyObject(x);
+        }
+        if (oldest && now > oldest && (double)(now - oldest) / 1000.0 > lag_s)
+            lag_s = (double)(now - oldest) / 1000.0;
+
+        const char *upto = minid[0] ? minid : last;
+        if (upto[0] && strcmp(upto, "0-0") != 0) {
+            const char *a4[] = {"XTRIM", key, "MINID", upto};
+            redisReply *t = rcmd(d, 4, a4, NULL);
+            if (t == NULL) return;
+            if (t->type == REDIS_REPLY_INTEGER && t->integer > 0) {
+                pthread_mutex_lock(&d->mu);
+                d->m_trimmed += (uint64_t)t->integer;
+                pthread_mutex_unlock(&d->mu);
+            }
+            freeReplyObject(t);
+        }
+    }
+    pthread_mutex_lock(&d->mu);
+    d->g_pending = pending;
+    d->g_lag_entries = lag + pending;
+    d->g_lag_s = lag_s;
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* Sessions without `end`, partitions ahead, retention. */
+static void maintenance(hn_drain *d) {
+    uint64_t now = hn_mono_ms();
+    if (now - d->last_sweep_ms >= SWEEP_EVERY_MS) {
+        d->last_sweep_ms = now;
+        char win[24];
+        snprintf(win, sizeof(win), "%lld", (long long)d->cfg->live_window_s);
+        const char *p[] = {win};
+        PGresult *r = PQexecParams(d->pg, sql_sweep, 1, NULL, p, NULL, NULL, 0);
+        if (pg_ok(d, r, PGRES_COMMAND_OK, "sweep")) {
+            pthread_mutex_lock(&d->mu);
+            d->m_swept += (uint64_t)rows_affected(r);
+            pthread_mutex_unlock(&d->mu);
+        }
+        PQclear(r);
+    }
+    if (now - d->last_maint_ms >= MAINT_EVERY_MS) {
+        d->last_maint_ms = now;
+        int64_t today = (int64_t)(hn_now_ms() / 86400000);
+        d->part_hi = 0;   /* re-check: the day moved on */
+        ensure_partitions(d, today - 1, today + 7);
+        PGresult *r = PQexec(d->pg, "SELECT hn_apply_retention()");
+        if (pg_ok(d, r, PGRES_TUPLES_OK, "retention"))
+            hn_info("event=drain_retention removed=%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+}
+
+/* ---- the loop -------------------------------------------------------------------------- */
+
+static void batch_reset(hn_drain *d) {
+    hn_buf_reset(&d->copy);
+    d->nentries = 0;
+    d->nrecords = 0;
+    d->min_ts = d->max_ts = 0;
+    d->nrepeats = 0;
+    seen_clear(&d->seen);
+    rejects_clear();
+}
+
+static void account(hn_drain *d, int64_t inserted, int64_t sessions, double ms) {
+    pthread_mutex_lock(&d->mu);
+    d->m_batches++;
+    d->m_entries += d->nentries;
+    d->m_records += (uint64_t)inserted;
+    d->m_dups += d->nrecords - (size_t)inserted + d->nrepeats;
+    d->m_sessions += (uint64_t)sessions;
+    d->m_rejects += nrejects;
+    for (int i = 0; i < BATCH_BUCKETS; i++)
+        if (d->nrecords <= batch_bounds[i]) { d->m_hist[i]++; break; }
+    d->m_hist_sum += d->nrecords;
+    d->g_last_batch_ms = ms;
+    uint64_t now = hn_mono_ms();
+    if (d->rate_t0_ms == 0) { d->rate_t0_ms = now; d->rate_n0 = d->m_records; }
+    if (now - d->rate_t0_ms >= 5000) {
+        d->g_rate = (double)(d->m_records - d->rate_n0) * 1000.0 / (double)(now - d->rate_t0_ms);
+        d->rate_t0_ms = now;
+        d->rate_n0 = d->m_records;
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
+static void backoff(hn_drain *d, bool pg) {
+    pthread_mutex_lock(&d->mu);
+    if (pg) d->m_retry_pg++;
+    else d->m_retry_redis++;
+    pthread_mutex_unlock(&d->mu);
+    atomic_store(&d->healthy, false);
+    d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : 50;
+    if (d->backoff_ms > (uint64_t)d->cfg->drain_retry_max_ms)
+        d->backoff_ms = (uint64_t)d->cfg->drain_retry_max_ms;
+    for (uint64_t waited = 0; waited < d->backoff_ms && !atomic_load(&d->stop); waited += 10)
+        usleep(10000);
+}
+
+/* One cycle. */
+static void cycle(hn_drain *d, rec_ctx *rc) {
+    if (redis_connect(d) != HN_OK) { backoff(d, false); return; }
+    if (pg_connect(d) != HN_OK) { backoff(d, true); return; }
+
+    batch_reset(d);
+    uint64_t now = hn_mono_ms();
+    int got;
+    if (d->own_pending) {
+        got = read_group(d, "0", false, rc);
+        if (got == HN_OK && d->nentries == 0) d->own_pending = false;
+    } else if (d->claim_more || now - d->last_claim_ms >= (uint64_t)d->cfg->drain_claim_idle_ms / 2) {
+        d->last_claim_ms = now;
+        d->claim_more = false;
+        got = claim_stale(d, rc);
+    } else {
+        got = read_group(d, ">", true, rc);
+    }
+    if (got != HN_OK) { d->own_pending = true; backoff(d, false); return; }
+
+    if (d->nentries > 0) {
+        uint64_t t0 = hn_mono_ms();
+        int64_t inserted = 0, sessions = 0;
+        d->batches++;
+        if (write_batch(d, &inserted, &sessions) != HN_OK) {
+            /* nothing committed: the entries stay pending for us */
+            d->own_pending = true;
+            backoff(d, true);
+            return;
+        }
+        if (ack_batch(d) != HN_OK) {
+            /* committed but not acked: redelivery inserts nothing */
+            d->own_pending = true;
+            backoff(d, false);
+            return;
+        }
+        account(d, inserted, sessions, (double)(hn_mono_ms() - t0));
+        /* after a claim or own-pending read there may be more of them */
+        if (d->nentries >= (size_t)d->cfg->drain_batch) d->own_pending = true;
+    }
+    d->backoff_ms = 0;
+    atomic_store(&d->healthy, true);
+
+    now = hn_mono_ms();
+    if (now - d->last_trim_ms >= TRIM_EVERY_MS) {
+        d->last_trim_ms = now;
+        trim_and_measure(d);
+        if (d->pg) maintenance(d);
+    }
+}
+
+static void *drain_main(void *arg) {
+    hn_drain *d = arg;
+    rec_ctx rc = {.d = d};
+    hn_buf_init(&rc.json, 1024);
+    while (!atomic_load(&d->stop)) cycle(d, &rc);
+    hn_buf_free(&rc.json);
+    atomic_store(&d->stopped, true);
+    return NULL;
+}
+
+/* ---- public ------------------------------------------------------------------------------ */
+
+static void parse_failpoint(hn_drain *d, const char *fp) {
+    d->fail_where = 0;
+    if (fp == NULL || *fp == '\0') return;
+    const char *colon = strchr(fp, ':');
+    size_t n = colon ? (size_t)(colon - fp) : strlen(fp);
+    if (n == 13 && strncmp(fp, "before_commit", n) == 0) d->fail_where = 1;
+    else if (n == 12 && strncmp(fp, "after_commit", n) == 0) d->fail_where = 2;
+    d->fail_batch = colon ? atol(colon + 1) : 1;
+    if (d->fail_batch < 1) d->fail_batch = 1;
+    if (d->fail_where) hn_warn("event=drain_failpoint_armed where=%.*s batch=%ld", (int)n, fp,
+                               d->fail_batch);
+}
+
+hn_drain *hn_drain_start(const hn_config *cfg) {
+    if (strcmp(cfg->drain, "on") != 0) return NULL;
+    hn_drain *d = hn_xcalloc(1, sizeof(*d));
+    d->cfg = cfg;
+    d->nshards = (int)cfg->stream_shards;
+    char err[256];
+    if (hn_redis_addr_parse(cfg->redis_url, &d->addr, err, sizeof(err)) != HN_OK) {
+        hn_error("event=drain_bad_redis_url err='%s'", err);
+        free(d);
+        return NULL;
+    }
+    char host[64] = "";
+    if (cfg->node_id && cfg->node_id[0]) snprintf(host, sizeof(host), "%s", cfg->node_id);
+    else if (gethostname(host, sizeof(host) - 1) != 0) snprintf(host, sizeof(host), "api");
+    hn_rng rng;
+    hn_rng_seed(&rng);
+    snprintf(d->consumer, sizeof(d->consumer), "%s-%d-%08llx", host, (int)getpid(),
+             (unsigned long long)(hn_rng_next(&rng) & 0xffffffffu));
+    parse_failpoint(d, cfg->drain_failpoint);
+    d->dec = hn_decoder_create();
+    hn_buf_init(&d->copy, 1 << 20);
+    pthread_mutex_init(&d->mu, NULL);
+    d->last_claim_ms = 0;   /* claim on the first cycle: a restart picks up the dead one's work */
+    if (pthread_create(&d->thread, NULL, drain_main, d) != 0) {
+        hn_error("event=drain_thread_failed");
+        hn_decoder_destroy(d->dec);
+        hn_buf_free(&d->copy);
+        free(d);
+        return NULL;
+    }
+    hn_info("event=drain_started consumer=%s shards=%d batch=%lld", d->consumer, d->nshards,
+            (long long)cfg->drain_batch);
+    return d;
+}
+
+int hn_drain_stop(hn_drain *d, int timeout_ms) {
+    if (d == NULL) return HN_OK;
+    atomic_store(&d->stop, true);
+    uint64_t deadline = hn_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    while (!atomic_load(&d->stopped) && hn_mono_ms() < deadline) usleep(5000);
+    if (!atomic_load(&d->stopped)) {
+        hn_warn("event=drain_stop_timeout");
+        return HN_ERR;   /* the thread still runs: leave its memory alone */
+    }
+    pthread_join(d->thread, NULL);
+    pg_close(d);
+    redis_close(d);
+    hn_decoder_destroy(d->dec);
+    hn_buf_free(&d->copy);
+    free(d->seen.slot);
+    free(d->seen.used);
+    free(d->entries);
+    rejects_clear();
+    free(rejects);
+    rejects = NULL;
+    cap_rejects = 0;
+    pthread_mutex_destroy(&d->mu);
+    free(d);
+    return HN_OK;
+}
+
+bool hn_drain_healthy(hn_drain *d) { return d == NULL || atomic_load(&d->healthy); }
+
+void hn_drain_metrics(hn_drain *d, hn_buf *out) {
+    if (d == NULL) return;
+    pthread_mutex_lock(&d->mu);
+    hn_buf_printf(out,
+        "# HELP herenow_drain_records_total Records written to PostgreSQL (inserted rows).\n"
+        "# TYPE herenow_drain_records_total counter\n"
+        "herenow_drain_records_total %llu\n"
+        "# HELP herenow_drain_duplicates_total Records read again that were already in PostgreSQL (redelivery).\n"
+        "# TYPE herenow_drain_duplicates_total counter\n"
+        "herenow_drain_duplicates_total %llu\n"
+        "# TYPE herenow_drain_entries_total counter\n"
+        "herenow_drain_entries_total %llu\n"
+        "# TYPE herenow_drain_batches_total counter\n"
+        "herenow_drain_batches_total %llu\n"
+        "# HELP herenow_drain_sessions_updated_total Session rows inserted or updated.\n"
+        "# TYPE herenow_drain_sessions_updated_total counter\n"
+        "herenow_drain_sessions_updated_total %llu\n"
+        "# HELP herenow_drain_claimed_total Entries claimed from consumers that stopped (XAUTOCLAIM).\n"
+        "# TYPE herenow_drain_claimed_total counter\n"
+        "herenow_drain_claimed_total %llu\n"
+        "# HELP herenow_drain_retries_total Failed cycles retried, by the server that failed.\n"
+        "# TYPE herenow_drain_retries_total counter\n"
+        "herenow_drain_retries_total{server=\"postgresql\"} %llu\n"
+        "herenow_drain_retries_total{server=\"redis\"} %llu\n"
+        "# HELP herenow_drain_rejects_total Stream entries that did not decode (kept in drain_rejects).\n"
+        "# TYPE herenow_drain_rejects_total counter\n"
+        "herenow_drain_rejects_total %llu\n"
+        "# TYPE herenow_drain_trimmed_total counter\n"
+        "herenow_drain_trimmed_total %llu\n"
+        "# HELP herenow_drain_sessions_swept_total Sessions marked inactive after the live window without an end.\n"
+        "# TYPE herenow_drain_sessions_swept_total counter\n"
+        "herenow_drain_sessions_swept_total %llu\n"
+        "# HELP herenow_drain_pending Entries delivered to the group but not yet acknowledged.\n"
+        "# TYPE herenow_drain_pending gauge\n"
+        "herenow_drain_pending %lld\n"
+        "# HELP herenow_drain_lag_entries Entries not yet in PostgreSQL (undelivered + pending).\n"
+        "# TYPE herenow_drain_lag_entries gauge\n"
+        "herenow_drain_lag_entries %lld\n"
+        "# HELP herenow_drain_lag_seconds Age of the oldest entry not yet in PostgreSQL.\n"
+        "# TYPE herenow_drain_lag_seconds gauge\n"
+        "herenow_drain_lag_seconds %.3f\n"
+        "# HELP herenow_drain_records_per_second Records written per second, over the last 5 s or more.\n"
+        "# TYPE herenow_drain_records_per_second gauge\n"
+        "herenow_drain_records_per_second %.1f\n"
+        "# TYPE herenow_drain_last_batch_ms gauge\n"
+        "herenow_drain_last_batch_ms %.1f\n"
+        "# HELP herenow_drain_batch_records Records per batch.\n"
+        "# TYPE herenow_drain_batch_records histogram\n",
+        (unsigned long long)d->m_records, (unsigned long long)d->m_dups,
+        (unsigned long long)d->m_entries, (unsigned long long)d->m_batches,
+        (unsigned long long)d->m_sessions, (unsigned long long)d->m_claimed,
+        (unsigned long long)d->m_retry_pg, (unsigned long long)d->m_retry_redis,
+        (unsigned long long)d->m_rejects, (unsigned long long)d->m_trimmed,
+        (unsigned long long)d->m_swept, (long long)d->g_pending, (long long)d->g_lag_entries,
+        d->g_lag_s, d->g_rate, d->g_last_batch_ms);
+    uint64_t cum = 0;
+    for (int i = 0; i < BATCH_BUCKETS; i++) {
+        cum += d->m_hist[i];
+        if (batch_bounds[i] == UINT64_MAX)
+            hn_buf_printf(out, "herenow_drain_batch_records_bucket{le=\"+Inf\"} %llu\n",
+                          (unsigned long long)cum);
+        else
+            hn_buf_printf(out, "herenow_drain_batch_records_bucket{le=\"%llu\"} %llu\n",
+                          (unsigned long long)batch_bounds[i], (unsigned long long)cum);
+    }
+    hn_buf_printf(out, "herenow_drain_batch_records_sum %llu\nherenow_drain_batch_records_count %llu\n",
+                  (unsigned long long)d->m_hist_sum, (unsigned long long)cum);
+    pthread_mutex_unlock(&d->mu);
+}

@@ -604,7 +604,6 @@ static int pg_connect(hn_drain *d) {
         pg_close(d);
         return HN_ERR;
     }
-    if (getenv("DT_EXPLAIN")) { PGresult *x = PQexec(d->pg, "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 300; SET auto_explain.log_analyze = on; SET auto_explain.log_nested_statements = on"); PQclear(x); }
     PGresult *r = PQexec(d->pg, sql_setup);
     bool ok = pg_ok(d, r, PGRES_COMMAND_OK, "setup");
     PQclear(r);
@@ -841,10 +840,18 @@ static int64_t rows_affected(PGresult *r) {
 }
 
 /* One transaction for the whole batch. Returns HN_OK after COMMIT. */
-static uint64_t step_us[6];
-static void step(int i, uint64_t *t) { uint64_t n = hn_now_us(); step_us[i] += n - *t; *t = n; }
+/* Where a batch's time goes, for the debug log. */
+enum { ST_COPY, ST_INSERT, ST_SESSIONS, ST_ROLLUP, ST_DIMS, ST_COMMIT, ST__N };
+
+static void step(uint64_t *steps, int i, uint64_t *t) {
+    uint64_t n = hn_mono_us();
+    steps[i] = n - *t;
+    *t = n;
+}
+
 static int write_batch(hn_drain *d, int64_t *inserted, int64_t *sessions) {
-    uint64_t tt = hn_now_us();
+    uint64_t steps[ST__N] = {0};
+    uint64_t tt = hn_mono_us();
     int64_t lo = (int64_t)(d->min_ts / 86400000000ull), hi = (int64_t)(d->max_ts / 86400000000ull);
     if (d->nrecords && ensure_partitions(d, lo, hi) != HN_OK) return HN_ERR;
 
@@ -868,25 +875,25 @@ static int write_batch(hn_drain *d, int64_t *inserted, int64_t *sessions) {
         PQclear(r);
         while ((r = PQgetResult(d->pg)) != NULL) PQclear(r);
         if (!ok) goto fail;
-        step(0, &tt);
+        step(steps, ST_COPY, &tt);
 
         r = PQexec(d->pg, sql_insert);
         ok = pg_ok(d, r, PGRES_COMMAND_OK, "insert");
         *inserted = ok ? rows_affected(r) : 0;
         PQclear(r);
         if (!ok) goto fail;
-        step(1, &tt);
+        step(steps, ST_INSERT, &tt);
         if (*inserted > 0) {
             r = PQexec(d->pg, sql_sessions);
             ok = pg_ok(d, r, PGRES_COMMAND_OK, "sessions");
             *sessions = ok ? rows_affected(r) : 0;
             PQclear(r);
             if (!ok) goto fail;
-            step(2, &tt);
+            step(steps, ST_SESSIONS, &tt);
             if (pg_exec(d, "rollup", sql_rollup, 0, NULL) != HN_OK) goto fail;
-            step(3, &tt);
+            step(steps, ST_ROLLUP, &tt);
             if (pg_exec(d, "dims", sql_dims, 0, NULL) != HN_OK) goto fail;
-            step(4, &tt);
+            step(steps, ST_DIMS, &tt);
         }
     }
     for (size_t i = 0; i < nrejects; i++) {
@@ -910,8 +917,13 @@ static int write_batch(hn_drain *d, int64_t *inserted, int64_t *sessions) {
     ok = pg_ok(d, r, PGRES_COMMAND_OK, "commit");
     PQclear(r);
     if (!ok) goto fail_noroll;
-    step(5, &tt);
-    if (getenv("DT_STEPS")) hn_info("steps copy=%llu insert=%llu sess=%llu rollup=%llu dims=%llu commit=%llu", (unsigned long long)step_us[0]/1000, (unsigned long long)step_us[1]/1000, (unsigned long long)step_us[2]/1000, (unsigned long long)step_us[3]/1000, (unsigned long long)step_us[4]/1000, (unsigned long long)step_us[5]/1000);
+    step(steps, ST_COMMIT, &tt);
+    hn_debug("event=drain_batch records=%zu inserted=%lld copy_us=%llu insert_us=%llu"
+             " sessions_us=%llu rollup_us=%llu dims_us=%llu commit_us=%llu",
+             d->nrecords, (long long)*inserted, (unsigned long long)steps[ST_COPY],
+             (unsigned long long)steps[ST_INSERT], (unsigned long long)steps[ST_SESSIONS],
+             (unsigned long long)steps[ST_ROLLUP], (unsigned long long)steps[ST_DIMS],
+             (unsigned long long)steps[ST_COMMIT]);
     failpoint(d, 2);
     return HN_OK;
 
@@ -1130,10 +1142,20 @@ static void backoff(hn_drain *d, bool pg) {
 /* One cycle. */
 static void cycle(hn_drain *d, rec_ctx *rc) {
     if (redis_connect(d) != HN_OK) { backoff(d, false); return; }
+    /* measured (and trimmed) while PostgreSQL is down too: that is when the
+     * lag matters */
+    uint64_t now = hn_mono_ms();
+    if (now - d->last_trim_ms >= TRIM_EVERY_MS) {
+        d->last_trim_ms = now;
+        trim_and_measure(d);
+        if (d->rc == NULL) { backoff(d, false); return; }
+    }
     if (pg_connect(d) != HN_OK) { backoff(d, true); return; }
+    if (now - d->last_sweep_ms >= SWEEP_EVERY_MS || now - d->last_maint_ms >= MAINT_EVERY_MS)
+        maintenance(d);
 
     batch_reset(d);
-    uint64_t now = hn_mono_ms();
+    now = hn_mono_ms();
     int got;
     if (d->own_pending) {
         got = read_group(d, "0", false, rc);
@@ -1169,13 +1191,6 @@ static void cycle(hn_drain *d, rec_ctx *rc) {
     }
     d->backoff_ms = 0;
     atomic_store(&d->healthy, true);
-
-    now = hn_mono_ms();
-    if (now - d->last_trim_ms >= TRIM_EVERY_MS) {
-        d->last_trim_ms = now;
-        trim_and_measure(d);
-        if (d->pg) maintenance(d);
-    }
 }
 
 static void *drain_main(void *arg) {

@@ -44,5 +44,6 @@ char *hn_xstrndup(const char *s, size_t n);
 uint64_t hn_now_ms(void);
 uint64_t hn_now_us(void);
 uint64_t hn_mono_ms(void);
+uint64_t hn_mono_us(void);
 
 #endif

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# test_drain.sh: the drain worker of herenow-api against real Redis and
+# PostgreSQL — every accepted beacon in PostgreSQL exactly once, with every
+# session and rollup counter right, through failpoints (kill before COMMIT,
+# kill between COMMIT and XACK), kill -9 under load, and PostgreSQL stopped
+# under load.
+#
+# The invariants (check_consistent) tie every derived number to the rows:
+# sessions and rollups are recomputed from page views and events in SQL and
+# compared with what the drain maintained incrementally.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+
+CTL="$HN_BIN/herenowctl"
+hn_start_redis
+hn_start_pg
+"$CTL" migrate >/dev/null
+out=$("$CTL" widget add --name "Drain test" --domain example.com)
+KEY=$(printf '%s\n' "$out" | awk '/^key:/ { print $2 }')
+WID=$(printf '%s\n' "$out" | awk '/^id:/ { print $2 }')
+
+UDP=$(hn_free_port)
+ADMIN=$(hn_free_port)
+API=$(hn_free_port)
+export HERENOW_UDP_LISTEN=127.0.0.1:$UDP HERENOW_HTTP_LISTEN= HERENOW_ADMIN_LISTEN=127.0.0.1:$ADMIN
+export HERENOW_WIDGET_REFRESH_MS=300 HERENOW_THREADS=2
+export HERENOW_API_LISTEN=127.0.0.1:$API
+# a dead consumer's entries are claimed after 300 ms; short backoff
+export HERENOW_DRAIN_CLAIM_IDLE_MS=300 HERENOW_DRAIN_RETRY_MAX_MS=300 HERENOW_DRAIN_BLOCK_MS=100
+
+hn_spawn collector "$HN_BIN/herenow-collector"
+hn_wait_for 10 "collector ready" curl -fsS "http://127.0.0.1:$ADMIN/readyz"
+
+cmetric() {
+    curl -fsS "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'
+}
+ametric() {
+    curl -fsS "http://127.0.0.1:$API/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'
+}
+send() { "$CTL" send --to "127.0.0.1:$UDP" --key "$KEY" "$@" >/dev/null; }
+written() { cmetric herenow_records_written_total; }
+rows() { hn_psql "SELECT (SELECT count(*) FROM widget_page_views) + (SELECT count(*) FROM widget_visitor_events)"; }
+rows_are() { [ "$(rows)" = "$1" ]; }
+wait_written() { hn_wait_for 20 "collector: $1 records acknowledged by Redis" bash -c "[ \$(curl -fsS http://127.0.0.1:$ADMIN/metrics | awk '\$1 == \"herenow_records_written_total\" { print \$2 }') -ge $1 ]"; }
+
+api_n=0
+start_api() {
+    api_n=$((api_n + 1))
+    hn_spawn "api$api_n" env "$@" "$HN_BIN/herenow-api"
+    local -n pid="HN_PID_api$api_n"
+    API_PID=$pid
+}
+
+# Every derived number equals what the rows say.
+check_consistent() {
+    local what=$1 q
+    hn_assert_eq "$what: event ids unique" 0 "$(hn_psql "SELECT (SELECT count(*) - count(DISTINCT event_id) FROM widget_page_views) + (SELECT count(*) - count(DISTINCT event_id) FROM widget_visitor_events)")"
+    q="WITH pv AS (SELECT widget_id, session_id, count(*) n, sum(engaged_ms) e FROM widget_page_views GROUP BY 1, 2),
+        ev AS (SELECT widget_id, session_id, count(*) FILTER (WHERE event_type = 'ev') n,
+                      count(*) FILTER (WHERE event_name = 'chat_message_sent') msgs,
+                      count(*) FILTER (WHERE event_name IN ('chat_opened', 'chat_message_sent')) chat,
+                      sum(engaged_ms) e FROM widget_visitor_events GROUP BY 1, 2)
+        SELECT count(*) FROM widget_visitor_sessions s
+          LEFT JOIN pv USING (widget_id, session_id) LEFT JOIN ev USING (widget_id, session_id)
+         WHERE s.page_views <> coalesce(pv.n, 0) OR s.events_count <> coalesce(ev.n, 0)
+            OR s.engaged_ms <> coalesce(pv.e, 0) + coalesce(ev.e, 0)
+            OR s.messages_sent <> coalesce(ev.msgs, 0) OR s.chat_events <> coalesce(ev.chat, 0)
+            OR s.has_chatted <> (coalesce(ev.chat, 0) > 0)
+            OR s.total_time_seconds <> s.engaged_ms / 1000"
+    hn_assert_eq "$what: every session's counters = its rows" 0 "$(hn_psql "$q")"
+    hn_assert_eq "$what: one session row per session with rows" \
+        "$(hn_psql "SELECT count(*) FROM (SELECT widget_id, session_id FROM widget_page_views UNION SELECT widget_id, session_id FROM widget_visitor_events) x")" \
+        "$(hn_psql "SELECT count(*) FROM widget_visitor_sessions")"
+    q="SELECT concat_ws(' ', sum(page_views), sum(events), sum(sessions), sum(session_pages), sum(engaged_ms), sum(bounces), sum(chat_sessions), sum(visitors_day)) FROM widget_rollup_hourly"
+    local want="$(hn_psql "SELECT concat_ws(' ', (SELECT count(*) FROM widget_page_views), (SELECT count(*) FROM widget_visitor_events WHERE event_type = 'ev'), count(*), sum(page_views), sum(engaged_ms), count(*) FILTER (WHERE page_views < 2), count(*) FILTER (WHERE has_chatted), (SELECT count(*) FROM (SELECT DISTINCT widget_id, (rollup_hour AT TIME ZONE 'UTC')::date, visitor_id FROM widget_visitor_sessions) v)) FROM widget_visitor_sessions")"
+    hn_assert_eq "$what: rollup sums (pv ev sessions pages engaged bounces chat visitors) = rows" "$want" "$(hn_psql "$q")"
+    hn_assert_eq "$what: page breakdown = page views" "$(hn_psql "SELECT count(*) FROM widget_page_views")" \
+        "$(hn_psql "SELECT coalesce(sum(n), 0) FROM widget_rollup_dims WHERE dim = 'page'")"
+    hn_assert_eq "$what: country breakdown = sessions" "$(hn_psql "SELECT count(*) FROM widget_visitor_sessions")" \
+        "$(hn_psql "SELECT coalesce(sum(n), 0) FROM widget_rollup_dims WHERE dim = 'country'")"
+}
+
+# --- 1. a visit lands whole: rows, session, rollups ---------------------------------
+start_api
+hn_wait_for 10 "api /livez" curl -fsS "http://127.0.0.1:$API/livez"
+hn_wait_for 10 "api /readyz" curl -fsS "http://127.0.0.1:$API/readyz"
+base=$(written)
+send --session visitA0001 --script
+send --session visitB0001 --type pv --url "https://example.com/b?x=1#top" --title "B" --count 1
+send --session visitB0001 --type ev --event chat_message_sent --seq 2 --prop topic=pricing
+send --session visitB0001 --type id --visitor-name "Ada Lovelace" --email ada@example.com --seq 3
+wait_written $((base + 10))
+hn_wait_for 10 "10 rows in PostgreSQL" rows_are 10
+hn_assert_eq "session A: pages, events, engaged, active, chat, ended" "2|1|51000|51|f|t|1|https://example.com/|https://example.com/pricing|https://www.google.com/" \
+    "$(hn_psql "SELECT page_views, events_count, engaged_ms, total_time_seconds, is_active, has_chatted, chat_events, landing_page, current_page_url, referrer FROM widget_visitor_sessions WHERE session_id = 'visitA0001'")"
+hn_assert_eq "session A: ended at its end beacon" t \
+    "$(hn_psql "SELECT session_ended_at = (SELECT recv_at FROM widget_visitor_events WHERE session_id = 'visitA0001' AND event_type = 'end') FROM widget_visitor_sessions WHERE session_id = 'visitA0001'")"
+hn_assert_eq "session B: identified, one message, still active" "Ada Lovelace|ada@example.com|1|t|t" \
+    "$(hn_psql "SELECT visitor_name, visitor_email, messages_sent, has_chatted, is_active FROM widget_visitor_sessions WHERE session_id = 'visitB0001'")"
+hn_assert_eq "event props kept as JSON" '{"topic": "pricing"}' \
+    "$(hn_psql "SELECT event_data FROM widget_visitor_events WHERE session_id = 'visitB0001' AND event_type = 'ev'")"
+hn_assert_eq "page path without query and fragment" "https://example.com/b" \
+    "$(hn_psql "SELECT path FROM widget_page_views WHERE session_id = 'visitB0001'")"
+hn_assert_eq "rollup: 3 pv, 2 sessions, 2 visitors, 1 bounce, 2 chat sessions" "3|2|2|1|2" \
+    "$(hn_psql "SELECT sum(page_views), sum(sessions), sum(visitors_day), sum(bounces), sum(chat_sessions) FROM widget_rollup_hourly WHERE widget_id = $WID")"
+hn_assert_eq "breakdown by referrer" "(direct)=1 www.google.com=1" \
+    "$(hn_psql "SELECT string_agg(value || '=' || n, ' ' ORDER BY value) FROM widget_rollup_dims WHERE dim = 'referrer'")"
+check_consistent "after one visit"
+hn_wait_for 10 "stream trimmed to the group's progress" bash -c "[ \$(redis-cli -p $HN_REDIS_PORT XLEN hn:stream:0) -le 1 ]"
+hn_assert_eq "nothing pending" 0 "$(hn_redis XPENDING hn:stream:0 drain | head -1)"
+hn_stop "$API_PID"
+
+# --- 2. killed before COMMIT: nothing written; the next process claims and writes ----
+base_rows=$(rows)
+start_api HERENOW_DRAIN_FAILPOINT=before_commit:1
+for i in $(seq -w 1 20); do send --session "failA00$i" --script; done
+n=$((20 * 7))
+hn_wait_for 10 "drain killed itself before COMMIT" bash -c "! kill -0 $API_PID 2>/dev/null"
+wait "$API_PID" 2>/dev/null || true
+hn_assert_eq "before_commit: no row of the batch written" "$base_rows" "$(rows)"
+hn_assert_cmd "before_commit: the entries are pending" test "$(hn_redis XPENDING hn:stream:0 drain | head -1)" -ge 1
+start_api
+hn_wait_for 15 "after restart: all $n records written" rows_are $((base_rows + n))
+check_consistent "killed before commit"
+hn_stop "$API_PID"
+
+# --- 3. killed between COMMIT and XACK: redelivery inserts nothing -------------------
+base_rows=$(rows)
+start_api HERENOW_DRAIN_FAILPOINT=after_commit:1
+for i in $(seq -w 1 20); do send --session "failB00$i" --script; done
+hn_wait_for 10 "drain killed itself after COMMIT" bash -c "! kill -0 $API_PID 2>/dev/null"
+wait "$API_PID" 2>/dev/null || true
+committed=$(rows)
+hn_assert_cmd "after_commit: the batch is in PostgreSQL ($((committed - base_rows)) rows)" test "$committed" -gt "$base_rows"
+hn_assert_cmd "after_commit: and still pending in Redis" test "$(hn_redis XPENDING hn:stream:0 drain | head -1)" -ge 1
+start_api
+hn_wait_for 15 "after restart: all $n records written" rows_are $((base_rows + n))
+hn_wait_for 10 "redelivered records counted as duplicates" bash -c "[ \$(curl -fsS http://127.0.0.1:$API/metrics | awk '\$1 == \"herenow_drain_duplicates_total\" { print \$2 }') -ge $((committed - base_rows)) ]"
+hn_wait_for 10 "pending drained to 0" bash -c "[ \"\$(redis-cli -p $HN_REDIS_PORT XPENDING hn:stream:0 drain | head -1)\" = 0 ]"
+check_consistent "killed after commit"
+
+# --- 4. kill -9 under load, twice --------------------------------------------------
+for round in 1 2; do
+    hn_spawn "load$round" "$HN_BIN/hn-loadgen" --to "127.0.0.1:$UDP" --widgets "$KEY" --rate 4000 \
+        --duration 3 --sessions 2000 --seed "$round" --beacons-per-datagram 4
+    hn_wait_for 10 "load $round: the drain is writing" bash -c "[ \$(curl -fsS http://127.0.0.1:$API/metrics | awk '\$1 == \"herenow_drain_batches_total\" { print \$2 }') -ge 3 ]"
+    kill -KILL "$API_PID"
+    wait "$API_PID" 2>/dev/null || true
+    start_api
+    hn_wait_for 15 "load $round: loadgen done" bash -c "! kill -0 \$HN_PID_load$round 2>/dev/null"
+done
+total=$(written)
+hn_wait_for 30 "after two kill -9 under load: every record written once ($total)" bash -c "[ \$(${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql -XAt '$HERENOW_DATABASE_URL' -c 'SELECT (SELECT count(*) FROM widget_page_views) + (SELECT count(*) FROM widget_visitor_events)') -eq \$(curl -fsS http://127.0.0.1:$ADMIN/metrics | awk '\$1 == \"herenow_records_written_total\" { print \$2 }') ]"
+hn_assert_eq "rows = records the collector wrote" "$(written)" "$(rows)"
+check_consistent "kill -9 under load"
+
+# --- 5. PostgreSQL stopped under load: the stream holds, the drain catches up ---------
+hn_spawn load3 "$HN_BIN/hn-loadgen" --to "127.0.0.1:$UDP" --widgets "$KEY" --rate 3000 \
+    --duration 4 --sessions 2000 --seed 3 --beacons-per-datagram 4
+hn_wait_for 5 "load 3 is flowing" bash -c "[ \$(curl -fsS http://127.0.0.1:$ADMIN/metrics | awk '\$1 == \"herenow_records_written_total\" { print \$2 }') -gt $total ]"
+"$HN_ROOT/scripts/pg.sh" stop "$HN_TMP/pg" >/dev/null
+retries0=$(ametric 'herenow_drain_retries_total{server="postgresql"}')
+hn_wait_for 10 "the drain retries while PostgreSQL is down" bash -c "[ \$(curl -fsS http://127.0.0.1:$API/metrics | awk '\$1 == \"herenow_drain_retries_total{server=\\\"postgresql\\\"}\" { print \$2 }') -gt $retries0 ]"
+hn_wait_for 5 "api /readyz turns 503 while PostgreSQL is down" bash -c "! curl -fsS http://127.0.0.1:$API/readyz"
+hn_wait_for 15 "load 3: loadgen done" bash -c "! kill -0 $HN_PID_load3 2>/dev/null"
+hn_assert_cmd "lag grew while PostgreSQL was down" test "$(ametric herenow_drain_lag_entries)" -gt 0
+"$HN_ROOT/scripts/pg.sh" start --fast "$HN_TMP/pg" "$HN_PG_PORT" >/dev/null
+total=$(written)
+hn_wait_for 30 "PostgreSQL back: every record written once ($total)" rows_are "$total"
+hn_wait_for 10 "lag drains to 0" bash -c "[ \$(curl -fsS http://127.0.0.1:$API/metrics | awk '\$1 == \"herenow_drain_lag_entries\" { print \$2 }') = 0 ]"
+hn_wait_for 10 "api /readyz 200 again" curl -fsS "http://127.0.0.1:$API/readyz"
+check_consistent "PostgreSQL outage"
+hn_assert_eq "no entry rejected" 0 "$(hn_psql "SELECT count(*) FROM drain_rejects")"
+
+# --- 6. an entry that does not decode is kept in drain_rejects and acked ----------------
+hn_redis XADD hn:stream:0 '*' r 'not msgpack' >/dev/null
+hn_wait_for 10 "bad entry recorded in drain_rejects" bash -c "[ \$(${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql -XAt '$HERENOW_DATABASE_URL' -c 'SELECT count(*) FROM drain_rejects') = 1 ]"
+hn_assert_eq "its bytes kept" "not msgpack" "$(hn_psql "SELECT convert_from(raw, 'UTF8') FROM drain_rejects")"
+hn_wait_for 10 "and acknowledged" bash -c "[ \"\$(redis-cli -p $HN_REDIS_PORT XPENDING hn:stream:0 drain | head -1)\" = 0 ]"
+
+hn_assert_cmd "metrics: records, batches, lag, pending" bash -c "curl -fsS http://127.0.0.1:$API/metrics | grep -q '^herenow_drain_lag_seconds ' && curl -fsS http://127.0.0.1:$API/metrics | grep -q '^herenow_drain_batch_records_bucket'"
+rc=0
+hn_stop "$API_PID" || rc=$?
+hn_assert_eq "api exits 0 on SIGTERM" 0 "$rc"
+hn_done

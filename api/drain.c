@@ -325,6 +325,15 @@ static bool seen_add(seen_set *s, const uint8_t id[16]) {
     return true;
 }
 
+/* Rejects wait for the transaction; kept as a small list. */
+typedef struct drain_reject {
+    int    shard;
+    char   id[48];
+    char   why[160];
+    char  *raw;
+    size_t rawlen;
+} drain_reject;
+
 /* ---- state ----------------------------------------------------------------------- */
 
 typedef struct drain_entry {
@@ -332,8 +341,12 @@ typedef struct drain_entry {
     char  id[48];
 } drain_entry;
 
-struct hn_drain {
+typedef struct drain_w drain_w;
+
+/* One consumer: a thread with its own connections. */
+struct drain_w {
     const hn_config *cfg;
+    int              index;           /* 0 also trims, measures and sweeps */
     pthread_t        thread;
     atomic_bool      stop;
     atomic_bool      healthy;
@@ -351,6 +364,8 @@ struct hn_drain {
     hn_buf           copy;            /* COPY text of the batch */
     seen_set         seen;            /* event ids in it */
     size_t           nrepeats;        /* records left out: already in this batch */
+    drain_reject    *rejects;         /* entries that did not decode */
+    size_t           nrejects, cap_rejects;
     drain_entry     *entries;
     size_t           nentries, cap_entries;
     size_t           nrecords;
@@ -476,7 +491,7 @@ static hn_str url_path(hn_str u) {
 }
 
 typedef struct rec_ctx {
-    hn_drain *d;
+    drain_w  *d;
     hn_buf    json;
     char      err[96];   /* why on_record refused a record */
 } rec_ctx;
@@ -488,7 +503,7 @@ typedef struct rec_ctx {
 
 static int on_record(const hn_record *r, void *arg) {
     rec_ctx *c = arg;
-    hn_drain *d = c->d;
+    drain_w *d = c->d;
     hn_buf *b = &d->copy;
     char id[37];
 
@@ -554,33 +569,33 @@ static int on_record(const hn_record *r, void *arg) {
 
 /* ---- connections ------------------------------------------------------------------ */
 
-static void pg_close(hn_drain *d) {
+static void pg_close(drain_w *d) {
     if (d->pg) PQfinish(d->pg);
     d->pg = NULL;
     d->pg_ready = false;
     d->part_lo = d->part_hi = 0;
 }
 
-static void redis_close(hn_drain *d) {
+static void redis_close(drain_w *d) {
     if (d->rc) redisFree(d->rc);
     d->rc = NULL;
 }
 
-static bool pg_ok(hn_drain *d, PGresult *r, ExecStatusType want, const char *what) {
+static bool pg_ok(drain_w *d, PGresult *r, ExecStatusType want, const char *what) {
     if (r && PQresultStatus(r) == want) return true;
     hn_warn("event=drain_pg_error what=%s err='%s'", what,
             r ? PQresultErrorMessage(r) : PQerrorMessage(d->pg));
     return false;
 }
 
-static int pg_exec(hn_drain *d, const char *what, const char *sql, int n, const char *const *p) {
+static int pg_exec(drain_w *d, const char *what, const char *sql, int n, const char *const *p) {
     PGresult *r = PQexecParams(d->pg, sql, n, NULL, p, NULL, NULL, 0);
     bool ok = (r && PQresultStatus(r) == PGRES_TUPLES_OK) || pg_ok(d, r, PGRES_COMMAND_OK, what);
     PQclear(r);
     return ok ? HN_OK : HN_ERR;
 }
 
-static int ensure_partitions(hn_drain *d, int64_t lo_day, int64_t hi_day) {
+static int ensure_partitions(drain_w *d, int64_t lo_day, int64_t hi_day) {
     if (d->part_hi && lo_day >= d->part_lo && hi_day <= d->part_hi) return HN_OK;
     char lo[16], hi[16];
     snprintf(lo, sizeof(lo), "%lld", (long long)lo_day);
@@ -595,7 +610,7 @@ static int ensure_partitions(hn_drain *d, int64_t lo_day, int64_t hi_day) {
     return HN_OK;
 }
 
-static int pg_connect(hn_drain *d) {
+static int pg_connect(drain_w *d) {
     if (d->pg && PQstatus(d->pg) == CONNECTION_OK && d->pg_ready) return HN_OK;
     pg_close(d);
     d->pg = PQconnectdb(d->cfg->database_url);
@@ -615,7 +630,7 @@ static int pg_connect(hn_drain *d) {
     return HN_OK;
 }
 
-static redisReply *rcmd(hn_drain *d, int argc, const char **argv, const size_t *lens) {
+static redisReply *rcmd(drain_w *d, int argc, const char **argv, const size_t *lens) {
     redisReply *r = redisCommandArgv(d->rc, argc, argv, lens);
     if (r == NULL) {
         hn_warn("event=drain_redis_error err='%s'", d->rc->errstr);
@@ -624,7 +639,7 @@ static redisReply *rcmd(hn_drain *d, int argc, const char **argv, const size_t *
     return r;
 }
 
-static int redis_connect(hn_drain *d) {
+static int redis_connect(drain_w *d) {
     if (d->rc) return HN_OK;
     char err[256];
     /* replies to XREADGROUP … BLOCK take up to block ms */
@@ -651,7 +666,7 @@ static int redis_connect(hn_drain *d) {
 
 /* ---- reading entries ---------------------------------------------------------------- */
 
-static void add_entry(hn_drain *d, int shard, const char *id, size_t len) {
+static void add_entry(drain_w *d, int shard, const char *id, size_t len) {
     if (d->nentries == d->cap_entries) {
         d->cap_entries = d->cap_entries ? d->cap_entries * 2 : 256;
         d->entries = hn_xreallocarray(d->entries, d->cap_entries, sizeof(*d->entries));
@@ -663,11 +678,11 @@ static void add_entry(hn_drain *d, int shard, const char *id, size_t len) {
     e->id[len] = '\0';
 }
 
-static void reject(hn_drain *d, int shard, const char *id, const char *why, const char *raw,
+static void reject(drain_w *d, int shard, const char *id, const char *why, const char *raw,
                    size_t rawlen);
 
 /* Takes one entry [id, [field, value, …]] (value nil: deleted meanwhile). */
-static void take_entry(hn_drain *d, int shard, redisReply *e, rec_ctx *rc) {
+static void take_entry(drain_w *d, int shard, redisReply *e, rec_ctx *rc) {
     if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
         e->element[0]->type != REDIS_REPLY_STRING)
         return;
@@ -700,27 +715,16 @@ static void take_entry(hn_drain *d, int shard, redisReply *e, rec_ctx *rc) {
     if (!found) reject(d, shard, id, "no field 'r'", NULL, 0);
 }
 
-/* Rejects wait for the transaction; kept as a small list. */
-typedef struct drain_reject {
-    int    shard;
-    char   id[48];
-    char   why[160];
-    char  *raw;
-    size_t rawlen;
-} drain_reject;
 
-static drain_reject *rejects;
-static size_t        nrejects, cap_rejects;   /* drain thread only */
-
-static void reject(hn_drain *d, int shard, const char *id, const char *why, const char *raw,
+static void reject(drain_w *d, int shard, const char *id, const char *why, const char *raw,
                    size_t rawlen) {
     (void)d;
     hn_warn("event=drain_reject shard=%d entry=%s reason='%s'", shard, id, why);
-    if (nrejects == cap_rejects) {
-        cap_rejects = cap_rejects ? cap_rejects * 2 : 16;
-        rejects = hn_xreallocarray(rejects, cap_rejects, sizeof(*rejects));
+    if (d->nrejects == d->cap_rejects) {
+        d->cap_rejects = d->cap_rejects ? d->cap_rejects * 2 : 16;
+        d->rejects = hn_xreallocarray(d->rejects, d->cap_rejects, sizeof(*d->rejects));
     }
-    drain_reject *r = &rejects[nrejects++];
+    drain_reject *r = &d->rejects[d->nrejects++];
     r->shard = shard;
     snprintf(r->id, sizeof(r->id), "%s", id);
     snprintf(r->why, sizeof(r->why), "%s", why);
@@ -729,13 +733,13 @@ static void reject(hn_drain *d, int shard, const char *id, const char *why, cons
     if (raw) memcpy(r->raw, raw, rawlen);
 }
 
-static void rejects_clear(void) {
-    for (size_t i = 0; i < nrejects; i++) free(rejects[i].raw);
-    nrejects = 0;
+static void rejects_clear(drain_w *d) {
+    for (size_t i = 0; i < d->nrejects; i++) free(d->rejects[i].raw);
+    d->nrejects = 0;
 }
 
 /* Parses XREADGROUP's reply: [[key, [entry, …]], …]. */
-static void take_read_reply(hn_drain *d, redisReply *r, rec_ctx *rc) {
+static void take_read_reply(drain_w *d, redisReply *r, rec_ctx *rc) {
     if (r->type != REDIS_REPLY_ARRAY) return;
     for (size_t i = 0; i < r->elements; i++) {
         redisReply *s = r->element[i];
@@ -748,7 +752,7 @@ static void take_read_reply(hn_drain *d, redisReply *r, rec_ctx *rc) {
 }
 
 /* XREADGROUP over every shard with the same id ("0": own pending, ">": new). */
-static int read_group(hn_drain *d, const char *id, bool block, rec_ctx *rc) {
+static int read_group(drain_w *d, const char *id, bool block, rec_ctx *rc) {
     int argc = 0;
     const char **argv = hn_xcalloc((size_t)(10 + 2 * d->nshards), sizeof(char *));
     char (*keys)[32] = hn_xcalloc((size_t)d->nshards, 32);
@@ -790,7 +794,7 @@ static int read_group(hn_drain *d, const char *id, bool block, rec_ctx *rc) {
 }
 
 /* XAUTOCLAIM on every shard: entries of consumers that died. */
-static int claim_stale(hn_drain *d, rec_ctx *rc) {
+static int claim_stale(drain_w *d, rec_ctx *rc) {
     char count[24], idle[24];
     snprintf(count, sizeof(count), "%lld", (long long)d->cfg->drain_batch);
     snprintf(idle, sizeof(idle), "%lld", (long long)d->cfg->drain_claim_idle_ms);
@@ -826,7 +830,7 @@ static int claim_stale(hn_drain *d, rec_ctx *rc) {
 
 /* ---- writing ---------------------------------------------------------------------- */
 
-static void failpoint(hn_drain *d, int where) {
+static void failpoint(drain_w *d, int where) {
     if (d->fail_where == where && d->batches == d->fail_batch) {
         hn_warn("event=drain_failpoint where=%s batch=%ld",
                 where == 1 ? "before_commit" : "after_commit", d->batches);
@@ -849,7 +853,7 @@ static void step(uint64_t *steps, int i, uint64_t *t) {
     *t = n;
 }
 
-static int write_batch(hn_drain *d, int64_t *inserted, int64_t *sessions) {
+static int write_batch(drain_w *d, int64_t *inserted, int64_t *sessions) {
     uint64_t steps[ST__N] = {0};
     uint64_t tt = hn_mono_us();
     int64_t lo = (int64_t)(d->min_ts / 86400000000ull), hi = (int64_t)(d->max_ts / 86400000000ull);
@@ -896,17 +900,17 @@ static int write_batch(hn_drain *d, int64_t *inserted, int64_t *sessions) {
             step(steps, ST_DIMS, &tt);
         }
     }
-    for (size_t i = 0; i < nrejects; i++) {
+    for (size_t i = 0; i < d->nrejects; i++) {
         char key[32];
-        snprintf(key, sizeof(key), "hn:stream:%d", rejects[i].shard);
+        snprintf(key, sizeof(key), "hn:stream:%d", d->rejects[i].shard);
         /* bytea in hex text form: bound as a parameter like everything else */
         hn_buf hex;
-        hn_buf_init(&hex, rejects[i].rawlen * 2 + 3);
+        hn_buf_init(&hex, d->rejects[i].rawlen * 2 + 3);
         hn_buf_append(&hex, "\\x", 2);
-        for (size_t k = 0; k < rejects[i].rawlen; k++)
-            hn_buf_printf(&hex, "%02x", (unsigned char)rejects[i].raw[k]);
+        for (size_t k = 0; k < d->rejects[i].rawlen; k++)
+            hn_buf_printf(&hex, "%02x", (unsigned char)d->rejects[i].raw[k]);
         hn_buf_append(&hex, "", 1);
-        const char *p[] = {key, rejects[i].id, rejects[i].why, rejects[i].raw ? hex.p : NULL};
+        const char *p[] = {key, d->rejects[i].id, d->rejects[i].why, d->rejects[i].raw ? hex.p : NULL};
         int rc = pg_exec(d, "reject", sql_reject, 4, p);
         hn_buf_free(&hex);
         if (rc != HN_OK) goto fail;
@@ -936,7 +940,7 @@ fail_noroll:
 }
 
 /* XACK the batch's entries, one command per shard, pipelined. */
-static int ack_batch(hn_drain *d) {
+static int ack_batch(drain_w *d) {
     int sent = 0;
     for (int s = 0; s < d->nshards; s++) {
         size_t n = 0;
@@ -979,7 +983,7 @@ static uint64_t id_ms(const char *id) { return strtoull(id, NULL, 10); }
 /* XTRIM MINID to the group's progress: everything below the oldest pending
  * entry (or, none pending, the last delivered one) was written and acked.
  * Also measures pending and lag for the metrics. */
-static void trim_and_measure(hn_drain *d) {
+static void trim_and_measure(drain_w *d) {
     int64_t pending = 0, lag = 0;
     double lag_s = 0;
     uint64_t now = hn_now_ms();
@@ -1065,7 +1069,7 @@ static void trim_and_measure(hn_drain *d) {
 }
 
 /* Sessions without `end`, partitions ahead, retention. */
-static void maintenance(hn_drain *d) {
+static void maintenance(drain_w *d) {
     uint64_t now = hn_mono_ms();
     if (now - d->last_sweep_ms >= SWEEP_EVERY_MS) {
         d->last_sweep_ms = now;
@@ -1094,24 +1098,24 @@ static void maintenance(hn_drain *d) {
 
 /* ---- the loop -------------------------------------------------------------------------- */
 
-static void batch_reset(hn_drain *d) {
+static void batch_reset(drain_w *d) {
     hn_buf_reset(&d->copy);
     d->nentries = 0;
     d->nrecords = 0;
     d->min_ts = d->max_ts = 0;
     d->nrepeats = 0;
     seen_clear(&d->seen);
-    rejects_clear();
+    rejects_clear(d);
 }
 
-static void account(hn_drain *d, int64_t inserted, int64_t sessions, double ms) {
+static void account(drain_w *d, int64_t inserted, int64_t sessions, double ms) {
     pthread_mutex_lock(&d->mu);
     d->m_batches++;
     d->m_entries += d->nentries;
     d->m_records += (uint64_t)inserted;
     d->m_dups += d->nrecords - (size_t)inserted + d->nrepeats;
     d->m_sessions += (uint64_t)sessions;
-    d->m_rejects += nrejects;
+    d->m_rejects += d->nrejects;
     for (int i = 0; i < BATCH_BUCKETS; i++)
         if (d->nrecords <= batch_bounds[i]) { d->m_hist[i]++; break; }
     d->m_hist_sum += d->nrecords;
@@ -1126,7 +1130,7 @@ static void account(hn_drain *d, int64_t inserted, int64_t sessions, double ms) 
     pthread_mutex_unlock(&d->mu);
 }
 
-static void backoff(hn_drain *d, bool pg) {
+static void backoff(drain_w *d, bool pg) {
     pthread_mutex_lock(&d->mu);
     if (pg) d->m_retry_pg++;
     else d->m_retry_redis++;
@@ -1140,18 +1144,19 @@ static void backoff(hn_drain *d, bool pg) {
 }
 
 /* One cycle. */
-static void cycle(hn_drain *d, rec_ctx *rc) {
+static void cycle(drain_w *d, rec_ctx *rc) {
     if (redis_connect(d) != HN_OK) { backoff(d, false); return; }
     /* measured (and trimmed) while PostgreSQL is down too: that is when the
      * lag matters */
     uint64_t now = hn_mono_ms();
-    if (now - d->last_trim_ms >= TRIM_EVERY_MS) {
+    if (d->index == 0 && now - d->last_trim_ms >= TRIM_EVERY_MS) {
         d->last_trim_ms = now;
         trim_and_measure(d);
         if (d->rc == NULL) { backoff(d, false); return; }
     }
     if (pg_connect(d) != HN_OK) { backoff(d, true); return; }
-    if (now - d->last_sweep_ms >= SWEEP_EVERY_MS || now - d->last_maint_ms >= MAINT_EVERY_MS)
+    if (d->index == 0 &&
+        (now - d->last_sweep_ms >= SWEEP_EVERY_MS || now - d->last_maint_ms >= MAINT_EVERY_MS))
         maintenance(d);
 
     batch_reset(d);
@@ -1194,7 +1199,7 @@ static void cycle(hn_drain *d, rec_ctx *rc) {
 }
 
 static void *drain_main(void *arg) {
-    hn_drain *d = arg;
+    drain_w *d = arg;
     rec_ctx rc = {.d = d};
     hn_buf_init(&rc.json, 1024);
     while (!atomic_load(&d->stop)) cycle(d, &rc);
@@ -1205,7 +1210,12 @@ static void *drain_main(void *arg) {
 
 /* ---- public ------------------------------------------------------------------------------ */
 
-static void parse_failpoint(hn_drain *d, const char *fp) {
+struct hn_drain {
+    int       n;
+    drain_w **w;
+};
+
+static void parse_failpoint(drain_w *d, const char *fp) {
     d->fail_where = 0;
     if (fp == NULL || *fp == '\0') return;
     const char *colon = strchr(fp, ':');
@@ -1214,55 +1224,11 @@ static void parse_failpoint(hn_drain *d, const char *fp) {
     else if (n == 12 && strncmp(fp, "after_commit", n) == 0) d->fail_where = 2;
     d->fail_batch = colon ? atol(colon + 1) : 1;
     if (d->fail_batch < 1) d->fail_batch = 1;
-    if (d->fail_where) hn_warn("event=drain_failpoint_armed where=%.*s batch=%ld", (int)n, fp,
-                               d->fail_batch);
+    if (d->fail_where)
+        hn_warn("event=drain_failpoint_armed where=%.*s batch=%ld", (int)n, fp, d->fail_batch);
 }
 
-hn_drain *hn_drain_start(const hn_config *cfg) {
-    if (strcmp(cfg->drain, "on") != 0) return NULL;
-    hn_drain *d = hn_xcalloc(1, sizeof(*d));
-    d->cfg = cfg;
-    d->nshards = (int)cfg->stream_shards;
-    char err[256];
-    if (hn_redis_addr_parse(cfg->redis_url, &d->addr, err, sizeof(err)) != HN_OK) {
-        hn_error("event=drain_bad_redis_url err='%s'", err);
-        free(d);
-        return NULL;
-    }
-    char host[64] = "";
-    if (cfg->node_id && cfg->node_id[0]) snprintf(host, sizeof(host), "%s", cfg->node_id);
-    else if (gethostname(host, sizeof(host) - 1) != 0) snprintf(host, sizeof(host), "api");
-    hn_rng rng;
-    hn_rng_seed(&rng);
-    snprintf(d->consumer, sizeof(d->consumer), "%s-%d-%08llx", host, (int)getpid(),
-             (unsigned long long)(hn_rng_next(&rng) & 0xffffffffu));
-    parse_failpoint(d, cfg->drain_failpoint);
-    d->dec = hn_decoder_create();
-    hn_buf_init(&d->copy, 1 << 20);
-    pthread_mutex_init(&d->mu, NULL);
-    d->last_claim_ms = 0;   /* claim on the first cycle: a restart picks up the dead one's work */
-    if (pthread_create(&d->thread, NULL, drain_main, d) != 0) {
-        hn_error("event=drain_thread_failed");
-        hn_decoder_destroy(d->dec);
-        hn_buf_free(&d->copy);
-        free(d);
-        return NULL;
-    }
-    hn_info("event=drain_started consumer=%s shards=%d batch=%lld", d->consumer, d->nshards,
-            (long long)cfg->drain_batch);
-    return d;
-}
-
-int hn_drain_stop(hn_drain *d, int timeout_ms) {
-    if (d == NULL) return HN_OK;
-    atomic_store(&d->stop, true);
-    uint64_t deadline = hn_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
-    while (!atomic_load(&d->stopped) && hn_mono_ms() < deadline) usleep(5000);
-    if (!atomic_load(&d->stopped)) {
-        hn_warn("event=drain_stop_timeout");
-        return HN_ERR;   /* the thread still runs: leave its memory alone */
-    }
-    pthread_join(d->thread, NULL);
+static void worker_free(drain_w *d) {
     pg_close(d);
     redis_close(d);
     hn_decoder_destroy(d->dec);
@@ -1270,20 +1236,130 @@ int hn_drain_stop(hn_drain *d, int timeout_ms) {
     free(d->seen.slot);
     free(d->seen.used);
     free(d->entries);
-    rejects_clear();
-    free(rejects);
-    rejects = NULL;
-    cap_rejects = 0;
+    rejects_clear(d);
+    free(d->rejects);
     pthread_mutex_destroy(&d->mu);
     free(d);
-    return HN_OK;
 }
 
-bool hn_drain_healthy(hn_drain *d) { return d == NULL || atomic_load(&d->healthy); }
+static drain_w *worker_start(const hn_config *cfg, int index, const hn_redis_addr *addr,
+                             const char *host, uint64_t tag) {
+    drain_w *d = hn_xcalloc(1, sizeof(*d));
+    d->cfg = cfg;
+    d->index = index;
+    d->nshards = (int)cfg->stream_shards;
+    d->addr = *addr;
+    snprintf(d->consumer, sizeof(d->consumer), "%s-%d-%08llx-%d", host, (int)getpid(),
+             (unsigned long long)tag, index);
+    parse_failpoint(d, cfg->drain_failpoint);
+    d->dec = hn_decoder_create();
+    hn_buf_init(&d->copy, 1 << 20);
+    pthread_mutex_init(&d->mu, NULL);
+    /* last_claim_ms = 0: claim on the first cycle, so that a restarted
+     * process picks up the work of the one that died */
+    if (pthread_create(&d->thread, NULL, drain_main, d) != 0) {
+        hn_error("event=drain_thread_failed");
+        worker_free(d);
+        return NULL;
+    }
+    return d;
+}
 
-void hn_drain_metrics(hn_drain *d, hn_buf *out) {
-    if (d == NULL) return;
-    pthread_mutex_lock(&d->mu);
+hn_drain *hn_drain_start(const hn_config *cfg) {
+    if (strcmp(cfg->drain, "on") != 0) return NULL;
+    hn_redis_addr addr;
+    char err[256];
+    if (hn_redis_addr_parse(cfg->redis_url, &addr, err, sizeof(err)) != HN_OK) {
+        hn_error("event=drain_bad_redis_url err='%s'", err);
+        return NULL;
+    }
+    char host[64] = "";
+    if (cfg->node_id && cfg->node_id[0]) snprintf(host, sizeof(host), "%s", cfg->node_id);
+    else if (gethostname(host, sizeof(host) - 1) != 0) snprintf(host, sizeof(host), "api");
+    hn_rng rng;
+    hn_rng_seed(&rng);
+    uint64_t tag = hn_rng_next(&rng) & 0xffffffffu;
+
+    hn_drain *dr = hn_xcalloc(1, sizeof(*dr));
+    dr->w = hn_xcalloc((size_t)cfg->drain_threads, sizeof(*dr->w));
+    for (int i = 0; i < (int)cfg->drain_threads; i++) {
+        drain_w *d = worker_start(cfg, i, &addr, host, tag);
+        if (d == NULL) break;
+        dr->w[dr->n++] = d;
+    }
+    if (dr->n == 0) {
+        free(dr->w);
+        free(dr);
+        return NULL;
+    }
+    hn_info("event=drain_started consumers=%d consumer=%s shards=%lld batch=%lld", dr->n,
+            dr->w[0]->consumer, (long long)cfg->stream_shards, (long long)cfg->drain_batch);
+    return dr;
+}
+
+int hn_drain_stop(hn_drain *dr, int timeout_ms) {
+    if (dr == NULL) return HN_OK;
+    for (int i = 0; i < dr->n; i++) atomic_store(&dr->w[i]->stop, true);
+    uint64_t deadline = hn_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    int rc = HN_OK;
+    for (int i = 0; i < dr->n; i++) {
+        drain_w *d = dr->w[i];
+        while (!atomic_load(&d->stopped) && hn_mono_ms() < deadline) usleep(5000);
+        if (!atomic_load(&d->stopped)) {
+            hn_warn("event=drain_stop_timeout consumer=%s", d->consumer);
+            rc = HN_ERR;   /* the thread still runs: leave its memory alone */
+            continue;
+        }
+        pthread_join(d->thread, NULL);
+        worker_free(d);
+        dr->w[i] = NULL;
+    }
+    if (rc == HN_OK) {
+        free(dr->w);
+        free(dr);
+    }
+    return rc;
+}
+
+bool hn_drain_healthy(hn_drain *dr) {
+    if (dr == NULL) return true;
+    for (int i = 0; i < dr->n; i++)
+        if (dr->w[i] && !atomic_load(&dr->w[i]->healthy)) return false;
+    return true;
+}
+
+void hn_drain_metrics(hn_drain *dr, hn_buf *out) {
+    if (dr == NULL) return;
+    /* counters summed over the consumers; gauges of the stream from the
+     * first, which measures them */
+    drain_w t = {0};
+    for (int i = 0; i < dr->n; i++) {
+        drain_w *d = dr->w[i];
+        if (d == NULL) continue;
+        pthread_mutex_lock(&d->mu);
+        t.m_records += d->m_records;
+        t.m_dups += d->m_dups;
+        t.m_entries += d->m_entries;
+        t.m_batches += d->m_batches;
+        t.m_sessions += d->m_sessions;
+        t.m_claimed += d->m_claimed;
+        t.m_retry_pg += d->m_retry_pg;
+        t.m_retry_redis += d->m_retry_redis;
+        t.m_rejects += d->m_rejects;
+        t.m_trimmed += d->m_trimmed;
+        t.m_swept += d->m_swept;
+        for (int k = 0; k < BATCH_BUCKETS; k++) t.m_hist[k] += d->m_hist[k];
+        t.m_hist_sum += d->m_hist_sum;
+        t.g_rate += d->g_rate;
+        if (d->g_last_batch_ms > t.g_last_batch_ms) t.g_last_batch_ms = d->g_last_batch_ms;
+        if (i == 0) {
+            t.g_pending = d->g_pending;
+            t.g_lag_entries = d->g_lag_entries;
+            t.g_lag_s = d->g_lag_s;
+        }
+        pthread_mutex_unlock(&d->mu);
+    }
+    drain_w *d = &t;
     hn_buf_printf(out,
         "# HELP herenow_drain_records_total Records written to PostgreSQL (inserted rows).\n"
         "# TYPE herenow_drain_records_total counter\n"
@@ -1295,6 +1371,9 @@ void hn_drain_metrics(hn_drain *d, hn_buf *out) {
         "herenow_drain_entries_total %llu\n"
         "# TYPE herenow_drain_batches_total counter\n"
         "herenow_drain_batches_total %llu\n"
+        "# HELP herenow_drain_consumers Drain consumers (threads) in this process.\n"
+        "# TYPE herenow_drain_consumers gauge\n"
+        "herenow_drain_consumers %d\n"
         "# HELP herenow_drain_sessions_updated_total Session rows inserted or updated.\n"
         "# TYPE herenow_drain_sessions_updated_total counter\n"
         "herenow_drain_sessions_updated_total %llu\n"
@@ -1330,7 +1409,7 @@ void hn_drain_metrics(hn_drain *d, hn_buf *out) {
         "# HELP herenow_drain_batch_records Records per batch.\n"
         "# TYPE herenow_drain_batch_records histogram\n",
         (unsigned long long)d->m_records, (unsigned long long)d->m_dups,
-        (unsigned long long)d->m_entries, (unsigned long long)d->m_batches,
+        (unsigned long long)d->m_entries, (unsigned long long)d->m_batches, dr->n,
         (unsigned long long)d->m_sessions, (unsigned long long)d->m_claimed,
         (unsigned long long)d->m_retry_pg, (unsigned long long)d->m_retry_redis,
         (unsigned long long)d->m_rejects, (unsigned long long)d->m_trimmed,
@@ -1348,5 +1427,4 @@ void hn_drain_metrics(hn_drain *d, hn_buf *out) {
     }
     hn_buf_printf(out, "herenow_drain_batch_records_sum %llu\nherenow_drain_batch_records_count %llu\n",
                   (unsigned long long)d->m_hist_sum, (unsigned long long)cum);
-    pthread_mutex_unlock(&d->mu);
 }

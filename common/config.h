@@ -53,6 +53,7 @@ typedef struct hn_config {
     int64_t api_max_queue;
     int64_t token_refresh_ms;
     char   *drain;
+    int64_t drain_threads;
     int64_t drain_batch;
     int64_t drain_block_ms;
     int64_t drain_claim_idle_ms;

@@ -27,6 +27,8 @@ export HERENOW_WIDGET_REFRESH_MS=300 HERENOW_THREADS=2
 export HERENOW_API_LISTEN=127.0.0.1:$API
 # a dead consumer's entries are claimed after 300 ms; short backoff
 export HERENOW_DRAIN_CLAIM_IDLE_MS=300 HERENOW_DRAIN_RETRY_MAX_MS=300 HERENOW_DRAIN_BLOCK_MS=100
+# two consumers in each api process: they race for entries, sessions and rollup rows
+export HERENOW_DRAIN_THREADS=2
 
 hn_spawn collector "$HN_BIN/herenow-collector"
 hn_wait_for 10 "collector ready" curl -fsS "http://127.0.0.1:$ADMIN/readyz"

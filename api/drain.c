@@ -61,6 +61,7 @@ static const char sql_setup[] =
     "SET application_name = 'herenow-drain';"
     "SET TIME ZONE 'UTC';"
     "SET work_mem = '64MB';"
+    "SET temp_buffers = '256MB';"
     "CREATE TEMP TABLE IF NOT EXISTS hn_stage ("
     " event_id uuid, recv_at timestamptz, widget_id integer, type text, session_id text,"
     " seq bigint, url text, path text, title text, referrer text, name text, data jsonb,"
@@ -372,6 +373,7 @@ struct drain_w {
     uint64_t         min_ts, max_ts;  /* recv_ts range of the batch, µs */
     bool             own_pending;     /* read `0` before `>` */
     bool             claim_more;      /* XAUTOCLAIM's cursor did not come back to 0-0 */
+    uint64_t         read_us, decode_us; /* of the latest read, for the debug log */
     uint64_t         last_claim_ms, last_trim_ms, last_sweep_ms, last_maint_ms;
     int64_t          part_lo, part_hi; /* days (since epoch) with partitions made */
     uint64_t         backoff_ms;
@@ -718,7 +720,6 @@ static void take_entry(drain_w *d, int shard, redisReply *e, rec_ctx *rc) {
 
 static void reject(drain_w *d, int shard, const char *id, const char *why, const char *raw,
                    size_t rawlen) {
-    (void)d;
     hn_warn("event=drain_reject shard=%d entry=%s reason='%s'", shard, id, why);
     if (d->nrejects == d->cap_rejects) {
         d->cap_rejects = d->cap_rejects ? d->cap_rejects * 2 : 16;
@@ -775,7 +776,9 @@ static int read_group(drain_w *d, const char *id, bool block, rec_ctx *rc) {
         argv[argc++] = keys[s];
     }
     for (int s = 0; s < d->nshards; s++) argv[argc++] = id;
+    uint64_t t0 = hn_mono_us();
     redisReply *r = rcmd(d, argc, argv, NULL);
+    d->read_us = hn_mono_us() - t0;
     free(argv);
     free(keys);
     if (r == NULL) return HN_ERR;
@@ -787,7 +790,9 @@ static int read_group(drain_w *d, const char *id, bool block, rec_ctx *rc) {
         redis_close(d);
         rcode = HN_ERR;
     } else {
+        t0 = hn_mono_us();
         take_read_reply(d, r, rc);
+        d->decode_us = hn_mono_us() - t0;
     }
     freeReplyObject(r);
     return rcode;
@@ -922,9 +927,10 @@ static int write_batch(drain_w *d, int64_t *inserted, int64_t *sessions) {
     PQclear(r);
     if (!ok) goto fail_noroll;
     step(steps, ST_COMMIT, &tt);
-    hn_debug("event=drain_batch records=%zu inserted=%lld copy_us=%llu insert_us=%llu"
+    hn_debug("event=drain_batch records=%zu inserted=%lld read_us=%llu decode_us=%llu copy_us=%llu insert_us=%llu"
              " sessions_us=%llu rollup_us=%llu dims_us=%llu commit_us=%llu",
-             d->nrecords, (long long)*inserted, (unsigned long long)steps[ST_COPY],
+             d->nrecords, (long long)*inserted, (unsigned long long)d->read_us,
+             (unsigned long long)d->decode_us, (unsigned long long)steps[ST_COPY],
              (unsigned long long)steps[ST_INSERT], (unsigned long long)steps[ST_SESSIONS],
              (unsigned long long)steps[ST_ROLLUP], (unsigned long long)steps[ST_DIMS],
              (unsigned long long)steps[ST_COMMIT]);

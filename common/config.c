@@ -98,7 +98,7 @@ static const cfg_opt opts[] = {
      "run the drain worker (stream to PostgreSQL) in this api process"},
     {"DRAIN_THREADS", T_INT, OFF(drain_threads), "1", 1, 16, NULL, A,
      "drain consumers (threads, each with its own PostgreSQL and Redis connection) in this api process"},
-    {"DRAIN_BATCH", T_INT, OFF(drain_batch), "500", 1, 100000, NULL, A,
+    {"DRAIN_BATCH", T_INT, OFF(drain_batch), "100", 1, 100000, NULL, A,
      "stream entries read per shard per drain cycle (an entry holds a batch of records)"},
     {"DRAIN_BLOCK_MS", T_INT, OFF(drain_block_ms), "1000", 1, 60000, NULL, A,
      "how long a drain read waits for new entries"},

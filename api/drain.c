@@ -2,26 +2,36 @@
  * drain.c: the drain worker — moves records from the Redis streams into
  * PostgreSQL, each exactly once (DESIGN.md §4).
  *
- * One thread per api process, one consumer of group "drain" on every shard
- * hn:stream:<n>, named "<node>-<pid>-<random>" so that no two processes
- * share a consumer. A cycle:
+ * HERENOW_DRAIN_THREADS threads per api process, each one consumer of group
+ * "drain" on every shard hn:stream:<n>, named "<node>-<pid>-<random>-<i>"
+ * so that no two share a consumer. A cycle:
  *
  *   1. entries: own pending ones first (after a failed cycle, `0`), else
  *      stale ones of dead consumers (XAUTOCLAIM, every claim interval), else
  *      new ones (`>`, COUNT, BLOCK);
- *   2. decode every record into COPY text for the temp table hn_stage
- *      (undecodable entries go to drain_rejects);
- *   3. one transaction: COPY → INSERT page views / events ON CONFLICT DO
- *      NOTHING RETURNING → hn_new (what was really inserted) → sessions and
- *      rollups from hn_new only → COMMIT;
+ *   2. decode them and build, in C, the COPY text of the rows (page views,
+ *      other beacons) and of the batch's aggregates: one line per session
+ *      (counts, first/latest page, latest enrichment…), page views and
+ *      events per hour, pages and events per day (undecodable entries go
+ *      to drain_rejects);
+ *   3. one transaction: COPY the rows into widget_page_views and
+ *      widget_visitor_events, COPY the aggregates into temp tables, upsert
+ *      sessions from them (RETURNING old-and-new, which gives exact rollup
+ *      deltas), hourly rollups, visitor sets, breakdowns → COMMIT;
  *   4. XACK; every second XTRIM MINID from the group's progress.
  *
- * A crash anywhere leaves the entries pending: before COMMIT nothing was
- * written; after COMMIT the redelivered records hit the unique keys and
- * insert nothing, so sessions and rollups — computed from the inserted rows
- * only — move once. PostgreSQL or Redis down: the cycle fails, the
- * entries stay pending, the drain retries with backoff and reads its own
- * pending entries again.
+ * Exactly once: the rows' unique key is (event_id, recv_at). A batch read
+ * for the first time (`>`) is written with plain COPY; a batch that may have
+ * been written before (own pending after a failure, claimed from a dead
+ * consumer) first looks up which of its records PostgreSQL has (hn_ids →
+ * sql_existing) and leaves those out of the rows *and* of the aggregates.
+ * If a plain COPY still hits the unique key (a record the collector wrote
+ * into two entries read by two consumers), the transaction rolls back and
+ * the batch is built again the redelivered way. Before COMMIT a crash
+ * writes nothing; after it, redelivery finds everything present and
+ * changes nothing. Sessions and rollups therefore move exactly once.
+ * PostgreSQL or Redis down: the cycle fails, the entries stay pending, the
+ * drain retries with backoff and reads its own pending entries again.
  *
  * The drain thread uses blocking libpq and hiredis: it is its own thread and
  * never touches the api's event loop.
@@ -54,87 +64,62 @@ static const uint64_t batch_bounds[BATCH_BUCKETS] = {1, 10, 100, 1000, 5000, 200
 
 /* ---- SQL ---------------------------------------------------------------------
  * Everything the transaction runs. No statement takes text from outside:
- * the records arrive through COPY into hn_stage, the rest reads the temp
- * tables. */
+ * records arrive through COPY (rows, and the batch's aggregates made in C),
+ * the rest reads the temp tables. */
 
 static const char sql_setup[] =
     "SET application_name = 'herenow-drain';"
     "SET TIME ZONE 'UTC';"
     "SET work_mem = '64MB';"
     "SET temp_buffers = '256MB';"
-    "CREATE TEMP TABLE IF NOT EXISTS hn_stage ("
-    " event_id uuid, recv_at timestamptz, widget_id integer, type text, session_id text,"
-    " seq bigint, url text, path text, title text, referrer text, name text, data jsonb,"
-    " engaged_ms bigint, lang text, screen_w integer, screen_h integer, visitor_id text,"
-    " vh text, nm text, em text, ph text, ip text, ua text, country text, region text,"
-    " city text, browser text, browser_version text, os text, os_version text, device text,"
-    " transport smallint) ON COMMIT DELETE ROWS;"
-    "CREATE TEMP TABLE IF NOT EXISTS hn_new (LIKE hn_stage) ON COMMIT DELETE ROWS;"
+    /* the batch's sessions, aggregated in C (batch_build) */
+    "CREATE TEMP TABLE IF NOT EXISTS hn_agg ("
+    " widget_id integer, session_id text, visitor_id text, vh text, nm text, em text, ph text,"
+    " ip text, country text, region text, city text, ua text, browser text, bv text, os text,"
+    " ov text, device text, lang text, sw integer, sh integer, landing text, referrer text,"
+    " cur_url text, cur_title text, first_pv timestamptz, last_pv timestamptz, pages integer,"
+    " events integer, engaged bigint, msgs integer, chat integer, started timestamptz,"
+    " last_active timestamptz, ended timestamptz) ON COMMIT DELETE ROWS;"
+    /* page views and events per hour; page and event breakdowns per day */
+    "CREATE TEMP TABLE IF NOT EXISTS hn_hourly (widget_id integer, hour timestamptz,"
+    " page_views bigint, events bigint) ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS hn_dimsb (widget_id integer, dim text, day date,"
+    " value text, n bigint) ON COMMIT DELETE ROWS;"
+    /* the ids of a redelivered batch, to find those already written */
+    "CREATE TEMP TABLE IF NOT EXISTS hn_ids (event_id uuid, recv_at timestamptz)"
+    " ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS hn_sess ("
     " widget_id integer, session_id text, fresh boolean, visitor_id text,"
     " rollup_hour timestamptz, page_views integer, chat_events integer, referrer text,"
     " country text, browser text, os text, device_type text,"
     " d_pages integer, d_engaged bigint, d_chat integer) ON COMMIT DELETE ROWS";
 
-static const char sql_copy[] = "COPY hn_stage FROM STDIN";
+static const char sql_copy_pv[] =
+    "COPY widget_page_views (event_id, recv_at, widget_id, session_id, visitor_id, seq, url,"
+    " path, title, referrer, engaged_ms, transport) FROM STDIN";
+static const char sql_copy_ev[] =
+    "COPY widget_visitor_events (event_id, recv_at, widget_id, session_id, visitor_id, seq,"
+    " event_type, event_name, url, event_data, engaged_ms, transport) FROM STDIN";
+static const char sql_copy_agg[] = "COPY hn_agg FROM STDIN";
+static const char sql_copy_hourly[] = "COPY hn_hourly FROM STDIN";
+static const char sql_copy_dims[] = "COPY hn_dimsb FROM STDIN";
+static const char sql_copy_ids[] = "COPY hn_ids FROM STDIN";
 
-/* Page views and events, then the rows that really went in. (A record the
- * collector wrote into two entries after a reconnect is staged once: the
- * batch is deduplicated by event_id in C, see seen_add.) */
-static const char sql_insert[] =
-    "WITH pv AS ("
-    " INSERT INTO widget_page_views (event_id, recv_at, widget_id, session_id, visitor_id,"
-    "  seq, url, path, title, referrer, engaged_ms, transport)"
-    " SELECT event_id, recv_at, widget_id, session_id, visitor_id, seq, coalesce(url, ''),"
-    "  coalesce(path, ''), title, referrer, coalesce(engaged_ms, 0), transport"
-    "  FROM hn_stage WHERE type = 'pv'"
-    " ON CONFLICT DO NOTHING RETURNING event_id, recv_at),"
-    " ev AS ("
-    " INSERT INTO widget_visitor_events (event_id, recv_at, widget_id, session_id, visitor_id,"
-    "  seq, event_type, event_name, url, event_data, engaged_ms, transport)"
-    " SELECT event_id, recv_at, widget_id, session_id, visitor_id, seq, type, name, url, data,"
-    "  coalesce(engaged_ms, 0), transport"
-    "  FROM hn_stage WHERE type <> 'pv'"
-    " ON CONFLICT DO NOTHING RETURNING event_id, recv_at)"
-    " INSERT INTO hn_new SELECT s.*"
-    "  FROM hn_stage s JOIN (SELECT * FROM pv UNION ALL SELECT * FROM ev) i"
-    "  USING (event_id, recv_at)";
+/* Which of a redelivered batch's records are in PostgreSQL already. */
+static const char sql_existing[] =
+    "SELECT i.event_id FROM hn_ids i"
+    " WHERE EXISTS (SELECT 1 FROM widget_page_views p"
+    "  WHERE p.event_id = i.event_id AND p.recv_at = i.recv_at)"
+    " OR EXISTS (SELECT 1 FROM widget_visitor_events e"
+    "  WHERE e.event_id = i.event_id AND e.recv_at = i.recv_at)";
 
-/* Sessions from the inserted rows only. Counters add; "first"/"latest"
+/* Sessions from the batch's aggregates. Counters add; "first"/"latest"
  * fields compare the receive times already stored, so batches may arrive in
  * any order. RETURNING + the batch's own deltas give every rollup delta
  * exactly (old value = new value − delta, the row being locked by the
  * update). xmax = 0 on a RETURNING row means it was inserted, not updated. */
 static const char sql_sessions[] =
-    "WITH g AS ("
-    " SELECT widget_id, session_id,"
-    "  min(recv_at) FILTER (WHERE type = 'pv') AS first_pv,"
-    "  max(recv_at) FILTER (WHERE type = 'pv') AS last_pv,"
-    "  count(*) FILTER (WHERE type = 'pv')::integer AS pages,"
-    "  count(*) FILTER (WHERE type = 'ev')::integer AS events,"
-    "  coalesce(sum(engaged_ms), 0)::bigint AS engaged,"
-    "  count(*) FILTER (WHERE type = 'ev' AND name = 'chat_message_sent')::integer AS msgs,"
-    "  count(*) FILTER (WHERE type = 'ev' AND name IN ('chat_opened', 'chat_message_sent'))::integer AS chat,"
-    "  min(recv_at) AS started, max(recv_at) AS last_active,"
-    "  max(recv_at) FILTER (WHERE type = 'end') AS ended"
-    " FROM hn_new GROUP BY widget_id, session_id),"
-    /* the latest record: enrichment (the collector puts it on every record) */
-    " lr AS (SELECT DISTINCT ON (widget_id, session_id) widget_id, session_id, visitor_id, vh,"
-    "  ip, country, region, city, ua, browser, browser_version AS bv, os, os_version AS ov, device"
-    "  FROM hn_new ORDER BY widget_id, session_id, recv_at DESC, seq DESC),"
-    /* the first and the latest page view: landing + referrer, current page */
-    " fp AS (SELECT DISTINCT ON (widget_id, session_id) widget_id, session_id, url AS landing,"
-    "  referrer FROM hn_new WHERE type = 'pv' ORDER BY widget_id, session_id, recv_at, seq),"
-    " lp AS (SELECT DISTINCT ON (widget_id, session_id) widget_id, session_id, url AS cur_url,"
-    "  title AS cur_title, lang, screen_w AS sw, screen_h AS sh"
-    "  FROM hn_new WHERE type = 'pv' ORDER BY widget_id, session_id, recv_at DESC, seq DESC),"
-    /* the latest identify */
-    " li AS (SELECT DISTINCT ON (widget_id, session_id) widget_id, session_id, nm, em, ph"
-    "  FROM hn_new WHERE type = 'id' ORDER BY widget_id, session_id, recv_at DESC, seq DESC),"
-    " agg AS (SELECT * FROM g JOIN lr USING (widget_id, session_id)"
-    "  LEFT JOIN fp USING (widget_id, session_id) LEFT JOIN lp USING (widget_id, session_id)"
-    "  LEFT JOIN li USING (widget_id, session_id)),"
-    " up AS ("
+    "WITH up AS ("
     " INSERT INTO widget_visitor_sessions AS s (widget_id, session_id, visitor_id, visitor_hash,"
     "  visitor_name, visitor_email, visitor_phone, ip_address, country, region, city,"
     "  user_agent, browser, browser_version, os, os_version, device_type, language,"
@@ -147,7 +132,7 @@ static const char sql_sessions[] =
     "  ended IS NULL OR ended < last_active, pages, events, engaged, (engaged / 1000)::integer,"
     "  last_active, started, ended, msgs, chat, chat > 0, first_pv, last_pv,"
     "  date_trunc('hour', started)"
-    " FROM agg ORDER BY widget_id, session_id"
+    " FROM hn_agg ORDER BY widget_id, session_id"
     " ON CONFLICT (widget_id, session_id) DO UPDATE SET"
     "  visitor_hash = coalesce(s.visitor_hash, excluded.visitor_hash),"
     "  visitor_name = coalesce(excluded.visitor_name, s.visitor_name),"
@@ -192,10 +177,11 @@ static const char sql_sessions[] =
     " RETURNING s.widget_id, s.session_id, (s.xmax = 0) AS fresh, s.visitor_id, s.rollup_hour,"
     "  s.page_views, s.chat_events, s.referrer, s.country, s.browser, s.os, s.device_type)"
     " INSERT INTO hn_sess SELECT up.*, agg.pages, agg.engaged, agg.chat"
-    "  FROM up JOIN agg USING (widget_id, session_id)";
+    "  FROM up JOIN hn_agg agg USING (widget_id, session_id)";
 
 /* Hourly rollup: page views and events in their own hour; session metrics
- * in the session's rollup hour; visitors through the day/hour sets (a
+ * in the session's rollup hour (page views and events come counted per
+ * hour in hn_hourly); visitors through the day/hour sets (a
  * visitor counts in visitors_day the first time it is seen that UTC day). */
 static const char sql_rollup[] =
     "WITH vd AS ("
@@ -209,9 +195,7 @@ static const char sql_rollup[] =
     " ON CONFLICT DO NOTHING RETURNING widget_id, hour),"
     " d (widget_id, hour, page_views, events, sessions, visitors_day, visitors_hour,"
     "  session_pages, engaged_ms, bounces, chat_sessions) AS ("
-    " SELECT widget_id, date_trunc('hour', recv_at), count(*) FILTER (WHERE type = 'pv'),"
-    "  count(*) FILTER (WHERE type = 'ev'), 0, 0, 0, 0, 0, 0, 0"
-    "  FROM hn_new GROUP BY 1, 2"
+    " SELECT widget_id, hour, page_views, events, 0, 0, 0, 0, 0, 0, 0 FROM hn_hourly"
     " UNION ALL"
     " SELECT widget_id, rollup_hour, 0, 0, count(*) FILTER (WHERE fresh), 0, 0, sum(d_pages),"
     "  sum(d_engaged),"
@@ -241,26 +225,23 @@ static const char sql_rollup[] =
     "  bounces = r.bounces + excluded.bounces,"
     "  chat_sessions = r.chat_sessions + excluded.chat_sessions";
 
-/* Breakdowns per UTC day: pages (page views) and events from hn_new,
+/* Breakdowns per UTC day: pages (page views) and events from hn_dimsb,
  * session dimensions (sessions) once, when the session is first seen. */
 static const char sql_dims[] =
     "INSERT INTO widget_rollup_dims AS r (widget_id, dim, day, value, n)"
-    " SELECT widget_id, dim, day, value, count(*) FROM ("
-    "  SELECT widget_id, 'page' AS dim, (recv_at AT TIME ZONE 'UTC')::date AS day, path AS value"
-    "   FROM hn_new WHERE type = 'pv'"
-    "  UNION ALL SELECT widget_id, 'event', (recv_at AT TIME ZONE 'UTC')::date, name"
-    "   FROM hn_new WHERE type = 'ev' AND name IS NOT NULL"
+    " SELECT widget_id, dim, day, value, sum(n) FROM ("
+    "  SELECT widget_id, dim, day, value, n FROM hn_dimsb"
     "  UNION ALL SELECT widget_id, 'referrer', (rollup_hour AT TIME ZONE 'UTC')::date,"
-    "   coalesce(lower(substring(referrer FROM '^[A-Za-z][A-Za-z0-9+.-]*://([^/?#:@]+)')), '(direct)')"
+    "   coalesce(lower(substring(referrer FROM '^[A-Za-z][A-Za-z0-9+.-]*://([^/?#:@]+)')), '(direct)'), 1"
     "   FROM hn_sess WHERE fresh"
     "  UNION ALL SELECT widget_id, 'country', (rollup_hour AT TIME ZONE 'UTC')::date,"
-    "   coalesce(country, '(unknown)') FROM hn_sess WHERE fresh"
+    "   coalesce(country, '(unknown)'), 1 FROM hn_sess WHERE fresh"
     "  UNION ALL SELECT widget_id, 'browser', (rollup_hour AT TIME ZONE 'UTC')::date,"
-    "   coalesce(browser, '(unknown)') FROM hn_sess WHERE fresh"
+    "   coalesce(browser, '(unknown)'), 1 FROM hn_sess WHERE fresh"
     "  UNION ALL SELECT widget_id, 'os', (rollup_hour AT TIME ZONE 'UTC')::date,"
-    "   coalesce(os, '(unknown)') FROM hn_sess WHERE fresh"
+    "   coalesce(os, '(unknown)'), 1 FROM hn_sess WHERE fresh"
     "  UNION ALL SELECT widget_id, 'device', (rollup_hour AT TIME ZONE 'UTC')::date,"
-    "   coalesce(device_type, '(unknown)') FROM hn_sess WHERE fresh"
+    "   coalesce(device_type, '(unknown)'), 1 FROM hn_sess WHERE fresh"
     " ) x GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
     " ON CONFLICT (widget_id, dim, day, value) DO UPDATE SET n = r.n + excluded.n";
 
@@ -290,6 +271,18 @@ typedef struct seen_set {
 static void seen_clear(seen_set *s) {
     if (s->n) memset(s->used, 0, s->cap);
     s->n = 0;
+}
+
+static bool seen_has(const seen_set *s, const uint8_t id[16]) {
+    if (s->n == 0) return false;
+    uint64_t h;
+    memcpy(&h, id + 8, 8);
+    size_t j = h & (s->cap - 1);
+    while (s->used[j]) {
+        if (memcmp(s->slot[j], id, 16) == 0) return true;
+        j = (j + 1) & (s->cap - 1);
+    }
+    return false;
 }
 
 /* true when id was new (and is now in the set) */
@@ -326,6 +319,96 @@ static bool seen_add(seen_set *s, const uint8_t id[16]) {
     return true;
 }
 
+/* ---- keyed counters for the batch's aggregates ---------------------------------
+ * Open addressing from (k, s) to a dense index: sessions by (widget, session
+ * id), hours by (widget, hour), breakdown values by (widget, day, dim, value).
+ * The strings point into the batch's Redis replies, which live as long as
+ * the batch. */
+
+typedef struct kmap_item {
+    uint64_t k;
+    hn_str   s;
+} kmap_item;
+
+typedef struct kmap {
+    uint32_t  *slot;   /* index + 1; 0: empty */
+    size_t     cap;
+    kmap_item *items;
+    size_t     n, cap_items;
+} kmap;
+
+static uint64_t kmap_hash(uint64_t k, hn_str s) {
+    uint64_t h = 1469598103934665603ull ^ (k * 0x9e3779b97f4a7c15ull);
+    for (uint32_t i = 0; i < s.len; i++) h = (h ^ (unsigned char)s.p[i]) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
+static void kmap_clear(kmap *m) {
+    if (m->n) memset(m->slot, 0, m->cap * sizeof(*m->slot));
+    m->n = 0;
+}
+
+static void kmap_free(kmap *m) {
+    free(m->slot);
+    free(m->items);
+}
+
+/* The index of (k, s), added when new (*fresh set). */
+static size_t kmap_get(kmap *m, uint64_t k, hn_str s, bool *fresh) {
+    if ((m->n + 1) * 2 > m->cap) {
+        size_t ncap = m->cap ? m->cap * 2 : 1024;
+        uint32_t *nslot = hn_xcalloc(ncap, sizeof(*nslot));
+        for (size_t i = 0; i < m->n; i++) {
+            size_t j = kmap_hash(m->items[i].k, m->items[i].s) & (ncap - 1);
+            while (nslot[j]) j = (j + 1) & (ncap - 1);
+            nslot[j] = (uint32_t)(i + 1);
+        }
+        free(m->slot);
+        m->slot = nslot;
+        m->cap = ncap;
+    }
+    size_t j = kmap_hash(k, s) & (m->cap - 1);
+    while (m->slot[j]) {
+        kmap_item *it = &m->items[m->slot[j] - 1];
+        if (it->k == k && it->s.len == s.len && (s.len == 0 || memcmp(it->s.p, s.p, s.len) == 0)) {
+            *fresh = false;
+            return m->slot[j] - 1;
+        }
+        j = (j + 1) & (m->cap - 1);
+    }
+    if (m->n == m->cap_items) {
+        m->cap_items = m->cap_items ? m->cap_items * 2 : 1024;
+        m->items = hn_xreallocarray(m->items, m->cap_items, sizeof(*m->items));
+    }
+    m->items[m->n] = (kmap_item){k, s};
+    m->slot[j] = (uint32_t)(m->n + 1);
+    *fresh = true;
+    return m->n++;
+}
+
+/* One session's share of the batch: what sql_sessions adds to its row.
+ * "First"/"latest" are by (recv_ts, q). */
+typedef struct sess_agg {
+    uint32_t widget_id;
+    hn_str   sid;
+    uint32_t pages, events, msgs, chat;
+    uint64_t engaged, started, last_active, ended;          /* µs; ended 0: none */
+    uint64_t fpv_ts, fpv_q;                                  /* first page view */
+    hn_str   landing, referrer;
+    uint64_t lpv_ts, lpv_q;                                  /* latest page view */
+    hn_str   cur_url, cur_title, lang;
+    uint32_t sw, sh;
+    bool     has_sw, has_sh;
+    uint64_t lr_ts, lr_q;                                    /* latest record */
+    hn_str   visitor_id, vh, ip, country, region, city, ua, browser, bv, os, ov, device;
+    uint64_t id_ts, id_q;                                    /* latest identify */
+    hn_str   nm, em, ph;
+} sess_agg;
+
+typedef struct hour_agg {
+    uint64_t page_views, events;
+} hour_agg;
+
 /* Rejects wait for the transaction; kept as a small list. */
 typedef struct drain_reject {
     int    shard;
@@ -338,8 +421,11 @@ typedef struct drain_reject {
 /* ---- state ----------------------------------------------------------------------- */
 
 typedef struct drain_entry {
-    int   shard;
-    char  id[48];
+    int         shard;
+    char        id[48];
+    const char *data;     /* the "r" field, in the batch's replies; NULL: none (deleted) */
+    size_t      len;
+    bool        bad;      /* did not decode: goes to drain_rejects */
 } drain_entry;
 
 typedef struct drain_w drain_w;
@@ -361,19 +447,32 @@ struct drain_w {
     bool             pg_ready;        /* temp tables made on this connection */
     hn_decoder      *dec;
 
-    /* this cycle */
-    hn_buf           copy;            /* COPY text of the batch */
-    seen_set         seen;            /* event ids in it */
-    size_t           nrepeats;        /* records left out: already in this batch */
-    drain_reject    *rejects;         /* entries that did not decode */
-    size_t           nrejects, cap_rejects;
+    /* this batch */
+    redisReply     **replies;         /* kept until the batch is written */
+    size_t           nreplies, cap_replies;
     drain_entry     *entries;
     size_t           nentries, cap_entries;
-    size_t           nrecords;
+    hn_record       *scratch;         /* one entry's records */
+    size_t           nscratch, cap_scratch;
+    hn_buf           pv, ev, agg, hourly, dims, ids, json;   /* COPY texts */
+    seen_set         seen;            /* event ids in the batch */
+    seen_set         existing;        /* of a redelivered batch: in PostgreSQL already */
+    kmap             sess_map, hour_map, dim_map;
+    sess_agg        *sess;
+    size_t           cap_sess;
+    hour_agg        *hours;
+    size_t           cap_hours;
+    uint64_t        *dim_n;
+    size_t           cap_dims;
+    size_t           nrecords;        /* rows written by this batch */
+    size_t           nrepeats;        /* records left out: twice in the batch or already written */
+    drain_reject    *rejects;         /* entries that did not decode */
+    size_t           nrejects, cap_rejects;
     uint64_t         min_ts, max_ts;  /* recv_ts range of the batch, µs */
+    bool             redelivered;     /* own pending / claimed: check what is written already */
     bool             own_pending;     /* read `0` before `>` */
     bool             claim_more;      /* XAUTOCLAIM's cursor did not come back to 0-0 */
-    uint64_t         read_us, decode_us; /* of the latest read, for the debug log */
+    uint64_t         read_us, build_us; /* of the latest batch, for the debug log */
     uint64_t         last_claim_ms, last_trim_ms, last_sweep_ms, last_maint_ms;
     int64_t          part_lo, part_hi; /* days (since epoch) with partitions made */
     uint64_t         backoff_ms;
@@ -384,7 +483,7 @@ struct drain_w {
     /* metrics (under mu) */
     pthread_mutex_t  mu;
     uint64_t         m_records, m_dups, m_entries, m_batches, m_sessions, m_claimed;
-    uint64_t         m_retry_pg, m_retry_redis, m_rejects, m_trimmed, m_swept;
+    uint64_t         m_retry_pg, m_retry_redis, m_rejects, m_trimmed, m_swept, m_conflicts;
     uint64_t         m_hist[BATCH_BUCKETS];
     uint64_t         m_hist_sum;
     int64_t          g_pending, g_lag_entries;
@@ -419,26 +518,47 @@ static void copy_bytes(hn_buf *b, const char *p, size_t n) {
     hn_buf_append(b, p + start, n - start);
 }
 
-/* An optional text column: empty → NULL. */
+/* An optional text column, after a tab: empty → NULL. */
 static void copy_str(hn_buf *b, hn_str s) {
     copy_sep(b);
     if (s.len == 0) copy_null(b);
     else copy_bytes(b, s.p, s.len);
 }
 
-static void copy_u64(hn_buf *b, uint64_t v) {
+static void copy_u64_raw(hn_buf *b, uint64_t v) {
     char num[24];
-    copy_sep(b);
     hn_buf_append(b, num, hn_u64toa(v, num));
 }
 
-/* recv_ts (µs) as "YYYY-MM-DD HH:MM:SS.ffffff+00". */
-static void copy_ts(hn_buf *b, uint64_t us) {
+static void copy_u64(hn_buf *b, uint64_t v) {
+    copy_sep(b);
+    copy_u64_raw(b, v);
+}
+
+/* µs since the epoch as "YYYY-MM-DD HH:MM:SS.ffffff+00" (0: NULL). */
+static void copy_ts_raw(hn_buf *b, uint64_t us) {
+    if (us == 0) {
+        copy_null(b);
+        return;
+    }
     time_t secs = (time_t)(us / 1000000);
     struct tm tm;
     gmtime_r(&secs, &tm);
     hn_buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d.%06u+00", tm.tm_year + 1900, tm.tm_mon + 1,
                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(us % 1000000));
+}
+
+static void copy_ts(hn_buf *b, uint64_t us) {
+    copy_sep(b);
+    copy_ts_raw(b, us);
+}
+
+static void copy_day(hn_buf *b, uint64_t day) {
+    time_t secs = (time_t)(day * 86400);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    copy_sep(b);
+    hn_buf_printf(b, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 }
 
 /* The event properties d (or identify's fields) as JSON, escaped for COPY. */
@@ -492,81 +612,340 @@ static hn_str url_path(hn_str u) {
     return u;
 }
 
-typedef struct rec_ctx {
-    drain_w  *d;
-    hn_buf    json;
-    char      err[96];   /* why on_record refused a record */
-} rec_ctx;
+/* ---- decoding an entry --------------------------------------------------------- */
 
 /* Receive times a collector can have made: anything else would ask for
  * partitions decades away. */
 #define TS_PAST_US   (400ull * 86400000000ull)
 #define TS_FUTURE_US (86400000000ull)
 
-static int on_record(const hn_record *r, void *arg) {
-    rec_ctx *c = arg;
-    drain_w *d = c->d;
-    hn_buf *b = &d->copy;
-    char id[37];
+typedef struct scratch_ctx {
+    drain_w *d;
+    uint64_t now;
+    char     err[96];
+} scratch_ctx;
 
-    uint64_t now = hn_now_us();
-    if (r->recv_ts + TS_PAST_US < now || r->recv_ts > now + TS_FUTURE_US) {
+static int to_scratch(const hn_record *r, void *arg) {
+    scratch_ctx *c = arg;
+    drain_w *d = c->d;
+    if (r->recv_ts + TS_PAST_US < c->now || r->recv_ts > c->now + TS_FUTURE_US) {
         snprintf(c->err, sizeof(c->err), "recv_ts %llu out of range",
                  (unsigned long long)r->recv_ts);
         return HN_ERR;
     }
-    if (!seen_add(&d->seen, r->event_id)) {
-        d->nrepeats++;
-        return HN_OK;
+    if (d->nscratch == d->cap_scratch) {
+        d->cap_scratch = d->cap_scratch ? d->cap_scratch * 2 : 1024;
+        d->scratch = hn_xreallocarray(d->scratch, d->cap_scratch, sizeof(*d->scratch));
+    }
+    /* the record's strings point into the entry (a Redis reply of the
+     * batch), not into the decoder: the copy stays valid */
+    d->scratch[d->nscratch++] = *r;
+    return HN_OK;
+}
+
+static void reject(drain_w *d, drain_entry *e, const char *why) {
+    hn_warn("event=drain_reject shard=%d entry=%s reason='%s'", e->shard, e->id, why);
+    e->bad = true;
+    if (d->nrejects == d->cap_rejects) {
+        d->cap_rejects = d->cap_rejects ? d->cap_rejects * 2 : 16;
+        d->rejects = hn_xreallocarray(d->rejects, d->cap_rejects, sizeof(*d->rejects));
+    }
+    drain_reject *r = &d->rejects[d->nrejects++];
+    r->shard = e->shard;
+    snprintf(r->id, sizeof(r->id), "%s", e->id);
+    snprintf(r->why, sizeof(r->why), "%s", why);
+    r->rawlen = e->data ? e->len : 0;
+    r->raw = e->data ? hn_xmalloc(e->len + 1) : NULL;
+    if (e->data) memcpy(r->raw, e->data, e->len);
+}
+
+static void rejects_clear(drain_w *d) {
+    for (size_t i = 0; i < d->nrejects; i++) free(d->rejects[i].raw);
+    d->nrejects = 0;
+}
+
+/* Decodes one entry into d->scratch, all or nothing: an entry that does not
+ * decode whole is rejected. false when the entry has nothing to write. */
+static bool decode_entry(drain_w *d, drain_entry *e) {
+    d->nscratch = 0;
+    if (e->bad || e->data == NULL) return false;
+    scratch_ctx c = {.d = d, .now = hn_now_us()};
+    char err[256];
+    if (hn_record_decode_batch(d->dec, e->data, e->len, to_scratch, &c, err, sizeof(err)) !=
+        HN_OK) {
+        d->nscratch = 0;
+        reject(d, e, c.err[0] ? c.err : err);
+        return false;
+    }
+    for (size_t i = 0; i < d->nscratch; i++) {
+        uint64_t ts = d->scratch[i].recv_ts;
+        if (d->min_ts == 0 || ts < d->min_ts) d->min_ts = ts;
+        if (ts > d->max_ts) d->max_ts = ts;
+    }
+    return true;
+}
+
+/* ---- building the batch: rows and aggregates ---------------------------------------- */
+
+static bool later(uint64_t ts, uint64_t q, uint64_t ts0, uint64_t q0) {
+    return ts > ts0 || (ts == ts0 && q > q0);
+}
+
+static void aggregate(drain_w *d, const hn_record *r) {
+    bool fresh;
+    size_t i = kmap_get(&d->sess_map, r->widget_id, r->b.s, &fresh);
+    if (i >= d->cap_sess) {
+        d->cap_sess = d->cap_sess ? d->cap_sess * 2 : 1024;
+        d->sess = hn_xreallocarray(d->sess, d->cap_sess, sizeof(*d->sess));
+    }
+    sess_agg *a = &d->sess[i];
+    uint64_t ts = r->recv_ts, q = r->b.q;
+    if (fresh) {
+        memset(a, 0, sizeof(*a));
+        a->widget_id = r->widget_id;
+        a->sid = r->b.s;
+        a->started = a->last_active = ts;
+    }
+    if (ts < a->started) a->started = ts;
+    if (ts > a->last_active) a->last_active = ts;
+    if (r->b.fields & HN_F_E) a->engaged += r->b.e;
+    if (fresh || later(ts, q, a->lr_ts, a->lr_q)) {
+        a->lr_ts = ts;
+        a->lr_q = q;
+        /* visitor_id: the site's persistent id, else the visitor hash, else
+         * the session itself */
+        a->visitor_id = r->b.vid.len ? r->b.vid : r->visitor.len ? r->visitor : r->b.s;
+        a->vh = r->visitor;
+        a->ip = r->ip;
+        a->country = r->country;
+        a->region = r->region;
+        a->city = r->city;
+        a->ua = r->ua;
+        a->browser = r->browser;
+        a->bv = r->browser_version;
+        a->os = r->os;
+        a->ov = r->os_version;
+        a->device = r->device;
+    }
+    switch (r->b.type) {
+    case HN_T_PV:
+        a->pages++;
+        if (a->fpv_ts == 0 || later(a->fpv_ts, a->fpv_q, ts, q)) {
+            a->fpv_ts = ts;
+            a->fpv_q = q;
+            a->landing = r->b.u;
+            a->referrer = r->b.r;
+        }
+        if (a->lpv_ts == 0 || later(ts, q, a->lpv_ts, a->lpv_q)) {
+            a->lpv_ts = ts;
+            a->lpv_q = q;
+            a->cur_url = r->b.u;
+            a->cur_title = r->b.ti;
+            a->lang = r->b.l;
+            a->has_sw = (r->b.fields & HN_F_SW) != 0;
+            a->has_sh = (r->b.fields & HN_F_SH) != 0;
+            a->sw = r->b.sw;
+            a->sh = r->b.sh;
+        }
+        break;
+    case HN_T_EV:
+        a->events++;
+        if (hn_str_eq(r->b.n, "chat_message_sent", 17)) {
+            a->msgs++;
+            a->chat++;
+        } else if (hn_str_eq(r->b.n, "chat_opened", 11)) {
+            a->chat++;
+        }
+        break;
+    case HN_T_END:
+        if (ts > a->ended) a->ended = ts;
+        break;
+    case HN_T_ID:
+        if (a->id_ts == 0 || later(ts, q, a->id_ts, a->id_q)) {
+            a->id_ts = ts;
+            a->id_q = q;
+            a->nm = r->b.nm;
+            a->em = r->b.em;
+            a->ph = r->b.ph;
+        }
+        break;
+    default:
+        break;
     }
 
+    /* page views and events per hour */
+    uint64_t hour = ts / 3600000000ull;
+    size_t h = kmap_get(&d->hour_map, ((uint64_t)r->widget_id << 32) | hour, (hn_str){NULL, 0},
+                        &fresh);
+    if (h >= d->cap_hours) {
+        d->cap_hours = d->cap_hours ? d->cap_hours * 2 : 64;
+        d->hours = hn_xreallocarray(d->hours, d->cap_hours, sizeof(*d->hours));
+    }
+    if (fresh) d->hours[h] = (hour_agg){0, 0};
+    if (r->b.type == HN_T_PV) d->hours[h].page_views++;
+    else if (r->b.type == HN_T_EV) d->hours[h].events++;
+
+    /* page and event breakdowns per day: k = widget | day | dim (0 page, 1 event) */
+    hn_str value = {NULL, 0};
+    uint64_t dim = 0;
+    if (r->b.type == HN_T_PV) {
+        value = url_path(r->b.u);
+    } else if (r->b.type == HN_T_EV && r->b.n.len) {
+        value = r->b.n;
+        dim = 1;
+    } else {
+        return;
+    }
+    uint64_t day = ts / 86400000000ull;
+    size_t k = kmap_get(&d->dim_map, ((uint64_t)r->widget_id << 32) | (day << 1) | dim, value,
+                        &fresh);
+    if (k >= d->cap_dims) {
+        d->cap_dims = d->cap_dims ? d->cap_dims * 2 : 256;
+        d->dim_n = hn_xreallocarray(d->dim_n, d->cap_dims, sizeof(*d->dim_n));
+    }
+    if (fresh) d->dim_n[k] = 0;
+    d->dim_n[k]++;
+}
+
+/* The record's row in widget_page_views or widget_visitor_events. */
+static void format_row(drain_w *d, const hn_record *r) {
+    hn_buf *b = r->b.type == HN_T_PV ? &d->pv : &d->ev;
+    char id[37];
     hn_event_id_format(r->event_id, id);
     hn_buf_append(b, id, 36);
-    copy_sep(b);
     copy_ts(b, r->recv_ts);
     copy_u64(b, r->widget_id);
     copy_sep(b);
-    copy_bytes(b, r->b.t.p, r->b.t.len);
-    copy_sep(b);
     copy_bytes(b, r->b.s.p, r->b.s.len);
-    copy_u64(b, r->b.q);
-    copy_str(b, r->b.u);
-    copy_str(b, url_path(r->b.u));
-    copy_str(b, r->b.ti);
-    copy_str(b, r->b.r);
-    copy_str(b, r->b.n);
-    copy_data(b, r, &c->json);
-    if (r->b.fields & HN_F_E) copy_u64(b, r->b.e);
-    else { copy_sep(b); copy_null(b); }
-    copy_str(b, r->b.l);
-    if (r->b.fields & HN_F_SW) copy_u64(b, r->b.sw);
-    else { copy_sep(b); copy_null(b); }
-    if (r->b.fields & HN_F_SH) copy_u64(b, r->b.sh);
-    else { copy_sep(b); copy_null(b); }
-    /* visitor_id: the site's persistent id, else the visitor hash, else the
-     * session itself */
     copy_str(b, r->b.vid.len ? r->b.vid : r->visitor.len ? r->visitor : r->b.s);
-    copy_str(b, r->visitor);
-    copy_str(b, r->b.nm);
-    copy_str(b, r->b.em);
-    copy_str(b, r->b.ph);
-    copy_str(b, r->ip);
-    copy_str(b, r->ua);
-    copy_str(b, r->country);
-    copy_str(b, r->region);
-    copy_str(b, r->city);
-    copy_str(b, r->browser);
-    copy_str(b, r->browser_version);
-    copy_str(b, r->os);
-    copy_str(b, r->os_version);
-    copy_str(b, r->device);
+    copy_u64(b, r->b.q);
+    if (r->b.type == HN_T_PV) {
+        copy_sep(b);
+        copy_bytes(b, r->b.u.p, r->b.u.len);
+        hn_str path = url_path(r->b.u);
+        copy_sep(b);
+        copy_bytes(b, path.p, path.len);
+        copy_str(b, r->b.ti);
+        copy_str(b, r->b.r);
+    } else {
+        copy_sep(b);
+        copy_bytes(b, r->b.t.p, r->b.t.len);
+        copy_str(b, r->b.n);
+        copy_str(b, r->b.u);
+        copy_data(b, r, &d->json);
+    }
+    copy_u64(b, (r->b.fields & HN_F_E) ? r->b.e : 0);
     copy_u64(b, r->transport);
     hn_buf_append(b, "\n", 1);
+}
 
-    d->nrecords++;
-    if (d->min_ts == 0 || r->recv_ts < d->min_ts) d->min_ts = r->recv_ts;
-    if (r->recv_ts > d->max_ts) d->max_ts = r->recv_ts;
-    return HN_OK;
+static void format_aggregates(drain_w *d) {
+    for (size_t i = 0; i < d->sess_map.n; i++) {
+        const sess_agg *a = &d->sess[i];
+        hn_buf *b = &d->agg;
+        copy_u64_raw(b, a->widget_id);
+        copy_str(b, a->sid);
+        copy_str(b, a->visitor_id);
+        copy_str(b, a->vh);
+        copy_str(b, a->nm);
+        copy_str(b, a->em);
+        copy_str(b, a->ph);
+        copy_str(b, a->ip);
+        copy_str(b, a->country);
+        copy_str(b, a->region);
+        copy_str(b, a->city);
+        copy_str(b, a->ua);
+        copy_str(b, a->browser);
+        copy_str(b, a->bv);
+        copy_str(b, a->os);
+        copy_str(b, a->ov);
+        copy_str(b, a->device);
+        copy_str(b, a->lang);
+        if (a->has_sw) copy_u64(b, a->sw);
+        else { copy_sep(b); copy_null(b); }
+        if (a->has_sh) copy_u64(b, a->sh);
+        else { copy_sep(b); copy_null(b); }
+        copy_str(b, a->landing);
+        copy_str(b, a->referrer);
+        copy_str(b, a->cur_url);
+        copy_str(b, a->cur_title);
+        copy_ts(b, a->fpv_ts);
+        copy_ts(b, a->lpv_ts);
+        copy_u64(b, a->pages);
+        copy_u64(b, a->events);
+        copy_u64(b, a->engaged);
+        copy_u64(b, a->msgs);
+        copy_u64(b, a->chat);
+        copy_ts(b, a->started);
+        copy_ts(b, a->last_active);
+        copy_ts(b, a->ended);
+        hn_buf_append(b, "\n", 1);
+    }
+    for (size_t i = 0; i < d->hour_map.n; i++) {
+        uint64_t k = d->hour_map.items[i].k;
+        copy_u64_raw(&d->hourly, k >> 32);
+        copy_ts(&d->hourly, (k & 0xffffffffull) * 3600000000ull);
+        copy_u64(&d->hourly, d->hours[i].page_views);
+        copy_u64(&d->hourly, d->hours[i].events);
+        hn_buf_append(&d->hourly, "\n", 1);
+    }
+    for (size_t i = 0; i < d->dim_map.n; i++) {
+        uint64_t k = d->dim_map.items[i].k;
+        copy_u64_raw(&d->dims, k >> 32);
+        copy_sep(&d->dims);
+        hn_buf_append(&d->dims, (k & 1) ? "event" : "page", (k & 1) ? 5 : 4);
+        copy_day(&d->dims, (k & 0xffffffffull) >> 1);
+        copy_sep(&d->dims);
+        copy_bytes(&d->dims, d->dim_map.items[i].s.p, d->dim_map.items[i].s.len);
+        copy_u64(&d->dims, d->dim_n[i]);
+        hn_buf_append(&d->dims, "\n", 1);
+    }
+}
+
+/* Builds every COPY text of the batch from its entries, leaving out records
+ * that are twice in the batch (a collector resent them after a reconnect)
+ * and, for a redelivered batch, those in d->existing. */
+static void batch_build(drain_w *d) {
+    hn_buf_reset(&d->pv);
+    hn_buf_reset(&d->ev);
+    hn_buf_reset(&d->agg);
+    hn_buf_reset(&d->hourly);
+    hn_buf_reset(&d->dims);
+    seen_clear(&d->seen);
+    kmap_clear(&d->sess_map);
+    kmap_clear(&d->hour_map);
+    kmap_clear(&d->dim_map);
+    d->nrecords = d->nrepeats = 0;
+    for (size_t i = 0; i < d->nentries; i++) {
+        if (!decode_entry(d, &d->entries[i])) continue;
+        for (size_t j = 0; j < d->nscratch; j++) {
+            const hn_record *r = &d->scratch[j];
+            if (!seen_add(&d->seen, r->event_id) ||
+                (d->redelivered && seen_has(&d->existing, r->event_id))) {
+                d->nrepeats++;
+                continue;
+            }
+            format_row(d, r);
+            aggregate(d, r);
+            d->nrecords++;
+        }
+    }
+    format_aggregates(d);
+}
+
+/* The (event_id, recv_at) of every record, for sql_existing. */
+static void batch_ids(drain_w *d) {
+    hn_buf_reset(&d->ids);
+    for (size_t i = 0; i < d->nentries; i++) {
+        if (!decode_entry(d, &d->entries[i])) continue;
+        for (size_t j = 0; j < d->nscratch; j++) {
+            char id[37];
+            hn_event_id_format(d->scratch[j].event_id, id);
+            hn_buf_append(&d->ids, id, 36);
+            copy_ts(&d->ids, d->scratch[j].recv_ts);
+            hn_buf_append(&d->ids, "\n", 1);
+        }
+    }
 }
 
 /* ---- connections ------------------------------------------------------------------ */
@@ -668,92 +1047,59 @@ static int redis_connect(drain_w *d) {
 
 /* ---- reading entries ---------------------------------------------------------------- */
 
-static void add_entry(drain_w *d, int shard, const char *id, size_t len) {
+/* Takes one entry [id, [field, value, …]] (value nil: deleted meanwhile).
+ * Its "r" field stays in the reply, which the batch keeps. */
+static void take_entry(drain_w *d, int shard, redisReply *e) {
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
+        e->element[0]->type != REDIS_REPLY_STRING)
+        return;
     if (d->nentries == d->cap_entries) {
         d->cap_entries = d->cap_entries ? d->cap_entries * 2 : 256;
         d->entries = hn_xreallocarray(d->entries, d->cap_entries, sizeof(*d->entries));
     }
-    drain_entry *e = &d->entries[d->nentries++];
-    e->shard = shard;
-    if (len >= sizeof(e->id)) len = sizeof(e->id) - 1;
-    memcpy(e->id, id, len);
-    e->id[len] = '\0';
-}
-
-static void reject(drain_w *d, int shard, const char *id, const char *why, const char *raw,
-                   size_t rawlen);
-
-/* Takes one entry [id, [field, value, …]] (value nil: deleted meanwhile). */
-static void take_entry(drain_w *d, int shard, redisReply *e, rec_ctx *rc) {
-    if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
-        e->element[0]->type != REDIS_REPLY_STRING)
-        return;
-    const char *id = e->element[0]->str;
-    add_entry(d, shard, id, e->element[0]->len);
+    drain_entry *de = &d->entries[d->nentries++];
+    memset(de, 0, sizeof(*de));
+    de->shard = shard;
+    snprintf(de->id, sizeof(de->id), "%s", e->element[0]->str);
     if (e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY) return; /* deleted */
     redisReply *fv = e->element[1];
-    bool found = false;
     for (size_t j = 0; j + 1 < fv->elements; j += 2) {
         redisReply *k = fv->element[j], *v = fv->element[j + 1];
-        if (k->type != REDIS_REPLY_STRING || strcmp(k->str, HN_STREAM_FIELD) != 0 ||
-            v->type != REDIS_REPLY_STRING)
-            continue;
-        found = true;
-        size_t mark = d->copy.len, nrec = d->nrecords;
-        uint64_t lo = d->min_ts, hi = d->max_ts;
-        char err[256];
-        rc->err[0] = '\0';
-        if (hn_record_decode_batch(d->dec, v->str, v->len, on_record, rc, err, sizeof(err)) !=
-            HN_OK) {
-            if (rc->err[0]) snprintf(err, sizeof(err), "%s", rc->err);
-            /* all or nothing per entry: undo its records, keep the bytes */
-            d->copy.len = mark;
-            d->nrecords = nrec;
-            d->min_ts = lo;
-            d->max_ts = hi;
-            reject(d, shard, id, err, v->str, v->len);
+        if (k->type == REDIS_REPLY_STRING && strcmp(k->str, HN_STREAM_FIELD) == 0 &&
+            v->type == REDIS_REPLY_STRING) {
+            de->data = v->str;
+            de->len = v->len;
+            return;
         }
     }
-    if (!found) reject(d, shard, id, "no field 'r'", NULL, 0);
+    reject(d, de, "no field 'r'");
 }
 
-
-static void reject(drain_w *d, int shard, const char *id, const char *why, const char *raw,
-                   size_t rawlen) {
-    hn_warn("event=drain_reject shard=%d entry=%s reason='%s'", shard, id, why);
-    if (d->nrejects == d->cap_rejects) {
-        d->cap_rejects = d->cap_rejects ? d->cap_rejects * 2 : 16;
-        d->rejects = hn_xreallocarray(d->rejects, d->cap_rejects, sizeof(*d->rejects));
+static void keep_reply(drain_w *d, redisReply *r) {
+    if (d->nreplies == d->cap_replies) {
+        d->cap_replies = d->cap_replies ? d->cap_replies * 2 : 8;
+        d->replies = hn_xreallocarray(d->replies, d->cap_replies, sizeof(*d->replies));
     }
-    drain_reject *r = &d->rejects[d->nrejects++];
-    r->shard = shard;
-    snprintf(r->id, sizeof(r->id), "%s", id);
-    snprintf(r->why, sizeof(r->why), "%s", why);
-    r->rawlen = raw ? rawlen : 0;
-    r->raw = raw ? hn_xmalloc(rawlen + 1) : NULL;
-    if (raw) memcpy(r->raw, raw, rawlen);
-}
-
-static void rejects_clear(drain_w *d) {
-    for (size_t i = 0; i < d->nrejects; i++) free(d->rejects[i].raw);
-    d->nrejects = 0;
+    d->replies[d->nreplies++] = r;
 }
 
 /* Parses XREADGROUP's reply: [[key, [entry, …]], …]. */
-static void take_read_reply(drain_w *d, redisReply *r, rec_ctx *rc) {
+static void take_read_reply(drain_w *d, redisReply *r) {
     if (r->type != REDIS_REPLY_ARRAY) return;
     for (size_t i = 0; i < r->elements; i++) {
         redisReply *s = r->element[i];
-        if (s->type != REDIS_REPLY_ARRAY || s->elements != 2) continue;
+        if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
+            s->element[0]->type != REDIS_REPLY_STRING)
+            continue;
         int shard = atoi(s->element[0]->str + strlen("hn:stream:"));
         redisReply *list = s->element[1];
         if (list->type != REDIS_REPLY_ARRAY) continue;
-        for (size_t j = 0; j < list->elements; j++) take_entry(d, shard, list->element[j], rc);
+        for (size_t j = 0; j < list->elements; j++) take_entry(d, shard, list->element[j]);
     }
 }
 
 /* XREADGROUP over every shard with the same id ("0": own pending, ">": new). */
-static int read_group(drain_w *d, const char *id, bool block, rec_ctx *rc) {
+static int read_group(drain_w *d, const char *id, bool block) {
     int argc = 0;
     const char **argv = hn_xcalloc((size_t)(10 + 2 * d->nshards), sizeof(char *));
     char (*keys)[32] = hn_xcalloc((size_t)d->nshards, 32);
@@ -782,24 +1128,21 @@ static int read_group(drain_w *d, const char *id, bool block, rec_ctx *rc) {
     free(argv);
     free(keys);
     if (r == NULL) return HN_ERR;
-    int rcode = HN_OK;
     if (r->type == REDIS_REPLY_ERROR) {
         hn_warn("event=drain_read_failed err='%s'", r->str);
         /* NOGROUP: the stream or group was deleted (Redis lost its data):
          * make them again on the next connect */
+        freeReplyObject(r);
         redis_close(d);
-        rcode = HN_ERR;
-    } else {
-        t0 = hn_mono_us();
-        take_read_reply(d, r, rc);
-        d->decode_us = hn_mono_us() - t0;
+        return HN_ERR;
     }
-    freeReplyObject(r);
-    return rcode;
+    take_read_reply(d, r);
+    keep_reply(d, r);
+    return HN_OK;
 }
 
 /* XAUTOCLAIM on every shard: entries of consumers that died. */
-static int claim_stale(drain_w *d, rec_ctx *rc) {
+static int claim_stale(drain_w *d) {
     char count[24], idle[24];
     snprintf(count, sizeof(count), "%lld", (long long)d->cfg->drain_batch);
     snprintf(idle, sizeof(idle), "%lld", (long long)d->cfg->drain_claim_idle_ms);
@@ -817,7 +1160,7 @@ static int claim_stale(drain_w *d, rec_ctx *rc) {
                 d->claim_more = true;
             size_t before = d->nentries;
             redisReply *list = r->element[1];
-            for (size_t j = 0; j < list->elements; j++) take_entry(d, s, list->element[j], rc);
+            for (size_t j = 0; j < list->elements; j++) take_entry(d, s, list->element[j]);
             size_t n = d->nentries - before;
             if (n) {
                 hn_info("event=drain_claimed shard=%d entries=%zu", s, n);
@@ -828,7 +1171,7 @@ static int claim_stale(drain_w *d, rec_ctx *rc) {
         } else if (r->type == REDIS_REPLY_ERROR) {
             hn_warn("event=drain_claim_failed err='%s'", r->str);
         }
-        freeReplyObject(r);
+        keep_reply(d, r);
     }
     return HN_OK;
 }
@@ -848,9 +1191,85 @@ static int64_t rows_affected(PGresult *r) {
     return s && *s ? atoll(s) : 0;
 }
 
-/* One transaction for the whole batch. Returns HN_OK after COMMIT. */
+/* One COPY … FROM STDIN of the text in b. HN_AGAIN on a unique violation:
+ * a record of the batch was written meanwhile (by another consumer). */
+static int copy_in(drain_w *d, const char *sql, const hn_buf *b, const char *what) {
+    if (b->len == 0) return HN_OK;
+    PGresult *r = PQexec(d->pg, sql);
+    bool ok = pg_ok(d, r, PGRES_COPY_IN, what);
+    PQclear(r);
+    if (!ok) return HN_ERR;
+    for (size_t off = 0; off < b->len;) {
+        size_t n = b->len - off > (1u << 20) ? (1u << 20) : b->len - off;
+        if (PQputCopyData(d->pg, b->p + off, (int)n) != 1) {
+            hn_warn("event=drain_pg_error what=%s err='%s'", what, PQerrorMessage(d->pg));
+            return HN_ERR;
+        }
+        off += n;
+    }
+    if (PQputCopyEnd(d->pg, NULL) != 1) {
+        hn_warn("event=drain_pg_error what=%s err='%s'", what, PQerrorMessage(d->pg));
+        return HN_ERR;
+    }
+    int rc = HN_OK;
+    r = PQgetResult(d->pg);
+    if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+        const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+        if (state && strcmp(state, "23505") == 0) {
+            hn_info("event=drain_conflict what=%s", what);
+            rc = HN_AGAIN;
+        } else {
+            pg_ok(d, r, PGRES_COMMAND_OK, what);
+            rc = HN_ERR;
+        }
+    }
+    PQclear(r);
+    while ((r = PQgetResult(d->pg)) != NULL) PQclear(r);
+    return rc;
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* "01890a5d-ac96-…" → 16 bytes */
+static bool parse_uuid(const char *s, uint8_t out[16]) {
+    int n = 0;
+    for (; *s && n < 32; s++) {
+        if (*s == '-') continue;
+        int v = hexval(*s);
+        if (v < 0) return false;
+        if (n % 2 == 0) out[n / 2] = (uint8_t)(v << 4);
+        else out[n / 2] |= (uint8_t)v;
+        n++;
+    }
+    return n == 32;
+}
+
+/* Fills d->existing with the batch's records that PostgreSQL has already
+ * (a redelivered batch: its first delivery may have committed). */
+static int find_existing(drain_w *d) {
+    seen_clear(&d->existing);
+    int rc = copy_in(d, sql_copy_ids, &d->ids, "copy_ids");
+    if (rc != HN_OK) return HN_ERR;
+    PGresult *r = PQexec(d->pg, sql_existing);
+    if (!pg_ok(d, r, PGRES_TUPLES_OK, "existing")) {
+        PQclear(r);
+        return HN_ERR;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        uint8_t id[16];
+        if (parse_uuid(PQgetvalue(r, i, 0), id)) seen_add(&d->existing, id);
+    }
+    PQclear(r);
+    return HN_OK;
+}
+
 /* Where a batch's time goes, for the debug log. */
-enum { ST_COPY, ST_INSERT, ST_SESSIONS, ST_ROLLUP, ST_DIMS, ST_COMMIT, ST__N };
+enum { ST_ROWS, ST_AGG, ST_SESSIONS, ST_ROLLUP, ST_DIMS, ST_COMMIT, ST__N };
 
 static void step(uint64_t *steps, int i, uint64_t *t) {
     uint64_t n = hn_mono_us();
@@ -858,52 +1277,54 @@ static void step(uint64_t *steps, int i, uint64_t *t) {
     *t = n;
 }
 
-static int write_batch(drain_w *d, int64_t *inserted, int64_t *sessions) {
+/* One transaction for the whole batch: HN_OK after COMMIT, HN_AGAIN when a
+ * record turned out to be written already (retry as a redelivered batch),
+ * HN_ERR when PostgreSQL failed (nothing written). */
+static int write_batch(drain_w *d, int64_t *sessions) {
     uint64_t steps[ST__N] = {0};
-    uint64_t tt = hn_mono_us();
-    int64_t lo = (int64_t)(d->min_ts / 86400000000ull), hi = (int64_t)(d->max_ts / 86400000000ull);
-    if (d->nrecords && ensure_partitions(d, lo, hi) != HN_OK) return HN_ERR;
+    uint64_t t0 = hn_mono_us();
+    d->min_ts = d->max_ts = 0;
+    if (d->redelivered) batch_ids(d);
+    else batch_build(d);
+    d->build_us = hn_mono_us() - t0;
+    if (d->min_ts) {
+        int64_t lo = (int64_t)(d->min_ts / 86400000000ull);
+        int64_t hi = (int64_t)(d->max_ts / 86400000000ull);
+        if (ensure_partitions(d, lo, hi) != HN_OK) return HN_ERR;
+    }
 
     PGresult *r = PQexec(d->pg, "BEGIN");
     bool ok = pg_ok(d, r, PGRES_COMMAND_OK, "begin");
     PQclear(r);
-    if (!ok) return HN_ERR;
-
-    if (d->nrecords) {
-        r = PQexec(d->pg, sql_copy);
-        ok = pg_ok(d, r, PGRES_COPY_IN, "copy");
+    if (!ok) goto fail_noroll;
+    uint64_t tt = hn_mono_us();
+    int rc = HN_OK;
+    if (d->redelivered) {
+        if (find_existing(d) != HN_OK) goto fail;
+        batch_build(d);
+    }
+    if ((rc = copy_in(d, sql_copy_pv, &d->pv, "copy_page_views")) != HN_OK ||
+        (rc = copy_in(d, sql_copy_ev, &d->ev, "copy_events")) != HN_OK)
+        goto fail;
+    step(steps, ST_ROWS, &tt);
+    if (copy_in(d, sql_copy_agg, &d->agg, "copy_sessions") != HN_OK ||
+        copy_in(d, sql_copy_hourly, &d->hourly, "copy_hourly") != HN_OK ||
+        copy_in(d, sql_copy_dims, &d->dims, "copy_dims") != HN_OK) {
+        rc = HN_ERR;
+        goto fail;
+    }
+    step(steps, ST_AGG, &tt);
+    if (d->sess_map.n > 0) {
+        r = PQexec(d->pg, sql_sessions);
+        ok = pg_ok(d, r, PGRES_COMMAND_OK, "sessions");
+        *sessions = ok ? rows_affected(r) : 0;
         PQclear(r);
-        if (!ok) goto fail;
-        if (PQputCopyData(d->pg, d->copy.p, (int)d->copy.len) != 1 ||
-            PQputCopyEnd(d->pg, NULL) != 1) {
-            hn_warn("event=drain_pg_error what=copy_data err='%s'", PQerrorMessage(d->pg));
-            goto fail;
-        }
-        r = PQgetResult(d->pg);
-        ok = pg_ok(d, r, PGRES_COMMAND_OK, "copy_end");
-        PQclear(r);
-        while ((r = PQgetResult(d->pg)) != NULL) PQclear(r);
-        if (!ok) goto fail;
-        step(steps, ST_COPY, &tt);
-
-        r = PQexec(d->pg, sql_insert);
-        ok = pg_ok(d, r, PGRES_COMMAND_OK, "insert");
-        *inserted = ok ? rows_affected(r) : 0;
-        PQclear(r);
-        if (!ok) goto fail;
-        step(steps, ST_INSERT, &tt);
-        if (*inserted > 0) {
-            r = PQexec(d->pg, sql_sessions);
-            ok = pg_ok(d, r, PGRES_COMMAND_OK, "sessions");
-            *sessions = ok ? rows_affected(r) : 0;
-            PQclear(r);
-            if (!ok) goto fail;
-            step(steps, ST_SESSIONS, &tt);
-            if (pg_exec(d, "rollup", sql_rollup, 0, NULL) != HN_OK) goto fail;
-            step(steps, ST_ROLLUP, &tt);
-            if (pg_exec(d, "dims", sql_dims, 0, NULL) != HN_OK) goto fail;
-            step(steps, ST_DIMS, &tt);
-        }
+        if (!ok) { rc = HN_ERR; goto fail; }
+        step(steps, ST_SESSIONS, &tt);
+        if (pg_exec(d, "rollup", sql_rollup, 0, NULL) != HN_OK) { rc = HN_ERR; goto fail; }
+        step(steps, ST_ROLLUP, &tt);
+        if (pg_exec(d, "dims", sql_dims, 0, NULL) != HN_OK) { rc = HN_ERR; goto fail; }
+        step(steps, ST_DIMS, &tt);
     }
     for (size_t i = 0; i < d->nrejects; i++) {
         char key[32];
@@ -915,10 +1336,11 @@ static int write_batch(drain_w *d, int64_t *inserted, int64_t *sessions) {
         for (size_t k = 0; k < d->rejects[i].rawlen; k++)
             hn_buf_printf(&hex, "%02x", (unsigned char)d->rejects[i].raw[k]);
         hn_buf_append(&hex, "", 1);
-        const char *p[] = {key, d->rejects[i].id, d->rejects[i].why, d->rejects[i].raw ? hex.p : NULL};
-        int rc = pg_exec(d, "reject", sql_reject, 4, p);
+        const char *p[] = {key, d->rejects[i].id, d->rejects[i].why,
+                           d->rejects[i].raw ? hex.p : NULL};
+        int prc = pg_exec(d, "reject", sql_reject, 4, p);
         hn_buf_free(&hex);
-        if (rc != HN_OK) goto fail;
+        if (prc != HN_OK) { rc = HN_ERR; goto fail; }
     }
 
     failpoint(d, 1);
@@ -927,19 +1349,21 @@ static int write_batch(drain_w *d, int64_t *inserted, int64_t *sessions) {
     PQclear(r);
     if (!ok) goto fail_noroll;
     step(steps, ST_COMMIT, &tt);
-    hn_debug("event=drain_batch records=%zu inserted=%lld read_us=%llu decode_us=%llu copy_us=%llu insert_us=%llu"
-             " sessions_us=%llu rollup_us=%llu dims_us=%llu commit_us=%llu",
-             d->nrecords, (long long)*inserted, (unsigned long long)d->read_us,
-             (unsigned long long)d->decode_us, (unsigned long long)steps[ST_COPY],
-             (unsigned long long)steps[ST_INSERT], (unsigned long long)steps[ST_SESSIONS],
-             (unsigned long long)steps[ST_ROLLUP], (unsigned long long)steps[ST_DIMS],
-             (unsigned long long)steps[ST_COMMIT]);
+    hn_debug("event=drain_batch records=%zu repeats=%zu sessions=%zu redelivered=%d read_us=%llu"
+             " build_us=%llu rows_us=%llu agg_us=%llu sessions_us=%llu rollup_us=%llu"
+             " dims_us=%llu commit_us=%llu",
+             d->nrecords, d->nrepeats, d->sess_map.n, d->redelivered,
+             (unsigned long long)d->read_us, (unsigned long long)d->build_us,
+             (unsigned long long)steps[ST_ROWS], (unsigned long long)steps[ST_AGG],
+             (unsigned long long)steps[ST_SESSIONS], (unsigned long long)steps[ST_ROLLUP],
+             (unsigned long long)steps[ST_DIMS], (unsigned long long)steps[ST_COMMIT]);
     failpoint(d, 2);
     return HN_OK;
 
 fail:
     r = PQexec(d->pg, "ROLLBACK");
     PQclear(r);
+    if (rc == HN_AGAIN && PQstatus(d->pg) == CONNECTION_OK) return HN_AGAIN;
 fail_noroll:
     if (PQstatus(d->pg) != CONNECTION_OK) pg_close(d);
     return HN_ERR;
@@ -1105,12 +1529,11 @@ static void maintenance(drain_w *d) {
 /* ---- the loop -------------------------------------------------------------------------- */
 
 static void batch_reset(drain_w *d) {
-    hn_buf_reset(&d->copy);
+    for (size_t i = 0; i < d->nreplies; i++) freeReplyObject(d->replies[i]);
+    d->nreplies = 0;
     d->nentries = 0;
-    d->nrecords = 0;
+    d->nrecords = d->nrepeats = 0;
     d->min_ts = d->max_ts = 0;
-    d->nrepeats = 0;
-    seen_clear(&d->seen);
     rejects_clear(d);
 }
 
@@ -1119,7 +1542,7 @@ static void account(drain_w *d, int64_t inserted, int64_t sessions, double ms) {
     d->m_batches++;
     d->m_entries += d->nentries;
     d->m_records += (uint64_t)inserted;
-    d->m_dups += d->nrecords - (size_t)inserted + d->nrepeats;
+    d->m_dups += d->nrepeats;
     d->m_sessions += (uint64_t)sessions;
     d->m_rejects += d->nrejects;
     for (int i = 0; i < BATCH_BUCKETS; i++)
@@ -1150,7 +1573,7 @@ static void backoff(drain_w *d, bool pg) {
 }
 
 /* One cycle. */
-static void cycle(drain_w *d, rec_ctx *rc) {
+static void cycle(drain_w *d) {
     if (redis_connect(d) != HN_OK) { backoff(d, false); return; }
     /* measured (and trimmed) while PostgreSQL is down too: that is when the
      * lag matters */
@@ -1169,22 +1592,35 @@ static void cycle(drain_w *d, rec_ctx *rc) {
     now = hn_mono_ms();
     int got;
     if (d->own_pending) {
-        got = read_group(d, "0", false, rc);
+        got = read_group(d, "0", false);
+        d->redelivered = true;
         if (got == HN_OK && d->nentries == 0) d->own_pending = false;
     } else if (d->claim_more || now - d->last_claim_ms >= (uint64_t)d->cfg->drain_claim_idle_ms / 2) {
         d->last_claim_ms = now;
         d->claim_more = false;
-        got = claim_stale(d, rc);
+        got = claim_stale(d);
+        d->redelivered = true;
     } else {
-        got = read_group(d, ">", true, rc);
+        got = read_group(d, ">", true);
+        d->redelivered = false;
     }
     if (got != HN_OK) { d->own_pending = true; backoff(d, false); return; }
 
     if (d->nentries > 0) {
         uint64_t t0 = hn_mono_ms();
-        int64_t inserted = 0, sessions = 0;
+        int64_t sessions = 0;
         d->batches++;
-        if (write_batch(d, &inserted, &sessions) != HN_OK) {
+        int wrc = write_batch(d, &sessions);
+        if (wrc == HN_AGAIN) {
+            /* another consumer wrote some of these meanwhile: once more,
+             * leaving out what is there */
+            pthread_mutex_lock(&d->mu);
+            d->m_conflicts++;
+            pthread_mutex_unlock(&d->mu);
+            d->redelivered = true;
+            wrc = write_batch(d, &sessions);
+        }
+        if (wrc != HN_OK) {
             /* nothing committed: the entries stay pending for us */
             d->own_pending = true;
             backoff(d, true);
@@ -1196,7 +1632,7 @@ static void cycle(drain_w *d, rec_ctx *rc) {
             backoff(d, false);
             return;
         }
-        account(d, inserted, sessions, (double)(hn_mono_ms() - t0));
+        account(d, (int64_t)d->nrecords, sessions, (double)(hn_mono_ms() - t0));
         /* after a claim or own-pending read there may be more of them */
         if (d->nentries >= (size_t)d->cfg->drain_batch) d->own_pending = true;
     }
@@ -1206,10 +1642,8 @@ static void cycle(drain_w *d, rec_ctx *rc) {
 
 static void *drain_main(void *arg) {
     drain_w *d = arg;
-    rec_ctx rc = {.d = d};
-    hn_buf_init(&rc.json, 1024);
-    while (!atomic_load(&d->stop)) cycle(d, &rc);
-    hn_buf_free(&rc.json);
+    while (!atomic_load(&d->stop)) cycle(d);
+    batch_reset(d);
     atomic_store(&d->stopped, true);
     return NULL;
 }
@@ -1238,9 +1672,20 @@ static void worker_free(drain_w *d) {
     pg_close(d);
     redis_close(d);
     hn_decoder_destroy(d->dec);
-    hn_buf_free(&d->copy);
+    hn_buf *bufs[] = {&d->pv, &d->ev, &d->agg, &d->hourly, &d->dims, &d->ids, &d->json};
+    for (size_t i = 0; i < HN_ARRAY_LEN(bufs); i++) hn_buf_free(bufs[i]);
     free(d->seen.slot);
     free(d->seen.used);
+    free(d->existing.slot);
+    free(d->existing.used);
+    kmap_free(&d->sess_map);
+    kmap_free(&d->hour_map);
+    kmap_free(&d->dim_map);
+    free(d->sess);
+    free(d->hours);
+    free(d->dim_n);
+    free(d->scratch);
+    free(d->replies);
     free(d->entries);
     rejects_clear(d);
     free(d->rejects);
@@ -1259,7 +1704,8 @@ static drain_w *worker_start(const hn_config *cfg, int index, const hn_redis_add
              (unsigned long long)tag, index);
     parse_failpoint(d, cfg->drain_failpoint);
     d->dec = hn_decoder_create();
-    hn_buf_init(&d->copy, 1 << 20);
+    hn_buf *bufs[] = {&d->pv, &d->ev, &d->agg, &d->hourly, &d->dims, &d->ids, &d->json};
+    for (size_t i = 0; i < HN_ARRAY_LEN(bufs); i++) hn_buf_init(bufs[i], 4096);
     pthread_mutex_init(&d->mu, NULL);
     /* last_claim_ms = 0: claim on the first cycle, so that a restarted
      * process picks up the work of the one that died */
@@ -1354,6 +1800,7 @@ void hn_drain_metrics(hn_drain *dr, hn_buf *out) {
         t.m_rejects += d->m_rejects;
         t.m_trimmed += d->m_trimmed;
         t.m_swept += d->m_swept;
+        t.m_conflicts += d->m_conflicts;
         for (int k = 0; k < BATCH_BUCKETS; k++) t.m_hist[k] += d->m_hist[k];
         t.m_hist_sum += d->m_hist_sum;
         t.g_rate += d->g_rate;
@@ -1393,6 +1840,9 @@ void hn_drain_metrics(hn_drain *dr, hn_buf *out) {
         "# HELP herenow_drain_rejects_total Stream entries that did not decode (kept in drain_rejects).\n"
         "# TYPE herenow_drain_rejects_total counter\n"
         "herenow_drain_rejects_total %llu\n"
+        "# HELP herenow_drain_conflicts_total Batches that met a record written meanwhile and were rebuilt without it.\n"
+        "# TYPE herenow_drain_conflicts_total counter\n"
+        "herenow_drain_conflicts_total %llu\n"
         "# TYPE herenow_drain_trimmed_total counter\n"
         "herenow_drain_trimmed_total %llu\n"
         "# HELP herenow_drain_sessions_swept_total Sessions marked inactive after the live window without an end.\n"
@@ -1418,7 +1868,8 @@ void hn_drain_metrics(hn_drain *dr, hn_buf *out) {
         (unsigned long long)d->m_entries, (unsigned long long)d->m_batches, dr->n,
         (unsigned long long)d->m_sessions, (unsigned long long)d->m_claimed,
         (unsigned long long)d->m_retry_pg, (unsigned long long)d->m_retry_redis,
-        (unsigned long long)d->m_rejects, (unsigned long long)d->m_trimmed,
+        (unsigned long long)d->m_rejects, (unsigned long long)d->m_conflicts,
+        (unsigned long long)d->m_trimmed,
         (unsigned long long)d->m_swept, (long long)d->g_pending, (long long)d->g_lag_entries,
         d->g_lag_s, d->g_rate, d->g_last_batch_ms);
     uint64_t cum = 0;

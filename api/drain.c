@@ -254,9 +254,9 @@ static const char sql_reject[] =
 static const char sql_sweep[] =
     "UPDATE widget_visitor_sessions SET is_active = false, session_ended_at = last_active_at,"
     " updated_at = now()"
-    " WHERE ctid = ANY (ARRAY(SELECT ctid FROM widget_visitor_sessions"
+    " WHERE (widget_id, session_id) IN (SELECT widget_id, session_id FROM widget_visitor_sessions"
     "  WHERE is_active AND last_active_at < now() - make_interval(secs => $1::integer)"
-    "  LIMIT 10000))";
+    "  LIMIT 10000)";
 
 /* ---- event ids seen in this batch -------------------------------------------------
  * Open addressing over 16-byte ids; event ids are random in their low

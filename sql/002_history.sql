@@ -238,15 +238,16 @@ BEGIN
     END LOOP;
 
     FOR w IN SELECT id, retention_days FROM widget_configs WHERE retention_days < longest LOOP
-        DELETE FROM widget_page_views WHERE ctid = ANY (ARRAY(
-            SELECT ctid FROM widget_page_views
+        -- by the unique key: a ctid names a row only within one partition
+        DELETE FROM widget_page_views WHERE (event_id, recv_at) IN (
+            SELECT event_id, recv_at FROM widget_page_views
              WHERE widget_id = w.id AND recv_at < now() - make_interval(days => w.retention_days)
-             LIMIT batch));
+             LIMIT batch);
         GET DIAGNOSTICS n = ROW_COUNT; done := done + n;
-        DELETE FROM widget_visitor_events WHERE ctid = ANY (ARRAY(
-            SELECT ctid FROM widget_visitor_events
+        DELETE FROM widget_visitor_events WHERE (event_id, recv_at) IN (
+            SELECT event_id, recv_at FROM widget_visitor_events
              WHERE widget_id = w.id AND recv_at < now() - make_interval(days => w.retention_days)
-             LIMIT batch));
+             LIMIT batch);
         GET DIAGNOSTICS n = ROW_COUNT; done := done + n;
     END LOOP;
 

@@ -180,6 +180,40 @@ hn_wait_for 10 "bad entry recorded in drain_rejects" bash -c "[ \$(${HN_PG_BINDI
 hn_assert_eq "its bytes kept" "not msgpack" "$(hn_psql "SELECT convert_from(raw, 'UTF8') FROM drain_rejects")"
 hn_wait_for 10 "and acknowledged" bash -c "[ \"\$(redis-cli -p $HN_REDIS_PORT XPENDING hn:stream:0 drain | head -1)\" = 0 ]"
 
+# --- 7. retention: partitions older than the longest retention dropped, shorter ones purged ---
+out=$("$CTL" widget add --name "Short memory" --domain short.example)
+WID2=$(printf '%s\n' "$out" | awk '/^id:/ { print $2 }')
+hn_psql "UPDATE widget_configs SET retention_days = 30 WHERE id = $WID2" >/dev/null
+hn_psql "UPDATE widget_configs SET retention_days = 60 WHERE id = $WID" >/dev/null
+hn_psql "SELECT hn_ensure_partitions(current_date - 90, current_date - 1)" >/dev/null
+for ago in 80 45 10; do
+    for w in "$WID" "$WID2"; do
+        hn_psql "INSERT INTO widget_page_views (event_id, recv_at, widget_id, session_id, visitor_id, seq, url, path, transport)
+                 VALUES (gen_random_uuid(), now() - interval '$ago days', $w, 'old$ago', 'v', 1, 'https://x/', 'https://x/', 1)" >/dev/null
+        hn_psql "INSERT INTO widget_visitor_events (event_id, recv_at, widget_id, session_id, visitor_id, seq, event_type, transport)
+                 VALUES (gen_random_uuid(), now() - interval '$ago days', $w, 'old$ago', 'v', 2, 'hb', 1)" >/dev/null
+        hn_psql "INSERT INTO widget_visitor_sessions (widget_id, session_id, visitor_id, is_active, last_active_at, session_started_at, rollup_hour)
+                 VALUES ($w, 'old$ago', 'v', false, now() - interval '$ago days', now() - interval '$ago days', date_trunc('hour', now() - interval '$ago days'))" >/dev/null
+        hn_psql "INSERT INTO widget_rollup_hourly (widget_id, hour, page_views) VALUES ($w, date_trunc('hour', now() - interval '$ago days'), 1)" >/dev/null
+    done
+done
+old_day=$(hn_psql "SELECT to_char(current_date - 80, 'YYYYMMDD')")
+hn_assert_cmd "a partition of 80 days ago exists" test -n "$(hn_psql "SELECT to_regclass('widget_page_views_p$old_day')")"
+hn_psql "SELECT hn_apply_retention()" >/dev/null
+hn_assert_eq "partitions older than the longest retention (60 d) dropped" "" "$(hn_psql "SELECT to_regclass('widget_page_views_p$old_day')")"
+hn_assert_eq "and of the events too" "" "$(hn_psql "SELECT to_regclass('widget_visitor_events_p$old_day')")"
+hn_assert_eq "30-day widget: its 45-day-old page views purged, 10-day-old kept" "old10" \
+    "$(hn_psql "SELECT string_agg(session_id, ' ' ORDER BY session_id) FROM widget_page_views WHERE widget_id = $WID2 AND session_id LIKE 'old%'")"
+hn_assert_eq "30-day widget: events likewise" "old10" \
+    "$(hn_psql "SELECT string_agg(session_id, ' ' ORDER BY session_id) FROM widget_visitor_events WHERE widget_id = $WID2 AND session_id LIKE 'old%'")"
+hn_assert_eq "60-day widget: 45-day-old rows kept" "old10 old45" \
+    "$(hn_psql "SELECT string_agg(session_id, ' ' ORDER BY session_id) FROM widget_page_views WHERE widget_id = $WID AND session_id LIKE 'old%'")"
+hn_assert_eq "sessions follow each widget's retention" "$WID:old10 $WID:old45 $WID2:old10" \
+    "$(hn_psql "SELECT string_agg(widget_id || ':' || session_id, ' ' ORDER BY widget_id, session_id) FROM widget_visitor_sessions WHERE session_id LIKE 'old%'")"
+hn_assert_eq "rollups too" "$WID:10 $WID:45 $WID2:10" \
+    "$(hn_psql "SELECT string_agg(widget_id || ':' || round(extract(epoch FROM now() - hour) / 86400), ' ' ORDER BY widget_id, hour DESC) FROM widget_rollup_hourly WHERE hour < now() - interval '5 days'")"
+hn_assert_eq "today's rows untouched by retention" "$(written)" "$(hn_psql "SELECT (SELECT count(*) FROM widget_page_views WHERE session_id NOT LIKE 'old%') + (SELECT count(*) FROM widget_visitor_events WHERE session_id NOT LIKE 'old%')")"
+
 hn_assert_cmd "metrics: records, batches, lag, pending" bash -c "curl -fsS http://127.0.0.1:$API/metrics | grep -q '^herenow_drain_lag_seconds ' && curl -fsS http://127.0.0.1:$API/metrics | grep -q '^herenow_drain_batch_records_bucket'"
 rc=0
 hn_stop "$API_PID" || rc=$?

@@ -47,7 +47,7 @@ BINS := $(OUT)/herenow-collector $(OUT)/herenow-api $(OUT)/herenowctl $(OUT)/hn-
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRC))
 
-.PHONY: all clean test unit integration run stop bench-udp deps check-deps
+.PHONY: all clean test unit integration run stop bench-udp bench-drain bench-api deps check-deps
 all: $(BINS)
 
 $(OUT)/obj/%.o: %.c
@@ -70,6 +70,9 @@ $(OUT)/hn-loadgen: $(call obj,bench/loadgen.c) $(PROTO_OBJ) $(COMMON_OBJ)
 $(OUT)/tests/test_%: $(call obj,tests/unit/test_%.c) $(COLLECTOR_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_PG) $(LIBS_COMMON) $(LIBS_CRYPTO) -lm
+
+# api/ objects a unit test needs besides the common ones
+$(OUT)/tests/test_params: $(call obj,api/params.c)
 
 # --- the README's commands ---------------------------------------------------
 
@@ -99,6 +102,14 @@ run: check-deps
 bench-udp: check-deps
 	@$(MAKE) --no-print-directory $(BINS)
 	@HN_BIN=$(OUT) bench/udp.sh
+
+bench-drain: check-deps
+	@$(MAKE) --no-print-directory $(BINS)
+	@HN_BIN=$(OUT) bench/drain.sh
+
+bench-api: check-deps
+	@$(MAKE) --no-print-directory $(BINS)
+	@HN_BIN=$(OUT) bench/api.sh
 
 clean:
 	rm -rf build

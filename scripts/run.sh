@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh: `make run` — a whole local herenow in var/: Redis and PostgreSQL,
-# migrations, a demo widget, the collector. Ctrl-C stops everything it
-# started. Ports can be moved with the variables below.
+# migrations, a demo widget, the collector, the api (with its drain) and an
+# API token for trying it. Ctrl-C stops everything it started. Ports can be
+# moved with the variables below.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,21 +18,28 @@ export HERENOW_UDP_LISTEN=${HERENOW_UDP_LISTEN:-127.0.0.1:7470}
 export HERENOW_HTTP_LISTEN=${HERENOW_HTTP_LISTEN:-127.0.0.1:7470}
 export HERENOW_ADMIN_LISTEN=${HERENOW_ADMIN_LISTEN:-127.0.0.1:7471}
 export HERENOW_PUBLIC_URL=${HERENOW_PUBLIC_URL:-http://127.0.0.1:7470}
+export HERENOW_API_LISTEN=${HERENOW_API_LISTEN:-127.0.0.1:7480}
 ADMIN=${HERENOW_ADMIN_LISTEN}
+API=${HERENOW_API_LISTEN}
 
 mkdir -p "$VAR"
 chmod 0755 "$VAR"
-started_redis=0 started_pg=0 collector_pid=
+started_redis=0 started_pg=0 collector_pid= api_pid=
 
 stop_all() {
     trap - EXIT INT TERM
     set +e
     echo
     echo "stopping..."
-    if [ -n "$collector_pid" ] && kill -0 "$collector_pid" 2>/dev/null; then
-        kill -TERM "$collector_pid"
-        wait "$collector_pid"
-    fi
+    # the collector first (no new records), then the api (its drain ends
+    # its cycle), then the servers
+    local pid
+    for pid in "$collector_pid" "$api_pid"; do
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid"
+            wait "$pid"
+        fi
+    done
     [ "$started_pg" = 1 ] && "$ROOT/scripts/pg.sh" stop "$VAR/pg" >/dev/null
     [ "$started_redis" = 1 ] && "$ROOT/scripts/redis.sh" stop "$VAR/redis" >/dev/null
     echo "stopped (data kept in $VAR)"
@@ -55,12 +63,29 @@ first=$("$BIN/herenowctl" widget list --json | grep -m1 '"key"')
 KEY=$(printf '%s' "$first" | grep -o '"key":"[^"]*"' | cut -d'"' -f4)
 WID=$(printf '%s' "$first" | grep -o '"id":[0-9]*' | cut -d: -f2)
 
+# wait_ready NAME PID URL: polls URL until it answers 2xx (15 s at most)
+wait_ready() {
+    local name=$1 pid=$2 url=$3 deadline=$((SECONDS + 15))
+    until curl -fsS "$url" >/dev/null 2>&1; do
+        kill -0 "$pid" 2>/dev/null || { echo "the $name did not start (see above)"; exit 1; }
+        [ $SECONDS -lt $deadline ] || { echo "the $name is not ready after 15 s: $(curl -s "$url")"; exit 1; }
+        sleep 0.1
+    done
+}
+
 "$BIN/herenow-collector" &
 collector_pid=$!
-deadline=$((SECONDS + 15))
-until curl -fsS "http://$ADMIN/readyz" >/dev/null 2>&1; do
-    kill -0 "$collector_pid" 2>/dev/null || { echo "the collector did not start (see above)"; exit 1; }
-    [ $SECONDS -lt $deadline ] || { echo "the collector is not ready after 15 s"; exit 1; }
+wait_ready collector "$collector_pid" "http://$ADMIN/readyz"
+
+"$BIN/herenow-api" &
+api_pid=$!
+wait_ready api "$api_pid" "http://$API/readyz"
+# A new token each run: a token is shown once and only its digest is kept.
+TOKEN=$("$BIN/herenowctl" token create --all --name make-run)
+# the api reads new tokens every HERENOW_TOKEN_REFRESH_MS (2 s by default)
+deadline=$((SECONDS + 10))
+while [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+    "http://$API/api/visitor-tracking/widgets")" = 401 ] && [ $SECONDS -lt $deadline ]; do
     sleep 0.1
 done
 
@@ -69,17 +94,20 @@ cat <<TXT
 herenow is running.
   collector    UDP beacons on $HERENOW_UDP_LISTEN
   metrics      http://$ADMIN/metrics   (also /livez, /readyz)
-  demo widget  key $KEY
+  api          http://$API/api/visitor-tracking/...   (its /metrics, /livez, /readyz too)
+  api token    $TOKEN
+               (for every widget; \`herenowctl token revoke ${TOKEN:3:12}\` ends it)
+  demo widget  id $WID, key $KEY
   embed        <script src="$HERENOW_PUBLIC_URL/h.js" data-widget="$KEY" async></script>
-               (the browser script and its HTTP ingress arrive with the next release;
-                the dashboard and API with herenow-api)
+               (the browser script and its HTTP ingress arrive with the next release)
 
 Try it:
   $BIN/herenowctl send --key $KEY --script        # one whole visit over UDP
+  curl -H "Authorization: Bearer $TOKEN" http://$API/api/visitor-tracking/widgets/$WID/active-visitors
   redis-cli -p $REDIS_PORT ZRANGE 'hn:live:{$WID}' 0 -1 WITHSCORES     # who is live now
   HERENOW_REDIS_URL=$HERENOW_REDIS_URL $BIN/herenowctl stream dump
 
 Ctrl-C stops everything.
 TXT
-wait "$collector_pid" || true
-collector_pid=
+# Until Ctrl-C, or until either daemon ends on its own.
+wait -n "$collector_pid" "$api_pid" || true

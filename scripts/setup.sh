@@ -20,7 +20,7 @@ PACKAGES=(
     libevent-dev libhiredis-dev libpq-dev libmsgpack-dev libcmocka-dev libssl-dev
     # servers and clients for tests and `make run`
     redis-server redis-tools postgresql-15 postgresql-client-15
-    curl ca-certificates wrk
+    curl ca-certificates wrk jq
     # enrichment (UA parsing, geo) and its tests
     libmaxminddb-dev libpcre2-dev uap-core libyaml-dev libmaxmind-db-writer-perl
 )

@@ -4,6 +4,7 @@
 #   hn_start_redis; hn_start_pg
 #   hn_spawn collector "$HN_BIN/herenow-collector"
 #   hn_wait_for 5 "collector answers /livez" curl -fsS "http://127.0.0.1:$port/livez"
+#   hn_start_api; curl -H "Authorization: Bearer $tok" "$HN_API_URL/api/..."
 #   hn_assert_eq "one widget" 1 "$(hn_psql 'SELECT count(*) FROM widget_configs')"
 #   hn_done
 #
@@ -225,6 +226,22 @@ hn_psql() {
     shift
     "${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql" -X -At -v ON_ERROR_STOP=1 \
         "$HERENOW_DATABASE_URL" "$@" -c "$sql"
+}
+
+# hn_start_api [ARGS...]: herenow-api on a free port of 127.0.0.1 with the
+# current HERENOW_* environment (and ARGS as flags), output in
+# $HN_TMP/api.log; waits until /livez answers. Exports HN_API_URL; the pid
+# is in HN_PID_api.
+hn_start_api() {
+    local port
+    port=$(hn_free_port) || return 1
+    hn_spawn api env HERENOW_API_LISTEN="127.0.0.1:$port" "$HN_BIN/herenow-api" "$@"
+    export HN_API_URL="http://127.0.0.1:$port"
+    hn_wait_for 10 "herenow-api answers /livez" _hn_api_livez
+}
+
+_hn_api_livez() {
+    hn_alive "$HN_PID_api" && curl -fsS "$HN_API_URL/livez"
 }
 
 # ---- cleanup --------------------------------------------------------------

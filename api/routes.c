@@ -1,0 +1,294 @@
+/* routes.c: see routes.h. */
+#include "api/routes.h"
+
+#include "common/json.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- JSON members --------------------------------------------------------- */
+
+void hn_rt_kstrn(hn_buf *b, bool *first, const char *key, const char *s, size_t n) {
+    hn_json_key(b, first, key);
+    if (s)
+        hn_json_str(b, s, n);
+    else
+        hn_buf_append(b, "null", 4);
+}
+
+void hn_rt_kstr(hn_buf *b, bool *first, const char *key, const char *s) {
+    hn_rt_kstrn(b, first, key, s, s ? strlen(s) : 0);
+}
+
+void hn_rt_kint(hn_buf *b, bool *first, const char *key, int64_t v) {
+    hn_json_key(b, first, key);
+    hn_buf_printf(b, "%lld", (long long)v);
+}
+
+void hn_rt_kbool(hn_buf *b, bool *first, const char *key, bool v) {
+    hn_json_key(b, first, key);
+    hn_buf_append(b, v ? "true" : "false", v ? 4 : 5);
+}
+
+void hn_rt_knull(hn_buf *b, bool *first, const char *key) {
+    hn_json_key(b, first, key);
+    hn_buf_append(b, "null", 4);
+}
+
+void hn_rt_ktime(hn_buf *b, bool *first, const char *key, int64_t ms) {
+    char t[HN_TIME_CAP];
+    size_t n = hn_fmt_time_ms(ms, t);
+    hn_rt_kstrn(b, first, key, n ? t : NULL, n);
+}
+
+void hn_rt_kfixed(hn_buf *b, bool *first, const char *key, double v, int decimals) {
+    hn_json_key(b, first, key);
+    if (!isfinite(v)) v = 0;
+    hn_buf_printf(b, "%.*f", decimals, v);
+}
+
+void hn_rt_kraw(hn_buf *b, bool *first, const char *key, const char *raw, size_t n) {
+    hn_json_key(b, first, key);
+    hn_buf_append(b, raw, n);
+}
+
+/* ---- PostgreSQL rows -------------------------------------------------------- */
+
+/* A signed decimal integer, nothing else. */
+static bool parse_i64(const char *s, int64_t *out) {
+    if (s == NULL || *s == '\0') return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end != '\0') return false;
+    *out = v;
+    return true;
+}
+
+int64_t hn_rt_pg_int(const PGresult *res, int row, int col) {
+    int64_t v = 0;
+    if (!PQgetisnull(res, row, col)) parse_i64(PQgetvalue(res, row, col), &v);
+    return v;
+}
+
+void hn_rt_pg_row(hn_buf *b, bool *first, const PGresult *res, int row, int col0,
+                  const hn_col *cols, int ncols) {
+    for (int i = 0; i < ncols; i++) {
+        int c = col0 + i;
+        const char *key = cols[i].key;
+        if (PQgetisnull(res, row, c)) {
+            hn_rt_knull(b, first, key);
+            continue;
+        }
+        const char *v = PQgetvalue(res, row, c);
+        int n = PQgetlength(res, row, c);
+        int64_t x;
+        switch (cols[i].kind) {
+        case HN_COL_STR: hn_rt_kstrn(b, first, key, v, (size_t)n); break;
+        case HN_COL_INT:
+            if (parse_i64(v, &x))
+                hn_rt_kint(b, first, key, x);
+            else
+                hn_rt_knull(b, first, key);
+            break;
+        case HN_COL_BOOL: hn_rt_kbool(b, first, key, v[0] == 't'); break;
+        case HN_COL_JSON: hn_rt_kraw(b, first, key, v, (size_t)n); break;
+        case HN_COL_TIME:
+            if (parse_i64(v, &x))
+                hn_rt_ktime(b, first, key, x);
+            else
+                hn_rt_knull(b, first, key);
+            break;
+        }
+    }
+}
+
+/* ---- Redis --------------------------------------------------------------------- */
+
+redisContext *hn_rt_redis(hn_api_worker *w, hn_api_resp *rs) {
+    redisContext *c = hn_api_redis(w);
+    if (c == NULL) hn_api_error(rs, 503, "redis unavailable");
+    return c;
+}
+
+void hn_rt_redis_free(redisReply **r, int n) {
+    for (int i = 0; i < n; i++) {
+        if (r[i]) freeReplyObject(r[i]);
+        r[i] = NULL;
+    }
+}
+
+int hn_rt_redis_replies(hn_api_worker *w, hn_api_resp *rs, int n, redisReply **out) {
+    redisContext *c = w->redis;
+    for (int i = 0; i < n; i++) out[i] = NULL;
+    for (int i = 0; i < n; i++) {
+        void *r = NULL;
+        if (c == NULL || redisGetReply(c, &r) != REDIS_OK || r == NULL) {
+            /* the replies still owed would answer the next request: drop the connection */
+            hn_api_redis_broken(w);
+            hn_rt_redis_free(out, i);
+            hn_api_error(rs, 503, "redis unavailable");
+            return HN_ERR;
+        }
+        out[i] = r;
+    }
+    return HN_OK;
+}
+
+bool hn_rt_redis_ok(hn_api_resp *rs, const redisReply *r, int type, const char *what) {
+    if (r->type == type) return true;
+    hn_api_error(rs, 500, "redis %s: %s", what,
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    return false;
+}
+
+void hn_rt_live_key(char *out, int64_t widget_id) {
+    snprintf(out, HN_KEY_CAP, "hn:live:{%lld}", (long long)widget_id);
+}
+
+void hn_rt_ended_key(char *out, int64_t widget_id) {
+    snprintf(out, HN_KEY_CAP, "hn:ended:{%lld}", (long long)widget_id);
+}
+
+void hn_rt_sess_key(char *out, int64_t widget_id, const char *sid) {
+    snprintf(out, HN_KEY_CAP, "hn:sess:{%lld}:%.64s", (long long)widget_id, sid);
+}
+
+static const char *const snapshot_fields[HN_SF__COUNT] = {
+    [HN_SF_LAST_SEEN] = "last_seen",       [HN_SF_STATUS] = "status",
+    [HN_SF_STARTED] = "started",           [HN_SF_LANDING] = "landing",
+    [HN_SF_REFERRER] = "referrer",         [HN_SF_URL] = "url",
+    [HN_SF_TITLE] = "title",               [HN_SF_PAGEVIEWS] = "pageviews",
+    [HN_SF_ENGAGED_MS] = "engaged_ms",     [HN_SF_IP] = "ip",
+    [HN_SF_LANG] = "lang",                 [HN_SF_SCREEN] = "screen",
+    [HN_SF_COUNTRY] = "country",           [HN_SF_REGION] = "region",
+    [HN_SF_CITY] = "city",                 [HN_SF_BROWSER] = "browser",
+    [HN_SF_BROWSER_VERSION] = "browser_version", [HN_SF_OS] = "os",
+    [HN_SF_OS_VERSION] = "os_version",     [HN_SF_DEVICE] = "device",
+    [HN_SF_VISITOR] = "visitor",           [HN_SF_NAME] = "name",
+    [HN_SF_EMAIL] = "email",               [HN_SF_PHONE] = "phone",
+    [HN_SF_HAS_CHATTED] = "has_chatted",   [HN_SF_MESSAGES_SENT] = "messages_sent",
+};
+
+void hn_rt_append_snapshot(redisContext *c, int64_t widget_id, const char *sid) {
+    char key[HN_KEY_CAP];
+    const char *argv[2 + HN_SF__COUNT];
+    size_t len[2 + HN_SF__COUNT];
+    hn_rt_sess_key(key, widget_id, sid);
+    argv[0] = "HMGET";
+    argv[1] = key;
+    for (int i = 0; i < HN_SF__COUNT; i++) argv[2 + i] = snapshot_fields[i];
+    for (int i = 0; i < 2 + HN_SF__COUNT; i++) len[i] = strlen(argv[i]);
+    redisAppendCommandArgv(c, 2 + HN_SF__COUNT, argv, len);
+}
+
+const char *hn_rt_sf(const redisReply *r, int field) {
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || (size_t)field >= r->elements) return NULL;
+    const redisReply *e = r->element[field];
+    return e->type == REDIS_REPLY_STRING ? e->str : NULL;
+}
+
+/* A snapshot counter or time: a non-negative decimal, else -1. */
+static int64_t sf_int(const redisReply *r, int field) {
+    int64_t v;
+    return parse_i64(hn_rt_sf(r, field), &v) && v >= 0 ? v : -1;
+}
+
+const char *hn_rt_status(const redisReply *r, int64_t score_ms, int64_t now_ms,
+                         const hn_config *cfg) {
+    if (score_ms < 0) return "gone";
+    const char *st = hn_rt_sf(r, HN_SF_STATUS);
+    /* hidden, and no heartbeat since (heartbeats come only from visible tabs) */
+    if (st && strcmp(st, "idle") == 0 && sf_int(r, HN_SF_LAST_SEEN) >= score_ms) return "idle";
+    if (score_ms < now_ms - cfg->active_s * 1000) return "idle";
+    return "active";
+}
+
+static void k_sf_str(hn_buf *b, bool *first, const char *key, const redisReply *r, int f) {
+    hn_rt_kstr(b, first, key, hn_rt_sf(r, f));
+}
+
+static void k_sf_int(hn_buf *b, bool *first, const char *key, const redisReply *r, int f,
+                     int64_t missing) {
+    int64_t v = sf_int(r, f);
+    hn_rt_kint(b, first, key, v < 0 ? missing : v);
+}
+
+void hn_rt_snapshot(hn_buf *b, bool *first, const char *sid, const redisReply *r,
+                    int64_t score_ms, int64_t now_ms, const hn_config *cfg) {
+    int64_t started = sf_int(r, HN_SF_STARTED);
+    int64_t engaged = sf_int(r, HN_SF_ENGAGED_MS);
+    hn_rt_kstr(b, first, "session_id", sid);
+    hn_rt_kstr(b, first, "status", hn_rt_status(r, score_ms, now_ms, cfg));
+    if (score_ms >= 0)
+        hn_rt_ktime(b, first, "last_seen", score_ms);
+    else if (sf_int(r, HN_SF_LAST_SEEN) >= 0)
+        hn_rt_ktime(b, first, "last_seen", sf_int(r, HN_SF_LAST_SEEN));
+    else
+        hn_rt_knull(b, first, "last_seen");
+    if (started >= 0) {
+        hn_rt_ktime(b, first, "started", started);
+        hn_rt_kint(b, first, "time_on_site_s", now_ms > started ? (now_ms - started) / 1000 : 0);
+    } else {
+        hn_rt_knull(b, first, "started");
+        hn_rt_knull(b, first, "time_on_site_s");
+    }
+    k_sf_str(b, first, "url", r, HN_SF_URL);
+    k_sf_str(b, first, "title", r, HN_SF_TITLE);
+    k_sf_str(b, first, "landing", r, HN_SF_LANDING);
+    k_sf_str(b, first, "referrer", r, HN_SF_REFERRER);
+    k_sf_int(b, first, "page_views", r, HN_SF_PAGEVIEWS, 0);
+    hn_rt_kint(b, first, "engaged_s", engaged < 0 ? 0 : engaged / 1000);
+    k_sf_str(b, first, "ip", r, HN_SF_IP);
+    k_sf_str(b, first, "country", r, HN_SF_COUNTRY);
+    k_sf_str(b, first, "region", r, HN_SF_REGION);
+    k_sf_str(b, first, "city", r, HN_SF_CITY);
+    k_sf_str(b, first, "browser", r, HN_SF_BROWSER);
+    k_sf_str(b, first, "browser_version", r, HN_SF_BROWSER_VERSION);
+    k_sf_str(b, first, "os", r, HN_SF_OS);
+    k_sf_str(b, first, "os_version", r, HN_SF_OS_VERSION);
+    k_sf_str(b, first, "device", r, HN_SF_DEVICE);
+    k_sf_str(b, first, "visitor", r, HN_SF_VISITOR);
+    k_sf_str(b, first, "name", r, HN_SF_NAME);
+    k_sf_str(b, first, "email", r, HN_SF_EMAIL);
+    k_sf_str(b, first, "phone", r, HN_SF_PHONE);
+    const char *hc = hn_rt_sf(r, HN_SF_HAS_CHATTED);
+    hn_rt_kbool(b, first, "has_chatted", hc && strcmp(hc, "0") != 0);
+    k_sf_int(b, first, "messages_sent", r, HN_SF_MESSAGES_SENT, 0);
+    k_sf_str(b, first, "language", r, HN_SF_LANG);
+    k_sf_str(b, first, "screen", r, HN_SF_SCREEN);
+}
+
+/* ---- parameters ------------------------------------------------------------------ */
+
+bool hn_rt_check_keys(const hn_api_req *rq, hn_api_resp *rs, const char *const *allowed, int n) {
+    char err[HN_PARAM_ERR_CAP];
+    if (hn_param_check_keys(rq->qkey, rq->nquery, allowed, n, err, sizeof(err)) == HN_OK)
+        return true;
+    hn_api_error(rs, 400, "%s", err);
+    return false;
+}
+
+int64_t hn_rt_widget_id(const hn_api_req *rq) {
+    int64_t v = 0;
+    if (rq->nparams > 0 && rq->params[0]) parse_i64(rq->params[0], &v);
+    return v;
+}
+
+bool hn_rt_range(const hn_api_req *rq, hn_api_resp *rs, int64_t *from_us, int64_t *to_us) {
+    char err[HN_PARAM_ERR_CAP];
+    if (hn_param_range(hn_api_query(rq, "from"), hn_api_query(rq, "to"), (int64_t)hn_now_us(),
+                       from_us, to_us, err, sizeof(err)) == HN_OK)
+        return true;
+    hn_api_error(rs, 400, "%s", err);
+    return false;
+}
+
+void hn_rt_answer(hn_api_resp *rs, hn_buf *b) {
+    hn_buf_free(&rs->body);
+    rs->body = *b;
+    memset(b, 0, sizeof(*b));
+    rs->status = 200;
+}

@@ -138,8 +138,10 @@ hn_assert_eq "no session hash left behind" "" "$(hn_redis --scan --pattern "hn:s
 
 # more stale sessions than one trim round takes (1000): all go, hashes too
 trimmed0=$(metric herenow_sessions_trimmed_total)
+# hash first, then the live-set member: a trim round that runs while the
+# pipe is fed must never see a member whose hash is still to come
 for i in $(seq 1 2500); do
-    printf 'ZADD hn:live:{%s} 1 stale%06d\nHSET hn:sess:{%s}:stale%06d status active\n' "$WID" "$i" "$WID" "$i"
+    printf 'HSET hn:sess:{%s}:stale%06d status active\nZADD hn:live:{%s} 1 stale%06d\n' "$WID" "$i" "$WID" "$i"
 done | hn_redis --pipe >/dev/null
 all_trimmed() { [ "$(hn_redis ZCARD "hn:live:{$WID}")" = 0 ]; }
 hn_wait_for 10 "2500 stale sessions trimmed" all_trimmed && hn_ok "2500 stale sessions left the live set (several trim rounds)"

@@ -67,17 +67,17 @@ WID=$(printf '%s' "$first" | grep -o '"id":[0-9]*' | cut -d: -f2)
 wait_ready() {
     local name=$1 pid=$2 url=$3 deadline=$((SECONDS + 15))
     until curl -fsS "$url" >/dev/null 2>&1; do
-        kill -0 "$pid" 2>/dev/null || { echo "the $name did not start (see above)"; exit 1; }
+        kill -0 "$pid" 2>/dev/null || { echo "the $name did not start (see $VAR/$name.log)"; tail -n 5 "$VAR/$name.log" 2>/dev/null; exit 1; }
         [ $SECONDS -lt $deadline ] || { echo "the $name is not ready after 15 s: $(curl -s "$url")"; exit 1; }
         sleep 0.1
     done
 }
 
-"$BIN/herenow-collector" &
+HERENOW_LOG_FILE="$VAR/collector.log" "$BIN/herenow-collector" &
 collector_pid=$!
 wait_ready collector "$collector_pid" "http://$ADMIN/readyz"
 
-"$BIN/herenow-api" &
+HERENOW_LOG_FILE="$VAR/api.log" "$BIN/herenow-api" &
 api_pid=$!
 wait_ready api "$api_pid" "http://$API/readyz"
 # A new token each run: a token is shown once and only its digest is kept.
@@ -107,7 +107,7 @@ Try it:
   redis-cli -p $REDIS_PORT ZRANGE 'hn:live:{$WID}' 0 -1 WITHSCORES     # who is live now
   HERENOW_REDIS_URL=$HERENOW_REDIS_URL $BIN/herenowctl stream dump
 
-Ctrl-C stops everything.
+Logs: $VAR/collector.log, $VAR/api.log. Ctrl-C stops everything.
 TXT
 # Until Ctrl-C, or until either daemon ends on its own.
 wait -n "$collector_pid" "$api_pid" || true

@@ -452,6 +452,7 @@ struct drain_w {
     size_t           nreplies, cap_replies;
     drain_entry     *entries;
     size_t           nentries, cap_entries;
+    size_t           batch_bytes;     /* of the entries' records */
     hn_record       *scratch;         /* one entry's records */
     size_t           nscratch, cap_scratch;
     hn_buf           pv, ev, agg, hourly, dims, ids, json;   /* COPY texts */
@@ -1069,6 +1070,7 @@ static void take_entry(drain_w *d, int shard, redisReply *e) {
             v->type == REDIS_REPLY_STRING) {
             de->data = v->str;
             de->len = v->len;
+            d->batch_bytes += v->len;
             return;
         }
     }
@@ -1532,6 +1534,7 @@ static void batch_reset(drain_w *d) {
     for (size_t i = 0; i < d->nreplies; i++) freeReplyObject(d->replies[i]);
     d->nreplies = 0;
     d->nentries = 0;
+    d->batch_bytes = 0;
     d->nrecords = d->nrepeats = 0;
     d->min_ts = d->max_ts = 0;
     rejects_clear(d);
@@ -1601,8 +1604,18 @@ static void cycle(drain_w *d) {
         got = claim_stale(d);
         d->redelivered = true;
     } else {
-        got = read_group(d, ">", true);
+        /* new entries: more reads while they come full, up to the byte
+         * budget, so that a batch is large however small the collector's
+         * entries are (a session in the batch costs one upsert whatever
+         * number of its records the batch holds) */
         d->redelivered = false;
+        size_t before = 0;
+        got = read_group(d, ">", true);
+        while (got == HN_OK && d->nentries - before >= (size_t)d->cfg->drain_batch &&
+               d->batch_bytes < (size_t)d->cfg->drain_batch_bytes) {
+            before = d->nentries;
+            got = read_group(d, ">", false);
+        }
     }
     if (got != HN_OK) { d->own_pending = true; backoff(d, false); return; }
 

@@ -55,6 +55,7 @@ typedef struct hn_config {
     char   *drain;
     int64_t drain_threads;
     int64_t drain_batch;
+    int64_t drain_batch_bytes;
     int64_t drain_block_ms;
     int64_t drain_claim_idle_ms;
     int64_t drain_retry_max_ms;

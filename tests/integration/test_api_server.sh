@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_api_server.sh: herenow-api's server core against a real Redis and
-# PostgreSQL: /livez /readyz /metrics, the token check (401 matrix, 403
+# PostgreSQL: /livez /readyz /metrics, the token check (the matrix of every
+# route × none, malformed, revoked, wrong widget, right token; 401 reasons, 403
 # scope, revocation within the refresh interval, 503 while tokens were never
 # loaded), path and query validation, 404/405, requests reaching their
 # handlers, SIGTERM, and no token in the log.
@@ -193,6 +194,39 @@ refused() { [ "$(status_as "$ONE" "$WB/$W1/visitor-stats")" = 401 ]; }
 hn_wait_for 5 "a revoked token is refused" refused && hn_ok "a revoked token is refused"
 t1=$(($(date +%s%N) / 1000000))
 hn_assert_cmd "refused within the refresh interval + 1 s ($((t1 - t0)) ms)" test $((t1 - t0)) -le 1200
+
+# --- the matrix: every route × (none, malformed, revoked, wrong widget, right token).
+# Wrong widget: W2's token on W1. Routes without a widget in the path
+# (/sessions/…) answer 404 to it: the session exists only in a widget the
+# token may not see, and the answer must not tell (docs/API.md).
+hn_psql "INSERT INTO widget_visitor_sessions (widget_id, session_id, visitor_id, last_active_at, session_started_at, rollup_hour)
+         VALUES ($W1, 'matrix0001', 'v123', now(), now(), date_trunc('hour', now()))" >/dev/null
+W2TOK=$("$CTL" token create --widget "$W2" --name matrix-w2)
+w2_works() { [ "$(status_as "$W2TOK" "$WB/$W2/visitor-stats")" = 200 ]; }
+hn_wait_for 5 "W2's new token is loaded" w2_works
+ROUTES=("GET $WB" "GET $WB/$W1/active-visitors" "GET $U/api/visitor-tracking/sessions/matrix0001"
+    "POST $U/api/visitor-tracking/sessions/matrix0001/deactivate" "GET $WB/$W1/visitor-stats"
+    "GET $WB/$W1/timeseries" "GET $WB/$W1/breakdown?by=page" "GET $WB/$W1/sessions"
+    "GET $WB/$W1/export.csv?what=sessions" "DELETE $WB/$W1/visitors/nobody")
+for r in "${ROUTES[@]}"; do
+    m=${r%% *} url=${r#* }
+    got="$(status -X "$m" "$url") $(status -X "$m" -H 'Authorization: Bearer hn_short' "$url")"
+    got="$got $(status_as "$ONE" -X "$m" "$url") $(status_as "$W2TOK" -X "$m" "$url")"
+    right=$(status_as "$ALL" -X "$m" "$url")
+    case "$url" in
+        "$WB") want_wrong=200 ;;                 # lists only the token's own widgets
+        */sessions/matrix0001*) want_wrong=404 ;;
+        *) want_wrong=403 ;;
+    esac
+    case "$r" in
+        "DELETE "*) want_right=404 ;;            # no such visitor, but allowed to ask
+        *) want_right=200 ;;
+    esac
+    hn_assert_eq "matrix $m ${url#$U}: none, malformed, revoked, wrong widget, right" \
+        "401 401 401 $want_wrong $want_right" "$got $right"
+done
+hn_assert_eq "the widget list of W2's token holds W2 only" "$W2" \
+    "$(curl -s -H "Authorization: Bearer $W2TOK" "$WB" | grep -o '"id":[0-9]*' | cut -d: -f2 | tr '\n' ' ' | sed 's/ $//')"
 
 # --- counted
 hn_assert_cmd "auth failures counted (missing)" test "$(metric 'herenow_api_auth_failures_total{reason="missing"}')" -ge 3

@@ -574,30 +574,7 @@ static void copy_data(hn_buf *b, const hn_record *r, hn_buf *tmp) {
         if (r->b.ph.len) { hn_json_key(tmp, &first, "phone"); hn_json_str(tmp, r->b.ph.p, r->b.ph.len); }
         hn_buf_append(tmp, "}", 1);
     } else if (r->b.nprops > 0) {
-        hn_buf_append(tmp, "{", 1);
-        for (int i = 0; i < r->b.nprops; i++) {
-            const hn_prop *p = &r->b.props[i];
-            if (!first) hn_buf_append(tmp, ",", 1);
-            first = false;
-            hn_json_str(tmp, p->key.p, p->key.len);
-            hn_buf_append(tmp, ":", 1);
-            switch (p->type) {
-            case HN_P_STR: hn_json_str(tmp, p->v.s.p, p->v.s.len); break;
-            case HN_P_INT: hn_buf_printf(tmp, "%lld", (long long)p->v.i); break;
-            case HN_P_UINT: hn_buf_printf(tmp, "%llu", (unsigned long long)p->v.u); break;
-            case HN_P_FLOAT:
-                /* JSON has no NaN or infinities */
-                if (p->v.f != p->v.f || p->v.f > 1.7976931348623157e308 ||
-                    p->v.f < -1.7976931348623157e308)
-                    hn_buf_append(tmp, "null", 4);
-                else
-                    hn_buf_printf(tmp, "%.17g", p->v.f);
-                break;
-            case HN_P_BOOL: hn_buf_append(tmp, p->v.b ? "true" : "false", p->v.b ? 4 : 5); break;
-            default: hn_buf_append(tmp, "null", 4); break;
-            }
-        }
-        hn_buf_append(tmp, "}", 1);
+        hn_props_json(tmp, r->b.props, r->b.nprops);
     } else {
         copy_null(b);
         return;

@@ -43,6 +43,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+source bench/lib/doc-section.sh
 # The command as given, for the report: the overrides from the environment.
 CMDLINE="make bench-udp"
 for v in BEACONS_PER_DATAGRAM BATCH SESSIONS THREADS2_RATES THREADS DURATION RUNS RATES; do
@@ -513,15 +514,6 @@ EOF2
 
 if [ -n "$BENCH_DOC" ]; then
     write_section >"$WORK/section.md"
-    mkdir -p "$(dirname "$BENCH_DOC")"
-    [ -f "$BENCH_DOC" ] || printf '# Benchmarks\n' >"$BENCH_DOC"
-    # Replace our section (from its heading to the next "## "), keep the rest.
-    awk -v sec="$SECTION" -v file="$WORK/section.md" '
-        function emit(  l) { while ((getline l < file) > 0) print l; close(file); done = 1 }
-        $0 == sec { skip = 1; emit(); next }
-        skip && /^## / { skip = 0; print ""; }
-        !skip { print }
-        END { if (!done) { print ""; emit() } }' "$BENCH_DOC" >"$WORK/doc.md"
-    cat "$WORK/doc.md" >"$BENCH_DOC"
+    bench_write_section "$SECTION" "$WORK/section.md" "$BENCH_DOC"
     echo "bench-udp: wrote \"$SECTION\" in $BENCH_DOC"
 fi

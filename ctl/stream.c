@@ -71,24 +71,7 @@ static int on_record(const hn_record *r, void *arg) {
     field_str(b, &first, "vh", r->visitor);
     if (r->b.nprops) {
         hn_json_key(b, &first, "d");
-        hn_buf_append(b, "{", 1);
-        bool pf = true;
-        for (int i = 0; i < r->b.nprops; i++) {
-            const hn_prop *p = &r->b.props[i];
-            if (!pf) hn_buf_append(b, ",", 1);
-            pf = false;
-            hn_json_str(b, p->key.p, p->key.len);
-            hn_buf_append(b, ":", 1);
-            switch (p->type) {
-            case HN_P_STR: hn_json_str(b, p->v.s.p, p->v.s.len); break;
-            case HN_P_INT: hn_buf_printf(b, "%lld", (long long)p->v.i); break;
-            case HN_P_UINT: hn_buf_printf(b, "%llu", (unsigned long long)p->v.u); break;
-            case HN_P_FLOAT: hn_buf_printf(b, "%.17g", p->v.f); break;
-            case HN_P_BOOL: hn_buf_printf(b, "%s", p->v.b ? "true" : "false"); break;
-            default: hn_buf_printf(b, "null"); break;
-            }
-        }
-        hn_buf_append(b, "}", 1);
+        hn_props_json(b, r->b.props, r->b.nprops);
     }
     hn_buf_append(b, "}\n", 2);
     fwrite(b->p, 1, b->len, stdout);

@@ -11,6 +11,9 @@
  */
 #include "proto/record.h"
 
+#include "common/buf.h"
+#include "common/json.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -342,4 +345,29 @@ void hn_event_id_format(const uint8_t id[16], char out[37]) {
         *p++ = hex[id[i] & 0x0f];
     }
     *p = '\0';
+}
+
+void hn_props_json(hn_buf *out, const hn_prop *props, int n) {
+    hn_buf_append(out, "{", 1);
+    for (int i = 0; i < n; i++) {
+        const hn_prop *p = &props[i];
+        if (i) hn_buf_append(out, ",", 1);
+        hn_json_str(out, p->key.p, p->key.len);
+        hn_buf_append(out, ":", 1);
+        switch (p->type) {
+        case HN_P_STR: hn_json_str(out, p->v.s.p, p->v.s.len); break;
+        case HN_P_INT: hn_buf_printf(out, "%lld", (long long)p->v.i); break;
+        case HN_P_UINT: hn_buf_printf(out, "%llu", (unsigned long long)p->v.u); break;
+        case HN_P_FLOAT:
+            if (p->v.f != p->v.f || p->v.f > 1.7976931348623157e308 ||
+                p->v.f < -1.7976931348623157e308)
+                hn_buf_append(out, "null", 4);
+            else
+                hn_buf_printf(out, "%.17g", p->v.f);
+            break;
+        case HN_P_BOOL: hn_buf_append(out, p->v.b ? "true" : "false", p->v.b ? 4 : 5); break;
+        default: hn_buf_append(out, "null", 4); break;
+        }
+    }
+    hn_buf_append(out, "}", 1);
 }

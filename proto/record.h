@@ -57,6 +57,11 @@ typedef int (*hn_record_fn)(const hn_record *r, void *ctx);
 int hn_record_decode_batch(hn_decoder *d, const char *buf, size_t len,
                            hn_record_fn fn, void *ctx, char *err, size_t cap);
 
+/* Appends the properties as one JSON object ({"key": value, …}); floats
+ * that JSON cannot carry (NaN, infinities) become null. */
+struct hn_buf;
+void hn_props_json(struct hn_buf *out, const hn_prop *props, int n);
+
 /* Formats event_id as the canonical 36-char UUID text (+ NUL, so 37 bytes). */
 void hn_event_id_format(const uint8_t id[16], char out[37]);
 

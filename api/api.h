@@ -145,8 +145,12 @@ void hn_route_widgets(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 typedef struct hn_drain hn_drain;
 
 hn_drain *hn_drain_start(const hn_config *cfg);        /* NULL when disabled */
-/* Asks the drain to finish its current cycle (commit + ack) and stop; waits
- * at most timeout_ms. HN_OK when it stopped cleanly. */
+/* Asks the drain to finish its current cycle (commit + ack, or nothing) and
+ * stop, without waiting (from the event loop, at SIGTERM). NULL: no-op. */
+void      hn_drain_request_stop(hn_drain *d);
+/* The same, then waits for it at least a drain read's BLOCK time (so that a
+ * stop asked early can end its read) or timeout_ms, whichever is longer.
+ * HN_OK when it stopped cleanly. */
 int       hn_drain_stop(hn_drain *d, int timeout_ms);
 /* Appends the drain's metrics (Prometheus text format) to out. Thread-safe. */
 void      hn_drain_metrics(hn_drain *d, hn_buf *out);

@@ -86,16 +86,22 @@ static int load(PGconn *pg, token_row **out, size_t *nout, char *err, size_t cap
         memcpy(rows[k].id, id, HN_TOKEN_ID_LEN);
         rows[k].id[HN_TOKEN_ID_LEN] = '\0';
         memcpy(rows[k].digest, PQgetvalue(r, i, 1), HN_TOKEN_SHA256_LEN);
-        rows[k].widget_id = -1;
-        if (!PQgetisnull(r, i, 2) && PQgetlength(r, i, 2) == 4) {
+        rows[k].widget_id = -1;   /* NULL: every widget */
+        if (!PQgetisnull(r, i, 2)) {
+            /* a scope we cannot read is no scope at all: skip the token
+             * (fail closed) rather than let it see every widget */
             uint32_t v;
+            if (PQgetlength(r, i, 2) != 4) {
+                bad++;
+                continue;
+            }
             memcpy(&v, PQgetvalue(r, i, 2), 4);
             rows[k].widget_id = (int32_t)ntohl(v);
         }
         k++;
     }
     PQclear(r);
-    if (bad) hn_warn("event=tokens_skipped count=%zu reason='bad id or digest length'", bad);
+    if (bad) hn_warn("event=tokens_skipped count=%zu reason='bad id, digest or scope'", bad);
     qsort(rows, k, sizeof(*rows), row_cmp);
     *out = rows;
     *nout = k;

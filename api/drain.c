@@ -58,6 +58,7 @@
 #define SWEEP_EVERY_MS     30000
 #define MAINT_EVERY_MS     3600000
 #define BATCH_BUCKETS      8
+#define HN_BAD             (-3)   /* write_batch: PostgreSQL refused the data itself */
 
 static const uint64_t batch_bounds[BATCH_BUCKETS] = {1, 10, 100, 1000, 5000, 20000, 100000,
                                                      UINT64_MAX};
@@ -129,7 +130,8 @@ static const char sql_sessions[] =
     "  messages_sent, chat_events, has_chatted, first_pv_at, last_pv_at, rollup_hour)"
     " SELECT widget_id, session_id, visitor_id, vh, nm, em, ph, ip, country, region, city,"
     "  ua, browser, bv, os, ov, device, lang, sw, sh, landing, referrer, cur_url, cur_title,"
-    "  ended IS NULL OR ended < last_active, pages, events, engaged, (engaged / 1000)::integer,"
+    "  ended IS NULL OR ended < last_active, pages, events, engaged,"
+    "  least(engaged / 1000, 2147483647)::integer,"
     "  last_active, started, ended, msgs, chat, chat > 0, first_pv, last_pv,"
     "  date_trunc('hour', started)"
     " FROM hn_agg ORDER BY widget_id, session_id"
@@ -164,7 +166,7 @@ static const char sql_sessions[] =
     "  page_views = s.page_views + excluded.page_views,"
     "  events_count = s.events_count + excluded.events_count,"
     "  engaged_ms = s.engaged_ms + excluded.engaged_ms,"
-    "  total_time_seconds = ((s.engaged_ms + excluded.engaged_ms) / 1000)::integer,"
+    "  total_time_seconds = least((s.engaged_ms + excluded.engaged_ms) / 1000, 2147483647)::integer,"
     "  messages_sent = s.messages_sent + excluded.messages_sent,"
     "  chat_events = s.chat_events + excluded.chat_events,"
     "  has_chatted = s.chat_events + excluded.chat_events > 0,"
@@ -453,6 +455,9 @@ struct drain_w {
     drain_entry     *entries;
     size_t           nentries, cap_entries;
     size_t           batch_bytes;     /* of the entries' records */
+    size_t           lo, hi;          /* the entries a write takes: all, or one (isolating) */
+    bool             data_error;      /* the latest PostgreSQL error will repeat (see pg_ok) */
+    char             last_err[200];
     hn_record       *scratch;         /* one entry's records */
     size_t           nscratch, cap_scratch;
     hn_buf           pv, ev, agg, hourly, dims, ids, json;   /* COPY texts */
@@ -485,6 +490,7 @@ struct drain_w {
     pthread_mutex_t  mu;
     uint64_t         m_records, m_dups, m_entries, m_batches, m_sessions, m_claimed;
     uint64_t         m_retry_pg, m_retry_redis, m_rejects, m_trimmed, m_swept, m_conflicts;
+    uint64_t         m_deleted;
     uint64_t         m_hist[BATCH_BUCKETS];
     uint64_t         m_hist_sum;
     int64_t          g_pending, g_lag_entries;
@@ -596,6 +602,8 @@ static hn_str url_path(hn_str u) {
  * partitions decades away. */
 #define TS_PAST_US   (400ull * 86400000000ull)
 #define TS_FUTURE_US (86400000000ull)
+#define ENGAGED_MAX_MS 86400000u   /* engaged time one beacon may report: a day */
+#define SCREEN_MAX     100000u
 
 typedef struct scratch_ctx {
     drain_w *d;
@@ -611,13 +619,25 @@ static int to_scratch(const hn_record *r, void *arg) {
                  (unsigned long long)r->recv_ts);
         return HN_ERR;
     }
+    if (r->widget_id > INT32_MAX) {
+        snprintf(c->err, sizeof(c->err), "widget id %u out of range", r->widget_id);
+        return HN_ERR;
+    }
     if (d->nscratch == d->cap_scratch) {
         d->cap_scratch = d->cap_scratch ? d->cap_scratch * 2 : 1024;
         d->scratch = hn_xreallocarray(d->scratch, d->cap_scratch, sizeof(*d->scratch));
     }
     /* the record's strings point into the entry (a Redis reply of the
      * batch), not into the decoder: the copy stays valid */
-    d->scratch[d->nscratch++] = *r;
+    hn_record *k = &d->scratch[d->nscratch++];
+    *k = *r;
+    /* what the columns hold (bigint, integer): a sequence number past
+     * 2^63, a day of engaged time in one beacon or a screen wider than
+     * any would otherwise fail the batch's COPY every time it is tried */
+    if (k->b.q > INT64_MAX) k->b.q = INT64_MAX;
+    if ((k->b.fields & HN_F_E) && k->b.e > ENGAGED_MAX_MS) k->b.e = ENGAGED_MAX_MS;
+    if ((k->b.fields & HN_F_SW) && k->b.sw > SCREEN_MAX) k->b.fields &= ~HN_F_SW;
+    if ((k->b.fields & HN_F_SH) && k->b.sh > SCREEN_MAX) k->b.fields &= ~HN_F_SH;
     return HN_OK;
 }
 
@@ -894,7 +914,7 @@ static void batch_build(drain_w *d) {
     kmap_clear(&d->hour_map);
     kmap_clear(&d->dim_map);
     d->nrecords = d->nrepeats = 0;
-    for (size_t i = 0; i < d->nentries; i++) {
+    for (size_t i = d->lo; i < d->hi; i++) {
         if (!decode_entry(d, &d->entries[i])) continue;
         for (size_t j = 0; j < d->nscratch; j++) {
             const hn_record *r = &d->scratch[j];
@@ -914,7 +934,7 @@ static void batch_build(drain_w *d) {
 /* The (event_id, recv_at) of every record, for sql_existing. */
 static void batch_ids(drain_w *d) {
     hn_buf_reset(&d->ids);
-    for (size_t i = 0; i < d->nentries; i++) {
+    for (size_t i = d->lo; i < d->hi; i++) {
         if (!decode_entry(d, &d->entries[i])) continue;
         for (size_t j = 0; j < d->nscratch; j++) {
             char id[37];
@@ -942,8 +962,14 @@ static void redis_close(drain_w *d) {
 
 static bool pg_ok(drain_w *d, PGresult *r, ExecStatusType want, const char *what) {
     if (r && PQresultStatus(r) == want) return true;
-    hn_warn("event=drain_pg_error what=%s err='%s'", what,
-            r ? PQresultErrorMessage(r) : PQerrorMessage(d->pg));
+    const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(d->pg);
+    hn_warn("event=drain_pg_error what=%s err='%s'", what, msg);
+    snprintf(d->last_err, sizeof(d->last_err), "%s: %s", what, msg);
+    /* a data exception, a constraint (but the unique key: see copy_in) or
+     * a limit: the same batch will fail the same way every time */
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    d->data_error = state && (strncmp(state, "22", 2) == 0 || strncmp(state, "54", 2) == 0 ||
+                              (strncmp(state, "23", 2) == 0 && strcmp(state, "23505") != 0));
     return false;
 }
 
@@ -1039,7 +1065,15 @@ static void take_entry(drain_w *d, int shard, redisReply *e) {
     memset(de, 0, sizeof(*de));
     de->shard = shard;
     snprintf(de->id, sizeof(de->id), "%s", e->element[0]->str);
-    if (e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY) return; /* deleted */
+    if (e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY) {
+        /* pending, but deleted from the stream meanwhile (MAXLEN guard, or
+         * an XTRIM by hand): its records are gone; count and say so */
+        hn_warn("event=drain_entry_deleted shard=%d entry=%s", shard, de->id);
+        pthread_mutex_lock(&d->mu);
+        d->m_deleted++;
+        pthread_mutex_unlock(&d->mu);
+        return;
+    }
     redisReply *fv = e->element[1];
     for (size_t j = 0; j + 1 < fv->elements; j += 2) {
         redisReply *k = fv->element[j], *v = fv->element[j + 1];
@@ -1263,6 +1297,7 @@ static int write_batch(drain_w *d, int64_t *sessions) {
     uint64_t steps[ST__N] = {0};
     uint64_t t0 = hn_mono_us();
     d->min_ts = d->max_ts = 0;
+    d->data_error = false;
     if (d->redelivered) batch_ids(d);
     else batch_build(d);
     d->build_us = hn_mono_us() - t0;
@@ -1343,6 +1378,7 @@ fail:
     r = PQexec(d->pg, "ROLLBACK");
     PQclear(r);
     if (rc == HN_AGAIN && PQstatus(d->pg) == CONNECTION_OK) return HN_AGAIN;
+    if (d->data_error && PQstatus(d->pg) == CONNECTION_OK) return HN_BAD;
 fail_noroll:
     if (PQstatus(d->pg) != CONNECTION_OK) pg_close(d);
     return HN_ERR;
@@ -1353,7 +1389,7 @@ static int ack_batch(drain_w *d) {
     int sent = 0;
     for (int s = 0; s < d->nshards; s++) {
         size_t n = 0;
-        for (size_t i = 0; i < d->nentries; i++) n += d->entries[i].shard == s;
+        for (size_t i = d->lo; i < d->hi; i++) n += d->entries[i].shard == s;
         if (n == 0) continue;
         const char **argv = hn_xcalloc(n + 3, sizeof(char *));
         char key[32];
@@ -1362,7 +1398,7 @@ static int ack_batch(drain_w *d) {
         argv[1] = key;
         argv[2] = DRAIN_GROUP;
         size_t k = 3;
-        for (size_t i = 0; i < d->nentries; i++)
+        for (size_t i = d->lo; i < d->hi; i++)
             if (d->entries[i].shard == s) argv[k++] = d->entries[i].id;
         redisAppendCommandArgv(d->rc, (int)k, argv, NULL);
         free(argv);
@@ -1389,6 +1425,16 @@ static int ack_batch(drain_w *d) {
 
 static uint64_t id_ms(const char *id) { return strtoull(id, NULL, 10); }
 
+/* Orders two stream ids "<ms>-<seq>". */
+static int id_cmp(const char *a, const char *b) {
+    char *ea, *eb;
+    uint64_t ma = strtoull(a, &ea, 10), mb = strtoull(b, &eb, 10);
+    if (ma != mb) return ma < mb ? -1 : 1;
+    uint64_t sa = *ea == '-' ? strtoull(ea + 1, NULL, 10) : 0;
+    uint64_t sb = *eb == '-' ? strtoull(eb + 1, NULL, 10) : 0;
+    return sa < sb ? -1 : sa > sb;
+}
+
 /* XTRIM MINID to the group's progress: everything below the oldest pending
  * entry (or, none pending, the last delivered one) was written and acked.
  * Also measures pending and lag for the metrics. */
@@ -1401,10 +1447,15 @@ static void trim_and_measure(drain_w *d) {
         snprintf(key, sizeof(key), "hn:stream:%d", s);
         const char *a1[] = {"XPENDING", key, DRAIN_GROUP};
         const char *a2[] = {"XINFO", "GROUPS", key};
-        redisReply *p = rcmd(d, 3, a1, NULL);
-        if (p == NULL) return;
+        /* the group's last delivered id first, then the pending list: an
+         * entry delivered in between is above that id and stays, while
+         * every entry at or below it is either pending (and seen) or
+         * acknowledged. The other order could trim entries another
+         * consumer read after XPENDING and has not written yet. */
         redisReply *g = rcmd(d, 3, a2, NULL);
-        if (g == NULL) { freeReplyObject(p); return; }
+        if (g == NULL) return;
+        redisReply *p = rcmd(d, 3, a1, NULL);
+        if (p == NULL) { freeReplyObject(g); return; }
         char minid[48] = "", last[48] = "";
         long long npend = 0, nlag = -1;
         if (p->type == REDIS_REPLY_ARRAY && p->elements >= 2) {
@@ -1457,7 +1508,7 @@ static void trim_and_measure(drain_w *d) {
         if (oldest && now > oldest && (double)(now - oldest) / 1000.0 > lag_s)
             lag_s = (double)(now - oldest) / 1000.0;
 
-        const char *upto = minid[0] ? minid : last;
+        const char *upto = minid[0] && (!last[0] || id_cmp(minid, last) < 0) ? minid : last;
         if (upto[0] && strcmp(upto, "0-0") != 0) {
             const char *a4[] = {"XTRIM", key, "MINID", upto};
             redisReply *t = rcmd(d, 4, a4, NULL);
@@ -1552,6 +1603,38 @@ static void backoff(drain_w *d, bool pg) {
         usleep(10000);
 }
 
+/* A batch that PostgreSQL refuses whole, again and again (write_batch
+ * returned HN_BAD): written one entry per transaction, so that only the
+ * entries it refuses go to drain_rejects (with the error) and everything
+ * else is written. Slow, and only ever for such a batch. HN_OK when every
+ * entry was written or rejected and acknowledged. */
+static int isolate(drain_w *d, int64_t *sessions) {
+    size_t n = d->nentries, records = 0, repeats = 0;
+    int rc = HN_OK;
+    hn_warn("event=drain_isolating entries=%zu err='%s'", n, d->last_err);
+    for (size_t i = 0; i < n; i++) {
+        d->lo = i;
+        d->hi = i + 1;
+        d->redelivered = true;
+        int w = write_batch(d, sessions);
+        if (w == HN_BAD) {
+            reject(d, &d->entries[i], d->last_err);
+            w = write_batch(d, sessions);
+        }
+        if (w != HN_OK || ack_batch(d) != HN_OK) {
+            rc = HN_ERR;
+            break;
+        }
+        records += d->nrecords;
+        repeats += d->nrepeats;
+    }
+    d->lo = 0;
+    d->hi = n;
+    d->nrecords = records;
+    d->nrepeats = repeats;
+    return rc;
+}
+
 /* One cycle. */
 static void cycle(drain_w *d) {
     if (redis_connect(d) != HN_OK) { backoff(d, false); return; }
@@ -1600,6 +1683,9 @@ static void cycle(drain_w *d) {
         uint64_t t0 = hn_mono_ms();
         int64_t sessions = 0;
         d->batches++;
+        d->lo = 0;
+        d->hi = d->nentries;
+        bool acked = false;
         int wrc = write_batch(d, &sessions);
         if (wrc == HN_AGAIN) {
             /* another consumer wrote some of these meanwhile: once more,
@@ -1610,13 +1696,17 @@ static void cycle(drain_w *d) {
             d->redelivered = true;
             wrc = write_batch(d, &sessions);
         }
+        if (wrc == HN_BAD) {
+            wrc = isolate(d, &sessions);
+            acked = wrc == HN_OK;
+        }
         if (wrc != HN_OK) {
             /* nothing committed: the entries stay pending for us */
             d->own_pending = true;
             backoff(d, true);
             return;
         }
-        if (ack_batch(d) != HN_OK) {
+        if (!acked && ack_batch(d) != HN_OK) {
             /* committed but not acked: redelivery inserts nothing */
             d->own_pending = true;
             backoff(d, false);
@@ -1739,10 +1829,17 @@ hn_drain *hn_drain_start(const hn_config *cfg) {
     return dr;
 }
 
+void hn_drain_request_stop(hn_drain *dr) {
+    if (dr == NULL) return;
+    for (int i = 0; i < dr->n; i++) atomic_store(&dr->w[i]->stop, true);
+}
+
 int hn_drain_stop(hn_drain *dr, int timeout_ms) {
     if (dr == NULL) return HN_OK;
-    for (int i = 0; i < dr->n; i++) atomic_store(&dr->w[i]->stop, true);
-    uint64_t deadline = hn_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    hn_drain_request_stop(dr);
+    int64_t wait = timeout_ms;
+    if (wait < dr->w[0]->cfg->drain_block_ms + 500) wait = dr->w[0]->cfg->drain_block_ms + 500;
+    uint64_t deadline = hn_mono_ms() + (uint64_t)wait;
     int rc = HN_OK;
     for (int i = 0; i < dr->n; i++) {
         drain_w *d = dr->w[i];
@@ -1791,6 +1888,7 @@ void hn_drain_metrics(hn_drain *dr, hn_buf *out) {
         t.m_trimmed += d->m_trimmed;
         t.m_swept += d->m_swept;
         t.m_conflicts += d->m_conflicts;
+        t.m_deleted += d->m_deleted;
         for (int k = 0; k < BATCH_BUCKETS; k++) t.m_hist[k] += d->m_hist[k];
         t.m_hist_sum += d->m_hist_sum;
         t.g_rate += d->g_rate;
@@ -1833,6 +1931,9 @@ void hn_drain_metrics(hn_drain *dr, hn_buf *out) {
         "# HELP herenow_drain_conflicts_total Batches that met a record written meanwhile and were rebuilt without it.\n"
         "# TYPE herenow_drain_conflicts_total counter\n"
         "herenow_drain_conflicts_total %llu\n"
+        "# HELP herenow_drain_entries_deleted_total Pending entries found deleted from the stream (their records are lost: alarm).\n"
+        "# TYPE herenow_drain_entries_deleted_total counter\n"
+        "herenow_drain_entries_deleted_total %llu\n"
         "# TYPE herenow_drain_trimmed_total counter\n"
         "herenow_drain_trimmed_total %llu\n"
         "# HELP herenow_drain_sessions_swept_total Sessions marked inactive after the live window without an end.\n"
@@ -1859,7 +1960,7 @@ void hn_drain_metrics(hn_drain *dr, hn_buf *out) {
         (unsigned long long)d->m_sessions, (unsigned long long)d->m_claimed,
         (unsigned long long)d->m_retry_pg, (unsigned long long)d->m_retry_redis,
         (unsigned long long)d->m_rejects, (unsigned long long)d->m_conflicts,
-        (unsigned long long)d->m_trimmed,
+        (unsigned long long)d->m_deleted, (unsigned long long)d->m_trimmed,
         (unsigned long long)d->m_swept, (long long)d->g_pending, (long long)d->g_lag_entries,
         d->g_lag_s, d->g_rate, d->g_last_batch_ms);
     uint64_t cum = 0;

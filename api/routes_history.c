@@ -448,7 +448,21 @@ void hn_route_export(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     hn_buf_append(&sql, "", 1);        /* NUL */
     snprintf(fname, sizeof(fname), "herenow-%lld-%s-%s.csv", (long long)wid, whats[what], day);
 
-    PGresult *res = hn_api_pg_exec(w, rs, PGRES_COPY_OUT, sql.p, 0, NULL);
+    /* The worker's statement_timeout (HERENOW_API_TIMEOUT_MS) would cut a
+     * long export, or one to a slow reader, mid-stream: the export runs in
+     * its own transaction without it. The transaction is ended below (or by
+     * the pool, which rolls back whatever a handler leaves open). */
+    PGresult *res = hn_api_pg_exec(w, rs, PGRES_COMMAND_OK, "BEGIN", 0, NULL);
+    if (res) {
+        PQclear(res);
+        res = hn_api_pg_exec(w, rs, PGRES_COMMAND_OK, "SET LOCAL statement_timeout = 0", 0, NULL);
+    }
+    if (res == NULL) {
+        hn_buf_free(&sql);
+        return;
+    }
+    PQclear(res);
+    res = hn_api_pg_exec(w, rs, PGRES_COPY_OUT, sql.p, 0, NULL);
     hn_buf_free(&sql);
     if (res == NULL) return;
     PQclear(res);
@@ -495,4 +509,8 @@ void hn_route_export(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
         if (failed && !gone) hn_api_error(rs, 500, "export failed");
     }
     hn_buf_free(&chunk);
+    if (w->pg && PQtransactionStatus(w->pg) != PQTRANS_IDLE) {
+        PGresult *end = PQexec(w->pg, "COMMIT");   /* read only: ends it either way */
+        PQclear(end);
+    }
 }

@@ -799,6 +799,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     s->deadline = s->stop_at + (uint64_t)s->cfg->shutdown_timeout_ms;
     hn_info("event=stopping signal=%d requests_in_flight=%llu", (int)sig,
             (unsigned long long)s->outstanding);
+    /* the drain finishes its batch while the HTTP side winds down */
+    hn_drain_request_stop(s->drain);
     /* /readyz answers 503 from now on; no new connections; requests on open
      * connections get 503 with Connection: close. */
     if (s->bound) {

@@ -214,6 +214,37 @@ hn_assert_eq "rollups too" "$WID:10 $WID:45 $WID2:10" \
     "$(hn_psql "SELECT string_agg(widget_id || ':' || round(extract(epoch FROM now() - hour) / 86400), ' ' ORDER BY widget_id, hour DESC) FROM widget_rollup_hourly WHERE hour < now() - interval '5 days'")"
 hn_assert_eq "today's rows untouched by retention" "$(written)" "$(hn_psql "SELECT (SELECT count(*) FROM widget_page_views WHERE session_id NOT LIKE 'old%') + (SELECT count(*) FROM widget_visitor_events WHERE session_id NOT LIKE 'old%')")"
 
+# --- 8. values no column can hold are clamped, not fatal ------------------------------------
+base_rows=$(rows)
+send --session hugeE0001 --type hb --engaged 3000000000000 --seq 9223372036854775807
+hn_wait_for 10 "a heartbeat with 3e12 ms engaged time and q = 2^63 - 1 is written" rows_are $((base_rows + 1))
+hn_assert_eq "its engaged time clamped to a day, its q kept" "86400000 9223372036854775807" \
+    "$(hn_psql "SELECT engaged_ms || ' ' || seq FROM widget_visitor_events WHERE session_id = 'hugeE0001'")"
+
+# --- 9. a record PostgreSQL refuses (invalid UTF-8 from a foreign writer) is isolated:
+# its entry goes to drain_rejects with the error, the entries around it are written
+hexb() { printf '%0*x' "$2" "$1" | sed 's/../\\x&/g'; }
+rec() {   # rec SID URL-BYTES(printf escapes): one record as a msgpack array of one map
+    local now_us=$(($(date +%s%N) / 1000))
+    printf '\x91\x8a\xa2rv\x01\xa2id\xc4\x10'
+    head -c 16 /dev/urandom
+    printf "\\xa2rt\\xcf$(hexb "$now_us" 16)\\xa1w\\xce$(hexb "$WID" 8)"
+    printf '\xa2tr\x01\xa1t\xa2pv\xa1k\xb0%s\xa1s\xab%s\xa1q\x01\xa1u' "$KEY" "$1"
+    printf "$2"
+}
+rej0=$(hn_psql "SELECT count(*) FROM drain_rejects")
+base_rows=$(rows)
+rec goodUTF0001 '\xa3abc' >"$HN_TMP/good1.mp"
+rec badUTF80001 '\xa3\xff\xfeA' >"$HN_TMP/bad.mp"
+rec goodUTF0002 '\xa3abc' >"$HN_TMP/good2.mp"
+for f in good1 bad good2; do redis-cli -p "$HN_REDIS_PORT" -x XADD hn:stream:0 '*' r <"$HN_TMP/$f.mp" >/dev/null; done
+hn_wait_for 15 "the refused entry is in drain_rejects" bash -c "[ \$(${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql -XAt '$HERENOW_DATABASE_URL' -c 'SELECT count(*) FROM drain_rejects') -gt $rej0 ]"
+hn_assert_cmd "with PostgreSQL's reason" bash -c "${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql -XAt '$HERENOW_DATABASE_URL' -c 'SELECT reason FROM drain_rejects ORDER BY id DESC LIMIT 1' | grep -qi 'utf8\\|encoding\\|byte sequence'"
+hn_wait_for 10 "the good records around it are written" rows_are $((base_rows + 2))
+hn_wait_for 10 "nothing left pending" bash -c "[ \"\$(redis-cli -p $HN_REDIS_PORT XPENDING hn:stream:0 drain | head -1)\" = 0 ]"
+send --session afterBad001 --type pv --url https://example.com/after
+hn_wait_for 10 "the drain goes on after it" rows_are $((base_rows + 3))
+
 hn_assert_cmd "metrics: records, batches, lag, pending" bash -c "curl -fsS http://127.0.0.1:$API/metrics | grep -q '^herenow_drain_lag_seconds ' && curl -fsS http://127.0.0.1:$API/metrics | grep -q '^herenow_drain_batch_records_bucket'"
 rc=0
 hn_stop "$API_PID" || rc=$?

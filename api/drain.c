@@ -92,6 +92,7 @@ static const char sql_setup[] =
     "CREATE TEMP TABLE IF NOT EXISTS hn_sess ("
     " widget_id integer, session_id text, fresh boolean, visitor_id text,"
     " rollup_hour timestamptz, page_views integer, chat_events integer, referrer text,"
+    " referrer_source text,"
     " country text, browser text, os text, device_type text,"
     " d_pages integer, d_engaged bigint, d_chat integer) ON COMMIT DELETE ROWS";
 
@@ -124,12 +125,13 @@ static const char sql_sessions[] =
     " INSERT INTO widget_visitor_sessions AS s (widget_id, session_id, visitor_id, visitor_hash,"
     "  visitor_name, visitor_email, visitor_phone, ip_address, country, region, city,"
     "  user_agent, browser, browser_version, os, os_version, device_type, language,"
-    "  screen_width, screen_height, landing_page, referrer, current_page_url,"
+    "  screen_width, screen_height, landing_page, referrer, referrer_source, current_page_url,"
     "  current_page_title, is_active, page_views, events_count, engaged_ms,"
     "  total_time_seconds, last_active_at, session_started_at, session_ended_at,"
     "  messages_sent, chat_events, has_chatted, first_pv_at, last_pv_at, rollup_hour)"
     " SELECT widget_id, session_id, visitor_id, vh, nm, em, ph, ip, country, region, city,"
-    "  ua, browser, bv, os, ov, device, lang, sw, sh, landing, referrer, cur_url, cur_title,"
+    "  ua, browser, bv, os, ov, device, lang, sw, sh, landing, referrer,"
+    "  hn_referrer_source(referrer), cur_url, cur_title,"
     "  ended IS NULL OR ended < last_active, pages, events, engaged,"
     "  least(engaged / 1000, 2147483647)::integer,"
     "  last_active, started, ended, msgs, chat, chat > 0, first_pv, last_pv,"
@@ -162,7 +164,9 @@ static const char sql_sessions[] =
     "   THEN CASE WHEN excluded.last_pv_at IS NULL THEN s.current_page_title"
     "   ELSE excluded.current_page_title END ELSE s.current_page_title END,"
     "  last_pv_at = greatest(s.last_pv_at, excluded.last_pv_at),"
-    "  referrer = coalesce(s.referrer, excluded.referrer),"
+    /* the landing page's referrer: moves with the first page view */
+    "  referrer = CASE WHEN excluded.first_pv_at IS NOT NULL AND (s.first_pv_at IS NULL"
+    "   OR excluded.first_pv_at < s.first_pv_at) THEN excluded.referrer ELSE s.referrer END,"
     "  page_views = s.page_views + excluded.page_views,"
     "  events_count = s.events_count + excluded.events_count,"
     "  engaged_ms = s.engaged_ms + excluded.engaged_ms,"
@@ -177,7 +181,8 @@ static const char sql_sessions[] =
     "   < greatest(s.last_active_at, excluded.last_active_at), true),"
     "  updated_at = now()"
     " RETURNING s.widget_id, s.session_id, (s.xmax = 0) AS fresh, s.visitor_id, s.rollup_hour,"
-    "  s.page_views, s.chat_events, s.referrer, s.country, s.browser, s.os, s.device_type)"
+    "  s.page_views, s.chat_events, s.referrer, s.referrer_source, s.country, s.browser, s.os,"
+    "  s.device_type)"
     " INSERT INTO hn_sess SELECT up.*, agg.pages, agg.engaged, agg.chat"
     "  FROM up JOIN hn_agg agg USING (widget_id, session_id)";
 
@@ -234,8 +239,15 @@ static const char sql_dims[] =
     " SELECT widget_id, dim, day, value, sum(n) FROM ("
     "  SELECT widget_id, dim, day, value, n FROM hn_dimsb"
     "  UNION ALL SELECT widget_id, 'referrer', (rollup_hour AT TIME ZONE 'UTC')::date,"
-    "   coalesce(lower(substring(referrer FROM '^[A-Za-z][A-Za-z0-9+.-]*://([^/?#:@]+)')), '(direct)'), 1"
-    "   FROM hn_sess WHERE fresh"
+    "   hn_referrer_source(referrer), 1 FROM hn_sess WHERE fresh"
+    /* an earlier first page view arrived late with another referrer: the
+     * session moves from the source it was counted under to the new one */
+    "  UNION ALL SELECT widget_id, 'referrer', (rollup_hour AT TIME ZONE 'UTC')::date,"
+    "   referrer_source, -1 FROM hn_sess"
+    "   WHERE NOT fresh AND referrer_source IS DISTINCT FROM hn_referrer_source(referrer)"
+    "  UNION ALL SELECT widget_id, 'referrer', (rollup_hour AT TIME ZONE 'UTC')::date,"
+    "   hn_referrer_source(referrer), 1 FROM hn_sess"
+    "   WHERE NOT fresh AND referrer_source IS DISTINCT FROM hn_referrer_source(referrer)"
     "  UNION ALL SELECT widget_id, 'country', (rollup_hour AT TIME ZONE 'UTC')::date,"
     "   coalesce(country, '(unknown)'), 1 FROM hn_sess WHERE fresh"
     "  UNION ALL SELECT widget_id, 'browser', (rollup_hour AT TIME ZONE 'UTC')::date,"
@@ -246,6 +258,13 @@ static const char sql_dims[] =
     "   coalesce(device_type, '(unknown)'), 1 FROM hn_sess WHERE fresh"
     " ) x GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
     " ON CONFLICT (widget_id, dim, day, value) DO UPDATE SET n = r.n + excluded.n";
+
+/* The sessions whose referrer moved now count under the new source. */
+static const char sql_referrer_moved[] =
+    "UPDATE widget_visitor_sessions s SET referrer_source = hn_referrer_source(h.referrer)"
+    " FROM hn_sess h WHERE NOT h.fresh AND s.widget_id = h.widget_id"
+    " AND s.session_id = h.session_id"
+    " AND h.referrer_source IS DISTINCT FROM hn_referrer_source(h.referrer)";
 
 static const char sql_reject[] =
     "INSERT INTO drain_rejects (stream, entry_id, reason, raw) VALUES ($1, $2, $3, $4::bytea)"
@@ -1338,6 +1357,10 @@ static int write_batch(drain_w *d, int64_t *sessions) {
         if (pg_exec(d, "rollup", sql_rollup, 0, NULL) != HN_OK) { rc = HN_ERR; goto fail; }
         step(steps, ST_ROLLUP, &tt);
         if (pg_exec(d, "dims", sql_dims, 0, NULL) != HN_OK) { rc = HN_ERR; goto fail; }
+        if (pg_exec(d, "referrer_moved", sql_referrer_moved, 0, NULL) != HN_OK) {
+            rc = HN_ERR;
+            goto fail;
+        }
         step(steps, ST_DIMS, &tt);
     }
     for (size_t i = 0; i < d->nrejects; i++) {

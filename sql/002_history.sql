@@ -41,7 +41,12 @@ CREATE TABLE widget_visitor_sessions (
     screen_height       integer,
     -- current activity
     landing_page        text,
+    -- the referrer of the first page view (the landing page's)
     referrer            text,
+    -- what the referrer breakdown counts this session under: the referrer's
+    -- host, '(direct)' without one; moved when an earlier first page view
+    -- arrives late (records of a session may reach the drain out of order)
+    referrer_source     text,
     current_page_url    text,
     current_page_title  text,
     -- metrics
@@ -130,6 +135,13 @@ CREATE TABLE widget_visitor_events (
 
 CREATE INDEX widget_visitor_events_time ON widget_visitor_events (widget_id, recv_at);
 CREATE INDEX widget_visitor_events_session ON widget_visitor_events (widget_id, session_id, recv_at);
+
+-- The source a referrer URL counts under in the breakdowns: its host,
+-- lower case, or '(direct)'.
+CREATE FUNCTION hn_referrer_source(ref text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(lower(substring(ref FROM '^[A-Za-z][A-Za-z0-9+.-]*://([^/?#:@]+)')), '(direct)')
+$$;
 
 -- Creates the daily partitions of both tables for [from_day, to_day]
 -- (idempotent; concurrent callers queue on an advisory lock). Returns how

@@ -78,6 +78,11 @@ check_consistent() {
     hn_assert_eq "$what: rollup sums (pv ev sessions pages engaged bounces chat visitors) = rows" "$want" "$(hn_psql "$q")"
     hn_assert_eq "$what: page breakdown = page views" "$(hn_psql "SELECT count(*) FROM widget_page_views")" \
         "$(hn_psql "SELECT coalesce(sum(n), 0) FROM widget_rollup_dims WHERE dim = 'page'")"
+    hn_assert_eq "$what: referrer breakdown = each session under its landing page's referrer" \
+        "$(hn_psql "SELECT string_agg(v || '=' || n, ' ' ORDER BY v) FROM (SELECT hn_referrer_source(referrer) v, count(*) n FROM widget_visitor_sessions GROUP BY 1) x")" \
+        "$(hn_psql "SELECT string_agg(value || '=' || n, ' ' ORDER BY value) FROM (SELECT value, sum(n) n FROM widget_rollup_dims WHERE dim = 'referrer' GROUP BY 1 HAVING sum(n) <> 0) x")"
+    hn_assert_eq "$what: a session's referrer is its first page view's" 0 \
+        "$(hn_psql "SELECT count(*) FROM widget_visitor_sessions s WHERE referrer IS DISTINCT FROM (SELECT referrer FROM widget_page_views p WHERE p.widget_id = s.widget_id AND p.session_id = s.session_id ORDER BY recv_at, seq LIMIT 1) AND page_views > 0")"
     hn_assert_eq "$what: country breakdown = sessions" "$(hn_psql "SELECT count(*) FROM widget_visitor_sessions")" \
         "$(hn_psql "SELECT coalesce(sum(n), 0) FROM widget_rollup_dims WHERE dim = 'country'")"
 }

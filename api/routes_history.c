@@ -177,12 +177,14 @@ void hn_route_timeseries(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
 
 /* ---- breakdown ------------------------------------------------------------------------------- */
 
-/* The window sums run before LIMIT: total and distinct values cover all. */
+/* The window sums run before LIMIT: total and distinct values cover all.
+ * A value can sum to 0 (a session the drain moved to another referrer when
+ * its first page view came late): it is not there. */
 static const char breakdown_sql[] =
     "SELECT value, sum(n)::bigint AS cnt, (sum(sum(n)) OVER ())::bigint, count(*) OVER ()"
     " FROM widget_rollup_dims"
     " WHERE widget_id = $1 AND dim = $2 AND day >= $3::date AND day < $4::date"
-    " GROUP BY value ORDER BY cnt DESC, value LIMIT $5::integer";
+    " GROUP BY value HAVING sum(n) <> 0 ORDER BY cnt DESC, value LIMIT $5::integer";
 
 void hn_route_breakdown(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     static const char *const allowed[] = {"by", "from", "to", "limit"};

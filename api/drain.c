@@ -567,11 +567,25 @@ static void copy_ts_raw(hn_buf *b, uint64_t us) {
         copy_null(b);
         return;
     }
+    /* the records of a batch share a handful of seconds: the date and time
+     * are formatted once per second (per drain thread), only the µs each time */
+    static __thread time_t last_secs = -1;
+    static __thread char last_text[64];
+    static __thread int last_len;
     time_t secs = (time_t)(us / 1000000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    hn_buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d.%06u+00", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(us % 1000000));
+    if (secs != last_secs) {
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        last_len = snprintf(last_text, sizeof(last_text), "%04d-%02d-%02d %02d:%02d:%02d.",
+                            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                            tm.tm_sec);
+        last_secs = secs;
+    }
+    char frac[9] = "000000+00";   /* µs, then the zone */
+    unsigned f = (unsigned)(us % 1000000);
+    for (int i = 5; i >= 0; i--, f /= 10) frac[i] = (char)('0' + f % 10);
+    hn_buf_append(b, last_text, (size_t)last_len);
+    hn_buf_append(b, frac, sizeof(frac));
 }
 
 static void copy_ts(hn_buf *b, uint64_t us) {

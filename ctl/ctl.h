@@ -83,6 +83,18 @@ int hn_ctl_parse_flags(const char *cmd, int argc, char **argv, hn_ctl_flag *flag
 
 void hn_ctl_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A command made of subcommands (widget add|list|sync, token ...): runs the
+ * one named by argv[1] with its own argv (argv[0] = its name), prints the
+ * usage for --help/-h/help, and a one-line error (exit HN_CTL_EXIT_USAGE)
+ * when it is missing or unknown. */
+typedef struct hn_ctl_sub {
+    const char *name;
+    int (*run)(const hn_config *cfg, int argc, char **argv);
+} hn_ctl_sub;
+
+int hn_ctl_dispatch(const char *cmd, const hn_ctl_sub *subs, size_t n, void (*usage)(FILE *),
+                    const hn_config *cfg, int argc, char **argv);
+
 /* Connects to cfg->database_url; sets client_min_messages=warning so that
  * "already exists, skipping" notices stay quiet. NULL (message printed) on
  * failure. */

@@ -366,19 +366,10 @@ out:
 /* ---- dispatch ------------------------------------------------------------ */
 
 int hn_ctl_token(const hn_config *cfg, int argc, char **argv) {
-    if (argc < 2) {
-        hn_ctl_errorf("token: missing subcommand (create, list or revoke)");
-        hn_ctl_token_usage(stderr);
-        return HN_CTL_EXIT_USAGE;
-    }
-    const char *sub = argv[1];
-    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
-        hn_ctl_token_usage(stdout);
-        return HN_CTL_EXIT_OK;
-    }
-    if (strcmp(sub, "create") == 0) return token_create(cfg, argc - 2, argv + 2);
-    if (strcmp(sub, "list") == 0) return token_list(cfg, argc - 2, argv + 2);
-    if (strcmp(sub, "revoke") == 0) return token_revoke(cfg, argc - 2, argv + 2);
-    hn_ctl_errorf("token: unknown subcommand '%s' (create, list or revoke)", sub);
-    return HN_CTL_EXIT_USAGE;
+    static const hn_ctl_sub subs[] = {
+        {"create", token_create},
+        {"list", token_list},
+        {"revoke", token_revoke},
+    };
+    return hn_ctl_dispatch("token", subs, HN_ARRAY_LEN(subs), hn_ctl_token_usage, cfg, argc, argv);
 }

@@ -181,3 +181,27 @@ int hn_ctl_random_base62(char *out, size_t n) {
     }
     return HN_OK;
 }
+
+int hn_ctl_dispatch(const char *cmd, const hn_ctl_sub *subs, size_t n, void (*usage)(FILE *),
+                    const hn_config *cfg, int argc, char **argv) {
+    char names[128] = "";
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(names);
+        snprintf(names + l, sizeof(names) - l, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ",
+                 subs[i].name);
+    }
+    if (argc < 2) {
+        hn_ctl_errorf("%s: missing subcommand (%s)", cmd, names);
+        usage(stderr);
+        return HN_CTL_EXIT_USAGE;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
+        usage(stdout);
+        return HN_CTL_EXIT_OK;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(sub, subs[i].name) == 0) return subs[i].run(cfg, argc - 2, argv + 2);
+    hn_ctl_errorf("%s: unknown subcommand '%s' (%s)", cmd, sub, names);
+    return HN_CTL_EXIT_USAGE;
+}

@@ -445,19 +445,10 @@ out:
 /* ---- dispatch ------------------------------------------------------------ */
 
 int hn_ctl_widget(const hn_config *cfg, int argc, char **argv) {
-    if (argc < 2) {
-        hn_ctl_errorf("widget: missing subcommand (add, list or sync)");
-        hn_ctl_widget_usage(stderr);
-        return HN_CTL_EXIT_USAGE;
-    }
-    const char *sub = argv[1];
-    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
-        hn_ctl_widget_usage(stdout);
-        return HN_CTL_EXIT_OK;
-    }
-    if (strcmp(sub, "add") == 0) return widget_add(cfg, argc - 2, argv + 2);
-    if (strcmp(sub, "list") == 0) return widget_list(cfg, argc - 2, argv + 2);
-    if (strcmp(sub, "sync") == 0) return widget_sync(cfg, argc - 2, argv + 2);
-    hn_ctl_errorf("widget: unknown subcommand '%s' (add, list or sync)", sub);
-    return HN_CTL_EXIT_USAGE;
+    static const hn_ctl_sub subs[] = {
+        {"add", widget_add},
+        {"list", widget_list},
+        {"sync", widget_sync},
+    };
+    return hn_ctl_dispatch("widget", subs, HN_ARRAY_LEN(subs), hn_ctl_widget_usage, cfg, argc, argv);
 }

@@ -27,6 +27,8 @@ LIBS_EVENT  := -levent_core -levent_extra -levent_pthreads
 LIBS_REDIS  := -lhiredis
 LIBS_PG     := -lpq
 LIBS_CRYPTO := -lcrypto
+# enrichment: UA parsing (libyaml + PCRE2), geo (libmaxminddb), the widget's gzip (zlib)
+LIBS_ENRICH := -lyaml -lpcre2-8 -lmaxminddb -lz
 
 PROTO_SRC     := $(wildcard proto/*.c)
 COMMON_SRC    := $(wildcard common/*.c)
@@ -47,7 +49,7 @@ BINS := $(OUT)/herenow-collector $(OUT)/herenow-api $(OUT)/herenowctl $(OUT)/hn-
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRC))
 
-.PHONY: all clean test unit integration run stop bench-udp bench-drain bench-api deps check-deps
+.PHONY: all clean test unit integration run stop bench-udp bench-drain bench-api bench-http deps check-deps
 all: $(BINS)
 
 $(OUT)/obj/%.o: %.c
@@ -55,21 +57,21 @@ $(OUT)/obj/%.o: %.c
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c $< -o $@
 
 $(OUT)/herenow-collector: $(call obj,collector/main.c) $(COLLECTOR_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
 
 $(OUT)/herenow-api: $(call obj,api/main.c) $(API_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_PG) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_CRYPTO) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_PG) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
 
 $(OUT)/herenowctl: $(call obj,ctl/main.c) $(CTL_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_PG) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_CRYPTO) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_PG) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
 
 $(OUT)/hn-loadgen: $(call obj,bench/loadgen.c) $(PROTO_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
 
 # Unit tests link every object but the mains (STYLE.md: main() only wires).
 $(OUT)/tests/test_%: $(call obj,tests/unit/test_%.c) $(COLLECTOR_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_PG) $(LIBS_COMMON) $(LIBS_CRYPTO) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_PG) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
 
 # api/ objects a unit test needs besides the common ones
 $(OUT)/tests/test_params: $(call obj,api/params.c)
@@ -111,6 +113,11 @@ bench-drain: check-deps
 bench-api: check-deps
 	@$(MAKE) --no-print-directory $(BINS)
 	@HN_BIN=$(OUT) bench/api.sh
+
+bench-http: check-deps
+	@scripts/setup.sh --check-bench >/dev/null 2>&1 || scripts/setup.sh --bench
+	@$(MAKE) --no-print-directory $(BINS)
+	@HN_BIN=$(OUT) bench/http.sh
 
 clean:
 	rm -rf build
@@ -155,3 +162,17 @@ $(OUT)/hn-udpsend: $(call obj,tests/tools/udpsend.c)
 
 BINS += $(OUT)/hn-udpsend
 all: $(OUT)/hn-udpsend
+
+# --- the widget script, embedded in the collector ---
+# widget/herenow.min.js is made from widget/herenow.js by widget/build.sh
+# (terser, from tests/browser's npm tooling) and checked in, so building the
+# collector needs no npm; test_browser.sh checks that it is up to date.
+$(OUT)/gen/widget_js.c: scripts/embed-file.sh widget/herenow.min.js
+	bash scripts/embed-file.sh $@ hn_widget_js widget/herenow.min.js
+
+$(OUT)/obj/gen/widget_js.o: $(OUT)/gen/widget_js.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c $< -o $@
+
+$(OUT)/herenow-collector: $(OUT)/obj/gen/widget_js.o
+$(UNIT_BINS): $(OUT)/obj/gen/widget_js.o

@@ -91,11 +91,32 @@ void hn_admin_metrics(hn_collector *c, struct evbuffer *out) {
         {"herenow_redis_connections_up", "gauge", "Worker Redis connections that are up.", s.redis_up},
         {"herenow_ingress_paused_total", "counter",
          "Times a worker stopped reading on Redis backpressure.", s.paused},
+        {"herenow_http_connections_total", "counter", "HTTP connections accepted.",
+         s.http_connections},
+        {"herenow_http_incomplete_requests_total", "counter",
+         "HTTP connections closed with a request begun but never completed (timeout, client gone).",
+         s.http_incomplete},
+        {"herenow_ua_cache_hits_total", "counter",
+         "User agents found in a worker's cache of parsed user agents.", s.ua_cache_hits},
+        {"herenow_ua_cache_misses_total", "counter",
+         "User agents parsed with the uap-core regexes (not in the cache).", s.ua_cache_misses},
+        {"herenow_records_without_visitor_total", "counter",
+         "Records stored without a visitor hash: no salt for their day (Redis unreachable).",
+         s.no_salt},
+        {"herenow_salt_refresh_errors_total", "counter",
+         "Failed reads or writes of the daily salt (hn:salt:<day>).", c->salt_refresh_errors},
     };
     for (size_t i = 0; i < HN_ARRAY_LEN(scalars); i++)
         evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", scalars[i].name,
                             scalars[i].help, scalars[i].name, scalars[i].type, scalars[i].name,
                             (unsigned long long)scalars[i].v);
+
+    COUNTER("herenow_http_responses_total", "HTTP answers of the beacon port, by status.");
+    for (int i = 0; i < HN_HTTP_CODES; i++)
+        if (hn_http_codes[i]) evbuffer_add_printf(out, "herenow_http_responses_total{code=\"%d\"} %llu\n",
+                                                  hn_http_codes[i], (unsigned long long)s.http_responses[i]);
+        else evbuffer_add_printf(out, "herenow_http_responses_total{code=\"other\"} %llu\n",
+                                 (unsigned long long)s.http_responses[i]);
 
     evbuffer_add_printf(out, "# HELP herenow_batch_records Records per flushed pipeline.\n"
                              "# TYPE herenow_batch_records histogram\n");

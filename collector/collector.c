@@ -67,9 +67,52 @@ static void refresh_widgets(hn_collector *c) {
     hn_widgets_publish(c->widgets, t);
 }
 
+/* The visitor hash's daily salts: yesterday's (records received just before
+ * midnight and written just after), today's, and tomorrow's in the last hour
+ * of the day, so that the switch at midnight needs no Redis round trip on a
+ * worker. SET NX makes every node agree on the first salt written; the 48 h
+ * TTL keeps a day's salt through the day after. */
+static void refresh_salts(hn_collector *c) {
+    uint64_t now = hn_now_ms();
+    uint32_t today = hn_utc_day(now), tomorrow = hn_utc_day(now + 3600 * 1000);
+    hn_salt got[HN_SALT_HOLDER_MAX];
+    size_t ngot = 0;
+    if (hn_salt_holder_get(c->salts, hn_utc_day(now - HN_DAY_MS), &got[ngot])) ngot++;
+    uint32_t days[2] = {today, tomorrow};
+    int ndays = tomorrow != today ? 2 : 1;
+    for (int i = 0; i < ndays; i++) {
+        if (hn_salt_holder_get(c->salts, days[i], &got[ngot])) {
+            ngot++;
+            continue;
+        }
+        if (!main_redis(c)) {
+            c->salt_refresh_errors++;
+            continue;
+        }
+        char key[32], fresh[2 * HN_SALT_LEN + 1];
+        hn_salt_key(days[i], key);
+        if (hn_salt_new_hex(fresh) == HN_OK) {     /* never SET an empty salt */
+            redisReply *r = redisCommand(c->redis, "SET %s %s NX EX 172800", key, fresh);
+            if (r) freeReplyObject(r);
+        }
+        redisReply *r = redisCommand(c->redis, "GET %s", key);
+        if (r && r->type == REDIS_REPLY_STRING &&
+            hn_salt_from_hex(&got[ngot], days[i], r->str, r->len) == HN_OK) {
+            ngot++;
+        } else {
+            c->salt_refresh_errors++;
+            hn_warn("event=salt_refresh_failed key=%s err='%s'", key,
+                    r == NULL ? c->redis->errstr : r->type == REDIS_REPLY_ERROR ? r->str : "no valid salt");
+        }
+        if (r) freeReplyObject(r);
+    }
+    if (ngot) hn_salt_holder_set(c->salts, got, ngot);
+}
+
 static void on_refresh(evutil_socket_t fd, short what, void *arg) {
     (void)fd; (void)what;
     refresh_widgets(arg);
+    refresh_salts(arg);
 }
 
 /* One widget's trim, atomic in Redis: sessions not seen within the live
@@ -197,6 +240,29 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     on_stop_check(-1, 0, c);
 }
 
+/* User-agent regexes and the geo database are loaded once and shared
+ * read-only by the workers. A file named but unusable stops the start: an
+ * operator who set HERENOW_GEOIP_DB wants geo, not a silent lack of it. */
+static int init_enrichment(hn_collector *c, char *err, size_t cap) {
+    if (c->cfg.ua_regexes[0]) {
+        uint64_t t0 = hn_mono_ms();
+        c->uap = hn_uap_load(c->cfg.ua_regexes, err, cap);
+        if (c->uap == NULL) return HN_ERR;
+        size_t jit, n = hn_uap_regex_count(c->uap, &jit);
+        hn_info("event=ua_regexes_loaded path='%s' regexes=%zu jit=%zu ms=%llu", c->cfg.ua_regexes,
+                n, jit, (unsigned long long)(hn_mono_ms() - t0));
+    }
+    if (c->cfg.geoip_db[0]) {
+        c->geo = hn_geo_open(c->cfg.geoip_db, err, cap);
+        if (c->geo == NULL) return HN_ERR;
+        hn_info("event=geoip_loaded path='%s' type='%s'", c->cfg.geoip_db, hn_geo_type(c->geo));
+    }
+    c->salts = hn_salt_holder_create();
+    c->enrich = (hn_enrich_cfg){c->uap, c->geo, c->salts, c->ipmode};
+    refresh_salts(c);
+    return HN_OK;
+}
+
 int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     memset(c, 0, sizeof(*c));
     c->cfg = *cfg;
@@ -210,11 +276,19 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     }
     if (hn_redis_addr_parse(c->cfg.redis_url, &c->raddr, err, cap) != HN_OK) return HN_ERR;
     if (hn_cidrs_parse(c->cfg.trusted_relays, &c->relays, err, cap) != HN_OK) return HN_ERR;
+    if (hn_cidrs_parse(c->cfg.trusted_proxies, &c->proxies, err, cap) != HN_OK) return HN_ERR;
     c->ipmode = hn_ipmode_parse(c->cfg.ip_mode);
     c->udp_on = c->cfg.udp_listen[0] != '\0';
     if (c->udp_on && hn_addr_parse(c->cfg.udp_listen, &c->udp_addr, err, cap) != HN_OK)
         return HN_ERR;
     if (hn_addr_parse(c->cfg.admin_listen, &c->admin_addr, err, cap) != HN_OK) return HN_ERR;
+    c->http_on = c->cfg.http_listen[0] != '\0';
+    if (c->http_on && hn_addr_parse(c->cfg.http_listen, &c->http_addr, err, cap) != HN_OK)
+        return HN_ERR;
+    if (hn_script_build(&c->script, c->cfg.http_beacon_path, c->cfg.http_pixel_path, err, cap) !=
+        HN_OK)
+        return HN_ERR;
+    if (init_enrichment(c, err, cap) != HN_OK) return HN_ERR;
 
     evthread_use_pthreads();
     c->base = event_base_new();
@@ -254,8 +328,9 @@ int hn_collector_run(hn_collector *c) {
         }
         c->workers_running++;
     }
-    hn_info("event=started node=%s workers=%d udp='%s' admin='%s' redis='%s%s:%d/%d'", c->node_id,
-            c->nworkers, c->udp_on ? c->cfg.udp_listen : "off", c->cfg.admin_listen,
+    hn_info("event=started node=%s workers=%d udp='%s' http='%s' admin='%s' redis='%s%s:%d/%d'",
+            c->node_id, c->nworkers, c->udp_on ? c->cfg.udp_listen : "off",
+            c->http_on ? c->cfg.http_listen : "off", c->cfg.admin_listen,
             c->raddr.path, c->raddr.path[0] ? "" : c->raddr.host, c->raddr.port, c->raddr.db);
     event_base_dispatch(c->base);
 
@@ -288,6 +363,11 @@ void hn_collector_free(hn_collector *c) {
     }
     if (c->redis) redisFree(c->redis);
     hn_cidrs_free(&c->relays);
+    hn_cidrs_free(&c->proxies);
+    hn_script_free(&c->script);
+    hn_uap_free(c->uap);
+    if (c->geo) hn_geo_close(c->geo);
+    if (c->salts) hn_salt_holder_destroy(c->salts);
     hn_config_free(&c->cfg);
     if (c->base) event_base_free(c->base);
     libevent_global_shutdown();

@@ -10,6 +10,7 @@
 #ifndef HN_COLLECTOR_H
 #define HN_COLLECTOR_H
 
+#include "collector/enrich.h"
 #include "collector/widgets.h"
 #include "common/config.h"
 #include "common/ip.h"
@@ -22,6 +23,7 @@
 #include <stdatomic.h>
 
 #define HN_BATCH_BUCKETS 12      /* records per flush: <=1,2,4,...,1024,+Inf */
+#define HN_HTTP_CODES    12      /* the HTTP statuses counted, see hn_http_codes */
 
 /* One worker's counters. Written only by the worker (relaxed stores, no
  * locked instructions on the hot path), summed by the main thread. */
@@ -38,7 +40,23 @@ typedef struct hn_wstats {
     uint64_t paused;                   /* times reading paused on Redis backpressure */
     uint64_t redis_buffered;           /* gauge: bytes not yet acknowledged */
     uint64_t redis_up;                 /* gauge */
+    uint64_t http_responses[HN_HTTP_CODES];   /* by hn_http_code_index */
+    uint64_t http_connections;         /* accepted */
+    uint64_t http_incomplete;          /* closed with a request begun but not answered */
+    uint64_t ua_cache_hits, ua_cache_misses;
+    uint64_t no_salt;                  /* records without a visitor hash: no salt for the day */
 } hn_wstats;
+
+/* The HTTP statuses the collector answers, for herenow_http_responses_total. */
+extern const int hn_http_codes[HN_HTTP_CODES];      /* 200, 204, 304, 400, ..., 0 = other */
+int hn_http_code_index(int code);
+
+/* The widget script as served: the paths substituted, gzipped once. */
+typedef struct hn_script {
+    char   *js, *gz;
+    size_t  js_len, gz_len;
+    char    etag[24];                  /* "\"<16 hex>\"" */
+} hn_script;
 
 #define HN_STAT_ADD(x, n) \
     __atomic_store_n(&(x), __atomic_load_n(&(x), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
@@ -53,10 +71,19 @@ typedef struct hn_collector {
     hn_config          cfg;
     hn_redis_addr      raddr;
     hn_cidrs           relays;
+    hn_cidrs           proxies;        /* HERENOW_TRUSTED_PROXIES */
     hn_ipmode          ipmode;
     hn_addr            udp_addr;
     bool               udp_on;
     hn_addr            admin_addr;
+    hn_addr            http_addr;
+    bool               http_on;
+    hn_script          script;
+    hn_uap            *uap;
+    hn_geo            *geo;
+    hn_salt_holder    *salts;
+    hn_enrich_cfg      enrich;
+    uint64_t           salt_refresh_errors;
     hn_widgets_pub    *widgets;
     int                nworkers;
     hn_worker        **workers;
@@ -93,6 +120,11 @@ uint64_t   hn_worker_unflushed(const hn_worker *w);
 /* Datagrams the kernel dropped at the worker's socket (SO_MEMINFO), read
  * from the main thread at scrape time. */
 uint64_t   hn_worker_kernel_drops(hn_worker *w);
+
+/* The widget script (collector/script.c): embedded at build time. */
+int  hn_script_build(hn_script *s, const char *beacon_path, const char *pixel_path,
+                     char *err, size_t cap);
+void hn_script_free(hn_script *s);
 
 /* Admin HTTP (collector/admin.c). */
 int  hn_admin_start(hn_collector *c, char *err, size_t cap);

@@ -130,7 +130,10 @@ void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t 
             put_if(&ps, "os", r->os);
             put_if(&ps, "os_version", r->os_version);
             put_if(&ps, "device", r->device);
-            put_if(&ps, "visitor", r->visitor);
+            /* The visitor hash changes with the daily salt: a session that
+             * goes on past midnight keeps the one it started with (HSETNX
+             * below), so it stays one visitor. */
+            if (b->q == 1) put_if(&ps, "visitor", r->visitor);
             put_if(&ps, "lang", b->l);
             if ((b->fields & (HN_F_SW | HN_F_SH)) == (HN_F_SW | HN_F_SH)) {
                 int n = snprintf(screen, sizeof(screen), "%ux%u", b->sw, b->sh);
@@ -160,6 +163,14 @@ void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t 
          * it has a start already. */
         cmd_key_field_num(cmds, "HSETNX", key, "started", ms);
         (*ncmds)++;
+        if (r->visitor.len) {
+            hn_resp_cmd(cmds, 4);
+            hn_resp_str(cmds, "HSETNX");
+            hn_resp_arg(cmds, key.p, key.len);
+            hn_resp_str(cmds, "visitor");
+            hn_resp_arg(cmds, r->visitor.p, r->visitor.len);
+            (*ncmds)++;
+        }
     }
     if (b->type == HN_T_PV) {
         cmd_key_field_num(cmds, "HINCRBY", key, "pageviews", 1);

@@ -14,6 +14,7 @@ typedef struct slot {
     const char *key;     /* in arena; NULL: empty slot */
     uint32_t    klen;
     uint32_t    id;
+    uint32_t    flags;   /* HN_WIDGET_* */
 } slot;
 
 struct hn_widgets {
@@ -41,7 +42,9 @@ static int cmp_u32(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static bool parse_id(const char *s, size_t n, uint32_t *id) {
+/* "<id>[ word...]": the id, then settings words; unknown words are ignored
+ * (a newer herenowctl may write settings this collector does not know). */
+static bool parse_value(const char *s, size_t n, uint32_t *id, uint32_t *flags) {
     uint64_t v = 0;
     size_t i = 0;
     for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
@@ -50,6 +53,13 @@ static bool parse_id(const char *s, size_t n, uint32_t *id) {
     }
     if (i == 0 || v == 0 || (i < n && s[i] != ' ')) return false;
     *id = (uint32_t)v;
+    *flags = 0;
+    while (i < n) {
+        while (i < n && s[i] == ' ') i++;
+        size_t w = i;
+        while (i < n && s[i] != ' ') i++;
+        if (i - w == 7 && memcmp(s + w, "dnt=off", 7) == 0) *flags |= HN_WIDGET_IGNORE_DNT;
+    }
     return true;
 }
 
@@ -69,9 +79,9 @@ hn_widgets *hn_widgets_build(const redisReply *r, size_t *bad) {
     char *ap = t->arena;
     for (size_t i = 0; i < pairs; i++) {
         const redisReply *k = r->element[2 * i], *v = r->element[2 * i + 1];
-        uint32_t id;
+        uint32_t id, flags;
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || k->len == 0 ||
-            !parse_id(v->str, v->len, &id)) {
+            !parse_value(v->str, v->len, &id, &flags)) {
             (*bad)++;
             continue;
         }
@@ -79,12 +89,12 @@ hn_widgets *hn_widgets_build(const redisReply *r, size_t *bad) {
         uint64_t h = fnv1a(ap, k->len);
         size_t j = h & t->mask;
         while (t->slots[j].key) j = (j + 1) & t->mask;
-        t->slots[j] = (slot){h, ap, (uint32_t)k->len, id};
+        t->slots[j] = (slot){h, ap, (uint32_t)k->len, id, flags};
         ap += k->len + 1;
         t->count++;
         t->ids[t->nids++] = id;
         /* order-independent digest: HGETALL's order is not stable */
-        t->digest += h * 31 + id;
+        t->digest += h * 31 + id + ((uint64_t)flags << 32);
     }
     qsort(t->ids, t->nids, sizeof(uint32_t), cmp_u32);
     size_t u = 0;
@@ -96,6 +106,11 @@ hn_widgets *hn_widgets_build(const redisReply *r, size_t *bad) {
 }
 
 bool hn_widgets_lookup(const hn_widgets *t, hn_str key, uint32_t *id) {
+    uint32_t flags;
+    return hn_widgets_lookup2(t, key, id, &flags);
+}
+
+bool hn_widgets_lookup2(const hn_widgets *t, hn_str key, uint32_t *id, uint32_t *flags) {
     if (t == NULL || key.len == 0) return false;
     uint64_t h = fnv1a(key.p, key.len);
     for (size_t j = h & t->mask;; j = (j + 1) & t->mask) {
@@ -103,6 +118,7 @@ bool hn_widgets_lookup(const hn_widgets *t, hn_str key, uint32_t *id) {
         if (s->key == NULL) return false;
         if (s->h == h && s->klen == key.len && memcmp(s->key, key.p, key.len) == 0) {
             *id = s->id;
+            *flags = s->flags;
             return true;
         }
     }

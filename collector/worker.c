@@ -19,9 +19,7 @@
  * datagram). A flush also happens whenever HN_FLUSH_RECORDS records are
  * pending, to bound the pipeline.
  */
-#include "collector/collector.h"
-#include "collector/presence.h"
-#include "collector/rconn.h"
+#include "collector/worker.h"
 #include "common/buf.h"
 #include "common/ids.h"
 #include "common/log.h"
@@ -41,44 +39,6 @@
 #define RESUME_CHECK_MS 5
 #define STOP_CHECK_MS   10
 
-struct hn_worker {
-    int            id;
-    hn_collector  *col;
-    pthread_t      thread;
-    bool           started;
-    _Atomic bool   done;
-    struct event_base *base;
-    int            udp_fd, tee_fd;
-    struct event  *udp_ev, *tick, *stop_ev, *resume_timer, *stop_timer;
-    struct timeval tick_tv;
-    _Atomic int    udp_fd_pub;    /* the UDP fd for the main thread's SO_MEMINFO, -1 when closed */
-    hn_rconn      *rc;
-    hn_presence   *pres;
-    hn_decoder    *dec;
-    hn_batch      *batch;
-    hn_rng         rng;
-    hn_widgets_ref wref;
-
-    unsigned          nmsg;
-    struct mmsghdr   *msgs;
-    struct iovec     *iov;
-    char             *bufs;
-    struct sockaddr_storage *addrs;
-
-    hn_buf    cmds;
-    uint32_t  ncmds;
-    uint32_t  nshards;
-    hn_buf   *shard;            /* packed records per stream shard */
-    uint32_t *shard_n;
-    uint32_t  flush_records;
-    msgpack_packer pk;
-
-    bool      paused, stopping, udp_open;
-    uint64_t  stop_deadline_ms;
-    uint64_t  unflushed;
-    uint64_t  last_err_log_ms;
-    hn_wstats st;
-};
 
 /* --- Redis connection callbacks -------------------------------------------- */
 
@@ -112,18 +72,23 @@ static void on_redis_state(void *ctx, bool up, const char *why) {
 
 /* --- one datagram ---------------------------------------------------------- */
 
-static void drop(hn_worker *w, int tr, hn_reason r, unsigned n) {
+void hn_worker_drop(hn_worker *w, int tr, hn_reason r, unsigned n) {
     HN_STAT_ADD(w->st.received[tr], n);
     HN_STAT_ADD(w->st.dropped[tr][r], n);
 }
 
-static void take(hn_worker *w, hn_record *r) {
+void hn_worker_take(hn_worker *w, hn_record *r) {
     uint32_t s = r->widget_id % w->nshards;
     w->pk.data = &w->shard[s];
     hn_record_pack(&w->pk, r);
     w->shard_n[s]++;
     hn_presence_add(w->pres, r, &w->cmds, &w->ncmds);
     w->flush_records++;
+}
+
+bool hn_worker_backlogged(const hn_worker *w) {
+    return !hn_rconn_up(w->rc) &&
+           hn_rconn_buffered(w->rc) > (size_t)w->col->cfg.redis_max_pending;
 }
 
 static void handle_datagram(hn_worker *w, const hn_widgets *wt, const char *buf, size_t len,
@@ -133,65 +98,21 @@ static void handle_datagram(hn_worker *w, const hn_widgets *wt, const char *buf,
     HN_STAT_ADD(w->st.datagrams, 1);
     HN_STAT_ADD(w->st.bytes, len);
     if (truncated) {
-        drop(w, tr, HN_R_TOO_LARGE, 1);
+        hn_worker_drop(w, tr, HN_R_TOO_LARGE, 1);
         return;
     }
     hn_batch *bt = w->batch;
     hn_beacon_decode_msgpack(w->dec, bt, buf, len);
     if (bt->n == 0) {
-        drop(w, tr, bt->all, 1);
+        hn_worker_drop(w, tr, bt->all, 1);
         hn_debug("event=beacon_rejected transport=udp reason=%s err='%s'", hn_reason_name(bt->all),
                  bt->err);
         return;
     }
-    hn_ip src_ip;
-    bool have_src = hn_ip_from_sockaddr(src, &src_ip);
-    bool trusted = have_src && c->relays.n && hn_cidrs_match(&c->relays, &src_ip);
-    bool backlog = !hn_rconn_up(w->rc) &&
-                   hn_rconn_buffered(w->rc) > (size_t)c->cfg.redis_max_pending;
-    char src_ipbuf[64];
-    size_t src_iplen = have_src ? hn_ip_store_form(&src_ip, c->ipmode, src_ipbuf, sizeof(src_ipbuf)) : 0;
-
-    for (int i = 0; i < bt->n; i++) {
-        const hn_beacon *b = &bt->b[i];
-        if (bt->reason[i] != HN_R_OK) {
-            drop(w, tr, bt->reason[i], 1);
-            hn_debug("event=beacon_rejected transport=udp reason=%s err='%s'",
-                     hn_reason_name(bt->reason[i]), bt->err);
-            continue;
-        }
-        hn_record r;
-        if (!hn_widgets_lookup(wt, b->k, &r.widget_id)) {
-            drop(w, tr, HN_R_UNKNOWN_WIDGET, 1);
-            continue;
-        }
-        if (backlog) {
-            drop(w, tr, HN_R_REDIS_UNAVAILABLE, 1);
-            continue;
-        }
-        char ipbuf[64];
-        hn_str ip = {src_ipbuf, (uint32_t)src_iplen};
-        if (trusted && b->ip.len) {
-            /* a relay speaking for a browser: its ip (unparsable: none) */
-            hn_ip rip;
-            size_t n = hn_ip_parse(b->ip.p, b->ip.len, &rip)
-                           ? hn_ip_store_form(&rip, c->ipmode, ipbuf, sizeof(ipbuf)) : 0;
-            ip = (hn_str){ipbuf, (uint32_t)n};
-        }
-
-        memset(&r.ip, 0, sizeof(r) - offsetof(hn_record, ip));
-        /* the beacon's fields, and only the properties it has */
-        memcpy(&r.b, b, offsetof(hn_beacon, props) + (size_t)b->nprops * sizeof(hn_prop));
-        r.b.ua = r.b.ip = (hn_str){NULL, 0};
-        hn_event_id_new(&w->rng, now_us / 1000, r.event_id);
-        r.recv_ts = now_us;
-        r.transport = HN_TR_UDP;
-        r.ip = ip;
-        if (trusted) r.ua = b->ua;
-        take(w, &r);
-        HN_STAT_ADD(w->st.received[tr], 1);
-        HN_STAT_ADD(w->st.accepted[tr], 1);
-    }
+    hn_client cl = {.have_ip = false};
+    cl.have_ip = hn_ip_from_sockaddr(src, &cl.ip);
+    cl.trusted_relay = cl.have_ip && c->relays.n && hn_cidrs_match(&c->relays, &cl.ip);
+    hn_worker_admit(w, wt, bt, HN_TR_UDP, &cl, now_us);
 }
 
 /* --- flushing -------------------------------------------------------------- */
@@ -263,7 +184,7 @@ static int read_batch(hn_worker *w, const hn_widgets *wt) {
 static int drain(hn_worker *w) {
     const hn_widgets *wt = hn_widgets_acquire(w->col->widgets, &w->wref);
     int total = 0;
-    for (int k = 0; k < READS_PER_TICK; k++) {
+    for (int k = 0; k < READS_PER_TICK && w->udp_open; k++) {
         int n = read_batch(w, wt);
         total += n;
         if (n < (int)w->nmsg) break;
@@ -274,13 +195,19 @@ static int drain(hn_worker *w) {
 
 static void on_resume(evutil_socket_t fd, short what, void *arg);
 
+void hn_worker_kick(hn_worker *w) {
+    if (w->flush_records >= HN_FLUSH_RECORDS) flush(w);
+    if (w->flush_records && !w->paused && !evtimer_pending(w->tick, NULL))
+        evtimer_add(w->tick, &w->tick_tv);
+}
+
 /* Stops reading while Redis is behind; true when it did. */
 static bool maybe_pause(hn_worker *w) {
     if (!hn_rconn_up(w->rc)) return false;
     if (hn_rconn_buffered(w->rc) <= (size_t)w->col->cfg.redis_max_pending) return false;
     w->paused = true;
     HN_STAT_ADD(w->st.paused, 1);
-    event_del(w->udp_ev);
+    if (w->udp_open) event_del(w->udp_ev);
     evtimer_del(w->tick);
     struct timeval tv = {0, RESUME_CHECK_MS * 1000};
     evtimer_add(w->resume_timer, &tv);
@@ -298,6 +225,7 @@ static void on_resume(evutil_socket_t fd, short what, void *arg) {
     }
     w->paused = false;
     if (w->udp_open) event_add(w->udp_ev, NULL);
+    hn_worker_kick(w);
 }
 
 /* Traffic: keep ticking while there is some, back to events when quiet. */
@@ -308,7 +236,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
     if (maybe_pause(w)) return;
     if (n > 0) {
         evtimer_add(w->tick, &w->tick_tv);
-    } else {
+    } else if (w->udp_open) {
         event_add(w->udp_ev, NULL);
     }
 }
@@ -345,6 +273,7 @@ static void on_stop(evutil_socket_t fd, short what, void *arg) {
     if (w->stopping) return;
     w->stopping = true;
     w->stop_deadline_ms = hn_mono_ms() + (uint64_t)w->col->cfg.shutdown_timeout_ms;
+    hn_http_worker_stop(w);        /* what was answered 204 is in the buffers */
     if (w->udp_open) {
         while (drain(w) > 0) {}
         event_del(w->udp_ev);
@@ -355,6 +284,8 @@ static void on_stop(evutil_socket_t fd, short what, void *arg) {
         w->udp_fd = -1;
         w->udp_open = false;
     }
+    flush(w);
+    evtimer_del(w->tick);
     evtimer_del(w->resume_timer);
     w->paused = false;
     on_stop_check(-1, 0, w);
@@ -397,6 +328,7 @@ hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap) {
         w->udp_ev = event_new(w->base, w->udp_fd, EV_READ | EV_PERSIST, on_udp, w);
         event_add(w->udp_ev, NULL);
     }
+    hn_enricher_init(&w->enr, &c->enrich, (size_t)c->cfg.ua_cache);
     w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
     w->resume_timer = evtimer_new(w->base, on_resume, w);
     w->tick = evtimer_new(w->base, on_tick, w);
@@ -442,6 +374,7 @@ hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap) {
     w->shard_n = hn_xcalloc(w->nshards, sizeof(uint32_t));
     for (uint32_t s = 0; s < w->nshards; s++) hn_buf_init(&w->shard[s], 16 * 1024);
     msgpack_packer_init(&w->pk, &w->shard[0], hn_buf_msgpack_write);
+    if (c->http_on && hn_http_worker_start(w, err, cap) != HN_OK) goto fail;
     return w;
 fail:
     hn_worker_destroy(w);
@@ -465,6 +398,8 @@ void hn_worker_join(hn_worker *w) {
 
 void hn_worker_destroy(hn_worker *w) {
     if (w == NULL) return;
+    hn_http_worker_stop(w);
+    hn_enricher_free(&w->enr);
     if (w->udp_ev) event_free(w->udp_ev);
     if (w->stop_ev) event_free(w->stop_ev);
     if (w->resume_timer) event_free(w->resume_timer);

@@ -35,6 +35,18 @@ typedef struct hn_config {
     char   *trusted_relays;
     char   *trusted_proxies;
     char   *ip_mode;
+    char   *http_beacon_path;
+    char   *http_pixel_path;
+    char   *http_script_path;
+    int64_t http_timeout_ms;
+    int64_t http_backlog;
+    char   *http_cors_origins;
+    int64_t rate_limit;
+    int64_t rate_burst;
+    int64_t rate_v4_prefix;
+    int64_t rate_v6_prefix;
+    char   *ua_regexes;
+    int64_t ua_cache;
     int64_t widget_refresh_ms;
     int64_t trim_interval_ms;
     int64_t udp_rcvbuf;

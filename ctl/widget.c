@@ -26,11 +26,17 @@
 #define SYNC_ATTEMPTS 10
 #define SYNC_CHUNK    500     /* fields per HSET / HDEL command */
 
+/* A widget's hn:widgets value, "<id>[ settings]" (collector/widgets.h), as
+ * PostgreSQL computes it from widget_configs, so add and sync cannot differ. */
+#define WIDGET_VALUE_SQL \
+    "id::text || CASE WHEN settings->>'honor_dnt' = 'false' THEN ' dnt=off' ELSE '' END"
+
 void hn_ctl_widget_usage(FILE *f) {
     fprintf(f,
-            "herenowctl widget add --name NAME --domain DOMAIN [--retention-days N]\n"
+            "herenowctl widget add --name NAME --domain DOMAIN [--retention-days N] [--honor-dnt yes|no]\n"
             "  Creates a widget in PostgreSQL with a new random key, publishes it to Redis\n"
-            "  (hn:widgets) and prints its key, id and embed snippet.\n"
+            "  (hn:widgets) and prints its key, id and embed snippet. --honor-dnt no: beacons\n"
+            "  sent with DNT: 1 or Sec-GPC: 1 are kept (default yes: dropped as opted_out).\n"
             "herenowctl widget list [--json]\n"
             "  Lists the widgets: id, key, name, domain, created_at (UTC).\n"
             "herenowctl widget sync\n"
@@ -69,8 +75,8 @@ static void print_snippet(FILE *f, const char *public_url, const char *key) {
     free(base);
 }
 
-static int hset_widget(redisContext *rc, const char *key, const char *id) {
-    redisReply *r = redisCommand(rc, "HSET %s %s %s", WIDGETS_KEY, key, id);
+static int hset_widget(redisContext *rc, const char *key, const char *value) {
+    redisReply *r = redisCommand(rc, "HSET %s %s %s", WIDGETS_KEY, key, value);
     if (r == NULL) {
         hn_ctl_errorf("redis HSET %s: %s", WIDGETS_KEY, rc->errstr);
         return HN_ERR;
@@ -82,11 +88,12 @@ static int hset_widget(redisContext *rc, const char *key, const char *id) {
 }
 
 static int widget_add(const hn_config *cfg, int argc, char **argv) {
-    const char *name = NULL, *domain = NULL;
+    const char *name = NULL, *domain = NULL, *dnt = "yes";
     uint64_t retention = 0;
     hn_ctl_flag flags[] = {
         {.name = "name", .type = HN_CTL_STR, .dst = &name},
         {.name = "domain", .type = HN_CTL_STR, .dst = &domain},
+        {.name = "honor-dnt", .type = HN_CTL_STR, .dst = &dnt},
         {.name = "retention-days", .type = HN_CTL_U64, .dst = &retention, .min = 1,
          .max = 36500},
     };
@@ -94,6 +101,10 @@ static int widget_add(const hn_config *cfg, int argc, char **argv) {
         return HN_CTL_EXIT_USAGE;
     if (name == NULL || domain == NULL) {
         hn_ctl_errorf("widget add: --name and --domain are required");
+        return HN_CTL_EXIT_USAGE;
+    }
+    if (strcmp(dnt, "yes") != 0 && strcmp(dnt, "no") != 0) {
+        hn_ctl_errorf("widget add: --honor-dnt is yes or no");
         return HN_CTL_EXIT_USAGE;
     }
     if (name[0] == '\0' || strlen(name) > NAME_MAX_LEN || has_ctl_chars(name)) {
@@ -122,17 +133,20 @@ static int widget_add(const hn_config *cfg, int argc, char **argv) {
     snprintf(days, sizeof(days), "%llu", (unsigned long long)retention);
     for (int attempt = 0; attempt < 3 && res == NULL; attempt++) {
         if (hn_ctl_random_base62(key, KEY_LEN) != HN_OK) goto out;
-        const char *const params[] = {key, name, domain, days};
+        const char *settings = strcmp(dnt, "no") == 0 ? "{\"honor_dnt\": false}" : "{}";
+        const char *const params[] = {key, name, domain, settings, days};
         res = PQexecParams(
             pg,
             retention > 0
-                ? "INSERT INTO widget_configs (key, name, domain, retention_days)"
-                  " VALUES ($1, $2, $3, $4::integer) RETURNING id,"
-                  " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-                : "INSERT INTO widget_configs (key, name, domain)"
-                  " VALUES ($1, $2, $3) RETURNING id,"
-                  " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-            retention > 0 ? 4 : 3, NULL, params, NULL, NULL, 0);
+                ? "INSERT INTO widget_configs (key, name, domain, settings, retention_days)"
+                  " VALUES ($1, $2, $3, $4::jsonb, $5::integer) RETURNING id,"
+                  " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                  WIDGET_VALUE_SQL
+                : "INSERT INTO widget_configs (key, name, domain, settings)"
+                  " VALUES ($1, $2, $3, $4::jsonb) RETURNING id,"
+                  " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                  WIDGET_VALUE_SQL,
+            retention > 0 ? 5 : 4, NULL, params, NULL, NULL, 0);
         if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK) break;
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
@@ -154,7 +168,7 @@ static int widget_add(const hn_config *cfg, int argc, char **argv) {
     }
 
     const char *id = PQgetvalue(res, 0, 0);
-    if (hset_widget(redis, key, id) != HN_OK) {
+    if (hset_widget(redis, key, PQgetvalue(res, 0, 2)) != HN_OK) {
         hn_ctl_errorf("widget add: widget %s (key %s) was created in PostgreSQL but not "
                       "published to Redis; run `herenowctl widget sync`", id, key);
         goto out;
@@ -320,7 +334,8 @@ static int sync_round(PGconn *pg, redisContext *rc, size_t *total, size_t *added
         goto out;
     }
     r = hn_ctl_pg_exec(pg, "widget sync: read widget_configs", PGRES_TUPLES_OK,
-                       "SELECT key, id::text FROM widget_configs ORDER BY key COLLATE \"C\"",
+                       "SELECT key, " WIDGET_VALUE_SQL " FROM widget_configs"
+                       " ORDER BY key COLLATE \"C\"",
                        0, NULL);
     if (r == NULL) goto out;
 

@@ -106,6 +106,7 @@ const hn_key hn_keys[K__COUNT] = {
     S(K_PH, "ph", 50, ph),
     S(K_UA, "ua", 512, ua),
     S(K_IP, "ip", 64, ip),
+    U(K_WD, "wd"),
 #undef S
 #undef U
 };
@@ -140,6 +141,7 @@ int hn_key_find(const char *p, size_t len) {
         if (a == 'p' && b == 'h') return K_PH;
         if (a == 'u' && b == 'a') return K_UA;
         if (a == 'i' && b == 'p') return K_IP;
+        if (a == 'w' && b == 'd') return K_WD;
         return -1;
     case 3:
         return (a == 'v' && b == 'i' && p[2] == 'd') ? K_VID : -1;
@@ -297,6 +299,7 @@ hn_reason hn_draft_validate(hn_draft *dr) {
     if (draft_present(dr, K_TS)) b->fields |= HN_F_TS, b->ts = dr->num[K_TS];
     if (draft_present(dr, K_SW)) b->fields |= HN_F_SW, b->sw = (uint32_t)dr->num[K_SW];
     if (draft_present(dr, K_SH)) b->fields |= HN_F_SH, b->sh = (uint32_t)dr->num[K_SH];
+    if (draft_present(dr, K_WD) && dr->num[K_WD]) b->fields |= HN_F_WD;
 
     if ((r = check_props(dr)) != HN_R_OK) goto out;
 
@@ -394,7 +397,10 @@ static hn_reason from_map(hn_draft *dr, const msgpack_object_map *m) {
     for (int k = 0; k < K__COUNT; k++) {
         const msgpack_object *o = val[k];
         if (o == NULL) continue;
-        if (hn_keys[k].kind == KIND_UINT) {
+        if (k == K_WD && o->type == MSGPACK_OBJECT_BOOLEAN) {
+            dr->num[k] = o->via.boolean;         /* wd is a flag: true/false or 1/0 */
+            dr->have |= 1u << k;
+        } else if (hn_keys[k].kind == KIND_UINT) {
             if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
                 r = hn_draft_reject(dr, HN_R_BAD_TYPE, "key '%s': expected uint", hn_keys[k].name);
                 goto out;
@@ -512,6 +518,7 @@ static uint64_t packed_num(const hn_beacon *b, int k) {
     case K_E:  return b->e;
     case K_TS: return b->ts;
     case K_SW: return b->sw;
+    case K_WD: return 1;
     default:   return b->sh;
     }
 }
@@ -523,6 +530,7 @@ static bool packed_num_set(const hn_beacon *b, int k) {
     case K_E:  return b->fields & HN_F_E;
     case K_TS: return b->fields & HN_F_TS;
     case K_SW: return b->fields & HN_F_SW;
+    case K_WD: return b->fields & HN_F_WD;
     default:   return b->fields & HN_F_SH;
     }
 }

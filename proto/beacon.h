@@ -97,6 +97,7 @@ typedef struct hn_prop {
 #define HN_F_TS  (1u << 1)
 #define HN_F_SW  (1u << 2)
 #define HN_F_SH  (1u << 3)
+#define HN_F_WD  (1u << 4)    /* wd: the browser reports navigator.webdriver (a bot) */
 
 typedef struct hn_beacon {
     uint8_t  type;         /* hn_btype */
@@ -116,6 +117,7 @@ typedef struct hn_beacon {
     hn_str   vid;          /* persistent visitor id <= 64 */
     hn_str   nm, em, ph;   /* identify: name <= 255, email <= 255, phone <= 50 */
     hn_str   ua, ip;       /* only meaningful from trusted relays: the caller decides */
+                           /* wd (navigator.webdriver) is the HN_F_WD bit of fields */
     uint8_t  nprops;
     hn_prop  props[HN_PROPS_MAX];   /* d */
 } hn_beacon;

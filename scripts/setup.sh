@@ -3,6 +3,12 @@
 #
 #   scripts/setup.sh           install what is missing (apt-get update once, then install)
 #   scripts/setup.sh --check   exit 0 when nothing is missing, 1 (and the list) otherwise
+#   scripts/setup.sh --bench / --check-bench   the same for what `make bench-http` also
+#                              needs (nginx, perf); nginx's service is not started
+#
+# The browser tests need node and npm (for playwright-core, from npm): any
+# node >= 18 on the PATH will do (Debian's nodejs and npm are installed when
+# there is none).
 #
 # Idempotent: with everything installed it does nothing and touches no network.
 #
@@ -22,22 +28,31 @@ PACKAGES=(
     redis-server redis-tools postgresql-15 postgresql-client-15
     curl ca-certificates wrk jq
     # enrichment (UA parsing, geo) and its tests
-    libmaxminddb-dev libpcre2-dev uap-core libyaml-dev libmaxmind-db-writer-perl
+    libmaxminddb-dev libpcre2-dev uap-core libyaml-dev libmaxmind-db-writer-perl zlib1g-dev
+    # the widget and dashboard tests: headless Chromium driven by playwright-core
+    chromium
 )
 
+# Only for `make bench-http`: the reference server and the profiler.
+PACKAGES_BENCH=(nginx-light linux-perf)
+
 usage() {
-    echo "usage: $0 [--check]" >&2
+    echo "usage: $0 [--check | --bench | --check-bench]" >&2
     exit 2
 }
 
 check_only=0
+bench=0
 case "${1:-}" in
     "") ;;
     --check) check_only=1 ;;
-    -h|--help) echo "usage: $0 [--check]"; exit 0 ;;
+    --bench) bench=1 ;;
+    --check-bench) bench=1; check_only=1 ;;
+    -h|--help) echo "usage: $0 [--check | --bench | --check-bench]"; exit 0 ;;
     *) usage ;;
 esac
 [ $# -le 1 ] || usage
+if [ "$bench" -eq 1 ]; then PACKAGES=("${PACKAGES_BENCH[@]}"); fi
 
 # A package counts as present only when fully installed ("install ok installed");
 # half-configured or removed-but-not-purged ones are missing.
@@ -46,6 +61,12 @@ for p in "${PACKAGES[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
     [ "$status" = "install ok installed" ] || missing+=("$p")
 done
+
+# node and npm: whatever provides the commands (nodesource's nodejs ships npm
+# and conflicts with Debian's npm package).
+if [ "$bench" -eq 0 ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
     [ "$check_only" -eq 1 ] || echo "setup: all ${#PACKAGES[@]} packages present"
@@ -71,9 +92,21 @@ fi
 
 echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Installing nginx must not start a system nginx on port 80: a policy-rc.d
+# that says "no" for the time of the install, unless the machine has one.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ "$bench" -eq 1 ] && [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
+    "${SUDO[@]}" chmod +x "$policy"
+    made_policy=1
+fi
 "${SUDO[@]}" apt-get update
+rc=0
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y --no-install-recommends "${missing[@]}"
+    apt-get install -y --no-install-recommends "${missing[@]}" || rc=$?
+[ "$made_policy" -eq 0 ] || "${SUDO[@]}" rm -f "$policy"
+[ "$rc" -eq 0 ] || exit "$rc"
 
 # Verify: a package apt could not install is an error here, not later in make.
 still=()

@@ -24,6 +24,10 @@ ADMIN=$(hn_free_port)
 API=$(hn_free_port)
 export HERENOW_UDP_LISTEN=127.0.0.1:$UDP HERENOW_HTTP_LISTEN= HERENOW_ADMIN_LISTEN=127.0.0.1:$ADMIN
 export HERENOW_WIDGET_REFRESH_MS=300 HERENOW_THREADS=2
+# The visits below come from two browsers behind a relay (--ip, --ua): two
+# visitors. Beacons without them are the relay's own address and no user
+# agent, one visitor hash for all.
+export HERENOW_TRUSTED_RELAYS=127.0.0.1/32
 export HERENOW_API_LISTEN=127.0.0.1:$API
 # a dead consumer's entries are claimed after 300 ms; short backoff
 export HERENOW_DRAIN_CLAIM_IDLE_MS=300 HERENOW_DRAIN_RETRY_MAX_MS=300 HERENOW_DRAIN_BLOCK_MS=100
@@ -92,10 +96,10 @@ start_api
 hn_wait_for 10 "api /livez" curl -fsS "http://127.0.0.1:$API/livez"
 hn_wait_for 10 "api /readyz" curl -fsS "http://127.0.0.1:$API/readyz"
 base=$(written)
-send --session visitA0001 --script
-send --session visitB0001 --type pv --url "https://example.com/b?x=1#top" --title "B" --count 1
-send --session visitB0001 --type ev --event chat_message_sent --seq 2 --prop topic=pricing
-send --session visitB0001 --type id --visitor-name "Ada Lovelace" --email ada@example.com --seq 3
+send --session visitA0001 --script --ip 203.0.113.10
+send --session visitB0001 --type pv --url "https://example.com/b?x=1#top" --title "B" --count 1 --ip 203.0.113.20
+send --session visitB0001 --type ev --event chat_message_sent --seq 2 --prop topic=pricing --ip 203.0.113.20
+send --session visitB0001 --type id --visitor-name "Ada Lovelace" --email ada@example.com --seq 3 --ip 203.0.113.20
 wait_written $((base + 10))
 hn_wait_for 10 "10 rows in PostgreSQL" rows_are 10
 hn_assert_eq "session A: pages, events, engaged, active, chat, ended" "2|1|51000|51|f|t|1|https://example.com/|https://example.com/pricing|https://www.google.com/" \

@@ -1,0 +1,86 @@
+/*
+ * admit.c: from a decoded batch to queued records, the same for every
+ * transport: validate → resolve the widget → bot and opt-out checks →
+ * enrich → record (stream buffer + presence commands).
+ */
+#include "collector/worker.h"
+#include "common/log.h"
+
+#include <stddef.h>
+#include <string.h>
+
+/* A UDP relay speaking for a browser sends the browser's ip and ua in the
+ * beacon; an unparsable ip means "no ip", not the relay's. */
+static void relay_client(hn_enricher *e, const hn_beacon *b, const hn_client *cl) {
+    hn_ip rip;
+    bool have = b->ip.len && hn_ip_parse(b->ip.p, b->ip.len, &rip);
+    if (b->ip.len == 0) {
+        have = cl->have_ip;
+        rip = cl->ip;
+    }
+    hn_enrich_client(e, have ? &rip : NULL, b->ua);
+}
+
+hn_admitted hn_worker_admit(hn_worker *w, const hn_widgets *wt, const hn_batch *bt,
+                            hn_transport tr, const hn_client *cl, uint64_t now_us) {
+    const int ti = tr - 1;
+    hn_admitted a = {0, 0, 0, HN_R_OK, false};
+    hn_enricher *e = &w->enr;
+    bool backlog = hn_worker_backlogged(w);
+    bool client_set = false;
+
+    for (int i = 0; i < bt->n; i++) {
+        const hn_beacon *b = &bt->b[i];
+        hn_reason why = (hn_reason)bt->reason[i];
+        hn_record r;
+        uint32_t wflags = 0;
+        if (why == HN_R_OK && !hn_widgets_lookup2(wt, b->k, &r.widget_id, &wflags))
+            why = HN_R_UNKNOWN_WIDGET;
+        if (why != HN_R_OK) {
+            hn_worker_drop(w, ti, why, 1);
+            if (a.refused++ == 0) a.first = why;
+            hn_debug("event=beacon_rejected transport=%s reason=%s", tr == HN_TR_UDP ? "udp" : "http",
+                     hn_reason_name(why));
+            continue;
+        }
+        if (backlog) {
+            hn_worker_drop(w, ti, HN_R_REDIS_UNAVAILABLE, 1);
+            a.dropped++;
+            a.backlog = true;
+            continue;
+        }
+        if (cl->trusted_relay && (b->ua.len || b->ip.len)) {
+            relay_client(e, b, cl);
+            client_set = false;             /* the next plain beacon sets the batch's client again */
+        } else if (!client_set) {
+            hn_enrich_client(e, cl->have_ip ? &cl->ip : NULL, cl->ua);
+            client_set = true;
+        }
+        /* Browsers always send a User-Agent; over HTTP its absence is a script. */
+        bool no_ua = tr != HN_TR_UDP && cl->ua.len == 0;
+        if (no_ua || hn_enrich_is_bot(e) || (b->fields & HN_F_WD)) {
+            hn_worker_drop(w, ti, HN_R_BOT, 1);
+            a.dropped++;
+            continue;
+        }
+        if (cl->opted_out && !(wflags & HN_WIDGET_IGNORE_DNT)) {
+            hn_worker_drop(w, ti, HN_R_OPTED_OUT, 1);
+            a.dropped++;
+            continue;
+        }
+
+        memset(&r.ip, 0, sizeof(r) - offsetof(hn_record, ip));
+        /* the beacon's fields, and only the properties it has */
+        memcpy(&r.b, b, offsetof(hn_beacon, props) + (size_t)b->nprops * sizeof(hn_prop));
+        r.b.ua = r.b.ip = (hn_str){NULL, 0};
+        hn_event_id_new(&w->rng, now_us / 1000, r.event_id);
+        r.recv_ts = now_us;
+        r.transport = (uint8_t)tr;
+        hn_enrich_record(e, &r);
+        hn_worker_take(w, &r);
+        HN_STAT_ADD(w->st.received[ti], 1);
+        HN_STAT_ADD(w->st.accepted[ti], 1);
+        a.accepted++;
+    }
+    return a;
+}

@@ -1,0 +1,420 @@
+/*
+ * http.c: the collector's HTTP ingress, on each worker's own event base
+ * (docs/PROTOCOL.md §HTTP):
+ *
+ *   POST    <beacon path>   msgpack body, one beacon or an array, whatever the
+ *                           Content-Type (sendBeacon sends text/plain)
+ *                           → 204 / 400 reason / 413 / 429 / 431 / 503
+ *   GET     <pixel path>?k=…&s=…  the same keys as a query string
+ *                           → always the 43-byte GIF (with the status), no-store
+ *   GET     <script path>   the widget script: ETag, Cache-Control, gzip
+ *   OPTIONS <beacon|pixel>  CORS preflight
+ *
+ * Every worker has its own listening socket (SO_REUSEPORT) and evhttp on its
+ * own event base, so the kernel spreads connections over the workers and a
+ * request is handled start to finish on one thread (libevent 2.1's evhttp is
+ * not thread-safe, and needs not be). Accepted beacons join the UDP ones in
+ * the worker's flush (worker.c).
+ *
+ * Limits: ours are checked in the handler, so that each refusal is answered
+ * and counted by reason — headers over 8 KiB (431), a body over 64 KiB
+ * (413). libevent's own limits sit above them (HEADERS_HARD, BODY_HARD) and
+ * only bound memory: beyond those libevent answers by itself, uncounted.
+ */
+#include "collector/httpmap.h"
+#include "collector/worker.h"
+#include "common/log.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HEADERS_MAX   8192                    /* request line excluded */
+#define HEADERS_HARD  16384                   /* libevent: request line, and each header block */
+#define BODY_HARD     (2 * HN_HTTP_BODY_MAX)  /* libevent: bodies read at all */
+#define QUERY_MAX     HEADERS_HARD            /* a query string is shorter than the line holding it */
+#define RL_SLOTS      65536                   /* client prefixes remembered per worker */
+
+const int hn_http_codes[HN_HTTP_CODES] = {200, 204, 304, 400, 404, 405, 413, 429, 431, 500, 503, 0};
+
+int hn_http_code_index(int code) {
+    for (int i = 0; i < HN_HTTP_CODES - 1; i++)
+        if (hn_http_codes[i] == code) return i;
+    return HN_HTTP_CODES - 1;
+}
+
+/* The smallest transparent GIF, byte for byte nginx's empty_gif. */
+static const unsigned char gif[43] = {
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x01, 0x00, 0x00, 0x00,
+    0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00,
+    0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+};
+
+enum route { R_NONE, R_BEACON, R_PIXEL, R_SCRIPT };
+
+/* --- answers ---------------------------------------------------------------- */
+
+static void reply(hn_worker *w, struct evhttp_request *req, int code, const char *status,
+                  struct evbuffer *body) {
+    HN_STAT_ADD(w->st.http_responses[hn_http_code_index(code)], 1);
+    evhttp_send_reply(req, code, status, body);
+}
+
+/* A one-line reason in a text/plain body. */
+static void reply_text(hn_worker *w, struct evhttp_request *req, int code, const char *status,
+                       const char *why) {
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "%s\n", why);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; charset=utf-8");
+    reply(w, req, code, status, b);
+    evbuffer_free(b);
+}
+
+static void reply_gif(hn_worker *w, struct evhttp_request *req, int code, const char *status) {
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "image/gif");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_reference(b, gif, sizeof(gif), NULL, NULL);
+    reply(w, req, code, status, b);
+    evbuffer_free(b);
+}
+
+/* Access-Control-Allow-Origin for beacon answers: sendBeacon and the pixel
+ * do not need it, fetch with keepalive in cors mode does. */
+static void cors(hn_worker *w, struct evhttp_request *req) {
+    const char *allow = w->col->cfg.http_cors_origins;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    if (strcmp(allow, "*") == 0) {
+        evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
+        return;
+    }
+    const char *origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+    if (origin && hn_http_origin_allowed(allow, origin)) evhttp_add_header(h, "Access-Control-Allow-Origin", origin);
+    evhttp_add_header(h, "Vary", "Origin");
+}
+
+/* --- the client ---------------------------------------------------------------- */
+
+static bool header_is_1(const struct evkeyvalq *h, const char *name) {
+    const char *v = evhttp_find_header(h, name);
+    return v && v[0] == '1' && v[1] == '\0';
+}
+
+static void client_of(hn_worker *w, struct evhttp_request *req, hn_client *cl) {
+    const hn_collector *c = w->col;
+    struct evhttp_connection *con = evhttp_request_get_connection(req);
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    memset(cl, 0, sizeof(*cl));
+    const struct sockaddr *sa = evhttp_connection_get_addr(con);
+    cl->have_ip = sa && hn_ip_from_sockaddr(sa, &cl->ip);
+    if (!cl->have_ip) {
+        char *host = NULL;
+        ev_uint16_t port;
+        evhttp_connection_get_peer(con, &host, &port);
+        cl->have_ip = host && hn_ip_parse(host, strlen(host), &cl->ip);
+    }
+    if (cl->have_ip && c->proxies.n && hn_cidrs_match(&c->proxies, &cl->ip)) {
+        const char *xff = evhttp_find_header(h, "X-Forwarded-For");
+        if (xff) hn_http_forwarded_for(&c->proxies, xff, &cl->ip);
+    }
+    const char *ua = evhttp_find_header(h, "User-Agent");
+    if (ua) cl->ua = (hn_str){ua, (uint32_t)strnlen(ua, HN_UA_MAX)};
+    cl->opted_out = header_is_1(h, "Sec-GPC") || header_is_1(h, "DNT");
+}
+
+static size_t headers_size(const struct evkeyvalq *h) {
+    size_t n = 0;
+    for (const struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
+        n += strlen(kv->key) + strlen(kv->value) + 4;
+    return n;
+}
+
+/* --- beacons ------------------------------------------------------------------ */
+
+static const char *status_text(int code) {
+    switch (code) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    default:  return "Service Unavailable";
+    }
+}
+
+/* Refusals before decoding: the whole input counts as one dropped beacon. */
+static void refuse(hn_worker *w, struct evhttp_request *req, enum route rt, hn_reason r,
+                   int code, const char *why) {
+    hn_worker_drop(w, (rt == R_PIXEL ? HN_TR_PIXEL : HN_TR_HTTP) - 1, r, 1);
+    hn_debug("event=beacon_rejected transport=%s reason=%s err='%s'",
+             rt == R_PIXEL ? "pixel" : "http", hn_reason_name(r), why);
+    cors(w, req);
+    if (code == 429) evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+    if (rt == R_PIXEL) reply_gif(w, req, code, status_text(code));
+    else reply_text(w, req, code, status_text(code), why);
+}
+
+/* Decodes the request's beacons into w->batch; 0, or the status of a
+ * refusal of the whole input (*r, *why say why). */
+static int decode(hn_worker *w, struct evhttp_request *req, enum route rt, const hn_client *cl,
+                  uint64_t now_us, hn_reason *r, const char **why) {
+    hn_batch *bt = w->batch;
+    if (headers_size(evhttp_request_get_input_headers(req)) > HEADERS_MAX) {
+        *r = HN_R_TOO_LARGE, *why = "request headers over 8192 bytes";
+        return 431;
+    }
+    if (cl->have_ip && !hn_rl_take(w->rl, &cl->ip, now_us / 1000, 1.0)) {
+        *r = HN_R_RATE_LIMITED, *why = "rate limited: retry later";
+        return 429;
+    }
+    if (w->paused || w->stopping) {
+        *r = HN_R_REDIS_UNAVAILABLE, *why = "busy: the collector's store is behind";
+        return 503;
+    }
+    if (rt == R_PIXEL) {
+        const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+        size_t qlen = q ? strlen(q) : 0;
+        if (qlen > QUERY_MAX) {
+            *r = HN_R_TOO_LARGE, *why = "query string too long";
+            return 400;
+        }
+        hn_beacon_decode_query(bt, q ? q : "", qlen, w->qscratch, QUERY_MAX);
+    } else {
+        struct evbuffer *in = evhttp_request_get_input_buffer(req);
+        size_t len = evbuffer_get_length(in);
+        if (len > HN_HTTP_BODY_MAX) {
+            *r = HN_R_TOO_LARGE, *why = "body over 65536 bytes";
+            return 413;
+        }
+        if (len == 0) {
+            *r = HN_R_MALFORMED, *why = "empty body";
+            return 400;
+        }
+        hn_beacon_decode_msgpack(w->dec, bt, (const char *)evbuffer_pullup(in, -1), len);
+    }
+    if (bt->n == 0) {
+        *r = bt->all, *why = bt->err;
+        return 400;
+    }
+    return 0;
+}
+
+static void on_beacons(hn_worker *w, struct evhttp_request *req, enum route rt) {
+    const hn_transport tr = rt == R_PIXEL ? HN_TR_PIXEL : HN_TR_HTTP;
+    uint64_t now_us = hn_now_us();
+    hn_client cl;
+    client_of(w, req, &cl);
+
+    hn_reason r = HN_R_OK;
+    const char *why = "";
+    int code = decode(w, req, rt, &cl, now_us, &r, &why);
+    if (code) {
+        refuse(w, req, rt, r, code, why);
+        return;
+    }
+    const hn_batch *bt = w->batch;
+    const hn_widgets *wt = hn_widgets_acquire(w->col->widgets, &w->wref);
+    hn_admitted a = hn_worker_admit(w, wt, bt, tr, &cl, now_us);
+    hn_worker_kick(w);
+
+    code = hn_http_verdict(&a, bt->err, &why);
+    cors(w, req);
+    if (rt == R_PIXEL) reply_gif(w, req, code == 204 ? 200 : code, code == 204 ? "OK" : status_text(code));
+    else if (code == 204) reply(w, req, 204, "No Content", NULL);
+    else reply_text(w, req, code, status_text(code), why);
+}
+
+static void on_preflight(hn_worker *w, struct evhttp_request *req) {
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    cors(w, req);
+    evhttp_add_header(h, "Access-Control-Allow-Methods", "POST, GET, OPTIONS");
+    evhttp_add_header(h, "Access-Control-Allow-Headers", "Content-Type");
+    evhttp_add_header(h, "Access-Control-Max-Age", "86400");
+    reply(w, req, 204, "No Content", NULL);
+}
+
+/* --- the widget script ------------------------------------------------------------ */
+
+static bool accepts_gzip(const struct evkeyvalq *h) {
+    const char *ae = evhttp_find_header(h, "Accept-Encoding");
+    return ae && strstr(ae, "gzip") != NULL;
+}
+
+static void on_script(hn_worker *w, struct evhttp_request *req) {
+    const hn_script *s = &w->col->script;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "ETag", s->etag);
+    evhttp_add_header(h, "Cache-Control", "public, max-age=3600");
+    evhttp_add_header(h, "Vary", "Accept-Encoding");
+    evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
+    const char *inm = evhttp_find_header(in, "If-None-Match");
+    if (inm && strstr(inm, s->etag)) {
+        reply(w, req, 304, "Not Modified", NULL);
+        return;
+    }
+    evhttp_add_header(h, "Content-Type", "application/javascript; charset=utf-8");
+    struct evbuffer *b = evbuffer_new();
+    if (accepts_gzip(in)) {
+        evhttp_add_header(h, "Content-Encoding", "gzip");
+        evbuffer_add_reference(b, s->gz, s->gz_len, NULL, NULL);
+    } else {
+        evbuffer_add_reference(b, s->js, s->js_len, NULL, NULL);
+    }
+    reply(w, req, 200, "OK", b);
+    evbuffer_free(b);
+}
+
+/* --- routing --------------------------------------------------------------------- */
+
+static void on_request(struct evhttp_request *req, void *arg) {
+    hn_worker *w = arg;
+    const hn_config *cfg = &w->col->cfg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    enum route rt = path == NULL                              ? R_NONE
+                    : strcmp(path, cfg->http_beacon_path) == 0 ? R_BEACON
+                    : strcmp(path, cfg->http_pixel_path) == 0  ? R_PIXEL
+                    : strcmp(path, cfg->http_script_path) == 0 ? R_SCRIPT
+                                                               : R_NONE;
+
+    if (rt == R_NONE) {
+        reply_text(w, req, 404, "Not Found", "not found");
+    } else if (m == EVHTTP_REQ_OPTIONS && rt != R_SCRIPT) {
+        on_preflight(w, req);
+    } else if (rt == R_BEACON && m == EVHTTP_REQ_POST) {
+        on_beacons(w, req, rt);
+    } else if (rt == R_PIXEL && (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD)) {
+        on_beacons(w, req, rt);
+    } else if (rt == R_SCRIPT && (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD)) {
+        on_script(w, req);
+    } else {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                          rt == R_BEACON ? "POST, OPTIONS" : rt == R_PIXEL ? "GET, HEAD, OPTIONS"
+                                                                           : "GET, HEAD");
+        reply_text(w, req, 405, "Method Not Allowed", "method not allowed");
+    }
+    if (w->enr.uctx) {
+        HN_STAT_SET(w->st.ua_cache_hits, hn_uap_cache_hits(w->enr.uctx));
+        HN_STAT_SET(w->st.ua_cache_misses, hn_uap_cache_misses(w->enr.uctx));
+    }
+    HN_STAT_SET(w->st.no_salt, w->enr.no_salt);
+}
+
+/* --- connections ---------------------------------------------------------------------- */
+
+/* evhttp closes a connection whose request does not complete within the
+ * timeout (slowloris) without telling anyone, and offers no hook at accept
+ * time. So: each connection's bufferevent is ours (evhttp_set_bevcb), with a
+ * callback on its input buffer; at the first bytes (evhttp has made its
+ * connection by then, and is the bufferevent's callback argument) we ask
+ * for evhttp's close callback and watch both buffers. A connection is
+ * "unanswered" from request bytes in until answer bytes out; closed while
+ * unanswered, it is counted. The state is one byte per fd in the worker,
+ * so a connection that never sends a byte costs nothing. */
+static _Thread_local hn_worker *tl_worker;
+
+static uint8_t *conn_state(hn_worker *w, evutil_socket_t fd) {
+    if (fd < 0) return NULL;
+    if ((size_t)fd >= w->nconn) {
+        size_t n = w->nconn ? w->nconn : 1024;
+        while (n <= (size_t)fd) n *= 2;
+        w->conn = hn_xrealloc(w->conn, n);
+        memset(w->conn + w->nconn, 0, n - w->nconn);
+        w->nconn = n;
+    }
+    return &w->conn[fd];
+}
+
+static void watch_in(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg) {
+    (void)b;
+    uint8_t *st = conn_state(tl_worker, bufferevent_getfd(arg));
+    if (st && info->n_added) *st = 1;
+}
+
+static void watch_out(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg) {
+    (void)b;
+    uint8_t *st = conn_state(tl_worker, bufferevent_getfd(arg));
+    if (st && info->n_added) *st = 0;
+}
+
+static void on_close(struct evhttp_connection *con, void *arg) {
+    (void)arg;
+    uint8_t *st = conn_state(tl_worker, bufferevent_getfd(evhttp_connection_get_bufferevent(con)));
+    if (st == NULL) return;
+    if (*st) HN_STAT_ADD(tl_worker->st.http_incomplete, 1);
+    *st = 0;
+}
+
+static void first_bytes(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg) {
+    struct bufferevent *bev = arg;
+    if (info->n_added == 0) return;
+    evbuffer_remove_cb(in, first_bytes, bev);
+    void *con = NULL;
+    bufferevent_getcb(bev, NULL, NULL, NULL, &con);
+    uint8_t *st = conn_state(tl_worker, bufferevent_getfd(bev));
+    if (con == NULL || st == NULL) return;
+    *st = 1;
+    evhttp_connection_set_closecb(con, on_close, NULL);
+    evbuffer_add_cb(in, watch_in, bev);
+    evbuffer_add_cb(bufferevent_get_output(bev), watch_out, bev);
+}
+
+static struct bufferevent *on_connection(struct event_base *base, void *arg) {
+    hn_worker *w = arg;
+    tl_worker = w;
+    HN_STAT_ADD(w->st.http_connections, 1);
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (bev) evbuffer_add_cb(bufferevent_get_input(bev), first_bytes, bev);
+    return bev;
+}
+
+/* --- lifecycle --------------------------------------------------------------------- */
+
+int hn_http_worker_start(hn_worker *w, char *err, size_t cap) {
+    const hn_collector *c = w->col;
+    int fd = hn_tcp_listen(&c->http_addr, true, (int)c->cfg.http_backlog, err, cap);
+    if (fd < 0) return HN_ERR;
+    w->http = evhttp_new(w->base);
+    if (w->http == NULL || evhttp_accept_socket_with_handle(w->http, fd) == NULL) {
+        close(fd);
+        snprintf(err, cap, "HERENOW_HTTP_LISTEN: evhttp could not take the socket");
+        return HN_ERR;
+    }
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_max_headers_size(w->http, HEADERS_HARD);
+    evhttp_set_max_body_size(w->http, BODY_HARD);
+    struct timeval tv = {c->cfg.http_timeout_ms / 1000, (c->cfg.http_timeout_ms % 1000) * 1000};
+    evhttp_set_timeout_tv(w->http, &tv);
+    evhttp_set_default_content_type(w->http, NULL);
+    evhttp_set_gencb(w->http, on_request, w);
+    evhttp_set_bevcb(w->http, on_connection, w);
+    w->rl = hn_rl_create((double)c->cfg.rate_limit, (double)c->cfg.rate_burst,
+                         (unsigned)c->cfg.rate_v4_prefix, (unsigned)c->cfg.rate_v6_prefix, RL_SLOTS);
+    w->qscratch = hn_xmalloc(QUERY_MAX);
+    return HN_OK;
+}
+
+/* Closes the listener and every connection; idempotent. */
+void hn_http_worker_stop(hn_worker *w) {
+    if (w->http) evhttp_free(w->http);
+    w->http = NULL;
+    if (w->rl) hn_rl_destroy(w->rl);
+    w->rl = NULL;
+    free(w->qscratch);
+    w->qscratch = NULL;
+    free(w->conn);
+    w->conn = NULL;
+    w->nconn = 0;
+}

@@ -1,0 +1,44 @@
+/*
+ * httpmap.c: see httpmap.h.
+ */
+#include "collector/httpmap.h"
+
+#include <string.h>
+
+void hn_http_forwarded_for(const hn_cidrs *proxies, const char *xff, hn_ip *ip) {
+    size_t end = strlen(xff);
+    while (end > 0) {
+        size_t start = end;
+        while (start > 0 && xff[start - 1] != ',') start--;
+        const char *p = xff + start;
+        size_t n = end - start;
+        while (n && (*p == ' ' || *p == '\t')) p++, n--;
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+        hn_ip hop;
+        if (n == 0 || !hn_ip_parse(p, n, &hop)) return;
+        *ip = hop;
+        if (!hn_cidrs_match(proxies, &hop)) return;
+        end = start ? start - 1 : 0;
+    }
+}
+
+int hn_http_verdict(const hn_admitted *a, const char *batch_err, const char **why) {
+    if (a->accepted || (a->refused == 0 && !a->backlog)) return 204;
+    if (a->refused == 0) {
+        *why = "busy: the collector cannot reach its store";
+        return 503;
+    }
+    *why = a->first == HN_R_UNKNOWN_WIDGET ? "unknown widget key (k)" : batch_err;
+    return 400;
+}
+
+bool hn_http_origin_allowed(const char *list, const char *origin) {
+    size_t n = strlen(origin);
+    if (n == 0) return false;
+    for (const char *p = list; (p = strstr(p, origin)) != NULL; p += n) {
+        bool starts = p == list || p[-1] == ' ' || p[-1] == ',';
+        bool ends = p[n] == '\0' || p[n] == ' ' || p[n] == ',';
+        if (starts && ends) return true;
+    }
+    return false;
+}

@@ -1,0 +1,26 @@
+/*
+ * httpmap.h: the pure parts of the HTTP ingress (http.c), apart so that
+ * they are unit-tested without sockets: which client an X-Forwarded-For
+ * names, which status a decoded batch gets, CORS origin lists.
+ */
+#ifndef HN_HTTPMAP_H
+#define HN_HTTPMAP_H
+
+#include "collector/worker.h"
+
+/* X-Forwarded-For from a trusted proxy: *ip becomes the nearest address
+ * that is not a trusted proxy itself, read from the right (each proxy
+ * appends the address it saw). An entry that does not parse ends the walk
+ * at the last good one; *ip is left as it was when the last entry is bad. */
+void hn_http_forwarded_for(const hn_cidrs *proxies, const char *xff, hn_ip *ip);
+
+/* The status of a decoded input: 204 when anything was accepted or the drops
+ * were the collector's choice (bot, opted out: the sender is told nothing);
+ * 400 when the sender got everything wrong (*why: batch_err, or the unknown
+ * widget); 503 when Redis is away and the buffer full. */
+int hn_http_verdict(const hn_admitted *a, const char *batch_err, const char **why);
+
+/* origin is one of the words of list (space- or comma-separated). */
+bool hn_http_origin_allowed(const char *list, const char *origin);
+
+#endif

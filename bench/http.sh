@@ -72,7 +72,13 @@ sed -e "s/@PORT@/$NGX/" -e "s/@WORKERS@/$WORKERS/" -e "s#@DIR@#$HN_TMP/nginx#" b
 hn_wait_for 5 "nginx answers" curl -fsS -o /dev/null "http://127.0.0.1:$NGX/p.gif"
 NGX_MASTER=$(cat "$HN_TMP/nginx/nginx.pid")
 stop_nginx() { [ -z "${NGX_MASTER:-}" ] || kill -QUIT "$NGX_MASTER" 2>/dev/null || true; }
-trap 'stop_nginx; hn_cleanup' EXIT
+on_exit() {
+    local rc=$?
+    stop_nginx
+    (exit "$rc")
+    hn_cleanup
+}
+trap on_exit EXIT
 
 # --- the collector ---------------------------------------------------------------------------
 start_collector() {
@@ -169,10 +175,11 @@ if [ "$PERF" = 1 ] && command -v perf >/dev/null; then
     perf record -q -e cpu-clock -F 2000 -g -p "$HN_PID_collector" -o "$HN_TMP/perf.data" -- sleep $((DURATION - 2)) \
         >/dev/null 2>&1 || true
     wait "$WRK_PID" || true
+    # (awk reads everything: perf report must not die of SIGPIPE under pipefail)
     PROFILE=$(perf report -i "$HN_TMP/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
-        awk '/^ +[0-9.]+%/ { sub(/^ +/, ""); print; if (++n == 25) exit }')
+        awk '/^ +[0-9.]+%/ && n < 25 { sub(/^ +/, ""); print; n++ }') || true
     SELF_DSO=$(perf report -i "$HN_TMP/perf.data" --no-children --sort dso --stdio 2>/dev/null |
-        awk '/^ +[0-9.]+%/ { sub(/^ +/, ""); print; if (++n == 12) exit }')
+        awk '/^ +[0-9.]+%/ && n < 12 { sub(/^ +/, ""); print; n++ }') || true
 fi
 hn_stop "$HN_PID_collector" 20 || true
 

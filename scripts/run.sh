@@ -89,17 +89,29 @@ while [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK
     sleep 0.1
 done
 
+# A page with the snippet, to see a real browser arrive in the live list.
+cat >"$VAR/demo.html" <<HTML
+<!doctype html>
+<meta charset="utf-8">
+<title>herenow demo page</title>
+<script src="$HERENOW_PUBLIC_URL/h.js" data-widget="$KEY" async></script>
+<h1>herenow demo</h1>
+<p>This page embeds the demo widget. While it is open you are a live visitor:
+<a href="#second">a hash change</a> is a page view,
+<button onclick="herenow('event', 'demo_click', {button: 'hello'})">this button</button> sends an event.</p>
+HTML
+
 cat <<TXT
 
 herenow is running.
-  collector    UDP beacons on $HERENOW_UDP_LISTEN
+  collector    UDP beacons on $HERENOW_UDP_LISTEN, HTTP beacons and the widget on http://$HERENOW_HTTP_LISTEN
   metrics      http://$ADMIN/metrics   (also /livez, /readyz)
   api          http://$API/api/visitor-tracking/...   (its /metrics, /livez, /readyz too)
   api token    $TOKEN
                (for every widget; \`herenowctl token revoke ${TOKEN:3:12}\` ends it)
   demo widget  id $WID, key $KEY
   embed        <script src="$HERENOW_PUBLIC_URL/h.js" data-widget="$KEY" async></script>
-               (the browser script and its HTTP ingress arrive with the next release)
+               (docs/WIDGET.md; a page with it: $VAR/demo.html — open it in a browser)
 
 Try it:
   $BIN/herenowctl send --key $KEY --script        # one whole visit over UDP

@@ -6,9 +6,11 @@
 #   scripts/setup.sh --bench / --check-bench   the same for what `make bench-http` also
 #                              needs (nginx, perf); nginx's service is not started
 #
-# The browser tests need node and npm (for playwright-core, from npm): any
-# node >= 18 on the PATH will do (Debian's nodejs and npm are installed when
-# there is none).
+# The browser tests need node and npm (for playwright-core, from npm):
+# node >= 20 on the PATH (playwright-core 1.65 refuses older ones; the
+# project's machines come with node 20). When there is no node at all,
+# Debian's nodejs and npm are installed, and the browser test says plainly
+# that their node 18 is too old.
 #
 # Idempotent: with everything installed it does nothing and touches no network.
 #

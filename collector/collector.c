@@ -67,44 +67,47 @@ static void refresh_widgets(hn_collector *c) {
     hn_widgets_publish(c->widgets, t);
 }
 
-/* The visitor hash's daily salts: yesterday's (records received just before
- * midnight and written just after), today's, and tomorrow's in the last hour
- * of the day, so that the switch at midnight needs no Redis round trip on a
- * worker. SET NX makes every node agree on the first salt written; the 48 h
- * TTL keeps a day's salt through the day after. */
+/* The visitor hash's daily salts: yesterday's (kept from memory), today's,
+ * and tomorrow's in the last hour of the day, so that the switch at midnight
+ * needs no Redis round trip on a worker. Redis is the one source: each
+ * refresh reads the day's key (and creates it with SET NX when it is
+ * missing), so if Redis lost its data every node moves to the one new salt
+ * within a refresh; while Redis is unreachable the salts in memory serve.
+ * The 48 h TTL keeps a day's salt through the day after. */
+static bool fetch_salt(hn_collector *c, uint32_t day, hn_salt *out) {
+    char key[32];
+    hn_salt_key(day, key);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        redisReply *r = redisCommand(c->redis, "GET %s", key);
+        if (r == NULL) return false;
+        bool ok = r->type == REDIS_REPLY_STRING && hn_salt_from_hex(out, day, r->str, r->len) == HN_OK;
+        bool missing = r->type == REDIS_REPLY_NIL;
+        if (!ok && !missing)
+            hn_warn("event=salt_refresh_failed key=%s err='%s'", key,
+                    r->type == REDIS_REPLY_ERROR ? r->str : "not a salt");
+        freeReplyObject(r);
+        if (ok || !missing) return ok;
+        char fresh[2 * HN_SALT_LEN + 1];
+        if (hn_salt_new_hex(fresh) != HN_OK) return false;     /* never SET an empty salt */
+        r = redisCommand(c->redis, "SET %s %s NX EX 172800", key, fresh);
+        if (r == NULL) return false;
+        freeReplyObject(r);       /* set, or another node was first: read what won */
+    }
+    return false;
+}
+
 static void refresh_salts(hn_collector *c) {
     uint64_t now = hn_now_ms();
     uint32_t today = hn_utc_day(now), tomorrow = hn_utc_day(now + 3600 * 1000);
+    uint32_t days[3] = {hn_utc_day(now - HN_DAY_MS), today, tomorrow};
+    int ndays = tomorrow != today ? 3 : 2;
+    bool redis = main_redis(c);
     hn_salt got[HN_SALT_HOLDER_MAX];
     size_t ngot = 0;
-    if (hn_salt_holder_get(c->salts, hn_utc_day(now - HN_DAY_MS), &got[ngot])) ngot++;
-    uint32_t days[2] = {today, tomorrow};
-    int ndays = tomorrow != today ? 2 : 1;
     for (int i = 0; i < ndays; i++) {
-        if (hn_salt_holder_get(c->salts, days[i], &got[ngot])) {
-            ngot++;
-            continue;
-        }
-        if (!main_redis(c)) {
-            c->salt_refresh_errors++;
-            continue;
-        }
-        char key[32], fresh[2 * HN_SALT_LEN + 1];
-        hn_salt_key(days[i], key);
-        if (hn_salt_new_hex(fresh) == HN_OK) {     /* never SET an empty salt */
-            redisReply *r = redisCommand(c->redis, "SET %s %s NX EX 172800", key, fresh);
-            if (r) freeReplyObject(r);
-        }
-        redisReply *r = redisCommand(c->redis, "GET %s", key);
-        if (r && r->type == REDIS_REPLY_STRING &&
-            hn_salt_from_hex(&got[ngot], days[i], r->str, r->len) == HN_OK) {
-            ngot++;
-        } else {
-            c->salt_refresh_errors++;
-            hn_warn("event=salt_refresh_failed key=%s err='%s'", key,
-                    r == NULL ? c->redis->errstr : r->type == REDIS_REPLY_ERROR ? r->str : "no valid salt");
-        }
-        if (r) freeReplyObject(r);
+        bool fetched = i > 0 && redis && fetch_salt(c, days[i], &got[ngot]);
+        if (i > 0 && !fetched) c->salt_refresh_errors++;
+        if (fetched || hn_salt_holder_get(c->salts, days[i], &got[ngot])) ngot++;
     }
     if (ngot) hn_salt_holder_set(c->salts, got, ngot);
 }
@@ -285,8 +288,8 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     c->http_on = c->cfg.http_listen[0] != '\0';
     if (c->http_on && hn_addr_parse(c->cfg.http_listen, &c->http_addr, err, cap) != HN_OK)
         return HN_ERR;
-    if (hn_script_build(&c->script, c->cfg.http_beacon_path, c->cfg.http_pixel_path, err, cap) !=
-        HN_OK)
+    if (hn_script_build(&c->script, c->cfg.http_beacon_path, c->cfg.http_pixel_path,
+                        c->cfg.http_script_path, err, cap) != HN_OK)
         return HN_ERR;
     if (init_enrichment(c, err, cap) != HN_OK) return HN_ERR;
 
@@ -324,6 +327,9 @@ int hn_collector_run(hn_collector *c) {
     for (int i = 0; i < c->nworkers; i++) {
         if (hn_worker_start(c->workers[i]) != HN_OK) {
             hn_error("event=thread_start_failed worker=%d errno=%d", i, errno);
+            /* the ones running stop and are joined before anything is freed */
+            for (int k = 0; k < i; k++) hn_worker_stop(c->workers[k]);
+            for (int k = 0; k < i; k++) hn_worker_join(c->workers[k]);
             return 1;
         }
         c->workers_running++;

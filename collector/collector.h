@@ -43,6 +43,7 @@ typedef struct hn_wstats {
     uint64_t http_responses[HN_HTTP_CODES];   /* by hn_http_code_index */
     uint64_t http_connections;         /* accepted */
     uint64_t http_incomplete;          /* closed with a request begun but not answered */
+    uint64_t http_request_timeouts;    /* closed by us: the request took too long to arrive */
     uint64_t ua_cache_hits, ua_cache_misses;
     uint64_t no_salt;                  /* records without a visitor hash: no salt for the day */
 } hn_wstats;
@@ -55,7 +56,7 @@ int hn_http_code_index(int code);
 typedef struct hn_script {
     char   *js, *gz;
     size_t  js_len, gz_len;
-    char    etag[24];                  /* "\"<16 hex>\"" */
+    char    etag[24], etag_gz[28];     /* "<16 hex>" and "<16 hex>-gz", quotes included */
 } hn_script;
 
 #define HN_STAT_ADD(x, n) \
@@ -123,7 +124,7 @@ uint64_t   hn_worker_kernel_drops(hn_worker *w);
 
 /* The widget script (collector/script.c): embedded at build time. */
 int  hn_script_build(hn_script *s, const char *beacon_path, const char *pixel_path,
-                     char *err, size_t cap);
+                     const char *script_path, char *err, size_t cap);
 void hn_script_free(hn_script *s);
 
 /* Admin HTTP (collector/admin.c). */

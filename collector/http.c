@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define HEADERS_MAX   8192                    /* request line excluded */
@@ -121,8 +122,20 @@ static void client_of(hn_worker *w, struct evhttp_request *req, hn_client *cl) {
         cl->have_ip = host && hn_ip_parse(host, strlen(host), &cl->ip);
     }
     if (cl->have_ip && c->proxies.n && hn_cidrs_match(&c->proxies, &cl->ip)) {
-        const char *xff = evhttp_find_header(h, "X-Forwarded-For");
-        if (xff) hn_http_forwarded_for(&c->proxies, xff, &cl->ip);
+        /* Some proxies (HAProxy) add a header line of their own rather than
+         * append to the client's: all lines, in order, are one list. */
+        char xff[HEADERS_MAX];
+        size_t n = 0;
+        for (const struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+            if (strcasecmp(kv->key, "X-Forwarded-For") != 0) continue;
+            size_t vl = strlen(kv->value);
+            if (n + vl + 2 > sizeof(xff)) break;     /* over the header limit: refused anyway */
+            if (n) xff[n++] = ',';
+            memcpy(xff + n, kv->value, vl);
+            n += vl;
+        }
+        xff[n] = '\0';
+        if (n) hn_http_forwarded_for(&c->proxies, xff, &cl->ip);
     }
     const char *ua = evhttp_find_header(h, "User-Agent");
     if (ua) cl->ua = (hn_str){ua, (uint32_t)strnlen(ua, HN_UA_MAX)};
@@ -165,13 +178,13 @@ static void refuse(hn_worker *w, struct evhttp_request *req, enum route rt, hn_r
 /* Decodes the request's beacons into w->batch; 0, or the status of a
  * refusal of the whole input (*r, *why say why). */
 static int decode(hn_worker *w, struct evhttp_request *req, enum route rt, const hn_client *cl,
-                  uint64_t now_us, hn_reason *r, const char **why) {
+                  hn_reason *r, const char **why) {
     hn_batch *bt = w->batch;
     if (headers_size(evhttp_request_get_input_headers(req)) > HEADERS_MAX) {
         *r = HN_R_TOO_LARGE, *why = "request headers over 8192 bytes";
         return 431;
     }
-    if (cl->have_ip && !hn_rl_take(w->rl, &cl->ip, now_us / 1000, 1.0)) {
+    if (cl->have_ip && !hn_rl_take(w->rl, &cl->ip, hn_mono_ms(), 1.0)) {
         *r = HN_R_RATE_LIMITED, *why = "rate limited: retry later";
         return 429;
     }
@@ -215,7 +228,7 @@ static void on_beacons(hn_worker *w, struct evhttp_request *req, enum route rt) 
 
     hn_reason r = HN_R_OK;
     const char *why = "";
-    int code = decode(w, req, rt, &cl, now_us, &r, &why);
+    int code = decode(w, req, rt, &cl, &r, &why);
     if (code) {
         refuse(w, req, rt, r, code, why);
         return;
@@ -243,27 +256,39 @@ static void on_preflight(hn_worker *w, struct evhttp_request *req) {
 
 /* --- the widget script ------------------------------------------------------------ */
 
+/* Accept-Encoding names gzip, and not with q=0 (a refusal). */
 static bool accepts_gzip(const struct evkeyvalq *h) {
     const char *ae = evhttp_find_header(h, "Accept-Encoding");
-    return ae && strstr(ae, "gzip") != NULL;
+    const char *g = ae ? strstr(ae, "gzip") : NULL;
+    if (g == NULL) return false;
+    g += 4;
+    while (*g == ' ') g++;
+    if (*g != ';') return true;
+    const char *q = strstr(g, "q=");
+    const char *next = strchr(g, ',');
+    if (q == NULL || (next && q > next)) return true;
+    return strtod(q + 2, NULL) > 0;
 }
 
 static void on_script(hn_worker *w, struct evhttp_request *req) {
     const hn_script *s = &w->col->script;
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "ETag", s->etag);
+    bool gz = accepts_gzip(in);
+    /* each encoding is its own representation, with its own strong ETag */
+    const char *etag = gz ? s->etag_gz : s->etag;
+    evhttp_add_header(h, "ETag", etag);
     evhttp_add_header(h, "Cache-Control", "public, max-age=3600");
     evhttp_add_header(h, "Vary", "Accept-Encoding");
     evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
     const char *inm = evhttp_find_header(in, "If-None-Match");
-    if (inm && strstr(inm, s->etag)) {
+    if (inm && strstr(inm, etag)) {
         reply(w, req, 304, "Not Modified", NULL);
         return;
     }
     evhttp_add_header(h, "Content-Type", "application/javascript; charset=utf-8");
     struct evbuffer *b = evbuffer_new();
-    if (accepts_gzip(in)) {
+    if (gz) {
         evhttp_add_header(h, "Content-Encoding", "gzip");
         evbuffer_add_reference(b, s->gz, s->gz_len, NULL, NULL);
     } else {
@@ -302,33 +327,31 @@ static void on_request(struct evhttp_request *req, void *arg) {
                                                                            : "GET, HEAD");
         reply_text(w, req, 405, "Method Not Allowed", "method not allowed");
     }
-    if (w->enr.uctx) {
-        HN_STAT_SET(w->st.ua_cache_hits, hn_uap_cache_hits(w->enr.uctx));
-        HN_STAT_SET(w->st.ua_cache_misses, hn_uap_cache_misses(w->enr.uctx));
-    }
-    HN_STAT_SET(w->st.no_salt, w->enr.no_salt);
 }
 
 /* --- connections ---------------------------------------------------------------------- */
 
 /* evhttp closes a connection whose request does not complete within the
- * timeout (slowloris) without telling anyone, and offers no hook at accept
- * time. So: each connection's bufferevent is ours (evhttp_set_bevcb), with a
- * callback on its input buffer; at the first bytes (evhttp has made its
- * connection by then, and is the bufferevent's callback argument) we ask
- * for evhttp's close callback and watch both buffers. A connection is
- * "unanswered" from request bytes in until answer bytes out; closed while
- * unanswered, it is counted. The state is one byte per fd in the worker,
- * so a connection that never sends a byte costs nothing. */
+ * timeout without telling anyone, offers no hook at accept time, and its
+ * timeout is an idle one: a client dripping a byte every few seconds keeps
+ * a request open for ever (slowloris). So each connection's bufferevent is
+ * ours (evhttp_set_bevcb), with a callback on its input buffer; at the
+ * first bytes (evhttp has made its connection by then, and is the
+ * bufferevent's callback argument) we ask for evhttp's close callback and
+ * watch both buffers. A connection is "unanswered" from request bytes in
+ * until answer bytes out. Closed while unanswered, it is counted; still
+ * unanswered HERENOW_HTTP_REQUEST_TIMEOUT_MS after its request began, the
+ * sweep closes it. The state is a slot per fd in the worker, so a
+ * connection that never sends a byte costs nothing. */
 static _Thread_local hn_worker *tl_worker;
 
-static uint8_t *conn_state(hn_worker *w, evutil_socket_t fd) {
+static hn_conn *conn_state(hn_worker *w, evutil_socket_t fd) {
     if (fd < 0) return NULL;
     if ((size_t)fd >= w->nconn) {
         size_t n = w->nconn ? w->nconn : 1024;
         while (n <= (size_t)fd) n *= 2;
-        w->conn = hn_xrealloc(w->conn, n);
-        memset(w->conn + w->nconn, 0, n - w->nconn);
+        w->conn = hn_xreallocarray(w->conn, n, sizeof(hn_conn));
+        memset(w->conn + w->nconn, 0, (n - w->nconn) * sizeof(hn_conn));
         w->nconn = n;
     }
     return &w->conn[fd];
@@ -336,22 +359,25 @@ static uint8_t *conn_state(hn_worker *w, evutil_socket_t fd) {
 
 static void watch_in(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg) {
     (void)b;
-    uint8_t *st = conn_state(tl_worker, bufferevent_getfd(arg));
-    if (st && info->n_added) *st = 1;
+    hn_conn *st = conn_state(tl_worker, bufferevent_getfd(arg));
+    if (st && info->n_added && !st->unanswered) {
+        st->unanswered = true;
+        st->begun_ms = hn_mono_ms();
+    }
 }
 
 static void watch_out(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg) {
     (void)b;
-    uint8_t *st = conn_state(tl_worker, bufferevent_getfd(arg));
-    if (st && info->n_added) *st = 0;
+    hn_conn *st = conn_state(tl_worker, bufferevent_getfd(arg));
+    if (st && info->n_added) st->unanswered = false;
 }
 
 static void on_close(struct evhttp_connection *con, void *arg) {
     (void)arg;
-    uint8_t *st = conn_state(tl_worker, bufferevent_getfd(evhttp_connection_get_bufferevent(con)));
+    hn_conn *st = conn_state(tl_worker, bufferevent_getfd(evhttp_connection_get_bufferevent(con)));
     if (st == NULL) return;
-    if (*st) HN_STAT_ADD(tl_worker->st.http_incomplete, 1);
-    *st = 0;
+    if (st->unanswered) HN_STAT_ADD(tl_worker->st.http_incomplete, 1);
+    memset(st, 0, sizeof(*st));
 }
 
 static void first_bytes(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg) {
@@ -360,9 +386,9 @@ static void first_bytes(struct evbuffer *in, const struct evbuffer_cb_info *info
     evbuffer_remove_cb(in, first_bytes, bev);
     void *con = NULL;
     bufferevent_getcb(bev, NULL, NULL, NULL, &con);
-    uint8_t *st = conn_state(tl_worker, bufferevent_getfd(bev));
+    hn_conn *st = conn_state(tl_worker, bufferevent_getfd(bev));
     if (con == NULL || st == NULL) return;
-    *st = 1;
+    *st = (hn_conn){con, hn_mono_ms(), true};
     evhttp_connection_set_closecb(con, on_close, NULL);
     evbuffer_add_cb(in, watch_in, bev);
     evbuffer_add_cb(bufferevent_get_output(bev), watch_out, bev);
@@ -375,6 +401,21 @@ static struct bufferevent *on_connection(struct event_base *base, void *arg) {
     struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (bev) evbuffer_add_cb(bufferevent_get_input(bev), first_bytes, bev);
     return bev;
+}
+
+/* Closes connections whose request has been coming in for too long. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg) {
+    hn_worker *w = arg;
+    (void)fd; (void)what;
+    tl_worker = w;
+    uint64_t now = hn_mono_ms(), limit = (uint64_t)w->col->cfg.http_request_timeout_ms;
+    for (size_t i = 0; i < w->nconn; i++) {
+        hn_conn *st = &w->conn[i];
+        if (st->con && st->unanswered && now - st->begun_ms > limit) {
+            HN_STAT_ADD(w->st.http_request_timeouts, 1);
+            evhttp_connection_free(st->con);      /* its close callback counts and clears */
+        }
+    }
 }
 
 /* --- lifecycle --------------------------------------------------------------------- */
@@ -400,6 +441,9 @@ int hn_http_worker_start(hn_worker *w, char *err, size_t cap) {
     evhttp_set_default_content_type(w->http, NULL);
     evhttp_set_gencb(w->http, on_request, w);
     evhttp_set_bevcb(w->http, on_connection, w);
+    w->http_sweep = event_new(w->base, -1, EV_PERSIST, on_sweep, w);
+    struct timeval stv = {0, 250 * 1000};
+    event_add(w->http_sweep, &stv);
     w->rl = hn_rl_create((double)c->cfg.rate_limit, (double)c->cfg.rate_burst,
                          (unsigned)c->cfg.rate_v4_prefix, (unsigned)c->cfg.rate_v6_prefix, RL_SLOTS);
     w->qscratch = hn_xmalloc(QUERY_MAX);
@@ -408,6 +452,8 @@ int hn_http_worker_start(hn_worker *w, char *err, size_t cap) {
 
 /* Closes the listener and every connection; idempotent. */
 void hn_http_worker_stop(hn_worker *w) {
+    if (w->http_sweep) event_free(w->http_sweep);
+    w->http_sweep = NULL;
     if (w->http) evhttp_free(w->http);
     w->http = NULL;
     if (w->rl) hn_rl_destroy(w->rl);

@@ -23,11 +23,12 @@ void hn_http_forwarded_for(const hn_cidrs *proxies, const char *xff, hn_ip *ip) 
 }
 
 int hn_http_verdict(const hn_admitted *a, const char *batch_err, const char **why) {
-    if (a->accepted || (a->refused == 0 && !a->backlog)) return 204;
-    if (a->refused == 0) {
+    if (a->accepted) return 204;
+    if (a->backlog) {          /* a good beacon could not be taken: retrying later is right */
         *why = "busy: the collector cannot reach its store";
         return 503;
     }
+    if (a->refused == 0) return 204;
     *why = a->first == HN_R_UNKNOWN_WIDGET ? "unknown widget key (k)" : batch_err;
     return 400;
 }

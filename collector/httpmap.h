@@ -14,10 +14,11 @@
  * at the last good one; *ip is left as it was when the last entry is bad. */
 void hn_http_forwarded_for(const hn_cidrs *proxies, const char *xff, hn_ip *ip);
 
-/* The status of a decoded input: 204 when anything was accepted or the drops
- * were the collector's choice (bot, opted out: the sender is told nothing);
- * 400 when the sender got everything wrong (*why: batch_err, or the unknown
- * widget); 503 when Redis is away and the buffer full. */
+/* The status of a decoded input: 204 when anything was accepted; else 503
+ * when a good beacon met a full buffer while Redis is away (retry later);
+ * else 400 when a beacon was the sender's fault (*why: batch_err, or the
+ * unknown widget); else 204: the drops were the collector's choice (bot,
+ * opted out), of which the sender is told nothing. */
 int hn_http_verdict(const hn_admitted *a, const char *batch_err, const char **why);
 
 /* origin is one of the words of list (space- or comma-separated). */

@@ -46,12 +46,12 @@ static bool path_ok(const char *p) {
     return true;
 }
 
-int hn_script_build(hn_script *s, const char *beacon_path, const char *pixel_path, char *err,
-                    size_t cap) {
+int hn_script_build(hn_script *s, const char *beacon_path, const char *pixel_path,
+                    const char *script_path, char *err, size_t cap) {
     memset(s, 0, sizeof(*s));
-    if (!path_ok(beacon_path) || !path_ok(pixel_path)) {
-        snprintf(err, cap, "HERENOW_HTTP_BEACON_PATH/HERENOW_HTTP_PIXEL_PATH: a path starts "
-                           "with / and has no spaces, quotes, backslashes, ? or #");
+    if (!path_ok(beacon_path) || !path_ok(pixel_path) || !path_ok(script_path)) {
+        snprintf(err, cap, "HERENOW_HTTP_*_PATH: a path starts with / and has no spaces, "
+                           "quotes, backslashes, ? or #");
         return HN_ERR;
     }
     size_t n1;
@@ -82,6 +82,7 @@ int hn_script_build(hn_script *s, const char *beacon_path, const char *pixel_pat
     SHA256((const unsigned char *)s->js, s->js_len, md);
     snprintf(s->etag, sizeof(s->etag), "\"%02x%02x%02x%02x%02x%02x%02x%02x\"", md[0], md[1],
              md[2], md[3], md[4], md[5], md[6], md[7]);
+    snprintf(s->etag_gz, sizeof(s->etag_gz), "%.17s-gz\"", s->etag);
     return HN_OK;
 }
 

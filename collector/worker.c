@@ -120,6 +120,11 @@ static void handle_datagram(hn_worker *w, const hn_widgets *wt, const char *buf,
 static void flush(hn_worker *w) {
     if (w->flush_records == 0) return;
     hn_collector *c = w->col;
+    if (w->enr.uctx) {
+        HN_STAT_SET(w->st.ua_cache_hits, hn_uap_cache_hits(w->enr.uctx));
+        HN_STAT_SET(w->st.ua_cache_misses, hn_uap_cache_misses(w->enr.uctx));
+    }
+    HN_STAT_SET(w->st.no_salt, w->enr.no_salt);
     hn_presence_flush(w->pres, &w->cmds, &w->ncmds);
     for (uint32_t s = 0; s < w->nshards; s++) {
         if (w->shard_n[s] == 0) continue;

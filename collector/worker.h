@@ -16,6 +16,8 @@
 #include "common/ids.h"
 #include "proto/record.h"
 
+struct hn_conn;
+
 struct hn_worker {
     int            id;
     hn_collector  *col;
@@ -52,8 +54,9 @@ struct hn_worker {
     struct evhttp *http;
     hn_rl         *rl;
     char          *qscratch;      /* the pixel's percent-decoded query string */
-    uint8_t       *conn;          /* per fd: a request came in and is not answered yet */
+    struct hn_conn *conn;         /* per fd: the request being read (http.c) */
     size_t         nconn;
+    struct event  *http_sweep;
     hn_enricher    enr;
 
     bool      paused, stopping, udp_open;
@@ -62,6 +65,13 @@ struct hn_worker {
     uint64_t  last_err_log_ms;
     hn_wstats st;
 };
+
+/* An HTTP connection whose request is being read (http.c), by fd. */
+typedef struct hn_conn {
+    struct evhttp_connection *con;     /* NULL: no request seen on this fd */
+    uint64_t begun_ms;                 /* monotonic: when the unanswered request began */
+    bool     unanswered;
+} hn_conn;
 
 /* Counts n beacons of transport tr (hn_transport - 1) as received and
  * dropped for reason r. */

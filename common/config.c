@@ -68,6 +68,8 @@ static const cfg_opt opts[] = {
      "path of the widget script"},
     {"HTTP_TIMEOUT_MS", T_INT, OFF(http_timeout_ms), "5000", 100, 600000, NULL, C,
      "HTTP read and write timeout: a connection that sends or takes nothing for this long is closed"},
+    {"HTTP_REQUEST_TIMEOUT_MS", T_INT, OFF(http_request_timeout_ms), "10000", 100, 600000, NULL, C,
+     "a request still arriving after this long is cut off (a client dripping bytes to hold a connection)"},
     {"HTTP_BACKLOG", T_INT, OFF(http_backlog), "4096", 16, 65535, NULL, C,
      "listen backlog of each worker's HTTP socket (the kernel caps it at net.core.somaxconn)"},
     {"HTTP_CORS_ORIGINS", T_STR, OFF(http_cors_origins), "*", 0, 0, NULL, C,

@@ -39,6 +39,7 @@ typedef struct hn_config {
     char   *http_pixel_path;
     char   *http_script_path;
     int64_t http_timeout_ms;
+    int64_t http_request_timeout_ms;
     int64_t http_backlog;
     char   *http_cors_origins;
     int64_t rate_limit;

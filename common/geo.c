@@ -68,8 +68,10 @@ static int get_string(MMDB_entry_s *entry, const char *const *path, char *dst, s
     int st = MMDB_aget_value(entry, &d, path);
     if (st == MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR) return MMDB_SUCCESS;
     if (st != MMDB_SUCCESS) return st;
-    if (d.has_data && d.type == MMDB_DATA_TYPE_UTF8_STRING)
+    if (d.has_data && d.type == MMDB_DATA_TYPE_UTF8_STRING) {
+        if (path == path_country && d.data_size != 2) return MMDB_SUCCESS;   /* not a country code */
         copy_utf8(dst, cap, d.utf8_string, d.data_size);
+    }
     return MMDB_SUCCESS;
 }
 

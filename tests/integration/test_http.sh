@@ -27,7 +27,7 @@ HTTP=$(hn_free_port)
 ADMIN=$(hn_free_port)
 export HERENOW_UDP_LISTEN= HERENOW_HTTP_LISTEN=127.0.0.1:$HTTP HERENOW_ADMIN_LISTEN=127.0.0.1:$ADMIN
 export HERENOW_THREADS=2 HERENOW_TRUSTED_PROXIES=127.0.0.1/32 HERENOW_GEOIP_DB=$HN_TMP/geo.mmdb
-export HERENOW_HTTP_TIMEOUT_MS=1000 HERENOW_RATE_LIMIT=5 HERENOW_RATE_BURST=10
+export HERENOW_HTTP_TIMEOUT_MS=1000 HERENOW_HTTP_REQUEST_TIMEOUT_MS=2500 HERENOW_RATE_LIMIT=5 HERENOW_RATE_BURST=10
 hn_spawn collector "$HN_BIN/herenow-collector"
 hn_wait_for 10 "collector ready" curl -fsS "http://127.0.0.1:$ADMIN/readyz"
 
@@ -101,6 +101,13 @@ hn_wait_for 2 "fourth session live" has_field "$W1" httpsess0004 ip
 hn_assert_eq "XFF 'client, trusted proxy': the client's address" 198.51.100.0 "$(sess "$W1" httpsess0004 ip)"
 hn_assert_eq "XFF: geo of the client (198.51.100.0/24 → US)" US "$(sess "$W1" httpsess0004 country)"
 
+# A proxy that adds its own X-Forwarded-For line (HAProxy) after the client's forged one.
+mp --key "$K1" --session httpsess0005 --url https://example.com/d >"$HN_TMP/pv5"
+post "$HN_TMP/pv5" -A "$UA" -H 'X-Forwarded-For: 6.6.6.6' -H 'X-Forwarded-For: 198.51.100.30'
+hn_wait_for 2 "fifth session live" has_field "$W1" httpsess0005 ip
+hn_assert_eq "two X-Forwarded-For lines: the proxy's (last) entry, not the forged one" 198.51.100.0 \
+    "$(sess "$W1" httpsess0005 ip)"
+
 # --- a batch, and the pixel ------------------------------------------------------------------
 {
     printf '\x93'
@@ -138,10 +145,14 @@ hn_assert_eq "GET /h.js: Cache-Control" "public, max-age=3600" "$(header Cache-C
 gzip -dc "$BODY" >"$HN_TMP/h.js"
 hn_assert_cmd "GET /h.js: the beacon path is filled in" grep -q '"/b"' "$HN_TMP/h.js"
 if grep -q '@HN_' "$HN_TMP/h.js"; then hn_fail "GET /h.js: a token left"; else hn_ok "GET /h.js: no token left"; fi
-ST=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $ETAG" "$B/h.js")
+ST=$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept-Encoding: gzip' -H "If-None-Match: $ETAG" "$B/h.js")
 hn_assert_eq "GET /h.js with If-None-Match: 304" 304 "$ST"
-ST=$(curl -s -o "$BODY" -w '%{http_code}' "$B/h.js")
+ST=$(curl -s -o "$BODY" -D "$HDRS" -w '%{http_code}' -H "If-None-Match: $ETAG" "$B/h.js")
+hn_assert_eq "GET /h.js without gzip, the gzip ETag: 200 (another representation)" 200 "$ST"
 hn_assert_cmd "GET /h.js without gzip: the plain script" cmp -s "$BODY" "$HN_TMP/h.js"
+if [ "$(header ETag)" != "$ETAG" ]; then hn_ok "plain and gzip have their own ETags"; else hn_fail "one ETag for both encodings"; fi
+ST=$(curl -s -o /dev/null -D "$HDRS" -w '%{http_code}' -H 'Accept-Encoding: gzip;q=0, identity' "$B/h.js")
+hn_assert_eq "Accept-Encoding gzip;q=0: not gzip" "" "$(header Content-Encoding)"
 ST=$(curl -s -o /dev/null -D "$HDRS" -w '%{http_code}' -X OPTIONS -H 'Origin: https://example.com' \
     -H 'Access-Control-Request-Method: POST' "$B/b")
 hn_assert_eq "OPTIONS /b: 204" 204 "$ST"
@@ -256,6 +267,25 @@ hn_assert_eq "slowloris: the server closed all $SLOW slow connections" "$SLOW" "
 hn_assert_eq "slowloris: counted as incomplete requests" "$SLOW" "$(metric herenow_http_incomplete_requests_total)"
 post "$HN_TMP/pv2" -A "$UA" -H 'X-Forwarded-For: 203.0.113.8'
 hn_assert_eq "after the slowloris: 204" 204 "$ST"
+
+# A request dripping a byte every 0.4 s never lets the idle timeout (1 s) fire;
+# HERENOW_HTTP_REQUEST_TIMEOUT_MS (2.5 s) cuts it off.
+exec {drip}<>"/dev/tcp/127.0.0.1/$HTTP"
+printf 'POST /b HTTP/1.1\r\nHost: x\r\nX-Drip: ' >&"$drip"
+( for _ in $(seq 1 25); do printf a >&"$drip" 2>/dev/null || exit 0; sleep 0.4; done ) &
+dripper=$!
+t0=$(date +%s%N)
+if timeout 8 cat <&"$drip" >/dev/null 2>&1; then
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    if [ "$ms" -ge 2000 ]; then hn_ok "drip-fed request cut off after $ms ms (limit 2500 ms)"
+    else hn_fail "drip-fed request closed after only $ms ms"; fi
+else
+    hn_fail "drip-fed request still open after 8 s"
+fi
+exec {drip}>&-
+wait "$dripper" 2>/dev/null || true
+hn_assert_eq "drip-fed request: counted as a request timeout" 1 "$(metric herenow_http_request_timeouts_total)"
+hn_assert_eq "drip-fed request: counted as incomplete" $((SLOW + 1)) "$(metric herenow_http_incomplete_requests_total)"
 
 # --- X-Forwarded-For from an untrusted peer is ignored -------------------------------------------------
 HTTP2=$(hn_free_port)

@@ -75,6 +75,12 @@ static void test_verdict(void **state) {
     assert_string_equal(why, "unknown widget key (k)");
     a = (hn_admitted){0, 0, 1, HN_R_OK, true};
     assert_int_equal(hn_http_verdict(&a, "", &why), 503);
+    /* a bad beacon next to a good one Redis could not take: retry later, not "never" */
+    a = (hn_admitted){0, 1, 1, HN_R_MISSING_FIELD, true};
+    assert_int_equal(hn_http_verdict(&a, "beacon 1: x", &why), 503);
+    /* a bad beacon next to a bot: the sender's fault shows */
+    a = (hn_admitted){0, 1, 1, HN_R_MISSING_FIELD, false};
+    assert_int_equal(hn_http_verdict(&a, "beacon 1: x", &why), 400);
 }
 
 static void test_origins(void **state) {

@@ -374,36 +374,38 @@ static void field(const hn_uap_ctx *c, int rc, const char *s, const char *repl, 
 
 #define FIELD(c, rc, s, repl, g, arr) field(c, rc, s, repl, g, arr, sizeof(arr))
 
-static void parse_ua(hn_uap_ctx *c, const char *s, size_t n, hn_ua_full *o) {
-    const uap_list *l = &c->u->ua;
+/* The browser and OS lists have one shape: a family and up to four
+ * version parts, each from its replacement or else groups 1 to 5. */
+typedef struct out_field {
+    char  *p;
+    size_t cap;
+} out_field;
+
+static void parse_versioned(hn_uap_ctx *c, const uap_list *l, const char *s, size_t n,
+                            const out_field f[5]) {
+    static const int repl[5] = {R_FAMILY, R_V1, R_V2, R_V3, R_V4};
     for (size_t i = 0; i < l->n; i++) {
         const uap_rule *r = &l->v[i];
         int rc = match(c, r, s, n);
         if (rc == 0) continue;
-        FIELD(c, rc, s, r->repl[R_FAMILY], 1, o->ua_family);
-        FIELD(c, rc, s, r->repl[R_V1], 2, o->ua_major);
-        FIELD(c, rc, s, r->repl[R_V2], 3, o->ua_minor);
-        FIELD(c, rc, s, r->repl[R_V3], 4, o->ua_patch);
-        FIELD(c, rc, s, r->repl[R_V4], 5, o->ua_patch_minor);
+        for (int k = 0; k < 5; k++) field(c, rc, s, r->repl[repl[k]], k + 1, f[k].p, f[k].cap);
         break;
     }
-    if (o->ua_family[0] == '\0') strcpy(o->ua_family, "Other");
+    if (f[0].p[0] == '\0') strcpy(f[0].p, "Other");
+}
+
+#define OUT(arr) {arr, sizeof(arr)}
+
+static void parse_ua(hn_uap_ctx *c, const char *s, size_t n, hn_ua_full *o) {
+    const out_field f[5] = {OUT(o->ua_family), OUT(o->ua_major), OUT(o->ua_minor),
+                            OUT(o->ua_patch), OUT(o->ua_patch_minor)};
+    parse_versioned(c, &c->u->ua, s, n, f);
 }
 
 static void parse_os(hn_uap_ctx *c, const char *s, size_t n, hn_ua_full *o) {
-    const uap_list *l = &c->u->os;
-    for (size_t i = 0; i < l->n; i++) {
-        const uap_rule *r = &l->v[i];
-        int rc = match(c, r, s, n);
-        if (rc == 0) continue;
-        FIELD(c, rc, s, r->repl[R_FAMILY], 1, o->os_family);
-        FIELD(c, rc, s, r->repl[R_V1], 2, o->os_major);
-        FIELD(c, rc, s, r->repl[R_V2], 3, o->os_minor);
-        FIELD(c, rc, s, r->repl[R_V3], 4, o->os_patch);
-        FIELD(c, rc, s, r->repl[R_V4], 5, o->os_patch_minor);
-        break;
-    }
-    if (o->os_family[0] == '\0') strcpy(o->os_family, "Other");
+    const out_field f[5] = {OUT(o->os_family), OUT(o->os_major), OUT(o->os_minor),
+                            OUT(o->os_patch), OUT(o->os_patch_minor)};
+    parse_versioned(c, &c->u->os, s, n, f);
 }
 
 static void parse_device(hn_uap_ctx *c, const char *s, size_t n, hn_ua_full *o) {

@@ -245,6 +245,9 @@
   const on = (target, type, fn, capture) => target.addEventListener(type, fn, capture);
 
   const start = () => {
+    // An async script can run before the page's own scripts have set its
+    // title: the first page view waits until the document is parsed.
+    if (doc.readyState == 'loading') return on(doc, 'DOMContentLoaded', start);
     if (!doc.hidden) visibleSince = Date.now();
     pageview();
     if (doc.hidden) send('hide');

@@ -102,22 +102,12 @@ run: check-deps
 	@$(MAKE) --no-print-directory $(BINS)
 	@HN_BIN=$(OUT) scripts/run.sh
 
-bench-udp: check-deps
+# bench-udp, bench-drain, bench-api, bench-http: bench/<name>.sh on fresh binaries.
+# bench-http also needs nginx and perf (scripts/setup.sh --bench).
+bench-udp bench-drain bench-api bench-http: bench-%: check-deps
+	@if [ $* = http ]; then scripts/setup.sh --check-bench >/dev/null 2>&1 || scripts/setup.sh --bench; fi
 	@$(MAKE) --no-print-directory $(BINS)
-	@HN_BIN=$(OUT) bench/udp.sh
-
-bench-drain: check-deps
-	@$(MAKE) --no-print-directory $(BINS)
-	@HN_BIN=$(OUT) bench/drain.sh
-
-bench-api: check-deps
-	@$(MAKE) --no-print-directory $(BINS)
-	@HN_BIN=$(OUT) bench/api.sh
-
-bench-http: check-deps
-	@scripts/setup.sh --check-bench >/dev/null 2>&1 || scripts/setup.sh --bench
-	@$(MAKE) --no-print-directory $(BINS)
-	@HN_BIN=$(OUT) bench/http.sh
+	@HN_BIN=$(OUT) bench/$*.sh
 
 clean:
 	rm -rf build

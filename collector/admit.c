@@ -34,13 +34,13 @@ hn_admitted hn_worker_admit(hn_worker *w, const hn_widgets *wt, const hn_batch *
         hn_reason why = (hn_reason)bt->reason[i];
         hn_record r;
         uint32_t wflags = 0;
-        if (why == HN_R_OK && !hn_widgets_lookup2(wt, b->k, &r.widget_id, &wflags))
+        if (why == HN_R_OK && !hn_widgets_lookup(wt, b->k, &r.widget_id, &wflags))
             why = HN_R_UNKNOWN_WIDGET;
         if (why != HN_R_OK) {
             hn_worker_drop(w, ti, why, 1);
             if (a.refused++ == 0) a.first = why;
-            hn_debug("event=beacon_rejected transport=%s reason=%s", tr == HN_TR_UDP ? "udp" : "http",
-                     hn_reason_name(why));
+            hn_debug("event=beacon_rejected transport=%s reason=%s",
+                     tr == HN_TR_UDP ? "udp" : tr == HN_TR_HTTP ? "http" : "pixel", hn_reason_name(why));
             continue;
         }
         if (backlog) {

@@ -103,15 +103,15 @@ static void cors(hn_worker *w, struct evhttp_request *req) {
 
 /* --- the client ---------------------------------------------------------------- */
 
-static bool header_is_1(const struct evkeyvalq *h, const char *name) {
-    const char *v = evhttp_find_header(h, name);
-    return v && v[0] == '1' && v[1] == '\0';
+static bool is_1(const char *v) {
+    return v[0] == '1' && v[1] == '\0';
 }
 
-static void client_of(hn_worker *w, struct evhttp_request *req, hn_client *cl) {
+/* The client of a request, from one pass over its headers; returns the
+ * headers' size (for the 8 KiB limit). */
+static size_t client_of(hn_worker *w, struct evhttp_request *req, hn_client *cl) {
     const hn_collector *c = w->col;
     struct evhttp_connection *con = evhttp_request_get_connection(req);
-    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
     memset(cl, 0, sizeof(*cl));
     const struct sockaddr *sa = evhttp_connection_get_addr(con);
     cl->have_ip = sa && hn_ip_from_sockaddr(sa, &cl->ip);
@@ -121,32 +121,29 @@ static void client_of(hn_worker *w, struct evhttp_request *req, hn_client *cl) {
         evhttp_connection_get_peer(con, &host, &port);
         cl->have_ip = host && hn_ip_parse(host, strlen(host), &cl->ip);
     }
-    if (cl->have_ip && c->proxies.n && hn_cidrs_match(&c->proxies, &cl->ip)) {
-        /* Some proxies (HAProxy) add a header line of their own rather than
-         * append to the client's: all lines, in order, are one list. */
-        char xff[HEADERS_MAX];
-        size_t n = 0;
-        for (const struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
-            if (strcasecmp(kv->key, "X-Forwarded-For") != 0) continue;
-            size_t vl = strlen(kv->value);
-            if (n + vl + 2 > sizeof(xff)) break;     /* over the header limit: refused anyway */
-            if (n) xff[n++] = ',';
-            memcpy(xff + n, kv->value, vl);
-            n += vl;
+    bool via_proxy = cl->have_ip && c->proxies.n && hn_cidrs_match(&c->proxies, &cl->ip);
+    /* Some proxies (HAProxy) add an X-Forwarded-For line of their own rather
+     * than append to the client's: all lines, in order, are one list. */
+    char xff[HEADERS_MAX];
+    size_t nxff = 0, size = 0;
+    const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    for (const struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+        size_t vl = strlen(kv->value);
+        size += strlen(kv->key) + vl + 4;
+        if (strcasecmp(kv->key, "User-Agent") == 0) {
+            cl->ua = (hn_str){kv->value, (uint32_t)(vl < HN_UA_MAX ? vl : HN_UA_MAX)};
+        } else if (strcasecmp(kv->key, "Sec-GPC") == 0 || strcasecmp(kv->key, "DNT") == 0) {
+            cl->opted_out |= is_1(kv->value);
+        } else if (via_proxy && strcasecmp(kv->key, "X-Forwarded-For") == 0 &&
+                   nxff + vl + 2 <= sizeof(xff)) {   /* past the limit: refused anyway */
+            if (nxff) xff[nxff++] = ',';
+            memcpy(xff + nxff, kv->value, vl);
+            nxff += vl;
         }
-        xff[n] = '\0';
-        if (n) hn_http_forwarded_for(&c->proxies, xff, &cl->ip);
     }
-    const char *ua = evhttp_find_header(h, "User-Agent");
-    if (ua) cl->ua = (hn_str){ua, (uint32_t)strnlen(ua, HN_UA_MAX)};
-    cl->opted_out = header_is_1(h, "Sec-GPC") || header_is_1(h, "DNT");
-}
-
-static size_t headers_size(const struct evkeyvalq *h) {
-    size_t n = 0;
-    for (const struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
-        n += strlen(kv->key) + strlen(kv->value) + 4;
-    return n;
+    xff[nxff] = '\0';
+    if (nxff) hn_http_forwarded_for(&c->proxies, xff, &cl->ip);
+    return size;
 }
 
 /* --- beacons ------------------------------------------------------------------ */
@@ -178,9 +175,9 @@ static void refuse(hn_worker *w, struct evhttp_request *req, enum route rt, hn_r
 /* Decodes the request's beacons into w->batch; 0, or the status of a
  * refusal of the whole input (*r, *why say why). */
 static int decode(hn_worker *w, struct evhttp_request *req, enum route rt, const hn_client *cl,
-                  hn_reason *r, const char **why) {
+                  size_t header_bytes, hn_reason *r, const char **why) {
     hn_batch *bt = w->batch;
-    if (headers_size(evhttp_request_get_input_headers(req)) > HEADERS_MAX) {
+    if (header_bytes > HEADERS_MAX) {
         *r = HN_R_TOO_LARGE, *why = "request headers over 8192 bytes";
         return 431;
     }
@@ -224,11 +221,11 @@ static void on_beacons(hn_worker *w, struct evhttp_request *req, enum route rt) 
     const hn_transport tr = rt == R_PIXEL ? HN_TR_PIXEL : HN_TR_HTTP;
     uint64_t now_us = hn_now_us();
     hn_client cl;
-    client_of(w, req, &cl);
+    size_t header_bytes = client_of(w, req, &cl);
 
     hn_reason r = HN_R_OK;
     const char *why = "";
-    int code = decode(w, req, rt, &cl, &r, &why);
+    int code = decode(w, req, rt, &cl, header_bytes, &r, &why);
     if (code) {
         refuse(w, req, rt, r, code, why);
         return;

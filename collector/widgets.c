@@ -105,12 +105,7 @@ hn_widgets *hn_widgets_build(const redisReply *r, size_t *bad) {
     return t;
 }
 
-bool hn_widgets_lookup(const hn_widgets *t, hn_str key, uint32_t *id) {
-    uint32_t flags;
-    return hn_widgets_lookup2(t, key, id, &flags);
-}
-
-bool hn_widgets_lookup2(const hn_widgets *t, hn_str key, uint32_t *id, uint32_t *flags) {
+bool hn_widgets_lookup(const hn_widgets *t, hn_str key, uint32_t *id, uint32_t *flags) {
     if (t == NULL || key.len == 0) return false;
     uint64_t h = fnv1a(key.p, key.len);
     for (size_t j = h & t->mask;; j = (j + 1) & t->mask) {

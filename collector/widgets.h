@@ -21,10 +21,9 @@ typedef struct hn_widgets hn_widgets;
  * not start with a positive id are skipped and counted in *bad. */
 hn_widgets *hn_widgets_build(const redisReply *hgetall, size_t *bad);
 void        hn_widgets_build_free(hn_widgets *t);   /* an unpublished table */
-bool        hn_widgets_lookup(const hn_widgets *t, hn_str key, uint32_t *id);
-/* Settings of a widget (from its hn:widgets value). */
+/* The widget of a key: its id and its settings (HN_WIDGET_*). */
 #define HN_WIDGET_IGNORE_DNT 1u    /* "dnt=off": DNT and Sec-GPC do not drop its beacons */
-bool        hn_widgets_lookup2(const hn_widgets *t, hn_str key, uint32_t *id, uint32_t *flags);
+bool        hn_widgets_lookup(const hn_widgets *t, hn_str key, uint32_t *id, uint32_t *flags);
 size_t      hn_widgets_count(const hn_widgets *t);
 uint64_t    hn_widgets_digest(const hn_widgets *t);   /* changes when the content does */
 /* The distinct widget ids, for trimming; valid while the table is. */

@@ -123,6 +123,7 @@ static void flush(hn_worker *w) {
     if (w->enr.uctx) {
         HN_STAT_SET(w->st.ua_cache_hits, hn_uap_cache_hits(w->enr.uctx));
         HN_STAT_SET(w->st.ua_cache_misses, hn_uap_cache_misses(w->enr.uctx));
+        HN_STAT_SET(w->st.ua_match_errors, hn_uap_match_errors(w->enr.uctx));
     }
     HN_STAT_SET(w->st.no_salt, w->enr.no_salt);
     hn_presence_flush(w->pres, &w->cmds, &w->ncmds);

@@ -75,6 +75,8 @@ $(OUT)/tests/test_%: $(call obj,tests/unit/test_%.c) $(COLLECTOR_OBJ) $(PROTO_OB
 
 # api/ objects a unit test needs besides the common ones
 $(OUT)/tests/test_params: $(call obj,api/params.c)
+$(OUT)/tests/test_static: $(call obj,api/static.c)
+$(OUT)/tests/test_ticket: $(call obj,api/ticket.c)
 $(OUT)/tests/test_api_server: $(API_OBJ)
 
 # --- the README's commands ---------------------------------------------------

@@ -260,3 +260,23 @@ void hn_auth_stats_get(hn_api_auth *a, hn_auth_stats *s) {
     s->refresh_errors = a->refresh_errors;
     pthread_mutex_unlock(&a->mu);
 }
+
+hn_auth_result hn_auth_by_id(hn_api_auth *a, const char *id, hn_principal *who) {
+    token_row key;
+    hn_auth_result r = HN_AUTH_INVALID;
+    if (!hn_token_id_valid(id, strlen(id))) return HN_AUTH_INVALID;
+    memcpy(key.id, id, sizeof(key.id));
+    pthread_mutex_lock(&a->mu);
+    if (!a->loaded) {
+        r = HN_AUTH_UNAVAILABLE;
+    } else {
+        const token_row *row = bsearch(&key, a->rows, a->nrows, sizeof(*a->rows), row_cmp);
+        if (row) {
+            snprintf(who->token_id, sizeof(who->token_id), "%s", row->id);
+            who->widget_id = row->widget_id;
+            r = HN_AUTH_OK;
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+    return r;
+}

@@ -158,6 +158,10 @@ void           hn_auth_destroy(hn_api_auth *a);           /* stops and joins the
 /* header: the Authorization header or NULL. Fills who on HN_AUTH_OK.
  * Thread-safe; never logs or keeps the token. */
 hn_auth_result hn_auth_check(hn_api_auth *a, const char *header, hn_principal *who);
+/* The token with this public id, as the cache has it now (a live-stream
+ * ticket names its token by id): HN_AUTH_OK with who filled,
+ * HN_AUTH_INVALID when unknown or revoked, HN_AUTH_UNAVAILABLE. */
+hn_auth_result hn_auth_by_id(hn_api_auth *a, const char *id, hn_principal *who);
 /* Finds the token in an Authorization header value: HN_OK with tok/n
  * pointing into header, HN_AUTH_SCHEME/HN_AUTH_MISSING otherwise. Pure. */
 hn_auth_result hn_auth_bearer(const char *header, const char **tok, size_t *n);

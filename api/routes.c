@@ -190,42 +190,77 @@ const char *hn_rt_sf(const redisReply *r, int field) {
     return e->type == REDIS_REPLY_STRING ? e->str : NULL;
 }
 
-/* A snapshot counter or time: a non-negative decimal, else -1. */
-static int64_t sf_int(const redisReply *r, int field) {
-    int64_t v;
-    return parse_i64(hn_rt_sf(r, field), &v) && v >= 0 ? v : -1;
-}
-
-const char *hn_rt_status(const redisReply *r, int64_t score_ms, int64_t now_ms,
-                         const hn_config *cfg) {
+const char *hn_rt_status_of(const char *status, const char *last_seen, int64_t score_ms,
+                            int64_t now_ms, const hn_config *cfg) {
+    int64_t ls;
     if (score_ms < 0) return "gone";
-    const char *st = hn_rt_sf(r, HN_SF_STATUS);
     /* hidden, and no heartbeat since (heartbeats come only from visible tabs) */
-    if (st && strcmp(st, "idle") == 0 && sf_int(r, HN_SF_LAST_SEEN) >= score_ms) return "idle";
+    if (status && strcmp(status, "idle") == 0 && parse_i64(last_seen, &ls) && ls >= score_ms)
+        return "idle";
     if (score_ms < now_ms - cfg->active_s * 1000) return "idle";
     return "active";
 }
 
-static void k_sf_str(hn_buf *b, bool *first, const char *key, const redisReply *r, int f) {
-    hn_rt_kstr(b, first, key, hn_rt_sf(r, f));
+const char *hn_rt_status(const redisReply *r, int64_t score_ms, int64_t now_ms,
+                         const hn_config *cfg) {
+    return hn_rt_status_of(hn_rt_sf(r, HN_SF_STATUS), hn_rt_sf(r, HN_SF_LAST_SEEN), score_ms,
+                           now_ms, cfg);
 }
 
-static void k_sf_int(hn_buf *b, bool *first, const char *key, const redisReply *r, int f,
-                     int64_t missing) {
-    int64_t v = sf_int(r, f);
-    hn_rt_kint(b, first, key, v < 0 ? missing : v);
+/* The item's members after the times, in their order, each from one field. */
+const hn_rt_member hn_rt_members[] = {
+    {HN_SF_URL, "url", HN_RTM_STR},
+    {HN_SF_TITLE, "title", HN_RTM_STR},
+    {HN_SF_LANDING, "landing", HN_RTM_STR},
+    {HN_SF_REFERRER, "referrer", HN_RTM_STR},
+    {HN_SF_PAGEVIEWS, "page_views", HN_RTM_COUNT},
+    {HN_SF_ENGAGED_MS, "engaged_s", HN_RTM_MS_AS_S},
+    {HN_SF_IP, "ip", HN_RTM_STR},
+    {HN_SF_COUNTRY, "country", HN_RTM_STR},
+    {HN_SF_REGION, "region", HN_RTM_STR},
+    {HN_SF_CITY, "city", HN_RTM_STR},
+    {HN_SF_BROWSER, "browser", HN_RTM_STR},
+    {HN_SF_BROWSER_VERSION, "browser_version", HN_RTM_STR},
+    {HN_SF_OS, "os", HN_RTM_STR},
+    {HN_SF_OS_VERSION, "os_version", HN_RTM_STR},
+    {HN_SF_DEVICE, "device", HN_RTM_STR},
+    {HN_SF_VISITOR, "visitor", HN_RTM_STR},
+    {HN_SF_NAME, "name", HN_RTM_STR},
+    {HN_SF_EMAIL, "email", HN_RTM_STR},
+    {HN_SF_PHONE, "phone", HN_RTM_STR},
+    {HN_SF_HAS_CHATTED, "has_chatted", HN_RTM_FLAG},
+    {HN_SF_MESSAGES_SENT, "messages_sent", HN_RTM_COUNT},
+    {HN_SF_LANG, "language", HN_RTM_STR},
+    {HN_SF_SCREEN, "screen", HN_RTM_STR},
+};
+const int hn_rt_nmembers = (int)HN_ARRAY_LEN(hn_rt_members);
+
+/* A snapshot counter or time: a non-negative decimal, else -1. */
+static int64_t f_int(const char *s) {
+    int64_t v;
+    return parse_i64(s, &v) && v >= 0 ? v : -1;
 }
 
-void hn_rt_snapshot(hn_buf *b, bool *first, const char *sid, const redisReply *r,
-                    int64_t score_ms, int64_t now_ms, const hn_config *cfg) {
-    int64_t started = sf_int(r, HN_SF_STARTED);
-    int64_t engaged = sf_int(r, HN_SF_ENGAGED_MS);
+void hn_rt_member_put(hn_buf *b, bool *first, const hn_rt_member *m, const char *v) {
+    int64_t x;
+    switch (m->kind) {
+    case HN_RTM_STR: hn_rt_kstr(b, first, m->key, v); break;
+    case HN_RTM_COUNT: x = f_int(v); hn_rt_kint(b, first, m->key, x < 0 ? 0 : x); break;
+    case HN_RTM_MS_AS_S: x = f_int(v); hn_rt_kint(b, first, m->key, x < 0 ? 0 : x / 1000); break;
+    case HN_RTM_FLAG: hn_rt_kbool(b, first, m->key, v && strcmp(v, "0") != 0); break;
+    }
+}
+
+void hn_rt_item(hn_buf *b, bool *first, const char *sid, const char *const *f, int64_t score_ms,
+                int64_t now_ms, const hn_config *cfg) {
+    int64_t started = f_int(f[HN_SF_STARTED]);
     hn_rt_kstr(b, first, "session_id", sid);
-    hn_rt_kstr(b, first, "status", hn_rt_status(r, score_ms, now_ms, cfg));
+    hn_rt_kstr(b, first, "status",
+               hn_rt_status_of(f[HN_SF_STATUS], f[HN_SF_LAST_SEEN], score_ms, now_ms, cfg));
     if (score_ms >= 0)
         hn_rt_ktime(b, first, "last_seen", score_ms);
-    else if (sf_int(r, HN_SF_LAST_SEEN) >= 0)
-        hn_rt_ktime(b, first, "last_seen", sf_int(r, HN_SF_LAST_SEEN));
+    else if (f_int(f[HN_SF_LAST_SEEN]) >= 0)
+        hn_rt_ktime(b, first, "last_seen", f_int(f[HN_SF_LAST_SEEN]));
     else
         hn_rt_knull(b, first, "last_seen");
     if (started >= 0) {
@@ -235,30 +270,15 @@ void hn_rt_snapshot(hn_buf *b, bool *first, const char *sid, const redisReply *r
         hn_rt_knull(b, first, "started");
         hn_rt_knull(b, first, "time_on_site_s");
     }
-    k_sf_str(b, first, "url", r, HN_SF_URL);
-    k_sf_str(b, first, "title", r, HN_SF_TITLE);
-    k_sf_str(b, first, "landing", r, HN_SF_LANDING);
-    k_sf_str(b, first, "referrer", r, HN_SF_REFERRER);
-    k_sf_int(b, first, "page_views", r, HN_SF_PAGEVIEWS, 0);
-    hn_rt_kint(b, first, "engaged_s", engaged < 0 ? 0 : engaged / 1000);
-    k_sf_str(b, first, "ip", r, HN_SF_IP);
-    k_sf_str(b, first, "country", r, HN_SF_COUNTRY);
-    k_sf_str(b, first, "region", r, HN_SF_REGION);
-    k_sf_str(b, first, "city", r, HN_SF_CITY);
-    k_sf_str(b, first, "browser", r, HN_SF_BROWSER);
-    k_sf_str(b, first, "browser_version", r, HN_SF_BROWSER_VERSION);
-    k_sf_str(b, first, "os", r, HN_SF_OS);
-    k_sf_str(b, first, "os_version", r, HN_SF_OS_VERSION);
-    k_sf_str(b, first, "device", r, HN_SF_DEVICE);
-    k_sf_str(b, first, "visitor", r, HN_SF_VISITOR);
-    k_sf_str(b, first, "name", r, HN_SF_NAME);
-    k_sf_str(b, first, "email", r, HN_SF_EMAIL);
-    k_sf_str(b, first, "phone", r, HN_SF_PHONE);
-    const char *hc = hn_rt_sf(r, HN_SF_HAS_CHATTED);
-    hn_rt_kbool(b, first, "has_chatted", hc && strcmp(hc, "0") != 0);
-    k_sf_int(b, first, "messages_sent", r, HN_SF_MESSAGES_SENT, 0);
-    k_sf_str(b, first, "language", r, HN_SF_LANG);
-    k_sf_str(b, first, "screen", r, HN_SF_SCREEN);
+    for (int i = 0; i < hn_rt_nmembers; i++)
+        hn_rt_member_put(b, first, &hn_rt_members[i], f[hn_rt_members[i].field]);
+}
+
+void hn_rt_snapshot(hn_buf *b, bool *first, const char *sid, const redisReply *r,
+                    int64_t score_ms, int64_t now_ms, const hn_config *cfg) {
+    const char *f[HN_SF__COUNT];
+    for (int i = 0; i < HN_SF__COUNT; i++) f[i] = hn_rt_sf(r, i);
+    hn_rt_item(b, first, sid, f, score_ms, now_ms, cfg);
 }
 
 /* ---- parameters ------------------------------------------------------------------ */

@@ -88,6 +88,27 @@ void hn_rt_snapshot(hn_buf *b, bool *first, const char *sid, const redisReply *r
 /* The status by PROTOCOL §9's reader rule. */
 const char *hn_rt_status(const redisReply *r, int64_t score_ms, int64_t now_ms,
                          const hn_config *cfg);
+/* The same from the snapshot's status and last_seen fields (NULL: absent). */
+const char *hn_rt_status_of(const char *status, const char *last_seen, int64_t score_ms,
+                            int64_t now_ms, const hn_config *cfg);
+/* The same item from the fields as strings (f[HN_SF_*], NULL: absent):
+ * what the live hub keeps per session. */
+void hn_rt_item(hn_buf *b, bool *first, const char *sid, const char *const *f, int64_t score_ms,
+                int64_t now_ms, const hn_config *cfg);
+
+/* The item's members that come from one snapshot field each (url, title,
+ * …, screen; not the times and the status), in the item's order: the live
+ * stream's updates send the ones that changed. */
+typedef enum { HN_RTM_STR, HN_RTM_COUNT, HN_RTM_MS_AS_S, HN_RTM_FLAG } hn_rtm_kind;
+typedef struct hn_rt_member {
+    int         field;      /* HN_SF_* */
+    const char *key;
+    hn_rtm_kind kind;
+} hn_rt_member;
+extern const hn_rt_member hn_rt_members[];
+extern const int          hn_rt_nmembers;
+/* The member m with the field's value v (NULL: absent → null, or 0/false). */
+void hn_rt_member_put(hn_buf *b, bool *first, const hn_rt_member *m, const char *v);
 
 /* Key names, from a widget id and a validated session id. */
 #define HN_KEY_CAP 112

@@ -24,6 +24,12 @@
  * reach the client, not just for the handlers to return.
  */
 #include "api/internal.h"
+#include "api/params.h"
+#include "api/sse.h"
+#include "api/static.h"
+#include "api/ticket.h"
+#include "api/live.h"
+#include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/net.h"
@@ -34,13 +40,16 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 #include <unistd.h>
+#include <uthash.h>
 
 #define LISTEN_BACKLOG 1024
 #define MAX_HEADERS    (8 * 1024)
@@ -61,6 +70,9 @@ typedef struct api_route {
 static const api_route routes[] = {
     {"widgets",         HN_GET,    WIDGETS,                                hn_route_widgets,         false},
     {"active_visitors", HN_GET,    WIDGETS "/:widgetId/active-visitors",   hn_route_active_visitors, true},
+    /* answered on the main thread (no handler): the live stream and its tickets */
+    {"stream",          HN_GET,    WIDGETS "/:widgetId/active-visitors/stream", NULL,            true},
+    {"stream_ticket",   HN_POST,   WIDGETS "/:widgetId/active-visitors/stream/ticket", NULL,     true},
     {"session",         HN_GET,    SESSIONS "/:sessionId",                 hn_route_session,         false},
     {"deactivate",      HN_POST,   SESSIONS "/:sessionId/deactivate",      hn_route_deactivate,      false},
     {"stats",           HN_GET,    WIDGETS "/:widgetId/visitor-stats",     hn_route_stats,           true},
@@ -71,18 +83,35 @@ static const api_route routes[] = {
     {"erase_visitor",   HN_DELETE, WIDGETS "/:widgetId/visitors/:visitor", hn_route_erase_visitor,   true},
 };
 
+#define R_STREAM  2
+#define R_TICKET  3
 #define N_API     ((int)HN_ARRAY_LEN(routes))
 #define R_LIVEZ   (N_API)
 #define R_READYZ  (N_API + 1)
 #define R_METRICS (N_API + 2)
-#define R_OTHER   (N_API + 3)
-#define N_ROUTES  (N_API + 4)
+#define R_STATIC  (N_API + 3)
+#define R_OTHER   (N_API + 4)
+#define N_ROUTES  (N_API + 5)
 
 static const char *route_name(int r) {
     if (r < N_API) return routes[r].name;
-    static const char *extra[] = {"livez", "readyz", "metrics", "other"};
+    static const char *extra[] = {"livez", "readyz", "metrics", "dashboard", "other"};
     return extra[r - N_API];
 }
+
+/* A ticket already used, kept until it expires (single use). */
+typedef struct used_ticket {
+    UT_hash_handle hh;
+    uint64_t       nonce;
+    int64_t        expires_ms;
+} used_ticket;
+
+#define MAX_USED_TICKETS 100000
+
+enum { TK_MINTED, TK_OK, TK_MALFORMED, TK_FORGED, TK_EXPIRED, TK_REUSED, TK_WRONG_WIDGET,
+       TK_REVOKED, TK__COUNT };
+static const char *tk_names[TK__COUNT] = {"minted", "accepted", "malformed", "forged", "expired",
+                                          "reused", "wrong_widget", "revoked"};
 
 /* Latency buckets (µs; exported in seconds). */
 static const uint64_t bucket_us[] = {1000, 2000, 5000, 10000, 25000, 50000,
@@ -110,6 +139,13 @@ struct hn_api_server {
     hn_api_pool                *pool;
     hn_api_auth                *auth;
     hn_drain                   *drain;
+    hn_sse                     *sse;
+    hn_static                  *www;
+    uint8_t                     ticket_key[HN_TICKET_KEY_LEN];
+    used_ticket                *used;
+    size_t                      nused;
+    hn_rng                      rng;
+    uint64_t                    tickets[TK__COUNT];
     bool                        stopping, interrupted;
     uint64_t                    stop_at, deadline;     /* hn_mono_ms() */
     uint64_t                    start_ms;
@@ -256,6 +292,14 @@ static bool is_base62(char c) {
 void hn_api_log_safe(char *out, size_t cap, const char *s) {
     size_t j = 0;
     for (size_t i = 0; s && s[i] && j + 4 < cap;) {
+        if (strncmp(s + i, HN_TICKET_PREFIX, 4) == 0) {       /* a stream ticket */
+            if (j + 8 >= cap) break;
+            memcpy(out + j, "hnt_***", 7);
+            j += 7;
+            i += 4;
+            while (is_base62(s[i]) || s[i] == '-' || s[i] == '_') i++;
+            continue;
+        }
         if (strncmp(s + i, HN_TOKEN_PREFIX, 3) == 0) {
             size_t k = 3;
             while (k < 3 + HN_TOKEN_ID_LEN && is_base62(s[i + k])) k++;
@@ -286,6 +330,8 @@ void hn_server_headers(struct evhttp_request *req, const char *content_type) {
     evhttp_add_header(h, "Content-Type", content_type ? content_type : "application/json");
     evhttp_add_header(h, "Cache-Control", "no-store");
     evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(h, "X-Frame-Options", "DENY");
+    evhttp_add_header(h, "Referrer-Policy", "no-referrer");
 }
 
 /* An answer on its way out: counted in s->writing until evhttp completes
@@ -487,6 +533,22 @@ static void metrics(hn_api_server *s, struct evbuffer *out) {
         evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", scalars[i].name,
                             scalars[i].help, scalars[i].name, scalars[i].type, scalars[i].name,
                             scalars[i].v);
+    HELP("herenow_api_stream_tickets_total", "counter",
+         "Live-stream tickets made (minted) and checked, by result.");
+    for (int i = 0; i < TK__COUNT; i++)
+        evbuffer_add_printf(out, "herenow_api_stream_tickets_total{result=\"%s\"} %llu\n", tk_names[i],
+                            (unsigned long long)s->tickets[i]);
+    size_t files = 0, bytes = 0;
+    hn_static_stats(s->www, &files, &bytes);
+    HELP("herenow_api_dashboard_files", "gauge", "Files of the dashboard in memory (HERENOW_API_WWW).");
+    evbuffer_add_printf(out, "herenow_api_dashboard_files %zu\n", files);
+    if (s->sse) {
+        hn_buf b;
+        hn_buf_init(&b, 4096);
+        hn_sse_metrics(s->sse, &b);
+        evbuffer_add(out, b.p, b.len);
+        hn_buf_free(&b);
+    }
     if (s->drain) {
         hn_buf b;
         hn_buf_init(&b, 4096);
@@ -657,6 +719,214 @@ static void unauthorized(rctx *c, hn_auth_result r) {
                                           : "invalid or revoked token");
 }
 
+/* ---- the dashboard's files ---------------------------------------------------------- */
+
+/* The dashboard's policy: its own scripts, styles and API only; no inline
+ * code, no frames, no plugins; nothing of it leaves in a Referer. */
+static const char dashboard_csp[] =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'";
+
+static void serve_static(rctx *c, enum evhttp_cmd_type cmd) {
+    hn_api_server *s = c->s;
+    c->route = R_STATIC;
+    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+        evhttp_add_header(evhttp_request_get_output_headers(c->req), "Allow", "GET, HEAD");
+        fail(c, 405, "method not allowed");
+        return;
+    }
+    const hn_static_file *f = hn_static_find(s->www, c->path);
+    if (f == NULL) {
+        fail(c, 404, "not found");
+        return;
+    }
+    struct evkeyvalq *in = evhttp_request_get_input_headers(c->req);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+    bool gz = f->gz && hn_static_accepts_gzip(evhttp_find_header(in, "Accept-Encoding"));
+    const char *etag = gz ? f->etag_gz : f->etag;
+    evhttp_add_header(h, "Content-Type", f->ctype);
+    evhttp_add_header(h, "Cache-Control", "no-cache");       /* revalidate: names are not versioned */
+    evhttp_add_header(h, "ETag", etag);
+    if (f->gz) evhttp_add_header(h, "Vary", "Accept-Encoding");
+    evhttp_add_header(h, "Content-Security-Policy", dashboard_csp);
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(h, "X-Frame-Options", "DENY");
+    evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+    evhttp_add_header(h, "Cross-Origin-Opener-Policy", "same-origin");
+    evhttp_add_header(h, "Cross-Origin-Resource-Policy", "same-origin");
+    evhttp_add_header(h, "Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()");
+    if (s->stopping) evhttp_add_header(h, "Connection", "close");
+    if (hn_static_etag_match(evhttp_find_header(in, "If-None-Match"), etag)) {
+        record(s, c->route, 304, c->t0, c->method, c->path, c->query, NULL, NULL);
+        hn_server_track(s, c->req);
+        evhttp_send_reply(c->req, 304, "Not Modified", NULL);
+        return;
+    }
+    if (gz) evhttp_add_header(h, "Content-Encoding", "gzip");
+    struct evbuffer *b = evbuffer_new();
+    /* copied, not referenced: a SIGHUP may swap the files while this is queued */
+    if (cmd != EVHTTP_REQ_HEAD) evbuffer_add(b, gz ? f->gz : f->data, gz ? f->gzlen : f->len);
+    record(s, c->route, 200, c->t0, c->method, c->path, c->query, NULL, NULL);
+    hn_server_track(s, c->req);
+    evhttp_send_reply(c->req, 200, "OK", b);
+    evbuffer_free(b);
+}
+
+static void load_www(hn_api_server *s) {
+    if (s->cfg->api_www[0] == '\0') return;
+    char err[256];
+    hn_static *st = hn_static_load(s->cfg->api_www, err, sizeof(err));
+    if (st == NULL) {
+        hn_warn("event=dashboard_not_loaded dir='%s' error='%s' (GET / answers 404)", s->cfg->api_www, err);
+        return;
+    }
+    size_t files, bytes;
+    hn_static_stats(st, &files, &bytes);
+    hn_info("event=dashboard_loaded dir='%s' files=%zu bytes=%zu", s->cfg->api_www, files, bytes);
+    hn_static_free(s->www);
+    s->www = st;
+}
+
+/* ---- the live stream and its tickets --------------------------------------------------- */
+
+/* true when the raw query has a parameter named key (not decoded: a
+ * ticket's name is never %-escaped by a client that means it). */
+static bool query_has(const char *q, const char *key) {
+    size_t n = strlen(key);
+    while (q && *q) {
+        if (strncmp(q, key, n) == 0 && (q[n] == '=' || q[n] == '&' || q[n] == '\0')) return true;
+        q = strchr(q, '&');
+        if (q) q++;
+    }
+    return false;
+}
+
+static void purge_used(hn_api_server *s, int64_t now) {
+    used_ticket *u, *tmp;
+    HASH_ITER(hh, s->used, u, tmp) {
+        if (u->expires_ms > now) continue;
+        HASH_DEL(s->used, u);
+        free(u);
+        s->nused--;
+    }
+}
+
+/* The stream's ticket (docs/API.md): the right widget, not used before, its
+ * token still valid. Answers 401 (or 503) itself and returns HN_ERR. */
+static int check_ticket(rctx *c, const char *t, int64_t wid, hn_principal *who) {
+    hn_api_server *s = c->s;
+    int64_t now = (int64_t)hn_now_ms();
+    hn_ticket tk;
+    int why;
+    switch (hn_ticket_verify(s->ticket_key, t, now, &tk)) {
+    case HN_TICKET_OK: why = TK_OK; break;
+    case HN_TICKET_FORGED: why = TK_FORGED; break;
+    case HN_TICKET_EXPIRED: why = TK_EXPIRED; break;
+    default: why = TK_MALFORMED; break;
+    }
+    used_ticket *u = NULL;
+    if (why == TK_OK && tk.widget_id != wid) why = TK_WRONG_WIDGET;
+    if (why == TK_OK) {
+        HASH_FIND(hh, s->used, &tk.nonce, sizeof(tk.nonce), u);
+        if (u) why = TK_REUSED;
+    }
+    if (why == TK_OK) {
+        hn_auth_result ar = hn_auth_by_id(s->auth, tk.token_id, who);
+        if (ar == HN_AUTH_UNAVAILABLE) {
+            evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", "1");
+            fail(c, 503, "API tokens not loaded yet, try again");
+            return HN_ERR;
+        }
+        if (ar != HN_AUTH_OK) why = TK_REVOKED;
+    }
+    if (why == TK_OK) {
+        if (s->nused >= MAX_USED_TICKETS || (s->nused & 255) == 255) purge_used(s, now);
+        if (s->nused >= MAX_USED_TICKETS) {
+            evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", "1");
+            fail(c, 503, "too many live-stream tickets in use, try again");
+            return HN_ERR;
+        }
+        u = hn_xmalloc(sizeof(*u));
+        u->nonce = tk.nonce;
+        u->expires_ms = tk.expires_ms;
+        HASH_ADD(hh, s->used, nonce, sizeof(u->nonce), u);
+        s->nused++;
+    }
+    s->tickets[why]++;
+    if (why == TK_OK) return HN_OK;
+    evhttp_add_header(evhttp_request_get_output_headers(c->req), "WWW-Authenticate",
+                      "Bearer realm=\"herenow\", error=\"invalid_token\"");
+    fail(c, 401, why == TK_EXPIRED        ? "ticket expired (ask for a new one)"
+                 : why == TK_REUSED       ? "ticket already used (ask for a new one)"
+                 : why == TK_WRONG_WIDGET ? "the ticket is for another widget"
+                 : why == TK_REVOKED      ? "the ticket's token is revoked"
+                                          : "invalid ticket");
+    return HN_ERR;
+}
+
+static void serve_ticket(rctx *c, const hn_api_req *rq, int64_t wid) {
+    hn_api_server *s = c->s;
+    char err[HN_PARAM_ERR_CAP];
+    if (hn_param_check_keys(rq->qkey, rq->nquery, NULL, 0, err, sizeof(err)) != HN_OK) {
+        fail(c, 400, err);
+        return;
+    }
+    hn_ticket tk = {.widget_id = wid,
+                    .expires_ms = (int64_t)hn_now_ms() + s->cfg->sse_ticket_ttl_s * 1000,
+                    .nonce = hn_rng_next(&s->rng)};
+    snprintf(tk.token_id, sizeof(tk.token_id), "%.12s", rq->who.token_id);
+    char t[HN_TICKET_LEN + 1];
+    hn_ticket_mint(s->ticket_key, &tk, t);
+    s->tickets[TK_MINTED]++;
+    hn_buf b;
+    hn_buf_init(&b, 512);
+    bool first = true;
+    hn_buf_append(&b, "{", 1);
+    hn_json_key(&b, &first, "ticket");
+    hn_json_str(&b, t, strlen(t));
+    char when[HN_TIME_CAP];
+    size_t n = hn_fmt_time_ms(tk.expires_ms, when);
+    hn_json_key(&b, &first, "expires_at");
+    hn_json_str(&b, when, n);
+    hn_json_key(&b, &first, "expires_in_s");
+    hn_buf_printf(&b, "%lld", (long long)s->cfg->sse_ticket_ttl_s);
+    hn_json_key(&b, &first, "stream");
+    hn_buf_printf(&b, "\"" WIDGETS "/%lld/active-visitors/stream?ticket=%s\"}", (long long)wid, t);
+    record(s, c->route, 200, c->t0, c->method, c->path, c->query, c->token, NULL);
+    reply(s, c->req, 200, NULL, b.p, b.len);
+    hn_buf_free(&b);
+}
+
+static void serve_stream(rctx *c, const hn_api_req *rq, int64_t wid) {
+    hn_api_server *s = c->s;
+    static const char *const allowed[] = {"ticket", "last_event_id"};
+    char err[HN_PARAM_ERR_CAP];
+    if (hn_param_check_keys(rq->qkey, rq->nquery, allowed, 2, err, sizeof(err)) != HN_OK) {
+        fail(c, 400, err);
+        return;
+    }
+    uint32_t epoch = 0;
+    uint64_t seq = 0;
+    const char *lei = hn_api_query(rq, "last_event_id");
+    if (lei) {
+        if (*lei && hn_live_parse_id(lei, &epoch, &seq) != HN_OK) {
+            fail(c, 400, "last_event_id: not an event id of this stream (pass the last id: field as received)");
+            return;
+        }
+    } else {
+        /* EventSource's own reconnect: a stale or foreign id just means a snapshot */
+        const char *h = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Last-Event-ID");
+        if (h && hn_live_parse_id(h, &epoch, &seq) != HN_OK) epoch = 0;
+    }
+    if (hn_sse_open(s->sse, c->req, wid, &rq->who, epoch, seq) != HN_OK) {
+        evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", "5");
+        fail(c, 503, s->stopping ? "shutting down" : "too many live streams open, try again");
+        return;
+    }
+    record(s, c->route, 200, c->t0, c->method, c->path, c->query, c->token, " stream=opened");
+}
+
 static void on_request(struct evhttp_request *req, void *arg) {
     hn_api_server *s = arg;
     const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
@@ -672,7 +942,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
         return;
     }
     if (strncmp(c.path, "/api/", 5) != 0 && strcmp(c.path, "/api") != 0) {
-        fail(&c, 404, "not found");
+        serve_static(&c, cmd);
         return;
     }
     if (s->stopping) {
@@ -680,14 +950,19 @@ static void on_request(struct evhttp_request *req, void *arg) {
         fail(&c, 503, "shutting down");
         return;
     }
-    hn_principal who;
-    hn_auth_result ar = hn_auth_check(
-        s->auth, evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"), &who);
-    if (ar != HN_AUTH_OK) {
-        unauthorized(&c, ar);
-        return;
+    /* the live stream may come with a ticket instead of a header (an
+     * EventSource cannot send one): checked once the widget is known */
+    hn_principal who = {0};
+    bool ticketed = cmd == EVHTTP_REQ_GET && query_has(c.query, "ticket");
+    if (!ticketed) {
+        hn_auth_result ar = hn_auth_check(
+            s->auth, evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"), &who);
+        if (ar != HN_AUTH_OK) {
+            unauthorized(&c, ar);
+            return;
+        }
+        c.token = who.token_id;
     }
-    c.token = who.token_id;
 
     hn_str raw[HN_API_MAX_PATH_PARAMS];
     int nraw = 0;
@@ -703,6 +978,11 @@ static void on_request(struct evhttp_request *req, void *arg) {
         return;
     }
     c.route = r;
+    if (ticketed && r != R_STREAM) {
+        s->tickets[TK_MALFORMED]++;
+        fail(&c, 401, "a ticket opens the live stream only; other routes take Authorization: Bearer");
+        return;
+    }
 
     hn_api_job *job = hn_job_new();
     hn_api_req *rq = &job->rq;
@@ -729,9 +1009,18 @@ static void on_request(struct evhttp_request *req, void *arg) {
         fail(&c, 400, why);
         goto reject;
     }
+    if (ticketed) {
+        if (check_ticket(&c, hn_api_query(rq, "ticket"), wid, &who) != HN_OK) goto reject;
+        c.token = who.token_id;
+    }
     rq->who = who;
     if (routes[r].widget && !hn_api_may_see(rq, wid)) {
         failf(&c, 403, "this token may not see widget %lld", (long long)wid);
+        goto reject;
+    }
+    if (r == R_STREAM || r == R_TICKET) {      /* main thread: no worker, no job */
+        if (r == R_STREAM) serve_stream(&c, rq, wid);
+        else serve_ticket(&c, rq, wid);
         goto reject;
     }
     rq->method = routes[r].method;
@@ -791,6 +1080,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     if (sig == SIGHUP) {
         hn_log_reopen();
         hn_info("event=log_reopened");
+        load_www(s);
         return;
     }
     if (s->stopping) return;
@@ -801,6 +1091,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
             (unsigned long long)s->outstanding);
     /* the drain finishes its batch while the HTTP side winds down */
     hn_drain_request_stop(s->drain);
+    hn_sse_stop(s->sse);              /* every stream: bye (stopping), end */
     /* /readyz answers 503 from now on; no new connections; requests on open
      * connections get 503 with Connection: close. */
     if (s->bound) {
@@ -854,6 +1145,20 @@ int hn_server_create(hn_api_server **out, const hn_config *cfg, char *err, size_
     s->pool = hn_pool_create(cfg, &s->raddr, s->base, on_job_done, s);
     if (hn_pool_start(s->pool, err, cap) != HN_OK) return HN_ERR;
 
+    if (cfg->api_ticket_secret[0]) {
+        if (hn_ticket_key_parse(cfg->api_ticket_secret, s->ticket_key) != HN_OK) {
+            snprintf(err, cap, "HERENOW_API_TICKET_SECRET: want 64 hex digits");
+            return HN_ERR;
+        }
+    } else if (getrandom(s->ticket_key, sizeof(s->ticket_key), 0) != (ssize_t)sizeof(s->ticket_key)) {
+        snprintf(err, cap, "getrandom for the ticket key: %s", strerror(errno));
+        return HN_ERR;
+    }
+    hn_rng_seed(&s->rng);
+    s->sse = hn_sse_create(cfg, &s->raddr, s->base, s->auth, s);
+    if (hn_sse_start(s->sse, err, cap) != HN_OK) return HN_ERR;
+    load_www(s);
+
     s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
     s->sig_hup = evsignal_new(s->base, SIGHUP, on_signal, s);
@@ -892,7 +1197,14 @@ int hn_server_remaining_ms(const hn_api_server *s) {
 void hn_server_destroy(hn_api_server *s) {
     if (s == NULL) return;
     hn_pool_destroy(s->pool);       /* stops the workers if still running */
-    if (s->http) evhttp_free(s->http);   /* closes the open connections */
+    if (s->http) evhttp_free(s->http);   /* closes the open connections (streams too) */
+    hn_sse_destroy(s->sse);
+    hn_static_free(s->www);
+    used_ticket *u, *tmp;
+    HASH_ITER(hh, s->used, u, tmp) {
+        HASH_DEL(s->used, u);
+        free(u);
+    }
     hn_auth_destroy(s->auth);
     if (s->sig_term) event_free(s->sig_term);
     if (s->sig_int) event_free(s->sig_int);

@@ -73,6 +73,16 @@ typedef struct hn_config {
     int64_t drain_claim_idle_ms;
     int64_t drain_retry_max_ms;
     char   *drain_failpoint;
+    char   *api_www;
+    char   *api_ticket_secret;
+    int64_t sse_ticket_ttl_s;
+    int64_t sse_ping_s;
+    int64_t sse_max_lifetime_s;
+    int64_t sse_max_clients;
+    int64_t sse_max_buffer_kb;
+    int64_t sse_tick_ms;
+    int64_t sse_reconcile_ms;
+    int64_t sse_replay;
 } hn_config;
 
 /* Fills c from defaults, then the environment, then argv[1..]. Flags are

@@ -26,6 +26,7 @@ PACKAGES=(
     # build
     build-essential pkg-config
     libevent-dev libhiredis-dev libpq-dev libmsgpack-dev libcmocka-dev libssl-dev
+    uthash-dev
     # servers and clients for tests and `make run`
     redis-server redis-tools postgresql-15 postgresql-client-15
     curl ca-certificates wrk jq

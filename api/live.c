@@ -1,0 +1,942 @@
+/* live.c: see live.h. */
+#include "api/live.h"
+
+#include "api/routes.h"
+#include "common/ids.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "proto/mpcheck.h"
+#include "proto/record.h"
+
+#include <event2/event.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uthash.h>
+
+#define SID_CAP          65
+#define XREAD_COUNT      "1000"
+#define XREAD_ROUNDS     50        /* per tick: then the rest waits for the next one */
+#define KEEP_UNWATCHED_MS 60000    /* a widget nobody watches keeps its list (replay) this long */
+#define RETRY_MS         1000      /* Redis down: connect again at most this often */
+
+/* ---- messages ------------------------------------------------------------------ */
+
+void hn_live_msg_ref(hn_live_msg *m) {
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+}
+
+void hn_live_msg_unref(hn_live_msg *m) {
+    if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) free(m);
+}
+
+static hn_live_msg *msg_new(const char *p, size_t n, uint32_t epoch, uint64_t first, uint64_t last) {
+    hn_live_msg *m = hn_xmalloc(sizeof(*m) + (n ? n : 1));
+    atomic_init(&m->refs, 1);
+    m->epoch = epoch;
+    m->first_seq = first;
+    m->last_seq = last;
+    m->len = n;
+    if (n) memcpy(m->data, p, n);
+    return m;
+}
+
+void hn_live_out_free(hn_live_out *o) {
+    while (o) {
+        hn_live_out *next = o->next;
+        hn_live_msg_unref(o->msg);
+        free(o);
+        o = next;
+    }
+}
+
+int hn_live_parse_id(const char *s, uint32_t *epoch, uint64_t *seq) {
+    if (s == NULL || strlen(s) < 10 || s[8] != '-') return HN_ERR;
+    uint32_t e = 0;
+    for (int i = 0; i < 8; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) return HN_ERR;
+        e = e << 4 | (uint32_t)d;
+    }
+    const char *p = s + 9;
+    if (strlen(p) > 19 || (p[0] == '0' && p[1] != '\0')) return HN_ERR;
+    uint64_t v = 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9') return HN_ERR;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (e == 0) return HN_ERR;
+    *epoch = e;
+    *seq = v;
+    return HN_OK;
+}
+
+/* ---- the hub's state (hub thread only) ------------------------------------------------ */
+
+typedef struct lsess {
+    UT_hash_handle hh;
+    char        sid[SID_CAP];
+    int64_t     score;              /* hn:live score (ms); -1 unknown */
+    char       *f[HN_SF__COUNT];    /* the snapshot as last read (NULL: absent) */
+    const char *status;             /* as last sent */
+    bool        known;              /* its enter was sent (else only a candidate) */
+    bool        dirty;              /* read it at the next flush */
+    bool        end_seen;           /* an `end` record came since the last read */
+    bool        seen;               /* reconcile mark */
+} lsess;
+
+typedef struct pend {
+    uint64_t sub;
+    uint32_t epoch;
+    uint64_t seq;
+} pend;
+
+typedef struct lwidget {
+    UT_hash_handle hh;
+    int64_t      id;
+    uint32_t     epoch;
+    uint64_t     seq;               /* of the last event made */
+    int          watchers;
+    uint64_t     unwatched_at;      /* mono ms when watchers dropped to 0 */
+    bool         loaded;            /* the first full read is done */
+    lsess       *sessions;
+    size_t       nknown;
+    hn_buf       tick;              /* this tick's events */
+    uint64_t     tick_first;
+    hn_live_msg **ring;             /* the last cfg->sse_replay messages */
+    size_t       ring_head, ring_n;
+    uint64_t     next_reconcile;    /* mono ms */
+    pend        *pending;
+    size_t       npending, cpending;
+} lwidget;
+
+enum { REQ_SUB = 1, REQ_UNSUB };
+
+typedef struct req {
+    struct req *next;
+    int         op;
+    int64_t     widget_id;
+    uint64_t    sub;
+    uint32_t    epoch;
+    uint64_t    seq;
+} req;
+
+enum { EV_ENTER, EV_UPDATE, EV_LEAVE, EV__COUNT };
+static const char *ev_names[EV__COUNT] = {"enter", "update", "leave"};
+
+struct hn_live {
+    const hn_config   *cfg;
+    hn_redis_addr      raddr;
+    struct event_base *base;
+    struct event      *notify;
+    hn_live_deliver_fn deliver;
+    void              *arg;
+
+    pthread_t          thread;
+    bool               started;
+    pthread_mutex_t    mu;          /* guards inbox, outbox, stop */
+    pthread_cond_t     cv;
+    req               *inbox, **inbox_tail;
+    hn_live_out       *outbox, **outbox_tail;
+    bool               stop;
+
+    /* hub thread only */
+    redisContext      *rc;
+    uint64_t           retry_at;
+    lwidget           *widgets;
+    int                nshards;
+    char             (*shard_id)[48];   /* last entry id read, per shard */
+    int               *shard_watch;     /* widgets watched per shard (0: not tailed) */
+    hn_decoder        *dec;
+    hn_rng             rng;
+    hn_live_out       *out, **out_tail; /* this round's output, posted at once */
+
+    /* metrics (written by the hub, read by /metrics) */
+    _Atomic uint64_t   ticks, tick_us, records, decode_errors, redis_errors, reconciles;
+    _Atomic uint64_t   events[EV__COUNT], snapshots, replays, failed_starts;
+    _Atomic uint64_t   g_widgets, g_sessions;
+};
+
+static int64_t now_wall_ms(void) {
+    return (int64_t)hn_now_ms();
+}
+
+/* ---- output -------------------------------------------------------------------------- */
+
+static void out_push(hn_live *l, hn_live_kind k, int64_t wid, uint64_t sub, hn_live_msg *m,
+                     hn_live_start_kind sk) {
+    hn_live_out *o = hn_xcalloc(1, sizeof(*o));
+    o->kind = k;
+    o->start = sk;
+    o->widget_id = wid;
+    o->sub = sub;
+    o->msg = m;
+    *l->out_tail = o;
+    l->out_tail = &o->next;
+}
+
+static void post(hn_live *l) {
+    if (l->out == NULL) return;
+    pthread_mutex_lock(&l->mu);
+    *l->outbox_tail = l->out;
+    l->outbox_tail = l->out_tail;
+    pthread_mutex_unlock(&l->mu);
+    l->out = NULL;
+    l->out_tail = &l->out;
+    event_active(l->notify, EV_READ, 0);
+}
+
+/* Main thread: hands what the hub posted to the deliver callback. */
+static void on_notify(evutil_socket_t fd, short what, void *arg) {
+    hn_live *l = arg;
+    (void)fd; (void)what;
+    pthread_mutex_lock(&l->mu);
+    hn_live_out *o = l->outbox;
+    l->outbox = NULL;
+    l->outbox_tail = &l->outbox;
+    pthread_mutex_unlock(&l->mu);
+    if (o) l->deliver(l->arg, o);
+}
+
+/* ---- sessions ------------------------------------------------------------------------- */
+
+static void sess_free_fields(lsess *s) {
+    for (int i = 0; i < HN_SF__COUNT; i++) {
+        free(s->f[i]);
+        s->f[i] = NULL;
+    }
+}
+
+static lsess *sess_get(lwidget *w, const char *sid, size_t n) {
+    lsess *s;
+    if (n == 0 || n >= SID_CAP) return NULL;
+    char key[SID_CAP];
+    memcpy(key, sid, n);
+    key[n] = '\0';
+    HASH_FIND_STR(w->sessions, key, s);
+    if (s) return s;
+    s = hn_xcalloc(1, sizeof(*s));
+    memcpy(s->sid, key, n + 1);
+    s->score = -1;
+    HASH_ADD_STR(w->sessions, sid, s);
+    return s;
+}
+
+static void sess_drop(lwidget *w, lsess *s) {
+    if (s->known) w->nknown--;
+    HASH_DEL(w->sessions, s);
+    sess_free_fields(s);
+    free(s);
+}
+
+/* ---- events ----------------------------------------------------------------------------- */
+
+static void ev_begin(hn_live *l, lwidget *w, int type) {
+    w->seq++;
+    if (w->tick.len == 0) w->tick_first = w->seq;
+    hn_buf_printf(&w->tick, "id: %08" PRIx32 "-%" PRIu64 "\nevent: %s\ndata: {", w->epoch, w->seq,
+                  ev_names[type]);
+    atomic_fetch_add_explicit(&l->events[type], 1, memory_order_relaxed);
+}
+
+static void ev_end(lwidget *w) {
+    hn_buf_append(&w->tick, "}\n\n", 3);
+}
+
+static void emit_enter(hn_live *l, lwidget *w, lsess *s, int64_t now) {
+    bool first = true;
+    ev_begin(l, w, EV_ENTER);
+    hn_rt_item(&w->tick, &first, s->sid, (const char *const *)s->f, s->score, now, l->cfg);
+    ev_end(w);
+}
+
+static void emit_leave(hn_live *l, lwidget *w, lsess *s, const char *reason) {
+    bool first = true;
+    ev_begin(l, w, EV_LEAVE);
+    hn_rt_kstr(&w->tick, &first, "session_id", s->sid);
+    hn_rt_kstr(&w->tick, &first, "reason", reason);
+    ev_end(w);
+}
+
+static bool same(const char *a, const char *b) {
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* update: session_id, status, last_seen, engaged_s and the members that
+ * changed between old and s->f; nothing when neither the status nor a
+ * member (other than engaged time) changed. */
+static void emit_update(hn_live *l, lwidget *w, lsess *s, char *const *old, const char *status) {
+    bool changed = status != s->status && strcmp(status, s->status ? s->status : "") != 0;
+    for (int i = 0; i < hn_rt_nmembers && !changed; i++) {
+        int f = hn_rt_members[i].field;
+        if (f != HN_SF_ENGAGED_MS && !same(old[f], s->f[f])) changed = true;
+    }
+    if (!changed) return;
+    bool first = true;
+    ev_begin(l, w, EV_UPDATE);
+    hn_rt_kstr(&w->tick, &first, "session_id", s->sid);
+    hn_rt_kstr(&w->tick, &first, "status", status);
+    hn_rt_ktime(&w->tick, &first, "last_seen", s->score);
+    for (int i = 0; i < hn_rt_nmembers; i++) {
+        const hn_rt_member *m = &hn_rt_members[i];
+        if (m->field == HN_SF_ENGAGED_MS || !same(old[m->field], s->f[m->field]))
+            hn_rt_member_put(&w->tick, &first, m, s->f[m->field]);
+    }
+    ev_end(w);
+}
+
+/* The tick's events become one message: kept for replay, sent to every
+ * stream of the widget. */
+static void finish(hn_live *l, lwidget *w) {
+    if (w->tick.len == 0) return;
+    hn_live_msg *m = msg_new(w->tick.p, w->tick.len, w->epoch, w->tick_first, w->seq);
+    w->tick.len = 0;
+    size_t cap = (size_t)l->cfg->sse_replay;
+    if (cap > 0) {
+        if (w->ring == NULL) w->ring = hn_xcalloc(cap, sizeof(*w->ring));
+        if (w->ring_n == cap) {
+            hn_live_msg_unref(w->ring[w->ring_head]);
+            w->ring_n--;
+            w->ring_head = (w->ring_head + 1) % cap;
+        }
+        hn_live_msg_ref(m);
+        w->ring[(w->ring_head + w->ring_n) % cap] = m;
+        w->ring_n++;
+    }
+    out_push(l, HN_LIVE_EVENTS, w->id, 0, m, 0);
+}
+
+/* ---- widgets -------------------------------------------------------------------------------- */
+
+static int shard_of(const hn_live *l, int64_t wid) {
+    return (int)(wid % l->nshards);
+}
+
+static lwidget *widget_find(hn_live *l, int64_t wid) {
+    lwidget *w;
+    HASH_FIND(hh, l->widgets, &wid, sizeof(wid), w);
+    return w;
+}
+
+static lwidget *widget_get(hn_live *l, int64_t wid) {
+    lwidget *w = widget_find(l, wid);
+    if (w) return w;
+    w = hn_xcalloc(1, sizeof(*w));
+    w->id = wid;
+    do w->epoch = (uint32_t)hn_rng_next(&l->rng); while (w->epoch == 0);
+    HASH_ADD(hh, l->widgets, id, sizeof(w->id), w);
+    l->shard_watch[shard_of(l, wid)]++;
+    return w;
+}
+
+static void widget_free(hn_live *l, lwidget *w) {
+    lsess *s, *tmp;
+    HASH_ITER(hh, w->sessions, s, tmp) sess_drop(w, s);
+    for (size_t i = 0; i < w->ring_n; i++)
+        hn_live_msg_unref(w->ring[(w->ring_head + i) % (size_t)l->cfg->sse_replay]);
+    free(w->ring);
+    hn_buf_free(&w->tick);
+    free(w->pending);
+    int sh = shard_of(l, w->id);
+    if (--l->shard_watch[sh] == 0) l->shard_id[sh][0] = '\0';
+    HASH_DEL(l->widgets, w);
+    free(w);
+}
+
+/* ---- Redis ------------------------------------------------------------------------------------ */
+
+static void redis_lost(hn_live *l, const char *what) {
+    const char *why = l->rc && l->rc->err ? l->rc->errstr : "error reply";
+    hn_warn("event=live_redis_error op=%s error='%s'", what, why);
+    atomic_fetch_add_explicit(&l->redis_errors, 1, memory_order_relaxed);
+    if (l->rc) redisFree(l->rc);
+    l->rc = NULL;
+    l->retry_at = hn_mono_ms() + RETRY_MS;
+    /* what came meanwhile is found by a reconcile as soon as Redis is back */
+    lwidget *w, *tmp;
+    HASH_ITER(hh, l->widgets, w, tmp) w->next_reconcile = 0;
+}
+
+static bool connected(hn_live *l) {
+    if (l->rc) return true;
+    if (hn_mono_ms() < l->retry_at) return false;
+    char err[256];
+    int64_t t = l->cfg->api_timeout_ms < 2000 ? l->cfg->api_timeout_ms : 2000;
+    l->rc = hn_redis_connect(&l->raddr, (int)t, err, sizeof(err));
+    if (l->rc == NULL) {
+        hn_warn("event=live_redis_connect_failed error='%s'", err);
+        atomic_fetch_add_explicit(&l->redis_errors, 1, memory_order_relaxed);
+        l->retry_at = hn_mono_ms() + RETRY_MS;
+        return false;
+    }
+    return true;
+}
+
+static redisReply *cmd(hn_live *l, int argc, const char **argv) {
+    size_t len[16];
+    for (int i = 0; i < argc; i++) len[i] = strlen(argv[i]);
+    redisReply *r = redisCommandArgv(l->rc, argc, argv, len);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        if (r) {
+            hn_warn("event=live_redis_reply_error cmd=%s error='%s'", argv[0], r->str);
+            freeReplyObject(r);
+        }
+        redis_lost(l, argv[0]);
+        return NULL;
+    }
+    return r;
+}
+
+/* The shard's newest entry id (where tailing starts): before the first full
+ * read of a widget, so that nothing between the two is missed. */
+static int tail_from_now(hn_live *l, int sh) {
+    char key[48];
+    snprintf(key, sizeof(key), "hn:stream:%d", sh);
+    const char *argv[] = {"XREVRANGE", key, "+", "-", "COUNT", "1"};
+    redisReply *r = cmd(l, 6, argv);
+    if (r == NULL) return HN_ERR;
+    snprintf(l->shard_id[sh], sizeof(l->shard_id[sh]), "0-0");
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
+        r->element[0]->elements >= 1 && r->element[0]->element[0]->type == REDIS_REPLY_STRING)
+        snprintf(l->shard_id[sh], sizeof(l->shard_id[sh]), "%s", r->element[0]->element[0]->str);
+    freeReplyObject(r);
+    return HN_OK;
+}
+
+typedef struct rec_ctx {
+    hn_live *l;
+} rec_ctx;
+
+static int on_record(const hn_record *r, void *arg) {
+    rec_ctx *c = arg;
+    atomic_fetch_add_explicit(&c->l->records, 1, memory_order_relaxed);
+    lwidget *w = widget_find(c->l, r->widget_id);
+    if (w == NULL || !w->loaded) return HN_OK;
+    lsess *s = sess_get(w, r->b.s.p, r->b.s.len);
+    if (s == NULL) return HN_OK;
+    s->dirty = true;
+    if (r->b.type == HN_T_END) s->end_seen = true;
+    return HN_OK;
+}
+
+/* XREAD the tailed shards from where each left off; marks what the records
+ * touch dirty. */
+static int read_streams(hn_live *l) {
+    for (int round = 0; round < XREAD_ROUNDS; round++) {
+        const char *argv[4 + 2 * 64];
+        char keys[64][48];
+        int shards[64], n = 0;
+        for (int sh = 0; sh < l->nshards && n < 64; sh++)
+            if (l->shard_watch[sh] > 0 && l->shard_id[sh][0]) {
+                snprintf(keys[n], sizeof(keys[n]), "hn:stream:%d", sh);
+                shards[n++] = sh;
+            }
+        if (n == 0) return HN_OK;
+        int argc = 0;
+        argv[argc++] = "XREAD";
+        argv[argc++] = "COUNT";
+        argv[argc++] = XREAD_COUNT;
+        argv[argc++] = "STREAMS";
+        for (int i = 0; i < n; i++) argv[argc++] = keys[i];
+        for (int i = 0; i < n; i++) argv[argc++] = l->shard_id[shards[i]];
+        size_t len[4 + 2 * 64];
+        for (int i = 0; i < argc; i++) len[i] = strlen(argv[i]);
+        redisReply *r = redisCommandArgv(l->rc, argc, argv, len);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            if (r) freeReplyObject(r);
+            redis_lost(l, "XREAD");
+            return HN_ERR;
+        }
+        bool full = false;
+        for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+            redisReply *kv = r->element[i];
+            if (kv->type != REDIS_REPLY_ARRAY || kv->elements != 2 ||
+                kv->element[0]->type != REDIS_REPLY_STRING || kv->element[1]->type != REDIS_REPLY_ARRAY)
+                continue;
+            int sh = atoi(kv->element[0]->str + strlen("hn:stream:"));
+            if (sh < 0 || sh >= l->nshards) continue;
+            redisReply *entries = kv->element[1];
+            if (entries->elements >= (size_t)atoi(XREAD_COUNT)) full = true;
+            for (size_t j = 0; j < entries->elements; j++) {
+                redisReply *e = entries->element[j];
+                if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+                    e->element[0]->type != REDIS_REPLY_STRING)
+                    continue;
+                snprintf(l->shard_id[sh], sizeof(l->shard_id[sh]), "%s", e->element[0]->str);
+                redisReply *fv = e->element[1];
+                for (size_t k = 0; fv->type == REDIS_REPLY_ARRAY && k + 1 < fv->elements; k += 2) {
+                    if (fv->element[k]->type != REDIS_REPLY_STRING ||
+                        strcmp(fv->element[k]->str, HN_STREAM_FIELD) != 0 ||
+                        fv->element[k + 1]->type != REDIS_REPLY_STRING)
+                        continue;
+                    rec_ctx c = {l};
+                    char err[160];
+                    if (hn_record_decode_batch(l->dec, fv->element[k + 1]->str, fv->element[k + 1]->len,
+                                               on_record, &c, err, sizeof(err)) != HN_OK)
+                        atomic_fetch_add_explicit(&l->decode_errors, 1, memory_order_relaxed);
+                }
+            }
+        }
+        freeReplyObject(r);
+        if (!full) return HN_OK;
+    }
+    return HN_OK;
+}
+
+/* Compares the widget's list with hn:live: sessions it lacks are read at
+ * the flush, sessions no longer there leave. */
+static int reconcile(hn_live *l, lwidget *w, int64_t now) {
+    char key[HN_KEY_CAP], min[32];
+    hn_rt_live_key(key, w->id);
+    snprintf(min, sizeof(min), "(%lld", (long long)(now - l->cfg->live_window_s * 1000));
+    const char *argv[] = {"ZRANGEBYSCORE", key, min, "+inf", "WITHSCORES"};
+    redisReply *r = cmd(l, 5, argv);
+    if (r == NULL) return HN_ERR;
+    atomic_fetch_add_explicit(&l->reconciles, 1, memory_order_relaxed);
+    lsess *s, *tmp;
+    HASH_ITER(hh, w->sessions, s, tmp) s->seen = false;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        redisReply *m = r->element[i], *sc = r->element[i + 1];
+        if (m->type != REDIS_REPLY_STRING || sc->type != REDIS_REPLY_STRING) continue;
+        s = sess_get(w, m->str, m->len);
+        if (s == NULL) continue;
+        s->seen = true;
+        int64_t score = (int64_t)strtod(sc->str, NULL);
+        if (!s->known || score != s->score) s->dirty = true;
+    }
+    freeReplyObject(r);
+    HASH_ITER(hh, w->sessions, s, tmp) {
+        if (s->seen || s->dirty) continue;      /* a dirty one is read now anyway */
+        if (s->known) emit_leave(l, w, s, "gone");
+        sess_drop(w, s);
+    }
+    w->next_reconcile = hn_mono_ms() + (uint64_t)l->cfg->sse_reconcile_ms;
+    return HN_OK;
+}
+
+/* Reads every dirty session (HMGET + ZSCORE, one pipeline for all widgets)
+ * and sends what changed; a widget's first read (!loaded) sends nothing. */
+static int flush(hn_live *l, int64_t now) {
+    size_t n = 0;
+    lwidget *w, *wt;
+    lsess *s, *st;
+    HASH_ITER(hh, l->widgets, w, wt) {
+        char key[HN_KEY_CAP];
+        hn_rt_live_key(key, w->id);
+        HASH_ITER(hh, w->sessions, s, st) {
+            if (!s->dirty) continue;
+            hn_rt_append_snapshot(l->rc, w->id, s->sid);
+            const char *argv[] = {"ZSCORE", key, s->sid};
+            size_t len[] = {6, strlen(key), strlen(s->sid)};
+            redisAppendCommandArgv(l->rc, 3, argv, len);
+            n++;
+        }
+    }
+    if (n == 0) return HN_OK;
+    int64_t gone_before = now - l->cfg->live_window_s * 1000;
+    HASH_ITER(hh, l->widgets, w, wt) {
+        HASH_ITER(hh, w->sessions, s, st) {
+            if (!s->dirty) continue;
+            redisReply *h = NULL, *z = NULL;
+            if (redisGetReply(l->rc, (void **)&h) != REDIS_OK || redisGetReply(l->rc, (void **)&z) != REDIS_OK) {
+                if (h) freeReplyObject(h);
+                redis_lost(l, "HMGET");
+                return HN_ERR;
+            }
+            s->dirty = false;
+            int64_t score = z->type == REDIS_REPLY_STRING ? (int64_t)strtod(z->str, NULL) : -1;
+            if (score < 0 || score <= gone_before || h->type != REDIS_REPLY_ARRAY) {
+                if (s->known && w->loaded)
+                    emit_leave(l, w, s, s->end_seen ? "end" : score < 0 ? "gone" : "timeout");
+                sess_drop(w, s);
+            } else {
+                char *old[HN_SF__COUNT];
+                memcpy(old, s->f, sizeof(old));
+                for (int i = 0; i < HN_SF__COUNT; i++) {
+                    const char *v = hn_rt_sf(h, i);
+                    s->f[i] = v ? hn_xstrdup(v) : NULL;
+                }
+                s->score = score;
+                s->end_seen = false;
+                const char *status = hn_rt_status_of(s->f[HN_SF_STATUS], s->f[HN_SF_LAST_SEEN], score,
+                                                     now, l->cfg);
+                if (!s->known) {
+                    s->known = true;
+                    w->nknown++;
+                    if (w->loaded) emit_enter(l, w, s, now);
+                } else if (w->loaded) {
+                    emit_update(l, w, s, old, status);
+                }
+                s->status = status;
+                for (int i = 0; i < HN_SF__COUNT; i++) free(old[i]);
+            }
+            freeReplyObject(h);
+            freeReplyObject(z);
+        }
+    }
+    return HN_OK;
+}
+
+/* The clock's part: sessions not seen within the live window leave, those
+ * quiet longer than HERENOW_ACTIVE_S turn idle. */
+static void sweep(hn_live *l, lwidget *w, int64_t now) {
+    int64_t gone_before = now - l->cfg->live_window_s * 1000;
+    lsess *s, *tmp;
+    HASH_ITER(hh, w->sessions, s, tmp) {
+        if (!s->known || s->dirty) continue;
+        if (s->score <= gone_before) {
+            emit_leave(l, w, s, "timeout");
+            sess_drop(w, s);
+            continue;
+        }
+        const char *st = hn_rt_status_of(s->f[HN_SF_STATUS], s->f[HN_SF_LAST_SEEN], s->score, now, l->cfg);
+        if (strcmp(st, s->status) != 0) {
+            bool first = true;
+            ev_begin(l, w, EV_UPDATE);
+            hn_rt_kstr(&w->tick, &first, "session_id", s->sid);
+            hn_rt_kstr(&w->tick, &first, "status", st);
+            hn_rt_ktime(&w->tick, &first, "last_seen", s->score);
+            ev_end(w);
+            s->status = st;
+        }
+    }
+}
+
+/* ---- starts: snapshot or replay --------------------------------------------------------------- */
+
+static int by_score_desc(const void *a, const void *b) {
+    const lsess *x = *(const lsess *const *)a, *y = *(const lsess *const *)b;
+    if (x->score != y->score) return x->score < y->score ? 1 : -1;
+    return strcmp(y->sid, x->sid);
+}
+
+static hn_live_msg *snapshot(hn_live *l, lwidget *w, int64_t now) {
+    lsess **v = hn_xmalloc((w->nknown ? w->nknown : 1) * sizeof(*v));
+    size_t n = 0;
+    lsess *s, *tmp;
+    HASH_ITER(hh, w->sessions, s, tmp) if (s->known) v[n++] = s;
+    qsort(v, n, sizeof(*v), by_score_desc);
+    hn_buf b;
+    hn_buf_init(&b, 256 + n * 700);
+    hn_buf_printf(&b, "id: %08" PRIx32 "-%" PRIu64 "\nevent: snapshot\ndata: {", w->epoch, w->seq);
+    bool first = true;
+    hn_rt_kint(&b, &first, "widget_id", w->id);
+    hn_rt_ktime(&b, &first, "now", now);
+    hn_rt_kint(&b, &first, "total", (int64_t)n);
+    hn_buf_append(&b, ",\"visitors\":[", 13);
+    for (size_t i = 0; i < n; i++) {
+        hn_buf_append(&b, i ? ",{" : "{", i ? 2 : 1);
+        bool f = true;
+        hn_rt_item(&b, &f, v[i]->sid, (const char *const *)v[i]->f, v[i]->score, now, l->cfg);
+        hn_buf_append(&b, "}", 1);
+    }
+    hn_buf_append(&b, "]}\n\n", 4);
+    free(v);
+    hn_live_msg *m = msg_new(b.p, b.len, w->epoch, w->seq, w->seq);
+    hn_buf_free(&b);
+    atomic_fetch_add_explicit(&l->snapshots, 1, memory_order_relaxed);
+    return m;
+}
+
+/* The events after seq, when the ring still holds them all; NULL if not. */
+static hn_live_msg *replay(hn_live *l, lwidget *w, uint64_t seq) {
+    if (seq > w->seq) return NULL;
+    size_t cap = (size_t)l->cfg->sse_replay;
+    if (seq < w->seq) {
+        if (w->ring_n == 0 || w->ring[w->ring_head]->first_seq > seq + 1) return NULL;
+    }
+    hn_buf b = {0};
+    for (size_t i = 0; i < w->ring_n; i++) {
+        hn_live_msg *m = w->ring[(w->ring_head + i) % cap];
+        if (m->last_seq > seq) hn_buf_append(&b, m->data, m->len);
+    }
+    hn_live_msg *m = msg_new(b.p, b.len, w->epoch, seq + 1, w->seq);
+    hn_buf_free(&b);
+    atomic_fetch_add_explicit(&l->replays, 1, memory_order_relaxed);
+    return m;
+}
+
+static void serve_starts(hn_live *l, lwidget *w, int64_t now) {
+    hn_live_msg *snap = NULL;
+    for (size_t i = 0; i < w->npending; i++) {
+        pend *p = &w->pending[i];
+        hn_live_msg *m = p->epoch == w->epoch ? replay(l, w, p->seq) : NULL;
+        if (m) {
+            out_push(l, HN_LIVE_START, w->id, p->sub, m, HN_START_REPLAY);
+            continue;
+        }
+        if (snap == NULL) snap = snapshot(l, w, now);
+        hn_live_msg_ref(snap);
+        out_push(l, HN_LIVE_START, w->id, p->sub, snap, HN_START_SNAPSHOT);
+    }
+    hn_live_msg_unref(snap);
+    w->npending = 0;
+}
+
+/* Redis unreachable: the waiting streams are told so (503). */
+static void fail_starts(hn_live *l) {
+    lwidget *w, *tmp;
+    HASH_ITER(hh, l->widgets, w, tmp) {
+        for (size_t i = 0; i < w->npending; i++) {
+            out_push(l, HN_LIVE_START, w->id, w->pending[i].sub, NULL, 0);
+            atomic_fetch_add_explicit(&l->failed_starts, 1, memory_order_relaxed);
+        }
+        w->npending = 0;
+    }
+}
+
+/* ---- the thread ------------------------------------------------------------------------------------ */
+
+static void apply(hn_live *l, req *q) {
+    while (q) {
+        req *next = q->next;
+        lwidget *w = q->op == REQ_SUB ? widget_get(l, q->widget_id) : widget_find(l, q->widget_id);
+        if (w && q->op == REQ_SUB) {
+            w->watchers++;
+            if (w->npending == w->cpending) {
+                w->cpending = w->cpending ? 2 * w->cpending : 8;
+                w->pending = hn_xrealloc(w->pending, w->cpending * sizeof(*w->pending));
+            }
+            w->pending[w->npending++] = (pend){q->sub, q->epoch, q->seq};
+        } else if (w) {
+            for (size_t i = 0; i < w->npending; i++)
+                if (w->pending[i].sub == q->sub) {
+                    w->pending[i] = w->pending[--w->npending];
+                    break;
+                }
+            if (--w->watchers == 0) w->unwatched_at = hn_mono_ms();
+        }
+        free(q);
+        q = next;
+    }
+}
+
+/* A widget's first full read: tailing starts before it, nothing is sent. */
+static int load(hn_live *l, lwidget *w, int64_t now) {
+    int sh = shard_of(l, w->id);
+    if (l->shard_id[sh][0] == '\0' && tail_from_now(l, sh) != HN_OK) return HN_ERR;
+    if (reconcile(l, w, now) != HN_OK) return HN_ERR;
+    if (flush(l, now) != HN_OK) return HN_ERR;
+    w->loaded = true;
+    return HN_OK;
+}
+
+/* Loads new widgets and serves waiting streams (also between ticks, so a
+ * new stream need not wait for one). */
+static int starts(hn_live *l, int64_t now) {
+    lwidget *w, *tmp;
+    HASH_ITER(hh, l->widgets, w, tmp) {
+        if (w->npending == 0) continue;
+        if (!w->loaded && load(l, w, now) != HN_OK) return HN_ERR;
+        serve_starts(l, w, now);
+    }
+    return HN_OK;
+}
+
+static void tick(hn_live *l) {
+    uint64_t t0 = hn_mono_ms();
+    int64_t now = now_wall_ms();
+    lwidget *w, *tmp;
+    if (!connected(l)) {
+        fail_starts(l);
+        return;
+    }
+    int rc = read_streams(l);
+    HASH_ITER(hh, l->widgets, w, tmp) {
+        if (rc != HN_OK) break;
+        if (w->loaded && t0 >= w->next_reconcile) rc = reconcile(l, w, now);
+    }
+    if (rc == HN_OK) rc = flush(l, now);
+    HASH_ITER(hh, l->widgets, w, tmp) {
+        if (w->loaded) sweep(l, w, now);
+        finish(l, w);
+    }
+    if (rc == HN_OK) rc = starts(l, now);
+    if (rc != HN_OK) fail_starts(l);
+    HASH_ITER(hh, l->widgets, w, tmp)
+        if (w->watchers == 0 && w->npending == 0 && t0 - w->unwatched_at >= KEEP_UNWATCHED_MS)
+            widget_free(l, w);
+    uint64_t sessions = 0, widgets = 0;
+    HASH_ITER(hh, l->widgets, w, tmp) {
+        widgets++;
+        sessions += w->nknown;
+    }
+    atomic_store(&l->g_widgets, widgets);
+    atomic_store(&l->g_sessions, sessions);
+    atomic_fetch_add_explicit(&l->ticks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&l->tick_us, (hn_mono_ms() - t0) * 1000, memory_order_relaxed);
+}
+
+static void *hub_main(void *arg) {
+    hn_live *l = arg;
+    uint64_t next = hn_mono_ms();
+    for (;;) {
+        pthread_mutex_lock(&l->mu);
+        while (!l->stop && l->inbox == NULL && hn_mono_ms() < next) {
+            uint64_t wait = next - hn_mono_ms();
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += (time_t)(wait / 1000);
+            ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+        }
+        req *q = l->inbox;
+        l->inbox = NULL;
+        l->inbox_tail = &l->inbox;
+        bool stop = l->stop;
+        pthread_mutex_unlock(&l->mu);
+        if (stop) {
+            while (q) {
+                req *n = q->next;
+                free(q);
+                q = n;
+            }
+            break;
+        }
+        apply(l, q);
+        if (hn_mono_ms() >= next) {
+            tick(l);
+            next = hn_mono_ms() + (uint64_t)l->cfg->sse_tick_ms;
+        } else if (connected(l)) {
+            if (starts(l, now_wall_ms()) != HN_OK) fail_starts(l);
+            lwidget *w, *tmp;   /* a failed load may have made events (leave): keep order */
+            HASH_ITER(hh, l->widgets, w, tmp) finish(l, w);
+        } else {
+            fail_starts(l);
+        }
+        post(l);
+    }
+    return NULL;
+}
+
+/* ---- life cycle ------------------------------------------------------------------------------------ */
+
+hn_live *hn_live_create(const hn_config *cfg, const hn_redis_addr *raddr, struct event_base *base,
+                        hn_live_deliver_fn deliver, void *arg) {
+    hn_live *l = hn_xcalloc(1, sizeof(*l));
+    l->cfg = cfg;
+    l->raddr = *raddr;
+    l->base = base;
+    l->deliver = deliver;
+    l->arg = arg;
+    l->notify = event_new(base, -1, 0, on_notify, l);
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    l->inbox_tail = &l->inbox;
+    l->outbox_tail = &l->outbox;
+    l->out_tail = &l->out;
+    l->nshards = (int)cfg->stream_shards;
+    l->shard_id = hn_xcalloc((size_t)l->nshards, sizeof(*l->shard_id));
+    l->shard_watch = hn_xcalloc((size_t)l->nshards, sizeof(*l->shard_watch));
+    l->dec = hn_decoder_create();
+    hn_rng_seed(&l->rng);
+    return l;
+}
+
+int hn_live_start(hn_live *l, char *err, size_t cap) {
+    int rc = pthread_create(&l->thread, NULL, hub_main, l);
+    if (rc != 0) {
+        snprintf(err, cap, "live hub thread: %s", strerror(rc));
+        return HN_ERR;
+    }
+    l->started = true;
+    return HN_OK;
+}
+
+static void enqueue(hn_live *l, req *q) {
+    pthread_mutex_lock(&l->mu);
+    *l->inbox_tail = q;
+    l->inbox_tail = &q->next;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void hn_live_subscribe(hn_live *l, int64_t widget_id, uint64_t sub, uint32_t last_epoch,
+                       uint64_t last_seq) {
+    req *q = hn_xcalloc(1, sizeof(*q));
+    *q = (req){NULL, REQ_SUB, widget_id, sub, last_epoch, last_seq};
+    enqueue(l, q);
+}
+
+void hn_live_unsubscribe(hn_live *l, int64_t widget_id, uint64_t sub) {
+    req *q = hn_xcalloc(1, sizeof(*q));
+    *q = (req){NULL, REQ_UNSUB, widget_id, sub, 0, 0};
+    enqueue(l, q);
+}
+
+void hn_live_destroy(hn_live *l) {
+    if (l == NULL) return;
+    if (l->started) {
+        pthread_mutex_lock(&l->mu);
+        l->stop = true;
+        pthread_cond_signal(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->thread, NULL);
+    }
+    lwidget *w, *tmp;
+    HASH_ITER(hh, l->widgets, w, tmp) widget_free(l, w);
+    hn_live_out_free(l->outbox);
+    hn_live_out_free(l->out);
+    req *q = l->inbox;
+    while (q) {
+        req *n = q->next;
+        free(q);
+        q = n;
+    }
+    if (l->rc) redisFree(l->rc);
+    if (l->notify) event_free(l->notify);
+    hn_decoder_destroy(l->dec);
+    free(l->shard_id);
+    free(l->shard_watch);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    free(l);
+}
+
+void hn_live_metrics(hn_live *l, hn_buf *out) {
+#define LOAD(x) ((unsigned long long)atomic_load_explicit(&(x), memory_order_relaxed))
+    hn_buf_printf(out,
+                  "# HELP herenow_live_widgets Widgets the live hub keeps a list of.\n"
+                  "# TYPE herenow_live_widgets gauge\nherenow_live_widgets %llu\n"
+                  "# HELP herenow_live_sessions Live sessions in the hub's lists.\n"
+                  "# TYPE herenow_live_sessions gauge\nherenow_live_sessions %llu\n"
+                  "# HELP herenow_live_ticks_total Hub ticks run.\n"
+                  "# TYPE herenow_live_ticks_total counter\nherenow_live_ticks_total %llu\n"
+                  "# HELP herenow_live_tick_seconds_total Time spent in hub ticks.\n"
+                  "# TYPE herenow_live_tick_seconds_total counter\nherenow_live_tick_seconds_total %.3f\n"
+                  "# HELP herenow_live_records_total Stream records the hub read.\n"
+                  "# TYPE herenow_live_records_total counter\nherenow_live_records_total %llu\n"
+                  "# HELP herenow_live_decode_errors_total Stream entries the hub could not decode.\n"
+                  "# TYPE herenow_live_decode_errors_total counter\nherenow_live_decode_errors_total %llu\n"
+                  "# HELP herenow_live_redis_errors_total Redis failures of the hub (it reconnects).\n"
+                  "# TYPE herenow_live_redis_errors_total counter\nherenow_live_redis_errors_total %llu\n"
+                  "# HELP herenow_live_reconciles_total Comparisons of a list with hn:live.\n"
+                  "# TYPE herenow_live_reconciles_total counter\nherenow_live_reconciles_total %llu\n"
+                  "# HELP herenow_live_snapshots_total Snapshots made (one serves every stream starting in a round).\n"
+                  "# TYPE herenow_live_snapshots_total counter\nherenow_live_snapshots_total %llu\n"
+                  "# HELP herenow_live_replays_total Reconnects served from the replay buffer.\n"
+                  "# TYPE herenow_live_replays_total counter\nherenow_live_replays_total %llu\n"
+                  "# HELP herenow_live_failed_starts_total Streams refused because Redis was unreachable.\n"
+                  "# TYPE herenow_live_failed_starts_total counter\nherenow_live_failed_starts_total %llu\n"
+                  "# HELP herenow_live_events_total Events made, by type (each sent to every stream of its widget).\n"
+                  "# TYPE herenow_live_events_total counter\n",
+                  LOAD(l->g_widgets), LOAD(l->g_sessions), LOAD(l->ticks), (double)LOAD(l->tick_us) / 1e6,
+                  LOAD(l->records), LOAD(l->decode_errors), LOAD(l->redis_errors), LOAD(l->reconciles),
+                  LOAD(l->snapshots), LOAD(l->replays), LOAD(l->failed_starts));
+    for (int i = 0; i < EV__COUNT; i++)
+        hn_buf_printf(out, "herenow_live_events_total{type=\"%s\"} %llu\n", ev_names[i], LOAD(l->events[i]));
+#undef LOAD
+}

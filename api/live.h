@@ -1,0 +1,88 @@
+/*
+ * live.h: the live hub — one thread that turns Redis into the live stream's
+ * events (docs/API.md, "active-visitors/stream") for every watched widget.
+ *
+ *   hub thread (its own blocking redisContext), every HERENOW_SSE_TICK_MS:
+ *     XREAD the stream shards of the watched widgets from where it left off
+ *       → the sessions a record touched are dirty
+ *     every HERENOW_SSE_RECONCILE_MS per widget: ZRANGEBYSCORE hn:live
+ *       → sessions it lacks are dirty, sessions no longer there leave
+ *     HMGET + ZSCORE of each dirty session (one pipeline)
+ *       → enter / update (the fields that changed) / leave
+ *     local clock: a session not seen within the live window leaves, one
+ *       quiet longer than HERENOW_ACTIVE_S turns idle
+ *     → one message per widget per tick: the SSE text of its events, made
+ *       once and shared (refcounted) by every stream of the widget
+ *
+ * One list and one reader per widget serve all its watchers: 500 open
+ * dashboards cost Redis what one does. Event ids are "<epoch>-<seq>" (epoch:
+ * random per widget list, seq: per event); the last HERENOW_SSE_REPLAY
+ * messages are kept, so a reconnect with Last-Event-ID gets the events it
+ * missed instead of a snapshot.
+ *
+ * The main thread (sse.c) subscribes a stream and gets back, in order with
+ * the widget's messages, a START: the snapshot or the replay to send first;
+ * messages with a seq up to the START's are already in it.
+ */
+#ifndef HN_LIVE_H
+#define HN_LIVE_H
+
+#include "common/buf.h"
+#include "common/config.h"
+#include "common/redis.h"
+
+#include <stdatomic.h>
+
+struct event_base;
+
+/* SSE text shared by the streams that send it. */
+typedef struct hn_live_msg {
+    atomic_int refs;
+    uint32_t   epoch;
+    uint64_t   first_seq, last_seq;   /* its events' seqs (a snapshot: both its own) */
+    size_t     len;
+    char       data[];
+} hn_live_msg;
+
+void hn_live_msg_ref(hn_live_msg *m);
+void hn_live_msg_unref(hn_live_msg *m);
+
+typedef enum hn_live_kind {
+    HN_LIVE_EVENTS = 1,   /* a tick's events of widget_id, for every stream of it */
+    HN_LIVE_START,        /* what stream `sub` sends first (msg NULL: Redis unreachable) */
+} hn_live_kind;
+
+typedef enum hn_live_start_kind { HN_START_SNAPSHOT = 1, HN_START_REPLAY } hn_live_start_kind;
+
+typedef struct hn_live_out {
+    struct hn_live_out *next;
+    hn_live_kind        kind;
+    hn_live_start_kind  start;
+    int64_t             widget_id;
+    uint64_t            sub;
+    hn_live_msg        *msg;      /* one reference, owned by this item */
+} hn_live_out;
+
+/* Called on the main thread with what the hub produced, oldest first; the
+ * callee frees the list with hn_live_out_free. */
+typedef void (*hn_live_deliver_fn)(void *arg, hn_live_out *list);
+void hn_live_out_free(hn_live_out *list);
+
+typedef struct hn_live hn_live;
+
+hn_live *hn_live_create(const hn_config *cfg, const hn_redis_addr *raddr, struct event_base *base,
+                        hn_live_deliver_fn deliver, void *arg);
+int      hn_live_start(hn_live *l, char *err, size_t cap);
+/* Main thread. last_epoch 0: no Last-Event-ID (a snapshot). */
+void     hn_live_subscribe(hn_live *l, int64_t widget_id, uint64_t sub, uint32_t last_epoch,
+                           uint64_t last_seq);
+void     hn_live_unsubscribe(hn_live *l, int64_t widget_id, uint64_t sub);
+/* Stops and joins the thread (idempotent); then frees. */
+void     hn_live_destroy(hn_live *l);
+/* Prometheus text; thread-safe. */
+void     hn_live_metrics(hn_live *l, hn_buf *out);
+
+/* "5f1c09ad-42" → epoch, seq; HN_ERR on anything else. Pure. */
+int hn_live_parse_id(const char *s, uint32_t *epoch, uint64_t *seq);
+
+#endif

@@ -1,0 +1,318 @@
+/* sse.c: see sse.h. */
+#include "api/sse.h"
+
+#include "common/json.h"
+#include "common/log.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+#define RETRY_LINE "retry: 2000\n\n"   /* EventSource's reconnect delay */
+
+enum { BYE_CLIENT, BYE_LIFETIME, BYE_SLOW, BYE_REVOKED, BYE_STOPPING, BYE_UNAVAILABLE, BYE__COUNT };
+static const char *bye_names[BYE__COUNT] = {"client", "lifetime", "slow", "revoked", "stopping",
+                                            "unavailable"};
+
+typedef struct sub {
+    UT_hash_handle         hh;
+    uint64_t               id;
+    int64_t                widget_id;
+    hn_sse                *s;
+    struct evhttp_request *req;
+    char                   token_id[16];
+    bool                   started;          /* headers are out */
+    uint32_t               epoch;
+    uint64_t               seq;              /* the last event it has */
+    uint64_t               opened_ms, last_write_ms;
+    size_t                 last_pending;     /* bytes waiting at the last timer check */
+} sub;
+
+struct hn_sse {
+    const hn_config   *cfg;
+    struct event_base *base;
+    hn_api_auth       *auth;
+    void              *server;
+    hn_live           *live;
+    struct event      *timer;
+    sub               *subs;                 /* by id */
+    size_t             nsubs;
+    uint64_t           next_id;
+    bool               stopping;
+    uint64_t           opened, started, closed[BYE__COUNT], bytes, messages;
+};
+
+static void on_close(struct evhttp_connection *evcon, void *arg);
+
+/* ---- writing ------------------------------------------------------------------ */
+
+static void msg_cleanup(const void *data, size_t len, void *arg) {
+    (void)data; (void)len;
+    hn_live_msg_unref(arg);
+}
+
+static size_t pending_bytes(struct evhttp_request *req) {
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+/* Sends a hub message by reference (the text stays shared). */
+static void write_msg(sub *u, hn_live_msg *m) {
+    if (m->len == 0) return;
+    struct evbuffer *b = evbuffer_new();
+    hn_live_msg_ref(m);
+    evbuffer_add_reference(b, m->data, m->len, msg_cleanup, m);
+    evhttp_send_reply_chunk(u->req, b);
+    evbuffer_free(b);
+    u->s->bytes += m->len;
+    u->s->messages++;
+    u->last_write_ms = hn_mono_ms();
+}
+
+static void write_text(sub *u, const char *p, size_t n) {
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, p, n);
+    evhttp_send_reply_chunk(u->req, b);
+    evbuffer_free(b);
+    u->s->bytes += n;
+    u->last_write_ms = hn_mono_ms();
+}
+
+/* ---- ending -------------------------------------------------------------------- */
+
+static void sub_free(sub *u) {
+    hn_sse *s = u->s;
+    HASH_DEL(s->subs, u);
+    s->nsubs--;
+    hn_live_unsubscribe(s->live, u->widget_id, u->id);
+    free(u);
+}
+
+/* Ends the stream: `bye` with the reason, the chunked answer's end. */
+static void sub_end(sub *u, int reason) {
+    hn_sse *s = u->s;
+    struct evhttp_request *req = u->req;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    s->closed[reason]++;
+    if (evcon) evhttp_connection_set_closecb(evcon, NULL, NULL);
+    if (evcon == NULL) {
+        evhttp_request_free(req);                 /* detached: ours */
+    } else if (reason == BYE_SLOW) {
+        /* a bye would only queue behind what it does not read: cut it */
+        evhttp_connection_free(evcon);            /* frees req with it */
+    } else if (u->started) {
+        char bye[96];
+        int n = snprintf(bye, sizeof(bye), "event: bye\ndata: {\"reason\":\"%s\"}\n\n", bye_names[reason]);
+        write_text(u, bye, (size_t)n);
+        hn_server_track(s->server, req);
+        evhttp_send_reply_end(req);
+    } else {
+        /* never started: a JSON error, like any route */
+        hn_server_headers(req, NULL);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add_printf(b, "{\"error\":\"%s\"}",
+                            reason == BYE_UNAVAILABLE ? "redis unavailable" : "shutting down");
+        hn_server_track(s->server, req);
+        evhttp_send_reply(req, 503, NULL, b);
+        evbuffer_free(b);
+    }
+    hn_info("event=sse_end widget=%lld token=%s reason=%s seconds=%llu", (long long)u->widget_id,
+            u->token_id, bye_names[reason], (unsigned long long)((hn_mono_ms() - u->opened_ms) / 1000));
+    sub_free(u);
+}
+
+/* The client left (a write failed, or evhttp freed the connection). */
+static void on_close(struct evhttp_connection *evcon, void *arg) {
+    sub *u = arg;
+    (void)evcon;
+    u->s->closed[BYE_CLIENT]++;
+    /* libevent 2.1: a request whose answer has not ended is detached from
+     * its failing connection and ours to free; one still attached goes with
+     * the connection */
+    if (evhttp_request_get_connection(u->req) == NULL) evhttp_request_free(u->req);
+    sub_free(u);
+}
+
+/* ---- the hub's output ------------------------------------------------------------ */
+
+static void start(hn_sse *s, sub *u, hn_live_out *o) {
+    if (o->msg == NULL) {
+        sub_end(u, BYE_UNAVAILABLE);
+        return;
+    }
+    struct evhttp_request *req = u->req;
+    if (evhttp_request_get_connection(req) == NULL) {   /* left while waiting */
+        on_close(NULL, u);
+        return;
+    }
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(h, "X-Accel-Buffering", "no");     /* nginx in front: do not buffer */
+    evhttp_send_reply_start(req, 200, "OK");
+    u->started = true;
+    s->started++;
+    write_text(u, RETRY_LINE, sizeof(RETRY_LINE) - 1);
+    write_msg(u, o->msg);
+    hn_info("event=sse_start widget=%lld token=%s start=%s bytes=%zu", (long long)u->widget_id,
+            u->token_id, o->start == HN_START_REPLAY ? "replay" : "snapshot", o->msg->len);
+    u->epoch = o->msg->epoch;
+    u->seq = o->msg->last_seq;
+    u->last_pending = SIZE_MAX;          /* the first check only looks */
+}
+
+static void deliver(void *arg, hn_live_out *list) {
+    hn_sse *s = arg;
+    size_t cap = (size_t)s->cfg->sse_max_buffer_kb * 1024;
+    for (hn_live_out *o = list; o; o = o->next) {
+        sub *u, *tmp;
+        if (o->kind == HN_LIVE_START) {
+            HASH_FIND(hh, s->subs, &o->sub, sizeof(o->sub), u);
+            if (u && !u->started) start(s, u, o);
+            continue;
+        }
+        HASH_ITER(hh, s->subs, u, tmp) {
+            if (u->widget_id != o->widget_id || !u->started) continue;
+            if (o->msg->epoch != u->epoch || o->msg->last_seq <= u->seq) continue;
+            write_msg(u, o->msg);
+            u->seq = o->msg->last_seq;
+            /* a hard bound on what one client may hold besides this
+             * message (the timer's rule catches the slow ones sooner) */
+            if (pending_bytes(u->req) > 4 * cap + o->msg->len) sub_end(u, BYE_SLOW);
+        }
+    }
+    hn_live_out_free(list);
+}
+
+/* ---- once a second ------------------------------------------------------------------ */
+
+static void on_timer(evutil_socket_t fd, short what, void *arg) {
+    hn_sse *s = arg;
+    (void)fd; (void)what;
+    uint64_t now = hn_mono_ms();
+    uint64_t ping = (uint64_t)s->cfg->sse_ping_s * 1000, life = (uint64_t)s->cfg->sse_max_lifetime_s * 1000;
+    sub *u, *tmp;
+    HASH_ITER(hh, s->subs, u, tmp) {
+        if (!u->started) {
+            /* the hub answers within a tick or a load; this is a hub stuck on Redis */
+            if (now - u->opened_ms > (uint64_t)s->cfg->api_timeout_ms) sub_end(u, BYE_UNAVAILABLE);
+            continue;
+        }
+        if (now - u->opened_ms >= life) {
+            sub_end(u, BYE_LIFETIME);
+            continue;
+        }
+        hn_principal who;
+        if (hn_auth_by_id(s->auth, u->token_id, &who) == HN_AUTH_INVALID ||
+            (who.widget_id >= 0 && who.widget_id != u->widget_id)) {
+            sub_end(u, BYE_REVOKED);
+            continue;
+        }
+        /* slow: more than the cap waits, and it did not go down in a second
+         * (a big snapshot on its way to a client that reads is not slow) */
+        size_t p = pending_bytes(u->req);
+        if (p > (size_t)s->cfg->sse_max_buffer_kb * 1024 && p >= u->last_pending) {
+            sub_end(u, BYE_SLOW);
+            continue;
+        }
+        u->last_pending = p;
+        if (now - u->last_write_ms >= ping) write_text(u, ": ping\n\n", 8);
+    }
+}
+
+/* ---- life cycle ------------------------------------------------------------------------ */
+
+hn_sse *hn_sse_create(const hn_config *cfg, const hn_redis_addr *raddr, struct event_base *base,
+                      hn_api_auth *auth, void *server) {
+    hn_sse *s = hn_xcalloc(1, sizeof(*s));
+    s->cfg = cfg;
+    s->base = base;
+    s->auth = auth;
+    s->server = server;
+    s->live = hn_live_create(cfg, raddr, base, deliver, s);
+    s->timer = event_new(base, -1, EV_PERSIST, on_timer, s);
+    return s;
+}
+
+int hn_sse_start(hn_sse *s, char *err, size_t cap) {
+    if (hn_live_start(s->live, err, cap) != HN_OK) return HN_ERR;
+    struct timeval tv = {1, 0};
+    event_add(s->timer, &tv);
+    return HN_OK;
+}
+
+int hn_sse_open(hn_sse *s, struct evhttp_request *req, int64_t widget_id, const hn_principal *who,
+                uint32_t last_epoch, uint64_t last_seq) {
+    if (s->stopping || s->nsubs >= (size_t)s->cfg->sse_max_clients) return HN_AGAIN;
+    sub *u = hn_xcalloc(1, sizeof(*u));
+    u->id = ++s->next_id;
+    u->widget_id = widget_id;
+    u->s = s;
+    u->req = req;
+    snprintf(u->token_id, sizeof(u->token_id), "%s", who->token_id);
+    u->opened_ms = u->last_write_ms = hn_mono_ms();
+    HASH_ADD(hh, s->subs, id, sizeof(u->id), u);
+    s->nsubs++;
+    s->opened++;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    evhttp_connection_set_closecb(evcon, on_close, u);
+    /* a stream is quiet between pings: evhttp's idle timeout must not cut it */
+    evhttp_connection_set_timeout(evcon, (int)s->cfg->sse_ping_s * 4 + 10);
+    hn_live_subscribe(s->live, widget_id, u->id, last_epoch, last_seq);
+    return HN_OK;
+}
+
+void hn_sse_stop(hn_sse *s) {
+    s->stopping = true;
+    sub *u, *tmp;
+    HASH_ITER(hh, s->subs, u, tmp) sub_end(u, BYE_STOPPING);
+}
+
+size_t hn_sse_open_count(const hn_sse *s) {
+    return s->nsubs;
+}
+
+void hn_sse_metrics(hn_sse *s, hn_buf *out) {
+    hn_buf_printf(out,
+                  "# HELP herenow_sse_streams Live streams open now.\n"
+                  "# TYPE herenow_sse_streams gauge\nherenow_sse_streams %zu\n"
+                  "# HELP herenow_sse_streams_opened_total Live streams accepted.\n"
+                  "# TYPE herenow_sse_streams_opened_total counter\nherenow_sse_streams_opened_total %llu\n"
+                  "# HELP herenow_sse_streams_started_total Live streams that got their snapshot or replay.\n"
+                  "# TYPE herenow_sse_streams_started_total counter\nherenow_sse_streams_started_total %llu\n"
+                  "# HELP herenow_sse_bytes_total Bytes written to live streams.\n"
+                  "# TYPE herenow_sse_bytes_total counter\nherenow_sse_bytes_total %llu\n"
+                  "# HELP herenow_sse_messages_total Hub messages written to live streams.\n"
+                  "# TYPE herenow_sse_messages_total counter\nherenow_sse_messages_total %llu\n"
+                  "# HELP herenow_sse_streams_closed_total Live streams ended, by reason.\n"
+                  "# TYPE herenow_sse_streams_closed_total counter\n",
+                  s->nsubs, (unsigned long long)s->opened, (unsigned long long)s->started,
+                  (unsigned long long)s->bytes, (unsigned long long)s->messages);
+    for (int i = 0; i < BYE__COUNT; i++)
+        hn_buf_printf(out, "herenow_sse_streams_closed_total{reason=\"%s\"} %llu\n", bye_names[i],
+                      (unsigned long long)s->closed[i]);
+    hn_live_metrics(s->live, out);
+}
+
+void hn_sse_destroy(hn_sse *s) {
+    if (s == NULL) return;
+    hn_live_destroy(s->live);     /* joins the hub first: no more output */
+    sub *u, *tmp;
+    HASH_ITER(hh, s->subs, u, tmp) {
+        HASH_DEL(s->subs, u);
+        free(u);
+    }
+    if (s->timer) event_free(s->timer);
+    free(s);
+}

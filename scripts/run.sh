@@ -19,6 +19,7 @@ export HERENOW_HTTP_LISTEN=${HERENOW_HTTP_LISTEN:-127.0.0.1:7470}
 export HERENOW_ADMIN_LISTEN=${HERENOW_ADMIN_LISTEN:-127.0.0.1:7471}
 export HERENOW_PUBLIC_URL=${HERENOW_PUBLIC_URL:-http://127.0.0.1:7470}
 export HERENOW_API_LISTEN=${HERENOW_API_LISTEN:-127.0.0.1:7480}
+export HERENOW_API_WWW=${HERENOW_API_WWW:-$ROOT/api/www}
 ADMIN=${HERENOW_ADMIN_LISTEN}
 API=${HERENOW_API_LISTEN}
 
@@ -104,6 +105,7 @@ HTML
 cat <<TXT
 
 herenow is running.
+  dashboard    http://$API/   (sign in with the api token below)
   collector    UDP beacons on $HERENOW_UDP_LISTEN, HTTP beacons and the widget on http://$HERENOW_HTTP_LISTEN
   metrics      http://$ADMIN/metrics   (also /livez, /readyz)
   api          http://$API/api/visitor-tracking/...   (its /metrics, /livez, /readyz too)

@@ -78,6 +78,7 @@ $(OUT)/tests/test_params: $(call obj,api/params.c)
 $(OUT)/tests/test_static: $(call obj,api/static.c)
 $(OUT)/tests/test_ticket: $(call obj,api/ticket.c)
 $(OUT)/tests/test_api_server: $(API_OBJ)
+$(OUT)/tests/test_live: $(API_OBJ)
 
 # --- the README's commands ---------------------------------------------------
 

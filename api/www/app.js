@@ -1,0 +1,1069 @@
+// api/www/app.js: the herenow dashboard (docs/DASHBOARD.md). One ES module, no
+// framework, no build step; the api serves it with a strict CSP, so there is no
+// inline script or style and no eval.
+//
+// How data moves:
+//
+//   sign-in ── GET /widgets ── widget picker
+//                                 │
+//   live:   POST …/stream/ticket → EventSource(…/stream?ticket=)  snapshot/enter/update/leave
+//           (or, when that fails, GET …/active-visitors every 5 s)        │
+//                                                                 state.visitors (Map)
+//                                                                         │  scheduleRender()
+//                                                      one requestAnimationFrame: filter, sort,
+//                                                      reuse/refill at most 500 row elements
+//   stats:  visitor-stats + timeseries + breakdown×5 for 24h/7d/30d; CSV export via fetch+Blob
+//   details: GET /sessions/:sid?widget= in a <dialog>
+//
+// Everything a visitor sent (titles, URLs, names, event props) is attacker-controlled:
+// it only ever reaches the page through textContent / text nodes, never innerHTML.
+// The token travels only in the Authorization header: never in a URL (the stream
+// uses a short-lived single-use ticket instead).
+
+const API = '/api/visitor-tracking';
+const MAX_ROWS = 500;             // rows in the DOM at most: 10,000 live visitors stay smooth
+const POLL_MS = 5000;             // polling period when SSE is unavailable
+const POLL_PAGES = 10;            // × 1000 visitors per poll at most
+const SSE_RETRY_MIN_MS = 5000;    // SSE retried now and then while polling
+const SSE_RETRY_MAX_MS = 60000;
+const TOKEN_KEY = 'herenow.token';
+const WIDGET_KEY = 'herenow.widget';
+const RANGE_KEY = 'herenow.range';
+
+const $ = id => document.getElementById(id);
+
+// ---- tiny DOM helpers (text only: strings become text nodes) ----------------------
+
+function h(tag, props, ...kids) {
+  const el = document.createElement(tag);
+  setProps(el, props);
+  return kids.length ? put(el, ...kids) : el;
+}
+
+// put(el, ...kids): el's children become kids (null/false skipped: replaceChildren
+// alone would print them as "null").
+function put(el, ...kids) {
+  el.replaceChildren(...kids.flat().filter(k => k != null && k !== false));
+  return el;
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+function s(tag, props, ...kids) {
+  const el = document.createElementNS(SVG_NS, tag);
+  setProps(el, props);
+  return kids.length ? put(el, ...kids) : el;
+}
+
+function setProps(el, props) {
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v == null || v === false) continue;
+    if (k === 'class') el.setAttribute('class', v);
+    else if (k === 'text') el.textContent = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));   // never 'style': CSP
+  }
+}
+
+// ---- formatting --------------------------------------------------------------------
+
+const intFmt = new Intl.NumberFormat('en');
+const fmtInt = n => (n == null ? '–' : intFmt.format(n));
+const fmtPct = r => (r == null ? '–' : `${(r * 100).toFixed(1)}%`);
+
+// A regional-indicator flag for an ISO 3166 alpha-2 code ("DE" → 🇩🇪); '' otherwise.
+function flag(cc) {
+  if (!/^[A-Z]{2}$/.test(cc || '')) return '';
+  return String.fromCodePoint(...[...cc].map(c => 0x1f1e6 + c.charCodeAt(0) - 65));
+}
+
+// Ticking clock: 0:42, 12:05, 1:02:03.
+function fmtClock(sec) {
+  sec = Math.max(0, Math.floor(sec));
+  const h2 = Math.floor(sec / 3600), m = Math.floor(sec / 60) % 60, s2 = sec % 60;
+  const mm = h2 ? String(m).padStart(2, '0') : String(m);
+  return `${h2 ? `${h2}:` : ''}${mm}:${String(s2).padStart(2, '0')}`;
+}
+
+// An average duration: 23 s, 4 min 5 s, 1 h 2 min.
+function fmtDuration(sec) {
+  if (sec == null) return '–';
+  sec = Math.round(sec);
+  if (sec < 60) return `${sec} s`;
+  if (sec < 3600) return `${Math.floor(sec / 60)} min ${sec % 60} s`;
+  return `${Math.floor(sec / 3600)} h ${Math.floor(sec / 60) % 60} min`;
+}
+
+function fmtAgo(ms) {
+  const sec = Math.max(0, Math.round(ms / 1000));
+  if (sec < 5) return 'now';
+  if (sec < 60) return `${sec} s ago`;
+  if (sec < 3600) return `${Math.floor(sec / 60)} min ago`;
+  return `${Math.floor(sec / 3600)} h ago`;
+}
+
+// Local time, 24-hour clock (compact in the timeline and the chart).
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+const dateTimeFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium', hourCycle: 'h23' });
+const hourFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+const dayFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+
+function timeEl(iso, fmt = timeFmt) {
+  if (!iso) return h('span', { class: 'muted', text: '–' });
+  const d = new Date(iso);
+  return h('time', { datetime: iso, title: d.toISOString(), text: fmt.format(d) });
+}
+
+function hostOf(url) {
+  try { return new URL(url).host; } catch { return url || ''; }
+}
+
+// A link only for http(s): a visitor could send any scheme (javascript:, data:).
+function urlEl(url, cls = 'url') {
+  if (!url) return h('span', { class: 'muted', text: '–' });
+  if (/^https?:\/\//i.test(url)) {
+    return h('a', { class: cls, href: url, target: '_blank', rel: 'noopener noreferrer', text: url });
+  }
+  return h('span', { class: cls, text: url });
+}
+
+function deviceText(v) {
+  const parts = [
+    [v.browser, v.browser_version && v.browser_version.split('.')[0]].filter(Boolean).join(' '),
+    [v.os, v.os_version].filter(Boolean).join(' '),
+    v.device,
+  ].filter(Boolean);
+  return parts.length ? parts.join(' · ') : '–';
+}
+
+// ---- state -------------------------------------------------------------------------
+
+const state = {
+  token: null,
+  widgets: [],
+  widget: null,              // {id, name, …}
+  view: 'live',
+  gen: 0,                    // bumped on sign-out / widget switch: stale answers are dropped
+  visitors: new Map(),       // session_id → visitor item (+ _seen, _started, _rev)
+  total: 0,                  // live sessions of the widget (polling: the API's total)
+  skew: 0,                   // server clock − our clock, ms (from the server's `now`)
+  sort: { key: 'last_seen', dir: -1 },
+  filter: { page: '', country: '', status: '' },
+  range: localStorage.getItem(RANGE_KEY) || '24h',
+};
+
+const serverNow = () => Date.now() + state.skew;
+function setSkew(nowIso) {
+  const t = Date.parse(nowIso);
+  if (!Number.isNaN(t)) state.skew = t - Date.now();
+}
+
+// ---- API -------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+// api(path, {method, raw}): JSON (or the Response when raw) of a route under
+// /api/visitor-tracking with the token in the Authorization header. A 401
+// anywhere signs out; a 403 says so in the banner. Throws ApiError.
+async function api(path, { method = 'GET', raw = false, token = state.token } = {}) {
+  const gen = state.gen;
+  let r;
+  try {
+    r = await fetch(API + path, { method, headers: { Authorization: `Bearer ${token}` }, cache: 'no-store' });
+  } catch {
+    throw new ApiError(0, 'the server cannot be reached');
+  }
+  if (r.ok) return raw ? r : r.json();
+  let msg = `HTTP ${r.status}`;
+  try { msg = (await r.json()).error || msg; } catch { /* not JSON */ }
+  if (gen === state.gen && token === state.token) {
+    if (r.status === 401) signOut('invalid or revoked token');
+    else if (r.status === 403) showBanner('this token may not see that widget');
+  }
+  throw new ApiError(r.status, msg);
+}
+
+const wpath = (rest = '') => `/widgets/${state.widget.id}${rest}`;
+
+// ---- banner ------------------------------------------------------------------------
+
+function showBanner(text) {
+  $('banner-text').textContent = text;
+  $('banner').hidden = false;
+}
+function hideBanner() { $('banner').hidden = true; }
+
+// ---- sign-in / sign-out ----------------------------------------------------------
+
+function storedToken() {
+  return sessionStorage.getItem(TOKEN_KEY) || localStorage.getItem(TOKEN_KEY);
+}
+
+async function signIn(token, remember) {
+  const errEl = $('signin-error');
+  errEl.hidden = true;
+  $('signin-btn').disabled = true;
+  let widgets;
+  try {
+    widgets = (await api('/widgets', { token })).widgets;
+  } catch (e) {
+    $('signin-btn').disabled = false;
+    if (e.status === 401) signOut('invalid or revoked token');
+    else { errEl.textContent = e.message; errEl.hidden = false; showSignIn(); }
+    return;
+  }
+  $('signin-btn').disabled = false;
+  state.token = token;
+  if (remember === true) { localStorage.setItem(TOKEN_KEY, token); sessionStorage.removeItem(TOKEN_KEY); }
+  else if (remember === false) { sessionStorage.setItem(TOKEN_KEY, token); localStorage.removeItem(TOKEN_KEY); }
+  $('token').value = '';
+  state.widgets = widgets;
+  showApp();
+}
+
+function signOut(message) {
+  state.gen++;
+  state.token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  localStorage.removeItem(TOKEN_KEY);
+  stopLive();
+  if ($('details').open) $('details').close();
+  state.widgets = [];
+  state.widget = null;
+  clearVisitors();
+  hideBanner();
+  const errEl = $('signin-error');
+  errEl.textContent = message || '';
+  errEl.hidden = !message;
+  showSignIn();
+}
+
+function showSignIn() {
+  $('bar').hidden = true;
+  $('live').hidden = true;
+  $('stats').hidden = true;
+  $('signin').hidden = false;
+  document.title = 'herenow — sign in';
+  $('token').focus();
+}
+
+function showApp() {
+  $('signin').hidden = true;
+  $('bar').hidden = false;
+  const sel = $('widget');
+  put(sel, ...state.widgets.map(w =>
+    h('option', { value: w.id, text: `${w.name} (${w.domain})` })));
+  const ids = state.widgets.map(w => String(w.id));
+  const fromHash = /^[1-9]\d{0,9}$/.test(hashParams().get('widget') || '') ? hashParams().get('widget') : null;
+  const remembered = localStorage.getItem(WIDGET_KEY);
+  // A widget named in the URL is tried even when not listed: the server decides (403).
+  const id = fromHash || (ids.includes(remembered) ? remembered : ids[0]);
+  if (!id) {
+    showBanner('this token sees no widget (create one with herenowctl widget add)');
+    showView(state.view);
+    return;
+  }
+  if (!ids.includes(id)) sel.append(h('option', { value: id, text: `widget ${id}` }));
+  sel.value = id;
+  showView(hashParams().get('view') === 'stats' ? 'stats' : state.view, false);
+  selectWidget(id);
+}
+
+function hashParams() { return new URLSearchParams(location.hash.slice(1)); }
+function writeHash() {
+  const p = new URLSearchParams();
+  if (state.widget) p.set('widget', state.widget.id);
+  if (state.view === 'stats') p.set('view', 'stats');
+  history.replaceState(null, '', `#${p}`);
+}
+
+function selectWidget(id) {
+  state.gen++;
+  stopLive();
+  clearVisitors();
+  hideBanner();
+  if ($('details').open) $('details').close();
+  state.widget = state.widgets.find(w => String(w.id) === String(id)) || { id: Number(id), name: `widget ${id}` };
+  localStorage.setItem(WIDGET_KEY, String(state.widget.id));
+  writeHash();
+  updateCount();
+  startLive();
+  if (state.view === 'stats') loadStats();
+  else statsDirty = true;
+}
+
+// ---- views -------------------------------------------------------------------------
+
+let statsDirty = true;
+
+function showView(view, focus = true) {
+  state.view = view;
+  $('live').hidden = view !== 'live';
+  $('stats').hidden = view !== 'stats';
+  $('tab-live').setAttribute('aria-pressed', String(view === 'live'));
+  $('tab-stats').setAttribute('aria-pressed', String(view === 'stats'));
+  if (state.widget) writeHash();
+  if (view === 'stats' && state.widget && statsDirty) loadStats();
+  if (view === 'live') scheduleRender();
+  if (focus) $(view === 'live' ? 'tab-live' : 'tab-stats').focus();
+}
+
+// ---- live: SSE with a ticket, polling as the fallback ------------------------------
+
+const live = {
+  es: null,            // the EventSource (connecting or open)
+  open: false,         // es is open: its events are the truth, polls are not needed
+  lastEventId: null,   // for a reconnect that can replay instead of a new snapshot
+  pollTimer: null,
+  retryTimer: null,
+  failures: 0,         // SSE attempts that failed in a row
+  mode: 'offline',
+};
+
+function setMode(mode) {
+  if (live.mode === mode) return;
+  live.mode = mode;
+  $('mode').dataset.mode = mode;
+  $('mode-text').textContent = mode;
+}
+
+function stopLive() {
+  if (live.es) live.es.close();
+  live.es = null;
+  live.open = false;
+  clearInterval(live.pollTimer);
+  clearTimeout(live.retryTimer);
+  live.pollTimer = live.retryTimer = null;
+  live.failures = 0;
+  live.lastEventId = null;
+  setMode('offline');
+}
+
+function startLive() {
+  connectSSE(state.gen);
+}
+
+async function connectSSE(gen) {
+  clearTimeout(live.retryTimer);
+  live.retryTimer = null;
+  let ticket;
+  try {
+    ticket = await api(wpath('/active-visitors/stream/ticket'), { method: 'POST' });
+  } catch (e) {
+    if (gen !== state.gen || e.status === 401) return;
+    if (e.status === 403) { setMode('offline'); return; }   // polling would be refused too
+    sseFailed(gen);                                         // 404 (no SSE here), 5xx, network
+    return;
+  }
+  if (gen !== state.gen) return;
+  // The ticket's own stream URL, or the documented one; never the token.
+  let url = ticket.stream || `${API}${wpath('/active-visitors/stream')}?ticket=${encodeURIComponent(ticket.ticket)}`;
+  if (live.lastEventId) url += `${url.includes('?') ? '&' : '?'}last_event_id=${encodeURIComponent(live.lastEventId)}`;
+
+  const es = new EventSource(url);
+  live.es = es;
+  let opened = false;
+  const mine = fn => e => {      // handlers of a stream we since closed do nothing
+    if (live.es !== es || gen !== state.gen) return;
+    if (e.lastEventId) live.lastEventId = e.lastEventId;
+    fn(e);
+  };
+  es.onopen = mine(() => {
+    opened = true;
+    live.open = true;
+    live.failures = 0;
+    stopPolling();
+    setMode('live');
+  });
+  es.addEventListener('snapshot', mine(e => onSnapshot(JSON.parse(e.data))));
+  es.addEventListener('enter', mine(e => upsert(JSON.parse(e.data), true)));
+  es.addEventListener('update', mine(e => upsert(JSON.parse(e.data), false)));
+  es.addEventListener('leave', mine(e => remove(JSON.parse(e.data).session_id)));
+  // bye: the server ends this stream (lifetime, stopping, revoked, slow); a new
+  // ticket and last_event_id bring us back without a gap.
+  es.addEventListener('bye', mine(() => {
+    es.close();
+    live.es = null;
+    live.open = false;
+    connectSSE(gen);
+  }));
+  // EventSource would reconnect by itself with the same (spent) ticket: close it
+  // and come back with a new ticket instead.
+  es.onerror = mine(() => {
+    es.close();
+    live.es = null;
+    live.open = false;
+    if (opened) live.retryTimer = setTimeout(() => connectSSE(gen), 1000);
+    else sseFailed(gen);
+  });
+}
+
+// SSE cannot be had right now: poll every 5 s and try SSE again now and then
+// (5 s, 10 s, 20 s … at most a minute apart).
+function sseFailed(gen) {
+  live.failures++;
+  startPolling(gen);
+  const delay = Math.min(SSE_RETRY_MAX_MS, SSE_RETRY_MIN_MS * 2 ** (live.failures - 1));
+  live.retryTimer = setTimeout(() => connectSSE(gen), delay);
+}
+
+function startPolling(gen) {
+  if (live.pollTimer) return;
+  live.pollTimer = setInterval(() => pollOnce(gen), POLL_MS);
+  pollOnce(gen);
+}
+
+function stopPolling() {
+  clearInterval(live.pollTimer);
+  live.pollTimer = null;
+}
+
+async function pollOnce(gen) {
+  try {
+    let cursor = null, visitors = [], first = null;
+    for (let page = 0; page < POLL_PAGES; page++) {
+      const q = `?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+      const r = await api(wpath(`/active-visitors${q}`));
+      first = first || r;
+      visitors = visitors.concat(r.visitors);
+      cursor = r.next_cursor;
+      if (!cursor) break;
+    }
+    // SSE may have come back while we waited: its list is newer than ours.
+    if (gen !== state.gen || live.open || !live.pollTimer) return;
+    onSnapshot({ now: first.now, total: first.total, visitors });
+    setMode('polling');
+  } catch (e) {
+    if (gen !== state.gen || live.open) return;
+    if (e.status !== 401 && e.status !== 403) setMode('offline');
+  }
+}
+
+// ---- the visitor list: data --------------------------------------------------------
+
+function prepare(v) {
+  v._seen = Date.parse(v.last_seen) || 0;
+  v._started = Date.parse(v.started) || v._seen;
+  v._rev = (v._rev || 0) + 1;
+  return v;
+}
+
+function onSnapshot(data) {
+  if (data.now) setSkew(data.now);
+  const old = state.visitors;
+  state.visitors = new Map();
+  for (const v of data.visitors || []) {
+    // keep the revision counter so unchanged rows can be told from changed ones
+    const prev = old.get(v.session_id);
+    if (prev && JSON.stringify(strip(prev)) === JSON.stringify(v)) state.visitors.set(v.session_id, prev);
+    else { v._rev = prev ? prev._rev : 0; state.visitors.set(v.session_id, prepare(v)); }
+  }
+  state.total = Math.max(data.total ?? 0, state.visitors.size);
+  changed();
+}
+
+function strip(v) {
+  const o = {};
+  for (const k of Object.keys(v)) if (k[0] !== '_') o[k] = v[k];
+  return o;
+}
+
+// enter (full item) and update (session_id, status, last_seen and what changed)
+// both apply as "set these fields".
+function upsert(data, isEnter) {
+  if (!data || !data.session_id) return;
+  const v = state.visitors.get(data.session_id);
+  if (v && !isEnter) Object.assign(v, data);
+  else if (v) { for (const k of Object.keys(v)) if (k[0] !== '_' && !(k in data)) delete v[k]; Object.assign(v, data); }
+  else state.visitors.set(data.session_id, data);
+  prepare(state.visitors.get(data.session_id));
+  state.total = state.visitors.size;
+  changed();
+  if (details.sid === data.session_id) detailsLiveChanged();
+}
+
+function remove(sid) {
+  if (!state.visitors.delete(sid)) return;
+  state.total = state.visitors.size;
+  changed();
+  if (details.sid === sid) detailsLiveChanged();
+}
+
+function clearVisitors() {
+  state.visitors = new Map();
+  state.total = 0;
+  for (const row of rows.values()) row.tr.remove();
+  rows.clear();
+  changed();
+}
+
+// Cheap parts now (title, count: they matter in a background tab, where
+// requestAnimationFrame does not run), the rows in the next frame.
+function changed() {
+  updateCount();
+  scheduleRender();
+}
+
+function updateCount() {
+  const n = state.total;
+  let active = 0;
+  for (const v of state.visitors.values()) if (v.status === 'active') active++;
+  const idle = state.visitors.size - active;
+  const name = state.widget ? state.widget.name : '';
+  document.title = state.widget ? `(${n}) herenow — ${name}` : 'herenow';
+  const text = n === 0 ? 'No one is on the site.'
+    : `${fmtInt(n)} ${n === 1 ? 'visitor' : 'visitors'} on the site now · ${fmtInt(active)} active · ${fmtInt(idle)} idle`;
+  const el = $('count');
+  if (el.textContent !== text) el.textContent = text;
+  el.dataset.total = n;
+}
+
+// ---- the visitor list: DOM -----------------------------------------------------------
+
+const rows = new Map();        // session_id → {tr, cells, rev}
+let renderQueued = false;
+
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  // rAF batches any number of events into one DOM update per frame; a hidden
+  // tab gets no frames, so a timer stands in there.
+  if (document.hidden) setTimeout(render, 250);
+  else requestAnimationFrame(render);
+}
+
+const SORTS = {
+  last_seen: (a, b) => a._seen - b._seen,
+  time: (a, b) => b._started - a._started,                 // longer on the site = larger
+  pages: (a, b) => (a.page_views || 0) - (b.page_views || 0),
+  country: (a, b) => (a.country || '\uffff').localeCompare(b.country || '\uffff'),
+};
+
+function matching() {
+  const f = state.filter;
+  const needle = f.page.trim().toLowerCase();
+  const out = [];
+  for (const v of state.visitors.values()) {
+    if (f.status && v.status !== f.status) continue;
+    if (f.country && (v.country || '') !== f.country) continue;
+    if (needle && !`${v.url || ''}\n${v.title || ''}`.toLowerCase().includes(needle)) continue;
+    out.push(v);
+  }
+  const cmp = SORTS[state.sort.key], dir = state.sort.dir;
+  // ties: most recently seen first, then the id, so the order is stable
+  out.sort((a, b) => dir * cmp(a, b) || b._seen - a._seen || (a.session_id < b.session_id ? -1 : 1));
+  return out;
+}
+
+function render() {
+  renderQueued = false;
+  if (state.view !== 'live') return;       // showView('live') renders again
+  const list = matching();
+  const shown = list.length > MAX_ROWS ? list.slice(0, MAX_ROWS) : list;
+  const tbody = $('rows');
+  const focused = document.activeElement && document.activeElement.dataset
+    ? document.activeElement.dataset.sid : null;
+
+  const want = new Set(shown.map(v => v.session_id));
+  for (const [sid, row] of rows) {
+    if (!want.has(sid)) { row.tr.remove(); rows.delete(sid); }
+  }
+  // Reuse each row element; refill only what changed; move only rows out of place.
+  let cursor = tbody.firstChild;
+  for (const v of shown) {
+    let row = rows.get(v.session_id);
+    if (!row) { row = makeRow(v.session_id); rows.set(v.session_id, row); }
+    if (row.rev !== v._rev) fillRow(row, v);
+    if (row.tr === cursor) cursor = cursor.nextSibling;
+    else tbody.insertBefore(row.tr, cursor);
+  }
+  // Moving a focused row blurs it: give the focus back.
+  if (focused && rows.has(focused) && document.activeElement !== rows.get(focused).tr) {
+    rows.get(focused).tr.focus({ preventScroll: true });
+  }
+  tickRows();
+
+  const cap = $('cap');
+  if (list.length > MAX_ROWS) {
+    cap.textContent = `showing ${MAX_ROWS} of ${fmtInt(list.length)} — narrow with the filters`;
+    cap.hidden = false;
+  } else if (list.length < state.visitors.size) {
+    cap.textContent = `${fmtInt(list.length)} of ${fmtInt(state.visitors.size)} match the filters`;
+    cap.hidden = false;
+  } else cap.hidden = true;
+  const empty = $('empty');
+  empty.hidden = list.length > 0;
+  const why = state.visitors.size ? 'No visitor matches the filters.' : 'No one is on the site right now.';
+  if (empty.textContent !== why) empty.textContent = why;
+  updateCountries();
+}
+
+function makeRow(sid) {
+  const cells = {};
+  const td = (key, label) => (cells[key] = h('td', { class: `c-${key}`, dataset: { label } }));
+  const tr = h('tr', {
+    tabindex: 0, dataset: { sid }, 'aria-describedby': 'row-hint',
+    onclick: e => { if (!e.target.closest('a')) openDetails(sid, tr); },
+    onkeydown: e => {
+      if (e.key === 'Enter' && e.target === tr) { e.preventDefault(); openDetails(sid, tr); }
+      else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+        const next = e.key === 'ArrowDown' ? tr.nextElementSibling : tr.previousElementSibling;
+        if (next) { e.preventDefault(); next.focus(); }
+      }
+    },
+  },
+  td('status', 'Status'), td('visitor', 'Visitor'), td('loc', 'Location'), td('device', 'Device'),
+  td('page', 'Page'), td('ref', 'Referrer'), td('seen', 'Last seen'), td('time', 'Time on site'),
+  td('pages', 'Pages'), td('chat', 'Chat'));
+  return { tr, cells, rev: -1 };
+}
+
+function fillRow(row, v) {
+  const c = row.cells;
+  row.rev = v._rev;
+  row.tr.dataset.status = v.status || '';
+  put(c.status,
+    h('span', { class: `dot ${v.status === 'active' ? 'active' : 'idle'}`, 'aria-hidden': 'true' }),
+    h('span', { class: 'status-text', text: v.status || 'unknown' }));
+  const vid = v.visitor || v.session_id;
+  put(c.visitor,
+    h('span', { class: 'vid', title: `visitor ${vid} · session ${v.session_id}`, text: vid.length > 12 ? `${vid.slice(0, 10)}…` : vid }),
+    v.name ? h('span', { class: 'name', text: v.name }) : null,
+    v.email ? h('span', { class: 'email', text: v.email }) : null);
+  put(c.loc,
+    v.country ? h('span', { class: 'cc' },
+      h('span', { class: 'flag', 'aria-hidden': 'true', text: flag(v.country) }), ` ${v.country}`) : h('span', { class: 'muted', text: '–' }),
+    v.city ? h('span', { class: 'city', text: v.city }) : null,
+    v.ip ? h('span', { class: 'ip', text: v.ip }) : null);
+  c.device.textContent = deviceText(v);
+  put(c.page,
+    h('span', { class: 'title', text: v.title || '(no title)' }),
+    h('span', { class: 'url', title: v.url || '', text: v.url || '–' }));
+  put(c.ref, v.referrer
+    ? h('span', { title: v.referrer, text: hostOf(v.referrer) })
+    : h('span', { class: 'muted', text: 'direct' }));
+  c.pages.textContent = fmtInt(v.page_views || 0);
+  put(c.chat, v.has_chatted
+    ? h('span', { class: 'chat yes', text: v.messages_sent ? `chatted · ${v.messages_sent} msg` : 'opened' })
+    : h('span', { class: 'muted', text: 'no' }));
+  row.v = v;
+  row.tickKey = '';
+}
+
+// The clocks: time on site from `started`, last seen, both on the server's clock.
+function tickRows() {
+  const now = serverNow();
+  for (const row of rows.values()) {
+    const v = row.v;
+    const t = fmtClock((now - v._started) / 1000), ago = fmtAgo(now - v._seen);
+    if (row.tickKey === t + ago) continue;
+    row.tickKey = t + ago;
+    row.cells.time.textContent = t;
+    row.cells.seen.textContent = ago;
+  }
+}
+
+let countryKey = '';
+function updateCountries() {
+  const set = new Set();
+  for (const v of state.visitors.values()) if (v.country) set.add(v.country);
+  if (state.filter.country) set.add(state.filter.country);
+  const list = [...set].sort();
+  const key = list.join(',');
+  if (key === countryKey) return;
+  countryKey = key;
+  const sel = $('f-country');
+  put(sel, h('option', { value: '', text: 'all' }),
+    ...list.map(cc => h('option', { value: cc, text: `${flag(cc)} ${cc}` })));
+  sel.value = state.filter.country;
+}
+
+function setSort(key) {
+  const s2 = state.sort;
+  if (s2.key === key) s2.dir = -s2.dir;
+  else { s2.key = key; s2.dir = key === 'country' ? 1 : -1; }
+  for (const th of document.querySelectorAll('#list th[aria-sort]')) {
+    const k = th.querySelector('button').dataset.sort;
+    th.setAttribute('aria-sort', k !== s2.key ? 'none' : s2.dir > 0 ? 'ascending' : 'descending');
+  }
+  scheduleRender();
+}
+
+// ---- details ---------------------------------------------------------------------
+
+const details = { sid: null, opener: null, timer: null, last: '', gen: 0, msg: '' };
+
+function openDetails(sid, opener) {
+  const dlg = $('details');
+  details.sid = sid;
+  // an earlier session opened from inside the dialog keeps the first opener
+  details.opener = opener || (dlg.open ? details.opener : null);
+  details.last = '';
+  details.msg = '';
+  details.gen++;
+  $('d-title').textContent = `Visitor ${sid}`;
+  put($('d-body'), h('p', { class: 'muted', text: 'Loading…' }));
+  if (!dlg.open) dlg.showModal();
+  $('d-close').focus();
+  loadDetails();
+}
+
+function closeDetails() {
+  clearTimeout(details.timer);
+  details.timer = null;
+  details.gen++;
+  const sid = details.sid;
+  details.sid = null;
+  // back to the row it was opened from (if it is still on the list)
+  const row = rows.get(sid);
+  const back = details.opener && details.opener.isConnected ? details.opener : row ? row.tr : null;
+  if (back) back.focus();
+}
+
+async function loadDetails() {
+  clearTimeout(details.timer);
+  const gen = details.gen, sid = details.sid;
+  let d;
+  try {
+    d = await api(`/sessions/${encodeURIComponent(sid)}?widget=${state.widget.id}`);
+  } catch (e) {
+    if (gen !== details.gen) return;
+    put($('d-body'), h('p', { class: 'error', text: e.status === 404 ? 'No such session (it may not be written yet).' : e.message }));
+    if (e.status === 404 || e.status >= 500 || e.status === 0) details.timer = setTimeout(loadDetails, 2000);
+    return;
+  }
+  if (gen !== details.gen) return;
+  const key = JSON.stringify(d);
+  if (key !== details.last) {       // re-render only when something changed (keeps scroll)
+    details.last = key;
+    renderDetails(d);
+  }
+  // Still on the site, or not written to PostgreSQL yet: look again soon.
+  if (d.source === 'redis') details.timer = setTimeout(loadDetails, 1500);
+  else if (d.status !== 'gone') details.timer = setTimeout(loadDetails, 5000);
+}
+
+// The live list saw this session change: refresh the details a little later
+// (the drain writes PostgreSQL a second or so behind).
+function detailsLiveChanged() {
+  clearTimeout(details.timer);
+  details.timer = setTimeout(loadDetails, 1200);
+}
+
+function renderDetails(d) {
+  const status = d.status || 'gone';
+  $('d-title').textContent = d.visitor_name ? `${d.visitor_name}` : `Visitor ${d.visitor_id || d.session_id}`;
+  const fact = (label, ...value) => h('div', null, h('dt', { text: label }), h('dd', null, ...value));
+  const loc = [flag(d.country), d.country, d.region, d.city].filter(Boolean).join(' ');
+  const facts = h('dl', { class: 'facts' },
+    fact('Status', h('span', { class: `dot ${status}`, 'aria-hidden': 'true' }), ` ${status}`),
+    fact('Session', h('code', { text: d.session_id })),
+    fact('Visitor', h('code', { text: d.visitor_id || '–' })),
+    d.visitor_email || d.visitor_phone ? fact('Contact', [d.visitor_email, d.visitor_phone].filter(Boolean).join(' · ')) : null,
+    fact('Location', `${loc || '–'}${d.ip ? ` · ${d.ip}` : ''}`),
+    fact('Device', deviceText(d), d.screen_width ? ` · ${d.screen_width}×${d.screen_height}` : '', d.language ? ` · ${d.language}` : ''),
+    fact('Landing page', urlEl(d.landing_page)),
+    fact('Referrer', urlEl(d.referrer)),
+    fact('Current page', h('span', { text: d.current_page_title || '' }), ' ', urlEl(d.current_page_url)),
+    fact('Started', timeEl(d.started, dateTimeFmt)),
+    fact('Last active', timeEl(d.last_active, dateTimeFmt)),
+    d.ended ? fact('Ended', timeEl(d.ended, dateTimeFmt)) : null,
+    fact('Engaged time', fmtDuration(d.engaged_s)),
+    fact('Pages · events', `${fmtInt(d.page_views)} · ${fmtInt(d.events_count)}`),
+    fact('Chat', d.has_chatted ? `yes · ${d.messages_sent || 0} messages` : 'no'));
+
+  const actions = h('div', { class: 'd-actions' },
+    status !== 'gone' ? h('button', { type: 'button', id: 'd-deactivate', class: 'danger', text: 'Deactivate session', onclick: () => deactivate(d.session_id) }) : null,
+    h('button', { type: 'button', class: 'quiet', text: 'Refresh', onclick: () => { details.last = ''; loadDetails(); } }),
+    h('span', { id: 'd-msg', class: 'muted', role: 'status', text: details.msg }));
+
+  const note = d.source === 'redis'
+    ? h('p', { class: 'note', text: 'Only the live snapshot so far: the history is written within a few seconds.' }) : null;
+
+  put($('d-body'), facts, actions, note,
+    h('h3', { text: 'Timeline' }), timeline(d),
+    d.truncated ? h('p', { class: 'note', text: 'More than 1,000 page views or events: the export has them all.' }) : null,
+    h('section', { class: 'd-earlier' }, h('h3', { text: 'Earlier sessions' }), earlier(d.earlier_sessions || [])));
+}
+
+const EVENT_KIND = { ev: 'Event', id: 'Identified', hide: 'Tab hidden', show: 'Tab visible', end: 'Left', hb: 'Heartbeat' };
+
+function timeline(d) {
+  const items = [
+    ...(d.pages || []).map((p, i) => ({ t: Date.parse(p.time), o: i, pv: p })),
+    ...(d.events || []).map((e, i) => ({ t: Date.parse(e.time), o: 1e6 + i, ev: e })),
+  ].sort((a, b) => a.t - b.t || a.o - b.o);
+  if (!items.length) return h('p', { class: 'muted', text: 'Nothing recorded yet.' });
+  return h('ol', { class: 'timeline' }, items.map(it => {
+    if (it.pv) {
+      const p = it.pv;
+      return h('li', { class: 'tl tl-pv', dataset: { type: 'pv' } },
+        timeEl(p.time), h('span', { class: 'tl-kind', text: 'Page view' }),
+        h('div', { class: 'tl-body' },
+          h('span', { class: 'title', text: p.title || '(no title)' }), urlEl(p.url),
+          h('span', { class: 'muted tl-dur', text: p.time_on_page_s == null ? 'last page' : `${fmtDuration(p.time_on_page_s)} on this page` })));
+    }
+    const e = it.ev;
+    return h('li', { class: `tl tl-ev tl-${e.type}`, dataset: { type: e.type, name: e.name || '' } },
+      timeEl(e.time), h('span', { class: 'tl-kind', text: EVENT_KIND[e.type] || e.type }),
+      h('div', { class: 'tl-body' },
+        e.name ? h('strong', { class: 'ev-name', text: e.name }) : null,
+        e.url ? urlEl(e.url) : null,
+        props(e.data)));
+  }));
+}
+
+// An event's properties, as key → value lines (values that are not strings as JSON).
+function props(data) {
+  if (!data || typeof data !== 'object') return null;
+  const keys = Object.keys(data);
+  if (!keys.length) return null;
+  return h('dl', { class: 'props' }, keys.map(k => h('div', null,
+    h('dt', { text: k }), h('dd', { text: typeof data[k] === 'string' ? data[k] : JSON.stringify(data[k]) }))));
+}
+
+function earlier(list) {
+  if (!list.length) return h('p', { class: 'muted', text: 'None: this is the first session of this visitor.' });
+  return h('ul', { class: 'earlier' }, list.map(e => h('li', null,
+    h('button', { type: 'button', class: 'link', text: e.session_id, onclick: () => openDetails(e.session_id) }),
+    ' ', timeEl(e.started, dateTimeFmt),
+    h('span', { class: 'muted', text: ` · ${fmtInt(e.page_views)} pages · ${fmtDuration(e.engaged_s)}${e.has_chatted ? ' · chatted' : ''}` }),
+    h('span', { class: 'url', text: e.landing_page || '' }))));
+}
+
+async function deactivate(sid) {
+  if (!confirm(`Deactivate session ${sid}?\n\nIt leaves the live list now; the visitor's next beacon brings it back.`)) return;
+  const say = text => {           // kept in details.msg: the next render shows it too
+    details.msg = text;
+    if ($('d-msg')) $('d-msg').textContent = text;
+  };
+  try {
+    const r = await api(`/sessions/${encodeURIComponent(sid)}/deactivate?widget=${state.widget.id}`, { method: 'POST' });
+    say(r.was_live ? 'Deactivated.' : 'Deactivated (it was not on the live list).');
+    remove(sid);
+    details.last = '';
+    loadDetails();
+  } catch (e) {
+    say(`Could not deactivate: ${e.message}`);
+  }
+}
+
+// ---- statistics ------------------------------------------------------------------
+
+const BREAKDOWNS = ['page', 'referrer', 'country', 'browser', 'device'];
+let statsGen = 0;
+
+async function loadStats() {
+  if (!state.widget) return;
+  statsDirty = false;
+  const gen = ++statsGen, wgen = state.gen, range = state.range;
+  const interval = range === '24h' ? 'hour' : 'day';
+  for (const b of document.querySelectorAll('[data-range]')) b.setAttribute('aria-pressed', String(b.dataset.range === range));
+  $('stats').setAttribute('aria-busy', 'true');
+  let stats, series, parts;
+  try {
+    [stats, series, ...parts] = await Promise.all([
+      api(wpath(`/visitor-stats?from=${range}`)),
+      api(wpath(`/timeseries?from=${range}&interval=${interval}`)),
+      ...BREAKDOWNS.map(by => api(wpath(`/breakdown?by=${by}&from=${range}&limit=10`))),
+    ]);
+  } catch (e) {
+    if (gen !== statsGen || wgen !== state.gen) return;
+    $('stats').removeAttribute('aria-busy');
+    if (e.status !== 401 && e.status !== 403) showBanner(`statistics: ${e.message}`);
+    statsDirty = true;
+    return;
+  }
+  if (gen !== statsGen || wgen !== state.gen) return;
+  $('stats-range').textContent = `${dateTimeFmt.format(new Date(stats.from))} – ${dateTimeFmt.format(new Date(stats.to))}`;
+  renderFigures(stats);
+  renderChart(series);
+  parts.forEach((b, i) => renderBreakdown(BREAKDOWNS[i], b));
+  $('stats').removeAttribute('aria-busy');
+  $('stats').dataset.loaded = range;     // the browser test waits for this
+}
+
+const FIGURE_FMT = {
+  visitors: fmtInt, sessions: fmtInt, page_views: fmtInt, active_now: fmtInt,
+  avg_time_on_site_s: fmtDuration, avg_pages: n => (n == null ? '–' : n.toFixed(2)),
+  bounce_rate: fmtPct, chat_engagement_rate: fmtPct,
+};
+
+function renderFigures(stats) {
+  for (const div of $('figures').children) {
+    const key = div.dataset.key, dd = div.querySelector('dd');
+    dd.textContent = FIGURE_FMT[key](stats[key]);
+    dd.dataset.value = stats[key] == null ? '' : String(stats[key]);
+  }
+}
+
+// The chart: one bar per bucket (page views) and a line (visitors), inline SVG.
+function renderChart(series) {
+  const b = series.buckets || [];
+  const W = 800, H = 220, L = 40, R = 10, T = 12, B = 26;
+  const max = Math.max(1, ...b.map(x => Math.max(x.page_views, x.visitors)));
+  const ymax = niceMax(max);
+  const bw = (W - L - R) / Math.max(1, b.length);
+  const y = v => T + (H - T - B) * (1 - v / ymax);
+  const bucketFmt = series.interval === 'day' ? dayFmt : hourFmt;
+  const svg = s('svg', {
+    id: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', preserveAspectRatio: 'xMidYMid meet',
+    'aria-label': `${series.interval === 'day' ? 'Daily' : 'Hourly'} page views and visitors, ${b.length} ${series.interval}s, at most ${max}`,
+    dataset: { buckets: b.length },
+  });
+  // grid and y labels
+  for (const f of [0, 0.5, 1]) {
+    const v = ymax * f, yy = y(v);
+    svg.append(s('line', { class: 'grid', x1: L, x2: W - R, y1: yy, y2: yy }),
+      s('text', { class: 'axis', x: L - 6, y: yy + 4, 'text-anchor': 'end' }, fmtInt(Math.round(v))));
+  }
+  const bars = s('g', { class: 'bars' });
+  b.forEach((x, i) => {
+    const top = y(x.page_views);
+    bars.append(s('rect', {
+      class: 'bar', x: (L + i * bw + bw * 0.15).toFixed(1), y: top.toFixed(1),
+      width: Math.max(1, bw * 0.7).toFixed(1), height: Math.max(0, H - B - top).toFixed(1),
+      dataset: { time: x.time, value: x.page_views },
+    }, s('title', null, `${bucketFmt.format(new Date(x.time))}: ${x.page_views} page views, ${x.visitors} visitors, ${x.sessions} sessions`)));
+  });
+  svg.append(bars);
+  if (b.length) {
+    const d = b.map((x, i) => `${i ? 'L' : 'M'}${(L + (i + 0.5) * bw).toFixed(1)},${y(x.visitors).toFixed(1)}`).join('');
+    svg.append(s('path', { class: 'line', d }));
+  }
+  // a few x labels, evenly spread
+  const every = Math.max(1, Math.ceil(b.length / 8));
+  b.forEach((x, i) => {
+    if (i % every) return;
+    svg.append(s('text', { class: 'axis', x: (L + (i + 0.5) * bw).toFixed(1), y: H - 8, 'text-anchor': 'middle' },
+      bucketFmt.format(new Date(x.time))));
+  });
+  const legend = h('p', { class: 'legend' },
+    h('span', { class: 'key bars-key', 'aria-hidden': 'true' }), ' page views ',
+    h('span', { class: 'key line-key', 'aria-hidden': 'true' }), ' visitors');
+  $('chart-cap').textContent = `${series.interval === 'day' ? 'Per day' : 'Per hour'}: page views and visitors`;
+  put($('chart-box'), svg, legend);
+}
+
+function niceMax(v) {
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+function renderBreakdown(by, data) {
+  const tbody = document.querySelector(`#breakdowns section[data-by="${by}"] tbody`);
+  const results = data.results || [];
+  if (!results.length) {
+    put(tbody, h('tr', null, h('td', { colspan: 3, class: 'muted', text: 'No data in this range.' })));
+    return;
+  }
+  put(tbody, ...results.map(r => {
+    const bar = h('span', { class: 'share-bar' });
+    bar.style.width = `${Math.round(r.share * 100)}%`;     // CSSOM: allowed under style-src 'self'
+    const label = by === 'country' && flag(r.value) ? [h('span', { 'aria-hidden': 'true', text: `${flag(r.value)} ` }), r.value] : [r.value];
+    return h('tr', null,
+      h('td', { class: 'b-value', title: r.value }, ...label),
+      h('td', { class: 'b-count', text: fmtInt(r.count) }),
+      h('td', { class: 'b-share' }, h('span', { class: 'share' }, bar), h('span', { class: 'sr', text: fmtPct(r.share) })));
+  }));
+}
+
+// CSV: fetched with the Authorization header, handed to the browser as a Blob,
+// so no token is ever in a URL; the file name is the server's.
+async function exportCsv(what, button) {
+  button.disabled = true;
+  try {
+    const r = await api(wpath(`/export.csv?what=${what}&from=${state.range}`), { raw: true });
+    const blob = await r.blob();
+    const cd = r.headers.get('Content-Disposition') || '';
+    const m = /filename="?([^";]+)"?/.exec(cd);
+    const name = m ? m[1] : `herenow-${state.widget.id}-${what}.csv`;
+    const url = URL.createObjectURL(blob);
+    const a = h('a', { href: url, download: name, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  } catch (e) {
+    if (e.status !== 401 && e.status !== 403) showBanner(`export: ${e.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---- wiring --------------------------------------------------------------------
+
+function typing(el) {
+  return el && (el.tagName === 'INPUT' || el.tagName === 'SELECT' || el.tagName === 'TEXTAREA' || el.isContentEditable);
+}
+
+function init() {
+  $('signin-form').addEventListener('submit', e => {
+    e.preventDefault();        // never a real submission (form-action 'none')
+    const token = $('token').value.trim();
+    if (!token) {
+      $('signin-error').textContent = 'paste a token first';
+      $('signin-error').hidden = false;
+      return;
+    }
+    signIn(token, $('remember').checked);
+  });
+  $('signout').addEventListener('click', () => signOut());
+  $('banner-close').addEventListener('click', hideBanner);
+  $('widget').addEventListener('change', e => selectWidget(e.target.value));
+  $('tab-live').addEventListener('click', () => showView('live'));
+  $('tab-stats').addEventListener('click', () => showView('stats'));
+
+  $('f-page').addEventListener('input', e => { state.filter.page = e.target.value; scheduleRender(); });
+  $('f-country').addEventListener('change', e => { state.filter.country = e.target.value; scheduleRender(); });
+  $('f-status').addEventListener('change', e => { state.filter.status = e.target.value; scheduleRender(); });
+  for (const b of document.querySelectorAll('#list th button')) b.addEventListener('click', () => setSort(b.dataset.sort));
+
+  for (const b of document.querySelectorAll('[data-range]')) {
+    b.addEventListener('click', () => {
+      state.range = b.dataset.range;
+      localStorage.setItem(RANGE_KEY, state.range);
+      loadStats();
+    });
+  }
+  $('stats-refresh').addEventListener('click', loadStats);
+  for (const b of document.querySelectorAll('[data-export]')) b.addEventListener('click', () => exportCsv(b.dataset.export, b));
+
+  const dlg = $('details');
+  $('d-close').addEventListener('click', () => dlg.close());
+  dlg.addEventListener('close', closeDetails);
+  // a click on the backdrop (outside the dialog's box) closes it too
+  dlg.addEventListener('click', e => {
+    if (e.target !== dlg) return;
+    const r = dlg.getBoundingClientRect();
+    if (e.clientX < r.left || e.clientX > r.right || e.clientY < r.top || e.clientY > r.bottom) dlg.close();
+  });
+
+  // Shortcuts (not while typing): / filter, 1 live, 2 statistics, r refresh.
+  document.addEventListener('keydown', e => {
+    if (e.ctrlKey || e.metaKey || e.altKey || $('details').open || !state.widget) return;
+    if (typing(e.target)) {
+      if (e.key === 'Escape' && e.target.id === 'f-page') { e.target.value = ''; state.filter.page = ''; scheduleRender(); }
+      return;
+    }
+    if (e.key === '/') { e.preventDefault(); showView('live', false); $('f-page').focus(); }
+    else if (e.key === '1') showView('live');
+    else if (e.key === '2') showView('stats');
+    else if (e.key === 'r' && state.view === 'stats') loadStats();
+  });
+
+  setInterval(() => { if (state.view === 'live' && !document.hidden) tickRows(); }, 1000);
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) scheduleRender(); });
+  // Refresh the statistics now and then while they are on screen.
+  setInterval(() => { if (state.view === 'stats' && state.widget && !document.hidden) loadStats(); }, 60000);
+
+  for (const b of document.querySelectorAll('[data-range]')) b.setAttribute('aria-pressed', String(b.dataset.range === state.range));
+  const token = storedToken();
+  if (token) signIn(token, null);
+  else showSignIn();
+}
+
+init();

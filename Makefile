@@ -44,12 +44,13 @@ COLLECTOR_OBJ := $(call obj,$(COLLECTOR_SRC))
 CTL_OBJ       := $(call obj,$(CTL_SRC))
 API_OBJ       := $(call obj,$(API_SRC))
 
-BINS := $(OUT)/herenow-collector $(OUT)/herenow-api $(OUT)/herenowctl $(OUT)/hn-loadgen
+BINS := $(OUT)/herenow-collector $(OUT)/herenow-api $(OUT)/herenowctl $(OUT)/hn-loadgen \
+        $(OUT)/hn-sseclient $(OUT)/hn-ssefeed
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRC))
 
-.PHONY: all clean test unit integration run stop bench-udp bench-drain bench-api bench-http deps check-deps
+.PHONY: all clean test unit integration run stop bench-udp bench-drain bench-api bench-http bench-sse deps check-deps
 all: $(BINS)
 
 $(OUT)/obj/%.o: %.c
@@ -66,6 +67,12 @@ $(OUT)/herenowctl: $(call obj,ctl/main.c) $(CTL_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_PG) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
 
 $(OUT)/hn-loadgen: $(call obj,bench/loadgen.c) $(PROTO_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
+
+$(OUT)/hn-sseclient: $(call obj,bench/sseclient.c) $(PROTO_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
+
+$(OUT)/hn-ssefeed: $(call obj,bench/ssefeed.c) $(PROTO_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
 
 # Unit tests link every object but the mains (STYLE.md: main() only wires).
@@ -105,9 +112,9 @@ run: check-deps
 	@$(MAKE) --no-print-directory $(BINS)
 	@HN_BIN=$(OUT) scripts/run.sh
 
-# bench-udp, bench-drain, bench-api, bench-http: bench/<name>.sh on fresh binaries.
+# bench-udp, bench-drain, bench-api, bench-http, bench-sse: bench/<name>.sh on fresh binaries.
 # bench-http also needs nginx and perf (scripts/setup.sh --bench).
-bench-udp bench-drain bench-api bench-http: bench-%: check-deps
+bench-udp bench-drain bench-api bench-http bench-sse: bench-%: check-deps
 	@if [ $* = http ]; then scripts/setup.sh --check-bench >/dev/null 2>&1 || scripts/setup.sh --bench; fi
 	@$(MAKE) --no-print-directory $(BINS)
 	@HN_BIN=$(OUT) bench/$*.sh

@@ -1546,6 +1546,13 @@ static void trim_and_measure(drain_w *d) {
             lag_s = (double)(now - oldest) / 1000.0;
 
         const char *upto = minid[0] && (!last[0] || id_cmp(minid, last) < 0) ? minid : last;
+        /* entries stay HERENOW_STREAM_KEEP_MS at least: live readers tail
+         * the stream too (the api's live hub, every api node's), and an
+         * entry trimmed before they read it would be an update they miss */
+        char keep[48];
+        snprintf(keep, sizeof(keep), "%llu-0",
+                 (unsigned long long)(now > (uint64_t)d->cfg->stream_keep_ms ? now - (uint64_t)d->cfg->stream_keep_ms : 0));
+        if (upto[0] && id_cmp(upto, keep) > 0) upto = keep;
         if (upto[0] && strcmp(upto, "0-0") != 0) {
             const char *a4[] = {"XTRIM", key, "MINID", upto};
             redisReply *t = rcmd(d, 4, a4, NULL);

@@ -424,14 +424,32 @@ static int on_record(const hn_record *r, void *arg) {
     return HN_OK;
 }
 
+static int read_batch(hn_live *l, int from, int to);
+
 /* XREAD the tailed shards from where each left off; marks what the records
  * touch dirty. */
 static int read_streams(hn_live *l) {
+    /* at most 64 shards per XREAD: the tailed shards go in batches */
+    for (int from = 0; from < l->nshards;) {
+        int batch_end = from, n = 0;
+        while (batch_end < l->nshards && n < 64) {
+            if (l->shard_watch[batch_end] > 0 && l->shard_id[batch_end][0]) n++;
+            batch_end++;
+        }
+        if (n > 0 && read_batch(l, from, batch_end) != HN_OK) return HN_ERR;
+        from = batch_end;
+    }
+    return HN_OK;
+}
+
+/* XREAD of the tailed shards in [from, to) (at most 64 of them), again
+ * while replies come back full. */
+static int read_batch(hn_live *l, int from, int to) {
     for (int round = 0; round < XREAD_ROUNDS; round++) {
         const char *argv[4 + 2 * 64];
         char keys[64][48];
         int shards[64], n = 0;
-        for (int sh = 0; sh < l->nshards && n < 64; sh++)
+        for (int sh = from; sh < to && n < 64; sh++)
             if (l->shard_watch[sh] > 0 && l->shard_id[sh][0]) {
                 snprintf(keys[n], sizeof(keys[n]), "hn:stream:%d", sh);
                 shards[n++] = sh;
@@ -545,6 +563,16 @@ static int flush(hn_live *l, int64_t now) {
             redisReply *h = NULL, *z = NULL;
             if (redisGetReply(l->rc, (void **)&h) != REDIS_OK || redisGetReply(l->rc, (void **)&z) != REDIS_OK) {
                 if (h) freeReplyObject(h);
+                redis_lost(l, "HMGET");
+                return HN_ERR;
+            }
+            if (h->type == REDIS_REPLY_ERROR || z->type == REDIS_REPLY_ERROR) {
+                /* BUSY, NOPERM…: not "the session is gone". Reconnect; what
+                 * is still dirty is read at the next tick */
+                hn_warn("event=live_redis_reply_error cmd=HMGET error='%s'",
+                        h->type == REDIS_REPLY_ERROR ? h->str : z->str);
+                freeReplyObject(h);
+                freeReplyObject(z);
                 redis_lost(l, "HMGET");
                 return HN_ERR;
             }
@@ -662,6 +690,10 @@ static hn_live_msg *replay(hn_live *l, lwidget *w, uint64_t seq) {
 }
 
 static void serve_starts(hn_live *l, lwidget *w, int64_t now) {
+    /* events made since the last finish (a load's flush reads every
+     * widget's dirty sessions) go out first: a replay or a snapshot covers
+     * up to w->seq, so they must be in the ring and ahead in the outbox */
+    finish(l, w);
     hn_live_msg *snap = NULL;
     for (size_t i = 0; i < w->npending; i++) {
         pend *p = &w->pending[i];
@@ -739,7 +771,7 @@ static int starts(hn_live *l, int64_t now) {
 }
 
 static void tick(hn_live *l) {
-    uint64_t t0 = hn_mono_ms();
+    uint64_t t0 = hn_mono_ms(), t0_us = hn_mono_us();
     int64_t now = now_wall_ms();
     lwidget *w, *tmp;
     if (!connected(l)) {
@@ -769,7 +801,7 @@ static void tick(hn_live *l) {
     atomic_store(&l->g_widgets, widgets);
     atomic_store(&l->g_sessions, sessions);
     atomic_fetch_add_explicit(&l->ticks, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&l->tick_us, (hn_mono_ms() - t0) * 1000, memory_order_relaxed);
+    atomic_fetch_add_explicit(&l->tick_us, hn_mono_us() - t0_us, memory_order_relaxed);
 }
 
 static void *hub_main(void *arg) {
@@ -777,8 +809,10 @@ static void *hub_main(void *arg) {
     uint64_t next = hn_mono_ms();
     for (;;) {
         pthread_mutex_lock(&l->mu);
-        while (!l->stop && l->inbox == NULL && hn_mono_ms() < next) {
-            uint64_t wait = next - hn_mono_ms();
+        for (;;) {
+            uint64_t now = hn_mono_ms();       /* once: a second read could pass next and wrap */
+            if (l->stop || l->inbox != NULL || now >= next) break;
+            uint64_t wait = next - now;
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             ts.tv_sec += (time_t)(wait / 1000);

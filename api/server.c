@@ -898,30 +898,40 @@ static void serve_ticket(rctx *c, const hn_api_req *rq, int64_t wid) {
     hn_buf_free(&b);
 }
 
-static void serve_stream(rctx *c, const hn_api_req *rq, int64_t wid) {
-    hn_api_server *s = c->s;
+/* The stream's parameters, checked before a ticket is used up: 400 and
+ * HN_ERR on anything wrong. */
+static int stream_params(rctx *c, const hn_api_req *rq, uint32_t *epoch, uint64_t *seq) {
     static const char *const allowed[] = {"ticket", "last_event_id"};
     char err[HN_PARAM_ERR_CAP];
     if (hn_param_check_keys(rq->qkey, rq->nquery, allowed, 2, err, sizeof(err)) != HN_OK) {
         fail(c, 400, err);
-        return;
+        return HN_ERR;
     }
-    uint32_t epoch = 0;
-    uint64_t seq = 0;
+    *epoch = 0;
+    *seq = 0;
     const char *lei = hn_api_query(rq, "last_event_id");
     if (lei) {
-        if (*lei && hn_live_parse_id(lei, &epoch, &seq) != HN_OK) {
+        if (*lei && hn_live_parse_id(lei, epoch, seq) != HN_OK) {
             fail(c, 400, "last_event_id: not an event id of this stream (pass the last id: field as received)");
-            return;
+            return HN_ERR;
         }
     } else {
         /* EventSource's own reconnect: a stale or foreign id just means a snapshot */
         const char *h = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Last-Event-ID");
-        if (h && hn_live_parse_id(h, &epoch, &seq) != HN_OK) epoch = 0;
+        if (h && hn_live_parse_id(h, epoch, seq) != HN_OK) *epoch = 0;
     }
+    return HN_OK;
+}
+
+static void stream_full(rctx *c) {
+    evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", "5");
+    fail(c, 503, c->s->stopping ? "shutting down" : "too many live streams open, try again");
+}
+
+static void serve_stream(rctx *c, const hn_api_req *rq, int64_t wid, uint32_t epoch, uint64_t seq) {
+    hn_api_server *s = c->s;
     if (hn_sse_open(s->sse, c->req, wid, &rq->who, epoch, seq) != HN_OK) {
-        evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", "5");
-        fail(c, 503, s->stopping ? "shutting down" : "too many live streams open, try again");
+        stream_full(c);
         return;
     }
     record(s, c->route, 200, c->t0, c->method, c->path, c->query, c->token, " stream=opened");
@@ -1009,6 +1019,16 @@ static void on_request(struct evhttp_request *req, void *arg) {
         fail(&c, 400, why);
         goto reject;
     }
+    /* the stream's own checks first: a ticket is not used up by a refusal */
+    uint32_t lei_epoch = 0;
+    uint64_t lei_seq = 0;
+    if (r == R_STREAM) {
+        if (stream_params(&c, rq, &lei_epoch, &lei_seq) != HN_OK) goto reject;
+        if (!hn_sse_has_room(s->sse)) {
+            stream_full(&c);
+            goto reject;
+        }
+    }
     if (ticketed) {
         if (check_ticket(&c, hn_api_query(rq, "ticket"), wid, &who) != HN_OK) goto reject;
         c.token = who.token_id;
@@ -1019,7 +1039,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
         goto reject;
     }
     if (r == R_STREAM || r == R_TICKET) {      /* main thread: no worker, no job */
-        if (r == R_STREAM) serve_stream(&c, rq, wid);
+        if (r == R_STREAM) serve_stream(&c, rq, wid, lei_epoch, lei_seq);
         else serve_ticket(&c, rq, wid);
         goto reject;
     }

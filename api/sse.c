@@ -22,8 +22,12 @@ enum { BYE_CLIENT, BYE_LIFETIME, BYE_SLOW, BYE_REVOKED, BYE_STOPPING, BYE_UNAVAI
 static const char *bye_names[BYE__COUNT] = {"client", "lifetime", "slow", "revoked", "stopping",
                                             "unavailable"};
 
+typedef struct group group;
+
 typedef struct sub {
     UT_hash_handle         hh;
+    group                 *g;                /* its widget's streams */
+    struct sub            *gnext, *gprev;
     uint64_t               id;
     int64_t                widget_id;
     hn_sse                *s;
@@ -36,6 +40,13 @@ typedef struct sub {
     size_t                 last_pending;     /* bytes waiting at the last timer check */
 } sub;
 
+/* The streams of one widget: a hub message goes to these only. */
+struct group {
+    UT_hash_handle hh;
+    int64_t        widget_id;
+    sub           *head;
+};
+
 struct hn_sse {
     const hn_config   *cfg;
     struct event_base *base;
@@ -44,6 +55,7 @@ struct hn_sse {
     hn_live           *live;
     struct event      *timer;
     sub               *subs;                 /* by id */
+    group             *groups;               /* by widget */
     size_t             nsubs;
     uint64_t           next_id;
     bool               stopping;
@@ -91,6 +103,14 @@ static void write_text(sub *u, const char *p, size_t n) {
 
 static void sub_free(sub *u) {
     hn_sse *s = u->s;
+    group *g = u->g;
+    if (u->gprev) u->gprev->gnext = u->gnext;
+    else g->head = u->gnext;
+    if (u->gnext) u->gnext->gprev = u->gprev;
+    if (g->head == NULL) {
+        HASH_DEL(s->groups, g);
+        free(g);
+    }
     HASH_DEL(s->subs, u);
     s->nsubs--;
     hn_live_unsubscribe(s->live, u->widget_id, u->id);
@@ -176,14 +196,17 @@ static void deliver(void *arg, hn_live_out *list) {
     hn_sse *s = arg;
     size_t cap = (size_t)s->cfg->sse_max_buffer_kb * 1024;
     for (hn_live_out *o = list; o; o = o->next) {
-        sub *u, *tmp;
+        sub *u, *next;
         if (o->kind == HN_LIVE_START) {
             HASH_FIND(hh, s->subs, &o->sub, sizeof(o->sub), u);
             if (u && !u->started) start(s, u, o);
             continue;
         }
-        HASH_ITER(hh, s->subs, u, tmp) {
-            if (u->widget_id != o->widget_id || !u->started) continue;
+        group *g;
+        HASH_FIND(hh, s->groups, &o->widget_id, sizeof(o->widget_id), g);
+        for (u = g ? g->head : NULL; u; u = next) {
+            next = u->gnext;                      /* u may end (slow) below */
+            if (!u->started) continue;
             if (o->msg->epoch != u->epoch || o->msg->last_seq <= u->seq) continue;
             write_msg(u, o->msg);
             u->seq = o->msg->last_seq;
@@ -264,6 +287,17 @@ int hn_sse_open(hn_sse *s, struct evhttp_request *req, int64_t widget_id, const 
     u->opened_ms = u->last_write_ms = hn_mono_ms();
     HASH_ADD(hh, s->subs, id, sizeof(u->id), u);
     s->nsubs++;
+    group *g;
+    HASH_FIND(hh, s->groups, &widget_id, sizeof(widget_id), g);
+    if (g == NULL) {
+        g = hn_xcalloc(1, sizeof(*g));
+        g->widget_id = widget_id;
+        HASH_ADD(hh, s->groups, widget_id, sizeof(g->widget_id), g);
+    }
+    u->g = g;
+    u->gnext = g->head;
+    if (g->head) g->head->gprev = u;
+    g->head = u;
     s->opened++;
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     evhttp_connection_set_closecb(evcon, on_close, u);
@@ -277,6 +311,10 @@ void hn_sse_stop(hn_sse *s) {
     s->stopping = true;
     sub *u, *tmp;
     HASH_ITER(hh, s->subs, u, tmp) sub_end(u, BYE_STOPPING);
+}
+
+bool hn_sse_has_room(const hn_sse *s) {
+    return !s->stopping && s->nsubs < (size_t)s->cfg->sse_max_clients;
 }
 
 size_t hn_sse_open_count(const hn_sse *s) {
@@ -312,6 +350,11 @@ void hn_sse_destroy(hn_sse *s) {
     HASH_ITER(hh, s->subs, u, tmp) {
         HASH_DEL(s->subs, u);
         free(u);
+    }
+    group *g, *gt;
+    HASH_ITER(hh, s->groups, g, gt) {
+        HASH_DEL(s->groups, g);
+        free(g);
     }
     if (s->timer) event_free(s->timer);
     free(s);

@@ -32,6 +32,8 @@ int     hn_sse_open(hn_sse *s, struct evhttp_request *req, int64_t widget_id, co
 /* The stop: every stream gets `bye` (stopping) and ends. */
 void    hn_sse_stop(hn_sse *s);
 size_t  hn_sse_open_count(const hn_sse *s);
+/* true when hn_sse_open would take a stream now (not stopping, below the cap). */
+bool    hn_sse_has_room(const hn_sse *s);
 void    hn_sse_metrics(hn_sse *s, hn_buf *out);
 void    hn_sse_destroy(hn_sse *s);
 

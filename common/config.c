@@ -134,6 +134,8 @@ static const cfg_opt opts[] = {
      "longest wait between drain retries while PostgreSQL or Redis is down (backoff doubles up to it)"},
     {"DRAIN_FAILPOINT", T_STR, OFF(drain_failpoint), "", 0, 0, NULL, A,
      "tests only: before_commit|after_commit[:N] — the drain kills its process (SIGKILL) there, at the N-th batch"},
+    {"STREAM_KEEP_MS", T_INT, OFF(stream_keep_ms), "10000", 0, 3600000, NULL, A,
+     "the drain trims the stream only below entries this old, so that live readers tailing it (the live hub of every api node) read them first"},
     {"API_WWW", T_STR, OFF(api_www), "api/www", 0, 0, NULL, A,
      "the dashboard's static files, served at / (read into memory at start and on SIGHUP; empty: no dashboard)"},
     {"API_TICKET_SECRET", T_STR, OFF(api_ticket_secret), "", 0, 0, NULL, A,

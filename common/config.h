@@ -73,6 +73,7 @@ typedef struct hn_config {
     int64_t drain_claim_idle_ms;
     int64_t drain_retry_max_ms;
     char   *drain_failpoint;
+    int64_t stream_keep_ms;
     char   *api_www;
     char   *api_ticket_secret;
     int64_t sse_ticket_ttl_s;

@@ -31,6 +31,8 @@ export HERENOW_TRUSTED_RELAYS=127.0.0.1/32
 export HERENOW_API_LISTEN=127.0.0.1:$API
 # a dead consumer's entries are claimed after 300 ms; short backoff
 export HERENOW_DRAIN_CLAIM_IDLE_MS=300 HERENOW_DRAIN_RETRY_MAX_MS=300 HERENOW_DRAIN_BLOCK_MS=100
+# trims to the group's progress at once (the default keeps 10 s for live readers)
+export HERENOW_STREAM_KEEP_MS=0
 # two consumers in each api process: they race for entries, sessions and rollup rows
 export HERENOW_DRAIN_THREADS=2
 

@@ -38,7 +38,7 @@ hn_spawn collector "$HN_BIN/herenow-collector"
 hn_wait_for 10 "collector ready" curl -fsS "http://127.0.0.1:$ADMIN/readyz"
 export HERENOW_DRAIN=off HERENOW_API_WWW=$HN_ROOT/api/www HERENOW_SSE_PING_S=1 \
     HERENOW_SSE_RECONCILE_MS=500 HERENOW_SSE_TICKET_TTL_S=5 HERENOW_SSE_MAX_LIFETIME_S=3600 \
-    HERENOW_SSE_MAX_BUFFER_KB=64 HERENOW_TOKEN_REFRESH_MS=200 HERENOW_LOG_LEVEL=info
+    HERENOW_SSE_MAX_BUFFER_KB=1024 HERENOW_TOKEN_REFRESH_MS=200 HERENOW_LOG_LEVEL=info
 hn_start_api
 A=$HN_API_URL/api/visitor-tracking
 W=$A/widgets/$WID
@@ -194,6 +194,13 @@ stream r2 "$W/active-visitors/stream?ticket=$TR&last_event_id=0badc0de-5"
 within 5 "last_event_id of another epoch: a snapshot" "$HN_TMP/r2.sse" '^snapshot .*"session_id":"liveDDDD0001"'
 hn_assert_eq "last_event_id malformed: 400" 400 \
     "$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK" "$W/active-visitors/stream?last_event_id=zzz")"
+TB=$(ticket | jq -r .ticket)
+hn_assert_eq "a ticket with a malformed last_event_id: 400" 400 \
+    "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$W/active-visitors/stream?ticket=$TB&last_event_id=zzz")"
+stream tb "$W/active-visitors/stream?ticket=$TB"
+hn_wait_for 5 "…and the refusal did not use the ticket up: it opens the stream" started "$HN_TMP/tb.sse" &&
+    hn_ok "a ticket refused for a bad parameter is not used up (it opens the stream after)"
+kill "$PID_tb"
 hn_assert_eq "an unknown parameter on the stream: 400" 400 \
     "$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK" "$W/active-visitors/stream?limit=5")"
 
@@ -231,7 +238,7 @@ hn_wait_for 3 "…and the stream ends" bash -c "! kill -0 $PID_rv 2>/dev/null"
 # a client that never reads, with a 2 KiB receive buffer, and a snapshot of
 # 6 MB (3000 sessions with 2 KB URLs, written into Redis as the collector
 # would): more than the kernel's buffers (tcp_wmem ≤ 4 MB) can take, so over
-# 64 KiB stays waiting and does not go down → ended as slow
+# 1 MiB stays waiting and does not go down → ended as slow
 long=$(head -c 2000 /dev/zero | tr '\0' x)
 awk -v n=3000 -v now="$(now_ms)" -v w="$WID" -v long="$long" 'BEGIN {
     for (i = 0; i < n; i++) {
@@ -240,7 +247,7 @@ awk -v n=3000 -v now="$(now_ms)" -v w="$WID" -v long="$long" 'BEGIN {
         printf "ZADD hn:live:{%s} %.0f %s\r\n", w, now, sid
     } }' >"$HN_TMP/bulk.txt"
 hn_redis --pipe <"$HN_TMP/bulk.txt" >/dev/null
-hn_wait_for 5 "3000 more visitors in the stream (the reconcile)" bash -c "[ \$(grep -c '^data: {\"session_id\":\"bulk' '$HN_TMP/s1.sse') -ge 3000 ]"
+hn_wait_for 15 "3000 more visitors in the stream (the reconcile)" bash -c "[ \$(grep -c '^data: {\"session_id\":\"bulk' '$HN_TMP/s1.sse') -ge 3000 ]"
 python3 - "$HN_API_URL" "$WID" "$TOK" >"$HN_TMP/slow.out" 2>&1 <<'PY' &
 import socket, sys, time
 from urllib.parse import urlparse
@@ -263,10 +270,28 @@ hn_wait_for 8 "Redis stopped: a new stream is answered 503" refused && hn_ok "Re
 hn_assert_cmd "Redis stopped: the api still answers /livez" curl -fsS "$HN_API_URL/livez"
 hn_assert_cmd "the hub's Redis failures are counted" test "$(metric herenow_live_redis_errors_total)" -gt 0
 "$HN_ROOT/scripts/redis.sh" start --fast "$HN_TMP/redis" "$HN_REDIS_PORT" >/dev/null
-stream back "$W/active-visitors/stream" -H "Authorization: Bearer $TOK"
-hn_wait_for 8 "Redis back: a new stream starts (snapshot)" started "$HN_TMP/back.sse" &&
+# (the hub connects again within a second: until then a new stream is still 503)
+opens() { { curl -sN -m 2 -H "Authorization: Bearer $TOK" "$W/active-visitors/stream" || true; } | grep -q '^event: snapshot$'; }
+hn_wait_for 8 "Redis back: a new stream starts (snapshot)" opens &&
     hn_ok "Redis back: a new stream starts (snapshot)"
-kill "$PID_back"
+
+# the drain on: its XTRIM must not delete entries before the hub read them
+# (HERENOW_STREAM_KEEP_MS, 10 s by default). The reconcile is off (60 s),
+# so a record the hub missed would stay missed: it must read all 300.
+hn_stop "$HN_PID_api" >/dev/null || true
+HERENOW_DRAIN=on HERENOW_DRAIN_BLOCK_MS=100 HERENOW_SSE_RECONCILE_MS=60000 hn_start_api
+A=$HN_API_URL/api/visitor-tracking
+W=$A/widgets/$WID
+stream dr "$W/active-visitors/stream" -H "Authorization: Bearer $TOK"
+hn_wait_for 5 "stream dr started" started "$HN_TMP/dr.sse"
+send --session drainAAAA01 --url https://example.com/x --count 300 --interval 10
+records() { [ "$(metric herenow_live_records_total)" -ge 300 ]; }
+hn_wait_for 10 "the hub read the 300 records" records
+trimmed() { [ "$(metric herenow_drain_trimmed_total)" -gt 0 ]; }
+hn_wait_for 15 "the drain trimmed meanwhile" trimmed
+hn_assert_eq "drain on: the hub read every record, none trimmed away before it (300)" 300 "$(metric herenow_live_records_total)"
+hn_assert_cmd "drain on: the stream saw page_views reach 300" has_event "$HN_TMP/dr.sse" '"session_id":"drainAAAA01".*"page_views":300'
+kill "$PID_dr"
 
 # lifetime: its own api, HERENOW_SSE_MAX_LIFETIME_S=5
 hn_stop "$HN_PID_api" >/dev/null || true

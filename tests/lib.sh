@@ -279,3 +279,34 @@ hn_cleanup() {
 trap hn_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# ---- browser tests (tests/browser, node scripts driving headless Chromium) ----
+
+# hn_browser_prereqs: Debian's chromium, node >= 20 (playwright-core) and jq,
+# or the test ends here with one failure naming what is missing. Sets
+# BROWSER_DIR and exports HN_CHROMIUM.
+hn_browser_prereqs() {
+    BROWSER_DIR=$HN_ROOT/tests/browser
+    export HN_CHROMIUM=${HN_CHROMIUM:-/usr/bin/chromium}
+    [ -x "$HN_CHROMIUM" ] || { hn_fail "Debian's chromium is needed at $HN_CHROMIUM (apt-get install chromium)"; hn_done; }
+    command -v node >/dev/null || { hn_fail "node is needed (apt-get install nodejs npm)"; hn_done; }
+    command -v jq >/dev/null || { hn_fail "jq is needed (apt-get install jq)"; hn_done; }
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]')
+    [ "$major" -ge 20 ] || { hn_fail "node >= 20 is needed by playwright-core (this is $(node --version))"; hn_done; }
+}
+
+# hn_node NAME SCRIPT: runs a node test script of tests/browser (output also
+# in $HN_TMP/NAME.out) and adds its "ok"/"not ok" lines to this test's
+# counts; a script that fails without a "not ok" line (a crash) is one more
+# failure, and so is one that ran no assertion.
+hn_node() {
+    local name=$1 script=$2 rc=0 p f
+    (cd "$BROWSER_DIR" && node "$script") 2>&1 | tee "$HN_TMP/$name.out" || rc=$?
+    p=$(grep -c '^ok - ' "$HN_TMP/$name.out" || true)
+    f=$(grep -c '^not ok - ' "$HN_TMP/$name.out" || true)
+    HN_PASSED=$((HN_PASSED + p))
+    HN_FAILED=$((HN_FAILED + f))
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then hn_fail "$name exited with status $rc"; fi
+    if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then hn_fail "$name ran no assertion"; fi
+}

@@ -24,29 +24,10 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
-BROWSER_DIR=$HN_ROOT/tests/browser
-export HN_CHROMIUM=${HN_CHROMIUM:-/usr/bin/chromium}
-[ -x "$HN_CHROMIUM" ] || { hn_fail "Debian's chromium is needed at $HN_CHROMIUM (apt-get install chromium)"; hn_done; }
-command -v node >/dev/null || { hn_fail "node is needed (apt-get install nodejs npm)"; hn_done; }
-command -v jq >/dev/null || { hn_fail "jq is needed (apt-get install jq)"; hn_done; }
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-[ "$node_major" -ge 20 ] || { hn_fail "node >= 20 is needed by playwright-core (this is $(node --version))"; hn_done; }
+hn_browser_prereqs
 export HN_ARTIFACTS=${HN_ARTIFACTS:-$HN_ROOT/build/artifacts/dashboard}
 mkdir -p "$HN_ARTIFACTS"
 
-# hn_node NAME SCRIPT: runs a node test script (output also in $HN_TMP/NAME.out)
-# and adds its "ok"/"not ok" lines to this test's counts; a script that
-# fails without a "not ok" line (a crash) is one more failure.
-hn_node() {
-    local name=$1 script=$2 rc=0 p f
-    (cd "$BROWSER_DIR" && node "$script") 2>&1 | tee "$HN_TMP/$name.out" || rc=$?
-    p=$(grep -c '^ok - ' "$HN_TMP/$name.out" || true)
-    f=$(grep -c '^not ok - ' "$HN_TMP/$name.out" || true)
-    HN_PASSED=$((HN_PASSED + p))
-    HN_FAILED=$((HN_FAILED + f))
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then hn_fail "$name exited with status $rc"; fi
-    if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then hn_fail "$name ran no assertion"; fi
-}
 
 hn_assert_cmd "tests/browser: npm ci from package-lock.json (when needed)" bash "$BROWSER_DIR/deps.sh"
 

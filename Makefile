@@ -105,7 +105,7 @@ integration: check-deps
 	@HN_BIN=$(OUT) tests/run-integration.sh
 
 test: check-deps
-	@$(MAKE) --no-print-directory $(UNIT_BINS) $(BINS)
+	@$(MAKE) --no-print-directory $(UNIT_BINS) $(BINS) fuzz-replay-build fuzz-build
 	@HN_BIN=$(OUT) tests/run-all.sh $(UNIT_BINS)
 
 run: check-deps
@@ -118,6 +118,46 @@ bench-udp bench-drain bench-api bench-http bench-sse: bench-%: check-deps
 	@if [ $* = http ]; then scripts/setup.sh --check-bench >/dev/null 2>&1 || scripts/setup.sh --bench; fi
 	@$(MAKE) --no-print-directory $(BINS)
 	@HN_BIN=$(OUT) bench/$*.sh
+
+# --- fuzzing (fuzz/, docs/OPERATIONS.md "Fuzzing") ----------------------------
+# libFuzzer targets built with clang (build/fuzz/fuzz_<t>); the same targets
+# with a replay main built with $(CC) + ASan + UBSan (build/fuzz-replay/replay_<t>),
+# so that the corpus runs without clang. `make fuzz FUZZ_TIME=600` fuzzes each
+# target for that many seconds; `make test` replays the corpus and fuzzes each
+# target for 30 s (tests/integration/test_fuzz.sh).
+FUZZ_TARGETS := beacon query record http
+FUZZ_LIB_SRC := $(PROTO_SRC) $(COMMON_SRC) collector/httpmap.c
+FUZZ_LIBS    := $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_TIME    ?= 60
+FZ := build/fuzz
+FR := build/fuzz-replay
+
+$(FZ)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN) -pthread -c $< -o $@
+
+$(FZ)/fuzz_%: $(FZ)/obj/fuzz/fuzz_%.o $(patsubst %.c,$(FZ)/obj/%.o,$(FUZZ_LIB_SRC))
+	clang -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^ $(FUZZ_LIBS)
+
+$(FR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -std=c11 -O1 -g -fno-omit-frame-pointer $(WARN) $(FUZZ_SAN) -pthread -c $< -o $@
+
+$(FR)/replay_%: $(FR)/obj/fuzz/fuzz_%.o $(FR)/obj/fuzz/replay.o $(patsubst %.c,$(FR)/obj/%.o,$(FUZZ_LIB_SRC))
+	$(CC) $(FUZZ_SAN) -pthread -o $@ $^ $(FUZZ_LIBS)
+
+$(FR)/mkseeds: $(FR)/obj/fuzz/mkseeds.o $(patsubst %.c,$(FR)/obj/%.o,$(FUZZ_LIB_SRC))
+	$(CC) $(FUZZ_SAN) -pthread -o $@ $^ $(FUZZ_LIBS)
+
+.PHONY: fuzz fuzz-build fuzz-replay-build fuzz-seeds
+fuzz-build: $(FUZZ_TARGETS:%=$(FZ)/fuzz_%)
+fuzz-replay-build: $(FUZZ_TARGETS:%=$(FR)/replay_%)
+# rewrites the seeds in fuzz/corpus/ (committed); inputs the fuzzer found are added by hand
+fuzz-seeds: $(FR)/mkseeds
+	$(FR)/mkseeds fuzz/corpus
+fuzz: check-deps fuzz-build
+	@FUZZ_TIME=$(FUZZ_TIME) scripts/fuzz.sh $(FUZZ_TARGETS)
 
 clean:
 	rm -rf build

@@ -27,6 +27,8 @@ PACKAGES=(
     build-essential pkg-config
     libevent-dev libhiredis-dev libpq-dev libmsgpack-dev libcmocka-dev libssl-dev
     uthash-dev
+    # fuzzing: libFuzzer targets (clang, its runtime)
+    clang libclang-rt-14-dev
     # servers and clients for tests and `make run`
     redis-server redis-tools postgresql-15 postgresql-client-15
     curl ca-certificates wrk jq

@@ -159,6 +159,12 @@ fuzz-seeds: $(FR)/mkseeds
 fuzz: check-deps fuzz-build
 	@FUZZ_TIME=$(FUZZ_TIME) scripts/fuzz.sh $(FUZZ_TARGETS)
 
+# every unit test under valgrind: no memory error, no leak (tests/valgrind.sh)
+.PHONY: valgrind
+valgrind: check-deps
+	@$(MAKE) --no-print-directory $(UNIT_BINS)
+	@tests/valgrind.sh $(UNIT_BINS)
+
 clean:
 	rm -rf build
 

@@ -174,7 +174,9 @@ static int load_list(hn_uap *u, yaml_document_t *d, yaml_node_t *root, const cha
             return HN_ERR;
         }
         out->n++;
-        r->jit = pcre2_jit_compile(r->re, PCRE2_JIT_COMPLETE) == 0;
+        /* HN_UAP_NO_JIT=1: interpreted matching only, for valgrind (it
+         * cannot follow JIT-made code and reports its reads as uninitialised) */
+        r->jit = getenv("HN_UAP_NO_JIT") == NULL && pcre2_jit_compile(r->re, PCRE2_JIT_COMPLETE) == 0;
         if (r->jit) u->jitted++;
         uint32_t groups = 0;
         pcre2_pattern_info(r->re, PCRE2_INFO_CAPTURECOUNT, &groups);

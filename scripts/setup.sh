@@ -29,6 +29,8 @@ PACKAGES=(
     uthash-dev
     # fuzzing: libFuzzer targets (clang, its runtime)
     clang libclang-rt-14-dev
+    # `make valgrind` (the unit tests under valgrind)
+    valgrind
     # servers and clients for tests and `make run`
     redis-server redis-tools postgresql-15 postgresql-client-15
     curl ca-certificates wrk jq

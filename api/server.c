@@ -937,6 +937,37 @@ static void serve_stream(rctx *c, const hn_api_req *rq, int64_t wid, uint32_t ep
     record(s, c->route, 200, c->t0, c->method, c->path, c->query, c->token, " stream=opened");
 }
 
+/* ---- CORS (HERENOW_API_CORS_ORIGINS) ------------------------------------------------- */
+
+/* A listed Origin gets Access-Control-Allow-Origin on every /api answer
+ * (the browser then lets its page read it); any other gets nothing, so a
+ * page elsewhere cannot read the API even with a token it got hold of. */
+static bool cors(hn_api_server *s, struct evhttp_request *req) {
+    const char *origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+    if (origin == NULL || !hn_origin_allowed(s->cfg->api_cors_origins, origin)) return false;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Access-Control-Allow-Origin", origin);
+    evhttp_add_header(h, "Vary", "Origin");
+    evhttp_add_header(h, "Access-Control-Expose-Headers", "Content-Disposition, Retry-After");
+    return true;
+}
+
+/* OPTIONS /api/…: a preflight (it carries no token). 204 with what the API
+ * accepts for a listed origin; 403 for any other. */
+static void preflight(rctx *c) {
+    if (!cors(c->s, c->req)) {
+        fail(c, 403, "origin not allowed (HERENOW_API_CORS_ORIGINS)");
+        return;
+    }
+    struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+    evhttp_add_header(h, "Access-Control-Allow-Methods", "GET, POST, DELETE");
+    evhttp_add_header(h, "Access-Control-Allow-Headers", "Authorization, Last-Event-ID");
+    evhttp_add_header(h, "Access-Control-Max-Age", "600");
+    record(c->s, c->route, 204, c->t0, c->method, c->path, c->query, NULL, NULL);
+    hn_server_track(c->s, c->req);
+    evhttp_send_reply(c->req, 204, "No Content", NULL);
+}
+
 static void on_request(struct evhttp_request *req, void *arg) {
     hn_api_server *s = arg;
     const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
@@ -955,6 +986,11 @@ static void on_request(struct evhttp_request *req, void *arg) {
         serve_static(&c, cmd);
         return;
     }
+    if (cmd == EVHTTP_REQ_OPTIONS) {
+        preflight(&c);
+        return;
+    }
+    cors(s, req);
     if (s->stopping) {
         s->rejected[REJ_STOPPING]++;
         fail(&c, 503, "shutting down");

@@ -22,6 +22,7 @@
  * only bound memory: beyond those libevent answers by itself, uncounted.
  */
 #include "collector/httpmap.h"
+#include "common/net.h"
 #include "collector/worker.h"
 #include "common/log.h"
 
@@ -97,7 +98,7 @@ static void cors(hn_worker *w, struct evhttp_request *req) {
         return;
     }
     const char *origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
-    if (origin && hn_http_origin_allowed(allow, origin)) evhttp_add_header(h, "Access-Control-Allow-Origin", origin);
+    if (origin && hn_origin_allowed(allow, origin)) evhttp_add_header(h, "Access-Control-Allow-Origin", origin);
     evhttp_add_header(h, "Vary", "Origin");
 }
 

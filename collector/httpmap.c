@@ -33,13 +33,3 @@ int hn_http_verdict(const hn_admitted *a, const char *batch_err, const char **wh
     return 400;
 }
 
-bool hn_http_origin_allowed(const char *list, const char *origin) {
-    size_t n = strlen(origin);
-    if (n == 0) return false;
-    for (const char *p = list; (p = strstr(p, origin)) != NULL; p += n) {
-        bool starts = p == list || p[-1] == ' ' || p[-1] == ',';
-        bool ends = p[n] == '\0' || p[n] == ' ' || p[n] == ',';
-        if (starts && ends) return true;
-    }
-    return false;
-}

@@ -1,7 +1,7 @@
 /*
  * httpmap.h: the pure parts of the HTTP ingress (http.c), apart so that
  * they are unit-tested without sockets: which client an X-Forwarded-For
- * names, which status a decoded batch gets, CORS origin lists.
+ * names, which status a decoded batch gets.
  */
 #ifndef HN_HTTPMAP_H
 #define HN_HTTPMAP_H
@@ -21,7 +21,5 @@ void hn_http_forwarded_for(const hn_cidrs *proxies, const char *xff, hn_ip *ip);
  * opted out), of which the sender is told nothing. */
 int hn_http_verdict(const hn_admitted *a, const char *batch_err, const char **why);
 
-/* origin is one of the words of list (space- or comma-separated). */
-bool hn_http_origin_allowed(const char *list, const char *origin);
 
 #endif

@@ -138,6 +138,8 @@ static const cfg_opt opts[] = {
      "the drain trims the stream only below entries this old, so that live readers tailing it (the live hub of every api node) read them first"},
     {"API_WWW", T_STR, OFF(api_www), "api/www", 0, 0, NULL, A,
      "the dashboard's static files, served at / (read into memory at start and on SIGHUP; empty: no dashboard)"},
+    {"API_CORS_ORIGINS", T_STR, OFF(api_cors_origins), "", 0, 0, NULL, A,
+     "origins (https://admin.example, space- or comma-separated) whose pages may call the API from a browser (CORS); empty: only the dashboard's own origin"},
     {"API_TICKET_SECRET", T_STR, OFF(api_ticket_secret), "", 0, 0, NULL, A,
      "64 hex digits: the key of the live stream's tickets, the same on every api node behind one load balancer (empty: random at each start)"},
     {"SSE_TICKET_TTL_S", T_INT, OFF(sse_ticket_ttl_s), "60", 5, 3600, NULL, A,

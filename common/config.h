@@ -75,6 +75,7 @@ typedef struct hn_config {
     char   *drain_failpoint;
     int64_t stream_keep_ms;
     char   *api_www;
+    char   *api_cors_origins;
     char   *api_ticket_secret;
     int64_t sse_ticket_ttl_s;
     int64_t sse_ping_s;

@@ -137,3 +137,14 @@ int hn_sock_port(int fd) {
     if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     return -1;
 }
+
+bool hn_origin_allowed(const char *list, const char *origin) {
+    size_t n = strlen(origin);
+    if (n == 0) return false;
+    for (const char *p = list; (p = strstr(p, origin)) != NULL; p += n) {
+        bool starts = p == list || p[-1] == ' ' || p[-1] == ',';
+        bool ends = p[n] == '\0' || p[n] == ' ' || p[n] == ',';
+        if (starts && ends) return true;
+    }
+    return false;
+}

@@ -35,4 +35,8 @@ uint64_t hn_udp_drops(int fd);
 /* The port a bound socket got (for ":0" in tests). */
 int hn_sock_port(int fd);
 
+/* origin (an Origin header) is one of the words of list (space- or
+ * comma-separated): CORS allow-lists of the collector and the api. */
+bool hn_origin_allowed(const char *list, const char *origin);
+
 #endif

@@ -3,6 +3,7 @@
  * Origin against a CORS list, the User-Agent through uap-core's 1162
  * regexes (PCRE2 JIT, with a match limit). The first byte picks which. */
 #include "collector/httpmap.h"
+#include "common/net.h"
 #include "common/ip.h"
 #include "common/uap.h"
 
@@ -48,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 1: {
         char *nl = strchr(s, '\n');     /* "list\norigin" */
         if (nl) *nl = '\0';
-        (void)hn_http_origin_allowed(s, nl ? nl + 1 : "");
+        (void)hn_origin_allowed(s, nl ? nl + 1 : "");
         break;
     }
     default: {

@@ -38,7 +38,8 @@ hn_spawn collector "$HN_BIN/herenow-collector"
 hn_wait_for 10 "collector ready" curl -fsS "http://127.0.0.1:$ADMIN/readyz"
 export HERENOW_DRAIN=off HERENOW_API_WWW=$HN_ROOT/api/www HERENOW_SSE_PING_S=1 \
     HERENOW_SSE_RECONCILE_MS=500 HERENOW_SSE_TICKET_TTL_S=5 HERENOW_SSE_MAX_LIFETIME_S=3600 \
-    HERENOW_SSE_MAX_BUFFER_KB=1024 HERENOW_TOKEN_REFRESH_MS=200 HERENOW_LOG_LEVEL=info
+    HERENOW_SSE_MAX_BUFFER_KB=1024 HERENOW_TOKEN_REFRESH_MS=200 HERENOW_LOG_LEVEL=info \
+    HERENOW_API_CORS_ORIGINS="https://admin.example, https://ops.example"
 hn_start_api
 A=$HN_API_URL/api/visitor-tracking
 W=$A/widgets/$WID
@@ -95,6 +96,19 @@ done
 hn_assert_eq "POST /: 405" 405 "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$HN_API_URL/")"
 hn_assert_cmd "JSON answers carry X-Frame-Options and Referrer-Policy too" \
     bash -c "curl -sD - -o /dev/null '$HN_API_URL/api/visitor-tracking/widgets' | grep -qi '^x-frame-options: DENY' && curl -sD - -o /dev/null '$HN_API_URL/api/visitor-tracking/widgets' | grep -qi '^referrer-policy: no-referrer'"
+
+# CORS: listed origins may call the API from their pages, others get nothing
+acao() { curl -s -o /dev/null -D - "$@" | tr -d '\r' | awk -F': ' 'tolower($1) == "access-control-allow-origin" { print $2 }'; }
+hn_assert_eq "CORS: a listed origin gets Access-Control-Allow-Origin" https://ops.example \
+    "$(acao -H 'Origin: https://ops.example' -H "Authorization: Bearer $TOK" "$A/widgets")"
+hn_assert_eq "CORS: another origin gets none" "" \
+    "$(acao -H 'Origin: https://evil.example' -H "Authorization: Bearer $TOK" "$A/widgets")"
+hn_assert_eq "CORS: a preflight of a listed origin: 204, methods and the Authorization header allowed" \
+    "204 GET, POST, DELETE Authorization, Last-Event-ID" \
+    "$(curl -s -o /dev/null -D - -X OPTIONS -H 'Origin: https://admin.example' -H 'Access-Control-Request-Method: GET' "$W/active-visitors" | tr -d '\r' |
+        awk -F': ' 'NR == 1 { split($0, a, " "); st = a[2] } tolower($1) == "access-control-allow-methods" { m = $2 } tolower($1) == "access-control-allow-headers" { h = $2 } END { print st, m, h }')"
+hn_assert_eq "CORS: a preflight of another origin: 403" 403 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -X OPTIONS -H 'Origin: https://admin.example.evil' "$W/active-visitors")"
 
 # ---- 2. tickets ---------------------------------------------------------------------------
 T=$(ticket)

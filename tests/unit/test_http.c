@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "collector/httpmap.h"
+#include "common/net.h"
 #include "collector/worker.h"
 #include "common/config.h"
 
@@ -86,13 +87,13 @@ static void test_verdict(void **state) {
 static void test_origins(void **state) {
     (void)state;
     const char *list = "https://a.example https://b.example,https://c.example";
-    assert_true(hn_http_origin_allowed(list, "https://a.example"));
-    assert_true(hn_http_origin_allowed(list, "https://b.example"));
-    assert_true(hn_http_origin_allowed(list, "https://c.example"));
-    assert_false(hn_http_origin_allowed(list, "https://a.exampl"));
-    assert_false(hn_http_origin_allowed(list, "https://a.example.evil"));
-    assert_false(hn_http_origin_allowed(list, "a.example"));
-    assert_false(hn_http_origin_allowed(list, ""));
+    assert_true(hn_origin_allowed(list, "https://a.example"));
+    assert_true(hn_origin_allowed(list, "https://b.example"));
+    assert_true(hn_origin_allowed(list, "https://c.example"));
+    assert_false(hn_origin_allowed(list, "https://a.exampl"));
+    assert_false(hn_origin_allowed(list, "https://a.example.evil"));
+    assert_false(hn_origin_allowed(list, "a.example"));
+    assert_false(hn_origin_allowed(list, ""));
 }
 
 /* --- a worker admitting decoded inputs ----------------------------------------------------- */

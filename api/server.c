@@ -743,7 +743,7 @@ static void serve_static(rctx *c, enum evhttp_cmd_type cmd) {
     }
     struct evkeyvalq *in = evhttp_request_get_input_headers(c->req);
     struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
-    bool gz = f->gz && hn_static_accepts_gzip(evhttp_find_header(in, "Accept-Encoding"));
+    bool gz = f->gz && hn_http_accepts_gzip(evhttp_find_header(in, "Accept-Encoding"));
     const char *etag = gz ? f->etag_gz : f->etag;
     evhttp_add_header(h, "Content-Type", f->ctype);
     evhttp_add_header(h, "Cache-Control", "no-cache");       /* revalidate: names are not versioned */
@@ -757,7 +757,7 @@ static void serve_static(rctx *c, enum evhttp_cmd_type cmd) {
     evhttp_add_header(h, "Cross-Origin-Resource-Policy", "same-origin");
     evhttp_add_header(h, "Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()");
     if (s->stopping) evhttp_add_header(h, "Connection", "close");
-    if (hn_static_etag_match(evhttp_find_header(in, "If-None-Match"), etag)) {
+    if (hn_http_etag_match(evhttp_find_header(in, "If-None-Match"), etag)) {
         record(s, c->route, 304, c->t0, c->method, c->path, c->query, NULL, NULL);
         hn_server_track(s, c->req);
         evhttp_send_reply(c->req, 304, "Not Modified", NULL);

@@ -13,7 +13,7 @@
 #ifndef HN_STATIC_H
 #define HN_STATIC_H
 
-#include "common/hn.h"
+#include "common/httpcache.h"
 
 #define HN_STATIC_MAX_DEPTH 4                   /* directories below dir */
 #define HN_STATIC_MAX_FILES 256
@@ -27,7 +27,7 @@ typedef struct hn_static_file {
     const char *ctype;         /* by extension; unknown: "application/octet-stream" */
     const char *data; size_t len;        /* identity */
     const char *gz;   size_t gzlen;      /* gzip, NULL when not worth it (binary type, not smaller) */
-    char etag[24], etag_gz[24];          /* quoted: "\"<16 hex>\"", "\"<16 hex>-gz\"" */
+    char etag[HN_ETAG_CAP], etag_gz[HN_ETAG_CAP];   /* hn_http_etags */
     bool immutable_name;                 /* unused for now: false */
 } hn_static_file;
 
@@ -50,17 +50,6 @@ void       hn_static_free(hn_static *st);      /* NULL is fine */
  * directory without its trailing "/" is not found. st may be NULL (no
  * static dir): NULL. */
 const hn_static_file *hn_static_find(const hn_static *st, const char *path);
-
-/* An Accept-Encoding value (NULL: none) accepts gzip: a "gzip" or "x-gzip"
- * coding (case-insensitive) with q > 0, or else "*" with q > 0. A gzip
- * coding with q=0 is a refusal even when "*" is given. An element with a
- * malformed q counts as not given. Pure. */
-bool hn_static_accepts_gzip(const char *accept_encoding);
-
-/* An If-None-Match value (NULL: none) matches etag: "*", or a list of
- * entity tags one of which equals etag in the weak comparison (W/"x"
- * matches "x"). Pure. */
-bool hn_static_etag_match(const char *if_none_match, const char *etag);
 
 /* Number of files and their identity bytes (metrics, the start log line);
  * 0 and 0 for st NULL. */

@@ -13,6 +13,7 @@
 #include "collector/enrich.h"
 #include "collector/widgets.h"
 #include "common/config.h"
+#include "common/httpcache.h"
 #include "common/ip.h"
 #include "common/net.h"
 #include "common/redis.h"
@@ -57,7 +58,7 @@ int hn_http_code_index(int code);
 typedef struct hn_script {
     char   *js, *gz;
     size_t  js_len, gz_len;
-    char    etag[24], etag_gz[28];     /* "<16 hex>" and "<16 hex>-gz", quotes included */
+    char    etag[HN_ETAG_CAP], etag_gz[HN_ETAG_CAP];   /* hn_http_etags */
 } hn_script;
 
 #define HN_STAT_ADD(x, n) \

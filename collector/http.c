@@ -22,6 +22,7 @@
  * only bound memory: beyond those libevent answers by itself, uncounted.
  */
 #include "collector/httpmap.h"
+#include "common/httpcache.h"
 #include "common/net.h"
 #include "collector/worker.h"
 #include "common/log.h"
@@ -255,32 +256,18 @@ static void on_preflight(hn_worker *w, struct evhttp_request *req) {
 /* --- the widget script ------------------------------------------------------------ */
 
 /* Accept-Encoding names gzip, and not with q=0 (a refusal). */
-static bool accepts_gzip(const struct evkeyvalq *h) {
-    const char *ae = evhttp_find_header(h, "Accept-Encoding");
-    const char *g = ae ? strstr(ae, "gzip") : NULL;
-    if (g == NULL) return false;
-    g += 4;
-    while (*g == ' ') g++;
-    if (*g != ';') return true;
-    const char *q = strstr(g, "q=");
-    const char *next = strchr(g, ',');
-    if (q == NULL || (next && q > next)) return true;
-    return strtod(q + 2, NULL) > 0;
-}
-
 static void on_script(hn_worker *w, struct evhttp_request *req) {
     const hn_script *s = &w->col->script;
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    bool gz = accepts_gzip(in);
+    bool gz = hn_http_accepts_gzip(evhttp_find_header(in, "Accept-Encoding"));
     /* each encoding is its own representation, with its own strong ETag */
     const char *etag = gz ? s->etag_gz : s->etag;
     evhttp_add_header(h, "ETag", etag);
     evhttp_add_header(h, "Cache-Control", "public, max-age=3600");
     evhttp_add_header(h, "Vary", "Accept-Encoding");
     evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
-    const char *inm = evhttp_find_header(in, "If-None-Match");
-    if (inm && strstr(inm, etag)) {
+    if (hn_http_etag_match(evhttp_find_header(in, "If-None-Match"), etag)) {
         reply(w, req, 304, "Not Modified", NULL);
         return;
     }

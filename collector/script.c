@@ -7,11 +7,9 @@
  */
 #include "collector/collector.h"
 
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 extern const unsigned char hn_widget_js[];
 extern const size_t hn_widget_js_len;
@@ -59,30 +57,11 @@ int hn_script_build(hn_script *s, const char *beacon_path, const char *pixel_pat
     s->js = replace(step, n1, "@HN_P@", pixel_path, &s->js_len);
     free(step);
 
-    z_stream z;
-    memset(&z, 0, sizeof(z));
-    if (deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK) {
-        snprintf(err, cap, "zlib: deflateInit2 failed");
+    if (hn_gzip(s->js, s->js_len, &s->gz, &s->gz_len) != HN_OK) {
+        snprintf(err, cap, "zlib: gzip of the widget script failed");
         return HN_ERR;
     }
-    size_t bound = deflateBound(&z, (uLong)s->js_len);
-    s->gz = hn_xmalloc(bound);
-    z.next_in = (Bytef *)s->js;
-    z.avail_in = (uInt)s->js_len;
-    z.next_out = (Bytef *)s->gz;
-    z.avail_out = (uInt)bound;
-    int rc = deflate(&z, Z_FINISH);
-    s->gz_len = z.total_out;
-    deflateEnd(&z);
-    if (rc != Z_STREAM_END) {
-        snprintf(err, cap, "zlib: deflate failed (%d)", rc);
-        return HN_ERR;
-    }
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)s->js, s->js_len, md);
-    snprintf(s->etag, sizeof(s->etag), "\"%02x%02x%02x%02x%02x%02x%02x%02x\"", md[0], md[1],
-             md[2], md[3], md[4], md[5], md[6], md[7]);
-    snprintf(s->etag_gz, sizeof(s->etag_gz), "%.17s-gz\"", s->etag);
+    hn_http_etags(s->js, s->js_len, s->etag, s->etag_gz);
     return HN_OK;
 }
 

@@ -422,7 +422,7 @@ static void test_accepts_gzip(void **state) {
         {NULL, false},
     };
     for (size_t i = 0; i < HN_ARRAY_LEN(cases); i++)
-        if (hn_static_accepts_gzip(cases[i].in) != cases[i].want)
+        if (hn_http_accepts_gzip(cases[i].in) != cases[i].want)
             fail_msg("accepts_gzip(%s) != %d", cases[i].in ? cases[i].in : "NULL", cases[i].want);
 }
 
@@ -448,9 +448,9 @@ static void test_etag_match(void **state) {
         {NULL, false},
     };
     for (size_t i = 0; i < HN_ARRAY_LEN(cases); i++)
-        if (hn_static_etag_match(cases[i].in, tag) != cases[i].want)
+        if (hn_http_etag_match(cases[i].in, tag) != cases[i].want)
             fail_msg("etag_match(%s) != %d", cases[i].in ? cases[i].in : "NULL", cases[i].want);
-    assert_true(hn_static_etag_match("W/\"0123456789abcdef\"", "W/\"0123456789abcdef\""));
+    assert_true(hn_http_etag_match("W/\"0123456789abcdef\"", "W/\"0123456789abcdef\""));
 }
 
 int main(void) {

@@ -36,16 +36,24 @@ static int ready(hn_collector *c, char *why, size_t cap) {
     hn_wstats s;
     sum_stats(c, &s);
     if (s.redis_up < (uint64_t)c->nworkers) {
-        snprintf(why, cap, "redis: %llu of %d worker connections up", (unsigned long long)s.redis_up,
-                 c->nworkers);
-        return 0;
+        /* With a spool, beacons are still taken (and kept) while Redis is away. */
+        if (!c->cfg.spool_dir[0] || s.spool_full) {
+            snprintf(why, cap, "redis: %llu of %d worker connections up%s",
+                     (unsigned long long)s.redis_up, c->nworkers,
+                     s.spool_full ? ", spool full" : "");
+            return 0;
+        }
     }
     const hn_widgets *t = hn_widgets_acquire(c->widgets, &c->wref);
     if (t == NULL) {
         snprintf(why, cap, "widgets not loaded yet");
         return 0;
     }
-    snprintf(why, cap, "ready");
+    if (s.redis_up < (uint64_t)c->nworkers)
+        snprintf(why, cap, "ready (spooling: %llu of %d worker Redis connections up)",
+                 (unsigned long long)s.redis_up, c->nworkers);
+    else
+        snprintf(why, cap, "ready");
     return 1;
 }
 
@@ -109,6 +117,24 @@ void hn_admin_metrics(hn_collector *c, struct evbuffer *out) {
         {"herenow_records_without_visitor_total", "counter",
          "Records stored without a visitor hash: no salt for their day (Redis unreachable).",
          s.no_salt},
+        {"herenow_spool_bytes", "gauge",
+         "Spool bytes not yet acknowledged by Redis (all workers).", s.spool_bytes},
+        {"herenow_spool_records", "gauge",
+         "Records in the spool not yet acknowledged by Redis.", s.spool_records},
+        {"herenow_spool_active", "gauge",
+         "Workers whose spool holds entries (every flush of theirs goes through it).", s.spool_active},
+        {"herenow_spool_full", "gauge",
+         "Workers whose spool reached HERENOW_SPOOL_MAX_BYTES (they drop beacons: spool_full).",
+         s.spool_full},
+        {"herenow_spool_written_records_total", "counter",
+         "Records appended to the spool (Redis unreachable or behind).", s.spool_written},
+        {"herenow_spool_replayed_records_total", "counter",
+         "Records replayed from the spool and acknowledged by Redis.", s.spool_replayed},
+        {"herenow_spool_corrupt_bytes_total", "counter",
+         "Damaged spool bytes found (a crash mid-write, a bad disk): skipped or moved aside.",
+         s.spool_corrupt_bytes},
+        {"herenow_spool_write_errors_total", "counter",
+         "Spool appends that failed (the pipeline stayed in memory).", s.spool_write_errors},
         {"herenow_salt_refresh_errors_total", "counter",
          "Failed reads or writes of the daily salt (hn:salt:<day>).", c->salt_refresh_errors},
     };

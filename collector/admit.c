@@ -24,9 +24,9 @@ static void relay_client(hn_enricher *e, const hn_beacon *b, const hn_client *cl
 hn_admitted hn_worker_admit(hn_worker *w, const hn_widgets *wt, const hn_batch *bt,
                             hn_transport tr, const hn_client *cl, uint64_t now_us) {
     const int ti = tr - 1;
-    hn_admitted a = {0, 0, 0, HN_R_OK, false};
+    hn_admitted a = {0, 0, 0, HN_R_OK, false, HN_R_OK};
     hn_enricher *e = &w->enr;
-    bool backlog = hn_worker_backlogged(w);
+    hn_reason backlog = hn_worker_backlogged(w);
     bool client_set = false;
 
     for (int i = 0; i < bt->n; i++) {
@@ -43,10 +43,11 @@ hn_admitted hn_worker_admit(hn_worker *w, const hn_widgets *wt, const hn_batch *
                      tr == HN_TR_UDP ? "udp" : tr == HN_TR_HTTP ? "http" : "pixel", hn_reason_name(why));
             continue;
         }
-        if (backlog) {
-            hn_worker_drop(w, ti, HN_R_REDIS_UNAVAILABLE, 1);
+        if (backlog != HN_R_OK) {
+            hn_worker_drop(w, ti, backlog, 1);
             a.dropped++;
             a.backlog = true;
+            a.backlog_why = backlog;
             continue;
         }
         if (cl->trusted_relay && (b->ua.len || b->ip.len)) {

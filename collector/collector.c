@@ -5,7 +5,9 @@
  */
 #include "collector/collector.h"
 #include "common/log.h"
+#include "common/spool.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <event2/http.h>
 #include <event2/thread.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define REDIS_TIMEOUT_MS 1000
@@ -266,6 +269,47 @@ static int init_enrichment(hn_collector *c, char *err, size_t cap) {
     return HN_OK;
 }
 
+/* mkdir -p, 0700 for what it creates. */
+static int make_dirs(const char *dir, char *err, size_t cap) {
+    char p[512];
+    if (snprintf(p, sizeof(p), "%s", dir) >= (int)sizeof(p)) {
+        snprintf(err, cap, "HERENOW_SPOOL_DIR: path too long");
+        return HN_ERR;
+    }
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char saved = *s;
+        *s = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+            snprintf(err, cap, "HERENOW_SPOOL_DIR: cannot create %s: %s", p, strerror(errno));
+            return HN_ERR;
+        }
+        *s = saved;
+        if (saved == '\0') return HN_OK;
+    }
+}
+
+/* Spool files of worker ids this process does not have (it ran with more
+ * threads before) go into worker (id mod threads)'s file. */
+static int adopt_spools(hn_collector *c, char *err, size_t cap) {
+    DIR *d = opendir(c->cfg.spool_dir);
+    if (d == NULL) {
+        snprintf(err, cap, "HERENOW_SPOOL_DIR: %s: %s", c->cfg.spool_dir, strerror(errno));
+        return HN_ERR;
+    }
+    struct dirent *de;
+    int rc = HN_OK;
+    while (rc == HN_OK && (de = readdir(d)) != NULL) {
+        int id;
+        if (!hn_spool_name_id(de->d_name, &id) || id < c->nworkers) continue;
+        char path[600];
+        snprintf(path, sizeof(path), "%s/%s", c->cfg.spool_dir, de->d_name);
+        rc = hn_worker_adopt_spool(c->workers[id % c->nworkers], path, err, cap);
+    }
+    closedir(d);
+    return rc;
+}
+
 int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     memset(c, 0, sizeof(*c));
     c->cfg = *cfg;
@@ -298,12 +342,20 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     c->widgets = hn_widgets_pub_create();
     refresh_widgets(c);      /* best effort: Redis may come later */
 
+    if (c->cfg.spool_dir[0]) {
+        if (hn_spool_sync_parse(c->cfg.spool_fsync) < 0) {
+            snprintf(err, cap, "HERENOW_SPOOL_FSYNC: always, everysec or no");
+            return HN_ERR;
+        }
+        if (make_dirs(c->cfg.spool_dir, err, cap) != HN_OK) return HN_ERR;
+    }
     c->nworkers = hn_config_threads(&c->cfg);
     c->workers = hn_xcalloc((size_t)c->nworkers, sizeof(hn_worker *));
     for (int i = 0; i < c->nworkers; i++) {
         c->workers[i] = hn_worker_create(c, i, err, cap);
         if (c->workers[i] == NULL) return HN_ERR;
     }
+    if (c->cfg.spool_dir[0] && adopt_spools(c, err, cap) != HN_OK) return HN_ERR;
     if (hn_admin_start(c, err, cap) != HN_OK) return HN_ERR;
 
     c->sig_term = evsignal_new(c->base, SIGTERM, on_signal, c);

@@ -48,6 +48,14 @@ typedef struct hn_wstats {
     uint64_t ua_cache_hits, ua_cache_misses;
     uint64_t ua_match_errors;          /* regex matches stopped at PCRE2's match limit */
     uint64_t no_salt;                  /* records without a visitor hash: no salt for the day */
+    uint64_t spool_bytes;              /* gauge: spool bytes not yet acknowledged by Redis */
+    uint64_t spool_records;            /* gauge: records in the spool not yet acknowledged */
+    uint64_t spool_active;             /* gauge: 1 while the worker's spool holds entries */
+    uint64_t spool_written;            /* records appended to the spool */
+    uint64_t spool_replayed;           /* records replayed from the spool and acknowledged */
+    uint64_t spool_corrupt_bytes;      /* damaged spool bytes skipped or cut off */
+    uint64_t spool_write_errors;       /* appends that failed (disk full, I/O error) */
+    uint64_t spool_full;               /* gauge: 1 while the spool is at HERENOW_SPOOL_MAX_BYTES */
 } hn_wstats;
 
 /* The HTTP statuses the collector answers, for herenow_http_responses_total. */
@@ -120,6 +128,10 @@ bool       hn_worker_done(const hn_worker *w);  /* its thread has finished */
 void       hn_worker_destroy(hn_worker *w);
 const hn_wstats *hn_worker_stats(const hn_worker *w);
 uint64_t   hn_worker_unflushed(const hn_worker *w);
+/* Appends the valid entries of another spool file (a worker id this
+ * process does not have: the thread count went down) to the worker's own,
+ * then removes it. Before the workers start. */
+int        hn_worker_adopt_spool(hn_worker *w, const char *path, char *err, size_t cap);
 /* Datagrams the kernel dropped at the worker's socket (SO_MEMINFO), read
  * from the main thread at scrape time. */
 uint64_t   hn_worker_kernel_drops(hn_worker *w);

@@ -25,7 +25,9 @@ void hn_http_forwarded_for(const hn_cidrs *proxies, const char *xff, hn_ip *ip) 
 int hn_http_verdict(const hn_admitted *a, const char *batch_err, const char **why) {
     if (a->accepted) return 204;
     if (a->backlog) {          /* a good beacon could not be taken: retrying later is right */
-        *why = "busy: the collector cannot reach its store";
+        *why = a->backlog_why == HN_R_SPOOL_FULL
+                   ? "busy: the collector's spool is full (its store is unreachable)"
+                   : "busy: the collector cannot reach its store";
         return 503;
     }
     if (a->refused == 0) return 204;

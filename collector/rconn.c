@@ -25,7 +25,6 @@
 
 #define BACKOFF_MIN_MS  50
 #define BACKOFF_MAX_MS  2000
-#define CONNECT_TIMEOUT_MS 2000
 #define READ_CHUNK (64 * 1024)
 
 typedef struct group {
@@ -56,6 +55,7 @@ struct hn_rconn {
     uint32_t      hello_left;    /* replies of AUTH/SELECT still expected */
     int           tee_fd;
     int           reply_timeout_ms;
+    int           connect_timeout_ms;
     uint64_t      progress_ms;   /* last reply, or when waiting for one began */
     struct event *watch;         /* reply-timeout watchdog while up */
     char          errtext[256];
@@ -128,11 +128,11 @@ static void lost(hn_rconn *c, const char *why) {
     }
     if (c->gcount) c->stats.resent_groups += c->gcount;
     c->sent = c->head;
+    schedule_retry(c);          /* first: the state callback may hn_rconn_take */
     if (was_up) {
         c->stats.disconnects++;
         if (c->cbs.state) c->cbs.state(c->ctx, false, why);
     }
-    schedule_retry(c);
 }
 
 /* AUTH and SELECT go first on every new connection; their replies are
@@ -227,7 +227,7 @@ static void try_connect(hn_rconn *c) {
         lost(c, strerror(errno));
         return;
     }
-    struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
+    struct timeval tv = {c->connect_timeout_ms / 1000, (c->connect_timeout_ms % 1000) * 1000};
     evtimer_add(c->timer, &tv);
     event_add(c->wev, NULL);
     c->wev_on = true;
@@ -374,6 +374,7 @@ hn_rconn *hn_rconn_create(struct event_base *base, const hn_redis_addr *addr,
     c->fd = -1;
     c->tee_fd = -1;
     c->backoff_ms = BACKOFF_MIN_MS;
+    c->connect_timeout_ms = 2000;
     c->timer = evtimer_new(base, on_timer, c);
     c->watch = event_new(base, -1, EV_PERSIST, on_watch, c);
     hn_buf_init(&c->buf, 256 * 1024);
@@ -423,6 +424,39 @@ void hn_rconn_send(hn_rconn *c, const char *buf, size_t len, uint32_t ncmds, uin
 
 void hn_rconn_tee(hn_rconn *c, int fd) { c->tee_fd = fd; }
 void hn_rconn_set_reply_timeout(hn_rconn *c, int ms) { c->reply_timeout_ms = ms; }
+void hn_rconn_set_connect_timeout(hn_rconn *c, int ms) { c->connect_timeout_ms = ms > 0 ? ms : 1; }
+
+uint32_t hn_rconn_take(hn_rconn *c, hn_rconn_take_fn fn, void *ctx) {
+    if (c->st == ST_UP || c->gcount == 0) return 0;
+    /* Moved out first: fn may send new groups on this connection. */
+    hn_buf buf = c->buf;
+    group *g = c->g;
+    uint32_t gcap = c->gcap, ghead = c->ghead, n = c->gcount;
+    size_t off = c->head;
+    hn_buf_init(&c->buf, 256 * 1024);
+    c->gcap = 64;
+    c->g = hn_xcalloc(c->gcap, sizeof(group));
+    c->ghead = c->gcount = 0;
+    c->head = c->sent = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const group *gi = &g[(ghead + i) % gcap];
+        fn(ctx, buf.p + off, gi->len, gi->ncmds, gi->tag);
+        off += gi->len;
+    }
+    hn_buf_free(&buf);
+    free(g);
+    return n;
+}
+
+void hn_rconn_halt(hn_rconn *c) {
+    bool was_up = c->st == ST_UP;
+    if (c->watch) event_del(c->watch);
+    evtimer_del(c->timer);
+    close_fd(c);
+    c->sent = c->head;
+    c->st = ST_IDLE;
+    if (was_up) c->stats.disconnects++;
+}
 
 bool hn_rconn_up(const hn_rconn *c) { return c->st == ST_UP; }
 size_t hn_rconn_buffered(const hn_rconn *c) { return c->buf.len - c->head; }

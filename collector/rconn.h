@@ -49,6 +49,21 @@ void hn_rconn_send(hn_rconn *c, const char *buf, size_t len, uint32_t ncmds, uin
  * reply came for ms while replies are due; 0: never. Set before start. */
 void hn_rconn_set_reply_timeout(hn_rconn *c, int ms);
 
+/* A connect (TCP, then AUTH/SELECT) that takes longer than ms is given
+ * up and retried with backoff (default 2000). Set before start. */
+void hn_rconn_set_connect_timeout(hn_rconn *c, int ms);
+
+/* While the connection is down: hands every unacknowledged group to fn, in
+ * order, and forgets them (the caller keeps them elsewhere: the spool).
+ * Returns how many; 0 and nothing done while up. */
+typedef void (*hn_rconn_take_fn)(void *ctx, const char *buf, size_t len, uint32_t ncmds,
+                                 uint64_t tag);
+uint32_t hn_rconn_take(hn_rconn *c, hn_rconn_take_fn fn, void *ctx);
+
+/* Closes the connection for good (stop): no reconnect; the groups stay
+ * for hn_rconn_take. */
+void hn_rconn_halt(hn_rconn *c);
+
 /* Benchmarks only: every group's bytes are also written to fd (-1: off),
  * so the exact command mix can be replayed with `redis-cli --pipe`. */
 void hn_rconn_tee(hn_rconn *c, int fd);

@@ -18,6 +18,21 @@
  * as traffic grows (one ZADD per widget and one XADD per tick, not per
  * datagram). A flush also happens whenever HN_FLUSH_RECORDS records are
  * pending, to bound the pipeline.
+ *
+ * The spool (HERENOW_SPOOL_DIR, common/spool.h): when Redis is down, or up
+ * but HERENOW_REDIS_MAX_PENDING bytes behind, a flush's pipeline is appended
+ * to the worker's spool file instead, and so is every later one while the
+ * file holds entries — so nothing overtakes what waits there. When Redis
+ * is down the pipelines it had not acknowledged move into the file too
+ * (hn_rconn_take). While Redis is up, the pump replays entries in file
+ * order, keeping at most SPOOL_WINDOW bytes in flight; the file is emptied
+ * only once Redis acknowledged everything in it. Beacons are refused
+ * (spool_full) only when the file reaches HERENOW_SPOOL_MAX_BYTES.
+ *
+ *   flush ──► spool empty and Redis keeping up? ──yes──► rconn (in flight)
+ *                          │ no                            ▲
+ *                          ▼                               │ pump, in order
+ *                   worker-N.spool ────────────────────────┘
  */
 #include "collector/worker.h"
 #include "common/buf.h"
@@ -38,6 +53,17 @@
 #define HN_FLUSH_RECORDS 1024     /* flush at once when this many records are pending */
 #define RESUME_CHECK_MS 5
 #define STOP_CHECK_MS   10
+#define SPOOL_TICK_MS   1000
+
+/* A group's tag is its record count; a group replayed from the spool also
+ * carries SPOOL_TAG and the file offset just past its entry. */
+#define SPOOL_TAG          (1ull << 63)
+#define TAG_NREC(t)        ((uint32_t)((t) & 0xFFFFF))
+#define TAG_END(t)         (((t) & ~SPOOL_TAG) >> 20)
+#define TAG_SPOOLED(e, n)  (SPOOL_TAG | ((uint64_t)(e) << 20) | (n))
+
+static void spool_pump(hn_worker *w);
+static void spool_begin(hn_worker *w, const char *why);
 
 
 /* --- Redis connection callbacks -------------------------------------------- */
@@ -45,7 +71,13 @@
 static void on_group_done(void *ctx, uint64_t tag, uint32_t ncmds, uint32_t nerr,
                           const char *errtext) {
     hn_worker *w = ctx;
-    HN_STAT_ADD(w->st.records_written, tag);
+    HN_STAT_ADD(w->st.records_written, TAG_NREC(tag));
+    if (tag & SPOOL_TAG) {
+        HN_STAT_ADD(w->st.spool_replayed, TAG_NREC(tag));
+        w->sp_aoff = TAG_END(tag);
+        w->sp_records -= TAG_NREC(tag) < w->sp_records ? TAG_NREC(tag) : w->sp_records;
+    }
+    if (w->sp.end) spool_pump(w);
     HN_STAT_ADD(w->st.redis_commands, ncmds);
     HN_STAT_SET(w->st.redis_buffered, hn_rconn_buffered(w->rc));
     if (nerr) {
@@ -68,6 +100,158 @@ static void on_redis_state(void *ctx, bool up, const char *why) {
     if (up) hn_info("event=redis_connected worker=%d", w->id);
     else hn_warn("event=redis_disconnected worker=%d err='%s' buffered=%zu", w->id, why,
                  hn_rconn_buffered(w->rc));
+    if (!w->spool_on) return;
+    if (up) spool_pump(w);
+    else spool_begin(w, "redis down");
+}
+
+/* --- the spool -------------------------------------------------------------- */
+
+static void spool_stats(hn_worker *w) {
+    HN_STAT_SET(w->st.spool_bytes, w->sp.end - w->sp_aoff);
+    HN_STAT_SET(w->st.spool_records, w->sp_records);
+    HN_STAT_SET(w->st.spool_active, w->sp.end ? 1 : 0);
+    HN_STAT_SET(w->st.spool_full, w->sp.end >= (uint64_t)w->col->cfg.spool_max_bytes ? 1 : 0);
+}
+
+static bool spool_put(hn_worker *w, const char *p, size_t len, uint32_t ncmds, uint32_t nrec) {
+    if (hn_spool_append(&w->sp, p, len, ncmds, nrec) != HN_OK) {
+        HN_STAT_ADD(w->st.spool_write_errors, 1);
+        uint64_t now = hn_mono_ms();
+        if (now - w->last_err_log_ms > 1000) {
+            w->last_err_log_ms = now;
+            hn_error("event=spool_write_failed worker=%d file='%s' err='%s' (kept in memory)",
+                     w->id, w->sp.path, strerror(errno));
+        }
+        return false;
+    }
+    w->sp_records += nrec;
+    HN_STAT_ADD(w->st.spool_written, nrec);
+    spool_stats(w);
+    return true;
+}
+
+/* A group Redis had not acknowledged when it went away: into the file,
+ * unless it came from there (the pump reads it again). */
+static void take_group(void *ctx, const char *buf, size_t len, uint32_t ncmds, uint64_t tag) {
+    hn_worker *w = ctx;
+    if (tag & SPOOL_TAG) return;
+    if (!spool_put(w, buf, len, ncmds, TAG_NREC(tag))) hn_rconn_send(w->rc, buf, len, ncmds, tag);
+}
+
+static void spool_begin(hn_worker *w, const char *why) {
+    bool was = w->sp.end > 0;
+    if (!hn_rconn_up(w->rc)) {
+        hn_rconn_take(w->rc, take_group, w);
+        w->sp_roff = w->sp_aoff;
+    }
+    if (!was && w->sp.end > 0)
+        hn_warn("event=spool_started worker=%d reason='%s' file='%s'", w->id, why, w->sp.path);
+    spool_stats(w);
+}
+
+/* Replays entries while Redis is up and has room; empties the file once
+ * everything in it was acknowledged. */
+static void spool_pump(hn_worker *w) {
+    if (!w->spool_on || w->sp.end == 0 || !hn_rconn_up(w->rc)) return;
+    size_t window = (size_t)w->col->cfg.redis_max_pending / 2;
+    while (w->sp_roff < w->sp.end && hn_rconn_buffered(w->rc) < window) {
+        hn_spool_entry e;
+        uint64_t skipped = 0;
+        int rc = hn_spool_read(&w->sp, &w->sp_roff, &e, &skipped);
+        if (skipped) {
+            HN_STAT_ADD(w->st.spool_corrupt_bytes, skipped);
+            hn_error("event=spool_damage_skipped worker=%d file='%s' bytes=%llu", w->id,
+                     w->sp.path, (unsigned long long)skipped);
+        }
+        if (rc != HN_OK) break;
+        hn_rconn_send(w->rc, e.p, e.len, e.ncmds, TAG_SPOOLED(w->sp_roff, e.nrec & 0xFFFFF));
+        if (!hn_rconn_up(w->rc)) return;       /* lost while writing: read again later */
+    }
+    /* Damage at the very end leaves nothing to acknowledge past it. */
+    if (w->sp_roff == w->sp.end && hn_rconn_groups(w->rc) == 0) w->sp_aoff = w->sp.end;
+    if (w->sp_aoff == w->sp.end) {
+        if (hn_spool_truncate(&w->sp) == HN_OK) {
+            hn_info("event=spool_replayed worker=%d file='%s'", w->id, w->sp.path);
+            w->sp_roff = w->sp_aoff = 0;
+            w->sp_records = 0;
+        } else {
+            hn_error("event=spool_truncate_failed worker=%d file='%s' err='%s'", w->id, w->sp.path,
+                     strerror(errno));
+        }
+    }
+    spool_stats(w);
+}
+
+static void on_spool_tick(evutil_socket_t fd, short what, void *arg) {
+    hn_worker *w = arg;
+    (void)fd; (void)what;
+    hn_spool_tick(&w->sp);
+    spool_pump(w);
+    spool_stats(w);
+}
+
+static int spool_open(hn_worker *w, char *err, size_t cap) {
+    hn_collector *c = w->col;
+    char path[512];
+    if (!hn_spool_path(path, sizeof(path), c->cfg.spool_dir, w->id)) {
+        snprintf(err, cap, "HERENOW_SPOOL_DIR: path too long");
+        return HN_ERR;
+    }
+    hn_spool_scan scan;
+    char e[600];
+    if (hn_spool_open(&w->sp, path, true, false, hn_spool_sync_parse(c->cfg.spool_fsync), &scan, e,
+                      sizeof(e)) != HN_OK) {
+        snprintf(err, cap, "spool: %s", e);
+        return HN_ERR;
+    }
+    w->spool_on = true;
+    w->sp_records = scan.records;
+    HN_STAT_SET(w->st.spool_corrupt_bytes, scan.bad_bytes + scan.tail_bytes);
+    if (scan.tail_bytes)
+        hn_error("event=spool_tail_damaged worker=%d file='%s' bytes=%llu moved_to='%s' "
+                 "(a crash mid-write: the entries before it are replayed)", w->id, path,
+                 (unsigned long long)scan.tail_bytes, scan.tail_file);
+    if (scan.bad_bytes)
+        hn_error("event=spool_damaged worker=%d file='%s' bytes=%llu (skipped when replayed)",
+                 w->id, path, (unsigned long long)scan.bad_bytes);
+    if (scan.entries)
+        hn_warn("event=spool_found worker=%d file='%s' entries=%llu records=%llu bytes=%llu "
+                "(replayed once Redis is reachable)", w->id, path,
+                (unsigned long long)scan.entries, (unsigned long long)scan.records,
+                (unsigned long long)w->sp.end);
+    spool_stats(w);
+    return HN_OK;
+}
+
+int hn_worker_adopt_spool(hn_worker *w, const char *path, char *err, size_t cap) {
+    hn_spool o;
+    hn_spool_scan scan;
+    char e[600];
+    if (!w->spool_on) return HN_OK;
+    if (hn_spool_open(&o, path, false, false, HN_SPOOL_SYNC_NO, &scan, e, sizeof(e)) != HN_OK) {
+        snprintf(err, cap, "spool: %s", e);
+        return HN_ERR;
+    }
+    uint64_t off = 0, skipped, n = 0;
+    hn_spool_entry en;
+    while (hn_spool_read(&o, &off, &en, &skipped) == HN_OK) {
+        if (hn_spool_append(&w->sp, en.p, en.len, en.ncmds, en.nrec) != HN_OK) {
+            snprintf(err, cap, "spool: cannot move %s into %s: %s", path, w->sp.path,
+                     strerror(errno));
+            hn_spool_close(&o);
+            return HN_ERR;
+        }
+        w->sp_records += en.nrec;
+        n++;
+    }
+    hn_spool_sync_now(&w->sp);
+    unlink(path);
+    hn_spool_close(&o);
+    hn_warn("event=spool_adopted worker=%d from='%s' entries=%llu", w->id, path,
+            (unsigned long long)n);
+    spool_stats(w);
+    return HN_OK;
 }
 
 /* --- one datagram ---------------------------------------------------------- */
@@ -86,9 +270,12 @@ void hn_worker_take(hn_worker *w, hn_record *r) {
     w->flush_records++;
 }
 
-bool hn_worker_backlogged(const hn_worker *w) {
-    return !hn_rconn_up(w->rc) &&
-           hn_rconn_buffered(w->rc) > (size_t)w->col->cfg.redis_max_pending;
+hn_reason hn_worker_backlogged(const hn_worker *w) {
+    if (w->spool_on && w->sp.end >= (uint64_t)w->col->cfg.spool_max_bytes) return HN_R_SPOOL_FULL;
+    /* No spool (or it cannot be written): what waits for Redis is in memory. */
+    if (!hn_rconn_up(w->rc) && hn_rconn_buffered(w->rc) > (size_t)w->col->cfg.redis_max_pending)
+        return HN_R_REDIS_UNAVAILABLE;
+    return HN_R_OK;
 }
 
 static void handle_datagram(hn_worker *w, const hn_widgets *wt, const char *buf, size_t len,
@@ -148,7 +335,15 @@ static void flush(hn_worker *w) {
         hn_buf_reset(&w->shard[s]);
         w->shard_n[s] = 0;
     }
-    hn_rconn_send(w->rc, w->cmds.p, w->cmds.len, w->ncmds, w->flush_records);
+    bool spooled = false;
+    if (w->spool_on) {
+        bool slow = hn_rconn_buffered(w->rc) > (size_t)c->cfg.redis_max_pending;
+        if (w->sp.end == 0 && (!hn_rconn_up(w->rc) || slow))
+            spool_begin(w, hn_rconn_up(w->rc) ? "redis slow" : "redis down");
+        if (w->sp.end > 0 || !hn_rconn_up(w->rc) || slow)
+            spooled = spool_put(w, w->cmds.p, w->cmds.len, w->ncmds, w->flush_records);
+    }
+    if (!spooled) hn_rconn_send(w->rc, w->cmds.p, w->cmds.len, w->ncmds, w->flush_records);
     unsigned bucket = 0;
     while (bucket < HN_BATCH_BUCKETS - 1 && (1u << bucket) < w->flush_records) bucket++;
     HN_STAT_ADD(w->st.batch_hist[bucket], 1);
@@ -158,6 +353,7 @@ static void flush(hn_worker *w) {
     w->ncmds = 0;
     w->flush_records = 0;
     HN_STAT_SET(w->st.redis_buffered, hn_rconn_buffered(w->rc));
+    if (spooled) spool_pump(w);
 }
 
 /* --- reading --------------------------------------------------------------- */
@@ -209,7 +405,7 @@ void hn_worker_kick(hn_worker *w) {
 
 /* Stops reading while Redis is behind; true when it did. */
 static bool maybe_pause(hn_worker *w) {
-    if (!hn_rconn_up(w->rc)) return false;
+    if (w->spool_on || !hn_rconn_up(w->rc)) return false;    /* the spool takes the excess */
     if (hn_rconn_buffered(w->rc) <= (size_t)w->col->cfg.redis_max_pending) return false;
     w->paused = true;
     HN_STAT_ADD(w->st.paused, 1);
@@ -262,7 +458,21 @@ static void on_stop_check(evutil_socket_t fd, short what, void *arg) {
     hn_worker *w = arg;
     (void)fd; (void)what;
     HN_STAT_SET(w->st.redis_buffered, hn_rconn_buffered(w->rc));
-    if (hn_rconn_groups(w->rc) == 0 || hn_mono_ms() >= w->stop_deadline_ms) {
+    bool up = hn_rconn_up(w->rc);
+    if (w->spool_on && !up) spool_begin(w, "stopping");      /* what waits in memory */
+    /* Done when Redis has everything, or the spool does (Redis down). */
+    bool done = hn_rconn_groups(w->rc) == 0 && (!w->spool_on || w->sp.end == 0 || !up);
+    if (done || hn_mono_ms() >= w->stop_deadline_ms) {
+        if (w->spool_on && hn_rconn_groups(w->rc)) {
+            hn_rconn_halt(w->rc);           /* the deadline: what is in flight goes to the file */
+            spool_begin(w, "stopping");
+        }
+        if (w->spool_on) {
+            hn_spool_sync_now(&w->sp);
+            if (w->sp.end)
+                hn_warn("event=spool_kept worker=%d file='%s' records=%llu (replayed at the next start)",
+                        w->id, w->sp.path, (unsigned long long)w->sp_records);
+        }
         w->unflushed = hn_rconn_buffered(w->rc) ? hn_rconn_groups(w->rc) : 0;
         event_base_loopbreak(w->base);
         return;
@@ -315,6 +525,7 @@ hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap) {
     w->udp_fd = -1;
     w->udp_fd_pub = -1;
     w->tee_fd = -1;
+    w->sp.fd = -1;
     /* libevent's default clock is CLOCK_MONOTONIC_COARSE, which moves in
      * jiffies (4 ms at HZ=250): a 1 ms tick would fire after 4 ms, with
      * useless wake-ups in between. The tick needs the precise clock. */
@@ -349,6 +560,13 @@ hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap) {
     hn_rconn_cbs cbs = {on_group_done, on_redis_state};
     w->rc = hn_rconn_create(w->base, &c->raddr, &cbs, w);
     hn_rconn_set_reply_timeout(w->rc, (int)c->cfg.redis_timeout_ms);
+    hn_rconn_set_connect_timeout(w->rc, (int)c->cfg.redis_connect_timeout_ms);
+    if (c->cfg.spool_dir[0]) {
+        if (spool_open(w, err, cap) != HN_OK) goto fail;
+        w->spool_timer = event_new(w->base, -1, EV_PERSIST, on_spool_tick, w);
+        struct timeval stv = {SPOOL_TICK_MS / 1000, (SPOOL_TICK_MS % 1000) * 1000};
+        event_add(w->spool_timer, &stv);
+    }
     if (c->cfg.redis_tee[0]) {
         char path[600];
         snprintf(path, sizeof(path), "%s.%d", c->cfg.redis_tee, id);
@@ -418,6 +636,8 @@ void hn_worker_destroy(hn_worker *w) {
     if (w->stop_timer) event_free(w->stop_timer);
     if (w->udp_fd >= 0) close(w->udp_fd);
     hn_rconn_destroy(w->rc);
+    if (w->spool_timer) event_free(w->spool_timer);
+    hn_spool_close(&w->sp);
     if (w->tee_fd >= 0) close(w->tee_fd);
     hn_presence_destroy(w->pres);
     if (w->dec) hn_decoder_destroy(w->dec);

@@ -14,6 +14,7 @@
 #include "collector/ratelimit.h"
 #include "collector/rconn.h"
 #include "common/ids.h"
+#include "common/spool.h"
 #include "proto/record.h"
 
 struct hn_conn;
@@ -30,6 +31,14 @@ struct hn_worker {
     struct timeval tick_tv;
     _Atomic int    udp_fd_pub;    /* the UDP fd for the main thread's SO_MEMINFO, -1 when closed */
     hn_rconn      *rc;
+
+    /* spool (worker.c): while it holds entries, every flush goes through it */
+    bool           spool_on;      /* HERENOW_SPOOL_DIR set */
+    hn_spool       sp;
+    uint64_t       sp_roff;       /* next entry to replay */
+    uint64_t       sp_aoff;       /* everything before it acknowledged by Redis */
+    uint64_t       sp_records;    /* records in the file not yet acknowledged */
+    struct event  *spool_timer;
     hn_presence   *pres;
     hn_decoder    *dec;
     hn_batch      *batch;
@@ -81,9 +90,10 @@ void hn_worker_take(hn_worker *w, hn_record *r);
 /* Makes sure what was taken is flushed within one tick (HERENOW_BATCH_WAIT_US),
  * or at once when HN_FLUSH_RECORDS are pending. */
 void hn_worker_kick(hn_worker *w);
-/* True while the worker must refuse beacons: Redis is down and the commands
- * waiting for it have reached HERENOW_REDIS_MAX_PENDING. */
-bool hn_worker_backlogged(const hn_worker *w);
+/* Why the worker must refuse beacons now, or HN_R_OK: the spool is full
+ * (HN_R_SPOOL_FULL), or there is no spool and Redis is down with
+ * HERENOW_REDIS_MAX_PENDING bytes waiting for it (HN_R_REDIS_UNAVAILABLE). */
+hn_reason hn_worker_backlogged(const hn_worker *w);
 
 /* The client a batch of beacons came from. */
 typedef struct hn_client {
@@ -100,7 +110,8 @@ typedef struct hn_admitted {
     unsigned  refused;        /* protocol faults and unknown widgets: the sender's error */
     unsigned  dropped;        /* bots, opted out, Redis unavailable: not the sender's error */
     hn_reason first;          /* the first refusal's reason */
-    bool      backlog;        /* refused because Redis is unavailable */
+    bool      backlog;        /* refused because Redis is unavailable or the spool full */
+    hn_reason backlog_why;    /* HN_R_REDIS_UNAVAILABLE or HN_R_SPOOL_FULL */
 } hn_admitted;
 
 /* Validates, resolves, enriches and queues every beacon of a decoded batch;

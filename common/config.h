@@ -55,6 +55,10 @@ typedef struct hn_config {
     int64_t batch_wait_us;
     int64_t redis_max_pending;
     int64_t redis_timeout_ms;
+    int64_t redis_connect_timeout_ms;
+    char   *spool_dir;
+    int64_t spool_max_bytes;
+    char   *spool_fsync;
     int64_t shutdown_timeout_ms;
     char   *log_level;
     char   *log_file;

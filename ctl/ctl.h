@@ -7,6 +7,7 @@
  *   send.c     herenowctl send             test beacons over UDP
  *   stream.c   herenowctl stream count|dump  the records in hn:stream:<n> (read-only)
  *   token.c    herenowctl token create|list|revoke  the API's bearer tokens
+ *   spool.c    herenowctl spool inspect|replay  the collector's spool files
  *   util.c     what the modules share: flag parsing, connections, random keys
  *
  * Conventions: a command returns its process exit status (HN_CTL_EXIT_*).
@@ -33,12 +34,14 @@ int hn_ctl_widget(const hn_config *cfg, int argc, char **argv);
 int hn_ctl_send(const hn_config *cfg, int argc, char **argv);
 int hn_ctl_stream(const hn_config *cfg, int argc, char **argv);
 int hn_ctl_token(const hn_config *cfg, int argc, char **argv);
+int hn_ctl_spool(const hn_config *cfg, int argc, char **argv);
 
 void hn_ctl_migrate_usage(FILE *f);
 void hn_ctl_widget_usage(FILE *f);
 void hn_ctl_send_usage(FILE *f);
 void hn_ctl_stream_usage(FILE *f);
 void hn_ctl_token_usage(FILE *f);
+void hn_ctl_spool_usage(FILE *f);
 
 /* ---- embedded migrations ($(OUT)/gen/migrations.c, scripts/embed-sql.sh) */
 

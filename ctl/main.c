@@ -25,6 +25,7 @@ static const command commands[] = {
     {"send", hn_ctl_send, hn_ctl_send_usage, "send test beacons over UDP"},
     {"stream", hn_ctl_stream, hn_ctl_stream_usage, "count or dump the records in the stream"},
     {"token", hn_ctl_token, hn_ctl_token_usage, "create, list and revoke API tokens"},
+    {"spool", hn_ctl_spool, hn_ctl_spool_usage, "inspect or replay the collector's spool files"},
 };
 
 static void usage(FILE *f) {

@@ -34,6 +34,8 @@ HN_TMP=$(mktemp -d "${TMPDIR:-/tmp}/herenow-test.XXXXXX")
 # postgres (scripts/pg.sh runs it as that user) must reach $HN_TMP/pg.
 chmod 0755 "$HN_TMP"
 export HN_TMP
+# The collector's spool (issue 6) goes to the test's own dir, never the repo's var/.
+export HERENOW_SPOOL_DIR=${HERENOW_SPOOL_DIR:-$HN_TMP/spool}
 
 HN_PASSED=0
 HN_FAILED=0

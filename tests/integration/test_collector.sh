@@ -149,16 +149,20 @@ hn_assert_eq "their hashes were deleted" 0 "$(hn_redis --scan --pattern "hn:sess
 hn_assert_cmd "herenow_sessions_trimmed_total grew by at least 2500" \
     test "$(metric herenow_sessions_trimmed_total)" -ge $((trimmed0 + 2500))
 
-# --- Redis restarts: the collector says it is not ready, keeps what it accepted, and writes it
-# once Redis is back (the restarted Redis is empty: no persistence in tests)
+# --- Redis restarts: the collector stays ready (its spool takes the beacons), keeps what it
+# accepted, and writes it once Redis is back (the restarted Redis is empty: no persistence in tests)
 "$HN_ROOT/scripts/redis.sh" stop "$HN_TMP/redis" >/dev/null
-not_ready() { ! curl -fsS "http://127.0.0.1:$ADMIN/readyz" >/dev/null 2>&1; }
-hn_wait_for 10 "readyz turns 503 while Redis is down" not_ready && hn_ok "readyz is 503 while Redis is down"
+spooling() { curl -fsS "http://127.0.0.1:$ADMIN/readyz" 2>/dev/null | grep -q spooling; }
+hn_wait_for 10 "readyz says it is spooling while Redis is down" spooling &&
+    hn_ok "readyz stays 200 while Redis is down, and says it is spooling"
 acc0=$(metric 'herenow_beacons_accepted_total{transport="udp"}')
 wr0=$(metric herenow_records_written_total)
+sp0=$(metric herenow_spool_written_records_total)
 send --key "$KEY" --session sessR0001 --type hb --count 50
 hn_wait_for 5 "beacons accepted while Redis is down" metric_ge 'herenow_beacons_accepted_total{transport="udp"}' $((acc0 + 50)) &&
     hn_ok "50 beacons accepted while Redis is down"
+hn_wait_for 5 "the 50 go to the spool" metric_ge herenow_spool_written_records_total $((sp0 + 50)) &&
+    hn_ok "the 50 beacons were spooled"
 hn_assert_eq "none written yet" "$wr0" "$(metric herenow_records_written_total)"
 "$HN_ROOT/scripts/redis.sh" start --fast "$HN_TMP/redis" "$HN_REDIS_PORT" >/dev/null
 hn_wait_for 10 "readyz 200 again" curl -fsS "http://127.0.0.1:$ADMIN/readyz" && hn_ok "readyz is 200 once Redis is back"

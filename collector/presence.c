@@ -21,6 +21,7 @@ typedef struct zent {
 typedef struct group {
     uint32_t widget;
     uint32_t n, nrem, start;
+    uint32_t slot;       /* its gmap slot, cleared after the flush */
 } group;
 
 struct hn_presence {
@@ -308,7 +309,7 @@ void hn_presence_flush(hn_presence *p, hn_buf *cmds, uint32_t *ncmds) {
         size_t j = (e->widget * 2654435761u) & mask;
         while (p->gmap[j] && p->g[p->gmap[j] - 1].widget != e->widget) j = (j + 1) & mask;
         if (p->gmap[j] == 0) {
-            p->g[ng] = (group){e->widget, 0, 0, 0};
+            p->g[ng] = (group){e->widget, 0, 0, 0, (uint32_t)j};
             p->gmap[j] = (uint32_t)++ng;
         }
         group *g = &p->g[p->gmap[j] - 1];
@@ -335,10 +336,11 @@ void hn_presence_flush(hn_presence *p, hn_buf *cmds, uint32_t *ncmds) {
             qsort(z, g->n, sizeof(zent), zcmp);
             emit_widget(z, g->n, cmds, ncmds);
         }
-        size_t j = (g->widget * 2654435761u) & mask;     /* clear what we used */
-        while (p->gmap[j] && p->g[p->gmap[j] - 1].widget != g->widget) j = (j + 1) & mask;
-        p->gmap[j] = 0;
     }
+    /* Cleared by slot, after every lookup: clearing while probing would cut
+     * the probe chains of the widgets after it, and a later flush would meet
+     * their stale slots (a group never emitted, writes past zg). */
+    for (size_t k = 0; k < ng; k++) p->gmap[p->g[k].slot] = 0;
     p->nz = 0;
     hn_buf_reset(&p->sids);
 }

@@ -315,6 +315,43 @@ static void test_many_widgets_grouped(void **state) {
     assert_int_equal(zrem, (W + 6) / 7);
 }
 
+/* Widgets whose hashes share a probe chain, flush after flush: each flush
+ * must write every widget's ZADD (the group map is emptied between flushes
+ * without cutting a chain; a stale slot once lost a widget's ZADD and then
+ * wrote past the group buffer). Pairs collide in the 16- and 64-slot maps. */
+static void test_colliding_widgets_every_flush(void **state) {
+    fx *f = *state;
+    static const uint32_t pairs[][2] = {{1, 17}, {1, 65}, {3, 19}, {2, 34}};
+    for (size_t pi = 0; pi < HN_ARRAY_LEN(pairs); pi++) {
+        for (int round = 0; round < 120; round++) {
+            static char sids[40][24];
+            static hn_record rs[40];
+            int nrec = round % 2 ? 2 : 32;           /* small and 64-slot maps */
+            for (int i = 0; i < nrec; i++) {
+                snprintf(sids[i], sizeof sids[i], "sess%03d_%04d", i, round);
+                rs[i] = rec(pairs[pi][i == 0 ? 0 : 1], sids[i], "hb", 2, 1000 + (uint64_t)round);
+                add(f, &rs[i]);
+            }
+            flush_and_parse(f);
+            bool seen[2] = {false, false};
+            for (int i = 0; i < f->c.n; i++) {
+                unsigned w;
+                const redisReply *c = f->c.v[i];
+                if (strcmp(arg(c, 0), "ZADD") != 0 || sscanf(arg(c, 1), "hn:live:{%u}", &w) != 1)
+                    continue;
+                for (int k = 0; k < 2; k++)
+                    if (w == pairs[pi][k]) {
+                        assert_false(seen[k]);
+                        seen[k] = true;
+                        assert_int_equal((c->elements - 2) / 2, k == 0 ? 1 : nrec - 1);
+                    }
+            }
+            assert_true(seen[0]);
+            assert_true(seen[1]);
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_first_pageview, setup, teardown),
@@ -323,6 +360,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_hide_end_and_grouping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identify_and_chat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_widgets_grouped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_colliding_widgets_every_flush, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,9 +60,15 @@ int hn_redis_addr_parse(const char *url, hn_redis_addr *out, char *err, size_t c
         out->db = (int)db;
     }
     return HN_OK;
-bad:
-    snprintf(err, cap, "bad Redis URL '%s' (want redis://[:password@]host:port/db or "
-             "unix:///path?db=N)", url);
+bad:;
+    /* Never echo a password: what is between "://" and "@" is masked. */
+    const char *sch = strstr(url, "://"), *at2 = sch ? strrchr(sch + 3, '@') : NULL;
+    if (at2)
+        snprintf(err, cap, "bad Redis URL '%.*s***%s' (want redis://[:password@]host:port/db or "
+                 "unix:///path?db=N)", (int)(sch + 3 - url), url, at2);
+    else
+        snprintf(err, cap, "bad Redis URL '%s' (want redis://[:password@]host:port/db or "
+                 "unix:///path?db=N)", url);
     return HN_ERR;
 }
 

@@ -1,6 +1,7 @@
 /* test_config.c: the configuration table — defaults, environment, flags,
  * precedence, bounds, enums, and the messages bad values produce. */
 #include "common/config.h"
+#include "common/redis.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -173,6 +174,21 @@ static void test_usage_lists_only_own(void **state) {
     free(buf);
 }
 
+/* A bad Redis URL is reported without its password. */
+static void test_redis_url_error_hides_password(void **state) {
+    (void)state;
+    hn_redis_addr a;
+    char err[512];
+    assert_int_equal(hn_redis_addr_parse("redis://:S3cretPassw0rd@127.0.0.1:notaport/0", &a, err,
+                                         sizeof(err)), HN_ERR);
+    assert_null(strstr(err, "S3cret"));
+    assert_non_null(strstr(err, "redis://***@127.0.0.1:notaport/0"));
+    assert_int_equal(hn_redis_addr_parse("redis://user:pw@h:0/0", &a, err, sizeof(err)), HN_ERR);
+    assert_null(strstr(err, "pw@"));
+    assert_int_equal(hn_redis_addr_parse("redis://h:99999/0", &a, err, sizeof(err)), HN_ERR);
+    assert_non_null(strstr(err, "redis://h:99999/0"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -183,6 +199,7 @@ int main(void) {
         cmocka_unit_test(test_missing_value_and_help),
         cmocka_unit_test(test_ctl_stops_at_subcommand),
         cmocka_unit_test(test_usage_lists_only_own),
+        cmocka_unit_test(test_redis_url_error_hides_password),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -136,7 +136,8 @@ void hn_admin_metrics(hn_collector *c, struct evbuffer *out) {
         {"herenow_spool_write_errors_total", "counter",
          "Spool appends that failed (the pipeline stayed in memory).", s.spool_write_errors},
         {"herenow_salt_refresh_errors_total", "counter",
-         "Failed reads or writes of the daily salt (hn:salt:<day>).", c->salt_refresh_errors},
+         "Failed reads or writes of the daily salt (hn:salt:<day>).",
+         HN_STAT_GET(c->salt_refresh_errors)},
     };
     for (size_t i = 0; i < HN_ARRAY_LEN(scalars); i++)
         evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", scalars[i].name,
@@ -169,11 +170,11 @@ void hn_admin_metrics(hn_collector *c, struct evbuffer *out) {
     evbuffer_add_printf(out, "herenow_widgets %zu\n", hn_widgets_count(t));
     COUNTER("herenow_widget_refresh_errors_total", "Failed reads of hn:widgets.");
     evbuffer_add_printf(out, "herenow_widget_refresh_errors_total %llu\n",
-                        (unsigned long long)c->widget_refresh_errors);
+                        (unsigned long long)HN_STAT_GET(c->widget_refresh_errors));
     COUNTER("herenow_live_trims_total", "Trim passes over the live sets run by this node.");
-    evbuffer_add_printf(out, "herenow_live_trims_total %llu\n", (unsigned long long)c->trims);
+    evbuffer_add_printf(out, "herenow_live_trims_total %llu\n", (unsigned long long)HN_STAT_GET(c->trims));
     COUNTER("herenow_sessions_trimmed_total", "Sessions removed from live sets by this node's trims.");
-    evbuffer_add_printf(out, "herenow_sessions_trimmed_total %llu\n", (unsigned long long)c->trimmed);
+    evbuffer_add_printf(out, "herenow_sessions_trimmed_total %llu\n", (unsigned long long)HN_STAT_GET(c->trimmed));
     GAUGE("herenow_workers", "Worker threads.");
     evbuffer_add_printf(out, "herenow_workers %d\n", c->nworkers);
     GAUGE("herenow_up_seconds", "Seconds since start.");

@@ -33,12 +33,12 @@ static bool main_redis(hn_collector *c) {
 /* Re-reads hn:widgets; publishes a new table only when the content changed. */
 static void refresh_widgets(hn_collector *c) {
     if (!main_redis(c)) {
-        c->widget_refresh_errors++;
+        HN_STAT_ADD(c->widget_refresh_errors, 1);
         return;
     }
     redisReply *r = redisCommand(c->redis, "HGETALL hn:widgets");
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        c->widget_refresh_errors++;
+        HN_STAT_ADD(c->widget_refresh_errors, 1);
         hn_warn("event=widget_refresh_failed err='%s'",
                 r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : c->redis->errstr);
         if (r) freeReplyObject(r);
@@ -47,8 +47,8 @@ static void refresh_widgets(hn_collector *c) {
     size_t bad = 0;
     hn_widgets *t = hn_widgets_build(r, &bad);
     freeReplyObject(r);
-    c->widget_refreshes++;
-    const hn_widgets *cur = hn_widgets_acquire(c->widgets, &c->wref);
+    HN_STAT_ADD(c->widget_refreshes, 1);
+    const hn_widgets *cur = hn_widgets_acquire(c->widgets, &c->hk_wref);
     if (cur && hn_widgets_digest(cur) == hn_widgets_digest(t) &&
         hn_widgets_count(cur) == hn_widgets_count(t)) {
         hn_widgets_build_free(t);
@@ -109,7 +109,7 @@ static void refresh_salts(hn_collector *c) {
     size_t ngot = 0;
     for (int i = 0; i < ndays; i++) {
         bool fetched = i > 0 && redis && fetch_salt(c, days[i], &got[ngot]);
-        if (i > 0 && !fetched) c->salt_refresh_errors++;
+        if (i > 0 && !fetched) HN_STAT_ADD(c->salt_refresh_errors, 1);
         if (fetched || hn_salt_holder_get(c->salts, days[i], &got[ngot])) ngot++;
     }
     if (ngot) hn_salt_holder_set(c->salts, got, ngot);
@@ -163,7 +163,7 @@ static void trim_live(hn_collector *c) {
     snprintf(sha, sizeof(sha), "%s", r->str);
     freeReplyObject(r);
 
-    const hn_widgets *t = hn_widgets_acquire(c->widgets, &c->wref);
+    const hn_widgets *t = hn_widgets_acquire(c->widgets, &c->hk_wref);
     size_t n;
     const uint32_t *ids = hn_widgets_ids(t, &n);
     uint64_t now = hn_now_ms();
@@ -199,7 +199,7 @@ static void trim_live(hn_collector *c) {
             more[i] = false;
             if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
                 long long stale = r->element[0]->integer, done = r->element[1]->integer;
-                c->trimmed += (uint64_t)(stale + done);
+                HN_STAT_ADD(c->trimmed, (uint64_t)(stale + done));
                 more[i] = stale >= TRIM_LIMIT || done >= TRIM_LIMIT;
             } else if (!failed) {
                 failed = true;              /* read the other replies, log once */
@@ -210,7 +210,7 @@ static void trim_live(hn_collector *c) {
         }
     }
     free(more);
-    c->trims++;
+    HN_STAT_ADD(c->trims, 1);
 }
 
 static void on_trim(evutil_socket_t fd, short what, void *arg) {
@@ -366,13 +366,26 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     event_add(c->sig_hup, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The blocking Redis work (widget table, salts, trims) has a thread of
+     * its own: a Redis that hangs must not stall /metrics and /readyz. */
+    c->hk_base = event_base_new();
+    if (c->hk_base == NULL) {
+        snprintf(err, cap, "event_base_new failed");
+        return HN_ERR;
+    }
     struct timeval rtv = {c->cfg.widget_refresh_ms / 1000, (c->cfg.widget_refresh_ms % 1000) * 1000};
-    c->refresh_timer = event_new(c->base, -1, EV_PERSIST, on_refresh, c);
+    c->refresh_timer = event_new(c->hk_base, -1, EV_PERSIST, on_refresh, c);
     event_add(c->refresh_timer, &rtv);
     struct timeval ttv = {c->cfg.trim_interval_ms / 1000, (c->cfg.trim_interval_ms % 1000) * 1000};
-    c->trim_timer = event_new(c->base, -1, EV_PERSIST, on_trim, c);
+    c->trim_timer = event_new(c->hk_base, -1, EV_PERSIST, on_trim, c);
     event_add(c->trim_timer, &ttv);
     return HN_OK;
+}
+
+static void *housekeeping_main(void *arg) {
+    hn_collector *c = arg;
+    event_base_loop(c->hk_base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
 }
 
 int hn_collector_run(hn_collector *c) {
@@ -386,12 +399,20 @@ int hn_collector_run(hn_collector *c) {
         }
         c->workers_running++;
     }
+    if (pthread_create(&c->hk_thread, NULL, housekeeping_main, c) != 0) {
+        hn_error("event=thread_start_failed role=housekeeping errno=%d", errno);
+        for (int k = 0; k < c->nworkers; k++) hn_worker_stop(c->workers[k]);
+        for (int k = 0; k < c->nworkers; k++) hn_worker_join(c->workers[k]);
+        return 1;
+    }
     hn_info("event=started node=%s workers=%d udp='%s' http='%s' admin='%s' redis='%s%s:%d/%d'",
             c->node_id, c->nworkers, c->udp_on ? c->cfg.udp_listen : "off",
             c->http_on ? c->cfg.http_listen : "off", c->cfg.admin_listen,
             c->raddr.path, c->raddr.path[0] ? "" : c->raddr.host, c->raddr.port, c->raddr.db);
     event_base_dispatch(c->base);
 
+    event_base_loopbreak(c->hk_base);
+    pthread_join(c->hk_thread, NULL);
     uint64_t unflushed = 0;
     for (int i = 0; i < c->nworkers; i++) {
         hn_worker_join(c->workers[i]);
@@ -415,8 +436,10 @@ void hn_collector_free(hn_collector *c) {
     if (c->sig_hup) event_free(c->sig_hup);
     if (c->refresh_timer) event_free(c->refresh_timer);
     if (c->trim_timer) event_free(c->trim_timer);
+    if (c->hk_base) event_base_free(c->hk_base);
     if (c->widgets) {
         hn_widgets_release(c->widgets, &c->wref);
+        hn_widgets_release(c->widgets, &c->hk_wref);
         hn_widgets_pub_destroy(c->widgets);
     }
     if (c->redis) redisFree(c->redis);

@@ -94,19 +94,22 @@ typedef struct hn_collector {
     hn_geo            *geo;
     hn_salt_holder    *salts;
     hn_enrich_cfg      enrich;
-    uint64_t           salt_refresh_errors;
+    uint64_t           salt_refresh_errors;    /* HN_STAT_*: written by housekeeping */
     hn_widgets_pub    *widgets;
     int                nworkers;
     hn_worker        **workers;
     struct event_base *base;
     struct evhttp     *admin;
     struct event      *sig_term, *sig_int, *sig_hup, *refresh_timer, *trim_timer;
-    redisContext      *redis;          /* main thread's blocking connection */
-    hn_widgets_ref     wref;
+    struct event_base *hk_base;        /* housekeeping thread: widget refresh, salts, trims */
+    pthread_t          hk_thread;
+    redisContext      *redis;          /* the housekeeping thread's blocking connection */
+    hn_widgets_ref     wref;           /* main thread's (admin) */
+    hn_widgets_ref     hk_wref;        /* housekeeping thread's */
     _Atomic bool       stopping;
     bool               widgets_empty_warned;
     int                workers_running;
-    uint64_t           widget_refreshes, widget_refresh_errors, trims, trimmed;
+    uint64_t           widget_refreshes, widget_refresh_errors, trims, trimmed;   /* HN_STAT_* */
     uint64_t           unflushed_at_exit;
     uint64_t           start_ms;
     char               node_id[128];

@@ -131,20 +131,82 @@ static bool spool_put(hn_worker *w, const char *p, size_t len, uint32_t ncmds, u
     return true;
 }
 
-/* A group Redis had not acknowledged when it went away: into the file,
- * unless it came from there (the pump reads it again). */
+/* Pipelines Redis had not acknowledged when it went away, collected by
+ * hn_rconn_take: each a header (len, ncmds, nrec) and its bytes. Those that
+ * came from the file are skipped: the pump reads them again. */
 static void take_group(void *ctx, const char *buf, size_t len, uint32_t ncmds, uint64_t tag) {
     hn_worker *w = ctx;
     if (tag & SPOOL_TAG) return;
-    if (!spool_put(w, buf, len, ncmds, TAG_NREC(tag))) hn_rconn_send(w->rc, buf, len, ncmds, tag);
+    uint64_t h[3] = {len, ncmds, TAG_NREC(tag)};
+    hn_buf_append(&w->taken, h, sizeof(h));
+    hn_buf_append(&w->taken, buf, len);
+}
+
+/* Writes the taken pipelines, then the file's unacknowledged entries, to a
+ * new file that replaces the old one: the taken ones are older than
+ * everything still waiting in the file (Redis was behind, then went away). */
+static int spool_rewrite(hn_worker *w) {
+    char tmp[600], err[700];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", w->sp.path);
+    unlink(tmp);
+    hn_spool ns;
+    hn_spool_scan scan;
+    if (hn_spool_open(&ns, tmp, true, false, w->sp.sync, &scan, err, sizeof(err)) != HN_OK) {
+        hn_error("event=spool_rewrite_failed worker=%d err='%s'", w->id, err);
+        return HN_ERR;
+    }
+    uint64_t nrec = 0, off = w->sp_aoff, skipped;
+    for (size_t p = 0; p < w->taken.len;) {
+        uint64_t h[3];
+        memcpy(h, w->taken.p + p, sizeof(h));
+        p += sizeof(h);
+        if (hn_spool_append(&ns, w->taken.p + p, h[0], (uint32_t)h[1], (uint32_t)h[2]) != HN_OK)
+            goto fail;
+        nrec += h[2];
+        p += h[0];
+    }
+    hn_spool_entry e;
+    while (hn_spool_read(&w->sp, &off, &e, &skipped) == HN_OK) {
+        if (hn_spool_append(&ns, e.p, e.len, e.ncmds, e.nrec) != HN_OK) goto fail;
+        nrec += e.nrec;
+    }
+    hn_spool_sync_now(&ns);
+    if (rename(tmp, w->sp.path) != 0) goto fail;
+    snprintf(ns.path, sizeof(ns.path), "%s", w->sp.path);
+    hn_spool_close(&w->sp);
+    w->sp = ns;
+    w->sp_roff = w->sp_aoff = 0;
+    w->sp_records = nrec;
+    return HN_OK;
+fail:
+    hn_error("event=spool_rewrite_failed worker=%d file='%s' err='%s'", w->id, tmp, strerror(errno));
+    hn_spool_close(&ns);
+    unlink(tmp);
+    return HN_ERR;
+}
+
+/* Redis is down (or the stop's deadline came): what it had not acknowledged
+ * goes into the file, in order. */
+static void spool_take(hn_worker *w) {
+    hn_buf_reset(&w->taken);
+    hn_rconn_take(w->rc, take_group, w);
+    w->sp_roff = w->sp_aoff;       /* what was in flight from the file is read again */
+    if (w->taken.len == 0) return;
+    if (w->sp.end > w->sp_aoff && spool_rewrite(w) == HN_OK) return;
+    /* The file had nothing waiting (or could not be rewritten): append. */
+    for (size_t p = 0; p < w->taken.len;) {
+        uint64_t h[3];
+        memcpy(h, w->taken.p + p, sizeof(h));
+        p += sizeof(h);
+        if (!spool_put(w, w->taken.p + p, h[0], (uint32_t)h[1], (uint32_t)h[2]))
+            hn_rconn_send(w->rc, w->taken.p + p, h[0], (uint32_t)h[1], h[2]);
+        p += h[0];
+    }
 }
 
 static void spool_begin(hn_worker *w, const char *why) {
     bool was = w->sp.end > 0;
-    if (!hn_rconn_up(w->rc)) {
-        hn_rconn_take(w->rc, take_group, w);
-        w->sp_roff = w->sp_aoff;
-    }
+    if (!hn_rconn_up(w->rc)) spool_take(w);
     if (!was && w->sp.end > 0)
         hn_warn("event=spool_started worker=%d reason='%s' file='%s'", w->id, why, w->sp.path);
     spool_stats(w);
@@ -638,6 +700,7 @@ void hn_worker_destroy(hn_worker *w) {
     hn_rconn_destroy(w->rc);
     if (w->spool_timer) event_free(w->spool_timer);
     hn_spool_close(&w->sp);
+    hn_buf_free(&w->taken);
     if (w->tee_fd >= 0) close(w->tee_fd);
     hn_presence_destroy(w->pres);
     if (w->dec) hn_decoder_destroy(w->dec);

@@ -38,6 +38,7 @@ struct hn_worker {
     uint64_t       sp_roff;       /* next entry to replay */
     uint64_t       sp_aoff;       /* everything before it acknowledged by Redis */
     uint64_t       sp_records;    /* records in the file not yet acknowledged */
+    hn_buf         taken;         /* pipelines taken back from a lost connection */
     struct event  *spool_timer;
     hn_presence   *pres;
     hn_decoder    *dec;

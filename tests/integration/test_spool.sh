@@ -178,7 +178,43 @@ hn_assert_eq "they are in the stream, in order" "$(seq 1 150 | tr '\n' ' ')" "$(
 hn_assert_eq "the files are removed" "" "$(ls "$SPOOL" | grep -v '\.bad-' || true)"
 hn_assert_cmd "spool replay with nothing left says so" bash -c "$CTL spool replay | grep -q 'nothing to replay'"
 
-# --- 6. a full spool drops with reason spool_full; HTTP answers 503 ----------------------------
+# --- 6. Redis behind but connected (stopped for less than the reply timeout): past
+# HERENOW_REDIS_MAX_PENDING bytes in flight the pipelines go to the spool, in order --------------
+# (then the same, but Redis stays stopped past the reply timeout: the pipelines in flight are
+# taken back and put before the ones already spooled; Redis may still run the ones it had read,
+# so a record may be in the stream twice, never out of order after its first appearance)
+in_order() {   # stream_qs of $1 are 1..$2, allowing repeats of what came before
+    stream_qs "$1" | awk -v n="$2" 'BEGIN { want = 1 } $1 == want { want++; next } $1 < want { next } { bad = 1 } END { exit !(want == n + 1 && !bad) }'
+}
+HERENOW_REDIS_MAX_PENDING=65536 HERENOW_REDIS_TIMEOUT_MS=3000 start_collector
+RPID=$(cat "$HN_TMP/redis/redis.pid")
+t0=$(date +%s%N)
+kill -STOP "$RPID"
+send --session spoolS0001 --type pv --count 2000
+hn_wait_for 10 "the excess goes to the spool while the connections stay up" metric_ge herenow_spool_written_records_total 1 &&
+    hn_ok "Redis behind: $(metric herenow_spool_written_records_total) records spooled with the connections up"
+t1=$(date +%s%N)
+if [ $(( (t1 - t0) / 1000000 )) -lt 2500 ]; then
+    hn_assert_eq "no reply timeout meanwhile (the connections stayed up)" 0 "$(metric herenow_redis_timeouts_total)"
+fi
+kill -CONT "$RPID"
+hn_wait_for 15 "all 2000 in the stream" bash -c "[ \$($CTL stream dump | grep -c spoolS0001) -ge 2000 ]" &&
+    hn_ok "all 2000 reached Redis once it answered again"
+hn_assert_eq "in order, each once" "$(seq 1 2000 | md5sum)" "$(stream_qs spoolS0001 | md5sum)"
+hn_wait_for 5 "the spool is emptied" metric_is herenow_spool_active 0
+kill -STOP "$RPID"
+send --session spoolS0002 --type pv --count 2000
+hn_wait_for 10 "a reply timeout while Redis stays stopped" metric_ge herenow_redis_timeouts_total 1 &&
+    hn_ok "Redis stopped past the reply timeout: the connections are dropped"
+hn_wait_for 10 "everything is in the spool" metric_ge herenow_spool_records 2000
+kill -CONT "$RPID"
+hn_wait_for 15 "all 2000 in the stream" bash -c "[ \$($CTL stream dump | grep -c spoolS0002) -ge 2000 ]" &&
+    hn_ok "all 2000 reached Redis once it answered again"
+hn_assert_cmd "in order (repeats of earlier ones allowed: $(stream_qs spoolS0002 | wc -l) entries)" in_order spoolS0002 2000
+hn_wait_for 5 "the spool is emptied" metric_is herenow_spool_active 0
+stop_collector
+
+# --- 7. a full spool drops with reason spool_full; HTTP answers 503 ----------------------------
 HERENOW_SPOOL_MAX_BYTES=65536 start_collector
 redis_down
 hn_wait_for 10 "the workers see Redis gone" metric_is herenow_redis_connections_up 0

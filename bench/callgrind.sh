@@ -31,6 +31,7 @@ for b in herenow-collector hn-loadgen hn-freeport; do
 done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/hn-callgrind.XXXXXX")
+export HERENOW_SPOOL_DIR="$WORK/spool"     # never the repo's var/spool
 COL_PID=
 cleanup() {
     local rc=$?

@@ -82,6 +82,7 @@ CLK_TCK=$(getconf CLK_TCK)
 # Tee files and Redis in RAM: a disk's writeback would be CPU noise.
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then base=/dev/shm; else base=${TMPDIR:-/tmp}; fi
 WORK=$(mktemp -d "$base/hn-bench-udp.XXXXXX")
+export HERENOW_SPOOL_DIR="$WORK/spool"     # never the repo's var/spool
 
 COL_PID= LG_PID= REDIS_DIR=
 cleanup() {

@@ -95,6 +95,7 @@ typedef struct session {
     uint16_t page;
     uint64_t q;          /* last sequence number sent; 0: not started */
     bool     hidden;
+    bool     ended;      /* its `end` was made: the slot's next beacon opens a new session */
 } session;
 
 typedef struct opts {
@@ -194,6 +195,7 @@ static void new_session(session *ss) {
     for (int i = 0; i < SID_LEN; i++) ss->sid[i] = sid_chars[rnd(64)];
     ss->q = 0;
     ss->hidden = false;
+    ss->ended = false;
     ss->page = (uint16_t)rnd(PAGES_PER_WIDGET);
 }
 
@@ -211,6 +213,9 @@ static void warm_session(session *ss) {
  * which stay valid until the beacon is packed. */
 static void next_beacon(session *ss, const site *sites, hn_beacon *b, char *scratch, size_t cap,
                         uint64_t now_ms) {
+    /* Renewed here, not right after the `end`: that beacon's s points at
+     * ss->sid until the caller has packed it. */
+    if (ss->ended) new_session(ss);
     const site *st = &sites[ss->widget];
     memset(b, 0, offsetof(hn_beacon, props));
     b->nprops = 0;
@@ -281,7 +286,7 @@ static void next_beacon(session *ss, const site *sites, hn_beacon *b, char *scra
         }
     }
     b->q = ++ss->q;
-    if (b->type == HN_T_END) new_session(ss);   /* the slot's next beacon opens a new one */
+    if (b->type == HN_T_END) ss->ended = true;
 }
 
 /* --- pool ------------------------------------------------------------------ */

@@ -50,7 +50,7 @@ BINS := $(OUT)/herenow-collector $(OUT)/herenow-api $(OUT)/herenowctl $(OUT)/hn-
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRC))
 
-.PHONY: all clean test unit integration run stop bench-udp bench-drain bench-api bench-http bench-sse deps check-deps
+.PHONY: all clean test unit integration run stop bench-udp bench-drain bench-api bench-http bench-sse soak deps check-deps
 all: $(BINS)
 
 $(OUT)/obj/%.o: %.c
@@ -118,6 +118,12 @@ bench-udp bench-drain bench-api bench-http bench-sse: bench-%: check-deps
 	@if [ $* = http ]; then scripts/setup.sh --check-bench >/dev/null 2>&1 || scripts/setup.sh --bench; fi
 	@$(MAKE) --no-print-directory $(BINS)
 	@HN_BIN=$(OUT) bench/$*.sh
+
+# soak: scripts/soak.sh — SOAK_SECONDS (default 600) at a steady load with 10,000 live
+# visitors; RSS of both daemons flat, no errors, all data in PostgreSQL (docs/SOAK.md).
+soak: check-deps
+	@$(MAKE) --no-print-directory $(BINS)
+	@HN_BIN=$(OUT) scripts/soak.sh
 
 # --- fuzzing (fuzz/, docs/OPERATIONS.md "Fuzzing") ----------------------------
 # libFuzzer targets built with clang (build/fuzz/fuzz_<t>); the same targets

@@ -29,6 +29,7 @@
 #include "api/static.h"
 #include "api/ticket.h"
 #include "api/live.h"
+#include "common/httpguard.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -150,6 +151,9 @@ struct hn_api_server {
     uint64_t                    stop_at, deadline;     /* hn_mono_ms() */
     uint64_t                    start_ms;
     uint64_t                    outstanding;           /* jobs not yet freed */
+    hn_httpguard               *guard;                 /* slow requests, accept errors */
+    uint64_t                    http_connections, http_incomplete, http_request_timeouts,
+                                http_accept_errors;    /* the guard's counters (relaxed atomics) */
     hn_api_job                 *jobs;                  /* ... and their list */
     uint64_t                    writing;               /* answers not yet complete */
     route_stats                 stats[N_ROUTES];
@@ -527,6 +531,17 @@ static void metrics(hn_api_server *s, struct evbuffer *out) {
          as.loaded ? (double)as.age_ms / 1000.0 : -1.0},
         {"herenow_api_token_refreshes_total", "counter", "Successful loads of api_tokens.", (double)as.refreshes},
         {"herenow_api_token_refresh_errors_total", "counter", "Failed loads of api_tokens.", (double)as.refresh_errors},
+        {"herenow_api_http_connections_total", "counter", "HTTP connections accepted.",
+         (double)__atomic_load_n(&s->http_connections, __ATOMIC_RELAXED)},
+        {"herenow_api_http_incomplete_requests_total", "counter",
+         "Connections closed with a request begun and never complete (timeout, client gone).",
+         (double)__atomic_load_n(&s->http_incomplete, __ATOMIC_RELAXED)},
+        {"herenow_api_http_request_timeouts_total", "counter",
+         "Connections closed because a request took longer than HERENOW_API_REQUEST_TIMEOUT_MS to arrive.",
+         (double)__atomic_load_n(&s->http_request_timeouts, __ATOMIC_RELAXED)},
+        {"herenow_api_http_accept_errors_total", "counter",
+         "Times accepting a connection failed (out of file descriptors): the listener pauses 100 ms.",
+         (double)__atomic_load_n(&s->http_accept_errors, __ATOMIC_RELAXED)},
         {"herenow_up_seconds", "gauge", "Seconds since start.", (double)((hn_now_ms() - s->start_ms) / 1000)},
     };
     for (size_t i = 0; i < HN_ARRAY_LEN(scalars); i++)
@@ -975,6 +990,12 @@ static void on_request(struct evhttp_request *req, void *arg) {
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     rctx c = {s, req, mono_us(), method_name(cmd), path && *path ? path : "/",
               u ? evhttp_uri_get_query(u) : NULL, NULL, R_OTHER};
+    hn_httpguard_arrived(req);
+    if (hn_http_ambiguous_length(req)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        fail(&c, 400, "ambiguous body length (Content-Length twice, or with Transfer-Encoding)");
+        return;
+    }
 
     int h = health_route(c.path);
     if (h >= 0) {
@@ -1167,6 +1188,7 @@ int hn_server_create(hn_api_server **out, const hn_config *cfg, char *err, size_
     if (hn_addr_parse(cfg->api_listen, &s->addr, err, cap) != HN_OK) return HN_ERR;
     if (hn_redis_addr_parse(cfg->redis_url, &s->raddr, err, cap) != HN_OK) return HN_ERR;
 
+    hn_info("event=fd_limit nofile=%llu", (unsigned long long)hn_raise_nofile());
     evthread_use_pthreads();
     s->base = event_base_new();
     if (s->base == NULL) {
@@ -1184,6 +1206,10 @@ int hn_server_create(hn_api_server **out, const hn_config *cfg, char *err, size_
         return HN_ERR;
     }
     evhttp_set_gencb(s->http, on_request, s);
+    hn_httpguard_counters gc = {&s->http_connections, &s->http_incomplete,
+                                &s->http_request_timeouts, &s->http_accept_errors};
+    s->guard = hn_httpguard_new(s->base, s->http, s->bound, (int)cfg->api_request_timeout_ms,
+                                "api", &gc);
     evhttp_set_max_headers_size(s->http, MAX_HEADERS);
     evhttp_set_max_body_size(s->http, MAX_BODY);
     /* Reading a request and writing to a client that does not read: at
@@ -1253,6 +1279,7 @@ int hn_server_remaining_ms(const hn_api_server *s) {
 void hn_server_destroy(hn_api_server *s) {
     if (s == NULL) return;
     hn_pool_destroy(s->pool);       /* stops the workers if still running */
+    hn_httpguard_free(s->guard);
     if (s->http) evhttp_free(s->http);   /* closes the open connections (streams too) */
     hn_sse_destroy(s->sse);
     hn_static_free(s->www);

@@ -5,6 +5,7 @@
  */
 #include "collector/collector.h"
 #include "common/log.h"
+#include "common/httpguard.h"
 #include "common/spool.h"
 
 #include <dirent.h>
@@ -315,6 +316,8 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     c->cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));       /* c owns the strings now */
     c->start_ms = hn_now_ms();
+    /* A busy beacon port holds many connections: the usual soft 1024 is far too few. */
+    hn_info("event=fd_limit nofile=%llu", (unsigned long long)hn_raise_nofile());
     if (c->cfg.node_id[0]) snprintf(c->node_id, sizeof(c->node_id), "%s", c->cfg.node_id);
     else {
         char host[64] = "host";

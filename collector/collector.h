@@ -45,6 +45,7 @@ typedef struct hn_wstats {
     uint64_t http_connections;         /* accepted */
     uint64_t http_incomplete;          /* closed with a request begun but not answered */
     uint64_t http_request_timeouts;    /* closed by us: the request took too long to arrive */
+    uint64_t http_accept_errors;       /* accept failed (out of descriptors): listener paused */
     uint64_t ua_cache_hits, ua_cache_misses;
     uint64_t ua_match_errors;          /* regex matches stopped at PCRE2's match limit */
     uint64_t no_salt;                  /* records without a visitor hash: no salt for the day */

@@ -288,6 +288,14 @@ static void on_script(hn_worker *w, struct evhttp_request *req) {
 static void on_request(struct evhttp_request *req, void *arg) {
     hn_worker *w = arg;
     const hn_config *cfg = &w->col->cfg;
+    hn_httpguard_arrived(req);
+    if (hn_http_ambiguous_length(req)) {
+        /* A proxy in front may have framed it differently: request smuggling. */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        reply_text(w, req, 400, "Bad Request",
+                   "ambiguous body length (Content-Length twice, or with Transfer-Encoding)");
+        return;
+    }
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     enum route rt = path == NULL                              ? R_NONE
@@ -314,95 +322,6 @@ static void on_request(struct evhttp_request *req, void *arg) {
     }
 }
 
-/* --- connections ---------------------------------------------------------------------- */
-
-/* evhttp closes a connection whose request does not complete within the
- * timeout without telling anyone, offers no hook at accept time, and its
- * timeout is an idle one: a client dripping a byte every few seconds keeps
- * a request open for ever (slowloris). So each connection's bufferevent is
- * ours (evhttp_set_bevcb), with a callback on its input buffer; at the
- * first bytes (evhttp has made its connection by then, and is the
- * bufferevent's callback argument) we ask for evhttp's close callback and
- * watch both buffers. A connection is "unanswered" from request bytes in
- * until answer bytes out. Closed while unanswered, it is counted; still
- * unanswered HERENOW_HTTP_REQUEST_TIMEOUT_MS after its request began, the
- * sweep closes it. The state is a slot per fd in the worker, so a
- * connection that never sends a byte costs nothing. */
-static _Thread_local hn_worker *tl_worker;
-
-static hn_conn *conn_state(hn_worker *w, evutil_socket_t fd) {
-    if (fd < 0) return NULL;
-    if ((size_t)fd >= w->nconn) {
-        size_t n = w->nconn ? w->nconn : 1024;
-        while (n <= (size_t)fd) n *= 2;
-        w->conn = hn_xreallocarray(w->conn, n, sizeof(hn_conn));
-        memset(w->conn + w->nconn, 0, (n - w->nconn) * sizeof(hn_conn));
-        w->nconn = n;
-    }
-    return &w->conn[fd];
-}
-
-static void watch_in(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg) {
-    (void)b;
-    hn_conn *st = conn_state(tl_worker, bufferevent_getfd(arg));
-    if (st && info->n_added && !st->unanswered) {
-        st->unanswered = true;
-        st->begun_ms = hn_mono_ms();
-    }
-}
-
-static void watch_out(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg) {
-    (void)b;
-    hn_conn *st = conn_state(tl_worker, bufferevent_getfd(arg));
-    if (st && info->n_added) st->unanswered = false;
-}
-
-static void on_close(struct evhttp_connection *con, void *arg) {
-    (void)arg;
-    hn_conn *st = conn_state(tl_worker, bufferevent_getfd(evhttp_connection_get_bufferevent(con)));
-    if (st == NULL) return;
-    if (st->unanswered) HN_STAT_ADD(tl_worker->st.http_incomplete, 1);
-    memset(st, 0, sizeof(*st));
-}
-
-static void first_bytes(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg) {
-    struct bufferevent *bev = arg;
-    if (info->n_added == 0) return;
-    evbuffer_remove_cb(in, first_bytes, bev);
-    void *con = NULL;
-    bufferevent_getcb(bev, NULL, NULL, NULL, &con);
-    hn_conn *st = conn_state(tl_worker, bufferevent_getfd(bev));
-    if (con == NULL || st == NULL) return;
-    *st = (hn_conn){con, hn_mono_ms(), true};
-    evhttp_connection_set_closecb(con, on_close, NULL);
-    evbuffer_add_cb(in, watch_in, bev);
-    evbuffer_add_cb(bufferevent_get_output(bev), watch_out, bev);
-}
-
-static struct bufferevent *on_connection(struct event_base *base, void *arg) {
-    hn_worker *w = arg;
-    tl_worker = w;
-    HN_STAT_ADD(w->st.http_connections, 1);
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (bev) evbuffer_add_cb(bufferevent_get_input(bev), first_bytes, bev);
-    return bev;
-}
-
-/* Closes connections whose request has been coming in for too long. */
-static void on_sweep(evutil_socket_t fd, short what, void *arg) {
-    hn_worker *w = arg;
-    (void)fd; (void)what;
-    tl_worker = w;
-    uint64_t now = hn_mono_ms(), limit = (uint64_t)w->col->cfg.http_request_timeout_ms;
-    for (size_t i = 0; i < w->nconn; i++) {
-        hn_conn *st = &w->conn[i];
-        if (st->con && st->unanswered && now - st->begun_ms > limit) {
-            HN_STAT_ADD(w->st.http_request_timeouts, 1);
-            evhttp_connection_free(st->con);      /* its close callback counts and clears */
-        }
-    }
-}
-
 /* --- lifecycle --------------------------------------------------------------------- */
 
 int hn_http_worker_start(hn_worker *w, char *err, size_t cap) {
@@ -410,7 +329,8 @@ int hn_http_worker_start(hn_worker *w, char *err, size_t cap) {
     int fd = hn_tcp_listen(&c->http_addr, true, (int)c->cfg.http_backlog, err, cap);
     if (fd < 0) return HN_ERR;
     w->http = evhttp_new(w->base);
-    if (w->http == NULL || evhttp_accept_socket_with_handle(w->http, fd) == NULL) {
+    struct evhttp_bound_socket *bound = w->http ? evhttp_accept_socket_with_handle(w->http, fd) : NULL;
+    if (bound == NULL) {
         close(fd);
         snprintf(err, cap, "HERENOW_HTTP_LISTEN: evhttp could not take the socket");
         return HN_ERR;
@@ -425,10 +345,10 @@ int hn_http_worker_start(hn_worker *w, char *err, size_t cap) {
     evhttp_set_timeout_tv(w->http, &tv);
     evhttp_set_default_content_type(w->http, NULL);
     evhttp_set_gencb(w->http, on_request, w);
-    evhttp_set_bevcb(w->http, on_connection, w);
-    w->http_sweep = event_new(w->base, -1, EV_PERSIST, on_sweep, w);
-    struct timeval stv = {0, 250 * 1000};
-    event_add(w->http_sweep, &stv);
+    hn_httpguard_counters ctr = {&w->st.http_connections, &w->st.http_incomplete,
+                                 &w->st.http_request_timeouts, &w->st.http_accept_errors};
+    w->guard = hn_httpguard_new(w->base, w->http, bound, (int)c->cfg.http_request_timeout_ms,
+                                "http", &ctr);
     w->rl = hn_rl_create((double)c->cfg.rate_limit, (double)c->cfg.rate_burst,
                          (unsigned)c->cfg.rate_v4_prefix, (unsigned)c->cfg.rate_v6_prefix, RL_SLOTS);
     w->qscratch = hn_xmalloc(QUERY_MAX);
@@ -437,15 +357,12 @@ int hn_http_worker_start(hn_worker *w, char *err, size_t cap) {
 
 /* Closes the listener and every connection; idempotent. */
 void hn_http_worker_stop(hn_worker *w) {
-    if (w->http_sweep) event_free(w->http_sweep);
-    w->http_sweep = NULL;
+    hn_httpguard_free(w->guard);
+    w->guard = NULL;
     if (w->http) evhttp_free(w->http);
     w->http = NULL;
     if (w->rl) hn_rl_destroy(w->rl);
     w->rl = NULL;
     free(w->qscratch);
     w->qscratch = NULL;
-    free(w->conn);
-    w->conn = NULL;
-    w->nconn = 0;
 }

@@ -13,11 +13,11 @@
 #include "collector/presence.h"
 #include "collector/ratelimit.h"
 #include "collector/rconn.h"
+#include "common/httpguard.h"
 #include "common/ids.h"
 #include "common/spool.h"
 #include "proto/record.h"
 
-struct hn_conn;
 
 struct hn_worker {
     int            id;
@@ -64,9 +64,7 @@ struct hn_worker {
     struct evhttp *http;
     hn_rl         *rl;
     char          *qscratch;      /* the pixel's percent-decoded query string */
-    struct hn_conn *conn;         /* per fd: the request being read (http.c) */
-    size_t         nconn;
-    struct event  *http_sweep;
+    hn_httpguard  *guard;         /* slow requests, accept errors (common/httpguard.h) */
     hn_enricher    enr;
 
     bool      paused, stopping, udp_open;
@@ -75,13 +73,6 @@ struct hn_worker {
     uint64_t  last_err_log_ms;
     hn_wstats st;
 };
-
-/* An HTTP connection whose request is being read (http.c), by fd. */
-typedef struct hn_conn {
-    struct evhttp_connection *con;     /* NULL: no request seen on this fd */
-    uint64_t begun_ms;                 /* monotonic: when the unanswered request began */
-    bool     unanswered;
-} hn_conn;
 
 /* Counts n beacons of transport tr (hn_transport - 1) as received and
  * dropped for reason r. */

@@ -122,6 +122,8 @@ static const cfg_opt opts[] = {
      "api worker threads, each with one PostgreSQL and one Redis connection"},
     {"API_TIMEOUT_MS", T_INT, OFF(api_timeout_ms), "10000", 100, 600000, NULL, A,
      "api: a request still queued or running after this long is answered 503; also the Redis and PostgreSQL statement timeout of the api's workers"},
+    {"API_REQUEST_TIMEOUT_MS", T_INT, OFF(api_request_timeout_ms), "10000", 100, 600000, NULL, A,
+     "api: a request still arriving this long after its first bytes is cut off (a client dripping bytes to hold a connection)"},
     {"API_MAX_QUEUE", T_INT, OFF(api_max_queue), "1024", 1, 1000000, NULL, A,
      "api: requests waiting for a worker beyond this are answered 503 at once"},
     {"TOKEN_REFRESH_MS", T_INT, OFF(token_refresh_ms), "2000", 100, 3600000, NULL, A,

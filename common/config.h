@@ -67,6 +67,7 @@ typedef struct hn_config {
     char   *redis_tee;
     int64_t api_threads;
     int64_t api_timeout_ms;
+    int64_t api_request_timeout_ms;
     int64_t api_max_queue;
     int64_t token_refresh_ms;
     char   *drain;

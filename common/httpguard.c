@@ -1,0 +1,228 @@
+/*
+ * httpguard.c: see httpguard.h.
+ */
+#include "common/httpguard.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+
+#define SWEEP_MS        250
+#define ACCEPT_PAUSE_MS 100
+
+typedef struct slot {
+    struct evhttp_connection *con;     /* NULL: no request seen on this fd */
+    uint64_t begun_ms;                 /* monotonic: when the arriving request began */
+    bool     arriving;
+} slot;
+
+struct hn_httpguard {
+    struct event_base     *base;
+    struct evconnlistener *lev;
+    struct event          *sweep, *resume;
+    hn_httpguard_counters  ctr;
+    uint64_t               timeout_ms;
+    uint64_t               last_log_ms;
+    slot                  *slots;
+    size_t                 nslots;
+    char                   name[16];
+};
+
+static _Thread_local hn_httpguard *tl_guard;
+
+/* The listener's error callback gets evhttp's argument, not ours: the
+ * guards are found by their listener. */
+#define MAX_GUARDS 1024
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static hn_httpguard   *reg[MAX_GUARDS];
+
+static void reg_set(hn_httpguard *g, bool add) {
+    pthread_mutex_lock(&reg_lock);
+    for (size_t i = 0; i < MAX_GUARDS; i++) {
+        if (add && reg[i] == NULL) { reg[i] = g; break; }
+        if (!add && reg[i] == g) { reg[i] = NULL; break; }
+    }
+    pthread_mutex_unlock(&reg_lock);
+}
+
+static hn_httpguard *reg_find(const struct evconnlistener *lev) {
+    hn_httpguard *g = NULL;
+    pthread_mutex_lock(&reg_lock);
+    for (size_t i = 0; i < MAX_GUARDS && g == NULL; i++)
+        if (reg[i] && reg[i]->lev == lev) g = reg[i];
+    pthread_mutex_unlock(&reg_lock);
+    return g;
+}
+
+static void count(uint64_t *c) {
+    if (c) __atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
+}
+
+static slot *slot_of(hn_httpguard *g, evutil_socket_t fd) {
+    if (g == NULL || fd < 0) return NULL;
+    if ((size_t)fd >= g->nslots) {
+        size_t n = g->nslots ? g->nslots : 1024;
+        while (n <= (size_t)fd) n *= 2;
+        g->slots = hn_xreallocarray(g->slots, n, sizeof(slot));
+        memset(g->slots + g->nslots, 0, (n - g->nslots) * sizeof(slot));
+        g->nslots = n;
+    }
+    return &g->slots[fd];
+}
+
+static void watch_in(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg) {
+    (void)b;
+    slot *st = slot_of(tl_guard, bufferevent_getfd(arg));
+    if (st && st->con && info->n_added && !st->arriving) {
+        st->arriving = true;
+        st->begun_ms = hn_mono_ms();
+    }
+}
+
+static void watch_out(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg) {
+    (void)b;
+    slot *st = slot_of(tl_guard, bufferevent_getfd(arg));
+    if (st && info->n_added) st->arriving = false;
+}
+
+static void on_close(struct evhttp_connection *con, void *arg) {
+    (void)arg;
+    hn_httpguard *g = tl_guard;
+    slot *st = slot_of(g, bufferevent_getfd(evhttp_connection_get_bufferevent(con)));
+    if (st == NULL) return;
+    if (st->arriving) count(g->ctr.incomplete);
+    memset(st, 0, sizeof(*st));
+}
+
+static void first_bytes(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg) {
+    struct bufferevent *bev = arg;
+    if (info->n_added == 0) return;
+    evbuffer_remove_cb(in, first_bytes, bev);
+    void *con = NULL;
+    bufferevent_getcb(bev, NULL, NULL, NULL, &con);
+    slot *st = slot_of(tl_guard, bufferevent_getfd(bev));
+    if (con == NULL || st == NULL) return;
+    *st = (slot){con, hn_mono_ms(), true};
+    evhttp_connection_set_closecb(con, on_close, NULL);
+    evbuffer_add_cb(in, watch_in, bev);
+    evbuffer_add_cb(bufferevent_get_output(bev), watch_out, bev);
+}
+
+static struct bufferevent *on_connection(struct event_base *base, void *arg) {
+    hn_httpguard *g = arg;
+    tl_guard = g;
+    count(g->ctr.connections);
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (bev) evbuffer_add_cb(bufferevent_get_input(bev), first_bytes, bev);
+    return bev;
+}
+
+void hn_httpguard_arrived(struct evhttp_request *req) {
+    struct evhttp_connection *con = evhttp_request_get_connection(req);
+    if (con == NULL) return;
+    slot *st = slot_of(tl_guard, bufferevent_getfd(evhttp_connection_get_bufferevent(con)));
+    if (st && st->con == con) st->arriving = false;
+}
+
+/* Closes connections whose request has been arriving for too long. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg) {
+    hn_httpguard *g = arg;
+    (void)fd; (void)what;
+    tl_guard = g;
+    uint64_t now = hn_mono_ms();
+    for (size_t i = 0; i < g->nslots; i++) {
+        slot *st = &g->slots[i];
+        if (st->con && st->arriving && now - st->begun_ms > g->timeout_ms) {
+            count(g->ctr.request_timeouts);
+            evhttp_connection_free(st->con);      /* its close callback counts and clears */
+        }
+    }
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg) {
+    hn_httpguard *g = arg;
+    (void)fd; (void)what;
+    evconnlistener_enable(g->lev);
+}
+
+static void on_accept_error(struct evconnlistener *lev, void *arg) {
+    (void)arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    hn_httpguard *g = reg_find(lev);
+    if (g == NULL) return;
+    count(g->ctr.accept_errors);
+    uint64_t now = hn_mono_ms();
+    if (now - g->last_log_ms >= 1000) {
+        g->last_log_ms = now;
+        hn_error("event=accept_failed port=%s errno=%d err='%s' (paused %d ms)", g->name, e,
+                 strerror(e), ACCEPT_PAUSE_MS);
+    }
+    /* Out of descriptors (or memory): the pending connection stays in the
+     * backlog; trying again at once would spin. */
+    evconnlistener_disable(lev);
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+    evtimer_add(g->resume, &tv);
+}
+
+hn_httpguard *hn_httpguard_new(struct event_base *base, struct evhttp *http,
+                               struct evhttp_bound_socket *bound, int request_timeout_ms,
+                               const char *name, const hn_httpguard_counters *counters) {
+    hn_httpguard *g = hn_xcalloc(1, sizeof(*g));
+    g->base = base;
+    g->ctr = *counters;
+    g->timeout_ms = (uint64_t)request_timeout_ms;
+    snprintf(g->name, sizeof(g->name), "%s", name);
+    tl_guard = g;
+    evhttp_set_bevcb(http, on_connection, g);
+    g->sweep = event_new(base, -1, EV_PERSIST, on_sweep, g);
+    struct timeval stv = {0, SWEEP_MS * 1000};
+    event_add(g->sweep, &stv);
+    g->resume = evtimer_new(base, on_resume, g);
+    g->lev = bound ? evhttp_bound_socket_get_listener(bound) : NULL;
+    if (g->lev) {
+        reg_set(g, true);
+        evconnlistener_set_error_cb(g->lev, on_accept_error);
+    }
+    return g;
+}
+
+void hn_httpguard_free(hn_httpguard *g) {
+    if (g == NULL) return;
+    if (g->lev) reg_set(g, false);
+    if (g->sweep) event_free(g->sweep);
+    if (g->resume) event_free(g->resume);
+    /* evhttp_free, after this, closes the connections: their close callback
+     * must not find a freed guard. */
+    if (tl_guard == g) tl_guard = NULL;
+    free(g->slots);
+    free(g);
+}
+
+bool hn_http_ambiguous_length(struct evhttp_request *req) {
+    int cl = 0, te = 0;
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+        if (strcasecmp(kv->key, "Content-Length") == 0) cl++;
+        else if (strcasecmp(kv->key, "Transfer-Encoding") == 0) te++;
+    }
+    return cl > 1 || (cl && te);
+}
+
+uint64_t hn_raise_nofile(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) rl.rlim_cur = was;
+    }
+    return (uint64_t)rl.rlim_cur;
+}

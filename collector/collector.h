@@ -36,6 +36,7 @@ typedef struct hn_wstats {
     uint64_t records_written;          /* acknowledged by Redis (stream entry written) */
     uint64_t redis_commands, redis_errors;
     uint64_t redis_disconnects, redis_timeouts;
+    uint64_t redis_retryable;          /* connections dropped on LOADING, OOM, ... (groups resent) */
     uint64_t flushes, batch_hist[HN_BATCH_BUCKETS], batch_sum;
     uint64_t kernel_drops;             /* dropped by the kernel before we read (at close) */
     uint64_t paused;                   /* times reading paused on Redis backpressure */

@@ -87,6 +87,21 @@ static void free_obj(void *o) { (void)o; }
 
 static redisReplyObjectFunctions no_alloc_fns = {mk_string, mk_array, mk_integer, mk_nil, free_obj};
 
+/* Error replies that mean "not now" rather than "never": Redis loading its
+ * data after a restart, out of memory (maxmemory), unable to persist, a
+ * replica, busy with a script, a cluster in flux. A group that gets one is
+ * not done; acknowledging it would throw its records away. */
+static bool retryable(const char *err) {
+    static const char *const codes[] = {"LOADING", "OOM", "MISCONF", "READONLY", "BUSY",
+                                        "TRYAGAIN", "MASTERDOWN", "NOREPLICAS", "CLUSTERDOWN",
+                                        "NOTREADY"};
+    for (size_t i = 0; i < HN_ARRAY_LEN(codes); i++) {
+        size_t n = strlen(codes[i]);
+        if (strncmp(err, codes[i], n) == 0 && (err[n] == ' ' || err[n] == '\0')) return true;
+    }
+    return false;
+}
+
 /* --- connection lifecycle -------------------------------------------------- */
 
 static void on_io(evutil_socket_t fd, short what, void *arg);
@@ -162,7 +177,9 @@ static void send_hello(hn_rconn *c) {
 
 static void connected(hn_rconn *c) {
     c->st = ST_UP;
-    c->backoff_ms = BACKOFF_MIN_MS;
+    /* The backoff is reset by the first group done, not here: a Redis that
+     * takes connections but refuses writes (LOADING, OOM) is not retried
+     * every 50 ms. */
     evtimer_del(c->timer);
     c->reader = redisReaderCreateWithFunctions(&no_alloc_fns);
     if (c->reader == NULL) hn_xmalloc(SIZE_MAX);   /* aborts: out of memory */
@@ -266,6 +283,7 @@ static void group_done(hn_rconn *c) {
     c->ghead = (c->ghead + 1) % c->gcap;
     c->gcount--;
     c->head += done.len;
+    c->backoff_ms = BACKOFF_MIN_MS;
     if (c->head == c->buf.len) {
         c->head = c->sent = c->buf.len = 0;
     } else if (c->head > (1u << 20) && c->head > c->buf.len / 2) {
@@ -312,8 +330,17 @@ static int read_replies(hn_rconn *c) {
             }
             group *g = &c->g[c->ghead];
             if (obj == &obj_err) {
-                g->nerr++;
                 c->stats.error_replies++;
+                if (retryable(c->errtext)) {
+                    /* Not done: Redis cannot take writes now. The group (and
+                     * what follows it) goes out again on a new connection. */
+                    c->stats.retryable_errors++;
+                    char why[300];
+                    snprintf(why, sizeof(why), "retryable error reply: %.200s", c->errtext);
+                    lost(c, why);
+                    return HN_ERR;
+                }
+                g->nerr++;
             }
             if (--g->left == 0) {
                 group_done(c);

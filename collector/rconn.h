@@ -5,7 +5,9 @@
  * The worker hands over whole pipelines ("groups"): a buffer of RESP
  * commands it formatted itself, the number of commands in it, and a tag.
  * When every reply of a group has arrived, done() is called with the tag and
- * the number of error replies. A group's bytes are kept until all of its
+ * the number of error replies. An error that means "not now" (LOADING, OOM,
+ * MISCONF, READONLY, BUSY, ...) does not complete a group: the connection is
+ * dropped and the group sent again after a backoff. A group's bytes are kept until all of its
  * replies are in; if the connection drops, every unacknowledged group is
  * sent again, in order, once it is back. So a command may run twice (presence
  * counters may over-count after a reconnect; stream records carry event_id
@@ -74,6 +76,7 @@ uint32_t hn_rconn_groups(const hn_rconn *c);     /* groups not yet acknowledged 
 
 typedef struct hn_rconn_stats {
     uint64_t connects, disconnects, resent_groups, error_replies, bytes_written, timeouts;
+    uint64_t retryable_errors;   /* LOADING, OOM, ...: the connection was dropped, groups resent */
 } hn_rconn_stats;
 void hn_rconn_get_stats(const hn_rconn *c, hn_rconn_stats *out);
 

@@ -96,6 +96,7 @@ static void on_redis_state(void *ctx, bool up, const char *why) {
     if (!up) {
         HN_STAT_ADD(w->st.redis_disconnects, 1);
         if (strcmp(why, "reply timeout") == 0) HN_STAT_ADD(w->st.redis_timeouts, 1);
+        if (strncmp(why, "retryable", 9) == 0) HN_STAT_ADD(w->st.redis_retryable, 1);
     }
     if (up) hn_info("event=redis_connected worker=%d", w->id);
     else hn_warn("event=redis_disconnected worker=%d err='%s' buffered=%zu", w->id, why,
@@ -111,11 +112,12 @@ static void spool_stats(hn_worker *w) {
     HN_STAT_SET(w->st.spool_bytes, w->sp.end - w->sp_aoff);
     HN_STAT_SET(w->st.spool_records, w->sp_records);
     HN_STAT_SET(w->st.spool_active, w->sp.end ? 1 : 0);
-    HN_STAT_SET(w->st.spool_full, w->sp.end >= (uint64_t)w->col->cfg.spool_max_bytes ? 1 : 0);
+    HN_STAT_SET(w->st.spool_full, hn_worker_backlogged(w) == HN_R_SPOOL_FULL ? 1 : 0);
 }
 
 static bool spool_put(hn_worker *w, const char *p, size_t len, uint32_t ncmds, uint32_t nrec) {
     if (hn_spool_append(&w->sp, p, len, ncmds, nrec) != HN_OK) {
+        w->spool_failing = true;
         HN_STAT_ADD(w->st.spool_write_errors, 1);
         uint64_t now = hn_mono_ms();
         if (now - w->last_err_log_ms > 1000) {
@@ -125,6 +127,7 @@ static bool spool_put(hn_worker *w, const char *p, size_t len, uint32_t ncmds, u
         }
         return false;
     }
+    w->spool_failing = false;
     w->sp_records += nrec;
     HN_STAT_ADD(w->st.spool_written, nrec);
     spool_stats(w);
@@ -151,7 +154,8 @@ static int spool_rewrite(hn_worker *w) {
     unlink(tmp);
     hn_spool ns;
     hn_spool_scan scan;
-    if (hn_spool_open(&ns, tmp, true, false, w->sp.sync, &scan, err, sizeof(err)) != HN_OK) {
+    /* Synced once at the end, not per entry (HERENOW_SPOOL_FSYNC=always). */
+    if (hn_spool_open(&ns, tmp, true, false, HN_SPOOL_SYNC_NO, &scan, err, sizeof(err)) != HN_OK) {
         hn_error("event=spool_rewrite_failed worker=%d err='%s'", w->id, err);
         return HN_ERR;
     }
@@ -172,6 +176,8 @@ static int spool_rewrite(hn_worker *w) {
     }
     hn_spool_sync_now(&ns);
     if (rename(tmp, w->sp.path) != 0) goto fail;
+    hn_spool_sync_dir(w->sp.path);
+    ns.sync = w->sp.sync;
     snprintf(ns.path, sizeof(ns.path), "%s", w->sp.path);
     hn_spool_close(&w->sp);
     w->sp = ns;
@@ -249,6 +255,7 @@ static void on_spool_tick(evutil_socket_t fd, short what, void *arg) {
     hn_worker *w = arg;
     (void)fd; (void)what;
     hn_spool_tick(&w->sp);
+    hn_spool_release(&w->sp, w->sp_aoff);
     spool_pump(w);
     spool_stats(w);
 }
@@ -297,8 +304,11 @@ int hn_worker_adopt_spool(hn_worker *w, const char *path, char *err, size_t cap)
     }
     uint64_t off = 0, skipped, n = 0;
     hn_spool_entry en;
+    hn_spool_sync policy = w->sp.sync;
+    w->sp.sync = HN_SPOOL_SYNC_NO;             /* synced once below */
     while (hn_spool_read(&o, &off, &en, &skipped) == HN_OK) {
         if (hn_spool_append(&w->sp, en.p, en.len, en.ncmds, en.nrec) != HN_OK) {
+            w->sp.sync = policy;
             snprintf(err, cap, "spool: cannot move %s into %s: %s", path, w->sp.path,
                      strerror(errno));
             hn_spool_close(&o);
@@ -307,6 +317,7 @@ int hn_worker_adopt_spool(hn_worker *w, const char *path, char *err, size_t cap)
         w->sp_records += en.nrec;
         n++;
     }
+    w->sp.sync = policy;
     hn_spool_sync_now(&w->sp);
     unlink(path);
     hn_spool_close(&o);
@@ -333,7 +344,16 @@ void hn_worker_take(hn_worker *w, hn_record *r) {
 }
 
 hn_reason hn_worker_backlogged(const hn_worker *w) {
-    if (w->spool_on && w->sp.end >= (uint64_t)w->col->cfg.spool_max_bytes) return HN_R_SPOOL_FULL;
+    if (w->spool_on) {
+        /* What the file holds unacknowledged, and what the next flush adds. */
+        uint64_t pending = w->cmds.len;
+        for (uint32_t i = 0; i < w->nshards; i++) pending += w->shard[i].len;
+        if (w->sp.end - w->sp_aoff + pending >= (uint64_t)w->col->cfg.spool_max_bytes)
+            return HN_R_SPOOL_FULL;
+        /* The disk refuses writes: what waits is in memory, and bounded. */
+        if (w->spool_failing && hn_rconn_buffered(w->rc) > (size_t)w->col->cfg.redis_max_pending)
+            return HN_R_SPOOL_FULL;
+    }
     /* No spool (or it cannot be written): what waits for Redis is in memory. */
     if (!hn_rconn_up(w->rc) && hn_rconn_buffered(w->rc) > (size_t)w->col->cfg.redis_max_pending)
         return HN_R_REDIS_UNAVAILABLE;

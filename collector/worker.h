@@ -34,6 +34,7 @@ struct hn_worker {
 
     /* spool (worker.c): while it holds entries, every flush goes through it */
     bool           spool_on;      /* HERENOW_SPOOL_DIR set */
+    bool           spool_failing; /* the last append failed (disk full, I/O error) */
     hn_spool       sp;
     uint64_t       sp_roff;       /* next entry to replay */
     uint64_t       sp_aoff;       /* everything before it acknowledged by Redis */

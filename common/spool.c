@@ -7,6 +7,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,7 +242,13 @@ int hn_spool_append(hn_spool *sp, const char *p, size_t len, uint32_t ncmds, uin
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             int e = n < 0 ? errno : ENOSPC;
-            if (ftruncate(sp->fd, (off_t)sp->end) != 0) { /* the reader skips what stays */ }
+            if (ftruncate(sp->fd, (off_t)sp->end) != 0) {
+                /* The partial entry stays: count it in, so that the next one
+                 * lands after it and the reader skips it as damage. */
+                struct stat st;
+                if (fstat(sp->fd, &st) == 0 && (uint64_t)st.st_size > sp->end)
+                    sp->end = (uint64_t)st.st_size;
+            }
             errno = e;
             return HN_ERR;
         }
@@ -256,8 +263,31 @@ int hn_spool_append(hn_spool *sp, const char *p, size_t len, uint32_t ncmds, uin
 int hn_spool_truncate(hn_spool *sp) {
     if (ftruncate(sp->fd, 0) != 0) return HN_ERR;
     sp->end = 0;
+    sp->released = 0;
     sp->dirty = true;
     return HN_OK;
+}
+
+void hn_spool_release(hn_spool *sp, uint64_t upto) {
+    upto &= ~(uint64_t)4095;
+    if (upto < sp->released + (1u << 20)) return;
+    if (fallocate(sp->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)upto) == 0)
+        sp->released = upto;
+    /* A file system without holes keeps the bytes until the file is emptied. */
+}
+
+void hn_spool_sync_dir(const char *path) {
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL) snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
 }
 
 void hn_spool_sync_now(hn_spool *sp) {

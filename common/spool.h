@@ -69,6 +69,7 @@ typedef struct hn_spool {
     uint64_t end;              /* file size: where the next entry goes */
     hn_spool_sync sync;
     bool     dirty;            /* appended since the last fdatasync */
+    uint64_t released;         /* bytes before this given back to the file system (holes) */
     hn_buf   rbuf;             /* the entry being read */
 } hn_spool;
 
@@ -93,6 +94,15 @@ int  hn_spool_read(hn_spool *sp, uint64_t *off, hn_spool_entry *e, uint64_t *ski
 
 /* Empties the file (everything in it was acknowledged). */
 int  hn_spool_truncate(hn_spool *sp);
+
+/* Everything before upto was acknowledged: gives its disk blocks back
+ * (a hole; offsets stay), in steps of 1 MiB or more. While Redis keeps up
+ * only just, the file may never be empty for long; its unacknowledged part
+ * is what takes disk. */
+void hn_spool_release(hn_spool *sp, uint64_t upto);
+
+/* fsync the directory holding path (after a rename into it). */
+void hn_spool_sync_dir(const char *path);
 
 /* everysec: fdatasync when dirty. Call about once a second. */
 void hn_spool_tick(hn_spool *sp);

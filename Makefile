@@ -126,35 +126,55 @@ soak: check-deps
 	@HN_BIN=$(OUT) scripts/soak.sh
 
 # --- fuzzing (fuzz/, docs/OPERATIONS.md "Fuzzing") ----------------------------
-# libFuzzer targets built with clang (build/fuzz/fuzz_<t>); the same targets
-# with a replay main built with $(CC) + ASan + UBSan (build/fuzz-replay/replay_<t>),
+# libFuzzer targets built with clang ($(OUT)/fuzz/fuzz_<t>); the same targets
+# with a replay main built with $(CC) + ASan + UBSan ($(OUT)/fuzz-replay/replay_<t>),
 # so that the corpus runs without clang. `make fuzz FUZZ_TIME=600` fuzzes each
-# target for that many seconds; `make test` replays the corpus and fuzzes each
-# target for 30 s (tests/integration/test_fuzz.sh).
-FUZZ_TARGETS := beacon query record http
+# target for that many seconds (FUZZ_TARGETS=ingress: one of them); `make test`
+# replays the corpus and fuzzes each target for 30 s (tests/integration/test_fuzz.sh).
+# fuzz_ingress runs the collector's whole HTTP ingress, so it links every
+# collector object and the embedded widget script besides FUZZ_LIB_SRC.
+FUZZ_TARGETS := beacon query record http ingress
 FUZZ_LIB_SRC := $(PROTO_SRC) $(COMMON_SRC) collector/httpmap.c
 FUZZ_LIBS    := $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_TIME    ?= 60
-FZ := build/fuzz
-FR := build/fuzz-replay
+FZ := $(OUT)/fuzz
+FR := $(OUT)/fuzz-replay
 
 $(FZ)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=c11 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN) -pthread -c $< -o $@
 
+$(FZ)/obj/gen/widget_js.o: $(OUT)/gen/widget_js.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -O1 -g $(FUZZ_SAN) -c $< -o $@
+
 $(FZ)/fuzz_%: $(FZ)/obj/fuzz/fuzz_%.o $(patsubst %.c,$(FZ)/obj/%.o,$(FUZZ_LIB_SRC))
 	clang -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^ $(FUZZ_LIBS)
+
+$(FZ)/fuzz_ingress: $(patsubst %.c,$(FZ)/obj/%.o,$(COLLECTOR_SRC)) $(FZ)/obj/gen/widget_js.o
 
 $(FR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -std=c11 -O1 -g -fno-omit-frame-pointer $(WARN) $(FUZZ_SAN) -pthread -c $< -o $@
 
+$(FR)/obj/gen/widget_js.o: $(OUT)/gen/widget_js.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -std=c11 -O1 -g $(FUZZ_SAN) -c $< -o $@
+
 $(FR)/replay_%: $(FR)/obj/fuzz/fuzz_%.o $(FR)/obj/fuzz/replay.o $(patsubst %.c,$(FR)/obj/%.o,$(FUZZ_LIB_SRC))
 	$(CC) $(FUZZ_SAN) -pthread -o $@ $^ $(FUZZ_LIBS)
 
-$(FR)/mkseeds: $(FR)/obj/fuzz/mkseeds.o $(patsubst %.c,$(FR)/obj/%.o,$(FUZZ_LIB_SRC))
+$(FR)/replay_ingress: $(patsubst %.c,$(FR)/obj/%.o,$(COLLECTOR_SRC)) $(FR)/obj/gen/widget_js.o
+
+# mkseeds builds the widget script too: the ingress seeds carry its ETags
+$(FR)/mkseeds: $(FR)/obj/fuzz/mkseeds.o $(patsubst %.c,$(FR)/obj/%.o,$(FUZZ_LIB_SRC) collector/script.c) \
+               $(FR)/obj/gen/widget_js.o
 	$(CC) $(FUZZ_SAN) -pthread -o $@ $^ $(FUZZ_LIBS)
+
+# the objects are made by pattern rules only: keep them between builds
+FUZZ_OBJ_SRC := $(FUZZ_LIB_SRC) $(COLLECTOR_SRC) fuzz/replay.c fuzz/mkseeds.c $(FUZZ_TARGETS:%=fuzz/fuzz_%.c)
+.SECONDARY: $(patsubst %.c,$(FZ)/obj/%.o,$(FUZZ_OBJ_SRC)) $(patsubst %.c,$(FR)/obj/%.o,$(FUZZ_OBJ_SRC))
 
 .PHONY: fuzz fuzz-build fuzz-replay-build fuzz-seeds
 fuzz-build: $(FUZZ_TARGETS:%=$(FZ)/fuzz_%)
@@ -163,7 +183,7 @@ fuzz-replay-build: $(FUZZ_TARGETS:%=$(FR)/replay_%)
 fuzz-seeds: $(FR)/mkseeds
 	$(FR)/mkseeds fuzz/corpus
 fuzz: check-deps fuzz-build
-	@FUZZ_TIME=$(FUZZ_TIME) scripts/fuzz.sh $(FUZZ_TARGETS)
+	@FUZZ_TIME=$(FUZZ_TIME) FUZZ_BIN=$(FZ) scripts/fuzz.sh $(FUZZ_TARGETS)
 
 # every unit test under valgrind: no memory error, no leak (tests/valgrind.sh)
 .PHONY: valgrind

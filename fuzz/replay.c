@@ -1,6 +1,8 @@
 /* replay.c: runs a fuzz target's input through LLVMFuzzerTestOneInput, one
  * file at a time, without libFuzzer: built with gcc and ASan/UBSan, so the
- * corpus in fuzz/corpus/ is checked by `make test` on any machine.
+ * corpus in fuzz/corpus/ is checked by `make test` on any machine. A
+ * target's LLVMFuzzerInitialize, when it has one, runs first, as libFuzzer
+ * runs it.
  *
  *   fuzz-replay-<target> FILE|DIR...   exit 0 when every input ran
  */
@@ -12,6 +14,7 @@
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 
 static long runs;
 
@@ -64,6 +67,7 @@ static int run_path(const char *path) {
 
 int main(int argc, char **argv) {
     int rc = 0;
+    if (LLVMFuzzerInitialize) LLVMFuzzerInitialize(&argc, &argv);
     for (int i = 1; i < argc; i++) rc |= run_path(argv[i]);
     printf("replayed %ld inputs\n", runs);
     return rc;

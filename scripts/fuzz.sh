@@ -1,29 +1,45 @@
 #!/usr/bin/env bash
-# fuzz.sh: runs libFuzzer targets (build/fuzz/fuzz_<t>, `make fuzz-build`)
+# fuzz.sh: runs libFuzzer targets (fuzz_<t> in FUZZ_BIN, `make fuzz-build`)
 # for FUZZ_TIME seconds each, starting from fuzz/corpus/<t>.
 #
-#   FUZZ_TIME=600 scripts/fuzz.sh beacon query record http
+#   FUZZ_TIME=600 scripts/fuzz.sh beacon query record http ingress
 #
-# New inputs go to a scratch corpus (build/fuzz/work/<t>), never into the
-# repo; crashes, leaks and timeouts to build/artifacts/fuzz/ (with the
-# command that reproduces them). Prints one line per target,
-# "fuzz_<t>: <runs> runs in <s> s, <n> crashes", and exits 1 when any target
-# found something.
+# Environment (defaults in brackets), so that several runs need not share
+# anything:
+#   FUZZ_BIN        the directory of fuzz_<t> [build/release/fuzz]
+#   FUZZ_WORK       scratch corpora, one directory per target [$FUZZ_BIN/work]
+#   FUZZ_ARTIFACTS  crashes, leaks, timeouts [build/artifacts/fuzz]
+#   FUZZ_TIMEOUT    seconds one input may take before it is a finding [10]
+#   HERENOW_GEOIP_DB  fuzz_ingress's GeoIP database [the tests' own, made by
+#                     tests/tools/mkmmdb.pl into $FUZZ_WORK]
+#
+# New inputs go to the scratch corpus ($FUZZ_WORK/<t>), never into the repo;
+# crashes, leaks and timeouts to $FUZZ_ARTIFACTS (with the command that
+# reproduces them); libFuzzer's output to $FUZZ_BIN/fuzz_<t>.log. Prints one
+# line per target, "fuzz_<t>: <runs> runs in <s> s, <n> crashes", and exits
+# 1 when any target found something.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$ROOT/$1" ;; esac; }
 TIME=${FUZZ_TIME:-60}
-ART=$ROOT/build/artifacts/fuzz
-mkdir -p "$ART"
+BIN=$(abs "${FUZZ_BIN:-build/release/fuzz}")
+WORK=$(abs "${FUZZ_WORK:-$BIN/work}")
+ART=$(abs "${FUZZ_ARTIFACTS:-build/artifacts/fuzz}")
+TIMEOUT=${FUZZ_TIMEOUT:-10}
+mkdir -p "$ART" "$WORK"
+if [ -z "${HERENOW_GEOIP_DB:-}" ] && perl "$ROOT/tests/tools/mkmmdb.pl" "$WORK/geo.mmdb" 2>/dev/null; then
+    export HERENOW_GEOIP_DB=$WORK/geo.mmdb     # fuzz_ingress: enrichment with geo
+fi
 rc=0
 for t in "$@"; do
-    bin=$ROOT/build/fuzz/fuzz_$t
-    [ -x "$bin" ] || { echo "fuzz_$t: not built (make fuzz-build)"; rc=1; continue; }
-    work=$ROOT/build/fuzz/work/$t
+    bin=$BIN/fuzz_$t
+    [ -x "$bin" ] || { echo "fuzz_$t: not built ($bin; make fuzz-build)"; rc=1; continue; }
+    work=$WORK/$t
     mkdir -p "$work"
-    log=$ROOT/build/fuzz/fuzz_$t.log
+    log=$BIN/fuzz_$t.log
     before=$(find "$ART" -name "fuzz_$t-*" | wc -l)
-    # -timeout: one input slower than 10 s is a finding (a regex gone wild)
-    "$bin" -max_total_time="$TIME" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    # -timeout: one input slower than that is a finding (a regex gone wild, a stuck connection)
+    "$bin" -max_total_time="$TIME" -timeout="$TIMEOUT" -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$ART/fuzz_$t-" "$work" "$ROOT/fuzz/corpus/$t" >"$log" 2>&1
     st=$?
     after=$(find "$ART" -name "fuzz_$t-*" | wc -l)
@@ -33,7 +49,7 @@ for t in "$@"; do
     if [ "$st" -ne 0 ] || [ "$after" -gt "$before" ]; then
         rc=1
         echo "fuzz_$t: exit $st; see $log; reproduce with: $bin $ART/fuzz_$t-<file>"
-        grep -E "ERROR|SUMMARY|==[0-9]+==" "$log" | head -5
+        grep -E "ERROR|SUMMARY|==[0-9]+==|fuzz_$t: " "$log" | head -5
     fi
 done
 exit "$rc"

@@ -104,6 +104,7 @@ typedef struct lwidget {
     int          watchers;
     uint64_t     unwatched_at;      /* mono ms when watchers dropped to 0 */
     bool         loaded;            /* the first full read is done */
+    bool         capped;            /* hn:live holds more than HERENOW_SSE_MAX_SESSIONS */
     lsess       *sessions;
     size_t       nknown;
     hn_buf       tick;              /* this tick's events */
@@ -160,6 +161,7 @@ struct hn_live {
     _Atomic uint64_t   ticks, tick_us, records, decode_errors, redis_errors, reconciles;
     _Atomic uint64_t   events[EV__COUNT], snapshots, replays, failed_starts;
     _Atomic uint64_t   g_widgets, g_sessions;
+    _Atomic uint64_t   capped;          /* a list met HERENOW_SSE_MAX_SESSIONS (reconciles, new sessions) */
 };
 
 static int64_t now_wall_ms(void) {
@@ -212,7 +214,10 @@ static void sess_free_fields(lsess *s) {
     }
 }
 
-static lsess *sess_get(lwidget *w, const char *sid, size_t n) {
+/* The session's entry, made if new — unless the widget's list is at
+ * HERENOW_SSE_MAX_SESSIONS (a flood of made-up session ids for a public
+ * widget key must not take the api's memory): then NULL, counted. */
+static lsess *sess_get(hn_live *l, lwidget *w, const char *sid, size_t n) {
     lsess *s;
     if (n == 0 || n >= SID_CAP) return NULL;
     char key[SID_CAP];
@@ -220,6 +225,11 @@ static lsess *sess_get(lwidget *w, const char *sid, size_t n) {
     key[n] = '\0';
     HASH_FIND_STR(w->sessions, key, s);
     if (s) return s;
+    if (HASH_COUNT(w->sessions) >= (unsigned)l->cfg->sse_max_sessions) {
+        atomic_fetch_add_explicit(&l->capped, 1, memory_order_relaxed);
+        w->capped = true;
+        return NULL;
+    }
     s = hn_xcalloc(1, sizeof(*s));
     memcpy(s->sid, key, n + 1);
     s->score = -1;
@@ -417,7 +427,7 @@ static int on_record(const hn_record *r, void *arg) {
     atomic_fetch_add_explicit(&c->l->records, 1, memory_order_relaxed);
     lwidget *w = widget_find(c->l, r->widget_id);
     if (w == NULL || !w->loaded) return HN_OK;
-    lsess *s = sess_get(w, r->b.s.p, r->b.s.len);
+    lsess *s = sess_get(c->l, w, r->b.s.p, r->b.s.len);
     if (s == NULL) return HN_OK;
     s->dirty = true;
     if (r->b.type == HN_T_END) s->end_seen = true;
@@ -512,8 +522,11 @@ static int reconcile(hn_live *l, lwidget *w, int64_t now) {
     char key[HN_KEY_CAP], min[32];
     hn_rt_live_key(key, w->id);
     snprintf(min, sizeof(min), "(%lld", (long long)(now - l->cfg->live_window_s * 1000));
-    const char *argv[] = {"ZRANGEBYSCORE", key, min, "+inf", "WITHSCORES"};
-    redisReply *r = cmd(l, 5, argv);
+    /* The newest HERENOW_SSE_MAX_SESSIONS, as the list holds at most that. */
+    char lim[32];
+    snprintf(lim, sizeof(lim), "%lld", (long long)l->cfg->sse_max_sessions);
+    const char *argv[] = {"ZREVRANGEBYSCORE", key, "+inf", min, "WITHSCORES", "LIMIT", "0", lim};
+    redisReply *r = cmd(l, 8, argv);
     if (r == NULL) return HN_ERR;
     atomic_fetch_add_explicit(&l->reconciles, 1, memory_order_relaxed);
     lsess *s, *tmp;
@@ -521,12 +534,14 @@ static int reconcile(hn_live *l, lwidget *w, int64_t now) {
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
         redisReply *m = r->element[i], *sc = r->element[i + 1];
         if (m->type != REDIS_REPLY_STRING || sc->type != REDIS_REPLY_STRING) continue;
-        s = sess_get(w, m->str, m->len);
+        s = sess_get(l, w, m->str, m->len);
         if (s == NULL) continue;
         s->seen = true;
         int64_t score = (int64_t)strtod(sc->str, NULL);
         if (!s->known || score != s->score) s->dirty = true;
     }
+    w->capped = r->type == REDIS_REPLY_ARRAY && r->elements / 2 >= (size_t)l->cfg->sse_max_sessions;
+    if (w->capped) atomic_fetch_add_explicit(&l->capped, 1, memory_order_relaxed);
     freeReplyObject(r);
     HASH_ITER(hh, w->sessions, s, tmp) {
         if (s->seen || s->dirty) continue;      /* a dirty one is read now anyway */
@@ -656,6 +671,7 @@ static hn_live_msg *snapshot(hn_live *l, lwidget *w, int64_t now) {
     hn_rt_kint(&b, &first, "widget_id", w->id);
     hn_rt_ktime(&b, &first, "now", now);
     hn_rt_kint(&b, &first, "total", (int64_t)n);
+    if (w->capped) hn_buf_append(&b, ",\"capped\":true", 14);
     hn_buf_append(&b, ",\"visitors\":[", 13);
     for (size_t i = 0; i < n; i++) {
         hn_buf_append(&b, i ? ",{" : "{", i ? 2 : 1);
@@ -965,11 +981,13 @@ void hn_live_metrics(hn_live *l, hn_buf *out) {
                   "# TYPE herenow_live_replays_total counter\nherenow_live_replays_total %llu\n"
                   "# HELP herenow_live_failed_starts_total Streams refused because Redis was unreachable.\n"
                   "# TYPE herenow_live_failed_starts_total counter\nherenow_live_failed_starts_total %llu\n"
+                  "# HELP herenow_live_capped_total Times a widget's list was at HERENOW_SSE_MAX_SESSIONS and left sessions out (reconcile rounds, new sessions from the stream).\n"
+                  "# TYPE herenow_live_capped_total counter\nherenow_live_capped_total %llu\n"
                   "# HELP herenow_live_events_total Events made, by type (each sent to every stream of its widget).\n"
                   "# TYPE herenow_live_events_total counter\n",
                   LOAD(l->g_widgets), LOAD(l->g_sessions), LOAD(l->ticks), (double)LOAD(l->tick_us) / 1e6,
                   LOAD(l->records), LOAD(l->decode_errors), LOAD(l->redis_errors), LOAD(l->reconciles),
-                  LOAD(l->snapshots), LOAD(l->replays), LOAD(l->failed_starts));
+                  LOAD(l->snapshots), LOAD(l->replays), LOAD(l->failed_starts), LOAD(l->capped));
     for (int i = 0; i < EV__COUNT; i++)
         hn_buf_printf(out, "herenow_live_events_total{type=\"%s\"} %llu\n", ev_names[i], LOAD(l->events[i]));
 #undef LOAD

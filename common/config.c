@@ -168,6 +168,8 @@ static const cfg_opt opts[] = {
      "the live hub compares its list of a watched widget with hn:live this often"},
     {"SSE_REPLAY", T_INT, OFF(sse_replay), "600", 0, 100000, NULL, A,
      "batches of events kept per watched widget for reconnects with Last-Event-ID"},
+    {"SSE_MAX_SESSIONS", T_INT, OFF(sse_max_sessions), "50000", 100, 10000000, NULL, A,
+     "live sessions the hub lists per watched widget (the newest); beyond, the stream shows these and its snapshot says capped (a flood of made-up sessions must not take the api's memory)"},
     {"NODE_ID", T_STR, OFF(node_id), "", 0, 0, NULL, C|A,
      "this node's name in logs and consumer names (empty: hostname-pid)"},
 };

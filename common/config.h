@@ -90,6 +90,7 @@ typedef struct hn_config {
     int64_t sse_tick_ms;
     int64_t sse_reconcile_ms;
     int64_t sse_replay;
+    int64_t sse_max_sessions;
 } hn_config;
 
 /* Fills c from defaults, then the environment, then argv[1..]. Flags are

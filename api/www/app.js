@@ -461,6 +461,7 @@ function onSnapshot(data) {
     else { v._rev = prev ? prev._rev : 0; state.visitors.set(v.session_id, prepare(v)); }
   }
   state.total = Math.max(data.total ?? 0, state.visitors.size);
+  state.capped = !!data.capped;   // the server lists only the newest HERENOW_SSE_MAX_SESSIONS
   changed();
 }
 
@@ -513,8 +514,9 @@ function updateCount() {
   const idle = state.visitors.size - active;
   const name = state.widget ? state.widget.name : '';
   document.title = state.widget ? `(${n}) herenow — ${name}` : 'herenow';
+  const more = state.capped ? '+' : '';
   const text = n === 0 ? 'No one is on the site.'
-    : `${fmtInt(n)} ${n === 1 ? 'visitor' : 'visitors'} on the site now · ${fmtInt(active)} active · ${fmtInt(idle)} idle`;
+    : `${fmtInt(n)}${more} ${n === 1 && !more ? 'visitor' : 'visitors'} on the site now · ${fmtInt(active)}${more} active · ${fmtInt(idle)} idle`;
   const el = $('count');
   if (el.textContent !== text) el.textContent = text;
   el.dataset.total = n;

@@ -320,6 +320,28 @@ el=$(($(now_ms) - t0))
 hn_assert_cmd "bye (lifetime) came at the 5 s cap (${el} ms after the start was seen)" test "$el" -ge 3500 -a "$el" -le 7000
 hn_wait_for 3 "…and the stream ends" bash -c "! kill -0 $PID_lt 2>/dev/null"
 
+# a widget with more live sessions than HERENOW_SSE_MAX_SESSIONS (a flood of made-up session ids):
+# the hub lists the newest 100, its snapshot says so, the rest is counted, not kept
+hn_stop "$HN_PID_api" >/dev/null || true
+HERENOW_SSE_MAX_SESSIONS=100 hn_start_api
+A=$HN_API_URL/api/visitor-tracking
+W=$A/widgets/$WID
+nowms=$(now_ms)
+for i in $(seq 1 150); do
+    printf 'HSET hn:sess:{%s}:capS%06d status active last_seen %s\nZADD hn:live:{%s} %s capS%06d\n' \
+        "$WID" "$i" "$((nowms + i))" "$WID" "$((nowms + i))" "$i"
+done | hn_redis --pipe >/dev/null
+stream cp "$W/active-visitors/stream" -H "Authorization: Bearer $TOK"
+hn_wait_for 5 "stream cp started" started "$HN_TMP/cp.sse"
+snap=$(events "$HN_TMP/cp.sse" | awk '$1 == "snapshot"' | head -1)
+hn_assert_cmd "capped: the snapshot lists 100 sessions and says it is capped" \
+    bash -c "echo '${snap#snapshot }' | jq -e '.total == 100 and .capped == true and (.visitors | length) == 100'"
+hn_assert_cmd "capped: the newest are listed (capS000150 in, capS000001 out)" \
+    bash -c "echo '${snap#snapshot }' | jq -e '([.visitors[].session_id] | index(\"capS000150\")) != null and ([.visitors[].session_id] | index(\"capS000001\")) == null'"
+hn_assert_cmd "capped: counted (herenow_live_capped_total $(metric herenow_live_capped_total))" test "$(metric herenow_live_capped_total)" -ge 1
+kill "$PID_cp"
+for i in $(seq 1 150); do printf 'ZREM hn:live:{%s} capS%06d\nDEL hn:sess:{%s}:capS%06d\n' "$WID" "$i" "$WID" "$i"; done | hn_redis --pipe >/dev/null
+
 # the stop: open streams get bye (stopping), the api exits 0
 stream st "$W/active-visitors/stream" -H "Authorization: Bearer $TOK"
 hn_wait_for 5 "stream st started" started "$HN_TMP/st.sse"

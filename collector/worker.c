@@ -54,6 +54,7 @@
 #define RESUME_CHECK_MS 5
 #define STOP_CHECK_MS   10
 #define SPOOL_TICK_MS   1000
+#define PUMP_BUDGET     (512 * 1024)   /* spool bytes replayed per turn of the event loop */
 
 /* A group's tag is its record count; a group replayed from the spool also
  * carries SPOOL_TAG and the file offset just past its entry. */
@@ -116,6 +117,9 @@ static void spool_stats(hn_worker *w) {
 }
 
 static bool spool_put(hn_worker *w, const char *p, size_t len, uint32_t ncmds, uint32_t nrec) {
+    if (w->sp.end == 0 && !w->spool_failing)
+        hn_warn("event=spool_started worker=%d reason='%s' file='%s'", w->id,
+                w->spool_why ? w->spool_why : "redis down", w->sp.path);
     if (hn_spool_append(&w->sp, p, len, ncmds, nrec) != HN_OK) {
         w->spool_failing = true;
         HN_STAT_ADD(w->st.spool_write_errors, 1);
@@ -211,19 +215,31 @@ static void spool_take(hn_worker *w) {
 }
 
 static void spool_begin(hn_worker *w, const char *why) {
-    bool was = w->sp.end > 0;
+    w->spool_why = why;           /* for spool_put's spool_started line */
     if (!hn_rconn_up(w->rc)) spool_take(w);
-    if (!was && w->sp.end > 0)
-        hn_warn("event=spool_started worker=%d reason='%s' file='%s'", w->id, why, w->sp.path);
     spool_stats(w);
 }
 
 /* Replays entries while Redis is up and has room; empties the file once
  * everything in it was acknowledged. */
+static void on_pump(evutil_socket_t fd, short what, void *arg) {
+    (void)fd; (void)what;
+    spool_pump(arg);
+}
+
 static void spool_pump(hn_worker *w) {
     if (!w->spool_on || w->sp.end == 0 || !hn_rconn_up(w->rc)) return;
     size_t window = (size_t)w->col->cfg.redis_max_pending / 2;
+    /* At most PUMP_BUDGET bytes per call: the rest after the loop has
+     * looked at the sockets again (a replay of megabytes in one go held
+     * HTTP answers for up to 1.8 s). */
+    size_t budget = PUMP_BUDGET;
     while (w->sp_roff < w->sp.end && hn_rconn_buffered(w->rc) < window) {
+        if (budget == 0) {
+            static const struct timeval now = {0, 0};
+            evtimer_add(w->pump_ev, &now);
+            break;
+        }
         hn_spool_entry e;
         uint64_t skipped = 0;
         int rc = hn_spool_read(&w->sp, &w->sp_roff, &e, &skipped);
@@ -234,6 +250,7 @@ static void spool_pump(hn_worker *w) {
         }
         if (rc != HN_OK) break;
         hn_rconn_send(w->rc, e.p, e.len, e.ncmds, TAG_SPOOLED(w->sp_roff, e.nrec & 0xFFFFF));
+        budget = e.len >= budget ? 0 : budget - e.len;
         if (!hn_rconn_up(w->rc)) return;       /* lost while writing: read again later */
     }
     /* Damage at the very end leaves nothing to acknowledge past it. */
@@ -645,6 +662,7 @@ hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap) {
     hn_rconn_set_connect_timeout(w->rc, (int)c->cfg.redis_connect_timeout_ms);
     if (c->cfg.spool_dir[0]) {
         if (spool_open(w, err, cap) != HN_OK) goto fail;
+        w->pump_ev = evtimer_new(w->base, on_pump, w);
         w->spool_timer = event_new(w->base, -1, EV_PERSIST, on_spool_tick, w);
         struct timeval stv = {SPOOL_TICK_MS / 1000, (SPOOL_TICK_MS % 1000) * 1000};
         event_add(w->spool_timer, &stv);
@@ -719,6 +737,7 @@ void hn_worker_destroy(hn_worker *w) {
     if (w->udp_fd >= 0) close(w->udp_fd);
     hn_rconn_destroy(w->rc);
     if (w->spool_timer) event_free(w->spool_timer);
+    if (w->pump_ev) event_free(w->pump_ev);
     hn_spool_close(&w->sp);
     hn_buf_free(&w->taken);
     if (w->tee_fd >= 0) close(w->tee_fd);

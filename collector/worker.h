@@ -41,6 +41,8 @@ struct hn_worker {
     uint64_t       sp_records;    /* records in the file not yet acknowledged */
     hn_buf         taken;         /* pipelines taken back from a lost connection */
     struct event  *spool_timer;
+    struct event  *pump_ev;       /* the replay goes on after the loop looked at the sockets */
+    const char    *spool_why;     /* why the last spooling began (log) */
     hn_presence   *pres;
     hn_decoder    *dec;
     hn_batch      *batch;

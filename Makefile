@@ -235,6 +235,14 @@ $(OUT)/hn-udpsend: $(call obj,tests/tools/udpsend.c)
 BINS += $(OUT)/hn-udpsend
 all: $(OUT)/hn-udpsend
 
+# hn-steady: a steady stream of unique beacons over UDP and HTTP, counting
+# answers (tests/integration/test_outage.sh, scripts/soak.sh).
+$(OUT)/hn-steady: $(call obj,tests/tools/steady.c) $(PROTO_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
+
+BINS += $(OUT)/hn-steady
+all: $(OUT)/hn-steady
+
 # --- the widget script, embedded in the collector ---
 # widget/herenow.min.js is made from widget/herenow.js by widget/build.sh
 # (terser, from tests/browser's npm tooling) and checked in, so building the

@@ -139,6 +139,8 @@ static int setup(void **state) {
     assert_int_equal(hn_config_load(&f->c.cfg, HN_FOR_COLLECTOR, 1, argv, &argi, err, sizeof(err)), HN_OK);
     assert_int_equal(hn_redis_addr_parse(f->c.cfg.redis_url, &f->c.raddr, err, sizeof(err)), HN_OK);
     f->c.udp_on = f->c.http_on = false;
+    free(f->c.cfg.spool_dir);            /* no spool: nothing written to the disk here */
+    f->c.cfg.spool_dir = strdup("");
     f->c.uap = hn_uap_load(HN_UAP_DEFAULT_PATH, err, sizeof(err));
     assert_non_null(f->c.uap);
     f->c.salts = hn_salt_holder_create();

@@ -159,12 +159,20 @@ static int replay_file(redisContext *rc, const char *path, uint64_t *records, ui
         n++;
         nrec += e.nrec;
     }
-    unlink(path);
-    hn_spool_close(&sp);
-    printf("replayed file=%s entries=%llu records=%llu error_replies=%llu (file removed)\n", path,
-           (unsigned long long)n, (unsigned long long)nrec, (unsigned long long)nerr);
     *records += nrec;
     *errors += nerr;
+    if (nerr) {
+        /* Redis refused some (OOM, LOADING, ...): the file stays for a later
+         * replay; what went in may run twice, which is harmless. */
+        hn_spool_close(&sp);
+        hn_ctl_errorf("spool replay: %s: %llu error replies; the file is kept", path,
+                      (unsigned long long)nerr);
+        return HN_ERR;
+    }
+    unlink(path);
+    hn_spool_close(&sp);
+    printf("replayed file=%s entries=%llu records=%llu error_replies=0 (file removed)\n", path,
+           (unsigned long long)n, (unsigned long long)nrec);
     return HN_OK;
 lost:
     hn_ctl_errorf("spool replay: %s: Redis: %s (after %llu entries; the file is kept, a "

@@ -1,6 +1,12 @@
-# herenow — plain make. `make` builds the daemons and herenowctl;
-# `make SANITIZER=address|undefined` builds an instrumented variant in its own
-# directory; `make test`, `make run`, `make bench-udp` are described in README.md.
+# herenow — plain make. `make` builds the daemons, herenowctl and the test
+# and bench tools into build/<variant>/; `make test`, `make run` and the
+# benches are described in README.md. The order of this file: variables,
+# sources per room, binaries, generated sources, the README's commands,
+# tests (unit, valgrind, fuzz), benches, clean.
+
+# ---- variables ------------------------------------------------------------------
+
+.DEFAULT_GOAL := all
 
 SANITIZER ?=
 VARIANT   := $(if $(SANITIZER),$(SANITIZER),release)
@@ -20,75 +26,109 @@ endif
 HN_PQ_CFLAGS := $(or $(shell pkg-config --cflags libpq 2>/dev/null),-I/usr/include/postgresql)
 CPPFLAGS := -I. $(HN_PQ_CFLAGS) -D_GNU_SOURCE -MMD -MP
 ALLCFLAGS = -std=c11 $(CFLAGS) $(WARN) $(SANFLAGS) -pthread
-LDFLAGS  += $(SANFLAGS) -pthread
+# --as-needed: a binary records only the libraries it really calls (ldd)
+LDFLAGS  += $(SANFLAGS) -pthread -Wl,--as-needed
 
-LIBS_COMMON := -lmsgpackc
-LIBS_EVENT  := -levent_core -levent_extra -levent_pthreads
-LIBS_REDIS  := -lhiredis
-LIBS_PG     := -lpq
-LIBS_CRYPTO := -lcrypto
-# enrichment: UA parsing (libyaml + PCRE2), geo (libmaxminddb), the widget's gzip (zlib)
-LIBS_ENRICH := -lyaml -lpcre2-8 -lmaxminddb -lz
+# One library list per binary (the archives below pull only the objects a
+# binary uses). Enrichment (PCRE2 + libyaml for uap-core, libmaxminddb) is
+# the collector's alone.
+LIBS_EVENT     := -levent_core -levent_extra -levent_pthreads
+LIBS_COLLECTOR := $(LIBS_EVENT) -lhiredis -lmsgpackc -lpcre2-8 -lyaml -lmaxminddb -lcrypto -lz -lm
+LIBS_API       := $(LIBS_EVENT) -lpq -lhiredis -lmsgpackc -lcrypto -lz -lm
+LIBS_CTL       := $(LIBS_EVENT) -lpq -lhiredis -lmsgpackc -lcrypto -lz -lm
+LIBS_TOOLS     := $(LIBS_EVENT) -lhiredis -lmsgpackc -lcrypto -lz -lm
+LIBS_UNIT      := -lcmocka $(LIBS_EVENT) -lpq -lhiredis -lmsgpackc -lpcre2-8 -lyaml -lmaxminddb \
+                  -lcrypto -lz -lm
+
+# ---- sources per room (docs/ARCHITECTURE.md) --------------------------------------
+
+obj = $(patsubst %.c,$(OUT)/obj/%.o,$(1))
 
 PROTO_SRC     := $(wildcard proto/*.c)
 COMMON_SRC    := $(wildcard common/*.c)
 COLLECTOR_SRC := $(filter-out collector/main.c,$(wildcard collector/*.c))
+API_SRC       := $(filter-out api/main.c,$(wildcard api/*.c api/live/*.c api/drain/*.c))
 CTL_SRC       := $(filter-out ctl/main.c,$(wildcard ctl/*.c))
-API_SRC       := $(filter-out api/main.c,$(wildcard api/*.c))
 
-obj = $(patsubst %.c,$(OUT)/obj/%.o,$(1))
+# Each room is an archive: a binary links the objects it calls, no more.
+LIB_BASE      := $(OUT)/lib/libhn-base.a
+LIB_COLLECTOR := $(OUT)/lib/libhn-collector.a
+LIB_API       := $(OUT)/lib/libhn-api.a
+LIB_CTL       := $(OUT)/lib/libhn-ctl.a
 
-PROTO_OBJ     := $(call obj,$(PROTO_SRC))
-COMMON_OBJ    := $(call obj,$(COMMON_SRC))
-COLLECTOR_OBJ := $(call obj,$(COLLECTOR_SRC))
-CTL_OBJ       := $(call obj,$(CTL_SRC))
-API_OBJ       := $(call obj,$(API_SRC))
+$(LIB_BASE):      $(call obj,$(PROTO_SRC) $(COMMON_SRC))
+$(LIB_COLLECTOR): $(call obj,$(COLLECTOR_SRC)) $(OUT)/obj/gen/widget_js.o
+$(LIB_API):       $(call obj,$(API_SRC))
+$(LIB_CTL):       $(call obj,$(CTL_SRC)) $(OUT)/obj/gen/migrations.o
 
-BINS := $(OUT)/herenow-collector $(OUT)/herenow-api $(OUT)/herenowctl $(OUT)/hn-loadgen \
-        $(OUT)/hn-sseclient $(OUT)/hn-ssefeed
-
-UNIT_SRC   := $(wildcard tests/unit/test_*.c)
-UNIT_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRC))
-
-.PHONY: all clean test unit integration run stop bench-udp bench-drain bench-api bench-http bench-sse soak deps check-deps
-all: $(BINS)
+$(OUT)/lib/%.a:
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
 
 $(OUT)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c $< -o $@
 
-$(OUT)/herenow-collector: $(call obj,collector/main.c) $(COLLECTOR_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
+# ---- binaries -------------------------------------------------------------------------
 
-$(OUT)/herenow-api: $(call obj,api/main.c) $(API_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_PG) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
+TOOLS := hn-loadgen hn-sseclient hn-ssefeed hn-steady hn-freeport hn-udpsend
+BINS  := $(OUT)/herenow-collector $(OUT)/herenow-api $(OUT)/herenowctl $(TOOLS:%=$(OUT)/%)
 
-$(OUT)/herenowctl: $(call obj,ctl/main.c) $(CTL_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_PG) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
+.PHONY: all
+all: $(BINS)
 
-$(OUT)/hn-loadgen: $(call obj,bench/loadgen.c) $(PROTO_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
+$(OUT)/herenow-collector: $(call obj,collector/main.c) $(LIB_COLLECTOR) $(LIB_BASE)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_COLLECTOR)
 
-$(OUT)/hn-sseclient: $(call obj,bench/sseclient.c) $(PROTO_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
+$(OUT)/herenow-api: $(call obj,api/main.c) $(LIB_API) $(LIB_BASE)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_API)
 
-$(OUT)/hn-ssefeed: $(call obj,bench/ssefeed.c) $(PROTO_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
+$(OUT)/herenowctl: $(call obj,ctl/main.c) $(LIB_CTL) $(LIB_BASE)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CTL)
 
-# Unit tests link every object but the mains (STYLE.md: main() only wires).
-$(OUT)/tests/test_%: $(call obj,tests/unit/test_%.c) $(COLLECTOR_OBJ) $(PROTO_OBJ) $(COMMON_OBJ)
+# bench and test tools: hn-loadgen (load generator), hn-sseclient and
+# hn-ssefeed (the live stream's bench), hn-steady (a steady stream of unique
+# beacons over UDP and HTTP: test_outage, soak), hn-freeport (a port free for
+# TCP and UDP: tests/lib.sh), hn-udpsend (stdin as one datagram)
+TOOL_MAIN := hn-loadgen:bench/loadgen.c hn-sseclient:bench/sseclient.c hn-ssefeed:bench/ssefeed.c \
+             hn-steady:tests/tools/steady.c hn-freeport:tests/tools/freeport.c \
+             hn-udpsend:tests/tools/udpsend.c
+tool_src = $(patsubst $(1):%,%,$(filter $(1):%,$(TOOL_MAIN)))
+$(foreach t,$(TOOLS),$(eval $(OUT)/$(t): $(call obj,$(call tool_src,$(t))) $(LIB_BASE)))
+$(TOOLS:%=$(OUT)/%):
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_TOOLS)
+
+# ---- generated sources -------------------------------------------------------------
+
+# The widget script, embedded in the collector. widget/herenow.min.js is made
+# from widget/herenow.js by widget/build.sh (terser, from tests/browser's npm
+# tooling) and checked in, so building the collector needs no npm;
+# test_browser.sh checks that it is up to date.
+$(OUT)/gen/widget_js.c: scripts/embed-file.sh widget/herenow.min.js
+	bash scripts/embed-file.sh $@ hn_widget_js widget/herenow.min.js
+
+# The sql/NNN_name.sql migrations, compiled into herenowctl
+# (scripts/embed-sql.sh), so `herenowctl migrate` needs no sql/ directory at
+# run time. migrations.list holds the file names and changes only when a file
+# is added, renamed or removed, which a dependency on the files alone would miss.
+HN_MIGRATIONS := $(sort $(wildcard sql/*.sql))
+
+.PHONY: hn-force
+$(OUT)/gen/migrations.list: hn-force
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_PG) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
+	@echo '$(HN_MIGRATIONS)' | cmp -s - $@ 2>/dev/null || echo '$(HN_MIGRATIONS)' > $@
 
-# api/ objects a unit test needs besides the common ones
-$(OUT)/tests/test_params: $(call obj,api/params.c)
-$(OUT)/tests/test_static: $(call obj,api/static.c)
-$(OUT)/tests/test_ticket: $(call obj,api/ticket.c)
-$(OUT)/tests/test_api_server: $(API_OBJ)
-$(OUT)/tests/test_live: $(API_OBJ)
+$(OUT)/gen/migrations.c: scripts/embed-sql.sh $(HN_MIGRATIONS) $(OUT)/gen/migrations.list
+	bash scripts/embed-sql.sh $@ $(HN_MIGRATIONS)
 
-# --- the README's commands ---------------------------------------------------
+$(OUT)/obj/gen/%.o: $(OUT)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c $< -o $@
 
+# ---- the README's commands ------------------------------------------------------------
+
+.PHONY: check-deps deps unit integration test run
 # Missing tools or headers: install the Debian packages first.
 check-deps:
 	@scripts/setup.sh --check >/dev/null 2>&1 || scripts/setup.sh
@@ -112,20 +152,24 @@ run: check-deps
 	@$(MAKE) --no-print-directory $(BINS)
 	@HN_BIN=$(OUT) scripts/run.sh
 
-# bench-udp, bench-drain, bench-api, bench-http, bench-sse: bench/<name>.sh on fresh binaries.
-# bench-http also needs nginx and perf (scripts/setup.sh --bench).
-bench-udp bench-drain bench-api bench-http bench-sse: bench-%: check-deps
-	@if [ $* = http ]; then scripts/setup.sh --check-bench >/dev/null 2>&1 || scripts/setup.sh --bench; fi
-	@$(MAKE) --no-print-directory $(BINS)
-	@HN_BIN=$(OUT) bench/$*.sh
+# ---- unit tests ---------------------------------------------------------------------------
+# Each links its test file and the room archives: the objects it calls, never a main
+# (STYLE.md: main() only wires).
 
-# soak: scripts/soak.sh — SOAK_SECONDS (default 600) at a steady load with 10,000 live
-# visitors; RSS of both daemons flat, no errors, all data in PostgreSQL (docs/SOAK.md).
-soak: check-deps
-	@$(MAKE) --no-print-directory $(BINS)
-	@HN_BIN=$(OUT) scripts/soak.sh
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRC))
 
-# --- fuzzing (fuzz/, docs/OPERATIONS.md "Fuzzing") ----------------------------
+$(OUT)/tests/test_%: $(call obj,tests/unit/test_%.c) $(LIB_API) $(LIB_COLLECTOR) $(LIB_BASE)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_UNIT)
+
+# every unit test under valgrind: no memory error, no leak (tests/valgrind.sh)
+.PHONY: valgrind
+valgrind: check-deps
+	@$(MAKE) --no-print-directory $(UNIT_BINS)
+	@tests/valgrind.sh $(UNIT_BINS)
+
+# ---- fuzzing (fuzz/, docs/OPERATIONS.md "Fuzzing") -------------------------------------
 # libFuzzer targets built with clang ($(OUT)/fuzz/fuzz_<t>); the same targets
 # with a replay main built with $(CC) + ASan + UBSan ($(OUT)/fuzz-replay/replay_<t>),
 # so that the corpus runs without clang. `make fuzz FUZZ_TIME=600` fuzzes each
@@ -134,8 +178,8 @@ soak: check-deps
 # fuzz_ingress runs the collector's whole HTTP ingress, so it links every
 # collector object and the embedded widget script besides FUZZ_LIB_SRC.
 FUZZ_TARGETS := beacon query record http ingress
-FUZZ_LIB_SRC := $(PROTO_SRC) $(COMMON_SRC) collector/httpmap.c
-FUZZ_LIBS    := $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
+FUZZ_LIB_SRC := $(PROTO_SRC) $(COMMON_SRC) collector/httpmap.c collector/uap.c
+FUZZ_LIBS    := $(LIBS_COLLECTOR)
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_TIME    ?= 60
 FZ := $(OUT)/fuzz
@@ -185,74 +229,26 @@ fuzz-seeds: $(FR)/mkseeds
 fuzz: check-deps fuzz-build
 	@FUZZ_TIME=$(FUZZ_TIME) FUZZ_BIN=$(FZ) scripts/fuzz.sh $(FUZZ_TARGETS)
 
-# every unit test under valgrind: no memory error, no leak (tests/valgrind.sh)
-.PHONY: valgrind
-valgrind: check-deps
-	@$(MAKE) --no-print-directory $(UNIT_BINS)
-	@tests/valgrind.sh $(UNIT_BINS)
+# ---- benches and the soak ------------------------------------------------------------------
 
+# bench-udp, bench-drain, bench-api, bench-http, bench-sse: bench/<name>.sh on fresh
+# binaries. bench-http also needs nginx and perf (scripts/setup.sh --bench).
+.PHONY: bench-udp bench-drain bench-api bench-http bench-sse soak
+bench-udp bench-drain bench-api bench-http bench-sse: bench-%: check-deps
+	@if [ $* = http ]; then scripts/setup.sh --check-bench >/dev/null 2>&1 || scripts/setup.sh --bench; fi
+	@$(MAKE) --no-print-directory $(BINS)
+	@HN_BIN=$(OUT) bench/$*.sh
+
+# soak: scripts/soak.sh — SOAK_SECONDS (default 600) at a steady load with 10,000 live
+# visitors; RSS of both daemons flat, no errors, all data in PostgreSQL (docs/SOAK.md).
+soak: check-deps
+	@$(MAKE) --no-print-directory $(BINS)
+	@HN_BIN=$(OUT) scripts/soak.sh
+
+# ---- clean ------------------------------------------------------------------------------------
+
+.PHONY: clean
 clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
-
-# --- herenowctl extras (migrations embedding, test tools) ---
-# The sql/NNN_name.sql migrations are compiled into herenowctl
-# (scripts/embed-sql.sh → $(OUT)/gen/migrations.c), so `herenowctl migrate`
-# needs no sql/ directory at run time. migrations.list holds the file names
-# and changes only when a file is added, renamed or removed, which a
-# dependency on the files alone would miss.
-HN_MIGRATIONS := $(sort $(wildcard sql/*.sql))
-
-.PHONY: hn-force
-$(OUT)/gen/migrations.list: hn-force
-	@mkdir -p $(dir $@)
-	@echo '$(HN_MIGRATIONS)' | cmp -s - $@ 2>/dev/null || echo '$(HN_MIGRATIONS)' > $@
-
-$(OUT)/gen/migrations.c: scripts/embed-sql.sh $(HN_MIGRATIONS) $(OUT)/gen/migrations.list
-	bash scripts/embed-sql.sh $@ $(HN_MIGRATIONS)
-
-$(OUT)/obj/gen/migrations.o: $(OUT)/gen/migrations.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c $< -o $@
-
-$(OUT)/herenowctl: $(OUT)/obj/gen/migrations.o
-
-
-# hn-freeport: a port free for TCP and UDP on 127.0.0.1 (tests/lib.sh).
-# `all` was expanded above, so it gets the new binary by name; the recipes
-# that use $(BINS) (unit, integration, test, run) expand it late and see it.
-$(OUT)/hn-freeport: $(call obj,tests/tools/freeport.c)
-	$(CC) $(LDFLAGS) -o $@ $^
-
-BINS += $(OUT)/hn-freeport
-all: $(OUT)/hn-freeport
-
-# hn-udpsend: stdin as exactly one UDP datagram (integration tests).
-$(OUT)/hn-udpsend: $(call obj,tests/tools/udpsend.c)
-	$(CC) $(LDFLAGS) -o $@ $^
-
-BINS += $(OUT)/hn-udpsend
-all: $(OUT)/hn-udpsend
-
-# hn-steady: a steady stream of unique beacons over UDP and HTTP, counting
-# answers (tests/integration/test_outage.sh, scripts/soak.sh).
-$(OUT)/hn-steady: $(call obj,tests/tools/steady.c) $(PROTO_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENT) $(LIBS_REDIS) $(LIBS_COMMON) $(LIBS_ENRICH) $(LIBS_CRYPTO) -lm
-
-BINS += $(OUT)/hn-steady
-all: $(OUT)/hn-steady
-
-# --- the widget script, embedded in the collector ---
-# widget/herenow.min.js is made from widget/herenow.js by widget/build.sh
-# (terser, from tests/browser's npm tooling) and checked in, so building the
-# collector needs no npm; test_browser.sh checks that it is up to date.
-$(OUT)/gen/widget_js.c: scripts/embed-file.sh widget/herenow.min.js
-	bash scripts/embed-file.sh $@ hn_widget_js widget/herenow.min.js
-
-$(OUT)/obj/gen/widget_js.o: $(OUT)/gen/widget_js.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c $< -o $@
-
-$(OUT)/herenow-collector: $(OUT)/obj/gen/widget_js.o
-$(UNIT_BINS): $(OUT)/obj/gen/widget_js.o

@@ -2,10 +2,10 @@
  * enrich.h: what the collector adds to a beacon before it becomes a record
  * (DESIGN §7), per worker thread:
  *
- *   client (IP, User-Agent) ─► UA: browser, OS, device, bot  (common/uap.h, cached)
- *                           ─► IP: country, region, city      (common/geo.h, full IP, memory only)
+ *   client (IP, User-Agent) ─► UA: browser, OS, device, bot  (collector/uap.h, cached)
+ *                           ─► IP: country, region, city      (collector/geo.h, full IP, memory only)
  *                           ─► IP as stored: masked / full / none (HERENOW_IP_MODE)
- *   + widget + day          ─► visitor hash (common/vhash.h, daily salt from Redis)
+ *   + widget + day          ─► visitor hash (collector/vhash.h, daily salt from Redis)
  *
  * The beacons of one HTTP request or datagram share their client, so the
  * client's part is worked out once (hn_enrich_client) and each record then
@@ -15,10 +15,10 @@
 #ifndef HN_ENRICH_H
 #define HN_ENRICH_H
 
-#include "common/geo.h"
+#include "collector/geo.h"
 #include "common/ip.h"
-#include "common/uap.h"
-#include "common/vhash.h"
+#include "collector/uap.h"
+#include "collector/vhash.h"
 #include "proto/record.h"
 
 #define HN_UA_MAX 512            /* bytes of a user agent kept (and parsed) */

@@ -5,7 +5,7 @@
 #include "collector/httpmap.h"
 #include "common/net.h"
 #include "common/ip.h"
-#include "common/uap.h"
+#include "collector/uap.h"
 
 #include <stdint.h>
 #include <stdio.h>

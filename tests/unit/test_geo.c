@@ -1,7 +1,7 @@
 /* test_geo.c: IP → country, region, city on a database built for the test
  * by tests/tools/mkmmdb.pl (run from the repository root, as `make test`
  * does; HN_SRC_DIR overrides), and clean errors on damaged files. */
-#include "common/geo.h"
+#include "collector/geo.h"
 
 #include <fcntl.h>
 #include <pthread.h>

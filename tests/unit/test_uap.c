@@ -11,7 +11,7 @@
  *   cut; empty and non-UTF-8 input; two threads sharing one hn_uap.
  * - hn_uap_load's errors, and a speed line (informational, not asserted).
  */
-#include "common/uap.h"
+#include "collector/uap.h"
 
 #include <pthread.h>
 #include <setjmp.h>

@@ -1,7 +1,7 @@
 /* test_vhash.c: the visitor hash (layout pinned by known answers computed
  * with `openssl dgst -mac HMAC`), the UTC day, the salts' hex and Redis
  * key, and the salt holder across midnight and under concurrent readers. */
-#include "common/vhash.h"
+#include "collector/vhash.h"
 
 #include <pthread.h>
 #include <setjmp.h>

@@ -1,5 +1,5 @@
 /* vhash.c: see vhash.h. */
-#include "common/vhash.h"
+#include "collector/vhash.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>

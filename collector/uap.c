@@ -29,7 +29,7 @@
  * first deep match of a regex JIT refused.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "common/uap.h"
+#include "collector/uap.h"
 
 #include <errno.h>
 #include <pcre2.h>

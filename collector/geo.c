@@ -1,5 +1,5 @@
 /* geo.c: see geo.h. */
-#include "common/geo.h"
+#include "collector/geo.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,0 +1,68 @@
+/*
+ * keys.h: the Redis key contract (DESIGN §3, docs/PROTOCOL.md §9) — every
+ * key name and session-hash field that the collector, the api, herenowctl
+ * and the bench tools read or write is spelled here, once.
+ *
+ *   hn:widgets                 HASH    widget key → id (+ settings)
+ *   hn:live:{w}                ZSET    session id → last-seen ms
+ *   hn:ended:{w}               ZSET    session id → ms of its `end` (trimmer)
+ *   hn:sess:{w}:<sid>          HASH    the session's snapshot (fields below)
+ *   hn:salt:<yyyymmdd>         STRING  the day's visitor-hash salt
+ *   hn:stream:<n>              STREAM  records, shard n
+ *   hn:trim:lock               STRING  one trimmer at a time
+ *
+ * Every key of one widget carries the hash tag {w}, so a widget lives on one
+ * Redis Cluster slot. The formatters write a NUL-terminated name into out
+ * (HN_KEY_CAP bytes) and return its length; they are pure.
+ */
+#ifndef HN_KEYS_H
+#define HN_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HN_KEY_CAP 112             /* any key below, with a 64-byte session id */
+
+#define HN_KEY_WIDGETS       "hn:widgets"
+#define HN_KEY_TRIM_LOCK     "hn:trim:lock"
+#define HN_KEY_STREAM_PREFIX "hn:stream:"
+#define HN_KEY_SESS_PREFIX   "hn:sess:{"
+#define HN_KEY_LIVE_PREFIX   "hn:live:{"
+#define HN_KEY_ENDED_PREFIX  "hn:ended:{"
+
+size_t hn_key_live(char *out, uint64_t widget);
+size_t hn_key_ended(char *out, uint64_t widget);
+/* "hn:sess:{w}:" — what the trimmer prefixes to a session id */
+size_t hn_key_sess_prefix(char *out, uint64_t widget);
+/* sid: sidlen bytes (at most 64 are used) */
+size_t hn_key_sess(char *out, uint64_t widget, const char *sid, size_t sidlen);
+size_t hn_key_stream(char *out, unsigned shard);
+/* The shard of a stream key name ("hn:stream:3" → 3), -1 when it is not one. */
+int    hn_key_stream_shard(const char *key, size_t len);
+size_t hn_key_salt(char *out, uint32_t yyyymmdd);
+
+/* The fields of hn:sess:{w}:<sid>, in the order the api's HMGET reads them. */
+#define HN_SESS_FIELDS(X)                                                           \
+    X(LAST_SEEN, "last_seen")     X(STATUS, "status")       X(STARTED, "started")     \
+    X(LANDING, "landing")         X(REFERRER, "referrer")   X(URL, "url")             \
+    X(TITLE, "title")             X(PAGEVIEWS, "pageviews") X(ENGAGED_MS, "engaged_ms") \
+    X(IP, "ip")                   X(LANG, "lang")           X(SCREEN, "screen")       \
+    X(COUNTRY, "country")         X(REGION, "region")       X(CITY, "city")           \
+    X(BROWSER, "browser")         X(BROWSER_VERSION, "browser_version")               \
+    X(OS, "os")                   X(OS_VERSION, "os_version") X(DEVICE, "device")     \
+    X(VISITOR, "visitor")         X(NAME, "name")           X(EMAIL, "email")         \
+    X(PHONE, "phone")             X(HAS_CHATTED, "has_chatted")                       \
+    X(MESSAGES_SENT, "messages_sent")
+
+enum {
+#define HN_SF_ENUM(id, name) HN_SF_##id,
+    HN_SESS_FIELDS(HN_SF_ENUM)
+#undef HN_SF_ENUM
+    HN_SF__COUNT
+};
+
+/* hn_sf_name[HN_SF_URL] is "url"; hn_sf_len[...] its length. */
+extern const char *const hn_sf_name[HN_SF__COUNT];
+extern const uint8_t     hn_sf_len[HN_SF__COUNT];
+
+#endif

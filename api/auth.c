@@ -123,7 +123,7 @@ static void *auth_main(void *arg) {
             PQfinish(pg);
             pg = NULL;
         }
-        if (pg == NULL) pg = hn_api_pg_connect(a->cfg, "herenow-api-tokens", err, sizeof(err));
+        if (pg == NULL) pg = hn_pg_connect(a->cfg->database_url, &hn_api_pg_opts(a->cfg, "herenow-api-tokens"), err, sizeof(err));
         if (pg) rc = load(pg, &rows, &n, err, sizeof(err));
         if (rc != HN_OK && failing) {
             hn_debug("event=token_refresh_failed err='%s'", err);

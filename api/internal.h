@@ -123,11 +123,6 @@ void hn_pool_abandon(hn_api_pool *p, hn_api_job *job);
 void hn_pool_destroy(hn_api_pool *p);
 void hn_pool_stats_get(hn_api_pool *p, hn_pool_stats *s);
 
-/* A blocking PostgreSQL connection for the api: connect_timeout and
- * statement_timeout from HERENOW_API_TIMEOUT_MS, the given
- * application_name, notices dropped. NULL with a reason in err. */
-PGconn *hn_api_pg_connect(const hn_config *cfg, const char *appname, char *err, size_t cap);
-
 hn_api_job *hn_job_new(void);
 void        hn_job_free(hn_api_job *job);
 
@@ -190,11 +185,6 @@ void hn_server_track(void *server, struct evhttp_request *req);
 
 /* Headers every answer carries; content_type NULL: application/json. */
 void hn_server_headers(struct evhttp_request *req, const char *content_type);
-
-/* Strict percent-decoding of src[0..n) into dst (cap >= n + 1), '+' → ' '
- * when plus is set; NUL-terminated. Returns the decoded length, or -1 on a
- * bad %-escape or an encoded NUL. Pure (tested). */
-long hn_api_pct_decode(const char *src, size_t n, char *dst, bool plus);
 
 /* The route of path for method m: its index (raw, still encoded parameter
  * segments in params), -1 for an unknown path, -2 for a known path with

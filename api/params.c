@@ -1,7 +1,7 @@
 /* params.c: see params.h. */
 #include "api/params.h"
 
-#include "proto/utf8.h"
+#include "common/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>

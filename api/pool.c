@@ -82,47 +82,6 @@ static slot *slot_of(hn_api_worker *w) { return (slot *)w; }
 
 /* ---- connections ---------------------------------------------------------------- */
 
-static void quiet_notice(void *arg, const char *msg) {
-    (void)arg;
-    hn_debug("event=pg_notice msg='%.*s'", (int)strcspn(msg, "\n"), msg);
-}
-
-PGconn *hn_api_pg_connect(const hn_config *cfg, const char *appname, char *err, size_t cap) {
-    char ct[24], st[24];
-    int64_t secs = (cfg->api_timeout_ms + 999) / 1000;
-    snprintf(ct, sizeof(ct), "%lld", (long long)(secs < 2 ? 2 : secs));
-    snprintf(st, sizeof(st), "%lld", (long long)cfg->api_timeout_ms);
-    /* connect_timeout before dbname: a value in the URL wins. */
-    const char *const keys[] = {"connect_timeout", "dbname", NULL};
-    const char *const vals[] = {ct, cfg->database_url, NULL};
-    PGconn *pg = PQconnectdbParams(keys, vals, 1);
-    if (pg == NULL) {
-        snprintf(err, cap, "out of memory");
-        return NULL;
-    }
-    if (PQstatus(pg) != CONNECTION_OK) {
-        const char *e = PQerrorMessage(pg);
-        snprintf(err, cap, "%.*s", (int)strcspn(e, "\n"), e);
-        PQfinish(pg);
-        return NULL;
-    }
-    PQsetNoticeProcessor(pg, quiet_notice, NULL);
-    const char *params[] = {st, appname};
-    PGresult *r = PQexecParams(pg,
-                               "SELECT set_config('statement_timeout', $1, false),"
-                               " set_config('application_name', $2, false)",
-                               2, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        const char *e = PQresultErrorMessage(r);
-        snprintf(err, cap, "session setup: %.*s", (int)strcspn(e, "\n"), e);
-        PQclear(r);
-        PQfinish(pg);
-        return NULL;
-    }
-    PQclear(r);
-    return pg;
-}
-
 PGconn *hn_api_pg(hn_api_worker *w) {
     slot *s = slot_of(w);
     if (w->pg && PQstatus(w->pg) == CONNECTION_OK) return w->pg;
@@ -130,7 +89,7 @@ PGconn *hn_api_pg(hn_api_worker *w) {
     uint64_t now = hn_mono_ms();
     if (now < s->pg_retry_at) return NULL;
     char err[256];
-    PGconn *pg = hn_api_pg_connect(w->cfg, "herenow-api", err, sizeof(err));
+    PGconn *pg = hn_pg_connect(w->cfg->database_url, &hn_api_pg_opts(w->cfg, "herenow-api"), err, sizeof(err));
     if (pg == NULL) {
         s->pg_retry_at = now + RETRY_MS;
         atomic_fetch_add(&s->pg_failures, 1);

@@ -34,6 +34,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/pct.h"
 #include "common/token.h"
 
 #include <event2/buffer.h>
@@ -168,35 +169,6 @@ static uint64_t mono_us(void) {
 }
 
 /* ---- pure helpers ---------------------------------------------------------------- */
-
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-long hn_api_pct_decode(const char *src, size_t n, char *dst, bool plus) {
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = src[i];
-        if (c == '%') {
-            if (n - i < 3) return -1;
-            int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
-            if (hi < 0 || lo < 0) return -1;
-            c = (char)(hi << 4 | lo);
-            if (c == '\0') return -1;
-            i += 2;
-        } else if (c == '+' && plus) {
-            c = ' ';
-        } else if (c == '\0') {
-            return -1;
-        }
-        dst[j++] = c;
-    }
-    dst[j] = '\0';
-    return (long)j;
-}
 
 bool hn_api_widget_id(const char *s, int64_t *out) {
     size_t n = strlen(s);
@@ -696,7 +668,8 @@ int hn_api_parse_query(const char *q, hn_api_req *rq, char *why, size_t cap) {
             return HN_ERR;
         }
         char *k = hn_xmalloc(klen + 1), *val = hn_xmalloc(vlen + 1);
-        if (hn_api_pct_decode(q, klen, k, true) < 0 || hn_api_pct_decode(v, vlen, val, true) < 0) {
+        if (hn_pct_decode(q, klen, k, klen + 1, HN_PCT_PLUS | HN_PCT_NO_NUL) < 0
+                || hn_pct_decode(v, vlen, val, vlen + 1, HN_PCT_PLUS | HN_PCT_NO_NUL) < 0) {
             free(k);
             free(val);
             snprintf(why, cap, "bad percent-encoding in the query string");
@@ -1055,7 +1028,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
     hn_api_req *rq = &job->rq;
     for (int i = 0; i < nraw; i++) {
         char *v = hn_xmalloc((size_t)raw[i].len + 1);
-        long n = hn_api_pct_decode(raw[i].p, raw[i].len, v, false);
+        long n = hn_pct_decode(raw[i].p, raw[i].len, v, (size_t)raw[i].len + 1, HN_PCT_NO_NUL);
         rq->params[rq->nparams++] = v;
         if (n < 0) {
             fail(&c, 400, "bad percent-encoding in the path");

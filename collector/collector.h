@@ -12,6 +12,7 @@
 
 #include "collector/enrich.h"
 #include "collector/widgets.h"
+#include "common/buf.h"
 #include "common/config.h"
 #include "common/httpcache.h"
 #include "common/ip.h"
@@ -148,6 +149,6 @@ void hn_script_free(hn_script *s);
 
 /* Admin HTTP (collector/admin.c). */
 int  hn_admin_start(hn_collector *c, char *err, size_t cap);
-void hn_admin_metrics(hn_collector *c, struct evbuffer *out);
+void hn_admin_metrics(hn_collector *c, hn_buf *out);
 
 #endif

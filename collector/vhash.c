@@ -1,5 +1,6 @@
 /* vhash.c: see vhash.h. */
 #include "collector/vhash.h"
+#include "common/pct.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -22,12 +23,6 @@ static void to_hex(char *out, const uint8_t *b, size_t n) {
     out[2 * n] = '\0';
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 /* Days since 1970-01-01 → civil date: Howard Hinnant's days_from_civil
  * inverse ("chrono-Compatible Low-Level Date Algorithms"), pure arithmetic
@@ -62,7 +57,7 @@ int hn_salt_from_hex(hn_salt *s, uint32_t day, const char *hex, size_t len) {
     uint8_t key[HN_SALT_LEN];
     if (len != 2 * HN_SALT_LEN) return HN_ERR;
     for (size_t i = 0; i < HN_SALT_LEN; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = hn_hexval((unsigned char)hex[2 * i]), lo = hn_hexval((unsigned char)hex[2 * i + 1]);
         if (hi < 0 || lo < 0) return HN_ERR;
         key[i] = (uint8_t)(hi << 4 | lo);
     }

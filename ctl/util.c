@@ -1,6 +1,7 @@
 /* util.c: what herenowctl's commands share (see ctl.h). */
 #include "ctl/ctl.h"
 
+#include "common/pg.h"
 #include "common/redis.h"
 #include "common/token.h"
 
@@ -117,24 +118,12 @@ static void pg_notice(void *arg, const char *message) {
     fprintf(stderr, "herenowctl: postgresql: %.*s\n", (int)n, message);
 }
 
-/* The first line of a libpq error text: they end in '\n' and may carry a
- * DETAIL line we do not need in a one-line message. */
-static int first_line_len(const char *s) {
-    const char *nl = strchr(s, '\n');
-    return (int)(nl ? (size_t)(nl - s) : strlen(s));
-}
-
 PGconn *hn_ctl_pg_connect(const hn_config *cfg) {
-    PGconn *pg = PQconnectdb(cfg->database_url);
+    char err[512];
+    PGconn *pg = hn_pg_connect(cfg->database_url, &(hn_pg_opts){.appname = "herenowctl"}, err,
+                               sizeof(err));
     if (pg == NULL) {
-        hn_ctl_errorf("postgresql: out of memory");
-        return NULL;
-    }
-    if (PQstatus(pg) != CONNECTION_OK) {
-        const char *e = PQerrorMessage(pg);
-        hn_ctl_errorf("cannot connect to PostgreSQL (HERENOW_DATABASE_URL): %.*s",
-                      first_line_len(e), e);
-        PQfinish(pg);
+        hn_ctl_errorf("cannot connect to PostgreSQL (HERENOW_DATABASE_URL): %s", err);
         return NULL;
     }
     PQsetNoticeProcessor(pg, pg_notice, NULL);
@@ -154,7 +143,7 @@ PGresult *hn_ctl_pg_exec(PGconn *pg, const char *what, ExecStatusType want, cons
     if (r != NULL && PQresultStatus(r) == want) return r;
     const char *e = r ? PQresultErrorMessage(r) : PQerrorMessage(pg);
     if (e == NULL || *e == '\0') e = PQerrorMessage(pg);
-    hn_ctl_errorf("%s: %.*s", what, first_line_len(e), e);
+    hn_ctl_errorf("%s: %.*s", what, hn_pg_line(e), e);
     PQclear(r);
     return NULL;
 }

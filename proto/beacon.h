@@ -14,7 +14,7 @@
  *
  * The rest of the protocol's API is in the headers included below, so one
  * include gives all of it: proto/mpcheck.h (hn_decoder), proto/query.h (the
- * query-string form), proto/utf8.h.
+ * query-string form), common/utf8.h.
  */
 #ifndef HN_BEACON_H
 #define HN_BEACON_H
@@ -22,7 +22,7 @@
 #include "common/hn.h"
 #include "proto/mpcheck.h"
 #include "proto/query.h"
-#include "proto/utf8.h"
+#include "common/utf8.h"
 
 #include <msgpack.h>
 

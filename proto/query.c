@@ -10,44 +10,19 @@
  */
 #include "proto/query.h"
 #include "proto/beacon_internal.h"
+#include "common/pct.h"
 
 #include <string.h>
-
-static int hexval(unsigned char c) {
-    return c >= '0' && c <= '9' ? c - '0'
-         : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
 
 /* Percent- and '+'-decodes [p, end) into scratch at *used. */
 static hn_reason pct_decode(const char *p, const char *end, char *scratch, size_t cap,
                             size_t *used, hn_str *out) {
-    hn_reason r = HN_R_OK;
-    char *dst = scratch + *used, *start = dst;
-
-    while (p < end) {
-        if ((size_t)(dst - scratch) >= cap) {
-            r = HN_R_TOO_LARGE;
-            goto out;
-        }
-        if (*p == '%') {
-            int hi, lo;
-            if (end - p < 3 || (hi = hexval((unsigned char)p[1])) < 0
-                    || (lo = hexval((unsigned char)p[2])) < 0) {
-                r = HN_R_MALFORMED;
-                goto out;
-            }
-            *dst++ = (char)(hi << 4 | lo);
-            p += 3;
-        } else {
-            *dst++ = *p == '+' ? ' ' : *p;
-            p++;
-        }
-    }
-    *out = (hn_str){ start, (uint32_t)(dst - start) };
-    *used = (size_t)(dst - scratch);
-out:
-    return r;
+    long n = hn_pct_decode(p, (size_t)(end - p), scratch + *used, cap - *used, HN_PCT_PLUS);
+    if (n == HN_PCT_BAD) return HN_R_MALFORMED;
+    if (n < 0) return HN_R_TOO_LARGE;
+    *out = (hn_str){scratch + *used, (uint32_t)n};
+    *used += (size_t)n;
+    return HN_R_OK;
 }
 
 /* Decimal, no sign; false on anything else or on overflow. */

@@ -2,7 +2,7 @@
  * utf8.c: strict UTF-8 validation. Pure, no state; the decoders call it on
  * every string of every beacon, so the ASCII fast path matters.
  */
-#include "proto/utf8.h"
+#include "common/utf8.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -1,0 +1,29 @@
+/*
+ * pg.h: the one way herenow's processes connect to PostgreSQL
+ * (HERENOW_DATABASE_URL: a libpq connection string or URI).
+ *
+ * Blocking libpq; notices go to the debug log; application_name and
+ * statement_timeout are set for the session, a connect timeout before the
+ * URL so that one given in the URL wins.
+ */
+#ifndef HN_PG_H
+#define HN_PG_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct hn_pg_opts {
+    const char *appname;              /* application_name (required) */
+    int64_t     connect_timeout_s;    /* 0: libpq's default */
+    int64_t     statement_timeout_ms; /* 0: none */
+} hn_pg_opts;
+
+/* A connected session, or NULL with the first line of libpq's reason in err. */
+PGconn *hn_pg_connect(const char *url, const hn_pg_opts *o, char *err, size_t cap);
+
+/* Length of the first line of a libpq message (they end in '\n' and may
+ * carry DETAIL lines that a one-line log does not want). */
+int hn_pg_line(const char *msg);
+
+#endif

@@ -55,6 +55,7 @@
 #include "common/ids.h"
 #include "common/net.h"
 #include "proto/beacon.h"
+#include "proto/keys.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -369,7 +370,7 @@ static int emitter_flush(emitter *e) {
 static void xadd(emitter *e, const char *mp, size_t len) {
     hn_resp_cmd(&e->buf, 5);
     hn_resp_str(&e->buf, "XADD");
-    hn_resp_str(&e->buf, "hn:stream:0");
+    hn_resp_str(&e->buf, HN_KEY_STREAM_PREFIX "0");
     hn_resp_str(&e->buf, "*");
     hn_resp_str(&e->buf, "r");
     hn_resp_arg(&e->buf, mp, len);
@@ -383,46 +384,46 @@ typedef struct field {
 
 /* XADD + HSET (every field) + EXPIRE + ZADD for one beacon. */
 static void naive(emitter *e, const hn_beacon *b, uint32_t widget, const char *mp, size_t len) {
-    char key[96], live[48], ms[24], eng[24], screen[24];
-    int kl = snprintf(key, sizeof(key), "hn:sess:{%u}:%.*s", widget, (int)b->s.len, b->s.p);
-    int ll = snprintf(live, sizeof(live), "hn:live:{%u}", widget);
+    char key[HN_KEY_CAP], live[HN_KEY_CAP], ms[24], eng[24], screen[24];
+    size_t kl = hn_key_sess(key, widget, b->s.p, b->s.len);
+    size_t ll = hn_key_live(live, widget);
     hn_str ms_s = {ms, (uint32_t)hn_u64toa(b->ts, ms)};
     field fs[16];
     int n = 0;
-    fs[n++] = (field){"last_seen", ms_s};
-    fs[n++] = (field){"status", b->type == HN_T_END    ? HN_STR_LIT("gone")
+    fs[n++] = (field){hn_sf_name[HN_SF_LAST_SEEN], ms_s};
+    fs[n++] = (field){hn_sf_name[HN_SF_STATUS], b->type == HN_T_END    ? HN_STR_LIT("gone")
                                 : b->type == HN_T_HIDE ? HN_STR_LIT("idle")
                                                        : HN_STR_LIT("active")};
-    if (b->u.len) fs[n++] = (field){"url", b->u};
-    if (b->ti.len) fs[n++] = (field){"title", b->ti};
-    if (b->r.len) fs[n++] = (field){"referrer", b->r};
-    if (b->l.len) fs[n++] = (field){"lang", b->l};
+    if (b->u.len) fs[n++] = (field){hn_sf_name[HN_SF_URL], b->u};
+    if (b->ti.len) fs[n++] = (field){hn_sf_name[HN_SF_TITLE], b->ti};
+    if (b->r.len) fs[n++] = (field){hn_sf_name[HN_SF_REFERRER], b->r};
+    if (b->l.len) fs[n++] = (field){hn_sf_name[HN_SF_LANG], b->l};
     if ((b->fields & (HN_F_SW | HN_F_SH)) == (HN_F_SW | HN_F_SH))
-        fs[n++] = (field){"screen", {screen, (uint32_t)snprintf(screen, sizeof(screen), "%ux%u",
+        fs[n++] = (field){hn_sf_name[HN_SF_SCREEN], {screen, (uint32_t)snprintf(screen, sizeof(screen), "%ux%u",
                                                                 b->sw, b->sh)}};
-    if (b->fields & HN_F_E) fs[n++] = (field){"engaged_ms", {eng, (uint32_t)hn_u64toa(b->e, eng)}};
-    if (b->nm.len) fs[n++] = (field){"name", b->nm};
-    if (b->em.len) fs[n++] = (field){"email", b->em};
-    if (b->ph.len) fs[n++] = (field){"phone", b->ph};
+    if (b->fields & HN_F_E) fs[n++] = (field){hn_sf_name[HN_SF_ENGAGED_MS], {eng, (uint32_t)hn_u64toa(b->e, eng)}};
+    if (b->nm.len) fs[n++] = (field){hn_sf_name[HN_SF_NAME], b->nm};
+    if (b->em.len) fs[n++] = (field){hn_sf_name[HN_SF_EMAIL], b->em};
+    if (b->ph.len) fs[n++] = (field){hn_sf_name[HN_SF_PHONE], b->ph};
     if (b->type == HN_T_EV &&
         (hn_str_eq(b->n, "chat_opened", 11) || hn_str_eq(b->n, "chat_message_sent", 17)))
-        fs[n++] = (field){"has_chatted", HN_STR_LIT("1")};
+        fs[n++] = (field){hn_sf_name[HN_SF_HAS_CHATTED], HN_STR_LIT("1")};
 
     xadd(e, mp, len);
     hn_resp_cmd(&e->buf, 2 + 2 * (unsigned)n);
     hn_resp_str(&e->buf, "HSET");
-    hn_resp_arg(&e->buf, key, (size_t)kl);
+    hn_resp_arg(&e->buf, key, kl);
     for (int i = 0; i < n; i++) {
         hn_resp_str(&e->buf, fs[i].name);
         hn_resp_arg(&e->buf, fs[i].v.p, fs[i].v.len);
     }
     hn_resp_cmd(&e->buf, 3);
     hn_resp_str(&e->buf, "EXPIRE");
-    hn_resp_arg(&e->buf, key, (size_t)kl);
+    hn_resp_arg(&e->buf, key, kl);
     hn_resp_u64(&e->buf, NAIVE_TTL_S);
     hn_resp_cmd(&e->buf, 4);
     hn_resp_str(&e->buf, "ZADD");
-    hn_resp_arg(&e->buf, live, (size_t)ll);
+    hn_resp_arg(&e->buf, live, ll);
     hn_resp_u64(&e->buf, b->ts);
     hn_resp_arg(&e->buf, b->s.p, b->s.len);
     e->cmds += 3;      /* and the XADD */

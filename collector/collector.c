@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/httpguard.h"
 #include "common/spool.h"
+#include "proto/keys.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -20,7 +21,7 @@
 #include <unistd.h>
 
 #define REDIS_TIMEOUT_MS 1000
-#define TRIM_LOCK_KEY "hn:trim:lock"
+#define TRIM_LOCK_KEY HN_KEY_TRIM_LOCK
 
 static bool main_redis(hn_collector *c) {
     if (c->redis && c->redis->err == 0) return true;
@@ -37,7 +38,7 @@ static void refresh_widgets(hn_collector *c) {
         HN_STAT_ADD(c->widget_refresh_errors, 1);
         return;
     }
-    redisReply *r = redisCommand(c->redis, "HGETALL hn:widgets");
+    redisReply *r = redisCommand(c->redis, "HGETALL " HN_KEY_WIDGETS);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         HN_STAT_ADD(c->widget_refresh_errors, 1);
         hn_warn("event=widget_refresh_failed err='%s'",
@@ -79,8 +80,8 @@ static void refresh_widgets(hn_collector *c) {
  * within a refresh; while Redis is unreachable the salts in memory serve.
  * The 48 h TTL keeps a day's salt through the day after. */
 static bool fetch_salt(hn_collector *c, uint32_t day, hn_salt *out) {
-    char key[32];
-    hn_salt_key(day, key);
+    char key[HN_KEY_CAP];
+    hn_key_salt(key, day);
     for (int attempt = 0; attempt < 2; attempt++) {
         redisReply *r = redisCommand(c->redis, "GET %s", key);
         if (r == NULL) return false;
@@ -177,10 +178,10 @@ static void trim_live(hn_collector *c) {
         size_t sent = 0;
         for (size_t i = 0; i < n; i++) {
             if (!more[i]) continue;
-            char live[48], ended[48], prefix[48];
-            snprintf(live, sizeof(live), "hn:live:{%u}", ids[i]);
-            snprintf(ended, sizeof(ended), "hn:ended:{%u}", ids[i]);
-            snprintf(prefix, sizeof(prefix), "hn:sess:{%u}:", ids[i]);
+            char live[HN_KEY_CAP], ended[HN_KEY_CAP], prefix[HN_KEY_CAP];
+            hn_key_live(live, ids[i]);
+            hn_key_ended(ended, ids[i]);
+            hn_key_sess_prefix(prefix, ids[i]);
             redisAppendCommand(c->redis, "EVALSHA %s 2 %s %s %llu %llu %s %d", sha, live, ended,
                                (unsigned long long)live_cut, (unsigned long long)ended_cut,
                                prefix, TRIM_LIMIT);

@@ -63,31 +63,31 @@ typedef struct pairs {
     int    n;
 } pairs;
 
-static void put(pairs *ps, const char *field, hn_str v) {
+static void put(pairs *ps, int field, hn_str v) {
     if (ps->n >= MAX_PAIRS) return;
-    ps->f[ps->n] = (hn_str){field, (uint32_t)strlen(field)};
+    ps->f[ps->n] = (hn_str){hn_sf_name[field], hn_sf_len[field]};
     ps->v[ps->n] = v;
     ps->n++;
 }
 
-static void put_if(pairs *ps, const char *field, hn_str v) {
+static void put_if(pairs *ps, int field, hn_str v) {
     if (v.len) put(ps, field, v);
 }
 
-static void cmd_key_field_num(hn_buf *b, const char *cmd, hn_str key, const char *field,
+static void cmd_key_field_num(hn_buf *b, const char *cmd, hn_str key, int field,
                               uint64_t v) {
     hn_resp_cmd(b, 4);
     hn_resp_str(b, cmd);
     hn_resp_arg(b, key.p, key.len);
-    hn_resp_str(b, field);
+    hn_resp_arg(b, hn_sf_name[field], hn_sf_len[field]);
     hn_resp_u64(b, v);
 }
 
 void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t *ncmds) {
     const hn_beacon *b = &r->b;
-    char keybuf[sizeof(HN_SESS_PREFIX) + 16 + 64], msbuf[24], screen[24];
-    size_t kl = sizeof(HN_SESS_PREFIX) - 1;
-    memcpy(keybuf, HN_SESS_PREFIX, kl);
+    char keybuf[sizeof(HN_KEY_SESS_PREFIX) + 16 + 64], msbuf[24], screen[24];
+    size_t kl = sizeof(HN_KEY_SESS_PREFIX) - 1;
+    memcpy(keybuf, HN_KEY_SESS_PREFIX, kl);
     kl += hn_u64toa(r->widget_id, keybuf + kl);
     keybuf[kl++] = '}';
     keybuf[kl++] = ':';
@@ -105,48 +105,48 @@ void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t 
     if (b->type != HN_T_HB || checkpoint) {
         pairs ps = {.n = 0};
         hn_str ms_s = {msbuf, (uint32_t)hn_u64toa(ms, msbuf)};
-        put(&ps, "last_seen", ms_s);
-        put(&ps, "status", b->type == HN_T_END    ? HN_STR_LIT("gone")
+        put(&ps, HN_SF_LAST_SEEN, ms_s);
+        put(&ps, HN_SF_STATUS, b->type == HN_T_END    ? HN_STR_LIT("gone")
                            : b->type == HN_T_HIDE ? HN_STR_LIT("idle")
                                                   : HN_STR_LIT("active"));
         if (b->type == HN_T_PV) {
-            put(&ps, "url", b->u);
-            put(&ps, "title", b->ti);
+            put(&ps, HN_SF_URL, b->u);
+            put(&ps, HN_SF_TITLE, b->ti);
         }
         if (b->q == 1) {
             /* The session's first beacon: where it started and came from. */
-            put(&ps, "started", ms_s);
-            if (b->type == HN_T_PV) put(&ps, "landing", b->u);
-            put_if(&ps, "referrer", b->r);
+            put(&ps, HN_SF_STARTED, ms_s);
+            if (b->type == HN_T_PV) put(&ps, HN_SF_LANDING, b->u);
+            put_if(&ps, HN_SF_REFERRER, b->r);
         }
         if (checkpoint) {
             /* Fields that do not change within a session: written at the
              * start, and again now and then in case the first beacon was lost. */
-            put_if(&ps, "ip", r->ip);
-            put_if(&ps, "country", r->country);
-            put_if(&ps, "region", r->region);
-            put_if(&ps, "city", r->city);
-            put_if(&ps, "browser", r->browser);
-            put_if(&ps, "browser_version", r->browser_version);
-            put_if(&ps, "os", r->os);
-            put_if(&ps, "os_version", r->os_version);
-            put_if(&ps, "device", r->device);
+            put_if(&ps, HN_SF_IP, r->ip);
+            put_if(&ps, HN_SF_COUNTRY, r->country);
+            put_if(&ps, HN_SF_REGION, r->region);
+            put_if(&ps, HN_SF_CITY, r->city);
+            put_if(&ps, HN_SF_BROWSER, r->browser);
+            put_if(&ps, HN_SF_BROWSER_VERSION, r->browser_version);
+            put_if(&ps, HN_SF_OS, r->os);
+            put_if(&ps, HN_SF_OS_VERSION, r->os_version);
+            put_if(&ps, HN_SF_DEVICE, r->device);
             /* The visitor hash changes with the daily salt: a session that
              * goes on past midnight keeps the one it started with (HSETNX
              * below), so it stays one visitor. */
-            if (b->q == 1) put_if(&ps, "visitor", r->visitor);
-            put_if(&ps, "lang", b->l);
+            if (b->q == 1) put_if(&ps, HN_SF_VISITOR, r->visitor);
+            put_if(&ps, HN_SF_LANG, b->l);
             if ((b->fields & (HN_F_SW | HN_F_SH)) == (HN_F_SW | HN_F_SH)) {
                 int n = snprintf(screen, sizeof(screen), "%ux%u", b->sw, b->sh);
-                put(&ps, "screen", (hn_str){screen, (uint32_t)n});
+                put(&ps, HN_SF_SCREEN, (hn_str){screen, (uint32_t)n});
             }
         }
         if (b->type == HN_T_ID) {
-            put_if(&ps, "name", b->nm);
-            put_if(&ps, "email", b->em);
-            put_if(&ps, "phone", b->ph);
+            put_if(&ps, HN_SF_NAME, b->nm);
+            put_if(&ps, HN_SF_EMAIL, b->em);
+            put_if(&ps, HN_SF_PHONE, b->ph);
         }
-        if (chat_msg || chat_open) put(&ps, "has_chatted", HN_STR_LIT("1"));
+        if (chat_msg || chat_open) put(&ps, HN_SF_HAS_CHATTED, HN_STR_LIT("1"));
 
         hn_resp_cmd(cmds, 2 + 2 * (unsigned)ps.n);
         hn_resp_str(cmds, "HSET");
@@ -162,27 +162,27 @@ void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t 
     if (checkpoint && b->q != 1) {
         /* In case the first beacon was lost: start the session now unless
          * it has a start already. */
-        cmd_key_field_num(cmds, "HSETNX", key, "started", ms);
+        cmd_key_field_num(cmds, "HSETNX", key, HN_SF_STARTED, ms);
         (*ncmds)++;
         if (r->visitor.len) {
             hn_resp_cmd(cmds, 4);
             hn_resp_str(cmds, "HSETNX");
             hn_resp_arg(cmds, key.p, key.len);
-            hn_resp_str(cmds, "visitor");
+            hn_resp_arg(cmds, hn_sf_name[HN_SF_VISITOR], hn_sf_len[HN_SF_VISITOR]);
             hn_resp_arg(cmds, r->visitor.p, r->visitor.len);
             (*ncmds)++;
         }
     }
     if (b->type == HN_T_PV) {
-        cmd_key_field_num(cmds, "HINCRBY", key, "pageviews", 1);
+        cmd_key_field_num(cmds, "HINCRBY", key, HN_SF_PAGEVIEWS, 1);
         (*ncmds)++;
     }
     if ((b->fields & HN_F_E) && b->e > 0) {
-        cmd_key_field_num(cmds, "HINCRBY", key, "engaged_ms", b->e);
+        cmd_key_field_num(cmds, "HINCRBY", key, HN_SF_ENGAGED_MS, b->e);
         (*ncmds)++;
     }
     if (chat_msg) {
-        cmd_key_field_num(cmds, "HINCRBY", key, "messages_sent", 1);
+        cmd_key_field_num(cmds, "HINCRBY", key, HN_SF_MESSAGES_SENT, 1);
         (*ncmds)++;
     }
     if (checkpoint) {
@@ -220,8 +220,8 @@ static bool same_sid(const zent *a, const zent *b) {
  * arrival): one ZADD with every member whose last change is an add, one ZREM
  * with every member whose last is an `end`. */
 static void emit_widget(zent *z, size_t n, hn_buf *cmds, uint32_t *ncmds) {
-    char key[48];
-    int kl = snprintf(key, sizeof(key), HN_LIVE_PREFIX "%u}", z[0].widget);
+    char key[HN_KEY_CAP];
+    size_t kl = hn_key_live(key, z[0].widget);
     size_t from = 0, to = n;
     unsigned nadd = 0, nrem = 0;
     for (size_t i = from; i < to; i++) {
@@ -235,7 +235,7 @@ static void emit_widget(zent *z, size_t n, hn_buf *cmds, uint32_t *ncmds) {
     if (nadd) {
         hn_resp_cmd(cmds, 2 + 2 * nadd);
         hn_resp_str(cmds, "ZADD");
-        hn_resp_arg(cmds, key, (size_t)kl);
+        hn_resp_arg(cmds, key, kl);
         for (size_t i = from; i < to; i++)
             if (z[i].order && !z[i].remove) {
                 hn_resp_u64(cmds, z[i].score);
@@ -248,15 +248,15 @@ static void emit_widget(zent *z, size_t n, hn_buf *cmds, uint32_t *ncmds) {
          * to delete their hashes after a grace period, unless they are back. */
         hn_resp_cmd(cmds, 2 + nrem);
         hn_resp_str(cmds, "ZREM");
-        hn_resp_arg(cmds, key, (size_t)kl);
+        hn_resp_arg(cmds, key, kl);
         for (size_t i = from; i < to; i++)
             if (z[i].order && z[i].remove) hn_resp_arg(cmds, z[i].sid.p, z[i].sid.len);
         (*ncmds)++;
-        char ekey[48];
-        int el = snprintf(ekey, sizeof(ekey), HN_ENDED_PREFIX "%u}", z[0].widget);
+        char ekey[HN_KEY_CAP];
+        size_t el = hn_key_ended(ekey, z[0].widget);
         hn_resp_cmd(cmds, 2 + 2 * nrem);
         hn_resp_str(cmds, "ZADD");
-        hn_resp_arg(cmds, ekey, (size_t)el);
+        hn_resp_arg(cmds, ekey, el);
         for (size_t i = from; i < to; i++)
             if (z[i].order && z[i].remove) {
                 hn_resp_u64(cmds, z[i].score);
@@ -269,11 +269,11 @@ static void emit_widget(zent *z, size_t n, hn_buf *cmds, uint32_t *ncmds) {
 /* The common case: no session of this widget ended in this flush, so one
  * ZADD in arrival order does it (a member given twice keeps the later score). */
 static void emit_adds(const zent *z, size_t n, hn_buf *cmds, uint32_t *ncmds) {
-    char key[48];
-    int kl = snprintf(key, sizeof(key), HN_LIVE_PREFIX "%u}", z[0].widget);
+    char key[HN_KEY_CAP];
+    size_t kl = hn_key_live(key, z[0].widget);
     hn_resp_cmd(cmds, 2 + 2 * (unsigned)n);
     hn_resp_str(cmds, "ZADD");
-    hn_resp_arg(cmds, key, (size_t)kl);
+    hn_resp_arg(cmds, key, kl);
     for (size_t i = 0; i < n; i++) {
         hn_resp_u64(cmds, z[i].score);
         hn_resp_arg(cmds, z[i].sid.p, z[i].sid.len);

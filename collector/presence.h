@@ -3,7 +3,7 @@
  * site right now" (DESIGN §3, docs/PROTOCOL.md §9), formatted as RESP into
  * the worker's pipeline.
  *
- *   hn:sess:{w}:<sid>  HASH  snapshot of the session
+ *   hn:sess:{w}:<sid>  HASH  snapshot of the session (fields: proto/keys.h)
  *   hn:live:{w}        ZSET  sid → last-seen ms
  *   hn:ended:{w}       ZSET  sid → ms of its `end` (for the trimmer)
  *
@@ -26,13 +26,10 @@
 #define HN_PRESENCE_H
 
 #include "common/buf.h"
+#include "proto/keys.h"
 #include "proto/record.h"
 
 #define HN_CHECKPOINT 16u
-
-#define HN_SESS_PREFIX  "hn:sess:{"
-#define HN_LIVE_PREFIX  "hn:live:{"
-#define HN_ENDED_PREFIX "hn:ended:{"
 
 typedef struct hn_presence hn_presence;
 

@@ -40,10 +40,6 @@ uint32_t hn_utc_day(uint64_t unix_ms) {
     return (uint32_t)(y * 10000 + m * 100 + d);
 }
 
-void hn_salt_key(uint32_t day, char out[32]) {
-    snprintf(out, 32, "hn:salt:%08u", (unsigned)day);
-}
-
 int hn_salt_new_hex(char out[2 * HN_SALT_LEN + 1]) {
     uint8_t b[HN_SALT_LEN];
     out[0] = '\0';

@@ -16,7 +16,7 @@
  * visitor from an IP any more. This module has the pure parts; the Redis
  * round trips are the caller's:
  *
- *   refresher thread: hn_salt_key → SET NX / GET → hn_salt_from_hex
+ *   refresher thread: hn_key_salt (proto/keys.h) → SET NX / GET → hn_salt_from_hex
  *                     → hn_salt_holder_set (whole set, published atomically)
  *   worker threads:   hn_salt_holder_get(day of the record) → hn_vhash
  *
@@ -43,8 +43,6 @@ typedef struct hn_salt {
  * it are hn_utc_day(t - HN_DAY_MS) and hn_utc_day(t + HN_DAY_MS). */
 uint32_t hn_utc_day(uint64_t unix_ms);
 
-/* The Redis key of a day's salt: "hn:salt:20261124" (16 bytes + NUL). */
-void hn_salt_key(uint32_t day, char out[32]);
 
 /* A new random salt (RAND_bytes) as 64 lowercase hex characters + NUL.
  * HN_ERR (out is "") when the random generator fails: never hash with a

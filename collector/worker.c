@@ -38,6 +38,7 @@
 #include "common/buf.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "proto/keys.h"
 #include "proto/record.h"
 
 #include <errno.h>
@@ -415,15 +416,15 @@ static void flush(hn_worker *w) {
     hn_presence_flush(w->pres, &w->cmds, &w->ncmds);
     for (uint32_t s = 0; s < w->nshards; s++) {
         if (w->shard_n[s] == 0) continue;
-        char key[32], hdr[8];
-        int kl = snprintf(key, sizeof(key), "hn:stream:%u", s);
+        char key[HN_KEY_CAP], hdr[8];
+        size_t kl = hn_key_stream(key, s);
         hn_buf hb = {hdr, 0, sizeof(hdr)};
         msgpack_packer hp;
         msgpack_packer_init(&hp, &hb, hn_buf_msgpack_write);
         msgpack_pack_array(&hp, w->shard_n[s]);
         hn_resp_cmd(&w->cmds, 8);
         hn_resp_str(&w->cmds, "XADD");
-        hn_resp_arg(&w->cmds, key, (size_t)kl);
+        hn_resp_arg(&w->cmds, key, kl);
         hn_resp_str(&w->cmds, "MAXLEN");
         hn_resp_str(&w->cmds, "~");
         hn_resp_u64(&w->cmds, (uint64_t)c->cfg.stream_maxlen);

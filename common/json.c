@@ -1,7 +1,7 @@
 /* json.c: see json.h. */
 #include "common/json.h"
 
-#include "proto/beacon.h"
+#include "common/utf8.h"
 
 #include <stdio.h>
 

@@ -14,12 +14,14 @@
  * new row, or the HSET lands after the WATCH and aborts the EXEC.
  */
 #include "ctl/ctl.h"
+#include "common/json.h"
+#include "proto/keys.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define WIDGETS_KEY   "hn:widgets"
+#define WIDGETS_KEY   HN_KEY_WIDGETS
 #define KEY_LEN       16
 #define NAME_MAX_LEN  200
 #define DOMAIN_MAX_LEN 253
@@ -200,22 +202,13 @@ static size_t display_width(const char *s) {
     return w;
 }
 
+/* s as a JSON string (common/json.c: escapes, invalid UTF-8 replaced). */
 static void put_json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        switch (c) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
-        default:
-            if (c < 0x20 || c == 0x7f) fprintf(f, "\\u%04x", c);
-            else fputc(c, f);
-        }
-    }
-    fputc('"', f);
+    hn_buf b;
+    hn_buf_init(&b, strlen(s) + 16);
+    hn_json_str(&b, s, strlen(s));
+    fwrite(b.p, 1, b.len, f);
+    hn_buf_free(&b);
 }
 
 static int widget_list(const hn_config *cfg, int argc, char **argv) {

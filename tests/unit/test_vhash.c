@@ -2,6 +2,7 @@
  * with `openssl dgst -mac HMAC`), the UTC day, the salts' hex and Redis
  * key, and the salt holder across midnight and under concurrent readers. */
 #include "collector/vhash.h"
+#include "proto/keys.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -104,8 +105,8 @@ static void test_utc_day(void **state) {
 
 static void test_salt_key_and_hex(void **state) {
     (void)state;
-    char key[32];
-    hn_salt_key(20261124, key);
+    char key[HN_KEY_CAP];
+    hn_key_salt(key, 20261124);
     assert_string_equal(key, "hn:salt:20261124");
 
     char a[2 * HN_SALT_LEN + 1], b[2 * HN_SALT_LEN + 1];

@@ -60,7 +60,6 @@ struct hn_rconn {
     struct event *watch;         /* reply-timeout watchdog while up */
     char          errtext[256];
     bool          in_reply_error;
-    hn_rconn_stats stats;
 };
 
 /* --- reply objects that allocate nothing ---------------------------------- */
@@ -141,13 +140,9 @@ static void lost(hn_rconn *c, const char *why) {
         g->left = g->ncmds;
         g->nerr = 0;
     }
-    if (c->gcount) c->stats.resent_groups += c->gcount;
     c->sent = c->head;
     schedule_retry(c);          /* first: the state callback may hn_rconn_take */
-    if (was_up) {
-        c->stats.disconnects++;
-        if (c->cbs.state) c->cbs.state(c->ctx, false, why);
-    }
+    if (was_up && c->cbs.state) c->cbs.state(c->ctx, false, why);
 }
 
 /* AUTH and SELECT go first on every new connection; their replies are
@@ -187,7 +182,6 @@ static void connected(hn_rconn *c) {
     event_del(c->wev);
     c->wev_on = false;
     event_add(c->rev, NULL);
-    c->stats.connects++;
     c->progress_ms = hn_mono_ms();
     if (c->watch && c->reply_timeout_ms > 0) {
         int every = c->reply_timeout_ms / 4 > 100 ? c->reply_timeout_ms / 4 : 100;
@@ -270,7 +264,6 @@ static void on_watch(evutil_socket_t fd, short what, void *arg) {
     if (hn_mono_ms() - c->progress_ms > (uint64_t)c->reply_timeout_ms) {
         hn_warn("event=redis_reply_timeout waited_ms=%llu groups=%u",
                 (unsigned long long)(hn_mono_ms() - c->progress_ms), c->gcount);
-        c->stats.timeouts++;
         lost(c, "reply timeout");
     }
 }
@@ -330,11 +323,9 @@ static int read_replies(hn_rconn *c) {
             }
             group *g = &c->g[c->ghead];
             if (obj == &obj_err) {
-                c->stats.error_replies++;
                 if (retryable(c->errtext)) {
                     /* Not done: Redis cannot take writes now. The group (and
                      * what follows it) goes out again on a new connection. */
-                    c->stats.retryable_errors++;
                     char why[300];
                     snprintf(why, sizeof(why), "retryable error reply: %.200s", c->errtext);
                     lost(c, why);
@@ -363,7 +354,6 @@ static int write_pending(hn_rconn *c) {
             return HN_ERR;
         }
         c->sent += (size_t)n;
-        c->stats.bytes_written += (uint64_t)n;
     }
     want_write(c, false);
     return HN_OK;
@@ -476,16 +466,13 @@ uint32_t hn_rconn_take(hn_rconn *c, hn_rconn_take_fn fn, void *ctx) {
 }
 
 void hn_rconn_halt(hn_rconn *c) {
-    bool was_up = c->st == ST_UP;
     if (c->watch) event_del(c->watch);
     evtimer_del(c->timer);
     close_fd(c);
     c->sent = c->head;
     c->st = ST_IDLE;
-    if (was_up) c->stats.disconnects++;
 }
 
 bool hn_rconn_up(const hn_rconn *c) { return c->st == ST_UP; }
 size_t hn_rconn_buffered(const hn_rconn *c) { return c->buf.len - c->head; }
 uint32_t hn_rconn_groups(const hn_rconn *c) { return c->gcount; }
-void hn_rconn_get_stats(const hn_rconn *c, hn_rconn_stats *out) { *out = c->stats; }

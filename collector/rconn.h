@@ -74,10 +74,5 @@ bool     hn_rconn_up(const hn_rconn *c);
 size_t   hn_rconn_buffered(const hn_rconn *c);   /* bytes not yet acknowledged */
 uint32_t hn_rconn_groups(const hn_rconn *c);     /* groups not yet acknowledged */
 
-typedef struct hn_rconn_stats {
-    uint64_t connects, disconnects, resent_groups, error_replies, bytes_written, timeouts;
-    uint64_t retryable_errors;   /* LOADING, OOM, ...: the connection was dropped, groups resent */
-} hn_rconn_stats;
-void hn_rconn_get_stats(const hn_rconn *c, hn_rconn_stats *out);
 
 #endif

@@ -117,14 +117,3 @@ void hn_resp_u64(hn_buf *b, uint64_t v) {
     hn_resp_arg(b, tmp, hn_u64toa(v, tmp));
 }
 
-void hn_resp_i64(hn_buf *b, int64_t v) {
-    char tmp[22];
-    size_t n = 0;
-    uint64_t u = (uint64_t)v;
-    if (v < 0) {
-        tmp[n++] = '-';
-        u = (uint64_t)0 - u;
-    }
-    n += hn_u64toa(u, tmp + n);
-    hn_resp_arg(b, tmp, n);
-}

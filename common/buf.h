@@ -33,7 +33,6 @@ void hn_resp_arg(hn_buf *b, const void *p, size_t n);
 void hn_resp_arg2(hn_buf *b, const void *p1, size_t n1, const void *p2, size_t n2);
 void hn_resp_str(hn_buf *b, const char *s);
 void hn_resp_u64(hn_buf *b, uint64_t v);
-void hn_resp_i64(hn_buf *b, int64_t v);
 
 /* A msgpack-c write callback appending to the hn_buf given as data. */
 int hn_buf_msgpack_write(void *data, const char *buf, size_t len);

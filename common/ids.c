@@ -31,17 +31,6 @@ uint64_t hn_rng_next(hn_rng *r) {
     return result;
 }
 
-void hn_rng_bytes(hn_rng *r, void *out, size_t n) {
-    uint8_t *o = out;
-    while (n) {
-        uint64_t v = hn_rng_next(r);
-        size_t k = n < 8 ? n : 8;
-        memcpy(o, &v, k);
-        o += k;
-        n -= k;
-    }
-}
-
 void hn_event_id_new(hn_rng *r, uint64_t now_ms, uint8_t out[16]) {
     uint64_t a = hn_rng_next(r), b = hn_rng_next(r);
     for (int i = 0; i < 6; i++) out[i] = (uint8_t)(now_ms >> (40 - 8 * i));

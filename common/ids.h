@@ -14,7 +14,6 @@ typedef struct hn_rng { uint64_t s[4]; } hn_rng;
 
 void     hn_rng_seed(hn_rng *r);            /* from getrandom(2) */
 uint64_t hn_rng_next(hn_rng *r);
-void     hn_rng_bytes(hn_rng *r, void *out, size_t n);
 
 void hn_event_id_new(hn_rng *r, uint64_t now_ms, uint8_t out[16]);
 

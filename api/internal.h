@@ -98,7 +98,8 @@ typedef struct hn_pool_stats {
     uint64_t expired, stream_chunks, stream_bytes, streams_cut;
 } hn_pool_stats;
 
-hn_api_pool *hn_pool_create(const hn_config *cfg, const hn_redis_addr *raddr,
+/* writing: the server's count of answers going out (reply.h), main thread only */
+hn_api_pool *hn_pool_create(const hn_config *cfg, const hn_redis_addr *raddr, uint64_t *writing,
                             struct event_base *base, hn_pool_done_fn done, void *arg);
 int  hn_pool_start(hn_api_pool *p, char *err, size_t cap);
 /* HN_OK, or HN_AGAIN when the queue holds API_MAX_QUEUE jobs already. */
@@ -177,36 +178,5 @@ int  hn_server_run(hn_api_server *s);
 /* Milliseconds left of HERENOW_SHUTDOWN_TIMEOUT_MS since the stop signal. */
 int  hn_server_remaining_ms(const hn_api_server *s);
 void hn_server_destroy(hn_api_server *s);
-
-/* Counts an answer about to be sent on req until evhttp has written it out
- * or its connection is gone (a stop waits for these). Sets req's
- * on-complete callback and its connection's close callback. */
-void hn_server_track(void *server, struct evhttp_request *req);
-
-/* Headers every answer carries; content_type NULL: application/json. */
-void hn_server_headers(struct evhttp_request *req, const char *content_type);
-
-/* The route of path for method m: its index (raw, still encoded parameter
- * segments in params), -1 for an unknown path, -2 for a known path with
- * another method (the right ones in allow, "GET, POST"). Pure. */
-int hn_api_route_find(const char *path, hn_api_method m, hn_str *params, int *nparams,
-                      char *allow, size_t cap);
-const char *hn_api_route_name(int route);     /* metric label */
-
-/* Parses a raw query string (NULL: none) into rq's qkey/qval, decoded
- * ('+' is a space); HN_ERR with the 400 reason in why: a bad %-escape or
- * an encoded NUL, an empty key, a key twice, more than HN_API_MAX_QUERY
- * keys. Empty "&&" segments are skipped; "k" alone is k="". The strings
- * parsed so far stay in rq (hn_job_free frees them). */
-int hn_api_parse_query(const char *q, hn_api_req *rq, char *why, size_t cap);
-
-/* For log lines: bytes outside printable ASCII, quotes and backslashes as
- * %XX, the secret of anything shaped like a token masked ("hn_<id>_***"),
- * cut to fit cap. */
-void hn_api_log_safe(char *out, size_t cap, const char *s);
-
-/* true when s is a canonical widget id: 1..2147483647, digits only, no
- * leading zero. */
-bool hn_api_widget_id(const char *s, int64_t *out);
 
 #endif

@@ -20,6 +20,7 @@
  * hn_api_stream_write returns HN_ERR.
  */
 #include "api/internal.h"
+#include "api/reply.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -60,6 +61,7 @@ struct hn_api_pool {
     struct event      *notify;
     hn_pool_done_fn    done;
     void              *done_arg;
+    uint64_t          *writing;     /* the server's count of answers going out */
     int                nslots;
     slot              *slots;
 
@@ -271,7 +273,7 @@ static void send_begin(hn_api_pool *p, hn_api_job *job) {
         return;
     }
     struct evhttp_request *req = job->req;
-    hn_server_headers(req, job->stream_ctype);
+    hn_reply_headers(req, job->stream_ctype);
     if (job->stream_disposition)
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Disposition",
                           job->stream_disposition);
@@ -326,7 +328,7 @@ static void end_stream(hn_api_pool *p, hn_api_job *job) {
         evhttp_connection_free(evcon);    /* frees req with it */
         return;
     }
-    hn_server_track(p->done_arg, req);
+    hn_reply_track(p->writing, req);
     evhttp_send_reply_end(req);
 }
 
@@ -563,7 +565,7 @@ static void *worker_main(void *arg) {
 
 /* ---- the pool ------------------------------------------------------------------------ */
 
-hn_api_pool *hn_pool_create(const hn_config *cfg, const hn_redis_addr *raddr,
+hn_api_pool *hn_pool_create(const hn_config *cfg, const hn_redis_addr *raddr, uint64_t *writing,
                             struct event_base *base, hn_pool_done_fn done, void *arg) {
     hn_api_pool *p = hn_xcalloc(1, sizeof(*p));
     p->cfg = cfg;
@@ -571,6 +573,7 @@ hn_api_pool *hn_pool_create(const hn_config *cfg, const hn_redis_addr *raddr,
     p->base = base;
     p->done = done;
     p->done_arg = arg;
+    p->writing = writing;
     p->qcap = (size_t)cfg->api_max_queue;
     p->otail = &p->ohead;
     pthread_mutex_init(&p->qmu, NULL);

@@ -1,5 +1,6 @@
 /* sse.c: see sse.h. */
 #include "api/sse.h"
+#include "api/reply.h"
 
 #include "common/json.h"
 #include "common/log.h"
@@ -51,7 +52,7 @@ struct hn_sse {
     const hn_config   *cfg;
     struct event_base *base;
     hn_api_auth       *auth;
-    void              *server;
+    uint64_t          *writing;     /* the server's count of answers going out */
     hn_live           *live;
     struct event      *timer;
     sub               *subs;                 /* by id */
@@ -133,16 +134,16 @@ static void sub_end(sub *u, int reason) {
         char bye[96];
         int n = snprintf(bye, sizeof(bye), "event: bye\ndata: {\"reason\":\"%s\"}\n\n", bye_names[reason]);
         write_text(u, bye, (size_t)n);
-        hn_server_track(s->server, req);
+        hn_reply_track(s->writing, req);
         evhttp_send_reply_end(req);
     } else {
         /* never started: a JSON error, like any route */
-        hn_server_headers(req, NULL);
+        hn_reply_headers(req, NULL);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
         struct evbuffer *b = evbuffer_new();
         evbuffer_add_printf(b, "{\"error\":\"%s\"}",
                             reason == BYE_UNAVAILABLE ? "redis unavailable" : "shutting down");
-        hn_server_track(s->server, req);
+        hn_reply_track(s->writing, req);
         evhttp_send_reply(req, 503, NULL, b);
         evbuffer_free(b);
     }
@@ -257,12 +258,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
 /* ---- life cycle ------------------------------------------------------------------------ */
 
 hn_sse *hn_sse_create(const hn_config *cfg, const hn_redis_addr *raddr, struct event_base *base,
-                      hn_api_auth *auth, void *server) {
+                      hn_api_auth *auth, uint64_t *writing) {
     hn_sse *s = hn_xcalloc(1, sizeof(*s));
     s->cfg = cfg;
     s->base = base;
     s->auth = auth;
-    s->server = server;
+    s->writing = writing;
     s->live = hn_live_create(cfg, raddr, base, deliver, s);
     s->timer = event_new(base, -1, EV_PERSIST, on_timer, s);
     return s;

@@ -21,7 +21,7 @@
 typedef struct hn_sse hn_sse;
 
 hn_sse *hn_sse_create(const hn_config *cfg, const hn_redis_addr *raddr, struct event_base *base,
-                      hn_api_auth *auth, void *server);
+                      hn_api_auth *auth, uint64_t *writing);
 int     hn_sse_start(hn_sse *s, char *err, size_t cap);
 /* Takes req (auth, scope and parameters checked) as a stream of widget_id
  * for who; last_epoch 0: no Last-Event-ID. HN_OK: req is the stream's now

@@ -4,6 +4,8 @@
  * may show. */
 #include "api/internal.h"
 #include "common/pct.h"
+#include "api/request.h"
+#include "api/router.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

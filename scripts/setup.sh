@@ -38,6 +38,9 @@ PACKAGES=(
     libmaxminddb-dev libpcre2-dev uap-core libyaml-dev libmaxmind-db-writer-perl zlib1g-dev
     # the widget and dashboard tests: headless Chromium driven by playwright-core
     chromium
+    # promtool (`promtool check metrics` on both daemons' /metrics); its
+    # Prometheus server is never started (see policy-rc.d below)
+    prometheus
 )
 
 # Only for `make bench-http`: the reference server and the profiler.
@@ -99,11 +102,12 @@ fi
 
 echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# Installing nginx must not start a system nginx on port 80: a policy-rc.d
-# that says "no" for the time of the install, unless the machine has one.
+# Installing must not start system services (nginx on port 80, prometheus on
+# 9090, ...): herenow runs its own servers. A policy-rc.d that says "no" for
+# the time of the install, unless the machine has one.
 policy=/usr/sbin/policy-rc.d
 made_policy=0
-if [ "$bench" -eq 1 ] && [ ! -e "$policy" ]; then
+if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
     "${SUDO[@]}" chmod +x "$policy"
     made_policy=1

@@ -64,6 +64,18 @@ _hn_oneline() {
     printf '%s' "${s//$'\n'/\\n}"
 }
 
+# hn_promtool DESC URL: the /metrics at URL passes Prometheus's own linter
+# (`promtool check metrics`: HELP and TYPE for every family, base units,
+# counters ending in _total, well-formed histograms).
+hn_promtool() {
+    local desc=$1 url=$2 f=$HN_TMP/promtool.$RANDOM
+    if ! curl -fsS "$url" >"$f"; then
+        hn_fail "$desc (could not read $url)"
+        return
+    fi
+    hn_assert_cmd "$desc" bash -c "promtool check metrics < '$f'"
+}
+
 hn_assert_eq() {
     local desc=$1 want=$2 got=$3
     if [ "$want" == "$got" ]; then

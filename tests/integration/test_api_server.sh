@@ -74,6 +74,7 @@ for name in herenow_api_requests_total herenow_api_request_duration_seconds_buck
     herenow_api_connects_total herenow_up_seconds; do
     case "$m" in *"$name"*) hn_ok "/metrics has $name" ;; *) hn_fail "/metrics lacks $name" ;; esac
 done
+hn_promtool "promtool check metrics accepts the api's /metrics" "$U/metrics"
 hn_assert_cmd "/metrics is Prometheus text" bash -c "curl -sI '$U/metrics' | grep -qi '^content-type: text/plain; version=0.0.4'"
 
 # --- the token check comes first under /api/

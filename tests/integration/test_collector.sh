@@ -189,6 +189,8 @@ hn_wait_for 10 "everything accepted is written once Redis answers again" written
 hn_assert_eq "each of the 40 is in the stream (by event id; resent pipelines may repeat one)" 40 \
     "$("$CTL" stream dump | grep '"s":"sessH0001"' | grep -o '"event_id":"[^"]*"' | sort -u | wc -l)"
 
+hn_promtool "promtool check metrics accepts the collector's /metrics" "http://127.0.0.1:$ADMIN/metrics"
+
 # --- SIGTERM right after a burst: nothing accepted is left unwritten
 before=$("$CTL" stream count)
 M=4000

@@ -121,6 +121,7 @@ hn_assert_eq "breakdown by referrer" "(direct)=1 www.google.com=1" \
 check_consistent "after one visit"
 hn_wait_for 10 "stream trimmed to the group's progress" bash -c "[ \$(redis-cli -p $HN_REDIS_PORT XLEN hn:stream:0) -le 1 ]"
 hn_assert_eq "nothing pending" 0 "$(hn_redis XPENDING hn:stream:0 drain | head -1)"
+hn_promtool "promtool check metrics accepts the api's /metrics with the drain on" "http://127.0.0.1:$API/metrics"
 hn_stop "$API_PID"
 
 # --- 2. killed before COMMIT: nothing written; the next process claims and writes ----

@@ -1,7 +1,9 @@
 /*
- * collector.c: the collector's main thread — start-up, the jobs that are not
- * per beacon (hn:widgets refresh, trimming stale live-set members), signals
- * and the orderly stop.
+ * collector.c: the collector process — start-up, signals and the orderly
+ * stop on the main thread, and the housekeeping thread that runs the jobs
+ * that are not per beacon (hn:widgets refresh, the daily salts, trimming
+ * stale live-set members) with its own blocking Redis connection, so that a
+ * hung Redis never stalls the main thread's /metrics and /readyz.
  */
 #include "collector/collector.h"
 #include "common/log.h"

@@ -1,9 +1,10 @@
 /*
  * collector.h: the collector process: configuration shared read-only by the
- * workers, the workers themselves, and the main thread's jobs (admin HTTP,
- * widget refresh, trimming, signals).
+ * workers, the workers themselves, the main thread's jobs (admin HTTP,
+ * signals) and the housekeeping thread's (widget refresh, salts, trimming).
  *
- *   main thread: admin /metrics /livez /readyz, hn:widgets refresh, ZSET trim
+ *   main thread: admin /metrics /livez /readyz, signals, the stop
+ *   housekeeping thread: hn:widgets refresh, daily salts, ZSET trim
  *   worker 0..N-1: own UDP socket (SO_REUSEPORT), own event base, own Redis
  *                  connection; decode → validate → resolve → record → Redis
  */

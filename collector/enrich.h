@@ -27,7 +27,7 @@
 typedef struct hn_enrich_cfg {
     const hn_uap   *uap;         /* NULL: no user-agent parsing */
     const hn_geo   *geo;         /* NULL: no geo */
-    hn_salt_holder *salts;       /* the daily salts, refreshed by the main thread */
+    hn_salt_holder *salts;       /* the daily salts, refreshed by the housekeeping thread */
     hn_ipmode       ipmode;
 } hn_enrich_cfg;
 

@@ -1,7 +1,7 @@
 /*
  * widgets.h: the collector's view of hn:widgets (widget key → widget id).
  *
- * A table is immutable once built. The main thread re-reads hn:widgets every
+ * A table is immutable once built. The housekeeping thread re-reads hn:widgets every
  * HERENOW_WIDGET_REFRESH_MS and publishes a new table when it changed;
  * workers pick it up at their next batch (hn_widgets_acquire compares a
  * generation number and only takes the lock when it changed). A table is

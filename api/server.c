@@ -23,6 +23,7 @@
  * complete (or their connection gone), so that a stop waits for them to
  * reach the client, not just for the handlers to return.
  */
+#include "api/drain/drain.h"
 #include "api/internal.h"
 #include "api/params.h"
 #include "api/sse.h"

@@ -10,7 +10,7 @@
  *                 answer. It never blocks on PostgreSQL or Redis.
  *   N workers     (HERENOW_API_THREADS) each own one blocking PGconn and one
  *                 blocking redisContext (with timeouts) and run handlers.
- *   drain         api/drain.c: its own PGconn and redisContext, moves the
+ *   drain         api/drain/: its own PGconn and redisContext, moves the
  *                 stream into PostgreSQL (DESIGN.md §4).
  *
  *   server.c    evhttp, routing, auth, jobs, answers, /livez /readyz /metrics
@@ -19,7 +19,7 @@
  *   routes_live.c     active visitors, session details, deactivate, erase
  *   routes_history.c  stats, timeseries, breakdown, sessions, export.csv
  *   params.c    query and path parameter parsing shared by the routes
- *   drain.c     the drain worker
+ *   drain/      the drain worker, a room of its own (api/drain/drain.h)
  */
 #ifndef HN_API_H
 #define HN_API_H
@@ -147,22 +147,5 @@ void hn_route_breakdown(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs)
 void hn_route_sessions(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 void hn_route_export(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 void hn_route_widgets(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
-
-/* ---- the drain (drain.c) ---------------------------------------------------------- */
-
-typedef struct hn_drain hn_drain;
-
-hn_drain *hn_drain_start(const hn_config *cfg);        /* NULL when disabled */
-/* Asks the drain to finish its current cycle (commit + ack, or nothing) and
- * stop, without waiting (from the event loop, at SIGTERM). NULL: no-op. */
-void      hn_drain_request_stop(hn_drain *d);
-/* The same, then waits for it at least a drain read's BLOCK time (so that a
- * stop asked early can end its read) or timeout_ms, whichever is longer.
- * HN_OK when it stopped cleanly. */
-int       hn_drain_stop(hn_drain *d, int timeout_ms);
-/* Appends the drain's metrics (Prometheus text format) to out. Thread-safe. */
-void      hn_drain_metrics(hn_drain *d, hn_buf *out);
-/* true when the drain's last PostgreSQL and Redis calls worked (readyz). */
-bool      hn_drain_healthy(hn_drain *d);
 
 #endif

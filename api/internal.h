@@ -17,6 +17,7 @@
 #define HN_API_INTERNAL_H
 
 #include "api/api.h"
+#include "api/drain/drain.h"
 #include "common/redis.h"
 
 struct event;

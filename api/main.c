@@ -1,4 +1,5 @@
 /* main.c: herenow-api — wiring only (see api/api.h for the threads). */
+#include "api/drain/drain.h"
 #include "api/internal.h"
 #include "common/log.h"
 

@@ -8,6 +8,7 @@
 #define HN_SERVER_PRIV_H
 
 #include "api/internal.h"
+#include "api/drain/drain.h"
 #include "api/router.h"
 #include "api/sse.h"
 #include "api/static.h"

@@ -14,8 +14,8 @@
 #   history:  PAGE_VIEWS (10,000,000) page views over DAYS (30) days,
 #             generated in SQL (≈ 2 M sessions, 200 paths), plus the custom
 #             and chat events, the session rows and the rollups the drain
-#             would have written for them (api/drain.c: sql_sessions,
-#             sql_rollup, sql_dims, aggregated over the generated rows), then
+#             would have written for them (api/drain/sql.c: sessions,
+#             rollup, dims, aggregated over the generated rows), then
 #             VACUUM ANALYZE. Each generation step is timed.
 #
 # Then herenow-api (HERENOW_DRAIN=off, every other setting at its default)

@@ -1,0 +1,291 @@
+/*
+ * pg.c: the drain's PostgreSQL side (pg.h), over the worker's blocking
+ * PGconn: the connection and its temp tables, the batch's one transaction
+ * (COPY of batch.c's texts, then sql.c's statements), partitions and the
+ * periodic sweep and retention.
+ */
+#include "api/drain/pg.h"
+
+#include "api/drain/sql.h"
+#include "common/log.h"
+#include "proto/keys.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+void hn_drain_pg_close(hn_drain_worker *d) {
+    if (d->pg) PQfinish(d->pg);
+    d->pg = NULL;
+    d->pg_ready = false;
+    d->part_lo = d->part_hi = 0;
+}
+
+static bool pg_ok(hn_drain_worker *d, PGresult *r, ExecStatusType want, const char *what) {
+    if (r && PQresultStatus(r) == want) return true;
+    const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(d->pg);
+    hn_warn("event=drain_pg_error what=%s err='%s'", what, msg);
+    snprintf(d->last_err, sizeof(d->last_err), "%s: %s", what, msg);
+    /* a data exception, a constraint (but the unique key: see copy_in) or
+     * a limit: the same batch will fail the same way every time */
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    d->data_error = state && (strncmp(state, "22", 2) == 0 || strncmp(state, "54", 2) == 0 ||
+                              (strncmp(state, "23", 2) == 0 && strcmp(state, "23505") != 0));
+    return false;
+}
+
+static int pg_exec(hn_drain_worker *d, const char *what, const char *sql, int n,
+                   const char *const *p) {
+    PGresult *r = PQexecParams(d->pg, sql, n, NULL, p, NULL, NULL, 0);
+    bool ok = (r && PQresultStatus(r) == PGRES_TUPLES_OK) || pg_ok(d, r, PGRES_COMMAND_OK, what);
+    PQclear(r);
+    return ok ? HN_OK : HN_ERR;
+}
+
+static int ensure_partitions(hn_drain_worker *d, int64_t lo_day, int64_t hi_day) {
+    if (d->part_hi && lo_day >= d->part_lo && hi_day <= d->part_hi) return HN_OK;
+    char lo[16], hi[16];
+    snprintf(lo, sizeof(lo), "%lld", (long long)lo_day);
+    snprintf(hi, sizeof(hi), "%lld", (long long)hi_day);
+    const char *p[] = {lo, hi};
+    if (pg_exec(d, "partitions", hn_drain_sql_partitions, 2, p) != HN_OK) return HN_ERR;
+    if (d->part_hi == 0 || lo_day < d->part_lo) d->part_lo = lo_day;
+    if (hi_day > d->part_hi) d->part_hi = hi_day;
+    return HN_OK;
+}
+
+int hn_drain_pg_connect(hn_drain_worker *d) {
+    if (d->pg && PQstatus(d->pg) == CONNECTION_OK && d->pg_ready) return HN_OK;
+    hn_drain_pg_close(d);
+    d->pg = PQconnectdb(d->cfg->database_url);
+    if (PQstatus(d->pg) != CONNECTION_OK) {
+        hn_warn("event=drain_pg_connect_failed err='%s'", PQerrorMessage(d->pg));
+        hn_drain_pg_close(d);
+        return HN_ERR;
+    }
+    PGresult *r = PQexec(d->pg, hn_drain_sql_setup);
+    bool ok = pg_ok(d, r, PGRES_COMMAND_OK, "setup");
+    PQclear(r);
+    if (!ok) { hn_drain_pg_close(d); return HN_ERR; }
+    d->pg_ready = true;
+    int64_t today = (int64_t)(hn_now_ms() / 86400000);
+    if (ensure_partitions(d, today - 1, today + 7) != HN_OK) { hn_drain_pg_close(d); return HN_ERR; }
+    hn_info("event=drain_pg_connected");
+    return HN_OK;
+}
+
+static int64_t rows_affected(PGresult *r) {
+    const char *s = PQcmdTuples(r);
+    return s && *s ? atoll(s) : 0;
+}
+
+/* One COPY … FROM STDIN of the text in b. HN_AGAIN on a unique violation:
+ * a record of the batch was written meanwhile (by another consumer). */
+static int copy_in(hn_drain_worker *d, const char *sql, const hn_buf *b, const char *what) {
+    if (b->len == 0) return HN_OK;
+    PGresult *r = PQexec(d->pg, sql);
+    bool ok = pg_ok(d, r, PGRES_COPY_IN, what);
+    PQclear(r);
+    if (!ok) return HN_ERR;
+    for (size_t off = 0; off < b->len;) {
+        size_t n = b->len - off > (1u << 20) ? (1u << 20) : b->len - off;
+        if (PQputCopyData(d->pg, b->p + off, (int)n) != 1) {
+            hn_warn("event=drain_pg_error what=%s err='%s'", what, PQerrorMessage(d->pg));
+            return HN_ERR;
+        }
+        off += n;
+    }
+    if (PQputCopyEnd(d->pg, NULL) != 1) {
+        hn_warn("event=drain_pg_error what=%s err='%s'", what, PQerrorMessage(d->pg));
+        return HN_ERR;
+    }
+    int rc = HN_OK;
+    r = PQgetResult(d->pg);
+    if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+        const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+        if (state && strcmp(state, "23505") == 0) {
+            hn_info("event=drain_conflict what=%s", what);
+            rc = HN_AGAIN;
+        } else {
+            pg_ok(d, r, PGRES_COMMAND_OK, what);
+            rc = HN_ERR;
+        }
+    }
+    PQclear(r);
+    while ((r = PQgetResult(d->pg)) != NULL) PQclear(r);
+    return rc;
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* "01890a5d-ac96-…" → 16 bytes */
+static bool parse_uuid(const char *s, uint8_t out[16]) {
+    int n = 0;
+    for (; *s && n < 32; s++) {
+        if (*s == '-') continue;
+        int v = hexval(*s);
+        if (v < 0) return false;
+        if (n % 2 == 0) out[n / 2] = (uint8_t)(v << 4);
+        else out[n / 2] |= (uint8_t)v;
+        n++;
+    }
+    return n == 32;
+}
+
+/* Fills the batch's existing with its records that PostgreSQL has already
+ * (a redelivered batch: its first delivery may have committed). */
+static int find_existing(hn_drain_worker *d) {
+    hn_seen_clear(&d->batch.existing);
+    int rc = copy_in(d, hn_drain_sql_copy_ids, &d->batch.ids, "copy_ids");
+    if (rc != HN_OK) return HN_ERR;
+    PGresult *r = PQexec(d->pg, hn_drain_sql_existing);
+    if (!pg_ok(d, r, PGRES_TUPLES_OK, "existing")) {
+        PQclear(r);
+        return HN_ERR;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        uint8_t id[16];
+        if (parse_uuid(PQgetvalue(r, i, 0), id)) hn_seen_add(&d->batch.existing, id);
+    }
+    PQclear(r);
+    return HN_OK;
+}
+
+/* Where a batch's time goes, for the debug log. */
+enum { ST_ROWS, ST_AGG, ST_SESSIONS, ST_ROLLUP, ST_DIMS, ST_COMMIT, ST__N };
+
+static void step(uint64_t *steps, int i, uint64_t *t) {
+    uint64_t n = hn_mono_us();
+    steps[i] = n - *t;
+    *t = n;
+}
+
+/* One transaction for the whole batch (pg.h says what it returns). */
+int hn_drain_pg_write_batch(hn_drain_worker *d, int64_t *sessions) {
+    hn_drain_batch *b = &d->batch;
+    uint64_t steps[ST__N] = {0};
+    uint64_t t0 = hn_mono_us();
+    b->min_ts = b->max_ts = 0;
+    d->data_error = false;
+    if (b->redelivered) hn_drain_batch_ids(b);
+    else hn_drain_batch_build(b);
+    d->build_us = hn_mono_us() - t0;
+    if (b->min_ts) {
+        int64_t lo = (int64_t)(b->min_ts / 86400000000ull);
+        int64_t hi = (int64_t)(b->max_ts / 86400000000ull);
+        if (ensure_partitions(d, lo, hi) != HN_OK) return HN_ERR;
+    }
+
+    PGresult *r = PQexec(d->pg, "BEGIN");
+    bool ok = pg_ok(d, r, PGRES_COMMAND_OK, "begin");
+    PQclear(r);
+    if (!ok) goto fail_noroll;
+    uint64_t tt = hn_mono_us();
+    int rc = HN_OK;
+    if (b->redelivered) {
+        if (find_existing(d) != HN_OK) goto fail;
+        hn_drain_batch_build(b);
+    }
+    if ((rc = copy_in(d, hn_drain_sql_copy_pv, &b->pv, "copy_page_views")) != HN_OK ||
+        (rc = copy_in(d, hn_drain_sql_copy_ev, &b->ev, "copy_events")) != HN_OK)
+        goto fail;
+    step(steps, ST_ROWS, &tt);
+    if (copy_in(d, hn_drain_sql_copy_agg, &b->agg, "copy_sessions") != HN_OK ||
+        copy_in(d, hn_drain_sql_copy_hourly, &b->hourly, "copy_hourly") != HN_OK ||
+        copy_in(d, hn_drain_sql_copy_dims, &b->dims, "copy_dims") != HN_OK) {
+        rc = HN_ERR;
+        goto fail;
+    }
+    step(steps, ST_AGG, &tt);
+    if (b->nsessions > 0) {
+        r = PQexec(d->pg, hn_drain_sql_sessions);
+        ok = pg_ok(d, r, PGRES_COMMAND_OK, "sessions");
+        *sessions = ok ? rows_affected(r) : 0;
+        PQclear(r);
+        if (!ok) { rc = HN_ERR; goto fail; }
+        step(steps, ST_SESSIONS, &tt);
+        if (pg_exec(d, "rollup", hn_drain_sql_rollup, 0, NULL) != HN_OK) { rc = HN_ERR; goto fail; }
+        step(steps, ST_ROLLUP, &tt);
+        if (pg_exec(d, "dims", hn_drain_sql_dims, 0, NULL) != HN_OK) { rc = HN_ERR; goto fail; }
+        if (pg_exec(d, "referrer_moved", hn_drain_sql_referrer_moved, 0, NULL) != HN_OK) {
+            rc = HN_ERR;
+            goto fail;
+        }
+        step(steps, ST_DIMS, &tt);
+    }
+    for (size_t i = 0; i < b->nrejects; i++) {
+        char key[HN_KEY_CAP];
+        hn_key_stream(key, (unsigned)b->rejects[i].shard);
+        /* bytea in hex text form: bound as a parameter like everything else */
+        hn_buf hex;
+        hn_buf_init(&hex, b->rejects[i].rawlen * 2 + 3);
+        hn_buf_append(&hex, "\\x", 2);
+        for (size_t k = 0; k < b->rejects[i].rawlen; k++)
+            hn_buf_printf(&hex, "%02x", (unsigned char)b->rejects[i].raw[k]);
+        hn_buf_append(&hex, "", 1);
+        const char *p[] = {key, b->rejects[i].id, b->rejects[i].why,
+                           b->rejects[i].raw ? hex.p : NULL};
+        int prc = pg_exec(d, "reject", hn_drain_sql_reject, 4, p);
+        hn_buf_free(&hex);
+        if (prc != HN_OK) { rc = HN_ERR; goto fail; }
+    }
+
+    hn_drain_worker_failpoint(d, 1);
+    r = PQexec(d->pg, "COMMIT");
+    ok = pg_ok(d, r, PGRES_COMMAND_OK, "commit");
+    PQclear(r);
+    if (!ok) goto fail_noroll;
+    step(steps, ST_COMMIT, &tt);
+    hn_debug("event=drain_batch records=%zu repeats=%zu sessions=%zu redelivered=%d read_us=%llu"
+             " build_us=%llu rows_us=%llu agg_us=%llu sessions_us=%llu rollup_us=%llu"
+             " dims_us=%llu commit_us=%llu",
+             b->nrecords, b->nrepeats, b->nsessions, b->redelivered,
+             (unsigned long long)d->read_us, (unsigned long long)d->build_us,
+             (unsigned long long)steps[ST_ROWS], (unsigned long long)steps[ST_AGG],
+             (unsigned long long)steps[ST_SESSIONS], (unsigned long long)steps[ST_ROLLUP],
+             (unsigned long long)steps[ST_DIMS], (unsigned long long)steps[ST_COMMIT]);
+    hn_drain_worker_failpoint(d, 2);
+    return HN_OK;
+
+fail:
+    r = PQexec(d->pg, "ROLLBACK");
+    PQclear(r);
+    if (rc == HN_AGAIN && PQstatus(d->pg) == CONNECTION_OK) return HN_AGAIN;
+    if (d->data_error && PQstatus(d->pg) == CONNECTION_OK) return HN_DRAIN_BAD;
+fail_noroll:
+    if (PQstatus(d->pg) != CONNECTION_OK) hn_drain_pg_close(d);
+    return HN_ERR;
+}
+
+/* Sessions without `end`, partitions ahead, retention. */
+void hn_drain_pg_maintenance(hn_drain_worker *d) {
+    uint64_t now = hn_mono_ms();
+    if (now - d->last_sweep_ms >= HN_DRAIN_SWEEP_EVERY_MS) {
+        d->last_sweep_ms = now;
+        char win[24];
+        snprintf(win, sizeof(win), "%lld", (long long)d->cfg->live_window_s);
+        const char *p[] = {win};
+        PGresult *r = PQexecParams(d->pg, hn_drain_sql_sweep, 1, NULL, p, NULL, NULL, 0);
+        if (pg_ok(d, r, PGRES_COMMAND_OK, "sweep")) {
+            pthread_mutex_lock(&d->mu);
+            d->m_swept += (uint64_t)rows_affected(r);
+            pthread_mutex_unlock(&d->mu);
+        }
+        PQclear(r);
+    }
+    if (now - d->last_maint_ms >= HN_DRAIN_MAINT_EVERY_MS) {
+        d->last_maint_ms = now;
+        int64_t today = (int64_t)(hn_now_ms() / 86400000);
+        d->part_hi = 0;   /* re-check: the day moved on */
+        ensure_partitions(d, today - 1, today + 7);
+        PGresult *r = PQexec(d->pg, hn_drain_sql_retention);
+        if (pg_ok(d, r, PGRES_TUPLES_OK, "retention"))
+            hn_info("event=drain_retention removed=%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+}
+

@@ -1,0 +1,33 @@
+/*
+ * stream.h: the drain's Redis side — group "drain" on every shard
+ * hn:stream:<n> (proto/keys.h), read into the worker's batch.
+ *
+ * The entries' data points into the replies, which the worker keeps
+ * (d->replies) until hn_drain_stream_release, after the batch is written.
+ * Every call that fails on the connection closes it (d->rc NULL): the next
+ * hn_drain_stream_connect makes it again, and the group with it.
+ */
+#ifndef HN_DRAIN_STREAM_H
+#define HN_DRAIN_STREAM_H
+
+#include "api/drain/worker.h"
+
+/* Connects when not connected; XGROUP CREATE … MKSTREAM on every shard. */
+int  hn_drain_stream_connect(hn_drain_worker *d);
+void hn_drain_stream_close(hn_drain_worker *d);
+/* Frees the replies the batch's entries point into. */
+void hn_drain_stream_release(hn_drain_worker *d);
+
+/* XREADGROUP COUNT drain_batch [BLOCK drain_block_ms] over every shard with
+ * the same id ("0": own pending, ">": new); the entries go to d->batch. */
+int  hn_drain_stream_read(hn_drain_worker *d, const char *id, bool block);
+/* XAUTOCLAIM on every shard: entries of consumers that died (idle longer
+ * than drain_claim_idle_ms); sets d->claim_more when there are more. */
+int  hn_drain_stream_claim(hn_drain_worker *d);
+/* XACK entries [lo, hi) of the batch, one command per shard, pipelined. */
+int  hn_drain_stream_ack(hn_drain_worker *d);
+/* XTRIM MINID to the group's progress on every shard (never closer to now
+ * than stream_keep_ms), and the pending and lag gauges. */
+void hn_drain_stream_trim(hn_drain_worker *d);
+
+#endif

@@ -1,5 +1,6 @@
 /* ids.c: see ids.h. */
 #include "common/ids.h"
+#include "common/pct.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,4 +39,17 @@ void hn_event_id_new(hn_rng *r, uint64_t now_ms, uint8_t out[16]) {
     out[7] = (uint8_t)(a >> 8);
     out[8] = (uint8_t)(0x80 | ((a >> 16) & 0x3f));
     for (int i = 9; i < 16; i++) out[i] = (uint8_t)(b >> (8 * (i - 9)));
+}
+
+bool hn_uuid_parse(const char *s, uint8_t out[16]) {
+    int n = 0;
+    for (; *s && n < 32; s++) {
+        if (*s == '-') continue;
+        int v = hn_hexval((unsigned char)*s);
+        if (v < 0) return false;
+        if (n % 2 == 0) out[n / 2] = (uint8_t)(v << 4);
+        else out[n / 2] |= (uint8_t)v;
+        n++;
+    }
+    return n == 32 && *s == '\0';
 }

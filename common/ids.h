@@ -17,4 +17,8 @@ uint64_t hn_rng_next(hn_rng *r);
 
 void hn_event_id_new(hn_rng *r, uint64_t now_ms, uint8_t out[16]);
 
+/* A UUID's text ("01890a5d-ac96-7…", hyphens anywhere, either case) → its
+ * 16 bytes; false on anything else. */
+bool hn_uuid_parse(const char *s, uint8_t out[16]);
+
 #endif

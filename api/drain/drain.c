@@ -7,6 +7,7 @@
 #include "api/drain/worker.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/prom.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,78 +122,57 @@ void hn_drain_metrics(hn_drain *dr, hn_buf *out) {
         pthread_mutex_unlock(&d->mu);
     }
     hn_drain_worker *d = &t;
-    hn_buf_printf(out,
-        "# HELP herenow_drain_records_total Records written to PostgreSQL (inserted rows).\n"
-        "# TYPE herenow_drain_records_total counter\n"
-        "herenow_drain_records_total %llu\n"
-        "# HELP herenow_drain_duplicates_total Records read again that were already in PostgreSQL (redelivery).\n"
-        "# TYPE herenow_drain_duplicates_total counter\n"
-        "herenow_drain_duplicates_total %llu\n"
-        "# TYPE herenow_drain_entries_total counter\n"
-        "herenow_drain_entries_total %llu\n"
-        "# TYPE herenow_drain_batches_total counter\n"
-        "herenow_drain_batches_total %llu\n"
-        "# HELP herenow_drain_consumers Drain consumers (threads) in this process.\n"
-        "# TYPE herenow_drain_consumers gauge\n"
-        "herenow_drain_consumers %d\n"
-        "# HELP herenow_drain_sessions_updated_total Session rows inserted or updated.\n"
-        "# TYPE herenow_drain_sessions_updated_total counter\n"
-        "herenow_drain_sessions_updated_total %llu\n"
-        "# HELP herenow_drain_claimed_total Entries claimed from consumers that stopped (XAUTOCLAIM).\n"
-        "# TYPE herenow_drain_claimed_total counter\n"
-        "herenow_drain_claimed_total %llu\n"
-        "# HELP herenow_drain_retries_total Failed cycles retried, by the server that failed.\n"
-        "# TYPE herenow_drain_retries_total counter\n"
-        "herenow_drain_retries_total{server=\"postgresql\"} %llu\n"
-        "herenow_drain_retries_total{server=\"redis\"} %llu\n"
-        "# HELP herenow_drain_rejects_total Stream entries that did not decode (kept in drain_rejects).\n"
-        "# TYPE herenow_drain_rejects_total counter\n"
-        "herenow_drain_rejects_total %llu\n"
-        "# HELP herenow_drain_conflicts_total Batches that met a record written meanwhile and were rebuilt without it.\n"
-        "# TYPE herenow_drain_conflicts_total counter\n"
-        "herenow_drain_conflicts_total %llu\n"
-        "# HELP herenow_drain_entries_deleted_total Pending entries found deleted from the stream (their records are lost: alarm).\n"
-        "# TYPE herenow_drain_entries_deleted_total counter\n"
-        "herenow_drain_entries_deleted_total %llu\n"
-        "# TYPE herenow_drain_trimmed_total counter\n"
-        "herenow_drain_trimmed_total %llu\n"
-        "# HELP herenow_drain_sessions_swept_total Sessions marked inactive after the live window without an end.\n"
-        "# TYPE herenow_drain_sessions_swept_total counter\n"
-        "herenow_drain_sessions_swept_total %llu\n"
-        "# HELP herenow_drain_pending Entries delivered to the group but not yet acknowledged.\n"
-        "# TYPE herenow_drain_pending gauge\n"
-        "herenow_drain_pending %lld\n"
-        "# HELP herenow_drain_lag_entries Entries not yet in PostgreSQL (undelivered + pending).\n"
-        "# TYPE herenow_drain_lag_entries gauge\n"
-        "herenow_drain_lag_entries %lld\n"
-        "# HELP herenow_drain_lag_seconds Age of the oldest entry not yet in PostgreSQL.\n"
-        "# TYPE herenow_drain_lag_seconds gauge\n"
-        "herenow_drain_lag_seconds %.3f\n"
-        "# HELP herenow_drain_records_per_second Records written per second, over the last 5 s or more.\n"
-        "# TYPE herenow_drain_records_per_second gauge\n"
-        "herenow_drain_records_per_second %.1f\n"
-        "# TYPE herenow_drain_last_batch_ms gauge\n"
-        "herenow_drain_last_batch_ms %.1f\n"
-        "# HELP herenow_drain_batch_records Records per batch.\n"
-        "# TYPE herenow_drain_batch_records histogram\n",
-        (unsigned long long)d->m_records, (unsigned long long)d->m_dups,
-        (unsigned long long)d->m_entries, (unsigned long long)d->m_batches, dr->n,
-        (unsigned long long)d->m_sessions, (unsigned long long)d->m_claimed,
-        (unsigned long long)d->m_retry_pg, (unsigned long long)d->m_retry_redis,
-        (unsigned long long)d->m_rejects, (unsigned long long)d->m_conflicts,
-        (unsigned long long)d->m_deleted, (unsigned long long)d->m_trimmed,
-        (unsigned long long)d->m_swept, (long long)d->g_pending, (long long)d->g_lag_entries,
-        d->g_lag_s, d->g_rate, d->g_last_batch_ms);
-    uint64_t cum = 0;
-    for (int i = 0; i < HN_DRAIN_BATCH_BUCKETS; i++) {
-        cum += d->m_hist[i];
-        if (hn_drain_batch_bounds[i] == UINT64_MAX)
-            hn_buf_printf(out, "herenow_drain_batch_records_bucket{le=\"+Inf\"} %llu\n",
-                          (unsigned long long)cum);
-        else
-            hn_buf_printf(out, "herenow_drain_batch_records_bucket{le=\"%llu\"} %llu\n",
-                          (unsigned long long)hn_drain_batch_bounds[i], (unsigned long long)cum);
-    }
-    hn_buf_printf(out, "herenow_drain_batch_records_sum %llu\nherenow_drain_batch_records_count %llu\n",
-                  (unsigned long long)d->m_hist_sum, (unsigned long long)cum);
+#define C HN_PROM_COUNTER
+#define G HN_PROM_GAUGE
+    const hn_prom_scalar scalars[] = {
+        {"herenow_drain_records_total", C, "Records written to PostgreSQL (inserted rows).",
+         (double)d->m_records},
+        {"herenow_drain_duplicates_total", C,
+         "Records read again that were already in PostgreSQL (redelivery).", (double)d->m_dups},
+        {"herenow_drain_entries_total", C, "Stream entries written to PostgreSQL and acknowledged.",
+         (double)d->m_entries},
+        {"herenow_drain_batches_total", C, "Batches committed.", (double)d->m_batches},
+        {"herenow_drain_consumers", G, "Drain consumers (threads) in this process.", (double)dr->n},
+        {"herenow_drain_sessions_updated_total", C, "Session rows inserted or updated.",
+         (double)d->m_sessions},
+        {"herenow_drain_claimed_total", C,
+         "Entries claimed from consumers that stopped (XAUTOCLAIM).", (double)d->m_claimed},
+    };
+    hn_prom_scalars(out, scalars, HN_ARRAY_LEN(scalars));
+    hn_prom_family(out, "herenow_drain_retries_total", C,
+                   "Failed cycles retried, by the server that failed.");
+    hn_prom_u64(out, "herenow_drain_retries_total", HN_PROM_L1("server", "postgresql"), d->m_retry_pg);
+    hn_prom_u64(out, "herenow_drain_retries_total", HN_PROM_L1("server", "redis"), d->m_retry_redis);
+    const hn_prom_scalar more[] = {
+        {"herenow_drain_rejects_total", C,
+         "Stream entries that did not decode (kept in drain_rejects).", (double)d->m_rejects},
+        {"herenow_drain_conflicts_total", C,
+         "Batches that met a record written meanwhile and were rebuilt without it.",
+         (double)d->m_conflicts},
+        {"herenow_drain_entries_deleted_total", C,
+         "Pending entries found deleted from the stream (their records are lost: alarm).",
+         (double)d->m_deleted},
+        {"herenow_drain_trimmed_total", C,
+         "Stream entries removed by XTRIM MINID behind the group's progress.", (double)d->m_trimmed},
+        {"herenow_drain_sessions_swept_total", C,
+         "Sessions marked inactive after the live window without an end.", (double)d->m_swept},
+        {"herenow_drain_pending", G, "Entries delivered to the group but not yet acknowledged.",
+         (double)d->g_pending},
+        {"herenow_drain_lag_entries", G, "Entries not yet in PostgreSQL (undelivered + pending).",
+         (double)d->g_lag_entries},
+        {"herenow_drain_lag_seconds", G, "Age of the oldest entry not yet in PostgreSQL.", d->g_lag_s},
+        {"herenow_drain_records_per_second", G,
+         "Records written per second, over the last 5 s or more.", d->g_rate},
+        {"herenow_drain_last_batch_seconds", G,
+         "Time the latest batch took, from its read to its acknowledgement.",
+         d->g_last_batch_ms / 1000.0},
+    };
+    hn_prom_scalars(out, more, HN_ARRAY_LEN(more));
+#undef C
+#undef G
+    double le[HN_DRAIN_BATCH_BUCKETS - 1];
+    for (int i = 0; i < HN_DRAIN_BATCH_BUCKETS - 1; i++) le[i] = (double)hn_drain_batch_bounds[i];
+    hn_prom_family(out, "herenow_drain_batch_records", HN_PROM_HISTOGRAM, "Records per batch.");
+    hn_prom_histogram(out, "herenow_drain_batch_records", HN_PROM_L0, le, d->m_hist,
+                      HN_DRAIN_BATCH_BUCKETS - 1, (double)d->m_hist_sum);
 }

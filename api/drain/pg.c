@@ -7,7 +7,9 @@
 #include "api/drain/pg.h"
 
 #include "api/drain/sql.h"
+#include "common/ids.h"
 #include "common/log.h"
+#include "common/pg.h"
 #include "proto/keys.h"
 
 #include <stdio.h>
@@ -56,10 +58,11 @@ static int ensure_partitions(hn_drain_worker *d, int64_t lo_day, int64_t hi_day)
 int hn_drain_pg_connect(hn_drain_worker *d) {
     if (d->pg && PQstatus(d->pg) == CONNECTION_OK && d->pg_ready) return HN_OK;
     hn_drain_pg_close(d);
-    d->pg = PQconnectdb(d->cfg->database_url);
-    if (PQstatus(d->pg) != CONNECTION_OK) {
-        hn_warn("event=drain_pg_connect_failed err='%s'", PQerrorMessage(d->pg));
-        hn_drain_pg_close(d);
+    char err[512];
+    d->pg = hn_pg_connect(d->cfg->database_url, &(hn_pg_opts){.appname = "herenow-drain"}, err,
+                          sizeof(err));
+    if (d->pg == NULL) {
+        hn_warn("event=drain_pg_connect_failed err='%s'", err);
         return HN_ERR;
     }
     PGresult *r = PQexec(d->pg, hn_drain_sql_setup);
@@ -115,27 +118,6 @@ static int copy_in(hn_drain_worker *d, const char *sql, const hn_buf *b, const c
     return rc;
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* "01890a5d-ac96-…" → 16 bytes */
-static bool parse_uuid(const char *s, uint8_t out[16]) {
-    int n = 0;
-    for (; *s && n < 32; s++) {
-        if (*s == '-') continue;
-        int v = hexval(*s);
-        if (v < 0) return false;
-        if (n % 2 == 0) out[n / 2] = (uint8_t)(v << 4);
-        else out[n / 2] |= (uint8_t)v;
-        n++;
-    }
-    return n == 32;
-}
-
 /* Fills the batch's existing with its records that PostgreSQL has already
  * (a redelivered batch: its first delivery may have committed). */
 static int find_existing(hn_drain_worker *d) {
@@ -149,7 +131,7 @@ static int find_existing(hn_drain_worker *d) {
     }
     for (int i = 0; i < PQntuples(r); i++) {
         uint8_t id[16];
-        if (parse_uuid(PQgetvalue(r, i, 0), id)) hn_seen_add(&d->batch.existing, id);
+        if (hn_uuid_parse(PQgetvalue(r, i, 0), id)) hn_seen_add(&d->batch.existing, id);
     }
     PQclear(r);
     return HN_OK;

@@ -268,8 +268,8 @@ static void emit_enter(hn_live *l, lwidget *w, lsess *s, int64_t now) {
 static void emit_leave(hn_live *l, lwidget *w, lsess *s, const char *reason) {
     bool first = true;
     ev_begin(l, w, EV_LEAVE);
-    hn_rt_kstr(&w->tick, &first, "session_id", s->sid);
-    hn_rt_kstr(&w->tick, &first, "reason", reason);
+    hn_json_kstr(&w->tick, &first, "session_id", s->sid);
+    hn_json_kstr(&w->tick, &first, "reason", reason);
     ev_end(w);
 }
 
@@ -289,9 +289,9 @@ static void emit_update(hn_live *l, lwidget *w, lsess *s, char *const *old, cons
     if (!changed) return;
     bool first = true;
     ev_begin(l, w, EV_UPDATE);
-    hn_rt_kstr(&w->tick, &first, "session_id", s->sid);
-    hn_rt_kstr(&w->tick, &first, "status", status);
-    hn_rt_ktime(&w->tick, &first, "last_seen", s->score);
+    hn_json_kstr(&w->tick, &first, "session_id", s->sid);
+    hn_json_kstr(&w->tick, &first, "status", status);
+    hn_json_ktime(&w->tick, &first, "last_seen", s->score);
     for (int i = 0; i < hn_rt_nmembers; i++) {
         const hn_rt_member *m = &hn_rt_members[i];
         if (m->field == HN_SF_ENGAGED_MS || !same(old[m->field], s->f[m->field]))
@@ -641,9 +641,9 @@ static void sweep(hn_live *l, lwidget *w, int64_t now) {
         if (strcmp(st, s->status) != 0) {
             bool first = true;
             ev_begin(l, w, EV_UPDATE);
-            hn_rt_kstr(&w->tick, &first, "session_id", s->sid);
-            hn_rt_kstr(&w->tick, &first, "status", st);
-            hn_rt_ktime(&w->tick, &first, "last_seen", s->score);
+            hn_json_kstr(&w->tick, &first, "session_id", s->sid);
+            hn_json_kstr(&w->tick, &first, "status", st);
+            hn_json_ktime(&w->tick, &first, "last_seen", s->score);
             ev_end(w);
             s->status = st;
         }
@@ -668,9 +668,9 @@ static hn_live_msg *snapshot(hn_live *l, lwidget *w, int64_t now) {
     hn_buf_init(&b, 256 + n * 700);
     hn_buf_printf(&b, "id: %08" PRIx32 "-%" PRIu64 "\nevent: snapshot\ndata: {", w->epoch, w->seq);
     bool first = true;
-    hn_rt_kint(&b, &first, "widget_id", w->id);
-    hn_rt_ktime(&b, &first, "now", now);
-    hn_rt_kint(&b, &first, "total", (int64_t)n);
+    hn_json_kint(&b, &first, "widget_id", w->id);
+    hn_json_ktime(&b, &first, "now", now);
+    hn_json_kint(&b, &first, "total", (int64_t)n);
     if (w->capped) hn_buf_append(&b, ",\"capped\":true", 14);
     hn_buf_append(&b, ",\"visitors\":[", 13);
     for (size_t i = 0; i < n; i++) {

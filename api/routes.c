@@ -4,55 +4,8 @@
 #include "common/json.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-/* ---- JSON members --------------------------------------------------------- */
-
-void hn_rt_kstrn(hn_buf *b, bool *first, const char *key, const char *s, size_t n) {
-    hn_json_key(b, first, key);
-    if (s)
-        hn_json_str(b, s, n);
-    else
-        hn_buf_append(b, "null", 4);
-}
-
-void hn_rt_kstr(hn_buf *b, bool *first, const char *key, const char *s) {
-    hn_rt_kstrn(b, first, key, s, s ? strlen(s) : 0);
-}
-
-void hn_rt_kint(hn_buf *b, bool *first, const char *key, int64_t v) {
-    hn_json_key(b, first, key);
-    hn_buf_printf(b, "%lld", (long long)v);
-}
-
-void hn_rt_kbool(hn_buf *b, bool *first, const char *key, bool v) {
-    hn_json_key(b, first, key);
-    hn_buf_append(b, v ? "true" : "false", v ? 4 : 5);
-}
-
-void hn_rt_knull(hn_buf *b, bool *first, const char *key) {
-    hn_json_key(b, first, key);
-    hn_buf_append(b, "null", 4);
-}
-
-void hn_rt_ktime(hn_buf *b, bool *first, const char *key, int64_t ms) {
-    char t[HN_TIME_CAP];
-    size_t n = hn_fmt_time_ms(ms, t);
-    hn_rt_kstrn(b, first, key, n ? t : NULL, n);
-}
-
-void hn_rt_kfixed(hn_buf *b, bool *first, const char *key, double v, int decimals) {
-    hn_json_key(b, first, key);
-    if (!isfinite(v)) v = 0;
-    hn_buf_printf(b, "%.*f", decimals, v);
-}
-
-void hn_rt_kraw(hn_buf *b, bool *first, const char *key, const char *raw, size_t n) {
-    hn_json_key(b, first, key);
-    hn_buf_append(b, raw, n);
-}
 
 /* ---- PostgreSQL rows -------------------------------------------------------- */
 
@@ -79,27 +32,27 @@ void hn_rt_pg_row(hn_buf *b, bool *first, const PGresult *res, int row, int col0
         int c = col0 + i;
         const char *key = cols[i].key;
         if (PQgetisnull(res, row, c)) {
-            hn_rt_knull(b, first, key);
+            hn_json_knull(b, first, key);
             continue;
         }
         const char *v = PQgetvalue(res, row, c);
         int n = PQgetlength(res, row, c);
         int64_t x;
         switch (cols[i].kind) {
-        case HN_COL_STR: hn_rt_kstrn(b, first, key, v, (size_t)n); break;
+        case HN_COL_STR: hn_json_kstrn(b, first, key, v, (size_t)n); break;
         case HN_COL_INT:
             if (parse_i64(v, &x))
-                hn_rt_kint(b, first, key, x);
+                hn_json_kint(b, first, key, x);
             else
-                hn_rt_knull(b, first, key);
+                hn_json_knull(b, first, key);
             break;
-        case HN_COL_BOOL: hn_rt_kbool(b, first, key, v[0] == 't'); break;
-        case HN_COL_JSON: hn_rt_kraw(b, first, key, v, (size_t)n); break;
+        case HN_COL_BOOL: hn_json_kbool(b, first, key, v[0] == 't'); break;
+        case HN_COL_JSON: hn_json_kraw(b, first, key, v, (size_t)n); break;
         case HN_COL_TIME:
             if (parse_i64(v, &x))
-                hn_rt_ktime(b, first, key, x);
+                hn_json_ktime(b, first, key, x);
             else
-                hn_rt_knull(b, first, key);
+                hn_json_knull(b, first, key);
             break;
         }
     }
@@ -244,31 +197,31 @@ static int64_t f_int(const char *s) {
 void hn_rt_member_put(hn_buf *b, bool *first, const hn_rt_member *m, const char *v) {
     int64_t x;
     switch (m->kind) {
-    case HN_RTM_STR: hn_rt_kstr(b, first, m->key, v); break;
-    case HN_RTM_COUNT: x = f_int(v); hn_rt_kint(b, first, m->key, x < 0 ? 0 : x); break;
-    case HN_RTM_MS_AS_S: x = f_int(v); hn_rt_kint(b, first, m->key, x < 0 ? 0 : x / 1000); break;
-    case HN_RTM_FLAG: hn_rt_kbool(b, first, m->key, v && strcmp(v, "0") != 0); break;
+    case HN_RTM_STR: hn_json_kstr(b, first, m->key, v); break;
+    case HN_RTM_COUNT: x = f_int(v); hn_json_kint(b, first, m->key, x < 0 ? 0 : x); break;
+    case HN_RTM_MS_AS_S: x = f_int(v); hn_json_kint(b, first, m->key, x < 0 ? 0 : x / 1000); break;
+    case HN_RTM_FLAG: hn_json_kbool(b, first, m->key, v && strcmp(v, "0") != 0); break;
     }
 }
 
 void hn_rt_item(hn_buf *b, bool *first, const char *sid, const char *const *f, int64_t score_ms,
                 int64_t now_ms, const hn_config *cfg) {
     int64_t started = f_int(f[HN_SF_STARTED]);
-    hn_rt_kstr(b, first, "session_id", sid);
-    hn_rt_kstr(b, first, "status",
+    hn_json_kstr(b, first, "session_id", sid);
+    hn_json_kstr(b, first, "status",
                hn_rt_status_of(f[HN_SF_STATUS], f[HN_SF_LAST_SEEN], score_ms, now_ms, cfg));
     if (score_ms >= 0)
-        hn_rt_ktime(b, first, "last_seen", score_ms);
+        hn_json_ktime(b, first, "last_seen", score_ms);
     else if (f_int(f[HN_SF_LAST_SEEN]) >= 0)
-        hn_rt_ktime(b, first, "last_seen", f_int(f[HN_SF_LAST_SEEN]));
+        hn_json_ktime(b, first, "last_seen", f_int(f[HN_SF_LAST_SEEN]));
     else
-        hn_rt_knull(b, first, "last_seen");
+        hn_json_knull(b, first, "last_seen");
     if (started >= 0) {
-        hn_rt_ktime(b, first, "started", started);
-        hn_rt_kint(b, first, "time_on_site_s", now_ms > started ? (now_ms - started) / 1000 : 0);
+        hn_json_ktime(b, first, "started", started);
+        hn_json_kint(b, first, "time_on_site_s", now_ms > started ? (now_ms - started) / 1000 : 0);
     } else {
-        hn_rt_knull(b, first, "started");
-        hn_rt_knull(b, first, "time_on_site_s");
+        hn_json_knull(b, first, "started");
+        hn_json_knull(b, first, "time_on_site_s");
     }
     for (int i = 0; i < hn_rt_nmembers; i++)
         hn_rt_member_put(b, first, &hn_rt_members[i], f[hn_rt_members[i].field]);

@@ -2,7 +2,8 @@
  * routes.h: what the route handlers (routes_live.c, routes_history.c)
  * share: JSON members from PostgreSQL rows and Redis session snapshots,
  * pipelined Redis replies with the error handling every route needs, and
- * the 400 answers for bad parameters.
+ * the 400 answers for bad parameters. The JSON member writers are
+ * common/json.h's.
  *
  * JSON is built into a caller's hn_buf as members ("key":value, comma
  * handled by *first); braces are the caller's. Handlers build their answer
@@ -14,19 +15,6 @@
 
 #include "api/api.h"
 #include "api/params.h"
-
-/* ---- JSON members --------------------------------------------------------- */
-
-void hn_rt_kstr(hn_buf *b, bool *first, const char *key, const char *s);  /* NULL: null */
-void hn_rt_kstrn(hn_buf *b, bool *first, const char *key, const char *s, size_t n);
-void hn_rt_kint(hn_buf *b, bool *first, const char *key, int64_t v);
-void hn_rt_kbool(hn_buf *b, bool *first, const char *key, bool v);
-void hn_rt_knull(hn_buf *b, bool *first, const char *key);
-void hn_rt_ktime(hn_buf *b, bool *first, const char *key, int64_t ms);  /* ISO 8601, ms */
-/* v with `decimals` digits after the point (a JSON number; never NaN). */
-void hn_rt_kfixed(hn_buf *b, bool *first, const char *key, double v, int decimals);
-/* key then raw JSON text as is (a nested object or array the caller built). */
-void hn_rt_kraw(hn_buf *b, bool *first, const char *key, const char *raw, size_t n);
 
 /* ---- PostgreSQL rows -------------------------------------------------------- */
 

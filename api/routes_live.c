@@ -18,6 +18,7 @@
 #include "api/routes.h"
 
 #include "common/json.h"
+#include "common/timefmt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,14 +214,14 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
     if (active_count > total) active_count = total;
     hn_buf_append(&out, "{", 1);
     bool f = true;
-    hn_rt_kint(&out, &f, "widget_id", wid);
-    hn_rt_ktime(&out, &f, "now", now);
-    hn_rt_kint(&out, &f, "total", total);
-    hn_rt_kint(&out, &f, "active_count", active_count);
-    hn_rt_kint(&out, &f, "idle_count", total - active_count);
-    hn_rt_kint(&out, &f, "active", n_active);
-    hn_rt_kint(&out, &f, "count", count);
-    hn_rt_kraw(&out, &f, "visitors", "[", 1);
+    hn_json_kint(&out, &f, "widget_id", wid);
+    hn_json_ktime(&out, &f, "now", now);
+    hn_json_kint(&out, &f, "total", total);
+    hn_json_kint(&out, &f, "active_count", active_count);
+    hn_json_kint(&out, &f, "idle_count", total - active_count);
+    hn_json_kint(&out, &f, "active", n_active);
+    hn_json_kint(&out, &f, "count", count);
+    hn_json_kraw(&out, &f, "visitors", "[", 1);
     if (items.len) hn_buf_append(&out, items.p, items.len);
     hn_buf_append(&out, "]", 1);
     if (more && pos.set) {
@@ -228,9 +229,9 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
         char enc[HN_CURSOR_CAP];
         memcpy(cur.sid, pos.sid, sizeof(cur.sid));
         size_t n = hn_cursor_encode(&cur, enc);
-        hn_rt_kstrn(&out, &f, "next_cursor", enc, n);
+        hn_json_kstrn(&out, &f, "next_cursor", enc, n);
     } else {
-        hn_rt_knull(&out, &f, "next_cursor");
+        hn_json_knull(&out, &f, "next_cursor");
     }
     hn_buf_append(&out, "}", 1);
     hn_rt_answer(rs, &out);
@@ -432,40 +433,40 @@ static void session_from_snapshot(hn_buf *b, bool *first, const char *sid, const
         {"browser_version", HN_SF_BROWSER_VERSION}, {"os", HN_SF_OS},
         {"os_version", HN_SF_OS_VERSION}, {"device", HN_SF_DEVICE}, {"language", HN_SF_LANG},
     };
-    hn_rt_kstr(b, first, "session_id", sid);
+    hn_json_kstr(b, first, "session_id", sid);
     for (size_t i = 0; i < HN_ARRAY_LEN(str_map); i++)
-        hn_rt_kstr(b, first, str_map[i].key, str_map[i].field < 0 ? NULL : hn_rt_sf(s, str_map[i].field));
+        hn_json_kstr(b, first, str_map[i].key, str_map[i].field < 0 ? NULL : hn_rt_sf(s, str_map[i].field));
     unsigned sw = 0, sh = 0;
     const char *scr = hn_rt_sf(s, HN_SF_SCREEN);
     if (scr && sscanf(scr, "%ux%u", &sw, &sh) == 2) {
-        hn_rt_kint(b, first, "screen_width", sw);
-        hn_rt_kint(b, first, "screen_height", sh);
+        hn_json_kint(b, first, "screen_width", sw);
+        hn_json_kint(b, first, "screen_height", sh);
     } else {
-        hn_rt_knull(b, first, "screen_width");
-        hn_rt_knull(b, first, "screen_height");
+        hn_json_knull(b, first, "screen_width");
+        hn_json_knull(b, first, "screen_height");
     }
-    hn_rt_kstr(b, first, "landing_page", hn_rt_sf(s, HN_SF_LANDING));
-    hn_rt_kstr(b, first, "referrer", hn_rt_sf(s, HN_SF_REFERRER));
-    hn_rt_kstr(b, first, "current_page_url", hn_rt_sf(s, HN_SF_URL));
-    hn_rt_kstr(b, first, "current_page_title", hn_rt_sf(s, HN_SF_TITLE));
-    hn_rt_kbool(b, first, "is_active", score >= 0);
+    hn_json_kstr(b, first, "landing_page", hn_rt_sf(s, HN_SF_LANDING));
+    hn_json_kstr(b, first, "referrer", hn_rt_sf(s, HN_SF_REFERRER));
+    hn_json_kstr(b, first, "current_page_url", hn_rt_sf(s, HN_SF_URL));
+    hn_json_kstr(b, first, "current_page_title", hn_rt_sf(s, HN_SF_TITLE));
+    hn_json_kbool(b, first, "is_active", score >= 0);
     const char *pv = hn_rt_sf(s, HN_SF_PAGEVIEWS), *em = hn_rt_sf(s, HN_SF_ENGAGED_MS),
                *st = hn_rt_sf(s, HN_SF_STARTED), *ms = hn_rt_sf(s, HN_SF_MESSAGES_SENT),
                *hc = hn_rt_sf(s, HN_SF_HAS_CHATTED);
-    hn_rt_kint(b, first, "page_views", pv ? strtoll(pv, NULL, 10) : 0);
-    hn_rt_knull(b, first, "events_count");
-    hn_rt_kint(b, first, "engaged_s", em ? strtoll(em, NULL, 10) / 1000 : 0);
+    hn_json_kint(b, first, "page_views", pv ? strtoll(pv, NULL, 10) : 0);
+    hn_json_knull(b, first, "events_count");
+    hn_json_kint(b, first, "engaged_s", em ? strtoll(em, NULL, 10) / 1000 : 0);
     if (st)
-        hn_rt_ktime(b, first, "started", strtoll(st, NULL, 10));
+        hn_json_ktime(b, first, "started", strtoll(st, NULL, 10));
     else
-        hn_rt_knull(b, first, "started");
+        hn_json_knull(b, first, "started");
     if (score >= 0)
-        hn_rt_ktime(b, first, "last_active", score);
+        hn_json_ktime(b, first, "last_active", score);
     else
-        hn_rt_knull(b, first, "last_active");
-    hn_rt_knull(b, first, "ended");
-    hn_rt_kint(b, first, "messages_sent", ms ? strtoll(ms, NULL, 10) : 0);
-    hn_rt_kbool(b, first, "has_chatted", hc && strcmp(hc, "0") != 0);
+        hn_json_knull(b, first, "last_active");
+    hn_json_knull(b, first, "ended");
+    hn_json_kint(b, first, "messages_sent", ms ? strtoll(ms, NULL, 10) : 0);
+    hn_json_kbool(b, first, "has_chatted", hc && strcmp(hc, "0") != 0);
 }
 
 /* Page views get time_on_page_s from the next one (null for the last). */
@@ -579,29 +580,29 @@ void hn_route_session(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
 
     hn_buf_append(&out, "{", 1);
     bool first = true;
-    hn_rt_kint(&out, &first, "widget_id", f.widget_id);
-    hn_rt_kstr(&out, &first, "source", f.row ? "postgresql" : "redis");
-    hn_rt_kstr(&out, &first, "status", hn_rt_status(f.snap, f.score, now, rq->cfg));
+    hn_json_kint(&out, &first, "widget_id", f.widget_id);
+    hn_json_kstr(&out, &first, "source", f.row ? "postgresql" : "redis");
+    hn_json_kstr(&out, &first, "status", hn_rt_status(f.snap, f.score, now, rq->cfg));
     if (f.row)
         hn_rt_pg_row(&out, &first, f.row, 0, 1, session_cols, (int)HN_ARRAY_LEN(session_cols));
     else
         session_from_snapshot(&out, &first, sid, f.snap, f.score);
     if (f.snap) {
-        hn_rt_kraw(&out, &first, "live", "{", 1);
+        hn_json_kraw(&out, &first, "live", "{", 1);
         bool lf = true;
         hn_rt_snapshot(&out, &lf, sid, f.snap, f.score, now, rq->cfg);
         hn_buf_append(&out, "}", 1);
     } else {
-        hn_rt_knull(&out, &first, "live");
+        hn_json_knull(&out, &first, "live");
     }
-    hn_rt_kraw(&out, &first, "pages", "", 0);
+    hn_json_kraw(&out, &first, "pages", "", 0);
     bool cut_p = pages ? rows_array(&out, pages, pages_cols, 5, HISTORY_CAP)
                        : (hn_buf_append(&out, "[]", 2), false);
-    hn_rt_kraw(&out, &first, "events", "", 0);
+    hn_json_kraw(&out, &first, "events", "", 0);
     bool cut_e = events ? rows_array(&out, events, events_cols, 5, HISTORY_CAP)
                         : (hn_buf_append(&out, "[]", 2), false);
-    hn_rt_kbool(&out, &first, "truncated", cut_p || cut_e);
-    hn_rt_kraw(&out, &first, "earlier_sessions", "", 0);
+    hn_json_kbool(&out, &first, "truncated", cut_p || cut_e);
+    hn_json_kraw(&out, &first, "earlier_sessions", "", 0);
     if (earlier)
         rows_array(&out, earlier, earlier_cols, (int)HN_ARRAY_LEN(earlier_cols), 20);
     else
@@ -679,10 +680,10 @@ void hn_route_deactivate(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
     }
     hn_buf_append(&out, "{", 1);
     bool first = true;
-    hn_rt_kstr(&out, &first, "session_id", sid);
-    hn_rt_kint(&out, &first, "widget_id", f.widget_id);
-    hn_rt_kbool(&out, &first, "deactivated", true);
-    hn_rt_kbool(&out, &first, "was_live", f.score >= 0);
+    hn_json_kstr(&out, &first, "session_id", sid);
+    hn_json_kint(&out, &first, "widget_id", f.widget_id);
+    hn_json_kbool(&out, &first, "deactivated", true);
+    hn_json_kbool(&out, &first, "was_live", f.score >= 0);
     hn_buf_append(&out, "}", 1);
     hn_rt_answer(rs, &out);
 out:
@@ -797,12 +798,12 @@ void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp 
 
     hn_buf_append(&out, "{", 1);
     bool first = true;
-    hn_rt_kstr(&out, &first, "visitor", visitor);
-    hn_rt_kint(&out, &first, "widget_id", wid);
-    hn_rt_kint(&out, &first, "sessions", sessions);
-    hn_rt_kint(&out, &first, "page_views", hn_rt_pg_int(res, 0, 1));
-    hn_rt_kint(&out, &first, "events", hn_rt_pg_int(res, 0, 2));
-    hn_rt_kbool(&out, &first, "presence_cleared", cleared);
+    hn_json_kstr(&out, &first, "visitor", visitor);
+    hn_json_kint(&out, &first, "widget_id", wid);
+    hn_json_kint(&out, &first, "sessions", sessions);
+    hn_json_kint(&out, &first, "page_views", hn_rt_pg_int(res, 0, 1));
+    hn_json_kint(&out, &first, "events", hn_rt_pg_int(res, 0, 2));
+    hn_json_kbool(&out, &first, "presence_cleared", cleared);
     hn_buf_append(&out, "}", 1);
     hn_rt_answer(rs, &out);
 out:
@@ -836,7 +837,7 @@ void hn_route_widgets(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     if (res == NULL) return;
     hn_buf_append(&out, "{", 1);
     bool first = true;
-    hn_rt_kraw(&out, &first, "widgets", "", 0);
+    hn_json_kraw(&out, &first, "widgets", "", 0);
     rows_array(&out, res, widgets_cols, (int)HN_ARRAY_LEN(widgets_cols), INT32_MAX);
     hn_buf_append(&out, "}", 1);
     PQclear(res);

@@ -34,6 +34,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/timefmt.h"
 #include "common/token.h"
 
 #include <event2/buffer.h>

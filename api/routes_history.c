@@ -12,6 +12,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/timefmt.h"
+#include "proto/keys.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +37,7 @@ static int64_t active_now(hn_api_worker *w, int64_t wid, const hn_config *cfg) {
     redisContext *c = hn_api_redis(w);
     if (c == NULL) return -1;
     char key[HN_KEY_CAP], lo[32];
-    hn_rt_live_key(key, wid);
+    hn_key_live(key, wid);
     snprintf(lo, sizeof(lo), "(%lld", (long long)((int64_t)hn_now_ms() - cfg->live_window_s * 1000));
     const char *argv[] = {"ZCOUNT", key, lo, "+inf"};
     size_t len[] = {6, strlen(key), strlen(lo), 4};

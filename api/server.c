@@ -25,10 +25,10 @@
  */
 #include "api/internal.h"
 #include "api/params.h"
-#include "api/sse.h"
+#include "api/live/sse.h"
 #include "api/static.h"
 #include "api/ticket.h"
-#include "api/live.h"
+#include "api/live/live.h"
 #include "common/httpguard.h"
 #include "common/ids.h"
 #include "common/json.h"
@@ -944,9 +944,18 @@ static void stream_full(rctx *c) {
     fail(c, 503, c->s->stopping ? "shutting down" : "too many live streams open, try again");
 }
 
+/* hn_sse_host.token_ok: the token cache's view of an open stream's token. */
+static bool sse_token_ok(void *arg, const char *token_id, int64_t widget_id) {
+    hn_api_server *s = arg;
+    hn_principal who;
+    hn_auth_result r = hn_auth_by_id(s->auth, token_id, &who);
+    if (r == HN_AUTH_INVALID) return false;
+    return r != HN_AUTH_OK || who.widget_id < 0 || who.widget_id == widget_id;
+}
+
 static void serve_stream(rctx *c, const hn_api_req *rq, int64_t wid, uint32_t epoch, uint64_t seq) {
     hn_api_server *s = c->s;
-    if (hn_sse_open(s->sse, c->req, wid, &rq->who, epoch, seq) != HN_OK) {
+    if (hn_sse_open(s->sse, c->req, wid, rq->who.token_id, epoch, seq) != HN_OK) {
         stream_full(c);
         return;
     }
@@ -1238,7 +1247,9 @@ int hn_server_create(hn_api_server **out, const hn_config *cfg, char *err, size_
         return HN_ERR;
     }
     hn_rng_seed(&s->rng);
-    s->sse = hn_sse_create(cfg, &s->raddr, s->base, s->auth, s);
+    s->sse = hn_sse_create(cfg, &s->raddr, s->base,
+                           &(hn_sse_host){.arg = s, .track = hn_server_track,
+                                          .headers = hn_server_headers, .token_ok = sse_token_ok});
     if (hn_sse_start(s->sse, err, cap) != HN_OK) return HN_ERR;
     load_www(s);
 

@@ -124,7 +124,7 @@ bool hn_param_visitor_ok(const char *s) {
     return hn_utf8_valid(s, n);
 }
 
-/* ---- calendar (Howard Hinnant's days_from_civil / civil_from_days) ---------- */
+/* ---- calendar (Howard Hinnant's days_from_civil) ------------------------------ */
 
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
     y -= m <= 2;
@@ -133,18 +133,6 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
     unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
     unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
 static unsigned days_in_month(int64_t y, unsigned m) {
@@ -274,32 +262,6 @@ int64_t hn_floor_us(int64_t us, int64_t unit) { return floor_div(us, unit) * uni
 int64_t hn_ceil_us(int64_t us, int64_t unit) {
     int64_t f = hn_floor_us(us, unit);
     return f == us ? us : f + unit;
-}
-
-static size_t fmt_time(int64_t us, int digits, char *out) {
-    int64_t secs = floor_div(us, HN_US_PER_S), sub = us - secs * HN_US_PER_S;
-    int64_t days = floor_div(secs, 86400), sod = secs - days * 86400, y;
-    unsigned m, d;
-    civil_from_days(days, &y, &m, &d);
-    int n;
-    if (digits == 3)
-        n = snprintf(out, HN_TIME_CAP, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", (long long)y, m, d,
-                     (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60), (int)(sub / 1000));
-    else
-        n = snprintf(out, HN_TIME_CAP, "%04lld-%02u-%02uT%02d:%02d:%02d.%06dZ", (long long)y, m, d,
-                     (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60), (int)sub);
-    return n > 0 && n < HN_TIME_CAP ? (size_t)n : 0;
-}
-
-size_t hn_fmt_time_ms(int64_t ms, char *out) { return fmt_time(ms * 1000, 3, out); }
-size_t hn_fmt_time_us(int64_t us, char *out) { return fmt_time(us, 6, out); }
-
-size_t hn_fmt_date_us(int64_t us, char *out) {
-    int64_t y;
-    unsigned m, d;
-    civil_from_days(floor_div(us, HN_US_PER_DAY), &y, &m, &d);
-    int n = snprintf(out, HN_TIME_CAP, "%04lld-%02u-%02u", (long long)y, m, d);
-    return n > 0 && n < HN_TIME_CAP ? (size_t)n : 0;
 }
 
 /* ---- cursors ------------------------------------------------------------------- */

@@ -79,16 +79,6 @@ int hn_param_range(const char *from, const char *to, int64_t now_us, int64_t *fr
 int64_t hn_floor_us(int64_t us, int64_t unit);
 int64_t hn_ceil_us(int64_t us, int64_t unit);
 
-/* Formats an instant, UTC: "2026-11-24T03:35:23.123Z" (hn_fmt_time_ms,
- * from ms) or with µs "2026-11-24T03:35:23.123456Z" (hn_fmt_time_us: what
- * goes to PostgreSQL as a bound timestamptz, so nothing is lost), or the
- * UTC date "2026-11-24" (hn_fmt_date_us). out holds >= 32 bytes. Returns
- * the length. */
-#define HN_TIME_CAP 32
-size_t hn_fmt_time_ms(int64_t ms, char *out);
-size_t hn_fmt_time_us(int64_t us, char *out);
-size_t hn_fmt_date_us(int64_t us, char *out);
-
 /* ---- cursors ------------------------------------------------------------------
  * A cursor is the position after the last item of a page: a kind letter
  * (one per route, so a cursor of one route is refused by another), a

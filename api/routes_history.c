@@ -11,12 +11,14 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/timefmt.h"
+#include "proto/keys.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
 static void k_time_us(hn_buf *b, bool *first, const char *key, int64_t us) {
-    hn_rt_ktime(b, first, key, us / 1000);
+    hn_json_ktime(b, first, key, us / 1000);
 }
 
 static double ratio(int64_t a, int64_t b) { return b > 0 ? (double)a / (double)b : 0.0; }
@@ -35,7 +37,7 @@ static int64_t active_now(hn_api_worker *w, int64_t wid, const hn_config *cfg) {
     redisContext *c = hn_api_redis(w);
     if (c == NULL) return -1;
     char key[HN_KEY_CAP], lo[32];
-    hn_rt_live_key(key, wid);
+    hn_key_live(key, wid);
     snprintf(lo, sizeof(lo), "(%lld", (long long)((int64_t)hn_now_ms() - cfg->live_window_s * 1000));
     const char *argv[] = {"ZCOUNT", key, lo, "+inf"};
     size_t len[] = {6, strlen(key), strlen(lo), 4};
@@ -74,21 +76,21 @@ void hn_route_stats(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
 
     hn_buf_append(&out, "{", 1);
     bool first = true;
-    hn_rt_kint(&out, &first, "widget_id", wid);
+    hn_json_kint(&out, &first, "widget_id", wid);
     k_time_us(&out, &first, "from", from);
     k_time_us(&out, &first, "to", to);
-    hn_rt_kint(&out, &first, "visitors", visitors);
-    hn_rt_kint(&out, &first, "sessions", sessions);
-    hn_rt_kint(&out, &first, "page_views", pvs);
-    hn_rt_kint(&out, &first, "events", events);
-    hn_rt_kfixed(&out, &first, "avg_time_on_site_s", ratio(engaged, sessions) / 1000.0, 1);
-    hn_rt_kfixed(&out, &first, "avg_pages", ratio(spages, sessions), 2);
-    hn_rt_kfixed(&out, &first, "bounce_rate", ratio(bounces, sessions), 4);
-    hn_rt_kfixed(&out, &first, "chat_engagement_rate", ratio(chats, sessions), 4);
+    hn_json_kint(&out, &first, "visitors", visitors);
+    hn_json_kint(&out, &first, "sessions", sessions);
+    hn_json_kint(&out, &first, "page_views", pvs);
+    hn_json_kint(&out, &first, "events", events);
+    hn_json_kfixed(&out, &first, "avg_time_on_site_s", ratio(engaged, sessions) / 1000.0, 1);
+    hn_json_kfixed(&out, &first, "avg_pages", ratio(spages, sessions), 2);
+    hn_json_kfixed(&out, &first, "bounce_rate", ratio(bounces, sessions), 4);
+    hn_json_kfixed(&out, &first, "chat_engagement_rate", ratio(chats, sessions), 4);
     if (now_live >= 0)
-        hn_rt_kint(&out, &first, "active_now", now_live);
+        hn_json_kint(&out, &first, "active_now", now_live);
     else
-        hn_rt_knull(&out, &first, "active_now");
+        hn_json_knull(&out, &first, "active_now");
     hn_buf_append(&out, "}", 1);
     hn_rt_answer(rs, &out);
     hn_buf_free(&out);
@@ -143,11 +145,11 @@ void hn_route_timeseries(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
 
     hn_buf_append(&out, "{", 1);
     bool first = true;
-    hn_rt_kint(&out, &first, "widget_id", wid);
-    hn_rt_kstr(&out, &first, "interval", intervals[iv]);
+    hn_json_kint(&out, &first, "widget_id", wid);
+    hn_json_kstr(&out, &first, "interval", intervals[iv]);
     k_time_us(&out, &first, "from", from);
     k_time_us(&out, &first, "to", to);
-    hn_rt_kraw(&out, &first, "buckets", "[", 1);
+    hn_json_kraw(&out, &first, "buckets", "[", 1);
     int row = 0, nrows = PQntuples(res);
     int64_t usec = unit / HN_US_PER_S;
     for (int64_t i = 0; i < nb; i++) {
@@ -160,13 +162,13 @@ void hn_route_timeseries(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
         hn_buf_append(&out, i ? ",{" : "{", i ? 2 : 1);
         bool bf = true;
         k_time_us(&out, &bf, "time", start);
-        hn_rt_kint(&out, &bf, "visitors", iv == 0 ? v[0] : v[1]);
-        hn_rt_kint(&out, &bf, "sessions", v[2]);
-        hn_rt_kint(&out, &bf, "page_views", v[3]);
-        hn_rt_kint(&out, &bf, "events", v[4]);
-        hn_rt_kfixed(&out, &bf, "bounce_rate", ratio(v[5], v[2]), 4);
-        hn_rt_kfixed(&out, &bf, "avg_time_on_site_s", ratio(v[6], v[2]) / 1000.0, 1);
-        hn_rt_kfixed(&out, &bf, "avg_pages", ratio(v[7], v[2]), 2);
+        hn_json_kint(&out, &bf, "visitors", iv == 0 ? v[0] : v[1]);
+        hn_json_kint(&out, &bf, "sessions", v[2]);
+        hn_json_kint(&out, &bf, "page_views", v[3]);
+        hn_json_kint(&out, &bf, "events", v[4]);
+        hn_json_kfixed(&out, &bf, "bounce_rate", ratio(v[5], v[2]), 4);
+        hn_json_kfixed(&out, &bf, "avg_time_on_site_s", ratio(v[6], v[2]) / 1000.0, 1);
+        hn_json_kfixed(&out, &bf, "avg_pages", ratio(v[7], v[2]), 2);
         hn_buf_append(&out, "}", 1);
     }
     hn_buf_append(&out, "]}", 2);
@@ -216,21 +218,21 @@ void hn_route_breakdown(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs)
 
     hn_buf_append(&out, "{", 1);
     bool first = true;
-    hn_rt_kint(&out, &first, "widget_id", wid);
-    hn_rt_kstr(&out, &first, "by", dims[by]);
-    hn_rt_kstr(&out, &first, "counts", by == 0 ? "page_views" : by == 6 ? "events" : "sessions");
+    hn_json_kint(&out, &first, "widget_id", wid);
+    hn_json_kstr(&out, &first, "by", dims[by]);
+    hn_json_kstr(&out, &first, "counts", by == 0 ? "page_views" : by == 6 ? "events" : "sessions");
     k_time_us(&out, &first, "from", from);
     k_time_us(&out, &first, "to", to);
-    hn_rt_kint(&out, &first, "total", total);
-    hn_rt_kint(&out, &first, "distinct_values", n ? hn_rt_pg_int(res, 0, 3) : 0);
-    hn_rt_kraw(&out, &first, "results", "[", 1);
+    hn_json_kint(&out, &first, "total", total);
+    hn_json_kint(&out, &first, "distinct_values", n ? hn_rt_pg_int(res, 0, 3) : 0);
+    hn_json_kraw(&out, &first, "results", "[", 1);
     for (int i = 0; i < n; i++) {
         int64_t cnt = hn_rt_pg_int(res, i, 1);
         hn_buf_append(&out, i ? ",{" : "{", i ? 2 : 1);
         bool bf = true;
-        hn_rt_kstrn(&out, &bf, "value", PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
-        hn_rt_kint(&out, &bf, "count", cnt);
-        hn_rt_kfixed(&out, &bf, "share", ratio(cnt, total), 4);
+        hn_json_kstrn(&out, &bf, "value", PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
+        hn_json_kint(&out, &bf, "count", cnt);
+        hn_json_kfixed(&out, &bf, "share", ratio(cnt, total), 4);
         hn_buf_append(&out, "}", 1);
     }
     hn_buf_append(&out, "]}", 2);
@@ -316,10 +318,10 @@ void hn_route_sessions(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) 
 
     hn_buf_append(&out, "{", 1);
     bool first = true;
-    hn_rt_kint(&out, &first, "widget_id", wid);
+    hn_json_kint(&out, &first, "widget_id", wid);
     k_time_us(&out, &first, "from", from);
     k_time_us(&out, &first, "to", to);
-    hn_rt_kraw(&out, &first, "sessions", "[", 1);
+    hn_json_kraw(&out, &first, "sessions", "[", 1);
     for (int i = 0; i < n; i++) {
         hn_buf_append(&out, i ? ",{" : "{", i ? 2 : 1);
         bool bf = true;
@@ -332,9 +334,9 @@ void hn_route_sessions(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) 
                           .id = hn_rt_pg_int(res, n - 1, 0)};
         char enc[HN_CURSOR_CAP];
         size_t len = hn_cursor_encode(&next, enc);
-        hn_rt_kstrn(&out, &first, "next_cursor", enc, len);
+        hn_json_kstrn(&out, &first, "next_cursor", enc, len);
     } else {
-        hn_rt_knull(&out, &first, "next_cursor");
+        hn_json_knull(&out, &first, "next_cursor");
     }
     hn_buf_append(&out, "}", 1);
     PQclear(res);

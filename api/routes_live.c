@@ -17,7 +17,10 @@
  */
 #include "api/routes.h"
 
+#include "api/live/snapshot.h"
 #include "common/json.h"
+#include "common/timefmt.h"
+#include "proto/keys.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,7 +135,7 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
     int64_t active_min = now - rq->cfg->active_s * 1000;
     /* active needs a score within ACTIVE_S, so that filter narrows the range */
     int64_t min_excl = status == ST_ACTIVE ? active_min - 1 : live_min_excl;
-    hn_rt_live_key(key, wid);
+    hn_key_live(key, wid);
     {
         char lo[32], alo[32];
         snprintf(lo, sizeof(lo), "(%lld", (long long)live_min_excl);
@@ -165,7 +168,7 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
 
         for (size_t i = 0; i < take; i++) {
             const redisReply *m = chunk->element[2 * (skip + i)];
-            hn_rt_append_snapshot(c, wid, m->type == REDIS_REPLY_STRING ? m->str : "");
+            hn_snap_append(c, wid, m->type == REDIS_REPLY_STRING ? m->str : "");
         }
         snaps = hn_xcalloc(take ? take : 1, sizeof(*snaps));
         nsnaps = take;
@@ -182,12 +185,12 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
             pos.score = score;
             snprintf(pos.sid, sizeof(pos.sid), "%s", m->str);
             scanned++;
-            const char *st = hn_rt_status(snaps[i], score, now, rq->cfg);
+            const char *st = hn_snap_status_reply(snaps[i], score, now, rq->cfg);
             bool is_active = strcmp(st, "active") == 0;
             if ((status == ST_ACTIVE && !is_active) || (status == ST_IDLE && is_active)) continue;
             hn_buf_append(&items, count ? ",{" : "{", count ? 2 : 1);
             bool f = true;
-            hn_rt_snapshot(&items, &f, m->str, snaps[i], score, now, rq->cfg);
+            hn_snap_item_reply(&items, &f, m->str, snaps[i], score, now, rq->cfg);
             hn_buf_append(&items, "}", 1);
             count++;
             n_active += is_active;
@@ -213,14 +216,14 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
     if (active_count > total) active_count = total;
     hn_buf_append(&out, "{", 1);
     bool f = true;
-    hn_rt_kint(&out, &f, "widget_id", wid);
-    hn_rt_ktime(&out, &f, "now", now);
-    hn_rt_kint(&out, &f, "total", total);
-    hn_rt_kint(&out, &f, "active_count", active_count);
-    hn_rt_kint(&out, &f, "idle_count", total - active_count);
-    hn_rt_kint(&out, &f, "active", n_active);
-    hn_rt_kint(&out, &f, "count", count);
-    hn_rt_kraw(&out, &f, "visitors", "[", 1);
+    hn_json_kint(&out, &f, "widget_id", wid);
+    hn_json_ktime(&out, &f, "now", now);
+    hn_json_kint(&out, &f, "total", total);
+    hn_json_kint(&out, &f, "active_count", active_count);
+    hn_json_kint(&out, &f, "idle_count", total - active_count);
+    hn_json_kint(&out, &f, "active", n_active);
+    hn_json_kint(&out, &f, "count", count);
+    hn_json_kraw(&out, &f, "visitors", "[", 1);
     if (items.len) hn_buf_append(&out, items.p, items.len);
     hn_buf_append(&out, "]", 1);
     if (more && pos.set) {
@@ -228,9 +231,9 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
         char enc[HN_CURSOR_CAP];
         memcpy(cur.sid, pos.sid, sizeof(cur.sid));
         size_t n = hn_cursor_encode(&cur, enc);
-        hn_rt_kstrn(&out, &f, "next_cursor", enc, n);
+        hn_json_kstrn(&out, &f, "next_cursor", enc, n);
     } else {
-        hn_rt_knull(&out, &f, "next_cursor");
+        hn_json_knull(&out, &f, "next_cursor");
     }
     hn_buf_append(&out, "}", 1);
     hn_rt_answer(rs, &out);
@@ -339,8 +342,8 @@ static int find_session(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs,
     }
     for (size_t i = 0; i < nids; i++) {
         char lk[HN_KEY_CAP], sk[HN_KEY_CAP];
-        hn_rt_live_key(lk, ids[i]);
-        hn_rt_sess_key(sk, ids[i], sid);
+        hn_key_live(lk, ids[i]);
+        hn_key_sess(sk, ids[i], sid, strlen(sid));
         const char *a1[] = {"ZSCORE", lk, sid}, *a2[] = {"EXISTS", sk};
         size_t l1[] = {6, strlen(lk), strlen(sid)}, l2[] = {6, strlen(sk)};
         redisAppendCommandArgv(c, 3, a1, l1);
@@ -374,7 +377,7 @@ static int find_session(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs,
         f->score = best_score;
         f->has_hash = best_hash;
         if (best_hash) {
-            hn_rt_append_snapshot(c, best, sid);
+            hn_snap_append(c, best, sid);
             if (hn_rt_redis_replies(w, rs, 1, &f->snap) != HN_OK) goto out;
             if (!hn_rt_redis_ok(rs, f->snap, REDIS_REPLY_ARRAY, "HMGET")) goto out;
         }
@@ -432,40 +435,41 @@ static void session_from_snapshot(hn_buf *b, bool *first, const char *sid, const
         {"browser_version", HN_SF_BROWSER_VERSION}, {"os", HN_SF_OS},
         {"os_version", HN_SF_OS_VERSION}, {"device", HN_SF_DEVICE}, {"language", HN_SF_LANG},
     };
-    hn_rt_kstr(b, first, "session_id", sid);
+    hn_json_kstr(b, first, "session_id", sid);
     for (size_t i = 0; i < HN_ARRAY_LEN(str_map); i++)
-        hn_rt_kstr(b, first, str_map[i].key, str_map[i].field < 0 ? NULL : hn_rt_sf(s, str_map[i].field));
+        hn_json_kstr(b, first, str_map[i].key,
+                     str_map[i].field < 0 ? NULL : hn_snap_field(s, str_map[i].field));
     unsigned sw = 0, sh = 0;
-    const char *scr = hn_rt_sf(s, HN_SF_SCREEN);
+    const char *scr = hn_snap_field(s, HN_SF_SCREEN);
     if (scr && sscanf(scr, "%ux%u", &sw, &sh) == 2) {
-        hn_rt_kint(b, first, "screen_width", sw);
-        hn_rt_kint(b, first, "screen_height", sh);
+        hn_json_kint(b, first, "screen_width", sw);
+        hn_json_kint(b, first, "screen_height", sh);
     } else {
-        hn_rt_knull(b, first, "screen_width");
-        hn_rt_knull(b, first, "screen_height");
+        hn_json_knull(b, first, "screen_width");
+        hn_json_knull(b, first, "screen_height");
     }
-    hn_rt_kstr(b, first, "landing_page", hn_rt_sf(s, HN_SF_LANDING));
-    hn_rt_kstr(b, first, "referrer", hn_rt_sf(s, HN_SF_REFERRER));
-    hn_rt_kstr(b, first, "current_page_url", hn_rt_sf(s, HN_SF_URL));
-    hn_rt_kstr(b, first, "current_page_title", hn_rt_sf(s, HN_SF_TITLE));
-    hn_rt_kbool(b, first, "is_active", score >= 0);
-    const char *pv = hn_rt_sf(s, HN_SF_PAGEVIEWS), *em = hn_rt_sf(s, HN_SF_ENGAGED_MS),
-               *st = hn_rt_sf(s, HN_SF_STARTED), *ms = hn_rt_sf(s, HN_SF_MESSAGES_SENT),
-               *hc = hn_rt_sf(s, HN_SF_HAS_CHATTED);
-    hn_rt_kint(b, first, "page_views", pv ? strtoll(pv, NULL, 10) : 0);
-    hn_rt_knull(b, first, "events_count");
-    hn_rt_kint(b, first, "engaged_s", em ? strtoll(em, NULL, 10) / 1000 : 0);
+    hn_json_kstr(b, first, "landing_page", hn_snap_field(s, HN_SF_LANDING));
+    hn_json_kstr(b, first, "referrer", hn_snap_field(s, HN_SF_REFERRER));
+    hn_json_kstr(b, first, "current_page_url", hn_snap_field(s, HN_SF_URL));
+    hn_json_kstr(b, first, "current_page_title", hn_snap_field(s, HN_SF_TITLE));
+    hn_json_kbool(b, first, "is_active", score >= 0);
+    const char *pv = hn_snap_field(s, HN_SF_PAGEVIEWS), *em = hn_snap_field(s, HN_SF_ENGAGED_MS),
+               *st = hn_snap_field(s, HN_SF_STARTED), *ms = hn_snap_field(s, HN_SF_MESSAGES_SENT),
+               *hc = hn_snap_field(s, HN_SF_HAS_CHATTED);
+    hn_json_kint(b, first, "page_views", pv ? strtoll(pv, NULL, 10) : 0);
+    hn_json_knull(b, first, "events_count");
+    hn_json_kint(b, first, "engaged_s", em ? strtoll(em, NULL, 10) / 1000 : 0);
     if (st)
-        hn_rt_ktime(b, first, "started", strtoll(st, NULL, 10));
+        hn_json_ktime(b, first, "started", strtoll(st, NULL, 10));
     else
-        hn_rt_knull(b, first, "started");
+        hn_json_knull(b, first, "started");
     if (score >= 0)
-        hn_rt_ktime(b, first, "last_active", score);
+        hn_json_ktime(b, first, "last_active", score);
     else
-        hn_rt_knull(b, first, "last_active");
-    hn_rt_knull(b, first, "ended");
-    hn_rt_kint(b, first, "messages_sent", ms ? strtoll(ms, NULL, 10) : 0);
-    hn_rt_kbool(b, first, "has_chatted", hc && strcmp(hc, "0") != 0);
+        hn_json_knull(b, first, "last_active");
+    hn_json_knull(b, first, "ended");
+    hn_json_kint(b, first, "messages_sent", ms ? strtoll(ms, NULL, 10) : 0);
+    hn_json_kbool(b, first, "has_chatted", hc && strcmp(hc, "0") != 0);
 }
 
 /* Page views get time_on_page_s from the next one (null for the last). */
@@ -566,8 +570,8 @@ void hn_route_session(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
         if (events == NULL) goto out;
         visitor = PQgetisnull(f.row, 0, 2) ? NULL : PQgetvalue(f.row, 0, 2);
     } else {
-        visitor = hn_rt_sf(f.snap, HN_SF_VISITOR);
-        const char *s = hn_rt_sf(f.snap, HN_SF_STARTED);
+        visitor = hn_snap_field(f.snap, HN_SF_VISITOR);
+        const char *s = hn_snap_field(f.snap, HN_SF_STARTED);
         started_ms = s ? strtoll(s, NULL, 10) : now;
     }
     if (visitor) {
@@ -579,29 +583,29 @@ void hn_route_session(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
 
     hn_buf_append(&out, "{", 1);
     bool first = true;
-    hn_rt_kint(&out, &first, "widget_id", f.widget_id);
-    hn_rt_kstr(&out, &first, "source", f.row ? "postgresql" : "redis");
-    hn_rt_kstr(&out, &first, "status", hn_rt_status(f.snap, f.score, now, rq->cfg));
+    hn_json_kint(&out, &first, "widget_id", f.widget_id);
+    hn_json_kstr(&out, &first, "source", f.row ? "postgresql" : "redis");
+    hn_json_kstr(&out, &first, "status", hn_snap_status_reply(f.snap, f.score, now, rq->cfg));
     if (f.row)
         hn_rt_pg_row(&out, &first, f.row, 0, 1, session_cols, (int)HN_ARRAY_LEN(session_cols));
     else
         session_from_snapshot(&out, &first, sid, f.snap, f.score);
     if (f.snap) {
-        hn_rt_kraw(&out, &first, "live", "{", 1);
+        hn_json_kraw(&out, &first, "live", "{", 1);
         bool lf = true;
-        hn_rt_snapshot(&out, &lf, sid, f.snap, f.score, now, rq->cfg);
+        hn_snap_item_reply(&out, &lf, sid, f.snap, f.score, now, rq->cfg);
         hn_buf_append(&out, "}", 1);
     } else {
-        hn_rt_knull(&out, &first, "live");
+        hn_json_knull(&out, &first, "live");
     }
-    hn_rt_kraw(&out, &first, "pages", "", 0);
+    hn_json_kraw(&out, &first, "pages", "", 0);
     bool cut_p = pages ? rows_array(&out, pages, pages_cols, 5, HISTORY_CAP)
                        : (hn_buf_append(&out, "[]", 2), false);
-    hn_rt_kraw(&out, &first, "events", "", 0);
+    hn_json_kraw(&out, &first, "events", "", 0);
     bool cut_e = events ? rows_array(&out, events, events_cols, 5, HISTORY_CAP)
                         : (hn_buf_append(&out, "[]", 2), false);
-    hn_rt_kbool(&out, &first, "truncated", cut_p || cut_e);
-    hn_rt_kraw(&out, &first, "earlier_sessions", "", 0);
+    hn_json_kbool(&out, &first, "truncated", cut_p || cut_e);
+    hn_json_kraw(&out, &first, "earlier_sessions", "", 0);
     if (earlier)
         rows_array(&out, earlier, earlier_cols, (int)HN_ARRAY_LEN(earlier_cols), 20);
     else
@@ -654,9 +658,9 @@ void hn_route_deactivate(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
         redisContext *c = hn_rt_redis(w, rs);
         if (c == NULL) goto out;
         char lk[HN_KEY_CAP], sk[HN_KEY_CAP], ek[HN_KEY_CAP], now[24];
-        hn_rt_live_key(lk, f.widget_id);
-        hn_rt_sess_key(sk, f.widget_id, sid);
-        hn_rt_ended_key(ek, f.widget_id);
+        hn_key_live(lk, f.widget_id);
+        hn_key_sess(sk, f.widget_id, sid, strlen(sid));
+        hn_key_ended(ek, f.widget_id);
         snprintf(now, sizeof(now), "%llu", (unsigned long long)hn_now_ms());
         const char *a1[] = {"ZREM", lk, sid}, *a2[] = {"HSET", sk, "status", "gone"},
                    *a3[] = {"ZADD", ek, now, sid};
@@ -679,10 +683,10 @@ void hn_route_deactivate(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
     }
     hn_buf_append(&out, "{", 1);
     bool first = true;
-    hn_rt_kstr(&out, &first, "session_id", sid);
-    hn_rt_kint(&out, &first, "widget_id", f.widget_id);
-    hn_rt_kbool(&out, &first, "deactivated", true);
-    hn_rt_kbool(&out, &first, "was_live", f.score >= 0);
+    hn_json_kstr(&out, &first, "session_id", sid);
+    hn_json_kint(&out, &first, "widget_id", f.widget_id);
+    hn_json_kbool(&out, &first, "deactivated", true);
+    hn_json_kbool(&out, &first, "was_live", f.score >= 0);
     hn_buf_append(&out, "}", 1);
     hn_rt_answer(rs, &out);
 out:
@@ -765,13 +769,13 @@ void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp 
         len = hn_xcalloc(cap, sizeof(*len));
         keys = hn_xcalloc(cap, sizeof(*keys));
         char lk[HN_KEY_CAP];
-        hn_rt_live_key(lk, wid);
+        hn_key_live(lk, wid);
         argv[0] = "ZREM";
         argv[1] = lk;
         for (char *t = strtok_r(copy, " ", &save); t && nsids + 2 < cap; t = strtok_r(NULL, " ", &save)) {
             argv[2 + nsids] = t;
             keys[nsids] = hn_xmalloc(HN_KEY_CAP);
-            hn_rt_sess_key(keys[nsids], wid, t);
+            hn_key_sess(keys[nsids], wid, t, strlen(t));
             nsids++;
         }
         for (size_t i = 0; i < 2 + nsids; i++) len[i] = strlen(argv[i]);
@@ -797,12 +801,12 @@ void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp 
 
     hn_buf_append(&out, "{", 1);
     bool first = true;
-    hn_rt_kstr(&out, &first, "visitor", visitor);
-    hn_rt_kint(&out, &first, "widget_id", wid);
-    hn_rt_kint(&out, &first, "sessions", sessions);
-    hn_rt_kint(&out, &first, "page_views", hn_rt_pg_int(res, 0, 1));
-    hn_rt_kint(&out, &first, "events", hn_rt_pg_int(res, 0, 2));
-    hn_rt_kbool(&out, &first, "presence_cleared", cleared);
+    hn_json_kstr(&out, &first, "visitor", visitor);
+    hn_json_kint(&out, &first, "widget_id", wid);
+    hn_json_kint(&out, &first, "sessions", sessions);
+    hn_json_kint(&out, &first, "page_views", hn_rt_pg_int(res, 0, 1));
+    hn_json_kint(&out, &first, "events", hn_rt_pg_int(res, 0, 2));
+    hn_json_kbool(&out, &first, "presence_cleared", cleared);
     hn_buf_append(&out, "}", 1);
     hn_rt_answer(rs, &out);
 out:
@@ -836,7 +840,7 @@ void hn_route_widgets(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     if (res == NULL) return;
     hn_buf_append(&out, "{", 1);
     bool first = true;
-    hn_rt_kraw(&out, &first, "widgets", "", 0);
+    hn_json_kraw(&out, &first, "widgets", "", 0);
     rows_array(&out, res, widgets_cols, (int)HN_ARRAY_LEN(widgets_cols), INT32_MAX);
     hn_buf_append(&out, "}", 1);
     PQclear(res);

@@ -30,6 +30,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/pct.h"
+#include "common/timefmt.h"
 #include "common/token.h"
 
 #include <event2/buffer.h>
@@ -558,7 +559,8 @@ int hn_server_create(hn_api_server **out, const hn_config *cfg, char *err, size_
         return HN_ERR;
     }
     hn_rng_seed(&s->rng);
-    s->sse = hn_sse_create(cfg, &s->raddr, s->base, s->auth, &s->writing);
+    hn_sse_host host = hn_srv_sse_host(s);
+    s->sse = hn_sse_create(cfg, &s->raddr, s->base, &host);
     if (hn_sse_start(s->sse, err, cap) != HN_OK) return HN_ERR;
     load_www(s);
 

@@ -10,7 +10,7 @@
 #include "api/internal.h"
 #include "api/drain/drain.h"
 #include "api/router.h"
-#include "api/sse.h"
+#include "api/live/sse.h"
 #include "api/static.h"
 #include "api/ticket.h"
 #include "common/httpguard.h"
@@ -107,5 +107,7 @@ void hn_srv_serve_ticket(hn_srv_rctx *c, const hn_api_req *rq, int64_t wid);
 int  hn_srv_stream_params(hn_srv_rctx *c, const hn_api_req *rq, uint32_t *epoch, uint64_t *seq);
 void hn_srv_stream_full(hn_srv_rctx *c);
 void hn_srv_serve_stream(hn_srv_rctx *c, const hn_api_req *rq, int64_t wid, uint32_t epoch, uint64_t seq);
+/* What the SSE connections (api/live/) may ask of the server. */
+hn_sse_host hn_srv_sse_host(hn_api_server *s);
 
 #endif

@@ -5,11 +5,12 @@
  * SSE connections (api/sse.c).
  */
 #include "api/server_priv.h"
-#include "api/live.h"
+#include "api/live/live.h"
 #include "api/params.h"
 #include "api/reply.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/timefmt.h"
 
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
@@ -156,10 +157,29 @@ void hn_srv_stream_full(hn_srv_rctx *c) {
 
 void hn_srv_serve_stream(hn_srv_rctx *c, const hn_api_req *rq, int64_t wid, uint32_t epoch, uint64_t seq) {
     hn_api_server *s = c->s;
-    if (hn_sse_open(s->sse, c->req, wid, &rq->who, epoch, seq) != HN_OK) {
+    if (hn_sse_open(s->sse, c->req, wid, rq->who.token_id, epoch, seq) != HN_OK) {
         hn_srv_stream_full(c);
         return;
     }
     hn_srv_record(s, c->route, 200, c->t0, c->method, c->path, c->query, c->token, " stream=opened");
 }
 
+/* hn_sse_host: answers counted like every other (reply.h), and the token
+ * cache's view of an open stream's token. */
+static void sse_track(void *arg, struct evhttp_request *req) {
+    hn_api_server *s = arg;
+    hn_reply_track(&s->writing, req);
+}
+
+static bool sse_token_ok(void *arg, const char *token_id, int64_t widget_id) {
+    hn_api_server *s = arg;
+    hn_principal who;
+    hn_auth_result r = hn_auth_by_id(s->auth, token_id, &who);
+    if (r == HN_AUTH_INVALID) return false;
+    return r != HN_AUTH_OK || who.widget_id < 0 || who.widget_id == widget_id;
+}
+
+hn_sse_host hn_srv_sse_host(hn_api_server *s) {
+    return (hn_sse_host){.arg = s, .track = sse_track, .headers = hn_reply_headers,
+                         .token_ok = sse_token_ok};
+}

@@ -1,8 +1,10 @@
 /* json.c: see json.h. */
 #include "common/json.h"
 
+#include "common/timefmt.h"
 #include "common/utf8.h"
 
+#include <math.h>
 #include <stdio.h>
 
 /* Length of the valid UTF-8 sequence at s (<= n), or 0 when it is not one. */
@@ -49,4 +51,50 @@ void hn_json_key(hn_buf *b, bool *first, const char *key) {
     *first = false;
     hn_json_str(b, key, strlen(key));
     hn_buf_append(b, ":", 1);
+}
+
+/* ---- members ---------------------------------------------------------------- */
+
+void hn_json_kstrn(hn_buf *b, bool *first, const char *key, const char *s, size_t n) {
+    hn_json_key(b, first, key);
+    if (s)
+        hn_json_str(b, s, n);
+    else
+        hn_buf_append(b, "null", 4);
+}
+
+void hn_json_kstr(hn_buf *b, bool *first, const char *key, const char *s) {
+    hn_json_kstrn(b, first, key, s, s ? strlen(s) : 0);
+}
+
+void hn_json_kint(hn_buf *b, bool *first, const char *key, int64_t v) {
+    hn_json_key(b, first, key);
+    hn_buf_printf(b, "%lld", (long long)v);
+}
+
+void hn_json_kbool(hn_buf *b, bool *first, const char *key, bool v) {
+    hn_json_key(b, first, key);
+    hn_buf_append(b, v ? "true" : "false", v ? 4 : 5);
+}
+
+void hn_json_knull(hn_buf *b, bool *first, const char *key) {
+    hn_json_key(b, first, key);
+    hn_buf_append(b, "null", 4);
+}
+
+void hn_json_ktime(hn_buf *b, bool *first, const char *key, int64_t ms) {
+    char t[HN_TIME_CAP];
+    size_t n = hn_fmt_time_ms(ms, t);
+    hn_json_kstrn(b, first, key, n ? t : NULL, n);
+}
+
+void hn_json_kfixed(hn_buf *b, bool *first, const char *key, double v, int decimals) {
+    hn_json_key(b, first, key);
+    if (!isfinite(v)) v = 0;
+    hn_buf_printf(b, "%.*f", decimals, v);
+}
+
+void hn_json_kraw(hn_buf *b, bool *first, const char *key, const char *raw, size_t n) {
+    hn_json_key(b, first, key);
+    hn_buf_append(b, raw, n);
 }

@@ -1,7 +1,7 @@
 /* test_live.c: the live stream's event ids (what Last-Event-ID may carry)
  * and the shared messages' reference counts. The hub itself runs against
  * real Redis in tests/integration/test_sse.sh. */
-#include "api/live.h"
+#include "api/live/live.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "api/params.h"
+#include "common/timefmt.h"
 
 #define T0 INT64_C(1764000000000000)    /* 2025-11-24T16:00:00Z in µs */
 

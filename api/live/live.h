@@ -20,9 +20,15 @@
  * messages are kept, so a reconnect with Last-Event-ID gets the events it
  * missed instead of a snapshot.
  *
- * The main thread (sse.c) subscribes a stream and gets back, in order with
+ * The main thread (sse.h) subscribes a stream and gets back, in order with
  * the widget's messages, a START: the snapshot or the replay to send first;
  * messages with a seq up to the START's are already in it.
+ *
+ * The live room, api/live/: the hub (hub.c, this header), the streams
+ * (sse.c), a session's snapshot as a JSON item (snapshot.c, shared with the
+ * HTTP route "active visitors"). It uses common/ and proto/ only (key names:
+ * proto/keys.h); what it needs of the HTTP server comes in through
+ * hn_sse_host.
  */
 #ifndef HN_LIVE_H
 #define HN_LIVE_H

@@ -1,10 +1,11 @@
-/* live.c: see live.h. */
-#include "api/live.h"
+/* hub.c: the live hub, see live.h. */
+#include "api/live/live.h"
 
-#include "api/routes.h"
+#include "api/live/snapshot.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "proto/keys.h"
 #include "proto/mpcheck.h"
 #include "proto/record.h"
 
@@ -261,15 +262,15 @@ static void ev_end(lwidget *w) {
 static void emit_enter(hn_live *l, lwidget *w, lsess *s, int64_t now) {
     bool first = true;
     ev_begin(l, w, EV_ENTER);
-    hn_rt_item(&w->tick, &first, s->sid, (const char *const *)s->f, s->score, now, l->cfg);
+    hn_snap_item(&w->tick, &first, s->sid, (const char *const *)s->f, s->score, now, l->cfg);
     ev_end(w);
 }
 
 static void emit_leave(hn_live *l, lwidget *w, lsess *s, const char *reason) {
     bool first = true;
     ev_begin(l, w, EV_LEAVE);
-    hn_rt_kstr(&w->tick, &first, "session_id", s->sid);
-    hn_rt_kstr(&w->tick, &first, "reason", reason);
+    hn_json_kstr(&w->tick, &first, "session_id", s->sid);
+    hn_json_kstr(&w->tick, &first, "reason", reason);
     ev_end(w);
 }
 
@@ -282,20 +283,20 @@ static bool same(const char *a, const char *b) {
  * member (other than engaged time) changed. */
 static void emit_update(hn_live *l, lwidget *w, lsess *s, char *const *old, const char *status) {
     bool changed = status != s->status && strcmp(status, s->status ? s->status : "") != 0;
-    for (int i = 0; i < hn_rt_nmembers && !changed; i++) {
-        int f = hn_rt_members[i].field;
+    for (int i = 0; i < hn_snap_nmembers && !changed; i++) {
+        int f = hn_snap_members[i].field;
         if (f != HN_SF_ENGAGED_MS && !same(old[f], s->f[f])) changed = true;
     }
     if (!changed) return;
     bool first = true;
     ev_begin(l, w, EV_UPDATE);
-    hn_rt_kstr(&w->tick, &first, "session_id", s->sid);
-    hn_rt_kstr(&w->tick, &first, "status", status);
-    hn_rt_ktime(&w->tick, &first, "last_seen", s->score);
-    for (int i = 0; i < hn_rt_nmembers; i++) {
-        const hn_rt_member *m = &hn_rt_members[i];
+    hn_json_kstr(&w->tick, &first, "session_id", s->sid);
+    hn_json_kstr(&w->tick, &first, "status", status);
+    hn_json_ktime(&w->tick, &first, "last_seen", s->score);
+    for (int i = 0; i < hn_snap_nmembers; i++) {
+        const hn_snap_member *m = &hn_snap_members[i];
         if (m->field == HN_SF_ENGAGED_MS || !same(old[m->field], s->f[m->field]))
-            hn_rt_member_put(&w->tick, &first, m, s->f[m->field]);
+            hn_snap_member_put(&w->tick, &first, m, s->f[m->field]);
     }
     ev_end(w);
 }
@@ -405,8 +406,8 @@ static redisReply *cmd(hn_live *l, int argc, const char **argv) {
 /* The shard's newest entry id (where tailing starts): before the first full
  * read of a widget, so that nothing between the two is missed. */
 static int tail_from_now(hn_live *l, int sh) {
-    char key[48];
-    snprintf(key, sizeof(key), "hn:stream:%d", sh);
+    char key[HN_KEY_CAP];
+    hn_key_stream(key, (unsigned)sh);
     const char *argv[] = {"XREVRANGE", key, "+", "-", "COUNT", "1"};
     redisReply *r = cmd(l, 6, argv);
     if (r == NULL) return HN_ERR;
@@ -457,11 +458,11 @@ static int read_streams(hn_live *l) {
 static int read_batch(hn_live *l, int from, int to) {
     for (int round = 0; round < XREAD_ROUNDS; round++) {
         const char *argv[4 + 2 * 64];
-        char keys[64][48];
+        char keys[64][HN_KEY_CAP];
         int shards[64], n = 0;
         for (int sh = from; sh < to && n < 64; sh++)
             if (l->shard_watch[sh] > 0 && l->shard_id[sh][0]) {
-                snprintf(keys[n], sizeof(keys[n]), "hn:stream:%d", sh);
+                hn_key_stream(keys[n], (unsigned)sh);
                 shards[n++] = sh;
             }
         if (n == 0) return HN_OK;
@@ -486,7 +487,7 @@ static int read_batch(hn_live *l, int from, int to) {
             if (kv->type != REDIS_REPLY_ARRAY || kv->elements != 2 ||
                 kv->element[0]->type != REDIS_REPLY_STRING || kv->element[1]->type != REDIS_REPLY_ARRAY)
                 continue;
-            int sh = atoi(kv->element[0]->str + strlen("hn:stream:"));
+            int sh = hn_key_stream_shard(kv->element[0]->str, kv->element[0]->len);
             if (sh < 0 || sh >= l->nshards) continue;
             redisReply *entries = kv->element[1];
             if (entries->elements >= (size_t)atoi(XREAD_COUNT)) full = true;
@@ -520,7 +521,7 @@ static int read_batch(hn_live *l, int from, int to) {
  * the flush, sessions no longer there leave. */
 static int reconcile(hn_live *l, lwidget *w, int64_t now) {
     char key[HN_KEY_CAP], min[32];
-    hn_rt_live_key(key, w->id);
+    hn_key_live(key, w->id);
     snprintf(min, sizeof(min), "(%lld", (long long)(now - l->cfg->live_window_s * 1000));
     /* The newest HERENOW_SSE_MAX_SESSIONS, as the list holds at most that. */
     char lim[32];
@@ -560,10 +561,10 @@ static int flush(hn_live *l, int64_t now) {
     lsess *s, *st;
     HASH_ITER(hh, l->widgets, w, wt) {
         char key[HN_KEY_CAP];
-        hn_rt_live_key(key, w->id);
+        hn_key_live(key, w->id);
         HASH_ITER(hh, w->sessions, s, st) {
             if (!s->dirty) continue;
-            hn_rt_append_snapshot(l->rc, w->id, s->sid);
+            hn_snap_append(l->rc, w->id, s->sid);
             const char *argv[] = {"ZSCORE", key, s->sid};
             size_t len[] = {6, strlen(key), strlen(s->sid)};
             redisAppendCommandArgv(l->rc, 3, argv, len);
@@ -601,13 +602,13 @@ static int flush(hn_live *l, int64_t now) {
                 char *old[HN_SF__COUNT];
                 memcpy(old, s->f, sizeof(old));
                 for (int i = 0; i < HN_SF__COUNT; i++) {
-                    const char *v = hn_rt_sf(h, i);
+                    const char *v = hn_snap_field(h, i);
                     s->f[i] = v ? hn_xstrdup(v) : NULL;
                 }
                 s->score = score;
                 s->end_seen = false;
-                const char *status = hn_rt_status_of(s->f[HN_SF_STATUS], s->f[HN_SF_LAST_SEEN], score,
-                                                     now, l->cfg);
+                const char *status = hn_snap_status(s->f[HN_SF_STATUS], s->f[HN_SF_LAST_SEEN], score,
+                                                    now, l->cfg);
                 if (!s->known) {
                     s->known = true;
                     w->nknown++;
@@ -637,13 +638,13 @@ static void sweep(hn_live *l, lwidget *w, int64_t now) {
             sess_drop(w, s);
             continue;
         }
-        const char *st = hn_rt_status_of(s->f[HN_SF_STATUS], s->f[HN_SF_LAST_SEEN], s->score, now, l->cfg);
+        const char *st = hn_snap_status(s->f[HN_SF_STATUS], s->f[HN_SF_LAST_SEEN], s->score, now, l->cfg);
         if (strcmp(st, s->status) != 0) {
             bool first = true;
             ev_begin(l, w, EV_UPDATE);
-            hn_rt_kstr(&w->tick, &first, "session_id", s->sid);
-            hn_rt_kstr(&w->tick, &first, "status", st);
-            hn_rt_ktime(&w->tick, &first, "last_seen", s->score);
+            hn_json_kstr(&w->tick, &first, "session_id", s->sid);
+            hn_json_kstr(&w->tick, &first, "status", st);
+            hn_json_ktime(&w->tick, &first, "last_seen", s->score);
             ev_end(w);
             s->status = st;
         }
@@ -668,15 +669,15 @@ static hn_live_msg *snapshot(hn_live *l, lwidget *w, int64_t now) {
     hn_buf_init(&b, 256 + n * 700);
     hn_buf_printf(&b, "id: %08" PRIx32 "-%" PRIu64 "\nevent: snapshot\ndata: {", w->epoch, w->seq);
     bool first = true;
-    hn_rt_kint(&b, &first, "widget_id", w->id);
-    hn_rt_ktime(&b, &first, "now", now);
-    hn_rt_kint(&b, &first, "total", (int64_t)n);
+    hn_json_kint(&b, &first, "widget_id", w->id);
+    hn_json_ktime(&b, &first, "now", now);
+    hn_json_kint(&b, &first, "total", (int64_t)n);
     if (w->capped) hn_buf_append(&b, ",\"capped\":true", 14);
     hn_buf_append(&b, ",\"visitors\":[", 13);
     for (size_t i = 0; i < n; i++) {
         hn_buf_append(&b, i ? ",{" : "{", i ? 2 : 1);
         bool f = true;
-        hn_rt_item(&b, &f, v[i]->sid, (const char *const *)v[i]->f, v[i]->score, now, l->cfg);
+        hn_snap_item(&b, &f, v[i]->sid, (const char *const *)v[i]->f, v[i]->score, now, l->cfg);
         hn_buf_append(&b, "}", 1);
     }
     hn_buf_append(&b, "]}\n\n", 4);

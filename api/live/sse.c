@@ -1,8 +1,6 @@
-/* sse.c: see sse.h. */
-#include "api/sse.h"
-#include "api/reply.h"
+/* sse.c: the live stream's connections, see sse.h. */
+#include "api/live/sse.h"
 
-#include "common/json.h"
 #include "common/log.h"
 
 #include <event2/buffer.h>
@@ -51,8 +49,7 @@ struct group {
 struct hn_sse {
     const hn_config   *cfg;
     struct event_base *base;
-    hn_api_auth       *auth;
-    uint64_t          *writing;     /* the server's count of answers going out */
+    hn_sse_host        host;
     hn_live           *live;
     struct event      *timer;
     sub               *subs;                 /* by id */
@@ -134,16 +131,16 @@ static void sub_end(sub *u, int reason) {
         char bye[96];
         int n = snprintf(bye, sizeof(bye), "event: bye\ndata: {\"reason\":\"%s\"}\n\n", bye_names[reason]);
         write_text(u, bye, (size_t)n);
-        hn_reply_track(s->writing, req);
+        s->host.track(s->host.arg, req);
         evhttp_send_reply_end(req);
     } else {
         /* never started: a JSON error, like any route */
-        hn_reply_headers(req, NULL);
+        s->host.headers(req, NULL);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
         struct evbuffer *b = evbuffer_new();
         evbuffer_add_printf(b, "{\"error\":\"%s\"}",
                             reason == BYE_UNAVAILABLE ? "redis unavailable" : "shutting down");
-        hn_reply_track(s->writing, req);
+        s->host.track(s->host.arg, req);
         evhttp_send_reply(req, 503, NULL, b);
         evbuffer_free(b);
     }
@@ -237,9 +234,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
             sub_end(u, BYE_LIFETIME);
             continue;
         }
-        hn_principal who;
-        if (hn_auth_by_id(s->auth, u->token_id, &who) == HN_AUTH_INVALID ||
-            (who.widget_id >= 0 && who.widget_id != u->widget_id)) {
+        if (!s->host.token_ok(s->host.arg, u->token_id, u->widget_id)) {
             sub_end(u, BYE_REVOKED);
             continue;
         }
@@ -258,12 +253,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
 /* ---- life cycle ------------------------------------------------------------------------ */
 
 hn_sse *hn_sse_create(const hn_config *cfg, const hn_redis_addr *raddr, struct event_base *base,
-                      hn_api_auth *auth, uint64_t *writing) {
+                      const hn_sse_host *host) {
     hn_sse *s = hn_xcalloc(1, sizeof(*s));
     s->cfg = cfg;
     s->base = base;
-    s->auth = auth;
-    s->writing = writing;
+    s->host = *host;
     s->live = hn_live_create(cfg, raddr, base, deliver, s);
     s->timer = event_new(base, -1, EV_PERSIST, on_timer, s);
     return s;
@@ -276,7 +270,7 @@ int hn_sse_start(hn_sse *s, char *err, size_t cap) {
     return HN_OK;
 }
 
-int hn_sse_open(hn_sse *s, struct evhttp_request *req, int64_t widget_id, const hn_principal *who,
+int hn_sse_open(hn_sse *s, struct evhttp_request *req, int64_t widget_id, const char *token_id,
                 uint32_t last_epoch, uint64_t last_seq) {
     if (s->stopping || s->nsubs >= (size_t)s->cfg->sse_max_clients) return HN_AGAIN;
     sub *u = hn_xcalloc(1, sizeof(*u));
@@ -284,7 +278,7 @@ int hn_sse_open(hn_sse *s, struct evhttp_request *req, int64_t widget_id, const 
     u->widget_id = widget_id;
     u->s = s;
     u->req = req;
-    snprintf(u->token_id, sizeof(u->token_id), "%s", who->token_id);
+    snprintf(u->token_id, sizeof(u->token_id), "%s", token_id);
     u->opened_ms = u->last_write_ms = hn_mono_ms();
     HASH_ADD(hh, s->subs, id, sizeof(u->id), u);
     s->nsubs++;
@@ -316,10 +310,6 @@ void hn_sse_stop(hn_sse *s) {
 
 bool hn_sse_has_room(const hn_sse *s) {
     return !s->stopping && s->nsubs < (size_t)s->cfg->sse_max_clients;
-}
-
-size_t hn_sse_open_count(const hn_sse *s) {
-    return s->nsubs;
 }
 
 void hn_sse_metrics(hn_sse *s, hn_buf *out) {

@@ -1,5 +1,6 @@
 /* hub.c: the live hub, see live.h. */
-#include "api/live/live.h"
+#include "api/live/hub_priv.h"
+#include "common/prom.h"
 
 #include "api/live/snapshot.h"
 #include "common/ids.h"
@@ -19,159 +20,13 @@
 #include <time.h>
 #include <uthash.h>
 
-#define SID_CAP          65
-#define XREAD_COUNT      "1000"
-#define XREAD_ROUNDS     50        /* per tick: then the rest waits for the next one */
-#define KEEP_UNWATCHED_MS 60000    /* a widget nobody watches keeps its list (replay) this long */
-#define RETRY_MS         1000      /* Redis down: connect again at most this often */
-
-/* ---- messages ------------------------------------------------------------------ */
-
-void hn_live_msg_ref(hn_live_msg *m) {
-    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
-}
-
-void hn_live_msg_unref(hn_live_msg *m) {
-    if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) free(m);
-}
-
-static hn_live_msg *msg_new(const char *p, size_t n, uint32_t epoch, uint64_t first, uint64_t last) {
-    hn_live_msg *m = hn_xmalloc(sizeof(*m) + (n ? n : 1));
-    atomic_init(&m->refs, 1);
-    m->epoch = epoch;
-    m->first_seq = first;
-    m->last_seq = last;
-    m->len = n;
-    if (n) memcpy(m->data, p, n);
-    return m;
-}
-
-void hn_live_out_free(hn_live_out *o) {
-    while (o) {
-        hn_live_out *next = o->next;
-        hn_live_msg_unref(o->msg);
-        free(o);
-        o = next;
-    }
-}
-
-int hn_live_parse_id(const char *s, uint32_t *epoch, uint64_t *seq) {
-    if (s == NULL || strlen(s) < 10 || s[8] != '-') return HN_ERR;
-    uint32_t e = 0;
-    for (int i = 0; i < 8; i++) {
-        char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0) return HN_ERR;
-        e = e << 4 | (uint32_t)d;
-    }
-    const char *p = s + 9;
-    if (strlen(p) > 19 || (p[0] == '0' && p[1] != '\0')) return HN_ERR;
-    uint64_t v = 0;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9') return HN_ERR;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    if (e == 0) return HN_ERR;
-    *epoch = e;
-    *seq = v;
-    return HN_OK;
-}
-
-/* ---- the hub's state (hub thread only) ------------------------------------------------ */
-
-typedef struct lsess {
-    UT_hash_handle hh;
-    char        sid[SID_CAP];
-    int64_t     score;              /* hn:live score (ms); -1 unknown */
-    char       *f[HN_SF__COUNT];    /* the snapshot as last read (NULL: absent) */
-    const char *status;             /* as last sent */
-    bool        known;              /* its enter was sent (else only a candidate) */
-    bool        dirty;              /* read it at the next flush */
-    bool        end_seen;           /* an `end` record came since the last read */
-    bool        seen;               /* reconcile mark */
-} lsess;
-
-typedef struct pend {
-    uint64_t sub;
-    uint32_t epoch;
-    uint64_t seq;
-} pend;
-
-typedef struct lwidget {
-    UT_hash_handle hh;
-    int64_t      id;
-    uint32_t     epoch;
-    uint64_t     seq;               /* of the last event made */
-    int          watchers;
-    uint64_t     unwatched_at;      /* mono ms when watchers dropped to 0 */
-    bool         loaded;            /* the first full read is done */
-    bool         capped;            /* hn:live holds more than HERENOW_SSE_MAX_SESSIONS */
-    lsess       *sessions;
-    size_t       nknown;
-    hn_buf       tick;              /* this tick's events */
-    uint64_t     tick_first;
-    hn_live_msg **ring;             /* the last cfg->sse_replay messages */
-    size_t       ring_head, ring_n;
-    uint64_t     next_reconcile;    /* mono ms */
-    pend        *pending;
-    size_t       npending, cpending;
-} lwidget;
-
-enum { REQ_SUB = 1, REQ_UNSUB };
-
-typedef struct req {
-    struct req *next;
-    int         op;
-    int64_t     widget_id;
-    uint64_t    sub;
-    uint32_t    epoch;
-    uint64_t    seq;
-} req;
-
-enum { EV_ENTER, EV_UPDATE, EV_LEAVE, EV__COUNT };
-static const char *ev_names[EV__COUNT] = {"enter", "update", "leave"};
-
-struct hn_live {
-    const hn_config   *cfg;
-    hn_redis_addr      raddr;
-    struct event_base *base;
-    struct event      *notify;
-    hn_live_deliver_fn deliver;
-    void              *arg;
-
-    pthread_t          thread;
-    bool               started;
-    pthread_mutex_t    mu;          /* guards inbox, outbox, stop */
-    pthread_cond_t     cv;
-    req               *inbox, **inbox_tail;
-    hn_live_out       *outbox, **outbox_tail;
-    bool               stop;
-
-    /* hub thread only */
-    redisContext      *rc;
-    uint64_t           retry_at;
-    lwidget           *widgets;
-    int                nshards;
-    char             (*shard_id)[48];   /* last entry id read, per shard */
-    int               *shard_watch;     /* widgets watched per shard (0: not tailed) */
-    hn_decoder        *dec;
-    hn_rng             rng;
-    hn_live_out       *out, **out_tail; /* this round's output, posted at once */
-
-    /* metrics (written by the hub, read by /metrics) */
-    _Atomic uint64_t   ticks, tick_us, records, decode_errors, redis_errors, reconciles;
-    _Atomic uint64_t   events[EV__COUNT], snapshots, replays, failed_starts;
-    _Atomic uint64_t   g_widgets, g_sessions;
-    _Atomic uint64_t   capped;          /* a list met HERENOW_SSE_MAX_SESSIONS (reconciles, new sessions) */
-};
-
 static int64_t now_wall_ms(void) {
     return (int64_t)hn_now_ms();
 }
 
 /* ---- output -------------------------------------------------------------------------- */
 
-static void out_push(hn_live *l, hn_live_kind k, int64_t wid, uint64_t sub, hn_live_msg *m,
+void hn_hub_out_push(hn_live *l, hn_live_kind k, int64_t wid, uint64_t sub, hn_live_msg *m,
                      hn_live_start_kind sk) {
     hn_live_out *o = hn_xcalloc(1, sizeof(*o));
     o->kind = k;
@@ -206,122 +61,6 @@ static void on_notify(evutil_socket_t fd, short what, void *arg) {
     if (o) l->deliver(l->arg, o);
 }
 
-/* ---- sessions ------------------------------------------------------------------------- */
-
-static void sess_free_fields(lsess *s) {
-    for (int i = 0; i < HN_SF__COUNT; i++) {
-        free(s->f[i]);
-        s->f[i] = NULL;
-    }
-}
-
-/* The session's entry, made if new — unless the widget's list is at
- * HERENOW_SSE_MAX_SESSIONS (a flood of made-up session ids for a public
- * widget key must not take the api's memory): then NULL, counted. */
-static lsess *sess_get(hn_live *l, lwidget *w, const char *sid, size_t n) {
-    lsess *s;
-    if (n == 0 || n >= SID_CAP) return NULL;
-    char key[SID_CAP];
-    memcpy(key, sid, n);
-    key[n] = '\0';
-    HASH_FIND_STR(w->sessions, key, s);
-    if (s) return s;
-    if (HASH_COUNT(w->sessions) >= (unsigned)l->cfg->sse_max_sessions) {
-        atomic_fetch_add_explicit(&l->capped, 1, memory_order_relaxed);
-        w->capped = true;
-        return NULL;
-    }
-    s = hn_xcalloc(1, sizeof(*s));
-    memcpy(s->sid, key, n + 1);
-    s->score = -1;
-    HASH_ADD_STR(w->sessions, sid, s);
-    return s;
-}
-
-static void sess_drop(lwidget *w, lsess *s) {
-    if (s->known) w->nknown--;
-    HASH_DEL(w->sessions, s);
-    sess_free_fields(s);
-    free(s);
-}
-
-/* ---- events ----------------------------------------------------------------------------- */
-
-static void ev_begin(hn_live *l, lwidget *w, int type) {
-    w->seq++;
-    if (w->tick.len == 0) w->tick_first = w->seq;
-    hn_buf_printf(&w->tick, "id: %08" PRIx32 "-%" PRIu64 "\nevent: %s\ndata: {", w->epoch, w->seq,
-                  ev_names[type]);
-    atomic_fetch_add_explicit(&l->events[type], 1, memory_order_relaxed);
-}
-
-static void ev_end(lwidget *w) {
-    hn_buf_append(&w->tick, "}\n\n", 3);
-}
-
-static void emit_enter(hn_live *l, lwidget *w, lsess *s, int64_t now) {
-    bool first = true;
-    ev_begin(l, w, EV_ENTER);
-    hn_snap_item(&w->tick, &first, s->sid, (const char *const *)s->f, s->score, now, l->cfg);
-    ev_end(w);
-}
-
-static void emit_leave(hn_live *l, lwidget *w, lsess *s, const char *reason) {
-    bool first = true;
-    ev_begin(l, w, EV_LEAVE);
-    hn_json_kstr(&w->tick, &first, "session_id", s->sid);
-    hn_json_kstr(&w->tick, &first, "reason", reason);
-    ev_end(w);
-}
-
-static bool same(const char *a, const char *b) {
-    return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-/* update: session_id, status, last_seen, engaged_s and the members that
- * changed between old and s->f; nothing when neither the status nor a
- * member (other than engaged time) changed. */
-static void emit_update(hn_live *l, lwidget *w, lsess *s, char *const *old, const char *status) {
-    bool changed = status != s->status && strcmp(status, s->status ? s->status : "") != 0;
-    for (int i = 0; i < hn_snap_nmembers && !changed; i++) {
-        int f = hn_snap_members[i].field;
-        if (f != HN_SF_ENGAGED_MS && !same(old[f], s->f[f])) changed = true;
-    }
-    if (!changed) return;
-    bool first = true;
-    ev_begin(l, w, EV_UPDATE);
-    hn_json_kstr(&w->tick, &first, "session_id", s->sid);
-    hn_json_kstr(&w->tick, &first, "status", status);
-    hn_json_ktime(&w->tick, &first, "last_seen", s->score);
-    for (int i = 0; i < hn_snap_nmembers; i++) {
-        const hn_snap_member *m = &hn_snap_members[i];
-        if (m->field == HN_SF_ENGAGED_MS || !same(old[m->field], s->f[m->field]))
-            hn_snap_member_put(&w->tick, &first, m, s->f[m->field]);
-    }
-    ev_end(w);
-}
-
-/* The tick's events become one message: kept for replay, sent to every
- * stream of the widget. */
-static void finish(hn_live *l, lwidget *w) {
-    if (w->tick.len == 0) return;
-    hn_live_msg *m = msg_new(w->tick.p, w->tick.len, w->epoch, w->tick_first, w->seq);
-    w->tick.len = 0;
-    size_t cap = (size_t)l->cfg->sse_replay;
-    if (cap > 0) {
-        if (w->ring == NULL) w->ring = hn_xcalloc(cap, sizeof(*w->ring));
-        if (w->ring_n == cap) {
-            hn_live_msg_unref(w->ring[w->ring_head]);
-            w->ring_n--;
-            w->ring_head = (w->ring_head + 1) % cap;
-        }
-        hn_live_msg_ref(m);
-        w->ring[(w->ring_head + w->ring_n) % cap] = m;
-        w->ring_n++;
-    }
-    out_push(l, HN_LIVE_EVENTS, w->id, 0, m, 0);
-}
-
 /* ---- widgets -------------------------------------------------------------------------------- */
 
 static int shard_of(const hn_live *l, int64_t wid) {
@@ -347,7 +86,7 @@ static lwidget *widget_get(hn_live *l, int64_t wid) {
 
 static void widget_free(hn_live *l, lwidget *w) {
     lsess *s, *tmp;
-    HASH_ITER(hh, w->sessions, s, tmp) sess_drop(w, s);
+    HASH_ITER(hh, w->sessions, s, tmp) hn_hub_sess_drop(w, s);
     for (size_t i = 0; i < w->ring_n; i++)
         hn_live_msg_unref(w->ring[(w->ring_head + i) % (size_t)l->cfg->sse_replay]);
     free(w->ring);
@@ -428,7 +167,7 @@ static int on_record(const hn_record *r, void *arg) {
     atomic_fetch_add_explicit(&c->l->records, 1, memory_order_relaxed);
     lwidget *w = widget_find(c->l, r->widget_id);
     if (w == NULL || !w->loaded) return HN_OK;
-    lsess *s = sess_get(c->l, w, r->b.s.p, r->b.s.len);
+    lsess *s = hn_hub_sess_get(c->l, w, r->b.s.p, r->b.s.len);
     if (s == NULL) return HN_OK;
     s->dirty = true;
     if (r->b.type == HN_T_END) s->end_seen = true;
@@ -535,7 +274,7 @@ static int reconcile(hn_live *l, lwidget *w, int64_t now) {
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
         redisReply *m = r->element[i], *sc = r->element[i + 1];
         if (m->type != REDIS_REPLY_STRING || sc->type != REDIS_REPLY_STRING) continue;
-        s = sess_get(l, w, m->str, m->len);
+        s = hn_hub_sess_get(l, w, m->str, m->len);
         if (s == NULL) continue;
         s->seen = true;
         int64_t score = (int64_t)strtod(sc->str, NULL);
@@ -546,8 +285,8 @@ static int reconcile(hn_live *l, lwidget *w, int64_t now) {
     freeReplyObject(r);
     HASH_ITER(hh, w->sessions, s, tmp) {
         if (s->seen || s->dirty) continue;      /* a dirty one is read now anyway */
-        if (s->known) emit_leave(l, w, s, "gone");
-        sess_drop(w, s);
+        if (s->known) hn_hub_emit_leave(l, w, s, "gone");
+        hn_hub_sess_drop(w, s);
     }
     w->next_reconcile = hn_mono_ms() + (uint64_t)l->cfg->sse_reconcile_ms;
     return HN_OK;
@@ -596,8 +335,8 @@ static int flush(hn_live *l, int64_t now) {
             int64_t score = z->type == REDIS_REPLY_STRING ? (int64_t)strtod(z->str, NULL) : -1;
             if (score < 0 || score <= gone_before || h->type != REDIS_REPLY_ARRAY) {
                 if (s->known && w->loaded)
-                    emit_leave(l, w, s, s->end_seen ? "end" : score < 0 ? "gone" : "timeout");
-                sess_drop(w, s);
+                    hn_hub_emit_leave(l, w, s, s->end_seen ? "end" : score < 0 ? "gone" : "timeout");
+                hn_hub_sess_drop(w, s);
             } else {
                 char *old[HN_SF__COUNT];
                 memcpy(old, s->f, sizeof(old));
@@ -612,9 +351,9 @@ static int flush(hn_live *l, int64_t now) {
                 if (!s->known) {
                     s->known = true;
                     w->nknown++;
-                    if (w->loaded) emit_enter(l, w, s, now);
+                    if (w->loaded) hn_hub_emit_enter(l, w, s, now);
                 } else if (w->loaded) {
-                    emit_update(l, w, s, old, status);
+                    hn_hub_emit_update(l, w, s, old, status);
                 }
                 s->status = status;
                 for (int i = 0; i < HN_SF__COUNT; i++) free(old[i]);
@@ -634,108 +373,14 @@ static void sweep(hn_live *l, lwidget *w, int64_t now) {
     HASH_ITER(hh, w->sessions, s, tmp) {
         if (!s->known || s->dirty) continue;
         if (s->score <= gone_before) {
-            emit_leave(l, w, s, "timeout");
-            sess_drop(w, s);
+            hn_hub_emit_leave(l, w, s, "timeout");
+            hn_hub_sess_drop(w, s);
             continue;
         }
         const char *st = hn_snap_status(s->f[HN_SF_STATUS], s->f[HN_SF_LAST_SEEN], s->score, now, l->cfg);
         if (strcmp(st, s->status) != 0) {
-            bool first = true;
-            ev_begin(l, w, EV_UPDATE);
-            hn_json_kstr(&w->tick, &first, "session_id", s->sid);
-            hn_json_kstr(&w->tick, &first, "status", st);
-            hn_json_ktime(&w->tick, &first, "last_seen", s->score);
-            ev_end(w);
-            s->status = st;
+            hn_hub_emit_status(l, w, s, st);
         }
-    }
-}
-
-/* ---- starts: snapshot or replay --------------------------------------------------------------- */
-
-static int by_score_desc(const void *a, const void *b) {
-    const lsess *x = *(const lsess *const *)a, *y = *(const lsess *const *)b;
-    if (x->score != y->score) return x->score < y->score ? 1 : -1;
-    return strcmp(y->sid, x->sid);
-}
-
-static hn_live_msg *snapshot(hn_live *l, lwidget *w, int64_t now) {
-    lsess **v = hn_xmalloc((w->nknown ? w->nknown : 1) * sizeof(*v));
-    size_t n = 0;
-    lsess *s, *tmp;
-    HASH_ITER(hh, w->sessions, s, tmp) if (s->known) v[n++] = s;
-    qsort(v, n, sizeof(*v), by_score_desc);
-    hn_buf b;
-    hn_buf_init(&b, 256 + n * 700);
-    hn_buf_printf(&b, "id: %08" PRIx32 "-%" PRIu64 "\nevent: snapshot\ndata: {", w->epoch, w->seq);
-    bool first = true;
-    hn_json_kint(&b, &first, "widget_id", w->id);
-    hn_json_ktime(&b, &first, "now", now);
-    hn_json_kint(&b, &first, "total", (int64_t)n);
-    if (w->capped) hn_buf_append(&b, ",\"capped\":true", 14);
-    hn_buf_append(&b, ",\"visitors\":[", 13);
-    for (size_t i = 0; i < n; i++) {
-        hn_buf_append(&b, i ? ",{" : "{", i ? 2 : 1);
-        bool f = true;
-        hn_snap_item(&b, &f, v[i]->sid, (const char *const *)v[i]->f, v[i]->score, now, l->cfg);
-        hn_buf_append(&b, "}", 1);
-    }
-    hn_buf_append(&b, "]}\n\n", 4);
-    free(v);
-    hn_live_msg *m = msg_new(b.p, b.len, w->epoch, w->seq, w->seq);
-    hn_buf_free(&b);
-    atomic_fetch_add_explicit(&l->snapshots, 1, memory_order_relaxed);
-    return m;
-}
-
-/* The events after seq, when the ring still holds them all; NULL if not. */
-static hn_live_msg *replay(hn_live *l, lwidget *w, uint64_t seq) {
-    if (seq > w->seq) return NULL;
-    size_t cap = (size_t)l->cfg->sse_replay;
-    if (seq < w->seq) {
-        if (w->ring_n == 0 || w->ring[w->ring_head]->first_seq > seq + 1) return NULL;
-    }
-    hn_buf b = {0};
-    for (size_t i = 0; i < w->ring_n; i++) {
-        hn_live_msg *m = w->ring[(w->ring_head + i) % cap];
-        if (m->last_seq > seq) hn_buf_append(&b, m->data, m->len);
-    }
-    hn_live_msg *m = msg_new(b.p, b.len, w->epoch, seq + 1, w->seq);
-    hn_buf_free(&b);
-    atomic_fetch_add_explicit(&l->replays, 1, memory_order_relaxed);
-    return m;
-}
-
-static void serve_starts(hn_live *l, lwidget *w, int64_t now) {
-    /* events made since the last finish (a load's flush reads every
-     * widget's dirty sessions) go out first: a replay or a snapshot covers
-     * up to w->seq, so they must be in the ring and ahead in the outbox */
-    finish(l, w);
-    hn_live_msg *snap = NULL;
-    for (size_t i = 0; i < w->npending; i++) {
-        pend *p = &w->pending[i];
-        hn_live_msg *m = p->epoch == w->epoch ? replay(l, w, p->seq) : NULL;
-        if (m) {
-            out_push(l, HN_LIVE_START, w->id, p->sub, m, HN_START_REPLAY);
-            continue;
-        }
-        if (snap == NULL) snap = snapshot(l, w, now);
-        hn_live_msg_ref(snap);
-        out_push(l, HN_LIVE_START, w->id, p->sub, snap, HN_START_SNAPSHOT);
-    }
-    hn_live_msg_unref(snap);
-    w->npending = 0;
-}
-
-/* Redis unreachable: the waiting streams are told so (503). */
-static void fail_starts(hn_live *l) {
-    lwidget *w, *tmp;
-    HASH_ITER(hh, l->widgets, w, tmp) {
-        for (size_t i = 0; i < w->npending; i++) {
-            out_push(l, HN_LIVE_START, w->id, w->pending[i].sub, NULL, 0);
-            atomic_fetch_add_explicit(&l->failed_starts, 1, memory_order_relaxed);
-        }
-        w->npending = 0;
     }
 }
 
@@ -782,7 +427,7 @@ static int starts(hn_live *l, int64_t now) {
     HASH_ITER(hh, l->widgets, w, tmp) {
         if (w->npending == 0) continue;
         if (!w->loaded && load(l, w, now) != HN_OK) return HN_ERR;
-        serve_starts(l, w, now);
+        hn_hub_serve_starts(l, w, now);
     }
     return HN_OK;
 }
@@ -792,7 +437,7 @@ static void tick(hn_live *l) {
     int64_t now = now_wall_ms();
     lwidget *w, *tmp;
     if (!connected(l)) {
-        fail_starts(l);
+        hn_hub_fail_starts(l);
         return;
     }
     int rc = read_streams(l);
@@ -803,10 +448,10 @@ static void tick(hn_live *l) {
     if (rc == HN_OK) rc = flush(l, now);
     HASH_ITER(hh, l->widgets, w, tmp) {
         if (w->loaded) sweep(l, w, now);
-        finish(l, w);
+        hn_hub_finish(l, w);
     }
     if (rc == HN_OK) rc = starts(l, now);
-    if (rc != HN_OK) fail_starts(l);
+    if (rc != HN_OK) hn_hub_fail_starts(l);
     HASH_ITER(hh, l->widgets, w, tmp)
         if (w->watchers == 0 && w->npending == 0 && t0 - w->unwatched_at >= KEEP_UNWATCHED_MS)
             widget_free(l, w);
@@ -858,11 +503,11 @@ static void *hub_main(void *arg) {
             tick(l);
             next = hn_mono_ms() + (uint64_t)l->cfg->sse_tick_ms;
         } else if (connected(l)) {
-            if (starts(l, now_wall_ms()) != HN_OK) fail_starts(l);
+            if (starts(l, now_wall_ms()) != HN_OK) hn_hub_fail_starts(l);
             lwidget *w, *tmp;   /* a failed load may have made events (leave): keep order */
-            HASH_ITER(hh, l->widgets, w, tmp) finish(l, w);
+            HASH_ITER(hh, l->widgets, w, tmp) hn_hub_finish(l, w);
         } else {
-            fail_starts(l);
+            hn_hub_fail_starts(l);
         }
         post(l);
     }
@@ -958,38 +603,36 @@ void hn_live_destroy(hn_live *l) {
 }
 
 void hn_live_metrics(hn_live *l, hn_buf *out) {
-#define LOAD(x) ((unsigned long long)atomic_load_explicit(&(x), memory_order_relaxed))
-    hn_buf_printf(out,
-                  "# HELP herenow_live_widgets Widgets the live hub keeps a list of.\n"
-                  "# TYPE herenow_live_widgets gauge\nherenow_live_widgets %llu\n"
-                  "# HELP herenow_live_sessions Live sessions in the hub's lists.\n"
-                  "# TYPE herenow_live_sessions gauge\nherenow_live_sessions %llu\n"
-                  "# HELP herenow_live_ticks_total Hub ticks run.\n"
-                  "# TYPE herenow_live_ticks_total counter\nherenow_live_ticks_total %llu\n"
-                  "# HELP herenow_live_tick_seconds_total Time spent in hub ticks.\n"
-                  "# TYPE herenow_live_tick_seconds_total counter\nherenow_live_tick_seconds_total %.3f\n"
-                  "# HELP herenow_live_records_total Stream records the hub read.\n"
-                  "# TYPE herenow_live_records_total counter\nherenow_live_records_total %llu\n"
-                  "# HELP herenow_live_decode_errors_total Stream entries the hub could not decode.\n"
-                  "# TYPE herenow_live_decode_errors_total counter\nherenow_live_decode_errors_total %llu\n"
-                  "# HELP herenow_live_redis_errors_total Redis failures of the hub (it reconnects).\n"
-                  "# TYPE herenow_live_redis_errors_total counter\nherenow_live_redis_errors_total %llu\n"
-                  "# HELP herenow_live_reconciles_total Comparisons of a list with hn:live.\n"
-                  "# TYPE herenow_live_reconciles_total counter\nherenow_live_reconciles_total %llu\n"
-                  "# HELP herenow_live_snapshots_total Snapshots made (one serves every stream starting in a round).\n"
-                  "# TYPE herenow_live_snapshots_total counter\nherenow_live_snapshots_total %llu\n"
-                  "# HELP herenow_live_replays_total Reconnects served from the replay buffer.\n"
-                  "# TYPE herenow_live_replays_total counter\nherenow_live_replays_total %llu\n"
-                  "# HELP herenow_live_failed_starts_total Streams refused because Redis was unreachable.\n"
-                  "# TYPE herenow_live_failed_starts_total counter\nherenow_live_failed_starts_total %llu\n"
-                  "# HELP herenow_live_capped_total Times a widget's list was at HERENOW_SSE_MAX_SESSIONS and left sessions out (reconcile rounds, new sessions from the stream).\n"
-                  "# TYPE herenow_live_capped_total counter\nherenow_live_capped_total %llu\n"
-                  "# HELP herenow_live_events_total Events made, by type (each sent to every stream of its widget).\n"
-                  "# TYPE herenow_live_events_total counter\n",
-                  LOAD(l->g_widgets), LOAD(l->g_sessions), LOAD(l->ticks), (double)LOAD(l->tick_us) / 1e6,
-                  LOAD(l->records), LOAD(l->decode_errors), LOAD(l->redis_errors), LOAD(l->reconciles),
-                  LOAD(l->snapshots), LOAD(l->replays), LOAD(l->failed_starts), LOAD(l->capped));
+#define LOAD(x) ((double)atomic_load_explicit(&(x), memory_order_relaxed))
+#define C HN_PROM_COUNTER
+#define G HN_PROM_GAUGE
+    const hn_prom_scalar scalars[] = {
+        {"herenow_live_widgets", G, "Widgets the live hub keeps a list of.", LOAD(l->g_widgets)},
+        {"herenow_live_sessions", G, "Live sessions in the hub's lists.", LOAD(l->g_sessions)},
+        {"herenow_live_ticks_total", C, "Hub ticks run.", LOAD(l->ticks)},
+        {"herenow_live_tick_seconds_total", C, "Time spent in hub ticks.", LOAD(l->tick_us) / 1e6},
+        {"herenow_live_records_total", C, "Stream records the hub read.", LOAD(l->records)},
+        {"herenow_live_decode_errors_total", C, "Stream entries the hub could not decode.",
+         LOAD(l->decode_errors)},
+        {"herenow_live_redis_errors_total", C, "Redis failures of the hub (it reconnects).",
+         LOAD(l->redis_errors)},
+        {"herenow_live_reconciles_total", C, "Comparisons of a list with hn:live.", LOAD(l->reconciles)},
+        {"herenow_live_snapshots_total", C,
+         "Snapshots made (one serves every stream starting in a round).", LOAD(l->snapshots)},
+        {"herenow_live_replays_total", C, "Reconnects served from the replay buffer.", LOAD(l->replays)},
+        {"herenow_live_failed_starts_total", C, "Streams refused because Redis was unreachable.",
+         LOAD(l->failed_starts)},
+        {"herenow_live_capped_total", C,
+         "Times a widget's list was at HERENOW_SSE_MAX_SESSIONS and left sessions out (reconcile rounds, new sessions from the stream).",
+         LOAD(l->capped)},
+    };
+    hn_prom_scalars(out, scalars, HN_ARRAY_LEN(scalars));
+    hn_prom_family(out, "herenow_live_events_total", C,
+                   "Events made, by type (each sent to every stream of its widget).");
     for (int i = 0; i < EV__COUNT; i++)
-        hn_buf_printf(out, "herenow_live_events_total{type=\"%s\"} %llu\n", ev_names[i], LOAD(l->events[i]));
+        hn_prom_f64(out, "herenow_live_events_total", HN_PROM_L1("type", hn_hub_ev_names[i]),
+                    LOAD(l->events[i]));
+#undef C
+#undef G
 #undef LOAD
 }

@@ -2,6 +2,7 @@
 #include "api/live/sse.h"
 
 #include "common/log.h"
+#include "common/prom.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -313,24 +314,21 @@ bool hn_sse_has_room(const hn_sse *s) {
 }
 
 void hn_sse_metrics(hn_sse *s, hn_buf *out) {
-    hn_buf_printf(out,
-                  "# HELP herenow_sse_streams Live streams open now.\n"
-                  "# TYPE herenow_sse_streams gauge\nherenow_sse_streams %zu\n"
-                  "# HELP herenow_sse_streams_opened_total Live streams accepted.\n"
-                  "# TYPE herenow_sse_streams_opened_total counter\nherenow_sse_streams_opened_total %llu\n"
-                  "# HELP herenow_sse_streams_started_total Live streams that got their snapshot or replay.\n"
-                  "# TYPE herenow_sse_streams_started_total counter\nherenow_sse_streams_started_total %llu\n"
-                  "# HELP herenow_sse_bytes_total Bytes written to live streams.\n"
-                  "# TYPE herenow_sse_bytes_total counter\nherenow_sse_bytes_total %llu\n"
-                  "# HELP herenow_sse_messages_total Hub messages written to live streams.\n"
-                  "# TYPE herenow_sse_messages_total counter\nherenow_sse_messages_total %llu\n"
-                  "# HELP herenow_sse_streams_closed_total Live streams ended, by reason.\n"
-                  "# TYPE herenow_sse_streams_closed_total counter\n",
-                  s->nsubs, (unsigned long long)s->opened, (unsigned long long)s->started,
-                  (unsigned long long)s->bytes, (unsigned long long)s->messages);
+    const hn_prom_scalar scalars[] = {
+        {"herenow_sse_streams", HN_PROM_GAUGE, "Live streams open now.", (double)s->nsubs},
+        {"herenow_sse_streams_opened_total", HN_PROM_COUNTER, "Live streams accepted.", (double)s->opened},
+        {"herenow_sse_streams_started_total", HN_PROM_COUNTER,
+         "Live streams that got their snapshot or replay.", (double)s->started},
+        {"herenow_sse_bytes_total", HN_PROM_COUNTER, "Bytes written to live streams.", (double)s->bytes},
+        {"herenow_sse_messages_total", HN_PROM_COUNTER, "Hub messages written to live streams.",
+         (double)s->messages},
+    };
+    hn_prom_scalars(out, scalars, HN_ARRAY_LEN(scalars));
+    hn_prom_family(out, "herenow_sse_streams_closed_total", HN_PROM_COUNTER,
+                   "Live streams ended, by reason.");
     for (int i = 0; i < BYE__COUNT; i++)
-        hn_buf_printf(out, "herenow_sse_streams_closed_total{reason=\"%s\"} %llu\n", bye_names[i],
-                      (unsigned long long)s->closed[i]);
+        hn_prom_u64(out, "herenow_sse_streams_closed_total", HN_PROM_L1("reason", bye_names[i]),
+                    s->closed[i]);
     hn_live_metrics(s->live, out);
 }
 

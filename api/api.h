@@ -1,5 +1,8 @@
 /*
- * api.h: herenow-api — the JSON API, the drain worker, later the dashboard.
+ * api.h: herenow-api's HTTP API room — what a route handler sees: the
+ * request, the answer it builds, the worker's connections. The other rooms
+ * of the process are api/live/ (the live hub and its SSE streams) and
+ * api/drain/ (the stream into PostgreSQL); docs/ARCHITECTURE.md draws them.
  *
  * Threads (libevent 2.1's evhttp is not thread-safe, so only one thread
  * touches it):
@@ -7,19 +10,29 @@
  *   main thread   evhttp on HERENOW_API_LISTEN: parses the request, checks
  *                 the token against the in-memory token cache, matches the
  *                 route, and queues a job. When the job is done it sends the
- *                 answer. It never blocks on PostgreSQL or Redis.
+ *                 answer. It never blocks on PostgreSQL or Redis. It also
+ *                 holds the live streams (api/live/sse.c).
  *   N workers     (HERENOW_API_THREADS) each own one blocking PGconn and one
  *                 blocking redisContext (with timeouts) and run handlers.
- *   drain         api/drain/: its own PGconn and redisContext, moves the
- *                 stream into PostgreSQL (DESIGN.md §4).
+ *   token cache   auth.c: reloads api_tokens.
+ *   live hub      api/live/hub.c: tails the stream for watched widgets.
+ *   drain         api/drain/: its own PGconn and redisContext per consumer,
+ *                 moves the stream into PostgreSQL (DESIGN.md §4).
  *
- *   server.c    evhttp, routing, auth, jobs, answers, /livez /readyz /metrics
- *   auth.c      the token cache (refreshed from api_tokens)
- *   pool.c      worker threads and the job queue
+ *   server.c          the listener, a request's way to a job, the stop
+ *   server_health.c   /livez /readyz /metrics
+ *   server_stream.c   the live stream's tickets and its hand-over to api/live/
+ *   router.c          the route table, by name
+ *   request.c         query strings, widget ids, log-safe text
+ *   reply.c           standard headers, answers counted until written
+ *   auth.c            the token cache
+ *   pool.c            worker threads, the job queue, streamed answers
  *   routes_live.c     active visitors, session details, deactivate, erase
  *   routes_history.c  stats, timeseries, breakdown, sessions, export.csv
- *   params.c    query and path parameter parsing shared by the routes
- *   drain/      the drain worker, a room of its own (api/drain/drain.h)
+ *   routes.c          what the handlers share (rows → JSON, Redis replies)
+ *   params.c          query and path parameter parsing shared by the routes
+ *   static.c          the dashboard's files (api/www/)
+ *   ticket.c          live-stream tickets (mint, verify)
  */
 #ifndef HN_API_H
 #define HN_API_H

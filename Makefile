@@ -178,7 +178,8 @@ valgrind: check-deps
 # fuzz_ingress runs the collector's whole HTTP ingress, so it links every
 # collector object and the embedded widget script besides FUZZ_LIB_SRC.
 FUZZ_TARGETS := beacon query record http ingress
-FUZZ_LIB_SRC := $(PROTO_SRC) $(COMMON_SRC) collector/httpmap.c collector/uap.c
+# (common/pg.c: no fuzz target talks to PostgreSQL, and they do not link libpq)
+FUZZ_LIB_SRC := $(PROTO_SRC) $(filter-out common/pg.c,$(COMMON_SRC)) collector/httpmap.c collector/uap.c
 FUZZ_LIBS    := $(LIBS_COLLECTOR)
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_TIME    ?= 60

@@ -27,7 +27,8 @@
  *   reply.c           standard headers, answers counted until written
  *   auth.c            the token cache
  *   pool.c            worker threads, the job queue, streamed answers
- *   routes_live.c     active visitors, session details, deactivate, erase
+ *   routes_live.c     active visitors, session details, deactivate
+ *   routes_admin.c    erase a visitor, the widget list
  *   routes_history.c  stats, timeseries, breakdown, sessions, export.csv
  *   routes.c          what the handlers share (rows → JSON, Redis replies)
  *   params.c          query and path parameter parsing shared by the routes

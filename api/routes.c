@@ -127,3 +127,17 @@ void hn_rt_answer(hn_api_resp *rs, hn_buf *b) {
     memset(b, 0, sizeof(*b));
     rs->status = 200;
 }
+
+/* rows of res as a JSON array of objects (at most cap); true when cut. */
+bool hn_rt_rows_array(hn_buf *b, const PGresult *res, const hn_col *cols, int ncols, int cap) {
+    int n = PQntuples(res);
+    hn_buf_append(b, "[", 1);
+    for (int i = 0; i < n && i < cap; i++) {
+        hn_buf_append(b, i ? ",{" : "{", i ? 2 : 1);
+        bool f = true;
+        hn_rt_pg_row(b, &f, res, i, 0, cols, ncols);
+        hn_buf_append(b, "}", 1);
+    }
+    hn_buf_append(b, "]", 1);
+    return n > cap;
+}

@@ -40,6 +40,9 @@ typedef struct hn_col {
 void hn_rt_pg_row(hn_buf *b, bool *first, const PGresult *res, int row, int col0,
                   const hn_col *cols, int ncols);
 
+/* The rows of res as a JSON array of objects (at most cap); true when cut. */
+bool hn_rt_rows_array(hn_buf *b, const PGresult *res, const hn_col *cols, int ncols, int cap);
+
 /* The integer in a result cell (0 when NULL or not a number). */
 int64_t hn_rt_pg_int(const PGresult *res, int row, int col);
 

@@ -1,7 +1,7 @@
 /*
  * routes_live.c: the routes about sessions now and one at a time — active
- * visitors (Redis only), one session's details (PostgreSQL + Redis),
- * deactivate, erase a visitor, and the widget list.
+ * visitors (Redis only), one session's details (PostgreSQL + Redis) and
+ * deactivate (erasure and the widget list: routes_admin.c).
  *
  * Active visitors, per page (docs/API.md):
  *
@@ -510,20 +510,6 @@ static const hn_col earlier_cols[] = {
 
 #define HISTORY_CAP 1000
 
-/* rows of res as a JSON array of objects (at most cap); true when cut. */
-static bool rows_array(hn_buf *b, const PGresult *res, const hn_col *cols, int ncols, int cap) {
-    int n = PQntuples(res);
-    hn_buf_append(b, "[", 1);
-    for (int i = 0; i < n && i < cap; i++) {
-        hn_buf_append(b, i ? ",{" : "{", i ? 2 : 1);
-        bool f = true;
-        hn_rt_pg_row(b, &f, res, i, 0, cols, ncols);
-        hn_buf_append(b, "}", 1);
-    }
-    hn_buf_append(b, "]", 1);
-    return n > cap;
-}
-
 void hn_route_session(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     static const char *const allowed[] = {"widget", "include"};
     static const char *const includes[] = {"heartbeats"};
@@ -599,15 +585,15 @@ void hn_route_session(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
         hn_json_knull(&out, &first, "live");
     }
     hn_json_kraw(&out, &first, "pages", "", 0);
-    bool cut_p = pages ? rows_array(&out, pages, pages_cols, 5, HISTORY_CAP)
+    bool cut_p = pages ? hn_rt_rows_array(&out, pages, pages_cols, 5, HISTORY_CAP)
                        : (hn_buf_append(&out, "[]", 2), false);
     hn_json_kraw(&out, &first, "events", "", 0);
-    bool cut_e = events ? rows_array(&out, events, events_cols, 5, HISTORY_CAP)
+    bool cut_e = events ? hn_rt_rows_array(&out, events, events_cols, 5, HISTORY_CAP)
                         : (hn_buf_append(&out, "[]", 2), false);
     hn_json_kbool(&out, &first, "truncated", cut_p || cut_e);
     hn_json_kraw(&out, &first, "earlier_sessions", "", 0);
     if (earlier)
-        rows_array(&out, earlier, earlier_cols, (int)HN_ARRAY_LEN(earlier_cols), 20);
+        hn_rt_rows_array(&out, earlier, earlier_cols, (int)HN_ARRAY_LEN(earlier_cols), 20);
     else
         hn_buf_append(&out, "[]", 2);
     hn_buf_append(&out, "}", 1);
@@ -693,157 +679,5 @@ out:
     hn_rt_redis_free(r, 3);
     if (res) PQclear(res);
     found_free(&f);
-    hn_buf_free(&out);
-}
-
-/* ---- erase a visitor ---------------------------------------------------------------- */
-
-/* One statement, so one transaction: the sessions go, and with them their
- * page views and events (found by session id within the sessions' time
- * span, so only those days' partitions are searched) and the visitor's
- * rows in the distinct-visitor sets. The rollups keep their counts: they
- * hold no personal data. */
-static const char erase_sql[] =
-    "WITH s AS ("
-    "  DELETE FROM widget_visitor_sessions WHERE widget_id = $1 AND visitor_id = $2"
-    "  RETURNING session_id, session_started_at, last_active_at),"
-    " b AS (SELECT min(session_started_at) - interval '1 hour' AS lo,"
-    "              max(last_active_at) + interval '1 hour' AS hi FROM s),"
-    " pv AS ("
-    "  DELETE FROM widget_page_views p USING b"
-    "  WHERE p.widget_id = $1 AND p.session_id IN (SELECT session_id FROM s)"
-    "    AND p.recv_at BETWEEN b.lo AND b.hi RETURNING 1),"
-    " ev AS ("
-    "  DELETE FROM widget_visitor_events e USING b"
-    "  WHERE e.widget_id = $1 AND e.session_id IN (SELECT session_id FROM s)"
-    "    AND e.recv_at BETWEEN b.lo AND b.hi RETURNING 1),"
-    " vd AS ("
-    "  DELETE FROM widget_visitor_days d USING b"
-    "  WHERE d.widget_id = $1 AND d.visitor_id = $2"
-    "    AND d.day BETWEEN (b.lo AT TIME ZONE 'UTC')::date AND (b.hi AT TIME ZONE 'UTC')::date"
-    "  RETURNING 1),"
-    " vh AS ("
-    "  DELETE FROM widget_visitor_hours h USING b"
-    "  WHERE h.widget_id = $1 AND h.visitor_id = $2 AND h.hour BETWEEN b.lo AND b.hi"
-    "  RETURNING 1)"
-    " SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM pv), (SELECT count(*) FROM ev),"
-    "        (SELECT count(*) FROM vd) + (SELECT count(*) FROM vh),"
-    "        (SELECT string_agg(session_id, ' ') FROM s)";
-
-void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
-    const char *visitor = rq->nparams > 1 ? rq->params[1] : "";
-    int64_t wid = hn_rt_widget_id(rq);
-    PGresult *res = NULL;
-    redisReply *r[2] = {NULL, NULL};
-    const char **argv = NULL;
-    size_t *len = NULL;
-    char **keys = NULL;
-    size_t nsids = 0;
-    hn_buf out = {0};
-    bool cleared = false;
-
-    if (!hn_rt_check_keys(rq, rs, NULL, 0)) return;
-    if (!hn_param_visitor_ok(visitor)) {
-        hn_api_error(rs, 400, "visitor: want 1..128 bytes of UTF-8 without control characters");
-        return;
-    }
-    char wbuf[24];
-    snprintf(wbuf, sizeof(wbuf), "%lld", (long long)wid);
-    const char *p[] = {wbuf, visitor};
-    res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, erase_sql, 2, p);
-    if (res == NULL) return;
-    int64_t sessions = hn_rt_pg_int(res, 0, 0);
-    if (sessions == 0) {
-        hn_api_error(rs, 404, "visitor not found");
-        goto out;
-    }
-
-    /* Their sessions leave Redis too (best effort: a live snapshot also
-     * disappears by itself within the live window). */
-    redisContext *c = hn_api_redis(w);
-    const char *sids = PQgetisnull(res, 0, 4) ? "" : PQgetvalue(res, 0, 4);
-    if (c) {
-        char *copy = hn_xstrdup(sids), *save = NULL;
-        size_t cap = (size_t)sessions + 2;
-        argv = hn_xcalloc(cap, sizeof(*argv));
-        len = hn_xcalloc(cap, sizeof(*len));
-        keys = hn_xcalloc(cap, sizeof(*keys));
-        char lk[HN_KEY_CAP];
-        hn_key_live(lk, wid);
-        argv[0] = "ZREM";
-        argv[1] = lk;
-        for (char *t = strtok_r(copy, " ", &save); t && nsids + 2 < cap; t = strtok_r(NULL, " ", &save)) {
-            argv[2 + nsids] = t;
-            keys[nsids] = hn_xmalloc(HN_KEY_CAP);
-            hn_key_sess(keys[nsids], wid, t, strlen(t));
-            nsids++;
-        }
-        for (size_t i = 0; i < 2 + nsids; i++) len[i] = strlen(argv[i]);
-        redisAppendCommandArgv(c, (int)(2 + nsids), argv, len);
-        /* DEL of the hashes: every key has the widget's hash tag, one slot */
-        argv[0] = "DEL";
-        for (size_t i = 0; i < nsids; i++) argv[1 + i] = keys[i], len[1 + i] = strlen(keys[i]);
-        len[0] = 3;
-        redisAppendCommandArgv(c, (int)(1 + nsids), argv, len);
-        void *rep;
-        cleared = true;
-        for (int i = 0; i < 2; i++) {
-            if (redisGetReply(c, &rep) != REDIS_OK || rep == NULL) {
-                hn_api_redis_broken(w);
-                cleared = false;
-                break;
-            }
-            r[i] = rep;
-            if (r[i]->type != REDIS_REPLY_INTEGER) cleared = false;
-        }
-        free(copy);
-    }
-
-    hn_buf_append(&out, "{", 1);
-    bool first = true;
-    hn_json_kstr(&out, &first, "visitor", visitor);
-    hn_json_kint(&out, &first, "widget_id", wid);
-    hn_json_kint(&out, &first, "sessions", sessions);
-    hn_json_kint(&out, &first, "page_views", hn_rt_pg_int(res, 0, 1));
-    hn_json_kint(&out, &first, "events", hn_rt_pg_int(res, 0, 2));
-    hn_json_kbool(&out, &first, "presence_cleared", cleared);
-    hn_buf_append(&out, "}", 1);
-    hn_rt_answer(rs, &out);
-out:
-    hn_rt_redis_free(r, 2);
-    if (keys)
-        for (size_t i = 0; i < nsids; i++) free(keys[i]);
-    free(keys);
-    free(argv);
-    free(len);
-    if (res) PQclear(res);
-    hn_buf_free(&out);
-}
-
-/* ---- widgets ------------------------------------------------------------------------------ */
-
-static const char widgets_sql[] =
-    "SELECT id, key, name, domain, retention_days FROM widget_configs"
-    " WHERE $1::integer IS NULL OR id = $1::integer ORDER BY id";
-static const hn_col widgets_cols[] = {
-    {"id", HN_COL_INT}, {"key", HN_COL_STR}, {"name", HN_COL_STR},
-    {"domain", HN_COL_STR}, {"retention_days", HN_COL_INT},
-};
-
-void hn_route_widgets(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
-    char wbuf[24];
-    hn_buf out = {0};
-    if (!hn_rt_check_keys(rq, rs, NULL, 0)) return;
-    snprintf(wbuf, sizeof(wbuf), "%lld", (long long)rq->who.widget_id);
-    const char *p[] = {rq->who.widget_id > 0 ? wbuf : NULL};
-    PGresult *res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, widgets_sql, 1, p);
-    if (res == NULL) return;
-    hn_buf_append(&out, "{", 1);
-    bool first = true;
-    hn_json_kraw(&out, &first, "widgets", "", 0);
-    rows_array(&out, res, widgets_cols, (int)HN_ARRAY_LEN(widgets_cols), INT32_MAX);
-    hn_buf_append(&out, "}", 1);
-    PQclear(res);
-    hn_rt_answer(rs, &out);
     hn_buf_free(&out);
 }

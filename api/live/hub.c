@@ -386,11 +386,14 @@ static void sweep(hn_live *l, lwidget *w, int64_t now) {
 
 /* ---- the thread ------------------------------------------------------------------------------------ */
 
-static void apply(hn_live *l, req *q) {
+/* Applies the main thread's requests; true when a stream subscribed. */
+static bool apply(hn_live *l, req *q) {
+    bool subs = false;
     while (q) {
         req *next = q->next;
         lwidget *w = q->op == REQ_SUB ? widget_get(l, q->widget_id) : widget_find(l, q->widget_id);
         if (w && q->op == REQ_SUB) {
+            subs = true;
             w->watchers++;
             if (w->npending == w->cpending) {
                 w->cpending = w->cpending ? 2 * w->cpending : 8;
@@ -408,6 +411,7 @@ static void apply(hn_live *l, req *q) {
         free(q);
         q = next;
     }
+    return subs;
 }
 
 /* A widget's first full read: tailing starts before it, nothing is sent. */
@@ -498,16 +502,14 @@ static void *hub_main(void *arg) {
             }
             break;
         }
-        apply(l, q);
-        if (hn_mono_ms() >= next) {
+        /* A new stream is served at once, but after a tick of its own: its
+         * snapshot then holds every record Redis had when it subscribed, not
+         * only what the list had read up to the last tick (up to
+         * HERENOW_SSE_TICK_MS behind: a visitor who had just arrived came as
+         * an enter right after a snapshot without them). */
+        if (apply(l, q) || hn_mono_ms() >= next) {
             tick(l);
             next = hn_mono_ms() + (uint64_t)l->cfg->sse_tick_ms;
-        } else if (connected(l)) {
-            if (starts(l, now_wall_ms()) != HN_OK) hn_hub_fail_starts(l);
-            lwidget *w, *tmp;   /* a failed load may have made events (leave): keep order */
-            HASH_ITER(hh, l->widgets, w, tmp) hn_hub_finish(l, w);
-        } else {
-            hn_hub_fail_starts(l);
         }
         post(l);
     }

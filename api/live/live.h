@@ -22,7 +22,9 @@
  *
  * The main thread (sse.h) subscribes a stream and gets back, in order with
  * the widget's messages, a START: the snapshot or the replay to send first;
- * messages with a seq up to the START's are already in it.
+ * messages with a seq up to the START's are already in it. A subscription
+ * runs a tick at once (not at the next one), so a snapshot holds every
+ * record Redis had when the stream subscribed.
  *
  * The live room, api/live/: the hub (hub.c, this header), the streams
  * (sse.c), a session's snapshot as a JSON item (snapshot.c, shared with the

@@ -472,7 +472,7 @@ static void tick(hn_live *l) {
 
 static void *hub_main(void *arg) {
     hn_live *l = arg;
-    uint64_t next = hn_mono_ms();
+    uint64_t next = hn_mono_ms(), last = 0;     /* the next tick, the start of the last one */
     for (;;) {
         pthread_mutex_lock(&l->mu);
         for (;;) {
@@ -502,12 +502,20 @@ static void *hub_main(void *arg) {
             }
             break;
         }
-        /* A new stream is served at once, but after a tick of its own: its
-         * snapshot then holds every record Redis had when it subscribed, not
-         * only what the list had read up to the last tick (up to
+        /* A new stream is served after a tick that began after it
+         * subscribed, so its snapshot holds every record Redis had by then,
+         * not only what the list had read at the last tick (up to
          * HERENOW_SSE_TICK_MS behind: a visitor who had just arrived came as
-         * an enter right after a snapshot without them). */
-        if (apply(l, q) || hn_mono_ms() >= next) {
+         * an enter right after a snapshot without them). That tick is
+         * brought forward, but never closer than a quarter tick to the last
+         * one: a storm of reconnects costs Redis at most four times the
+         * tick rate, and a stream waits at most a quarter tick for it. */
+        if (apply(l, q)) {
+            uint64_t soon = last + (uint64_t)l->cfg->sse_tick_ms / 4;
+            if (soon < next) next = soon;
+        }
+        if (hn_mono_ms() >= next) {
+            last = hn_mono_ms();
             tick(l);
             next = hn_mono_ms() + (uint64_t)l->cfg->sse_tick_ms;
         }

@@ -50,21 +50,30 @@ COLLECTOR_SRC := $(filter-out collector/main.c,$(wildcard collector/*.c))
 API_SRC       := $(filter-out api/main.c,$(wildcard api/*.c api/live/*.c api/drain/*.c))
 CTL_SRC       := $(filter-out ctl/main.c,$(wildcard ctl/*.c))
 
-# Each room is an archive: a binary links the objects it calls, no more.
+# The rooms' objects go into four archives (proto/ and common/ share one; the
+# api's three rooms share one): a binary links the objects it calls, no more.
 LIB_BASE      := $(OUT)/lib/libhn-base.a
 LIB_COLLECTOR := $(OUT)/lib/libhn-collector.a
 LIB_API       := $(OUT)/lib/libhn-api.a
 LIB_CTL       := $(OUT)/lib/libhn-ctl.a
 
-$(LIB_BASE):      $(call obj,$(PROTO_SRC) $(COMMON_SRC))
-$(LIB_COLLECTOR): $(call obj,$(COLLECTOR_SRC)) $(OUT)/obj/gen/widget_js.o
-$(LIB_API):       $(call obj,$(API_SRC))
-$(LIB_CTL):       $(call obj,$(CTL_SRC)) $(OUT)/obj/gen/migrations.o
+# archive LIB, OBJECTS: LIB is made anew when an object changes or the list
+# of objects does (a source moved to another room or removed must not stay
+# behind in the old archive); LIB.members holds the list.
+define archive
+$(1): $(2) $(1).members
+$(1).members: hn-force
+	@mkdir -p $$(dir $$@)
+	@echo '$(2)' | cmp -s - $$@ 2>/dev/null || echo '$(2)' > $$@
+endef
+$(eval $(call archive,$(LIB_BASE),$(call obj,$(PROTO_SRC) $(COMMON_SRC))))
+$(eval $(call archive,$(LIB_COLLECTOR),$(call obj,$(COLLECTOR_SRC)) $(OUT)/obj/gen/widget_js.o))
+$(eval $(call archive,$(LIB_API),$(call obj,$(API_SRC))))
+$(eval $(call archive,$(LIB_CTL),$(call obj,$(CTL_SRC)) $(OUT)/obj/gen/migrations.o))
 
 $(OUT)/lib/%.a:
-	@mkdir -p $(dir $@)
 	@rm -f $@
-	ar rcs $@ $^
+	ar rcs $@ $(filter %.o,$^)
 
 $(OUT)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -130,9 +130,6 @@ redisContext *hn_api_redis(hn_api_worker *w);
 void          hn_api_pg_broken(hn_api_worker *w);
 void          hn_api_redis_broken(hn_api_worker *w);
 
-/* Runs one statement with every parameter bound (text format). Returns the
- * result when its status is want; else logs the error, answers 503 (lost
- * connection) or 500 into rs, clears it and returns NULL. */
 /* How the api's PostgreSQL sessions are set up (common/pg.h): connect_timeout
  * and statement_timeout from HERENOW_API_TIMEOUT_MS. */
 #define hn_api_pg_opts(cfg, app)                                                          \
@@ -140,6 +137,9 @@ void          hn_api_redis_broken(hn_api_worker *w);
                   .connect_timeout_s = (cfg)->api_timeout_ms < 2000 ? 2 : ((cfg)->api_timeout_ms + 999) / 1000, \
                   .statement_timeout_ms = (cfg)->api_timeout_ms})
 
+/* Runs one statement with every parameter bound (text format). Returns the
+ * result when its status is want; else logs the error, answers 503 (lost
+ * connection) or 500 into rs, clears it and returns NULL. */
 PGresult *hn_api_pg_exec(hn_api_worker *w, hn_api_resp *rs, ExecStatusType want,
                          const char *sql, int nparams, const char *const *params);
 

@@ -329,11 +329,11 @@ static int find_session(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs,
         ids[nids++] = restrict_to;
     } else {
         /* a token for every widget and a session not drained yet: ask each widget */
-        const char *argv[] = {"HGETALL", "hn:widgets"};
-        size_t len[] = {7, 10};
+        const char *argv[] = {"HGETALL", HN_KEY_WIDGETS};
+        size_t len[] = {7, sizeof(HN_KEY_WIDGETS) - 1};
         redisAppendCommandArgv(c, 2, argv, len);
         if (hn_rt_redis_replies(w, rs, 1, &wr) != HN_OK) goto out;
-        if (!hn_rt_redis_ok(rs, wr, REDIS_REPLY_ARRAY, "HGETALL hn:widgets")) goto out;
+        if (!hn_rt_redis_ok(rs, wr, REDIS_REPLY_ARRAY, "HGETALL " HN_KEY_WIDGETS)) goto out;
         ids = redis_widget_ids(wr, &nids);
     }
     if (nids == 0) {
@@ -648,7 +648,7 @@ void hn_route_deactivate(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
         hn_key_sess(sk, f.widget_id, sid, strlen(sid));
         hn_key_ended(ek, f.widget_id);
         snprintf(now, sizeof(now), "%llu", (unsigned long long)hn_now_ms());
-        const char *a1[] = {"ZREM", lk, sid}, *a2[] = {"HSET", sk, "status", "gone"},
+        const char *a1[] = {"ZREM", lk, sid}, *a2[] = {"HSET", sk, hn_sf_name[HN_SF_STATUS], "gone"},
                    *a3[] = {"ZADD", ek, now, sid};
         size_t l1[] = {4, strlen(lk), strlen(sid)}, l2[] = {4, strlen(sk), 6, 4},
                l3[] = {4, strlen(ek), strlen(now), strlen(sid)};

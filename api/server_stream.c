@@ -2,7 +2,7 @@
  * server_stream.c: the live stream's door on the main thread (server_priv.h)
  * — tickets (minted with a token, single use: the used ones are kept until
  * they expire), the Last-Event-ID, and the hand-over of the request to the
- * SSE connections (api/sse.c).
+ * SSE connections (api/live/sse.c).
  */
 #include "api/server_priv.h"
 #include "api/live/live.h"

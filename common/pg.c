@@ -34,10 +34,14 @@ PGconn *hn_pg_connect(const char *url, const hn_pg_opts *o, char *err, size_t ca
         return NULL;
     }
     PQsetNoticeProcessor(pg, quiet_notice, NULL);
-    const char *params[] = {st, o->appname};
+    if (o->statement_timeout_ms <= 0 && o->appname == NULL) return pg;
+    /* NULL leaves a setting as it is (set_config's value is then the current one) */
+    const char *params[] = {o->statement_timeout_ms > 0 ? st : NULL, o->appname};
     PGresult *r = PQexecParams(pg,
-                               "SELECT set_config('statement_timeout', $1, false),"
-                               " set_config('application_name', $2, false)",
+                               "SELECT set_config('statement_timeout',"
+                               " coalesce($1, current_setting('statement_timeout')), false),"
+                               " set_config('application_name',"
+                               " coalesce($2, current_setting('application_name')), false)",
                                2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         const char *e = PQresultErrorMessage(r);

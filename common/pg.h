@@ -3,8 +3,8 @@
  * (HERENOW_DATABASE_URL: a libpq connection string or URI).
  *
  * Blocking libpq; notices go to the debug log; application_name and
- * statement_timeout are set for the session, a connect timeout before the
- * URL so that one given in the URL wins.
+ * statement_timeout are set for the session when asked for, a connect
+ * timeout before the URL so that one given in the URL wins.
  */
 #ifndef HN_PG_H
 #define HN_PG_H
@@ -14,9 +14,9 @@
 #include <stdint.h>
 
 typedef struct hn_pg_opts {
-    const char *appname;              /* application_name (required) */
-    int64_t     connect_timeout_s;    /* 0: libpq's default */
-    int64_t     statement_timeout_ms; /* 0: none */
+    const char *appname;              /* application_name; NULL: as the URL / PGAPPNAME say */
+    int64_t     connect_timeout_s;    /* 0: libpq's default (or the URL's) */
+    int64_t     statement_timeout_ms; /* 0: as the server, role or URL set it */
 } hn_pg_opts;
 
 /* A connected session, or NULL with the first line of libpq's reason in err. */

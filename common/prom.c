@@ -83,7 +83,8 @@ void hn_prom_gauge(hn_buf *b, const char *name, const char *help, double v) {
 void hn_prom_scalars(hn_buf *b, const hn_prom_scalar *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         hn_prom_family(b, s[i].name, s[i].type, s[i].help);
-        hn_prom_f64(b, s[i].name, HN_PROM_L0, s[i].v);
+        if (s[i].real) hn_prom_f64(b, s[i].name, HN_PROM_L0, s[i].f);
+        else hn_prom_u64(b, s[i].name, HN_PROM_L0, s[i].u);
     }
 }
 

@@ -42,12 +42,16 @@ void hn_prom_f64(hn_buf *b, const char *name, const hn_prom_labels *l, double v)
 void hn_prom_counter(hn_buf *b, const char *name, const char *help, uint64_t v);
 void hn_prom_gauge(hn_buf *b, const char *name, const char *help, double v);
 
-/* A metric of a table (name, type, help, value): scalars written in a loop. */
+/* A metric of a table, written in a loop: {.name, .type, .help, .u} for a
+ * whole number (printed exactly, every bit of a uint64_t), or with
+ * .f = v, .real = true for one that is not. */
 typedef struct hn_prom_scalar {
     const char  *name;
     hn_prom_type type;
     const char  *help;
-    double       v;
+    uint64_t     u;
+    double       f;
+    bool         real;
 } hn_prom_scalar;
 void hn_prom_scalars(hn_buf *b, const hn_prom_scalar *s, size_t n);
 

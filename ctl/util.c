@@ -120,7 +120,7 @@ static void pg_notice(void *arg, const char *message) {
 
 PGconn *hn_ctl_pg_connect(const hn_config *cfg) {
     char err[512];
-    PGconn *pg = hn_pg_connect(cfg->database_url, &(hn_pg_opts){.appname = "herenowctl"}, err,
+    PGconn *pg = hn_pg_connect(cfg->database_url, &(hn_pg_opts){0}, err,
                                sizeof(err));
     if (pg == NULL) {
         hn_ctl_errorf("cannot connect to PostgreSQL (HERENOW_DATABASE_URL): %s", err);

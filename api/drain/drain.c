@@ -125,18 +125,18 @@ void hn_drain_metrics(hn_drain *dr, hn_buf *out) {
 #define C HN_PROM_COUNTER
 #define G HN_PROM_GAUGE
     const hn_prom_scalar scalars[] = {
-        {"herenow_drain_records_total", C, "Records written to PostgreSQL (inserted rows).",
-         (double)d->m_records},
-        {"herenow_drain_duplicates_total", C,
-         "Records read again that were already in PostgreSQL (redelivery).", (double)d->m_dups},
-        {"herenow_drain_entries_total", C, "Stream entries written to PostgreSQL and acknowledged.",
-         (double)d->m_entries},
-        {"herenow_drain_batches_total", C, "Batches committed.", (double)d->m_batches},
-        {"herenow_drain_consumers", G, "Drain consumers (threads) in this process.", (double)dr->n},
-        {"herenow_drain_sessions_updated_total", C, "Session rows inserted or updated.",
-         (double)d->m_sessions},
-        {"herenow_drain_claimed_total", C,
-         "Entries claimed from consumers that stopped (XAUTOCLAIM).", (double)d->m_claimed},
+        {.name = "herenow_drain_records_total", .type = C, .help = "Records written to PostgreSQL (inserted rows).",
+         .u = d->m_records},
+        {.name = "herenow_drain_duplicates_total", .type = C,
+         .help = "Records read again that were already in PostgreSQL (redelivery).", .u = d->m_dups},
+        {.name = "herenow_drain_entries_total", .type = C, .help = "Stream entries written to PostgreSQL and acknowledged.",
+         .u = d->m_entries},
+        {.name = "herenow_drain_batches_total", .type = C, .help = "Batches committed.", .u = d->m_batches},
+        {.name = "herenow_drain_consumers", .type = G, .help = "Drain consumers (threads) in this process.", .u = (uint64_t)dr->n},
+        {.name = "herenow_drain_sessions_updated_total", .type = C, .help = "Session rows inserted or updated.",
+         .u = d->m_sessions},
+        {.name = "herenow_drain_claimed_total", .type = C,
+         .help = "Entries claimed from consumers that stopped (XAUTOCLAIM).", .u = d->m_claimed},
     };
     hn_prom_scalars(out, scalars, HN_ARRAY_LEN(scalars));
     hn_prom_family(out, "herenow_drain_retries_total", C,
@@ -144,28 +144,29 @@ void hn_drain_metrics(hn_drain *dr, hn_buf *out) {
     hn_prom_u64(out, "herenow_drain_retries_total", HN_PROM_L1("server", "postgresql"), d->m_retry_pg);
     hn_prom_u64(out, "herenow_drain_retries_total", HN_PROM_L1("server", "redis"), d->m_retry_redis);
     const hn_prom_scalar more[] = {
-        {"herenow_drain_rejects_total", C,
-         "Stream entries that did not decode (kept in drain_rejects).", (double)d->m_rejects},
-        {"herenow_drain_conflicts_total", C,
-         "Batches that met a record written meanwhile and were rebuilt without it.",
-         (double)d->m_conflicts},
-        {"herenow_drain_entries_deleted_total", C,
-         "Pending entries found deleted from the stream (their records are lost: alarm).",
-         (double)d->m_deleted},
-        {"herenow_drain_trimmed_total", C,
-         "Stream entries removed by XTRIM MINID behind the group's progress.", (double)d->m_trimmed},
-        {"herenow_drain_sessions_swept_total", C,
-         "Sessions marked inactive after the live window without an end.", (double)d->m_swept},
-        {"herenow_drain_pending", G, "Entries delivered to the group but not yet acknowledged.",
-         (double)d->g_pending},
-        {"herenow_drain_lag_entries", G, "Entries not yet in PostgreSQL (undelivered + pending).",
-         (double)d->g_lag_entries},
-        {"herenow_drain_lag_seconds", G, "Age of the oldest entry not yet in PostgreSQL.", d->g_lag_s},
-        {"herenow_drain_records_per_second", G,
-         "Records written per second, over the last 5 s or more.", d->g_rate},
-        {"herenow_drain_last_batch_seconds", G,
-         "Time the latest batch took, from its read to its acknowledgement.",
-         d->g_last_batch_ms / 1000.0},
+        {.name = "herenow_drain_rejects_total", .type = C,
+         .help = "Stream entries that did not decode (kept in drain_rejects).", .u = d->m_rejects},
+        {.name = "herenow_drain_conflicts_total", .type = C,
+         .help = "Batches that met a record written meanwhile and were rebuilt without it.",
+         .u = d->m_conflicts},
+        {.name = "herenow_drain_entries_deleted_total", .type = C,
+         .help = "Pending entries found deleted from the stream (their records are lost: alarm).",
+         .u = d->m_deleted},
+        {.name = "herenow_drain_trimmed_total", .type = C,
+         .help = "Stream entries removed by XTRIM MINID behind the group's progress.", .u = d->m_trimmed},
+        {.name = "herenow_drain_sessions_swept_total", .type = C,
+         .help = "Sessions marked inactive after the live window without an end.", .u = d->m_swept},
+        {.name = "herenow_drain_pending", .type = G, .help = "Entries delivered to the group but not yet acknowledged.",
+         .f = (double)d->g_pending, .real = true},
+        {.name = "herenow_drain_lag_entries", .type = G, .help = "Entries not yet in PostgreSQL (undelivered + pending).",
+         .f = (double)d->g_lag_entries, .real = true},
+        {.name = "herenow_drain_lag_seconds", .type = G, .help = "Age of the oldest entry not yet in PostgreSQL.",
+         .f = d->g_lag_s, .real = true},
+        {.name = "herenow_drain_records_per_second", .type = G,
+         .help = "Records written per second, over the last 5 s or more.", .f = d->g_rate, .real = true},
+        {.name = "herenow_drain_last_batch_seconds", .type = G,
+         .help = "Time the latest batch took, from its read to its acknowledgement.",
+         .f = d->g_last_batch_ms / 1000.0, .real = true},
     };
     hn_prom_scalars(out, more, HN_ARRAY_LEN(more));
 #undef C
@@ -174,5 +175,5 @@ void hn_drain_metrics(hn_drain *dr, hn_buf *out) {
     for (int i = 0; i < HN_DRAIN_BATCH_BUCKETS - 1; i++) le[i] = (double)hn_drain_batch_bounds[i];
     hn_prom_family(out, "herenow_drain_batch_records", HN_PROM_HISTOGRAM, "Records per batch.");
     hn_prom_histogram(out, "herenow_drain_batch_records", HN_PROM_L0, le, d->m_hist,
-                      HN_DRAIN_BATCH_BUCKETS - 1, (double)d->m_hist_sum);
+                      HN_DRAIN_BATCH_BUCKETS - 1, d->m_hist_sum);
 }

@@ -59,7 +59,7 @@ int hn_drain_pg_connect(hn_drain_worker *d) {
     if (d->pg && PQstatus(d->pg) == CONNECTION_OK && d->pg_ready) return HN_OK;
     hn_drain_pg_close(d);
     char err[512];
-    d->pg = hn_pg_connect(d->cfg->database_url, &(hn_pg_opts){.appname = "herenow-drain"}, err,
+    d->pg = hn_pg_connect(d->cfg->database_url, &(hn_pg_opts){0}, err,
                           sizeof(err));
     if (d->pg == NULL) {
         hn_warn("event=drain_pg_connect_failed err='%s'", err);

@@ -613,34 +613,35 @@ void hn_live_destroy(hn_live *l) {
 }
 
 void hn_live_metrics(hn_live *l, hn_buf *out) {
-#define LOAD(x) ((double)atomic_load_explicit(&(x), memory_order_relaxed))
+#define LOAD(x) ((uint64_t)atomic_load_explicit(&(x), memory_order_relaxed))
 #define C HN_PROM_COUNTER
 #define G HN_PROM_GAUGE
     const hn_prom_scalar scalars[] = {
-        {"herenow_live_widgets", G, "Widgets the live hub keeps a list of.", LOAD(l->g_widgets)},
-        {"herenow_live_sessions", G, "Live sessions in the hub's lists.", LOAD(l->g_sessions)},
-        {"herenow_live_ticks_total", C, "Hub ticks run.", LOAD(l->ticks)},
-        {"herenow_live_tick_seconds_total", C, "Time spent in hub ticks.", LOAD(l->tick_us) / 1e6},
-        {"herenow_live_records_total", C, "Stream records the hub read.", LOAD(l->records)},
-        {"herenow_live_decode_errors_total", C, "Stream entries the hub could not decode.",
-         LOAD(l->decode_errors)},
-        {"herenow_live_redis_errors_total", C, "Redis failures of the hub (it reconnects).",
-         LOAD(l->redis_errors)},
-        {"herenow_live_reconciles_total", C, "Comparisons of a list with hn:live.", LOAD(l->reconciles)},
-        {"herenow_live_snapshots_total", C,
-         "Snapshots made (one serves every stream starting in a round).", LOAD(l->snapshots)},
-        {"herenow_live_replays_total", C, "Reconnects served from the replay buffer.", LOAD(l->replays)},
-        {"herenow_live_failed_starts_total", C, "Streams refused because Redis was unreachable.",
-         LOAD(l->failed_starts)},
-        {"herenow_live_capped_total", C,
-         "Times a widget's list was at HERENOW_SSE_MAX_SESSIONS and left sessions out (reconcile rounds, new sessions from the stream).",
-         LOAD(l->capped)},
+        {.name = "herenow_live_widgets", .type = G, .help = "Widgets the live hub keeps a list of.", .u = LOAD(l->g_widgets)},
+        {.name = "herenow_live_sessions", .type = G, .help = "Live sessions in the hub's lists.", .u = LOAD(l->g_sessions)},
+        {.name = "herenow_live_ticks_total", .type = C, .help = "Hub ticks run.", .u = LOAD(l->ticks)},
+        {.name = "herenow_live_tick_seconds_total", .type = C, .help = "Time spent in hub ticks.",
+         .f = (double)LOAD(l->tick_us) / 1e6, .real = true},
+        {.name = "herenow_live_records_total", .type = C, .help = "Stream records the hub read.", .u = LOAD(l->records)},
+        {.name = "herenow_live_decode_errors_total", .type = C, .help = "Stream entries the hub could not decode.",
+         .u = LOAD(l->decode_errors)},
+        {.name = "herenow_live_redis_errors_total", .type = C, .help = "Redis failures of the hub (it reconnects).",
+         .u = LOAD(l->redis_errors)},
+        {.name = "herenow_live_reconciles_total", .type = C, .help = "Comparisons of a list with hn:live.", .u = LOAD(l->reconciles)},
+        {.name = "herenow_live_snapshots_total", .type = C,
+         .help = "Snapshots made (one serves every stream starting in a round).", .u = LOAD(l->snapshots)},
+        {.name = "herenow_live_replays_total", .type = C, .help = "Reconnects served from the replay buffer.", .u = LOAD(l->replays)},
+        {.name = "herenow_live_failed_starts_total", .type = C, .help = "Streams refused because Redis was unreachable.",
+         .u = LOAD(l->failed_starts)},
+        {.name = "herenow_live_capped_total", .type = C,
+         .help = "Times a widget's list was at HERENOW_SSE_MAX_SESSIONS and left sessions out (reconcile rounds, new sessions from the stream).",
+         .u = LOAD(l->capped)},
     };
     hn_prom_scalars(out, scalars, HN_ARRAY_LEN(scalars));
     hn_prom_family(out, "herenow_live_events_total", C,
                    "Events made, by type (each sent to every stream of its widget).");
     for (int i = 0; i < EV__COUNT; i++)
-        hn_prom_f64(out, "herenow_live_events_total", HN_PROM_L1("type", hn_hub_ev_names[i]),
+        hn_prom_u64(out, "herenow_live_events_total", HN_PROM_L1("type", hn_hub_ev_names[i]),
                     LOAD(l->events[i]));
 #undef C
 #undef G

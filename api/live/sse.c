@@ -315,13 +315,13 @@ bool hn_sse_has_room(const hn_sse *s) {
 
 void hn_sse_metrics(hn_sse *s, hn_buf *out) {
     const hn_prom_scalar scalars[] = {
-        {"herenow_sse_streams", HN_PROM_GAUGE, "Live streams open now.", (double)s->nsubs},
-        {"herenow_sse_streams_opened_total", HN_PROM_COUNTER, "Live streams accepted.", (double)s->opened},
-        {"herenow_sse_streams_started_total", HN_PROM_COUNTER,
-         "Live streams that got their snapshot or replay.", (double)s->started},
-        {"herenow_sse_bytes_total", HN_PROM_COUNTER, "Bytes written to live streams.", (double)s->bytes},
-        {"herenow_sse_messages_total", HN_PROM_COUNTER, "Hub messages written to live streams.",
-         (double)s->messages},
+        {.name = "herenow_sse_streams", .type = HN_PROM_GAUGE, .help = "Live streams open now.", .u = (uint64_t)s->nsubs},
+        {.name = "herenow_sse_streams_opened_total", .type = HN_PROM_COUNTER, .help = "Live streams accepted.", .u = (uint64_t)s->opened},
+        {.name = "herenow_sse_streams_started_total", .type = HN_PROM_COUNTER,
+         .help = "Live streams that got their snapshot or replay.", .u = (uint64_t)s->started},
+        {.name = "herenow_sse_bytes_total", .type = HN_PROM_COUNTER, .help = "Bytes written to live streams.", .u = (uint64_t)s->bytes},
+        {.name = "herenow_sse_messages_total", .type = HN_PROM_COUNTER, .help = "Hub messages written to live streams.",
+         .u = (uint64_t)s->messages},
     };
     hn_prom_scalars(out, scalars, HN_ARRAY_LEN(scalars));
     hn_prom_family(out, "herenow_sse_streams_closed_total", HN_PROM_COUNTER,

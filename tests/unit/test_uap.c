@@ -1,5 +1,5 @@
 /*
- * test_uap.c: the user-agent parser (common/uap.c).
+ * test_uap.c: the user-agent parser (collector/uap.c).
  *
  * - uap-core's own test files (Debian's uap-core package) through
  *   hn_uap_parse: every field a case gives is compared; one line per file

@@ -3,25 +3,13 @@
 
 #include "common/json.h"
 
-#include <errno.h>
 #include <stdlib.h>
 
 /* ---- PostgreSQL rows -------------------------------------------------------- */
 
-/* A signed decimal integer, nothing else. */
-static bool parse_i64(const char *s, int64_t *out) {
-    if (s == NULL || *s == '\0') return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end != '\0') return false;
-    *out = v;
-    return true;
-}
-
 int64_t hn_rt_pg_int(const PGresult *res, int row, int col) {
     int64_t v = 0;
-    if (!PQgetisnull(res, row, col)) parse_i64(PQgetvalue(res, row, col), &v);
+    if (!PQgetisnull(res, row, col)) hn_parse_i64(PQgetvalue(res, row, col), &v);
     return v;
 }
 
@@ -40,7 +28,7 @@ void hn_rt_pg_row(hn_buf *b, bool *first, const PGresult *res, int row, int col0
         switch (cols[i].kind) {
         case HN_COL_STR: hn_json_kstrn(b, first, key, v, (size_t)n); break;
         case HN_COL_INT:
-            if (parse_i64(v, &x))
+            if (hn_parse_i64(v, &x))
                 hn_json_kint(b, first, key, x);
             else
                 hn_json_knull(b, first, key);
@@ -48,7 +36,7 @@ void hn_rt_pg_row(hn_buf *b, bool *first, const PGresult *res, int row, int col0
         case HN_COL_BOOL: hn_json_kbool(b, first, key, v[0] == 't'); break;
         case HN_COL_JSON: hn_json_kraw(b, first, key, v, (size_t)n); break;
         case HN_COL_TIME:
-            if (parse_i64(v, &x))
+            if (hn_parse_i64(v, &x))
                 hn_json_ktime(b, first, key, x);
             else
                 hn_json_knull(b, first, key);
@@ -108,7 +96,7 @@ bool hn_rt_check_keys(const hn_api_req *rq, hn_api_resp *rs, const char *const *
 
 int64_t hn_rt_widget_id(const hn_api_req *rq) {
     int64_t v = 0;
-    if (rq->nparams > 0 && rq->params[0]) parse_i64(rq->params[0], &v);
+    if (rq->nparams > 0 && rq->params[0]) hn_parse_i64(rq->params[0], &v);
     return v;
 }
 

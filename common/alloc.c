@@ -1,6 +1,7 @@
-/* alloc.c: the daemons' allocation policy (see hn.h) and clocks. */
+/* alloc.c: the daemons' allocation policy (see hn.h), clocks and integers. */
 #include "common/hn.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,4 +69,14 @@ uint64_t hn_mono_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+bool hn_parse_i64(const char *s, int64_t *out) {
+    if (s == NULL || *s == '\0') return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end != '\0') return false;
+    *out = v;
+    return true;
 }

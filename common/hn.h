@@ -40,6 +40,10 @@ void *hn_xreallocarray(void *p, size_t nmemb, size_t size);
 char *hn_xstrdup(const char *s);
 char *hn_xstrndup(const char *s, size_t n);
 
+/* s as a signed decimal integer, nothing else (no sign-less overflow, no
+ * trailing bytes); false otherwise. */
+bool hn_parse_i64(const char *s, int64_t *out);
+
 /* Wall clock in ms / µs since the epoch, and a monotonic clock in ms. */
 uint64_t hn_now_ms(void);
 uint64_t hn_now_us(void);

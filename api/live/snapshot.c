@@ -3,25 +3,13 @@
 
 #include "common/json.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A signed decimal integer, nothing else. */
-static bool parse_i64(const char *s, int64_t *out) {
-    if (s == NULL || *s == '\0') return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end != '\0') return false;
-    *out = v;
-    return true;
-}
 
 /* A snapshot counter or time: a non-negative decimal, else -1. */
 static int64_t f_int(const char *s) {
     int64_t v;
-    return parse_i64(s, &v) && v >= 0 ? v : -1;
+    return hn_parse_i64(s, &v) && v >= 0 ? v : -1;
 }
 
 void hn_snap_append(redisContext *c, int64_t widget_id, const char *sid) {
@@ -50,7 +38,7 @@ const char *hn_snap_status(const char *status, const char *last_seen, int64_t sc
     int64_t ls;
     if (score_ms < 0) return "gone";
     /* hidden, and no heartbeat since (heartbeats come only from visible tabs) */
-    if (status && strcmp(status, "idle") == 0 && parse_i64(last_seen, &ls) && ls >= score_ms)
+    if (status && strcmp(status, "idle") == 0 && hn_parse_i64(last_seen, &ls) && ls >= score_ms)
         return "idle";
     if (score_ms < now_ms - cfg->active_s * 1000) return "idle";
     return "active";

@@ -3,6 +3,7 @@
  */
 #include "collector/presence.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +14,25 @@ typedef struct zent {
     uint32_t widget;
     uint32_t order;
     uint64_t score;
+    uint64_t q;          /* the beacon's number in its session */
     hn_str   sid;        /* into sids; set at flush (the arena may move while adding) */
     uint32_t sid_off;
     bool     remove;
 } zent;
+
+/* An `end` applied only when nothing later of its session was applied first.
+ * KEYS: hn:live:{w}, hn:ended:{w}, hn:sess:{w}:<sid>; ARGV: sid, q, ms.
+ * "Later" is a hash write with a higher q (any beacon but a heartbeat), or a
+ * live-set score above the end's time (a heartbeat received after it). */
+static const char end_script[] =
+    "local q=tonumber(redis.call('HGET',KEYS[3],'" HN_SESS_SEQ "') or 0)\n"
+    "if q>tonumber(ARGV[2]) then return 0 end\n"
+    "local s=tonumber(redis.call('ZSCORE',KEYS[1],ARGV[1]) or 0)\n"
+    "if s>tonumber(ARGV[3]) then return 0 end\n"
+    "redis.call('HSET',KEYS[3],'status','gone','last_seen',ARGV[3])\n"
+    "redis.call('ZREM',KEYS[1],ARGV[1])\n"
+    "redis.call('ZADD',KEYS[2],ARGV[3],ARGV[1])\n"
+    "return 1\n";
 
 typedef struct group {
     uint32_t widget;
@@ -96,19 +112,26 @@ void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t 
     hn_str key = {keybuf, (uint32_t)kl};
     uint64_t ms = r->recv_ts / 1000;
     bool checkpoint = b->q % HN_CHECKPOINT == 1;
+    bool end = b->type == HN_T_END;
 
     bool chat_msg = b->type == HN_T_EV && hn_str_eq(b->n, "chat_message_sent", 17);
     bool chat_open = b->type == HN_T_EV && hn_str_eq(b->n, "chat_opened", 11);
 
     /* A heartbeat changes nothing in the hash but the time, which the live
-     * set's score carries: no HSET for it, except at checkpoints. */
+     * set's score carries: no HSET for it, except at checkpoints. An `end`
+     * writes its status and time in the end script at flush, and only when
+     * nothing later of its session got there first. */
     if (b->type != HN_T_HB || checkpoint) {
         pairs ps = {.n = 0};
         hn_str ms_s = {msbuf, (uint32_t)hn_u64toa(ms, msbuf)};
-        put(&ps, HN_SF_LAST_SEEN, ms_s);
-        put(&ps, HN_SF_STATUS, b->type == HN_T_END    ? HN_STR_LIT("gone")
-                           : b->type == HN_T_HIDE ? HN_STR_LIT("idle")
-                                                  : HN_STR_LIT("active"));
+        char qbuf[24];
+        if (!end) {
+            put(&ps, HN_SF_LAST_SEEN, ms_s);
+            put(&ps, HN_SF_STATUS, b->type == HN_T_HIDE ? HN_STR_LIT("idle")
+                                                        : HN_STR_LIT("active"));
+            ps.f[ps.n] = HN_STR_LIT(HN_SESS_SEQ);
+            ps.v[ps.n++] = (hn_str){qbuf, (uint32_t)hn_u64toa(b->q, qbuf)};
+        }
         if (b->type == HN_T_PV) {
             put(&ps, HN_SF_URL, b->u);
             put(&ps, HN_SF_TITLE, b->ti);
@@ -148,15 +171,16 @@ void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t 
         }
         if (chat_msg || chat_open) put(&ps, HN_SF_HAS_CHATTED, HN_STR_LIT("1"));
 
-        hn_resp_cmd(cmds, 2 + 2 * (unsigned)ps.n);
-        hn_resp_str(cmds, "HSET");
-        hn_resp_arg(cmds, key.p, key.len);
-        for (int i = 0; i < ps.n; i++) {
-            hn_resp_arg(cmds, ps.f[i].p, ps.f[i].len);
-            hn_resp_arg(cmds, ps.v[i].p, ps.v[i].len);
+        if (ps.n > 0) {
+            hn_resp_cmd(cmds, 2 + 2 * (unsigned)ps.n);
+            hn_resp_str(cmds, "HSET");
+            hn_resp_arg(cmds, key.p, key.len);
+            for (int i = 0; i < ps.n; i++) {
+                hn_resp_arg(cmds, ps.f[i].p, ps.f[i].len);
+                hn_resp_arg(cmds, ps.v[i].p, ps.v[i].len);
+            }
+            (*ncmds)++;
         }
-        (*ncmds)++;
-
     }
 
     if (checkpoint && b->q != 1) {
@@ -197,8 +221,8 @@ void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t 
         p->zcap *= 2;
         p->z = hn_xreallocarray(p->z, p->zcap, sizeof(zent));
     }
-    p->z[p->nz] = (zent){r->widget_id, (uint32_t)p->nz, ms, {NULL, b->s.len},
-                         (uint32_t)p->sids.len, b->type == HN_T_END};
+    p->z[p->nz] = (zent){r->widget_id, (uint32_t)p->nz, ms, b->q, {NULL, b->s.len},
+                         (uint32_t)p->sids.len, end};
     hn_buf_append(&p->sids, b->s.p, b->s.len);
     p->nz++;
 }
@@ -217,51 +241,60 @@ static bool same_sid(const zent *a, const zent *b) {
 }
 
 /* A widget with ended sessions in this flush, its entries sorted by (sid,
- * arrival): one ZADD with every member whose last change is an add, one ZREM
- * with every member whose last is an `end`. */
+ * arrival): one ZADD with every member that had any other beacon (its latest
+ * score), then the end script for each member whose highest-numbered `end`
+ * is above every other beacon of that session in this flush. */
 static void emit_widget(zent *z, size_t n, hn_buf *cmds, uint32_t *ncmds) {
-    char key[HN_KEY_CAP];
+    char key[HN_KEY_CAP], ekey[HN_KEY_CAP], skey[HN_KEY_CAP], qbuf[24];
     size_t kl = hn_key_live(key, z[0].widget);
-    size_t from = 0, to = n;
-    unsigned nadd = 0, nrem = 0;
-    for (size_t i = from; i < to; i++) {
-        bool last = i + 1 == to || !same_sid(&z[i], &z[i + 1]);
-        z[i].order = last ? 1 : 0;       /* reused: 1 = this member's final change */
-        if (last) {
-            if (z[i].remove) nrem++;
-            else nadd++;
+    unsigned nadd = 0;
+    /* Per member (a run of equal sids), marks in .order: 1 its latest add,
+     * 2 the end to apply. */
+    for (size_t i = 0, j; i < n; i = j) {
+        size_t add = SIZE_MAX, endi = SIZE_MAX;
+        uint64_t addq = 0;
+        for (j = i; j < n && same_sid(&z[i], &z[j]); j++) {
+            z[j].order = 0;
+            if (!z[j].remove) {
+                add = j;
+                if (z[j].q > addq) addq = z[j].q;
+            } else if (endi == SIZE_MAX || z[j].q >= z[endi].q) {
+                endi = j;
+            }
         }
+        if (add != SIZE_MAX) {
+            z[add].order = 1;
+            nadd++;
+        }
+        if (endi != SIZE_MAX && (add == SIZE_MAX || z[endi].q > addq)) z[endi].order = 2;
     }
     if (nadd) {
         hn_resp_cmd(cmds, 2 + 2 * nadd);
         hn_resp_str(cmds, "ZADD");
         hn_resp_arg(cmds, key, kl);
-        for (size_t i = from; i < to; i++)
-            if (z[i].order && !z[i].remove) {
+        for (size_t i = 0; i < n; i++)
+            if (z[i].order == 1) {
                 hn_resp_u64(cmds, z[i].score);
                 hn_resp_arg(cmds, z[i].sid.p, z[i].sid.len);
             }
         (*ncmds)++;
     }
-    if (nrem) {
-        /* Ended sessions leave the live set now; hn:ended tells the trimmer
-         * to delete their hashes after a grace period, unless they are back. */
-        hn_resp_cmd(cmds, 2 + nrem);
-        hn_resp_str(cmds, "ZREM");
+    size_t el = hn_key_ended(ekey, z[0].widget);
+    for (size_t i = 0; i < n; i++) {
+        if (z[i].order != 2) continue;
+        /* The session leaves the live set now; hn:ended tells the trimmer to
+         * delete its hash after a grace period, unless it is back. */
+        size_t sl = hn_key_sess(skey, z[i].widget, z[i].sid.p, z[i].sid.len);
+        hn_resp_cmd(cmds, 9);
+        hn_resp_str(cmds, "EVAL");
+        hn_resp_arg(cmds, end_script, sizeof(end_script) - 1);
+        hn_resp_str(cmds, "3");
         hn_resp_arg(cmds, key, kl);
-        for (size_t i = from; i < to; i++)
-            if (z[i].order && z[i].remove) hn_resp_arg(cmds, z[i].sid.p, z[i].sid.len);
-        (*ncmds)++;
-        char ekey[HN_KEY_CAP];
-        size_t el = hn_key_ended(ekey, z[0].widget);
-        hn_resp_cmd(cmds, 2 + 2 * nrem);
-        hn_resp_str(cmds, "ZADD");
         hn_resp_arg(cmds, ekey, el);
-        for (size_t i = from; i < to; i++)
-            if (z[i].order && z[i].remove) {
-                hn_resp_u64(cmds, z[i].score);
-                hn_resp_arg(cmds, z[i].sid.p, z[i].sid.len);
-            }
+        hn_resp_arg(cmds, skey, sl);
+        hn_resp_arg(cmds, z[i].sid.p, z[i].sid.len);
+        hn_resp_arg(cmds, qbuf, hn_u64toa(z[i].q, qbuf));
+        hn_resp_u64(cmds, z[i].score);
         (*ncmds)++;
     }
 }

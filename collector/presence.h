@@ -19,8 +19,12 @@
  *     beacon of a session (q = 1, 17, 33, ...) sets a long safety TTL, for
  *     hashes the trimmer can no longer reach (a deleted widget), and writes
  *     the fields that never change (IP, language, screen, enrichment);
- *   - one ZADD (and at most one ZREM, one ZADD to hn:ended) per widget per
- *     flush, however many sessions of that widget the flush holds.
+ *   - one ZADD per widget per flush, however many sessions of that widget
+ *     the flush holds, and one small script per session that ended: it
+ *     leaves the live set only if no later beacon of the session reached
+ *     Redis first (beacons of one session can be flushed by different
+ *     threads or nodes in either order; the hash keeps the highest beacon
+ *     number written, field HN_SESS_SEQ).
  */
 #ifndef HN_PRESENCE_H
 #define HN_PRESENCE_H

@@ -41,6 +41,13 @@ size_t hn_key_stream(char *out, unsigned shard);
 int    hn_key_stream_shard(const char *key, size_t len);
 size_t hn_key_salt(char *out, uint32_t yyyymmdd);
 
+/* The session's highest beacon number seen in a hash write (any beacon but a
+ * heartbeat or an `end`): the collector's end script compares it with the
+ * end's q, so an `end` that reaches Redis after a later beacon of the same
+ * session (another thread or node flushed first) is ignored. Written by the
+ * collector only; not part of the snapshot the api reads. */
+#define HN_SESS_SEQ "q"
+
 /* The fields of hn:sess:{w}:<sid>, in the order the api's HMGET reads them. */
 #define HN_SESS_FIELDS(X)                                                           \
     X(LAST_SEEN, "last_seen")     X(STATUS, "status")       X(STARTED, "started")     \

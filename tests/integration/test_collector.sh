@@ -100,6 +100,20 @@ for i in $(seq -w 1 10); do
 done
 hn_assert_eq "C sessions sum engaged time; A sessions ended (in hn:ended), chatted, 2 page views" 0 "$bad"
 
+# --- an end that reaches Redis after a later beacon of its session (another
+# thread or node flushed that one first) leaves the session live
+w0=$(metric herenow_records_written_total)
+send --key "$KEY" --session sessionO01 --type pv --url https://example.com/next --seq 3
+hn_wait_for 5 "the page view is written" metric_ge herenow_records_written_total $((w0 + 1))
+send --key "$KEY" --session sessionO01 --type end --seq 2
+hn_wait_for 5 "the late end is written" metric_ge herenow_records_written_total $((w0 + 2))
+got="$(hn_redis ZSCORE "hn:live:{$WID}" sessionO01 | grep -c .)|$(hn_redis HMGET "hn:sess:{$WID}:sessionO01" status url q | tr '\n' '|')"
+hn_assert_eq "a late end (q=2 after q=3) leaves the session live and active" "1|active|https://example.com/next|3|" "$got"
+hn_assert_eq "... and out of hn:ended" "" "$(hn_redis ZSCORE "hn:ended:{$WID}" sessionO01)"
+send --key "$KEY" --session sessionO01 --type end --seq 4
+o01_gone() { [ "$(hn_redis HGET "hn:sess:{$WID}:sessionO01" status)" == gone ] && [ -z "$(hn_redis ZSCORE "hn:live:{$WID}" sessionO01)" ]; }
+hn_wait_for 5 "its own end (q=4) ends it" o01_gone && hn_ok "the session's own end (q=4) ends it: gone, out of the live set"
+
 # --- bad input is counted under its reason and the collector keeps serving
 printf '\xc1\xc1garbage' | "$HN_BIN/hn-udpsend" 127.0.0.1 "$UDP"
 head -c 9000 /dev/zero | "$HN_BIN/hn-udpsend" 127.0.0.1 "$UDP"

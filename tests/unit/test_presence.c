@@ -223,23 +223,71 @@ static void test_hide_end_and_grouping(void **state) {
     for (size_t i = 0; i < 8; i++) add(f, all[i]);
     flush_and_parse(f);
     assert_string_equal(hset_field(find(&f->c, "HSET", 0), "status"), "idle");
-    assert_string_equal(hset_field(find(&f->c, "HSET", 1), "status"), "gone");
-    assert_int_equal(count(&f->c, "ZADD"), 3);   /* live set of each widget, ended set of 1 */
-    assert_int_equal(count(&f->c, "ZREM"), 1);
-    const redisReply *z1 = find(&f->c, "ZADD", 0), *z2 = find(&f->c, "ZADD", 2);
+    assert_string_equal(hset_field(find(&f->c, "HSET", 0), "q"), "4");
+    /* an end writes no HSET of its own off a checkpoint: its script does */
+    assert_string_equal(hset_field(find(&f->c, "HSET", 1), "url"), "/x");
+    assert_int_equal(count(&f->c, "HSET"), 3);   /* hide, pv, show */
+    assert_int_equal(count(&f->c, "ZADD"), 2);   /* the live set of each widget */
+    assert_int_equal(count(&f->c, "ZREM"), 0);
+    const redisReply *z1 = find(&f->c, "ZADD", 0), *z2 = find(&f->c, "ZADD", 1);
     assert_string_equal(arg(z1, 1), "hn:live:{1}");
-    /* widget 1 adds DDDD1 (hidden is still live), DDDD3, DDDD5 (hb after end) */
-    assert_int_equal(z1->elements, 2 + 2 * 3);
+    /* widget 1 adds DDDD1 (hidden is still live), DDDD3, DDDD5 (hb after
+     * end) and DDDD6 (its hb; its later end goes to the script) */
+    assert_int_equal(z1->elements, 2 + 2 * 4);
     assert_string_equal(arg(z2, 1), "hn:live:{2}");
     assert_int_equal(z2->elements, 4);
-    const redisReply *zr = find(&f->c, "ZREM", 0);
-    assert_string_equal(arg(zr, 1), "hn:live:{1}");
-    assert_int_equal(zr->elements, 4);           /* DDDD2 and DDDD6 */
-    assert_true((strcmp(arg(zr, 2), "sessDDDD2") == 0 && strcmp(arg(zr, 3), "sessDDDD6") == 0) ||
-                (strcmp(arg(zr, 3), "sessDDDD2") == 0 && strcmp(arg(zr, 2), "sessDDDD6") == 0));
-    const redisReply *ze = find(&f->c, "ZADD", 1);     /* right after the ZREM */
-    assert_string_equal(arg(ze, 1), "hn:ended:{1}");
-    assert_int_equal(ze->elements, 2 + 2 * 2);
+    /* one end script each for DDDD2 and DDDD6, after the ZADD */
+    assert_int_equal(count(&f->c, "EVAL"), 2);
+    const redisReply *e[2] = {find(&f->c, "EVAL", 0), find(&f->c, "EVAL", 1)};
+    const char *want_q[2] = {"5", "4"}, *want_ms[2] = {"101", "107"};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(e[i]->elements, 9);
+        assert_string_equal(arg(e[i], 2), "3");
+        assert_string_equal(arg(e[i], 3), "hn:live:{1}");
+        assert_string_equal(arg(e[i], 4), "hn:ended:{1}");
+        assert_string_equal(arg(e[i], 5), i == 0 ? "hn:sess:{1}:sessDDDD2" : "hn:sess:{1}:sessDDDD6");
+        assert_string_equal(arg(e[i], 6), i == 0 ? "sessDDDD2" : "sessDDDD6");
+        assert_string_equal(arg(e[i], 7), want_q[i]);
+        assert_string_equal(arg(e[i], 8), want_ms[i]);
+    }
+    for (int i = 0; i < f->c.n; i++)
+        if (strcmp(arg(f->c.v[i], 0), "EVAL") == 0) {
+            for (int k = i + 1; k < f->c.n; k++)
+                assert_false(strcmp(arg(f->c.v[k], 0), "ZADD") == 0 &&
+                             strcmp(arg(f->c.v[k], 1), "hn:live:{1}") == 0);
+            break;
+        }
+}
+
+/* Beacons of one session out of order within a flush: the end script only
+ * for an end above every other beacon of the session; a checkpoint end
+ * writes its fixed fields but no status. */
+static void test_end_order_in_flush(void **state) {
+    fx *f = *state;
+    hn_record pv = rec(3, "sessFFFF1", "pv", 7, 200);
+    pv.b.u = HN_STR_LIT("/next");
+    hn_record old_end = rec(3, "sessFFFF1", "end", 6, 201);   /* the page before */
+    hn_record pv2 = rec(3, "sessFFFF2", "pv", 7, 202);
+    pv2.b.u = HN_STR_LIT("/a");
+    hn_record end2 = rec(3, "sessFFFF2", "end", 8, 203);      /* ends after its pv */
+    hn_record cp_end = rec(3, "sessFFFF3", "end", 17, 204);   /* a checkpoint */
+    cp_end.ip = HN_STR_LIT("10.1.0.0");
+    const hn_record *all[] = {&pv, &old_end, &pv2, &end2, &cp_end};
+    for (size_t i = 0; i < 5; i++) add(f, all[i]);
+    flush_and_parse(f);
+    assert_string_equal(hset_field(find(&f->c, "HSET", 0), "q"), "7");
+    const redisReply *cp = find(&f->c, "HSET", 2);
+    assert_string_equal(arg(cp, 1), "hn:sess:{3}:sessFFFF3");
+    assert_string_equal(hset_field(cp, "ip"), "10.1.0.0");
+    assert_null(hset_field(cp, "status"));
+    assert_null(hset_field(cp, "q"));
+    assert_int_equal(count(&f->c, "HSET"), 3);
+    const redisReply *z = find(&f->c, "ZADD", 0);
+    assert_int_equal(z->elements, 2 + 2 * 2);               /* FFFF1, FFFF2 */
+    assert_int_equal(count(&f->c, "EVAL"), 2);              /* FFFF2, FFFF3 */
+    assert_string_equal(arg(find(&f->c, "EVAL", 0), 6), "sessFFFF2");
+    assert_string_equal(arg(find(&f->c, "EVAL", 0), 7), "8");
+    assert_string_equal(arg(find(&f->c, "EVAL", 1), 6), "sessFFFF3");
 }
 
 static void test_identify_and_chat(void **state) {
@@ -275,7 +323,7 @@ static void test_identify_and_chat(void **state) {
 }
 
 /* Many widgets interleaved in one flush: one ZADD per widget holding exactly
- * its own members, a ZREM only where a session ended. */
+ * its own members, an end script only where a session ended. */
 static void test_many_widgets_grouped(void **state) {
     fx *f = *state;
     enum { W = 300, S = 3 };
@@ -294,11 +342,11 @@ static void test_many_widgets_grouped(void **state) {
     for (int i = 0; i < f->c.n; i++) {
         const redisReply *c = f->c.v[i];
         unsigned w;
-        if (strcmp(arg(c, 0), "ZREM") == 0) {
+        if (strcmp(arg(c, 0), "EVAL") == 0) {
             zrem++;
-            assert_int_equal(sscanf(arg(c, 1), "hn:live:{%u}", &w), 1);
+            assert_int_equal(sscanf(arg(c, 3), "hn:live:{%u}", &w), 1);
             assert_int_equal((w - 1000) / 13 % 7, 0);
-            assert_int_equal(c->elements, 3);
+            assert_int_equal(c->elements, 9);
         }
         if (strcmp(arg(c, 0), "ZADD") != 0 || sscanf(arg(c, 1), "hn:live:{%u}", &w) != 1) continue;
         zadd_live++;
@@ -358,6 +406,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_heartbeat_is_cheap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_beacon_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hide_end_and_grouping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_end_order_in_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identify_and_chat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_widgets_grouped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_colliding_widgets_every_flush, setup, teardown),

@@ -7,6 +7,7 @@
  *   hn:live:{w}                ZSET    session id → last-seen ms
  *   hn:ended:{w}               ZSET    session id → ms of its `end` (trimmer)
  *   hn:sess:{w}:<sid>          HASH    the session's snapshot (fields below)
+ *   hn:chat:{w}                STREAM  agent → visitor chat events (docs/CHAT.md)
  *   hn:salt:<yyyymmdd>         STRING  the day's visitor-hash salt
  *   hn:stream:<n>              STREAM  records, shard n
  *   hn:trim:lock               STRING  one trimmer at a time
@@ -29,9 +30,11 @@
 #define HN_KEY_SESS_PREFIX   "hn:sess:{"
 #define HN_KEY_LIVE_PREFIX   "hn:live:{"
 #define HN_KEY_ENDED_PREFIX  "hn:ended:{"
+#define HN_KEY_CHAT_PREFIX   "hn:chat:{"
 
 size_t hn_key_live(char *out, uint64_t widget);
 size_t hn_key_ended(char *out, uint64_t widget);
+size_t hn_key_chat(char *out, uint64_t widget);
 /* "hn:sess:{w}:" — what the trimmer prefixes to a session id */
 size_t hn_key_sess_prefix(char *out, uint64_t widget);
 /* sid: sidlen bytes (at most 64 are used) */
@@ -59,7 +62,8 @@ size_t hn_key_salt(char *out, uint32_t yyyymmdd);
     X(OS, "os")                   X(OS_VERSION, "os_version") X(DEVICE, "device")     \
     X(VISITOR, "visitor")         X(NAME, "name")           X(EMAIL, "email")         \
     X(PHONE, "phone")             X(HAS_CHATTED, "has_chatted")                       \
-    X(MESSAGES_SENT, "messages_sent")
+    X(MESSAGES_SENT, "messages_sent") X(CHAT, "chat") X(CHAT_STATE, "chat_state")     \
+    X(AGENT_MESSAGES, "agent_messages")
 
 enum {
 #define HN_SF_ENUM(id, name) HN_SF_##id,

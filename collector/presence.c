@@ -99,6 +99,25 @@ static void cmd_key_field_num(hn_buf *b, const char *cmd, hn_str key, int field,
     hn_resp_u64(b, v);
 }
 
+/* The chat_state a beacon sets (docs/CHAT.md §3), or an empty slice. */
+static hn_str chat_state_of(const hn_beacon *b) {
+    static const struct { const char *ev; const char *state; } map[] = {
+        {"invite_shown", "shown"}, {"invite_accepted", "accepted"},
+        {"invite_declined", "declined"}, {"chat_closed", "closed"},
+    };
+    hn_str st = {NULL, 0};
+    if (b->type == HN_T_MSG) {
+        st = HN_STR_LIT("chatting");
+    } else if (b->type == HN_T_EV) {
+        for (size_t i = 0; i < HN_ARRAY_LEN(map); i++)
+            if (hn_str_eq(b->n, map[i].ev, strlen(map[i].ev))) {
+                st = (hn_str){map[i].state, (uint32_t)strlen(map[i].state)};
+                break;
+            }
+    }
+    return st;
+}
+
 void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t *ncmds) {
     const hn_beacon *b = &r->b;
     char keybuf[sizeof(HN_KEY_SESS_PREFIX) + 16 + 64], msbuf[24], screen[24];
@@ -116,6 +135,9 @@ void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t 
 
     bool chat_msg = b->type == HN_T_EV && hn_str_eq(b->n, "chat_message_sent", 17);
     bool chat_open = b->type == HN_T_EV && hn_str_eq(b->n, "chat_opened", 11);
+    /* Start Chat (docs/CHAT.md §3): a visitor's message, an invitation's fate */
+    bool vmsg = b->type == HN_T_MSG;
+    hn_str chat_state = chat_state_of(b);
 
     /* A heartbeat changes nothing in the hash but the time, which the live
      * set's score carries: no HSET for it, except at checkpoints. An `end`
@@ -169,7 +191,10 @@ void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t 
             put_if(&ps, HN_SF_EMAIL, b->em);
             put_if(&ps, HN_SF_PHONE, b->ph);
         }
-        if (chat_msg || chat_open) put(&ps, HN_SF_HAS_CHATTED, HN_STR_LIT("1"));
+        if (chat_msg || chat_open || vmsg || hn_str_eq(chat_state, "accepted", 8))
+            put(&ps, HN_SF_HAS_CHATTED, HN_STR_LIT("1"));
+        if (chat_state.len) put(&ps, HN_SF_CHAT_STATE, chat_state);
+        if (vmsg) put_if(&ps, HN_SF_CHAT, b->ci);
 
         if (ps.n > 0) {
             hn_resp_cmd(cmds, 2 + 2 * (unsigned)ps.n);
@@ -205,7 +230,7 @@ void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t 
         cmd_key_field_num(cmds, "HINCRBY", key, HN_SF_ENGAGED_MS, b->e);
         (*ncmds)++;
     }
-    if (chat_msg) {
+    if (chat_msg || vmsg) {
         cmd_key_field_num(cmds, "HINCRBY", key, HN_SF_MESSAGES_SENT, 1);
         (*ncmds)++;
     }

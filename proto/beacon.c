@@ -58,7 +58,7 @@ const char *hn_reason_name(hn_reason r) {
 static const char *const btype_names[HN_T__COUNT] = {
     [HN_T_NONE] = "",
     [HN_T_PV] = "pv", [HN_T_HB] = "hb", [HN_T_EV] = "ev", [HN_T_HIDE] = "hide",
-    [HN_T_SHOW] = "show", [HN_T_END] = "end", [HN_T_ID] = "id",
+    [HN_T_SHOW] = "show", [HN_T_END] = "end", [HN_T_ID] = "id", [HN_T_MSG] = "msg",
 };
 
 hn_btype hn_btype_parse(hn_str t) {
@@ -107,6 +107,10 @@ const hn_key hn_keys[K__COUNT] = {
     S(K_UA, "ua", 512, ua),
     S(K_IP, "ip", 64, ip),
     U(K_WD, "wd"),
+    /* 2000 characters of up to 4 bytes; the characters are counted in
+     * hn_chat_text_check */
+    S(K_X, "x", 4 * HN_CHAT_TEXT_MAX, x),
+    S(K_CI, "ci", 36, ci),
 #undef S
 #undef U
 };
@@ -129,6 +133,7 @@ int hn_key_find(const char *p, size_t len) {
         case 'd': return K_D;
         case 'e': return K_E;
         case 'l': return K_L;
+        case 'x': return K_X;
         }
         return -1;
     case 2:
@@ -142,6 +147,7 @@ int hn_key_find(const char *p, size_t len) {
         if (a == 'u' && b == 'a') return K_UA;
         if (a == 'i' && b == 'p') return K_IP;
         if (a == 'w' && b == 'd') return K_WD;
+        if (a == 'c' && b == 'i') return K_CI;
         return -1;
     case 3:
         return (a == 'v' && b == 'i' && p[2] == 'd') ? K_VID : -1;
@@ -243,6 +249,71 @@ out:
     return r;
 }
 
+hn_reason hn_chat_text_check(const char *p, size_t len, const char **why) {
+    hn_reason r = HN_R_OK;
+    size_t chars = 0;
+    *why = NULL;
+    if (len == 0) {
+        *why = "empty";
+        r = HN_R_BAD_VALUE;
+        goto out;
+    }
+    if (!hn_utf8_valid(p, len)) {
+        *why = "not valid UTF-8";
+        r = HN_R_BAD_UTF8;
+        goto out;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c < 0x20 && c != '\n' && c != '\t') {
+            *why = "control character";
+            r = HN_R_BAD_VALUE;
+            goto out;
+        }
+        chars += (c & 0xc0) != 0x80;
+    }
+    if (chars > HN_CHAT_TEXT_MAX) {
+        *why = "too long";
+        r = HN_R_BAD_VALUE;
+    }
+out:
+    return r;
+}
+
+bool hn_uuid_text_ok(hn_str s) {
+    bool ok = s.len == 36;
+    for (uint32_t i = 0; i < s.len && ok; i++) {
+        char c = s.p[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) ok = c == '-';
+        else ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    }
+    return ok;
+}
+
+/* The chat keys (docs/CHAT.md §3): x required on msg; ci a UUID; both
+ * dropped on the types that do not carry them. */
+static hn_reason check_chat(hn_draft *dr) {
+    hn_beacon *b = dr->b;
+    hn_reason r = HN_R_OK;
+    if (b->type != HN_T_MSG) b->x = (hn_str){NULL, 0};
+    if (b->type != HN_T_MSG && b->type != HN_T_EV) b->ci = (hn_str){NULL, 0};
+    if (b->ci.len && !hn_uuid_text_ok(b->ci)) {
+        r = hn_draft_reject(dr, HN_R_BAD_VALUE, "key 'ci': not a UUID");
+        goto out;
+    }
+    if (b->type == HN_T_MSG) {
+        const char *why;
+        if (b->x.len == 0) {
+            r = hn_draft_reject(dr, HN_R_MISSING_FIELD, "missing required key 'x' (t=msg)");
+            goto out;
+        }
+        if ((r = hn_chat_text_check(b->x.p, b->x.len, &why)) != HN_R_OK)
+            r = hn_draft_reject(dr, r, "key 'x': %s", why);
+    }
+out:
+    return r;
+}
+
 /* Order: version, required keys, each value in table order, props, the
  * requirements of the type. */
 hn_reason hn_draft_validate(hn_draft *dr) {
@@ -311,6 +382,7 @@ hn_reason hn_draft_validate(hn_draft *dr) {
         r = hn_draft_reject(dr, HN_R_MISSING_FIELD, "missing required key 'n' (t=ev)");
         goto out;
     }
+    r = check_chat(dr);
 out:
     return r;
 }

@@ -31,6 +31,7 @@
 #define HN_PROPS_MAX       32      /* entries of the event property map d */
 #define HN_UDP_MAX         8192    /* bytes in one UDP datagram */
 #define HN_HTTP_BODY_MAX   65536   /* bytes in one HTTP body */
+#define HN_CHAT_TEXT_MAX   2000    /* characters (code points) of a chat text x */
 
 typedef enum hn_btype {
     HN_T_NONE = 0,
@@ -41,6 +42,7 @@ typedef enum hn_btype {
     HN_T_SHOW,    /* "show" tab visible again */
     HN_T_END,     /* "end"  page left */
     HN_T_ID,      /* "id"   identify */
+    HN_T_MSG,     /* "msg"  a visitor's chat message (docs/CHAT.md) */
     HN_T__COUNT
 } hn_btype;
 
@@ -117,6 +119,8 @@ typedef struct hn_beacon {
     hn_str   vid;          /* persistent visitor id <= 64 */
     hn_str   nm, em, ph;   /* identify: name <= 255, email <= 255, phone <= 50 */
     hn_str   ua, ip;       /* only meaningful from trusted relays: the caller decides */
+    hn_str   x;            /* chat text (t=msg, required): 1..2000 characters */
+    hn_str   ci;           /* conversation id, a UUID (t=msg, t=ev); else dropped */
                            /* wd (navigator.webdriver) is the HN_F_WD bit of fields */
     uint8_t  nprops;
     hn_prop  props[HN_PROPS_MAX];   /* d */
@@ -153,6 +157,13 @@ void      hn_prop_pack(msgpack_packer *pk, const hn_prop *p);
  * when flagged in b->fields, d when nprops > 0; so that decoding the bytes
  * gives back b. */
 void hn_beacon_pack(msgpack_packer *pk, const hn_beacon *b);
+
+/* Chat text rules (docs/CHAT.md §3), shared with the api's chat routes:
+ * HN_R_OK, or HN_R_BAD_VALUE with a reason ("empty", "too long",
+ * "control character") / HN_R_BAD_UTF8 ("not valid UTF-8") in *why. */
+hn_reason hn_chat_text_check(const char *p, size_t len, const char **why);
+/* true when s is a UUID in its 36-character text form (any case). */
+bool hn_uuid_text_ok(hn_str s);
 
 /* Maps "pv" → HN_T_PV etc.; HN_T_NONE when unknown. */
 hn_btype    hn_btype_parse(hn_str t);

@@ -10,7 +10,7 @@
 
 enum {
     K_V, K_K, K_S, K_T, K_Q, K_U, K_TI, K_R, K_N, K_D, K_E, K_TS, K_SW, K_SH,
-    K_L, K_VID, K_NM, K_EM, K_PH, K_UA, K_IP, K_WD, K__COUNT
+    K_L, K_VID, K_NM, K_EM, K_PH, K_UA, K_IP, K_WD, K_X, K_CI, K__COUNT
 };
 
 enum { KIND_UINT, KIND_STR, KIND_PROPS };

@@ -22,6 +22,7 @@ enum {
     R_T, R_K, R_S, R_Q, R_U, R_TI, R_R, R_N, R_D, R_E, R_TS, R_SW, R_SH,
     R_L, R_VID, R_NM, R_EM, R_PH,
     R_IP, R_UA, R_VH, R_CO, R_RG, R_CI, R_BR, R_BV, R_OS, R_OV, R_DV, R_BOT,
+    R_X, R_CV,
     R__COUNT
 };
 
@@ -71,6 +72,9 @@ static const struct rkey {
     S(R_OV, "ov", os_version, false),
     S(R_DV, "dv", device, false),
     [R_BOT] = { "bot", 3, RK_BOOL, false, 0 },
+    /* chat (docs/CHAT.md): the text and the conversation ("ci" is the city) */
+    S(R_X, "x", b.x, false),
+    S(R_CV, "cv", b.ci, false),
 #undef S
 #undef U
 };
@@ -137,7 +141,7 @@ void hn_record_pack(msgpack_packer *pk, const hn_record *r) {
         + (r->ip.len > 0) + (r->ua.len > 0) + (r->visitor.len > 0) + (r->country.len > 0)
         + (r->region.len > 0) + (r->city.len > 0) + (r->browser.len > 0)
         + (r->browser_version.len > 0) + (r->os.len > 0) + (r->os_version.len > 0)
-        + (r->device.len > 0) + r->bot;
+        + (r->device.len > 0) + r->bot + (b->x.len > 0) + (b->ci.len > 0);
 
     msgpack_pack_map(pk, n);
     kv_uint(pk, R_RV, HN_RECORD_VERSION);
@@ -187,6 +191,8 @@ void hn_record_pack(msgpack_packer *pk, const hn_record *r) {
         pack_key(pk, R_BOT);
         msgpack_pack_true(pk);
     }
+    kv_str(pk, R_X, b->x);
+    kv_str(pk, R_CV, b->ci);
 }
 
 static int rkey_find(const char *p, size_t len) {

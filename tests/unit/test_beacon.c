@@ -377,6 +377,22 @@ static const dcase cases[] = {
     { "nesting depth 8", { { "zz", NEST(7) } }, OK },
     { "nesting depth 9", { { "zz", NEST(8) } }, HN_R_MALFORMED },
 
+    /* chat (docs/CHAT.md §3) */
+    { "msg", { { "t", STR("msg") }, { "x", STR("hi \xc3\xa9\n\tthere") } }, OK },
+    { "msg with ci", { { "t", STR("msg") }, { "x", STR("a") },
+                       { "ci", STR("0190A1B2-c3d4-7e5f-8a9b-0c1d2e3f4a5b") } }, OK },
+    { "msg x missing", { { "t", STR("msg") } }, MISS },
+    { "msg x empty", { { "t", STR("msg") }, { "x", STR("") } }, MISS },
+    { "msg x 2000", { { "t", STR("msg") }, { "x", REP(2000) } }, OK },
+    { "msg x 2001", { { "t", STR("msg") }, { "x", REP(2001) } }, VAL },
+    { "msg x 8001 bytes", { { "t", STR("msg") }, { "x", REP(8001) } }, LONG },
+    { "msg x control", { { "t", STR("msg") }, { "x", STR("a\rb") } }, VAL },
+    { "msg x bad utf8", { { "t", STR("msg") }, { "x", BYTES("a\xc3") } }, UTF8 },
+    { "msg x uint", { { "t", STR("msg") }, { "x", UINT(1) } }, TYPE },
+    { "msg ci not uuid", { { "t", STR("msg") }, { "x", STR("a") }, { "ci", STR("c1") } }, VAL },
+    { "ev ci bad", { { "t", STR("ev") }, { "n", STR("invite_shown") }, { "ci", REP(36) } }, VAL },
+    { "pv ci ignored", { { "ci", STR("junk") }, { "x", STR("\x01") } }, OK },
+
     { "duplicate key last wins (ok)", { { "e", UINT(1) }, { "e", UINT(2) } }, OK },
     { "duplicate key last wins (bad)", { { "e", UINT(2) }, { "e", NEG(1) } }, TYPE },
     { "duplicate key bad then good", { { "e", NEG(2) }, { "e", UINT(1) } }, OK },
@@ -801,7 +817,7 @@ static void test_names(void **state) {
         "bad_type", "too_long", "bad_value", "bad_utf8", "too_large", "unknown_widget",
         "redis_unavailable", "rate_limited", "bot", "opted_out", "spool_full",
     };
-    static const char *const types[] = { "pv", "hb", "ev", "hide", "show", "end", "id" };
+    static const char *const types[] = { "pv", "hb", "ev", "hide", "show", "end", "id", "msg" };
     (void)state;
     assert_int_equal(HN_ARRAY_LEN(want), HN_R__COUNT);
     for (int i = 0; i < HN_R__COUNT; i++) assert_string_equal(hn_reason_name((hn_reason)i), want[i]);
@@ -822,6 +838,25 @@ static void test_names(void **state) {
 }
 
 /* decoded strings point into the input, and the decoder can be reused */
+/* Characters, not bytes: 2000 two-byte characters pass, 2001 do not. */
+static void test_chat_text(void **state) {
+    (void)state;
+    static char t[2 * 2001];
+    const char *why;
+    for (int i = 0; i < 2001; i++) t[2 * i] = (char)0xc3, t[2 * i + 1] = (char)0xa9;
+    assert_int_equal(hn_chat_text_check(t, 4000, &why), HN_R_OK);
+    assert_int_equal(hn_chat_text_check(t, 4002, &why), HN_R_BAD_VALUE);
+    assert_string_equal(why, "too long");
+    assert_int_equal(hn_chat_text_check("", 0, &why), HN_R_BAD_VALUE);
+    assert_string_equal(why, "empty");
+    assert_int_equal(hn_chat_text_check("\xf0\x9f\x98\x80 \xe2\x80\xae", 8, &why), HN_R_OK);
+    assert_int_equal(hn_chat_text_check("a\0b", 3, &why), HN_R_BAD_VALUE);
+    assert_string_equal(why, "control character");
+    assert_true(hn_uuid_text_ok(HN_STR_LIT("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")));
+    assert_false(hn_uuid_text_ok(HN_STR_LIT("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5")));
+    assert_false(hn_uuid_text_ok(HN_STR_LIT("0190a1b2xc3d4-7e5f-8a9b-0c1d2e3f4a5b")));
+}
+
 static void test_strings_point_into_input(void **state) {
     buf b;
     (void)state;
@@ -869,6 +904,7 @@ int main(void) {
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_strings_point_into_input),
+        cmocka_unit_test(test_chat_text),
     };
     size_t n = HN_ARRAY_LEN(cases) + HN_ARRAY_LEN(fixed);
     struct CMUnitTest *tests = calloc(n, sizeof *tests);

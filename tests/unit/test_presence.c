@@ -322,6 +322,47 @@ static void test_identify_and_chat(void **state) {
     assert_string_equal(arg(z, z->elements - 2), "13");
 }
 
+/* Start Chat (docs/CHAT.md §3): a visitor's message counts and moves the
+ * state; the invitation's fate sets only the state (accepted: has_chatted). */
+static void test_chat_beacons(void **state) {
+    static const struct { const char *t, *n, *state, *has_chatted; } cases[] = {
+        {"ev", "invite_shown", "shown", NULL},
+        {"ev", "invite_accepted", "accepted", "1"},
+        {"ev", "invite_declined", "declined", NULL},
+        {"ev", "chat_closed", "closed", NULL},
+        {"ev", "click", NULL, NULL},
+        {"msg", "", "chatting", "1"},
+    };
+    fx *f = *state;
+    const char *ci = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        hn_record r = rec(6, "sessCHAT1", cases[i].t, 2 + i, 20);
+        r.b.n = (hn_str){cases[i].n, (uint32_t)strlen(cases[i].n)};
+        r.b.ci = (hn_str){ci, 36};
+        if (r.b.type == HN_T_MSG) r.b.x = HN_STR_LIT("hello");
+        add(f, &r);
+        flush_and_parse(f);
+        const redisReply *h = find(&f->c, "HSET", 0);
+        assert_non_null(h);
+        const char *st = hset_field(h, "chat_state"), *hc = hset_field(h, "has_chatted");
+        if (cases[i].state) assert_string_equal(st, cases[i].state);
+        else assert_null(st);
+        if (cases[i].has_chatted) assert_string_equal(hc, cases[i].has_chatted);
+        else assert_null(hc);
+        const redisReply *inc = find(&f->c, "HINCRBY", 0);
+        if (r.b.type == HN_T_MSG) {
+            assert_string_equal(hset_field(h, "chat"), ci);
+            assert_non_null(inc);
+            assert_string_equal(arg(inc, 2), "messages_sent");
+            assert_string_equal(arg(inc, 3), "1");
+        } else {
+            assert_null(hset_field(h, "chat"));
+            assert_null(inc);
+        }
+        free_cmds(&f->c);
+    }
+}
+
 /* Many widgets interleaved in one flush: one ZADD per widget holding exactly
  * its own members, an end script only where a session ended. */
 static void test_many_widgets_grouped(void **state) {
@@ -408,6 +449,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_hide_end_and_grouping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_order_in_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identify_and_chat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_beacons, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_widgets_grouped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_colliding_widgets_every_flush, setup, teardown),
     };

@@ -118,6 +118,8 @@ static void assert_record_same(const hn_record *x, const hn_record *y) {
     assert_str_same(x->os_version, y->os_version);
     assert_str_same(x->device, y->device);
     assert_int_equal(x->bot, y->bot);
+    assert_str_same(x->b.x, y->b.x);
+    assert_str_same(x->b.ci, y->b.ci);
 }
 
 /* Collects what hn_record_decode_batch hands out, comparing as it goes. */
@@ -154,6 +156,18 @@ static void test_roundtrip_full(void **state) {
     static hn_record r;
     (void)state;
     full_record(&r);
+    roundtrip(&r, 1);
+}
+
+/* A chat message carries its text and conversation ("x", "cv"). */
+static void test_roundtrip_msg(void **state) {
+    static hn_record r;
+    (void)state;
+    minimal_record(&r);
+    r.b.type = HN_T_MSG;
+    r.b.t = HN_STR_LIT("msg");
+    r.b.x = HN_STR_LIT("<img src=x onerror=alert(1)> \xe2\x80\xae\xf0\x9f\x98\x80");
+    r.b.ci = HN_STR_LIT("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b");
     roundtrip(&r, 1);
 }
 
@@ -466,6 +480,7 @@ int main(void) {
     static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_full),
         cmocka_unit_test(test_roundtrip_minimal),
+        cmocka_unit_test(test_roundtrip_msg),
         cmocka_unit_test(test_roundtrip_many),
         cmocka_unit_test(test_t_from_type),
         cmocka_unit_test(test_missing_required),

@@ -15,7 +15,7 @@
 /* ---- erase a visitor ---------------------------------------------------------------- */
 
 /* One statement, so one transaction: the sessions go, and with them their
- * page views and events (found by session id within the sessions' time
+ * conversations and chat messages, page views and events (found by session id within the sessions' time
  * span, so only those days' partitions are searched) and the visitor's
  * rows in the distinct-visitor sets. The rollups keep their counts: they
  * hold no personal data. */
@@ -41,10 +41,15 @@ static const char erase_sql[] =
     " vh AS ("
     "  DELETE FROM widget_visitor_hours h USING b"
     "  WHERE h.widget_id = $1 AND h.visitor_id = $2 AND h.hour BETWEEN b.lo AND b.hi"
+    "  RETURNING 1),"
+    /* their chats (docs/CHAT.md §5): the messages go with the conversations */
+    " cv AS ("
+    "  DELETE FROM widget_conversations c"
+    "  WHERE c.widget_id = $1 AND (c.visitor_id = $2 OR c.session_id IN (SELECT session_id FROM s))"
     "  RETURNING 1)"
     " SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM pv), (SELECT count(*) FROM ev),"
     "        (SELECT count(*) FROM vd) + (SELECT count(*) FROM vh),"
-    "        (SELECT string_agg(session_id, ' ') FROM s)";
+    "        (SELECT string_agg(session_id, ' ') FROM s), (SELECT count(*) FROM cv)";
 
 void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     const char *visitor = rq->nparams > 1 ? rq->params[1] : "";
@@ -122,6 +127,7 @@ void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp 
     hn_json_kint(&out, &first, "sessions", sessions);
     hn_json_kint(&out, &first, "page_views", hn_rt_pg_int(res, 0, 1));
     hn_json_kint(&out, &first, "events", hn_rt_pg_int(res, 0, 2));
+    hn_json_kint(&out, &first, "conversations", hn_rt_pg_int(res, 0, 5));
     hn_json_kbool(&out, &first, "presence_cleared", cleared);
     hn_buf_append(&out, "}", 1);
     hn_rt_answer(rs, &out);

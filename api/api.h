@@ -29,6 +29,7 @@
  *   pool.c            worker threads, the job queue, streamed answers
  *   routes_live.c     active visitors, session details, deactivate
  *   routes_admin.c    erase a visitor, the widget list
+ *   routes_chat.c     Start Chat: invite, messages, close, chat list
  *   routes_history.c  stats, timeseries, breakdown, sessions, export.csv
  *   routes.c          what the handlers share (rows → JSON, Redis replies)
  *   params.c          query and path parameter parsing shared by the routes
@@ -73,6 +74,9 @@ typedef struct hn_api_req {
     int           nquery;
     hn_principal  who;
     const hn_config *cfg;
+    /* a POST's body (NUL-terminated copy, owned by the request; NULL when empty) */
+    char         *body;
+    size_t        body_len;
 } hn_api_req;
 
 /* The value of query parameter `key`, or NULL when absent. */
@@ -161,5 +165,13 @@ void hn_route_breakdown(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs)
 void hn_route_sessions(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 void hn_route_export(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 void hn_route_widgets(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+/* routes_chat.c: Start Chat (docs/CHAT.md §6) */
+void hn_route_chat_invite(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_chat_message(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_chat_messages(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_chat_close(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_chats(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+/* The chat routes' metrics (Prometheus text), summed over the workers. */
+void hn_chat_metrics(hn_buf *out);
 
 #endif

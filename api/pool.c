@@ -766,6 +766,7 @@ hn_api_job *hn_job_new(void) {
 void hn_job_free(hn_api_job *job) {
     if (job == NULL) return;
     for (int i = 0; i < job->rq.nparams; i++) free(job->rq.params[i]);
+    free(job->rq.body);
     for (int i = 0; i < job->rq.nquery; i++) {
         free(job->rq.qkey[i]);
         free(job->rq.qval[i]);

@@ -25,6 +25,15 @@ static const hn_route routes[HN_RT__API] = {
     [HN_RT_EXPORT]          = {"export", HN_GET, WIDGETS "/:widgetId/export.csv", hn_route_export, true},
     [HN_RT_ERASE_VISITOR]   = {"erase_visitor", HN_DELETE, WIDGETS "/:widgetId/visitors/:visitor",
                                hn_route_erase_visitor, true},
+    [HN_RT_CHAT_INVITE]     = {"chat_invite", HN_POST, SESSIONS "/:sessionId/chat",
+                               hn_route_chat_invite, false},
+    [HN_RT_CHAT_MESSAGE]    = {"chat_message", HN_POST, SESSIONS "/:sessionId/messages",
+                               hn_route_chat_message, false},
+    [HN_RT_CHAT_MESSAGES]   = {"chat_messages", HN_GET, SESSIONS "/:sessionId/messages",
+                               hn_route_chat_messages, false},
+    [HN_RT_CHAT_CLOSE]      = {"chat_close", HN_POST, SESSIONS "/:sessionId/chat/close",
+                               hn_route_chat_close, false},
+    [HN_RT_CHATS]           = {"chats", HN_GET, WIDGETS "/:widgetId/chats", hn_route_chats, true},
 };
 
 static const char *const extra_names[HN_RT__COUNT - HN_RT__API] = {

@@ -27,6 +27,11 @@ typedef enum hn_route_id {
     HN_RT_SESSIONS,
     HN_RT_EXPORT,
     HN_RT_ERASE_VISITOR,
+    HN_RT_CHAT_INVITE,
+    HN_RT_CHAT_MESSAGE,
+    HN_RT_CHAT_MESSAGES,
+    HN_RT_CHAT_CLOSE,
+    HN_RT_CHATS,
     HN_RT__API,                     /* the routes above are the table's */
     HN_RT_LIVEZ = HN_RT__API,       /* the ones below are for metrics and the log */
     HN_RT_READYZ,

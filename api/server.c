@@ -423,6 +423,14 @@ static void on_request(struct evhttp_request *req, void *arg) {
         goto reject;
     }
     rq->method = hn_route_get(r)->method;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t blen = in ? evbuffer_get_length(in) : 0;
+    if (rq->method == HN_POST && blen > 0) {
+        rq->body = hn_xmalloc(blen + 1);
+        evbuffer_copyout(in, rq->body, blen);
+        rq->body[blen] = '\0';
+        rq->body_len = blen;
+    }
     job->path = hn_xstrdup(c.path);
     job->query = c.query ? hn_xstrdup(c.query) : NULL;
     rq->path = job->path;

@@ -69,6 +69,8 @@ typedef struct hn_config {
     int64_t api_timeout_ms;
     int64_t api_request_timeout_ms;
     int64_t api_max_queue;
+    int64_t chat_resume_s;          /* docs/CHAT.md §2 */
+    int64_t chat_rate_per_min;      /* chat writes per token per minute */
     int64_t token_refresh_ms;
     char   *drain;
     int64_t drain_threads;

@@ -73,3 +73,12 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
+
+-- The order of a conversation's states: a later event never moves it back
+-- (declined and expired rank with accepted: the invitation's fate).
+CREATE FUNCTION hn_chat_state_rank(state text) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE state WHEN 'invited' THEN 1 WHEN 'shown' THEN 2 WHEN 'accepted' THEN 3
+        WHEN 'declined' THEN 3 WHEN 'expired' THEN 3 WHEN 'chatting' THEN 4
+        WHEN 'closed' THEN 5 ELSE 0 END
+$$;

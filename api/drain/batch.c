@@ -44,7 +44,8 @@ typedef struct hn_drain_hour_agg {
 void hn_drain_batch_init(hn_drain_batch *bt) {
     memset(bt, 0, sizeof(*bt));
     bt->dec = hn_decoder_create();
-    hn_buf *bufs[] = {&bt->pv, &bt->ev, &bt->agg, &bt->hourly, &bt->dims, &bt->ids, &bt->json};
+    hn_buf *bufs[] = {&bt->pv, &bt->ev, &bt->agg, &bt->hourly, &bt->dims, &bt->ids, &bt->json,
+                      &bt->chat};
     for (size_t i = 0; i < HN_ARRAY_LEN(bufs); i++) hn_buf_init(bufs[i], 4096);
 }
 
@@ -55,7 +56,8 @@ static void rejects_clear(hn_drain_batch *bt) {
 
 void hn_drain_batch_free(hn_drain_batch *bt) {
     hn_decoder_destroy(bt->dec);
-    hn_buf *bufs[] = {&bt->pv, &bt->ev, &bt->agg, &bt->hourly, &bt->dims, &bt->ids, &bt->json};
+    hn_buf *bufs[] = {&bt->pv, &bt->ev, &bt->agg, &bt->hourly, &bt->dims, &bt->ids, &bt->json,
+                      &bt->chat};
     for (size_t i = 0; i < HN_ARRAY_LEN(bufs); i++) hn_buf_free(bufs[i]);
     hn_seen_free(&bt->seen);
     hn_seen_free(&bt->existing);
@@ -240,9 +242,14 @@ static void aggregate(hn_drain_batch *bt, const hn_record *r) {
         if (hn_str_eq(r->b.n, "chat_message_sent", 17)) {
             a->msgs++;
             a->chat++;
-        } else if (hn_str_eq(r->b.n, "chat_opened", 11)) {
+        } else if (hn_str_eq(r->b.n, "chat_opened", 11) ||
+                   hn_str_eq(r->b.n, "invite_accepted", 15)) {
             a->chat++;
         }
+        break;
+    case HN_T_MSG:                         /* a visitor's chat message */
+        a->msgs++;
+        a->chat++;
         break;
     case HN_T_END:
         if (ts > a->ended) a->ended = ts;
@@ -326,6 +333,36 @@ static void format_row(hn_drain_batch *bt, const hn_record *r) {
     hn_buf_append(b, "\n", 1);
 }
 
+/* The chat events whose record goes to hn_chat (sql.c's chat statements). */
+static bool chat_record(const hn_record *r) {
+    static const char *const evs[] = {"invite_shown", "invite_accepted", "invite_declined",
+                                      "chat_closed"};
+    if (r->b.type == HN_T_MSG) return r->b.x.len > 0;
+    if (r->b.type != HN_T_EV || r->b.ci.len == 0) return false;
+    for (size_t i = 0; i < HN_ARRAY_LEN(evs); i++)
+        if (hn_str_eq(r->b.n, evs[i], strlen(evs[i]))) return true;
+    return false;
+}
+
+/* The record's row in hn_chat: event_id, recv_at, widget, session, visitor
+ * id, visitor hash, kind (msg or the event's name), conversation, text. A
+ * conversation id that is not a UUID (a foreign writer) is no conversation. */
+static void format_chat(hn_drain_batch *bt, const hn_record *r) {
+    hn_buf *b = &bt->chat;
+    char id[37];
+    hn_event_id_format(r->event_id, id);
+    hn_buf_append(b, id, 36);
+    hn_copy_ts(b, r->recv_ts);
+    hn_copy_u64(b, r->widget_id);
+    hn_copy_str(b, r->b.s);
+    hn_copy_str(b, r->b.vid.len ? r->b.vid : r->visitor.len ? r->visitor : r->b.s);
+    hn_copy_str(b, r->visitor);
+    hn_copy_str(b, r->b.type == HN_T_MSG ? HN_STR_LIT("msg") : r->b.n);
+    hn_copy_str(b, hn_uuid_text_ok(r->b.ci) ? r->b.ci : (hn_str){NULL, 0});
+    hn_copy_str(b, r->b.type == HN_T_MSG ? r->b.x : (hn_str){NULL, 0});
+    hn_buf_append(b, "\n", 1);
+}
+
 static void format_aggregates(hn_drain_batch *bt) {
     for (size_t i = 0; i < bt->sess_map.n; i++) {
         const hn_drain_sess_agg *a = &bt->sess[i];
@@ -398,6 +435,7 @@ void hn_drain_batch_build(hn_drain_batch *bt) {
     hn_buf_reset(&bt->agg);
     hn_buf_reset(&bt->hourly);
     hn_buf_reset(&bt->dims);
+    hn_buf_reset(&bt->chat);
     hn_seen_clear(&bt->seen);
     hn_kmap_clear(&bt->sess_map);
     hn_kmap_clear(&bt->hour_map);
@@ -413,6 +451,7 @@ void hn_drain_batch_build(hn_drain_batch *bt) {
                 continue;
             }
             format_row(bt, r);
+            if (chat_record(r)) format_chat(bt, r);
             aggregate(bt, r);
             bt->nrecords++;
         }

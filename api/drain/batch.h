@@ -65,6 +65,7 @@ typedef struct hn_drain_batch {
     hn_buf           pv, ev;                 /* rows */
     hn_buf           agg, hourly, dims;      /* aggregates */
     hn_buf           ids;                    /* hn_drain_batch_ids */
+    hn_buf           chat;                   /* chat records (docs/CHAT.md §5) */
     size_t           nrecords;        /* rows built */
     size_t           nrepeats;        /* records left out: twice in the batch or already written */
     size_t           nsessions;       /* lines in agg */

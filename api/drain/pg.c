@@ -199,6 +199,14 @@ int hn_drain_pg_write_batch(hn_drain_worker *d, int64_t *sessions) {
         }
         step(steps, ST_DIMS, &tt);
     }
+    if (b->chat.len > 0) {
+        if (copy_in(d, hn_drain_sql_copy_chat, &b->chat, "copy_chat") != HN_OK) {
+            rc = HN_ERR;
+            goto fail;
+        }
+        for (int i = 0; hn_drain_sql_chat[i]; i++)
+            if (pg_exec(d, "chat", hn_drain_sql_chat[i], 0, NULL) != HN_OK) { rc = HN_ERR; goto fail; }
+    }
     for (size_t i = 0; i < b->nrejects; i++) {
         char key[HN_KEY_CAP];
         hn_key_stream(key, (unsigned)b->rejects[i].shard);

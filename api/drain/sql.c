@@ -32,7 +32,11 @@ const char hn_drain_sql_setup[] =
     " rollup_hour timestamptz, page_views integer, chat_events integer, referrer text,"
     " referrer_source text,"
     " country text, browser text, os text, device_type text,"
-    " d_pages integer, d_engaged bigint, d_chat integer) ON COMMIT DELETE ROWS";
+    " d_pages integer, d_engaged bigint, d_chat integer) ON COMMIT DELETE ROWS;"
+    /* the batch's chat records (batch.c, sql_chat.c) */
+    "CREATE TEMP TABLE IF NOT EXISTS hn_chat (event_id uuid, recv_at timestamptz,"
+    " widget_id integer, session_id text COLLATE \"C\", visitor_id text, vh text, kind text,"
+    " ci uuid, body text) ON COMMIT DELETE ROWS";
 
 const char hn_drain_sql_copy_pv[] =
     "COPY widget_page_views (event_id, recv_at, widget_id, session_id, visitor_id, seq, url,"

@@ -12,7 +12,9 @@
  *   reject          one row of drain_rejects ($1 stream, $2 entry, $3 reason, $4 raw)
  *   sweep           sessions without `end`, past the live window ($1 seconds)
  *   partitions      hn_ensure_partitions($1, $2 days since the epoch)
- *   retention       hn_apply_retention()
+ *   retention       hn_apply_retention() + hn_apply_chat_retention()
+ *   copy_chat, chat the chat records (hn_chat) → conversations and messages,
+ *                   in the order of the NULL-terminated list (sql_chat.c)
  */
 #ifndef HN_DRAIN_SQL_H
 #define HN_DRAIN_SQL_H
@@ -33,5 +35,7 @@ extern const char hn_drain_sql_reject[];
 extern const char hn_drain_sql_sweep[];
 extern const char hn_drain_sql_partitions[];
 extern const char hn_drain_sql_retention[];
+extern const char hn_drain_sql_copy_chat[];
+extern const char *const hn_drain_sql_chat[];
 
 #endif

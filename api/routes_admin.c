@@ -145,11 +145,12 @@ out:
 /* ---- widgets ------------------------------------------------------------------------------ */
 
 static const char widgets_sql[] =
-    "SELECT id, key, name, domain, retention_days FROM widget_configs"
+    "SELECT id, key, name, domain, retention_days, coalesce(settings->>'chat' = 'on', false)"
+    " FROM widget_configs"
     " WHERE $1::integer IS NULL OR id = $1::integer ORDER BY id";
 static const hn_col widgets_cols[] = {
     {"id", HN_COL_INT}, {"key", HN_COL_STR}, {"name", HN_COL_STR},
-    {"domain", HN_COL_STR}, {"retention_days", HN_COL_INT},
+    {"domain", HN_COL_STR}, {"retention_days", HN_COL_INT}, {"chat", HN_COL_BOOL},
 };
 
 void hn_route_widgets(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {

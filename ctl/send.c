@@ -30,6 +30,7 @@
 typedef struct send_opts {
     const char *key, *to, *type, *session, *url, *title, *referrer, *event;
     const char *lang, *vid, *vname, *email, *phone, *ua, *ip;
+    const char *text, *conversation;           /* chat: x (msg), ci (msg, ev) */
     uint64_t    seq, engaged, count, interval_ms;
     bool        script, dry_run;
     hn_ctl_list props;
@@ -41,6 +42,7 @@ void hn_ctl_send_usage(FILE *f) {
             "                [--session SID] [--seq N] [--url U] [--title T] [--referrer R]\n"
             "                [--event NAME] [--prop NAME=VALUE ...] [--engaged MS] [--lang TAG]\n"
             "                [--vid ID] [--visitor-name N] [--email E] [--phone P]\n"
+            "                [--text TEXT (type msg)] [--conversation UUID (types msg, ev)]\n"
             "                [--ua UA] [--ip IP] [--count N] [--interval MS] [--script] [--dry-run]\n"
             "  Sends beacons over UDP to a collector (default " DEFAULT_TO ").\n"
             "  --type pv (default) needs a URL (default " DEFAULT_URL "); ev needs --event.\n"
@@ -87,7 +89,7 @@ static int validate(send_opts *o, hn_btype *type) {
     }
     *type = hn_btype_parse(S(o->type));
     if (*type == HN_T_NONE) {
-        hn_ctl_errorf("send: --type '%s' is not one of pv, hb, ev, hide, show, end, id", o->type);
+        hn_ctl_errorf("send: --type '%s' is not one of pv, hb, ev, hide, show, end, id, msg", o->type);
         return HN_ERR;
     }
     if (o->script && (strcmp(o->type, "pv") != 0 || o->event || o->count != 1)) {
@@ -112,6 +114,18 @@ static int validate(send_opts *o, hn_btype *type) {
     }
     if (o->event && *type != HN_T_EV && !o->script) {
         hn_ctl_errorf("send: --event is only for --type ev");
+        return HN_ERR;
+    }
+    if (!o->script && *type == HN_T_MSG && o->text == NULL) {
+        hn_ctl_errorf("send: --type msg needs --text TEXT");
+        return HN_ERR;
+    }
+    if (o->text && *type != HN_T_MSG) {
+        hn_ctl_errorf("send: --text is only for --type msg");
+        return HN_ERR;
+    }
+    if (o->conversation && *type != HN_T_MSG && *type != HN_T_EV) {
+        hn_ctl_errorf("send: --conversation is only for --type msg or ev");
         return HN_ERR;
     }
     if ((o->vname || o->email || o->phone) && *type != HN_T_ID) {
@@ -309,6 +323,8 @@ int hn_ctl_send(const hn_config *cfg, int argc, char **argv) {
         {.name = "visitor-name", .type = HN_CTL_STR, .dst = &o.vname},
         {.name = "email", .type = HN_CTL_STR, .dst = &o.email},
         {.name = "phone", .type = HN_CTL_STR, .dst = &o.phone},
+        {.name = "text", .type = HN_CTL_STR, .dst = &o.text},
+        {.name = "conversation", .type = HN_CTL_STR, .dst = &o.conversation},
         {.name = "ua", .type = HN_CTL_STR, .dst = &o.ua},
         {.name = "ip", .type = HN_CTL_STR, .dst = &o.ip},
         {.name = "count", .type = HN_CTL_U64, .dst = &o.count, .min = 1, .max = 1000000},
@@ -401,6 +417,8 @@ int hn_ctl_send(const hn_config *cfg, int argc, char **argv) {
             b->nm = S(o.vname);
             b->em = S(o.email);
             b->ph = S(o.phone);
+            b->x = S(o.text);
+            b->ci = S(o.conversation);
             if (engaged_given) set_engaged(b, o.engaged);
             if (emit(fd, &o, dec, batch, b) != HN_OK) goto out;
             if (i + 1 < o.count) pause_ms(o.interval_ms);

@@ -31,11 +31,13 @@
 /* A widget's hn:widgets value, "<id>[ settings]" (collector/widgets.h), as
  * PostgreSQL computes it from widget_configs, so add and sync cannot differ. */
 #define WIDGET_VALUE_SQL \
-    "id::text || CASE WHEN settings->>'honor_dnt' = 'false' THEN ' dnt=off' ELSE '' END"
+    "id::text || CASE WHEN settings->>'honor_dnt' = 'false' THEN ' dnt=off' ELSE '' END" \
+    " || CASE WHEN settings->>'chat' = 'on' THEN ' chat=on' ELSE '' END"
 
 void hn_ctl_widget_usage(FILE *f) {
     fprintf(f,
             "herenowctl widget add --name NAME --domain DOMAIN [--retention-days N] [--honor-dnt yes|no]\n"
+            "                     [--chat on|off]\n"
             "  Creates a widget in PostgreSQL with a new random key, publishes it to Redis\n"
             "  (hn:widgets) and prints its key, id and embed snippet. --honor-dnt no: beacons\n"
             "  sent with DNT: 1 or Sec-GPC: 1 are kept (default yes: dropped as opted_out).\n"
@@ -90,12 +92,13 @@ static int hset_widget(redisContext *rc, const char *key, const char *value) {
 }
 
 static int widget_add(const hn_config *cfg, int argc, char **argv) {
-    const char *name = NULL, *domain = NULL, *dnt = "yes";
+    const char *name = NULL, *domain = NULL, *dnt = "yes", *chat = "off";
     uint64_t retention = 0;
     hn_ctl_flag flags[] = {
         {.name = "name", .type = HN_CTL_STR, .dst = &name},
         {.name = "domain", .type = HN_CTL_STR, .dst = &domain},
         {.name = "honor-dnt", .type = HN_CTL_STR, .dst = &dnt},
+        {.name = "chat", .type = HN_CTL_STR, .dst = &chat},
         {.name = "retention-days", .type = HN_CTL_U64, .dst = &retention, .min = 1,
          .max = 36500},
     };
@@ -103,6 +106,10 @@ static int widget_add(const hn_config *cfg, int argc, char **argv) {
         return HN_CTL_EXIT_USAGE;
     if (name == NULL || domain == NULL) {
         hn_ctl_errorf("widget add: --name and --domain are required");
+        return HN_CTL_EXIT_USAGE;
+    }
+    if (strcmp(chat, "on") != 0 && strcmp(chat, "off") != 0) {
+        hn_ctl_errorf("widget add: --chat is on or off");
         return HN_CTL_EXIT_USAGE;
     }
     if (strcmp(dnt, "yes") != 0 && strcmp(dnt, "no") != 0) {
@@ -135,7 +142,11 @@ static int widget_add(const hn_config *cfg, int argc, char **argv) {
     snprintf(days, sizeof(days), "%llu", (unsigned long long)retention);
     for (int attempt = 0; attempt < 3 && res == NULL; attempt++) {
         if (hn_ctl_random_base62(key, KEY_LEN) != HN_OK) goto out;
-        const char *settings = strcmp(dnt, "no") == 0 ? "{\"honor_dnt\": false}" : "{}";
+        /* fixed texts only: no outside text reaches the JSON */
+        bool nodnt = strcmp(dnt, "no") == 0, chat_on = strcmp(chat, "on") == 0;
+        const char *settings = nodnt && chat_on ? "{\"honor_dnt\": false, \"chat\": \"on\"}"
+                             : nodnt ? "{\"honor_dnt\": false}"
+                             : chat_on ? "{\"chat\": \"on\"}" : "{}";
         const char *const params[] = {key, name, domain, settings, days};
         res = PQexecParams(
             pg,

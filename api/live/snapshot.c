@@ -73,6 +73,11 @@ const hn_snap_member hn_snap_members[] = {
     {HN_SF_PHONE, "phone", HN_SNAP_STR},
     {HN_SF_HAS_CHATTED, "has_chatted", HN_SNAP_FLAG},
     {HN_SF_MESSAGES_SENT, "messages_sent", HN_SNAP_COUNT},
+    /* Start Chat (docs/CHAT.md §4): the dashboard shows messages_sent +
+     * agent_messages ("No messages yet" when both are 0) and the state */
+    {HN_SF_CHAT, "chat_conversation", HN_SNAP_STR},
+    {HN_SF_CHAT_STATE, "chat_state", HN_SNAP_STR},
+    {HN_SF_AGENT_MESSAGES, "agent_messages", HN_SNAP_COUNT},
     {HN_SF_LANG, "language", HN_SNAP_STR},
     {HN_SF_SCREEN, "screen", HN_SNAP_STR},
 };

@@ -251,6 +251,8 @@ static int downlink(hn_api_worker *w, const chat_rq *c, const down *d, char *ent
         if (d->count)
             redisAppendCommand(rc, "HINCRBY %s %s 1", sk, hn_sf_name[HN_SF_AGENT_MESSAGES]), n++;
     }
+    /* every reply is read before any is judged: one left unread would
+     * answer the worker's next command */
     for (int i = 0; i < n; i++) {
         void *rep = NULL;
         if (redisGetReply(rc, &rep) != REDIS_OK || rep == NULL) {
@@ -258,6 +260,8 @@ static int downlink(hn_api_worker *w, const chat_rq *c, const down *d, char *ent
             goto out;
         }
         r[i] = rep;
+    }
+    for (int i = 0; i < n; i++) {
         if (r[i]->type == REDIS_REPLY_ERROR) {
             hn_warn("event=chat_redis_error err='%s'", r[i]->str);
             goto out;
@@ -636,8 +640,9 @@ void hn_route_chats(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
 
     if (!hn_rt_check_keys(rq, rs, allowed, 3)) goto out;
     if (page_limit(rq, rs, &limit) != HN_OK) goto out;
-    if (hn_param_enum("state", hn_api_query(rq, "state"), states, 2, -1, &st, err, sizeof(err)) !=
-        HN_OK) {
+    if (hn_api_query(rq, "state") &&
+        hn_param_enum("state", hn_api_query(rq, "state"), states, 2, -1, &st, err, sizeof(err)) !=
+            HN_OK) {
         hn_api_error(rs, 400, "%s", err);
         goto out;
     }

@@ -65,8 +65,9 @@ check_consistent() {
     hn_assert_eq "$what: event ids unique" 0 "$(hn_psql "SELECT (SELECT count(*) - count(DISTINCT event_id) FROM widget_page_views) + (SELECT count(*) - count(DISTINCT event_id) FROM widget_visitor_events)")"
     q="WITH pv AS (SELECT widget_id, session_id, count(*) n, sum(engaged_ms) e FROM widget_page_views GROUP BY 1, 2),
         ev AS (SELECT widget_id, session_id, count(*) FILTER (WHERE event_type = 'ev') n,
-                      count(*) FILTER (WHERE event_name = 'chat_message_sent') msgs,
-                      count(*) FILTER (WHERE event_name IN ('chat_opened', 'chat_message_sent')) chat,
+                      count(*) FILTER (WHERE event_name = 'chat_message_sent' OR event_type = 'msg') msgs,
+                      count(*) FILTER (WHERE event_name IN ('chat_opened', 'chat_message_sent', 'invite_accepted')
+                                       OR event_type = 'msg') chat,
                       sum(engaged_ms) e FROM widget_visitor_events GROUP BY 1, 2)
         SELECT count(*) FROM widget_visitor_sessions s
           LEFT JOIN pv USING (widget_id, session_id) LEFT JOIN ev USING (widget_id, session_id)

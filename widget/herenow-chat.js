@@ -23,7 +23,8 @@
   const [KEY, loadSession, beacon] = core.x;
   const ORIGIN = new URL(doc.currentScript.src).origin;
   const STORE = 'herenow_chat';
-  const HIDDEN_CLOSE_MS = 60 * 1000;   // a tab hidden this long lets go of its downlink
+  // a tab hidden this long lets go of its downlink (a page may set it shorter)
+  const HIDDEN_CLOSE_MS = +win.herenowChatHiddenMs || 60 * 1000;
   const MAX_TEXT = 2000;
 
   // st: {s: session id, last: event id, c: conversation, a: agent, open: panel
@@ -244,11 +245,21 @@ textarea{flex:1;resize:none;height:40px;border:1px solid #cfd3dc;border-radius:8
     es = 0;
   };
 
-  // herenow('chat', 'open'|'close'|'send', text)
-  core.c = (what, text) => {
+  // herenow('chat', 'open'|'close'|'send', text) · herenow('chat', 'accept' |
+  // 'decline', conversation): a site's own chat widget reports what became of
+  // an invitation it took over (conversation: detail.conversation of the
+  // herenow:invite event; default the latest)
+  core.c = (what, arg) => {
     if (what == 'open') open();
     if (what == 'close') close(1);
-    if (what == 'send') send(text);
+    if (what == 'send') send(arg);
+    if (what == 'accept' || what == 'decline') {
+      const c = arg || st.c;
+      st.inv = null;
+      save();
+      render();
+      if (c) ev(what == 'accept' ? 'invite_accepted' : 'invite_declined', c);
+    }
   };
 
   restore();

@@ -733,6 +733,7 @@ function setSort(key) {
   if (s2.key === key && key !== 'arrival') s2.dir = -s2.dir;
   else { s2.key = key; s2.dir = key === 'country' ? 1 : -1; }
   $('f-order').value = key === 'arrival' ? 'arrival' : '';
+  hold.until = 0;               // a new order applies now
   for (const th of document.querySelectorAll('#list th[aria-sort]')) {
     const k = th.querySelector('button').dataset.sort;
     th.setAttribute('aria-sort', k !== s2.key ? 'none' : s2.dir > 0 ? 'ascending' : 'descending');
@@ -1083,7 +1084,7 @@ function init() {
   $('stats-refresh').addEventListener('click', loadStats);
   for (const b of document.querySelectorAll('[data-export]')) b.addEventListener('click', () => exportCsv(b.dataset.export, b));
 
-  const listEl = $('list');
+  const listEl = $('rows');      // the rows, not the headers: a sort applies at once
   listEl.addEventListener('pointermove', touchList);
   listEl.addEventListener('pointerdown', touchList);
   listEl.addEventListener('keydown', touchList);

@@ -19,7 +19,8 @@ const STATE_TEXT = {
 };
 const OPEN_STATES = new Set(['invited', 'shown', 'accepted', 'chatting']);
 
-const drawer = { sid: null, gen: 0, timer: null, key: '', thread: [], conv: null, since: 0 };
+// fast: quick re-reads left while the thread is behind the live count
+const drawer = { sid: null, gen: 0, timer: null, key: '', thread: [], conv: null, fast: 0 };
 const unread = new Map();       // session id → visitor messages not yet seen
 const lastCount = new Map();    // session id → visitor messages when last looked
 
@@ -78,7 +79,7 @@ export function chatUpdate(v) {
   }
   if (drawer.sid === v.session_id) {
     const key = `${c.state}|${c.messages}|${v.status}`;
-    if (key !== drawer.key) { drawer.key = key; loadThread(); }
+    if (key !== drawer.key) { drawer.key = key; drawer.fast = 15; loadThread(); }
   }
 }
 
@@ -122,6 +123,7 @@ export function openChat(sid, opener) {
   drawer.opener = opener || null;
   drawer.gen++;
   drawer.key = '';
+  drawer.fast = 15;
   drawer.thread = [];
   drawer.conv = null;
   unread.delete(sid);
@@ -191,7 +193,12 @@ async function loadThread() {
     if (e.status !== 404) setMsg(e.message);
   }
   renderDrawer();
-  drawer.timer = setTimeout(loadThread, THREAD_POLL_MS);
+  // The live list already counts a visitor message the drain has not written
+  // yet: look again soon rather than at the next poll.
+  const v = visitorOf(sid);
+  const behind = v && chatOf(v).visitor > drawer.thread.filter(m => m.sender !== 'agent').length;
+  const fast = behind && drawer.fast-- > 0;
+  drawer.timer = setTimeout(loadThread, fast ? 200 : THREAD_POLL_MS);
 }
 
 function setMsg(text) { $('chat-msg').textContent = text; }

@@ -6,7 +6,7 @@
 //   unread badges, an optional sound and browser notification
 //
 // The visitor's words and the agents' are text nodes only (h() with `text`).
-import { h, put, api, state, $, fmtInt, serverNow } from './app.js';
+import { h, put, api, state, $, fmtInt } from './app.js';
 
 const DEFAULT_INVITE = 'Hi! Can I help you with anything?';
 const SOUND_KEY = 'herenow.chat.sound';
@@ -20,8 +20,9 @@ const STATE_TEXT = {
 const OPEN_STATES = new Set(['invited', 'shown', 'accepted', 'chatting']);
 
 // fast: quick re-reads left while the thread is behind the live count
-const drawer = { sid: null, gen: 0, timer: null, key: '', thread: [], conv: null, fast: 0 };
+const drawer = { sid: null, gen: 0, timer: null, key: '', thread: [], fast: 0 };
 const unread = new Map();       // session id → visitor messages not yet seen
+const since = new Map();        // session id → {state, t}: when the chat state last changed
 const lastCount = new Map();    // session id → visitor messages when last looked
 
 // The chat part of a live item (the API's snapshot members, docs/API.md).
@@ -30,7 +31,7 @@ export function chatOf(v) {
   const visitor = c.visitor_messages ?? v.messages_sent ?? 0;
   const agent = c.agent_messages ?? v.agent_messages ?? 0;
   return {
-    conversation: c.conversation ?? (typeof v.chat === 'string' ? v.chat : null),
+    conversation: c.conversation ?? v.chat_conversation ?? (typeof v.chat === 'string' ? v.chat : null),
     state: c.state ?? v.chat_state ?? null,
     visitor: +visitor || 0,
     messages: (+visitor || 0) + (+agent || 0),
@@ -68,6 +69,8 @@ export function chatCell(v) {
 // A live item changed (enter/update/snapshot): unread counts, the open thread.
 export function chatUpdate(v) {
   const c = chatOf(v);
+  const was = since.get(v.session_id);
+  if (!was || was.state !== c.state) since.set(v.session_id, { state: c.state, t: Date.now() });
   const before = lastCount.get(v.session_id);
   lastCount.set(v.session_id, c.visitor);
   if (before != null && c.visitor > before) {
@@ -125,7 +128,6 @@ export function openChat(sid, opener) {
   drawer.key = '';
   drawer.fast = 15;
   drawer.thread = [];
-  drawer.conv = null;
   unread.delete(sid);
   updateBadge();
   d.hidden = false;
@@ -150,13 +152,13 @@ function renderDrawer() {
   const sid = drawer.sid;
   const v = visitorOf(sid) || { session_id: sid, status: 'gone' };
   const c = chatOf(v);
-  const st = (drawer.conv && drawer.conv.state) || c.state;
+  const st = c.state;
   $('chat-title').textContent = v.name || `Visitor ${v.visitor || sid}`;
-  const since = drawer.conv && Date.parse(drawer.conv.invited_at || drawer.conv.started_at || '');
-  const clock = st === 'invited' && since ? ` ${fmtSince(serverNow() - since)}` : '';
+  const at = since.get(sid);
+  const clock = st === 'invited' && at && at.state === st ? ` ${fmtSince(Date.now() - at.t)}` : '';
   put($('chat-state'), st ? h('span', { class: `chip chat-${st}`, text: (STATE_TEXT[st] || st) + clock + (st === 'chatting' ? ` · ${fmtInt(drawer.thread.length)} msgs` : '') }) : null,
     h('span', { class: 'muted', text: v.status === 'gone' ? ' · left the site' : v.url ? ` · ${v.url}` : '' }));
-  const inviting = !drawer.conv || !OPEN_STATES.has(st);
+  const inviting = !OPEN_STATES.has(st);
   $('chat-send').textContent = inviting ? 'Send invitation' : 'Send';
   $('chat-end').hidden = inviting;
   const ta = $('chat-text');
@@ -168,8 +170,8 @@ function renderDrawer() {
     ? drawer.thread.map(m => h('li', { class: m.sender === 'agent' ? 'm agent' : 'm visitor', dataset: { id: m.id } },
       h('span', { class: 'who', text: m.sender === 'agent' ? (m.agent || 'Agent') : 'Visitor' }),
       h('span', { class: 'x', text: m.text }),
-      h('time', { datetime: m.time, text: m.time ? new Date(m.time).toLocaleTimeString() : '' })))
-    : h('li', { class: 'muted empty', text: drawer.conv ? 'No messages yet.' : 'No conversation yet: write an invitation.' }));
+      h('time', { datetime: m.sent_at, text: m.sent_at ? new Date(m.sent_at).toLocaleTimeString() : '' })))
+    : h('li', { class: 'muted empty', text: c.conversation ? 'No messages yet.' : 'No conversation yet: write an invitation.' }));
   if (atEnd) list.scrollTop = list.scrollHeight;
 }
 
@@ -186,7 +188,6 @@ async function loadThread() {
     const r = await api(`/sessions/${encodeURIComponent(sid)}/messages?widget=${state.widget.id}&limit=200`);
     if (gen !== drawer.gen) return;
     drawer.thread = r.messages || [];
-    drawer.conv = r.conversation || null;
     setMsg('');
   } catch (e) {
     if (gen !== drawer.gen) return;
@@ -260,5 +261,6 @@ export function resetChat() {
   if (drawer.sid) closeChat();
   unread.clear();
   lastCount.clear();
+  since.clear();
   updateBadge();
 }

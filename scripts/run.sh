@@ -59,7 +59,8 @@ started_pg=1
 "$BIN/herenowctl" migrate
 "$BIN/herenowctl" widget sync >/dev/null
 if [ -z "$("$BIN/herenowctl" widget list --json | grep -o '"key"' | head -1)" ]; then
-    "$BIN/herenowctl" widget add --name "Demo site" --domain localhost >/dev/null
+    # chat on: the demo page gets the chat script, the dashboard's Start chat reaches it
+    "$BIN/herenowctl" widget add --name "Demo site" --domain localhost --chat on >/dev/null
 fi
 first=$("$BIN/herenowctl" widget list --json | grep -m1 '"key"')
 KEY=$(printf '%s' "$first" | grep -o '"key":"[^"]*"' | cut -d'"' -f4)
@@ -101,6 +102,8 @@ cat >"$VAR/demo.html" <<HTML
 <p>This page embeds the demo widget. While it is open you are a live visitor:
 <a href="#second">a hash change</a> is a page view,
 <button onclick="herenow('event', 'demo_click', {button: 'hello'})">this button</button> sends an event.</p>
+<p>Chat: press <b>Start chat</b> on your row in the dashboard and the invitation appears here,
+bottom right; or <button onclick="herenow('chat', 'open')">start one yourself</button>.</p>
 HTML
 
 cat <<TXT
@@ -114,7 +117,8 @@ herenow is running.
                (for every widget; \`herenowctl token revoke ${TOKEN:3:12}\` ends it)
   demo widget  id $WID, key $KEY
   embed        <script src="$HERENOW_PUBLIC_URL/h.js" data-widget="$KEY" async></script>
-               (docs/WIDGET.md; a page with it: $VAR/demo.html — open it in a browser)
+               (docs/WIDGET.md; a page with it: $VAR/demo.html — open it in a browser,
+               then press Start chat on your row in the dashboard: docs/CHAT.md)
 
 Try it:
   $BIN/herenowctl send --key $KEY --script        # one whole visit over UDP

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # widget/build.sh: widget/herenow.js → widget/herenow.min.js (terser), then
-# prints the size as the collector serves it: the tokens @HN_B@ / @HN_P@
+# prints the size as the collector serves it: the tokens @HN_B@ / @HN_C@
 # replaced by the default paths, gzip -9 (the collector uses zlib level 9).
 #
 #   widget/build.sh [OUTPUT]      default OUTPUT: widget/herenow.min.js
@@ -31,7 +31,7 @@ node "$terser" "$root/widget/herenow.js" \
 echo >>"$tmp"
 
 # The collector replaces these tokens; each must be there exactly once.
-for t in @HN_B@ @HN_P@; do
+for t in @HN_B@ @HN_C@; do
     n=$(grep -o "$t" "$tmp" | wc -l)
     [ "$n" -eq 1 ] || { echo "build.sh: $t appears $n times in the minified script (want 1)" >&2; exit 1; }
 done
@@ -40,6 +40,6 @@ cat "$tmp" >"$out"
 rm -f "$tmp"
 trap - EXIT
 
-size=$(sed 's#@HN_B@#/b#;s#@HN_P@#/p.gif#' "$out" | gzip -9n | wc -c)
+size=$(sed "s#@HN_B@#/b#;s#@HN_C@#/hc.js#" "$out" | gzip -9n | wc -c)
 echo "$(basename "$out"): $(wc -c <"$out") bytes, $size bytes gzipped as served (budget $budget)"
 [ "$size" -le "$budget" ] || { echo "build.sh: over the budget of $budget bytes gzipped" >&2; exit 1; }

@@ -5,7 +5,7 @@
  *
  * This is the readable source. The collector serves widget/herenow.min.js,
  * made from this file by widget/build.sh (terser), after replacing the tokens
- * @HN_B@ and @HN_P@ below with its beacon and pixel paths.
+ * @HN_B@ and @HN_C@ below with its beacon and chat script paths.
  *
  * One session id per tab in sessionStorage (a new one after 30 minutes
  * without a beacon), a page view on load and on every SPA navigation, a
@@ -23,7 +23,6 @@
   const KEY = script.getAttribute('data-widget');
   const ORIGIN = new URL(script.src).origin;
   const BEACON_URL = ORIGIN + '@HN_B@';   // e.g. /b     (replaced by the collector)
-  const PIXEL_URL = ORIGIN + '@HN_P@';    // e.g. /p.gif (replaced by the collector)
   // data-auto-events="off": no automatic outbound-click and form-submit events
   const AUTO = !/^(off|false|0)$/.test(script.getAttribute('data-auto-events'));
   const IGNORE = '[data-herenow-ignore]';   // on an element: no automatic events from it
@@ -43,6 +42,7 @@
   let ended;            // `end` sent: quiet until the page is shown again
   let visibleSince = 0; // when the tab became visible or the last beacon went (0: hidden)
   let memory;           // the session, for when sessionStorage cannot be used
+  let lastPv;           // this document sent its first page view
 
   // ---- msgpack (the few types a beacon uses) --------------------------------
 
@@ -80,8 +80,8 @@
         if (typeof v == 'boolean') {
           out.push(v ? 0xc3 : 0xc2);
         } else if (typeof v == 'number') {
-          if (v % 1 || Math.abs(v) >= 2 ** 53) {
-            // float 64
+          if (v % 1 || v < -32 || v >= 2 ** 53) {
+            // float 64 (also an integer below -32)
             const f = new DataView(new ArrayBuffer(9));
             f.setUint8(0, 0xcb);
             f.setFloat64(1, v);
@@ -89,10 +89,9 @@
           } else if (v >= -32 && v < 128) {
             out.push(v & 255);                                  // fixint
           } else {
-            // uint 8/16/32/64 (0xcc-0xcf), int 8/16/32/64 (0xd0-0xd3)
-            const neg = v < 0;
-            let bytes = 1, type = neg ? 0xd0 : 0xcc;
-            while ((neg ? -v - 1 : v / 2) >= 2 ** (8 * bytes - 1)) bytes *= 2, type++;
+            // uint 8/16/32/64 (0xcc-0xcf); a negative below -32 went as a float
+            let bytes = 1, type = 0xcc;
+            while (v >= 2 ** (8 * bytes)) bytes *= 2, type++;
             out.push(type);
             bigEndian(v, bytes);
           }
@@ -111,35 +110,36 @@
   // The entries worth sending: no null, undefined or empty string, no NaN or
   // Infinity, at most 32 (the limit of d). None: null.
   const clean = m => {
+    // (includes() finds NaN, and undefined at the hole)
     const keys = Object.keys(m)
-      .filter(k => k && m[k] != null && m[k] !== '' && (typeof m[k] != 'number' || isFinite(m[k])))
+      .filter(k => k && ![, null, '', NaN, 1 / 0, -1 / 0].includes(m[k]))
       .slice(0, 32);
     const c = {};
     keys.forEach(k => (c[k] = m[k]));
     return keys[0] ? c : null;
   };
 
-  // The same beacon as a pixel query string (PROTOCOL.md §4), d as d.<name>=…
-  const query = (b, prefix = '') =>
-    Object.keys(b)
-      .map(k => typeof b[k] == 'object'
-        ? query(b[k], 'd.')
-        : encodeURIComponent(prefix + k) + '=' + encodeURIComponent(typeof b[k] == 'boolean' ? +b[k] : b[k]))
-      .join('&');
+  // ---- transport: sendBeacon, else fetch keepalive ------------------------------
 
-  // ---- transport: sendBeacon, else fetch keepalive, else the pixel -------------
-
-  const transmit = b => {
+  // The first page view of a document goes by fetch (cors mode), which can
+  // read the answer: 200 for a chat-enabled widget (204 otherwise), and then
+  // the chat script at @HN_C@ (replaced by the collector) is loaded
+  // (docs/CHAT.md). Should that fetch fail, the beacon goes the usual way.
+  // (Every browser that runs this script has fetch: the pixel is for
+  // pages without JavaScript — docs/WIDGET.md §7.)
+  const transmit = (b, first) => {
     const body = pack(b);
     try {
-      if (nav.sendBeacon(BEACON_URL, body)) return;
+      if (!first && nav.sendBeacon(BEACON_URL, body)) return;
     } catch (e) { /* no sendBeacon */ }
-    try {
-      fetch(BEACON_URL, { method: 'POST', body, keepalive: true, mode: 'no-cors', credentials: 'omit' })
-        .catch(() => {});
-      return;
-    } catch (e) { /* no fetch */ }
-    new Image().src = PIXEL_URL + '?' + query(b);
+    fetch(BEACON_URL, { method: 'POST', body, keepalive: true, mode: first ? 'cors' : 'no-cors', credentials: 'omit' })
+      .then(r => {
+        if (r.status == 200) {
+          const s = doc.createElement('script');
+          s.src = ORIGIN + '@HN_C@';
+          doc.head.append(s);
+        }
+      }, () => first && transmit(b));
   };
 
   // ---- session ------------------------------------------------------------------
@@ -185,7 +185,8 @@
       v: 1, k: KEY, s: session[0], t: type, q: session[1],
       ...fields,
       e: engaged || null, ts: now, wd: nav.webdriver || null
-    }));
+    }), type == 'pv' && !lastPv);
+    lastPv = type == 'pv' || lastPv;
   };
 
   // A page view of the current URL, unless it is the URL of the last page view
@@ -208,13 +209,19 @@
   };
 
   // herenow('event', name, props) · herenow('identify', {name, email, phone}) ·
-  // herenow('pageview')
+  // herenow('pageview') · herenow('chat', 'open'|'close'|'send', text): kept
+  // in herenow.cq until the chat script (herenow.c) is there
   const herenow = (command, a, b) => {
     if (command == 'event') event(a, b);
     if (command == 'identify') send('id', { nm: (a = Object(a)).name, em: a.email, ph: a.phone });
     if (command == 'pageview') pageview(1);
+    if (command == 'chat') herenow.c ? herenow.c(a, b) : herenow.q.push([a, b]);
   };
   herenow.loaded = 1;
+  // for the chat script (which sets herenow.c): the chat calls made before
+  // it came, the widget key, the session, and a beacon of it
+  herenow.q = [];
+  herenow.x = [KEY, load, send];
 
   // ---- automatic events and the chat hook -------------------------------------------
 
@@ -265,8 +272,8 @@
         return r;
       };
     });
+    // (a #hash navigation fires popstate too)
     on(win, 'popstate', () => setTimeout(pageview));
-    on(win, 'hashchange', () => pageview());
 
     setInterval(() => doc.hidden || send('hb'), HEARTBEAT_MS);
 

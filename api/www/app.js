@@ -18,7 +18,10 @@
 // Everything a visitor sent (titles, URLs, names, event props) is attacker-controlled:
 // it only ever reaches the page through textContent / text nodes, never innerHTML.
 // The token travels only in the Authorization header: never in a URL (the stream
-// uses a short-lived single-use ticket instead).
+// uses a short-lived single-use ticket instead). Start Chat lives in chat.js.
+
+import { chatCell, chatUpdate, initChat, resetChat, openChat } from './chat.js';
+export { h, put, api, state, $, fmtInt, serverNow };
 
 const API = '/api/visitor-tracking';
 const MAX_ROWS = 500;             // rows in the DOM at most: 10,000 live visitors stay smooth
@@ -167,11 +170,13 @@ class ApiError extends Error {
 // api(path, {method, raw}): JSON (or the Response when raw) of a route under
 // /api/visitor-tracking with the token in the Authorization header. A 401
 // anywhere signs out; a 403 says so in the banner. Throws ApiError.
-async function api(path, { method = 'GET', raw = false, token = state.token } = {}) {
+async function api(path, { method = 'GET', raw = false, token = state.token, body } = {}) {
   const gen = state.gen;
+  const headers = { Authorization: `Bearer ${token}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
   let r;
   try {
-    r = await fetch(API + path, { method, headers: { Authorization: `Bearer ${token}` }, cache: 'no-store' });
+    r = await fetch(API + path, { method, headers, cache: 'no-store', body: body === undefined ? undefined : JSON.stringify(body) });
   } catch {
     throw new ApiError(0, 'the server cannot be reached');
   }
@@ -233,6 +238,7 @@ function signOut(message) {
   state.widgets = [];
   state.widget = null;
   clearVisitors();
+  resetChat();
   hideBanner();
   const errEl = $('signin-error');
   errEl.textContent = message || '';
@@ -283,6 +289,7 @@ function selectWidget(id) {
   state.gen++;
   stopLive();
   clearVisitors();
+  resetChat();
   hideBanner();
   if ($('details').open) $('details').close();
   state.widget = state.widgets.find(w => String(w.id) === String(id)) || { id: Number(id), name: `widget ${id}` };
@@ -443,7 +450,9 @@ async function pollOnce(gen) {
 
 // ---- the visitor list: data --------------------------------------------------------
 
+let arrivals = 0;
 function prepare(v) {
+  if (!v._arrival) v._arrival = ++arrivals;   // the order sessions were first seen in
   v._seen = Date.parse(v.last_seen) || 0;
   v._started = Date.parse(v.started) || v._seen;
   v._rev = (v._rev || 0) + 1;
@@ -458,7 +467,8 @@ function onSnapshot(data) {
     // keep the revision counter so unchanged rows can be told from changed ones
     const prev = old.get(v.session_id);
     if (prev && JSON.stringify(strip(prev)) === JSON.stringify(v)) state.visitors.set(v.session_id, prev);
-    else { v._rev = prev ? prev._rev : 0; state.visitors.set(v.session_id, prepare(v)); }
+    else { v._rev = prev ? prev._rev : 0; v._arrival = prev ? prev._arrival : 0; state.visitors.set(v.session_id, prepare(v)); }
+    chatUpdate(state.visitors.get(v.session_id));
   }
   state.total = Math.max(data.total ?? 0, state.visitors.size);
   state.capped = !!data.capped;   // the server lists only the newest HERENOW_SSE_MAX_SESSIONS
@@ -480,6 +490,7 @@ function upsert(data, isEnter) {
   else if (v) { for (const k of Object.keys(v)) if (k[0] !== '_' && !(k in data)) delete v[k]; Object.assign(v, data); }
   else state.visitors.set(data.session_id, data);
   prepare(state.visitors.get(data.session_id));
+  chatUpdate(state.visitors.get(data.session_id));
   state.total = state.visitors.size;
   changed();
   if (details.sid === data.session_id) detailsLiveChanged();
@@ -541,6 +552,7 @@ const SORTS = {
   time: (a, b) => b._started - a._started,                 // longer on the site = larger
   pages: (a, b) => (a.page_views || 0) - (b.page_views || 0),
   country: (a, b) => (a.country || '\uffff').localeCompare(b.country || '\uffff'),
+  arrival: (a, b) => b._arrival - a._arrival,              // later arrivals = larger: stable
 };
 
 function matching() {
@@ -559,10 +571,46 @@ function matching() {
   return out;
 }
 
+// The list holds its order while the agent works in it (the pointer moves or
+// a key is pressed there, within the last HOLD_MS; leaving it ends the hold):
+// on a busy site the rows would otherwise reorder under the pointer many
+// times a second. Rows keep their places, newcomers are added below, leavers
+// go. "Paused" says so.
+const HOLD_MS = 3000;
+const hold = { inside: false, until: 0, timer: null };
+const holding = () => hold.inside && Date.now() < hold.until;
+
+function holdOrder(list) {
+  const byId = new Map(list.map(v => [v.session_id, v]));
+  const out = [];
+  for (const sid of rows.keys()) {
+    const v = byId.get(sid);
+    if (v) { out.push(v); byId.delete(sid); }
+  }
+  return out.concat([...byId.values()]);
+}
+
+function showHold() {
+  const el = $('paused');
+  const on = holding();
+  if (el.hidden !== !on) el.hidden = !on;
+  if (on && !el.textContent) el.textContent = 'Order paused while you work in the list';
+}
+
+function touchList() {
+  const was = holding();
+  hold.inside = true;
+  hold.until = Date.now() + HOLD_MS;
+  clearTimeout(hold.timer);
+  hold.timer = setTimeout(() => { showHold(); scheduleRender(); }, HOLD_MS + 20);
+  if (!was) showHold();
+}
+
 function render() {
   renderQueued = false;
   if (state.view !== 'live') return;       // showView('live') renders again
-  const list = matching();
+  const list = holding() && rows.size ? holdOrder(matching()) : matching();
+  showHold();
   const shown = list.length > MAX_ROWS ? list.slice(0, MAX_ROWS) : list;
   const tbody = $('rows');
   const focused = document.activeElement && document.activeElement.dataset
@@ -647,9 +695,7 @@ function fillRow(row, v) {
     ? h('span', { title: v.referrer, text: hostOf(v.referrer) })
     : h('span', { class: 'muted', text: 'direct' }));
   c.pages.textContent = fmtInt(v.page_views || 0);
-  put(c.chat, v.has_chatted
-    ? h('span', { class: 'chat yes', text: v.messages_sent ? `chatted · ${v.messages_sent} msg` : 'opened' })
-    : h('span', { class: 'muted', text: 'no' }));
+  put(c.chat, ...chatCell(v));
   row.v = v;
   row.tickKey = '';
 }
@@ -684,8 +730,10 @@ function updateCountries() {
 
 function setSort(key) {
   const s2 = state.sort;
-  if (s2.key === key) s2.dir = -s2.dir;
+  if (s2.key === key && key !== 'arrival') s2.dir = -s2.dir;
   else { s2.key = key; s2.dir = key === 'country' ? 1 : -1; }
+  $('f-order').value = key === 'arrival' ? 'arrival' : '';
+  hold.until = 0;               // a new order applies now
   for (const th of document.querySelectorAll('#list th[aria-sort]')) {
     const k = th.querySelector('button').dataset.sort;
     th.setAttribute('aria-sort', k !== s2.key ? 'none' : s2.dir > 0 ? 'ascending' : 'descending');
@@ -777,6 +825,7 @@ function renderDetails(d) {
     fact('Chat', d.has_chatted ? `yes · ${d.messages_sent || 0} messages` : 'no'));
 
   const actions = h('div', { class: 'd-actions' },
+    status !== 'gone' ? h('button', { type: 'button', id: 'd-chat', text: d.conversation_id ? 'Open chat' : 'Start chat', onclick: () => { $('details').close(); openChat(d.session_id); } }) : null,
     status !== 'gone' ? h('button', { type: 'button', id: 'd-deactivate', class: 'danger', text: 'Deactivate session', onclick: () => deactivate(d.session_id) }) : null,
     h('button', { type: 'button', class: 'quiet', text: 'Refresh', onclick: () => { details.last = ''; loadDetails(); } }),
     h('span', { id: 'd-msg', class: 'muted', role: 'status', text: details.msg }));
@@ -1022,6 +1071,7 @@ function init() {
   $('f-page').addEventListener('input', e => { state.filter.page = e.target.value; scheduleRender(); });
   $('f-country').addEventListener('change', e => { state.filter.country = e.target.value; scheduleRender(); });
   $('f-status').addEventListener('change', e => { state.filter.status = e.target.value; scheduleRender(); });
+  $('f-order').addEventListener('change', e => setSort(e.target.value));
   for (const b of document.querySelectorAll('#list th button')) b.addEventListener('click', () => setSort(b.dataset.sort));
 
   for (const b of document.querySelectorAll('[data-range]')) {
@@ -1033,6 +1083,13 @@ function init() {
   }
   $('stats-refresh').addEventListener('click', loadStats);
   for (const b of document.querySelectorAll('[data-export]')) b.addEventListener('click', () => exportCsv(b.dataset.export, b));
+
+  const listEl = $('rows');      // the rows, not the headers: a sort applies at once
+  listEl.addEventListener('pointermove', touchList);
+  listEl.addEventListener('pointerdown', touchList);
+  listEl.addEventListener('keydown', touchList);
+  listEl.addEventListener('pointerleave', () => { hold.inside = false; showHold(); scheduleRender(); });
+  initChat();
 
   const dlg = $('details');
   $('d-close').addEventListener('click', () => dlg.close());

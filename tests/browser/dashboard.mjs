@@ -110,7 +110,7 @@ function row(page, sid) {
       status: tr.dataset.status, statusText: text('.c-status'), visitor: text('.c-visitor'),
       name: text('.c-visitor .name'), title: text('.c-page .title'), url: text('.c-page .url'),
       loc: text('.c-loc'), device: text('.c-device'), ref: text('.c-ref'), time: text('.c-time'),
-      pages: text('.c-pages'), chat: text('.c-chat'),
+      pages: text('.c-pages'), chat: text('.c-chat .msgs'),
     };
   }, sid);
 }
@@ -213,7 +213,7 @@ guard(async () => {
     r => r.url == 'https://shop.example/pricing?plan=pro', { t0 });
   if (a) {
     eq('UDP: row shows title, status, country with flag, city, masked IP, device, referrer host, pages, chat',
-      ['Pricing — Shop', 'active', true, true, true, 'Chrome 131 · Windows 10 · desktop', 'www.google.com', '1', 'no'],
+      ['Pricing — Shop', 'active', true, true, true, 'Chrome 131 · Windows 10 · desktop', 'www.google.com', '1', '💬 No messages yet'],
       [a.title, a.status, a.loc.includes('\u{1F1FA}\u{1F1F8} US'), a.loc.includes('San Francisco'), a.loc.includes('198.51.100.0'),
         a.device, a.ref, a.pages, a.chat]);
     eq('UDP: the status has text for screen readers', 'active', a.statusText);
@@ -243,7 +243,7 @@ guard(async () => {
   await rowWithin('UDP: … both of them', dash, C, () => true, { t0 });
   t0 = Date.now();
   send(B, 'ev', '--seq', '2', '--event', 'chat_opened', '--prop', 'source=button', '--ua', UA.iphone, '--ip', '203.0.113.50');
-  await rowWithin('UDP: chat shows within 1 s of the visitor opening it', dash, B, r => r.chat == 'opened', { t0 });
+  await rowWithin('UDP: chat shows within 1 s of the visitor opening it', dash, B, r => r.chat == '💬 Chat opened', { t0 });
   t0 = Date.now();
   send(C, 'hide', '--seq', '2', '--engaged', '9000', '--ua', UA.firefox, '--ip', '2001:db8::5');
   await rowWithin('UDP: hide makes the visitor idle within 1 s', dash, C, r => r.status == 'idle', { t0 });

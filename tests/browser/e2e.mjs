@@ -71,7 +71,6 @@ async function dropped(reason, transport = 'http') {
 
 // Init scripts that take the first transports away from the widget.
 const NO_SENDBEACON = () => { delete Navigator.prototype.sendBeacon; };
-const PIXEL_ONLY = () => { delete Navigator.prototype.sendBeacon; delete window.fetch; };
 
 const sessionOf = page => page.evaluate(() => (sessionStorage.getItem('herenow') || '').split(' ')[0]);
 
@@ -175,12 +174,11 @@ guard(async () => {
   await ctx.close();
 
   // ---------------- the fallback transports ----------------
-  // fetch(keepalive) when sendBeacon is missing, the pixel when fetch is too:
-  // the same visitor data reaches the live list and PostgreSQL.
+  // fetch(keepalive) when sendBeacon is missing: the same visitor data
+  // reaches the live list and PostgreSQL.
   out.fallbacks = [];
   for (const [name, init, props] of [
     ['fetch keepalive', NO_SENDBEACON, { plan: 'pro', seats: 2 }],
-    ['pixel', PIXEL_ONLY, { plan: 'pro', seats: '2' }],   // the query string carries strings
   ]) {
     const c = await launch(name.replace(/\W+/g, '-'), { real: true, locale: 'en-US', extraHTTPHeaders: { 'X-Forwarded-For': CLIENT_IP } });
     await c.addInitScript(init);
@@ -199,7 +197,7 @@ guard(async () => {
       return d && (d.events || []).find(e => e.name == 'buy');
     }, () => JSON.stringify(d).slice(0, 300));
     eq(`${name}: the event's props`, props, ((d && d.events) || []).find(e => e.name == 'buy')?.data);
-    eq(`${name}: every beacon went that way`, [name == 'pixel' ? 'image' : 'fetch'], [...new Set(kinds)]);
+    eq(`${name}: every beacon went that way`, ['fetch'], [...new Set(kinds)]);
     await c.close();
   }
 
@@ -236,10 +234,6 @@ guard(async () => {
     await droppedVisit('Sec-GPC: 1', 'opted_out', {
       real: true, extraHTTPHeaders: { 'X-Forwarded-For': '203.0.113.80', 'Sec-GPC': '1' },
     }),
-    // the pixel's wd=1
-    await droppedVisit('the pixel with navigator.webdriver true', 'bot', {
-      userAgent: ua.replace('HeadlessChrome', 'Chrome'), webdriver: true, extraHTTPHeaders: { 'X-Forwarded-For': '203.0.113.80' },
-    }, { transport: 'pixel', init: PIXEL_ONLY }),
   ];
 
   writeFileSync(join(env('HN_TMP'), 'e2e.json'), JSON.stringify(out));

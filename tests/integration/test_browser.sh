@@ -78,7 +78,7 @@ hn_assert_cmd "GET /h.js: Cache-Control with a max-age ($(header cache-control))
 hn_assert_cmd "GET /h.js: Vary: Accept-Encoding" bash -c "[[ '$(header vary)' =~ [Aa]ccept-[Ee]ncoding ]]"
 size=$(wc -c <"$B")
 hn_assert_cmd "GET /h.js: $size bytes gzipped, at most 2048" test "$size" -le 2048
-sed 's#@HN_B@#/b#;s#@HN_P@#/p.gif#' "$HN_ROOT/widget/herenow.min.js" >"$HN_TMP/expected.js"
+sed 's#@HN_B@#/b#;s#@HN_C@#/hc.js#' "$HN_ROOT/widget/herenow.min.js" >"$HN_TMP/expected.js"
 hn_assert_cmd "GET /h.js: the body is widget/herenow.min.js with /b and /p.gif in place of the tokens" \
     bash -c "gzip -dc '$B' | cmp - '$HN_TMP/expected.js'"
 st=$(curl -s -o "$HN_TMP/hjs.plain" -w '%{http_code}' "$COLLECTOR/h.js")

@@ -1,0 +1,295 @@
+// tests/browser/chat.mjs: Start Chat end to end (docs/CHAT.md) — a visitor's
+// page and the dashboard in two Chromiums against the real collector and api
+// (tests/integration/test_chat.sh starts them).
+//
+//   1. Start chat on a live row → the invitation bubble on the visitor's page
+//      within 1 s; Reply; five messages each way, in order, within 1 s each;
+//      the visitor reloads mid-chat and the thread is still there.
+//   2. The tab hidden (downlink closed) while the agent writes: on return the
+//      messages arrive once, in order. The agent ends the chat.
+//   3. Hostile text (markup, RTL, emoji) stays text on both sides.
+//   4. A site's own chat takes over (stub tawk.to and Crisp pages): no
+//      built-in bubble, the stub opened, invite_accepted recorded.
+//   5. A chat-disabled widget never loads the chat script.
+//   6. A busy site (HN_BUSY=1: 8,000 live visitors, 1,000 beacons/s): a
+//      scripted agent picks a row and presses Start chat; the invitation goes
+//      to that row's visitor, ten times out of ten.
+// Screenshots of the bubble, the panel, the drawer and the live row go to
+// $HN_ARTIFACTS.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { check, eq, ok, fail, expectWithin, waitFor, guard, launch, newPage, setHidden, startSite } from './lib.mjs';
+
+const env = k => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set`);
+  return v;
+};
+const API = env('HN_API');                 // http://127.0.0.1:port of herenow-api
+const COLLECTOR = env('HN_COLLECTOR');     // http://127.0.0.1:port of the collector's HTTP ingress
+const TOKEN = env('HN_TOKEN');
+const WID = env('HN_WIDGET_ID');
+const KEY = env('HN_WIDGET_KEY');          // chat on
+const OFF_KEY = env('HN_OFF_KEY');         // chat off
+const OFF_WID = env('HN_OFF_WIDGET_ID');
+const ART = process.env.HN_ARTIFACTS || 'build/artifacts/chat';
+const LIVE = 1000;
+
+const REST = `${API}/api/visitor-tracking`;
+async function rest(path, { method = 'GET', body } = {}) {
+  const headers = { Authorization: `Bearer ${TOKEN}` };
+  if (body) headers['Content-Type'] = 'application/json';
+  const r = await fetch(REST + path, { method, headers, body: body && JSON.stringify(body) });
+  let json = null;
+  try { json = await r.json(); } catch { /* no body */ }
+  return { status: r.status, json };
+}
+
+const shot = (page, name) => page.screenshot({ path: join(ART, name) });
+
+// Counts the page's open EventSources (the downlink), through a wrapper
+// installed before any script runs.
+const COUNT_ES = () => {
+  const ES = window.EventSource;
+  window.__esOpen = 0;
+  window.EventSource = class extends ES {
+    constructor(...a) { super(...a); window.__esOpen++; }
+    close() { if (!this.__closed) { this.__closed = 1; window.__esOpen--; } super.close(); }
+  };
+  window.herenowChatHiddenMs = 300;     // the tab lets go of the downlink soon after it is hidden
+};
+
+const sidOf = page => page.evaluate(() => (sessionStorage.getItem('herenow') || '').split(' ')[0]);
+const UI = '[data-herenow-chat-ui]';
+// the panel's messages: [{me, text}]
+const panelThread = page => page.$$eval(`${UI} .t .m`, ms => ms.map(m => ({ me: m.classList.contains('me'), text: m.querySelector('.x').textContent })));
+const drawerThread = page => page.$$eval('#chat-thread li.m', ls => ls.map(l => ({ agent: l.classList.contains('agent'), text: l.querySelector('.x').textContent })));
+
+async function signIn(page) {
+  await page.goto(`${API}/`);
+  await page.waitForSelector('#signin-form', { state: 'visible' });
+  await page.fill('#token', TOKEN);
+  await page.click('#signin-btn');
+  await page.waitForSelector('#live', { state: 'visible' });
+  await waitFor(async () => (await page.$$eval('#widget option', os => os.map(o => o.value))).includes(WID), 5000);
+  await page.selectOption('#widget', WID);
+}
+
+guard(async () => {
+  mkdirSync(ART, { recursive: true });
+  const site = await startSite({ port: 0, otherPort: 0, scriptSrc: `${COLLECTOR}/h.js`, key: KEY });
+  const S = site.origin;
+
+  const agentCtx = await launch('chat-agent', { viewport: { width: 1400, height: 900 } });
+  const dash = await newPage(agentCtx);
+  const errors = [];
+  dash.on('pageerror', e => errors.push(e.message));
+  await signIn(dash);
+
+  // ---------------- 1. invitation, reply, five messages each way, reload ----------------
+  const visCtx = await launch('chat-visitor', { real: true, locale: 'en-US', viewport: { width: 1100, height: 800 } });
+  await visCtx.addInitScript(COUNT_ES);
+  const vis = await newPage(visCtx);
+  vis.on('pageerror', e => errors.push(`visitor: ${e.message}`));
+  await vis.goto(`${S}/`);
+  await expectWithin('a chat-enabled widget loads the chat script after the first beacon', 5000,
+    () => vis.evaluate(() => !!(window.herenow && window.herenow.c)));
+  await expectWithin('… and opens the downlink', 5000, () => vis.evaluate(() => window.__esOpen == 1));
+  const sid = await sidOf(vis);
+
+  const start = await expectWithin('the visitor\'s row has a Start chat button', 5000,
+    () => dash.$(`#rows tr[data-sid="${sid}"] .start-chat`));
+  eq('the row says "No messages yet" before any chat', '💬 No messages yet',
+    await dash.textContent(`#rows tr[data-sid="${sid}"] .c-chat .msgs`));
+  await start.click();
+  await expectWithin('Start chat opens the drawer for that visitor', 2000,
+    () => dash.evaluate(s => !document.querySelector('#chat').hidden && document.querySelector('#chat').dataset.sid == s, sid));
+  eq('the drawer offers an invitation with a default text', ['Send invitation', 'Hi! Can I help you with anything?'],
+    [await dash.textContent('#chat-send'), await dash.inputValue('#chat-text')]);
+  await shot(dash, 'agent-drawer-compose.png');
+  let t0 = Date.now();
+  await dash.click('#chat-send');
+  const bubble = await expectWithin('the invitation is on the visitor\'s page within 1 s', LIVE + 500,
+    () => vis.$(`${UI} .b`));
+  check('… within 1 s of Send', Date.now() - t0 <= LIVE + 500, Date.now() - t0);
+  if (bubble) {
+    eq('the bubble shows the agent and the message as text', 'Hi! Can I help you with anything?',
+      await vis.textContent(`${UI} .b .x`));
+    await shot(vis, 'visitor-invitation-bubble.png');
+  }
+  await expectWithin('the live row shows the invitation', 2000,
+    async () => /Invited|Seen/.test(await dash.textContent(`#rows tr[data-sid="${sid}"] .c-chat`)));
+  await expectWithin('… then Seen (invite_shown)', 3000,
+    async () => /Seen/.test(await dash.textContent(`#rows tr[data-sid="${sid}"] .c-chat`)));
+
+  await vis.click(`${UI} .b button.go`);
+  await expectWithin('Reply opens the chat panel with the invitation in it', 1000, async () =>
+    (await panelThread(vis)).some(m => !m.me && m.text == 'Hi! Can I help you with anything?'));
+  await expectWithin('the agent sees Accepted', 3000,
+    async () => /Accepted/.test(await dash.textContent('#chat-state')));
+
+  const agentSaid = [], visitorSaid = [];
+  for (let i = 1; i <= 5; i++) {
+    const a = `Agent message ${i}`;
+    agentSaid.push(a);
+    await dash.fill('#chat-text', a);
+    t0 = Date.now();
+    await dash.press('#chat-text', 'Enter');
+    await expectWithin(`agent → visitor ${i}: on the page within 1 s`, LIVE,
+      async () => (await panelThread(vis)).filter(m => !m.me).map(m => m.text).includes(a));
+    const v = `Visitor message ${i}`;
+    visitorSaid.push(v);
+    await vis.fill(`${UI} textarea`, v);
+    await vis.press(`${UI} textarea`, 'Enter');
+    await expectWithin(`visitor → agent ${i}: in the drawer within 1 s`, LIVE,
+      async () => (await drawerThread(dash)).filter(m => !m.agent).map(m => m.text).includes(v));
+  }
+  const wantPanel = ['Hi! Can I help you with anything?', ...agentSaid.flatMap((a, i) => [a, visitorSaid[i]])];
+  eq('the visitor\'s panel: every message once, in order', wantPanel, (await panelThread(vis)).map(m => m.text));
+  await expectWithin('the agent\'s drawer: every message once, in order', 3000,
+    async () => JSON.stringify((await drawerThread(dash)).map(m => m.text)) == JSON.stringify(wantPanel),
+    async () => JSON.stringify((await drawerThread(dash)).map(m => m.text)));
+  await shot(vis, 'visitor-chat-panel.png');
+  await shot(dash, 'agent-drawer-chatting.png');
+  await expectWithin('the live row: Chatting and the message count', 3000,
+    async () => /Chatting/.test(await dash.textContent(`#rows tr[data-sid="${sid}"] .c-chat`)) &&
+      /messages/.test(await dash.textContent(`#rows tr[data-sid="${sid}"] .c-chat .msgs`)));
+  await dash.locator(`#rows tr[data-sid="${sid}"]`).screenshot({ path: join(ART, 'live-row-chat-state.png') });
+
+  await vis.reload();
+  await expectWithin('after a reload the thread is still there', 5000,
+    async () => JSON.stringify((await panelThread(vis)).map(m => m.text)) == JSON.stringify(wantPanel));
+  eq('… and the session is the same', sid, await sidOf(vis));
+
+  // ---------------- 2. hidden tab, then the agent ends the chat ----------------
+  await expectWithin('the downlink is open again after the reload', 5000, () => vis.evaluate(() => window.__esOpen == 1));
+  await setHidden(vis, true);
+  await expectWithin('a hidden tab lets go of its downlink', 3000, () => vis.evaluate(() => window.__esOpen == 0));
+  const away = ['While away 1', 'While away 2', 'While away 3'];
+  for (const a of away) {
+    const r = await rest(`/sessions/${sid}/messages?widget=${WID}`, { method: 'POST', body: { text: a } });
+    eq(`POST a message while the tab is hidden: 201`, 201, r.status);
+  }
+  check('nothing arrived while hidden', !(await panelThread(vis)).some(m => away.includes(m.text)));
+  await setHidden(vis, false);
+  await expectWithin('back on the tab: the three arrive', 3000,
+    async () => (await panelThread(vis)).filter(m => away.includes(m.text)).length >= 3);
+  eq('… once each, in order, after the earlier thread', [...wantPanel, ...away], (await panelThread(vis)).map(m => m.text));
+
+  t0 = Date.now();
+  await dash.click('#chat-end');
+  await expectWithin('the agent ends the chat: the visitor\'s panel says so within 1 s', LIVE,
+    async () => /Chat closed/.test(await vis.textContent(`${UI} .t`)));
+  await expectWithin('… and the live row says Closed', 3000,
+    async () => /Closed/.test(await dash.textContent(`#rows tr[data-sid="${sid}"] .c-chat`)));
+
+  // ---------------- 3. hostile text, both ways ----------------
+  const EVIL = '<img src=x onerror="window.__xss=1"> שלום 👋🏽 مرحبا <b>bold</b>';
+  const vis2 = await newPage(visCtx);
+  await vis2.goto(`${S}/about.html`);
+  await waitFor(() => vis2.evaluate(() => !!(window.herenow && window.herenow.c) && window.__esOpen == 1), 5000);
+  const sid2 = await sidOf(vis2);
+  await expectWithin('a second visitor is live', 5000, () => dash.$(`#rows tr[data-sid="${sid2}"] .start-chat`));
+  let r = await rest(`/sessions/${sid2}/chat?widget=${WID}`, { method: 'POST', body: { text: EVIL, agent: '<i>Eve</i>' } });
+  eq('invite with markup in text and agent: 201', 201, r.status);
+  await expectWithin('the markup reaches the visitor as text', LIVE + 500,
+    async () => (await vis2.textContent(`${UI} .b .x`)) == EVIL && (await vis2.textContent(`${UI} .b .a span`)) == '<i>Eve</i>');
+  await vis2.click(`${UI} .b button.go`);
+  await vis2.fill(`${UI} textarea`, EVIL);
+  await vis2.press(`${UI} textarea`, 'Enter');
+  await dash.click(`#rows tr[data-sid="${sid2}"] .open-chat`).catch(() => {});
+  await expectWithin('the visitor\'s markup reaches the agent as text', 5000,
+    async () => (await drawerThread(dash)).filter(m => !m.agent && m.text == EVIL).length == 1);
+  eq('no element was made from the text on either side, no script ran', [0, 0, false, false], [
+    await vis2.evaluate(() => document.querySelector('[data-herenow-chat-ui]').shadowRoot.querySelectorAll('img, b, i').length),
+    await dash.evaluate(() => document.querySelectorAll('#chat-thread img, #chat-thread b, #rows img').length),
+    await vis2.evaluate(() => !!window.__xss), await dash.evaluate(() => !!window.__xss)]);
+  await dash.press('#chat-text', 'Escape');
+
+  // ---------------- 4. the site's own chat takes over ----------------
+  for (const [name, page, opened, fire] of [
+    ['tawk.to', 'tawk.html', () => window.__tawk.maximized, () => window.Tawk_API.onChatStarted()],
+    ['Crisp', 'crisp.html', () => window.__crisp.pushed.some(c => c[0] == 'do' && c[1] == 'chat:open'), () => window.__crisp.on['chat:opened']()],
+  ]) {
+    const p = await newPage(visCtx);
+    await p.goto(`${S}/${page}`);
+    await waitFor(() => p.evaluate(() => !!(window.herenow && window.herenow.c) && window.__esOpen == 1), 5000);
+    const s = await sidOf(p);
+    await expectWithin(`${name}: the visitor is live`, 5000, async () => (await rest(`/widgets/${WID}/active-visitors?limit=1000`)).json?.visitors?.some(v => v.session_id == s));
+    r = await rest(`/sessions/${s}/chat?widget=${WID}`, { method: 'POST', body: { text: 'Hello from the shop' } });
+    eq(`${name}: invite 201`, 201, r.status);
+    await expectWithin(`${name}: the site's chat was opened (preventDefault took over)`, LIVE + 500, () => p.evaluate(opened));
+    eq(`${name}: no built-in bubble`, 0, await p.evaluate(() => document.querySelectorAll('[data-herenow-chat-ui]').length));
+    await p.evaluate(fire);
+    await expectWithin(`${name}: invite_accepted recorded (the live row says Accepted)`, 3000, async () => {
+      const v = (await rest(`/widgets/${WID}/active-visitors?limit=1000`)).json?.visitors?.find(x => x.session_id == s);
+      return v && v.chat_state == 'accepted';
+    });
+    await p.close();
+  }
+
+  // ---------------- 5. a widget without chat ----------------
+  const offSite = await startSite({ port: 0, otherPort: 0, scriptSrc: `${COLLECTOR}/h.js`, key: OFF_KEY });
+  const offCtx = await launch('chat-off', { real: true });
+  await offCtx.addInitScript(COUNT_ES);
+  const chatRequests = [];
+  offCtx.on('request', q => { if (/\/hc\.js|\/v\?/.test(q.url())) chatRequests.push(q.url()); });
+  const off = await newPage(offCtx);
+  await off.goto(`${offSite.origin}/`);
+  const offSid = await sidOf(off);
+  await expectWithin('chat off: the visitor is live', 5000,
+    async () => (await rest(`/widgets/${OFF_WID}/active-visitors?limit=1000`)).json?.visitors?.some(v => v.session_id == offSid));
+  eq('chat off: no chat script and no downlink were requested', [], chatRequests);
+  eq('chat off: no chat API on the page', false, await off.evaluate(() => !!window.herenow.c));
+  await offCtx.close();
+  offSite.close();
+
+  // ---------------- 6. a busy site ----------------
+  if (process.env.HN_BUSY_WIDGET_ID) await busy(dash);
+
+  eq('no page error on either side', [], errors);
+  await visCtx.close();
+  await agentCtx.close();
+  site.close();
+});
+
+// The crowd widget (HN_BUSY_WIDGET_ID) has 8,000 live visitors with 1,000
+// beacons/s coming in (test_chat.sh runs hn-loadgen): the list sorted by last
+// seen reorders many times a second. Ten times: pick a row of the list's
+// middle, point at its Start chat button as a person would (move, then a
+// human's pause), press it; the drawer and the invitation must be that
+// row's visitor.
+async function busy(dash) {
+  const BW = process.env.HN_BUSY_WIDGET_ID;
+  await dash.selectOption('#widget', BW);
+  await expectWithin('busy: 8,000 live visitors in the list', 60000,
+    async () => Number((await dash.getAttribute('#count', 'data-total')) || 0) >= 8000,
+    async () => dash.textContent('#count'));
+  const posted = [];
+  dash.on('request', q => {
+    const m = q.method() == 'POST' && q.url().match(/\/sessions\/([^/]+)\/chat\?/);
+    if (m) posted.push(decodeURIComponent(m[1]));
+  });
+  let good = 0;
+  for (let i = 0; i < 10; i++) {
+    await dash.mouse.move(5, 5);                 // off the list: it reorders freely
+    await dash.waitForTimeout(150);              // (a person moving the hand to the list)
+    const pick = await dash.evaluate(i => {
+      const trs = [...document.querySelectorAll('#rows tr')].filter(tr => tr.querySelector('.start-chat'));
+      const tr = trs[Math.min(trs.length - 1, 5 + i * 3)];
+      const b = tr.querySelector('.start-chat').getBoundingClientRect();
+      return { sid: tr.dataset.sid, x: b.x + b.width / 2, y: b.y + b.height / 2 };
+    }, i);
+    await dash.mouse.move(pick.x, pick.y, { steps: 5 });
+    await dash.waitForTimeout(250);              // a person's pause before the click
+    await dash.mouse.down();
+    await dash.mouse.up();
+    const drawerSid = await waitFor(() => dash.evaluate(() => !document.querySelector('#chat').hidden && document.querySelector('#chat').dataset.sid), 2000);
+    await dash.click('#chat-send');
+    const sent = await waitFor(() => posted.length == i + 1 && posted[i], 3000);
+    if (drawerSid == pick.sid && sent == pick.sid) good++;
+    else fail(`busy: click ${i + 1} went elsewhere`, { picked: pick.sid, drawer: drawerSid, invited: sent });
+    await dash.press('#chat-text', 'Escape');
+  }
+  eq('busy: Start chat invited the row picked, ten times out of ten', 10, good);
+}

@@ -41,6 +41,11 @@ void hn_ctl_widget_usage(FILE *f) {
             "  Creates a widget in PostgreSQL with a new random key, publishes it to Redis\n"
             "  (hn:widgets) and prints its key, id and embed snippet. --honor-dnt no: beacons\n"
             "  sent with DNT: 1 or Sec-GPC: 1 are kept (default yes: dropped as opted_out).\n"
+            "herenowctl widget set --widget KEY|ID [--chat on|off] [--agent-name NAME]\n"
+            "                     [--chat-retention-days N] [--honor-dnt yes|no]\n"
+            "  Changes a widget's settings in PostgreSQL and its hn:widgets entry (collectors\n"
+            "  see it at their next widget refresh). --chat on: Start Chat (docs/CHAT.md);\n"
+            "  --agent-name: the agents' display name when the token has none.\n"
             "herenowctl widget list [--json]\n"
             "  Lists the widgets: id, key, name, domain, created_at (UTC).\n"
             "herenowctl widget sync\n"
@@ -195,6 +200,79 @@ static int widget_add(const hn_config *cfg, int argc, char **argv) {
     printf("snippet: ");
     print_snippet(stdout, cfg->public_url, key);
     printf("\n");
+    rc = HN_CTL_EXIT_OK;
+out:
+    PQclear(res);
+    PQfinish(pg);
+    if (redis) redisFree(redis);
+    return rc;
+}
+
+/* ---- set ---------------------------------------------------------------- */
+
+/* Changes settings of one widget (by key or id): PostgreSQL, then its
+ * hn:widgets value, which collectors pick up at their next widget refresh. */
+static int widget_set(const hn_config *cfg, int argc, char **argv) {
+    const char *which = NULL, *chat = NULL, *dnt = NULL, *agent = NULL;
+    uint64_t chat_days = 0;
+    hn_ctl_flag flags[] = {
+        {.name = "widget", .type = HN_CTL_STR, .dst = &which},
+        {.name = "chat", .type = HN_CTL_STR, .dst = &chat},
+        {.name = "honor-dnt", .type = HN_CTL_STR, .dst = &dnt},
+        {.name = "agent-name", .type = HN_CTL_STR, .dst = &agent},
+        {.name = "chat-retention-days", .type = HN_CTL_U64, .dst = &chat_days, .min = 1,
+         .max = 36500},
+    };
+    if (hn_ctl_parse_flags("widget set", argc, argv, flags, HN_ARRAY_LEN(flags)) != HN_OK)
+        return HN_CTL_EXIT_USAGE;
+    if (which == NULL || (!chat && !dnt && !agent && !chat_days)) {
+        hn_ctl_errorf("widget set: --widget KEY|ID and at least one setting are required");
+        return HN_CTL_EXIT_USAGE;
+    }
+    if (chat && strcmp(chat, "on") != 0 && strcmp(chat, "off") != 0) {
+        hn_ctl_errorf("widget set: --chat is on or off");
+        return HN_CTL_EXIT_USAGE;
+    }
+    if (dnt && strcmp(dnt, "yes") != 0 && strcmp(dnt, "no") != 0) {
+        hn_ctl_errorf("widget set: --honor-dnt is yes or no");
+        return HN_CTL_EXIT_USAGE;
+    }
+    if (agent && (agent[0] == '\0' || strlen(agent) > 64 || has_ctl_chars(agent))) {
+        hn_ctl_errorf("widget set: --agent-name must be 1..64 bytes without control characters");
+        return HN_CTL_EXIT_USAGE;
+    }
+
+    int rc = HN_CTL_EXIT_FAIL;
+    PGconn *pg = NULL;
+    PGresult *res = NULL;
+    redisContext *redis = hn_ctl_redis_connect(cfg);
+    if (redis == NULL) goto out;
+    if ((pg = hn_ctl_pg_connect(cfg)) == NULL) goto out;
+    char days[24];
+    snprintf(days, sizeof(days), "%llu", (unsigned long long)chat_days);
+    const char *const params[] = {which, chat, dnt ? (strcmp(dnt, "no") == 0 ? "false" : "true") : NULL,
+                                  agent, chat_days ? days : NULL};
+    /* jsonb_strip_nulls: the settings not given stay as they were */
+    res = hn_ctl_pg_exec(pg, "widget set", PGRES_TUPLES_OK,
+                         "UPDATE widget_configs SET settings = settings || jsonb_strip_nulls(jsonb_build_object("
+                         "'chat', $2::text, 'honor_dnt', $3::boolean, 'agent_name', $4::text,"
+                         " 'chat_retention_days', $5::integer))"
+                         " WHERE key = $1 OR id::text = $1 RETURNING id, key, settings::text, "
+                         WIDGET_VALUE_SQL,
+                         5, params);
+    if (res == NULL) goto out;
+    if (PQntuples(res) != 1) {
+        hn_ctl_errorf("widget set: no widget with key or id '%s'", which);
+        goto out;
+    }
+    if (hset_widget(redis, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 3)) != HN_OK) {
+        hn_ctl_errorf("widget set: saved in PostgreSQL but not published to Redis; run "
+                      "`herenowctl widget sync`");
+        goto out;
+    }
+    printf("id:       %s\n", PQgetvalue(res, 0, 0));
+    printf("key:      %s\n", PQgetvalue(res, 0, 1));
+    printf("settings: %s\n", PQgetvalue(res, 0, 2));
     rc = HN_CTL_EXIT_OK;
 out:
     PQclear(res);
@@ -467,6 +545,7 @@ int hn_ctl_widget(const hn_config *cfg, int argc, char **argv) {
     static const hn_ctl_sub subs[] = {
         {"add", widget_add},
         {"list", widget_list},
+        {"set", widget_set},
         {"sync", widget_sync},
     };
     return hn_ctl_dispatch("widget", subs, HN_ARRAY_LEN(subs), hn_ctl_widget_usage, cfg, argc, argv);

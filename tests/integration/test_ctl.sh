@@ -80,6 +80,22 @@ hn_assert_eq "second widget gets its own id and retention" "$id2|30" \
     "$(hn_psql "SELECT id, retention_days FROM widget_configs WHERE key = '$key2'")"
 hn_assert_cmd "keys differ" test "$key" != "$key2"
 
+# ---- widget set ----------------------------------------------------------------
+
+run set1 "$CTL" widget set --widget "$key2" --chat on --agent-name "Ana (support)" --chat-retention-days 7
+hn_assert_eq "widget set exits 0" 0 "$RUN_RC"
+hn_assert_eq "widget set: the settings in PostgreSQL" 'on|Ana (support)|7' \
+    "$(hn_psql "SELECT concat_ws('|', settings->>'chat', settings->>'agent_name', settings->>'chat_retention_days') FROM widget_configs WHERE key = '$key2'")"
+hn_assert_eq "widget set: hn:widgets says chat=on" "$id2 chat=on" "$(hn_redis HGET hn:widgets "$key2")"
+run set2 "$CTL" widget set --widget "$id2" --honor-dnt no
+hn_assert_eq "widget set by id keeps the other settings" "$id2 dnt=off chat=on|Ana (support)" \
+    "$(hn_redis HGET hn:widgets "$key2")|$(hn_psql "SELECT settings->>'agent_name' FROM widget_configs WHERE key = '$key2'")"
+run set3 "$CTL" widget set --widget "$key2" --chat off --honor-dnt yes
+hn_assert_eq "widget set --chat off: hn:widgets without chat=on" "$id2" "$(hn_redis HGET hn:widgets "$key2")"
+run set4 "$CTL" widget set --widget nosuchwidget --chat on
+hn_assert_eq "widget set of an unknown widget exits 1 and says so" "1 yes" \
+    "$RUN_RC $(grep -q "no widget with key or id 'nosuchwidget'" "$HN_TMP/set4.err" && echo yes)"
+
 # ---- widget list -------------------------------------------------------------
 
 run list "$CTL" widget list
@@ -141,6 +157,8 @@ expect_usage "no command" "$CTL"
 expect_usage "unknown widget subcommand" "$CTL" widget remove
 expect_usage "unknown flag" "$CTL" widget add --name a --domain b --colour red
 expect_usage "flag without value" "$CTL" widget add --name a --domain
+expect_usage "widget set without a setting" "$CTL" widget set --widget abc
+expect_usage "widget set --chat maybe" "$CTL" widget set --widget abc --chat maybe
 expect_usage "positional argument" "$CTL" migrate now
 expect_usage "bad config value" "$CTL" --log-level loud migrate
 expect_usage "send without --key" "$CTL" send

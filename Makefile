@@ -67,7 +67,7 @@ $(1).members: hn-force
 	@echo '$(2)' | cmp -s - $$@ 2>/dev/null || echo '$(2)' > $$@
 endef
 $(eval $(call archive,$(LIB_BASE),$(call obj,$(PROTO_SRC) $(COMMON_SRC))))
-$(eval $(call archive,$(LIB_COLLECTOR),$(call obj,$(COLLECTOR_SRC)) $(OUT)/obj/gen/widget_js.o))
+$(eval $(call archive,$(LIB_COLLECTOR),$(call obj,$(COLLECTOR_SRC)) $(OUT)/obj/gen/widget_js.o $(OUT)/obj/gen/chat_js.o))
 $(eval $(call archive,$(LIB_API),$(call obj,$(API_SRC))))
 $(eval $(call archive,$(LIB_CTL),$(call obj,$(CTL_SRC)) $(OUT)/obj/gen/migrations.o))
 
@@ -116,6 +116,11 @@ $(TOOLS:%=$(OUT)/%):
 # test_browser.sh checks that it is up to date.
 $(OUT)/gen/widget_js.c: scripts/embed-file.sh widget/herenow.min.js
 	bash scripts/embed-file.sh $@ hn_widget_js widget/herenow.min.js
+
+# The chat script (docs/CHAT.md), the same way: widget/herenow-chat.min.js,
+# checked in, served at HERENOW_CHAT_SCRIPT_PATH.
+$(OUT)/gen/chat_js.c: scripts/embed-file.sh widget/herenow-chat.min.js
+	bash scripts/embed-file.sh $@ hn_chat_js widget/herenow-chat.min.js
 
 # The sql/NNN_name.sql migrations, compiled into herenowctl
 # (scripts/embed-sql.sh), so `herenowctl migrate` needs no sql/ directory at
@@ -199,31 +204,31 @@ $(FZ)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=c11 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN) -pthread -c $< -o $@
 
-$(FZ)/obj/gen/widget_js.o: $(OUT)/gen/widget_js.c
+$(FZ)/obj/gen/%_js.o: $(OUT)/gen/%_js.c
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=c11 -O1 -g $(FUZZ_SAN) -c $< -o $@
 
 $(FZ)/fuzz_%: $(FZ)/obj/fuzz/fuzz_%.o $(patsubst %.c,$(FZ)/obj/%.o,$(FUZZ_LIB_SRC))
 	clang -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^ $(FUZZ_LIBS)
 
-$(FZ)/fuzz_ingress: $(patsubst %.c,$(FZ)/obj/%.o,$(COLLECTOR_SRC)) $(FZ)/obj/gen/widget_js.o
+$(FZ)/fuzz_ingress: $(patsubst %.c,$(FZ)/obj/%.o,$(COLLECTOR_SRC)) $(FZ)/obj/gen/widget_js.o $(FZ)/obj/gen/chat_js.o
 
 $(FR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -std=c11 -O1 -g -fno-omit-frame-pointer $(WARN) $(FUZZ_SAN) -pthread -c $< -o $@
 
-$(FR)/obj/gen/widget_js.o: $(OUT)/gen/widget_js.c
+$(FR)/obj/gen/%_js.o: $(OUT)/gen/%_js.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -std=c11 -O1 -g $(FUZZ_SAN) -c $< -o $@
 
 $(FR)/replay_%: $(FR)/obj/fuzz/fuzz_%.o $(FR)/obj/fuzz/replay.o $(patsubst %.c,$(FR)/obj/%.o,$(FUZZ_LIB_SRC))
 	$(CC) $(FUZZ_SAN) -pthread -o $@ $^ $(FUZZ_LIBS)
 
-$(FR)/replay_ingress: $(patsubst %.c,$(FR)/obj/%.o,$(COLLECTOR_SRC)) $(FR)/obj/gen/widget_js.o
+$(FR)/replay_ingress: $(patsubst %.c,$(FR)/obj/%.o,$(COLLECTOR_SRC)) $(FR)/obj/gen/widget_js.o $(FR)/obj/gen/chat_js.o
 
 # mkseeds builds the widget script too: the ingress seeds carry its ETags
 $(FR)/mkseeds: $(FR)/obj/fuzz/mkseeds.o $(patsubst %.c,$(FR)/obj/%.o,$(FUZZ_LIB_SRC) collector/script.c) \
-               $(FR)/obj/gen/widget_js.o
+               $(FR)/obj/gen/widget_js.o $(FR)/obj/gen/chat_js.o
 	$(CC) $(FUZZ_SAN) -pthread -o $@ $^ $(FUZZ_LIBS)
 
 # the objects are made by pattern rules only: keep them between builds

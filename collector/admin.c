@@ -157,6 +157,31 @@ void hn_admin_metrics(hn_collector *c, hn_buf *out) {
     hn_prom_histogram(out, "herenow_batch_records", HN_PROM_L0, le, s.batch_hist,
                       HN_BATCH_BUCKETS - 1, (uint64_t)s.batch_sum);
 
+    const hn_prom_scalar chat[] = {
+        {.name = "herenow_chat_downlinks_open", .type = G,
+         .help = "Chat downlinks (GET /v, Server-Sent Events) open.", .u = (uint64_t)s.chat_open},
+        {.name = "herenow_chat_downlinks_opened_total", .type = C,
+         .help = "Chat downlinks accepted.", .u = (uint64_t)s.chat_opened},
+        {.name = "herenow_chat_events_sent_total", .type = C,
+         .help = "Chat events (invite, message, close) written to downlinks.", .u = (uint64_t)s.chat_events},
+        {.name = "herenow_chat_downlinks_cut_total", .type = C,
+         .help = "Chat downlinks closed by the collector because the client did not read (it resumes with Last-Event-ID).",
+         .u = (uint64_t)s.chat_closed_slow},
+        {.name = "herenow_chat_tail_errors_total", .type = C,
+         .help = "Chat tail Redis trouble: failed connects, lost connections, timeouts, error replies.",
+         .u = (uint64_t)s.chat_tail_errors},
+        {.name = "herenow_chat_tail_reconnects_total", .type = C,
+         .help = "Chat tail Redis connections made again after a loss.", .u = (uint64_t)s.chat_tail_reconnects},
+        {.name = "herenow_chat_tail_connections_up", .type = G,
+         .help = "Chat tail Redis connections up (two per worker that has had a downlink).",
+         .u = (uint64_t)s.chat_tail_up},
+    };
+    hn_prom_scalars(out, chat, HN_ARRAY_LEN(chat));
+    hn_prom_family(out, "herenow_chat_downlinks_refused_total", C, "Chat downlinks refused, by reason.");
+    for (int i = 0; i < HN_CHAT_REFUSED__COUNT; i++)
+        hn_prom_u64(out, "herenow_chat_downlinks_refused_total", HN_PROM_L1("reason", hn_chat_refused_names[i]),
+                    s.chat_refused[i]);
+
     const hn_widgets *t = hn_widgets_acquire(c->widgets, &c->wref);
     const hn_prom_scalar tail[] = {
         {.name = "herenow_widgets", .type = G, .help = "Widgets known to this collector.", .u = (uint64_t)hn_widgets_count(t)},

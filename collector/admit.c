@@ -24,7 +24,7 @@ static void relay_client(hn_enricher *e, const hn_beacon *b, const hn_client *cl
 hn_admitted hn_worker_admit(hn_worker *w, const hn_widgets *wt, const hn_batch *bt,
                             hn_transport tr, const hn_client *cl, uint64_t now_us) {
     const int ti = tr - 1;
-    hn_admitted a = {0, 0, 0, HN_R_OK, false, HN_R_OK};
+    hn_admitted a = {0, 0, 0, HN_R_OK, false, HN_R_OK, false};
     hn_enricher *e = &w->enr;
     hn_reason backlog = hn_worker_backlogged(w);
     bool client_set = false;
@@ -82,6 +82,7 @@ hn_admitted hn_worker_admit(hn_worker *w, const hn_widgets *wt, const hn_batch *
         HN_STAT_ADD(w->st.received[ti], 1);
         HN_STAT_ADD(w->st.accepted[ti], 1);
         a.accepted++;
+        a.chat |= (wflags & HN_WIDGET_CHAT) != 0;
     }
     return a;
 }

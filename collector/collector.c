@@ -339,7 +339,10 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     if (c->http_on && hn_addr_parse(c->cfg.http_listen, &c->http_addr, err, cap) != HN_OK)
         return HN_ERR;
     if (hn_script_build(&c->script, c->cfg.http_beacon_path, c->cfg.http_pixel_path,
-                        c->cfg.http_script_path, err, cap) != HN_OK)
+                        c->cfg.http_script_path, c->cfg.chat_script_path, err, cap) != HN_OK)
+        return HN_ERR;
+    if (hn_script_build_chat(&c->chat_script, c->cfg.http_beacon_path, c->cfg.http_pixel_path,
+                             c->cfg.chat_script_path, err, cap) != HN_OK)
         return HN_ERR;
     if (init_enrichment(c, err, cap) != HN_OK) return HN_ERR;
 
@@ -452,6 +455,7 @@ void hn_collector_free(hn_collector *c) {
     hn_cidrs_free(&c->relays);
     hn_cidrs_free(&c->proxies);
     hn_script_free(&c->script);
+    hn_script_free(&c->chat_script);
     hn_uap_free(c->uap);
     if (c->geo) hn_geo_close(c->geo);
     if (c->salts) hn_salt_holder_destroy(c->salts);

@@ -27,6 +27,12 @@
 
 #define HN_BATCH_BUCKETS 12      /* records per flush: <=1,2,4,...,1024,+Inf */
 #define HN_HTTP_CODES    12      /* the HTTP statuses counted, see hn_http_codes */
+#define HN_CHAT_DOWNLINK_PATH "/v"   /* GET /v?k=&s=[&last=]: the chat downlink (docs/CHAT.md §2) */
+
+/* Why a chat downlink was refused (herenow_chat_downlinks_refused_total). */
+enum { HN_CHAT_REF_DISABLED, HN_CHAT_REF_BAD_REQUEST, HN_CHAT_REF_FULL, HN_CHAT_REF_RATE,
+       HN_CHAT_REF_STOPPING, HN_CHAT_REFUSED__COUNT };
+extern const char *const hn_chat_refused_names[HN_CHAT_REFUSED__COUNT];
 
 /* One worker's counters. Written only by the worker (relaxed stores, no
  * locked instructions on the hot path), summed by the main thread. */
@@ -60,6 +66,14 @@ typedef struct hn_wstats {
     uint64_t spool_corrupt_bytes;      /* damaged spool bytes skipped or cut off */
     uint64_t spool_write_errors;       /* appends that failed (disk full, I/O error) */
     uint64_t spool_full;               /* gauge: 1 while the spool is at HERENOW_SPOOL_MAX_BYTES */
+    uint64_t chat_open;                /* gauge: chat downlinks (GET /v) open */
+    uint64_t chat_opened;              /* downlinks accepted */
+    uint64_t chat_events;              /* SSE events written to downlinks */
+    uint64_t chat_refused[HN_CHAT_REFUSED__COUNT];   /* by hn_chat_refused_names */
+    uint64_t chat_closed_slow;         /* closed by us: the client did not read */
+    uint64_t chat_tail_errors;         /* chat tail: error replies, timeouts, lost connections */
+    uint64_t chat_tail_reconnects;     /* chat tail: connections made again after a loss */
+    uint64_t chat_tail_up;             /* gauge: chat tail connections up (2 per worker) */
 } hn_wstats;
 
 /* The HTTP statuses the collector answers, for herenow_http_responses_total. */
@@ -94,6 +108,8 @@ typedef struct hn_collector {
     hn_addr            http_addr;
     bool               http_on;
     hn_script          script;
+    hn_script          chat_script;    /* HERENOW_CHAT_SCRIPT_PATH */
+    _Atomic int64_t    chat_open;      /* chat downlinks open, all workers (HERENOW_CHAT_MAX_CONNS) */
     hn_uap            *uap;
     hn_geo            *geo;
     hn_salt_holder    *salts;
@@ -145,7 +161,10 @@ uint64_t   hn_worker_kernel_drops(hn_worker *w);
 
 /* The widget script (collector/script.c): embedded at build time. */
 int  hn_script_build(hn_script *s, const char *beacon_path, const char *pixel_path,
-                     const char *script_path, char *err, size_t cap);
+                     const char *script_path, const char *chat_path, char *err, size_t cap);
+/* The chat script (docs/CHAT.md), likewise. */
+int  hn_script_build_chat(hn_script *s, const char *beacon_path, const char *pixel_path,
+                          const char *chat_script_path, char *err, size_t cap);
 void hn_script_free(hn_script *s);
 
 /* Admin HTTP (collector/admin.c). */

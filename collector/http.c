@@ -8,7 +8,12 @@
  *   GET     <pixel path>?k=…&s=…  the same keys as a query string
  *                           → always the 43-byte GIF (with the status), no-store
  *   GET     <script path>   the widget script: ETag, Cache-Control, gzip
+ *   GET     <chat script path>  the chat script, the same way
+ *   GET     /v?k=…&s=…      the chat downlink, Server-Sent Events (chat.h)
  *   OPTIONS <beacon|pixel>  CORS preflight
+ *
+ * A POST of beacons of a chat-enabled widget is answered 200 with
+ * {"chat":"<chat script path>"} instead of 204 (docs/CHAT.md §2).
  *
  * Every worker has its own listening socket (SO_REUSEPORT) and evhttp on its
  * own event base, so the kernel spreads connections over the workers and a
@@ -21,6 +26,7 @@
  * (413). libevent's own limits sit above them (HEADERS_HARD, BODY_HARD) and
  * only bound memory: beyond those libevent answers by itself, uncounted.
  */
+#include "collector/chat.h"
 #include "collector/httpmap.h"
 #include "common/httpcache.h"
 #include "common/net.h"
@@ -58,7 +64,7 @@ static const unsigned char gif[43] = {
     0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
 };
 
-enum route { R_NONE, R_BEACON, R_PIXEL, R_SCRIPT };
+enum route { R_NONE, R_BEACON, R_PIXEL, R_SCRIPT, R_CHAT_SCRIPT, R_CHAT };
 
 /* --- answers ---------------------------------------------------------------- */
 
@@ -219,6 +225,18 @@ static int decode(hn_worker *w, struct evhttp_request *req, enum route rt, const
     return 0;
 }
 
+/* 200 {"chat":"<path>"}: the page loads the chat script (its path has no
+ * character JSON escapes: script.c's path_ok). */
+static void reply_chat(hn_worker *w, struct evhttp_request *req) {
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "{\"chat\":\"%s\"}", w->col->cfg.chat_script_path);
+    reply(w, req, 200, "OK", b);
+    evbuffer_free(b);
+}
+
 static void on_beacons(hn_worker *w, struct evhttp_request *req, enum route rt) {
     const hn_transport tr = rt == R_PIXEL ? HN_TR_PIXEL : HN_TR_HTTP;
     uint64_t now_us = hn_now_us();
@@ -240,6 +258,7 @@ static void on_beacons(hn_worker *w, struct evhttp_request *req, enum route rt) 
     code = hn_http_verdict(&a, bt->err, &why);
     cors(w, req);
     if (rt == R_PIXEL) reply_gif(w, req, code == 204 ? 200 : code, code == 204 ? "OK" : status_text(code));
+    else if (code == 204 && a.chat) reply_chat(w, req);
     else if (code == 204) reply(w, req, 204, "No Content", NULL);
     else reply_text(w, req, code, status_text(code), why);
 }
@@ -256,8 +275,7 @@ static void on_preflight(hn_worker *w, struct evhttp_request *req) {
 /* --- the widget script ------------------------------------------------------------ */
 
 /* Accept-Encoding names gzip, and not with q=0 (a refusal). */
-static void on_script(hn_worker *w, struct evhttp_request *req) {
-    const hn_script *s = &w->col->script;
+static void on_script(hn_worker *w, struct evhttp_request *req, const hn_script *s) {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     bool gz = hn_http_accepts_gzip(evhttp_find_header(in, "Accept-Encoding"));
@@ -302,22 +320,29 @@ static void on_request(struct evhttp_request *req, void *arg) {
                     : strcmp(path, cfg->http_beacon_path) == 0 ? R_BEACON
                     : strcmp(path, cfg->http_pixel_path) == 0  ? R_PIXEL
                     : strcmp(path, cfg->http_script_path) == 0 ? R_SCRIPT
+                    : strcmp(path, cfg->chat_script_path) == 0 ? R_CHAT_SCRIPT
+                    : strcmp(path, HN_CHAT_DOWNLINK_PATH) == 0 ? R_CHAT
                                                                : R_NONE;
 
     if (rt == R_NONE) {
         reply_text(w, req, 404, "Not Found", "not found");
-    } else if (m == EVHTTP_REQ_OPTIONS && rt != R_SCRIPT) {
+    } else if (m == EVHTTP_REQ_OPTIONS && rt != R_SCRIPT && rt != R_CHAT_SCRIPT) {
         on_preflight(w, req);
     } else if (rt == R_BEACON && m == EVHTTP_REQ_POST) {
         on_beacons(w, req, rt);
     } else if (rt == R_PIXEL && (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD)) {
         on_beacons(w, req, rt);
-    } else if (rt == R_SCRIPT && (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD)) {
-        on_script(w, req);
+    } else if ((rt == R_SCRIPT || rt == R_CHAT_SCRIPT) && (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD)) {
+        on_script(w, req, rt == R_SCRIPT ? &w->col->script : &w->col->chat_script);
+    } else if (rt == R_CHAT && m == EVHTTP_REQ_GET) {
+        hn_client cl;
+        client_of(w, req, &cl);
+        hn_chat_downlink(w->chat, req, cl.have_ip && !hn_rl_take(w->rl, &cl.ip, hn_mono_ms(), 1.0));
     } else {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
                           rt == R_BEACON ? "POST, OPTIONS" : rt == R_PIXEL ? "GET, HEAD, OPTIONS"
-                                                                           : "GET, HEAD");
+                                         : rt == R_CHAT   ? "GET, OPTIONS"
+                                                          : "GET, HEAD");
         reply_text(w, req, 405, "Method Not Allowed", "method not allowed");
     }
 }
@@ -352,11 +377,14 @@ int hn_http_worker_start(hn_worker *w, char *err, size_t cap) {
     w->rl = hn_rl_create((double)c->cfg.rate_limit, (double)c->cfg.rate_burst,
                          (unsigned)c->cfg.rate_v4_prefix, (unsigned)c->cfg.rate_v6_prefix, RL_SLOTS);
     w->qscratch = hn_xmalloc(QUERY_MAX);
+    w->chat = hn_chat_create(w);
     return HN_OK;
 }
 
 /* Closes the listener and every connection; idempotent. */
 void hn_http_worker_stop(hn_worker *w) {
+    hn_chat_destroy(w->chat);       /* ends its streams: before evhttp_free */
+    w->chat = NULL;
     hn_httpguard_free(w->guard);
     w->guard = NULL;
     if (w->http) evhttp_free(w->http);

@@ -1,9 +1,12 @@
 /*
- * script.c: the widget script as the collector serves it. The minified
+ * script.c: the widget scripts as the collector serves them. The minified
  * widget (widget/herenow.min.js, embedded at build time) names the beacon
- * and pixel paths as the tokens @HN_B@ and @HN_P@; they are replaced by
- * the configured paths once at start-up, the result is gzipped once (zlib,
- * level 9) and its ETag is the first 8 bytes of its SHA-256.
+ * and chat script paths as the tokens @HN_B@ and @HN_C@ (and a script may
+ * name the pixel's, @HN_P@); they are replaced by the configured paths once
+ * at start-up, the result is gzipped once (zlib,
+ * level 9) and its ETag is the first 8 bytes of its SHA-256. The chat script
+ * (widget/herenow-chat.min.js, docs/CHAT.md) is made the same way, with
+ * @HN_V@ for the chat downlink's path besides.
  */
 #include "collector/collector.h"
 
@@ -13,6 +16,8 @@
 
 extern const unsigned char hn_widget_js[];
 extern const size_t hn_widget_js_len;
+extern const unsigned char hn_chat_js[];
+extern const size_t hn_chat_js_len;
 
 /* Copies src with every `token` replaced by `with`. */
 static char *replace(const char *src, size_t n, const char *token, const char *with, size_t *outn) {
@@ -44,18 +49,28 @@ static bool path_ok(const char *p) {
     return true;
 }
 
-int hn_script_build(hn_script *s, const char *beacon_path, const char *pixel_path,
-                    const char *script_path, char *err, size_t cap) {
+static int build(hn_script *s, const unsigned char *src, size_t n, const char *beacon_path,
+                 const char *pixel_path, const char *script_path, const char *chat_path,
+                 char *err, size_t cap) {
     memset(s, 0, sizeof(*s));
-    if (!path_ok(beacon_path) || !path_ok(pixel_path) || !path_ok(script_path)) {
-        snprintf(err, cap, "HERENOW_HTTP_*_PATH: a path starts with / and has no spaces, "
-                           "quotes, backslashes, ? or #");
+    if (!path_ok(beacon_path) || !path_ok(pixel_path) || !path_ok(script_path) ||
+        !path_ok(chat_path)) {
+        snprintf(err, cap, "HERENOW_HTTP_*_PATH, HERENOW_CHAT_SCRIPT_PATH: a path starts with / "
+                           "and has no spaces, quotes, backslashes, ? or #");
         return HN_ERR;
     }
-    size_t n1;
-    char *step = replace((const char *)hn_widget_js, hn_widget_js_len, "@HN_B@", beacon_path, &n1);
-    s->js = replace(step, n1, "@HN_P@", pixel_path, &s->js_len);
-    free(step);
+    static const char *const tokens[] = {"@HN_B@", "@HN_P@", "@HN_C@", "@HN_V@"};
+    const char *const with[] = {beacon_path, pixel_path, chat_path, HN_CHAT_DOWNLINK_PATH};
+    char *js = hn_xmalloc(n + 1);
+    memcpy(js, src, n);
+    size_t len = n;
+    for (size_t i = 0; i < HN_ARRAY_LEN(tokens); i++) {
+        char *next = replace(js, len, tokens[i], with[i], &len);
+        free(js);
+        js = next;
+    }
+    s->js = js;
+    s->js_len = len;
 
     if (hn_gzip(s->js, s->js_len, &s->gz, &s->gz_len) != HN_OK) {
         snprintf(err, cap, "zlib: gzip of the widget script failed");
@@ -63,6 +78,18 @@ int hn_script_build(hn_script *s, const char *beacon_path, const char *pixel_pat
     }
     hn_http_etags(s->js, s->js_len, s->etag, s->etag_gz);
     return HN_OK;
+}
+
+int hn_script_build(hn_script *s, const char *beacon_path, const char *pixel_path,
+                    const char *script_path, const char *chat_path, char *err, size_t cap) {
+    return build(s, hn_widget_js, hn_widget_js_len, beacon_path, pixel_path, script_path,
+                 chat_path, err, cap);
+}
+
+int hn_script_build_chat(hn_script *s, const char *beacon_path, const char *pixel_path,
+                         const char *chat_path, char *err, size_t cap) {
+    return build(s, hn_chat_js, hn_chat_js_len, beacon_path, pixel_path, chat_path, chat_path,
+                 err, cap);
 }
 
 void hn_script_free(hn_script *s) {

@@ -59,6 +59,7 @@ static bool parse_value(const char *s, size_t n, uint32_t *id, uint32_t *flags) 
         size_t w = i;
         while (i < n && s[i] != ' ') i++;
         if (i - w == 7 && memcmp(s + w, "dnt=off", 7) == 0) *flags |= HN_WIDGET_IGNORE_DNT;
+        else if (i - w == 7 && memcmp(s + w, "chat=on", 7) == 0) *flags |= HN_WIDGET_CHAT;
     }
     return true;
 }

@@ -17,12 +17,13 @@
 typedef struct hn_widgets hn_widgets;
 
 /* Builds a table from an HGETALL reply (field: key, value: "<id>[ settings]",
- * settings being space-separated words: "dnt=off"). Entries whose value does
+ * settings being space-separated words: "dnt=off", "chat=on"). Entries whose value does
  * not start with a positive id are skipped and counted in *bad. */
 hn_widgets *hn_widgets_build(const redisReply *hgetall, size_t *bad);
 void        hn_widgets_build_free(hn_widgets *t);   /* an unpublished table */
 /* The widget of a key: its id and its settings (HN_WIDGET_*). */
 #define HN_WIDGET_IGNORE_DNT 1u    /* "dnt=off": DNT and Sec-GPC do not drop its beacons */
+#define HN_WIDGET_CHAT       2u    /* "chat=on": chat downlink /v, beacon answers name the chat script */
 bool        hn_widgets_lookup(const hn_widgets *t, hn_str key, uint32_t *id, uint32_t *flags);
 size_t      hn_widgets_count(const hn_widgets *t);
 uint64_t    hn_widgets_digest(const hn_widgets *t);   /* changes when the content does */

@@ -69,6 +69,7 @@ struct hn_worker {
     char          *qscratch;      /* the pixel's percent-decoded query string */
     hn_httpguard  *guard;         /* slow requests, accept errors (common/httpguard.h) */
     hn_enricher    enr;
+    struct hn_chat *chat;         /* chat downlinks, GET /v (chat.h) */
 
     bool      paused, stopping, udp_open;
     uint64_t  stop_deadline_ms;
@@ -107,6 +108,7 @@ typedef struct hn_admitted {
     hn_reason first;          /* the first refusal's reason */
     bool      backlog;        /* refused because Redis is unavailable or the spool full */
     hn_reason backlog_why;    /* HN_R_REDIS_UNAVAILABLE or HN_R_SPOOL_FULL */
+    bool      chat;           /* an accepted beacon's widget has chat on (docs/CHAT.md §2) */
 } hn_admitted;
 
 /* Validates, resolves, enriches and queues every beacon of a decoded batch;

@@ -38,6 +38,9 @@ typedef struct hn_config {
     char   *http_beacon_path;
     char   *http_pixel_path;
     char   *http_script_path;
+    char   *chat_script_path;
+    int64_t chat_ping_s;
+    int64_t chat_max_conns;
     int64_t http_timeout_ms;
     int64_t http_request_timeout_ms;
     int64_t http_backlog;

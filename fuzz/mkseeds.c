@@ -197,7 +197,7 @@ static void ingress_seeds(hn_beacon *b, int nb) {
     hn_script sc;
     char err[256];
     memset(&sc, 0, sizeof(sc));
-    if (hn_script_build(&sc, "/b", "/p.gif", "/h.js", err, sizeof(err)) != HN_OK) {
+    if (hn_script_build(&sc, "/b", "/p.gif", "/h.js", "/hc.js", err, sizeof(err)) != HN_OK) {
         fprintf(stderr, "mkseeds: %s\n", err);
         exit(1);
     }

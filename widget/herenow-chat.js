@@ -235,7 +235,7 @@ textarea{flex:1;resize:none;height:40px;border:1px solid #cfd3dc;border-radius:8
 
   const connect = () => {
     if (es || doc.hidden) return;
-    const url = ORIGIN + '/v?k=' + encodeURIComponent(KEY) + '&s=' + encodeURIComponent(sid()) +
+    const url = ORIGIN + '@HN_V@?k=' + encodeURIComponent(KEY) + '&s=' + encodeURIComponent(sid()) +
       (st.last ? '&last=' + encodeURIComponent(st.last) : '');
     es = new EventSource(url);
     ['invite', 'message', 'close'].forEach(t => es.addEventListener(t, onEvent));

@@ -33,9 +33,13 @@ if git -C "$HN_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
     hn_assert_cmd "tests/browser/node_modules is ignored by git" git -C "$HN_ROOT" check-ignore -q tests/browser/node_modules
 fi
 hn_assert_cmd "widget/build.sh rebuilds herenow.min.js within 2048 bytes gzipped" \
-    bash "$HN_ROOT/widget/build.sh" "$HN_TMP/rebuilt.min.js"
+    bash "$HN_ROOT/widget/build.sh" core "$HN_TMP/rebuilt.min.js"
 hn_assert_cmd "widget/herenow.min.js is up to date with widget/herenow.js (run widget/build.sh)" \
     cmp "$HN_TMP/rebuilt.min.js" "$HN_ROOT/widget/herenow.min.js"
+hn_assert_cmd "widget/build.sh rebuilds herenow-chat.min.js within 6144 bytes gzipped" \
+    bash "$HN_ROOT/widget/build.sh" chat "$HN_TMP/rebuilt-chat.min.js"
+hn_assert_cmd "widget/herenow-chat.min.js is up to date with widget/herenow-chat.js (run widget/build.sh)" \
+    cmp "$HN_TMP/rebuilt-chat.min.js" "$HN_ROOT/widget/herenow-chat.min.js"
 
 # ---- 2. the widget against a fake collector ---------------------------------------
 echo "# tests/browser/widget.mjs (fake collector)"
@@ -79,7 +83,7 @@ hn_assert_cmd "GET /h.js: Vary: Accept-Encoding" bash -c "[[ '$(header vary)' =~
 size=$(wc -c <"$B")
 hn_assert_cmd "GET /h.js: $size bytes gzipped, at most 2048" test "$size" -le 2048
 sed 's#@HN_B@#/b#;s#@HN_C@#/hc.js#' "$HN_ROOT/widget/herenow.min.js" >"$HN_TMP/expected.js"
-hn_assert_cmd "GET /h.js: the body is widget/herenow.min.js with /b and /p.gif in place of the tokens" \
+hn_assert_cmd "GET /h.js: the body is widget/herenow.min.js with /b and /hc.js in place of the tokens" \
     bash -c "gzip -dc '$B' | cmp - '$HN_TMP/expected.js'"
 st=$(curl -s -o "$HN_TMP/hjs.plain" -w '%{http_code}' "$COLLECTOR/h.js")
 hn_assert_cmd "GET /h.js without Accept-Encoding: 200, the plain script" cmp "$HN_TMP/hjs.plain" "$HN_TMP/expected.js"

@@ -142,20 +142,89 @@ static redisReply *cmd(hn_live *l, int argc, const char **argv) {
     return r;
 }
 
+/* The newest entry id of a stream key into out ("0-0" when it is empty). */
+static int newest_id(hn_live *l, const char *key, char *out, size_t cap) {
+    const char *argv[] = {"XREVRANGE", key, "+", "-", "COUNT", "1"};
+    redisReply *r = cmd(l, 6, argv);
+    if (r == NULL) return HN_ERR;
+    snprintf(out, cap, "0-0");
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
+        r->element[0]->elements >= 1 && r->element[0]->element[0]->type == REDIS_REPLY_STRING)
+        snprintf(out, cap, "%s", r->element[0]->element[0]->str);
+    freeReplyObject(r);
+    return HN_OK;
+}
+
 /* The shard's newest entry id (where tailing starts): before the first full
  * read of a widget, so that nothing between the two is missed. */
 static int tail_from_now(hn_live *l, int sh) {
     char key[HN_KEY_CAP];
     hn_key_stream(key, (unsigned)sh);
-    const char *argv[] = {"XREVRANGE", key, "+", "-", "COUNT", "1"};
-    redisReply *r = cmd(l, 6, argv);
-    if (r == NULL) return HN_ERR;
-    snprintf(l->shard_id[sh], sizeof(l->shard_id[sh]), "0-0");
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
-        r->element[0]->elements >= 1 && r->element[0]->element[0]->type == REDIS_REPLY_STRING)
-        snprintf(l->shard_id[sh], sizeof(l->shard_id[sh]), "%s", r->element[0]->element[0]->str);
+    return newest_id(l, key, l->shard_id[sh], sizeof(l->shard_id[sh]));
+}
+
+/* ---- chat: the api writes a session's chat fields (docs/CHAT.md §4) with an
+ * hn:chat:{w} entry and no beacon; each entry marks its session dirty. */
+
+static int read_chats_batch(hn_live *l, lwidget **ws, int n) {
+    const char *argv[4 + 2 * 64];
+    char keys[64][HN_KEY_CAP];
+    int argc = 0;
+    argv[argc++] = "XREAD";
+    argv[argc++] = "COUNT";
+    argv[argc++] = XREAD_COUNT;
+    argv[argc++] = "STREAMS";
+    for (int i = 0; i < n; i++) hn_key_chat(keys[i], ws[i]->id), argv[argc++] = keys[i];
+    for (int i = 0; i < n; i++) argv[argc++] = ws[i]->chat_id;
+    size_t len[4 + 2 * 64];
+    for (int i = 0; i < argc; i++) len[i] = strlen(argv[i]);
+    redisReply *r = redisCommandArgv(l->rc, argc, argv, len);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        if (r) freeReplyObject(r);
+        redis_lost(l, "XREAD chat");
+        return HN_ERR;
+    }
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *kv = r->element[i];
+        if (kv->type != REDIS_REPLY_ARRAY || kv->elements != 2 || kv->element[0]->type != REDIS_REPLY_STRING ||
+            kv->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+        lwidget *w = NULL;
+        for (int k = 0; k < n && w == NULL; k++)
+            if (strcmp(kv->element[0]->str, keys[k]) == 0) w = ws[k];
+        if (w == NULL) continue;
+        for (size_t j = 0; j < kv->element[1]->elements; j++) {
+            redisReply *e = kv->element[1]->element[j];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING)
+                continue;
+            snprintf(w->chat_id, sizeof(w->chat_id), "%s", e->element[0]->str);
+            redisReply *fv = e->element[1];
+            for (size_t k = 0; fv->type == REDIS_REPLY_ARRAY && k + 1 < fv->elements; k += 2) {
+                if (fv->element[k]->type != REDIS_REPLY_STRING || strcmp(fv->element[k]->str, "s") != 0 ||
+                    fv->element[k + 1]->type != REDIS_REPLY_STRING)
+                    continue;
+                lsess *ss = hn_hub_sess_get(l, w, fv->element[k + 1]->str, fv->element[k + 1]->len);
+                if (ss) ss->dirty = true;
+            }
+        }
+    }
     freeReplyObject(r);
     return HN_OK;
+}
+
+/* Every loaded widget's hn:chat from where it left off, 64 keys per XREAD. */
+static int read_chats(hn_live *l) {
+    lwidget *ws[64], *w, *tmp;
+    int n = 0;
+    HASH_ITER(hh, l->widgets, w, tmp) {
+        if (!w->loaded || w->chat_id[0] == '\0') continue;
+        ws[n++] = w;
+        if (n == 64) {
+            if (read_chats_batch(l, ws, n) != HN_OK) return HN_ERR;
+            n = 0;
+        }
+    }
+    return n ? read_chats_batch(l, ws, n) : HN_OK;
 }
 
 typedef struct rec_ctx {
@@ -418,6 +487,9 @@ static bool apply(hn_live *l, req *q) {
 static int load(hn_live *l, lwidget *w, int64_t now) {
     int sh = shard_of(l, w->id);
     if (l->shard_id[sh][0] == '\0' && tail_from_now(l, sh) != HN_OK) return HN_ERR;
+    char ck[HN_KEY_CAP];
+    hn_key_chat(ck, w->id);
+    if (newest_id(l, ck, w->chat_id, sizeof(w->chat_id)) != HN_OK) return HN_ERR;
     if (reconcile(l, w, now) != HN_OK) return HN_ERR;
     if (flush(l, now) != HN_OK) return HN_ERR;
     w->loaded = true;
@@ -445,6 +517,7 @@ static void tick(hn_live *l) {
         return;
     }
     int rc = read_streams(l);
+    if (rc == HN_OK) rc = read_chats(l);
     HASH_ITER(hh, l->widgets, w, tmp) {
         if (rc != HN_OK) break;
         if (w->loaded && t0 >= w->next_reconcile) rc = reconcile(l, w, now);

@@ -52,6 +52,7 @@ typedef struct lwidget {
     uint64_t     unwatched_at;      /* mono ms when watchers dropped to 0 */
     bool         loaded;            /* the first full read is done */
     bool         capped;            /* hn:live holds more than HERENOW_SSE_MAX_SESSIONS */
+    char         chat_id[48];       /* hn:chat:{w} read up to here (set at the first read) */
     lsess       *sessions;
     size_t       nknown;
     hn_buf       tick;              /* this tick's events */

@@ -513,8 +513,14 @@ function clearVisitors() {
 
 // Cheap parts now (title, count: they matter in a background tab, where
 // requestAnimationFrame does not run), the rows in the next frame.
+// The count is O(visitors): at most every COUNT_MS, however many events come.
+const COUNT_MS = 100;
+let countQueued = false;
 function changed() {
-  updateCount();
+  if (!countQueued) {
+    countQueued = true;
+    setTimeout(() => { countQueued = false; updateCount(); }, COUNT_MS);
+  }
   scheduleRender();
 }
 
@@ -538,12 +544,22 @@ function updateCount() {
 const rows = new Map();        // session_id → {tr, cells, rev}
 let renderQueued = false;
 
+// A big list is laid out again on every render (rows move, cells change):
+// with thousands of visitors sending, rendering each SSE tick kept the page
+// busy for over a second at a time (a click waited that long). So renders of
+// a big list are spaced out; a small one renders at every frame.
+const BIG_LIST = 1000;
+const BIG_RENDER_MS = 500;
+let lastRender = 0;
+
 function scheduleRender() {
   if (renderQueued) return;
   renderQueued = true;
   // rAF batches any number of events into one DOM update per frame; a hidden
   // tab gets no frames, so a timer stands in there.
-  if (document.hidden) setTimeout(render, 250);
+  const wait = state.visitors.size > BIG_LIST ? lastRender + BIG_RENDER_MS - performance.now() : 0;
+  if (document.hidden) setTimeout(render, Math.max(250, wait));
+  else if (wait > 0) setTimeout(() => requestAnimationFrame(render), wait);
   else requestAnimationFrame(render);
 }
 
@@ -583,9 +599,9 @@ const holding = () => hold.inside && Date.now() < hold.until;
 function holdOrder(list) {
   const byId = new Map(list.map(v => [v.session_id, v]));
   const out = [];
-  for (const sid of rows.keys()) {
-    const v = byId.get(sid);
-    if (v) { out.push(v); byId.delete(sid); }
+  for (const tr of $('rows').children) {         // the order on screen
+    const v = byId.get(tr.dataset.sid);
+    if (v) { out.push(v); byId.delete(tr.dataset.sid); }
   }
   return out.concat([...byId.values()]);
 }
@@ -608,6 +624,7 @@ function touchList() {
 
 function render() {
   renderQueued = false;
+  lastRender = performance.now();
   if (state.view !== 'live') return;       // showView('live') renders again
   const list = holding() && rows.size ? holdOrder(matching()) : matching();
   showHold();

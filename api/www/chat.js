@@ -132,6 +132,7 @@ export function openChat(sid, opener) {
   updateBadge();
   d.hidden = false;
   d.dataset.sid = sid;
+  document.body.classList.add('chat-open');   // the list makes room: no row under the drawer
   renderDrawer();
   loadThread();
   $('chat-text').focus();
@@ -143,6 +144,7 @@ export function closeChat() {
   drawer.gen++;
   drawer.sid = null;
   d.hidden = true;
+  document.body.classList.remove('chat-open');
   if (drawer.opener && drawer.opener.isConnected) drawer.opener.focus();
 }
 

@@ -10,7 +10,7 @@
 #   tab gets what was sent meanwhile once and in order, the agent ends the
 #   chat, hostile text stays text, the stub tawk.to / Crisp pages take over
 #   with preventDefault, a chat-off widget never loads the chat script, and
-#   on a busy site (8,000 live visitors, 1,000 beacons/s from hn-loadgen)
+#   on a busy site (8,000 live visitors, 1,000 beacons/s from hn-ssefeed)
 #   Start chat invites the row the agent picked, ten times out of ten.
 #   Then, here: the conversation and its messages in PostgreSQL.
 #
@@ -45,18 +45,18 @@ hn_start_api
 COLLECTOR=http://127.0.0.1:$HTTP
 
 # The busy site: 8,000 sessions seen at once, then 1,000 beacons/s while the
-# browser test runs (stopped by PID at the end, bounded by --duration anyway).
-"$HN_BIN/hn-loadgen" --to "127.0.0.1:$UDP" --widgets "$BUSY_KEY" --sessions 8000 --cold --count 80000 --rate 20000 \
-    --seed 7 >"$HN_TMP/loadgen-fill.out"
+# browser test runs (hn-ssefeed, stopped by PID at the end, bounded by --duration anyway).
+"$HN_BIN/hn-ssefeed" --to "127.0.0.1:$UDP" --key "$BUSY_KEY" --mode seed --sessions 8000 --seed 7 \
+    >"$HN_TMP/feed-seed.out"
 busy_live() { [ "$(hn_redis ZCARD "hn:live:{$BUSY_WID}")" -ge 8000 ]; }
 hn_wait_for 20 "the busy widget has 8,000 live sessions" busy_live
-hn_spawn loadgen "$HN_BIN/hn-loadgen" --to "127.0.0.1:$UDP" --widgets "$BUSY_KEY" --sessions 8000 --rate 1000 \
-    --duration 600 --seed 8
+hn_spawn feed "$HN_BIN/hn-ssefeed" --to "127.0.0.1:$UDP" --key "$BUSY_KEY" --mode feed --sessions 8000 --seed 7 \
+    --q-start 2 --rate 1000 --duration 600
 
 echo "# tests/browser/chat.mjs"
 HN_API=$HN_API_URL HN_COLLECTOR=$COLLECTOR HN_TOKEN=$TOK HN_WIDGET_ID=$WID HN_WIDGET_KEY=$KEY \
     HN_OFF_KEY=$OFF_KEY HN_OFF_WIDGET_ID=$OFF_WID HN_BUSY_WIDGET_ID=$BUSY_WID hn_node chat chat.mjs
-hn_stop "$HN_PID_loadgen" 10 || true
+hn_stop "$HN_PID_feed" 10 || true
 
 # ---- what PostgreSQL kept --------------------------------------------------------------
 q() { hn_psql "$1"; }
@@ -65,7 +65,7 @@ hn_wait_for 15 "the visitor's five messages drained into PostgreSQL" msgs_writte
 hn_assert_eq "the first conversation: started by the agent, closed, both senders in order" \
     "agent|closed|agent:Hi! Can I help you with anything?,agent:Agent message 1,visitor:Visitor message 1,agent:Agent message 2,visitor:Visitor message 2,agent:Agent message 3,visitor:Visitor message 3,agent:Agent message 4,visitor:Visitor message 4,agent:Agent message 5,visitor:Visitor message 5,agent:While away 1,agent:While away 2,agent:While away 3" \
     "$(q "SELECT c.started_by || '|' || c.state || '|' || string_agg(m.sender || ':' || m.body, ',' ORDER BY m.sent_at, m.seq) FROM widget_conversations c JOIN widget_conversation_messages m ON m.conversation_id = c.id WHERE c.widget_id = $WID AND EXISTS (SELECT 1 FROM widget_conversation_messages x WHERE x.conversation_id = c.id AND x.body = 'Agent message 1') GROUP BY c.id")"
-hn_assert_eq "no message stored twice" 0 \
-    "$(q "SELECT count(*) FROM (SELECT conversation_id, body FROM widget_conversation_messages GROUP BY 1, 2 HAVING count(*) > 1) d")"
+hn_assert_eq "no message stored twice (the same text from the same sender in one conversation)" 0 \
+    "$(q "SELECT count(*) FROM (SELECT conversation_id, sender, body FROM widget_conversation_messages GROUP BY 1, 2, 3 HAVING count(*) > 1) d")"
 
 hn_done

@@ -155,6 +155,13 @@ hn_wait_for 10 "pending drained to 0" bash -c "[ \"\$(redis-cli -p $HN_REDIS_POR
 check_consistent "killed after commit"
 
 # --- 4. kill -9 under load, twice --------------------------------------------------
+# "Done" is counted, never guessed: the collector has read every datagram the
+# loadgens sent (or the kernel dropped it, counted), written every beacon it
+# accepted, and PostgreSQL holds every record written. (Waiting only for rows
+# = written once passed mid-stream, on a loaded machine, while the collector
+# was still reading its socket's backlog.)
+read_or_dropped() { echo $(( $(cmetric herenow_udp_datagrams_total) + $(cmetric herenow_udp_kernel_drops_total) )); }
+dgrams0=$(read_or_dropped)
 for round in 1 2; do
     hn_spawn "load$round" "$HN_BIN/hn-loadgen" --to "127.0.0.1:$UDP" --widgets "$KEY" --rate 4000 \
         --duration 3 --sessions 2000 --seed "$round" --beacons-per-datagram 4
@@ -162,8 +169,17 @@ for round in 1 2; do
     kill -KILL "$API_PID"
     wait "$API_PID" 2>/dev/null || true
     start_api
-    hn_wait_for 15 "load $round: loadgen done" bash -c "! kill -0 \$HN_PID_load$round 2>/dev/null"
+    # (the pid expanded here: the variable is not exported, and an empty
+    # `kill -0` fails, which once made this wait pass at once)
+    load_pid=HN_PID_load$round
+    hn_wait_for 15 "load $round: loadgen done" bash -c "! kill -0 ${!load_pid} 2>/dev/null"
 done
+sent=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^sent_datagrams=/) { split($i, kv, "="); s += kv[2] } } END { print s + 0 }' "$HN_TMP/load1.log" "$HN_TMP/load2.log")
+hn_assert_cmd "the two loadgens reported what they sent ($sent datagrams)" test "$sent" -gt 0
+all_read() { [ "$(read_or_dropped)" -ge $((dgrams0 + sent)) ]; }
+hn_wait_for 30 "the collector read (or counted as dropped) all $sent datagrams" all_read
+all_written() { [ "$(written)" -ge "$(cmetric 'herenow_beacons_accepted_total{transport="udp"}')" ]; }
+hn_wait_for 30 "the collector wrote every beacon it accepted" all_written
 total=$(written)
 hn_wait_for 30 "after two kill -9 under load: every record written once ($total)" bash -c "[ \$(${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql -XAt '$HERENOW_DATABASE_URL' -c 'SELECT (SELECT count(*) FROM widget_page_views) + (SELECT count(*) FROM widget_visitor_events)') -eq \$(curl -fsS http://127.0.0.1:$ADMIN/metrics | awk '\$1 == \"herenow_records_written_total\" { print \$2 }') ]"
 hn_assert_eq "rows = records the collector wrote" "$(written)" "$(rows)"

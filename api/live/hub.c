@@ -163,70 +163,6 @@ static int tail_from_now(hn_live *l, int sh) {
     return newest_id(l, key, l->shard_id[sh], sizeof(l->shard_id[sh]));
 }
 
-/* ---- chat: the api writes a session's chat fields (docs/CHAT.md §4) with an
- * hn:chat:{w} entry and no beacon; each entry marks its session dirty. */
-
-static int read_chats_batch(hn_live *l, lwidget **ws, int n) {
-    const char *argv[4 + 2 * 64];
-    char keys[64][HN_KEY_CAP];
-    int argc = 0;
-    argv[argc++] = "XREAD";
-    argv[argc++] = "COUNT";
-    argv[argc++] = XREAD_COUNT;
-    argv[argc++] = "STREAMS";
-    for (int i = 0; i < n; i++) hn_key_chat(keys[i], ws[i]->id), argv[argc++] = keys[i];
-    for (int i = 0; i < n; i++) argv[argc++] = ws[i]->chat_id;
-    size_t len[4 + 2 * 64];
-    for (int i = 0; i < argc; i++) len[i] = strlen(argv[i]);
-    redisReply *r = redisCommandArgv(l->rc, argc, argv, len);
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        if (r) freeReplyObject(r);
-        redis_lost(l, "XREAD chat");
-        return HN_ERR;
-    }
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        redisReply *kv = r->element[i];
-        if (kv->type != REDIS_REPLY_ARRAY || kv->elements != 2 || kv->element[0]->type != REDIS_REPLY_STRING ||
-            kv->element[1]->type != REDIS_REPLY_ARRAY)
-            continue;
-        lwidget *w = NULL;
-        for (int k = 0; k < n && w == NULL; k++)
-            if (strcmp(kv->element[0]->str, keys[k]) == 0) w = ws[k];
-        if (w == NULL) continue;
-        for (size_t j = 0; j < kv->element[1]->elements; j++) {
-            redisReply *e = kv->element[1]->element[j];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING)
-                continue;
-            snprintf(w->chat_id, sizeof(w->chat_id), "%s", e->element[0]->str);
-            redisReply *fv = e->element[1];
-            for (size_t k = 0; fv->type == REDIS_REPLY_ARRAY && k + 1 < fv->elements; k += 2) {
-                if (fv->element[k]->type != REDIS_REPLY_STRING || strcmp(fv->element[k]->str, "s") != 0 ||
-                    fv->element[k + 1]->type != REDIS_REPLY_STRING)
-                    continue;
-                lsess *ss = hn_hub_sess_get(l, w, fv->element[k + 1]->str, fv->element[k + 1]->len);
-                if (ss) ss->dirty = true;
-            }
-        }
-    }
-    freeReplyObject(r);
-    return HN_OK;
-}
-
-/* Every loaded widget's hn:chat from where it left off, 64 keys per XREAD. */
-static int read_chats(hn_live *l) {
-    lwidget *ws[64], *w, *tmp;
-    int n = 0;
-    HASH_ITER(hh, l->widgets, w, tmp) {
-        if (!w->loaded || w->chat_id[0] == '\0') continue;
-        ws[n++] = w;
-        if (n == 64) {
-            if (read_chats_batch(l, ws, n) != HN_OK) return HN_ERR;
-            n = 0;
-        }
-    }
-    return n ? read_chats_batch(l, ws, n) : HN_OK;
-}
-
 typedef struct rec_ctx {
     hn_live *l;
 } rec_ctx;
@@ -243,45 +179,51 @@ static int on_record(const hn_record *r, void *arg) {
     return HN_OK;
 }
 
-static int read_batch(hn_live *l, int from, int to);
+/* One XREAD reads the stream shards the watched widgets live on and those
+ * widgets' hn:chat:{w} keys (docs/CHAT.md: the api writes a session's chat
+ * fields with an entry there and no beacon), 64 keys at a time, again while
+ * replies come back full. Records and chat entries mark their sessions dirty. */
+typedef struct src {
+    char     key[HN_KEY_CAP];
+    char    *id;                /* the cursor: l->shard_id[sh] or w->chat_id */
+    size_t   idcap;
+    lwidget *w;                 /* NULL: a stream shard */
+} src;
 
-/* XREAD the tailed shards from where each left off; marks what the records
- * touch dirty. */
-static int read_streams(hn_live *l) {
-    /* at most 64 shards per XREAD: the tailed shards go in batches */
-    for (int from = 0; from < l->nshards;) {
-        int batch_end = from, n = 0;
-        while (batch_end < l->nshards && n < 64) {
-            if (l->shard_watch[batch_end] > 0 && l->shard_id[batch_end][0]) n++;
-            batch_end++;
-        }
-        if (n > 0 && read_batch(l, from, batch_end) != HN_OK) return HN_ERR;
-        from = batch_end;
+static void chat_entry(hn_live *l, lwidget *w, const redisReply *fv) {
+    for (size_t k = 0; fv->type == REDIS_REPLY_ARRAY && k + 1 < fv->elements; k += 2) {
+        if (fv->element[k]->type != REDIS_REPLY_STRING || strcmp(fv->element[k]->str, "s") != 0 ||
+            fv->element[k + 1]->type != REDIS_REPLY_STRING)
+            continue;
+        lsess *ss = hn_hub_sess_get(l, w, fv->element[k + 1]->str, fv->element[k + 1]->len);
+        if (ss) ss->dirty = true;
     }
-    return HN_OK;
 }
 
-/* XREAD of the tailed shards in [from, to) (at most 64 of them), again
- * while replies come back full. */
-static int read_batch(hn_live *l, int from, int to) {
+static void stream_entry(hn_live *l, const redisReply *fv) {
+    for (size_t k = 0; fv->type == REDIS_REPLY_ARRAY && k + 1 < fv->elements; k += 2) {
+        if (fv->element[k]->type != REDIS_REPLY_STRING || strcmp(fv->element[k]->str, HN_STREAM_FIELD) != 0 ||
+            fv->element[k + 1]->type != REDIS_REPLY_STRING)
+            continue;
+        rec_ctx c = {l};
+        char err[160];
+        if (hn_record_decode_batch(l->dec, fv->element[k + 1]->str, fv->element[k + 1]->len, on_record, &c,
+                                   err, sizeof(err)) != HN_OK)
+            atomic_fetch_add_explicit(&l->decode_errors, 1, memory_order_relaxed);
+    }
+}
+
+static int read_batch(hn_live *l, src *v, int n) {
     for (int round = 0; round < XREAD_ROUNDS; round++) {
         const char *argv[4 + 2 * 64];
-        char keys[64][HN_KEY_CAP];
-        int shards[64], n = 0;
-        for (int sh = from; sh < to && n < 64; sh++)
-            if (l->shard_watch[sh] > 0 && l->shard_id[sh][0]) {
-                hn_key_stream(keys[n], (unsigned)sh);
-                shards[n++] = sh;
-            }
-        if (n == 0) return HN_OK;
+        size_t len[4 + 2 * 64];
         int argc = 0;
         argv[argc++] = "XREAD";
         argv[argc++] = "COUNT";
         argv[argc++] = XREAD_COUNT;
         argv[argc++] = "STREAMS";
-        for (int i = 0; i < n; i++) argv[argc++] = keys[i];
-        for (int i = 0; i < n; i++) argv[argc++] = l->shard_id[shards[i]];
-        size_t len[4 + 2 * 64];
+        for (int i = 0; i < n; i++) argv[argc++] = v[i].key;
+        for (int i = 0; i < n; i++) argv[argc++] = v[i].id;
         for (int i = 0; i < argc; i++) len[i] = strlen(argv[i]);
         redisReply *r = redisCommandArgv(l->rc, argc, argv, len);
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
@@ -295,8 +237,10 @@ static int read_batch(hn_live *l, int from, int to) {
             if (kv->type != REDIS_REPLY_ARRAY || kv->elements != 2 ||
                 kv->element[0]->type != REDIS_REPLY_STRING || kv->element[1]->type != REDIS_REPLY_ARRAY)
                 continue;
-            int sh = hn_key_stream_shard(kv->element[0]->str, kv->element[0]->len);
-            if (sh < 0 || sh >= l->nshards) continue;
+            src *from = NULL;
+            for (int k = 0; k < n && from == NULL; k++)
+                if (strcmp(kv->element[0]->str, v[k].key) == 0) from = &v[k];
+            if (from == NULL) continue;
             redisReply *entries = kv->element[1];
             if (entries->elements >= (size_t)atoi(XREAD_COUNT)) full = true;
             for (size_t j = 0; j < entries->elements; j++) {
@@ -304,25 +248,40 @@ static int read_batch(hn_live *l, int from, int to) {
                 if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
                     e->element[0]->type != REDIS_REPLY_STRING)
                     continue;
-                snprintf(l->shard_id[sh], sizeof(l->shard_id[sh]), "%s", e->element[0]->str);
-                redisReply *fv = e->element[1];
-                for (size_t k = 0; fv->type == REDIS_REPLY_ARRAY && k + 1 < fv->elements; k += 2) {
-                    if (fv->element[k]->type != REDIS_REPLY_STRING ||
-                        strcmp(fv->element[k]->str, HN_STREAM_FIELD) != 0 ||
-                        fv->element[k + 1]->type != REDIS_REPLY_STRING)
-                        continue;
-                    rec_ctx c = {l};
-                    char err[160];
-                    if (hn_record_decode_batch(l->dec, fv->element[k + 1]->str, fv->element[k + 1]->len,
-                                               on_record, &c, err, sizeof(err)) != HN_OK)
-                        atomic_fetch_add_explicit(&l->decode_errors, 1, memory_order_relaxed);
-                }
+                snprintf(from->id, from->idcap, "%s", e->element[0]->str);
+                if (from->w) chat_entry(l, from->w, e->element[1]);
+                else stream_entry(l, e->element[1]);
             }
         }
         freeReplyObject(r);
         if (!full) return HN_OK;
     }
     return HN_OK;
+}
+
+static int read_streams(hn_live *l) {
+    src v[64];
+    int n = 0;
+    lwidget *w, *tmp;
+    for (int sh = 0; sh < l->nshards; sh++) {
+        if (l->shard_watch[sh] == 0 || l->shard_id[sh][0] == '\0') continue;
+        v[n] = (src){.id = l->shard_id[sh], .idcap = sizeof(l->shard_id[sh]), .w = NULL, .key = {0}};
+        hn_key_stream(v[n++].key, (unsigned)sh);
+        if (n == 64) {
+            if (read_batch(l, v, n) != HN_OK) return HN_ERR;
+            n = 0;
+        }
+    }
+    HASH_ITER(hh, l->widgets, w, tmp) {
+        if (!w->loaded || w->chat_id[0] == '\0') continue;
+        v[n] = (src){.id = w->chat_id, .idcap = sizeof(w->chat_id), .w = w, .key = {0}};
+        hn_key_chat(v[n++].key, w->id);
+        if (n == 64) {
+            if (read_batch(l, v, n) != HN_OK) return HN_ERR;
+            n = 0;
+        }
+    }
+    return n ? read_batch(l, v, n) : HN_OK;
 }
 
 /* Compares the widget's list with hn:live: sessions it lacks are read at
@@ -517,7 +476,6 @@ static void tick(hn_live *l) {
         return;
     }
     int rc = read_streams(l);
-    if (rc == HN_OK) rc = read_chats(l);
     HASH_ITER(hh, l->widgets, w, tmp) {
         if (rc != HN_OK) break;
         if (w->loaded && t0 >= w->next_reconcile) rc = reconcile(l, w, now);

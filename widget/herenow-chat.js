@@ -45,7 +45,7 @@
   const el = (tag, cls, text, parent) => {
     const e = doc.createElement(tag);
     if (cls) e.className = cls;
-    if (text != null) e.textContent = text;
+    if (typeof text == 'string') e.textContent = text;   // 0: no text
     if (parent) parent.append(e);
     return e;
   };

@@ -159,7 +159,7 @@ function renderDrawer() {
   const at = since.get(sid);
   const clock = st === 'invited' && at && at.state === st ? ` ${fmtSince(Date.now() - at.t)}` : '';
   put($('chat-state'), st ? h('span', { class: `chip chat-${st}`, text: (STATE_TEXT[st] || st) + clock + (st === 'chatting' ? ` · ${fmtInt(drawer.thread.length)} msgs` : '') }) : null,
-    h('span', { class: 'muted', text: v.status === 'gone' ? ' · left the site' : v.url ? ` · ${v.url}` : '' }));
+    h('span', { class: 'muted', text: (st ? ' · ' : '') + (v.status === 'gone' ? 'left the site' : v.url || '') }));
   const inviting = !OPEN_STATES.has(st);
   $('chat-send').textContent = inviting ? 'Send invitation' : 'Send';
   $('chat-end').hidden = inviting;

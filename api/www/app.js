@@ -550,7 +550,13 @@ let renderQueued = false;
 // a big list are spaced out; a small one renders at every frame.
 const BIG_LIST = 1000;
 const BIG_RENDER_MS = 500;
-let lastRender = 0;
+// Moving rows is what costs (every row of a list sorted by last seen moves at
+// a thousand beacons/s): a big list reorders at most every BIG_REORDER_MS
+// (while the chat drawer is open, DRAWER_REORDER_MS: the agent is typing),
+// and between reorders only refills the rows whose visitor changed.
+const BIG_REORDER_MS = 2000;
+const DRAWER_REORDER_MS = 5000;
+let lastRender = 0, lastReorder = 0;
 
 function scheduleRender() {
   if (renderQueued) return;
@@ -626,7 +632,13 @@ function render() {
   renderQueued = false;
   lastRender = performance.now();
   if (state.view !== 'live') return;       // showView('live') renders again
-  const list = holding() && rows.size ? holdOrder(matching()) : matching();
+  const now = performance.now();
+  const every = document.body.classList.contains('chat-open') ? DRAWER_REORDER_MS : BIG_REORDER_MS;
+  const settle = state.visitors.size > BIG_LIST && now - lastReorder < every;
+  const keep = rows.size && (holding() || settle);
+  const list = keep ? holdOrder(matching()) : matching();
+  if (!keep) lastReorder = now;
+  if (settle && !holding()) scheduleRender();   // the reorder comes at the next turn
   showHold();
   const shown = list.length > MAX_ROWS ? list.slice(0, MAX_ROWS) : list;
   const tbody = $('rows');
@@ -751,6 +763,7 @@ function setSort(key) {
   else { s2.key = key; s2.dir = key === 'country' ? 1 : -1; }
   $('f-order').value = key === 'arrival' ? 'arrival' : '';
   hold.until = 0;               // a new order applies now
+  lastReorder = 0;
   for (const th of document.querySelectorAll('#list th[aria-sort]')) {
     const k = th.querySelector('button').dataset.sort;
     th.setAttribute('aria-sort', k !== s2.key ? 'none' : s2.dir > 0 ? 'ascending' : 'descending');

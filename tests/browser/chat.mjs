@@ -152,7 +152,7 @@ guard(async () => {
     await expectWithin(`visitor → agent ${i}: in the drawer within 1 s`, LIVE,
       async () => (await drawerThread(dash)).filter(m => !m.agent).map(m => m.text).includes(v));
   }
-  const wantPanel = ['Hi! Can I help you with anything?', ...agentSaid.flatMap((a, i) => [a, visitorSaid[i]])];
+  const wantPanel = ['Hi! Can I help you with anything?', ...agentSaid.flatMap((a, i) => [a, visitorSaid[i]])];   // grows below
   eq('the visitor\'s panel: every message once, in order', wantPanel, (await panelThread(vis)).map(m => m.text));
   await expectWithin('the agent\'s drawer: every message once, in order', 3000,
     async () => JSON.stringify((await drawerThread(dash)).map(m => m.text)) == JSON.stringify(wantPanel),
@@ -163,6 +163,30 @@ guard(async () => {
     async () => /Chatting/.test(await dash.textContent(`#rows tr[data-sid="${sid}"] .c-chat`)) &&
       /messages/.test(await dash.textContent(`#rows tr[data-sid="${sid}"] .c-chat .msgs`)));
   await dash.locator(`#rows tr[data-sid="${sid}"]`).screenshot({ path: join(ART, 'live-row-chat-state.png') });
+
+  // a second agent on the same widget: the same conversation, live both ways
+  const agent2Ctx = await launch('chat-agent2', { viewport: { width: 1400, height: 900 } });
+  const dash2 = await newPage(agent2Ctx);
+  dash2.on('pageerror', e => errors.push(`agent 2: ${e.message}`));
+  await signIn(dash2);
+  const open2 = await expectWithin('agent 2: the row offers Open chat', 5000, () => dash2.$(`#rows tr[data-sid="${sid}"] .open-chat`));
+  if (open2) await open2.click();
+  await expectWithin('agent 2: the drawer shows the same thread', 3000,
+    async () => JSON.stringify((await drawerThread(dash2)).map(m => m.text)) == JSON.stringify(wantPanel));
+  await dash2.fill('#chat-text', 'Agent two here');
+  await dash2.press('#chat-text', 'Enter');
+  await expectWithin('agent 2 → visitor within 1 s', LIVE,
+    async () => (await panelThread(vis)).some(m => m.text == 'Agent two here'));
+  await expectWithin('… and agent 1 sees it in the same drawer', 3000,
+    async () => (await drawerThread(dash)).some(m => m.text == 'Agent two here'));
+  await dash2.press('#chat-text', 'Escape');
+  await vis.fill(`${UI} textarea`, 'Thanks both');
+  await vis.press(`${UI} textarea`, 'Enter');
+  await expectWithin('agent 2, drawer closed: an unread badge on the row and next to the filters', 3000,
+    async () => (await dash2.textContent(`#rows tr[data-sid="${sid}"] .badge`).catch(() => '')) == '1' &&
+      /1 unread/.test(await dash2.textContent('#chat-unread')));
+  await agent2Ctx.close();
+  wantPanel.push('Agent two here', 'Thanks both');
 
   await vis.reload();
   await expectWithin('after a reload the thread is still there', 5000,

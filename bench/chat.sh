@@ -265,6 +265,11 @@ OUT=$HN_TMP/section.md
     echo "Against the targets: memory per idle downlink $IDLE_B B ≤ $TARGET_IDLE_B B: $MET_B; agent → visitor p99 $P99 ms ≤"
     echo "$TARGET_P99_MS ms: $MET; lost $(sum_of lost), duplicated $(sum_of dups) over all rounds."
     echo
+    echo "A ping round (\`: ping\` written to all $VISITORS downlinks at once, every $PING_S s) costs the collector about"
+    echo "$(awk -v c="$(med idle_cpu_pct)" -v p="$PING_S" 'BEGIN { printf "%.0f", c / 100 * p * 1000 }') ms of CPU (idle CPU × $PING_S s); a message that comes while its worker writes a round waits"
+    echo "for it, which is where the delay's tail most likely comes from (p99 − p50 = $(awk -v a="$P99" -v b="$(med p50_ms)" 'BEGIN { printf "%.0f", a - b }') ms, while the api call's p99 is"
+    echo "$(med drive_call_p99_ms) ms). HERENOW_CHAT_PING_S defaults to 25 s: a fifth as many rounds."
+    echo
     echo "The collector's memory per downlink is its VmRSS (/proc/<pid>/status) difference over the downlinks"
     echo "live, user space only: the libevent connection, its buffers and the downlink's own state. The kernel's"
     echo "socket memory is apart: sockstat's \`mem\` counts pages of TCP buffers in use on the whole machine (both"

@@ -30,6 +30,7 @@
  * SIGTERM/SIGINT) one `overall …` key=value line. SIGUSR1 prints a `mark …`
  * line (pings and events so far).
  */
+#include "bench/lib/bench.h"
 #include "bench/lib/hist.h"
 #include "bench/lib/sse.h"
 #include "common/hn.h"
@@ -40,16 +41,12 @@
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,19 +95,7 @@ static hist               msg_h, lag_h, pub_h, xadd_h;
 static uint64_t           lag_last, bytes, negative, ref_errors;
 static atomic_bool        refs_stop;
 
-static uint64_t mono_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t real_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static double since_start_ms(void) { return (double)(mono_us() - t0_mono) / 1000.0; }
+static double since_start_ms(void) { return (double)(bench_mono_us() - t0_mono) / 1000.0; }
 
 static void print_ready(const char *why) {
     if (ready_printed) return;
@@ -251,7 +236,7 @@ static int head_feed(client *c, const char *p, size_t n) {
 static void on_read(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     client *c = arg;
-    now_us = real_us();
+    now_us = bench_real_us();
     for (int i = 0; i < 4; i++) {
         ssize_t r = read(fd, rbuf, RBUF_BYTES);
         if (r < 0) {
@@ -308,15 +293,7 @@ static void on_connected(evutil_socket_t fd, short what, void *arg) {
 
 static void client_start(client *c) {
     c->state = C_CONNECTING;
-    c->fd = socket(addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) {
-        client_fail(c, "socket", strerror(errno));
-        client_close(c);
-        return;
-    }
-    int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(c->fd, (struct sockaddr *)&addr.ss, addr.len) != 0 && errno != EINPROGRESS) {
+    if ((c->fd = bench_connect_nb(&addr)) < 0) {
         client_fail(c, "connect", strerror(errno));
         client_close(c);
         return;
@@ -343,29 +320,12 @@ static void on_ready_timeout(evutil_socket_t fd, short what, void *arg) {
 
 static void on_lag_timer(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what, (void)arg;
-    uint64_t now = mono_us();
+    uint64_t now = bench_mono_us();
     if (lag_last) h_add(&lag_h, now - lag_last > LAG_TICK_US ? now - lag_last - LAG_TICK_US : 0);
     lag_last = now;
 }
 
 /* --- the references (their own thread, blocking connections) ------------------------ */
-
-static redisContext *redis_open(void) {
-    char host[256];
-    snprintf(host, sizeof(host), "%s", o.redis);
-    char *colon = strrchr(host, ':');
-    if (!colon) return NULL;
-    *colon = '\0';
-    struct timeval tv = {5, 0};
-    redisContext *rc = redisConnectWithTimeout(host, atoi(colon + 1), tv);
-    if (rc == NULL || rc->err) {
-        fprintf(stderr, "hn-chatclient: redis %s: %s\n", o.redis, rc ? rc->errstr : "oom");
-        if (rc) redisFree(rc);
-        return NULL;
-    }
-    redisSetTimeout(rc, tv);
-    return rc;
-}
 
 static bool reply_ok(redisReply *r) {
     bool ok = r && r->type != REDIS_REPLY_ERROR;
@@ -376,15 +336,16 @@ static bool reply_ok(redisReply *r) {
 
 static void *refs_main(void *arg) {
     (void)arg;
-    redisContext *a = redis_open(), *sub = redis_open(), *rd = redis_open();
+    redisContext *a = bench_redis_open(o.redis, "hn-chatclient"), *sub = bench_redis_open(o.redis, "hn-chatclient"),
+                 *rd = bench_redis_open(o.redis, "hn-chatclient");
     char chan[64], key[64], last[64] = "0-0";
     snprintf(chan, sizeof(chan), "hn:bench:chat:ref:%d", (int)getpid());
     snprintf(key, sizeof(key), "hn:bench:chat:refx:%d", (int)getpid());
     if (!a || !sub || !rd || !reply_ok(redisCommand(sub, "SUBSCRIBE %s", chan))) goto out;
-    uint64_t next = mono_us();
+    uint64_t next = bench_mono_us();
     while (!atomic_load(&refs_stop)) {
         next += (uint64_t)(1e6 / o.ref_rate);
-        uint64_t now = mono_us();
+        uint64_t now = bench_mono_us();
         if (next > now) {
             struct timespec ts = {(time_t)((next - now) / 1000000u), (long)((next - now) % 1000000u) * 1000};
             nanosleep(&ts, NULL);
@@ -393,14 +354,14 @@ static void *refs_main(void *arg) {
         }
         /* PUBLISH → SUBSCRIBE */
         char t[24];
-        snprintf(t, sizeof(t), "%" PRIu64, real_us());
+        snprintf(t, sizeof(t), "%" PRIu64, bench_real_us());
         if (!reply_ok(redisCommand(a, "PUBLISH %s %s", chan, t))) break;
         redisReply *m = NULL;
         if (redisGetReply(sub, (void **)&m) != REDIS_OK || m == NULL) {
             ref_errors++;
             break;
         }
-        uint64_t got = real_us();
+        uint64_t got = bench_real_us();
         if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 && m->element[2]->type == REDIS_REPLY_STRING)
             h_add(&pub_h, got - strtoull(m->element[2]->str, NULL, 10));
         freeReplyObject(m);
@@ -409,14 +370,14 @@ static void *refs_main(void *arg) {
         int done = 0;
         while (!done)
             if (redisBufferWrite(rd, &done) != REDIS_OK) break;
-        uint64_t t0 = real_us();
+        uint64_t t0 = bench_real_us();
         if (!reply_ok(redisCommand(a, "XADD %s MAXLEN ~ 1000 * t %" PRIu64, key, t0))) break;
         redisReply *x = NULL;
         if (redisGetReply(rd, (void **)&x) != REDIS_OK || x == NULL) {
             ref_errors++;
             break;
         }
-        got = real_us();
+        got = bench_real_us();
         /* [[key, [[id, [t, v]]]]] */
         if (x->type == REDIS_REPLY_ARRAY && x->elements == 1 && x->element[0]->elements == 2) {
             redisReply *ents = x->element[0]->element[1];
@@ -599,14 +560,7 @@ int main(int argc, char **argv) {
     }
     if ((sid = read_sids(o.sids, &o.clients)) == NULL || o.clients == 0) return 2;
 
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < o.clients + 64) {
-        rl.rlim_cur = rl.rlim_max < o.clients + 64 ? rl.rlim_max : o.clients + 64;
-        setrlimit(RLIMIT_NOFILE, &rl);
-        if (rl.rlim_cur < o.clients + 64)
-            fprintf(stderr, "hn-chatclient: RLIMIT_NOFILE %llu: fewer than %u downlinks will open\n",
-                    (unsigned long long)rl.rlim_cur, o.clients);
-    }
+    bench_raise_nofile((uint64_t)o.clients + 64, "hn-chatclient");
     signal(SIGPIPE, SIG_IGN);
 
     struct event_config *cfg = event_config_new();
@@ -621,7 +575,7 @@ int main(int argc, char **argv) {
         cl[i].sid = sid[i];
         cl[i].ev_t = cl[i].ev_n = -1;
     }
-    t0_mono = mono_us();
+    t0_mono = bench_mono_us();
 
     struct timeval tick = {0, 10000}, lagt = {0, LAG_TICK_US};
     connect_timer = event_new(base, -1, EV_PERSIST, on_connect_timer, NULL);
@@ -650,8 +604,7 @@ int main(int argc, char **argv) {
     event_base_dispatch(base);
     getrusage(RUSAGE_SELF, &ru1);
     double wall_s = since_start_ms() / 1000.0;
-    double cpu_s = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
-                   (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+    double cpu_s = bench_cpu_s(&ru0, &ru1);
 
     stopping = true;
     atomic_store(&refs_stop, true);

@@ -21,6 +21,7 @@
  * sent, ok (201), the other answers by status, the call's p50/p99, how late.
  * The token comes from HN_CHAT_TOKEN (kept out of ps).
  */
+#include "bench/lib/bench.h"
 #include "bench/lib/hist.h"
 #include "bench/lib/sse.h"
 #include "common/hn.h"
@@ -79,18 +80,6 @@ static target           *tg;
 static worker            wk[THREADS_MAX];
 static pthread_barrier_t opened_all;
 static _Atomic uint64_t  start_mono;     /* the messages' clock, set once every thread has opened */
-
-static uint64_t mono_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t real_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static int dial(void) {
     int fd = socket(addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -178,12 +167,12 @@ static void *worker_main(void *arg) {
         }
     }
     pthread_barrier_wait(&opened_all);
-    if (w->idx == 0) atomic_store(&start_mono, mono_us());
+    if (w->idx == 0) atomic_store(&start_mono, bench_mono_us());
     pthread_barrier_wait(&opened_all);
     /* 2. messages m = idx, idx + threads, … due at start + m / rate */
     uint64_t t0 = atomic_load(&start_mono), total = (uint64_t)(o.rate * o.duration);
     for (uint64_t m = w->idx; m < total && w->nmine > 0; m += o.threads) {
-        uint64_t due = t0 + (uint64_t)((double)m * 1e6 / o.rate), now = mono_us();
+        uint64_t due = t0 + (uint64_t)((double)m * 1e6 / o.rate), now = bench_mono_us();
         if (now < due) {
             struct timespec ts = {(time_t)((due - now) / 1000000u), (long)((due - now) % 1000000u) * 1000};
             nanosleep(&ts, NULL);
@@ -192,10 +181,10 @@ static void *worker_main(void *arg) {
         }
         target *t = w->mine[(hn_rng_next(&w->rng) >> 33) % w->nmine];
         snprintf(path, sizeof(path), "/api/visitor-tracking/sessions/%s/messages", t->sid);
-        uint64_t c0 = mono_us();
-        snprintf(body, sizeof(body), "{\"text\":\"t=%" PRIu64 " n=%u\",\"agent\":\"bench\"}", real_us(), t->n);
+        uint64_t c0 = bench_mono_us();
+        snprintf(body, sizeof(body), "{\"text\":\"t=%" PRIu64 " n=%u\",\"agent\":\"bench\"}", bench_real_us(), t->n);
         int st = post(w, path, body);
-        h_add(&w->call_h, mono_us() - c0);
+        h_add(&w->call_h, bench_mono_us() - c0);
         w->sent++;
         /* the number is used up whatever the answer: a 503 may still have been
          * delivered (docs/CHAT.md §6), a failure shows as a gap at the client */
@@ -290,7 +279,7 @@ int main(int argc, char **argv) {
     for (uint32_t i = 0; i < o.targets; i++) tg[i].sid = all[i];
 
     pthread_barrier_init(&opened_all, NULL, o.threads);
-    uint64_t t_open = mono_us();
+    uint64_t t_open = bench_mono_us();
     for (uint32_t i = 0; i < o.threads; i++) {
         wk[i].idx = i;
         wk[i].fd = -1;
@@ -298,7 +287,7 @@ int main(int argc, char **argv) {
         pthread_create(&wk[i].th, NULL, worker_main, &wk[i]);
     }
     for (uint32_t i = 0; i < o.threads; i++) pthread_join(wk[i].th, NULL);
-    uint64_t t_end = mono_us();
+    uint64_t t_end = bench_mono_us();
 
     worker tot = {0};
     for (uint32_t i = 0; i < o.threads; i++) {

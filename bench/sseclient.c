@@ -35,6 +35,7 @@
  * --per-client FILE. Only lines terminated by LF (CRLF tolerated) are
  * understood, which is what the api sends.
  */
+#include "bench/lib/bench.h"
 #include "bench/lib/hist.h"
 #include "bench/lib/sse.h"
 #include "common/hn.h"
@@ -125,13 +126,7 @@ static hist     lag_h, tail_h, ping_h;
 static uint64_t tail_records, tail_entries, tail_negative, tail_errors, ping_errors;
 static uint64_t lag_last;
 
-static uint64_t mono_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t since_start(void) { return mono_us() - t0_mono; }
+static uint64_t since_start(void) { return bench_mono_us() - t0_mono; }
 
 static void check_ready(void);
 
@@ -378,17 +373,8 @@ static void on_connected(evutil_socket_t fd, short what, void *arg) {
 
 static void client_start(client *c) {
     c->t_connect = since_start();
-    c->fd = socket(addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) {
-        c->state = C_CONNECTING;
-        client_fail(c, "socket:%s", strerror(errno));
-        client_close(c);
-        return;
-    }
-    int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->state = C_CONNECTING;
-    if (connect(c->fd, (struct sockaddr *)&addr.ss, addr.len) != 0 && errno != EINPROGRESS) {
+    if ((c->fd = bench_connect_nb(&addr)) < 0) {
         client_fail(c, "connect:%s", strerror(errno));
         client_close(c);
         return;
@@ -435,7 +421,7 @@ static void on_ready_timeout(evutil_socket_t fd, short what, void *arg) {
 
 static void on_lag_timer(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what, (void)arg;
-    uint64_t now = mono_us();
+    uint64_t now = bench_mono_us();
     if (lag_last) h_add(&lag_h, now - lag_last > LAG_TICK_US ? now - lag_last - LAG_TICK_US : 0);
     lag_last = now;
 }
@@ -446,26 +432,6 @@ static void on_lag_timer(evutil_socket_t fd, short what, void *arg) {
  * instead of Redis (the loop has its own measure, the lag above). Each
  * thread owns its histogram until it is joined. */
 static atomic_bool refs_stop;
-
-static redisContext *redis_open(void) {
-    char host[256];
-    snprintf(host, sizeof(host), "%s", o.redis);
-    char *colon = strrchr(host, ':');
-    if (!colon) {
-        fprintf(stderr, "hn-sseclient: --redis wants HOST:PORT\n");
-        return NULL;
-    }
-    *colon = '\0';
-    struct timeval tv = {5, 0};
-    redisContext *rc = redisConnectWithTimeout(host, atoi(colon + 1), tv);
-    if (rc == NULL || rc->err) {
-        fprintf(stderr, "hn-sseclient: redis %s: %s\n", o.redis, rc ? rc->errstr : "oom");
-        if (rc) redisFree(rc);
-        return NULL;
-    }
-    redisSetTimeout(rc, tv);
-    return rc;
-}
 
 /* XREAD reply: [[key, [[id, [field, value, ...]], ...]]] or nil. The records'
  * urls are found as raw bytes inside the msgpack (msgpack str bytes are the
@@ -520,19 +486,19 @@ static void *tail_main(void *arg) {
 
 static void *ping_main(void *arg) {
     redisContext *rc = arg;
-    uint64_t next = mono_us();
+    uint64_t next = bench_mono_us();
     while (!atomic_load(&refs_stop)) {
         next += o.ping_ms * 1000u;
-        uint64_t now = mono_us();
+        uint64_t now = bench_mono_us();
         if (next > now) {
             struct timespec ts = {(time_t)((next - now) / 1000000u), (long)((next - now) % 1000000u) * 1000};
             nanosleep(&ts, NULL);
         } else {
             next = now;      /* late: no catching up in a burst */
         }
-        uint64_t t0 = mono_us();
+        uint64_t t0 = bench_mono_us();
         redisReply *rep = redisCommand(rc, "PING");
-        uint64_t t1 = mono_us();
+        uint64_t t1 = bench_mono_us();
         if (rep == NULL) {
             ping_errors++;
             break;
@@ -772,11 +738,7 @@ int main(int argc, char **argv) {
     request_len = (size_t)n;
 
     /* one fd per stream, plus Redis and stdio */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < o.clients + 64) {
-        rl.rlim_cur = rl.rlim_max < o.clients + 64 ? rl.rlim_max : o.clients + 64;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    bench_raise_nofile((uint64_t)o.clients + 64, "hn-sseclient");
     signal(SIGPIPE, SIG_IGN);
 
     struct event_config *cfg = event_config_new();
@@ -796,7 +758,7 @@ int main(int argc, char **argv) {
         cl[i].ev_t_us = cl[i].ev_n = cl[i].ev_total = -1;
         cl[i].snapshot_total = -1;
     }
-    t0_mono = mono_us();
+    t0_mono = bench_mono_us();
 
     struct timeval tick = {0, 10000}, lagt = {0, LAG_TICK_US};
     connect_timer = event_new(base, -1, EV_PERSIST, on_connect_timer, NULL);
@@ -818,11 +780,11 @@ int main(int argc, char **argv) {
     redisContext *tail_rc = NULL, *ping_rc = NULL;
     pthread_t tail_th, ping_th;
     if (o.tail) {
-        if ((tail_rc = redis_open()) == NULL) return 1;
+        if ((tail_rc = bench_redis_open(o.redis, "hn-sseclient")) == NULL) return 1;
         pthread_create(&tail_th, NULL, tail_main, tail_rc);
     }
     if (o.ping_ms) {
-        if ((ping_rc = redis_open()) == NULL) return 1;
+        if ((ping_rc = bench_redis_open(o.redis, "hn-sseclient")) == NULL) return 1;
         pthread_create(&ping_th, NULL, ping_main, ping_rc);
     }
 

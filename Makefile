@@ -49,6 +49,7 @@ COMMON_SRC    := $(wildcard common/*.c)
 COLLECTOR_SRC := $(filter-out collector/main.c,$(wildcard collector/*.c))
 API_SRC       := $(filter-out api/main.c,$(wildcard api/*.c api/live/*.c api/drain/*.c))
 CTL_SRC       := $(filter-out ctl/main.c,$(wildcard ctl/*.c))
+BENCH_SRC     := $(wildcard bench/lib/*.c)
 
 # The rooms' objects go into four archives (proto/ and common/ share one; the
 # api's three rooms share one): a binary links the objects it calls, no more.
@@ -56,6 +57,7 @@ LIB_BASE      := $(OUT)/lib/libhn-base.a
 LIB_COLLECTOR := $(OUT)/lib/libhn-collector.a
 LIB_API       := $(OUT)/lib/libhn-api.a
 LIB_CTL       := $(OUT)/lib/libhn-ctl.a
+LIB_BENCH     := $(OUT)/lib/libhn-bench.a
 
 # archive LIB, OBJECTS: LIB is made anew when an object changes or the list
 # of objects does (a source moved to another room or removed must not stay
@@ -70,6 +72,7 @@ $(eval $(call archive,$(LIB_BASE),$(call obj,$(PROTO_SRC) $(COMMON_SRC))))
 $(eval $(call archive,$(LIB_COLLECTOR),$(call obj,$(COLLECTOR_SRC)) $(OUT)/obj/gen/widget_js.o $(OUT)/obj/gen/chat_js.o))
 $(eval $(call archive,$(LIB_API),$(call obj,$(API_SRC))))
 $(eval $(call archive,$(LIB_CTL),$(call obj,$(CTL_SRC)) $(OUT)/obj/gen/migrations.o))
+$(eval $(call archive,$(LIB_BENCH),$(call obj,$(BENCH_SRC))))
 
 $(OUT)/lib/%.a:
 	@rm -f $@
@@ -81,7 +84,7 @@ $(OUT)/obj/%.o: %.c
 
 # ---- binaries -------------------------------------------------------------------------
 
-TOOLS := hn-loadgen hn-sseclient hn-ssefeed hn-steady hn-freeport hn-udpsend
+TOOLS := hn-loadgen hn-sseclient hn-ssefeed hn-chatclient hn-chatdrive hn-steady hn-freeport hn-udpsend
 BINS  := $(OUT)/herenow-collector $(OUT)/herenow-api $(OUT)/herenowctl $(TOOLS:%=$(OUT)/%)
 
 .PHONY: all
@@ -97,14 +100,16 @@ $(OUT)/herenowctl: $(call obj,ctl/main.c) $(LIB_CTL) $(LIB_BASE)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_CTL)
 
 # bench and test tools: hn-loadgen (load generator), hn-sseclient and
-# hn-ssefeed (the live stream's bench), hn-steady (a steady stream of unique
+# hn-ssefeed (the live stream's bench), hn-chatclient and hn-chatdrive (the
+# chat's bench; bench/lib/: what the benches share), hn-steady (a steady stream of unique
 # beacons over UDP and HTTP: test_outage, soak), hn-freeport (a port free for
 # TCP and UDP: tests/lib.sh), hn-udpsend (stdin as one datagram)
 TOOL_MAIN := hn-loadgen:bench/loadgen.c hn-sseclient:bench/sseclient.c hn-ssefeed:bench/ssefeed.c \
+             hn-chatclient:bench/chatclient.c hn-chatdrive:bench/chatdrive.c \
              hn-steady:tests/tools/steady.c hn-freeport:tests/tools/freeport.c \
              hn-udpsend:tests/tools/udpsend.c
 tool_src = $(patsubst $(1):%,%,$(filter $(1):%,$(TOOL_MAIN)))
-$(foreach t,$(TOOLS),$(eval $(OUT)/$(t): $(call obj,$(call tool_src,$(t))) $(LIB_BASE)))
+$(foreach t,$(TOOLS),$(eval $(OUT)/$(t): $(call obj,$(call tool_src,$(t))) $(LIB_BENCH) $(LIB_BASE)))
 $(TOOLS:%=$(OUT)/%):
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_TOOLS)
 
@@ -246,10 +251,10 @@ fuzz: check-deps fuzz-build
 
 # ---- benches and the soak ------------------------------------------------------------------
 
-# bench-udp, bench-drain, bench-api, bench-http, bench-sse: bench/<name>.sh on fresh
-# binaries. bench-http also needs nginx and perf (scripts/setup.sh --bench).
-.PHONY: bench-udp bench-drain bench-api bench-http bench-sse soak
-bench-udp bench-drain bench-api bench-http bench-sse: bench-%: check-deps
+# bench-udp, bench-drain, bench-api, bench-http, bench-sse, bench-chat: bench/<name>.sh
+# on fresh binaries. bench-http also needs nginx and perf (scripts/setup.sh --bench).
+.PHONY: bench-udp bench-drain bench-api bench-http bench-sse bench-chat soak
+bench-udp bench-drain bench-api bench-http bench-sse bench-chat: bench-%: check-deps
 	@if [ $* = http ]; then scripts/setup.sh --check-bench >/dev/null 2>&1 || scripts/setup.sh --bench; fi
 	@$(MAKE) --no-print-directory $(BINS)
 	@HN_BIN=$(OUT) bench/$*.sh

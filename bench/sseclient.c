@@ -35,6 +35,9 @@
  * --per-client FILE. Only lines terminated by LF (CRLF tolerated) are
  * understood, which is what the api sends.
  */
+#include "bench/lib/bench.h"
+#include "bench/lib/hist.h"
+#include "bench/lib/sse.h"
 #include "common/hn.h"
 #include "common/net.h"
 
@@ -65,78 +68,18 @@
 #define ERR_CAP      120
 #define LAG_TICK_US  10000
 
-/* --- histogram ------------------------------------------------------------ */
-
-#define H_SUB_BITS 7
-#define H_SUB      (1u << H_SUB_BITS)
-#define H_EXP_MAX  40                                   /* 2^40 µs: 12 days */
-#define H_BUCKETS  (H_SUB + (H_EXP_MAX - H_SUB_BITS) * H_SUB)
-
-typedef struct hist {
-    uint32_t b[H_BUCKETS];
-    uint64_t n, max;
-} hist;
-
-static unsigned h_index(uint64_t v) {
-    if (v < H_SUB) return (unsigned)v;
-    unsigned e = 63u - (unsigned)__builtin_clzll(v);
-    if (e >= H_EXP_MAX) return H_BUCKETS - 1;
-    unsigned sub = (unsigned)(v >> (e - H_SUB_BITS)) & (H_SUB - 1);
-    return H_SUB + (e - H_SUB_BITS) * H_SUB + sub;
-}
-
-static uint64_t h_mid(unsigned i) {
-    if (i < H_SUB) return i;
-    unsigned e = (i - H_SUB) / H_SUB + H_SUB_BITS, sub = (i - H_SUB) % H_SUB;
-    uint64_t lo = ((uint64_t)H_SUB + sub) << (e - H_SUB_BITS);
-    return lo + ((1ull << (e - H_SUB_BITS)) >> 1);
-}
-
-static void h_add(hist *h, uint64_t v) {
-    h->b[h_index(v)]++;
-    h->n++;
-    if (v > h->max) h->max = v;
-}
-
-static void h_merge(hist *into, const hist *h) {
-    for (unsigned i = 0; i < H_BUCKETS; i++) into->b[i] += h->b[i];
-    into->n += h->n;
-    if (h->max > into->max) into->max = h->max;
-}
-
-/* The value at quantile q (0..1), in ms; -1 without samples. */
-static double h_ms(const hist *h, double q) {
-    if (h->n == 0) return -1;
-    uint64_t rank = (uint64_t)(q * (double)h->n + 0.999999);
-    if (rank < 1) rank = 1;
-    uint64_t seen = 0;
-    for (unsigned i = 0; i < H_BUCKETS; i++) {
-        seen += h->b[i];
-        if (seen >= rank) {
-            uint64_t v = h_mid(i);
-            return (double)(v > h->max ? h->max : v) / 1000.0;
-        }
-    }
-    return (double)h->max / 1000.0;
-}
-
 /* --- clients ----------------------------------------------------------------- */
 
 enum { C_IDLE, C_CONNECTING, C_HEADERS, C_BODY, C_CLOSED };
-enum { B_IDENTITY, B_CK_SIZE, B_CK_EXT, B_CK_DATA, B_CK_DATA_END, B_CK_TRAILER, B_DONE };
 
 typedef struct client {
-    int           idx, fd, state, body;
+    int           idx, fd, state;
     struct event *ev;
     int           status;
     char          hdr[HDR_MAX];
     size_t        hdr_len;
-    uint64_t      ck_left;
-    bool          ck_digits, trailer_line;
-
-    /* the line being read: its first LINE_KEEP bytes and its whole length */
-    char  *line;
-    size_t line_len, line_cap, line_total;
+    hn_sse_rd     rd;        /* the body: transfer coding, the line being read */
+    uint64_t      now_us;    /* CLOCK_REALTIME of the read being parsed */
 
     /* the event being read (dispatched at a blank line) */
     char     ev_name[16];
@@ -183,13 +126,7 @@ static hist     lag_h, tail_h, ping_h;
 static uint64_t tail_records, tail_entries, tail_negative, tail_errors, ping_errors;
 static uint64_t lag_last;
 
-static uint64_t mono_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t since_start(void) { return mono_us() - t0_mono; }
+static uint64_t since_start(void) { return bench_mono_us() - t0_mono; }
 
 static void check_ready(void);
 
@@ -219,46 +156,6 @@ static void client_close(client *c) {
 }
 
 /* --- parsing the events ---------------------------------------------------------- */
-
-/* The decimal after `key` (e.g. "t=") inside s[0..n), where key follows '?' or '&'. */
-static int64_t query_num(const char *s, size_t n, const char *key) {
-    size_t kl = strlen(key);
-    for (const char *p = s; (p = memmem(p, n - (size_t)(p - s), key, kl)) != NULL; p += kl) {
-        if (p == s || (p[-1] != '?' && p[-1] != '&')) continue;
-        const char *d = p + kl, *end = s + n;
-        int64_t v = 0;
-        int digits = 0;
-        while (d < end && *d >= '0' && *d <= '9' && digits < 18) v = v * 10 + (*d++ - '0'), digits++;
-        return digits ? v : -1;
-    }
-    return -1;
-}
-
-/* The JSON string value of "key" (no escapes expected in ours). */
-static bool json_str(const char *s, size_t n, const char *key, const char **v, size_t *vl) {
-    char pat[40];
-    int pl = snprintf(pat, sizeof(pat), "\"%s\":\"", key);
-    const char *p = memmem(s, n, pat, (size_t)pl);
-    if (!p) return false;
-    p += pl;
-    const char *q = memchr(p, '"', n - (size_t)(p - s));
-    if (!q) q = s + n;     /* cut by LINE_KEEP */
-    *v = p;
-    *vl = (size_t)(q - p);
-    return true;
-}
-
-static int64_t json_int(const char *s, size_t n, const char *key) {
-    char pat[40];
-    int pl = snprintf(pat, sizeof(pat), "\"%s\":", key);
-    const char *p = memmem(s, n, pat, (size_t)pl), *end = s + n;
-    if (!p) return -1;
-    p += pl;
-    int64_t v = 0;
-    int digits = 0;
-    while (p < end && *p >= '0' && *p <= '9' && digits < 18) v = v * 10 + (*p++ - '0'), digits++;
-    return digits ? v : -1;
-}
 
 static void mark_seen(client *c, int64_t n) {
     if (n < 0 || n > (int64_t)1 << 32) return;
@@ -334,12 +231,12 @@ static void dispatch(client *c, uint64_t now_us) {
     c->ev_reason[0] = '\0';
 }
 
-/* One line without its end: s[0..n) is what is known of it (n < total when it
- * was longer than LINE_KEEP). */
-static void sse_line(client *c, const char *s, size_t n, size_t total, uint64_t now_us) {
-    if (n > 0 && s[n - 1] == '\r' && n == total) n--, total--;
+/* One line without its end (hn_sse_line_fn): s[0..n) is what is known of
+ * it (n < total when it was longer than LINE_KEEP). */
+static void sse_line(void *arg, const char *s, size_t n, size_t total) {
+    client *c = arg;
     if (total == 0) {
-        dispatch(c, now_us);
+        dispatch(c, c->now_us);
         return;
     }
     if (s[0] == ':') {
@@ -347,16 +244,15 @@ static void sse_line(client *c, const char *s, size_t n, size_t total, uint64_t 
         if (n >= 5 && memmem(s, n, "ping", 4)) c->pings++;
         return;
     }
-    const char *colon = memchr(s, ':', n);
-    size_t fl = colon ? (size_t)(colon - s) : n;
-    const char *v = colon ? colon + 1 : s + n;
-    if (v < s + n && *v == ' ') v++;
-    size_t vl = (size_t)(s + n - v), vtotal = total - (size_t)(v - s);
-    if (fl == 5 && memcmp(s, "event", 5) == 0) {
+    const char *f, *v;
+    size_t fl, vl;
+    hn_sse_field(s, n, &f, &fl, &v, &vl);
+    size_t vtotal = total - (size_t)(v - s);
+    if (fl == 5 && memcmp(f, "event", 5) == 0) {
         size_t k = vl < sizeof(c->ev_name) - 1 ? vl : sizeof(c->ev_name) - 1;
         memcpy(c->ev_name, v, k);
         c->ev_name[k] = '\0';
-    } else if (fl == 4 && memcmp(s, "data", 4) == 0) {
+    } else if (fl == 4 && memcmp(f, "data", 4) == 0) {
         c->ev_has_data = true;
         c->ev_data_bytes += vtotal;
         /* look only for what this event can carry (the api sends `event:`
@@ -366,14 +262,14 @@ static void sse_line(client *c, const char *s, size_t n, size_t total, uint64_t 
         const char *u, *r;
         size_t ul, rl;
         if ((any || strcmp(nm, "update") == 0 || strcmp(nm, "enter") == 0) && c->ev_t_us < 0 &&
-            vl < LINE_KEEP && json_str(v, vl, "url", &u, &ul)) {
-            c->ev_t_us = query_num(u, ul, "t=");
-            c->ev_n = query_num(u, ul, "n=");
+            vl < LINE_KEEP && hn_json_find_str(v, vl, "url", &u, &ul)) {
+            c->ev_t_us = hn_find_num(u, ul, "t=", "?&");
+            c->ev_n = hn_find_num(u, ul, "n=", "?&");
         }
         if ((any || strcmp(nm, "snapshot") == 0) && c->ev_total < 0)
-            c->ev_total = json_int(v, vl < 4096 ? vl : 4096, "total");
+            c->ev_total = hn_json_find_int(v, vl < 4096 ? vl : 4096, "total");
         if ((any || strcmp(nm, "bye") == 0) && c->ev_reason[0] == '\0' && vl < 4096 &&
-            json_str(v, vl, "reason", &r, &rl)) {
+            hn_json_find_str(v, vl, "reason", &r, &rl)) {
             size_t k = rl < sizeof(c->ev_reason) - 1 ? rl : sizeof(c->ev_reason) - 1;
             memcpy(c->ev_reason, r, k);
             c->ev_reason[k] = '\0';
@@ -382,149 +278,23 @@ static void sse_line(client *c, const char *s, size_t n, size_t total, uint64_t 
     /* id, retry and unknown fields: nothing to measure */
 }
 
-/* Body bytes after the transfer coding: split into lines. */
-static void sse_feed(client *c, const char *p, size_t n, uint64_t now_us) {
-    while (n > 0) {
-        const char *lf = memchr(p, '\n', n);
-        size_t seg = lf ? (size_t)(lf - p) : n;
-        if (lf && c->line_total == 0) {
-            sse_line(c, p, seg, seg, now_us);              /* whole line in this read */
-        } else {
-            if (c->line_len < LINE_KEEP) {
-                size_t k = seg < LINE_KEEP - c->line_len ? seg : LINE_KEEP - c->line_len;
-                if (c->line_len + k > c->line_cap) {
-                    size_t cap = c->line_cap ? c->line_cap : 4096;
-                    while (cap < c->line_len + k) cap *= 2;
-                    c->line = hn_xrealloc(c->line, cap);
-                    c->line_cap = cap;
-                }
-                memcpy(c->line + c->line_len, p, k);
-                c->line_len += k;
-            }
-            c->line_total += seg;
-            if (lf) {
-                sse_line(c, c->line, c->line_len, c->line_total, now_us);
-                c->line_len = c->line_total = 0;
-            }
-        }
-        if (!lf) return;
-        p = lf + 1;
-        n -= seg + 1;
-    }
-}
-
-/* Chunked transfer coding (RFC 9112 §7.1), one byte of framing at a time,
- * chunk data in slices. Returns HN_ERR on a framing error, HN_AGAIN at the
- * last chunk. */
-static int body_feed(client *c, const char *p, size_t n, uint64_t now_us) {
-    while (n > 0) {
-        switch (c->body) {
-        case B_IDENTITY:
-            sse_feed(c, p, n, now_us);
-            return HN_OK;
-        case B_CK_DATA: {
-            size_t k = n < c->ck_left ? n : (size_t)c->ck_left;
-            sse_feed(c, p, k, now_us);
-            c->ck_left -= k;
-            p += k;
-            n -= k;
-            if (c->ck_left == 0) c->body = B_CK_DATA_END;
-            continue;
-        }
-        case B_DONE:
-            return HN_AGAIN;
-        default:
-            break;
-        }
-        char ch = *p++;
-        n--;
-        switch (c->body) {
-        case B_CK_SIZE: {
-            int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                  : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-            if (d >= 0) {
-                if (c->ck_left > (UINT64_MAX >> 4)) return HN_ERR;
-                c->ck_left = c->ck_left * 16 + (uint64_t)d;
-                c->ck_digits = true;
-            } else if (ch == ';' || ch == ' ' || ch == '\t') {
-                c->body = B_CK_EXT;
-            } else if (ch == '\r') {
-                /* wait for the LF */
-            } else if (ch == '\n' && c->ck_digits) {
-                c->body = c->ck_left ? B_CK_DATA : B_CK_TRAILER;
-                c->trailer_line = false;
-            } else {
-                return HN_ERR;
-            }
-            break;
-        }
-        case B_CK_EXT:
-            if (ch == '\n') {
-                c->body = c->ck_left ? B_CK_DATA : B_CK_TRAILER;
-                c->trailer_line = false;
-            }
-            break;
-        case B_CK_DATA_END:
-            if (ch == '\n') {
-                c->body = B_CK_SIZE;
-                c->ck_left = 0;
-                c->ck_digits = false;
-            } else if (ch != '\r') {
-                return HN_ERR;
-            }
-            break;
-        case B_CK_TRAILER:
-            if (ch == '\n') {
-                if (!c->trailer_line) {
-                    c->body = B_DONE;
-                    return HN_AGAIN;
-                }
-                c->trailer_line = false;
-            } else if (ch != '\r') {
-                c->trailer_line = true;
-            }
-            break;
-        default:
-            return HN_ERR;
-        }
-    }
-    return HN_OK;
+static int body_feed(client *c, const char *p, size_t n) {
+    return hn_sse_body(&c->rd, p, n, sse_line, c);
 }
 
 /* Status line and headers; the rest of the buffer is body. */
-static int headers_feed(client *c, const char *p, size_t n, uint64_t now_us) {
-    size_t k = n < HDR_MAX - 1 - c->hdr_len ? n : HDR_MAX - 1 - c->hdr_len;
-    size_t old = c->hdr_len;
-    memcpy(c->hdr + c->hdr_len, p, k);
-    c->hdr_len += k;
-    c->hdr[c->hdr_len] = '\0';
-    char *end = strstr(c->hdr + (old > 3 ? old - 3 : 0), "\r\n\r\n");
-    if (!end) {
-        if (c->hdr_len >= HDR_MAX - 1) {
-            client_fail(c, "headers_too_large%s", NULL);
-            return HN_ERR;
-        }
-        return HN_OK;
-    }
-    size_t hlen = (size_t)(end - c->hdr) + 4;
-    if (sscanf(c->hdr, "HTTP/1.%*d %d", &c->status) != 1) {
-        client_fail(c, "bad_status_line%s", NULL);
+static int headers_feed(client *c, const char *p, size_t n) {
+    size_t used = 0;
+    bool chunked = false;
+    int h = hn_http_head(c->hdr, HDR_MAX, &c->hdr_len, p, n, &c->status, &chunked, &used);
+    if (h == 0) return HN_OK;
+    if (h < 0) {
+        client_fail(c, c->hdr_len >= HDR_MAX - 1 ? "headers_too_large%s" : "bad_status_line%s", NULL);
         return HN_ERR;
     }
-    c->body = B_IDENTITY;
-    for (char *line = strstr(c->hdr, "\r\n"); line && line < end; line = strstr(line + 2, "\r\n")) {
-        if (strncasecmp(line + 2, "transfer-encoding:", 18) == 0) {
-            char *v = line + 20, *e = strstr(v, "\r\n");
-            for (char *q = v; q + 7 <= e; q++)
-                if (strncasecmp(q, "chunked", 7) == 0) {
-                    c->body = B_CK_SIZE;
-                    c->ck_left = 0;
-                    c->ck_digits = false;
-                }
-        }
-    }
-    const char *rest = p + (hlen - old);
-    size_t rest_n = n - (hlen - old);
+    hn_sse_rd_init(&c->rd, chunked, LINE_KEEP);
+    const char *rest = p + used;
+    size_t rest_n = n - used;
     if (c->status != 200) {
         /* the JSON error as the reason, as far as it came */
         char body[80];
@@ -537,7 +307,7 @@ static int headers_feed(client *c, const char *p, size_t n, uint64_t now_us) {
         return HN_ERR;
     }
     c->state = C_BODY;
-    return rest_n ? body_feed(c, rest, rest_n, now_us) : HN_OK;
+    return rest_n ? body_feed(c, rest, rest_n) : HN_OK;
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg) {
@@ -561,8 +331,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
         }
         if (c->t_first_byte == 0) c->t_first_byte = since_start();
         c->bytes += (uint64_t)r;
-        int rc = c->state == C_HEADERS ? headers_feed(c, rbuf, (size_t)r, now_us)
-                                       : body_feed(c, rbuf, (size_t)r, now_us);
+        c->now_us = now_us;
+        int rc = c->state == C_HEADERS ? headers_feed(c, rbuf, (size_t)r) : body_feed(c, rbuf, (size_t)r);
         if (rc == HN_ERR) {
             client_fail(c, "framing%s", NULL);
             client_close(c);
@@ -603,17 +373,8 @@ static void on_connected(evutil_socket_t fd, short what, void *arg) {
 
 static void client_start(client *c) {
     c->t_connect = since_start();
-    c->fd = socket(addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) {
-        c->state = C_CONNECTING;
-        client_fail(c, "socket:%s", strerror(errno));
-        client_close(c);
-        return;
-    }
-    int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->state = C_CONNECTING;
-    if (connect(c->fd, (struct sockaddr *)&addr.ss, addr.len) != 0 && errno != EINPROGRESS) {
+    if ((c->fd = bench_connect_nb(&addr)) < 0) {
         client_fail(c, "connect:%s", strerror(errno));
         client_close(c);
         return;
@@ -660,7 +421,7 @@ static void on_ready_timeout(evutil_socket_t fd, short what, void *arg) {
 
 static void on_lag_timer(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what, (void)arg;
-    uint64_t now = mono_us();
+    uint64_t now = bench_mono_us();
     if (lag_last) h_add(&lag_h, now - lag_last > LAG_TICK_US ? now - lag_last - LAG_TICK_US : 0);
     lag_last = now;
 }
@@ -671,26 +432,6 @@ static void on_lag_timer(evutil_socket_t fd, short what, void *arg) {
  * instead of Redis (the loop has its own measure, the lag above). Each
  * thread owns its histogram until it is joined. */
 static atomic_bool refs_stop;
-
-static redisContext *redis_open(void) {
-    char host[256];
-    snprintf(host, sizeof(host), "%s", o.redis);
-    char *colon = strrchr(host, ':');
-    if (!colon) {
-        fprintf(stderr, "hn-sseclient: --redis wants HOST:PORT\n");
-        return NULL;
-    }
-    *colon = '\0';
-    struct timeval tv = {5, 0};
-    redisContext *rc = redisConnectWithTimeout(host, atoi(colon + 1), tv);
-    if (rc == NULL || rc->err) {
-        fprintf(stderr, "hn-sseclient: redis %s: %s\n", o.redis, rc ? rc->errstr : "oom");
-        if (rc) redisFree(rc);
-        return NULL;
-    }
-    redisSetTimeout(rc, tv);
-    return rc;
-}
 
 /* XREAD reply: [[key, [[id, [field, value, ...]], ...]]] or nil. The records'
  * urls are found as raw bytes inside the msgpack (msgpack str bytes are the
@@ -725,7 +466,7 @@ static void *tail_main(void *arg) {
                 for (size_t j = 1; f->type == REDIS_REPLY_ARRAY && j < f->elements; j += 2) {
                     const char *v = f->element[j]->str, *end = v + f->element[j]->len;
                     for (const char *p = v; (p = memmem(p, (size_t)(end - p), "?t=", 3)) != NULL; p += 3) {
-                        int64_t t = query_num(p, (size_t)(end - p), "t=");
+                        int64_t t = hn_find_num(p, (size_t)(end - p), "t=", "?&");
                         if (t <= 0) continue;
                         tail_records++;
                         if ((int64_t)now_us < t) {
@@ -745,19 +486,19 @@ static void *tail_main(void *arg) {
 
 static void *ping_main(void *arg) {
     redisContext *rc = arg;
-    uint64_t next = mono_us();
+    uint64_t next = bench_mono_us();
     while (!atomic_load(&refs_stop)) {
         next += o.ping_ms * 1000u;
-        uint64_t now = mono_us();
+        uint64_t now = bench_mono_us();
         if (next > now) {
             struct timespec ts = {(time_t)((next - now) / 1000000u), (long)((next - now) % 1000000u) * 1000};
             nanosleep(&ts, NULL);
         } else {
             next = now;      /* late: no catching up in a burst */
         }
-        uint64_t t0 = mono_us();
+        uint64_t t0 = bench_mono_us();
         redisReply *rep = redisCommand(rc, "PING");
-        uint64_t t1 = mono_us();
+        uint64_t t1 = bench_mono_us();
         if (rep == NULL) {
             ping_errors++;
             break;
@@ -997,11 +738,7 @@ int main(int argc, char **argv) {
     request_len = (size_t)n;
 
     /* one fd per stream, plus Redis and stdio */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < o.clients + 64) {
-        rl.rlim_cur = rl.rlim_max < o.clients + 64 ? rl.rlim_max : o.clients + 64;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    bench_raise_nofile((uint64_t)o.clients + 64, "hn-sseclient");
     signal(SIGPIPE, SIG_IGN);
 
     struct event_config *cfg = event_config_new();
@@ -1021,7 +758,7 @@ int main(int argc, char **argv) {
         cl[i].ev_t_us = cl[i].ev_n = cl[i].ev_total = -1;
         cl[i].snapshot_total = -1;
     }
-    t0_mono = mono_us();
+    t0_mono = bench_mono_us();
 
     struct timeval tick = {0, 10000}, lagt = {0, LAG_TICK_US};
     connect_timer = event_new(base, -1, EV_PERSIST, on_connect_timer, NULL);
@@ -1043,11 +780,11 @@ int main(int argc, char **argv) {
     redisContext *tail_rc = NULL, *ping_rc = NULL;
     pthread_t tail_th, ping_th;
     if (o.tail) {
-        if ((tail_rc = redis_open()) == NULL) return 1;
+        if ((tail_rc = bench_redis_open(o.redis, "hn-sseclient")) == NULL) return 1;
         pthread_create(&tail_th, NULL, tail_main, tail_rc);
     }
     if (o.ping_ms) {
-        if ((ping_rc = redis_open()) == NULL) return 1;
+        if ((ping_rc = bench_redis_open(o.redis, "hn-sseclient")) == NULL) return 1;
         pthread_create(&ping_th, NULL, ping_main, ping_rc);
     }
 
@@ -1082,7 +819,7 @@ int main(int argc, char **argv) {
     event_free(lag);
     event_free(connect_timer);
     for (uint32_t i = 0; i < o.clients; i++) {
-        free(cl[i].line);
+        hn_sse_rd_free(&cl[i].rd);
         free(cl[i].seen);
     }
     free(cl);

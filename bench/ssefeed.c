@@ -53,7 +53,7 @@
 #define SNDBUF_BYTES (4 * 1024 * 1024)
 
 typedef struct opts {
-    const char *to, *key, *mode, *url_base;
+    const char *to, *key, *mode, *url_base, *sids_out;
     uint32_t    sessions;
     double      rate, duration, pv_share;
     uint64_t    q_start, seed;
@@ -247,6 +247,7 @@ static void usage(FILE *f) {
             "  --q-start N      first sequence number of every session (default 1)\n"
             "  --seed N         sessions' ids and the mix (default 1)\n"
             "  --url-base URL   (default https://bench.example/p)\n"
+            "  --sids-out FILE  write the sessions' ids there, one a line (hn-chatclient, hn-chatdrive)\n"
             "prints: mode= sent= pv= hb= pv_n= seconds= rate= late_max_ms= late_avg_ms= errors= bytes=\n"
             "        cpu_s= first_us= last_us=\n");
 }
@@ -258,7 +259,8 @@ int main(int argc, char **argv) {
         {"rate", required_argument, NULL, 'r'},     {"duration", required_argument, NULL, 'd'},
         {"pv-share", required_argument, NULL, 'p'}, {"q-start", required_argument, NULL, 'q'},
         {"seed", required_argument, NULL, 'S'},     {"url-base", required_argument, NULL, 'u'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"sids-out", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     opts o = {.sessions = 10000, .duration = 30, .pv_share = 0.8, .q_start = 1, .seed = 1,
               .url_base = "https://bench.example/p"};
@@ -270,6 +272,7 @@ int main(int argc, char **argv) {
         case 'k': o.key = optarg; break;
         case 'm': o.mode = optarg; break;
         case 'u': o.url_base = optarg; break;
+        case 'o': o.sids_out = optarg; break;
         case 's': o.sessions = (uint32_t)strtoul(optarg, &end, 10); if (*end || o.sessions == 0) goto bad; break;
         case 'r': o.rate = strtod(optarg, &end); if (*end || o.rate <= 0) goto bad; break;
         case 'd': o.duration = strtod(optarg, &end); if (*end || o.duration <= 0) goto bad; break;
@@ -300,6 +303,18 @@ int main(int argc, char **argv) {
         session_id(o.seed, i, st->sids + (size_t)i * SID_LEN);
         st->q[i] = o.q_start;
         st->order[i] = i;
+    }
+    if (o.sids_out) {
+        FILE *f = fopen(o.sids_out, "w");
+        if (f == NULL) {
+            fprintf(stderr, "hn-ssefeed: %s: %s\n", o.sids_out, strerror(errno));
+            return 1;
+        }
+        for (uint32_t i = 0; i < o.sessions; i++) fprintf(f, "%.*s\n", SID_LEN, st->sids + (size_t)i * SID_LEN);
+        if (fclose(f) != 0) {
+            fprintf(stderr, "hn-ssefeed: %s: %s\n", o.sids_out, strerror(errno));
+            return 1;
+        }
     }
     for (uint32_t i = o.sessions - 1; i > 0; i--) {      /* Fisher–Yates */
         uint32_t j = rnd(st, i + 1), t = st->order[i];

@@ -21,6 +21,7 @@
  */
 #include "api/internal.h"
 #include "api/reply.h"
+#include "common/httpguard.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -278,7 +279,7 @@ static void send_begin(hn_api_pool *p, hn_api_job *job) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Disposition",
                           job->stream_disposition);
     evhttp_send_reply_start(req, job->stream_status, NULL);
-    evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_close, job);
+    hn_httpguard_closecb(evhttp_request_get_connection(req), on_close, job);
 }
 
 static void send_chunks(hn_api_pool *p, hn_api_job *job, hn_api_chunk *c) {
@@ -322,7 +323,7 @@ static void end_stream(hn_api_pool *p, hn_api_job *job) {
         evhttp_request_free(req);         /* detached: ours */
         return;
     }
-    evhttp_connection_set_closecb(evcon, NULL, NULL);
+    hn_httpguard_closecb(evcon, NULL, NULL);
     if (job->gone || job->stream_failed) {
         atomic_fetch_add(&p->cut, 1);
         evhttp_connection_free(evcon);    /* frees req with it */

@@ -1,6 +1,7 @@
 /* reply.c: headers and tracked answers (reply.h). */
 #include "api/reply.h"
 #include "common/buf.h"
+#include "common/httpguard.h"
 #include "common/json.h"
 
 #include <event2/buffer.h>
@@ -34,7 +35,7 @@ static void track_close(struct evhttp_connection *evcon, void *arg) {
 static void track_complete(struct evhttp_request *req, void *arg) {
     tracker *t = arg;
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    if (evcon) evhttp_connection_set_closecb(evcon, NULL, NULL);
+    if (evcon) hn_httpguard_closecb(evcon, NULL, NULL);
     (*t->writing)--;
     free(t);
 }
@@ -46,7 +47,7 @@ void hn_reply_track(uint64_t *writing, struct evhttp_request *req) {
     t->writing = writing;
     (*writing)++;
     evhttp_request_set_on_complete_cb(req, track_complete, t);
-    evhttp_connection_set_closecb(evcon, track_close, t);
+    hn_httpguard_closecb(evcon, track_close, t);
 }
 
 void hn_reply_send(uint64_t *writing, bool closing, struct evhttp_request *req, int status,

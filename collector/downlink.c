@@ -5,6 +5,7 @@
  * left (evhttp's close callback), it does not read (cut), or the worker stops.
  */
 #include "collector/chat_priv.h"
+#include "common/httpguard.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -213,7 +214,7 @@ static void on_close(struct evhttp_connection *con, void *arg) {
 static void dl_end(dl *d, bool cut) {
     if (d->dead) return;
     struct evhttp_connection *con = evhttp_request_get_connection(d->req);
-    if (con) evhttp_connection_set_closecb(con, NULL, NULL);
+    if (con) hn_httpguard_closecb(con, NULL, NULL);
     if (con == NULL) evhttp_request_free(d->req);
     else if (cut) evhttp_connection_free(con);     /* frees the request with it */
     else evhttp_send_reply_end(d->req);
@@ -327,7 +328,7 @@ void hn_chat_downlink(hn_chat *ch, struct evhttp_request *req, bool rate_limited
     HN_STAT_ADD(w->st.http_responses[hn_http_code_index(200)], 1);
     evhttp_send_reply_start(req, 200, "OK");
     struct evhttp_connection *con = evhttp_request_get_connection(req);
-    evhttp_connection_set_closecb(con, on_close, d);
+    hn_httpguard_closecb(con, on_close, d);
     /* quiet between pings: evhttp's idle timeout must not cut it */
     evhttp_connection_set_timeout(con, (int)c->cfg.chat_ping_s * 3 + 10);
     chat_queue(ch, d);

@@ -22,6 +22,8 @@ typedef struct slot {
     struct evhttp_connection *con;     /* NULL: no request seen on this fd */
     uint64_t begun_ms;                 /* monotonic: when the arriving request began */
     bool     arriving;
+    hn_httpguard_closefn ucb;          /* the owner's close callback (hn_httpguard_closecb) */
+    void    *uarg;
 } slot;
 
 struct hn_httpguard {
@@ -93,13 +95,35 @@ static void watch_out(struct evbuffer *b, const struct evbuffer_cb_info *info, v
     if (st && info->n_added) st->arriving = false;
 }
 
+/* The guard's close callback stays on the connection for its whole life:
+ * the slot is cleared here, then the owner's callback (if one was set
+ * through hn_httpguard_closecb) runs. Replacing it with
+ * evhttp_connection_set_closecb once left the slot pointing at a freed
+ * connection, which the sweep then freed again. */
 static void on_close(struct evhttp_connection *con, void *arg) {
     (void)arg;
     hn_httpguard *g = tl_guard;
     slot *st = slot_of(g, bufferevent_getfd(evhttp_connection_get_bufferevent(con)));
-    if (st == NULL) return;
-    if (st->arriving) count(g->ctr.incomplete);
-    memset(st, 0, sizeof(*st));
+    hn_httpguard_closefn ucb = NULL;
+    void *uarg = NULL;
+    if (st && st->con == con) {
+        ucb = st->ucb;
+        uarg = st->uarg;
+        if (st->arriving) count(g->ctr.incomplete);
+        memset(st, 0, sizeof(*st));
+    }
+    if (ucb) ucb(con, uarg);
+}
+
+void hn_httpguard_closecb(struct evhttp_connection *con, hn_httpguard_closefn cb, void *arg) {
+    if (con == NULL) return;
+    slot *st = slot_of(tl_guard, bufferevent_getfd(evhttp_connection_get_bufferevent(con)));
+    if (st && st->con == con) {
+        st->ucb = cb;
+        st->uarg = arg;
+    } else {
+        evhttp_connection_set_closecb(con, cb, arg);   /* a connection without a guard */
+    }
 }
 
 static void first_bytes(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg) {
@@ -110,7 +134,7 @@ static void first_bytes(struct evbuffer *in, const struct evbuffer_cb_info *info
     bufferevent_getcb(bev, NULL, NULL, NULL, &con);
     slot *st = slot_of(tl_guard, bufferevent_getfd(bev));
     if (con == NULL || st == NULL) return;
-    *st = (slot){con, hn_mono_ms(), true};
+    *st = (slot){con, hn_mono_ms(), true, NULL, NULL};
     evhttp_connection_set_closecb(con, on_close, NULL);
     evbuffer_add_cb(in, watch_in, bev);
     evbuffer_add_cb(bufferevent_get_output(bev), watch_out, bev);

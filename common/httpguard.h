@@ -55,6 +55,12 @@ void hn_httpguard_free(hn_httpguard *g);
  * request callback. */
 void hn_httpguard_arrived(struct evhttp_request *req);
 
+/* Instead of evhttp_connection_set_closecb on a guarded connection (the
+ * guard's own close callback must stay: it forgets the connection); cb NULL
+ * removes the owner's. On the connection's event-base thread. */
+typedef void (*hn_httpguard_closefn)(struct evhttp_connection *con, void *arg);
+void hn_httpguard_closecb(struct evhttp_connection *con, hn_httpguard_closefn cb, void *arg);
+
 /* True when the request names its body length twice: two Content-Length
  * headers, or Content-Length and Transfer-Encoding together. evhttp takes
  * the first; a proxy in front may take another (request smuggling), so such

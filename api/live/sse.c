@@ -1,6 +1,7 @@
 /* sse.c: the live stream's connections, see sse.h. */
 #include "api/live/sse.h"
 
+#include "common/httpguard.h"
 #include "common/log.h"
 #include "common/prom.h"
 
@@ -122,7 +123,7 @@ static void sub_end(sub *u, int reason) {
     struct evhttp_request *req = u->req;
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     s->closed[reason]++;
-    if (evcon) evhttp_connection_set_closecb(evcon, NULL, NULL);
+    if (evcon) hn_httpguard_closecb(evcon, NULL, NULL);
     if (evcon == NULL) {
         evhttp_request_free(req);                 /* detached: ours */
     } else if (reason == BYE_SLOW) {
@@ -296,7 +297,7 @@ int hn_sse_open(hn_sse *s, struct evhttp_request *req, int64_t widget_id, const 
     g->head = u;
     s->opened++;
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    evhttp_connection_set_closecb(evcon, on_close, u);
+    hn_httpguard_closecb(evcon, on_close, u);
     /* a stream is quiet between pings: evhttp's idle timeout must not cut it */
     evhttp_connection_set_timeout(evcon, (int)s->cfg->sse_ping_s * 4 + 10);
     hn_live_subscribe(s->live, widget_id, u->id, last_epoch, last_seq);

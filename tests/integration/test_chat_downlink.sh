@@ -201,4 +201,35 @@ hn_assert_cmd "A alive" hn_alive "$HN_PID_colA"
 hn_assert_cmd "B alive" hn_alive "$HN_PID_colB"
 rc=0; hn_stop "$HN_PID_colA" || rc=$?
 hn_assert_eq "A: stops cleanly with downlinks open" 0 "$rc"
+
+# ---- a downlink's connection and the HTTP guard -------------------------------------------
+# A client that sends a byte after ': ready' and then closes once left the
+# guard's record of the connection pointing at freed memory, and the guard's
+# sweep freed it a second time (found in review; ASan: use after free). C has
+# a 200 ms request timeout; after that client, a second one sends half a
+# request: the sweep must time out exactly that one, and C must live on.
+HTTPC=$(hn_free_port) ADMINC=$(hn_free_port)
+hn_spawn colC env HERENOW_HTTP_LISTEN=127.0.0.1:$HTTPC HERENOW_ADMIN_LISTEN=127.0.0.1:$ADMINC \
+    HERENOW_HTTP_REQUEST_TIMEOUT_MS=200 "$HN_BIN/herenow-collector"
+hn_wait_for 10 "C ready" curl -fsS "http://127.0.0.1:$ADMINC/readyz"
+python3 - "$HTTPC" "$K" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /v?k=" + sys.argv[2].encode() + b"&s=guardsession01 HTTP/1.1\r\nHost: x\r\n\r\n")
+buf = b""
+while b": ready" not in buf:
+    buf += s.recv(4096)
+s.sendall(b"X")
+s.close()
+PY
+hn_wait_for 5 "C: the downlink is freed" bash -c "[ \$(curl -fsS http://127.0.0.1:$ADMINC/metrics | awk '\$1 == \"herenow_chat_downlinks_open\" { print \$2 }') = 0 ]"
+t0=$(metric "$ADMINC" herenow_http_request_timeouts_total)
+exec 7<>/dev/tcp/127.0.0.1/"$HTTPC"
+printf 'GET /h.js HTTP/1.1\r\nHost: x\r\n' >&7
+hn_wait_for 5 "C: the half request timed out" bash -c "[ \$(curl -fsS http://127.0.0.1:$ADMINC/metrics | awk '\$1 == \"herenow_http_request_timeouts_total\" { print \$2 }') -ge $((t0 + 1)) ]"
+exec 7>&-
+hn_assert_eq "C: the sweep timed out only the half request (not the closed downlink again)" $((t0 + 1)) \
+    "$(metric "$ADMINC" herenow_http_request_timeouts_total)"
+hn_assert_cmd "C alive" hn_alive "$HN_PID_colC"
+hn_assert_cmd "C still answers" curl -fsS "http://127.0.0.1:$ADMINC/livez"
 hn_done

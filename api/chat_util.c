@@ -240,9 +240,13 @@ bool hn_chat_rate_take(const char *token_id, int64_t per_min, uint64_t now_ms) {
         b->level = (double)per_min;
         b->at_ms = now_ms;
     }
-    b->level += (double)(now_ms - b->at_ms) * (double)per_min / 60000.0;
-    if (b->level > (double)per_min) b->level = (double)per_min;
-    b->at_ms = now_ms;
+    /* threads read the clock before taking the lock: an earlier reading
+     * than the bucket's refills nothing (unsigned, it once refilled all) */
+    if (now_ms > b->at_ms) {
+        b->level += (double)(now_ms - b->at_ms) * (double)per_min / 60000.0;
+        if (b->level > (double)per_min) b->level = (double)per_min;
+        b->at_ms = now_ms;
+    }
     ok = b->level >= 1.0;
     if (ok) b->level -= 1.0;
     pthread_mutex_unlock(&mu);

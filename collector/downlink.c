@@ -166,8 +166,15 @@ static void pend_free(dl *d) {
 void dl_go_live(dl *d) {
     if (d->dead) return;
     d->live = true;
-    static const char ready[] = ": ready\n\n";   /* the start is fixed: events after now come */
-    put(d, ready, sizeof(ready) - 1);
+    /* The start is fixed: events after it come. The page keeps its position
+     * (a `ready` event carries it, without an SSE id so EventSource's own
+     * Last-Event-ID is untouched), so that a downlink it opens later without
+     * having had an event yet resumes from here: nothing sent meanwhile is
+     * lost. ": ready" is for tools. */
+    char ready[96];
+    int n = snprintf(ready, sizeof(ready), "event: ready\ndata: {\"last\":\"%llu-%llu\"}\n\n: ready\n\n",
+                     (unsigned long long)d->pos.ms, (unsigned long long)d->pos.seq);
+    put(d, ready, (size_t)n);
     for (pend *p = d->ph; p && !d->dead; p = p->next)
         if (hn_xid_cmp(p->id, d->pos) > 0) dl_write(d, p->id, p->text, p->len);
     pend_free(d);

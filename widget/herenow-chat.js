@@ -195,7 +195,9 @@ textarea{flex:1;resize:none;height:40px;border:1px solid #cfd3dc;border-radius:8
   };
 
   const send = text => {
-    text = String(text == null ? '' : text).trim().slice(0, MAX_TEXT);
+    // C0 controls but \n and \t: the collector refuses them (a pasted form
+    // feed would lose the whole message)
+    text = String(text == null ? '' : text).replace(/[\0-\x08\x0b-\x1f\x7f]/g, '').trim().slice(0, MAX_TEXT);
     if (!text) return;
     if (!st.c || st.closed) open();
     st.t.push({ me: 1, x: text });
@@ -206,7 +208,7 @@ textarea{flex:1;resize:none;height:40px;border:1px solid #cfd3dc;border-radius:8
 
   // ---- the downlink --------------------------------------------------------------
 
-  let es, hiddenTimer;
+  let es, hiddenTimer, retryTimer, retries = 0;
   const onEvent = e => {
     let d;
     try { d = JSON.parse(e.data); } catch (err) { return; }
@@ -237,10 +239,26 @@ textarea{flex:1;resize:none;height:40px;border:1px solid #cfd3dc;border-radius:8
     if (es || doc.hidden) return;
     const url = ORIGIN + '@HN_V@?k=' + encodeURIComponent(KEY) + '&s=' + encodeURIComponent(sid()) +
       (st.last ? '&last=' + encodeURIComponent(st.last) : '');
-    es = new EventSource(url);
+    const me = es = new EventSource(url);
     ['invite', 'message', 'close'].forEach(t => es.addEventListener(t, onEvent));
+    // where the stream starts: a later downlink resumes from here even if
+    // no event came on this one
+    es.addEventListener('ready', e => {
+      retries = 0;
+      try { st.last = JSON.parse(e.data).last || st.last; } catch (err) { /* keep */ }
+      save();
+    });
+    // Any error (a 503 or 429 answer, which EventSource never retries, or a
+    // lost connection, whose own retry would not carry our position): close
+    // it and connect again with the last position, after a growing pause.
+    es.onerror = () => {
+      if (es != me) return;
+      disconnect();
+      retryTimer = setTimeout(connect, Math.min(30000, 1000 * 2 ** retries++) * (0.5 + Math.random()));
+    };
   };
   const disconnect = () => {
+    clearTimeout(retryTimer);
     if (es) es.close();
     es = 0;
   };

@@ -759,6 +759,7 @@ function updateCountries() {
 
 function setSort(key) {
   const s2 = state.sort;
+  if (key === 'arrival' && s2.key !== 'arrival') s2.column = s2.key;
   if (s2.key === key && key !== 'arrival') s2.dir = -s2.dir;
   else { s2.key = key; s2.dir = key === 'country' ? 1 : -1; }
   $('f-order').value = key === 'arrival' ? 'arrival' : '';
@@ -1101,7 +1102,8 @@ function init() {
   $('f-page').addEventListener('input', e => { state.filter.page = e.target.value; scheduleRender(); });
   $('f-country').addEventListener('change', e => { state.filter.country = e.target.value; scheduleRender(); });
   $('f-status').addEventListener('change', e => { state.filter.status = e.target.value; scheduleRender(); });
-  $('f-order').addEventListener('change', e => setSort(e.target.value));
+  // back from arrival: the column sorted before it
+  $('f-order').addEventListener('change', e => setSort(e.target.value || state.sort.column || 'last_seen'));
   for (const b of document.querySelectorAll('#list th button')) b.addEventListener('click', () => setSort(b.dataset.sort));
 
   for (const b of document.querySelectorAll('[data-range]')) {

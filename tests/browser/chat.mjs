@@ -216,6 +216,21 @@ guard(async () => {
     async () => /Closed/.test(await dash.textContent(`#rows tr[data-sid="${sid}"] .c-chat`)),
     async () => `row: ${await dash.textContent(`#rows tr[data-sid="${sid}"] .c-chat`).catch(() => 'none')}; api: ${JSON.stringify((await rest(`/widgets/${WID}/active-visitors?limit=1000`)).json?.visitors?.find(x => x.session_id == sid))}`);
 
+  // an invitation sent while a tab that never had an event is hidden (its
+  // downlink closed): it arrives when the visitor is back
+  const vis3 = await newPage(visCtx);
+  await vis3.goto(`${S}/contact.html`);
+  await waitFor(() => vis3.evaluate(() => !!(window.herenow && window.herenow.c) && window.__esOpen == 1), 5000);
+  await expectWithin('a fresh page keeps where its downlink started', 3000,
+    () => vis3.evaluate(() => !!JSON.parse(sessionStorage.getItem('herenow_chat') || '{}').last));
+  const sid3 = await sidOf(vis3);
+  await setHidden(vis3, true);
+  await expectWithin('… hidden: its downlink closes', 3000, () => vis3.evaluate(() => window.__esOpen == 0));
+  eq('invite while the tab is hidden: 201', 201, (await rest(`/sessions/${sid3}/chat?widget=${WID}`, { method: 'POST', body: { text: 'Still there?' } })).status);
+  await setHidden(vis3, false);
+  await expectWithin('… back: the invitation arrives', 3000, async () => (await vis3.textContent(`${UI} .b .x`).catch(() => '')) == 'Still there?');
+  await vis3.close();
+
   // ---------------- 3. hostile text, both ways ----------------
   const EVIL = '<img src=x onerror="window.__xss=1"> שלום 👋🏽 مرحبا <b>bold</b>';
   const vis2 = await newPage(visCtx);
@@ -326,6 +341,11 @@ async function busy(dash) {
     [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25)
       .forEach(([k, us]) => console.log(`# profile ${(us / 1000).toFixed(0)} ms ${k}`));
   }
+  // the order menu: by arrival, then back to the sorted column (once froze the list)
+  await dash.selectOption('#f-order', 'arrival');
+  await dash.selectOption('#f-order', '');
+  await expectWithin('busy: back from arrival order, the list sorts by last seen again', 3000,
+    async () => (await dash.getAttribute('#list th.c-seen', 'aria-sort')) == 'descending' && (await dash.$$('#rows tr')).length == 500);
   const posted = [];
   dash.on('request', q => {
     const m = q.method() == 'POST' && q.url().match(/\/sessions\/([^/]+)\/chat\?/);

@@ -337,6 +337,18 @@ static const char invite_sql[] =
     " SELECT c.agent_name, " HN_SQL_MS("c.created_at") ", m.id, m.conversation_id, m.sender,"
     "  m.agent_name, m.body, " HN_SQL_MS("m.sent_at") ", (SELECT count(*) FROM s) FROM c, m";
 
+/* In the invitation's transaction: one invitation of a session at a time
+ * (two agents, or two api nodes, pressing Start chat together), and what
+ * PostgreSQL knows of open conversations. $1 widget, $2 session, $3 the
+ * session hash's conversation ('' none). Answers: an open conversation
+ * exists; the hash's conversation is not in PostgreSQL yet (a visitor's chat
+ * the drain has not written). */
+static const char invite_check_sql[] =
+    "SELECT pg_advisory_xact_lock(hashtext('chat:' || $1 || ':' || $2)),"
+    " EXISTS (SELECT 1 FROM widget_conversations WHERE widget_id = $1::integer AND session_id = $2"
+    "  AND state IN ('invited', 'shown', 'accepted', 'chatting')),"
+    " $3 <> '' AND NOT EXISTS (SELECT 1 FROM widget_conversations WHERE id = nullif($3, '')::uuid)";
+
 void hn_route_chat_invite(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     chat_rq c = {0};
     live lv;
@@ -350,13 +362,27 @@ void hn_route_chat_invite(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *r
         chat_error(rs, 409, "session_gone", "the session is not live");
         goto out;
     }
-    if (state_open(lv.state)) {
-        chat_error(rs, 409, "already_chatting", lv.state);
-        goto out;
-    }
     new_uuid(cid);
     new_uuid(mid);
     if (tx(w, rs, "BEGIN") != HN_OK) goto out;
+    /* The hash may say a chat is open when PostgreSQL knows it ended (a
+     * visitor's message after the agent closed it sets "chatting" again):
+     * PostgreSQL decides, but for a visitor's chat not written yet. */
+    bool known = hn_uuid_text_ok((hn_str){lv.chat, (uint32_t)strlen(lv.chat)});
+    const char *cp[] = {c.wbuf, c.sid, known ? lv.chat : ""};
+    res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, invite_check_sql, 3, cp);
+    if (res == NULL) {
+        rollback(w);
+        goto out;
+    }
+    bool pg_open = PQgetvalue(res, 0, 1)[0] == 't', pending = PQgetvalue(res, 0, 2)[0] == 't';
+    PQclear(res);
+    res = NULL;
+    if (pg_open || (state_open(lv.state) && pending)) {
+        rollback(w);
+        chat_error(rs, 409, "already_chatting", lv.state[0] ? lv.state : "invited");
+        goto out;
+    }
     const char *p[] = {c.wbuf, c.sid, cid, mid, c.f[1].val ? c.f[1].val : "", rq->who.token_id,
                        lv.visitor, c.f[0].val};
     res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, invite_sql, 8, p);

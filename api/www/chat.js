@@ -209,7 +209,7 @@ function setMsg(text) { $('chat-msg').textContent = text; }
 async function send() {
   const sid = drawer.sid, ta = $('chat-text');
   const text = ta.value.trim();
-  if (!sid || !text) return;
+  if (!sid || !text || $('chat-send').disabled) return;   // Enter twice: once
   const inviting = $('chat-send').textContent === 'Send invitation';
   const path = `/sessions/${encodeURIComponent(sid)}/${inviting ? 'chat' : 'messages'}?widget=${state.widget.id}`;
   $('chat-send').disabled = true;

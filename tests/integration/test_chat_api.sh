@@ -169,6 +169,16 @@ req POST "$S/$SID/chat/close" "$TOK"
 hn_assert_eq "close again: 409 no_chat" "409 no_chat" "$ST $(j .error)"
 req POST "$S/$SID/messages" "$TOK" '{"text":"after close"}'
 hn_assert_eq "message after close: 409 no_chat" "409 no_chat" "$ST $(j .error)"
+# the visitor's late message (the old conversation) sets "chatting" again in
+# the hash; PostgreSQL knows the conversation is closed, so a new invitation
+# goes ahead (it once answered 409 already_chatting for good: found in review)
+send --type msg --session "$SID" --seq 9 --conversation "$CID" --text 'one more thing'
+late_chatting() { [ "$(hn_redis HGET "hn:sess:{$W1}:$SID" chat_state)" = chatting ]; }
+hn_wait_for 10 "the late message made the hash say chatting" late_chatting
+late_drained() { [ "$(hn_psql "SELECT count(*) FROM widget_conversation_messages WHERE conversation_id = '$CID' AND body = 'one more thing'")" = 1 ]; }
+hn_wait_for 10 "the late message drained" late_drained
+hn_assert_eq "… into the closed conversation, which stays closed" closed \
+    "$(hn_psql "SELECT state FROM widget_conversations WHERE id = '$CID'")"
 # a visitor-started chat (no ci): the drain opens the conversation
 send --type msg --session sessNOCHAT01 --seq 2 --text 'I have a question'
 hn_wait_for 10 "visitor-started conversation" bash -c "[ \"\$($HN_PG_BINDIR/psql -X -At '$HERENOW_DATABASE_URL' -c \"SELECT count(*) FROM widget_conversations WHERE started_by = 'visitor' AND session_id = 'sessNOCHAT01'\")\" = 1 ]"
@@ -205,7 +215,7 @@ for r in "POST $S/$SID/chat" "POST $S/$SID/messages" "GET $S/$SID/messages" "POS
     [[ $p == /widgets/* ]] || hn_assert_eq "$r?widget=$W1 with widget 2's token: 403" 403 "$ST"
 done
 req GET "$S/$SID/messages" "$TOK1"
-hn_assert_eq "the widget's own token reads the thread" "200 5" "$ST $(j '.messages | length')"
+hn_assert_eq "the widget's own token reads the thread (5 + the late message)" "200 6" "$ST $(j '.messages | length')"
 
 # --- rate limit ---------------------------------------------------------------------------------
 got429=0

@@ -31,6 +31,12 @@ static const char stats_sql[] =
     " coalesce(sum(engaged_ms), 0), coalesce(sum(bounces), 0), coalesce(sum(chat_sessions), 0)"
     " FROM widget_rollup_hourly WHERE widget_id = $1 AND hour >= $2 AND hour < $3";
 
+static const char chat_stats_sql[] =
+    "SELECT count(*) FILTER (WHERE started_by = 'agent'),"
+    " count(*) FILTER (WHERE started_by = 'agent' AND accepted_at IS NOT NULL),"
+    " count(*) FILTER (WHERE started_by = 'visitor')"
+    " FROM widget_conversations WHERE widget_id = $1 AND created_at >= $2 AND created_at < $3";
+
 /* Sessions seen within the live window, or -1 when Redis does not answer:
  * the stats are still worth having without it. */
 static int64_t active_now(hn_api_worker *w, int64_t wid, const hn_config *cfg) {
@@ -73,6 +79,12 @@ void hn_route_stats(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
             bounces = hn_rt_pg_int(res, 0, 6), chats = hn_rt_pg_int(res, 0, 7);
     PQclear(res);
     int64_t now_live = active_now(w, wid, rq->cfg);
+    /* Start Chat: invitations sent (and accepted), chats by who started them */
+    res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, chat_stats_sql, 3, p);
+    if (res == NULL) return;
+    int64_t invites = hn_rt_pg_int(res, 0, 0), accepted = hn_rt_pg_int(res, 0, 1),
+            by_visitor = hn_rt_pg_int(res, 0, 2);
+    PQclear(res);
 
     hn_buf_append(&out, "{", 1);
     bool first = true;
@@ -87,6 +99,10 @@ void hn_route_stats(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     hn_json_kfixed(&out, &first, "avg_pages", ratio(spages, sessions), 2);
     hn_json_kfixed(&out, &first, "bounce_rate", ratio(bounces, sessions), 4);
     hn_json_kfixed(&out, &first, "chat_engagement_rate", ratio(chats, sessions), 4);
+    hn_json_kint(&out, &first, "invitations_sent", invites);
+    hn_json_kfixed(&out, &first, "invitation_acceptance_rate", ratio(accepted, invites), 4);
+    hn_json_kint(&out, &first, "chats_by_agents", invites);
+    hn_json_kint(&out, &first, "chats_by_visitors", by_visitor);
     if (now_live >= 0)
         hn_json_kint(&out, &first, "active_now", now_live);
     else

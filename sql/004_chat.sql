@@ -32,6 +32,8 @@ CREATE TABLE widget_conversations (
 );
 -- a session's conversations, latest first
 CREATE INDEX widget_conversations_session ON widget_conversations (widget_id, session_id, created_at DESC);
+-- the statistics' range (invitations sent, chats by who started them)
+CREATE INDEX widget_conversations_created ON widget_conversations (widget_id, created_at);
 -- GET /widgets/:id/chats?state=open|closed, newest first (cursor: created_at, id)
 CREATE INDEX widget_conversations_list ON widget_conversations (widget_id, created_at DESC, id DESC);
 -- erasure of a visitor

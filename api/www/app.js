@@ -816,6 +816,11 @@ async function loadDetails() {
     return;
   }
   if (gen !== details.gen) return;
+  // the chat, both sides, for the timeline (none yet: 404 or empty)
+  try {
+    d.messages = (await api(`/sessions/${encodeURIComponent(sid)}/messages?widget=${state.widget.id}&limit=200`)).messages;
+  } catch { /* no chat */ }
+  if (gen !== details.gen) return;
   const key = JSON.stringify(d);
   if (key !== details.last) {       // re-render only when something changed (keeps scroll)
     details.last = key;
@@ -873,9 +878,12 @@ function renderDetails(d) {
 const EVENT_KIND = { ev: 'Event', id: 'Identified', hide: 'Tab hidden', show: 'Tab visible', end: 'Left', hb: 'Heartbeat' };
 
 function timeline(d) {
+  const chat = d.messages && d.messages.length ? d.messages : null;
   const items = [
     ...(d.pages || []).map((p, i) => ({ t: Date.parse(p.time), o: i, pv: p })),
-    ...(d.events || []).map((e, i) => ({ t: Date.parse(e.time), o: 1e6 + i, ev: e })),
+    // a visitor's message is an event too: with the thread at hand, the thread's entry says more
+    ...(d.events || []).filter(e => !(chat && e.type === 'msg')).map((e, i) => ({ t: Date.parse(e.time), o: 1e6 + i, ev: e })),
+    ...(chat || []).map((m, i) => ({ t: Date.parse(m.sent_at), o: 2e6 + i, msg: m })),
   ].sort((a, b) => a.t - b.t || a.o - b.o);
   if (!items.length) return h('p', { class: 'muted', text: 'Nothing recorded yet.' });
   return h('ol', { class: 'timeline' }, items.map(it => {
@@ -886,6 +894,14 @@ function timeline(d) {
         h('div', { class: 'tl-body' },
           h('span', { class: 'title', text: p.title || '(no title)' }), urlEl(p.url),
           h('span', { class: 'muted tl-dur', text: p.time_on_page_s == null ? 'last page' : `${fmtDuration(p.time_on_page_s)} on this page` })));
+    }
+    if (it.msg) {
+      const m = it.msg;
+      return h('li', { class: `tl tl-msg tl-msg-${m.sender}`, dataset: { type: 'msg' } },
+        timeEl(m.sent_at), h('span', { class: 'tl-kind', text: 'Chat' }),
+        h('div', { class: 'tl-body' },
+          h('strong', { text: m.sender === 'agent' ? (m.agent || 'Agent') : 'Visitor' }),
+          h('span', { class: 'x', text: m.text })));
     }
     const e = it.ev;
     return h('li', { class: `tl tl-ev tl-${e.type}`, dataset: { type: e.type, name: e.name || '' } },
@@ -971,6 +987,7 @@ const FIGURE_FMT = {
   visitors: fmtInt, sessions: fmtInt, page_views: fmtInt, active_now: fmtInt,
   avg_time_on_site_s: fmtDuration, avg_pages: n => (n == null ? '–' : n.toFixed(2)),
   bounce_rate: fmtPct, chat_engagement_rate: fmtPct,
+  invitations_sent: fmtInt, invitation_acceptance_rate: fmtPct, chats_by_visitors: fmtInt, chats_by_agents: fmtInt,
 };
 
 function renderFigures(stats) {

@@ -188,6 +188,15 @@ guard(async () => {
   await agent2Ctx.close();
   wantPanel.push('Agent two here', 'Thanks both');
 
+  // the session's timeline in the details has the chat, both sides
+  await dash.click(`#rows tr[data-sid="${sid}"] .c-page`);
+  await expectWithin('the details\' timeline includes the messages of both sides', 5000, async () => {
+    const m = await dash.$$eval('#d-body li.tl-msg .x', xs => xs.map(x => x.textContent));
+    return m.includes('Agent message 1') && m.includes('Visitor message 5') && m.includes('Thanks both');
+  });
+  await dash.keyboard.press('Escape');
+  await expectWithin('… and the details close', 2000, () => dash.evaluate(() => !document.querySelector('#details').open));
+
   await vis.reload();
   await expectWithin('after a reload the thread is still there', 5000,
     async () => JSON.stringify((await panelThread(vis)).map(m => m.text)) == JSON.stringify(wantPanel));

@@ -226,6 +226,15 @@ done
 hn_assert_eq "rate limit: 429 within 70 writes at 60/min" 1 "$got429"
 hn_assert_eq "rate limit: 429 counted" 1 "$([ "$(curl -fsS "http://127.0.0.1:$API/metrics" | awk '$1 == "herenow_api_chat_rate_limited_total" { print $2 }')" -ge 1 ] && echo 1)"
 
+
+# --- statistics: invitations sent, their acceptance, chats by who started them ---------------
+F=$(date -u -d '-1 hour' +%Y-%m-%dT%H:00:00Z) T=$(date -u -d '+1 hour' +%Y-%m-%dT%H:00:00Z)
+req GET "/widgets/$W1/visitor-stats?from=$F&to=$T"
+want=$(hn_psql "SELECT concat_ws(' ', count(*) FILTER (WHERE started_by = 'agent'), count(*) FILTER (WHERE started_by = 'agent' AND accepted_at IS NOT NULL), count(*) FILTER (WHERE started_by = 'visitor')) FROM widget_conversations WHERE widget_id = $W1")
+hn_assert_eq "visitor-stats: invitations sent, accepted (as a rate), chats by visitors = the conversations" \
+    "$want" "$(j '"\(.invitations_sent) \((.invitation_acceptance_rate * .invitations_sent + 0.5) | floor) \(.chats_by_visitors)"')"
+hn_assert_cmd "visitor-stats: some of each (the test made them)" test "$(j '.invitations_sent * .chats_by_visitors * .invitation_acceptance_rate > 0')" = true
+
 # --- Redis down: 503, nothing in PostgreSQL -----------------------------------------------------
 n0=$(hn_psql "SELECT count(*) FROM widget_conversations")
 hn_redis SHUTDOWN NOSAVE >/dev/null 2>&1 || true

@@ -294,7 +294,7 @@ static void rollback(hn_api_worker *w) {
 static void redis_failed(hn_api_worker *w, hn_api_resp *rs) {
     rollback(w);
     atomic_fetch_add(&m_redis_failed, 1);
-    hn_api_error(rs, 503, "redis unavailable: nothing was sent");
+    hn_api_error(rs, 503, "redis unavailable: nothing was stored (the event may have reached the page)");
 }
 
 static int commit(hn_api_worker *w, hn_api_resp *rs, int kind) {
@@ -347,7 +347,8 @@ static const char invite_check_sql[] =
     "SELECT pg_advisory_xact_lock(hashtext('chat:' || $1 || ':' || $2)),"
     " EXISTS (SELECT 1 FROM widget_conversations WHERE widget_id = $1::integer AND session_id = $2"
     "  AND state IN ('invited', 'shown', 'accepted', 'chatting')),"
-    " $3 <> '' AND NOT EXISTS (SELECT 1 FROM widget_conversations WHERE id = nullif($3, '')::uuid)";
+    " $3 <> '' AND NOT EXISTS (SELECT 1 FROM widget_conversations WHERE id = nullif($3, '')::uuid),"
+    " coalesce((SELECT settings->>'chat' = 'on' FROM widget_configs WHERE id = $1::integer), false)";
 
 void hn_route_chat_invite(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     chat_rq c = {0};
@@ -375,9 +376,15 @@ void hn_route_chat_invite(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *r
         rollback(w);
         goto out;
     }
-    bool pg_open = PQgetvalue(res, 0, 1)[0] == 't', pending = PQgetvalue(res, 0, 2)[0] == 't';
+    bool pg_open = PQgetvalue(res, 0, 1)[0] == 't', pending = PQgetvalue(res, 0, 2)[0] == 't',
+         chat_on = PQgetvalue(res, 0, 3)[0] == 't';
     PQclear(res);
     res = NULL;
+    if (!chat_on) {       /* its pages have no chat script: nobody would see it */
+        rollback(w);
+        chat_error(rs, 409, "chat_disabled", "the widget has chat off (herenowctl widget set --chat on)");
+        goto out;
+    }
     if (pg_open || (state_open(lv.state) && pending)) {
         rollback(w);
         chat_error(rs, 409, "already_chatting", lv.state[0] ? lv.state : "invited");
@@ -676,7 +683,7 @@ void hn_route_chats(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     if (cursor) {
         const char *us = strchr(cursor, '_');
         size_t ul = us ? (size_t)(us - cursor) : 0;
-        if (us == NULL || ul == 0 || ul >= sizeof(ubuf) || strspn(cursor, "0123456789") != ul ||
+        if (us == NULL || ul == 0 || ul > 18 || strspn(cursor, "0123456789") != ul ||   /* a bigint */
             !hn_uuid_text_ok((hn_str){us + 1, (uint32_t)strlen(us + 1)})) {
             hn_api_error(rs, 400, "cursor: want the next_cursor of a previous page");
             goto out;

@@ -227,6 +227,16 @@ hn_assert_eq "rate limit: 429 within 70 writes at 60/min" 1 "$got429"
 hn_assert_eq "rate limit: 429 counted" 1 "$([ "$(curl -fsS "http://127.0.0.1:$API/metrics" | awk '$1 == "herenow_api_chat_rate_limited_total" { print $2 }')" -ge 1 ] && echo 1)"
 
 
+# --- a widget without chat: its pages have no chat script, so no invitation ------------------
+"$CTL" send --to "127.0.0.1:$UDP" --key "$K2" --type pv --session sessOFFCHAT1 --url https://example.org/ >/dev/null
+off_live() { [ -n "$(hn_redis ZSCORE "hn:live:{$W2}" sessOFFCHAT1)" ]; }
+hn_wait_for 10 "a visitor of the chat-off widget is live" off_live
+req POST "$S/sessOFFCHAT1/chat?widget=$W2" "$TOK2" '{"text":"hello"}'
+hn_assert_eq "invite on a chat-off widget: 409 chat_disabled, nothing stored" "409 chat_disabled 0" \
+    "$ST $(j .error) $(hn_psql "SELECT count(*) FROM widget_conversations WHERE widget_id = $W2")"
+req GET "/widgets/$W1/chats?cursor=12345678901234567890123_0b8e2d6c-5a39-4f55-9d2b-9e0f3c1f7a11"
+hn_assert_eq "a cursor too big for a bigint: 400" 400 "$ST"
+
 # --- statistics: invitations sent, their acceptance, chats by who started them ---------------
 F=$(date -u -d '-1 hour' +%Y-%m-%dT%H:00:00Z) T=$(date -u -d '+1 hour' +%Y-%m-%dT%H:00:00Z)
 req GET "/widgets/$W1/visitor-stats?from=$F&to=$T"

@@ -314,6 +314,11 @@ void hn_chat_downlink(hn_chat *ch, struct evhttp_request *req, bool rate_limited
     d->sidlen = (uint8_t)strlen(s);
     memcpy(d->sid, s, d->sidlen);
     d->resume = last && last[0];
+    /* A resume starts no further back than the resume window: older events
+     * are trimmed anyway, and a made-up `last=0-1` must not make the worker
+     * read a widget's whole stream for one page. */
+    uint64_t floor_ms = hn_now_ms() - (uint64_t)c->cfg.chat_resume_s * 1000u;
+    if (d->resume && from.ms < floor_ms) from = (hn_xid){floor_ms, 0};
     d->pos = from;
     evhttp_clear_headers(&q);
     cwidget *cw = chat_widget(ch, wid);

@@ -202,6 +202,19 @@ hn_assert_cmd "B alive" hn_alive "$HN_PID_colB"
 rc=0; hn_stop "$HN_PID_colA" || rc=$?
 hn_assert_eq "A: stops cleanly with downlinks open" 0 "$rc"
 
+# ---- a resume starts no further back than the resume window ---------------------------------
+# An entry from 1970 on a fresh widget's stream: `last=0-1` must not reach it
+# (a made-up last id once made the worker read a widget's whole stream).
+hn_redis HSET hn:widgets chatkey0044 "44 chat=on" >/dev/null
+hn_redis XADD "hn:chat:{44}" 1000-0 s sessold00001 e message c 0b8e2d6c-5a39-4f55-9d2b-9e0f3c1f7a11 \
+    m 1b8e2d6c-5a39-4f55-9d2b-9e0f3c1f7a11 a Old x ancient t 1000 >/dev/null
+w44_known() { [ "$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$B/v?k=chatkey0044&s=sessold00001" || true)" = 200 ]; }
+hn_wait_for 15 "B knows the new widget" w44_known
+sse old "$B/v?k=chatkey0044&s=sessold00001&last=0-1"
+hn_wait_for 5 "the resumed downlink is live" ready old
+hn_assert_eq "… and did not reach back to 1970" 0 "$(grep -c ancient "$HN_TMP/old.log" || true)"
+stop_sse old
+
 # ---- a downlink's connection and the HTTP guard -------------------------------------------
 # A client that sends a byte after ': ready' and then closes once left the
 # guard's record of the connection pointing at freed memory, and the guard's

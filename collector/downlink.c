@@ -339,6 +339,10 @@ void hn_chat_downlink(hn_chat *ch, struct evhttp_request *req, bool rate_limited
     evhttp_add_header(h, "X-Accel-Buffering", "no");
     HN_STAT_ADD(w->st.http_responses[hn_http_code_index(200)], 1);
     evhttp_send_reply_start(req, 200, "OK");
+    /* Held for hours by every visible tab: the headers, both ways, are done
+     * with (the answer's are written out) — a few hundred bytes each. */
+    evhttp_clear_headers(evhttp_request_get_input_headers(req));
+    evhttp_clear_headers(h);
     struct evhttp_connection *con = evhttp_request_get_connection(req);
     hn_httpguard_closecb(con, on_close, d);
     /* quiet between pings: evhttp's idle timeout must not cut it */

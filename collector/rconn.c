@@ -60,6 +60,11 @@ struct hn_rconn {
     struct event *watch;         /* reply-timeout watchdog while up */
     char          errtext[256];
     bool          in_reply_error;
+    /* After a lost connection the first group goes out alone: were Redis
+     * still refusing (OOM, LOADING...) and then taking writes again while it
+     * worked through a pipeline, groups after a refused one would land
+     * before it, out of order. One group done, pipelining resumes. */
+    bool          probe;
 };
 
 /* --- reply objects that allocate nothing ---------------------------------- */
@@ -105,6 +110,7 @@ static bool retryable(const char *err) {
 
 static void on_io(evutil_socket_t fd, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
+static int write_pending(hn_rconn *c);
 
 static void want_write(hn_rconn *c, bool on) {
     if (on == c->wev_on || c->wev == NULL) return;
@@ -141,6 +147,7 @@ static void lost(hn_rconn *c, const char *why) {
         g->nerr = 0;
     }
     c->sent = c->head;
+    c->probe = true;
     schedule_retry(c);          /* first: the state callback may hn_rconn_take */
     if (was_up && c->cbs.state) c->cbs.state(c->ctx, false, why);
 }
@@ -277,6 +284,7 @@ static void group_done(hn_rconn *c) {
     c->gcount--;
     c->head += done.len;
     c->backoff_ms = BACKOFF_MIN_MS;
+    c->probe = false;
     if (c->head == c->buf.len) {
         c->head = c->sent = c->buf.len = 0;
     } else if (c->head > (1u << 20) && c->head > c->buf.len / 2) {
@@ -334,8 +342,10 @@ static int read_replies(hn_rconn *c) {
                 g->nerr++;
             }
             if (--g->left == 0) {
+                bool probing = c->probe;
                 group_done(c);
                 if (c->st != ST_UP) return HN_ERR;
+                if (probing && c->sent < c->buf.len && write_pending(c) != HN_OK) return HN_ERR;
             }
         }
         if ((size_t)n < sizeof(chunk)) return HN_OK;
@@ -343,8 +353,10 @@ static int read_replies(hn_rconn *c) {
 }
 
 static int write_pending(hn_rconn *c) {
-    while (c->sent < c->buf.len) {
-        ssize_t n = send(c->fd, c->buf.p + c->sent, c->buf.len - c->sent, MSG_NOSIGNAL);
+    size_t end = c->buf.len;
+    if (c->probe && c->gcount > 0) end = c->head + c->g[c->ghead].len;   /* the first group alone */
+    while (c->sent < end) {
+        ssize_t n = send(c->fd, c->buf.p + c->sent, end - c->sent, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) {
                 want_write(c, true);

@@ -146,7 +146,7 @@ req GET "/widgets/$W1/active-visitors"
 hn_assert_eq "live list: chat fields" "$CID chatting 1 3" \
     "$(j ".visitors[] | select(.session_id == \"$SID\") | \"\(.chat_conversation) \(.chat_state) \(.messages_sent) \(.agent_messages)\"")"
 
-# --- redelivery is a no-op ----------------------------------------------------------------
+# --- the visitor's message is stored once (a redelivered chat record is not forced here) ---
 hn_assert_eq "visitor message stored once" 1 "$(hn_psql "SELECT count(*) FROM widget_conversation_messages WHERE sender = 'visitor'")"
 
 # --- a Redis failure inside the transaction: 503, nothing written ---------------------------
@@ -250,6 +250,6 @@ n0=$(hn_psql "SELECT count(*) FROM widget_conversations")
 hn_redis SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 req POST "$S/sessNOCHAT01/chat?widget=$W1" "$TOK" '{"text":"hello?"}'
 hn_assert_eq "Redis down: 503" 503 "$ST"
-hn_assert_eq "Redis down: no conversation row" "$n0" "$(hn_psql "SELECT count(*) FROM widget_conversations")"
+hn_assert_eq "Redis down: refused before anything was written (no conversation row)" "$n0" "$(hn_psql "SELECT count(*) FROM widget_conversations")"
 
 hn_done

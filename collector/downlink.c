@@ -284,6 +284,13 @@ void hn_chat_downlink(hn_chat *ch, struct evhttp_request *req, bool rate_limited
     const char *k = evhttp_find_header(&q, "k"), *s = evhttp_find_header(&q, "s");
     const char *last = evhttp_find_header(evhttp_request_get_input_headers(req), "Last-Event-ID");
     if (last == NULL || last[0] == '\0') last = evhttp_find_header(&q, "last");
+    /* since=<ms>: the page's start, for a page without a position: what was
+     * sent to its session since then comes first (an invitation sent while
+     * its chat script was still loading is not lost) */
+    const char *since = (last == NULL || last[0] == '\0') ? evhttp_find_header(&q, "since") : NULL;
+    int64_t since_i = 0;
+    bool since_ok = since == NULL || (hn_parse_i64(since, &since_i) && since_i > 0);
+    uint64_t since_ms = since_ok ? (uint64_t)since_i : 0;
     uint32_t wid = 0, flags = 0;
     hn_xid from = {0, 0};
     int code = 0, why = 0;
@@ -296,6 +303,8 @@ void hn_chat_downlink(hn_chat *ch, struct evhttp_request *req, bool rate_limited
         code = 400, why = HN_CHAT_REF_BAD_REQUEST, error = "bad_session";
     else if (last && last[0] && !hn_xid_parse(last, strlen(last), &from))
         code = 400, why = HN_CHAT_REF_BAD_REQUEST, error = "bad_last_id";
+    else if (!since_ok)
+        code = 400, why = HN_CHAT_REF_BAD_REQUEST, error = "bad_since";
     else if (atomic_fetch_add(&c->chat_open, 1) >= c->cfg.chat_max_conns) {
         atomic_fetch_sub(&c->chat_open, 1);
         code = 503, why = HN_CHAT_REF_FULL, error = "too_many_downlinks";
@@ -314,10 +323,15 @@ void hn_chat_downlink(hn_chat *ch, struct evhttp_request *req, bool rate_limited
     d->sidlen = (uint8_t)strlen(s);
     memcpy(d->sid, s, d->sidlen);
     d->resume = last && last[0];
+    uint64_t now_ms = hn_now_ms();
+    if (!d->resume && since_ms > 0) {     /* everything of the page's: after (since − 1 ms) */
+        d->resume = true;
+        from = (hn_xid){(since_ms < now_ms ? since_ms : now_ms) - 1, UINT64_MAX};
+    }
     /* A resume starts no further back than the resume window: older events
      * are trimmed anyway, and a made-up `last=0-1` must not make the worker
      * read a widget's whole stream for one page. */
-    uint64_t floor_ms = hn_now_ms() - (uint64_t)c->cfg.chat_resume_s * 1000u;
+    uint64_t floor_ms = now_ms - (uint64_t)c->cfg.chat_resume_s * 1000u;
     if (d->resume && from.ms < floor_ms) from = (hn_xid){floor_ms, 0};
     d->pos = from;
     evhttp_clear_headers(&q);

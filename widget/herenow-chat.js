@@ -238,7 +238,9 @@ textarea{flex:1;resize:none;height:40px;border:1px solid #cfd3dc;border-radius:8
   const connect = () => {
     if (es || doc.hidden) return;
     const url = ORIGIN + '@HN_V@?k=' + encodeURIComponent(KEY) + '&s=' + encodeURIComponent(sid()) +
-      (st.last ? '&last=' + encodeURIComponent(st.last) : '');
+      // no position yet: everything of this session since the page began
+      // (an invitation sent while this script was loading is not lost)
+      (st.last ? '&last=' + encodeURIComponent(st.last) : '&since=' + Math.floor(performance.timeOrigin));
     const me = es = new EventSource(url);
     ['invite', 'message', 'close'].forEach(t => es.addEventListener(t, onEvent));
     // where the stream starts: a later downlink resumes from here even if

@@ -240,6 +240,22 @@ guard(async () => {
   await expectWithin('… back: the invitation arrives', 3000, async () => (await vis3.textContent(`${UI} .b .x`).catch(() => '')) == 'Still there?');
   await vis3.close();
 
+  // an invitation sent while the page's chat script is still loading (held
+  // back here until the invitation is stored): the downlink starts from the
+  // page's own start (since=), so it arrives
+  const vis4 = await newPage(visCtx);
+  let release;
+  const gate = new Promise(r => (release = r));
+  await vis4.route('**/hc.js', async r => { await gate; await r.continue(); });
+  await vis4.goto(`${S}/about.html`);
+  const sid4 = await expectWithin('a page whose chat script is held back has a session', 5000, () => sidOf(vis4));
+  await expectWithin('… and is live', 5000, async () => (await rest(`/widgets/${WID}/active-visitors?limit=1000`)).json?.visitors?.some(v => v.session_id == sid4));
+  eq('invite before the chat script has loaded: 201', 201, (await rest(`/sessions/${sid4}/chat?widget=${WID}`, { method: 'POST', body: { text: 'Early bird' } })).status);
+  release();
+  await expectWithin('… the invitation arrives once the script has loaded', 5000,
+    async () => (await vis4.textContent(`${UI} .b .x`).catch(() => '')) == 'Early bird');
+  await vis4.close();
+
   // ---------------- 3. hostile text, both ways ----------------
   const EVIL = '<img src=x onerror="window.__xss=1"> שלום 👋🏽 مرحبا <b>bold</b>';
   const vis2 = await newPage(visCtx);
@@ -270,7 +286,8 @@ guard(async () => {
   ]) {
     const p = await newPage(visCtx);
     await p.goto(`${S}/${page}`);
-    await waitFor(() => p.evaluate(() => !!(window.herenow && window.herenow.c) && window.__esOpen == 1), 5000);
+    await expectWithin(`${name}: the chat script and its downlink are there`, 5000,
+      () => p.evaluate(() => !!(window.herenow && window.herenow.c) && window.__esOpen == 1));
     const s = await sidOf(p);
     await expectWithin(`${name}: the visitor is live`, 5000, async () => (await rest(`/widgets/${WID}/active-visitors?limit=1000`)).json?.visitors?.some(v => v.session_id == s));
     r = await rest(`/sessions/${s}/chat?widget=${WID}`, { method: 'POST', body: { text: 'Hello from the shop' } });

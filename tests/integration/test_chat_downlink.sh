@@ -112,6 +112,7 @@ R3=$(xadd "$SID1" close "")
 sse b1h "$B/v?k=$K&s=$SID1" -H "Last-Event-ID: $LAST"
 sse b1q "$B/v?k=$K&s=$SID1&last=$LAST"
 sse b1n "$B/v?k=$K&s=$SID1"
+sse b1s "$B/v?k=$K&s=$SID1&since=${R1%%-*}"
 hn_wait_for 5 "Last-Event-ID: the three missed entries" has_n b1h 3
 hn_wait_for 5 "last=: the three missed entries" has_n b1q 3
 hn_wait_for 5 "no id: started" ready b1n
@@ -119,6 +120,10 @@ hn_assert_eq "Last-Event-ID: exactly the three, in order" "$R1 $R2 $R3" "$(ids b
 hn_assert_eq "last=: exactly the three, in order" "$R1 $R2 $R3" "$(ids b1q | tr '\n' ' ' | sed 's/ $//')"
 hn_assert_eq "the close event" "event: close" "$(grep '^event: ' "$HN_TMP/b1h.log" | grep -v '^event: ready$' | tail -1)"
 hn_assert_eq "without an id: nothing from before" 0 "$(nevents b1n)"
+hn_wait_for 5 "since=: the session's three since the page began" has_n b1s 3
+hn_assert_eq "since= (the ms of the first of them): exactly the three, in order" "$R1 $R2 $R3" "$(ids b1s | tr '\n' ' ' | sed 's/ $//')"
+hn_assert_eq "since=x: 400 bad_since" 400 "$(curl -s -o /dev/null -w '%{http_code}' "$B/v?k=$K&s=$SID1&since=x")"
+stop_sse b1s
 L1=$(xadd "$SID1" message live1)
 for s in b1h b1q b1n; do hn_wait_for 5 "$s: the live entry after the backfill" has_n "$s" 1; done
 hn_wait_for 5 "b1h: four" has_n b1h 4

@@ -13,15 +13,18 @@
 //                                                      one requestAnimationFrame: filter, sort,
 //                                                      reuse/refill at most 500 row elements
 //   stats:  visitor-stats + timeseries + breakdown×5 for 24h/7d/30d; CSV export via fetch+Blob
-//   details: GET /sessions/:sid?widget= in a <dialog>
+//   details: GET /sessions/:sid?widget= in a <dialog> (details.js); statistics: stats.js; chat: chat.js
 //
 // Everything a visitor sent (titles, URLs, names, event props) is attacker-controlled:
 // it only ever reaches the page through textContent / text nodes, never innerHTML.
 // The token travels only in the Authorization header: never in a URL (the stream
 // uses a short-lived single-use ticket instead). Start Chat lives in chat.js.
 
-import { chatCell, chatUpdate, initChat, resetChat, openChat } from './chat.js';
-export { h, put, api, state, $, fmtInt, serverNow };
+import { chatCell, chatUpdate, initChat, resetChat } from './chat.js';
+import { loadStats, exportCsv, statsView } from './stats.js';
+import { details, openDetails, closeDetails, detailsLiveChanged } from './details.js';
+export { h, put, s, api, state, $, wpath, showBanner, flag, fmtInt, fmtPct, fmtDuration,
+  dateTimeFmt, hourFmt, dayFmt, serverNow, rows, remove, timeEl, urlEl, deviceText };
 
 const API = '/api/visitor-tracking';
 const MAX_ROWS = 500;             // rows in the DOM at most: 10,000 live visitors stay smooth
@@ -298,12 +301,11 @@ function selectWidget(id) {
   updateCount();
   startLive();
   if (state.view === 'stats') loadStats();
-  else statsDirty = true;
+  else statsView.dirty = true;
 }
 
 // ---- views -------------------------------------------------------------------------
 
-let statsDirty = true;
 
 function showView(view, focus = true) {
   state.view = view;
@@ -312,7 +314,7 @@ function showView(view, focus = true) {
   $('tab-live').setAttribute('aria-pressed', String(view === 'live'));
   $('tab-stats').setAttribute('aria-pressed', String(view === 'stats'));
   if (state.widget) writeHash();
-  if (view === 'stats' && state.widget && statsDirty) loadStats();
+  if (view === 'stats' && state.widget && statsView.dirty) loadStats();
   if (view === 'live') scheduleRender();
   if (focus) $(view === 'live' ? 'tab-live' : 'tab-stats').focus();
 }
@@ -770,327 +772,6 @@ function setSort(key) {
     th.setAttribute('aria-sort', k !== s2.key ? 'none' : s2.dir > 0 ? 'ascending' : 'descending');
   }
   scheduleRender();
-}
-
-// ---- details ---------------------------------------------------------------------
-
-const details = { sid: null, opener: null, timer: null, last: '', gen: 0, msg: '' };
-
-function openDetails(sid, opener) {
-  const dlg = $('details');
-  details.sid = sid;
-  // an earlier session opened from inside the dialog keeps the first opener
-  details.opener = opener || (dlg.open ? details.opener : null);
-  details.last = '';
-  details.msg = '';
-  details.gen++;
-  $('d-title').textContent = `Visitor ${sid}`;
-  put($('d-body'), h('p', { class: 'muted', text: 'Loading…' }));
-  if (!dlg.open) dlg.showModal();
-  $('d-close').focus();
-  loadDetails();
-}
-
-function closeDetails() {
-  clearTimeout(details.timer);
-  details.timer = null;
-  details.gen++;
-  const sid = details.sid;
-  details.sid = null;
-  // back to the row it was opened from (if it is still on the list)
-  const row = rows.get(sid);
-  const back = details.opener && details.opener.isConnected ? details.opener : row ? row.tr : null;
-  if (back) back.focus();
-}
-
-async function loadDetails() {
-  clearTimeout(details.timer);
-  const gen = details.gen, sid = details.sid;
-  let d;
-  try {
-    d = await api(`/sessions/${encodeURIComponent(sid)}?widget=${state.widget.id}`);
-  } catch (e) {
-    if (gen !== details.gen) return;
-    put($('d-body'), h('p', { class: 'error', text: e.status === 404 ? 'No such session (it may not be written yet).' : e.message }));
-    if (e.status === 404 || e.status >= 500 || e.status === 0) details.timer = setTimeout(loadDetails, 2000);
-    return;
-  }
-  if (gen !== details.gen) return;
-  // the chat, both sides, for the timeline (none yet: 404 or empty)
-  try {
-    d.messages = (await api(`/sessions/${encodeURIComponent(sid)}/messages?widget=${state.widget.id}&limit=200`)).messages;
-  } catch { /* no chat */ }
-  if (gen !== details.gen) return;
-  const key = JSON.stringify(d);
-  if (key !== details.last) {       // re-render only when something changed (keeps scroll)
-    details.last = key;
-    renderDetails(d);
-  }
-  // Still on the site, or not written to PostgreSQL yet: look again soon.
-  if (d.source === 'redis') details.timer = setTimeout(loadDetails, 1500);
-  else if (d.status !== 'gone') details.timer = setTimeout(loadDetails, 5000);
-}
-
-// The live list saw this session change: refresh the details a little later
-// (the drain writes PostgreSQL a second or so behind).
-function detailsLiveChanged() {
-  clearTimeout(details.timer);
-  details.timer = setTimeout(loadDetails, 1200);
-}
-
-function renderDetails(d) {
-  const status = d.status || 'gone';
-  $('d-title').textContent = d.visitor_name ? `${d.visitor_name}` : `Visitor ${d.visitor_id || d.session_id}`;
-  const fact = (label, ...value) => h('div', null, h('dt', { text: label }), h('dd', null, ...value));
-  const loc = [flag(d.country), d.country, d.region, d.city].filter(Boolean).join(' ');
-  const facts = h('dl', { class: 'facts' },
-    fact('Status', h('span', { class: `dot ${status}`, 'aria-hidden': 'true' }), ` ${status}`),
-    fact('Session', h('code', { text: d.session_id })),
-    fact('Visitor', h('code', { text: d.visitor_id || '–' })),
-    d.visitor_email || d.visitor_phone ? fact('Contact', [d.visitor_email, d.visitor_phone].filter(Boolean).join(' · ')) : null,
-    fact('Location', `${loc || '–'}${d.ip ? ` · ${d.ip}` : ''}`),
-    fact('Device', deviceText(d), d.screen_width ? ` · ${d.screen_width}×${d.screen_height}` : '', d.language ? ` · ${d.language}` : ''),
-    fact('Landing page', urlEl(d.landing_page)),
-    fact('Referrer', urlEl(d.referrer)),
-    fact('Current page', h('span', { text: d.current_page_title || '' }), ' ', urlEl(d.current_page_url)),
-    fact('Started', timeEl(d.started, dateTimeFmt)),
-    fact('Last active', timeEl(d.last_active, dateTimeFmt)),
-    d.ended ? fact('Ended', timeEl(d.ended, dateTimeFmt)) : null,
-    fact('Engaged time', fmtDuration(d.engaged_s)),
-    fact('Pages · events', `${fmtInt(d.page_views)} · ${fmtInt(d.events_count)}`),
-    fact('Chat', d.has_chatted ? `yes · ${d.messages_sent || 0} messages` : 'no'));
-
-  const actions = h('div', { class: 'd-actions' },
-    status !== 'gone' ? h('button', { type: 'button', id: 'd-chat', text: d.conversation_id ? 'Open chat' : 'Start chat', onclick: () => { $('details').close(); openChat(d.session_id); } }) : null,
-    status !== 'gone' ? h('button', { type: 'button', id: 'd-deactivate', class: 'danger', text: 'Deactivate session', onclick: () => deactivate(d.session_id) }) : null,
-    h('button', { type: 'button', class: 'quiet', text: 'Refresh', onclick: () => { details.last = ''; loadDetails(); } }),
-    h('span', { id: 'd-msg', class: 'muted', role: 'status', text: details.msg }));
-
-  const note = d.source === 'redis'
-    ? h('p', { class: 'note', text: 'Only the live snapshot so far: the history is written within a few seconds.' }) : null;
-
-  put($('d-body'), facts, actions, note,
-    h('h3', { text: 'Timeline' }), timeline(d),
-    d.truncated ? h('p', { class: 'note', text: 'More than 1,000 page views or events: the export has them all.' }) : null,
-    h('section', { class: 'd-earlier' }, h('h3', { text: 'Earlier sessions' }), earlier(d.earlier_sessions || [])));
-}
-
-const EVENT_KIND = { ev: 'Event', id: 'Identified', hide: 'Tab hidden', show: 'Tab visible', end: 'Left', hb: 'Heartbeat' };
-
-function timeline(d) {
-  const chat = d.messages && d.messages.length ? d.messages : null;
-  const items = [
-    ...(d.pages || []).map((p, i) => ({ t: Date.parse(p.time), o: i, pv: p })),
-    // a visitor's message is an event too: with the thread at hand, the thread's entry says more
-    ...(d.events || []).filter(e => !(chat && e.type === 'msg')).map((e, i) => ({ t: Date.parse(e.time), o: 1e6 + i, ev: e })),
-    ...(chat || []).map((m, i) => ({ t: Date.parse(m.sent_at), o: 2e6 + i, msg: m })),
-  ].sort((a, b) => a.t - b.t || a.o - b.o);
-  if (!items.length) return h('p', { class: 'muted', text: 'Nothing recorded yet.' });
-  return h('ol', { class: 'timeline' }, items.map(it => {
-    if (it.pv) {
-      const p = it.pv;
-      return h('li', { class: 'tl tl-pv', dataset: { type: 'pv' } },
-        timeEl(p.time), h('span', { class: 'tl-kind', text: 'Page view' }),
-        h('div', { class: 'tl-body' },
-          h('span', { class: 'title', text: p.title || '(no title)' }), urlEl(p.url),
-          h('span', { class: 'muted tl-dur', text: p.time_on_page_s == null ? 'last page' : `${fmtDuration(p.time_on_page_s)} on this page` })));
-    }
-    if (it.msg) {
-      const m = it.msg;
-      return h('li', { class: `tl tl-msg tl-msg-${m.sender}`, dataset: { type: 'msg' } },
-        timeEl(m.sent_at), h('span', { class: 'tl-kind', text: 'Chat' }),
-        h('div', { class: 'tl-body' },
-          h('strong', { text: m.sender === 'agent' ? (m.agent || 'Agent') : 'Visitor' }),
-          h('span', { class: 'x', text: m.text })));
-    }
-    const e = it.ev;
-    return h('li', { class: `tl tl-ev tl-${e.type}`, dataset: { type: e.type, name: e.name || '' } },
-      timeEl(e.time), h('span', { class: 'tl-kind', text: EVENT_KIND[e.type] || e.type }),
-      h('div', { class: 'tl-body' },
-        e.name ? h('strong', { class: 'ev-name', text: e.name }) : null,
-        e.url ? urlEl(e.url) : null,
-        props(e.data)));
-  }));
-}
-
-// An event's properties, as key → value lines (values that are not strings as JSON).
-function props(data) {
-  if (!data || typeof data !== 'object') return null;
-  const keys = Object.keys(data);
-  if (!keys.length) return null;
-  return h('dl', { class: 'props' }, keys.map(k => h('div', null,
-    h('dt', { text: k }), h('dd', { text: typeof data[k] === 'string' ? data[k] : JSON.stringify(data[k]) }))));
-}
-
-function earlier(list) {
-  if (!list.length) return h('p', { class: 'muted', text: 'None: this is the first session of this visitor.' });
-  return h('ul', { class: 'earlier' }, list.map(e => h('li', null,
-    h('button', { type: 'button', class: 'link', text: e.session_id, onclick: () => openDetails(e.session_id) }),
-    ' ', timeEl(e.started, dateTimeFmt),
-    h('span', { class: 'muted', text: ` · ${fmtInt(e.page_views)} pages · ${fmtDuration(e.engaged_s)}${e.has_chatted ? ' · chatted' : ''}` }),
-    h('span', { class: 'url', text: e.landing_page || '' }))));
-}
-
-async function deactivate(sid) {
-  if (!confirm(`Deactivate session ${sid}?\n\nIt leaves the live list now; the visitor's next beacon brings it back.`)) return;
-  const say = text => {           // kept in details.msg: the next render shows it too
-    details.msg = text;
-    if ($('d-msg')) $('d-msg').textContent = text;
-  };
-  try {
-    const r = await api(`/sessions/${encodeURIComponent(sid)}/deactivate?widget=${state.widget.id}`, { method: 'POST' });
-    say(r.was_live ? 'Deactivated.' : 'Deactivated (it was not on the live list).');
-    remove(sid);
-    details.last = '';
-    loadDetails();
-  } catch (e) {
-    say(`Could not deactivate: ${e.message}`);
-  }
-}
-
-// ---- statistics ------------------------------------------------------------------
-
-const BREAKDOWNS = ['page', 'referrer', 'country', 'browser', 'device'];
-let statsGen = 0;
-
-async function loadStats() {
-  if (!state.widget) return;
-  statsDirty = false;
-  const gen = ++statsGen, wgen = state.gen, range = state.range;
-  const interval = range === '24h' ? 'hour' : 'day';
-  for (const b of document.querySelectorAll('[data-range]')) b.setAttribute('aria-pressed', String(b.dataset.range === range));
-  $('stats').setAttribute('aria-busy', 'true');
-  let stats, series, parts;
-  try {
-    [stats, series, ...parts] = await Promise.all([
-      api(wpath(`/visitor-stats?from=${range}`)),
-      api(wpath(`/timeseries?from=${range}&interval=${interval}`)),
-      ...BREAKDOWNS.map(by => api(wpath(`/breakdown?by=${by}&from=${range}&limit=10`))),
-    ]);
-  } catch (e) {
-    if (gen !== statsGen || wgen !== state.gen) return;
-    $('stats').removeAttribute('aria-busy');
-    if (e.status !== 401 && e.status !== 403) showBanner(`statistics: ${e.message}`);
-    statsDirty = true;
-    return;
-  }
-  if (gen !== statsGen || wgen !== state.gen) return;
-  $('stats-range').textContent = `${dateTimeFmt.format(new Date(stats.from))} – ${dateTimeFmt.format(new Date(stats.to))}`;
-  renderFigures(stats);
-  renderChart(series);
-  parts.forEach((b, i) => renderBreakdown(BREAKDOWNS[i], b));
-  $('stats').removeAttribute('aria-busy');
-  $('stats').dataset.loaded = range;     // the browser test waits for this
-}
-
-const FIGURE_FMT = {
-  visitors: fmtInt, sessions: fmtInt, page_views: fmtInt, active_now: fmtInt,
-  avg_time_on_site_s: fmtDuration, avg_pages: n => (n == null ? '–' : n.toFixed(2)),
-  bounce_rate: fmtPct, chat_engagement_rate: fmtPct,
-  invitations_sent: fmtInt, invitation_acceptance_rate: fmtPct, chats_by_visitors: fmtInt, chats_by_agents: fmtInt,
-};
-
-function renderFigures(stats) {
-  for (const div of $('figures').children) {
-    const key = div.dataset.key, dd = div.querySelector('dd');
-    dd.textContent = FIGURE_FMT[key](stats[key]);
-    dd.dataset.value = stats[key] == null ? '' : String(stats[key]);
-  }
-}
-
-// The chart: one bar per bucket (page views) and a line (visitors), inline SVG.
-function renderChart(series) {
-  const b = series.buckets || [];
-  const W = 800, H = 220, L = 40, R = 10, T = 12, B = 26;
-  const max = Math.max(1, ...b.map(x => Math.max(x.page_views, x.visitors)));
-  const ymax = niceMax(max);
-  const bw = (W - L - R) / Math.max(1, b.length);
-  const y = v => T + (H - T - B) * (1 - v / ymax);
-  const bucketFmt = series.interval === 'day' ? dayFmt : hourFmt;
-  const svg = s('svg', {
-    id: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', preserveAspectRatio: 'xMidYMid meet',
-    'aria-label': `${series.interval === 'day' ? 'Daily' : 'Hourly'} page views and visitors, ${b.length} ${series.interval}s, at most ${max}`,
-    dataset: { buckets: b.length },
-  });
-  // grid and y labels
-  for (const f of [0, 0.5, 1]) {
-    const v = ymax * f, yy = y(v);
-    svg.append(s('line', { class: 'grid', x1: L, x2: W - R, y1: yy, y2: yy }),
-      s('text', { class: 'axis', x: L - 6, y: yy + 4, 'text-anchor': 'end' }, fmtInt(Math.round(v))));
-  }
-  const bars = s('g', { class: 'bars' });
-  b.forEach((x, i) => {
-    const top = y(x.page_views);
-    bars.append(s('rect', {
-      class: 'bar', x: (L + i * bw + bw * 0.15).toFixed(1), y: top.toFixed(1),
-      width: Math.max(1, bw * 0.7).toFixed(1), height: Math.max(0, H - B - top).toFixed(1),
-      dataset: { time: x.time, value: x.page_views },
-    }, s('title', null, `${bucketFmt.format(new Date(x.time))}: ${x.page_views} page views, ${x.visitors} visitors, ${x.sessions} sessions`)));
-  });
-  svg.append(bars);
-  if (b.length) {
-    const d = b.map((x, i) => `${i ? 'L' : 'M'}${(L + (i + 0.5) * bw).toFixed(1)},${y(x.visitors).toFixed(1)}`).join('');
-    svg.append(s('path', { class: 'line', d }));
-  }
-  // a few x labels, evenly spread
-  const every = Math.max(1, Math.ceil(b.length / 8));
-  b.forEach((x, i) => {
-    if (i % every) return;
-    svg.append(s('text', { class: 'axis', x: (L + (i + 0.5) * bw).toFixed(1), y: H - 8, 'text-anchor': 'middle' },
-      bucketFmt.format(new Date(x.time))));
-  });
-  const legend = h('p', { class: 'legend' },
-    h('span', { class: 'key bars-key', 'aria-hidden': 'true' }), ' page views ',
-    h('span', { class: 'key line-key', 'aria-hidden': 'true' }), ' visitors');
-  $('chart-cap').textContent = `${series.interval === 'day' ? 'Per day' : 'Per hour'}: page views and visitors`;
-  put($('chart-box'), svg, legend);
-}
-
-function niceMax(v) {
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
-}
-
-function renderBreakdown(by, data) {
-  const tbody = document.querySelector(`#breakdowns section[data-by="${by}"] tbody`);
-  const results = data.results || [];
-  if (!results.length) {
-    put(tbody, h('tr', null, h('td', { colspan: 3, class: 'muted', text: 'No data in this range.' })));
-    return;
-  }
-  put(tbody, ...results.map(r => {
-    const bar = h('span', { class: 'share-bar' });
-    bar.style.width = `${Math.round(r.share * 100)}%`;     // CSSOM: allowed under style-src 'self'
-    const label = by === 'country' && flag(r.value) ? [h('span', { 'aria-hidden': 'true', text: `${flag(r.value)} ` }), r.value] : [r.value];
-    return h('tr', null,
-      h('td', { class: 'b-value', title: r.value }, ...label),
-      h('td', { class: 'b-count', text: fmtInt(r.count) }),
-      h('td', { class: 'b-share' }, h('span', { class: 'share' }, bar), h('span', { class: 'sr', text: fmtPct(r.share) })));
-  }));
-}
-
-// CSV: fetched with the Authorization header, handed to the browser as a Blob,
-// so no token is ever in a URL; the file name is the server's.
-async function exportCsv(what, button) {
-  button.disabled = true;
-  try {
-    const r = await api(wpath(`/export.csv?what=${what}&from=${state.range}`), { raw: true });
-    const blob = await r.blob();
-    const cd = r.headers.get('Content-Disposition') || '';
-    const m = /filename="?([^";]+)"?/.exec(cd);
-    const name = m ? m[1] : `herenow-${state.widget.id}-${what}.csv`;
-    const url = URL.createObjectURL(blob);
-    const a = h('a', { href: url, download: name, hidden: true });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60000);
-  } catch (e) {
-    if (e.status !== 401 && e.status !== 403) showBanner(`export: ${e.message}`);
-  } finally {
-    button.disabled = false;
-  }
 }
 
 // ---- wiring --------------------------------------------------------------------

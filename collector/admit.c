@@ -21,10 +21,28 @@ static void relay_client(hn_enricher *e, const hn_beacon *b, const hn_client *cl
     hn_enrich_client(e, have ? &rip : NULL, b->ua);
 }
 
+/* A visitor's chat messages (t=msg) take a token from their session's
+ * bucket: one flooding tab is cut off without touching its neighbours
+ * behind the same address. The bucket's key is (widget key, session id)
+ * hashed into the rate limiter's IPv6 space (two FNV-1a, 128 bits). Per
+ * worker thread, like the per-address limit: a session whose requests
+ * spread over N threads gets at most N times the rate. */
+static bool msg_allowed(hn_worker *w, const hn_beacon *b, uint64_t now_us) {
+    uint64_t h[2] = {14695981039346656037ull, 1099511628211ull * 31};
+    const hn_str part[3] = {b->k, {"\0", 1}, b->s};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            for (size_t n = 0; n < part[j].len; n++)
+                h[i] = (h[i] ^ (uint8_t)part[j].p[n]) * 1099511628211ull;
+    hn_ip key = {.v4 = false};
+    memcpy(key.b, h, sizeof(key.b));
+    return hn_rl_take(w->msg_rl, &key, now_us / 1000, 1.0);
+}
+
 hn_admitted hn_worker_admit(hn_worker *w, const hn_widgets *wt, const hn_batch *bt,
                             hn_transport tr, const hn_client *cl, uint64_t now_us) {
     const int ti = tr - 1;
-    hn_admitted a = {0, 0, 0, HN_R_OK, false, HN_R_OK, false};
+    hn_admitted a = {0, 0, 0, HN_R_OK, false, HN_R_OK, 0, false};
     hn_enricher *e = &w->enr;
     hn_reason backlog = hn_worker_backlogged(w);
     bool client_set = false;
@@ -67,6 +85,12 @@ hn_admitted hn_worker_admit(hn_worker *w, const hn_widgets *wt, const hn_batch *
         if (cl->opted_out && !(wflags & HN_WIDGET_IGNORE_DNT)) {
             hn_worker_drop(w, ti, HN_R_OPTED_OUT, 1);
             a.dropped++;
+            continue;
+        }
+        if (b->type == HN_T_MSG && !msg_allowed(w, b, now_us)) {
+            hn_worker_drop(w, ti, HN_R_CHAT_RATE_LIMITED, 1);
+            a.dropped++;
+            a.msg_limited++;
             continue;
         }
 

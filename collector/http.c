@@ -257,6 +257,7 @@ static void on_beacons(hn_worker *w, struct evhttp_request *req, enum route rt) 
 
     code = hn_http_verdict(&a, bt->err, &why);
     cors(w, req);
+    if (code == 429) evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
     if (rt == R_PIXEL) reply_gif(w, req, code == 204 ? 200 : code, code == 204 ? "OK" : status_text(code));
     else if (code == 204 && a.chat) reply_chat(w, req);
     else if (code == 204) reply(w, req, 204, "No Content", NULL);

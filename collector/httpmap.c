@@ -30,6 +30,10 @@ int hn_http_verdict(const hn_admitted *a, const char *batch_err, const char **wh
                    : "busy: the collector cannot reach its store";
         return 503;
     }
+    if (a->msg_limited && a->refused == 0 && a->msg_limited == a->dropped) {
+        *why = "chat messages too fast: retry later";
+        return 429;
+    }
     if (a->refused == 0) return 204;
     *why = a->first == HN_R_UNKNOWN_WIDGET ? "unknown widget key (k)" : batch_err;
     return 400;

@@ -55,6 +55,7 @@
 #define RESUME_CHECK_MS 5
 #define STOP_CHECK_MS   10
 #define SPOOL_TICK_MS   1000
+#define MSG_RL_SLOTS    16384     /* chat sessions remembered per worker (t=msg rate) */
 #define PUMP_BUDGET     (512 * 1024)   /* spool bytes replayed per turn of the event loop */
 
 /* A group's tag is its record count; a group replayed from the spool also
@@ -683,6 +684,9 @@ hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap) {
     w->dec = hn_decoder_create();
     w->batch = hn_xmalloc(sizeof(hn_batch));
     hn_rng_seed(&w->rng);
+    /* keyed by a hash of (widget key, session) in the IPv6 space, /128 */
+    w->msg_rl = hn_rl_create((double)c->cfg.chat_msg_per_min / 60.0, (double)c->cfg.chat_msg_burst,
+                             32, 128, MSG_RL_SLOTS);
 
     w->nmsg = (unsigned)c->cfg.recv_batch;
     w->msgs = hn_xcalloc(w->nmsg, sizeof(struct mmsghdr));
@@ -730,6 +734,7 @@ void hn_worker_destroy(hn_worker *w) {
     if (w == NULL) return;
     hn_http_worker_stop(w);
     hn_enricher_free(&w->enr);
+    hn_rl_destroy(w->msg_rl);
     if (w->udp_ev) event_free(w->udp_ev);
     if (w->stop_ev) event_free(w->stop_ev);
     if (w->resume_timer) event_free(w->resume_timer);

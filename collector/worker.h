@@ -69,6 +69,7 @@ struct hn_worker {
     char          *qscratch;      /* the pixel's percent-decoded query string */
     hn_httpguard  *guard;         /* slow requests, accept errors (common/httpguard.h) */
     hn_enricher    enr;
+    hn_rl         *msg_rl;        /* t=msg per session (admit.c), every transport */
     struct hn_chat *chat;         /* chat downlinks, GET /v (chat.h) */
 
     bool      paused, stopping, udp_open;
@@ -108,6 +109,7 @@ typedef struct hn_admitted {
     hn_reason first;          /* the first refusal's reason */
     bool      backlog;        /* refused because Redis is unavailable or the spool full */
     hn_reason backlog_why;    /* HN_R_REDIS_UNAVAILABLE or HN_R_SPOOL_FULL */
+    unsigned  msg_limited;    /* chat messages over the session's rate (counted in dropped too) */
     bool      chat;           /* an accepted beacon's widget has chat on (docs/CHAT.md §2) */
 } hn_admitted;
 

@@ -41,6 +41,7 @@ typedef struct hn_config {
     char   *chat_script_path;
     int64_t chat_ping_s;
     int64_t chat_max_conns;
+    int64_t chat_msg_per_min, chat_msg_burst;   /* collector: t=msg per session (admit.c) */
     int64_t http_timeout_ms;
     int64_t http_request_timeout_ms;
     int64_t http_backlog;

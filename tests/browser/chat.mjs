@@ -7,7 +7,9 @@
 //      the visitor reloads mid-chat and the thread is still there.
 //   2. The tab hidden (downlink closed) while the agent writes: on return the
 //      messages arrive once, in order. The agent ends the chat.
-//   3. Hostile text (markup, RTL, emoji) stays text on both sides.
+//   3. Hostile text (markup, RTL, emoji) stays text on both sides. The
+//      agent's sound and browser notification on a visitor message; the
+//      visitor's panel on a phone (375 px).
 //   4. A site's own chat takes over (stub tawk.to and Crisp pages): no
 //      built-in bubble, the stub opened, invite_accepted recorded.
 //   5. A chat-disabled widget never loads the chat script.
@@ -278,6 +280,81 @@ guard(async () => {
     await dash.evaluate(() => document.querySelectorAll('#chat-thread img, #chat-thread b, #rows img').length),
     await vis2.evaluate(() => !!window.__xss), await dash.evaluate(() => !!window.__xss)]);
   await dash.press('#chat-text', 'Escape');
+
+  // ---------------- 3b. the agent's sound and browser notification ----------------
+  // Chromium headless has neither a speaker nor a notification centre: the
+  // page's AudioContext and Notification are recorders (installed now, before
+  // the dashboard first uses either), and the prefs are switched on in the
+  // drawer as an agent would.
+  await dash.evaluate(() => {
+    window.__beeps = 0;
+    window.__notes = [];
+    window.AudioContext = class {
+      constructor() { this.currentTime = 0; this.destination = {}; }
+      createOscillator() { return { frequency: {}, connect: g => g, start() { window.__beeps++; }, stop() {} }; }
+      createGain() { return { gain: { setValueAtTime() {}, exponentialRampToValueAtTime() {} }, connect: d => d }; }
+    };
+    window.Notification = class {
+      constructor(title, o) { this.title = title; this.body = o.body; window.__notes.push(this); }
+      close() { this.closed = true; }
+      static requestPermission() { window.Notification.permission = 'granted'; return Promise.resolve('granted'); }
+    };
+    window.Notification.permission = 'default';
+  });
+  await dash.click(`#rows tr[data-sid="${sid2}"] .open-chat`);
+  await dash.check('#chat-sound');
+  await dash.check('#chat-notify');
+  await expectWithin('the notification pref asks the browser and stays on once granted', 2000,
+    () => dash.evaluate(() => document.querySelector('#chat-notify').checked && localStorage.getItem('herenow.chat.notify') == '1'));
+  await dash.press('#chat-text', 'Escape');
+  await setHidden(dash, true);
+  await vis2.fill(`${UI} textarea`, 'Anyone there?');
+  await vis2.press(`${UI} textarea`, 'Enter');
+  await expectWithin('a visitor message with the dashboard in the background: one beep and one notification', 3000,
+    () => dash.evaluate(() => window.__beeps == 1 && window.__notes.length == 1));
+  eq('… the notification names the chat and the visitor, as text', ['herenow: new chat message', true],
+    await dash.evaluate(() => [window.__notes[0].title, /^from \S/.test(window.__notes[0].body)]));
+  await dash.evaluate(() => window.__notes[0].onclick());
+  await setHidden(dash, false);
+  await expectWithin('clicking the notification opens that visitor\'s chat', 2000,
+    () => dash.evaluate(s => !document.querySelector('#chat').hidden && document.querySelector('#chat').dataset.sid == s, sid2));
+  await dash.press('#chat-text', 'Escape');
+  await dash.evaluate(() => localStorage.setItem('herenow.chat.notify', '0'));
+  await vis2.fill(`${UI} textarea`, 'Hello?');
+  await vis2.press(`${UI} textarea`, 'Enter');
+  await expectWithin('with the notification pref off: the sound only', 3000,
+    () => dash.evaluate(() => window.__beeps == 2));
+  eq('… and no second notification', 1, await dash.evaluate(() => window.__notes.length));
+  await dash.evaluate(() => localStorage.setItem('herenow.chat.sound', '0'));
+
+  // ---------------- 3c. a phone ----------------
+  const phoneCtx = await launch('chat-phone', { real: true, locale: 'en-US', viewport: { width: 375, height: 667 }, isMobile: true, hasTouch: true });
+  await phoneCtx.addInitScript(COUNT_ES);
+  const phone = await newPage(phoneCtx);
+  phone.on('pageerror', e => errors.push(`phone: ${e.message}`));
+  await phone.goto(`${S}/phone.html`);   // a phone-ready page: viewport meta
+  await waitFor(() => phone.evaluate(() => !!(window.herenow && window.herenow.c) && window.__esOpen == 1), 5000);
+  const sidP = await sidOf(phone);
+  await expectWithin('a phone visitor is live', 5000, () => dash.$(`#rows tr[data-sid="${sidP}"] .start-chat`));
+  eq('invite a phone visitor: 201', 201, (await rest(`/sessions/${sidP}/chat?widget=${WID}`, { method: 'POST', body: { text: 'Need a hand choosing a plan? Our team can walk you through every option.' } })).status);
+  await expectWithin('the invitation reaches the phone', LIVE + 500, () => phone.$(`${UI} .b`));
+  await shot(phone, 'visitor-invitation-phone.png');
+  await phone.tap(`${UI} .b button.go`);
+  await phone.fill(`${UI} textarea`, 'Which plan fits a team of 12 people working across three time zones?');
+  await phone.press(`${UI} textarea`, 'Enter');
+  await expectWithin('the phone\'s message is in its panel', 2000,
+    async () => (await panelThread(phone)).some(m => m.me));
+  const box = await phone.evaluate(ui => {
+    const root = document.querySelector(ui).shadowRoot;
+    const r = e => { const b = root.querySelector(e).getBoundingClientRect(); return [b.left, b.right, b.top, b.bottom]; };
+    return { panel: r('.p'), input: r('textarea'), scroll: document.documentElement.scrollWidth, w: innerWidth, h: innerHeight };
+  }, UI);
+  check('phone: the panel fits the screen\'s width with a margin', box.panel[0] >= 4 && box.panel[1] <= box.w - 4, JSON.stringify(box));
+  check('phone: the panel is on screen, the input inside it', box.panel[2] >= 0 && box.panel[3] <= box.h && box.input[3] <= box.panel[3] && box.input[0] >= box.panel[0], JSON.stringify(box));
+  check('phone: the panel uses most of the width (not a desktop-sized box)', box.panel[1] - box.panel[0] >= box.w - 40, JSON.stringify(box));
+  check('phone: the page does not scroll sideways', box.scroll <= box.w, JSON.stringify(box));
+  await shot(phone, 'visitor-chat-panel-phone.png');
+  await phoneCtx.close();
 
   // ---------------- 4. the site's own chat takes over ----------------
   for (const [name, page, opened, fire] of [

@@ -6,7 +6,9 @@
 # --type msg` → collector → drain), hostile text stored verbatim and
 # answered JSON-escaped, bad text (400 bad_text with a reason), a Redis
 # failure inside the transaction (503, no row), the auth matrix of every
-# route, pagination, the live list's chat fields, the rate limit.
+# route, pagination, the live list's chat fields, the rate limit. The visitor's
+# downlink is held on a second collector (B, HTTP only): the api's invite
+# reaches it there.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
@@ -38,6 +40,12 @@ hn_spawn collector "$HN_BIN/herenow-collector"
 hn_spawn api "$HN_BIN/herenow-api"
 hn_wait_for 10 "collector ready" curl -fsS "http://127.0.0.1:$ADMIN/readyz"
 hn_wait_for 10 "api ready" curl -fsS "http://127.0.0.1:$API/readyz"
+# collector B: only HTTP, where the visitor's page holds its downlink (GET /v),
+# while its beacons go to the first collector over UDP
+HTTPB=$(hn_free_port) ADMINB=$(hn_free_port)
+hn_spawn colB env HERENOW_UDP_LISTEN= HERENOW_HTTP_LISTEN=127.0.0.1:$HTTPB HERENOW_SPOOL_DIR= \
+    HERENOW_ADMIN_LISTEN=127.0.0.1:$ADMINB "$HN_BIN/herenow-collector"
+hn_wait_for 10 "collector B ready" curl -fsS "http://127.0.0.1:$ADMINB/readyz"
 
 BASE="http://127.0.0.1:$API/api/visitor-tracking"
 BODY="$HN_TMP/body"
@@ -66,6 +74,8 @@ hn_assert_eq "live list: no chat state yet" "null 0 0" \
     "$(j ".visitors[] | select(.session_id == \"$SID\") | \"\(.chat_state) \(.messages_sent // 0) \(.agent_messages // 0)\"")"
 
 # --- invite --------------------------------------------------------------------------------
+hn_spawn down curl -sN "http://127.0.0.1:$HTTPB/v?k=$K1&s=$SID"
+hn_wait_for 10 "the visitor's downlink on collector B is live" grep -q '^: ready' "$HN_TMP/down.log"
 HOSTILE='<img src=x onerror=alert(1)> ‮RTL‬ 😀 "q" \\ \n'
 req POST "$S/$SID/chat" "$TOK" "$(jq -cn --arg t "$HOSTILE" '{text: $t}')"
 hn_assert_eq "invite: 201" 201 "$ST"
@@ -75,6 +85,9 @@ hn_assert_eq "invite: agent is the token's name" "Ann Agent" "$(j .agent)"
 hn_assert_eq "invite: text returned verbatim" "$HOSTILE" "$(j .message.text)"
 hn_assert_eq "invite: message belongs to the conversation" "$CID" "$(j .message.conversation_id)"
 MID=$(j .message.id)
+hn_wait_for 5 "the invitation reaches the visitor's downlink on collector B" grep -q "^id: " "$HN_TMP/down.log"
+hn_assert_eq "... as an invite event with the message's id and the conversation" "invite $MID $CID" \
+    "$(grep -A1 '^event: invite' "$HN_TMP/down.log" | sed -n 's/^data: //p' | jq -r '"invite \(.id) \(.conversation)"')"
 entry=$(hn_redis --raw XRANGE "hn:chat:{$W1}" - + | tr '\n' '|')
 hn_assert_eq "hn:chat entry: fields" "s|$SID|e|invite|c|$CID|m|$MID|a|Ann Agent|x|" \
     "$(echo "$entry" | cut -d'|' -f2-12)|"

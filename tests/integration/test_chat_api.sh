@@ -36,6 +36,7 @@ API=$(hn_free_port)
 export HERENOW_UDP_LISTEN=127.0.0.1:$UDP HERENOW_HTTP_LISTEN= HERENOW_ADMIN_LISTEN=127.0.0.1:$ADMIN
 export HERENOW_API_LISTEN=127.0.0.1:$API HERENOW_THREADS=2 HERENOW_DRAIN_BLOCK_MS=100
 export HERENOW_TOKEN_REFRESH_MS=200 HERENOW_CHAT_RATE_PER_MIN=60
+export HERENOW_STREAM_KEEP_MS=3600000   # the whole stream stays: every record is delivered again below
 hn_spawn collector "$HN_BIN/herenow-collector"
 hn_spawn api "$HN_BIN/herenow-api"
 hn_wait_for 10 "collector ready" curl -fsS "http://127.0.0.1:$ADMIN/readyz"
@@ -257,6 +258,34 @@ want=$(hn_psql "SELECT concat_ws(' ', count(*) FILTER (WHERE started_by = 'agent
 hn_assert_eq "visitor-stats: invitations sent, accepted (as a rate), chats by visitors = the conversations" \
     "$want" "$(j '"\(.invitations_sent) \((.invitation_acceptance_rate * .invitations_sent + 0.5) | floor) \(.chats_by_visitors)"')"
 hn_assert_cmd "visitor-stats: some of each (the test made them)" test "$(j '.invitations_sent * .chats_by_visitors * .invitation_acceptance_rate > 0')" = true
+
+# --- every record delivered again: the chat rows and counts do not move ----------------------
+# A Lua script appends a copy of each entry of the stream (binary-safe), as a
+# replay after a crash would; the drain reads them as new entries.
+drained() {
+    local lag pend
+    lag=$(hn_redis XINFO GROUPS hn:stream:0 | awk 'p { print; exit } $1 == "lag" { p = 1 }')
+    pend=$(hn_redis XPENDING hn:stream:0 drain | head -1)
+    [ "$lag" = 0 ] && [ "$pend" = 0 ]
+}
+hn_wait_for 10 "the drain has taken everything" drained
+snap() {
+    hn_psql "SELECT concat_ws(' ', (SELECT count(*) FROM widget_conversations),
+        (SELECT count(*) FROM widget_conversation_messages),
+        (SELECT string_agg(state, ',' ORDER BY id) FROM widget_conversations),
+        (SELECT sum(messages_sent) FROM widget_visitor_sessions),
+        (SELECT count(*) FILTER (WHERE has_chatted) FROM widget_visitor_sessions))"
+}
+before=$(snap)
+copies=$(hn_redis EVAL "local n = 0
+for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
+  redis.call('XADD', KEYS[1], '*', unpack(e[2])); n = n + 1
+end
+return n" 1 hn:stream:0)
+hn_assert_eq "every record delivered again (the entries hold the visitor's messages twice now)" 2 \
+    "$(hn_redis --raw XRANGE hn:stream:0 - + | grep -c 'one more thing')"
+hn_wait_for 10 "the drain has taken the copies" drained
+hn_assert_eq "redelivery: conversations, messages, states, messages_sent, has_chatted unchanged" "$before" "$(snap)"
 
 # --- Redis down: 503, nothing in PostgreSQL -----------------------------------------------------
 n0=$(hn_psql "SELECT count(*) FROM widget_conversations")

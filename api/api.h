@@ -74,6 +74,8 @@ typedef struct hn_api_req {
     int           nquery;
     hn_principal  who;
     const hn_config *cfg;
+    /* the live hub (pages now reads its tables; NULL in unit tests) */
+    struct hn_live *live;
     /* a POST's body (NUL-terminated copy, owned by the request; NULL when empty) */
     char         *body;
     size_t        body_len;
@@ -165,6 +167,10 @@ void hn_route_breakdown(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs)
 void hn_route_sessions(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 void hn_route_export(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 void hn_route_widgets(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+/* routes_pages.c: pages now (the live hub), time travel and concurrency (PostgreSQL) */
+void hn_route_pages_live(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_active_at(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_concurrency(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 /* routes_chat.c: Start Chat (docs/CHAT.md §6) */
 void hn_route_chat_invite(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 void hn_route_chat_message(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);

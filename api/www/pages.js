@@ -11,7 +11,9 @@
 // in `title` where the text is ellipsized.
 import { h, put, state, $, fmtInt, changed, viewVisitors } from './app.js';
 
-const SHORT = 8;                 // pages shown before "Show all"
+// pages shown before "Show all": fewer on a phone, where the list is below them
+const PHONE = matchMedia('(max-width: 760px)');
+const short = () => (PHONE.matches ? 3 : 8);
 const pg = { now: null, all: false };
 
 // The live table (the stream's `pages` event or GET pages/live): it replaces the last.
@@ -67,9 +69,9 @@ export function renderPages() {
   const sum = !data ? 'loading…'
     : `${fmtInt(data.total_pages)} page${data.total_pages === 1 ? '' : 's'} · ${fmtInt(data.live)} ${state.past ? 'there' : 'live'} · ${fmtInt(data.active)} active${data.capped ? ' (of the newest)' : ''}`;
   $('pages-sum').textContent = sum;
-  const shown = pg.all ? pages : pages.slice(0, SHORT);
+  const shown = pg.all ? pages : pages.slice(0, short());
   const more = $('pages-more');
-  more.hidden = pages.length <= SHORT;
+  more.hidden = pages.length <= short();
   const busiest = data && data.total_pages > pages.length;    // the event has the 50 busiest
   more.textContent = pg.all ? 'Show fewer' : `Show ${busiest ? 'the' : 'all'} ${fmtInt(pages.length)}${busiest ? ' busiest' : ''}`;
   more.setAttribute('aria-expanded', String(pg.all));
@@ -119,5 +121,6 @@ function showPin() {
 export function initPages() {
   $('pages-more').addEventListener('click', () => { pg.all = !pg.all; renderPages(); });
   $('pin-clear').addEventListener('click', () => pinPage(null));
+  PHONE.addEventListener('change', renderPages);
   renderPages();
 }

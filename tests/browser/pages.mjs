@@ -228,6 +228,18 @@ guard(async () => {
     pin: document.querySelector('#pin').getBoundingClientRect().right,
   }));
   check('phone: no sideways scroll; the panel and the chip fit the width', fit.scroll <= fit.width && fit.panel <= fit.width && fit.pin <= fit.width, fit);
+  pv('liveHHHH0001', 1, '/about', 'About');
+  pv('liveIIII0001', 1, '/faq', 'FAQ');
+  let phoneItems;
+  await expectWithin('phone: 4 pages, the panel shows the busiest 3 and "Show all 4"', PAGES, async () => {
+    phoneItems = [(await panel(dash)).length, await dash.isVisible('#pages-more') && await dash.textContent('#pages-more')];
+    return same(phoneItems, [3, 'Show all 4']);
+  }, () => JSON.stringify(phoneItems));
+  await dash.click('#pages-more');
+  eq('…which shows the 4th', [4, 'Show fewer', 'true'],
+    [(await panel(dash)).length, await dash.textContent('#pages-more'), await dash.getAttribute('#pages-more', 'aria-expanded')]);
+  await dash.click('#pages-more');
+  await rowsAre('phone: the list is still filtered to /contact', dash, ['liveDDDD0001', 'liveEEEE0001']);
   await shot(dash, 'pages-phone.png', { fullPage: true });
   await dash.click('#pin-clear');
   await dash.setViewportSize({ width: 1280, height: 900 });

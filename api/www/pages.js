@@ -14,7 +14,7 @@ import { h, put, state, $, fmtInt, changed, viewVisitors } from './app.js';
 // pages shown before "Show all": fewer on a phone, where the list is below them
 const PHONE = matchMedia('(max-width: 760px)');
 const short = () => (PHONE.matches ? 3 : 8);
-const pg = { now: null, all: false };
+const pg = { now: null, all: false, key: '' };   // key: what is on screen
 
 // The live table (the stream's `pages` event or GET pages/live): it replaces the last.
 export function pagesEvent(data) {
@@ -27,6 +27,7 @@ export function pagesEvent(data) {
 export function resetPages() {
   pg.now = null;
   pg.all = false;
+  pg.key = '';
   state.filter.pin = null;
   showPin();
   renderPages();
@@ -60,26 +61,32 @@ export function pathOf(url) {
   } catch { return url; }
 }
 
+const setText = (el, text) => { if (el.textContent !== text) el.textContent = text; };
+
 export function renderPages() {
   const data = state.past ? pastPages() : pg.now;
   const list = $('pages-list');
   const pages = data ? data.pages : [];
-  $('pages-h').textContent = state.past ? 'Pages then' : 'Pages now';
-  $('pages').classList.toggle('is-past', !!state.past);
+  setText($('pages-h'), state.past ? 'Pages then' : 'Pages now');
+  if ($('pages').classList.contains('is-past') !== !!state.past) $('pages').classList.toggle('is-past');
   const sum = !data ? 'loading…'
     : `${fmtInt(data.total_pages)} page${data.total_pages === 1 ? '' : 's'} · ${fmtInt(data.live)} ${state.past ? 'there' : 'live'} · ${fmtInt(data.active)} active${data.capped ? ' (of the newest)' : ''}`;
-  $('pages-sum').textContent = sum;
+  setText($('pages-sum'), sum);
   const shown = pg.all ? pages : pages.slice(0, short());
   const more = $('pages-more');
-  more.hidden = pages.length <= short();
+  if (more.hidden !== pages.length <= short()) more.hidden = !more.hidden;
   const busiest = data && data.total_pages > pages.length;    // the event has the 50 busiest
-  more.textContent = pg.all ? 'Show fewer' : `Show ${busiest ? 'the' : 'all'} ${fmtInt(pages.length)}${busiest ? ' busiest' : ''}`;
-  more.setAttribute('aria-expanded', String(pg.all));
+  setText(more, pg.all ? 'Show fewer' : `Show ${busiest ? 'the' : 'all'} ${fmtInt(pages.length)}${busiest ? ' busiest' : ''}`);
+  if (more.getAttribute('aria-expanded') !== String(pg.all)) more.setAttribute('aria-expanded', String(pg.all));
+  if (list.dataset.pages !== String(pages.length)) list.dataset.pages = String(pages.length);
   const max = Math.max(1, ...pages.map(p => p.live));
   const pin = state.filter.pin;
+  // A busy site sends a table every second, mostly the same: touch the DOM only for a change.
+  const key = JSON.stringify([shown.map(p => [p.url, p.title, p.live, p.active]), max, pin, !!state.past, !data]);
+  if (key === pg.key) return;
+  pg.key = key;
   put(list, shown.length ? shown.map(p => pageItem(p, max, pin && pin.url === p.url))
     : h('li', { class: 'muted pages-empty', text: data ? (state.past ? 'No one was on the site then.' : 'No one is on the site right now.') : '' }));
-  list.dataset.pages = String(pages.length);
 }
 
 function pageItem(p, max, pinned) {

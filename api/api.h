@@ -31,6 +31,7 @@
  *   routes_admin.c    erase a visitor, the widget list
  *   routes_chat.c     Start Chat: invite, messages, close, chat list
  *   routes_history.c  stats, timeseries, breakdown, sessions, export.csv
+ *   routes_pages.c    pages now (the live hub's table), active-visitors?at=, concurrency
  *   routes.c          what the handlers share (rows → JSON, Redis replies)
  *   params.c          query and path parameter parsing shared by the routes
  *   static.c          the dashboard's files (api/www/)

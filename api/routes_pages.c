@@ -62,9 +62,8 @@ void hn_route_pages_live(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
     }
     hn_buf_append(&out, "{", 1);
     bool f = true;
-    hn_json_kint(&out, &f, "widget_id", p->widget_id);
+    hn_live_pages_json_head(&out, &f, p);              /* widget_id, as_of, counts */
     hn_json_ktime(&out, &f, "now", (int64_t)hn_now_ms());
-    hn_live_pages_json_head(&out, &f, p);
     size_t from = (size_t)off < p->n ? (size_t)off : p->n;
     size_t n = p->n - from < (size_t)limit ? p->n - from : (size_t)limit;
     hn_json_kint(&out, &f, "count", (int64_t)n);

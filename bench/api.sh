@@ -634,7 +634,8 @@ explain "SELECT value, sum(n)::bigint AS cnt, (sum(sum(n)) OVER ())::bigint, cou
 explain "SELECT id, session_id, visitor_id, landing_page, current_page_url, page_views FROM widget_visitor_sessions WHERE widget_id = $WID AND session_started_at >= '$FROM' AND session_started_at < '$TO' ORDER BY session_started_at DESC, id DESC LIMIT 101" >"$HN_TMP/explain_sessions.txt"
 F2_H=$(psql_q -c "SELECT date_trunc('hour', '$FROM2'::timestamptz)")
 F2_D=$(psql_q -c "SELECT ('$FROM2'::timestamptz AT TIME ZONE 'UTC')::date")
-explain "${STATS_SQL//widget_id = $WID AND hour >= '$F_H'/widget_id = $WID2 AND hour >= '$F2_H'}" >"$HN_TMP/explain_stats2.txt"
+STATS2_SQL=${STATS_SQL%% WHERE *}" WHERE widget_id = $WID2 AND hour >= '$F2_H' AND hour < '$T_H'"
+explain "$STATS2_SQL" >"$HN_TMP/explain_stats2.txt"
 explain "SELECT value, sum(n)::bigint AS cnt, (sum(sum(n)) OVER ())::bigint, count(*) OVER () FROM widget_rollup_dims WHERE widget_id = $WID2 AND dim = 'page' AND day >= '$F2_D'::date AND day < '$T_D'::date GROUP BY value HAVING sum(n) <> 0 ORDER BY cnt DESC, value LIMIT 100" >"$HN_TMP/explain_breakdown2.txt"
 exec_ms() { awk '/Execution Time:/ { print $3 }' "$1"; }
 top_buffers() { awk '/Buffers:/ { sub(/^ */, ""); print; exit }' "$1"; }

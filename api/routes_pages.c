@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PAGES_WAIT_MS 250    /* a worker waits this long at most for a widget's first load */
+
 /* ---- pages now ------------------------------------------------------------------ */
 
 void hn_route_pages_live(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
@@ -56,7 +58,10 @@ void hn_route_pages_live(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
         hn_api_error(rs, 503, "live hub not running");
         return;
     }
-    if (hn_live_pages_get(rq->live, hn_rt_widget_id(rq), rq->cfg->api_timeout_ms, &p) != HN_OK) {
+    /* a widget no one watches: the ask starts its load; a worker thread waits
+     * for it only briefly (a big list takes seconds), then the caller retries */
+    int64_t wait = rq->cfg->api_timeout_ms < PAGES_WAIT_MS ? rq->cfg->api_timeout_ms : PAGES_WAIT_MS;
+    if (hn_live_pages_get(rq->live, hn_rt_widget_id(rq), wait, &p) != HN_OK) {
         hn_api_error(rs, 503, "live list loading, retry");
         return;
     }

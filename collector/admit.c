@@ -27,7 +27,7 @@ static void relay_client(hn_enricher *e, const hn_beacon *b, const hn_client *cl
  * hashed into the rate limiter's IPv6 space (two FNV-1a, 128 bits). Per
  * worker thread, like the per-address limit: a session whose requests
  * spread over N threads gets at most N times the rate. */
-static bool msg_allowed(hn_worker *w, const hn_beacon *b, uint64_t now_us) {
+static bool msg_allowed(hn_worker *w, const hn_beacon *b) {
     uint64_t h[2] = {14695981039346656037ull, 1099511628211ull * 31};
     const hn_str part[3] = {b->k, {"\0", 1}, b->s};
     for (int i = 0; i < 2; i++)
@@ -36,7 +36,7 @@ static bool msg_allowed(hn_worker *w, const hn_beacon *b, uint64_t now_us) {
                 h[i] = (h[i] ^ (uint8_t)part[j].p[n]) * 1099511628211ull;
     hn_ip key = {.v4 = false};
     memcpy(key.b, h, sizeof(key.b));
-    return hn_rl_take(w->msg_rl, &key, now_us / 1000, 1.0);
+    return hn_rl_take(w->msg_rl, &key, hn_mono_ms(), 1.0);   /* monotonic: a clock step neither refills nor starves */
 }
 
 hn_admitted hn_worker_admit(hn_worker *w, const hn_widgets *wt, const hn_batch *bt,
@@ -87,7 +87,7 @@ hn_admitted hn_worker_admit(hn_worker *w, const hn_widgets *wt, const hn_batch *
             a.dropped++;
             continue;
         }
-        if (b->type == HN_T_MSG && !msg_allowed(w, b, now_us)) {
+        if (b->type == HN_T_MSG && !msg_allowed(w, b)) {
             hn_worker_drop(w, ti, HN_R_CHAT_RATE_LIMITED, 1);
             a.dropped++;
             a.msg_limited++;

@@ -18,8 +18,12 @@
  * next look. A COMMIT that fails after the EVALs leaves entries of an expiry
  * PostgreSQL did not keep: the next look expires the rows again and adds a
  * second `expire` entry, which the page and the live hub take twice without
- * harm. A Redis error answer for one row (a key of another type) is logged
+ * harm. A WRONGTYPE answer for one row (a key of another type) is logged
  * and counted; the row stays expired, so one bad key cannot hold up the rest.
+ * Any other error answer (LOADING, READONLY, OOM...) wrote nothing: the look
+ * is rolled back. A row whose hash shows the visitor answered meanwhile (the
+ * answer's record not yet drained) gets no entry: the page hears of no
+ * expiry, and the answer, once drained, wins over `expired` (sql_chat.c).
  *
  * The partial index widget_conversations_unanswered (sql/005) holds only
  * the rows still waiting for an answer, so a look reads a few pages.
@@ -50,9 +54,13 @@ static const char expire_sql[] =
  * entry id (m), time (t), the hash's fields chat and chat_state. The reads
  * and the XADD come before the one write that cannot fail, so an error
  * (WRONGTYPE) changes nothing; a hash that is gone stays gone. Answers
- * {entry id, 1 when the hash was set}. */
+ * {entry id, 1 when the hash was set}, or {"", 2} and nothing written when
+ * the hash shows the visitor has answered that invitation already. */
 static const char expire_lua[] =
     "local h = redis.call('HMGET', KEYS[1], ARGV[6], ARGV[7])\n"
+    "if h[1] == ARGV[1] and h[2] and h[2] ~= 'invited' and h[2] ~= 'shown' and h[2] ~= 'expired' then\n"
+    "  return {'', 2}\n"
+    "end\n"
     "local id = redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[3], '*', 's', ARGV[2],"
     " 'e', 'expire', 'c', ARGV[1], 'm', ARGV[4], 'a', '', 'x', '', 't', ARGV[5])\n"
     "if h[1] == ARGV[1] and (h[2] == 'invited' or h[2] == 'shown') then\n"
@@ -82,7 +90,8 @@ static bool pg_ok(hn_drain_worker *d, PGresult *r, ExecStatusType want, const ch
 
 /* The EVALs of rows [0, n) of res, pipelined; every reply read before any
  * is judged. HN_OK, or HN_ERR when the connection failed (closed). */
-static int send_expiries(hn_drain_worker *d, PGresult *res, int n, int *set, int *failed) {
+static int send_expiries(hn_drain_worker *d, PGresult *res, int n, int *set, int *failed,
+                         int *answered) {
     static __thread hn_rng rng;
     static __thread bool seeded;
     if (!seeded) hn_rng_seed(&rng), seeded = true;
@@ -119,6 +128,12 @@ static int send_expiries(hn_drain_worker *d, PGresult *res, int n, int *set, int
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
             r->element[1]->type == REDIS_REPLY_INTEGER) {
             *set += r->element[1]->integer == 1;
+            *answered += r->element[1]->integer == 2;
+        } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) != 0) {
+            /* LOADING, READONLY, OOM, BUSY...: nothing was written; the
+             * whole look is rolled back and made again later */
+            hn_warn("event=chat_expire_redis_error err='%s'", r->str);
+            rc = HN_ERR;
         } else {
             (*failed)++;
             hn_warn("event=chat_expire_redis_refused conversation=%s err='%s'",
@@ -152,8 +167,8 @@ int hn_drain_expire(hn_drain_worker *d) {
         rollback(d);
         return -1;
     }
-    int n = PQntuples(r), set = 0, failed = 0;
-    if (n > 0 && send_expiries(d, r, n, &set, &failed) != HN_OK) {
+    int n = PQntuples(r), set = 0, failed = 0, answered = 0;
+    if (n > 0 && send_expiries(d, r, n, &set, &failed, &answered) != HN_OK) {
         PQclear(r);
         rollback(d);
         return -1;
@@ -171,7 +186,7 @@ int hn_drain_expire(hn_drain_worker *d) {
     d->m_expired += (uint64_t)n;
     d->m_expire_failed += (uint64_t)failed;
     pthread_mutex_unlock(&d->mu);
-    hn_info("event=chat_invitations_expired n=%d hashes=%d refused=%d", n, set, failed);
+    hn_info("event=chat_invitations_expired n=%d hashes=%d refused=%d answered=%d", n, set, failed, answered);
     /* a full batch: more are waiting, look again at the next cycle */
     if (n == HN_DRAIN_EXPIRE_BATCH) d->last_expire_ms = 0;
     return n;

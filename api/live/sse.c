@@ -362,6 +362,7 @@ void hn_sse_destroy(hn_sse *s) {
     group *g, *gt;
     HASH_ITER(hh, s->groups, g, gt) {
         HASH_DEL(s->groups, g);
+        hn_live_msg_unref(g->pages);
         free(g);
     }
     if (s->timer) event_free(s->timer);

@@ -110,22 +110,31 @@ hn_done() {
 
 # ---- the OpenAPI description (docs/openapi.yaml) --------------------------
 
-# hn_oa_curl BODYFILE CURL_ARGS...: curl -s with the body in BODYFILE; prints
-# the status. The answer (curl's own method and URL, status, content type,
-# body) is recorded in $HN_TMP/oa, and hn_done checks every recorded answer
-# against the description (tests/browser/openapi.mjs, one node per script): an
-# answer whose route, status or body the description does not have fails.
-hn_oa_curl() {
-    local body=$1 w id
+# hn_oa_req BODYFILE CURL_ARGS...: curl -s with the body in BODYFILE, the status in HN_ST.
+# The answer (curl's own method and URL, status, content type, body) is recorded in
+# $HN_TMP/oa, and hn_done checks every recorded answer against the description
+# (tests/browser/openapi.mjs check, one node per script): an answer whose route, status or
+# body the description does not have fails. Only builtins besides curl (the API tests send
+# many requests, some against a rate limit). hn_oa_curl: the same, printing the status.
+hn_oa_req() {
+    local body=$1 w v="" id
     shift
-    w=$(curl -s -o "$body" -w '%{http_code}\t%{content_type}\t%{method}\t%{url_effective}' "$@") || true
-    printf '%s\n' "${w%%$'\t'*}"
-    [ "${w%%$'\t'*}" != 000 ] || return 0
-    mkdir -p "$HN_TMP/oa"
+    [ -d "$HN_TMP/oa" ] || mkdir "$HN_TMP/oa"
+    : >"$body"   # curl leaves the file alone when the answer has no body (204, 304)
     HN_OA_N=$((${HN_OA_N:-0} + 1))
     id=$BASHPID.$HN_OA_N
-    cp "$body" "$HN_TMP/oa/$id" 2>/dev/null || : >"$HN_TMP/oa/$id"
+    curl -s -o "$body" -w '%{http_code}\t%{content_type}\t%{method}\t%{url_effective}\n' "$@" \
+        >"$HN_TMP/oa/$id.w" || true
+    IFS= read -r w <"$HN_TMP/oa/$id.w" || w=000
+    HN_ST=${w%%$'\t'*}
+    [ "$HN_ST" != 000 ] || return 0
+    IFS= read -r -d '' v <"$body" || true # (a NUL ends it: only JSON bodies are checked)
+    printf '%s' "$v" >"$HN_TMP/oa/$id"
     printf '%s\t%s\n' "$id" "$w" >>"$HN_TMP/oa/answers.tsv"
+}
+hn_oa_curl() {
+    hn_oa_req "$@"
+    printf '%s\n' "$HN_ST"
 }
 
 # hn_oa_check: tests/browser/openapi.mjs check on the recorded answers: one check per

@@ -149,8 +149,11 @@ async function check() {
         if (!o && !response) { fail(pathOps.length ? `no ${method} operation on this path` : 'no operation has this path'); continue; }
         if (!response) { fail(`status ${status} is not described for ${method} ${o.tpl}`); continue; }
         if (o && /^2/.test(status)) {
-            const q = new Set(o.params.filter((x) => x.in === 'query').map((x) => x.name));
-            const und = [...new Set(u.searchParams.keys())].filter((k) => !q.has(k));
+            const qp = o.params.filter((x) => x.in === 'query');
+            const q = new Set(qp.map((x) => x.name));
+            // a free-form object (style form, explode) takes any names: the pixel's beacon keys
+            const free = qp.some((x) => x.schema && x.schema.type === 'object' && (x.style || 'form') === 'form' && x.explode !== false);
+            const und = free ? [] : [...new Set(u.searchParams.keys())].filter((k) => !q.has(k));
             if (und.length) fail(`query parameter(s) not described: ${und.join(', ')}`);
         }
         const content = response.content || {};

@@ -167,7 +167,8 @@ async function check() {
         if (method === 'HEAD' || !isJson(media)) continue;
         let doc;
         try { doc = JSON.parse(body.toString('utf8')); } catch (e) { fail(`not JSON: ${e.message}`); continue; }
-        const v = validator(mt.schema);
+        let v;
+        try { v = validator(mt.schema); } catch (e) { fail(`the schema does not compile: ${e.message}`); continue; }
         if (!v(doc)) fail(`${ajvText(v.errors)} (body: ${body.toString('utf8').slice(0, 160)})`);
     }
     for (const [key, g] of [...groups].sort()) {

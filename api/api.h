@@ -31,6 +31,7 @@
  *   routes_admin.c    erase a visitor, the widget list
  *   routes_chat.c     Start Chat: invite, messages, close, chat list
  *   routes_history.c  stats, timeseries, breakdown, sessions, export.csv
+ *   routes_pages.c    pages now (the live hub's table), active-visitors?at=, concurrency
  *   routes.c          what the handlers share (rows → JSON, Redis replies)
  *   params.c          query and path parameter parsing shared by the routes
  *   static.c          the dashboard's files (api/www/)
@@ -74,6 +75,8 @@ typedef struct hn_api_req {
     int           nquery;
     hn_principal  who;
     const hn_config *cfg;
+    /* the live hub (pages now reads its tables; NULL in unit tests) */
+    struct hn_live *live;
     /* a POST's body (NUL-terminated copy, owned by the request; NULL when empty) */
     char         *body;
     size_t        body_len;
@@ -165,6 +168,10 @@ void hn_route_breakdown(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs)
 void hn_route_sessions(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 void hn_route_export(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 void hn_route_widgets(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+/* routes_pages.c: pages now (the live hub), time travel and concurrency (PostgreSQL) */
+void hn_route_pages_live(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_active_at(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_concurrency(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 /* routes_chat.c: Start Chat (docs/CHAT.md §6) */
 void hn_route_chat_invite(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 void hn_route_chat_message(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);

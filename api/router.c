@@ -34,6 +34,10 @@ static const hn_route routes[HN_RT__API] = {
     [HN_RT_CHAT_CLOSE]      = {"chat_close", HN_POST, SESSIONS "/:sessionId/chat/close",
                                hn_route_chat_close, false},
     [HN_RT_CHATS]           = {"chats", HN_GET, WIDGETS "/:widgetId/chats", hn_route_chats, true},
+    [HN_RT_PAGES_LIVE]      = {"pages_live", HN_GET, WIDGETS "/:widgetId/pages/live",
+                               hn_route_pages_live, true},
+    [HN_RT_CONCURRENCY]     = {"concurrency", HN_GET, WIDGETS "/:widgetId/concurrency",
+                               hn_route_concurrency, true},
 };
 
 static const char *const extra_names[HN_RT__COUNT - HN_RT__API] = {

@@ -32,6 +32,8 @@ typedef enum hn_route_id {
     HN_RT_CHAT_MESSAGES,
     HN_RT_CHAT_CLOSE,
     HN_RT_CHATS,
+    HN_RT_PAGES_LIVE,
+    HN_RT_CONCURRENCY,
     HN_RT__API,                     /* the routes above are the table's */
     HN_RT_LIVEZ = HN_RT__API,       /* the ones below are for metrics and the log */
     HN_RT_READYZ,

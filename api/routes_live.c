@@ -108,6 +108,10 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
     redisReply *pre[2] = {NULL, NULL}, *chunk = NULL, **snaps = NULL;
     size_t nsnaps = 0;
 
+    if (hn_api_query(rq, "at")) {                 /* time travel: PostgreSQL */
+        hn_route_active_at(w, rq, rs);
+        return;
+    }
     if (!hn_rt_check_keys(rq, rs, allowed, 3)) return;
     if (hn_param_int("limit", hn_api_query(rq, "limit"), 1, 1000, 100, &limit, err, sizeof(err)) ||
         hn_param_enum("status", hn_api_query(rq, "status"), statuses, 3, ST_ALL, &status, err,

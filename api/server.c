@@ -435,6 +435,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
     job->query = c.query ? hn_xstrdup(c.query) : NULL;
     rq->path = job->path;
     rq->cfg = s->cfg;
+    rq->live = hn_sse_live(s->sse);
     job->handler = hn_route_get(r)->handler;
     job->route = r;
     job->start_us = c.t0;

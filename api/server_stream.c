@@ -128,9 +128,11 @@ void hn_srv_serve_ticket(hn_srv_rctx *c, const hn_api_req *rq, int64_t wid) {
 /* The stream's parameters, checked before a ticket is used up: 400 and
  * HN_ERR on anything wrong. */
 int hn_srv_stream_params(hn_srv_rctx *c, const hn_api_req *rq, uint32_t *epoch, uint64_t *seq) {
-    static const char *const allowed[] = {"ticket", "last_event_id"};
+    static const char *const allowed[] = {"ticket", "last_event_id", "pages"};
     char err[HN_PARAM_ERR_CAP];
-    if (hn_param_check_keys(rq->qkey, rq->nquery, allowed, 2, err, sizeof(err)) != HN_OK) {
+    int pages;
+    if (hn_param_check_keys(rq->qkey, rq->nquery, allowed, 3, err, sizeof(err)) != HN_OK ||
+        hn_param_bool("pages", hn_api_query(rq, "pages"), &pages, err, sizeof(err)) != HN_OK) {
         hn_srv_fail(c, 400, err);
         return HN_ERR;
     }
@@ -157,7 +159,10 @@ void hn_srv_stream_full(hn_srv_rctx *c) {
 
 void hn_srv_serve_stream(hn_srv_rctx *c, const hn_api_req *rq, int64_t wid, uint32_t epoch, uint64_t seq) {
     hn_api_server *s = c->s;
-    if (hn_sse_open(s->sse, c->req, wid, rq->who.token_id, epoch, seq) != HN_OK) {
+    int pages = -1;
+    char err[HN_PARAM_ERR_CAP];
+    hn_param_bool("pages", hn_api_query(rq, "pages"), &pages, err, sizeof(err));   /* checked */
+    if (hn_sse_open(s->sse, c->req, wid, rq->who.token_id, epoch, seq, pages == 1) != HN_OK) {
         hn_srv_stream_full(c);
         return;
     }

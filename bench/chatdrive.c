@@ -18,7 +18,9 @@
  * api's whole call (PostgreSQL transaction, XADD).
  *
  * Output: one key=value line on stdout at the end: opened, open_failed,
- * sent, ok (201), the other answers by status, the call's p50/p99, how late.
+ * sent, ok (201), the other answers by status, the call's p50/p99, how late;
+ * with --convs-out, the conversations opened (for hn-chatdash, whose
+ * visitors answer in them).
  * The token comes from HN_CHAT_TOKEN (kept out of ps).
  */
 #include "bench/lib/bench.h"
@@ -31,17 +33,11 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #define SID_MAX   64
 #define HEAD_CAP  4096
@@ -49,7 +45,7 @@
 #define THREADS_MAX 64
 
 typedef struct opts {
-    const char *to, *token, *sids, *widget;
+    const char *to, *token, *sids, *widget, *convs_out;
     uint32_t    targets, threads;
     double      rate, duration;
     uint64_t    seed;
@@ -57,6 +53,7 @@ typedef struct opts {
 
 typedef struct target {
     const char *sid;
+    char        conv[40];  /* the conversation's id (the 201's "id") */
     bool        open;
     uint32_t    n;         /* the next message's number */
 } target;
@@ -64,14 +61,12 @@ typedef struct target {
 typedef struct worker {
     uint32_t  idx;
     pthread_t th;
-    int       fd;
     hn_rng    rng;
     target  **mine;        /* its opened sessions */
     uint32_t  nmine;
+    bench_http http;       /* its connection to herenow-api */
     hist      call_h;      /* the message calls, µs */
-    uint64_t  opened, open_failed, sent, ok, s409, s429, s503, s_other, io_errors, late_max_us;
-    int       last_status;
-    char      last_body[120];
+    uint64_t  opened, open_failed, sent, ok, s409, s429, s503, s_other, late_max_us;
 } worker;
 
 static opts              o;
@@ -81,23 +76,8 @@ static worker            wk[THREADS_MAX];
 static pthread_barrier_t opened_all;
 static _Atomic uint64_t  start_mono;     /* the messages' clock, set once every thread has opened */
 
-static int dial(void) {
-    int fd = socket(addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&addr.ss, addr.len) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* One POST on the worker's connection (made anew if it was closed); the
- * answer's status, or -1 on an I/O error. body: "{...}". */
+/* One POST on the worker's connection; the answer's status, or -1 on an
+ * I/O error. body: "{...}". */
 static int post(worker *w, const char *path, const char *body) {
     char req[1024];
     int n = snprintf(req, sizeof(req),
@@ -107,45 +87,7 @@ static int post(worker *w, const char *path, const char *body) {
                      path, o.widget ? "?widget=" : "", o.widget ? o.widget : "", o.to, o.token,
                      strlen(body), body);
     if (n <= 0 || (size_t)n >= sizeof(req)) return -1;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (w->fd < 0 && (w->fd = dial()) < 0) return -1;
-        if (write(w->fd, req, (size_t)n) != n) goto again;
-        char head[HEAD_CAP], buf[BODY_CAP];
-        size_t hlen = 0, used = 0;
-        int status = 0, h = 0;
-        bool chunked = false;
-        ssize_t r = 0;
-        while (h == 0) {
-            r = read(w->fd, buf, sizeof(buf));
-            if (r <= 0) goto again;
-            h = hn_http_head(head, sizeof(head), &hlen, buf, (size_t)r, &status, &chunked, &used);
-        }
-        if (h < 0) goto again;
-        /* the body: Content-Length (evhttp's answers have one) */
-        int64_t cl = -1;
-        for (char *p = strstr(head, "\r\n"); p; p = strstr(p + 2, "\r\n"))
-            if (strncasecmp(p + 2, "content-length:", 15) == 0) cl = strtoll(p + 17, NULL, 10);
-        if (cl < 0 || chunked) goto again;      /* not what the api sends: start over */
-        size_t have = (size_t)r - used, keep = have < sizeof(w->last_body) - 1 ? have : sizeof(w->last_body) - 1;
-        memcpy(w->last_body, buf + used, keep);
-        w->last_body[keep] = '\0';
-        while ((int64_t)have < cl) {
-            r = read(w->fd, buf, sizeof(buf));
-            if (r <= 0) goto again;
-            have += (size_t)r;
-        }
-        w->last_status = status;
-        if (strcasestr(head, "connection: close")) {
-            close(w->fd);
-            w->fd = -1;
-        }
-        return status;
-    again:
-        w->io_errors++;
-        if (w->fd >= 0) close(w->fd);
-        w->fd = -1;
-    }
-    return -1;
+    return bench_http_call(&w->http, req, (size_t)n);
 }
 
 static void *worker_main(void *arg) {
@@ -156,6 +98,10 @@ static void *worker_main(void *arg) {
     for (uint32_t i = w->idx; i < o.targets; i += o.threads) {
         snprintf(path, sizeof(path), "/api/visitor-tracking/sessions/%s/chat", tg[i].sid);
         int st = post(w, path, "{\"text\":\"bench invite\",\"agent\":\"bench\"}");
+        const char *v;
+        size_t vl;
+        if (st == 201 && hn_json_find_str(w->http.body, strlen(w->http.body), "id", &v, &vl) && vl < sizeof(tg[i].conv))
+            memcpy(tg[i].conv, v, vl);
         if (st == 201) {
             tg[i].open = true;
             w->mine[w->nmine++] = &tg[i];
@@ -163,7 +109,7 @@ static void *worker_main(void *arg) {
         } else {
             w->open_failed++;
             if (w->open_failed <= 3)
-                fprintf(stderr, "hn-chatdrive: open %s: %d %s\n", tg[i].sid, st, w->last_body);
+                fprintf(stderr, "hn-chatdrive: open %s: %d %s\n", tg[i].sid, st, w->http.body);
         }
     }
     pthread_barrier_wait(&opened_all);
@@ -172,13 +118,8 @@ static void *worker_main(void *arg) {
     /* 2. messages m = idx, idx + threads, … due at start + m / rate */
     uint64_t t0 = atomic_load(&start_mono), total = (uint64_t)(o.rate * o.duration);
     for (uint64_t m = w->idx; m < total && w->nmine > 0; m += o.threads) {
-        uint64_t due = t0 + (uint64_t)((double)m * 1e6 / o.rate), now = bench_mono_us();
-        if (now < due) {
-            struct timespec ts = {(time_t)((due - now) / 1000000u), (long)((due - now) % 1000000u) * 1000};
-            nanosleep(&ts, NULL);
-        } else if (now - due > w->late_max_us) {
-            w->late_max_us = now - due;
-        }
+        uint64_t late = bench_pace(t0, m, o.rate);
+        if (late > w->late_max_us) w->late_max_us = late;
         target *t = w->mine[(hn_rng_next(&w->rng) >> 33) % w->nmine];
         snprintf(path, sizeof(path), "/api/visitor-tracking/sessions/%s/messages", t->sid);
         uint64_t c0 = bench_mono_us();
@@ -195,9 +136,9 @@ static void *worker_main(void *arg) {
         else if (st == 503) w->s503++;
         else w->s_other++;
         if (st != 201 && w->s409 + w->s429 + w->s503 + w->s_other <= 3)
-            fprintf(stderr, "hn-chatdrive: message to %s: %d %s\n", t->sid, st, w->last_body);
+            fprintf(stderr, "hn-chatdrive: message to %s: %d %s\n", t->sid, st, w->http.body);
     }
-    if (w->fd >= 0) close(w->fd);
+    bench_http_close(&w->http);
     return NULL;
 }
 
@@ -210,6 +151,8 @@ static void usage(FILE *f) {
             "  --threads N      connections (default 4)\n"
             "  --seed N         which sessions, which message to which (default 1)\n"
             "  --widget ID      ?widget= on every call (a token of several widgets)\n"
+            "  --convs-out FILE the conversations opened, \"<session id> <conversation id>\" a line\n"
+            "                   (hn-chatdash: the visitors' answers)\n"
             "prints: targets= opened= open_failed= open_s= sent= ok= s409= s429= s503= s_other=\n"
             "        io_errors= seconds= rate= call_p50_ms= call_p99_ms= call_max_ms= late_max_ms=\n");
 }
@@ -220,7 +163,8 @@ int main(int argc, char **argv) {
         {"targets", required_argument, NULL, 'n'},  {"rate", required_argument, NULL, 'r'},
         {"duration", required_argument, NULL, 'd'}, {"threads", required_argument, NULL, 'T'},
         {"seed", required_argument, NULL, 'S'},     {"widget", required_argument, NULL, 'w'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"convs-out", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     o = (opts){.targets = 1000, .threads = 4, .rate = 100, .duration = 30, .seed = 1};
     o.token = getenv("HN_CHAT_TOKEN");
@@ -231,6 +175,7 @@ int main(int argc, char **argv) {
         case 't': o.to = optarg; break;
         case 's': o.sids = optarg; break;
         case 'w': o.widget = optarg; break;
+        case 'c': o.convs_out = optarg; break;
         case 'n': o.targets = (uint32_t)strtoul(optarg, &end, 10); if (*end || o.targets == 0) goto bad; break;
         case 'r': o.rate = strtod(optarg, &end); if (*end || o.rate <= 0) goto bad; break;
         case 'd': o.duration = strtod(optarg, &end); if (*end || o.duration <= 0) goto bad; break;
@@ -282,7 +227,7 @@ int main(int argc, char **argv) {
     uint64_t t_open = bench_mono_us();
     for (uint32_t i = 0; i < o.threads; i++) {
         wk[i].idx = i;
-        wk[i].fd = -1;
+        bench_http_init(&wk[i].http, &addr);
         wk[i].rng = (hn_rng){{o.seed + i + 1, 0x9e3779b97f4a7c15ull * (i + 1), 7, 0xabcdef}};
         pthread_create(&wk[i].th, NULL, worker_main, &wk[i]);
     }
@@ -301,8 +246,18 @@ int main(int argc, char **argv) {
         tot.s429 += w->s429;
         tot.s503 += w->s503;
         tot.s_other += w->s_other;
-        tot.io_errors += w->io_errors;
+        tot.http.io_errors += w->http.io_errors;
         if (w->late_max_us > tot.late_max_us) tot.late_max_us = w->late_max_us;
+    }
+    if (o.convs_out) {
+        FILE *cf = fopen(o.convs_out, "w");
+        if (!cf) {
+            fprintf(stderr, "hn-chatdrive: %s: %s\n", o.convs_out, strerror(errno));
+            return 1;
+        }
+        for (uint32_t i = 0; i < o.targets; i++)
+            if (tg[i].open && tg[i].conv[0]) fprintf(cf, "%s %s\n", tg[i].sid, tg[i].conv);
+        fclose(cf);
     }
     uint64_t t_msgs = atomic_load(&start_mono);
     double open_s = (double)(t_msgs - t_open) / 1e6, msg_s = (double)(t_end - t_msgs) / 1e6;
@@ -310,7 +265,7 @@ int main(int argc, char **argv) {
            " s409=%" PRIu64 " s429=%" PRIu64 " s503=%" PRIu64 " s_other=%" PRIu64 " io_errors=%" PRIu64
            " seconds=%.3f rate=%.1f call_p50_ms=%.2f call_p99_ms=%.2f call_max_ms=%.2f late_max_ms=%.2f\n",
            o.targets, tot.opened, tot.open_failed, open_s, tot.sent, tot.ok, tot.s409, tot.s429, tot.s503,
-           tot.s_other, tot.io_errors, msg_s, msg_s > 0 ? (double)tot.sent / msg_s : 0,
+           tot.s_other, tot.http.io_errors, msg_s, msg_s > 0 ? (double)tot.sent / msg_s : 0,
            h_ms(&tot.call_h, 0.5), h_ms(&tot.call_h, 0.99), h_max_ms(&tot.call_h),
            (double)tot.late_max_us / 1000.0);
     for (uint32_t i = 0; i < n; i++) free(all[i]);

@@ -122,8 +122,8 @@ static uint32_t        started, finished_setup;   /* connections begun; with a s
 static bool            ready_printed, stopping;
 static struct event   *connect_timer, *ready_timer;
 
-static hist     lag_h, tail_h, ping_h;
-static uint64_t tail_records, tail_entries, tail_negative, tail_errors, ping_errors;
+static hist     lag_h, ping_h;
+static uint64_t ping_errors;
 static uint64_t lag_last;
 
 static uint64_t since_start(void) { return bench_mono_us() - t0_mono; }
@@ -432,57 +432,7 @@ static void on_lag_timer(evutil_socket_t fd, short what, void *arg) {
  * instead of Redis (the loop has its own measure, the lag above). Each
  * thread owns its histogram until it is joined. */
 static atomic_bool refs_stop;
-
-/* XREAD reply: [[key, [[id, [field, value, ...]], ...]]] or nil. The records'
- * urls are found as raw bytes inside the msgpack (msgpack str bytes are the
- * string itself). */
-static void *tail_main(void *arg) {
-    redisContext *rc = arg;
-    char id[64] = "$";
-    while (!atomic_load(&refs_stop)) {
-        redisReply *rep = redisCommand(rc, "XREAD BLOCK 500 COUNT 1000 STREAMS %s %s", o.tail, id);
-        uint64_t now_us = hn_now_us();
-        if (rep == NULL) {
-            tail_errors++;
-            fprintf(stderr, "hn-sseclient: XREAD: %s\n", rc->errstr);
-            break;
-        }
-        if (rep->type == REDIS_REPLY_ERROR) {
-            tail_errors++;
-            fprintf(stderr, "hn-sseclient: XREAD: %s\n", rep->str);
-            freeReplyObject(rep);
-            break;
-        }
-        redisReply *st = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 ? rep->element[0] : NULL;
-        if (st && st->type == REDIS_REPLY_ARRAY && st->elements == 2 && st->element[1]->type == REDIS_REPLY_ARRAY) {
-            redisReply *ents = st->element[1];
-            for (size_t i = 0; i < ents->elements; i++) {
-                redisReply *e = ents->element[i];
-                if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) continue;
-                if (e->element[0]->type == REDIS_REPLY_STRING)
-                    snprintf(id, sizeof(id), "%s", e->element[0]->str);
-                tail_entries++;
-                redisReply *f = e->element[1];
-                for (size_t j = 1; f->type == REDIS_REPLY_ARRAY && j < f->elements; j += 2) {
-                    const char *v = f->element[j]->str, *end = v + f->element[j]->len;
-                    for (const char *p = v; (p = memmem(p, (size_t)(end - p), "?t=", 3)) != NULL; p += 3) {
-                        int64_t t = hn_find_num(p, (size_t)(end - p), "t=", "?&");
-                        if (t <= 0) continue;
-                        tail_records++;
-                        if ((int64_t)now_us < t) {
-                            tail_negative++;
-                            h_add(&tail_h, 0);
-                        } else {
-                            h_add(&tail_h, now_us - (uint64_t)t);
-                        }
-                    }
-                }
-            }
-        }
-        freeReplyObject(rep);
-    }
-    return NULL;
-}
+static bench_tail  tail = {.who = "hn-sseclient", .stop = &refs_stop};
 
 static void *ping_main(void *arg) {
     redisContext *rc = arg;
@@ -643,8 +593,8 @@ static void report(double wall_s, double user_s, double sys_s) {
            user_s, sys_s, h_ms(&lag_h, 0.5), h_ms(&lag_h, 0.99), lag_h.n ? ms_of(lag_h.max) : -1.0);
     printf(" tail_records=%" PRIu64 " tail_entries=%" PRIu64 " tail_negative=%" PRIu64
            " tail_p50_ms=%.2f tail_p99_ms=%.2f tail_max_ms=%.2f",
-           tail_records, tail_entries, tail_negative, h_ms(&tail_h, 0.5), h_ms(&tail_h, 0.99),
-           tail_h.n ? ms_of(tail_h.max) : -1.0);
+           tail.records, tail.entries, tail.negative, h_ms(&tail.h, 0.5), h_ms(&tail.h, 0.99),
+           tail.h.n ? ms_of(tail.h.max) : -1.0);
     printf(" ping_n=%" PRIu64 " ping_errors=%" PRIu64 " ping_p50_ms=%.3f ping_p99_ms=%.3f ping_max_ms=%.3f\n",
            ping_h.n, ping_errors, h_ms(&ping_h, 0.5), h_ms(&ping_h, 0.99),
            ping_h.n ? ms_of(ping_h.max) : -1.0);
@@ -777,11 +727,12 @@ int main(int argc, char **argv) {
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
 
-    redisContext *tail_rc = NULL, *ping_rc = NULL;
+    redisContext *ping_rc = NULL;
     pthread_t tail_th, ping_th;
     if (o.tail) {
-        if ((tail_rc = bench_redis_open(o.redis, "hn-sseclient")) == NULL) return 1;
-        pthread_create(&tail_th, NULL, tail_main, tail_rc);
+        if ((tail.rc = bench_redis_open(o.redis, "hn-sseclient")) == NULL) return 1;
+        tail.key = o.tail;
+        pthread_create(&tail_th, NULL, bench_tail_main, &tail);
     }
     if (o.ping_ms) {
         if ((ping_rc = bench_redis_open(o.redis, "hn-sseclient")) == NULL) return 1;
@@ -800,9 +751,9 @@ int main(int argc, char **argv) {
 
     stopping = true;
     atomic_store(&refs_stop, true);       /* XREAD BLOCK 500: joined within half a second */
-    if (tail_rc) {
+    if (tail.rc) {
         pthread_join(tail_th, NULL);
-        redisFree(tail_rc);
+        redisFree(tail.rc);
     }
     if (ping_rc) {
         pthread_join(ping_th, NULL);

@@ -46,7 +46,7 @@ bool hn_chat_sid_ok(const char *s, size_t n);
 
 /* One hn:chat entry (XRANGE / XREAD: field-value pairs) as an SSE event into
  * out; the target session in *sid. False (out untouched) when the entry is
- * not one: no s, or e not invite | message | close. */
+ * not one: no s, or e not invite | message | close | expire. */
 struct redisReply;
 bool hn_chat_event(hn_buf *out, const char *id, size_t idlen, const struct redisReply *fields,
                    const char **sid, size_t *sidlen);

@@ -78,7 +78,8 @@ bool hn_chat_event(hn_buf *out, const char *id, size_t idlen, const redisReply *
     if (s == NULL || e == NULL) return false;
     if (!((e->len == 6 && memcmp(e->str, "invite", 6) == 0) ||
           (e->len == 7 && memcmp(e->str, "message", 7) == 0) ||
-          (e->len == 5 && memcmp(e->str, "close", 5) == 0)))
+          (e->len == 5 && memcmp(e->str, "close", 5) == 0) ||
+          (e->len == 6 && memcmp(e->str, "expire", 6) == 0)))
         return false;
     /* the id is Redis's own: digits and a dash, nothing to escape */
     hn_buf_append(out, "id: ", 4);

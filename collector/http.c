@@ -10,7 +10,10 @@
  *   GET     <script path>   the widget script: ETag, Cache-Control, gzip
  *   GET     <chat script path>  the chat script, the same way
  *   GET     /v?k=…&s=…      the chat downlink, Server-Sent Events (chat.h)
- *   OPTIONS <beacon|pixel>  CORS preflight
+ *   POST    /api/visitor-tracking/public/widget/<key>/track-session (-pageview,
+ *           -event)      the seed's JSON (proto/seed.h), the same way as /b
+ *                           → 204 / 400 / 413 / 429 / 431 / 503 with {"error": …}
+ *   OPTIONS <beacon|pixel|seed route>  CORS preflight
  *
  * A POST of beacons of a chat-enabled widget is answered 200 with
  * {"chat":"<chat script path>"} instead of 204 (docs/CHAT.md §2).
@@ -29,6 +32,8 @@
 #include "collector/chat.h"
 #include "collector/httpmap.h"
 #include "common/httpcache.h"
+#include "common/json.h"
+#include "common/pct.h"
 #include "common/net.h"
 #include "collector/worker.h"
 #include "common/log.h"
@@ -47,6 +52,7 @@
 #define HEADERS_HARD  16384                   /* libevent: request line, and each header block */
 #define BODY_HARD     (2 * HN_HTTP_BODY_MAX)  /* libevent: bodies read at all */
 #define QUERY_MAX     HEADERS_HARD            /* a query string is shorter than the line holding it */
+#define SCRATCH_MAX   (HN_HTTP_BODY_MAX + 64) /* a seed body's strings, decoded (proto/seed.h) */
 #define RL_SLOTS      65536                   /* client prefixes remembered per worker */
 
 const int hn_http_codes[HN_HTTP_CODES] = {200, 204, 304, 400, 404, 405, 413, 429, 431, 500, 503, 0};
@@ -64,7 +70,15 @@ static const unsigned char gif[43] = {
     0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
 };
 
-enum route { R_NONE, R_BEACON, R_PIXEL, R_SCRIPT, R_CHAT_SCRIPT, R_CHAT };
+enum route { R_NONE, R_BEACON, R_PIXEL, R_SCRIPT, R_CHAT_SCRIPT, R_CHAT, R_SEED };
+
+/* A request to one of the seed's routes: which, for which widget key. */
+typedef struct seed_req {
+    hn_seed_route rt;
+    hn_str        key;            /* percent-decoded into keybuf */
+    char          keybuf[HN_SEED_KEY_RAW_MAX + 1];
+    const char   *field;          /* the member a refused body failed on */
+} seed_req;
 
 /* --- answers ---------------------------------------------------------------- */
 
@@ -168,6 +182,28 @@ static const char *status_text(int code) {
     }
 }
 
+/* A seed route's refusal: {"error": …, "field": …, "reason": …} (docs/API.md). */
+static void reply_seed_error(hn_worker *w, struct evhttp_request *req, int code, hn_reason r,
+                             const char *field, const char *why) {
+    hn_buf b = {0};
+    bool first = true;
+    const char *error = hn_http_seed_error(code, r);
+    if (r == HN_R_UNKNOWN_WIDGET) why = "no widget has this key";
+    hn_buf_append(&b, "{", 1);
+    hn_json_kstr(&b, &first, "error", error);
+    if (field && strcmp(error, "bad_field") == 0) hn_json_kstr(&b, &first, "field", field);
+    hn_json_kstr(&b, &first, "reason", why);
+    hn_buf_append(&b, "}", 1);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    struct evbuffer *out = evbuffer_new();
+    evbuffer_add(out, b.p, b.len);
+    reply(w, req, code, status_text(code), out);
+    evbuffer_free(out);
+    hn_buf_free(&b);
+}
+
 /* Refusals before decoding: the whole input counts as one dropped beacon. */
 static void refuse(hn_worker *w, struct evhttp_request *req, enum route rt, hn_reason r,
                    int code, const char *why) {
@@ -177,13 +213,14 @@ static void refuse(hn_worker *w, struct evhttp_request *req, enum route rt, hn_r
     cors(w, req);
     if (code == 429) evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
     if (rt == R_PIXEL) reply_gif(w, req, code, status_text(code));
+    else if (rt == R_SEED) reply_seed_error(w, req, code, r, NULL, why);
     else reply_text(w, req, code, status_text(code), why);
 }
 
 /* Decodes the request's beacons into w->batch; 0, or the status of a
  * refusal of the whole input (*r, *why say why). */
 static int decode(hn_worker *w, struct evhttp_request *req, enum route rt, const hn_client *cl,
-                  size_t header_bytes, hn_reason *r, const char **why) {
+                  size_t header_bytes, seed_req *sq, hn_reason *r, const char **why) {
     hn_batch *bt = w->batch;
     if (header_bytes > HEADERS_MAX) {
         *r = HN_R_TOO_LARGE, *why = "request headers over 8192 bytes";
@@ -216,7 +253,12 @@ static int decode(hn_worker *w, struct evhttp_request *req, enum route rt, const
             *r = HN_R_MALFORMED, *why = "empty body";
             return 400;
         }
-        hn_beacon_decode_msgpack(w->dec, bt, (const char *)evbuffer_pullup(in, -1), len);
+        const char *body = (const char *)evbuffer_pullup(in, -1);
+        if (rt == R_SEED)
+            hn_beacon_decode_seed(bt, sq->rt, sq->key, body, len, w->qscratch, SCRATCH_MAX,
+                                  hn_now_ms(), &sq->field);
+        else
+            hn_beacon_decode_msgpack(w->dec, bt, body, len);
     }
     if (bt->n == 0) {
         *r = bt->all, *why = bt->err;
@@ -237,7 +279,8 @@ static void reply_chat(hn_worker *w, struct evhttp_request *req) {
     evbuffer_free(b);
 }
 
-static void on_beacons(hn_worker *w, struct evhttp_request *req, enum route rt) {
+/* POST /b, GET /p.gif and the seed's routes (sq: NULL for the first two). */
+static void on_beacons(hn_worker *w, struct evhttp_request *req, enum route rt, seed_req *sq) {
     const hn_transport tr = rt == R_PIXEL ? HN_TR_PIXEL : HN_TR_HTTP;
     uint64_t now_us = hn_now_us();
     hn_client cl;
@@ -245,7 +288,7 @@ static void on_beacons(hn_worker *w, struct evhttp_request *req, enum route rt) 
 
     hn_reason r = HN_R_OK;
     const char *why = "";
-    int code = decode(w, req, rt, &cl, header_bytes, &r, &why);
+    int code = decode(w, req, rt, &cl, header_bytes, sq, &r, &why);
     if (code) {
         refuse(w, req, rt, r, code, why);
         return;
@@ -259,7 +302,8 @@ static void on_beacons(hn_worker *w, struct evhttp_request *req, enum route rt) 
     cors(w, req);
     if (code == 429) evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
     if (rt == R_PIXEL) reply_gif(w, req, code == 204 ? 200 : code, code == 204 ? "OK" : status_text(code));
-    else if (code == 204 && a.chat) reply_chat(w, req);
+    else if (rt == R_SEED && code != 204) reply_seed_error(w, req, code, a.first, sq->field, why);
+    else if (code == 204 && a.chat && rt != R_SEED) reply_chat(w, req);
     else if (code == 204) reply(w, req, 204, "No Content", NULL);
     else reply_text(w, req, code, status_text(code), why);
 }
@@ -317,22 +361,29 @@ static void on_request(struct evhttp_request *req, void *arg) {
     }
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    seed_req sq = {.rt = HN_SEED_NONE, .field = NULL};
     enum route rt = path == NULL                              ? R_NONE
                     : strcmp(path, cfg->http_beacon_path) == 0 ? R_BEACON
                     : strcmp(path, cfg->http_pixel_path) == 0  ? R_PIXEL
                     : strcmp(path, cfg->http_script_path) == 0 ? R_SCRIPT
                     : strcmp(path, cfg->chat_script_path) == 0 ? R_CHAT_SCRIPT
                     : strcmp(path, HN_CHAT_DOWNLINK_PATH) == 0 ? R_CHAT
+                    : (sq.rt = hn_http_seed_path(path, &sq.key)) != HN_SEED_NONE ? R_SEED
                                                                : R_NONE;
+    if (rt == R_SEED) {
+        /* a key that does not decode is looked up as it is: no widget has it */
+        long n = hn_pct_decode(sq.key.p, sq.key.len, sq.keybuf, sizeof(sq.keybuf), HN_PCT_NO_NUL);
+        if (n >= 0) sq.key = (hn_str){sq.keybuf, (uint32_t)n};
+    }
 
     if (rt == R_NONE) {
         reply_text(w, req, 404, "Not Found", "not found");
     } else if (m == EVHTTP_REQ_OPTIONS && rt != R_SCRIPT && rt != R_CHAT_SCRIPT) {
         on_preflight(w, req);
-    } else if (rt == R_BEACON && m == EVHTTP_REQ_POST) {
-        on_beacons(w, req, rt);
+    } else if ((rt == R_BEACON || rt == R_SEED) && m == EVHTTP_REQ_POST) {
+        on_beacons(w, req, rt, &sq);
     } else if (rt == R_PIXEL && (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD)) {
-        on_beacons(w, req, rt);
+        on_beacons(w, req, rt, NULL);
     } else if ((rt == R_SCRIPT || rt == R_CHAT_SCRIPT) && (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD)) {
         on_script(w, req, rt == R_SCRIPT ? &w->col->script : &w->col->chat_script);
     } else if (rt == R_CHAT && m == EVHTTP_REQ_GET) {
@@ -341,7 +392,8 @@ static void on_request(struct evhttp_request *req, void *arg) {
         hn_chat_downlink(w->chat, req, cl.have_ip && !hn_rl_take(w->rl, &cl.ip, hn_mono_ms(), 1.0));
     } else {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-                          rt == R_BEACON ? "POST, OPTIONS" : rt == R_PIXEL ? "GET, HEAD, OPTIONS"
+                          rt == R_BEACON || rt == R_SEED ? "POST, OPTIONS"
+                                         : rt == R_PIXEL ? "GET, HEAD, OPTIONS"
                                          : rt == R_CHAT   ? "GET, OPTIONS"
                                                           : "GET, HEAD");
         reply_text(w, req, 405, "Method Not Allowed", "method not allowed");
@@ -377,7 +429,7 @@ int hn_http_worker_start(hn_worker *w, char *err, size_t cap) {
                                 "http", &ctr);
     w->rl = hn_rl_create((double)c->cfg.rate_limit, (double)c->cfg.rate_burst,
                          (unsigned)c->cfg.rate_v4_prefix, (unsigned)c->cfg.rate_v6_prefix, RL_SLOTS);
-    w->qscratch = hn_xmalloc(QUERY_MAX);
+    w->qscratch = hn_xmalloc(SCRATCH_MAX);
     w->chat = hn_chat_create(w);
     return HN_OK;
 }

@@ -39,3 +39,26 @@ int hn_http_verdict(const hn_admitted *a, const char *batch_err, const char **wh
     return 400;
 }
 
+
+hn_seed_route hn_http_seed_path(const char *path, hn_str *key) {
+    size_t pl = sizeof(HN_SEED_PATH_PREFIX) - 1;
+    if (strncmp(path, HN_SEED_PATH_PREFIX, pl) != 0) return HN_SEED_NONE;
+    const char *k = path + pl, *slash = strchr(k, '/');
+    if (slash == NULL || slash == k || slash - k > HN_SEED_KEY_RAW_MAX) return HN_SEED_NONE;
+    *key = (hn_str){k, (uint32_t)(slash - k)};
+    return hn_seed_route_parse(slash + 1, strlen(slash + 1));
+}
+
+const char *hn_http_seed_error(int code, hn_reason r) {
+    switch (code) {
+    case 400:
+        return r == HN_R_MALFORMED || r == HN_R_NOT_MAP ? "bad_json"
+             : r == HN_R_UNKNOWN_WIDGET                 ? "unknown_widget"
+             : r == HN_R_TOO_LARGE                      ? "too_large"
+                                                        : "bad_field";
+    case 413: return "too_large";
+    case 429: return "rate_limited";
+    case 431: return "headers_too_large";
+    default:  return "unavailable";
+    }
+}

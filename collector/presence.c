@@ -99,6 +99,16 @@ static void cmd_key_field_num(hn_buf *b, const char *cmd, hn_str key, int field,
     hn_resp_u64(b, v);
 }
 
+static void setnx_if(hn_buf *b, uint32_t *ncmds, hn_str key, int field, hn_str v) {
+    if (v.len == 0) return;
+    hn_resp_cmd(b, 4);
+    hn_resp_str(b, "HSETNX");
+    hn_resp_arg(b, key.p, key.len);
+    hn_resp_arg(b, hn_sf_name[field], hn_sf_len[field]);
+    hn_resp_arg(b, v.p, v.len);
+    (*ncmds)++;
+}
+
 /* The chat_state a beacon sets (docs/CHAT.md §3), or an empty slice. */
 static hn_str chat_state_of(const hn_beacon *b) {
     static const struct { const char *ev; const char *state; } map[] = {
@@ -213,14 +223,13 @@ void hn_presence_add(hn_presence *p, const hn_record *r, hn_buf *cmds, uint32_t 
          * it has a start already. */
         cmd_key_field_num(cmds, "HSETNX", key, HN_SF_STARTED, ms);
         (*ncmds)++;
-        if (r->visitor.len) {
-            hn_resp_cmd(cmds, 4);
-            hn_resp_str(cmds, "HSETNX");
-            hn_resp_arg(cmds, key.p, key.len);
-            hn_resp_arg(cmds, hn_sf_name[HN_SF_VISITOR], hn_sf_len[HN_SF_VISITOR]);
-            hn_resp_arg(cmds, r->visitor.p, r->visitor.len);
-            (*ncmds)++;
-        }
+        setnx_if(cmds, ncmds, key, HN_SF_VISITOR, r->visitor);
+    }
+    if ((b->fields & HN_F_SEED) && b->type == HN_T_PV) {
+        /* The seed's routes number no beacon 1 (proto/seed.h): the first
+         * page view that gets here is where the session landed. */
+        setnx_if(cmds, ncmds, key, HN_SF_LANDING, b->u);
+        setnx_if(cmds, ncmds, key, HN_SF_REFERRER, b->r);
     }
     if (b->type == HN_T_PV) {
         cmd_key_field_num(cmds, "HINCRBY", key, HN_SF_PAGEVIEWS, 1);

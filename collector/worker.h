@@ -66,7 +66,7 @@ struct hn_worker {
     /* HTTP ingress (http.c) */
     struct evhttp *http;
     hn_rl         *rl;
-    char          *qscratch;      /* the pixel's percent-decoded query string */
+    char          *qscratch;      /* the pixel's percent-decoded query string, a seed body's strings */
     hn_httpguard  *guard;         /* slow requests, accept errors (common/httpguard.h) */
     hn_enricher    enr;
     hn_rl         *msg_rl;        /* t=msg per session (admit.c), every transport */

@@ -140,6 +140,8 @@ static const cfg_opt opts[] = {
      "chat: how long hn:chat:{w} keeps events for a visitor's page to resume from (the api's XADD MINID; a collector starts no resume further back)"},
     {"CHAT_RATE_PER_MIN", T_INT, OFF(chat_rate_per_min), "120", 1, 1000000, NULL, A,
      "chat: invitations, messages and closes one API token may send per minute (429 above)"},
+    {"CHAT_INVITE_TTL_S", T_INT, OFF(chat_invite_ttl_s), "300", 0, 86400, NULL, A,
+     "chat: an invitation the visitor has not answered after this long expires (0: never); the drain looks every ttl/10, 0.5 to 10 s"},
     {"TOKEN_REFRESH_MS", T_INT, OFF(token_refresh_ms), "2000", 100, 3600000, NULL, A,
      "how often the api re-reads api_tokens (a revoked token stops working within this)"},
     {"DRAIN", T_ENUM, OFF(drain), "on", 0, 0, "on|off", A,

@@ -75,6 +75,7 @@ typedef struct hn_config {
     int64_t api_max_queue;
     int64_t chat_resume_s;          /* docs/CHAT.md §2 */
     int64_t chat_rate_per_min;      /* chat writes per token per minute */
+    int64_t chat_invite_ttl_s;      /* docs/CHAT.md §5: unanswered invitations expire */
     int64_t token_refresh_ms;
     char   *drain;
     int64_t drain_threads;

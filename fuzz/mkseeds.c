@@ -186,6 +186,32 @@ static void ingress_seeds(hn_beacon *b, int nb) {
              "User-Agent: x\r\n\r\n");
     put_req("pixel-bad", &r);
 
+    /* the seed's JSON routes (proto/seed.h): a preflight, the three routes, bad JSON, a key no
+     * widget has */
+    {
+        static const char *const seed[][2] = {
+            {KEY1 "/track-session", "{\"session_id\":\"k7Qm2xLp9aZ4\",\"current_page_url\":"
+             "\"https://shop.example/\",\"referrer_url\":\"https://www.google.com/\",\"screen_width\":1920,"
+             "\"screen_height\":1080,\"language\":\"en-GB\",\"heartbeat\":false,\"ip\":\"6.6.6.6\"}"},
+            {KEY1 "/track-pageview", "{\"sessionId\":\"k7Qm2xLp9aZ4\",\"pageUrl\":\"https://shop.example/b\","
+             "\"pageTitle\":\"caf\\u00e9\",\"timeOnPreviousPage\":12.5}"},
+            {KEY2 "/track-event", "{\"session_id\":\"ab12\",\"event_type\":\"chat_opened\","
+             "\"event_data\":{\"plan\":\"pro\",\"seats\":3,\"x\":-1.5e3,\"ok\":true,\"n\":null}}"},
+            {KEY1 "/track-event", "{\"session_id\":[\"x\"],}"},
+            {"nosuchkey/track-session", "{\"session_id\":\"k7Qm2xLp9aZ4\",\"current_page_url\":\"u\"}"},
+        };
+        addf(&r, "OPTIONS /api/visitor-tracking/public/widget/" KEY1 "/track-session HTTP/1.1\r\n"
+                 "Host: c\r\nOrigin: https://www.shop.example\r\nAccess-Control-Request-Method: POST\r\n"
+                 "Access-Control-Request-Headers: content-type\r\n\r\n");
+        for (size_t i = 0; i < sizeof(seed) / sizeof(seed[0]); i++) {
+            addf(&r, "POST /api/visitor-tracking/public/widget/%s HTTP/1.1\r\nHost: c\r\n"
+                     "User-Agent: " UA_CHROME "\r\nContent-Type: application/json\r\n"
+                     "Origin: https://shop.example\r\nContent-Length: %zu\r\n\r\n%s",
+                 seed[i][0], strlen(seed[i][1]), seed[i][1]);
+        }
+        put_req("seed-routes", &r);
+    }
+
     /* preflights */
     addf(&r, "OPTIONS /b HTTP/1.1\r\nHost: c\r\nOrigin: https://www.shop.example\r\n"
              "Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n\r\n");

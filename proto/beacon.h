@@ -101,6 +101,8 @@ typedef struct hn_prop {
 #define HN_F_SW  (1u << 2)
 #define HN_F_SH  (1u << 3)
 #define HN_F_WD  (1u << 4)    /* wd: the browser reports navigator.webdriver (a bot) */
+#define HN_F_SEED (1u << 5)   /* from the seed's JSON routes (proto/seed.h): q is made from
+                               * the clock, no beacon is the session's first (q = 1) */
 
 typedef struct hn_beacon {
     uint8_t  type;         /* hn_btype */

@@ -8,7 +8,9 @@
  * widget takes over calls preventDefault(). Otherwise it shows a bubble
  * (agent, message, Reply / ×) and on Reply a small chat panel, in a shadow
  * root so the site's CSS cannot reach it. Every text is set as text
- * (textContent), never as HTML.
+ * (textContent), never as HTML. An `expire` (nobody answered the invitation
+ * within the api's HERENOW_CHAT_INVITE_TTL_S) takes the bubble away if it is
+ * still only an invitation, and dispatches `herenow:invite_expired`.
  *
  * The visitor's messages go up as beacons t=msg (x: text, ci: conversation);
  * the invitation's fate as t=ev invite_shown / invite_accepted /
@@ -208,7 +210,9 @@ textarea{flex:1;resize:none;height:40px;border:1px solid #cfd3dc;border-radius:8
 
   // ---- the downlink --------------------------------------------------------------
 
-  let es, hiddenTimer, retryTimer, retries = 0;
+  // shown: an invitation whose invite_shown waits for `ready` — one replayed
+  // with its expiry (a page back after the ttl) was never seen
+  let es, hiddenTimer, retryTimer, retries = 0, live, shown;
   const onEvent = e => {
     let d;
     try { d = JSON.parse(e.data); } catch (err) { return; }
@@ -220,7 +224,8 @@ textarea{flex:1;resize:none;height:40px;border:1px solid #cfd3dc;border-radius:8
       st.t = [{ a: d.agent, x: d.text, id: d.id }];
       const detail = { id: d.id, conversation: d.conversation, agent: d.agent, text: d.text };
       const taken = !win.dispatchEvent(new CustomEvent('herenow:invite', { detail, cancelable: true }));
-      ev('invite_shown', d.conversation);
+      if (live) ev('invite_shown', d.conversation);
+      else shown = d.conversation;
       st.inv = taken ? null : { id: d.id, c: d.conversation, a: d.agent, x: d.text };
     } else if (e.type == 'message') {
       if (d.conversation != st.c) st.c = d.conversation, st.closed = 0, st.t = [];
@@ -230,6 +235,11 @@ textarea{flex:1;resize:none;height:40px;border:1px solid #cfd3dc;border-radius:8
       win.dispatchEvent(new CustomEvent('herenow:message', { detail: d }));
     } else if (e.type == 'close') {
       if (d.conversation == st.c) st.closed = 1, st.inv = null;
+    } else if (e.type == 'expire') {
+      // unanswered too long: the bubble goes (an accepted one stays open)
+      if (st.inv && st.inv.c == d.conversation) st.inv = null;
+      if (shown == d.conversation) shown = 0;
+      win.dispatchEvent(new CustomEvent('herenow:invite_expired', { detail: d }));
     }
     save();
     render();
@@ -242,11 +252,14 @@ textarea{flex:1;resize:none;height:40px;border:1px solid #cfd3dc;border-radius:8
       // (an invitation sent while this script was loading is not lost)
       (st.last ? '&last=' + encodeURIComponent(st.last) : '&since=' + Math.floor(performance.timeOrigin));
     const me = es = new EventSource(url);
-    ['invite', 'message', 'close'].forEach(t => es.addEventListener(t, onEvent));
+    live = 0;
+    ['invite', 'message', 'close', 'expire'].forEach(t => es.addEventListener(t, onEvent));
     // where the stream starts: a later downlink resumes from here even if
     // no event came on this one
     es.addEventListener('ready', e => {
       retries = 0;
+      live = 1;
+      if (shown) ev('invite_shown', shown), (shown = 0);
       try { st.last = JSON.parse(e.data).last || st.last; } catch (err) { /* keep */ }
       save();
     });

@@ -110,6 +110,8 @@ void hn_drain_metrics(hn_drain *dr, hn_buf *out) {
         t.m_swept += d->m_swept;
         t.m_conflicts += d->m_conflicts;
         t.m_deleted += d->m_deleted;
+        t.m_expired += d->m_expired;
+        t.m_expire_failed += d->m_expire_failed;
         for (int k = 0; k < HN_DRAIN_BATCH_BUCKETS; k++) t.m_hist[k] += d->m_hist[k];
         t.m_hist_sum += d->m_hist_sum;
         t.g_rate += d->g_rate;
@@ -156,6 +158,11 @@ void hn_drain_metrics(hn_drain *dr, hn_buf *out) {
          .help = "Stream entries removed by XTRIM MINID behind the group's progress.", .u = d->m_trimmed},
         {.name = "herenow_drain_sessions_swept_total", .type = C,
          .help = "Sessions marked inactive after the live window without an end.", .u = d->m_swept},
+        {.name = "herenow_drain_chat_invitations_expired_total", .type = C,
+         .help = "Chat invitations expired unanswered (HERENOW_CHAT_INVITE_TTL_S).", .u = d->m_expired},
+        {.name = "herenow_drain_chat_expire_refused_total", .type = C,
+         .help = "Expired invitations whose Redis update was refused (a key of another type; logged).",
+         .u = d->m_expire_failed},
         {.name = "herenow_drain_pending", .type = G, .help = "Entries delivered to the group but not yet acknowledged.",
          .f = (double)d->g_pending, .real = true},
         {.name = "herenow_drain_lag_entries", .type = G, .help = "Entries not yet in PostgreSQL (undelivered + pending).",

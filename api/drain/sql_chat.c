@@ -12,7 +12,11 @@
  *   messages   the messages (id = event_id: ON CONFLICT DO NOTHING), and
  *              the conversations' counts from what was inserted
  *   states     each conversation moves to the highest state its events
- *              reach (hn_chat_state_rank), timestamps of each step once
+ *              reach (hn_chat_state_rank), timestamps of each step once;
+ *              an `accepted` that comes after the invitation expired wins
+ *              (the page had not heard of the expiry, the visitor said yes
+ *              and the session hash already says accepted), a late shown or
+ *              declined leaves it expired
  *   session    widget_visitor_sessions.conversation_id: the latest
  *
  * Records already written (a redelivered batch) are not in hn_chat at all
@@ -66,8 +70,8 @@ const char *const hn_drain_sql_chat[] = {
     "  min(recv_at) FILTER (WHERE st = 'chatting') AS chatting,"
     "  min(recv_at) FILTER (WHERE st = 'closed') AS closed FROM e GROUP BY ci)"
     " UPDATE widget_conversations v SET"
-    "  state = CASE WHEN hn_chat_state_rank(x.st) > hn_chat_state_rank(v.state) THEN x.st"
-    "   ELSE v.state END,"
+    "  state = CASE WHEN hn_chat_state_rank(x.st) > hn_chat_state_rank(v.state)"
+    "   OR (v.state = 'expired' AND x.st = 'accepted') THEN x.st ELSE v.state END,"
     "  shown_at = coalesce(v.shown_at, x.shown), accepted_at = coalesce(v.accepted_at, x.accepted),"
     "  declined_at = coalesce(v.declined_at, x.declined),"
     "  chatting_at = coalesce(v.chatting_at, x.chatting),"

@@ -5,6 +5,7 @@
  */
 #include "api/drain/worker.h"
 
+#include "api/drain/expire.h"
 #include "api/drain/pg.h"
 #include "api/drain/stream.h"
 #include "common/log.h"
@@ -107,6 +108,11 @@ static void cycle(hn_drain_worker *d) {
     if (d->index == 0 && (now - d->last_sweep_ms >= HN_DRAIN_SWEEP_EVERY_MS ||
                           now - d->last_maint_ms >= HN_DRAIN_MAINT_EVERY_MS))
         hn_drain_pg_maintenance(d);
+    if (d->index == 0 && hn_drain_expire(d) < 0 && (d->pg == NULL || d->rc == NULL)) {
+        /* a server went away in the middle: wait as for any other failure */
+        backoff(d, d->pg == NULL);
+        return;
+    }
 
     batch_reset(d);
     now = hn_mono_ms();

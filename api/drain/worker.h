@@ -28,7 +28,7 @@ extern const uint64_t hn_drain_batch_bounds[HN_DRAIN_BATCH_BUCKETS];
 
 typedef struct hn_drain_worker {
     const hn_config *cfg;
-    int              index;           /* 0 also trims, measures and sweeps */
+    int              index;           /* 0 also trims, measures, sweeps and expires */
     pthread_t        thread;
     atomic_bool      stop;
     atomic_bool      healthy;
@@ -50,7 +50,7 @@ typedef struct hn_drain_worker {
     bool             own_pending;     /* read `0` before `>` */
     bool             claim_more;      /* XAUTOCLAIM's cursor did not come back to 0-0 */
     uint64_t         read_us, build_us; /* of the latest batch, for the debug log */
-    uint64_t         last_claim_ms, last_trim_ms, last_sweep_ms, last_maint_ms;
+    uint64_t         last_claim_ms, last_trim_ms, last_sweep_ms, last_maint_ms, last_expire_ms;
     int64_t          part_lo, part_hi; /* days (since epoch) with partitions made */
     uint64_t         backoff_ms;
     long             fail_batch;      /* failpoint: at this batch number */
@@ -61,7 +61,7 @@ typedef struct hn_drain_worker {
     pthread_mutex_t  mu;
     uint64_t         m_records, m_dups, m_entries, m_batches, m_sessions, m_claimed;
     uint64_t         m_retry_pg, m_retry_redis, m_rejects, m_trimmed, m_swept, m_conflicts;
-    uint64_t         m_deleted;
+    uint64_t         m_deleted, m_expired, m_expire_failed;
     uint64_t         m_hist[HN_DRAIN_BATCH_BUCKETS];
     uint64_t         m_hist_sum;
     int64_t          g_pending, g_lag_entries;

@@ -94,6 +94,7 @@ static void widget_free(hn_live *l, lwidget *w) {
     free(w->pending);
     int sh = shard_of(l, w->id);
     if (--l->shard_watch[sh] == 0) l->shard_id[sh][0] = '\0';
+    hn_hub_pages_unpublish(l, w->id);
     HASH_DEL(l->widgets, w);
     free(w);
 }
@@ -419,8 +420,13 @@ static bool apply(hn_live *l, req *q) {
     bool subs = false;
     while (q) {
         req *next = q->next;
-        lwidget *w = q->op == REQ_SUB ? widget_get(l, q->widget_id) : widget_find(l, q->widget_id);
-        if (w && q->op == REQ_SUB) {
+        lwidget *w = q->op != REQ_UNSUB ? widget_get(l, q->widget_id) : widget_find(l, q->widget_id);
+        if (q->op == REQ_PEEK) {
+            /* pages/live: load it, and keep it a minute after the last ask */
+            w->want_load = true;
+            if (w->watchers == 0) w->unwatched_at = hn_mono_ms();
+            if (!w->loaded) subs = true;
+        } else if (w && q->op == REQ_SUB) {
             subs = true;
             w->watchers++;
             if (w->npending == w->cpending) {
@@ -460,9 +466,10 @@ static int load(hn_live *l, lwidget *w, int64_t now) {
 static int starts(hn_live *l, int64_t now) {
     lwidget *w, *tmp;
     HASH_ITER(hh, l->widgets, w, tmp) {
-        if (w->npending == 0) continue;
+        if (w->npending == 0 && (w->loaded || !w->want_load)) continue;
         if (!w->loaded && load(l, w, now) != HN_OK) return HN_ERR;
-        hn_hub_serve_starts(l, w, now);
+        hn_hub_pages_build(l, w, now);        /* before the STARTs: a new stream's first pages */
+        if (w->npending) hn_hub_serve_starts(l, w, now);
     }
     return HN_OK;
 }
@@ -484,6 +491,8 @@ static void tick(hn_live *l) {
     HASH_ITER(hh, l->widgets, w, tmp) {
         if (w->loaded) sweep(l, w, now);
         hn_hub_finish(l, w);
+        /* pages now: coalesced to one table (and event) a second */
+        if (w->loaded && w->pages_dirty && t0 - w->pages_at >= 1000) hn_hub_pages_build(l, w, now);
     }
     if (rc == HN_OK) rc = starts(l, now);
     if (rc != HN_OK) hn_hub_fail_starts(l);
@@ -567,10 +576,12 @@ hn_live *hn_live_create(const hn_config *cfg, const hn_redis_addr *raddr, struct
     l->arg = arg;
     l->notify = event_new(base, -1, 0, on_notify, l);
     pthread_mutex_init(&l->mu, NULL);
+    pthread_mutex_init(&l->pmu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&l->cv, &ca);
+    pthread_cond_init(&l->pcv, &ca);
     pthread_condattr_destroy(&ca);
     l->inbox_tail = &l->inbox;
     l->outbox_tail = &l->outbox;
@@ -614,6 +625,35 @@ void hn_live_unsubscribe(hn_live *l, int64_t widget_id, uint64_t sub) {
     enqueue(l, q);
 }
 
+int hn_live_pages_get(hn_live *l, int64_t widget_id, int64_t wait_ms, hn_live_pages **out) {
+    req *q = hn_xcalloc(1, sizeof(*q));
+    *q = (req){NULL, REQ_PEEK, widget_id, 0, 0, 0};
+    enqueue(l, q);
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += (time_t)(wait_ms / 1000);
+    dl.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    int rc = HN_AGAIN;
+    pthread_mutex_lock(&l->pmu);
+    for (;;) {
+        lpub *e;
+        HASH_FIND(hh, l->pubs, &widget_id, sizeof(widget_id), e);
+        if (e) {
+            atomic_fetch_add_explicit(&e->p->refs, 1, memory_order_relaxed);
+            *out = e->p;
+            rc = HN_OK;
+            break;
+        }
+        if (pthread_cond_timedwait(&l->pcv, &l->pmu, &dl) != 0) break;
+    }
+    pthread_mutex_unlock(&l->pmu);
+    return rc;
+}
+
 void hn_live_destroy(hn_live *l) {
     if (l == NULL) return;
     if (l->started) {
@@ -635,11 +675,19 @@ void hn_live_destroy(hn_live *l) {
     }
     if (l->rc) redisFree(l->rc);
     if (l->notify) event_free(l->notify);
+    lpub *e, *et;
+    HASH_ITER(hh, l->pubs, e, et) {
+        HASH_DEL(l->pubs, e);
+        hn_live_pages_unref(e->p);
+        free(e);
+    }
     hn_decoder_destroy(l->dec);
     free(l->shard_id);
     free(l->shard_watch);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
+    pthread_mutex_destroy(&l->pmu);
+    pthread_cond_destroy(&l->pcv);
     free(l);
 }
 

@@ -62,9 +62,19 @@ typedef struct lwidget {
     uint64_t     next_reconcile;    /* mono ms */
     pend        *pending;
     size_t       npending, cpending;
+    bool         want_load;         /* pages/live asked for it (REQ_PEEK) */
+    bool         pages_dirty;       /* an event since the last pages table */
+    uint64_t     pages_at;          /* mono ms of the last table */
 } lwidget;
 
-enum { REQ_SUB = 1, REQ_UNSUB };
+/* The published pages tables, by widget (guarded by hn_live.pmu). */
+typedef struct lpub {
+    UT_hash_handle hh;
+    int64_t        id;
+    hn_live_pages *p;
+} lpub;
+
+enum { REQ_SUB = 1, REQ_UNSUB, REQ_PEEK };
 
 typedef struct req {
     struct req *next;
@@ -92,6 +102,9 @@ struct hn_live {
     req               *inbox, **inbox_tail;
     hn_live_out       *outbox, **outbox_tail;
     bool               stop;
+    pthread_mutex_t    pmu;         /* guards pubs */
+    pthread_cond_t     pcv;         /* a table was published */
+    lpub              *pubs;
 
     /* hub thread only */
     redisContext      *rc;
@@ -135,5 +148,10 @@ void   hn_hub_finish(hn_live *l, lwidget *w);
 void   hn_hub_serve_starts(hn_live *l, lwidget *w, int64_t now);
 /* Redis unreachable: every waiting stream is told so (503). */
 void   hn_hub_fail_starts(hn_live *l);
+
+/* pages.c: builds and publishes w's pages table and queues its event. */
+void   hn_hub_pages_build(hn_live *l, lwidget *w, int64_t now);
+/* Takes w's table out of the published ones (the widget is dropped). */
+void   hn_hub_pages_unpublish(hn_live *l, int64_t widget_id);
 
 #endif

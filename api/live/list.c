@@ -110,6 +110,7 @@ void hn_hub_sess_drop(lwidget *w, lsess *s) {
 
 static void ev_begin(hn_live *l, lwidget *w, int type) {
     w->seq++;
+    w->pages_dirty = true;
     if (w->tick.len == 0) w->tick_first = w->seq;
     hn_buf_printf(&w->tick, "id: %08" PRIx32 "-%" PRIu64 "\nevent: %s\ndata: {", w->epoch, w->seq,
                   hn_hub_ev_names[type]);

@@ -58,6 +58,7 @@ void hn_live_msg_unref(hn_live_msg *m);
 typedef enum hn_live_kind {
     HN_LIVE_EVENTS = 1,   /* a tick's events of widget_id, for every stream of it */
     HN_LIVE_START,        /* what stream `sub` sends first (msg NULL: Redis unreachable) */
+    HN_LIVE_PAGES,        /* widget_id's `pages` event (no id), for its streams that asked */
 } hn_live_kind;
 
 typedef enum hn_live_start_kind { HN_START_SNAPSHOT = 1, HN_START_REPLAY } hn_live_start_kind;
@@ -89,6 +90,40 @@ void     hn_live_unsubscribe(hn_live *l, int64_t widget_id, uint64_t sub);
 void     hn_live_destroy(hn_live *l);
 /* Prometheus text; thread-safe. */
 void     hn_live_metrics(hn_live *l, hn_buf *out);
+
+/* ---- pages now -----------------------------------------------------------------
+ * The hub aggregates each loaded widget's list by current URL: a table it
+ * rebuilds at most once a second when the list changed (an event was made),
+ * published for any thread (refcounted, immutable) and sent as the
+ * streams' `pages` event (HN_LIVE_PAGES, the top HN_LIVE_PAGES_TOP). */
+#define HN_LIVE_PAGES_TOP 50
+
+typedef struct hn_live_page {
+    const char *url;          /* NULL: sessions without a URL yet */
+    const char *title;        /* of the session seen most recently on it */
+    uint32_t    live, active;
+} hn_live_page;
+
+typedef struct hn_live_pages {
+    atomic_int    refs;
+    int64_t       widget_id;
+    int64_t       as_of_ms;   /* wall clock */
+    uint32_t      live, active;
+    bool          capped;
+    size_t        n;
+    hn_live_page *v;          /* live desc, active desc, url asc (NULL first) */
+    char         *strings;    /* owns every url and title */
+} hn_live_pages;
+
+void hn_live_pages_unref(hn_live_pages *p);
+/* Any thread: the widget's current table (a reference, the caller unrefs)
+ * and the hub asked to keep the widget's list. A widget the hub does not
+ * list yet is loaded; this waits for it up to wait_ms: HN_AGAIN when it is
+ * not there in time. */
+int hn_live_pages_get(hn_live *l, int64_t widget_id, int64_t wait_ms, hn_live_pages **out);
+/* The `pages` members of a table (the event's data, the route's head). */
+void hn_live_pages_json_head(hn_buf *b, bool *first, const hn_live_pages *p);
+void hn_live_page_json(hn_buf *b, const hn_live_page *pg);
 
 /* "5f1c09ad-42" → epoch, seq; HN_ERR on anything else. Pure. */
 int hn_live_parse_id(const char *s, uint32_t *epoch, uint64_t *seq);

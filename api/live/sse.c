@@ -35,6 +35,7 @@ typedef struct sub {
     struct evhttp_request *req;
     char                   token_id[16];
     bool                   started;          /* headers are out */
+    bool                   pages;            /* asked for `pages` events */
     uint32_t               epoch;
     uint64_t               seq;              /* the last event it has */
     uint64_t               opened_ms, last_write_ms;
@@ -46,6 +47,7 @@ struct group {
     UT_hash_handle hh;
     int64_t        widget_id;
     sub           *head;
+    hn_live_msg   *pages;                    /* the latest `pages` event */
 };
 
 struct hn_sse {
@@ -109,6 +111,7 @@ static void sub_free(sub *u) {
     if (u->gnext) u->gnext->gprev = u->gprev;
     if (g->head == NULL) {
         HASH_DEL(s->groups, g);
+        hn_live_msg_unref(g->pages);
         free(g);
     }
     HASH_DEL(s->subs, u);
@@ -185,6 +188,7 @@ static void start(hn_sse *s, sub *u, hn_live_out *o) {
     s->started++;
     write_text(u, RETRY_LINE, sizeof(RETRY_LINE) - 1);
     write_msg(u, o->msg);
+    if (u->pages && u->g->pages) write_msg(u, u->g->pages);
     hn_info("event=sse_start widget=%lld token=%s start=%s bytes=%zu", (long long)u->widget_id,
             u->token_id, o->start == HN_START_REPLAY ? "replay" : "snapshot", o->msg->len);
     u->epoch = o->msg->epoch;
@@ -204,9 +208,18 @@ static void deliver(void *arg, hn_live_out *list) {
         }
         group *g;
         HASH_FIND(hh, s->groups, &o->widget_id, sizeof(o->widget_id), g);
+        if (g && o->kind == HN_LIVE_PAGES) {
+            hn_live_msg_unref(g->pages);
+            hn_live_msg_ref(o->msg);
+            g->pages = o->msg;
+        }
         for (u = g ? g->head : NULL; u; u = next) {
             next = u->gnext;                      /* u may end (slow) below */
             if (!u->started) continue;
+            if (o->kind == HN_LIVE_PAGES) {
+                if (u->pages) write_msg(u, o->msg);
+                continue;
+            }
             if (o->msg->epoch != u->epoch || o->msg->last_seq <= u->seq) continue;
             write_msg(u, o->msg);
             u->seq = o->msg->last_seq;
@@ -273,13 +286,14 @@ int hn_sse_start(hn_sse *s, char *err, size_t cap) {
 }
 
 int hn_sse_open(hn_sse *s, struct evhttp_request *req, int64_t widget_id, const char *token_id,
-                uint32_t last_epoch, uint64_t last_seq) {
+                uint32_t last_epoch, uint64_t last_seq, bool pages) {
     if (s->stopping || s->nsubs >= (size_t)s->cfg->sse_max_clients) return HN_AGAIN;
     sub *u = hn_xcalloc(1, sizeof(*u));
     u->id = ++s->next_id;
     u->widget_id = widget_id;
     u->s = s;
     u->req = req;
+    u->pages = pages;
     snprintf(u->token_id, sizeof(u->token_id), "%s", token_id);
     u->opened_ms = u->last_write_ms = hn_mono_ms();
     HASH_ADD(hh, s->subs, id, sizeof(u->id), u);
@@ -302,6 +316,10 @@ int hn_sse_open(hn_sse *s, struct evhttp_request *req, int64_t widget_id, const 
     evhttp_connection_set_timeout(evcon, (int)s->cfg->sse_ping_s * 4 + 10);
     hn_live_subscribe(s->live, widget_id, u->id, last_epoch, last_seq);
     return HN_OK;
+}
+
+hn_live *hn_sse_live(hn_sse *s) {
+    return s->live;
 }
 
 void hn_sse_stop(hn_sse *s) {

@@ -45,12 +45,14 @@ hn_sse *hn_sse_create(const hn_config *cfg, const hn_redis_addr *raddr, struct e
 int     hn_sse_start(hn_sse *s, char *err, size_t cap);
 /* Takes req (auth, scope and parameters checked) as a stream of widget_id
  * for the token token_id (its public id, copied); last_epoch 0: no
- * Last-Event-ID. HN_OK: req is the stream's now (answered when the hub's
+ * Last-Event-ID; pages: the stream gets `pages` events too. HN_OK: req is the stream's now (answered when the hub's
  * START comes). HN_AGAIN: stopping, or
  * HERENOW_SSE_MAX_CLIENTS are open; req is still the caller's, who
  * answers 503. */
 int     hn_sse_open(hn_sse *s, struct evhttp_request *req, int64_t widget_id, const char *token_id,
-                    uint32_t last_epoch, uint64_t last_seq);
+                    uint32_t last_epoch, uint64_t last_seq, bool pages);
+/* The live hub behind the streams (pages now: hn_live_pages_get). */
+hn_live *hn_sse_live(hn_sse *s);
 /* The stop: every stream gets `bye` (stopping) and ends. */
 void    hn_sse_stop(hn_sse *s);
 /* true when hn_sse_open would take a stream now (not stopping, below the cap). */

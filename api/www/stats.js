@@ -3,6 +3,7 @@
 // from app.js, whose helpers it uses; text only, as everywhere.
 import { h, put, s, api, state, $, wpath, showBanner, flag, fmtInt, fmtPct, fmtDuration,
   dateTimeFmt, hourFmt, dayFmt } from './app.js';
+import { loadConcurrency } from './concurrency.js';
 
 // dirty: the widget or range changed while the view was not on screen
 export const statsView = { dirty: true };
@@ -17,6 +18,7 @@ export async function loadStats() {
   const interval = range === '24h' ? 'hour' : 'day';
   for (const b of document.querySelectorAll('[data-range]')) b.setAttribute('aria-pressed', String(b.dataset.range === range));
   $('stats').setAttribute('aria-busy', 'true');
+  loadConcurrency(range);       // its own request and figure (concurrency.js)
   let stats, series, parts;
   try {
     [stats, series, ...parts] = await Promise.all([

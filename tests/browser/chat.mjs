@@ -12,12 +12,16 @@
 //      visitor's panel on a phone (375 px).
 //   4. A site's own chat takes over (stub tawk.to and Crisp pages): no
 //      built-in bubble, the stub opened, invite_accepted recorded.
+//      An `expire` entry of the invitation takes its bubble away (one of
+//      another conversation does not), with herenow:invite_expired.
 //   5. A chat-disabled widget never loads the chat script.
 //   6. A busy site (HN_BUSY=1: 8,000 live visitors, 1,000 beacons/s): a
 //      scripted agent picks a row and presses Start chat; the invitation goes
 //      to that row's visitor, ten times out of ten.
 // Screenshots of the bubble, the panel, the drawer and the live row go to
 // $HN_ARTIFACTS.
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { check, eq, ok, fail, expectWithin, waitFor, guard, launch, newPage, setHidden, startSite } from './lib.mjs';
@@ -376,6 +380,37 @@ guard(async () => {
       const v = (await rest(`/widgets/${WID}/active-visitors?limit=1000`)).json?.visitors?.find(x => x.session_id == s);
       return v && v.chat_state == 'accepted';
     });
+    await p.close();
+  }
+
+  // ---------------- 4b. an invitation that expires unanswered ----------------
+  // The api's expiry (test_chat_expire.sh) writes an `expire` entry; here it
+  // is written by hand (redis-cli), so the page's side is tested without
+  // waiting for the ttl: one of another conversation leaves the bubble, the
+  // invitation's own takes it away, and the page hears of both.
+  {
+    const p = await newPage(visCtx);
+    await p.goto(`${S}/`);
+    await expectWithin('expiry: the chat script and its downlink are there', 5000,
+      () => p.evaluate(() => !!(window.herenow && window.herenow.c) && window.__esOpen == 1));
+    await p.evaluate(() => { window.__expired = []; addEventListener('herenow:invite_expired', e => window.__expired.push(e.detail.conversation)); });
+    const s = await sidOf(p);
+    await expectWithin('expiry: the visitor is live', 5000, async () => (await rest(`/widgets/${WID}/active-visitors?limit=1000`)).json?.visitors?.some(v => v.session_id == s));
+    r = await rest(`/sessions/${s}/chat?widget=${WID}`, { method: 'POST', body: { text: 'Still there?' } });
+    eq('expiry: invite 201', 201, r.status);
+    const conv = r.json?.id;
+    await expectWithin('expiry: the bubble is up', LIVE + 500, () => p.$(`${UI} .b`));
+    const expire = c => execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', process.env.HN_REDIS_PORT, 'XADD', `hn:chat:{${WID}}`, '*',
+      's', s, 'e', 'expire', 'c', c, 'm', randomUUID(), 'a', '', 'x', '', 't', String(Date.now())]);
+    const other = randomUUID();
+    expire(other);
+    await expectWithin('expiry: the page hears of another conversation\'s expire', LIVE + 500,
+      () => p.evaluate(o => window.__expired.includes(o), other));
+    check('… and keeps this invitation\'s bubble', !!(await p.$(`${UI} .b`)));
+    expire(conv);
+    await expectWithin('expiry: its own expire takes the bubble away within 1 s', LIVE + 500,
+      async () => !(await p.$(`${UI} .b`)));
+    eq('… herenow:invite_expired names both conversations', [other, conv], await p.evaluate(() => window.__expired));
     await p.close();
   }
 

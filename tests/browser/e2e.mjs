@@ -201,6 +201,45 @@ guard(async () => {
     await c.close();
   }
 
+  // ---------------- the seed's public routes, cross-origin ----------------
+  // A page of the site (another origin than the collector) calls the seed's
+  // JSON routes as the seed's widget does: fetch with Content-Type
+  // application/json, so Chromium sends a CORS preflight first (docs/API.md
+  // "Public tracking routes"). No extra headers on this context: they would
+  // be ones the preflight must allow.
+  {
+    const c = await launch('seed-routes', { real: true, locale: 'en-US' });
+    const p = await newPage(c);
+    await p.goto(`${S}/about.html`);
+    const base = `${COLLECTOR}/api/visitor-tracking/public/widget/${KEY}`;
+    const call = (route, body, headers = {}) => p.evaluate(async ([url, b, h]) => {
+      try {
+        const r = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', ...h }, body: JSON.stringify(b) });
+        return { status: r.status, body: await r.text() };
+      } catch (e) {
+        return { error: String(e) };
+      }
+    }, [`${base}/${route}`, body, headers]);
+    const sid = 'seed-e2e-0001';
+    const r1 = await call('track-session', { session_id: sid, current_page_url: `${S}/seed`, current_page_title: 'Seed page',
+      screen_width: 1280, screen_height: 720, ip: '6.6.6.6', user_agent: 'Googlebot' });
+    eq('seed route: cross-origin track-session (JSON, preflighted) answers 204', { status: 204, body: '' }, r1);
+    const r2 = await call('track-pageview', { sessionId: sid, pageUrl: `${S}/seed/2`, pageTitle: 'Seed 2', timeOnPreviousPage: 4 });
+    eq('seed route: cross-origin track-pageview (camelCase) answers 204', 204, r2.status);
+    const r3 = await call('track-event', { session_id: sid, event_type: 'chat_opened', event_data: { source: 'bubble' } });
+    eq('seed route: cross-origin track-event answers 204', 204, r3.status);
+    const bad = await call('track-event', { session_id: sid });
+    eq('seed route: a refusal is readable cross-origin (400 bad_field event_type)',
+      [400, 'bad_field', 'event_type'], [bad.status, JSON.parse(bad.body || '{}').error, JSON.parse(bad.body || '{}').field]);
+    const blocked = await call('track-event', { session_id: sid, event_type: 'x' }, { 'X-Not-Allowed': '1' });
+    check('seed route: a header the preflight does not allow is blocked by the browser (so the preflight ran)',
+      !!blocked.error, blocked);
+    await liveWithin('seed route: the session is live with its page, pages, chat and the browser\'s own UA', sid,
+      x => x.url == `${S}/seed/2` && x.page_views == 2 && x.has_chatted === true && /^(Chrome|Chromium)$/.test(x.browser) &&
+        x.ip != '6.6.6.0' && x.screen == '1280x720');
+    await c.close();
+  }
+
   // ---------------- visits the collector must drop ----------------
   // droppedVisit(name, reason, launchOptions): a visit of the home page; the
   // counter of that reason grows, and the session never shows up.

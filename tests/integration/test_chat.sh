@@ -9,7 +9,8 @@
 #   messages each way in order within 1 s, reload keeps the thread, a hidden
 #   tab gets what was sent meanwhile once and in order, the agent ends the
 #   chat, hostile text stays text, the stub tawk.to / Crisp pages take over
-#   with preventDefault, a chat-off widget never loads the chat script, and
+#   with preventDefault, an `expire` entry takes the bubble away (one of
+#   another conversation does not), a chat-off widget never loads the chat script, and
 #   on a busy site (8,000 live visitors, 1,000 beacons/s from hn-ssefeed)
 #   Start chat invites the row the agent picked, ten times out of ten.
 #   Then, here: the conversation and its messages in PostgreSQL.

@@ -57,6 +57,7 @@ declare -A want=(
     [script-304]="304 | 0"
     [script-304-gz]="304 | 0"
     [pipelined]="204 200 204 200 404 405 405 204 | 9"
+    [seed-routes]="204 204 204 204 400 400 | 3"
 )
 for s in $(printf '%s\n' "${!want[@]}" | sort); do
     line=$(HN_FUZZ_VERBOSE=1 "$FR/replay_ingress" "$HN_ROOT/fuzz/corpus/ingress/$s" 2>&1 |

@@ -3,7 +3,7 @@
 # tests/browser's npm tooling), every response schema compiles (ajv, strict), and its operations
 # are exactly the daemons' routes: the api's router table (api/router.c), the health routes of
 # both daemons, and the collector's public routes (collector/http.c's route kinds, at their
-# default paths). A route added without a description, or a description of a route that does
+# default paths, and the seed's routes). A route added without a description, or a description of a route that does
 # not exist, fails here. Whether the answers fit the schemas is checked by the API tests
 # themselves (hn_oa_curl, tests/lib.sh). Needs no servers.
 set -euo pipefail
@@ -30,6 +30,10 @@ hn_assert_eq "both daemons: /livez, /readyz, /metrics" 3 "$(grep -cE '^GET /(liv
 # (common/config.c, collector/collector.h) with the methods it answers. A kind missing here fails.
 default_path() { sed -n "s/.*{\"$1\", T_STR, OFF([a-z_]*), \"\([^\"]*\)\".*/\1/p" common/config.c; }
 downlink=$(sed -n 's/^#define HN_CHAT_DOWNLINK_PATH "\([^"]*\)".*/\1/p' collector/collector.h)
+seed_prefix=$(sed -n 's/^#define HN_SEED_PATH_PREFIX "\([^"]*\)".*/\1/p' collector/httpmap.h)
+seed_names=$(sed -n 's/^ *{"\(track-[a-z]*\)", HN_SEED_[A-Z]*},.*/\1/p' proto/seed.c)
+hn_assert_eq "collector: the seed's routes read (proto/seed.c, collector/httpmap.h)" \
+    "3 /api/visitor-tracking/public/widget/" "$(echo $seed_names | wc -w) $seed_prefix"
 kinds=$(perl -ne 'print join("\n", map { s/^\s+|\s+$//gr } split /,/, $1), "\n" if /^enum route \{(.*)\}/' collector/http.c)
 unknown=""
 for k in $kinds; do
@@ -40,6 +44,7 @@ for k in $kinds; do
     R_SCRIPT) echo "GET $(default_path HTTP_SCRIPT_PATH)" ;;
     R_CHAT_SCRIPT) echo "GET $(default_path CHAT_SCRIPT_PATH)" ;;
     R_CHAT) printf 'GET %s\nOPTIONS %s\n' "$downlink" "$downlink" ;;
+    R_SEED) for n in $seed_names; do printf 'POST %s:widgetKey/%s\nOPTIONS %s:widgetKey/%s\n' "$seed_prefix" "$n" "$seed_prefix" "$n"; done ;;
     *) unknown+=" $k" ;;
     esac
 done >>"$ROUTES"

@@ -87,6 +87,12 @@ static void test_event(void **state) {
     hn_buf_reset(&b);
     assert_false(hn_chat_event(&b, "1-0", 3, &fields, &sid, &sidlen));
     assert_int_equal(b.len, 0);
+    f[3] = (redisReply)S("expire");
+    hn_buf_reset(&b);
+    assert_true(hn_chat_event(&b, "1-0", 3, &fields, &sid, &sidlen));
+    hn_buf_append(&b, "", 1);
+    assert_non_null(strstr(b.p, "\nevent: expire\n"));
+    hn_buf_reset(&b);
     f[3] = (redisReply)S("close");
     f[13] = (redisReply)S("soon");
     assert_true(hn_chat_event(&b, "1-0", 3, &fields, &sid, &sidlen));

@@ -208,6 +208,32 @@ static void test_first_beacon_lost(void **state) {
     assert_int_equal(count(&f->c, "EXPIRE"), 1);
 }
 
+/* The seed's routes (proto/seed.h): every beacon a checkpoint, none q = 1; a
+ * page view sets landing and referrer only where the session has none. */
+static void test_seed_pageview(void **state) {
+    fx *f = *state;
+    hn_record r = rec(5, "seedsess01", "pv", 1700000000000ull * 16 + 1, 7000);
+    r.b.fields |= HN_F_SEED;
+    r.b.u = HN_STR_LIT("https://ex.com/land");
+    r.b.r = HN_STR_LIT("https://ref.example/");
+    add(f, &r);
+    flush_and_parse(f);
+    const redisReply *h = find(&f->c, "HSET", 0);
+    assert_null(hset_field(h, "started"));          /* not q = 1: HSETNX below */
+    assert_string_equal(hset_field(h, "url"), "https://ex.com/land");
+    assert_int_equal(count(&f->c, "HSETNX"), 3);    /* started, landing, referrer */
+    assert_string_equal(arg(find(&f->c, "HSETNX", 0), 2), "started");
+    assert_string_equal(arg(find(&f->c, "HSETNX", 1), 2), "landing");
+    assert_string_equal(arg(find(&f->c, "HSETNX", 1), 3), "https://ex.com/land");
+    assert_string_equal(arg(find(&f->c, "HSETNX", 2), 2), "referrer");
+    assert_int_equal(count(&f->c, "EXPIRE"), 1);
+    hn_record hb = rec(5, "seedsess01", "hb", 1700000000030ull * 16 + 1, 37000);
+    hb.b.fields |= HN_F_SEED;
+    add(f, &hb);
+    flush_and_parse(f);
+    assert_int_equal(count(&f->c, "HSETNX"), 1);    /* a heartbeat: started only */
+}
+
 static void test_hide_end_and_grouping(void **state) {
     fx *f = *state;
     hn_record a = rec(1, "sessDDDD1", "hide", 4, 100);
@@ -446,6 +472,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_first_pageview, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_is_cheap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_beacon_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seed_pageview, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hide_end_and_grouping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_order_in_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identify_and_chat, setup, teardown),

@@ -99,11 +99,60 @@ hn_assert_cmd() {
     fi
 }
 
-# Ends the test: the EXIT trap prints the final line and cleans up.
+# Ends the test: the EXIT trap prints the final line and cleans up. The
+# answers recorded with hn_oa_curl are checked against docs/openapi.yaml first.
 hn_done() {
+    [ -s "$HN_TMP/oa/answers.tsv" ] && hn_oa_check
     HN_DONE=1
     if [ "$HN_FAILED" -gt 0 ]; then exit 1; fi
     exit 0
+}
+
+# ---- the OpenAPI description (docs/openapi.yaml) --------------------------
+
+# hn_oa_req BODYFILE CURL_ARGS...: curl -s with the body in BODYFILE, the status in HN_ST.
+# The answer (curl's own method and URL, status, content type, body) is recorded in
+# $HN_TMP/oa, and hn_done checks every recorded answer against the description
+# (tests/browser/openapi.mjs check, one node per script): an answer whose route, status or
+# body the description does not have fails. Only builtins besides curl (the API tests send
+# many requests, some against a rate limit). hn_oa_curl: the same, printing the status.
+hn_oa_req() {
+    local body=$1 w v="" id
+    shift
+    [ -d "$HN_TMP/oa" ] || mkdir "$HN_TMP/oa"
+    : >"$body"   # curl leaves the file alone when the answer has no body (204, 304)
+    HN_OA_N=$((${HN_OA_N:-0} + 1))
+    id=$BASHPID.$HN_OA_N
+    curl -s -o "$body" -w '%{http_code}\t%{content_type}\t%{method}\t%{url_effective}\n' "$@" \
+        >"$HN_TMP/oa/$id.w" || true
+    IFS= read -r w <"$HN_TMP/oa/$id.w" || w=000
+    HN_ST=${w%%$'\t'*}
+    [ "$HN_ST" != 000 ] || return 0
+    IFS= read -r -d '' v <"$body" || true # (a NUL ends it: only JSON bodies are checked)
+    printf '%s' "$v" >"$HN_TMP/oa/$id"
+    printf '%s\t%s\n' "$id" "$w" >>"$HN_TMP/oa/answers.tsv"
+}
+hn_oa_curl() {
+    hn_oa_req "$@"
+    printf '%s\n' "$HN_ST"
+}
+
+# hn_oa_check: tests/browser/openapi.mjs check on the recorded answers: one check per
+# operation and status seen, one failure per answer that does not fit.
+hn_oa_check() {
+    local out=$HN_TMP/oa/check.out rc=0 p f
+    if ! command -v node >/dev/null || ! bash "$HN_ROOT/tests/browser/deps.sh"; then
+        hn_fail "openapi: node and tests/browser's npm tooling are needed to check the answers"
+        return 0
+    fi
+    node "$HN_ROOT/tests/browser/openapi.mjs" check "$HN_ROOT/docs/openapi.yaml" "$HN_TMP/oa" >"$out" 2>&1 || rc=$?
+    cat "$out"
+    p=$(grep -c '^ok - ' "$out" || true)
+    f=$(grep -c '^not ok - ' "$out" || true)
+    HN_PASSED=$((HN_PASSED + p))
+    HN_FAILED=$((HN_FAILED + f))
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then hn_fail "openapi: check.mjs exited with status $rc"; fi
+    return 0
 }
 
 # ---- processes ------------------------------------------------------------

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/browser/deps.sh: installs the test tooling of tests/browser
-# (package-lock.json: terser, playwright-core, @msgpack/msgpack) into
+# (package-lock.json: terser, playwright-core, @msgpack/msgpack, and for the
+# OpenAPI checks @apidevtools/swagger-parser, ajv, ajv-formats) into
 # tests/browser/node_modules with `npm ci` when it is missing or was installed
 # from another package-lock.json. Never downloads a browser: playwright-core
 # has no install step, and the tests use Debian's /usr/bin/chromium.

@@ -35,10 +35,12 @@ hn_wait_for 10 "api ready" curl -fsS "http://127.0.0.1:$API/readyz"
 
 BASE="http://127.0.0.1:$API/api/visitor-tracking"
 BODY="$HN_TMP/body"
-# req METHOD PATH [TOKEN]: the answer's status in ST, its body in $BODY
+# req METHOD PATH [TOKEN]: the answer's status in ST, its body in $BODY (checked against
+# docs/openapi.yaml at the end: hn_oa_curl)
 req() {
-    ST=$(curl -s -o "$BODY" -D "$HN_TMP/headers" -w '%{http_code}' -X "$1" \
-        -H "Authorization: Bearer ${3:-$TOK}" "$BASE$2")
+    hn_oa_req "$BODY" -D "$HN_TMP/headers" -X "$1" \
+        -H "Authorization: Bearer ${3:-$TOK}" "$BASE$2"
+    ST=$HN_ST
 }
 get() { req GET "$@"; }
 j() { jq -r "$1" "$BODY"; }

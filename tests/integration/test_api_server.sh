@@ -51,8 +51,9 @@ hn_start_api
 U=$HN_API_URL
 WB="$U/api/visitor-tracking/widgets"
 
-# status URL [CURL ARGS...]: the HTTP status code
-status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+# status URL [CURL ARGS...]: the HTTP status code (the answer is checked against
+# docs/openapi.yaml at the end: hn_oa_curl)
+status() { hn_oa_curl "$HN_TMP/status.body" "$@"; }
 # status_as TOKEN URL [CURL ARGS...]
 status_as() { local t=$1; shift; status -H "Authorization: Bearer $t" "$@"; }
 # headers URL [CURL ARGS...]: the answer's headers (lower-cased names), then the body
@@ -104,9 +105,8 @@ SERVER_ERRORS='^\{"error":"(not found|no such route|method not allowed|widgetId 
 through() {
     local desc=$1 out st body
     shift
-    out=$(curl -s -w '\n%{http_code}' "$@")
-    st=${out##*$'\n'}
-    body=${out%$'\n'*}
+    st=$(hn_oa_curl "$HN_TMP/through.body" "$@")
+    body=$(cat "$HN_TMP/through.body")
     if [ "$st" = 401 ] || [ "$st" = 403 ] || [ "$st" = 405 ] || [ "$st" = 503 ] ||
         grep -Eq "$SERVER_ERRORS" <<<"$body"; then
         hn_fail "$desc (status $st: ${body:0:120})"

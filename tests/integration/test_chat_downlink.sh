@@ -43,7 +43,7 @@ xadd() {
     hn_redis XADD "hn:chat:{$W}" '*' s "$1" e "$2" c 0b8e2d6c-5a39-4f55-9d2b-9e0f3c1f7a11 \
         m "$(cat /proc/sys/kernel/random/uuid)" a "Ana" x "$3" t "$(($(date +%s%N) / 1000000))"
 }
-status() { curl -s -o "$HN_TMP/body" -w '%{http_code}' "$@"; }
+status() { hn_oa_curl "$HN_TMP/body" "$@"; }  # (checked against docs/openapi.yaml: hn_oa_curl)
 
 # ---- refusals --------------------------------------------------------------------------------
 SID1=sessionone01 SID2=sessiontwo02
@@ -122,7 +122,7 @@ hn_assert_eq "the close event" "event: close" "$(grep '^event: ' "$HN_TMP/b1h.lo
 hn_assert_eq "without an id: nothing from before" 0 "$(nevents b1n)"
 hn_wait_for 5 "since=: the session's three since the page began" has_n b1s 3
 hn_assert_eq "since= (the ms of the first of them): exactly the three, in order" "$R1 $R2 $R3" "$(ids b1s | tr '\n' ' ' | sed 's/ $//')"
-hn_assert_eq "since=x: 400 bad_since" 400 "$(curl -s -o /dev/null -w '%{http_code}' "$B/v?k=$K&s=$SID1&since=x")"
+hn_assert_eq "since=x: 400 bad_since" 400 "$(hn_oa_curl "$HN_TMP/discard" "$B/v?k=$K&s=$SID1&since=x")"
 stop_sse b1s
 L1=$(xadd "$SID1" message live1)
 for s in b1h b1q b1n; do hn_wait_for 5 "$s: the live entry after the backfill" has_n "$s" 1; done
@@ -240,7 +240,7 @@ hn_assert_eq "A: stops cleanly with downlinks open" 0 "$rc"
 hn_redis HSET hn:widgets chatkey0044 "44 chat=on" >/dev/null
 hn_redis XADD "hn:chat:{44}" 1000-0 s sessold00001 e message c 0b8e2d6c-5a39-4f55-9d2b-9e0f3c1f7a11 \
     m 1b8e2d6c-5a39-4f55-9d2b-9e0f3c1f7a11 a Old x ancient t 1000 >/dev/null
-w44_known() { [ "$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$B/v?k=chatkey0044&s=sessold00001" || true)" = 200 ]; }
+w44_known() { [ "$(hn_oa_curl "$HN_TMP/discard" -m 1 "$B/v?k=chatkey0044&s=sessold00001" || true)" = 200 ]; }
 hn_wait_for 15 "B knows the new widget" w44_known
 sse old "$B/v?k=chatkey0044&s=sessold00001&last=0-1"
 hn_wait_for 5 "the resumed downlink is live" ready old

@@ -48,7 +48,7 @@ mp() { local hex; hex=$("$CTL" send --dry-run "$@" | sed -n 2p); printf '%b' "$(
 post() {
     local f=$1
     shift
-    ST=$(curl -s -o "$BODY" -D "$HDRS" -w '%{http_code}' --data-binary "@$f" "$@" "$B/b") || true
+    ST=$(hn_oa_curl "$BODY" -D "$HDRS" --data-binary "@$f" "$@" "$B/b") || true
 }
 header() { awk -v h="$1" 'BEGIN { IGNORECASE = 1 } tolower($1) == tolower(h) ":" { sub(/^[^:]*: */, ""); sub(/\r$/, ""); print }' "$HDRS"; }
 sess() { hn_redis HGET "hn:sess:{$1}:$2" "$3"; }
@@ -120,7 +120,7 @@ post "$HN_TMP/batch" -A "$UA" -H 'X-Forwarded-For: 203.0.113.5'
 hn_assert_eq "POST /b with an array of 3: 204" 204 "$ST"
 hn_assert_eq "array of 3: 3 accepted" $((before + 3)) "$(metric 'herenow_beacons_accepted_total{transport="http"}')"
 
-ST=$(curl -s -o "$BODY" -D "$HDRS" -w '%{http_code}' -A "$UA" -H 'X-Forwarded-For: 203.0.113.6' \
+ST=$(hn_oa_curl "$BODY" -D "$HDRS" -A "$UA" -H 'X-Forwarded-For: 203.0.113.6' \
     "$B/p.gif?v=1&k=$K1&s=pixelsess01&t=pv&q=1&u=https%3A%2F%2Fexample.com%2Fpixel&ti=Pixel+page")
 hn_assert_eq "pixel: 200" 200 "$ST"
 hn_assert_eq "pixel: 43-byte GIF" 43 "$(stat -c %s "$BODY")"
@@ -128,13 +128,13 @@ hn_assert_eq "pixel: image/gif" image/gif "$(header Content-Type)"
 hn_assert_eq "pixel: no-store" no-store "$(header Cache-Control)"
 hn_wait_for 2 "pixel session live" has_field "$W1" pixelsess01 title
 hn_assert_eq "pixel: title decoded" "Pixel page" "$(sess "$W1" pixelsess01 title)"
-ST=$(curl -s -o "$BODY" -D "$HDRS" -w '%{http_code}' -A "$UA" "$B/p.gif?v=1&k=$K1&t=pv&q=1&u=x")
+ST=$(hn_oa_curl "$BODY" -D "$HDRS" -A "$UA" "$B/p.gif?v=1&k=$K1&t=pv&q=1&u=x")
 hn_assert_eq "pixel without s: 400" 400 "$ST"
 hn_assert_eq "pixel without s: still the GIF" 43 "$(stat -c %s "$BODY")"
 hn_assert_eq "pixel without s: counted missing_field" 1 "$(dropped missing_field pixel)"
 
 # --- the widget script -----------------------------------------------------------------------------
-ST=$(curl -s -o "$BODY" -D "$HDRS" -w '%{http_code}' -H 'Accept-Encoding: gzip' "$B/h.js")
+ST=$(hn_oa_curl "$BODY" -D "$HDRS" -H 'Accept-Encoding: gzip' "$B/h.js")
 hn_assert_eq "GET /h.js: 200" 200 "$ST"
 hn_assert_eq "GET /h.js: gzip" gzip "$(header Content-Encoding)"
 SIZE=$(stat -c %s "$BODY")
@@ -145,15 +145,15 @@ hn_assert_eq "GET /h.js: Cache-Control" "public, max-age=3600" "$(header Cache-C
 gzip -dc "$BODY" >"$HN_TMP/h.js"
 hn_assert_cmd "GET /h.js: the beacon path is filled in" grep -q '"/b"' "$HN_TMP/h.js"
 if grep -q '@HN_' "$HN_TMP/h.js"; then hn_fail "GET /h.js: a token left"; else hn_ok "GET /h.js: no token left"; fi
-ST=$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept-Encoding: gzip' -H "If-None-Match: $ETAG" "$B/h.js")
+ST=$(hn_oa_curl "$HN_TMP/discard" -H 'Accept-Encoding: gzip' -H "If-None-Match: $ETAG" "$B/h.js")
 hn_assert_eq "GET /h.js with If-None-Match: 304" 304 "$ST"
-ST=$(curl -s -o "$BODY" -D "$HDRS" -w '%{http_code}' -H "If-None-Match: $ETAG" "$B/h.js")
+ST=$(hn_oa_curl "$BODY" -D "$HDRS" -H "If-None-Match: $ETAG" "$B/h.js")
 hn_assert_eq "GET /h.js without gzip, the gzip ETag: 200 (another representation)" 200 "$ST"
 hn_assert_cmd "GET /h.js without gzip: the plain script" cmp -s "$BODY" "$HN_TMP/h.js"
 if [ "$(header ETag)" != "$ETAG" ]; then hn_ok "plain and gzip have their own ETags"; else hn_fail "one ETag for both encodings"; fi
-ST=$(curl -s -o /dev/null -D "$HDRS" -w '%{http_code}' -H 'Accept-Encoding: gzip;q=0, identity' "$B/h.js")
+ST=$(hn_oa_curl "$HN_TMP/discard" -D "$HDRS" -H 'Accept-Encoding: gzip;q=0, identity' "$B/h.js")
 hn_assert_eq "Accept-Encoding gzip;q=0: not gzip" "" "$(header Content-Encoding)"
-ST=$(curl -s -o /dev/null -D "$HDRS" -w '%{http_code}' -X OPTIONS -H 'Origin: https://example.com' \
+ST=$(hn_oa_curl "$HN_TMP/discard" -D "$HDRS" -X OPTIONS -H 'Origin: https://example.com' \
     -H 'Access-Control-Request-Method: POST' "$B/b")
 hn_assert_eq "OPTIONS /b: 204" 204 "$ST"
 hn_assert_cmd "OPTIONS /b: allows POST" grep -qi '^Access-Control-Allow-Methods: .*POST' "$HDRS"
@@ -164,7 +164,7 @@ post "$HN_TMP/bot" -A 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.googl
 hn_assert_eq "Googlebot: 204 (told nothing)" 204 "$ST"
 post "$HN_TMP/bot" -A 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36'
 hn_assert_eq "HeadlessChrome: 204" 204 "$ST"
-ST=$(curl -s -o /dev/null -w '%{http_code}' -A "$UA" "$B/p.gif?v=1&k=$K1&s=botsession1&t=pv&q=1&u=x&wd=1")
+ST=$(hn_oa_curl "$HN_TMP/discard" -A "$UA" "$B/p.gif?v=1&k=$K1&s=botsession1&t=pv&q=1&u=x&wd=1")
 hn_assert_eq "pixel with wd=1 (navigator.webdriver): 200" 200 "$ST"
 hn_assert_eq "bots: 2 dropped as bot (http)" 2 "$(dropped bot)"
 hn_assert_eq "bots: 1 dropped as bot (pixel)" 1 "$(dropped bot pixel)"
@@ -197,15 +197,15 @@ hn_assert_eq "unknown widget key: 400" 400 "$ST"
 hn_assert_cmd "unknown widget key: says so" grep -q 'unknown widget' "$BODY"
 hn_assert_eq "unknown widget key: counted" 1 "$(dropped unknown_widget)"
 
-ST=$(curl -s -o "$BODY" -D "$HDRS" -w '%{http_code}' -X PUT -A "$UA" "$B/b")
+ST=$(hn_oa_curl "$BODY" -D "$HDRS" -X PUT -A "$UA" "$B/b")
 hn_assert_eq "PUT /b: 405" 405 "$ST"
 hn_assert_eq "PUT /b: Allow" "POST, OPTIONS" "$(header Allow)"
-ST=$(curl -s -o /dev/null -w '%{http_code}' -A "$UA" "$B/b")
+ST=$(hn_oa_curl "$HN_TMP/discard" -A "$UA" "$B/b")
 hn_assert_eq "GET /b: 405" 405 "$ST"
-ST=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$B/h.js")
+ST=$(hn_oa_curl "$HN_TMP/discard" -X DELETE "$B/h.js")
 hn_assert_eq "DELETE /h.js: 405" 405 "$ST"
 hn_assert_eq "405s counted" 3 "$(answered 405)"
-ST=$(curl -s -o /dev/null -w '%{http_code}' "$B/wp-login.php")
+ST=$(hn_oa_curl "$HN_TMP/discard" "$B/wp-login.php")
 hn_assert_eq "unknown path: 404" 404 "$ST"
 
 head -c 70000 /dev/zero >"$HN_TMP/big"
@@ -296,7 +296,7 @@ hn_spawn collector2 env HERENOW_TRUSTED_PROXIES= HERENOW_HTTP_LISTEN=127.0.0.1:$
     HERENOW_ADMIN_LISTEN=127.0.0.1:$ADMIN2 HERENOW_SPOOL_DIR="$HN_TMP/spool2" "$HN_BIN/herenow-collector"
 hn_wait_for 10 "second collector ready" curl -fsS "http://127.0.0.1:$ADMIN2/readyz"
 mp --key "$K1" --session untrusted01 --url https://example.com/ >"$HN_TMP/untrusted"
-ST=$(curl -s -o /dev/null -w '%{http_code}' -A "$UA" -H 'X-Forwarded-For: 203.0.113.99' \
+ST=$(hn_oa_curl "$HN_TMP/discard" -A "$UA" -H 'X-Forwarded-For: 203.0.113.99' \
     --data-binary "@$HN_TMP/untrusted" "http://127.0.0.1:$HTTP2/b")
 hn_assert_eq "untrusted peer: 204" 204 "$ST"
 hn_wait_for 2 "untrusted peer: session live" has_field "$W1" untrusted01 ip

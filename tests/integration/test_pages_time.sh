@@ -40,7 +40,7 @@ hn_wait_for 10 "api ready" curl -fsS "http://127.0.0.1:$API/readyz"
 BASE="http://127.0.0.1:$API/api/visitor-tracking"
 BODY="$HN_TMP/body"
 req() {   # req PATH [TOKEN]: status in ST, body in $BODY
-    ST=$(curl -s -o "$BODY" -w '%{http_code}' -H "Authorization: Bearer ${2:-$TOK}" "$BASE$1")
+    ST=$(hn_oa_curl "$BODY" -H "Authorization: Bearer ${2:-$TOK}" "$BASE$1")
 }
 j() { jq -r "$1" "$BODY"; }
 send() { "$CTL" send --to "127.0.0.1:$UDP" "$@" >/dev/null; }
@@ -196,10 +196,10 @@ hn_assert_eq "concurrency 5m: 4 buckets, the ones around T0 peak at 5" "0,5,5,0"
 # ---- 3. tokens and bad parameters ------------------------------------------------------------
 for r in "$L/pages/live" "$L/active-visitors?at=$T0" "$L/concurrency"; do
     hn_assert_eq "$r: no token 401, bad token 401, another widget's token 403, its own 200" "401 401 403 200" \
-        "$(curl -s -o /dev/null -w '%{http_code}' "$BASE$r") \
-$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer hn_bogus' "$BASE$r") \
-$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK1" "$BASE${r/$W1/$W2}") \
-$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK1" "$BASE$r")"
+        "$(hn_oa_curl "$HN_TMP/discard" "$BASE$r") \
+$(hn_oa_curl "$HN_TMP/discard" -H 'Authorization: Bearer hn_bogus' "$BASE$r") \
+$(hn_oa_curl "$HN_TMP/discard" -H "Authorization: Bearer $TOK1" "$BASE${r/$W1/$W2}") \
+$(hn_oa_curl "$HN_TMP/discard" -H "Authorization: Bearer $TOK1" "$BASE$r")"
 done
 bad() {   # bad PATH WORD: 400 with an error naming WORD
     req "$1"

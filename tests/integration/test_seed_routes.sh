@@ -49,7 +49,7 @@ seed() {
     local route=$1 json=$2
     shift 2
     N=$((N + 1))
-    ST=$(curl -s -o "$BODY" -D "$HDRS" -w '%{http_code}' -A "$UA" -H 'Content-Type: application/json' \
+    ST=$(hn_oa_curl "$BODY" -D "$HDRS" -A "$UA" -H 'Content-Type: application/json' \
         -H "X-Forwarded-For: 10.$((N / 250)).$((N % 250)).7" --data-binary "$json" "$@" \
         "$B/${KEY:-$K1}/$route") || true
 }
@@ -227,12 +227,12 @@ hn_assert_eq "a body over 64 KiB: 413 too_large" "413 too_large" "$ST $(answer .
 hn_assert_eq "…counted too_large" $((t0 + 1)) "$(dropped too_large)"
 
 for m in GET PUT; do
-    ST=$(curl -s -o "$BODY" -D "$HDRS" -w '%{http_code}' -X "$m" "$B/$K1/track-session") || true
+    ST=$(hn_oa_curl "$BODY" -D "$HDRS" -X "$m" "$B/$K1/track-session") || true
     hn_assert_eq "$m on a seed route: 405, Allow: POST, OPTIONS" "405 POST, OPTIONS" "$ST $(header Allow)"
 done
-ST=$(curl -s -o /dev/null -w '%{http_code}' -d '{}' "$B/$K1/track-nothing") || true
+ST=$(hn_oa_curl "$HN_TMP/discard" -d '{}' "$B/$K1/track-nothing") || true
 hn_assert_eq "an unknown track- route: 404" 404 "$ST"
-ST=$(curl -s -o /dev/null -w '%{http_code}' -d '{}' "$B/$K1/track-session/more") || true
+ST=$(hn_oa_curl "$HN_TMP/discard" -d '{}' "$B/$K1/track-session/more") || true
 hn_assert_eq "a longer path: 404" 404 "$ST"
 hn_assert_cmd "the collector is alive after all that" hn_alive "$HN_PID_collector"
 
@@ -254,7 +254,7 @@ hn_assert_eq "…each counted rate_limited" $((r0 + n429)) "$(dropped rate_limit
 hn_assert_eq "a 429's answer" '{"error":"rate_limited","reason":"rate limited: retry later"}' "$(cat "$HN_TMP/rl40")"
 
 # --- CORS: preflight and the answer's header ---------------------------------------------------------
-ST=$(curl -s -o /dev/null -D "$HDRS" -w '%{http_code}' -X OPTIONS -H 'Origin: https://shop.example' \
+ST=$(hn_oa_curl "$HN_TMP/discard" -D "$HDRS" -X OPTIONS -H 'Origin: https://shop.example' \
     -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: content-type' "$B/$K1/track-event") || true
 hn_assert_eq "preflight: 204" 204 "$ST"
 hn_assert_eq "preflight: the allowed origin echoed" https://shop.example "$(header Access-Control-Allow-Origin)"

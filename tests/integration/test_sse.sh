@@ -150,7 +150,7 @@ hn_assert_eq "the same ticket again: 401 (single use)" \
 kill "$PID_t1"
 TE=$(ticket | jq -r .ticket)
 t0=$(now_ms)
-expired() { [ "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$W/active-visitors/stream?ticket=$TE")" = 401 ]; }
+expired() { [ "$(hn_oa_curl "$HN_TMP/discard" -m 5 "$W/active-visitors/stream?ticket=$TE")" = 401 ]; }
 # (a probe that came too early would open the stream and use the ticket up:
 # wait out the TTL first, then probe once)
 hn_wait_for 8 "5 s passed" bash -c "[ \$((\$(date +%s%N) / 1000000 - $t0)) -ge 5100 ]"
@@ -220,16 +220,16 @@ TR=$(ticket | jq -r .ticket)
 stream r2 "$W/active-visitors/stream?ticket=$TR&last_event_id=0badc0de-5"
 within 5 "last_event_id of another epoch: a snapshot" "$HN_TMP/r2.sse" '^snapshot .*"session_id":"liveDDDD0001"'
 hn_assert_eq "last_event_id malformed: 400" 400 \
-    "$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK" "$W/active-visitors/stream?last_event_id=zzz")"
+    "$(hn_oa_curl "$HN_TMP/discard" -m 5 -H "Authorization: Bearer $TOK" "$W/active-visitors/stream?last_event_id=zzz")"
 TB=$(ticket | jq -r .ticket)
 hn_assert_eq "a ticket with a malformed last_event_id: 400" 400 \
-    "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$W/active-visitors/stream?ticket=$TB&last_event_id=zzz")"
+    "$(hn_oa_curl "$HN_TMP/discard" -m 5 "$W/active-visitors/stream?ticket=$TB&last_event_id=zzz")"
 stream tb "$W/active-visitors/stream?ticket=$TB"
 hn_wait_for 5 "…and the refusal did not use the ticket up: it opens the stream" started "$HN_TMP/tb.sse" &&
     hn_ok "a ticket refused for a bad parameter is not used up (it opens the stream after)"
 kill "$PID_tb"
 hn_assert_eq "an unknown parameter on the stream: 400" 400 \
-    "$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK" "$W/active-visitors/stream?limit=5")"
+    "$(hn_oa_curl "$HN_TMP/discard" -m 5 -H "Authorization: Bearer $TOK" "$W/active-visitors/stream?limit=5")"
 
 # ---- 5. one reader per widget ------------------------------------------------------------------
 xreads() { hn_redis INFO commandstats | tr -d '\r' | awk -F'[=,:]' '/^cmdstat_xread:/ { print $3 }'; }
@@ -292,7 +292,7 @@ hn_redis DEL "hn:live:{$WID}" >/dev/null     # the 3000 leave; later snapshots a
 
 # Redis gone: a new stream gets 503 (not a hang, not a crash); back: streams work again
 "$HN_ROOT/scripts/redis.sh" stop "$HN_TMP/redis" >/dev/null
-refused() { [ "$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK" "$W/active-visitors/stream")" = 503 ]; }
+refused() { [ "$(hn_oa_curl "$HN_TMP/discard" -m 5 -H "Authorization: Bearer $TOK" "$W/active-visitors/stream")" = 503 ]; }
 hn_wait_for 8 "Redis stopped: a new stream is answered 503" refused && hn_ok "Redis stopped: a new stream is answered 503 (redis unavailable)"
 hn_assert_cmd "Redis stopped: the api still answers /livez" curl -fsS "$HN_API_URL/livez"
 hn_assert_cmd "the hub's Redis failures are counted" test "$(metric herenow_live_redis_errors_total)" -gt 0

@@ -300,6 +300,11 @@ static const char conc_rollup_sql[] =
     " FROM widget_concurrency_minutes WHERE widget_id = $1"
     " AND minute >= $2::timestamptz AND minute < $3::timestamptz GROUP BY 1 ORDER BY 1";
 
+/* $1 widget, $2 from, $3 to (whole hours): per hour with a row, as above. */
+static const char conc_hours_sql[] =
+    "SELECT " HN_SQL_MS("hour") ", peak, present_ms, peak_at_ms FROM widget_concurrency_hours"
+    " WHERE widget_id = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz ORDER BY hour";
+
 /* $1 widget, $2 from, $3 to, $4 live window (s): per minute, as above. */
 static const char conc_live_sql[] =
     "SELECT " HN_SQL_MS("$2::timestamptz") " + k * 60000, peak, present_ms, peak_at_ms"
@@ -366,10 +371,22 @@ void hn_route_concurrency(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *r
         PQclear(m);
     }
     settled = settled < from ? from : settled > to ? to : settled;
-    if (settled > from) {   /* settled minutes: the rollup */
-        char sb[HN_TIME_CAP];
+    /* hourly buckets: whole settled hours from the hours' rollup */
+    int64_t mfrom = iv == 2 ? hn_floor_us(settled, unit) : from;
+    if (mfrom > from) {
+        char hb[HN_TIME_CAP];
+        hn_fmt_time_us(mfrom, hb);
+        const char *p[] = {wbuf, fb, hb};
+        PGresult *r = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, conc_hours_sql, 3, p);
+        if (r == NULL) goto out;
+        conc_merge(r, bk, nb, from, unit);
+        PQclear(r);
+    }
+    if (settled > mfrom) {  /* settled minutes: the rollup */
+        char sb[HN_TIME_CAP], mb[HN_TIME_CAP];
         hn_fmt_time_us(settled, sb);
-        const char *p[] = {wbuf, fb, sb, ub};
+        hn_fmt_time_us(mfrom, mb);
+        const char *p[] = {wbuf, mb, sb, ub};
         PGresult *r = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, conc_rollup_sql, 4, p);
         if (r == NULL) goto out;
         conc_merge(r, bk, nb, from, unit);

@@ -63,6 +63,18 @@ CREATE TABLE widget_concurrency_minutes (
     PRIMARY KEY (widget_id, minute)
 );
 
+-- The same per hour, made from the minutes (a 30-day answer at 1h reads 720
+-- rows, not 43,200): recomputed for every hour a fill touches, so an hour
+-- that ends before the mark holds all its minutes.
+CREATE TABLE widget_concurrency_hours (
+    widget_id   integer     NOT NULL,
+    hour        timestamptz NOT NULL,
+    peak        integer     NOT NULL,
+    peak_at_ms  bigint      NOT NULL,
+    present_ms  bigint      NOT NULL,
+    PRIMARY KEY (widget_id, hour)
+);
+
 -- Minutes before settled_to are in widget_concurrency_minutes, computed with
 -- live window window_s (a different HERENOW_LIVE_WINDOW_S refills the widget
 -- from its first beacon, and the route reads the rollup only when the
@@ -105,6 +117,7 @@ BEGIN
         lo := m.settled_to;
         IF m.window_s IS DISTINCT FROM live_window_s THEN
             DELETE FROM widget_concurrency_minutes WHERE widget_id = wid;
+            DELETE FROM widget_concurrency_hours WHERE widget_id = wid;
             lo := NULL;
         END IF;
         IF lo IS NULL THEN
@@ -119,6 +132,14 @@ BEGIN
             INSERT INTO widget_concurrency_minutes (widget_id, minute, peak, peak_at_ms, present_ms)
                 SELECT wid, lo + make_interval(mins => x.k::integer), x.peak, x.peak_at_ms, x.present_ms
                   FROM hn_concurrency(wid, lo, hi, live_window_s, 60) x WHERE x.peak > 0;
+            DELETE FROM widget_concurrency_hours
+             WHERE widget_id = wid AND hour >= date_trunc('hour', lo) AND hour < hi;
+            INSERT INTO widget_concurrency_hours (widget_id, hour, peak, peak_at_ms, present_ms)
+                SELECT wid, date_trunc('hour', minute), max(peak),
+                       (array_agg(peak_at_ms ORDER BY peak DESC, minute))[1], sum(present_ms)
+                  FROM widget_concurrency_minutes
+                 WHERE widget_id = wid AND minute >= date_trunc('hour', lo) AND minute < hi
+                 GROUP BY 2;
             done := done + (extract(epoch FROM hi - lo) / 60)::bigint;
         END IF;
         UPDATE widget_concurrency_marks SET settled_to = hi, window_s = live_window_s,
@@ -127,7 +148,7 @@ BEGIN
     RETURN done;
 END $$;
 
--- Retention: rollup minutes follow their widget's retention_days (called
+-- Retention: rollup minutes and hours follow their widget's retention_days (called
 -- with hn_apply_retention by the drain).
 CREATE FUNCTION hn_apply_concurrency_retention() RETURNS bigint
 LANGUAGE plpgsql AS $$
@@ -137,5 +158,7 @@ BEGIN
     DELETE FROM widget_concurrency_minutes r USING widget_configs c
      WHERE c.id = r.widget_id AND r.minute < now() - make_interval(days => c.retention_days);
     GET DIAGNOSTICS n = ROW_COUNT;
+    DELETE FROM widget_concurrency_hours r USING widget_configs c
+     WHERE c.id = r.widget_id AND r.hour < now() - make_interval(days => c.retention_days);
     RETURN n;
 END $$;

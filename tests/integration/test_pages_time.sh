@@ -218,6 +218,11 @@ hn_assert_eq "rollup rows: the 4 minutes around T0 with someone present (peak, f
     "$("${PSQL[@]}" -c "SELECT string_agg(peak || '|' || to_char(to_timestamp(peak_at_ms / 1000.0) AT TIME ZONE 'UTC',
         'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') || '|' || present_ms, ' ' ORDER BY minute)
         FROM widget_concurrency_minutes WHERE widget_id = $W2 AND minute < '$T0'::timestamptz + interval '1 hour'")"
+hn_assert_eq "rollup hours: the two around T0, made from their minutes" \
+    "5|$(at -30)|275000 5|$(at 1)|210000" \
+    "$("${PSQL[@]}" -c "SELECT string_agg(peak || '|' || to_char(to_timestamp(peak_at_ms / 1000.0) AT TIME ZONE 'UTC',
+        'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') || '|' || present_ms, ' ' ORDER BY hour)
+        FROM widget_concurrency_hours WHERE widget_id = $W2 AND hour < '$T0'::timestamptz + interval '1 hour'")"
 conc_checks "from the rollup"
 # the route reads the rollup: a changed row shows (then it is put back)
 "${PSQL[@]}" -c "UPDATE widget_concurrency_minutes SET peak = peak + 40 WHERE widget_id = $W2 AND minute = '$(at -60)'"
@@ -246,8 +251,9 @@ done
 # retention drops rollup minutes with the widget's retention_days
 "${PSQL[@]}" -c "UPDATE widget_configs SET retention_days = 1 WHERE id = $W2"
 "${PSQL[@]}" -c "SELECT hn_apply_concurrency_retention()" >/dev/null
-hn_assert_eq "retention 1 day: the rollup minutes of T0 (2 days ago) are gone" 0 \
-    "$("${PSQL[@]}" -c "SELECT count(*) FROM widget_concurrency_minutes WHERE widget_id = $W2 AND minute < now() - interval '1 day'")"
+hn_assert_eq "retention 1 day: the rollup minutes and hours of T0 (2 days ago) are gone" 0 \
+    "$("${PSQL[@]}" -c "SELECT (SELECT count(*) FROM widget_concurrency_minutes WHERE widget_id = $W2 AND minute < now() - interval '1 day')
+        + (SELECT count(*) FROM widget_concurrency_hours WHERE widget_id = $W2 AND hour < now() - interval '1 day')")"
 "${PSQL[@]}" -c "UPDATE widget_configs SET retention_days = 395 WHERE id = $W2"
 
 # ---- 3. tokens and bad parameters ------------------------------------------------------------

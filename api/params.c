@@ -213,7 +213,8 @@ int hn_param_parse_time(const char *s, int64_t *us) {
     return HN_OK;
 }
 
-int hn_param_parse_duration(const char *s, int64_t *us) {
+/* A duration of at most 6 digits: at most 999999 weeks, no overflow. */
+static int parse_duration_max(const char *s, int64_t max_us, int64_t *us) {
     size_t n = strlen(s);
     int64_t v, unit;
     if (n < 2) return HN_ERR;
@@ -224,32 +225,51 @@ int hn_param_parse_duration(const char *s, int64_t *us) {
     case 'w': unit = 7 * HN_US_PER_DAY; break;
     default: return HN_ERR;
     }
-    if (n - 1 > 6 || !parse_digits(s, n - 1, &v) || v < 1 || v * unit > HN_RANGE_MAX_US)
+    if (n - 1 > 6 || !parse_digits(s, n - 1, &v) || v < 1 || v * unit > max_us)
         return HN_ERR;
     *us = v * unit;
     return HN_OK;
 }
 
-int hn_param_range(const char *from, const char *to, int64_t now_us, int64_t *from_us,
-                   int64_t *to_us, char *err, size_t cap) {
+int hn_param_parse_duration(const char *s, int64_t *us) {
+    return parse_duration_max(s, HN_RANGE_MAX_US, us);
+}
+
+int hn_param_range_max(const char *from, const char *to, int64_t now_us, int64_t max_us,
+                       int64_t *from_us, int64_t *to_us, bool *all, char *err, size_t cap) {
     int64_t t = now_us, f, dur;
+    bool is_all = from != NULL && strcmp(from, "all") == 0;
     if (to != NULL && strcmp(to, "now") != 0 && hn_param_parse_time(to, &t) != HN_OK)
         return param_fail(err, cap, "to: want an ISO 8601 date (2026-11-01) or date-time with zone "
                               "(2026-11-01T10:00:00Z, ...+02:00), or 'now'");
     if (from == NULL) {
         f = t - HN_RANGE_DEFAULT_US;
-    } else if (hn_param_parse_duration(from, &dur) == HN_OK) {
+    } else if (is_all) {
+        f = 0;
+    } else if (parse_duration_max(from, INT64_MAX, &dur) == HN_OK) {   /* the span: below */
         f = t - dur;
     } else if (hn_param_parse_time(from, &f) != HN_OK) {
         return param_fail(err, cap, "from: want an ISO 8601 date (2026-11-01) or date-time with zone "
-                              "(2026-11-01T10:00:00Z, ...+02:00), or a duration before 'to' "
-                              "(90m, 24h, 7d, 2w)");
+                              "(2026-11-01T10:00:00Z, ...+02:00), a duration before 'to' "
+                              "(90m, 24h, 7d, 2w), or 'all'");
     }
     if (f >= t) return param_fail(err, cap, "from: must be before to");
-    if (t - f > HN_RANGE_MAX_US) return param_fail(err, cap, "from: the range from..to may span at most 400 days");
+    if (t - f > max_us)
+        return param_fail(err, cap, "from: the range from..to may span at most %lld days on this "
+                          "route%s", (long long)(max_us / HN_US_PER_DAY),
+                          max_us < HN_RANGE_ROLLUP_MAX_US
+                              ? " (visitor-stats, timeseries and breakdown: 36525, or from=all)"
+                              : "");
+    if (f < 0) return param_fail(err, cap, "from: before 1970-01-01 (from=all starts there)");
     *from_us = f;
     *to_us = t;
+    if (all) *all = is_all;
     return HN_OK;
+}
+
+int hn_param_range(const char *from, const char *to, int64_t now_us, int64_t *from_us,
+                   int64_t *to_us, char *err, size_t cap) {
+    return hn_param_range_max(from, to, now_us, HN_RANGE_MAX_US, from_us, to_us, NULL, err, cap);
 }
 
 static int64_t floor_div(int64_t a, int64_t b) {

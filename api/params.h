@@ -24,9 +24,14 @@
 #define HN_US_PER_HOUR (INT64_C(3600) * HN_US_PER_S)
 #define HN_US_PER_DAY  (INT64_C(86400) * HN_US_PER_S)
 
-/* The longest from..to range any route accepts, and the default one. */
-#define HN_RANGE_MAX_US     (400 * HN_US_PER_DAY)
-#define HN_RANGE_DEFAULT_US (24 * HN_US_PER_HOUR)
+/* The longest from..to range: routes that read raw rows (past sessions, the
+ * CSV export) take 400 days; routes that answer from the rollups (visitor-
+ * stats, timeseries, breakdown) take 100 years, i.e. all time: their cost
+ * grows with the rollup rows kept (per widget at most 24 hour rows a day,
+ * and retention drops old ones), not with the range asked for. */
+#define HN_RANGE_MAX_US          (400 * HN_US_PER_DAY)
+#define HN_RANGE_ROLLUP_MAX_US   (36525 * HN_US_PER_DAY)
+#define HN_RANGE_DEFAULT_US      (24 * HN_US_PER_HOUR)
 
 /* Every key of the query must be one of allowed[0..nallowed); else HN_ERR
  * "unknown parameter 'x' (this route takes: a, b)". */
@@ -69,11 +74,15 @@ int hn_param_parse_duration(const char *s, int64_t *us);
 
 /* from/to as the history routes take them (NULL = absent):
  *   to:   an instant or "now"; default now.
- *   from: an instant, or a duration meaning to − duration; default
- *         to − HN_RANGE_DEFAULT_US.
+ *   from: an instant, a duration meaning to − duration, or "all" (the
+ *         epoch, 1970-01-01); default to − HN_RANGE_DEFAULT_US.
  * from < to and to − from <= HN_RANGE_MAX_US. */
 int hn_param_range(const char *from, const char *to, int64_t now_us, int64_t *from_us,
                    int64_t *to_us, char *err, size_t cap);
+/* The same with the longest span max_us (HN_RANGE_MAX_US or
+ * HN_RANGE_ROLLUP_MAX_US); *all (may be NULL): from was "all". */
+int hn_param_range_max(const char *from, const char *to, int64_t now_us, int64_t max_us,
+                       int64_t *from_us, int64_t *to_us, bool *all, char *err, size_t cap);
 
 /* Rounding to whole UTC units (unit = HN_US_PER_HOUR or HN_US_PER_DAY). */
 int64_t hn_floor_us(int64_t us, int64_t unit);

@@ -100,13 +100,23 @@ int64_t hn_rt_widget_id(const hn_api_req *rq) {
     return v;
 }
 
-bool hn_rt_range(const hn_api_req *rq, hn_api_resp *rs, int64_t *from_us, int64_t *to_us) {
+static bool rt_range(const hn_api_req *rq, hn_api_resp *rs, int64_t max_us, int64_t *from_us,
+                     int64_t *to_us, bool *all) {
     char err[HN_PARAM_ERR_CAP];
-    if (hn_param_range(hn_api_query(rq, "from"), hn_api_query(rq, "to"), (int64_t)hn_now_us(),
-                       from_us, to_us, err, sizeof(err)) == HN_OK)
+    if (hn_param_range_max(hn_api_query(rq, "from"), hn_api_query(rq, "to"), (int64_t)hn_now_us(),
+                           max_us, from_us, to_us, all, err, sizeof(err)) == HN_OK)
         return true;
     hn_api_error(rs, 400, "%s", err);
     return false;
+}
+
+bool hn_rt_range(const hn_api_req *rq, hn_api_resp *rs, int64_t *from_us, int64_t *to_us) {
+    return rt_range(rq, rs, HN_RANGE_MAX_US, from_us, to_us, NULL);
+}
+
+bool hn_rt_range_rollup(const hn_api_req *rq, hn_api_resp *rs, int64_t *from_us, int64_t *to_us,
+                        bool *all) {
+    return rt_range(rq, rs, HN_RANGE_ROLLUP_MAX_US, from_us, to_us, all);
 }
 
 void hn_rt_answer(hn_api_resp *rs, hn_buf *b) {

@@ -64,8 +64,13 @@ redisContext *hn_rt_redis(hn_api_worker *w, hn_api_resp *rs);
 bool hn_rt_check_keys(const hn_api_req *rq, hn_api_resp *rs, const char *const *allowed, int n);
 /* :widgetId (params[0]), already validated by the server. */
 int64_t hn_rt_widget_id(const hn_api_req *rq);
-/* from/to of the query; 400 and false on a bad value. */
+/* from/to of the query; 400 and false on a bad value. hn_rt_range: at most
+ * HN_RANGE_MAX_US (routes that read raw rows); hn_rt_range_rollup: at most
+ * HN_RANGE_ROLLUP_MAX_US (routes that read the rollups), *all (may be
+ * NULL) when from was "all". */
 bool hn_rt_range(const hn_api_req *rq, hn_api_resp *rs, int64_t *from_us, int64_t *to_us);
+bool hn_rt_range_rollup(const hn_api_req *rq, hn_api_resp *rs, int64_t *from_us, int64_t *to_us,
+                        bool *all);
 
 /* Moves b into rs->body as the answer (status 200). */
 void hn_rt_answer(hn_api_resp *rs, hn_buf *b);

@@ -6,6 +6,12 @@
  * Rollups have whole UTC hours (widget_rollup_hourly) and days
  * (widget_rollup_dims), so a range is widened to whole units before it is
  * read, and the answer says which range it covers ("from", "to").
+ *
+ * The rollup routes take ranges up to 100 years (from=all: since 1970):
+ * their queries are index range scans over at most the rows retention
+ * keeps (two years: 17,520 hour rows, 730 day rows per breakdown value),
+ * whatever the span. Past sessions and the export read raw rows and keep
+ * the 400-day cap (docs/API.md, "Time ranges").
  */
 #include "api/routes.h"
 
@@ -63,7 +69,8 @@ void hn_route_stats(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     char wbuf[24], f[HN_TIME_CAP], t[HN_TIME_CAP];
     hn_buf out = {0};
 
-    if (!hn_rt_check_keys(rq, rs, allowed, 2) || !hn_rt_range(rq, rs, &from, &to)) return;
+    if (!hn_rt_check_keys(rq, rs, allowed, 2) || !hn_rt_range_rollup(rq, rs, &from, &to, NULL))
+        return;
     int64_t wid = hn_rt_widget_id(rq);
     from = hn_floor_us(from, HN_US_PER_HOUR);
     to = hn_ceil_us(to, HN_US_PER_HOUR);
@@ -126,19 +133,37 @@ static const char series_sql[] =
 
 #define MAX_BUCKETS 2000
 
+/* The widget's first rollup hour (µs), or -1 when it has none: from=all
+ * starts the series there rather than with 20,000 empty days since 1970. */
+static const char first_hour_sql[] =
+    "SELECT (extract(epoch FROM min(hour)) * 1000000)::bigint FROM widget_rollup_hourly"
+    " WHERE widget_id = $1";
+
 void hn_route_timeseries(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     static const char *const allowed[] = {"from", "to", "interval"};
     static const char *const intervals[] = {"hour", "day"};
     char err[HN_PARAM_ERR_CAP], wbuf[24], f[HN_TIME_CAP], t[HN_TIME_CAP], ubuf[16];
     int64_t from, to;
     int iv = -1;
+    bool all = false;
     hn_buf out = {0};
 
-    if (!hn_rt_check_keys(rq, rs, allowed, 3) || !hn_rt_range(rq, rs, &from, &to)) return;
+    if (!hn_rt_check_keys(rq, rs, allowed, 3) || !hn_rt_range_rollup(rq, rs, &from, &to, &all))
+        return;
     const char *is = hn_api_query(rq, "interval");
     if (is && hn_param_enum("interval", is, intervals, 2, -1, &iv, err, sizeof(err)) != HN_OK) {
         hn_api_error(rs, 400, "%s", err);
         return;
+    }
+    int64_t wid = hn_rt_widget_id(rq);
+    snprintf(wbuf, sizeof(wbuf), "%lld", (long long)wid);
+    if (all) {
+        const char *p1[] = {wbuf};
+        PGresult *res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, first_hour_sql, 1, p1);
+        if (res == NULL) return;
+        int64_t first = PQgetisnull(res, 0, 0) ? -1 : hn_rt_pg_int(res, 0, 0);
+        PQclear(res);
+        from = first >= 0 && first < to ? first : to - HN_US_PER_HOUR;
     }
     if (iv < 0) iv = to - from <= 7 * HN_US_PER_DAY ? 0 : 1;   /* hours up to a week */
     int64_t unit = iv == 0 ? HN_US_PER_HOUR : HN_US_PER_DAY;
@@ -146,12 +171,10 @@ void hn_route_timeseries(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
     to = hn_ceil_us(to, unit);
     int64_t nb = (to - from) / unit;
     if (nb > MAX_BUCKETS) {
-        hn_api_error(rs, 400, "interval: %lld buckets, at most %d (use interval=day or a shorter "
-                     "range)", (long long)nb, MAX_BUCKETS);
+        hn_api_error(rs, 400, "interval: %lld buckets, at most %d (use %sa shorter range)",
+                     (long long)nb, MAX_BUCKETS, iv == 0 ? "interval=day or " : "");
         return;
     }
-    int64_t wid = hn_rt_widget_id(rq);
-    snprintf(wbuf, sizeof(wbuf), "%lld", (long long)wid);
     snprintf(ubuf, sizeof(ubuf), "%lld", (long long)(unit / HN_US_PER_S));
     hn_fmt_time_us(from, f);
     hn_fmt_time_us(to, t);
@@ -218,7 +241,7 @@ void hn_route_breakdown(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs)
         hn_api_error(rs, 400, "%s", err);
         return;
     }
-    if (!hn_rt_range(rq, rs, &from, &to)) return;
+    if (!hn_rt_range_rollup(rq, rs, &from, &to, NULL)) return;
     from = hn_floor_us(from, HN_US_PER_DAY);
     to = hn_ceil_us(to, HN_US_PER_DAY);
     int64_t wid = hn_rt_widget_id(rq);

@@ -17,6 +17,11 @@
 #             would have written for them (api/drain/sql.c: sessions,
 #             rollup, dims, aggregated over the generated rows), then
 #             VACUUM ANALYZE. Each generation step is timed.
+#   two years: a second widget with YEARS_DAYS (730) days of rollups only —
+#             one widget_rollup_hourly row per hour, and per day 200 page
+#             paths, 20 referrers, 12 countries, 8 browsers, 5 OSes and 3
+#             devices in widget_rollup_dims — for the ranges beyond 400 days
+#             that the rollup routes take (docs/API.md, "Time ranges").
 #
 # Then herenow-api (HERENOW_DRAIN=off, every other setting at its default)
 # and, per round (RUNS rounds, rows interleaved so that the machine's noise
@@ -31,14 +36,14 @@
 # flushed while latency is measured.
 #
 # Environment: RUNS=3 DURATION=10 (s) LIVE_SESSIONS=100000 PAGE_VIEWS=10000000
-# DAYS=30 GEN_JOBS=2 (parallel psql sessions for the page views)
+# DAYS=30 YEARS_DAYS=730 GEN_JOBS=2 (parallel psql sessions for the page views)
 # BENCH_DOC=docs/BENCHMARKS.md ("" : don't write) BENCH_NOTES=bench/lib/api-notes.md
 # HN_KEEP_TMP=1 keeps the servers' directories, logs and wrk outputs.
 # API_PREFIX (experiments): a command herenow-api runs under; named in the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CMDLINE="make bench-api"
-for v in RUNS DURATION LIVE_SESSIONS PAGE_VIEWS DAYS GEN_JOBS API_PREFIX; do
+for v in RUNS DURATION LIVE_SESSIONS PAGE_VIEWS DAYS YEARS_DAYS GEN_JOBS API_PREFIX; do
     if [ -n "${!v+x}" ]; then CMDLINE="$v=\"${!v}\" $CMDLINE"; fi
 done
 RUNS=${RUNS:-3}
@@ -46,6 +51,7 @@ DURATION=${DURATION:-10}
 LIVE_SESSIONS=${LIVE_SESSIONS:-100000}
 PAGE_VIEWS=${PAGE_VIEWS:-10000000}
 DAYS=${DAYS:-30}
+YEARS_DAYS=${YEARS_DAYS:-730}
 GEN_JOBS=${GEN_JOBS:-2}
 BENCH_DOC=${BENCH_DOC-docs/BENCHMARKS.md}
 BENCH_NOTES=${BENCH_NOTES-bench/lib/api-notes.md}
@@ -72,6 +78,7 @@ PSQL="${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql"
 psql_q() { "$PSQL" -X -q -At -v ON_ERROR_STOP=1 "$HERENOW_DATABASE_URL" "$@"; }
 "$HN_BIN/herenowctl" migrate >/dev/null
 WID=$("$HN_BIN/herenowctl" widget add --name bench --domain bench.example | awk '/^id:/ { print $2 }')
+WID2=$("$HN_BIN/herenowctl" widget add --name bench-2y --domain two.bench.example | awk '/^id:/ { print $2 }')
 TOKEN=$("$HN_BIN/herenowctl" token create --all --name bench 2>/dev/null)
 [ -n "$WID" ] && [ -n "$TOKEN" ] || { hn_fail "widget and token created"; exit 1; }
 
@@ -362,6 +369,34 @@ DROP TABLE bench_sess, bench_paths, bench_geo, bench_dev;
 SQL
 }
 
+# The two-year widget: rollups only, with the shapes of a busy site (about
+# 14,000 page views and 2,800 sessions a day, diurnal), kept past the default
+# retention so the drain would leave them.
+sql_two_years() {
+    psql_q -v w="$WID2" -v days="$YEARS_DAYS" <<'SQL'
+SET TIME ZONE 'UTC';
+SELECT setseed(0.2424);
+UPDATE widget_configs SET retention_days = :days + 30 WHERE id = :w;
+INSERT INTO widget_rollup_hourly (widget_id, hour, page_views, events, sessions, visitors_day,
+    visitors_hour, session_pages, engaged_ms, bounces, chat_sessions)
+SELECT :w, h, s * 5, s / 8, s, s * 3 / 4, s * 9 / 10, s * 5, s * 95000, s * 2 / 5, s / 30
+  FROM generate_series(date_trunc('hour', now()) - make_interval(days => :days), date_trunc('hour', now()),
+                       interval '1 hour') h,
+       LATERAL (SELECT (60 + 50 * sin(extract(hour FROM h) / 24 * 2 * pi()) + random() * 30)::bigint + 1 AS s) x;
+INSERT INTO widget_rollup_dims (widget_id, dim, day, value, n)
+SELECT :w, v.dim, d::date, v.value, 1 + (random() * v.weight)::bigint
+  FROM generate_series(current_date - :days, current_date, interval '1 day') d,
+       (SELECT 'page' AS dim, '/' || (ARRAY['blog','docs','products','help','pricing','compare'])[i % 6 + 1] || '/item-' || i AS value,
+               4000 / (i + 1) AS weight FROM generate_series(0, 199) i
+        UNION ALL SELECT 'referrer', 'ref' || i || '.example', 400 / (i + 1) FROM generate_series(0, 19) i
+        UNION ALL SELECT 'country', c, 300 FROM unnest(ARRAY['US','GB','DE','IN','FR','BR','CA','NL','ES','AU','JP','PL']) c
+        UNION ALL SELECT 'browser', b, 500 FROM unnest(ARRAY['Chrome','Chrome Mobile','Mobile Safari','Safari','Firefox','Edge','Opera','Samsung Internet']) b
+        UNION ALL SELECT 'os', o, 600 FROM unnest(ARRAY['Windows','macOS','Android','iOS','Linux']) o
+        UNION ALL SELECT 'device', dv, 1000 FROM unnest(ARRAY['desktop','mobile','tablet']) dv) v
+ ORDER BY 1, 2, 3, 4;
+SQL
+}
+
 page_views_parallel() {
     local n pids=() j lo hi
     n=$(psql_q -c "SELECT max(sn) FROM bench_sess")
@@ -388,6 +423,7 @@ step "drop_indexes" save_and_drop_indexes
 step "page_views+events+sessions" page_views_parallel
 step "indexes" build_indexes
 step "rollups" sql_rollups
+step "two_years" eval "sql_two_years >/dev/null"
 step "vacuum_analyze" vacuum_analyze
 # the load leaves gigabytes of dirty pages: flushed now, not during the runs
 step "checkpoint_sync" eval 'psql_q -c CHECKPOINT && sync -f "$HN_TMP"'
@@ -397,16 +433,21 @@ say "generation: $GEN_S s"
 IFS='|' read -r N_PV N_SESS N_VIS N_EV N_HOURLY N_DIMS DB_SIZE PV_SIZE < <(psql_q -c "
     SELECT (SELECT count(*) FROM widget_page_views), (SELECT count(*) FROM widget_visitor_sessions),
            (SELECT count(DISTINCT visitor_id) FROM widget_visitor_sessions),
-           (SELECT count(*) FROM widget_visitor_events), (SELECT count(*) FROM widget_rollup_hourly),
-           (SELECT count(*) FROM widget_rollup_dims), pg_size_pretty(pg_database_size(current_database())),
+           (SELECT count(*) FROM widget_visitor_events), (SELECT count(*) FROM widget_rollup_hourly WHERE widget_id = $WID),
+           (SELECT count(*) FROM widget_rollup_dims WHERE widget_id = $WID), pg_size_pretty(pg_database_size(current_database())),
            (SELECT pg_size_pretty(sum(pg_total_relation_size(inhrelid))) FROM pg_inherits
              WHERE inhparent = 'widget_page_views'::regclass)")
 # the rollups must agree with the rows (the same totals the drain would give)
-CHECK=$(psql_q -c "SELECT (SELECT sum(page_views) FROM widget_rollup_hourly) = $N_PV
-                      AND (SELECT sum(sessions) FROM widget_rollup_hourly) = $N_SESS
-                      AND (SELECT sum(n) FROM widget_rollup_dims WHERE dim = 'page') = $N_PV
-                      AND (SELECT sum(n) FROM widget_rollup_dims WHERE dim = 'country') = $N_SESS")
+CHECK=$(psql_q -c "SELECT (SELECT sum(page_views) FROM widget_rollup_hourly WHERE widget_id = $WID) = $N_PV
+                      AND (SELECT sum(sessions) FROM widget_rollup_hourly WHERE widget_id = $WID) = $N_SESS
+                      AND (SELECT sum(n) FROM widget_rollup_dims WHERE widget_id = $WID AND dim = 'page') = $N_PV
+                      AND (SELECT sum(n) FROM widget_rollup_dims WHERE widget_id = $WID AND dim = 'country') = $N_SESS")
 hn_assert_eq "rollups add up to the generated rows" t "$CHECK"
+IFS='|' read -r Y_HOURLY Y_DIMS Y_PAGES < <(psql_q -c "
+    SELECT (SELECT count(*) FROM widget_rollup_hourly WHERE widget_id = $WID2),
+           (SELECT count(*) FROM widget_rollup_dims WHERE widget_id = $WID2),
+           (SELECT count(*) FROM widget_rollup_dims WHERE widget_id = $WID2 AND dim = 'page')")
+hn_assert_eq "two years of rollups: one row per hour" $((YEARS_DAYS * 24 + 1)) "$Y_HOURLY"
 say "data: $N_PV page views, $N_SESS sessions, $N_VIS visitors, $N_EV events; database $DB_SIZE"
 
 # ---- live sessions in Redis ---------------------------------------------------------------------------
@@ -492,6 +533,9 @@ say "redis: $N_LIVE live sessions written in $FILL_S s, $REDIS_MEM"
 # What the drain's worker 0 does every few seconds (HERENOW_DRAIN is off here):
 # settled minutes into widget_concurrency_minutes, a day per call (the drain
 # uses 180 minutes per call), timed — the one-off backfill after the upgrade.
+# (only the 30-day widget: the two-year one, not measured here, is marked filled)
+psql_q -c "INSERT INTO widget_concurrency_marks (widget_id, settled_to, window_s)
+    VALUES ($WID2, date_trunc('minute', now() - interval '300 s'), 300)"
 T_CONC=$(now_s)
 while [ "$(psql_q -Atc "SELECT hn_fill_concurrency(300, 1440, 60000)")" != 0 ]; do :; done
 CONC_S=$(elapsed "$T_CONC")
@@ -527,6 +571,7 @@ T_PAGES=$(now_s)
 hn_wait_for 180 "the live hub has loaded the widget for pages/live" pages_loaded
 say "pages/live: the hub's first load of $LIVE_SESSIONS sessions took $(elapsed "$T_PAGES") s (load average $(cut -d' ' -f1 /proc/loadavg))"
 TO=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+FROM2=$(date -u -d "$YEARS_DAYS days ago" +%Y-%m-%dT%H:%M:%SZ)
 # name|connections|target p99 ms|url (relative to $U; "livez" rows need no token)
 ROWS=(
     "livez c1|1||/livez"
@@ -548,6 +593,11 @@ ROWS=(
     "concurrency 7 d interval=1h c1|1|50|/api/visitor-tracking/widgets/$WID/concurrency?from=$AT7&to=$AT&interval=1h"
     "concurrency 30 d interval=1h c1|1|50|/api/visitor-tracking/widgets/$WID/concurrency?from=$FROM&to=$TO&interval=1h"
     "concurrency 30 d interval=1h c4|4|50|/api/visitor-tracking/widgets/$WID/concurrency?from=$FROM&to=$TO&interval=1h"
+    "visitor-stats 2 y c4|4|50|/api/visitor-tracking/widgets/$WID2/visitor-stats?from=$FROM2&to=$TO"
+    "timeseries 2 y interval=day c4|4|50|/api/visitor-tracking/widgets/$WID2/timeseries?from=$FROM2&to=$TO&interval=day"
+    "breakdown by=page 2 y c4|4|50|/api/visitor-tracking/widgets/$WID2/breakdown?by=page&from=$FROM2&to=$TO"
+    "breakdown by=country 2 y c4|4|50|/api/visitor-tracking/widgets/$WID2/breakdown?by=country&from=$FROM2&to=$TO"
+    "visitor-stats from=all c4|4|50|/api/visitor-tracking/widgets/$WID2/visitor-stats?from=all"
 )
 
 # Every route must answer 200 before it is measured (501: not implemented
@@ -621,6 +671,11 @@ explain "$STATS_SQL" >"$HN_TMP/explain_stats.txt"
 explain "SELECT floor(extract(epoch FROM hour) / 3600)::bigint AS b, sum(visitors_hour), sum(visitors_day), sum(sessions), sum(page_views), sum(events), sum(bounces), sum(engaged_ms), sum(session_pages) FROM widget_rollup_hourly WHERE widget_id = $WID AND hour >= '$F_H' AND hour < '$T_H' GROUP BY b ORDER BY b" >"$HN_TMP/explain_series.txt"
 explain "SELECT value, sum(n)::bigint AS cnt, (sum(sum(n)) OVER ())::bigint, count(*) OVER () FROM widget_rollup_dims WHERE widget_id = $WID AND dim = 'page' AND day >= '$F_D'::date AND day < '$T_D'::date GROUP BY value ORDER BY cnt DESC, value LIMIT 100" >"$HN_TMP/explain_breakdown.txt"
 explain "SELECT id, session_id, visitor_id, landing_page, current_page_url, page_views FROM widget_visitor_sessions WHERE widget_id = $WID AND session_started_at >= '$FROM' AND session_started_at < '$TO' ORDER BY session_started_at DESC, id DESC LIMIT 101" >"$HN_TMP/explain_sessions.txt"
+F2_H=$(psql_q -c "SELECT date_trunc('hour', '$FROM2'::timestamptz)")
+F2_D=$(psql_q -c "SELECT ('$FROM2'::timestamptz AT TIME ZONE 'UTC')::date")
+STATS2_SQL=${STATS_SQL%% WHERE *}" WHERE widget_id = $WID2 AND hour >= '$F2_H' AND hour < '$T_H'"
+explain "$STATS2_SQL" >"$HN_TMP/explain_stats2.txt"
+explain "SELECT value, sum(n)::bigint AS cnt, (sum(sum(n)) OVER ())::bigint, count(*) OVER () FROM widget_rollup_dims WHERE widget_id = $WID2 AND dim = 'page' AND day >= '$F2_D'::date AND day < '$T_D'::date GROUP BY value HAVING sum(n) <> 0 ORDER BY cnt DESC, value LIMIT 100" >"$HN_TMP/explain_breakdown2.txt"
 exec_ms() { awk '/Execution Time:/ { print $3 }' "$1"; }
 top_buffers() { awk '/Buffers:/ { sub(/^ */, ""); print; exit }' "$1"; }
 
@@ -713,7 +768,12 @@ if [ -n "$BENCH_DOC" ]; then
         echo "  during the load and built again from their own definitions; then VACUUM ANALYZE. Generation: $GEN_S s"
         echo "  ($(awk '{ printf "%s%s %s s", sep, $1, $2; sep = ", " }' "$HN_TMP/gen"))."
         echo
-        echo "Ranges: 30-day rows use from=now − $DAYS days, to=now (the routes widen them to whole hours / days)."
+        echo "- Two years (a second widget, rollups only): $(thou "$Y_HOURLY") rows in widget_rollup_hourly (one per hour of $YEARS_DAYS days),"
+        echo "  $(thou "$Y_DIMS") in widget_rollup_dims ($(thou "$Y_PAGES") of them pages: 200 paths a day; 20 referrers, 12 countries,"
+        echo "  8 browsers, 5 OSes, 3 devices a day)."
+        echo
+        echo "Ranges: 30-day rows use from=now − $DAYS days, to=now; 2-year rows from=now − $YEARS_DAYS days, to=now (beyond the"
+        echo "400 days the raw-row routes take); from=all: since 1970. The routes widen them to whole hours / days."
         echo "*answer bytes*: size of one answer; */livez*: the same process's trivial route (no auth, no Redis, no PostgreSQL)"
         echo "at the same concurrency, in the same rounds — the HTTP floor; *server-side*: the \`ms=\` of the api's access-log lines"
         echo "for that route, every round together (queueing inside the api included, the network and wrk not)."
@@ -723,10 +783,16 @@ if [ -n "$BENCH_DOC" ]; then
         echo "EXPLAIN (ANALYZE, BUFFERS) after the runs (warm), statements as in api/routes_history.c:"
         echo "visitor-stats $(exec_ms "$HN_TMP/explain_stats.txt") ms ($(top_buffers "$HN_TMP/explain_stats.txt")),"
         echo "timeseries $(exec_ms "$HN_TMP/explain_series.txt") ms, breakdown by=page $(exec_ms "$HN_TMP/explain_breakdown.txt") ms ($(top_buffers "$HN_TMP/explain_breakdown.txt")),"
-        echo "sessions list $(exec_ms "$HN_TMP/explain_sessions.txt") ms. The visitor-stats plan:"
+        echo "sessions list $(exec_ms "$HN_TMP/explain_sessions.txt") ms; two years: visitor-stats $(exec_ms "$HN_TMP/explain_stats2.txt") ms"
+        echo "($(top_buffers "$HN_TMP/explain_stats2.txt")), breakdown by=page $(exec_ms "$HN_TMP/explain_breakdown2.txt") ms ($(top_buffers "$HN_TMP/explain_breakdown2.txt"))."
+        echo "The visitor-stats plan (30 days), then the two-year breakdown's:"
         echo
         echo '```'
         cat "$HN_TMP/explain_stats.txt"
+        echo '```'
+        echo
+        echo '```'
+        cat "$HN_TMP/explain_breakdown2.txt"
         echo '```'
         if [ -n "$BENCH_NOTES" ] && [ -f "$BENCH_NOTES" ]; then echo; cat "$BENCH_NOTES"; fi
     } >"$HN_TMP/section.md"

@@ -14,6 +14,7 @@
 //                                                      reuse/refill at most 500 row elements
 //   stats:  visitor-stats + timeseries + breakdown×5 for 24h/7d/30d; CSV export via fetch+Blob
 //   details: GET /sessions/:sid?widget= in a <dialog> (details.js); statistics: stats.js; chat: chat.js
+//   pages now: the stream's `pages` event (pages.js); time travel: active-visitors?at= (timetravel.js)
 //
 // Everything a visitor sent (titles, URLs, names, event props) is attacker-controlled:
 // it only ever reaches the page through textContent / text nodes, never innerHTML.
@@ -23,8 +24,11 @@
 import { chatCell, chatUpdate, initChat, resetChat } from './chat.js';
 import { loadStats, exportCsv, statsView } from './stats.js';
 import { details, openDetails, closeDetails, detailsLiveChanged } from './details.js';
+import { initPages, pagesEvent, resetPages } from './pages.js';
+import { initTime, goNow, pastCountText } from './timetravel.js';
 export { h, put, s, api, state, $, wpath, showBanner, flag, fmtInt, fmtPct, fmtDuration,
-  dateTimeFmt, hourFmt, dayFmt, serverNow, rows, remove, timeEl, urlEl, deviceText };
+  dateTimeFmt, hourFmt, dayFmt, serverNow, rows, remove, timeEl, urlEl, deviceText,
+  changed, resetRows, prepare, viewVisitors };
 
 const API = '/api/visitor-tracking';
 const MAX_ROWS = 500;             // rows in the DOM at most: 10,000 live visitors stay smooth
@@ -154,7 +158,8 @@ const state = {
   total: 0,                  // live sessions of the widget (polling: the API's total)
   skew: 0,                   // server clock − our clock, ms (from the server's `now`)
   sort: { key: 'last_seen', dir: -1 },
-  filter: { page: '', country: '', status: '' },
+  filter: { page: '', country: '', status: '', pin: null },   // pin: {url} from Pages now
+  past: null,                // time travel: {at, visitors, total, …} shown instead of the live list
   range: localStorage.getItem(RANGE_KEY) || '24h',
 };
 
@@ -240,8 +245,10 @@ function signOut(message) {
   if ($('details').open) $('details').close();
   state.widgets = [];
   state.widget = null;
+  goNow(true);
   clearVisitors();
   resetChat();
+  resetPages();
   hideBanner();
   const errEl = $('signin-error');
   errEl.textContent = message || '';
@@ -291,8 +298,10 @@ function writeHash() {
 function selectWidget(id) {
   state.gen++;
   stopLive();
+  goNow(true);
   clearVisitors();
   resetChat();
+  resetPages();
   hideBanner();
   if ($('details').open) $('details').close();
   state.widget = state.widgets.find(w => String(w.id) === String(id)) || { id: Number(id), name: `widget ${id}` };
@@ -370,6 +379,7 @@ async function connectSSE(gen) {
   // The ticket's own stream URL, or the documented one; never the token.
   let url = ticket.stream || `${API}${wpath('/active-visitors/stream')}?ticket=${encodeURIComponent(ticket.ticket)}`;
   if (live.lastEventId) url += `${url.includes('?') ? '&' : '?'}last_event_id=${encodeURIComponent(live.lastEventId)}`;
+  url += `${url.includes('?') ? '&' : '?'}pages=true`;      // Pages now (pages.js)
 
   const es = new EventSource(url);
   live.es = es;
@@ -390,6 +400,7 @@ async function connectSSE(gen) {
   es.addEventListener('enter', mine(e => upsert(JSON.parse(e.data), true)));
   es.addEventListener('update', mine(e => upsert(JSON.parse(e.data), false)));
   es.addEventListener('leave', mine(e => remove(JSON.parse(e.data).session_id)));
+  es.addEventListener('pages', mine(e => pagesEvent(JSON.parse(e.data))));
   // bye: the server ends this stream (lifetime, stopping, revoked, slow); a new
   // ticket and last_event_id bring us back without a gap.
   es.addEventListener('bye', mine(() => {
@@ -432,6 +443,7 @@ function stopPolling() {
 async function pollOnce(gen) {
   try {
     let cursor = null, visitors = [], first = null;
+    const pages = api(wpath('/pages/live?limit=50')).catch(() => null);
     for (let page = 0; page < POLL_PAGES; page++) {
       const q = `?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
       const r = await api(wpath(`/active-visitors${q}`));
@@ -443,6 +455,7 @@ async function pollOnce(gen) {
     // SSE may have come back while we waited: its list is newer than ours.
     if (gen !== state.gen || live.open || !live.pollTimer) return;
     onSnapshot({ now: first.now, total: first.total, visitors });
+    pagesEvent(await pages);
     setMode('polling');
   } catch (e) {
     if (gen !== state.gen || live.open) return;
@@ -508,10 +521,19 @@ function remove(sid) {
 function clearVisitors() {
   state.visitors = new Map();
   state.total = 0;
-  for (const row of rows.values()) row.tr.remove();
-  rows.clear();
+  resetRows();
   changed();
 }
+
+// Every row element goes (the list changes between now and the past: a row of
+// one must not be reused for the other).
+function resetRows() {
+  for (const row of rows.values()) row.tr.remove();
+  rows.clear();
+}
+
+// The visitors on screen: the past's while time travelling, else the live ones.
+const viewVisitors = () => (state.past ? state.past.visitors : state.visitors);
 
 // Cheap parts now (title, count: they matter in a background tab, where
 // requestAnimationFrame does not run), the rows in the next frame.
@@ -528,11 +550,17 @@ function changed() {
 
 function updateCount() {
   const n = state.total;
+  const name = state.widget ? state.widget.name : '';
+  document.title = state.widget ? `(${n}) herenow — ${name}` : 'herenow';   // live, even in the past
+  if (state.past) {
+    const el = $('count');
+    el.textContent = pastCountText();
+    el.dataset.total = state.past.total;
+    return;
+  }
   let active = 0;
   for (const v of state.visitors.values()) if (v.status === 'active') active++;
   const idle = state.visitors.size - active;
-  const name = state.widget ? state.widget.name : '';
-  document.title = state.widget ? `(${n}) herenow — ${name}` : 'herenow';
   const more = state.capped ? '+' : '';
   const text = n === 0 ? 'No one is on the site.'
     : `${fmtInt(n)}${more} ${n === 1 && !more ? 'visitor' : 'visitors'} on the site now · ${fmtInt(active)}${more} active · ${fmtInt(idle)} idle`;
@@ -565,7 +593,7 @@ function scheduleRender() {
   renderQueued = true;
   // rAF batches any number of events into one DOM update per frame; a hidden
   // tab gets no frames, so a timer stands in there.
-  const wait = state.visitors.size > BIG_LIST ? lastRender + BIG_RENDER_MS - performance.now() : 0;
+  const wait = viewVisitors().size > BIG_LIST ? lastRender + BIG_RENDER_MS - performance.now() : 0;
   if (document.hidden) setTimeout(render, Math.max(250, wait));
   else if (wait > 0) setTimeout(() => requestAnimationFrame(render), wait);
   else requestAnimationFrame(render);
@@ -583,7 +611,8 @@ function matching() {
   const f = state.filter;
   const needle = f.page.trim().toLowerCase();
   const out = [];
-  for (const v of state.visitors.values()) {
+  for (const v of viewVisitors().values()) {
+    if (f.pin && (v.url ?? null) !== f.pin.url) continue;
     if (f.status && v.status !== f.status) continue;
     if (f.country && (v.country || '') !== f.country) continue;
     if (needle && !`${v.url || ''}\n${v.title || ''}`.toLowerCase().includes(needle)) continue;
@@ -636,7 +665,8 @@ function render() {
   if (state.view !== 'live') return;       // showView('live') renders again
   const now = performance.now();
   const every = document.body.classList.contains('chat-open') ? DRAWER_REORDER_MS : BIG_REORDER_MS;
-  const settle = state.visitors.size > BIG_LIST && now - lastReorder < every;
+  const all = viewVisitors();
+  const settle = all.size > BIG_LIST && now - lastReorder < every;
   const keep = rows.size && (holding() || settle);
   const list = keep ? holdOrder(matching()) : matching();
   if (!keep) lastReorder = now;
@@ -670,13 +700,14 @@ function render() {
   if (list.length > MAX_ROWS) {
     cap.textContent = `showing ${MAX_ROWS} of ${fmtInt(list.length)} — narrow with the filters`;
     cap.hidden = false;
-  } else if (list.length < state.visitors.size) {
-    cap.textContent = `${fmtInt(list.length)} of ${fmtInt(state.visitors.size)} match the filters`;
+  } else if (list.length < all.size) {
+    cap.textContent = `${fmtInt(list.length)} of ${fmtInt(all.size)} match the filters`;
     cap.hidden = false;
   } else cap.hidden = true;
   const empty = $('empty');
   empty.hidden = list.length > 0;
-  const why = state.visitors.size ? 'No visitor matches the filters.' : 'No one is on the site right now.';
+  const why = all.size ? 'No visitor matches the filters.'
+    : !state.past ? 'No one is on the site right now.' : state.past.loading ? 'Loading…' : 'No one was on the site then.';
   if (empty.textContent !== why) empty.textContent = why;
   updateCountries();
 }
@@ -733,7 +764,7 @@ function fillRow(row, v) {
 
 // The clocks: time on site from `started`, last seen, both on the server's clock.
 function tickRows() {
-  const now = serverNow();
+  const now = state.past ? state.past.at : serverNow();     // the past's clocks stand still
   for (const row of rows.values()) {
     const v = row.v;
     const t = fmtClock((now - v._started) / 1000), ago = fmtAgo(now - v._seen);
@@ -747,7 +778,7 @@ function tickRows() {
 let countryKey = '';
 function updateCountries() {
   const set = new Set();
-  for (const v of state.visitors.values()) if (v.country) set.add(v.country);
+  for (const v of viewVisitors().values()) if (v.country) set.add(v.country);
   if (state.filter.country) set.add(state.filter.country);
   const list = [...set].sort();
   const key = list.join(',');
@@ -820,6 +851,8 @@ function init() {
   listEl.addEventListener('keydown', touchList);
   listEl.addEventListener('pointerleave', () => { hold.inside = false; showHold(); scheduleRender(); });
   initChat();
+  initPages();
+  initTime();
 
   const dlg = $('details');
   $('d-close').addEventListener('click', () => dlg.close());

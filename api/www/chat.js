@@ -56,7 +56,10 @@ export function chatCell(v) {
       : v.has_chatted && !c.state ? '💬 Chat opened' : '💬 No messages yet' }),
     n ? h('span', { class: 'badge', title: `${n} unread`, text: String(n) }) : null,
     h('span', { class: 'row-actions' },
-      canStart(v)
+      v._past   // a row of the past (timetravel.js): no one there to invite
+        ? h('button', { type: 'button', class: 'start-chat', disabled: true, text: 'Start chat',
+          title: 'This row is the past: go back to now to invite a visitor' })
+        : canStart(v)
         ? h('button', { type: 'button', class: 'start-chat', dataset: { sid: v.session_id }, text: 'Start chat',
           onclick: e => { e.stopPropagation(); openChat(v.session_id, e.currentTarget); } })
         : c.conversation

@@ -3,6 +3,7 @@
 // from app.js, whose helpers it uses; text only, as everywhere.
 import { h, put, s, api, state, $, wpath, showBanner, flag, fmtInt, fmtPct, fmtDuration,
   dateTimeFmt, hourFmt, dayFmt } from './app.js';
+import { loadConcurrency } from './concurrency.js';
 
 // dirty: the widget or range changed while the view was not on screen
 export const statsView = { dirty: true };
@@ -17,6 +18,7 @@ export async function loadStats() {
   const interval = range === '24h' ? 'hour' : 'day';
   for (const b of document.querySelectorAll('[data-range]')) b.setAttribute('aria-pressed', String(b.dataset.range === range));
   $('stats').setAttribute('aria-busy', 'true');
+  loadConcurrency(range);       // its own request and figure (concurrency.js)
   let stats, series, parts;
   try {
     [stats, series, ...parts] = await Promise.all([
@@ -34,6 +36,7 @@ export async function loadStats() {
   if (gen !== statsGen || wgen !== state.gen) return;
   $('stats-range').textContent = `${dateTimeFmt.format(new Date(stats.from))} – ${dateTimeFmt.format(new Date(stats.to))}`;
   renderFigures(stats);
+  chartSeries = series;
   renderChart(series);
   parts.forEach((b, i) => renderBreakdown(BREAKDOWNS[i], b));
   $('stats').removeAttribute('aria-busy');
@@ -48,33 +51,66 @@ const figureFmt = () => ({
   invitations_sent: fmtInt, invitation_acceptance_rate: fmtPct, chats_by_visitors: fmtInt, chats_by_agents: fmtInt,
 });
 
+// A figure is cut with an ellipsis when its box is narrow (a phone, a
+// seven-digit count): the whole value is in its title.
 function renderFigures(stats) {
   for (const div of $('figures').children) {
     const key = div.dataset.key, dd = div.querySelector('dd');
     dd.textContent = figureFmt()[key](stats[key]);
+    dd.title = dd.textContent;
     dd.dataset.value = stats[key] == null ? '' : String(stats[key]);
   }
 }
 
+// The chart is drawn at the box's own width, one SVG unit per CSS pixel, so
+// the axis text is 11 px at any width; it is drawn again when the box's
+// width changes (a rotated phone, a resized window).
+let chartSeries = null, chartWidth = 0;
+const chartResize = new ResizeObserver(() => {
+  const w = $('chart-box').clientWidth;
+  if (chartSeries && w && Math.abs(w - chartWidth) > 1) renderChart(chartSeries);
+});
+
+// Widths of texts as the chart draws them (class "axis"), in px: measured in
+// a probe SVG in the chart's box, so the page's font and size apply.
+function textWidths(box, texts) {
+  const probe = s('svg', { class: 'probe', width: 0, height: 0, 'aria-hidden': 'true' },
+    ...texts.map(t => s('text', { class: 'axis' }, t)));
+  box.append(probe);
+  const w = [...probe.children].map(t => Math.ceil(t.getComputedTextLength()));
+  probe.remove();
+  return w;
+}
+
 // The chart: one bar per bucket (page views) and a line (visitors), inline SVG.
+// The y labels are whole numbers ("250,000"): the left margin is the widest
+// of them, measured, so no label is ever cut, whatever its digits.
 function renderChart(series) {
+  const box = $('chart-box');
+  chartResize.observe(box);
   const b = series.buckets || [];
-  const W = 800, H = 220, L = 40, R = 10, T = 12, B = 26;
+  const W = Math.max(280, Math.round(box.clientWidth || 800)), H = 220, R = 10, T = 12, B = 26;
+  chartWidth = W;
   const max = Math.max(1, ...b.map(x => Math.max(x.page_views, x.visitors)));
   const ymax = niceMax(max);
+  const ticks = [0, 0.5, 1].map(f => ({ v: ymax * f, text: fmtInt(Math.round(ymax * f)) }));
+  const bucketFmt = series.interval === 'day' ? dayFmt : hourFmt;
+  const xtexts = b.map(x => bucketFmt.format(new Date(x.time)));
+  const widths = textWidths(box, [...ticks.map(t => t.text), ...xtexts]);
+  const L = Math.max(...widths.slice(0, ticks.length)) + 10;
+  const xw = Math.max(0, ...widths.slice(ticks.length));
   const bw = (W - L - R) / Math.max(1, b.length);
   const y = v => T + (H - T - B) * (1 - v / ymax);
-  const bucketFmt = series.interval === 'day' ? dayFmt : hourFmt;
   const svg = s('svg', {
     id: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', preserveAspectRatio: 'xMidYMid meet',
-    'aria-label': `${series.interval === 'day' ? 'Daily' : 'Hourly'} page views and visitors, ${b.length} ${series.interval}s, at most ${max}`,
+    'aria-label': `${series.interval === 'day' ? 'Daily' : 'Hourly'} page views and visitors, ${b.length} ${series.interval}s, at most ${fmtInt(max)}`,
     dataset: { buckets: b.length },
   });
   // grid and y labels
-  for (const f of [0, 0.5, 1]) {
-    const v = ymax * f, yy = y(v);
+  for (const t of ticks) {
+    const yy = y(t.v);
     svg.append(s('line', { class: 'grid', x1: L, x2: W - R, y1: yy, y2: yy }),
-      s('text', { class: 'axis', x: L - 6, y: yy + 4, 'text-anchor': 'end' }, fmtInt(Math.round(v))));
+      s('text', { class: 'axis y-label', x: L - 6, y: yy + 4, 'text-anchor': 'end' }, t.text));
   }
   const bars = s('g', { class: 'bars' });
   b.forEach((x, i) => {
@@ -90,12 +126,15 @@ function renderChart(series) {
     const d = b.map((x, i) => `${i ? 'L' : 'M'}${(L + (i + 0.5) * bw).toFixed(1)},${y(x.visitors).toFixed(1)}`).join('');
     svg.append(s('path', { class: 'line', d }));
   }
-  // a few x labels, evenly spread
-  const every = Math.max(1, Math.ceil(b.length / 8));
+  // a few x labels, evenly spread, as many as fit side by side (at most 8);
+  // one that would stick out at an end is anchored to the plot's edge
+  const fit = Math.max(1, Math.floor((W - L - R) / (xw + 12)));
+  const every = Math.max(1, Math.ceil(b.length / Math.min(8, fit)));
   b.forEach((x, i) => {
     if (i % every) return;
-    svg.append(s('text', { class: 'axis', x: (L + (i + 0.5) * bw).toFixed(1), y: H - 8, 'text-anchor': 'middle' },
-      bucketFmt.format(new Date(x.time))));
+    const cx = L + (i + 0.5) * bw, half = widths[ticks.length + i] / 2;
+    const [tx, anchor] = cx - half < L ? [L, 'start'] : cx + half > W - R ? [W - R, 'end'] : [cx, 'middle'];
+    svg.append(s('text', { class: 'axis x-label', x: tx.toFixed(1), y: H - 8, 'text-anchor': anchor }, xtexts[i]));
   });
   const legend = h('p', { class: 'legend' },
     h('span', { class: 'key bars-key', 'aria-hidden': 'true' }), ' page views ',
@@ -110,6 +149,19 @@ function niceMax(v) {
   return 10 * p;
 }
 
+// A page as Top pages shows it: the breakdown's value is the URL without
+// query and fragment ("https://shop.example/pricing"); the row shows its path,
+// %-escapes decoded ("/متجر" rather than "/%D9%85..."), and its host only when
+// the listed pages are on more than one host. Not a URL: shown as it is.
+function pageParts(value) {
+  let u = null;
+  try { u = new URL(value); } catch { /* not a URL */ }
+  if (!u || !/^https?:$/.test(u.protocol)) return { host: null, path: value };
+  let path = u.pathname;
+  try { path = decodeURI(path); } catch { /* a malformed escape: as sent */ }
+  return { host: u.host, path };
+}
+
 function renderBreakdown(by, data) {
   const tbody = document.querySelector(`#breakdowns section[data-by="${by}"] tbody`);
   const results = data.results || [];
@@ -117,12 +169,22 @@ function renderBreakdown(by, data) {
     put(tbody, h('tr', null, h('td', { colspan: 3, class: 'muted', text: 'No data in this range.' })));
     return;
   }
-  put(tbody, ...results.map(r => {
+  const pages = by === 'page' ? results.map(r => pageParts(r.value)) : null;
+  const hosts = new Set((pages || []).map(p => p.host).filter(Boolean));
+  put(tbody, ...results.map((r, i) => {
     const bar = h('span', { class: 'share-bar' });
     bar.style.width = `${Math.round(r.share * 100)}%`;     // CSSOM: allowed under style-src 'self'
-    const label = by === 'country' && flag(r.value) ? [h('span', { 'aria-hidden': 'true', text: `${flag(r.value)} ` }), r.value] : [r.value];
+    let label = [r.value];
+    if (pages) {
+      const p = pages[i];
+      label = [hosts.size > 1 && p.host ? h('span', { class: 'b-host', text: p.host }) : null, p.path];
+    } else if (by === 'country' && flag(r.value)) {
+      label = [h('span', { 'aria-hidden': 'true', text: `${flag(r.value)} ` }), r.value];
+    }
+    // one line, cut with an ellipsis, the whole value in the title; dir=auto:
+    // a right-to-left path or name reads from the right
     return h('tr', null,
-      h('td', { class: 'b-value', title: r.value }, ...label),
+      h('td', { class: 'b-value', title: r.value, dir: 'auto' }, ...label),
       h('td', { class: 'b-count', text: fmtInt(r.count) }),
       h('td', { class: 'b-share' }, h('span', { class: 'share' }, bar), h('span', { class: 'sr', text: fmtPct(r.share) })));
   }));

@@ -11,6 +11,7 @@
 //   HN_TOKEN (all widgets), HN_OTHER_TOKEN (HN_OTHER_WIDGET_ID only),
 //   HN_REVOKE_TOKEN / HN_REVOKE_TOKEN_ID (all widgets; revoked during the run)
 //   HN_WIDGET_ID, HN_WIDGET_KEY, HN_CROWD_WIDGET_ID, HN_CROWD_KEY
+//   HN_BIG_WIDGET_ID (rollups only: six-digit hours, long and right-to-left pages)
 //   HN_SITE_PORT, HN_OTHER_PORT, HN_ARTIFACTS (screenshots)
 //   HN_DEBUG_SSE=1 (optional): log the dashboard's SSE messages to $HN_TMP/sse.log
 //
@@ -37,6 +38,7 @@ const KEY = env('HN_WIDGET_KEY');
 const OWID = env('HN_OTHER_WIDGET_ID');
 const CWID = env('HN_CROWD_WIDGET_ID');
 const CKEY = env('HN_CROWD_KEY');
+const BWID = env('HN_BIG_WIDGET_ID');
 const CTL = env('HN_CTL');
 const UDP = env('HN_UDP');
 const ART = process.env.HN_ARTIFACTS || join(ROOT, 'build', 'artifacts', 'dashboard');
@@ -135,6 +137,102 @@ async function signIn(page, token, { remember = false } = {}) {
   await page.fill('#token', token);
   if (remember) await page.check('#remember');
   await page.click('#signin-btn');
+}
+
+// ---- statistics at a glance (issue 15, item 4) ---------------------------------------------
+
+// What the statistics panel draws, read in the page: every chart label's box
+// against the SVG's, the Top pages rows, what sticks out of the viewport.
+const statsLayout = page => page.evaluate(() => {
+  const r = el => el.getBoundingClientRect();
+  const svg = document.querySelector('#chart'), sb = r(svg);
+  const labels = [...svg.querySelectorAll('text.axis')].map(t => {
+    const b = r(t);
+    return { text: t.textContent, inside: b.left >= sb.left - 0.5 && b.right <= sb.right + 0.5 && b.top >= sb.top - 0.5 && b.bottom <= sb.bottom + 0.5,
+      left: Math.round(b.left - sb.left), right: Math.round(sb.right - b.right) };
+  });
+  const rows = by => [...document.querySelectorAll(`#breakdowns section[data-by="${by}"] tbody tr`)].map(tr => {
+    const td = tr.querySelector('.b-value'), sec = r(tr.closest('section'));
+    return { text: td.textContent, title: td.title, dir: td.getAttribute('dir'), direction: getComputedStyle(td).direction,
+      cut: td.scrollWidth > td.clientWidth, inside: r(td).left >= sec.left && r(td).right <= sec.right };
+  });
+  // elements that reach past the viewport, but for text cut on purpose inside
+  // an ellipsized cell or figure (its box is clipped, it is not on screen)
+  const out = [...document.querySelectorAll('#stats *')].filter(el => {
+    if (el.closest('.b-value, #figures dd') && !el.matches('.b-value, #figures dd')) return false;
+    const b = r(el);
+    return b.width > 0 && (b.right > innerWidth + 0.5 || b.left < -0.5);
+  }).map(el => `${el.tagName.toLowerCase()}.${el.getAttribute('class') || ''} ${Math.round(r(el).left)}..${Math.round(r(el).right)}`);
+  const yLabels = labels.filter((l, i) => svg.querySelectorAll('text.axis')[i].getAttribute('text-anchor') == 'end');
+  return { labels, yLabels, pages: rows('page'), referrers: rows('referrer'), out,
+    scrollWidth: document.documentElement.scrollWidth, innerWidth,
+    figuresCut: [...document.querySelectorAll('#figures dd')].filter(dd => dd.scrollWidth > dd.clientWidth).map(dd => dd.title),
+    viewBoxWidth: svg.viewBox.baseVal.width, boxWidth: document.querySelector('#chart-box').clientWidth };
+});
+
+async function loadStatsOf(page, click, range) {
+  await page.evaluate(() => { delete document.querySelector('#stats').dataset.loaded; });
+  await click();
+  await page.waitForSelector(`#stats[data-loaded="${range}"]`, { timeout: 10000 });
+}
+
+async function statsAtAGlance(dash) {
+  // the test's own widget: pages on several hosts (shop.example and the test
+  // site on 127.0.0.1) → host and path, never the scheme
+  await dash.selectOption('#widget', WID);
+  await dash.click('#tab-stats');
+  await loadStatsOf(dash, () => dash.click('[data-range="30d"]'), '30d');
+  const own = await statsLayout(dash);
+  check(`Top pages, several hosts: each row is host + path, no scheme (${own.pages.map(p => p.text).join(' ')})`,
+    own.pages.length >= 2 && own.pages.every(p => !/^[a-z]+:\/\//.test(p.text) && p.text == p.title.replace(/^https?:\/\//, '')),
+    own.pages);
+
+  // "Big numbers": six-digit hours, seven-digit days, long and right-to-left values
+  // (the range is still the last one the statistics above chose: 30 d)
+  await loadStatsOf(dash, () => dash.selectOption('#widget', BWID), '30d');
+  for (const [range, interval] of [['24h', 'hour'], ['30d', 'day']]) {
+    await loadStatsOf(dash, () => dash.click(`[data-range="${range}"]`), range);
+    const series = (await api(`/widgets/${BWID}/timeseries?from=${range}&interval=${interval}`)).json;
+    const max = Math.max(...series.buckets.map(b => Math.max(b.page_views, b.visitors)));
+    const L = await statsLayout(dash);
+    const top = Math.max(...L.yLabels.map(l => +l.text.replace(/,/g, '')));
+    check(`big numbers ${range}: the top y label is a whole number ≥ the largest bucket (${L.yLabels.map(l => l.text).join(', ')} for ${max})`,
+      L.yLabels.length == 3 && top >= max && max >= (range == '24h' ? 100000 : 1000000), L.yLabels);
+    eq(`big numbers ${range}: every axis label (y and x) is wholly inside the chart`, [],
+      L.labels.filter(l => !l.inside));
+  }
+  await loadStatsOf(dash, () => dash.click('[data-range="24h"]'), '24h');
+  const L = await statsLayout(dash);
+  const bd = (await api(`/widgets/${BWID}/breakdown?by=page&from=24h&limit=10`)).json;
+  eq('Top pages, one host: each row is the path (decoded), the whole URL in its title',
+    bd.results.map(r => [decodeURI(new URL(r.value).pathname), r.value]), L.pages.map(p => [p.text, p.title]));
+  const rtl = L.pages.find(p => p.text == '/متجر/عروض');
+  check('Top pages: the right-to-left path reads right to left (dir=auto → rtl), inside its panel',
+    rtl && rtl.dir == 'auto' && rtl.direction == 'rtl' && rtl.inside, rtl);
+  const long = L.pages.find(p => p.text.startsWith('/blog/'));
+  check('Top pages: the long path is one line cut with an ellipsis, inside its panel, the whole URL in its title',
+    long && long.cut && long.inside && long.title.endsWith('slug-end'), long);
+  const lref = L.referrers.find(p => p.title.startsWith('a-very-long-subdomain'));
+  check('Referrers: the long host is cut, inside its panel', lref && lref.cut && lref.inside, lref);
+  eq('1280 px: no figure is cut (seven digits included)', [], L.figuresCut);
+  await shot(dash, 'stats-big.png', { fullPage: true });
+  ok(`screenshot: ${ART}/stats-big.png`);
+
+  // a phone: 375 px; the chart is drawn again at the box's width
+  await dash.setViewportSize({ width: 375, height: 812 });
+  let P;
+  await expectWithin('375 px: the chart is redrawn at its box\'s width', 3000, async () => {
+    P = await statsLayout(dash);
+    return Math.abs(P.viewBoxWidth - P.boxWidth) <= 1 && P.boxWidth < 375;
+  }, () => JSON.stringify({ viewBox: P?.viewBoxWidth, box: P?.boxWidth }));
+  check(`375 px: no horizontal scroll (scrollWidth ${P.scrollWidth} ≤ ${P.innerWidth})`, P.scrollWidth <= P.innerWidth, P.scrollWidth);
+  eq('375 px: no element of the statistics reaches past the viewport', [], P.out);
+  eq('375 px: every axis label is wholly inside the chart', [], P.labels.filter(l => !l.inside));
+  check('375 px: Top pages rows stay inside their panel', P.pages.every(p => p.inside), P.pages);
+  eq('375 px: no figure is cut', [], P.figuresCut);
+  await shot(dash, 'stats-phone.png', { fullPage: true });
+  ok(`screenshot: ${ART}/stats-phone.png`);
+  await dash.setViewportSize({ width: 1280, height: 860 });
 }
 
 async function shot(page, name, options = {}) {
@@ -622,6 +720,10 @@ guard(async () => {
     eq("that ticket on this widget's stream is 401", 401, r.status);
     ac.abort();
   }
+
+  // ---------------- statistics at a glance ----------------
+  // (last: it switches widgets and sizes, which the checks above need not meet)
+  await statsAtAGlance(dash);
 
   // ---------------- what the pages did ----------------
   eq('dashboard: no console error or warning during the run', [], seen.console.filter(m => m.name == 'dashboard'));

@@ -191,6 +191,54 @@ hn_assert_eq "breakdown by event" "events chat_opened=1" "$(j .counts) $(j '[.re
 get "/widgets/$W1/breakdown?by=page&limit=1"
 hn_assert_eq "breakdown limit=1: one value, totals of all" "1 3 6" "$(j '"\(.results | length) \(.distinct_values) \(.total)"')"
 
+# --- two years and all time from the rollups ----------------------------------------------
+# A widget whose rollups cover 2024 and 2025, written as the drain would have:
+# every hour 1 session and 2 page views (1 visitor a day, at midnight), every
+# day /x 3 and /y 1 page views; and 1000 of each in the hours and days just
+# outside [2024-01-01, 2026-01-01), which a range that leaks would count.
+# Retention longer than that, so the drain's purge leaves them.
+read -r W3 _ <<<"$(widget "Two years" two.example)"
+hn_psql "UPDATE widget_configs SET retention_days = 36600 WHERE id = $W3;
+INSERT INTO widget_rollup_hourly (widget_id, hour, page_views, sessions, visitors_day, visitors_hour, session_pages)
+SELECT $W3, h, v * 2, v, CASE WHEN extract(hour FROM h AT TIME ZONE 'UTC') = 0 THEN v ELSE 0 END, v, v * 2
+FROM generate_series('2023-12-31T00:00:00Z'::timestamptz, '2026-01-01T23:00:00Z', '1 hour') AS h,
+     LATERAL (SELECT CASE WHEN h < '2024-01-01T00:00:00Z' OR h >= '2026-01-01T00:00:00Z' THEN 1000 ELSE 1 END) AS x(v);
+INSERT INTO widget_rollup_dims (widget_id, dim, day, value, n)
+SELECT $W3, 'page', d::date, p, CASE WHEN d < '2024-01-01' OR d >= '2026-01-01' THEN 1000 ELSE n END
+FROM generate_series('2023-12-31'::date, '2026-01-01'::date, '1 day') AS d, (VALUES ('/x', 3), ('/y', 1)) AS v(p, n);" >/dev/null
+Y2="from=2024-01-01&to=2026-01-01"       # 731 days: 17,544 hours
+hn_wait_for 10 "the api knows the new widget" bash -c \
+    "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $TOK' '$BASE/widgets/$W3/visitor-stats?$Y2')\" = 200 ]"
+get "/widgets/$W3/visitor-stats?$Y2"
+hn_assert_eq "2 years: visitor-stats 200 over the exact range, totals of 17,544 hours" \
+    "200 2024-01-01T00:00:00.000Z 2026-01-01T00:00:00.000Z 17544 35088 731" \
+    "$ST $(j '"\(.from) \(.to) \(.sessions) \(.page_views) \(.visitors)"')"
+get "/widgets/$W3/timeseries?$Y2"
+hn_assert_eq "2 years: timeseries picks days, 731 buckets that add up to the totals" \
+    "200 day 731 17544 35088 2024-01-01T00:00:00.000Z 2025-12-31T00:00:00.000Z 24" \
+    "$ST $(j '"\(.interval) \(.buckets | length) \([.buckets[].sessions] | add) \([.buckets[].page_views] | add) \(.buckets[0].time) \(.buckets[-1].time) \(.buckets[100].sessions)"')"
+get "/widgets/$W3/breakdown?by=page&$Y2"
+hn_assert_eq "2 years: breakdown by page over 731 days" "200 2924 /x=2193 /y=731" \
+    "$ST $(j .total) $(j '[.results[] | "\(.value)=\(.count)"] | join(" ")')"
+get "/widgets/$W3/breakdown?by=page&from=104w&to=2026-01-01"
+hn_assert_eq "2 years as a duration (104w): 728 days" "200 2024-01-04T00:00:00.000Z 2912" "$ST $(j .from) $(j .total)"
+get "/widgets/$W3/visitor-stats?from=all&to=2026-01-02"
+hn_assert_eq "from=all: since 1970, every hour counted" "200 1970-01-01T00:00:00.000Z 65544 131088" \
+    "$ST $(j '"\(.from) \(.sessions) \(.page_views)"')"
+get "/widgets/$W3/timeseries?from=all&to=2026-01-02"
+hn_assert_eq "from=all: the timeseries starts at the widget's first rollup day" "200 day 2023-12-31T00:00:00.000Z 733" \
+    "$ST $(j .interval) $(j .from) $(j '.buckets | length')"
+get "/widgets/$W1/timeseries?from=all"
+hn_assert_eq "from=all on a younger widget: hours since its first one" "200 hour true" \
+    "$ST $(j .interval) $(j '(.buckets | length) <= 2')"
+for r in "sessions?$Y2" "export.csv?what=sessions&$Y2" "sessions?from=401d" "export.csv?what=pageviews&from=all"; do
+    get "/widgets/$W3/$r"
+    hn_assert_eq "raw rows keep the 400-day cap: $r → 400" "400 true" \
+        "$ST $(j '.error | test("at most 400 days on this route")')"
+done
+get "/widgets/$W3/sessions?from=400d"
+hn_assert_eq "sessions: 400 days is still allowed" 200 "$ST"
+
 # --- past sessions -------------------------------------------------------------------------
 ids=() cur="" pages=0
 while :; do
@@ -274,7 +322,10 @@ for r in visitor-stats timeseries sessions export.csv; do
     bad GET "$A/$r${sep}from=2026-02-30" from
     bad GET "$A/$r${sep}to=soon" to
     bad GET "$A/$r${sep}from=2026-11-02&to=2026-11-01" "before"
-    bad GET "$A/$r${sep}from=2020-01-01&to=2026-01-01" "400 days"
+    case $r in
+    sessions|export.csv) bad GET "$A/$r${sep}from=2020-01-01&to=2026-01-01" "400 days" ;;
+    *) bad GET "$A/$r${sep}from=1970-01-01&to=2071-01-01" "36525 days" ;;
+    esac
     bad GET "$A/$r${sep}from=$LONG" from
 done
 bad GET "$A/timeseries?interval=minute" interval
@@ -283,6 +334,8 @@ bad GET "$A/breakdown" by
 bad GET "$A/breakdown?by=city" by
 bad GET "$A/breakdown?by=$INJ" by
 bad GET "$A/breakdown?by=page&limit=0" limit
+bad GET "$A/breakdown?by=page&from=36526d" "36525 days"
+bad GET "$A/timeseries?from=2020-01-01&to=2026-01-01&interval=day" "buckets"
 bad GET "$A/breakdown?by=page&cursor=x" "unknown parameter"
 bad GET "$A/sessions?active=1" active
 bad GET "$A/sessions?limit=-1" limit

@@ -15,8 +15,10 @@
 #   3. tests/browser/dashboard.mjs: sign-in, the live list over SSE (appear,
 #      navigate, idle, leave within 1 s; the count in the title), details
 #      with the timeline, deactivate, statistics against the API, the chart,
-#      CSV export, the 500-row cap, polling when SSE is blocked, wrong and
-#      other-widget tokens, keyboard, phone width, and no console error, CSP
+#      statistics at a glance with six- and seven-digit values, long and
+#      right-to-left values and at 375 px, CSV export, the 500-row cap,
+#      polling when SSE is blocked, wrong and other-widget tokens, keyboard,
+#      phone width, and no console error, CSP
 #      violation or token in any URL. Screenshots go to $HN_ARTIFACTS
 #      (default build/artifacts/dashboard/).
 #
@@ -42,6 +44,7 @@ widget() { "$CTL" widget add --name "$1" --domain "$2" | awk '/^(id|key):/ { pri
 read -r WID KEY <<<"$(widget "Dashboard shop" 127.0.0.1)"
 read -r OWID OKEY <<<"$(widget "Other site" other.example)"
 read -r CWID CKEY <<<"$(widget "Crowd" crowd.example)"
+read -r BWID _ <<<"$(widget "Big numbers" big.example)"
 TOK=$("$CTL" token create --all --name dashboard-test 2>/dev/null)
 OTOK=$("$CTL" token create --widget "$OWID" --name other-widget 2>/dev/null)
 # revoked by the test while a dashboard is signed in with it
@@ -103,12 +106,32 @@ FROM (VALUES ('page', 0, 'https://shop.example/', 9), ('page', 0, 'https://shop.
              ('referrer', 3, 'news.ycombinator.com', 12), ('country', 0, 'FR', 3), ('country', 3, 'JP', 8),
              ('browser', 0, 'Firefox', 3), ('device', 0, 'mobile', 3), ('device', 3, 'tablet', 2)) AS s(d, days, v, n);" >/dev/null
 hn_ok "history seeded into widget_rollup_hourly and widget_rollup_dims"
+# "Big numbers": rollups only, a busy site — six-digit hourly page views
+# (seven-digit days), pages on one host with a long path and a right-to-left
+# one (as browsers send it: %-escaped), a long referrer host. The statistics
+# at a glance must fit them (issue 15, item 4).
+hn_psql "
+INSERT INTO widget_rollup_hourly (widget_id, hour, page_views, events, sessions, visitors_day, visitors_hour,
+                                  session_pages, engaged_ms, bounces, chat_sessions)
+SELECT $BWID, date_trunc('hour', now()) - make_interval(hours => h), 250000 - h * 9973, h * 17,
+       12500 - h * 37, 11000 - h * 31, 11900 - h * 35, 250000 - h * 9973, (12500 - h * 37) * 93000::bigint,
+       (12500 - h * 37) / 3, (12500 - h * 37) / 40
+FROM generate_series(1, 20) AS h;
+INSERT INTO widget_rollup_dims (widget_id, dim, day, value, n)
+SELECT $BWID, d, (now() AT TIME ZONE 'UTC')::date, v, n
+FROM (VALUES ('page', 'https://big.example/', 1823456), ('page', 'https://big.example/pricing', 987654),
+             ('page', 'https://big.example/blog/' || repeat('a-very-long-article-slug-', 12) || 'end', 543210),
+             ('page', 'https://big.example/%D9%85%D8%AA%D8%AC%D8%B1/%D8%B9%D8%B1%D9%88%D8%B6', 432109),
+             ('referrer', 'a-very-long-subdomain-name-of-a-referrer.news.aggregator.example.com', 123456),
+             ('referrer', '(direct)', 98765), ('country', 'SA', 234567), ('country', 'IL', 123456),
+             ('browser', 'Chrome', 345678), ('device', 'desktop', 345678)) AS s(d, v, n);" >/dev/null
+hn_ok "big numbers seeded for widget $BWID"
 
 # ---- 3. the browser ------------------------------------------------------------------
 echo "# tests/browser/dashboard.mjs (real collector and api)"
 HN_CTL=$CTL HN_UDP=127.0.0.1:$UDP HN_COLLECTOR=http://127.0.0.1:$HTTP HN_TOKEN=$TOK HN_OTHER_TOKEN=$OTOK \
     HN_REVOKE_TOKEN=$RTOK HN_REVOKE_TOKEN_ID=$RTOK_ID \
-    HN_WIDGET_ID=$WID HN_WIDGET_KEY=$KEY HN_OTHER_WIDGET_ID=$OWID HN_CROWD_WIDGET_ID=$CWID HN_CROWD_KEY=$CKEY \
+    HN_WIDGET_ID=$WID HN_WIDGET_KEY=$KEY HN_OTHER_WIDGET_ID=$OWID HN_CROWD_WIDGET_ID=$CWID HN_CROWD_KEY=$CKEY HN_BIG_WIDGET_ID=$BWID \
     HN_LOADGEN=$HN_BIN/hn-loadgen HN_SITE_PORT=$SITE HN_OTHER_PORT=$OTHER hn_node dashboard dashboard.mjs
 
 # The token never reached a log line of the api (access log with masked tokens).

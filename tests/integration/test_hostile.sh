@@ -439,7 +439,11 @@ api  GET:/api/visitor-tracking/widgets/{WID}/visitor-stats?from=2026-02-30      
 api  GET:/api/visitor-tracking/widgets/{WID}/visitor-stats?from=2026-01-01T25:00:00Z 400 -
 api  GET:/api/visitor-tracking/widgets/{WID}/visitor-stats?from=2026-01-01T00:00:00.1234567891Z 400 -
 api  GET:/api/visitor-tracking/widgets/{WID}/visitor-stats?from=2026-01-01T00:00:00 400 -
-api  GET:/api/visitor-tracking/widgets/{WID}/visitor-stats?from=1970-01-01&to=2026-01-01 400 -
+api  GET:/api/visitor-tracking/widgets/{WID}/visitor-stats?from=1970-01-01&to=2026-01-01 200 -
+api  GET:/api/visitor-tracking/widgets/{WID}/visitor-stats?from=1970-01-01&to=2071-01-01 400 -
+api  GET:/api/visitor-tracking/widgets/{WID}/visitor-stats?from=all              200  -
+api  GET:/api/visitor-tracking/widgets/{WID}/breakdown?by=page&from=all&to=9999-12-31 400 -
+api  GET:/api/visitor-tracking/widgets/{WID}/sessions?from=1970-01-01&to=2026-01-01 400 -
 api  GET:/api/visitor-tracking/widgets/{WID}/visitor-stats?from=9999-12-31&to=9999-12-31 400 -
 api  GET:/api/visitor-tracking/widgets/{WID}/visitor-stats?from=9999-12-01&to=9999-12-31T23:59:59Z 200 -
 api  GET:/api/visitor-tracking/widgets/{WID}/visitor-stats?to=1970-01-01         200|400 -

@@ -122,6 +122,8 @@ static void test_ranges(void **state) {
         { NULL, "tomorrow", HN_ERR, 0, 0, "to:" },
         { "24h", "24h", HN_ERR, 0, 0, "to:" },
         { "' OR 1=1--", NULL, HN_ERR, 0, 0, "from:" },
+        { "401d", NULL, HN_ERR, 0, 0, "at most 400 days" },
+        { "all", NULL, HN_ERR, 0, 0, "at most 400 days" },
     };
     for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
         int64_t f = -1, t = -1;
@@ -132,6 +134,38 @@ static void test_ranges(void **state) {
             fail_msg("row %zu (%s, %s): rc %d from %lld to %lld err '%s'", i,
                      r[i].from ? r[i].from : "-", r[i].to ? r[i].to : "-", rc, (long long)f,
                      (long long)t, err);
+    }
+}
+
+/* The rollup routes' cap: 100 years, from=all; the raw routes' stays 400 days. */
+static void test_ranges_rollup(void **state) {
+    (void)state;
+    static const struct { const char *from, *to; int64_t max; int rc; int64_t f, t; bool all; const char *errpart; } r[] = {
+        { "2024-01-01", "2026-01-01", HN_RANGE_ROLLUP_MAX_US, HN_OK, INT64_C(1704067200000000), INT64_C(1767225600000000), false, NULL },
+        { "2024-01-01", "2026-01-01", HN_RANGE_MAX_US, HN_ERR, 0, 0, false, "at most 400 days on this route (visitor-stats" },
+        { "730d", NULL, HN_RANGE_ROLLUP_MAX_US, HN_OK, T0 - 730 * HN_US_PER_DAY, T0, false, NULL },
+        { "104w", NULL, HN_RANGE_ROLLUP_MAX_US, HN_OK, T0 - 728 * HN_US_PER_DAY, T0, false, NULL },
+        { "all", NULL, HN_RANGE_ROLLUP_MAX_US, HN_OK, 0, T0, true, NULL },
+        { "all", "2026-01-01", HN_RANGE_ROLLUP_MAX_US, HN_OK, 0, INT64_C(1767225600000000), true, NULL },
+        { "1970-01-01", "now", HN_RANGE_ROLLUP_MAX_US, HN_OK, 0, T0, false, NULL },
+        { "36525d", "2070-01-01", HN_RANGE_ROLLUP_MAX_US, HN_OK, 0, INT64_C(3155760000000000), false, NULL },
+        { "30000d", "2026-01-01", HN_RANGE_ROLLUP_MAX_US, HN_ERR, 0, 0, false, "before 1970-01-01" },
+        { "36526d", NULL, HN_RANGE_ROLLUP_MAX_US, HN_ERR, 0, 0, false, "at most 36525 days on this route" },
+        { "999999w", NULL, HN_RANGE_ROLLUP_MAX_US, HN_ERR, 0, 0, false, "at most 36525 days" },
+        { "1970-01-01", "2071-01-01", HN_RANGE_ROLLUP_MAX_US, HN_ERR, 0, 0, false, "at most 36525 days" },
+        { "ALL", NULL, HN_RANGE_ROLLUP_MAX_US, HN_ERR, 0, 0, false, "or 'all'" },
+        { "all", "all", HN_RANGE_ROLLUP_MAX_US, HN_ERR, 0, 0, false, "to:" },
+    };
+    for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
+        int64_t f = -1, t = -1;
+        bool all = !r[i].all;
+        char err[HN_PARAM_ERR_CAP] = "";
+        int rc = hn_param_range_max(r[i].from, r[i].to, T0, r[i].max, &f, &t, &all, err, sizeof(err));
+        if (rc != r[i].rc || (rc == HN_OK && (f != r[i].f || t != r[i].t || all != r[i].all)) ||
+            (rc != HN_OK && strstr(err, r[i].errpart) == NULL))
+            fail_msg("row %zu (%s, %s): rc %d from %lld to %lld all %d err '%s'", i,
+                     r[i].from ? r[i].from : "-", r[i].to ? r[i].to : "-", rc, (long long)f,
+                     (long long)t, all, err);
     }
 }
 
@@ -303,7 +337,8 @@ static void test_cursors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_times),    cmocka_unit_test(test_durations),
-        cmocka_unit_test(test_ranges),   cmocka_unit_test(test_rounding),
+        cmocka_unit_test(test_ranges),   cmocka_unit_test(test_ranges_rollup),
+        cmocka_unit_test(test_rounding),
         cmocka_unit_test(test_ints),     cmocka_unit_test(test_words),
         cmocka_unit_test(test_ids),      cmocka_unit_test(test_keys),
         cmocka_unit_test(test_format),   cmocka_unit_test(test_cursors),

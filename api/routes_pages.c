@@ -285,28 +285,53 @@ out:
 
 /* ---- concurrency ----------------------------------------------------------------------------- */
 
-/* $1 widget, $2 from, $3 to, $4 live window (s), $5 bucket (s). Each beacon's
- * presence [recv, min(next beacon, recv + window)) clipped to [from, to)
- * becomes +1/−1 steps; with a 0 step at every bucket start (and at `to`),
- * the running sum is the number present from each step to the next one:
- * per bucket its max (peak, and where it is first reached) and its
- * integral (present-ms). */
-static const char concurrency_sql[] =
-    "WITH b AS (" BEACONS_AROUND("$2::timestamptz - make_interval(secs => $4::integer)", "$3::timestamptz")
-    "), iv AS (SELECT recv_at AS s, least(lead(recv_at) OVER w,"
-    "  recv_at + make_interval(secs => $4::integer)) AS e, t = 'end' AS is_end FROM b"
-    "  WINDOW w AS (PARTITION BY session_id ORDER BY recv_at, t = 'end')),"
-    " c AS (SELECT greatest(s, $2::timestamptz) AS s, least(e, $3::timestamptz) AS e FROM iv"
-    "  WHERE NOT is_end AND e > s AND e > $2::timestamptz AND s < $3::timestamptz),"
-    " st AS (SELECT s AS t, 1 AS d FROM c UNION ALL SELECT e, -1 FROM c"
-    "  UNION ALL SELECT generate_series($2::timestamptz, $3::timestamptz,"
-    "   make_interval(secs => $5::integer)), 0),"
-    " g AS (SELECT t, sum(d) AS d FROM st GROUP BY t),"
-    " r AS (SELECT t, sum(d) OVER (ORDER BY t) AS n, lead(t) OVER (ORDER BY t) AS nt,"
-    "  floor(extract(epoch FROM t - $2::timestamptz) / $5::integer)::bigint AS k FROM g),"
-    " r2 AS (SELECT *, max(n) OVER (PARTITION BY k) AS peak FROM r WHERE t < $3::timestamptz)"
-    " SELECT k, peak, sum(n * extract(epoch FROM nt - t) * 1000)::bigint,"
-    "  " HN_SQL_MS("min(t) FILTER (WHERE n = peak)") " FROM r2 GROUP BY k, peak ORDER BY k";
+/* The definition is hn_concurrency() (sql/006): per minute from the rollup
+ * before the widget's mark, computed from the beacons after it. A bucket's
+ * peak is the max of its minutes' peaks (first reached in the first minute
+ * that reaches it), its present-ms their sum: what hn_concurrency() gives
+ * for the bucket computed whole. */
+
+/* $1 widget, $2 live window: the mark, when filled with this window. */
+static const char conc_mark_sql[] =
+    "SELECT " HN_SQL_MS("settled_to") " FROM widget_concurrency_marks"
+    " WHERE widget_id = $1 AND window_s = $2::integer AND settled_to IS NOT NULL";
+
+/* $1 widget, $2 from, $3 to, $4 bucket (s): per bucket with a row, its
+ * start (ms), peak, present-ms and when the peak was first reached. */
+static const char conc_rollup_sql[] =
+    "SELECT " HN_SQL_MS("$2::timestamptz") " + floor(extract(epoch FROM minute - $2::timestamptz)"
+    "  / $4::integer)::bigint * $4::integer * 1000, max(peak), sum(present_ms)::bigint,"
+    " (array_agg(peak_at_ms ORDER BY peak DESC, minute))[1]"
+    " FROM widget_concurrency_minutes WHERE widget_id = $1"
+    " AND minute >= $2::timestamptz AND minute < $3::timestamptz GROUP BY 1 ORDER BY 1";
+
+/* $1 widget, $2 from, $3 to (whole hours): per hour with a row, as above. */
+static const char conc_hours_sql[] =
+    "SELECT " HN_SQL_MS("hour") ", peak, present_ms, peak_at_ms FROM widget_concurrency_hours"
+    " WHERE widget_id = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz ORDER BY hour";
+
+/* $1 widget, $2 from, $3 to, $4 live window (s): per minute, as above. */
+static const char conc_live_sql[] =
+    "SELECT " HN_SQL_MS("$2::timestamptz") " + k * 60000, peak, present_ms, peak_at_ms"
+    " FROM hn_concurrency($1::integer, $2::timestamptz, $3::timestamptz, $4::integer, 60) ORDER BY k";
+
+typedef struct {
+    int64_t peak, occ, peak_at;
+} conc_bucket;
+
+/* rows of (start ms, peak, present-ms, peak at ms), in time order, into
+ * the buckets of `unit` µs from `from` */
+static void conc_merge(const PGresult *r, conc_bucket *bk, int64_t nb, int64_t from, int64_t unit) {
+    for (int i = 0; i < PQntuples(r); i++) {
+        int64_t k = (hn_rt_pg_int(r, i, 0) * 1000 - from) / unit, pk = hn_rt_pg_int(r, i, 1);
+        if (k < 0 || k >= nb) continue;
+        if (pk > bk[k].peak) {
+            bk[k].peak = pk;
+            bk[k].peak_at = hn_rt_pg_int(r, i, 3);
+        }
+        bk[k].occ += hn_rt_pg_int(r, i, 2);
+    }
+}
 
 #define CONC_MAX_BUCKETS 1440
 
@@ -341,17 +366,52 @@ void hn_route_concurrency(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *r
     snprintf(ub, sizeof(ub), "%lld", (long long)unit_s[iv]);
     hn_fmt_time_us(from, fb);
     hn_fmt_time_us(to, tb);
-    const char *p[] = {wbuf, fb, tb, winbuf, ub};
-    PGresult *res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, concurrency_sql, 5, p);
-    if (res == NULL) return;
+    conc_bucket *bk = hn_xcalloc((size_t)nb, sizeof(*bk));
+    int64_t settled = from;
+    {
+        const char *p[] = {wbuf, winbuf};
+        PGresult *m = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, conc_mark_sql, 2, p);
+        if (m == NULL) goto out;
+        if (PQntuples(m) == 1) settled = hn_rt_pg_int(m, 0, 0) * 1000;
+        PQclear(m);
+    }
+    settled = settled < from ? from : settled > to ? to : settled;
+    /* hourly buckets: whole settled hours from the hours' rollup */
+    int64_t mfrom = iv == 2 ? hn_floor_us(settled, unit) : from;
+    if (mfrom > from) {
+        char hb[HN_TIME_CAP];
+        hn_fmt_time_us(mfrom, hb);
+        const char *p[] = {wbuf, fb, hb};
+        PGresult *r = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, conc_hours_sql, 3, p);
+        if (r == NULL) goto out;
+        conc_merge(r, bk, nb, from, unit);
+        PQclear(r);
+    }
+    if (settled > mfrom) {  /* settled minutes: the rollup */
+        char sb[HN_TIME_CAP], mb[HN_TIME_CAP];
+        hn_fmt_time_us(settled, sb);
+        hn_fmt_time_us(mfrom, mb);
+        const char *p[] = {wbuf, mb, sb, ub};
+        PGresult *r = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, conc_rollup_sql, 4, p);
+        if (r == NULL) goto out;
+        conc_merge(r, bk, nb, from, unit);
+        PQclear(r);
+    }
+    if (settled < to) {     /* the rest: from the beacons */
+        char sb[HN_TIME_CAP];
+        hn_fmt_time_us(settled, sb);
+        const char *p[] = {wbuf, sb, tb, winbuf};
+        PGresult *r = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, conc_live_sql, 4, p);
+        if (r == NULL) goto out;
+        conc_merge(r, bk, nb, from, unit);
+        PQclear(r);
+    }
 
     int64_t best = 0, best_at = -1;
-    int rows = PQntuples(res);
-    for (int r = 0; r < rows; r++) {
-        int64_t pk = hn_rt_pg_int(res, r, 1);
-        if (pk > best) {
-            best = pk;
-            best_at = hn_rt_pg_int(res, r, 3);
+    for (int64_t i = 0; i < nb; i++) {
+        if (bk[i].peak > best) {
+            best = bk[i].peak;
+            best_at = bk[i].peak_at;
         }
     }
     hn_buf_append(&out, "{", 1);
@@ -366,14 +426,8 @@ void hn_route_concurrency(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *r
     else
         hn_json_knull(&out, &f, "peak_at");
     hn_json_kraw(&out, &f, "buckets", "[", 1);
-    int row = 0;
     for (int64_t i = 0; i < nb; i++) {
-        int64_t pk = 0, occ = 0;
-        while (row < rows && hn_rt_pg_int(res, row, 0) < i) row++;
-        if (row < rows && hn_rt_pg_int(res, row, 0) == i) {
-            pk = hn_rt_pg_int(res, row, 1);
-            occ = hn_rt_pg_int(res, row, 2);
-        }
+        int64_t pk = bk[i].peak, occ = bk[i].occ;
         hn_buf_append(&out, i ? ",{" : "{", i ? 2 : 1);
         bool bf = true;
         hn_json_ktime(&out, &bf, "time", (from + i * unit) / 1000);
@@ -382,7 +436,8 @@ void hn_route_concurrency(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *r
         hn_buf_append(&out, "}", 1);
     }
     hn_buf_append(&out, "]}", 2);
-    PQclear(res);
     hn_rt_answer(rs, &out);
+out:
+    free(bk);
     hn_buf_free(&out);
 }

@@ -529,6 +529,19 @@ REDIS_MEM=$(hn_redis INFO memory | tr -d '\r' | awk -F: '$1 == "used_memory_huma
 hn_assert_eq "$LIVE_SESSIONS live sessions in Redis" "$LIVE_SESSIONS" "$N_LIVE"
 say "redis: $N_LIVE live sessions written in $FILL_S s, $REDIS_MEM"
 
+# ---- the concurrency rollup -------------------------------------------------------------------------------
+# What the drain's worker 0 does every few seconds (HERENOW_DRAIN is off here):
+# settled minutes into widget_concurrency_minutes, a day per call (the drain
+# uses 180 minutes per call), timed — the one-off backfill after the upgrade.
+# (only the 30-day widget: the two-year one, not measured here, is marked filled)
+psql_q -c "INSERT INTO widget_concurrency_marks (widget_id, settled_to, window_s)
+    VALUES ($WID2, date_trunc('minute', now() - interval '300 s'), 300)"
+T_CONC=$(now_s)
+while [ "$(psql_q -Atc "SELECT hn_fill_concurrency(300, 1440, 60000)")" != 0 ]; do :; done
+CONC_S=$(elapsed "$T_CONC")
+N_CONC=$(psql_q -Atc "SELECT count(*) FROM widget_concurrency_minutes")
+say "concurrency rollup: $N_CONC minute rows filled in $CONC_S s"
+
 # ---- the api ---------------------------------------------------------------------------------------------
 API_PORT=$(hn_free_port)
 export HERENOW_API_LISTEN="127.0.0.1:$API_PORT" HERENOW_DRAIN=off
@@ -578,6 +591,8 @@ ROWS=(
     "concurrency 6 h interval=1m c4|4|50|/api/visitor-tracking/widgets/$WID/concurrency?from=$AT6&to=$AT&interval=1m"
     "concurrency 1 d interval=5m c1|1|50|/api/visitor-tracking/widgets/$WID/concurrency?from=$AT24&to=$AT&interval=5m"
     "concurrency 7 d interval=1h c1|1|50|/api/visitor-tracking/widgets/$WID/concurrency?from=$AT7&to=$AT&interval=1h"
+    "concurrency 30 d interval=1h c1|1|50|/api/visitor-tracking/widgets/$WID/concurrency?from=$FROM&to=$TO&interval=1h"
+    "concurrency 30 d interval=1h c4|4|50|/api/visitor-tracking/widgets/$WID/concurrency?from=$FROM&to=$TO&interval=1h"
     "visitor-stats 2 y c4|4|50|/api/visitor-tracking/widgets/$WID2/visitor-stats?from=$FROM2&to=$TO"
     "timeseries 2 y interval=day c4|4|50|/api/visitor-tracking/widgets/$WID2/timeseries?from=$FROM2&to=$TO&interval=day"
     "breakdown by=page 2 y c4|4|50|/api/visitor-tracking/widgets/$WID2/breakdown?by=page&from=$FROM2&to=$TO"

@@ -226,4 +226,5 @@ const char hn_drain_sql_partitions[] =
     "SELECT hn_ensure_partitions(date '1970-01-01' + $1::integer,"
     " date '1970-01-01' + $2::integer)";
 
-const char hn_drain_sql_retention[] = "SELECT hn_apply_retention() + hn_apply_chat_retention()";
+const char hn_drain_sql_retention[] = "SELECT hn_apply_retention() + hn_apply_chat_retention()"
+    " + hn_apply_concurrency_retention()";

@@ -13,6 +13,7 @@
  *   sweep           sessions without `end`, past the live window ($1 seconds)
  *   partitions      hn_ensure_partitions($1, $2 days since the epoch)
  *   retention       hn_apply_retention() + hn_apply_chat_retention()
+ *                   + hn_apply_concurrency_retention()
  *   copy_chat, chat the chat records (hn_chat) → conversations and messages,
  *                   in the order of the NULL-terminated list (sql_chat.c)
  */

@@ -5,6 +5,7 @@
  */
 #include "api/drain/worker.h"
 
+#include "api/drain/concur.h"
 #include "api/drain/expire.h"
 #include "api/drain/pg.h"
 #include "api/drain/stream.h"
@@ -111,6 +112,10 @@ static void cycle(hn_drain_worker *d) {
     if (d->index == 0 && hn_drain_expire(d) < 0 && (d->pg == NULL || d->rc == NULL)) {
         /* a server went away in the middle: wait as for any other failure */
         backoff(d, d->pg == NULL);
+        return;
+    }
+    if (d->index == 0 && hn_drain_concurrency(d) < 0 && d->pg == NULL) {
+        backoff(d, true);
         return;
     }
 

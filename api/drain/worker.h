@@ -28,7 +28,7 @@ extern const uint64_t hn_drain_batch_bounds[HN_DRAIN_BATCH_BUCKETS];
 
 typedef struct hn_drain_worker {
     const hn_config *cfg;
-    int              index;           /* 0 also trims, measures, sweeps and expires */
+    int              index;           /* 0 also trims, measures, sweeps, expires, fills */
     pthread_t        thread;
     atomic_bool      stop;
     atomic_bool      healthy;
@@ -51,6 +51,7 @@ typedef struct hn_drain_worker {
     bool             claim_more;      /* XAUTOCLAIM's cursor did not come back to 0-0 */
     uint64_t         read_us, build_us; /* of the latest batch, for the debug log */
     uint64_t         last_claim_ms, last_trim_ms, last_sweep_ms, last_maint_ms, last_expire_ms;
+    uint64_t         last_conc_ms, conc_every_ms; /* concur.c: the next fill after this */
     int64_t          part_lo, part_hi; /* days (since epoch) with partitions made */
     uint64_t         backoff_ms;
     long             fail_batch;      /* failpoint: at this batch number */

@@ -119,6 +119,16 @@ bool hn_rt_range_rollup(const hn_api_req *rq, hn_api_resp *rs, int64_t *from_us,
     return rt_range(rq, rs, HN_RANGE_ROLLUP_MAX_US, from_us, to_us, all);
 }
 
+void hn_rt_next_cursor(hn_buf *out, bool *first, const hn_cursor *cur) {
+    if (cur == NULL) {
+        hn_json_knull(out, first, "next_cursor");
+        return;
+    }
+    char enc[HN_CURSOR_CAP];
+    size_t len = hn_cursor_encode(cur, enc);
+    hn_json_kstrn(out, first, "next_cursor", enc, len);
+}
+
 void hn_rt_answer(hn_api_resp *rs, hn_buf *b) {
     hn_buf_free(&rs->body);
     rs->body = *b;

@@ -72,6 +72,9 @@ bool hn_rt_range(const hn_api_req *rq, hn_api_resp *rs, int64_t *from_us, int64_
 bool hn_rt_range_rollup(const hn_api_req *rq, hn_api_resp *rs, int64_t *from_us, int64_t *to_us,
                         bool *all);
 
+/* "next_cursor": cur encoded, or null when cur is NULL (the last page). */
+void hn_rt_next_cursor(hn_buf *out, bool *first, const hn_cursor *cur);
+
 /* Moves b into rs->body as the answer (status 200). */
 void hn_rt_answer(hn_api_resp *rs, hn_buf *b);
 

@@ -368,15 +368,9 @@ void hn_route_sessions(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) 
         hn_buf_append(&out, "}", 1);
     }
     hn_buf_append(&out, "]", 1);
-    if (more) {
-        hn_cursor next = {.kind = 'S', .t = hn_rt_pg_int(res, n - 1, 1),
-                          .id = hn_rt_pg_int(res, n - 1, 0)};
-        char enc[HN_CURSOR_CAP];
-        size_t len = hn_cursor_encode(&next, enc);
-        hn_json_kstrn(&out, &first, "next_cursor", enc, len);
-    } else {
-        hn_json_knull(&out, &first, "next_cursor");
-    }
+    hn_cursor next = {.kind = 'S'};
+    if (more) next.t = hn_rt_pg_int(res, n - 1, 1), next.id = hn_rt_pg_int(res, n - 1, 0);
+    hn_rt_next_cursor(&out, &first, more ? &next : NULL);
     hn_buf_append(&out, "}", 1);
     PQclear(res);
     hn_rt_answer(rs, &out);

@@ -230,15 +230,9 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
     hn_json_kraw(&out, &f, "visitors", "[", 1);
     if (items.len) hn_buf_append(&out, items.p, items.len);
     hn_buf_append(&out, "]", 1);
-    if (more && pos.set) {
-        hn_cursor cur = {.kind = 'L', .t = pos.score, .tie_is_sid = true};
-        char enc[HN_CURSOR_CAP];
-        memcpy(cur.sid, pos.sid, sizeof(cur.sid));
-        size_t n = hn_cursor_encode(&cur, enc);
-        hn_json_kstrn(&out, &f, "next_cursor", enc, n);
-    } else {
-        hn_json_knull(&out, &f, "next_cursor");
-    }
+    hn_cursor cur = {.kind = 'L', .t = pos.score, .tie_is_sid = true};
+    memcpy(cur.sid, pos.sid, sizeof(cur.sid));
+    hn_rt_next_cursor(&out, &f, more && pos.set ? &cur : NULL);
     hn_buf_append(&out, "}", 1);
     hn_rt_answer(rs, &out);
 out:

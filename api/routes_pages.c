@@ -78,14 +78,8 @@ void hn_route_pages_live(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
         hn_live_page_json(&out, &p->v[from + i]);
     }
     hn_buf_append(&out, "]", 1);
-    if (from + n < p->n) {
-        hn_cursor cur = {.kind = 'P', .t = (int64_t)(from + n), .id = 0};
-        char enc[HN_CURSOR_CAP];
-        size_t len = hn_cursor_encode(&cur, enc);
-        hn_json_kstrn(&out, &f, "next_cursor", enc, len);
-    } else {
-        hn_json_knull(&out, &f, "next_cursor");
-    }
+    hn_cursor cur = {.kind = 'P', .t = (int64_t)(from + n), .id = 0};
+    hn_rt_next_cursor(&out, &f, from + n < p->n ? &cur : NULL);
     hn_buf_append(&out, "}", 1);
     hn_rt_answer(rs, &out);
     hn_live_pages_unref(p);
@@ -264,15 +258,12 @@ void hn_route_active_at(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs)
         hn_buf_append(&out, "}", 1);
     }
     hn_buf_append(&out, "]", 1);
+    hn_cursor cur = {.kind = 'A', .tie_is_sid = true};
     if (more && npage) {
-        hn_cursor cur = {.kind = 'A', .t = hn_rt_pg_int(here, page[npage - 1], 1), .tie_is_sid = true};
+        cur.t = hn_rt_pg_int(here, page[npage - 1], 1);
         snprintf(cur.sid, sizeof(cur.sid), "%s", PQgetvalue(here, page[npage - 1], 0));
-        char enc[HN_CURSOR_CAP];
-        size_t len = hn_cursor_encode(&cur, enc);
-        hn_json_kstrn(&out, &f, "next_cursor", enc, len);
-    } else {
-        hn_json_knull(&out, &f, "next_cursor");
     }
+    hn_rt_next_cursor(&out, &f, more && npage ? &cur : NULL);
     hn_buf_append(&out, "}", 1);
     hn_rt_answer(rs, &out);
 out:

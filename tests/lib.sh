@@ -263,6 +263,12 @@ hn_start_redis() {
 
 # hn_start_pg [NAME]: a private PostgreSQL in $HN_TMP/NAME (default pg), with
 # database herenow; exports HN_PG_PORT and HERENOW_DATABASE_URL.
+# hn_widget_add ARGS...: `herenowctl widget add ARGS` (needs PostgreSQL, migrated);
+# prints "<id> <key> " for `read -r W K <<<"$(hn_widget_add ...)"`.
+hn_widget_add() {
+    "$HN_BIN/herenowctl" widget add "$@" | awk '/^(id|key):/ { printf "%s ", $2 }'
+}
+
 hn_start_pg() {
     local name=${1:-pg} port
     for _ in 1 2 3; do

@@ -50,7 +50,7 @@ CTL="$HN_BIN/herenowctl"
 hn_start_redis
 hn_start_pg
 "$CTL" migrate >/dev/null
-read -r WID KEY <<<"$("$CTL" widget add --name "Browser test" --domain 127.0.0.1 | awk '/^(id|key):/ { printf "%s ", $2 }')"
+read -r WID KEY <<<"$(hn_widget_add --name "Browser test" --domain 127.0.0.1)"
 TOK=$("$CTL" token create --all 2>/dev/null)
 perl "$HN_ROOT/tests/tools/mkmmdb.pl" "$HN_TMP/geo.mmdb"
 

@@ -28,7 +28,7 @@ CTL="$HN_BIN/herenowctl"
 hn_start_redis
 hn_start_pg
 "$CTL" migrate >/dev/null
-widget() { "$CTL" widget add "$@" | awk '/^(id|key):/ { printf "%s ", $2 }'; }
+widget() { hn_widget_add "$@"; }
 read -r WID KEY <<<"$(widget --name "Chat shop" --domain 127.0.0.1 --chat on)"
 read -r OFF_WID OFF_KEY <<<"$(widget --name "No chat" --domain 127.0.0.1)"
 read -r BUSY_WID BUSY_KEY <<<"$(widget --name "Busy shop" --domain busy.example --chat on)"

@@ -19,7 +19,7 @@ CTL="$HN_BIN/herenowctl"
 hn_start_redis
 hn_start_pg
 "$CTL" migrate >/dev/null
-read -r W K <<<"$("$CTL" widget add --name "Expire" --domain example.com --chat on | awk '/^(id|key):/ { printf "%s ", $2 }')"
+read -r W K <<<"$(hn_widget_add --name "Expire" --domain example.com --chat on)"
 TOK=$("$CTL" token create --all --name "Ann Agent" 2>/dev/null)
 
 UDP=$(hn_free_port) HTTP=$(hn_free_port) ADMIN=$(hn_free_port) APIA=$(hn_free_port) APIB=$(hn_free_port)

@@ -38,7 +38,7 @@ CTL="$HN_BIN/herenowctl"
 hn_start_redis
 hn_start_pg
 "$CTL" migrate >/dev/null
-widget() { "$CTL" widget add --name "$1" --domain "$2" | awk '/^(id|key):/ { printf "%s ", $2 }'; }
+widget() { hn_widget_add --name "$1" --domain "$2"; }
 # Every widget before the collector starts (it reads the widget list at start
 # and then only every HERENOW_WIDGET_REFRESH_MS).
 read -r WID KEY <<<"$(widget "Dashboard shop" 127.0.0.1)"

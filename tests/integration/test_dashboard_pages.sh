@@ -27,7 +27,7 @@ CTL="$HN_BIN/herenowctl"
 hn_start_redis
 hn_start_pg
 "$CTL" migrate >/dev/null
-read -r WID KEY <<<"$("$CTL" widget add --name "Pages shop" --domain shop.example | awk '/^(id|key):/ { printf "%s ", $2 }')"
+read -r WID KEY <<<"$(hn_widget_add --name "Pages shop" --domain shop.example)"
 TOK=$("$CTL" token create --all --name pages-test 2>/dev/null)
 
 UDP=$(hn_free_port)

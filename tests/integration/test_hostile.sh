@@ -48,7 +48,7 @@ ulimit -n "$NOFILE"
 hn_start_redis
 hn_start_pg
 "$CTL" migrate >/dev/null
-read -r WID KEY <<<"$("$CTL" widget add --name "Hostile" --domain example.com | awk '/^(id|key):/ { printf "%s ", $2 }')"
+read -r WID KEY <<<"$(hn_widget_add --name "Hostile" --domain example.com)"
 TOK=$("$CTL" token create --all 2>/dev/null)
 export HN_KEY=$KEY
 

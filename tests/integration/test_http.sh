@@ -13,7 +13,7 @@ CTL="$HN_BIN/herenowctl"
 hn_start_redis
 hn_start_pg
 "$CTL" migrate >/dev/null
-widget() { "$CTL" widget add --name "$1" --domain example.com "${@:2}" | awk '/^(id|key):/ { printf "%s ", $2 }'; }
+widget() { hn_widget_add --name "$1" --domain example.com "${@:2}"; }
 read -r W1 K1 <<<"$(widget "Honours DNT")"
 read -r W2 K2 <<<"$(widget "Ignores DNT" --honor-dnt no)"
 hn_assert_eq "widget add --honor-dnt no: hn:widgets says dnt=off" "$W2 dnt=off" "$(hn_redis HGET hn:widgets "$K2")"

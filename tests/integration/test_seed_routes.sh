@@ -16,7 +16,7 @@ CTL="$HN_BIN/herenowctl"
 hn_start_redis
 hn_start_pg
 "$CTL" migrate >/dev/null
-widget() { "$CTL" widget add --name "$1" --domain example.com "${@:2}" | awk '/^(id|key):/ { printf "%s ", $2 }'; }
+widget() { hn_widget_add --name "$1" --domain example.com "${@:2}"; }
 read -r W1 K1 <<<"$(widget "Seed site")"
 TOK=$("$CTL" token create --all 2>/dev/null)
 perl "$HN_ROOT/tests/tools/mkmmdb.pl" "$HN_TMP/geo.mmdb"

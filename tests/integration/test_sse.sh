@@ -24,8 +24,8 @@ CTL="$HN_BIN/herenowctl"
 hn_start_redis
 hn_start_pg
 "$CTL" migrate >/dev/null
-read -r WID KEY <<<"$("$CTL" widget add --name "Live" --domain example.com | awk '/^(id|key):/ { printf "%s ", $2 }')"
-read -r WID2 KEY2 <<<"$("$CTL" widget add --name "Other" --domain other.example | awk '/^(id|key):/ { printf "%s ", $2 }')"
+read -r WID KEY <<<"$(hn_widget_add --name "Live" --domain example.com)"
+read -r WID2 KEY2 <<<"$(hn_widget_add --name "Other" --domain other.example)"
 TOK=$("$CTL" token create --all 2>/dev/null)
 TOK2=$("$CTL" token create --widget "$WID2" 2>/dev/null)
 TOKR=$("$CTL" token create --widget "$WID" 2>/dev/null)      # revoked in §6

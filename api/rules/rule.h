@@ -1,0 +1,95 @@
+/*
+ * rule.h: a rule (docs/RULES.md §2) — its JSON definition parsed, checked
+ * and compiled, and its evaluation against one session's state. Pure: no
+ * I/O, no global state; the engine (engine.c) keeps the state and the API
+ * routes use hn_rule_parse to refuse a bad definition with a reason, so a
+ * definition is checked by the code that runs it.
+ */
+#ifndef HN_RULE_H
+#define HN_RULE_H
+
+#include "common/hn.h"
+
+#define HN_RULE_BODY_MAX     65536
+#define HN_RULE_CONDS_MAX    20
+#define HN_RULE_ACTIONS_MAX  5
+#define HN_RULE_PER_WIDGET   200
+#define HN_RULE_REGEX_MAX    256
+#define HN_RULE_VALUE_MAX    512
+#define HN_RULE_TEXT_MAX     500     /* characters of an alert or invitation text */
+#define HN_RULE_NAME_MAX     200
+#define HN_RULE_URL_MAX      2048
+#define HN_RULE_EVENTS_MAX   32      /* event names a session's state keeps */
+
+/* What a condition reads of a session. The string fields come first. */
+typedef enum hn_rule_field {
+    HN_RF_URL, HN_RF_TITLE, HN_RF_REFERRER, HN_RF_LANDING,
+    HN_RF_UTM_SOURCE, HN_RF_UTM_MEDIUM, HN_RF_UTM_CAMPAIGN,
+    HN_RF_COUNTRY, HN_RF_DEVICE, HN_RF_BROWSER, HN_RF_OS, HN_RF_LANGUAGE,
+    HN_RF__STR,                          /* the number of string fields */
+    HN_RF_VISITOR = HN_RF__STR,          /* new / returning */
+    HN_RF_PAGE_VIEWS, HN_RF_TIME_ON_PAGE, HN_RF_TIME_ON_SITE, HN_RF_EVENT,
+    HN_RF__N
+} hn_rule_field;
+
+/* One session as a rule sees it (the engine's state). Strings are NUL
+ * terminated or NULL when unknown. */
+typedef struct hn_rule_sess {
+    const char        *str[HN_RF__STR];
+    int                returning;        /* -1 not known yet, 0 new, 1 returning */
+    uint32_t           page_views;
+    int64_t            session_start_ms; /* wall clock, ms since the epoch */
+    int64_t            page_start_ms;    /* the current page view's */
+    const char *const *events;           /* event names seen in this session */
+    int                nevents;
+} hn_rule_sess;
+
+typedef enum hn_rule_atype { HN_RA_WEBHOOK = 1, HN_RA_ALERT, HN_RA_INVITE } hn_rule_atype;
+
+typedef struct hn_rule_action {
+    hn_rule_atype type;
+    char         *url;         /* webhook */
+    char         *text;        /* alert, invite */
+    char         *agent_name;  /* invite; NULL: the widget's */
+    bool          sound, notify;   /* alert */
+} hn_rule_action;
+
+typedef struct hn_rule hn_rule;      /* compiled; immutable once parsed */
+
+/* Where this api answers, so that a webhook URL pointing at it is refused:
+ * its listen host and port, and HERENOW_PUBLIC_URL's (NULL when unset). */
+typedef struct hn_rule_self {
+    const char *listen_host;
+    int         listen_port;
+    const char *public_url;
+} hn_rule_self;
+
+/* Parses and compiles a definition ({"name", "enabled", "match",
+ * "conditions", "actions"}). HN_OK and *out, or HN_ERR with a one-line
+ * reason in err ("conditions[2].value: …") fit for a 400. self may be NULL
+ * (no self check). */
+int  hn_rule_parse(const char *json, size_t len, const hn_rule_self *self, hn_rule **out,
+                   char *err, size_t cap);
+void hn_rule_free(hn_rule *r);
+
+const char           *hn_rule_name(const hn_rule *r);
+bool                  hn_rule_enabled(const hn_rule *r);
+int                   hn_rule_nactions(const hn_rule *r);
+const hn_rule_action *hn_rule_action_at(const hn_rule *r, int i);
+/* The fields the rule's conditions read (bit 1 << hn_rule_field): the
+ * engine evaluates a rule again only when one of them changed, or at its
+ * timer. */
+uint32_t              hn_rule_fields(const hn_rule *r);
+
+/* Evaluates r on s at now_ms: HN_RULE_MATCH, HN_RULE_NO, or HN_RULE_LATER
+ * with *at_ms the wall-clock instant at which its time conditions will
+ * hold if nothing else changes (evaluate again then). */
+enum { HN_RULE_NO = 0, HN_RULE_MATCH = 1, HN_RULE_LATER = 2 };
+int hn_rule_eval(const hn_rule *r, const hn_rule_sess *s, int64_t now_ms, int64_t *at_ms);
+
+/* A webhook URL's check (docs/RULES.md §2), shared with the lifecycle
+ * webhook's PUT: HN_OK, or HN_ERR and a reason. */
+int hn_rule_url_check(const char *url, size_t len, const hn_rule_self *self, char *err,
+                      size_t cap);
+
+#endif

@@ -1,9 +1,11 @@
 /*
  * rule.h: a rule (docs/RULES.md §2) — its JSON definition parsed, checked
  * and compiled, and its evaluation against one session's state. Pure: no
- * I/O, no global state; the engine (engine.c) keeps the state and the API
- * routes use hn_rule_parse to refuse a bad definition with a reason, so a
- * definition is checked by the code that runs it.
+ * I/O, no global state. The api's engine (api/rules/engine.c) keeps the
+ * state; the API routes and herenowctl refuse a bad definition with
+ * hn_rule_parse's reason, so a definition is checked by the code that runs
+ * it. In proto/ because a rule definition is a contract that both the api
+ * and herenowctl read.
  */
 #ifndef HN_RULE_H
 #define HN_RULE_H

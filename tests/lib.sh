@@ -102,6 +102,7 @@ hn_assert_cmd() {
 # Ends the test: the EXIT trap prints the final line and cleans up. The
 # answers recorded with hn_oa_curl are checked against docs/openapi.yaml first.
 hn_done() {
+    hn_oa_sse_collect
     [ -s "$HN_TMP/oa/answers.tsv" ] && hn_oa_check
     HN_DONE=1
     if [ "$HN_FAILED" -gt 0 ]; then exit 1; fi
@@ -135,6 +136,27 @@ hn_oa_req() {
 hn_oa_curl() {
     hn_oa_req "$@"
     printf '%s\n' "$HN_ST"
+}
+
+# hn_oa_sse FILE URL: FILE is (or will be) what a 200 event stream from URL sent (curl -N
+# output, without headers). At hn_done its complete events are checked against the route's
+# `x-events` in the description: an event name the description lacks, or data that does not
+# fit its schema, fails.
+hn_oa_sse() {
+    [ -d "$HN_TMP/oa" ] || mkdir "$HN_TMP/oa"
+    printf '%s\t%s\n' "$1" "$2" >>"$HN_TMP/oa/sse.tsv"
+}
+hn_oa_sse_collect() {
+    local file url id
+    [ -s "$HN_TMP/oa/sse.tsv" ] || return 0
+    while IFS=$'\t' read -r file url; do
+        [ -s "$file" ] || continue
+        HN_OA_N=$((${HN_OA_N:-0} + 1))
+        id=$BASHPID.$HN_OA_N
+        cp "$file" "$HN_TMP/oa/$id"
+        printf '%s\t200\ttext/event-stream\tGET\t%s\n' "$id" "$url" >>"$HN_TMP/oa/answers.tsv"
+    done <"$HN_TMP/oa/sse.tsv"
+    : >"$HN_TMP/oa/sse.tsv"
 }
 
 # hn_oa_check: tests/browser/openapi.mjs check on the recorded answers: one check per

@@ -625,10 +625,34 @@ void hn_live_unsubscribe(hn_live *l, int64_t widget_id, uint64_t sub) {
     enqueue(l, q);
 }
 
+/* A published table's reader tells the hub it still wants the widget at
+ * most once a second (PEEK_EVERY_MS, far below KEEP_UNWATCHED_MS): not at
+ * every ask, which under load would queue thousands of requests a second
+ * for the hub to apply. */
+#define PEEK_EVERY_MS 1000
+
+bool hn_live_pages_ready(hn_live *l, int64_t widget_id) {
+    lpub *e;
+    pthread_mutex_lock(&l->pmu);
+    HASH_FIND(hh, l->pubs, &widget_id, sizeof(widget_id), e);
+    pthread_mutex_unlock(&l->pmu);
+    return e != NULL;
+}
+
 int hn_live_pages_get(hn_live *l, int64_t widget_id, int64_t wait_ms, hn_live_pages **out) {
-    req *q = hn_xcalloc(1, sizeof(*q));
-    *q = (req){NULL, REQ_PEEK, widget_id, 0, 0, 0};
-    enqueue(l, q);
+    int64_t now = hn_mono_ms();
+    bool peek = true;
+    lpub *e;
+    pthread_mutex_lock(&l->pmu);
+    HASH_FIND(hh, l->pubs, &widget_id, sizeof(widget_id), e);
+    if (e && now - e->peek_ms < PEEK_EVERY_MS) peek = false;
+    else if (e) e->peek_ms = now;
+    pthread_mutex_unlock(&l->pmu);
+    if (peek) {
+        req *q = hn_xcalloc(1, sizeof(*q));
+        *q = (req){NULL, REQ_PEEK, widget_id, 0, 0, 0};
+        enqueue(l, q);
+    }
     struct timespec dl;
     clock_gettime(CLOCK_MONOTONIC, &dl);
     dl.tv_sec += (time_t)(wait_ms / 1000);
@@ -640,7 +664,6 @@ int hn_live_pages_get(hn_live *l, int64_t widget_id, int64_t wait_ms, hn_live_pa
     int rc = HN_AGAIN;
     pthread_mutex_lock(&l->pmu);
     for (;;) {
-        lpub *e;
         HASH_FIND(hh, l->pubs, &widget_id, sizeof(widget_id), e);
         if (e) {
             atomic_fetch_add_explicit(&e->p->refs, 1, memory_order_relaxed);

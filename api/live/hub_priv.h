@@ -72,6 +72,7 @@ typedef struct lpub {
     UT_hash_handle hh;
     int64_t        id;
     hn_live_pages *p;
+    int64_t        peek_ms;   /* the last REQ_PEEK sent for it (hn_mono_ms) */
 } lpub;
 
 enum { REQ_SUB = 1, REQ_UNSUB, REQ_PEEK };

@@ -107,6 +107,35 @@ async function lint() {
     }
 }
 
+// The complete events of an event stream (text/event-stream): each `data:` (joined by
+// newlines) checked against x-events[its `event:` name, "message" without one]; comments,
+// retry: and id: lines carry no data. An unfinished last event (no blank line yet) is skipped.
+function checkEvents(text, events, validator, fail, group) {
+    const blocks = text.replace(/\r\n?/g, '\n').split('\n\n');
+    blocks.pop();
+    for (const block of blocks) {
+        let name = 'message';
+        const data = [];
+        for (const line of block.split('\n')) {
+            if (line === '' || line.startsWith(':')) continue;
+            const i = line.indexOf(':');
+            const f = i < 0 ? line : line.slice(0, i);
+            const v = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+            if (f === 'event') name = v;
+            else if (f === 'data') data.push(v);
+        }
+        if (!data.length) continue;
+        const failEv = group(name);
+        const schema = events[name];
+        if (!schema) { failEv(`not an event the description has (${Object.keys(events).join(', ')})`); continue; }
+        let doc;
+        try { doc = JSON.parse(data.join('\n')); } catch (e) { failEv(`data not JSON: ${e.message}`); continue; }
+        let v;
+        try { v = validator(schema); } catch (e) { failEv(`the schema does not compile: ${e.message}`); continue; }
+        if (!v(doc)) failEv(`${ajvText(v.errors)} (data: ${data.join('\n').slice(0, 160)})`);
+    }
+}
+
 async function check() {
     const api = await SwaggerParser.dereference(specPath);
     const ajv = newAjv();
@@ -164,6 +193,21 @@ async function check() {
         }
         const mt = content[media];
         if (!mt) { fail(`content type '${ctype}' is not one of ${Object.keys(content).join(', ')}`); continue; }
+        if (method !== 'HEAD' && media === 'text/event-stream' && mt['x-events']) {
+            checkEvents(body.toString('utf8'), mt['x-events'], validator, fail, (name) => {
+                const e = `${key} event ${name}`;
+                const eg = groups.get(e) || { n: 0, failed: false };
+                groups.set(e, eg);
+                eg.n++;
+                // a stream has thousands of events: three failures told per event name, then a count
+                return (why) => {
+                    eg.failed = true;
+                    eg.nfail = (eg.nfail || 0) + 1;
+                    if (eg.nfail <= 3) fails.push(`${method} ${p}${u.search} event '${name}': ${why}`);
+                };
+            });
+            continue;
+        }
         if (method === 'HEAD' || !isJson(media)) continue;
         let doc;
         try { doc = JSON.parse(body.toString('utf8')); } catch (e) { fail(`not JSON: ${e.message}`); continue; }
@@ -175,6 +219,9 @@ async function check() {
         if (!g.failed) console.log(`ok - openapi: ${key} (${g.n} answer${g.n > 1 ? 's' : ''} fit the description)`);
     }
     for (const f of fails) console.log(`not ok - openapi: ${f}`);
+    for (const [key, g] of [...groups].sort()) {
+        if (g.nfail > 3) console.log(`not ok - openapi: ${key}: ${g.nfail - 3} more events that do not fit`);
+    }
 }
 
 if (mode === 'lint') await lint();

@@ -78,6 +78,7 @@ hn_assert_eq "live list: no chat state yet" "null 0 0" \
 
 # --- invite --------------------------------------------------------------------------------
 hn_spawn down curl -sN "http://127.0.0.1:$HTTPB/v?k=$K1&s=$SID"
+hn_oa_sse "$HN_TMP/down.log" "http://127.0.0.1:$HTTPB/v?k=$K1&s=$SID"
 hn_wait_for 10 "the visitor's downlink on collector B is live" grep -q '^: ready' "$HN_TMP/down.log"
 HOSTILE='<img src=x onerror=alert(1)> ‮RTL‬ 😀 "q" \\ \n'
 req POST "$S/$SID/chat" "$TOK" "$(jq -cn --arg t "$HOSTILE" '{text: $t}')"

@@ -31,7 +31,7 @@ metric() {
     curl -fsS "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m { v = $2 } END { print v + 0 }'
 }
 # sse NAME URL [CURL ARGS...]: a downlink read by curl into $HN_TMP/NAME.log
-sse() { hn_spawn "$1" curl -sN "${@:3}" "$2"; }
+sse() { hn_spawn "$1" curl -sN "${@:3}" "$2" && hn_oa_sse "$HN_TMP/$1.log" "$2"; }
 ready() { grep -q '^: ready' "$HN_TMP/$1.log"; }
 ids() { grep '^id: ' "$HN_TMP/$1.log" | cut -c5- || true; }
 texts() { grep '^data: ' "$HN_TMP/$1.log" | grep -v '^data: {"last"' | sed 's/.*"text":"\([^"]*\)".*/\1/' || true; }

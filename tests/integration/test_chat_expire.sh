@@ -59,9 +59,11 @@ for s in $S1 $S2 $S3 $S4 $S5; do hn_wait_for 10 "$s live" live "$s"; done
 
 # the page's downlink and a dashboard's live stream
 hn_spawn page curl -sN "http://127.0.0.1:$HTTP/v?k=$K&s=$S1"
+hn_oa_sse "$HN_TMP/page.log" "http://127.0.0.1:$HTTP/v?k=$K&s=$S1"
 hn_wait_for 10 "the page's downlink is ready" grep -q '^: ready' "$HN_TMP/page.log"
 TK=$(curl -fsS -X POST -H "Authorization: Bearer $TOK" "$BASE/widgets/$W/active-visitors/stream/ticket" | jq -r .ticket)
 hn_spawn dash curl -sN "$BASE/widgets/$W/active-visitors/stream?ticket=$TK"
+hn_oa_sse "$HN_TMP/dash.log" "$BASE/widgets/$W/active-visitors/stream?ticket=$TK"
 hn_wait_for 10 "the dashboard's stream has its snapshot" grep -q "$S1" "$HN_TMP/dash.log"
 
 # --- an invitation nobody answers --------------------------------------------------------------

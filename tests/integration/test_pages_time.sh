@@ -96,6 +96,7 @@ hn_assert_eq "…the next page: /c, the last (next_cursor null)" "$U/c null" "$(
 # the stream's pages event: only with pages=true
 stream() {   # stream NAME URL: curl -N in the background, output in $HN_TMP/NAME.sse
     curl -sN -H "Authorization: Bearer $TOK" "$2" >"$HN_TMP/$1.sse" 2>/dev/null &
+    hn_oa_sse "$HN_TMP/$1.sse" "$2"
     eval "PID_$1=$!"
 }
 stream sp "$BASE$L/active-visitors/stream?pages=true"

@@ -72,6 +72,7 @@ stream() {
     shift 2
     curl -sN "$@" "$url" >"$HN_TMP/$name.sse" 2>/dev/null &
     CURLS+=($!)
+    hn_oa_sse "$HN_TMP/$name.sse" "$url"
     printf -v "PID_$name" '%s' "$!"
 }
 

@@ -38,12 +38,13 @@
 # Environment: RUNS=3 DURATION=10 (s) LIVE_SESSIONS=100000 PAGE_VIEWS=10000000
 # DAYS=30 YEARS_DAYS=730 GEN_JOBS=2 (parallel psql sessions for the page views)
 # BENCH_DOC=docs/BENCHMARKS.md ("" : don't write) BENCH_NOTES=bench/lib/api-notes.md
-# HN_KEEP_TMP=1 keeps the servers' directories, logs and wrk outputs.
+# ONLY (experiments): an extended regex; only the rows whose name matches run (the
+# /livez rows always run: they are the floor). HN_KEEP_TMP=1 keeps the servers' directories, logs and wrk outputs.
 # API_PREFIX (experiments): a command herenow-api runs under; named in the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CMDLINE="make bench-api"
-for v in RUNS DURATION LIVE_SESSIONS PAGE_VIEWS DAYS YEARS_DAYS GEN_JOBS API_PREFIX; do
+for v in RUNS DURATION LIVE_SESSIONS PAGE_VIEWS DAYS YEARS_DAYS GEN_JOBS API_PREFIX ONLY; do
     if [ -n "${!v+x}" ]; then CMDLINE="$v=\"${!v}\" $CMDLINE"; fi
 done
 RUNS=${RUNS:-3}
@@ -599,6 +600,14 @@ ROWS=(
     "breakdown by=country 2 y c4|4|50|/api/visitor-tracking/widgets/$WID2/breakdown?by=country&from=$FROM2&to=$TO"
     "visitor-stats from=all c4|4|50|/api/visitor-tracking/widgets/$WID2/visitor-stats?from=all"
 )
+
+if [ -n "${ONLY:-}" ]; then
+    KEEP=()
+    for r in "${ROWS[@]}"; do
+        case ${r%%|*} in livez*) KEEP+=("$r") ;; *) if [[ ${r%%|*} =~ $ONLY ]]; then KEEP+=("$r"); fi ;; esac
+    done
+    ROWS=("${KEEP[@]}")
+fi
 
 # Every route must answer 200 before it is measured (501: not implemented
 # yet); its answer size goes into the table.

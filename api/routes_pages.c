@@ -59,11 +59,8 @@ void hn_route_pages_live(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
         return;
     }
     /* a widget no one watches: the ask starts its load; a worker thread waits
-     * for it only briefly (a big list takes seconds), then the caller retries.
-     * w NULL: the server's own thread (server.c, a published table), which
-     * never waits. */
+     * for it only briefly (a big list takes seconds), then the caller retries */
     int64_t wait = rq->cfg->api_timeout_ms < PAGES_WAIT_MS ? rq->cfg->api_timeout_ms : PAGES_WAIT_MS;
-    if (w == NULL) wait = 0;
     if (hn_live_pages_get(rq->live, hn_rt_widget_id(rq), wait, &p) != HN_OK) {
         hn_api_error(rs, 503, "live list loading, retry");
         return;

@@ -425,21 +425,6 @@ static void on_request(struct evhttp_request *req, void *arg) {
     rq->method = hn_route_get(r)->method;
     rq->cfg = s->cfg;
     rq->live = hn_sse_live(s->sse);
-    if (r == HN_RT_PAGES_LIVE && rq->live && hn_live_pages_ready(rq->live, wid)) {
-        /* a published table: no I/O, a copy of at most `limit` rows, so it is
-         * answered here, without the hop to a worker and back */
-        job->path = hn_xstrdup(c.path);
-        job->query = c.query ? hn_xstrdup(c.query) : NULL;
-        rq->path = job->path;
-        job->route = r;
-        job->start_us = c.t0;
-        hn_route_pages_live(NULL, rq, &job->rs);
-        int status = job->rs.status ? job->rs.status : 200;
-        record_job(s, job, status, NULL);
-        hn_reply_send(&s->writing, s->stopping, req, status, job->rs.content_type, job->rs.body.p,
-                      job->rs.body.len);
-        goto reject;
-    }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t blen = in ? evbuffer_get_length(in) : 0;
     if (rq->method == HN_POST && blen > 0) {

@@ -631,14 +631,6 @@ void hn_live_unsubscribe(hn_live *l, int64_t widget_id, uint64_t sub) {
  * for the hub to apply. */
 #define PEEK_EVERY_MS 1000
 
-bool hn_live_pages_ready(hn_live *l, int64_t widget_id) {
-    lpub *e;
-    pthread_mutex_lock(&l->pmu);
-    HASH_FIND(hh, l->pubs, &widget_id, sizeof(widget_id), e);
-    pthread_mutex_unlock(&l->pmu);
-    return e != NULL;
-}
-
 int hn_live_pages_get(hn_live *l, int64_t widget_id, int64_t wait_ms, hn_live_pages **out) {
     int64_t now = hn_mono_ms();
     bool peek = true;

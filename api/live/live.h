@@ -121,9 +121,6 @@ void hn_live_pages_unref(hn_live_pages *p);
  * list yet is loaded; this waits for it up to wait_ms: HN_AGAIN when it is
  * not there in time. */
 int hn_live_pages_get(hn_live *l, int64_t widget_id, int64_t wait_ms, hn_live_pages **out);
-/* Any thread: true when the widget's table is published (a get would not
- * wait): the server then answers pages/live on its own thread. */
-bool hn_live_pages_ready(hn_live *l, int64_t widget_id);
 /* The `pages` members of a table (the event's data, the route's head). */
 void hn_live_pages_json_head(hn_buf *b, bool *first, const hn_live_pages *p);
 void hn_live_page_json(hn_buf *b, const hn_live_page *pg);

@@ -69,6 +69,7 @@ export function resetNotes() {
   ann.email = new Map();
   ann.loaded = false;
   detailsSection.sid = null;
+  vids.clear();
   updateTagFilter();
 }
 
@@ -79,11 +80,18 @@ function refill() {
   changed();
 }
 
+// A live item's `visitor` is the daily visitor hash; a subject's visitor id is the
+// sessions' visitor_id (the site's persistent id when it sends one, else that hash).
+// The details tell a session's visitor_id: remembered here for its row.
+const vids = new Map();          // session id → visitor_id (from the details)
+
 // What we know of a live item's visitor: the annotations of its visitor id and of its
-// email merged; before they are loaded (or on an api without them), the item's own.
+// email merged; where they say nothing of it (or are not loaded, or the api has no
+// such route), the item's own tags / notes / banned (the live stream's, docs/RULES.md §5).
 export function annoOf(v) {
-  const a = ann.visitor.get(String(v.visitor || '')), b = v.email ? ann.email.get(String(v.email).toLowerCase()) : null;
-  if (!ann.loaded) {
+  const known = vids.get(v.session_id) || v.visitor_id;
+  const a = ann.visitor.get(String(known || v.visitor || '')), b = v.email ? ann.email.get(String(v.email).toLowerCase()) : null;
+  if (!ann.loaded || (!a && !b && !known)) {
     return { tags: Array.isArray(v.tags) ? v.tags : [], notes: +v.notes || 0, banned: !!v.banned };
   }
   return {
@@ -133,6 +141,10 @@ const subjectQuery = s => `${s.kind}=${encodeURIComponent(s.key)}`;
 // annoSection(d): the notes, tags and ban of d's visitor (d: GET /sessions/:sid).
 export function annoSection(d) {
   if (!d.visitor_id && !d.visitor_email) return null;
+  if (d.visitor_id && vids.get(d.session_id) !== String(d.visitor_id)) {
+    vids.set(d.session_id, String(d.visitor_id));
+    refill();
+  }
   // the dialog re-renders the same session: the same element (connected until a new one opens)
   if (detailsSection.sid === d.session_id && detailsSection.el && detailsSection.el.isConnected) return detailsSection.el;
   detailsSection.sid = d.session_id;

@@ -30,6 +30,8 @@
  *   routes_live.c     active visitors, session details, deactivate
  *   routes_admin.c    erase a visitor, the widget list
  *   routes_chat.c     Start Chat: invite, messages, close, chat list
+ *   routes_notes.c    notes, tags and bans on visitors; annotations
+ *   annot.c           the annotations cache of the live rows
  *   routes_history.c  stats, timeseries, breakdown, sessions, export.csv
  *   routes_pages.c    pages now (the live hub's table), active-visitors?at=, concurrency
  *   routes.c          what the handlers share (rows → JSON, Redis replies)
@@ -178,6 +180,16 @@ void hn_route_chat_message(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *
 void hn_route_chat_messages(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 void hn_route_chat_close(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 void hn_route_chats(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+/* routes_notes.c: notes, tags and bans on visitors (docs/RULES.md §5) */
+void hn_route_notes(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_note_add(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_note_delete(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_tags(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_tags_set(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_bans(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_ban_add(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_ban_delete(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_annotations(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 /* The chat routes' metrics (Prometheus text), summed over the workers. */
 void hn_chat_metrics(hn_buf *out);
 

@@ -38,6 +38,18 @@ static const hn_route routes[HN_RT__API] = {
                                hn_route_pages_live, true},
     [HN_RT_CONCURRENCY]     = {"concurrency", HN_GET, WIDGETS "/:widgetId/concurrency",
                                hn_route_concurrency, true},
+    [HN_RT_NOTES]           = {"notes", HN_GET, WIDGETS "/:widgetId/visitor-notes", hn_route_notes, true},
+    [HN_RT_NOTE_ADD]        = {"note_add", HN_POST, WIDGETS "/:widgetId/visitor-notes", hn_route_note_add, true},
+    [HN_RT_NOTE_DELETE]     = {"note_delete", HN_DELETE, WIDGETS "/:widgetId/visitor-notes/:noteId",
+                               hn_route_note_delete, true},
+    [HN_RT_TAGS]            = {"tags", HN_GET, WIDGETS "/:widgetId/visitor-tags", hn_route_tags, true},
+    [HN_RT_TAGS_SET]        = {"tags_set", HN_POST, WIDGETS "/:widgetId/visitor-tags", hn_route_tags_set, true},
+    [HN_RT_BANS]            = {"bans", HN_GET, WIDGETS "/:widgetId/bans", hn_route_bans, true},
+    [HN_RT_BAN_ADD]         = {"ban_add", HN_POST, WIDGETS "/:widgetId/bans", hn_route_ban_add, true},
+    [HN_RT_BAN_DELETE]      = {"ban_delete", HN_DELETE, WIDGETS "/:widgetId/bans/:banId",
+                               hn_route_ban_delete, true},
+    [HN_RT_ANNOTATIONS]     = {"annotations", HN_GET, WIDGETS "/:widgetId/annotations",
+                               hn_route_annotations, true},
 };
 
 static const char *const extra_names[HN_RT__COUNT - HN_RT__API] = {

@@ -34,6 +34,15 @@ typedef enum hn_route_id {
     HN_RT_CHATS,
     HN_RT_PAGES_LIVE,
     HN_RT_CONCURRENCY,
+    HN_RT_NOTES,                    /* routes_notes.c: notes, tags, bans (docs/RULES.md §5) */
+    HN_RT_NOTE_ADD,
+    HN_RT_NOTE_DELETE,
+    HN_RT_TAGS,
+    HN_RT_TAGS_SET,
+    HN_RT_BANS,
+    HN_RT_BAN_ADD,
+    HN_RT_BAN_DELETE,
+    HN_RT_ANNOTATIONS,
     HN_RT__API,                     /* the routes above are the table's */
     HN_RT_LIVEZ = HN_RT__API,       /* the ones below are for metrics and the log */
     HN_RT_READYZ,

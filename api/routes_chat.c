@@ -348,7 +348,13 @@ static const char invite_check_sql[] =
     " EXISTS (SELECT 1 FROM widget_conversations WHERE widget_id = $1::integer AND session_id = $2"
     "  AND state IN ('invited', 'shown', 'accepted', 'chatting')),"
     " $3 <> '' AND NOT EXISTS (SELECT 1 FROM widget_conversations WHERE id = nullif($3, '')::uuid),"
-    " coalesce((SELECT settings->>'chat' = 'on' FROM widget_configs WHERE id = $1::integer), false)";
+    " coalesce((SELECT settings->>'chat' = 'on' FROM widget_configs WHERE id = $1::integer), false),"
+    /* a banned visitor (docs/RULES.md §5): $4 the session hash's visitor */
+    " EXISTS (SELECT 1 FROM visitor_bans b WHERE b.widget_id = $1::integer AND ("
+    "  (b.subject_kind = 'visitor' AND (b.subject = $4 OR b.subject IN (SELECT visitor_id"
+    "    FROM widget_visitor_sessions WHERE widget_id = $1::integer AND session_id = $2)))"
+    "  OR (b.subject_kind = 'email' AND b.subject IN (SELECT lower(visitor_email)"
+    "    FROM widget_visitor_sessions WHERE widget_id = $1::integer AND session_id = $2))))";
 
 void hn_route_chat_invite(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     chat_rq c = {0};
@@ -370,19 +376,24 @@ void hn_route_chat_invite(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *r
      * visitor's message after the agent closed it sets "chatting" again):
      * PostgreSQL decides, but for a visitor's chat not written yet. */
     bool known = hn_uuid_text_ok((hn_str){lv.chat, (uint32_t)strlen(lv.chat)});
-    const char *cp[] = {c.wbuf, c.sid, known ? lv.chat : ""};
-    res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, invite_check_sql, 3, cp);
+    const char *cp[] = {c.wbuf, c.sid, known ? lv.chat : "", lv.visitor};
+    res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, invite_check_sql, 4, cp);
     if (res == NULL) {
         rollback(w);
         goto out;
     }
     bool pg_open = PQgetvalue(res, 0, 1)[0] == 't', pending = PQgetvalue(res, 0, 2)[0] == 't',
-         chat_on = PQgetvalue(res, 0, 3)[0] == 't';
+         chat_on = PQgetvalue(res, 0, 3)[0] == 't', banned = PQgetvalue(res, 0, 4)[0] == 't';
     PQclear(res);
     res = NULL;
     if (!chat_on) {       /* its pages have no chat script: nobody would see it */
         rollback(w);
         chat_error(rs, 409, "chat_disabled", "the widget has chat off (herenowctl widget set --chat on)");
+        goto out;
+    }
+    if (banned) {
+        rollback(w);
+        chat_error(rs, 403, "banned", "the visitor is banned on this widget");
         goto out;
     }
     if (pg_open || (state_open(lv.state) && pending)) {

@@ -98,6 +98,8 @@ static const cfg_opt opts[] = {
      "parsed user agents cached per worker thread (about 800 bytes each)"},
     {"WIDGET_REFRESH_MS", T_INT, OFF(widget_refresh_ms), "5000", 50, 3600000, NULL, C,
      "how often the collector re-reads hn:widgets"},
+    {"BANS_REFRESH_MS", T_INT, OFF(bans_refresh_ms), "1000", 50, 3600000, NULL, C,
+     "how often the collector polls hn:bans:version and reloads the bans that changed"},
     {"TRIM_INTERVAL_MS", T_INT, OFF(trim_interval_ms), "1000", 50, 3600000, NULL, C,
      "how often stale members are trimmed from hn:live:{w} (one node at a time)"},
     {"UDP_RCVBUF", T_INT, OFF(udp_rcvbuf), "8388608", 65536, 1073741824, NULL, C,

@@ -53,6 +53,7 @@ typedef struct hn_config {
     char   *ua_regexes;
     int64_t ua_cache;
     int64_t widget_refresh_ms;
+    int64_t bans_refresh_ms;
     int64_t trim_interval_ms;
     int64_t udp_rcvbuf;
     int64_t recv_batch;

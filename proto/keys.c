@@ -35,6 +35,10 @@ size_t hn_key_chat(char *out, uint64_t widget) {
                              (unsigned long long)widget));
 }
 
+size_t hn_key_bans(char *out, uint64_t widget) {
+    return fmt(snprintf(out, HN_KEY_CAP, HN_KEY_BANS_PREFIX "%llu}", (unsigned long long)widget));
+}
+
 size_t hn_key_sess_prefix(char *out, uint64_t widget) {
     return fmt(snprintf(out, HN_KEY_CAP, HN_KEY_SESS_PREFIX "%llu}:",
                              (unsigned long long)widget));

@@ -11,6 +11,11 @@
  *   hn:salt:<yyyymmdd>         STRING  the day's visitor-hash salt
  *   hn:stream:<n>              STREAM  records, shard n
  *   hn:trim:lock               STRING  one trimmer at a time
+ *   hn:bans:{w}                SET     the widget's bans (docs/RULES.md §5): v:<visitor>,
+ *                                      e:<email> (tracking); c:v:…, c:e:… (chat only)
+ *   hn:bans:widgets            HASH    widget id → its bans' version (HINCRBY per change)
+ *   hn:bans:version            STRING  bumped on every ban change (collectors poll it)
+ *   hn:annot:version           STRING  bumped on every note, tag or ban change (api caches)
  *
  * Every key of one widget carries the hash tag {w}, so a widget lives on one
  * Redis Cluster slot. The formatters write a NUL-terminated name into out
@@ -31,10 +36,15 @@
 #define HN_KEY_LIVE_PREFIX   "hn:live:{"
 #define HN_KEY_ENDED_PREFIX  "hn:ended:{"
 #define HN_KEY_CHAT_PREFIX   "hn:chat:{"
+#define HN_KEY_BANS_PREFIX   "hn:bans:{"
+#define HN_KEY_BANS_WIDGETS  "hn:bans:widgets"
+#define HN_KEY_BANS_VERSION  "hn:bans:version"
+#define HN_KEY_ANNOT_VERSION "hn:annot:version"
 
 size_t hn_key_live(char *out, uint64_t widget);
 size_t hn_key_ended(char *out, uint64_t widget);
 size_t hn_key_chat(char *out, uint64_t widget);
+size_t hn_key_bans(char *out, uint64_t widget);
 /* "hn:sess:{w}:" — what the trimmer prefixes to a session id */
 size_t hn_key_sess_prefix(char *out, uint64_t widget);
 /* sid: sidlen bytes (at most 64 are used) */

@@ -10,7 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, check, eq, expectWithin, guard, launch, newPage } from './lib.mjs';
+import { ROOT, check, eq, expectWithin, guard, launch, newPage, setHidden } from './lib.mjs';
 
 const env = name => {
   const v = process.env[name];
@@ -73,6 +73,17 @@ guard(async () => {
   const problems = [];
   await ctx.exposeBinding('__hnCsp', (_src, what) => problems.push(`CSP: ${what}`));
   await ctx.addInitScript(() => document.addEventListener('securitypolicyviolation', e => window.__hnCsp(`${e.violatedDirective} ${e.blockedURI}`)));
+  // the alert's sound and notification, counted: every oscillator started, every
+  // Notification made (granted, as if the agent had allowed it)
+  await ctx.addInitScript(() => {
+    window.__beeps = 0;
+    window.__notes = [];
+    const AC = window.AudioContext;
+    window.AudioContext = class extends AC { createOscillator() { window.__beeps++; return super.createOscillator(); } };
+    window.Notification = class { constructor(title, o) { window.__notes.push({ title, body: o && o.body }); } close() {} };
+    window.Notification.permission = 'granted';
+    window.Notification.requestPermission = async () => 'granted';
+  });
   const dash = await newPage(ctx);
   dash.on('console', m => { if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`); });
   dash.on('pageerror', e => problems.push(`page error: ${e.message}`));
@@ -218,13 +229,20 @@ guard(async () => {
   await expectWithin('enabled again: the API says enabled=true', 3000, async () => defOf(await ruleNamed(RULE)).enabled === true);
 
   // ---------------- an alert toast when a scripted visit matches ----------------
+  await dash.check('#alert-sound');
+  await dash.check('#alert-notify');
   await dash.click('#tab-live');
+  await setHidden(dash, true);             // a notification only for a tab in the background
   pv('alertAAAA001', 1, '/pricing?plan=pro', 'Pricing', '--vid', 'vis-alert');
   const toast = await expectWithin('the rule fires: an alert toast with the rule\'s name and text', ALERT, async () => {
     const t = await dash.$('#toasts .toast[data-sid="alertAAAA001"]');
     return t && { rule: await t.$eval('.toast-rule', e => e.textContent), text: await t.$eval('.toast-text', e => e.textContent) };
   });
   if (toast) eq('… text as text (markup shown, not run)', { rule: RULE, text: ALERT_TEXT }, toast);
+  eq('… a beep and a browser notification (the rule asks, the agent allowed both)',
+    { beeps: 1, notes: [{ title: `herenow: ${RULE}`, body: ALERT_TEXT }] },
+    await dash.evaluate(() => ({ beeps: window.__beeps, notes: window.__notes })));
+  await setHidden(dash, false);
   if (toast) {
     await shot(dash, 'alert-toast.png');
     await dash.click('#toasts .toast[data-sid="alertAAAA001"] .toast-open');
@@ -239,6 +257,8 @@ guard(async () => {
     const { alertEvent } = await import('./alerts.js');
     for (let i = 0; i < 6; i++) alertEvent({ rule_id: 900 + i, rule: `Burst ${i}`, text: 't', session_id: `burst${i}` });
   });
+  eq('… alerts that do not ask for sound or notification: none', { beeps: 1, notes: 1 },
+    await dash.evaluate(() => ({ beeps: window.__beeps, notes: window.__notes.length })));
   eq('six alerts at once: four toasts, the newest', ['Burst 2', 'Burst 3', 'Burst 4', 'Burst 5'],
     await dash.$$eval('#toasts .toast .toast-rule', l => l.map(e => e.textContent)));
   await expectWithin('toasts leave by themselves (~8 s)', 12000, async () => (await dash.$$('#toasts .toast')).length === 0);

@@ -198,7 +198,8 @@ async function api(path, { method = 'GET', raw = false, token = state.token, bod
   try { msg = (await r.json()).error || msg; } catch { /* not JSON */ }
   if (gen === state.gen && token === state.token) {
     if (r.status === 401) signOut('invalid or revoked token');
-    else if (r.status === 403) showBanner('this token may not see that widget');
+    // 403 banned: an invitation to a banned visitor (the caller says so), not the token
+    else if (r.status === 403 && msg !== 'banned') showBanner('this token may not see that widget');
   }
   throw new ApiError(r.status, msg);
 }

@@ -33,6 +33,7 @@ const HINT = {
   time_on_site: 'seconds', url: '*/pricing*',
 };
 
+const REFRESH_MS = 15000;
 const view = { rules: [], gen: 0, editing: null, loaded: false };
 
 const rpath = (rest = '') => `/widgets/${state.widget.id}/rules${rest}`;
@@ -43,6 +44,8 @@ export function initRules() {
   $('rule-new').addEventListener('click', () => edit(null));
   $('rules-refresh').addEventListener('click', () => loadRules());
   initAlertPrefs();
+  // fired counts, last fired, failing: the list (not the editor) read again now and then
+  setInterval(() => { if (state.view === 'rules' && state.widget && !document.hidden) loadRules(); }, REFRESH_MS);
 }
 
 export function resetRules() {

@@ -451,17 +451,16 @@ static const char ban_add_sql[] =
 static const char ban_del_sql[] =
     "DELETE FROM visitor_bans WHERE widget_id = $1 AND id = $2 RETURNING id";
 /* The widget's members of hn:bans:{w} (docs/RULES.md §5): its bans, and for
- * a ban by email the visitor ids and hashes of the sessions that
- * identified with it. */
+ * a ban by email the visitor ids of the sessions that identified with
+ * it. */
 static const char ban_members_sql[] =
     "SELECT CASE WHEN block_tracking THEN '' ELSE 'c:' END"
     "       || CASE subject_kind WHEN 'visitor' THEN 'v:' ELSE 'e:' END || subject"
     " FROM visitor_bans WHERE widget_id = $1"
-    " UNION SELECT CASE WHEN b.block_tracking THEN '' ELSE 'c:' END || 'v:' || x.id"
+    " UNION SELECT CASE WHEN b.block_tracking THEN '' ELSE 'c:' END || 'v:' || s.visitor_id"
     " FROM visitor_bans b JOIN widget_visitor_sessions s"
     "  ON s.widget_id = b.widget_id AND lower(s.visitor_email) = b.subject"
-    " CROSS JOIN LATERAL (VALUES (s.visitor_id), (s.visitor_hash)) x(id)"
-    " WHERE b.widget_id = $1 AND b.subject_kind = 'email' AND x.id IS NOT NULL";
+    " WHERE b.widget_id = $1 AND b.subject_kind = 'email' AND s.visitor_id IS NOT NULL";
 static const hn_col ban_tail[] = {
     {"block_tracking", HN_COL_BOOL}, {"reason", HN_COL_STR}, {"author", HN_COL_STR},
     {"created_at", HN_COL_TIME},

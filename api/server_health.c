@@ -121,6 +121,7 @@ static void metrics(hn_api_server *s, hn_buf *out) {
     if (s->sse) hn_sse_metrics(s->sse, out);
     if (s->drain) hn_drain_metrics(s->drain, out);
     hn_chat_metrics(out);
+    hn_rules_metrics(s->rules, out);
 }
 
 int hn_srv_health_route(const char *path) {

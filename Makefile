@@ -34,10 +34,10 @@ LDFLAGS  += $(SANFLAGS) -pthread -Wl,--as-needed
 # the collector's alone.
 LIBS_EVENT     := -levent_core -levent_extra -levent_pthreads
 LIBS_COLLECTOR := $(LIBS_EVENT) -lhiredis -lmsgpackc -lpcre2-8 -lyaml -lmaxminddb -lcrypto -lz -lm
-LIBS_API       := $(LIBS_EVENT) -lpq -lhiredis -lmsgpackc -lcrypto -lz -lm
+LIBS_API       := $(LIBS_EVENT) -levent_openssl -lpq -lhiredis -lmsgpackc -lssl -lcrypto -lz -lm
 LIBS_CTL       := $(LIBS_EVENT) -lpq -lhiredis -lmsgpackc -lcrypto -lz -lm
 LIBS_TOOLS     := $(LIBS_EVENT) -lhiredis -lmsgpackc -lcrypto -lz -lm
-LIBS_UNIT      := -lcmocka $(LIBS_EVENT) -lpq -lhiredis -lmsgpackc -lpcre2-8 -lyaml -lmaxminddb \
+LIBS_UNIT      := -lcmocka $(LIBS_EVENT) -levent_openssl -lssl -lpq -lhiredis -lmsgpackc -lpcre2-8 -lyaml -lmaxminddb \
                   -lcrypto -lz -lm
 
 # ---- sources per room (docs/ARCHITECTURE.md) --------------------------------------
@@ -47,7 +47,7 @@ obj = $(patsubst %.c,$(OUT)/obj/%.o,$(1))
 PROTO_SRC     := $(wildcard proto/*.c)
 COMMON_SRC    := $(wildcard common/*.c)
 COLLECTOR_SRC := $(filter-out collector/main.c,$(wildcard collector/*.c))
-API_SRC       := $(filter-out api/main.c,$(wildcard api/*.c api/live/*.c api/drain/*.c))
+API_SRC       := $(filter-out api/main.c,$(wildcard api/*.c api/live/*.c api/drain/*.c api/rules/*.c))
 CTL_SRC       := $(filter-out ctl/main.c,$(wildcard ctl/*.c))
 BENCH_SRC     := $(wildcard bench/lib/*.c)
 

@@ -15,7 +15,8 @@ RULES=(
     "collector/*.c collector/*.h|collector proto common"
     "api/live/*.c api/live/*.h|api/live proto common"
     "api/drain/*.c api/drain/*.h|api/drain proto common"
-    "api/*.c api/*.h|api api/live api/drain proto common"
+    "api/rules/*.c api/rules/*.h|api/rules proto common"
+    "api/*.c api/*.h|api api/live api/drain api/rules proto common"
     "ctl/*.c ctl/*.h|ctl proto common"
 )
 for rule in "${RULES[@]}"; do

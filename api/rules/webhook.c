@@ -143,7 +143,9 @@ struct hn_webhooks {
     PGconn           *pg;
     struct event     *pg_ev;
     struct event     *tick;
+    struct event     *retry_ev;           /* at retry_at */
     uint64_t          next_poll, next_connect;
+    uint64_t          retry_at;           /* the earliest retry this process scheduled; 0 none */
     int64_t           retry_ms;
     bool              wake;               /* a NOTIFY came: claim again */
     int               nslots, busy;
@@ -361,8 +363,12 @@ static void record(hn_webhooks *wh, slot *s) {
     int64_t wait = hn_webhook_backoff_ms(wh->cfg->webhook_backoff_ms, s->attempt, rnd);
     snprintf(back, sizeof(back), "%lld", (long long)wait);
     /* wake for the retry (the 1 s poll would round the backoff up) */
-    uint64_t due = hn_mono_ms() + (uint64_t)wait;
-    if (due < wh->next_poll) wh->next_poll = due;
+    uint64_t due = hn_mono_ms() + (uint64_t)wait + 5;
+    if (wh->retry_at == 0 || due < wh->retry_at) {
+        wh->retry_at = due;
+        struct timeval tv = {(wait + 5) / 1000, ((wait + 5) % 1000) * 1000};
+        evtimer_add(wh->retry_ev, &tv);
+    }
     snprintf(maxa, sizeof(maxa), "%lld", (long long)wh->cfg->webhook_attempts);
     snprintf(dis, sizeof(dis), "%lld", (long long)wh->cfg->webhook_disable_after);
     const char *p[] = {id, att, s->status > 0 ? st : NULL, err, msb, maxa, back, dis, last};
@@ -556,6 +562,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
     for (PGnotify *n; wh->pg && (n = PQnotifies(wh->pg)) != NULL; PQfreemem(n)) wh->wake = true;
     uint64_t now = hn_mono_ms();
     if (wh->pg == NULL && now >= wh->next_connect) pg_connect(wh);
+    if (wh->retry_at && now >= wh->retry_at) {     /* (the timer was late) */
+        wh->retry_at = 0;
+        wh->wake = true;
+    }
     if (wh->pg && now >= wh->next_poll) {
         wh->next_poll = now + POLL_MS;
         PGresult *r = exec(wh, "queue", queue_sql, 0, NULL);
@@ -568,6 +578,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
         wh->wake = true;
     }
     if (wh->wake && wh->pg) claim(wh);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    hn_webhooks *wh = arg;
+    wh->retry_at = 0;
+    if (wh->pg) claim(wh);
 }
 
 static void *run(void *arg) {
@@ -598,6 +615,7 @@ hn_webhooks *hn_webhooks_start(const hn_config *cfg) {
     SSL_CTX_set_verify(wh->ssl, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_min_proto_version(wh->ssl, TLS1_2_VERSION);
     wh->tick = event_new(wh->base, -1, EV_PERSIST, on_tick, wh);
+    wh->retry_ev = evtimer_new(wh->base, on_retry, wh);
     if (pthread_create(&wh->thread, NULL, run, wh) != 0) goto fail;
     hn_info("event=webhooks_started senders=%d timeout_ms=%lld attempts=%lld", wh->nslots,
             (long long)cfg->webhook_timeout_ms, (long long)cfg->webhook_attempts);
@@ -605,6 +623,7 @@ hn_webhooks *hn_webhooks_start(const hn_config *cfg) {
 fail:
     hn_error("event=webhooks_start_failed");
     if (wh->tick) event_free(wh->tick);
+    if (wh->retry_ev) event_free(wh->retry_ev);
     if (wh->dns) evdns_base_free(wh->dns, 0);
     if (wh->ssl) SSL_CTX_free(wh->ssl);
     if (wh->base) event_base_free(wh->base);
@@ -618,6 +637,7 @@ void hn_webhooks_stop(hn_webhooks *wh) {
     atomic_store(&wh->stop, true);
     pthread_join(wh->thread, NULL);
     event_free(wh->tick);
+    event_free(wh->retry_ev);
     evdns_base_free(wh->dns, 0);
     event_base_free(wh->base);
     SSL_CTX_free(wh->ssl);

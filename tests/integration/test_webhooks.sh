@@ -163,4 +163,110 @@ n1=$(delivered_by "$API1") n2=$(delivered_by "$API2")
 hn_assert_cmd "both processes delivered some (api1 $n1, api2 $n2 of 24 + 3 earlier)" test "$n2" -gt 0 -a "$n1" -gt 3
 hn_assert_eq "... and together each once" 27 "$((n1 + n2))"
 
+# ---- 5. the webhook routes: auth matrix, bad input, the delivery logs -------------------------------
+BODY=$HN_TMP/body
+# req METHOD PATH [TOKEN] [BODY]: status in ST, answer in $BODY (checked against docs/openapi.yaml)
+req() {
+    local data=()
+    [ $# -ge 4 ] && data=(--data-binary "$4" -H "Content-Type: application/json")
+    hn_oa_req "$BODY" -X "$1" -H "Authorization: Bearer ${3:-$TOK}" "${data[@]}" "$BASE$2"
+    ST=$HN_ST
+}
+j() { jq -r "$1" "$BODY"; }
+HOOK="/widgets/$W1/webhooks"
+req GET "$HOOK"
+hn_assert_eq "GET before any PUT: 404" 404 "$ST"
+for c in "no token|GET|$HOOK|" "no token|PUT|$HOOK|" "no token|GET|$HOOK/deliveries|" \
+         "no token|GET|/widgets/$W1/rules/$RULE/deliveries|"; do
+    IFS='|' read -r what m path _ <<<"$c"
+    hn_oa_req "$BODY" -X "$m" "$BASE$path"
+    hn_assert_eq "$m $path without a token: 401" 401 "$HN_ST"
+done
+for m in GET PUT DELETE; do
+    req "$m" "$HOOK" "$TOK2" '{"url": "https://x.example/", "events": []}'
+    hn_assert_eq "$m $HOOK with another widget's token: 403" 403 "$ST"
+done
+req GET "$HOOK/deliveries" "$TOK2"
+hn_assert_eq "deliveries with another widget's token: 403" 403 "$ST"
+req GET "/widgets/$W1/rules/$RULE/deliveries" "$TOK2"
+hn_assert_eq "rule deliveries with another widget's token: 403" 403 "$ST"
+req GET "/widgets/0/webhooks"
+hn_assert_eq "widget 0: 400" 400 "$ST"
+req PUT "/widgets/999/webhooks" "$TOK" "{\"url\": \"$RURL/ok\", \"events\": []}"
+hn_assert_eq "PUT for a widget that does not exist: 404" 404 "$ST"
+bad_put() {
+    req PUT "$HOOK" "$TOK1" "$2"
+    hn_assert_eq "PUT $1: 400 with a reason" "400 $3" "$ST $(j .error | cut -c1-${#3})"
+}
+bad_put "not JSON" '{"url": ' "body: want a JSON object"
+bad_put "an array" '[1]' "body: want a JSON object"
+bad_put "without url" '{"events": []}' "url: required"
+bad_put "without events" "{\"url\": \"$RURL/ok\"}" "events: required"
+bad_put "an unknown event" "{\"url\": \"$RURL/ok\", \"events\": [\"chat.started\", \"rule.fired\"]}" "events: each one of"
+bad_put "events not an array" "{\"url\": \"$RURL/ok\", \"events\": \"chat.started\"}" "events: want an array"
+bad_put "enabled not a boolean" "{\"url\": \"$RURL/ok\", \"events\": [], \"enabled\": 1}" "enabled: want true or false"
+bad_put "an unknown member" "{\"url\": \"$RURL/ok\", \"events\": [], \"secret\": \"x\"}" "unknown member"
+bad_put "an ftp url" '{"url": "ftp://x.example/", "events": []}' "webhook url: want http:// or https://"
+bad_put "user info" '{"url": "https://a:b@x.example/", "events": []}' "webhook url: no user info"
+bad_put "a fragment" '{"url": "https://x.example/#f", "events": []}' "webhook url: no fragment"
+bad_put "no host" '{"url": "https:///path", "events": []}' "webhook url: no host"
+bad_put "the api itself" "{\"url\": \"$API1/hook\", \"events\": []}" "webhook url: points at this api itself"
+long=$(printf 'a%.0s' $(seq 2100))
+bad_put "a url over 2048 bytes" "{\"url\": \"https://x.example/$long\", \"events\": []}" "webhook url: 1..2048 bytes"
+req PUT "$HOOK" "$TOK1" "{\"url\": \"$RURL/ok\", \"events\": [\"chat.started\", \"chat.message\", \"chat.closed\", \"chat.message\"]}"
+hn_assert_eq "first PUT: 201, the secret shown, events as a set, enabled by default" \
+    "201 40 chat.started,chat.message,chat.closed true" "$ST $(j '.secret | length') $(j '.events | join(",")') $(j .enabled)"
+j .secret >>"$SECRETS"
+SECRET=$(j .secret)
+hn_assert_eq "the secret is stored for the senders" "$SECRET" "$(hn_psql "SELECT secret FROM widget_webhooks WHERE widget_id = $W1")"
+req PUT "$HOOK" "$TOK1" "{\"url\": \"$RURL/ok?x=1\", \"events\": [\"chat.started\", \"chat.message\", \"chat.closed\"], \"enabled\": false}"
+hn_assert_eq "second PUT: 200, no secret, the url and enabled changed" "200 null $RURL/ok?x=1 false" \
+    "$ST $(j .secret) $(j .url) $(j .enabled)"
+hn_assert_eq "... the secret kept" "$SECRET" "$(hn_psql "SELECT secret FROM widget_webhooks WHERE widget_id = $W1")"
+req PUT "$HOOK" "$TOK1" "{\"url\": \"$RURL/ok\", \"events\": [\"chat.started\", \"chat.message\", \"chat.closed\"], \"enabled\": true}"
+req GET "$HOOK" "$TOK1"
+hn_assert_eq "GET: the webhook, no secret" "200 $RURL/ok true null" "$ST $(j .url) $(j .enabled) $(j .secret)"
+req DELETE "/widgets/$W2/webhooks" "$TOK2"
+hn_assert_eq "DELETE of none: 404" 404 "$ST"
+req PUT "/widgets/$W2/webhooks" "$TOK2" "{\"url\": \"$RURL/ok\", \"events\": []}"
+req DELETE "/widgets/$W2/webhooks" "$TOK2"
+hn_assert_eq "DELETE: 204" 204 "$ST"
+req GET "/widgets/$W2/webhooks" "$TOK2"
+hn_assert_eq "... then GET: 404" 404 "$ST"
+
+# the delivery logs
+ALL=$(hn_psql "SELECT count(*) FROM webhook_deliveries WHERE widget_id = $W1")
+req GET "$HOOK/deliveries?limit=10" "$TOK1"
+hn_assert_eq "widget deliveries: a page of 10, newest first, a cursor" "200 10 true string" \
+    "$ST $(j '.deliveries | length') $(j '[.deliveries[].id] == ([.deliveries[].id] | sort | reverse)') $(j '.next_cursor | type')"
+seen=$(j '[.deliveries[].id] | join(" ")')
+pages=1
+while [ "$(j .next_cursor)" != null ] && [ $pages -lt 20 ]; do
+    req GET "$HOOK/deliveries?limit=10&cursor=$(j .next_cursor)" "$TOK1"
+    seen="$seen $(j '[.deliveries[].id] | join(" ")')"
+    pages=$((pages + 1))
+done
+hn_assert_eq "the pages hold every delivery once" "$ALL $ALL" \
+    "$(wc -w <<<"$seen") $(tr ' ' '\n' <<<"$seen" | sort -u | grep -c .)"
+req GET "$HOOK/deliveries?limit=1" "$TOK1"
+hn_assert_eq "a delivery: its fields" "$(hn_psql "SELECT id, event, rule_id, state FROM webhook_deliveries WHERE widget_id = $W1 ORDER BY id DESC LIMIT 1")" \
+    "$(j '.deliveries[0] | "\(.id)|\(.event)|\(.rule_id)|\(.state)"')"
+req GET "/widgets/$W1/rules/$RULE/deliveries?limit=200" "$TOK1"
+hn_assert_eq "rule deliveries: only the rule's" \
+    "$(hn_psql "SELECT count(*) FROM webhook_deliveries WHERE rule_id = $RULE") $RULE" \
+    "$(j '.deliveries | length') $(j '[.deliveries[].rule_id] | unique | join(",")')"
+req GET "/widgets/$W1/rules/$RULE/deliveries?limit=200" "$TOK1"
+hn_assert_eq "failed delivery fields: state, attempts, status, error" "failed 3 500 HTTP 500 null" \
+    "$(jq -r --argjson id "$F1" '.deliveries[] | select(.id == $id) | "\(.state) \(.attempts) \(.last_status) \(.last_error) \(.delivered_at)"' "$BODY" 2>/dev/null || echo "(404: $ST)")"
+req GET "/widgets/$W1/rules/99999/deliveries" "$TOK1"
+hn_assert_eq "deliveries of an unknown rule: 404" 404 "$ST"
+req GET "/widgets/$W1/rules/x1/deliveries" "$TOK1"
+hn_assert_eq "a ruleId not a number: 400" 400 "$ST"
+req GET "$HOOK/deliveries?limit=0" "$TOK1"
+hn_assert_eq "limit 0: 400" 400 "$ST"
+req GET "$HOOK/deliveries?cursor=zzz" "$TOK1"
+hn_assert_eq "a made-up cursor: 400" 400 "$ST"
+req GET "$HOOK/deliveries?state=failed" "$TOK1"
+hn_assert_eq "an unknown parameter: 400" 400 "$ST"
+
 hn_done

@@ -269,4 +269,55 @@ hn_assert_eq "a made-up cursor: 400" 400 "$ST"
 req GET "$HOOK/deliveries?state=failed" "$TOK1"
 hn_assert_eq "an unknown parameter: 400" 400 "$ST"
 
+# ---- 6. lifecycle chat events: invite, a visitor's message (drain), an agent's, close ------------------
+SID=sessHOOKCHAT1
+send() { "$CTL" send --to "127.0.0.1:$UDP" --key "$K1" "$@" >/dev/null; }
+send --type pv --session "$SID" --seq 1
+hn_wait_for 10 "the chat visitor is live" bash -c "[ -n \"\$(redis-cli -p $HN_REDIS_PORT ZSCORE 'hn:live:{$W1}' $SID)\" ]"
+: >"$RLOG"
+hooks() { jq -c --arg e "$1" 'select(.event == $e)' "$RLOG"; }
+nhooks() { hooks "$1" | wc -l; }
+req POST "/sessions/$SID/chat" "$TOK1" '{"text": "Can I help?"}'
+hn_assert_eq "invite: 201" 201 "$ST"
+CID=$(j .id)
+send --type msg --session "$SID" --seq 2 --conversation "$CID" --text 'visitor: <b>yes</b> 😀'
+hn_wait_for 15 "chat.started arrives (the visitor answered: chatting)" bash -c "[ \"\$(jq -c 'select(.event == \"chat.started\")' '$RLOG' | wc -l)\" -ge 1 ]"
+hn_wait_for 15 "chat.message of the visitor's message arrives" bash -c "[ \"\$(jq -c 'select(.event == \"chat.message\")' '$RLOG' | wc -l)\" -ge 1 ]"
+VMID=$(hn_psql "SELECT id FROM widget_conversation_messages WHERE conversation_id = '$CID' AND sender = 'visitor'")
+hn_assert_eq "chat.started: signed with the widget's secret, its conversation, chatting, the session" \
+    "true true $CID chatting $SID" \
+    "$(hooks chat.started | jq -r '.sig_ok as $s | .ts_ok as $t | .body | fromjson | "\($s) \($t) \(.conversation.id) \(.conversation.state) \(.session.session_id)"')"
+hn_assert_eq "chat.message: the visitor's message, verbatim" \
+    "true $VMID visitor visitor: <b>yes</b> 😀 $CID $W1" \
+    "$(hooks chat.message | jq -r '.sig_ok as $s | .body | fromjson | "\($s) \(.message.id) \(.message.sender) \(.message.body) \(.conversation.id) \(.widget_id)"')"
+hn_assert_eq "the body's id is the Herenow-Delivery header" "$(hooks chat.message | jq -r .delivery)" \
+    "$(hooks chat.message | jq -r '.body | fromjson | .id')"
+hn_assert_eq "an enqueue of the same message again (a redelivered drain batch) adds nothing" "t" \
+    "$(hn_psql "SELECT hn_webhook_enqueue($W1, 'chat.message', '$VMID', '$SID', '$CID', '$VMID') IS NULL")"
+req POST "/sessions/$SID/messages" "$TOK1" '{"text": "agent: hello"}'
+hn_assert_eq "agent message: 201" 201 "$ST"
+AMID=$(j .id)
+hn_wait_for 10 "chat.message of the agent's message arrives" bash -c "[ \"\$(jq -c 'select(.event == \"chat.message\")' '$RLOG' | wc -l)\" -ge 2 ]"
+hn_assert_eq "... the agent's, signed" "true agent agent: hello" \
+    "$(hooks chat.message | jq -r --arg m "$AMID" '.sig_ok as $s | .body | fromjson | select(.message.id == $m) | "\($s) \(.message.sender) \(.message.body)"')"
+req POST "/sessions/$SID/chat/close" "$TOK1"
+hn_assert_eq "close: 200" 200 "$ST"
+hn_wait_for 10 "chat.closed arrives" bash -c "[ \"\$(jq -c 'select(.event == \"chat.closed\")' '$RLOG' | wc -l)\" -ge 1 ]"
+hn_assert_eq "chat.closed: signed, its conversation closed" "true $CID closed" \
+    "$(hooks chat.closed | jq -r '.sig_ok as $s | .body | fromjson | "\($s) \(.conversation.id) \(.conversation.state)"')"
+hn_assert_eq "each event once: started, 2 messages, closed" "1 2 1" \
+    "$(nhooks chat.started) $(nhooks chat.message) $(nhooks chat.closed)"
+hn_assert_eq "the outbox: one row per event, all delivered" "chat.closed:1:delivered chat.message:2:delivered chat.started:1:delivered" \
+    "$(hn_psql "SELECT string_agg(event || ':' || n || ':' || s, ' ' ORDER BY event) FROM (SELECT event, count(*) n, string_agg(DISTINCT state, ',') s FROM webhook_deliveries WHERE rule_id IS NULL AND widget_id = $W1 GROUP BY event) x")"
+# a widget whose webhook does not take chat events: nothing enqueued
+req PUT "$HOOK" "$TOK1" "{\"url\": \"$RURL/ok\", \"events\": [\"session.started\"]}"
+SID2=sessHOOKCHAT2
+send --type pv --session "$SID2" --seq 1
+hn_wait_for 10 "a second chat visitor is live" bash -c "[ -n \"\$(redis-cli -p $HN_REDIS_PORT ZSCORE 'hn:live:{$W1}' $SID2)\" ]"
+req POST "/sessions/$SID2/chat" "$TOK1" '{"text": "Hi?"}'
+req POST "/sessions/$SID2/messages" "$TOK1" '{"text": "still there?"}'
+req POST "/sessions/$SID2/chat/close" "$TOK1"
+hn_assert_eq "events not asked for: no outbox row" 0 \
+    "$(hn_psql "SELECT count(*) FROM webhook_deliveries WHERE body::jsonb->'session'->>'session_id' = '$SID2'")"
+
 hn_done

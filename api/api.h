@@ -32,6 +32,7 @@
  *   routes_chat.c     Start Chat: invite, messages, close, chat list
  *   routes_notes.c    notes, tags and bans on visitors; annotations
  *   annot.c           the annotations cache of the live rows
+ *   routes_webhooks.c the lifecycle webhook, the webhook delivery logs
  *   routes_history.c  stats, timeseries, breakdown, sessions, export.csv
  *   routes_pages.c    pages now (the live hub's table), active-visitors?at=, concurrency
  *   routes.c          what the handlers share (rows → JSON, Redis replies)
@@ -56,7 +57,7 @@
 #define HN_API_MAX_PATH_PARAMS 3
 #define HN_API_MAX_QUERY       16
 
-typedef enum hn_api_method { HN_GET = 1, HN_POST, HN_DELETE } hn_api_method;
+typedef enum hn_api_method { HN_GET = 1, HN_POST, HN_DELETE, HN_PUT } hn_api_method;
 
 typedef struct hn_principal {
     char    token_id[16];   /* the public id of the token (never the secret) */
@@ -190,6 +191,12 @@ void hn_route_bans(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 void hn_route_ban_add(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 void hn_route_ban_delete(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 void hn_route_annotations(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+/* routes_webhooks.c: the lifecycle webhook and the delivery logs (docs/RULES.md §6) */
+void hn_route_webhook_get(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_webhook_put(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_webhook_delete(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_webhook_deliveries(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_rule_deliveries(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 /* The chat routes' metrics (Prometheus text), summed over the workers. */
 void hn_chat_metrics(hn_buf *out);
 

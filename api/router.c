@@ -50,6 +50,14 @@ static const hn_route routes[HN_RT__API] = {
                                hn_route_ban_delete, true},
     [HN_RT_ANNOTATIONS]     = {"annotations", HN_GET, WIDGETS "/:widgetId/annotations",
                                hn_route_annotations, true},
+    [HN_RT_WEBHOOK_GET]     = {"webhook_get", HN_GET, WIDGETS "/:widgetId/webhooks", hn_route_webhook_get, true},
+    [HN_RT_WEBHOOK_PUT]     = {"webhook_put", HN_PUT, WIDGETS "/:widgetId/webhooks", hn_route_webhook_put, true},
+    [HN_RT_WEBHOOK_DELETE]  = {"webhook_delete", HN_DELETE, WIDGETS "/:widgetId/webhooks",
+                               hn_route_webhook_delete, true},
+    [HN_RT_WEBHOOK_DELIVERIES] = {"webhook_deliveries", HN_GET, WIDGETS "/:widgetId/webhooks/deliveries",
+                                  hn_route_webhook_deliveries, true},
+    [HN_RT_RULE_DELIVERIES] = {"rule_deliveries", HN_GET, WIDGETS "/:widgetId/rules/:ruleId/deliveries",
+                               hn_route_rule_deliveries, true},
 };
 
 static const char *const extra_names[HN_RT__COUNT - HN_RT__API] = {
@@ -86,7 +94,7 @@ static bool match(const char *pattern, const char *path, hn_str *params, int *np
 }
 
 const char *hn_api_method_name(hn_api_method m) {
-    return m == HN_GET ? "GET" : m == HN_POST ? "POST" : m == HN_DELETE ? "DELETE" : "OTHER";
+    return m == HN_GET ? "GET" : m == HN_POST ? "POST" : m == HN_DELETE ? "DELETE" : m == HN_PUT ? "PUT" : "OTHER";
 }
 
 int hn_api_route_find(const char *path, hn_api_method m, hn_str *params, int *nparams,

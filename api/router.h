@@ -43,6 +43,11 @@ typedef enum hn_route_id {
     HN_RT_BAN_ADD,
     HN_RT_BAN_DELETE,
     HN_RT_ANNOTATIONS,
+    HN_RT_WEBHOOK_GET,
+    HN_RT_WEBHOOK_PUT,
+    HN_RT_WEBHOOK_DELETE,
+    HN_RT_WEBHOOK_DELIVERIES,
+    HN_RT_RULE_DELIVERIES,
     HN_RT__API,                     /* the routes above are the table's */
     HN_RT_LIVEZ = HN_RT__API,       /* the ones below are for metrics and the log */
     HN_RT_READYZ,

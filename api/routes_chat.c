@@ -243,6 +243,21 @@ static int commit(hn_api_worker *w, hn_api_resp *rs, int kind) {
     return HN_OK;
 }
 
+/* A lifecycle webhook (docs/RULES.md §4) in the write's transaction, when
+ * the widget's webhook is enabled with that event (sql/007_rules.sql's
+ * hn_webhook_enqueue: once per subject, NOTIFY at COMMIT). message NULL:
+ * an event of the conversation (its subject), else of that message. */
+static int lifecycle(hn_api_worker *w, hn_api_resp *rs, const chat_rq *c, const char *event,
+                     const char *conv, const char *message) {
+    const char *p[] = {c->wbuf, event, message ? message : conv, c->sid, conv, message};
+    PGresult *r = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK,
+                                 "SELECT hn_webhook_enqueue($1::integer, $2, $3, $4, $5::uuid, $6::uuid)",
+                                 6, p);
+    if (r == NULL) return HN_ERR;
+    PQclear(r);
+    return HN_OK;
+}
+
 #define AGENT_SQL HN_CHAT_AGENT_SQL
 
 /* A message as JSON: columns id, conversation_id, sender, agent, text, sent_at (ms). */
@@ -382,6 +397,11 @@ void hn_route_chat_message(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *
         chat_error(rs, 409, "no_chat", "the conversation is over");
         goto out;
     }
+    if (lifecycle(w, rs, &c, "chat.started", lv.chat, NULL) != HN_OK ||
+        lifecycle(w, rs, &c, "chat.message", lv.chat, mid) != HN_OK) {
+        rollback(w);
+        goto out;
+    }
     down d = {"message", lv.chat, mid, PQgetvalue(res, 0, 3), c.f[0].val, "chatting", true};
     if (downlink(w, &c, &d, entry, sizeof(entry)) != HN_OK) {
         redis_failed(w, rs);
@@ -451,6 +471,10 @@ void hn_route_chat_close(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
         goto out;
     }
     const char *cid = PQgetvalue(res, 0, 0);
+    if (lifecycle(w, rs, &c, "chat.closed", cid, NULL) != HN_OK) {
+        rollback(w);
+        goto out;
+    }
     down d = {"close", cid, mid, PQgetvalue(res, 0, 1), "", lv.live ? "closed" : NULL, false};
     if (downlink(w, &c, &d, entry, sizeof(entry)) != HN_OK) {
         redis_failed(w, rs);

@@ -103,6 +103,9 @@ typedef struct hn_config {
     int64_t sse_reconcile_ms;
     int64_t sse_replay;
     int64_t sse_max_sessions;
+    char   *webhooks;               /* docs/RULES.md §4: the sender thread */
+    int64_t webhook_senders, webhook_timeout_ms, webhook_backoff_ms;
+    int64_t webhook_attempts, webhook_disable_after;
 } hn_config;
 
 /* Fills c from defaults, then the environment, then argv[1..]. Flags are

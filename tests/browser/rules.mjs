@@ -8,9 +8,10 @@
 // HN_UDP (host:port), HN_ARTIFACTS (screenshots).
 // One line per assertion ("ok - …" / "not ok - …"); exit 1 on any failure.
 import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, check, eq, expectWithin, guard, launch, newPage, setHidden } from './lib.mjs';
+import { ROOT, check, eq, expectWithin, guard, launch, listen, newPage, setHidden } from './lib.mjs';
 
 const env = name => {
   const v = process.env[name];
@@ -263,6 +264,41 @@ guard(async () => {
     await dash.$$eval('#toasts .toast .toast-rule', l => l.map(e => e.textContent)));
   await expectWithin('toasts leave by themselves (~8 s)', 12000, async () => (await dash.$$('#toasts .toast')).length === 0);
 
+  // ---------------- a failing webhook: the badge and the delivery log ----------------
+  // a receiver on loopback that answers 500: one attempt, one failure disables the rule
+  // (HERENOW_WEBHOOK_ATTEMPTS=1, HERENOW_WEBHOOK_DISABLE_AFTER=1 in the wrapper)
+  let hits = 0;
+  const receiver = createServer((req, res) => { hits++; req.resume(); res.writeHead(500); res.end('nope'); });
+  await listen(receiver, 0);
+  const hook = await api(`/widgets/${WID}/rules`, 'POST', { name: 'Failing hook', match: 'all',
+    conditions: [{ field: 'url', op: 'glob', value: '*/fail*' }],
+    actions: [{ type: 'webhook', url: `http://127.0.0.1:${receiver.address().port}/hook` }] });
+  eq('a rule with a webhook to a receiver that answers 500', 201, hook.status);
+  await dash.click('#tab-rules');
+  await expectWithin('… listed, enabled', 3000, async () => dash.$eval(`#rules-list li[data-id="${hook.json.id}"] .rule-enabled`, el => el.checked));
+  await new Promise(r => setTimeout(r, 1500));      // HERENOW_RULES_RELOAD_MS=200: the engine has it
+  pv('failEEEE0001', 1, '/fail', 'Fail', '--vid', 'vis-fail');
+  const failing = await expectWithin('the delivery failed: the rule is disabled with a failing_reason', 10000, async () => {
+    const r = defOf((await rules()).find(x => x.id === hook.json.id));
+    return r.enabled === false && r.failing_reason ? r : null;
+  });
+  await dash.click('#rules-refresh');
+  if (failing) {
+    await expectWithin('… the list shows "failing: <reason>" and the switch off', 3000, async () =>
+      (await dash.textContent(`#rules-list li[data-id="${hook.json.id}"] .failing`)) === `failing: ${failing.failing_reason}`
+      && !(await dash.$eval(`#rules-list li[data-id="${hook.json.id}"] .rule-enabled`, el => el.checked)));
+  }
+  await dash.click(`#rules-list li[data-id="${hook.json.id}"] .rule-log`);
+  const logRow = await expectWithin('… its delivery log: one failed delivery, the receiver\'s 500', 3000, async () => {
+    const cells = await dash.$$eval('#deliveries tbody tr td', tds => tds.map(td => td.textContent));
+    return cells.length === 5 ? cells : null;
+  });
+  if (logRow) check('… rule.fired, failed, 1 attempt, 500', logRow[1] === 'rule.fired' && logRow[2] === 'failed' && logRow[3] === '1'
+    && logRow[4].startsWith('500'), logRow);
+  check('the receiver was called once', hits === 1, hits);
+  await shot(dash, 'rule-failing.png');
+  receiver.close();
+
   // ---------------- a long name, the delivery log, delete with a confirmation ----------------
   await dash.click('#tab-rules');
   const long = await api(`/widgets/${WID}/rules`, 'POST', { name: LONG_NAME, enabled: false, match: 'any',
@@ -290,7 +326,7 @@ guard(async () => {
   await dash.setViewportSize({ width: 1280, height: 900 });
   await dash.click(`#rules-list li[data-id="${long.json.id}"] .rule-del`);
   await expectWithin('deleted after a confirmation: gone from the list and the API', 3000, async () =>
-    !(await dash.$(`#rules-list li[data-id="${long.json.id}"]`)) && (await rules()).length === 1);
+    !(await dash.$(`#rules-list li[data-id="${long.json.id}"]`)) && (await rules()).length === 2);
   check('… the confirmation named the rule', dialogs.some(m => m.includes(LONG_NAME)), dialogs);
 
   // the refused definition's 400 is the only failed request Chromium reports

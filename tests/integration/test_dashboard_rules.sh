@@ -10,7 +10,9 @@
 # secret shown once, enable / disable, a scripted visit on /pricing that the
 # rule matches → the alert toast (rule name, text, Show visitor), tags and a
 # note put on a live visitor from the details → the chips on the row and the
-# Tag filter, ban / unban (also block tracking), delete with a confirmation,
+# Tag filter, ban / unban (also block tracking), a rule whose webhook
+# receiver (on loopback) answers 500 → "failing: <reason>" and its delivery
+# log, delete with a confirmation,
 # 1280 px and 375 px, RTL and long text, text never markup, no console error
 # or CSP violation. Screenshots go to $HN_ARTIFACTS (default
 # build/artifacts/dashboard-rules/).
@@ -34,7 +36,7 @@ ADMIN=$(hn_free_port)
 export HERENOW_UDP_LISTEN=127.0.0.1:$UDP HERENOW_HTTP_LISTEN= HERENOW_ADMIN_LISTEN=127.0.0.1:$ADMIN
 export HERENOW_THREADS=1 HERENOW_DRAIN=on HERENOW_DRAIN_BLOCK_MS=100 HERENOW_API_WWW=$HN_ROOT/api/www
 export HERENOW_LIVE_WINDOW_S=300 HERENOW_ACTIVE_S=60 HERENOW_RULES=on HERENOW_RULES_RELOAD_MS=200
-export HERENOW_BANS_REFRESH_MS=200
+export HERENOW_BANS_REFRESH_MS=200 HERENOW_WEBHOOK_ATTEMPTS=1 HERENOW_WEBHOOK_DISABLE_AFTER=1
 hn_spawn collector "$HN_BIN/herenow-collector"
 hn_wait_for 10 "collector ready" curl -fsS "http://127.0.0.1:$ADMIN/readyz"
 hn_start_api

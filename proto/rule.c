@@ -571,6 +571,10 @@ int hn_rule_eval(const hn_rule *r, const hn_rule_sess *s, int64_t now_ms, int64_
         const cond *c = &r->conds[i];
         if (c->field == HN_RF_TIME_ON_PAGE || c->field == HN_RF_TIME_ON_SITE) {
             int64_t from = c->field == HN_RF_TIME_ON_PAGE ? s->page_start_ms : s->session_start_ms;
+            if (from <= 0) {            /* not known (yet): never holds, no timer */
+                if (!r->any) return HN_RULE_NO;
+                continue;
+            }
             int64_t when = from + c->n * 1000;
             if (now_ms >= when) {
                 if (r->any) return HN_RULE_MATCH;

@@ -41,8 +41,8 @@ typedef struct hn_rule_sess {
     const char        *str[HN_RF__STR];
     int                returning;        /* -1 not known yet, 0 new, 1 returning */
     uint32_t           page_views;
-    int64_t            session_start_ms; /* wall clock, ms since the epoch */
-    int64_t            page_start_ms;    /* the current page view's */
+    int64_t            session_start_ms; /* wall clock, ms since the epoch; 0 unknown */
+    int64_t            page_start_ms;    /* the current page view's; 0 unknown */
     const char *const *events;           /* event names seen in this session */
     int                nevents;
 } hn_rule_sess;

@@ -473,8 +473,6 @@ void hn_rules_stop(hn_rules *e) {
 }
 
 void hn_rules_metrics(hn_rules *e, hn_buf *out) {
-    static const char *const skip[SKIP__N] = {"chatting", "banned", "session_cap", "visitor_cap",
-                                              "session_gone", "chat_disabled", "error"};
     static const char *const act[ACT__N] = {"webhook", "alert", "invite"};
     hn_prom_family(out, "herenow_rules_loaded", HN_PROM_GAUGE, "enabled rules compiled by this api's engine");
     hn_prom_u64(out, "herenow_rules_loaded", HN_PROM_L0, e ? atomic_load(&e->loaded) : 0);
@@ -492,7 +490,7 @@ void hn_rules_metrics(hn_rules *e, hn_buf *out) {
     hn_prom_family(out, "herenow_rule_invites_skipped_total", HN_PROM_COUNTER,
                    "auto invitations not sent, by reason");
     for (int i = 0; i < SKIP__N; i++)
-        hn_prom_u64(out, "herenow_rule_invites_skipped_total", HN_PROM_L1("reason", skip[i]),
+        hn_prom_u64(out, "herenow_rule_invites_skipped_total", HN_PROM_L1("reason", engine_skip_names[i]),
                     e ? atomic_load(&e->skipped[i]) : 0);
     hn_prom_family(out, "herenow_rule_claims_lost_total", HN_PROM_COUNTER,
                    "matches another api process had claimed first");

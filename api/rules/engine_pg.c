@@ -18,6 +18,9 @@
 #define RETRY_MS       1000
 #define ALERT_MAX_AGE  10000     /* ms: an older firing shows no alert (a restart's backfill) */
 
+const char *const engine_skip_names[SKIP__N] = {"chatting", "banned", "session_cap", "visitor_cap",
+                                                "session_gone", "chat_disabled", "error"};
+
 bool engine_pg_ok(hn_rules *e) {
     if (e->pg) return true;
     if ((int64_t)hn_mono_ms() < e->pg_retry_at) return false;
@@ -363,7 +366,8 @@ static void invite(hn_rules *e, ewidget *w, const hn_rule_action *a, const esess
     unlock(e, p);
     if (skip >= 0) {
         atomic_fetch_add(&e->skipped[skip], 1);
-        hn_info("event=rule_invite_skipped widget=%lld session=%s reason=%d", (long long)w->id, s->sid, skip);
+        hn_info("event=rule_invite_skipped widget=%lld session=%s reason=%s", (long long)w->id, s->sid,
+                engine_skip_names[skip]);
     } else {
         atomic_fetch_add(&e->firings[ACT_INVITE], 1);
     }

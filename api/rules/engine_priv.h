@@ -61,6 +61,7 @@ typedef struct etimer {
 enum { SKIP_CHATTING, SKIP_BANNED, SKIP_SESSION_CAP, SKIP_VISITOR_CAP, SKIP_GONE, SKIP_CHAT_OFF,
        SKIP_ERROR, SKIP__N };
 enum { ACT_WEBHOOK, ACT_ALERT, ACT_INVITE, ACT__N };
+extern const char *const engine_skip_names[SKIP__N];   /* the metric's reason labels */
 
 struct hn_rules {
     const hn_config     *cfg;

@@ -209,6 +209,8 @@ static const cfg_opt opts[] = {
      "wait before a webhook's retry: this × 2^(attempt-1), ±20 % jitter"},
     {"WEBHOOK_ATTEMPTS", T_INT, OFF(webhook_attempts), "6", 1, 100, NULL, A,
      "attempts of a webhook delivery before it is failed"},
+    {"WEBHOOK_CA_FILE", T_STR, OFF(webhook_ca_file), "", 0, 0, NULL, A,
+     "PEM file of CA certificates trusted for https webhooks besides the system's store (a private CA)"},
     {"WEBHOOK_DISABLE_AFTER", T_INT, OFF(webhook_disable_after), "5", 1, 100000, NULL, A,
      "a rule whose webhook deliveries failed this many times in a row is disabled"},
     {"NODE_ID", T_STR, OFF(node_id), "", 0, 0, NULL, C|A,

@@ -106,6 +106,7 @@ typedef struct hn_config {
     char   *webhooks;               /* docs/RULES.md §4: the sender thread */
     int64_t webhook_senders, webhook_timeout_ms, webhook_backoff_ms;
     int64_t webhook_attempts, webhook_disable_after;
+    char   *webhook_ca_file;
 } hn_config;
 
 /* Fills c from defaults, then the environment, then argv[1..]. Flags are

@@ -36,6 +36,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -296,8 +298,23 @@ static void on_chunk(struct evhttp_request *req, void *arg) {
     evbuffer_drain(in, n);
 }
 
+/* The TLS layer's reason, when it has one ("certificate verify failed"). */
+static bool tls_error(slot *s) {
+    unsigned long e = 0;
+    struct bufferevent *bev = s->conn ? evhttp_connection_get_bufferevent(s->conn) : NULL;
+    if (bev) e = bufferevent_get_openssl_error(bev);
+    if (e == 0) e = ERR_get_error();
+    if (e == 0) return false;
+    const char *why = ERR_reason_error_string(e);
+    snprintf(s->err, sizeof(s->err), "tls: %s", why ? why : "handshake failed");
+    if (bev) while (bufferevent_get_openssl_error(bev)) {}
+    ERR_clear_error();
+    return true;
+}
+
 static void on_error(enum evhttp_request_error e, void *arg) {
     slot *s = arg;
+    if (!s->err[0] && s->status == 0 && tls_error(s)) return;
     const char *m = e == EVREQ_HTTP_TIMEOUT         ? "timeout"
                     : e == EVREQ_HTTP_EOF           ? "connection closed"
                     : e == EVREQ_HTTP_INVALID_HEADER ? "invalid answer"
@@ -311,11 +328,8 @@ static void on_done(struct evhttp_request *req, void *arg) {
     slot *s = arg;
     if (req && evhttp_request_get_response_code(req) > 0)
         s->status = evhttp_request_get_response_code(req);
-    else if (!s->err[0]) {
-        unsigned long e = ERR_get_error();
-        if (e) snprintf(s->err, sizeof(s->err), "tls: %s", ERR_reason_error_string(e));
-        else snprintf(s->err, sizeof(s->err), "connection failed");
-    }
+    else if (!s->err[0] && !tls_error(s))
+        snprintf(s->err, sizeof(s->err), "connection failed");
     settle(s);
 }
 
@@ -449,8 +463,15 @@ static void start(hn_webhooks *wh, slot *s, const char *url, const char *body,
             fail_now(wh, s, "tls: SSL_new failed");
             goto out;
         }
-        SSL_set_tlsext_host_name(ssl, h);
-        SSL_set1_host(ssl, h);
+        /* the name (or address) of the URL must be the certificate's */
+        unsigned char ab[16];
+        bool ip = inet_pton(AF_INET, h, ab) == 1 || inet_pton(AF_INET6, h, ab) == 1;
+        if (ip) {
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), h);
+        } else {
+            SSL_set_tlsext_host_name(ssl, h);
+            SSL_set1_host(ssl, h);
+        }
         bev = bufferevent_openssl_socket_new(wh->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
                                              BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
         if (bev == NULL) {
@@ -612,6 +633,10 @@ hn_webhooks *hn_webhooks_start(const hn_config *cfg) {
     wh->dns = evdns_base_new(wh->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
     if (wh->dns == NULL) wh->dns = evdns_base_new(wh->base, 0);
     SSL_CTX_set_default_verify_paths(wh->ssl);
+    if (cfg->webhook_ca_file[0] && SSL_CTX_load_verify_locations(wh->ssl, cfg->webhook_ca_file, NULL) != 1) {
+        hn_error("event=webhooks_bad_ca_file path='%s'", cfg->webhook_ca_file);
+        goto fail;
+    }
     SSL_CTX_set_verify(wh->ssl, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_min_proto_version(wh->ssl, TLS1_2_VERSION);
     wh->tick = event_new(wh->base, -1, EV_PERSIST, on_tick, wh);

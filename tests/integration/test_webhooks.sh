@@ -5,7 +5,8 @@
 # timestamp: a delivery arrives signed, once; a receiver answering 500 gets
 # HERENOW_WEBHOOK_ATTEMPTS attempts with growing gaps, the row is failed and
 # after HERENOW_WEBHOOK_DISABLE_AFTER failed deliveries the rule is disabled
-# with its reason; a 302 is a failure (not followed); a receiver that never
+# with its reason; a 302 is a failure (not followed); HTTPS verifies the
+# receiver's certificate (HERENOW_WEBHOOK_CA_FILE trusted, a self-signed one not); a receiver that never
 # answers costs one slot until the timeout while other deliveries, beacons
 # and the live stream go on; rows are delivered once with two api processes;
 # the lifecycle chat events (chat.started, chat.message both ways,
@@ -34,6 +35,21 @@ echo "rule-secret-1" >"$SECRETS"
 hn_spawn receiver node "$HN_ROOT/tests/lib/webhook-receiver.mjs" "$HN_TMP/rport" "$RLOG" "$SECRETS"
 hn_wait_for 10 "receiver listening" test -s "$HN_TMP/rport"
 RURL="http://127.0.0.1:$(cat "$HN_TMP/rport")"
+# two HTTPS receivers: one with a certificate of a CA the senders trust
+# (HERENOW_WEBHOOK_CA_FILE), one self-signed that nobody trusts
+cert() {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=$1" -addext "subjectAltName=IP:127.0.0.1" \
+        -keyout "$HN_TMP/$1.key" -out "$HN_TMP/$1.pem" 2>/dev/null
+}
+cert trusted
+cert untrusted
+hn_spawn receiver_tls node "$HN_ROOT/tests/lib/webhook-receiver.mjs" "$HN_TMP/tport" "$RLOG" "$SECRETS" \
+    "$HN_TMP/trusted.pem" "$HN_TMP/trusted.key"
+hn_spawn receiver_bad node "$HN_ROOT/tests/lib/webhook-receiver.mjs" "$HN_TMP/bport" "$RLOG" "$SECRETS" \
+    "$HN_TMP/untrusted.pem" "$HN_TMP/untrusted.key"
+hn_wait_for 10 "TLS receivers listening" test -s "$HN_TMP/tport" -a -s "$HN_TMP/bport"
+TURL="https://127.0.0.1:$(cat "$HN_TMP/tport")" BURL="https://127.0.0.1:$(cat "$HN_TMP/bport")"
+export HERENOW_WEBHOOK_CA_FILE=$HN_TMP/trusted.pem
 
 # received ID: the lines the receiver logged for delivery ID
 received() { jq -c --arg id "$1" 'select(.delivery == $id)' "$RLOG"; }
@@ -58,10 +74,10 @@ BASE="$API1/api/visitor-tracking"
 RULE=$(hn_psql "INSERT INTO widget_rules (widget_id, name, definition, webhook_secret)
     VALUES ($W1, 'hook', '{\"conditions\": [], \"actions\": [{\"type\": \"webhook\", \"url\": \"$RURL/ok\"}]}',
     'rule-secret-1') RETURNING id" | head -1)
-# enqueue EVENT PATH [RULE]: an outbox row as the rules engine writes it, and the NOTIFY
+# enqueue EVENT PATH [RULE [BASE URL]]: an outbox row as the rules engine writes it, and the NOTIFY
 enqueue() {
     hn_psql "WITH d AS (INSERT INTO webhook_deliveries (widget_id, rule_id, event, subject, url, body)
-        VALUES ($W1, ${3:-$RULE}, '$1', 'sess$RANDOM', '$RURL$2',
+        VALUES ($W1, ${3:-$RULE}, '$1', 'sess$RANDOM', '${4:-$RURL}$2',
         '{\"event\": \"$1\", \"text\": \"caf\u00e9 <b>\"}') RETURNING id), n AS (SELECT pg_notify('herenow_webhooks', ''))
         SELECT id FROM d, n" | head -1
 }
@@ -82,6 +98,16 @@ hn_wait_for 5 "metrics: one rule.fired delivered" bash -c \
 hn_assert_cmd "metrics: the latency histogram counted it" bash -c \
     "curl -fsS '$API1/metrics' | grep -qx 'herenow_webhook_latency_seconds_count 1'"
 hn_promtool "the api's /metrics with the webhook families pass promtool" "$API1/metrics"
+
+# HTTPS: the certificate is verified (against the system's store and HERENOW_WEBHOOK_CA_FILE)
+T1=$(enqueue rule.fired /ok "$RULE" "$TURL")
+hn_wait_for 10 "an https delivery to a trusted certificate: delivered" state_is "$T1" delivered
+hn_assert_eq "... signed, once" "1 true" "$(nreceived "$T1") $(received "$T1" | jq -r .sig_ok)"
+T2=$(enqueue rule.fired /ok "$RULE" "$BURL")
+hn_wait_for 10 "an https delivery to an untrusted certificate: failed" state_is "$T2" failed
+hn_assert_cmd "... the error names the certificate ($(row "$T2" last_error)), nothing reached the receiver" \
+    test "$(nreceived "$T2")" = 0 -a -n "$(row "$T2" last_error | grep -i certificate)"
+hn_psql "UPDATE widget_rules SET consecutive_failures = 0 WHERE id = $RULE" >/dev/null
 
 # ---- 2. a receiver answering 500: attempts with growing gaps, failed, the rule disabled ------------
 hn_psql "UPDATE widget_rules SET consecutive_failures = 0 WHERE id = $RULE" >/dev/null
@@ -107,8 +133,8 @@ hn_assert_eq "a 302 is a failure, never followed (3 attempts at /redirect, none 
 hn_assert_eq "HERENOW_WEBHOOK_DISABLE_AFTER (2) failed deliveries in a row: the rule is disabled, with its reason" \
     "f|2|webhook failed 2 deliveries in a row (last: HTTP 302)|$((V0 + 1))" \
     "$(hn_psql "SELECT enabled, consecutive_failures, failing_reason, version FROM widget_rules WHERE id = $RULE")"
-hn_assert_cmd "metrics: retried and failed counted" bash -c \
-    "curl -fsS '$API1/metrics' | grep -qx 'herenow_webhook_deliveries_total{event=\"rule.fired\",outcome=\"failed\"} 2'"
+hn_assert_cmd "metrics: failed counted (the untrusted https one, the 500, the 302)" bash -c \
+    "curl -fsS '$API1/metrics' | grep -qx 'herenow_webhook_deliveries_total{event=\"rule.fired\",outcome=\"failed\"} 3'"
 D2=$(enqueue rule.fired /ok)
 hn_wait_for 10 "a delivered one after the failures" state_is "$D2" delivered
 hn_assert_eq "a delivered one resets the count" 0 \
@@ -160,8 +186,8 @@ hn_assert_eq "each at its first attempt" 24 \
     "$(hn_psql "SELECT count(*) FROM webhook_deliveries WHERE subject LIKE 'two%' AND attempts = 1")"
 delivered_by() { curl -fsS "$1/metrics" | awk '$1 == "herenow_webhook_deliveries_total{event=\"rule.fired\",outcome=\"delivered\"}" { print $2 }'; }
 n1=$(delivered_by "$API1") n2=$(delivered_by "$API2")
-hn_assert_cmd "both processes delivered some (api1 $n1, api2 $n2 of 24 + 3 earlier)" test "$n2" -gt 0 -a "$n1" -gt 3
-hn_assert_eq "... and together each once" 27 "$((n1 + n2))"
+hn_assert_cmd "both processes delivered some (api1 $n1, api2 $n2 of 24 + 4 earlier)" test "$n2" -gt 0 -a "$n1" -gt 4
+hn_assert_eq "... and together each once" 28 "$((n1 + n2))"
 
 # ---- 5. the webhook routes: auth matrix, bad input, the delivery logs -------------------------------
 BODY=$HN_TMP/body
@@ -235,6 +261,10 @@ req GET "/widgets/$W2/webhooks" "$TOK2"
 hn_assert_eq "... then GET: 404" 404 "$ST"
 
 # the delivery logs
+req GET "/widgets/$W1/rules/$RULE/deliveries?limit=200" "$TOK1"
+hn_assert_eq "the untrusted https delivery in the log: failed, no status, the tls error" \
+    "failed null tls: certificate verify failed" \
+    "$(jq -r --argjson id "$T2" '.deliveries[] | select(.id == $id) | "\(.state) \(.last_status) \(.last_error)"' "$BODY")"
 ALL=$(hn_psql "SELECT count(*) FROM webhook_deliveries WHERE widget_id = $W1")
 req GET "$HOOK/deliveries?limit=10" "$TOK1"
 hn_assert_eq "widget deliveries: a page of 10, newest first, a cursor" "200 10 true string" \

@@ -1,8 +1,9 @@
 // webhook-receiver.mjs: a webhook receiver on loopback for the integration
 // tests (tests/integration/test_webhooks.sh), node's plain http module.
 //
-//   node webhook-receiver.mjs PORTFILE LOGFILE SECRETSFILE
+//   node webhook-receiver.mjs PORTFILE LOGFILE SECRETSFILE [CERT KEY]
 //
+// With CERT and KEY (PEM files) it answers HTTPS.
 // Listens on 127.0.0.1 (a free port, written to PORTFILE once listening).
 // Each request is one JSON line in LOGFILE: {path, delivery, event, ts,
 // sig_ok, ts_ok, ua, type, at_ms, body}. sig_ok: Herenow-Signature is
@@ -14,14 +15,15 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 
-const [portFile, logFile, secretsFile] = process.argv.slice(2);
+const [portFile, logFile, secretsFile, certFile, keyFile] = process.argv.slice(2);
 const secrets = () => {
     try { return readFileSync(secretsFile, 'utf8').split('\n').filter(Boolean); } catch { return []; }
 };
 const hung = [];
 
-const server = createServer((req, res) => {
+const handler = (req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
@@ -46,6 +48,9 @@ const server = createServer((req, res) => {
         if (path === '/slow-ok') { setTimeout(() => res.writeHead(200).end('ok'), 300); return; }
         res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
     });
-});
+};
+const server = certFile
+    ? createTlsServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, handler)
+    : createServer(handler);
 server.listen(0, '127.0.0.1', () => writeFileSync(portFile, String(server.address().port)));
 process.on('SIGTERM', () => process.exit(0));

@@ -190,6 +190,8 @@ async function fillSection() {
       await api(`/widgets/${state.widget.id}/visitor-tags`, { method: 'POST', body: { ...subjectBody(s), tags } });
       say('Tags saved.');
       await loadAnnotations();
+      const now = ann[s.kind].get(s.key);       // as stored: lower-cased, duplicates gone
+      tagInput.value = (now ? now.tags : []).join(', ');
     } catch (e) { say(`Could not save the tags: ${e.message}`, true); }
   };
   const tags = h('form', { class: 'anno-tags', onsubmit: e => { e.preventDefault(); saveTags(); } },

@@ -223,7 +223,8 @@ static void rollback(hn_api_worker *w) {
 
 /* INCR hn:annot:version: the annotations caches of every api reload. Best
  * effort (they also expire). */
-void hn_annot_bump(hn_api_worker *w) {
+void hn_annot_bump(hn_api_worker *w, int64_t widget_id) {
+    hn_annot_invalidate(widget_id);
     redisContext *c = hn_api_redis(w);
     if (c == NULL) return;
     redisReply *r = redisCommand(c, "INCR %s", HN_KEY_ANNOT_VERSION);
@@ -309,7 +310,7 @@ void hn_route_note_add(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) 
     if (res == NULL) goto out;
     note_obj(&out, res, 0);
     PQclear(res);
-    hn_annot_bump(w);
+    hn_annot_bump(w, hn_rt_widget_id(rq));
     answer(rs, 201, &out);
 out:
     body_free(&b);
@@ -330,7 +331,7 @@ void hn_route_note_delete(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *r
         hn_api_error(rs, 404, "note not found");
         return;
     }
-    hn_annot_bump(w);
+    hn_annot_bump(w, hn_rt_widget_id(rq));
     rs->status = 204;
 }
 
@@ -416,7 +417,7 @@ void hn_route_tags_set(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) 
     PQclear(res);
     if (run(w, rs, "COMMIT") != HN_OK) goto out;
     in_tx = false;
-    hn_annot_bump(w);
+    hn_annot_bump(w, hn_rt_widget_id(rq));
     bool f = true;
     hn_buf_append(&out, "{", 1);
     hn_json_kstr(&out, &f, "visitor", b.visitor);
@@ -563,7 +564,7 @@ void hn_route_ban_add(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     if ((res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, ban_add_sql, 6, p)) == NULL) goto out;
     if (hn_bans_sync(w, rs, wid) != HN_OK || run(w, rs, "COMMIT") != HN_OK) goto out;
     in_tx = false;
-    hn_annot_bump(w);
+    hn_annot_bump(w, hn_rt_widget_id(rq));
     bool created = PQgetvalue(res, 0, 7)[0] == 't';
     ban_obj(&out, res, 0);
     answer(rs, created ? 201 : 200, &out);
@@ -595,7 +596,7 @@ void hn_route_ban_delete(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
     }
     if (hn_bans_sync(w, rs, wid) != HN_OK || run(w, rs, "COMMIT") != HN_OK) goto out;
     in_tx = false;
-    hn_annot_bump(w);
+    hn_annot_bump(w, hn_rt_widget_id(rq));
     rs->status = 204;
 out:
     if (in_tx) rollback(w);

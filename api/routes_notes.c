@@ -479,6 +479,7 @@ static void ban_obj(hn_buf *b, const PGresult *res, int row) {
 /* Rewrites hn:bans:{w} from the transaction's view, then tells the
  * collectors (hn:bans:widgets, hn:bans:version). HN_OK or answered. */
 int hn_bans_sync(hn_api_worker *w, hn_api_resp *rs, int64_t wid) {
+    static __thread bool resyncing;
     char wbuf[24];
     snprintf(wbuf, sizeof(wbuf), "%lld", (long long)wid);
     const char *p[] = {wbuf};
@@ -507,6 +508,25 @@ int hn_bans_sync(hn_api_worker *w, hn_api_resp *rs, int64_t wid) {
         !hn_rt_redis_ok(rs, r[5], REDIS_REPLY_INTEGER, "INCR"))
         goto out;
     rc = HN_OK;
+    if (r[5]->integer == 1 && !resyncing) {
+        /* hn:bans:version was new: the first ban ever, or a Redis that lost
+         * its data — then the other widgets' sets are gone too: write them
+         * all again (best effort; the collectors kept what they had). */
+        hn_api_resp lrs = {0};
+        PGresult *ws = hn_api_pg_exec(w, &lrs, PGRES_TUPLES_OK,
+                                      "SELECT DISTINCT widget_id FROM visitor_bans WHERE widget_id <> $1", 1, p);
+        hn_buf_free(&lrs.body);
+        resyncing = true;
+        for (int i = 0; ws && i < PQntuples(ws); i++) {
+            hn_api_resp scratch = {0};
+            if (hn_bans_sync(w, &scratch, hn_rt_pg_int(ws, i, 0)) != HN_OK)
+                hn_warn("event=bans_resync_failed widget=%s", PQgetvalue(ws, i, 0));
+            hn_buf_free(&scratch.body);
+        }
+        resyncing = false;
+        if (ws) hn_info("event=bans_resynced widgets=%d", PQntuples(ws) + 1);
+        PQclear(ws);
+    }
 out:
     hn_rt_redis_free(r, 6);
     free(argv);

@@ -139,10 +139,19 @@ static const hn_annot_ent *lookup(const hn_annot *a, char kind, const char *s) {
 
 typedef struct slot {
     int64_t   wid;            /* 0: free */
-    hn_annot *a;              /* holds one reference */
+    hn_annot *a;              /* holds one reference; NULL after a failed first load */
     char      ver[24];
     uint64_t  loaded_ms;
+    uint64_t  checked_ms;     /* hn:annot:version last read */
+    uint64_t  retry_ms;       /* after a failed load: not before this */
 } slot;
+
+/* hn:annot:version is read at most this often per widget (a change made
+ * through this api invalidates at once; another api's within this) */
+#define CHECK_MS 100
+/* a failed load (PostgreSQL away) is not tried again before this: the live
+ * list, which needs only Redis, must not wait for it on every request */
+#define RETRY_MS 5000
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static slot cache[CACHE_SLOTS];
@@ -151,9 +160,29 @@ void hn_annot_release(hn_annot *a) {
     if (a && atomic_fetch_sub(&a->refs, 1) == 1) table_free(a);
 }
 
+void hn_annot_invalidate(int64_t widget_id) {
+    pthread_mutex_lock(&lock);
+    slot *s = &cache[(uint64_t)widget_id % CACHE_SLOTS];
+    if (s->wid == widget_id) s->checked_ms = s->loaded_ms = s->retry_ms = 0;
+    pthread_mutex_unlock(&lock);
+}
+
 hn_annot *hn_annot_get(hn_api_worker *w, int64_t widget_id) {
     char ver[24] = "0";
     bool have_ver = false;
+    uint64_t now = hn_mono_ms();
+    hn_annot *a = NULL;
+    slot *s = &cache[(uint64_t)widget_id % CACHE_SLOTS];
+    pthread_mutex_lock(&lock);
+    if (s->wid == widget_id && (s->a || now < s->retry_ms) &&
+        (now < s->retry_ms || (now - s->checked_ms < CHECK_MS && now - s->loaded_ms < HN_ANNOT_TTL_MS))) {
+        a = s->a;
+        if (a) atomic_fetch_add(&a->refs, 1);
+        pthread_mutex_unlock(&lock);
+        return a;
+    }
+    pthread_mutex_unlock(&lock);
+
     redisContext *c = hn_api_redis(w);
     if (c) {
         redisReply *r = redisCommand(c, "GET %s", HN_KEY_ANNOT_VERSION);
@@ -164,14 +193,12 @@ hn_annot *hn_annot_get(hn_api_worker *w, int64_t widget_id) {
             freeReplyObject(r);
         }
     }
-    uint64_t now = hn_mono_ms();
-    hn_annot *a = NULL;
     pthread_mutex_lock(&lock);
-    slot *s = &cache[(uint64_t)widget_id % CACHE_SLOTS];
     if (s->wid == widget_id && s->a) {
         a = s->a;
         atomic_fetch_add(&a->refs, 1);
         if ((!have_ver || strcmp(s->ver, ver) == 0) && now - s->loaded_ms < HN_ANNOT_TTL_MS) {
+            s->checked_ms = now;
             pthread_mutex_unlock(&lock);
             return a;
         }
@@ -179,7 +206,7 @@ hn_annot *hn_annot_get(hn_api_worker *w, int64_t widget_id) {
     pthread_mutex_unlock(&lock);
 
     PGconn *pg = hn_api_pg(w);
-    if (pg == NULL) return a;                   /* the old table, or none */
+    if (pg == NULL) goto failed;
     char wbuf[24];
     snprintf(wbuf, sizeof(wbuf), "%lld", (long long)widget_id);
     const char *p[] = {wbuf};
@@ -189,7 +216,7 @@ hn_annot *hn_annot_get(hn_api_worker *w, int64_t widget_id) {
                 res ? PQresultErrorMessage(res) : PQerrorMessage(pg));
         if (PQstatus(pg) != CONNECTION_OK) hn_api_pg_broken(w);
         PQclear(res);
-        return a;
+        goto failed;
     }
     hn_annot *t = table_build(res);
     PQclear(res);
@@ -200,11 +227,28 @@ hn_annot *hn_annot_get(hn_api_worker *w, int64_t widget_id) {
     s->wid = widget_id;
     s->a = t;
     snprintf(s->ver, sizeof(s->ver), "%s", ver);
-    s->loaded_ms = now;
+    s->loaded_ms = s->checked_ms = now;
+    s->retry_ms = 0;
     pthread_mutex_unlock(&lock);
     hn_annot_release(old);
     hn_annot_release(a);
     return t;
+
+failed:     /* keep what we had (or nothing) for RETRY_MS */
+    pthread_mutex_lock(&lock);
+    if (s->wid != widget_id) {
+        old = s->a;
+        s->wid = widget_id;
+        s->a = NULL;
+        s->ver[0] = '\0';
+        s->loaded_ms = 0;
+    } else {
+        old = NULL;
+    }
+    s->retry_ms = now + RETRY_MS;
+    pthread_mutex_unlock(&lock);
+    hn_annot_release(old);
+    return a;                                   /* the old table, or none */
 }
 
 bool hn_annot_empty(const hn_annot *a) { return a == NULL || a->n == 0; }

@@ -7,7 +7,10 @@
  * The cache: one immutable table per widget (subject → tags, notes count,
  * ban), loaded from PostgreSQL, shared by the workers (reference counted),
  * reloaded when hn:annot:version moved (every change through any api bumps
- * it) or after HN_ANNOT_TTL_MS. A widget without annotations has an empty
+ * it; read at most every 100 ms per widget, at once after a change through
+ * this process) or after HN_ANNOT_TTL_MS. A failed load (PostgreSQL away)
+ * is not tried again for 5 s: the rows then carry what was loaded before,
+ * or no annotations. A widget without annotations has an empty
  * table: its live rows get the constant members and no lookup.
  */
 #ifndef HN_API_ANNOT_H
@@ -28,7 +31,7 @@ size_t hn_chars(const char *s, size_t len);
 /* routes_notes.c: INCR hn:annot:version (best effort); hn:bans:{w} rewritten
  * from PostgreSQL (as the connection's transaction sees it) and the
  * collectors told (HN_OK, or answered into rs). */
-void   hn_annot_bump(hn_api_worker *w);
+void   hn_annot_bump(hn_api_worker *w, int64_t widget_id);
 int    hn_bans_sync(hn_api_worker *w, hn_api_resp *rs, int64_t widget_id);
 
 /* Every annotated subject of widget $1: subject_kind, subject, tags (JSON
@@ -43,6 +46,9 @@ typedef struct hn_annot_ent hn_annot_ent;
  * it with hn_annot_release. */
 hn_annot *hn_annot_get(hn_api_worker *w, int64_t widget_id);
 void      hn_annot_release(hn_annot *a);
+/* The next hn_annot_get of the widget reads hn:annot:version again (after a
+ * change made by this process). */
+void      hn_annot_invalidate(int64_t widget_id);
 bool      hn_annot_empty(const hn_annot *a);
 /* true when some subject of the widget has tag */
 bool      hn_annot_any_tag(const hn_annot *a, const char *tag);

@@ -97,7 +97,7 @@ void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp 
             hn_warn("event=bans_sync_failed widget=%lld status=%d", (long long)wid, scratch.status);
         hn_buf_free(&scratch.body);
     }
-    if (annotations > 0) hn_annot_bump(w);
+    if (annotations > 0) hn_annot_bump(w, wid);
     if (sessions == 0 && annotations == 0) {
         hn_api_error(rs, 404, "visitor not found");
         goto out;

@@ -223,7 +223,8 @@ static void rollback(hn_api_worker *w) {
 
 /* INCR hn:annot:version: the annotations caches of every api reload. Best
  * effort (they also expire). */
-void hn_annot_bump(hn_api_worker *w) {
+void hn_annot_bump(hn_api_worker *w, int64_t widget_id) {
+    hn_annot_invalidate(widget_id);
     redisContext *c = hn_api_redis(w);
     if (c == NULL) return;
     redisReply *r = redisCommand(c, "INCR %s", HN_KEY_ANNOT_VERSION);
@@ -309,7 +310,7 @@ void hn_route_note_add(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) 
     if (res == NULL) goto out;
     note_obj(&out, res, 0);
     PQclear(res);
-    hn_annot_bump(w);
+    hn_annot_bump(w, hn_rt_widget_id(rq));
     answer(rs, 201, &out);
 out:
     body_free(&b);
@@ -330,7 +331,7 @@ void hn_route_note_delete(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *r
         hn_api_error(rs, 404, "note not found");
         return;
     }
-    hn_annot_bump(w);
+    hn_annot_bump(w, hn_rt_widget_id(rq));
     rs->status = 204;
 }
 
@@ -416,7 +417,7 @@ void hn_route_tags_set(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) 
     PQclear(res);
     if (run(w, rs, "COMMIT") != HN_OK) goto out;
     in_tx = false;
-    hn_annot_bump(w);
+    hn_annot_bump(w, hn_rt_widget_id(rq));
     bool f = true;
     hn_buf_append(&out, "{", 1);
     hn_json_kstr(&out, &f, "visitor", b.visitor);
@@ -478,6 +479,7 @@ static void ban_obj(hn_buf *b, const PGresult *res, int row) {
 /* Rewrites hn:bans:{w} from the transaction's view, then tells the
  * collectors (hn:bans:widgets, hn:bans:version). HN_OK or answered. */
 int hn_bans_sync(hn_api_worker *w, hn_api_resp *rs, int64_t wid) {
+    static __thread bool resyncing;
     char wbuf[24];
     snprintf(wbuf, sizeof(wbuf), "%lld", (long long)wid);
     const char *p[] = {wbuf};
@@ -506,6 +508,25 @@ int hn_bans_sync(hn_api_worker *w, hn_api_resp *rs, int64_t wid) {
         !hn_rt_redis_ok(rs, r[5], REDIS_REPLY_INTEGER, "INCR"))
         goto out;
     rc = HN_OK;
+    if (r[5]->integer == 1 && !resyncing) {
+        /* hn:bans:version was new: the first ban ever, or a Redis that lost
+         * its data — then the other widgets' sets are gone too: write them
+         * all again (best effort; the collectors kept what they had). */
+        hn_api_resp lrs = {0};
+        PGresult *ws = hn_api_pg_exec(w, &lrs, PGRES_TUPLES_OK,
+                                      "SELECT DISTINCT widget_id FROM visitor_bans WHERE widget_id <> $1", 1, p);
+        hn_buf_free(&lrs.body);
+        resyncing = true;
+        for (int i = 0; ws && i < PQntuples(ws); i++) {
+            hn_api_resp scratch = {0};
+            if (hn_bans_sync(w, &scratch, hn_rt_pg_int(ws, i, 0)) != HN_OK)
+                hn_warn("event=bans_resync_failed widget=%s", PQgetvalue(ws, i, 0));
+            hn_buf_free(&scratch.body);
+        }
+        resyncing = false;
+        if (ws) hn_info("event=bans_resynced widgets=%d", PQntuples(ws) + 1);
+        PQclear(ws);
+    }
 out:
     hn_rt_redis_free(r, 6);
     free(argv);
@@ -563,7 +584,7 @@ void hn_route_ban_add(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     if ((res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, ban_add_sql, 6, p)) == NULL) goto out;
     if (hn_bans_sync(w, rs, wid) != HN_OK || run(w, rs, "COMMIT") != HN_OK) goto out;
     in_tx = false;
-    hn_annot_bump(w);
+    hn_annot_bump(w, hn_rt_widget_id(rq));
     bool created = PQgetvalue(res, 0, 7)[0] == 't';
     ban_obj(&out, res, 0);
     answer(rs, created ? 201 : 200, &out);
@@ -595,7 +616,7 @@ void hn_route_ban_delete(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
     }
     if (hn_bans_sync(w, rs, wid) != HN_OK || run(w, rs, "COMMIT") != HN_OK) goto out;
     in_tx = false;
-    hn_annot_bump(w);
+    hn_annot_bump(w, hn_rt_widget_id(rq));
     rs->status = 204;
 out:
     if (in_tx) rollback(w);

@@ -4,6 +4,7 @@
  * widgets that have bans.
  */
 #include "collector/bans.h"
+#include "common/log.h"
 #include "proto/keys.h"
 
 #include <pthread.h>
@@ -199,6 +200,7 @@ typedef struct src {
 
 struct hn_bans_loader {
     long long version;       /* of hn:bans:version at the last load; -1 none */
+    bool      kept_warned;
     src      *s;
     size_t    n;
 };
@@ -229,10 +231,17 @@ int hn_bans_refresh(hn_bans_loader *l, redisContext *c, hn_bans_pub *pub, char *
     v = redisCommand(c, "GET %s", HN_KEY_BANS_VERSION);
     if (v == NULL || (v->type != REDIS_REPLY_STRING && v->type != REDIS_REPLY_NIL)) goto fail;
     long long ver = v->type == REDIS_REPLY_STRING ? strtoll(v->str, NULL, 10) : 0;
-    if (ver == l->version) {
+    if (ver == l->version || (v->type == REDIS_REPLY_NIL && l->version > 0)) {
+        /* No version after one was seen is what a Redis that lost its data
+         * looks like: keep the bans we have (the api writes them all again
+         * at its next ban change: api/routes_notes.c). */
+        if (ver != l->version && !l->kept_warned)
+            hn_warn("event=bans_version_missing_kept bans=%zu", l->n);
+        l->kept_warned = ver != l->version;
         freeReplyObject(v);
         return HN_OK;
     }
+    l->kept_warned = false;
     hw = redisCommand(c, "HGETALL %s", HN_KEY_BANS_WIDGETS);
     if (hw == NULL || hw->type != REDIS_REPLY_ARRAY) goto fail;
     ns = hn_xcalloc(hw->elements / 2 + 1, sizeof(src));

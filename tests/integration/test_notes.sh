@@ -265,4 +265,19 @@ hn_assert_cmd "erased: the ban left hn:bans" bash -c "! redis-cli -p $HN_REDIS_P
 req DELETE "$WP/visitors/nosuchvisitor"
 hn_assert_eq "erase a visitor with nothing: 404" 404 "$ST"
 
+# ---- Redis loses its data: collectors keep their bans; the next ban change writes them all ------------
+req POST "/widgets/$W2/bans" "$TOK" '{"visitor":"w2visitor","block_tracking":true}'
+hn_assert_eq "a ban on the second widget" 201 "$ST"
+req POST "$WP/bans" "$TOK" '{"visitor":"lossvisitor","block_tracking":true}'
+lost() { poll_counted lossvisitor sessLOSS; }
+hn_wait_for 5 "banned before the loss" lost
+hn_redis FLUSHALL >/dev/null
+hn_wait_for 5 "the collector sees the bans' version gone, keeps its bans and says so" \
+    grep -q 'event=bans_version_missing_kept' "$HN_TMP/collector.log"
+hn_wait_for 5 "after Redis lost its data, the banned visitor is still dropped" lost
+req POST "$WP/bans" "$TOK" '{"visitor":"anothervisitor"}'
+hn_assert_eq "the next ban change: 201" 201 "$ST"
+hn_assert_eq "... writes every widget's bans again" "v:w2visitor" "$(hn_redis SMEMBERS "hn:bans:{$W2}")"
+hn_assert_cmd "... this widget's too" bash -c "redis-cli -p $HN_REDIS_PORT SMEMBERS 'hn:bans:{$W1}' | grep -qx 'v:lossvisitor'"
+
 hn_done

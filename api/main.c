@@ -1,6 +1,7 @@
 /* main.c: herenow-api — wiring only (see api/api.h for the threads). */
 #include "api/drain/drain.h"
 #include "api/internal.h"
+#include "api/rules/webhook.h"
 #include "common/log.h"
 
 #include <event2/event.h>
@@ -40,7 +41,9 @@ int main(int argc, char **argv) {
     }
     hn_drain *drain = hn_drain_start(&cfg);
     hn_server_set_drain(srv, drain);
+    hn_webhooks *webhooks = hn_webhooks_start(&cfg);
     int rc = hn_server_run(srv);
+    hn_webhooks_stop(webhooks);
     if (drain && hn_drain_stop(drain, hn_server_remaining_ms(srv)) != HN_OK) {
         hn_error("event=drain_stop_unclean");
         rc = 2;

@@ -38,6 +38,36 @@ static const hn_route routes[HN_RT__API] = {
                                hn_route_pages_live, true},
     [HN_RT_CONCURRENCY]     = {"concurrency", HN_GET, WIDGETS "/:widgetId/concurrency",
                                hn_route_concurrency, true},
+    [HN_RT_RULES]           = {"rules", HN_GET, WIDGETS "/:widgetId/rules", hn_route_rules, true},
+    [HN_RT_RULE_CREATE]     = {"rule_create", HN_POST, WIDGETS "/:widgetId/rules",
+                               hn_route_rule_create, true},
+    [HN_RT_RULE]            = {"rule", HN_GET, WIDGETS "/:widgetId/rules/:ruleId", hn_route_rule, true},
+    [HN_RT_RULE_PUT]        = {"rule_put", HN_PUT, WIDGETS "/:widgetId/rules/:ruleId",
+                               hn_route_rule_put, true},
+    [HN_RT_RULE_DELETE]     = {"rule_delete", HN_DELETE, WIDGETS "/:widgetId/rules/:ruleId",
+                               hn_route_rule_delete, true},
+    [HN_RT_RULES_EXPORT]    = {"rules_export", HN_GET, WIDGETS "/:widgetId/rules-export",
+                               hn_route_rules_export, true},
+    [HN_RT_NOTES]           = {"notes", HN_GET, WIDGETS "/:widgetId/visitor-notes", hn_route_notes, true},
+    [HN_RT_NOTE_ADD]        = {"note_add", HN_POST, WIDGETS "/:widgetId/visitor-notes", hn_route_note_add, true},
+    [HN_RT_NOTE_DELETE]     = {"note_delete", HN_DELETE, WIDGETS "/:widgetId/visitor-notes/:noteId",
+                               hn_route_note_delete, true},
+    [HN_RT_TAGS]            = {"tags", HN_GET, WIDGETS "/:widgetId/visitor-tags", hn_route_tags, true},
+    [HN_RT_TAGS_SET]        = {"tags_set", HN_POST, WIDGETS "/:widgetId/visitor-tags", hn_route_tags_set, true},
+    [HN_RT_BANS]            = {"bans", HN_GET, WIDGETS "/:widgetId/bans", hn_route_bans, true},
+    [HN_RT_BAN_ADD]         = {"ban_add", HN_POST, WIDGETS "/:widgetId/bans", hn_route_ban_add, true},
+    [HN_RT_BAN_DELETE]      = {"ban_delete", HN_DELETE, WIDGETS "/:widgetId/bans/:banId",
+                               hn_route_ban_delete, true},
+    [HN_RT_ANNOTATIONS]     = {"annotations", HN_GET, WIDGETS "/:widgetId/annotations",
+                               hn_route_annotations, true},
+    [HN_RT_WEBHOOK_GET]     = {"webhook_get", HN_GET, WIDGETS "/:widgetId/webhooks", hn_route_webhook_get, true},
+    [HN_RT_WEBHOOK_PUT]     = {"webhook_put", HN_PUT, WIDGETS "/:widgetId/webhooks", hn_route_webhook_put, true},
+    [HN_RT_WEBHOOK_DELETE]  = {"webhook_delete", HN_DELETE, WIDGETS "/:widgetId/webhooks",
+                               hn_route_webhook_delete, true},
+    [HN_RT_WEBHOOK_DELIVERIES] = {"webhook_deliveries", HN_GET, WIDGETS "/:widgetId/webhooks/deliveries",
+                                  hn_route_webhook_deliveries, true},
+    [HN_RT_RULE_DELIVERIES] = {"rule_deliveries", HN_GET, WIDGETS "/:widgetId/rules/:ruleId/deliveries",
+                               hn_route_rule_deliveries, true},
 };
 
 static const char *const extra_names[HN_RT__COUNT - HN_RT__API] = {
@@ -74,7 +104,7 @@ static bool match(const char *pattern, const char *path, hn_str *params, int *np
 }
 
 const char *hn_api_method_name(hn_api_method m) {
-    return m == HN_GET ? "GET" : m == HN_POST ? "POST" : m == HN_DELETE ? "DELETE" : "OTHER";
+    return m == HN_GET ? "GET" : m == HN_POST ? "POST" : m == HN_DELETE ? "DELETE" : m == HN_PUT ? "PUT" : "OTHER";
 }
 
 int hn_api_route_find(const char *path, hn_api_method m, hn_str *params, int *nparams,

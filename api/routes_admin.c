@@ -2,9 +2,11 @@
  * routes_admin.c: erasing a visitor everywhere (Redis, PostgreSQL) and the
  * widget list — the routes that manage rather than watch.
  */
+#include "api/annot.h"
 #include "api/routes.h"
 
 #include "common/json.h"
+#include "common/log.h"
 #include "common/timefmt.h"
 #include "proto/keys.h"
 
@@ -46,10 +48,22 @@ static const char erase_sql[] =
     " cv AS ("
     "  DELETE FROM widget_conversations c"
     "  WHERE c.widget_id = $1 AND (c.visitor_id = $2 OR c.session_id IN (SELECT session_id FROM s))"
-    "  RETURNING 1)"
+    "  RETURNING 1),"
+    /* notes, tags and bans on the visitor id, the rules' firings and the
+     * webhook deliveries that name it (docs/RULES.md §5) */
+    " nt AS (DELETE FROM visitor_notes WHERE widget_id = $1 AND subject_kind = 'visitor'"
+    "  AND subject = $2 RETURNING 1),"
+    " tg AS (DELETE FROM visitor_tags WHERE widget_id = $1 AND subject_kind = 'visitor'"
+    "  AND subject = $2 RETURNING 1),"
+    " bn AS (DELETE FROM visitor_bans WHERE widget_id = $1 AND subject_kind = 'visitor'"
+    "  AND subject = $2 RETURNING 1),"
+    " rf AS (DELETE FROM rule_firings WHERE widget_id = $1 AND visitor_id = $2 RETURNING 1),"
+    " wd AS (DELETE FROM webhook_deliveries WHERE widget_id = $1 AND visitor_id = $2 RETURNING 1)"
     " SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM pv), (SELECT count(*) FROM ev),"
     "        (SELECT count(*) FROM vd) + (SELECT count(*) FROM vh),"
-    "        (SELECT string_agg(session_id, ' ') FROM s), (SELECT count(*) FROM cv)";
+    "        (SELECT string_agg(session_id, ' ') FROM s), (SELECT count(*) FROM cv),"
+    "        (SELECT count(*) FROM nt) + (SELECT count(*) FROM tg) + (SELECT count(*) FROM bn),"
+    "        (SELECT count(*) FROM bn)";
 
 void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     const char *visitor = rq->nparams > 1 ? rq->params[1] : "";
@@ -74,7 +88,17 @@ void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp 
     res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, erase_sql, 2, p);
     if (res == NULL) return;
     int64_t sessions = hn_rt_pg_int(res, 0, 0);
-    if (sessions == 0) {
+    int64_t annotations = hn_rt_pg_int(res, 0, 6);
+    if (hn_rt_pg_int(res, 0, 7) > 0) {
+        /* a ban went: the collectors' set follows (best effort: the
+         * erasure itself is done) */
+        hn_api_resp scratch = {0};
+        if (hn_bans_sync(w, &scratch, wid) != HN_OK)
+            hn_warn("event=bans_sync_failed widget=%lld status=%d", (long long)wid, scratch.status);
+        hn_buf_free(&scratch.body);
+    }
+    if (annotations > 0) hn_annot_bump(w, wid);
+    if (sessions == 0 && annotations == 0) {
         hn_api_error(rs, 404, "visitor not found");
         goto out;
     }
@@ -128,6 +152,7 @@ void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp 
     hn_json_kint(&out, &first, "page_views", hn_rt_pg_int(res, 0, 1));
     hn_json_kint(&out, &first, "events", hn_rt_pg_int(res, 0, 2));
     hn_json_kint(&out, &first, "conversations", hn_rt_pg_int(res, 0, 5));
+    hn_json_kint(&out, &first, "annotations", annotations);
     hn_json_kbool(&out, &first, "presence_cleared", cleared);
     hn_buf_append(&out, "}", 1);
     hn_rt_answer(rs, &out);

@@ -18,6 +18,7 @@
  */
 #include "api/routes.h"
 
+#include "api/chat_invite.h"
 #include "api/chat_util.h"
 #include "common/ids.h"
 #include "common/json.h"
@@ -178,101 +179,35 @@ static int chat_begin(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs, c
 
 /* ---- Redis: the session's live state, the downlink write --------------------------- */
 
-typedef struct live {
-    bool  live;                  /* in hn:live:{w} */
-    char  state[16];             /* chat_state */
-    char  chat[40];              /* chat: the current conversation id */
-    char  visitor[80];
-} live;
+typedef hn_chat_live live;
 
-/* ZSCORE hn:live:{w} sid + HMGET of the chat fields. HN_OK or answered. */
+/* The session's chat state in Redis. HN_OK or answered. */
 static int live_state(hn_api_worker *w, hn_api_resp *rs, const chat_rq *c, live *out) {
-    redisReply *r[2] = {NULL, NULL};
-    int rc = HN_ERR;
-    memset(out, 0, sizeof(*out));
-    redisContext *rc_ = hn_rt_redis(w, rs);
-    if (rc_ == NULL) return HN_ERR;
-    char lk[HN_KEY_CAP], sk[HN_KEY_CAP];
-    hn_key_live(lk, c->wid);
-    hn_key_sess(sk, c->wid, c->sid, strlen(c->sid));
-    redisAppendCommand(rc_, "ZSCORE %s %s", lk, c->sid);
-    redisAppendCommand(rc_, "HMGET %s %s %s %s", sk, hn_sf_name[HN_SF_CHAT_STATE],
-                       hn_sf_name[HN_SF_CHAT], hn_sf_name[HN_SF_VISITOR]);
-    if (hn_rt_redis_replies(w, rs, 2, r) != HN_OK) return HN_ERR;
-    if (r[1]->type != REDIS_REPLY_ARRAY || r[1]->elements != 3) {
-        hn_rt_redis_ok(rs, r[1], REDIS_REPLY_ARRAY, "hmget");
-        if (r[1]->type == REDIS_REPLY_ARRAY) hn_api_error(rs, 500, "redis hmget: unexpected reply");
-        goto out;
+    redisContext *rc = hn_rt_redis(w, rs);
+    if (rc == NULL) return HN_ERR;
+    if (hn_chat_live_read(rc, c->wid, c->sid, out) != HN_OK) {
+        if (rc->err) {
+            hn_api_redis_broken(w);
+            hn_api_error(rs, 503, "redis unavailable");
+        } else {
+            hn_api_error(rs, 500, "redis hmget: unexpected reply");
+        }
+        return HN_ERR;
     }
-    out->live = r[0]->type == REDIS_REPLY_STRING;
-    char *dst[] = {out->state, out->chat, out->visitor};
-    size_t cap[] = {sizeof(out->state), sizeof(out->chat), sizeof(out->visitor)};
-    for (int i = 0; i < 3; i++)
-        if (r[1]->element[i]->type == REDIS_REPLY_STRING)
-            snprintf(dst[i], cap[i], "%s", r[1]->element[i]->str);
-    rc = HN_OK;
-out:
-    hn_rt_redis_free(r, 2);
-    return rc;
+    return HN_OK;
 }
 
-static bool state_open(const char *s) {
-    return !strcmp(s, "invited") || !strcmp(s, "shown") || !strcmp(s, "accepted") ||
-           !strcmp(s, "chatting");
-}
+#define state_open hn_chat_state_open
+typedef hn_chat_down down;
 
-/* One downlink event (docs/CHAT.md §2) and the session hash, pipelined.
- * state NULL: the hash is not touched (a session no longer live). HN_OK, or
- * HN_ERR when Redis failed (nothing answered yet: the caller rolls back). */
-typedef struct down {
-    const char *event, *conv, *id, *agent, *text, *state;
-    bool        count;           /* HINCRBY agent_messages 1 */
-} down;
-
+/* The downlink write (chat_invite.h). HN_OK, or HN_ERR when Redis failed
+ * (nothing answered yet: the caller rolls back). */
 static int downlink(hn_api_worker *w, const chat_rq *c, const down *d, char *entry, size_t cap) {
     redisContext *rc = hn_api_redis(w);
-    redisReply *r[3] = {NULL, NULL, NULL};
-    int n = 0, ret = HN_ERR;
-    if (rc == NULL) goto out;
-    char ck[HN_KEY_CAP], sk[HN_KEY_CAP], minid[24], now[24];
-    uint64_t ms = hn_now_ms(), keep = (uint64_t)w->cfg->chat_resume_s * 1000u;
-    hn_key_chat(ck, c->wid);
-    hn_key_sess(sk, c->wid, c->sid, strlen(c->sid));
-    snprintf(minid, sizeof(minid), "%llu", (unsigned long long)(ms > keep ? ms - keep : 0));
-    snprintf(now, sizeof(now), "%llu", (unsigned long long)ms);
-    const char *xa[] = {"XADD", ck, "MINID", "~", minid, "*", "s", c->sid, "e", d->event,
-                        "c", d->conv, "m", d->id, "a", d->agent, "x", d->text, "t", now};
-    size_t xl[HN_ARRAY_LEN(xa)];
-    for (size_t i = 0; i < HN_ARRAY_LEN(xa); i++) xl[i] = strlen(xa[i]);
-    redisAppendCommandArgv(rc, (int)HN_ARRAY_LEN(xa), xa, xl), n++;
-    if (d->state) {
-        redisAppendCommand(rc, "HSET %s %s %s %s %s", sk, hn_sf_name[HN_SF_CHAT], d->conv,
-                           hn_sf_name[HN_SF_CHAT_STATE], d->state), n++;
-        if (d->count)
-            redisAppendCommand(rc, "HINCRBY %s %s 1", sk, hn_sf_name[HN_SF_AGENT_MESSAGES]), n++;
-    }
-    /* every reply is read before any is judged: one left unread would
-     * answer the worker's next command */
-    for (int i = 0; i < n; i++) {
-        void *rep = NULL;
-        if (redisGetReply(rc, &rep) != REDIS_OK || rep == NULL) {
-            hn_api_redis_broken(w);
-            goto out;
-        }
-        r[i] = rep;
-    }
-    for (int i = 0; i < n; i++) {
-        if (r[i]->type == REDIS_REPLY_ERROR) {
-            hn_warn("event=chat_redis_error err='%s'", r[i]->str);
-            goto out;
-        }
-    }
-    if (r[0]->type != REDIS_REPLY_STRING) goto out;
-    snprintf(entry, cap, "%s", r[0]->str);
-    ret = HN_OK;
-out:
-    hn_rt_redis_free(r, 3);
-    return ret;
+    if (rc == NULL) return HN_ERR;
+    if (hn_chat_downlink(rc, w->cfg, c->wid, c->sid, d, entry, cap) == HN_OK) return HN_OK;
+    if (rc->err) hn_api_redis_broken(w);
+    return HN_ERR;
 }
 
 /* ---- the transaction --------------------------------------------------------------- */
@@ -308,10 +243,22 @@ static int commit(hn_api_worker *w, hn_api_resp *rs, int kind) {
     return HN_OK;
 }
 
-/* the agent's display name: the body's, else the token's, else the widget's */
-#define AGENT_SQL(body, tok, wid)                                                             \
-    "coalesce(nullif(" body ", ''), nullif((SELECT name FROM api_tokens WHERE id = " tok "), ''),"\
-    " nullif((SELECT settings->>'agent_name' FROM widget_configs WHERE id = " wid "), ''), 'Agent')"
+/* A lifecycle webhook (docs/RULES.md §4) in the write's transaction, when
+ * the widget's webhook is enabled with that event (sql/007_rules.sql's
+ * hn_webhook_enqueue: once per subject, NOTIFY at COMMIT). message NULL:
+ * an event of the conversation (its subject), else of that message. */
+static int lifecycle(hn_api_worker *w, hn_api_resp *rs, const chat_rq *c, const char *event,
+                     const char *conv, const char *message) {
+    const char *p[] = {c->wbuf, event, message ? message : conv, c->sid, conv, message};
+    PGresult *r = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK,
+                                 "SELECT hn_webhook_enqueue($1::integer, $2, $3, $4, $5::uuid, $6::uuid)",
+                                 6, p);
+    if (r == NULL) return HN_ERR;
+    PQclear(r);
+    return HN_OK;
+}
+
+#define AGENT_SQL HN_CHAT_AGENT_SQL
 
 /* A message as JSON: columns id, conversation_id, sender, agent, text, sent_at (ms). */
 static const hn_col message_cols[] = {
@@ -321,107 +268,73 @@ static const hn_col message_cols[] = {
 
 /* ---- POST …/sessions/:sessionId/chat ------------------------------------------------- */
 
-static const char invite_sql[] =
-    "WITH a AS (SELECT " AGENT_SQL("$5", "$6", "$1::integer") " AS name),"
-    " c AS (INSERT INTO widget_conversations (id, widget_id, session_id, visitor_id, visitor_hash,"
-    "  started_by, state, agent_name, invited_at, last_message_at, messages)"
-    "  SELECT $3::uuid, $1, $2, coalesce((SELECT visitor_id FROM widget_visitor_sessions"
-    "   WHERE widget_id = $1 AND session_id = $2), nullif($7, '')), nullif($7, ''), 'agent',"
-    "   'invited', a.name, now(), now(), 1 FROM a"
-    "  RETURNING id, agent_name, created_at),"
-    " m AS (INSERT INTO widget_conversation_messages (id, conversation_id, widget_id, sender,"
-    "  agent_name, body, sent_at) SELECT $4::uuid, c.id, $1, 'agent', c.agent_name, $8, c.created_at"
-    "  FROM c RETURNING id, conversation_id, sender, agent_name, body, sent_at),"
-    " s AS (UPDATE widget_visitor_sessions SET conversation_id = $3::uuid"
-    "  WHERE widget_id = $1 AND session_id = $2 RETURNING 1)"
-    " SELECT c.agent_name, " HN_SQL_MS("c.created_at") ", m.id, m.conversation_id, m.sender,"
-    "  m.agent_name, m.body, " HN_SQL_MS("m.sent_at") ", (SELECT count(*) FROM s) FROM c, m";
-
-/* In the invitation's transaction: one invitation of a session at a time
- * (two agents, or two api nodes, pressing Start chat together), and what
- * PostgreSQL knows of open conversations. $1 widget, $2 session, $3 the
- * session hash's conversation ('' none). Answers: an open conversation
- * exists; the hash's conversation is not in PostgreSQL yet (a visitor's chat
- * the drain has not written). */
-static const char invite_check_sql[] =
-    "SELECT pg_advisory_xact_lock(hashtext('chat:' || $1 || ':' || $2)),"
-    " EXISTS (SELECT 1 FROM widget_conversations WHERE widget_id = $1::integer AND session_id = $2"
-    "  AND state IN ('invited', 'shown', 'accepted', 'chatting')),"
-    " $3 <> '' AND NOT EXISTS (SELECT 1 FROM widget_conversations WHERE id = nullif($3, '')::uuid),"
-    " coalesce((SELECT settings->>'chat' = 'on' FROM widget_configs WHERE id = $1::integer), false)";
-
 void hn_route_chat_invite(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     chat_rq c = {0};
-    live lv;
-    PGresult *res = NULL;
+    hn_chat_invite_out o = {0};
     hn_buf out = {0};
-    char cid[37], mid[37], entry[48];
 
     if (chat_begin(w, rq, rs, &c, true, true) != HN_OK) goto out;
-    if (live_state(w, rs, &c, &lv) != HN_OK) goto out;
-    if (!lv.live) {
+    PGconn *pg = hn_api_pg(w);
+    redisContext *rc = pg ? hn_rt_redis(w, rs) : NULL;
+    if (pg == NULL) hn_api_error(rs, 503, "database unavailable");
+    if (pg == NULL || rc == NULL) goto out;
+    hn_chat_invite_in in = {c.wid, c.sid, c.f[0].val, c.f[1].val, rq->who.token_id, "agent", NULL};
+    switch (hn_chat_invite(pg, rc, w->cfg, &in, &o)) {
+    case HN_CINV_SENT:
+        break;
+    case HN_CINV_GONE:
         chat_error(rs, 409, "session_gone", "the session is not live");
         goto out;
-    }
-    new_uuid(cid);
-    new_uuid(mid);
-    if (tx(w, rs, "BEGIN") != HN_OK) goto out;
-    /* The hash may say a chat is open when PostgreSQL knows it ended (a
-     * visitor's message after the agent closed it sets "chatting" again):
-     * PostgreSQL decides, but for a visitor's chat not written yet. */
-    bool known = hn_uuid_text_ok((hn_str){lv.chat, (uint32_t)strlen(lv.chat)});
-    const char *cp[] = {c.wbuf, c.sid, known ? lv.chat : ""};
-    res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, invite_check_sql, 3, cp);
-    if (res == NULL) {
-        rollback(w);
-        goto out;
-    }
-    bool pg_open = PQgetvalue(res, 0, 1)[0] == 't', pending = PQgetvalue(res, 0, 2)[0] == 't',
-         chat_on = PQgetvalue(res, 0, 3)[0] == 't';
-    PQclear(res);
-    res = NULL;
-    if (!chat_on) {       /* its pages have no chat script: nobody would see it */
-        rollback(w);
+    case HN_CINV_CHAT_OFF:
         chat_error(rs, 409, "chat_disabled", "the widget has chat off (herenowctl widget set --chat on)");
         goto out;
-    }
-    if (pg_open || (state_open(lv.state) && pending)) {
-        rollback(w);
-        chat_error(rs, 409, "already_chatting", lv.state[0] ? lv.state : "invited");
+    case HN_CINV_CHATTING:
+        chat_error(rs, 409, "already_chatting", o.state);
+        goto out;
+    case HN_CINV_BANNED:
+        chat_error(rs, 403, "banned", "the visitor is banned on this widget");
+        goto out;
+    case HN_CINV_REDIS:
+        if (rc->err) hn_api_redis_broken(w);
+        hn_api_error(rs, rc->err ? 503 : 500, "%s", rc->err ? "redis unavailable" : "redis hmget: unexpected reply");
+        goto out;
+    case HN_CINV_REDIS_TX:
+        if (rc->err) hn_api_redis_broken(w);
+        atomic_fetch_add(&m_redis_failed, 1);
+        hn_api_error(rs, 503, "redis unavailable: nothing was stored (the event may have reached the page)");
+        goto out;
+    case HN_CINV_NOT_WRITTEN:
+        hn_api_error(rs, 500, "the invitation was not written");
+        goto out;
+    default:
+        if (PQstatus(pg) != CONNECTION_OK) {
+            hn_warn("event=pg_connection_lost worker=%d err='%s'", w->index, o.err);
+            hn_api_pg_broken(w);
+            hn_api_error(rs, 503, "database unavailable");
+        } else {
+            hn_error("event=pg_error worker=%d op=invite err='%s'", w->index, o.err);
+            hn_api_error(rs, 500, "database error");
+        }
         goto out;
     }
-    const char *p[] = {c.wbuf, c.sid, cid, mid, c.f[1].val ? c.f[1].val : "", rq->who.token_id,
-                       lv.visitor, c.f[0].val};
-    res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, invite_sql, 8, p);
-    if (res == NULL || PQntuples(res) != 1) {
-        if (res) hn_api_error(rs, 500, "the invitation was not written");
-        rollback(w);
-        goto out;
-    }
-    const char *agent = PQgetvalue(res, 0, 0);
-    down d = {"invite", cid, mid, agent, c.f[0].val, "invited", true};
-    if (downlink(w, &c, &d, entry, sizeof(entry)) != HN_OK) {
-        redis_failed(w, rs);
-        goto out;
-    }
-    if (commit(w, rs, W_INVITE) != HN_OK) goto out;
+    atomic_fetch_add(&m_writes[W_INVITE], 1);
     hn_buf_append(&out, "{", 1);
     bool first = true;
-    hn_json_kstr(&out, &first, "id", cid);
+    hn_json_kstr(&out, &first, "id", o.cid);
     hn_json_kint(&out, &first, "widget_id", c.wid);
     hn_json_kstr(&out, &first, "session_id", c.sid);
     hn_json_kstr(&out, &first, "state", "invited");
     hn_json_kstr(&out, &first, "started_by", "agent");
-    hn_json_kstr(&out, &first, "agent", agent);
-    hn_json_ktime(&out, &first, "created_at", hn_rt_pg_int(res, 0, 1));
-    hn_json_kstr(&out, &first, "stream_id", entry);
+    hn_json_kstr(&out, &first, "agent", PQgetvalue(o.res, 0, 0));
+    hn_json_ktime(&out, &first, "created_at", hn_rt_pg_int(o.res, 0, 1));
+    hn_json_kstr(&out, &first, "stream_id", o.entry);
     hn_json_kraw(&out, &first, "message", "{", 1);
     bool mf = true;
-    hn_rt_pg_row(&out, &mf, res, 0, 2, message_cols, (int)HN_ARRAY_LEN(message_cols));
+    hn_rt_pg_row(&out, &mf, o.res, 0, 2, message_cols, (int)HN_ARRAY_LEN(message_cols));
     hn_buf_append(&out, "}}", 2);
     answer(rs, 201, &out);
 out:
-    if (res) PQclear(res);
+    if (o.res) PQclear(o.res);
     chat_rq_free(&c);
     hn_buf_free(&out);
 }
@@ -482,6 +395,11 @@ void hn_route_chat_message(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *
     if (PQntuples(res) != 1) {
         rollback(w);
         chat_error(rs, 409, "no_chat", "the conversation is over");
+        goto out;
+    }
+    if (lifecycle(w, rs, &c, "chat.started", lv.chat, NULL) != HN_OK ||
+        lifecycle(w, rs, &c, "chat.message", lv.chat, mid) != HN_OK) {
+        rollback(w);
         goto out;
     }
     down d = {"message", lv.chat, mid, PQgetvalue(res, 0, 3), c.f[0].val, "chatting", true};
@@ -553,6 +471,10 @@ void hn_route_chat_close(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
         goto out;
     }
     const char *cid = PQgetvalue(res, 0, 0);
+    if (lifecycle(w, rs, &c, "chat.closed", cid, NULL) != HN_OK) {
+        rollback(w);
+        goto out;
+    }
     down d = {"close", cid, mid, PQgetvalue(res, 0, 1), "", lv.live ? "closed" : NULL, false};
     if (downlink(w, &c, &d, entry, sizeof(entry)) != HN_OK) {
         redis_failed(w, rs);

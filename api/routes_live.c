@@ -15,6 +15,7 @@
  * (a new beacon raises its score) never makes another one appear twice or
  * vanish between pages; it just shows up at the head again.
  */
+#include "api/annot.h"
 #include "api/routes.h"
 
 #include "api/live/snapshot.h"
@@ -98,7 +99,7 @@ enum { ST_ALL, ST_ACTIVE, ST_IDLE };
 #define SCAN_BUDGET 5000
 
 void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
-    static const char *const allowed[] = {"limit", "cursor", "status"};
+    static const char *const allowed[] = {"limit", "cursor", "status", "tag"};
     static const char *const statuses[] = {"all", "active", "idle"};
     char err[HN_PARAM_ERR_CAP], key[HN_KEY_CAP];
     int64_t limit;
@@ -107,12 +108,18 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
     hn_buf items = {0}, out = {0};
     redisReply *pre[2] = {NULL, NULL}, *chunk = NULL, **snaps = NULL;
     size_t nsnaps = 0;
+    hn_annot *an = NULL;
 
     if (hn_api_query(rq, "at")) {                 /* time travel: PostgreSQL */
         hn_route_active_at(w, rq, rs);
         return;
     }
-    if (!hn_rt_check_keys(rq, rs, allowed, 3)) return;
+    if (!hn_rt_check_keys(rq, rs, allowed, 4)) return;
+    const char *tag = hn_api_query(rq, "tag");
+    if (tag && !hn_tag_ok(tag, strlen(tag))) {
+        hn_api_error(rs, 400, "tag: want [a-z0-9][a-z0-9_-]{0,31}");
+        return;
+    }
     if (hn_param_int("limit", hn_api_query(rq, "limit"), 1, 1000, 100, &limit, err, sizeof(err)) ||
         hn_param_enum("status", hn_api_query(rq, "status"), statuses, 3, ST_ALL, &status, err,
                       sizeof(err))) {
@@ -133,6 +140,13 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
     int64_t wid = hn_rt_widget_id(rq);
     redisContext *c = hn_rt_redis(w, rs);
     if (c == NULL) return;
+    /* notes, tags, bans (docs/RULES.md §5): a widget without them costs one
+     * constant append per row */
+    an = hn_annot_get(w, wid);
+    bool annotated = !hn_annot_empty(an);
+    bool none = tag && !hn_annot_any_tag(an, tag);     /* nobody has that tag */
+    c = hn_rt_redis(w, rs);
+    if (c == NULL) goto out;
 
     int64_t now = (int64_t)hn_now_ms();
     int64_t live_min_excl = now - rq->cfg->live_window_s * 1000;
@@ -152,9 +166,15 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
 
     int64_t count = 0, n_active = 0, scanned = 0;
     bool more = false, first_round = true;
-    for (;;) {
+    if (none) {
+        if (hn_rt_redis_replies(w, rs, 2, pre) != HN_OK ||
+            !hn_rt_redis_ok(rs, pre[0], REDIS_REPLY_INTEGER, "ZCOUNT") ||
+            !hn_rt_redis_ok(rs, pre[1], REDIS_REPLY_INTEGER, "ZCOUNT"))
+            goto out;
+    }
+    while (!none) {
         int64_t need = limit - count;
-        int64_t want = status == ST_ALL ? need : (need * 2 < 100 ? 100 : need * 2 > 1000 ? 1000 : need * 2);
+        int64_t want = status == ST_ALL && !tag ? need : (need * 2 < 100 ? 100 : need * 2 > 1000 ? 1000 : need * 2);
         size_t skip;
         bool exhausted;
         if (fetch_after(w, rs, c, key, &pos, min_excl, (int)want + 1, pre, first_round ? 2 : 0,
@@ -192,10 +212,20 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
             const char *st = hn_snap_status_reply(snaps[i], score, now, rq->cfg);
             bool is_active = strcmp(st, "active") == 0;
             if ((status == ST_ACTIVE && !is_active) || (status == ST_IDLE && is_active)) continue;
+            hn_annot_view av = {NULL, NULL};
+            if (annotated)
+                av = hn_annot_find(an, hn_snap_field(snaps[i], HN_SF_VISITOR),
+                                   hn_snap_field(snaps[i], HN_SF_EMAIL));
+            if (tag && !hn_annot_has_tag(av, tag)) continue;
             hn_buf_append(&items, count ? ",{" : "{", count ? 2 : 1);
             bool f = true;
             hn_snap_item_reply(&items, &f, m->str, snaps[i], score, now, rq->cfg);
-            hn_buf_append(&items, "}", 1);
+            if (annotated) {
+                hn_annot_put(&items, &f, av);
+                hn_buf_append(&items, "}", 1);
+            } else {
+                hn_buf_append(&items, ",\"tags\":[],\"notes\":0,\"banned\":false}", 36);
+            }
             count++;
             n_active += is_active;
         }
@@ -236,6 +266,7 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
     hn_buf_append(&out, "}", 1);
     hn_rt_answer(rs, &out);
 out:
+    hn_annot_release(an);
     hn_rt_redis_free(pre, 2);
     if (chunk) freeReplyObject(chunk);
     if (snaps) {
@@ -574,6 +605,15 @@ void hn_route_session(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
         hn_rt_pg_row(&out, &first, f.row, 0, 1, session_cols, (int)HN_ARRAY_LEN(session_cols));
     else
         session_from_snapshot(&out, &first, sid, f.snap, f.score);
+    {   /* notes, tags, ban of its visitor id or email (docs/RULES.md §5) */
+        hn_annot *an = hn_annot_get(w, f.widget_id);
+        const char *em = f.row ? (PQgetisnull(f.row, 0, 4) ? NULL : PQgetvalue(f.row, 0, 4))
+                               : hn_snap_field(f.snap, HN_SF_EMAIL);
+        hn_annot_view av = hn_annot_find(an, visitor, em);
+        if (av.v == NULL && f.row && f.snap) av.v = hn_annot_find(an, hn_snap_field(f.snap, HN_SF_VISITOR), NULL).v;
+        hn_annot_put(&out, &first, av);
+        hn_annot_release(an);
+    }
     if (f.snap) {
         hn_json_kraw(&out, &first, "live", "{", 1);
         bool lf = true;

@@ -24,6 +24,7 @@
  * reach the client, not just for the handlers to return.
  */
 #include "api/server_priv.h"
+#include "api/chat_invite.h"
 #include "api/params.h"
 #include "api/reply.h"
 #include "api/request.h"
@@ -70,6 +71,7 @@ static hn_api_method api_method(enum evhttp_cmd_type c) {
     case EVHTTP_REQ_GET: return HN_GET;
     case EVHTTP_REQ_POST: return HN_POST;
     case EVHTTP_REQ_DELETE: return HN_DELETE;
+    case EVHTTP_REQ_PUT: return HN_PUT;
     default: return 0;
     }
 }
@@ -297,7 +299,7 @@ static void preflight(hn_srv_rctx *c) {
         return;
     }
     struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
-    evhttp_add_header(h, "Access-Control-Allow-Methods", "GET, POST, DELETE");
+    evhttp_add_header(h, "Access-Control-Allow-Methods", "GET, POST, PUT, DELETE");
     evhttp_add_header(h, "Access-Control-Allow-Headers", "Authorization, Last-Event-ID");
     evhttp_add_header(h, "Access-Control-Max-Age", "600");
     hn_srv_record(c->s, c->route, 204, c->t0, c->method, c->path, c->query, NULL, NULL);
@@ -427,7 +429,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
     rq->live = hn_sse_live(s->sse);
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t blen = in ? evbuffer_get_length(in) : 0;
-    if (rq->method == HN_POST && blen > 0) {
+    if ((rq->method == HN_POST || rq->method == HN_PUT) && blen > 0) {
         rq->body = hn_xmalloc(blen + 1);
         evbuffer_copyout(in, rq->body, blen);
         rq->body[blen] = '\0';
@@ -509,6 +511,31 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     on_stop_check(-1, 0, s);
 }
 
+/* ---- the rules engine's host (api/rules/engine.h) --------------------------------------- */
+
+static void rules_alert(void *arg, int64_t widget_id, const char *json, size_t len) {
+    hn_api_server *s = arg;
+    hn_live_alert(hn_sse_live(s->sse), widget_id, json, len);
+}
+
+/* An auto invitation: the Start Chat path (chat_invite.h), started_by 'rule'. */
+static int rules_invite(void *arg, PGconn *pg, redisContext *rc, const hn_rules_invite *in, char *err,
+                        size_t cap) {
+    hn_api_server *s = arg;
+    hn_chat_invite_in ci = {in->widget_id, in->session_id, in->text, in->agent, NULL, "rule", in->visitor_id};
+    hn_chat_invite_out o;
+    int rc_ = hn_chat_invite(pg, rc, s->cfg, &ci, &o);
+    if (o.res) PQclear(o.res);
+    snprintf(err, cap, "%s", o.err);
+    switch (rc_) {
+    case HN_CINV_SENT: return HN_RINV_SENT;
+    case HN_CINV_GONE: return HN_RINV_GONE;
+    case HN_CINV_CHAT_OFF: return HN_RINV_CHAT_OFF;
+    case HN_CINV_CHATTING: return HN_RINV_CHATTING;
+    default: return HN_RINV_ERROR;
+    }
+}
+
 /* ---- life cycle ------------------------------------------------------------------------ */
 
 int hn_server_create(hn_api_server **out, const hn_config *cfg, char *err, size_t cap) {
@@ -571,6 +598,8 @@ int hn_server_create(hn_api_server **out, const hn_config *cfg, char *err, size_
     hn_sse_host host = hn_srv_sse_host(s);
     s->sse = hn_sse_create(cfg, &s->raddr, s->base, &host);
     if (hn_sse_start(s->sse, err, cap) != HN_OK) return HN_ERR;
+    hn_rules_host rh = {s, rules_alert, rules_invite};
+    s->rules = hn_rules_start(cfg, &s->raddr, &rh);
     load_www(s);
 
     s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
@@ -612,6 +641,7 @@ void hn_server_destroy(hn_api_server *s) {
     if (s == NULL) return;
     hn_pool_destroy(s->pool);       /* stops the workers if still running */
     hn_httpguard_free(s->guard);
+    hn_rules_stop(s->rules);        /* before the hub its alerts go to */
     if (s->http) evhttp_free(s->http);   /* closes the open connections (streams too) */
     hn_sse_destroy(s->sse);
     hn_static_free(s->www);

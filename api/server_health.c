@@ -5,6 +5,7 @@
  */
 #include "api/server_priv.h"
 #include "api/reply.h"
+#include "api/rules/webhook.h"
 #include "common/prom.h"
 
 #include <event2/keyvalq_struct.h>
@@ -121,6 +122,8 @@ static void metrics(hn_api_server *s, hn_buf *out) {
     if (s->sse) hn_sse_metrics(s->sse, out);
     if (s->drain) hn_drain_metrics(s->drain, out);
     hn_chat_metrics(out);
+    hn_rules_metrics(s->rules, out);
+    hn_webhooks_metrics(out);
 }
 
 int hn_srv_health_route(const char *path) {

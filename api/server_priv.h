@@ -11,6 +11,7 @@
 #include "api/drain/drain.h"
 #include "api/router.h"
 #include "api/live/sse.h"
+#include "api/rules/engine.h"
 #include "api/static.h"
 #include "api/ticket.h"
 #include "common/httpguard.h"
@@ -56,6 +57,7 @@ struct hn_api_server {
     hn_api_pool                *pool;
     hn_api_auth                *auth;
     hn_drain                   *drain;
+    hn_rules                   *rules;      /* NULL: HERENOW_RULES=off */
     hn_sse                     *sse;
     hn_static                  *www;
     uint8_t                     ticket_key[HN_TICKET_KEY_LEN];

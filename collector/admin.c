@@ -187,6 +187,8 @@ void hn_admin_metrics(hn_collector *c, hn_buf *out) {
         {.name = "herenow_widgets", .type = G, .help = "Widgets known to this collector.", .u = (uint64_t)hn_widgets_count(t)},
         {.name = "herenow_widget_refresh_errors_total", .type = C, .help = "Failed reads of hn:widgets.",
          .u = (uint64_t)HN_STAT_GET(c->widget_refresh_errors)},
+        {.name = "herenow_bans_refresh_errors_total", .type = C, .help = "Failed reads of the bans (hn:bans:*).",
+         .u = (uint64_t)HN_STAT_GET(c->bans_refresh_errors)},
         {.name = "herenow_live_trims_total", .type = C, .help = "Trim passes over the live sets run by this node.",
          .u = (uint64_t)HN_STAT_GET(c->trims)},
         {.name = "herenow_sessions_trimmed_total", .type = C, .help = "Sessions removed from live sets by this node's trims.",

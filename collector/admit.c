@@ -39,10 +39,26 @@ static bool msg_allowed(hn_worker *w, const hn_beacon *b) {
     return hn_rl_take(w->msg_rl, &key, hn_mono_ms(), 1.0);   /* monotonic: a clock step neither refills nor starves */
 }
 
+/* The bans of a record's visitor (docs/RULES.md §5): by the site's
+ * persistent id, the visitor hash (or, with neither, the session id: the
+ * drain's visitor_id), and an identify beacon's email. */
+static unsigned ban_of(const hn_bans *bans, const hn_record *r) {
+    unsigned f = 0;
+    uint32_t wid = r->widget_id;
+    if (r->b.vid.len) f |= hn_bans_check(bans, wid, 'v', r->b.vid);
+    if (r->visitor.len) f |= hn_bans_check(bans, wid, 'v', r->visitor);
+    if (!r->b.vid.len && !r->visitor.len) f |= hn_bans_check(bans, wid, 'v', r->b.s);
+    if (r->b.em.len) f |= hn_bans_check(bans, wid, 'e', r->b.em);
+    return f & HN_BAN_TRACK ? HN_BAN_TRACK : f;
+}
+
 hn_admitted hn_worker_admit(hn_worker *w, const hn_widgets *wt, const hn_batch *bt,
                             hn_transport tr, const hn_client *cl, uint64_t now_us) {
     const int ti = tr - 1;
-    hn_admitted a = {0, 0, 0, HN_R_OK, false, HN_R_OK, 0, false};
+    hn_admitted a = {0, 0, 0, HN_R_OK, false, HN_R_OK, 0, false, 0};
+    /* one atomic load per batch; NULL or empty: no ban costs anything */
+    const hn_bans *bans = hn_bans_acquire(w->col->bans, &w->bref);
+    if (hn_bans_count(bans) == 0) bans = NULL;
     hn_enricher *e = &w->enr;
     hn_reason backlog = hn_worker_backlogged(w);
     bool client_set = false;
@@ -102,6 +118,15 @@ hn_admitted hn_worker_admit(hn_worker *w, const hn_widgets *wt, const hn_batch *
         r.recv_ts = now_us;
         r.transport = (uint8_t)tr;
         hn_enrich_record(e, &r);
+        if (bans && hn_bans_widget(bans, r.widget_id)) {
+            unsigned f = ban_of(bans, &r);
+            if ((f & HN_BAN_TRACK) || ((f & HN_BAN_CHAT) && b->type == HN_T_MSG)) {
+                hn_worker_drop(w, ti, HN_R_BANNED, 1);
+                a.dropped++;
+                a.msg_banned += b->type == HN_T_MSG;
+                continue;
+            }
+        }
         hn_worker_take(w, &r);
         HN_STAT_ADD(w->st.received[ti], 1);
         HN_STAT_ADD(w->st.accepted[ti], 1);

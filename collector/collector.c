@@ -119,6 +119,24 @@ static void refresh_salts(hn_collector *c) {
     if (ngot) hn_salt_holder_set(c->salts, got, ngot);
 }
 
+/* Polls hn:bans:version; reloads the bans that changed (bans.h). */
+static void refresh_bans(hn_collector *c) {
+    char err[160];
+    if (!main_redis(c)) {
+        HN_STAT_ADD(c->bans_refresh_errors, 1);
+        return;
+    }
+    if (hn_bans_refresh(c->bans_loader, c->redis, c->bans, err, sizeof(err)) != HN_OK) {
+        HN_STAT_ADD(c->bans_refresh_errors, 1);
+        hn_warn("event=bans_refresh_failed err='%s'", err);
+    }
+}
+
+static void on_bans(evutil_socket_t fd, short what, void *arg) {
+    (void)fd; (void)what;
+    refresh_bans(arg);
+}
+
 static void on_refresh(evutil_socket_t fd, short what, void *arg) {
     (void)fd; (void)what;
     refresh_widgets(arg);
@@ -350,6 +368,9 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     c->base = event_base_new();
     c->widgets = hn_widgets_pub_create();
     refresh_widgets(c);      /* best effort: Redis may come later */
+    c->bans = hn_bans_pub_create();
+    c->bans_loader = hn_bans_loader_create();
+    refresh_bans(c);
 
     if (c->cfg.spool_dir[0]) {
         if (hn_spool_sync_parse(c->cfg.spool_fsync) < 0) {
@@ -388,6 +409,9 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     struct timeval ttv = {c->cfg.trim_interval_ms / 1000, (c->cfg.trim_interval_ms % 1000) * 1000};
     c->trim_timer = event_new(c->hk_base, -1, EV_PERSIST, on_trim, c);
     event_add(c->trim_timer, &ttv);
+    struct timeval btv = {c->cfg.bans_refresh_ms / 1000, (c->cfg.bans_refresh_ms % 1000) * 1000};
+    c->bans_timer = event_new(c->hk_base, -1, EV_PERSIST, on_bans, c);
+    event_add(c->bans_timer, &btv);
     return HN_OK;
 }
 
@@ -445,12 +469,15 @@ void hn_collector_free(hn_collector *c) {
     if (c->sig_hup) event_free(c->sig_hup);
     if (c->refresh_timer) event_free(c->refresh_timer);
     if (c->trim_timer) event_free(c->trim_timer);
+    if (c->bans_timer) event_free(c->bans_timer);
     if (c->hk_base) event_base_free(c->hk_base);
     if (c->widgets) {
         hn_widgets_release(c->widgets, &c->wref);
         hn_widgets_release(c->widgets, &c->hk_wref);
         hn_widgets_pub_destroy(c->widgets);
     }
+    if (c->bans) hn_bans_pub_destroy(c->bans);
+    hn_bans_loader_destroy(c->bans_loader);
     if (c->redis) redisFree(c->redis);
     hn_cidrs_free(&c->relays);
     hn_cidrs_free(&c->proxies);

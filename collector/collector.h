@@ -11,6 +11,7 @@
 #ifndef HN_COLLECTOR_H
 #define HN_COLLECTOR_H
 
+#include "collector/bans.h"
 #include "collector/enrich.h"
 #include "collector/widgets.h"
 #include "common/buf.h"
@@ -116,6 +117,10 @@ typedef struct hn_collector {
     hn_enrich_cfg      enrich;
     uint64_t           salt_refresh_errors;    /* HN_STAT_*: written by housekeeping */
     hn_widgets_pub    *widgets;
+    hn_bans_pub       *bans;           /* docs/RULES.md §5 (bans.h) */
+    hn_bans_loader    *bans_loader;    /* housekeeping thread's */
+    struct event      *bans_timer;
+    uint64_t           bans_refresh_errors;   /* HN_STAT_* */
     int                nworkers;
     hn_worker        **workers;
     struct event_base *base;

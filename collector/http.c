@@ -279,6 +279,17 @@ static void reply_chat(hn_worker *w, struct evhttp_request *req) {
     evbuffer_free(b);
 }
 
+/* 403 {"error":"banned"}: a banned visitor's chat message (docs/RULES.md §5). */
+static void reply_banned(hn_worker *w, struct evhttp_request *req) {
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "{\"error\":\"banned\"}");
+    reply(w, req, 403, "Forbidden", b);
+    evbuffer_free(b);
+}
+
 /* POST /b, GET /p.gif and the seed's routes (sq: NULL for the first two). */
 static void on_beacons(hn_worker *w, struct evhttp_request *req, enum route rt, seed_req *sq) {
     const hn_transport tr = rt == R_PIXEL ? HN_TR_PIXEL : HN_TR_HTTP;
@@ -305,6 +316,7 @@ static void on_beacons(hn_worker *w, struct evhttp_request *req, enum route rt, 
     else if (rt == R_SEED && code != 204) reply_seed_error(w, req, code, a.first, sq->field, why);
     else if (code == 204 && a.chat && rt != R_SEED) reply_chat(w, req);
     else if (code == 204) reply(w, req, 204, "No Content", NULL);
+    else if (code == 403) reply_banned(w, req);
     else reply_text(w, req, code, status_text(code), why);
 }
 

@@ -30,6 +30,10 @@ int hn_http_verdict(const hn_admitted *a, const char *batch_err, const char **wh
                    : "busy: the collector cannot reach its store";
         return 503;
     }
+    if (a->msg_banned && a->refused == 0) {    /* docs/RULES.md §5: the script must not retry */
+        *why = "banned";
+        return 403;
+    }
     if (a->msg_limited && a->refused == 0 && a->msg_limited == a->dropped) {
         *why = "chat messages too fast: retry later";
         return 429;

@@ -613,6 +613,7 @@ static void *worker_main(void *arg) {
     hn_rconn_start(w->rc);
     event_base_dispatch(w->base);
     hn_widgets_release(w->col->widgets, &w->wref);
+    hn_bans_release(w->col->bans, &w->bref);
     atomic_store(&w->done, true);
     return NULL;
 }

@@ -48,6 +48,7 @@ struct hn_worker {
     hn_batch      *batch;
     hn_rng         rng;
     hn_widgets_ref wref;
+    hn_bans_ref    bref;          /* the bans (admit.c) */
 
     unsigned          nmsg;
     struct mmsghdr   *msgs;
@@ -111,6 +112,7 @@ typedef struct hn_admitted {
     hn_reason backlog_why;    /* HN_R_REDIS_UNAVAILABLE or HN_R_SPOOL_FULL */
     unsigned  msg_limited;    /* chat messages over the session's rate (counted in dropped too) */
     bool      chat;           /* an accepted beacon's widget has chat on (docs/CHAT.md §2) */
+    unsigned  msg_banned;     /* chat messages of a banned visitor (counted in dropped too) */
 } hn_admitted;
 
 /* Validates, resolves, enriches and queues every beacon of a decoded batch;

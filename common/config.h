@@ -53,6 +53,7 @@ typedef struct hn_config {
     char   *ua_regexes;
     int64_t ua_cache;
     int64_t widget_refresh_ms;
+    int64_t bans_refresh_ms;
     int64_t trim_interval_ms;
     int64_t udp_rcvbuf;
     int64_t recv_batch;
@@ -76,6 +77,10 @@ typedef struct hn_config {
     int64_t chat_resume_s;          /* docs/CHAT.md §2 */
     int64_t chat_rate_per_min;      /* chat writes per token per minute */
     int64_t chat_invite_ttl_s;      /* docs/CHAT.md §5: unanswered invitations expire */
+    char   *rules;                  /* docs/RULES.md §1: the rules engine thread, on|off */
+    int64_t rules_reload_ms;
+    int64_t returning_days;
+    int64_t rule_invites_per_session, rule_invites_per_visitor;
     int64_t token_refresh_ms;
     char   *drain;
     int64_t drain_threads;
@@ -98,6 +103,10 @@ typedef struct hn_config {
     int64_t sse_reconcile_ms;
     int64_t sse_replay;
     int64_t sse_max_sessions;
+    char   *webhooks;               /* docs/RULES.md §4: the sender thread */
+    int64_t webhook_senders, webhook_timeout_ms, webhook_backoff_ms;
+    int64_t webhook_attempts, webhook_disable_after;
+    char   *webhook_ca_file;
 } hn_config;
 
 /* Fills c from defaults, then the environment, then argv[1..]. Flags are

@@ -49,6 +49,7 @@ static const char *const reason_names[HN_R__COUNT] = {
     [HN_R_OPTED_OUT]         = "opted_out",
     [HN_R_SPOOL_FULL]        = "spool_full",
     [HN_R_CHAT_RATE_LIMITED] = "chat_rate_limited",
+    [HN_R_BANNED] = "banned",
 };
 
 const char *hn_reason_name(hn_reason r) {

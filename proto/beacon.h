@@ -70,6 +70,7 @@ typedef enum hn_reason {
     HN_R_OPTED_OUT,
     HN_R_SPOOL_FULL,
     HN_R_CHAT_RATE_LIMITED,/* a session's chat messages (t=msg) over HERENOW_CHAT_MSG_PER_MIN */
+    HN_R_BANNED,           /* the visitor is banned on the widget (docs/RULES.md §5) */
     HN_R__COUNT
 } hn_reason;
 

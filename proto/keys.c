@@ -35,6 +35,10 @@ size_t hn_key_chat(char *out, uint64_t widget) {
                              (unsigned long long)widget));
 }
 
+size_t hn_key_bans(char *out, uint64_t widget) {
+    return fmt(snprintf(out, HN_KEY_CAP, HN_KEY_BANS_PREFIX "%llu}", (unsigned long long)widget));
+}
+
 size_t hn_key_sess_prefix(char *out, uint64_t widget) {
     return fmt(snprintf(out, HN_KEY_CAP, HN_KEY_SESS_PREFIX "%llu}:",
                              (unsigned long long)widget));
@@ -62,4 +66,9 @@ int hn_key_stream_shard(const char *key, size_t len) {
 
 size_t hn_key_salt(char *out, uint32_t yyyymmdd) {
     return fmt(snprintf(out, HN_KEY_CAP, "hn:salt:%08u", (unsigned)yyyymmdd));
+}
+
+size_t hn_key_vfirst(char *out, uint64_t widget, const char *visitor, size_t len) {
+    return fmt(snprintf(out, HN_KEY_CAP, "hn:vfirst:{%llu}:%.*s", (unsigned long long)widget,
+                        (int)(len > 64 ? 64 : len), visitor));
 }

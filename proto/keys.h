@@ -11,6 +11,12 @@
  *   hn:salt:<yyyymmdd>         STRING  the day's visitor-hash salt
  *   hn:stream:<n>              STREAM  records, shard n
  *   hn:trim:lock               STRING  one trimmer at a time
+ *   hn:bans:{w}                SET     the widget's bans (docs/RULES.md §5): v:<visitor>,
+ *                                      e:<email> (tracking); c:v:…, c:e:… (chat only)
+ *   hn:bans:widgets            HASH    widget id → its bans' version (HINCRBY per change)
+ *   hn:bans:version            STRING  bumped on every ban change (collectors poll it)
+ *   hn:annot:version           STRING  bumped on every note, tag or ban change (api caches)
+ *   hn:vfirst:{w}:<visitor>    STRING  the visitor's first session id (rules: new/returning)
  *
  * Every key of one widget carries the hash tag {w}, so a widget lives on one
  * Redis Cluster slot. The formatters write a NUL-terminated name into out
@@ -31,10 +37,15 @@
 #define HN_KEY_LIVE_PREFIX   "hn:live:{"
 #define HN_KEY_ENDED_PREFIX  "hn:ended:{"
 #define HN_KEY_CHAT_PREFIX   "hn:chat:{"
+#define HN_KEY_BANS_PREFIX   "hn:bans:{"
+#define HN_KEY_BANS_WIDGETS  "hn:bans:widgets"
+#define HN_KEY_BANS_VERSION  "hn:bans:version"
+#define HN_KEY_ANNOT_VERSION "hn:annot:version"
 
 size_t hn_key_live(char *out, uint64_t widget);
 size_t hn_key_ended(char *out, uint64_t widget);
 size_t hn_key_chat(char *out, uint64_t widget);
+size_t hn_key_bans(char *out, uint64_t widget);
 /* "hn:sess:{w}:" — what the trimmer prefixes to a session id */
 size_t hn_key_sess_prefix(char *out, uint64_t widget);
 /* sid: sidlen bytes (at most 64 are used) */
@@ -43,6 +54,9 @@ size_t hn_key_stream(char *out, unsigned shard);
 /* The shard of a stream key name ("hn:stream:3" → 3), -1 when it is not one. */
 int    hn_key_stream_shard(const char *key, size_t len);
 size_t hn_key_salt(char *out, uint32_t yyyymmdd);
+/* "hn:vfirst:{w}:<visitor>" (docs/RULES.md §2: SET NX of the first session
+ * id; at most 64 bytes of the visitor id are used) */
+size_t hn_key_vfirst(char *out, uint64_t widget, const char *visitor, size_t len);
 
 /* The session's highest beacon number seen in a hash write (any beacon but a
  * heartbeat or an `end`): the collector's end script compares it with the

@@ -89,6 +89,77 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
 CREATE INDEX webhook_deliveries_rule ON webhook_deliveries (rule_id, id DESC);
 CREATE INDEX webhook_deliveries_widget ON webhook_deliveries (widget_id, id DESC);
 CREATE INDEX webhook_deliveries_visitor ON webhook_deliveries (widget_id, visitor_id);
--- a lifecycle event once per subject (session.started of a session, …)
+-- a lifecycle event once per subject (session.started of a session, …;
+-- chat.message's subject is the message id, so a drain batch delivered
+-- again enqueues nothing twice)
 CREATE UNIQUE INDEX webhook_deliveries_once ON webhook_deliveries (widget_id, event, subject)
-    WHERE rule_id IS NULL AND event IN ('session.started', 'session.ended', 'chat.started', 'chat.closed');
+    WHERE rule_id IS NULL AND event IN ('session.started', 'session.ended', 'chat.started',
+                                        'chat.message', 'chat.closed');
+
+-- The session of a webhook body (docs/RULES.md §3), from what PostgreSQL
+-- holds of it (NULL when the drain has not written it yet).
+CREATE FUNCTION hn_webhook_session(p_widget integer, p_session text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object('session_id', s.session_id, 'visitor_id', s.visitor_id,
+        'url', s.current_page_url, 'title', s.current_page_title, 'referrer', s.referrer,
+        'country', s.country, 'device', s.device_type, 'browser', s.browser, 'os', s.os,
+        'page_views', s.page_views,
+        'started_at', to_char(s.session_started_at AT TIME ZONE 'UTC',
+                              'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+    FROM widget_visitor_sessions s WHERE s.widget_id = p_widget AND s.session_id = p_session
+$$;
+
+-- Enqueues a lifecycle webhook (docs/RULES.md §4) in the caller's
+-- transaction when the widget's webhook is enabled with that event: the
+-- body, the outbox row (once per subject: ON CONFLICT DO NOTHING) and the
+-- NOTIFY that wakes the senders (sent at COMMIT). p_conversation and
+-- p_message may be NULL. Returns the delivery id, or NULL when nothing was
+-- enqueued.
+CREATE FUNCTION hn_webhook_enqueue(p_widget integer, p_event text, p_subject text,
+                                   p_session text, p_conversation uuid, p_message uuid)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    h  widget_webhooks%ROWTYPE;
+    v_id bigint;
+    v_body jsonb;
+    v_sess jsonb;
+    v_visitor text;
+BEGIN
+    SELECT * INTO h FROM widget_webhooks WHERE widget_id = p_widget AND enabled
+        AND p_event = ANY (events);
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    v_id := nextval(pg_get_serial_sequence('webhook_deliveries', 'id'));
+    v_sess := hn_webhook_session(p_widget, p_session);
+    v_visitor := v_sess->>'visitor_id';
+    v_body := jsonb_build_object('id', v_id, 'event', p_event,
+        'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        'widget_id', p_widget,
+        'session', coalesce(v_sess, jsonb_build_object('session_id', p_session)));
+    IF p_conversation IS NOT NULL THEN
+        SELECT v_body || jsonb_build_object('conversation',
+                   jsonb_build_object('id', c.id, 'state', c.state)),
+               coalesce(v_visitor, c.visitor_id)
+          INTO v_body, v_visitor
+          FROM widget_conversations c WHERE c.id = p_conversation;
+    END IF;
+    IF p_message IS NOT NULL THEN
+        SELECT v_body || jsonb_build_object('message', jsonb_build_object('id', m.id,
+                   'sender', m.sender, 'body', m.body,
+                   'sent_at', to_char(m.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
+          INTO v_body
+          FROM widget_conversation_messages m WHERE m.id = p_message;
+    END IF;
+    INSERT INTO webhook_deliveries (id, widget_id, event, subject, visitor_id, url, body)
+        OVERRIDING SYSTEM VALUE VALUES (v_id, p_widget, p_event, p_subject, v_visitor, h.url, v_body::text)
+        ON CONFLICT (widget_id, event, subject) WHERE rule_id IS NULL AND event IN
+            ('session.started', 'session.ended', 'chat.started', 'chat.message', 'chat.closed')
+        DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pg_notify('herenow_webhooks', '');
+    RETURN v_id;
+END
+$$;

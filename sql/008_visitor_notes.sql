@@ -39,3 +39,8 @@ CREATE TABLE visitor_bans (
     created_at     timestamptz NOT NULL DEFAULT now(),
     UNIQUE (widget_id, subject_kind, subject)
 );
+
+-- A ban by email also bans, by visitor id, the sessions that identified
+-- with that address (the api's ban members, docs/RULES.md §5).
+CREATE INDEX widget_visitor_sessions_email ON widget_visitor_sessions (widget_id, lower(visitor_email))
+    WHERE visitor_email IS NOT NULL;

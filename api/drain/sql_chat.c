@@ -18,6 +18,11 @@
  *              answer raced it: the visitor's word beats the clock), a late
  *              shown leaves it expired
  *   session    widget_visitor_sessions.conversation_id: the latest
+ *   webhooks   lifecycle webhooks (docs/RULES.md §4) of widgets that have
+ *              one enabled, through hn_webhook_enqueue (sql/007_rules.sql):
+ *              chat.started of a conversation now chatting, chat.message of
+ *              each visitor message, chat.closed of one now closed — each
+ *              once per subject (its unique index), in that order
  *
  * Records already written (a redelivered batch) are not in hn_chat at all
  * (batch.c leaves them out), so counts move exactly once.
@@ -86,5 +91,20 @@ const char *const hn_drain_sql_chat[] = {
     " AND s.conversation_id IS DISTINCT FROM x.id"
     " AND (s.conversation_id IS NULL OR x.created_at >= (SELECT o.created_at"
     "  FROM widget_conversations o WHERE o.id = s.conversation_id))",
+    /* webhooks */
+    "SELECT count(*) FROM (SELECT hn_webhook_enqueue(e.widget_id, e.ev, e.subject, e.session_id,"
+    "  e.ci, e.mid) FROM ("
+    "  SELECT DISTINCT v.widget_id, 'chat.started' AS ev, v.id::text AS subject, v.session_id,"
+    "   v.id AS ci, NULL::uuid AS mid, 1 AS o, v.chatting_at AS t"
+    "   FROM hn_chat c JOIN widget_conversations v ON v.id = c.ci WHERE v.chatting_at IS NOT NULL"
+    "  UNION ALL"
+    "  SELECT c.widget_id, 'chat.message', c.event_id::text, c.session_id, c.ci, c.event_id, 2,"
+    "   c.recv_at FROM hn_chat c WHERE c.kind = 'msg' AND c.ci IS NOT NULL"
+    "  UNION ALL"
+    "  SELECT DISTINCT v.widget_id, 'chat.closed', v.id::text, v.session_id, v.id, NULL::uuid, 3,"
+    "   v.closed_at FROM hn_chat c JOIN widget_conversations v ON v.id = c.ci"
+    "   WHERE v.state = 'closed') e"
+    " WHERE EXISTS (SELECT 1 FROM widget_webhooks h WHERE h.widget_id = e.widget_id AND h.enabled)"
+    " ORDER BY e.o, e.t) q",
     NULL,
 };

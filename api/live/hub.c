@@ -61,6 +61,23 @@ static void on_notify(evutil_socket_t fd, short what, void *arg) {
     if (o) l->deliver(l->arg, o);
 }
 
+void hn_live_alert(hn_live *l, int64_t widget_id, const char *json, size_t len) {
+    hn_buf b = {0};
+    hn_buf_printf(&b, "event: alert\ndata: ");
+    hn_buf_append(&b, json, len);
+    hn_buf_append(&b, "\n\n", 2);
+    hn_live_out *o = hn_xcalloc(1, sizeof(*o));
+    o->kind = HN_LIVE_ALERT;
+    o->widget_id = widget_id;
+    o->msg = hn_hub_msg_new(b.p, b.len, 0, 0, 0);
+    hn_buf_free(&b);
+    pthread_mutex_lock(&l->mu);
+    *l->outbox_tail = o;
+    l->outbox_tail = &o->next;
+    pthread_mutex_unlock(&l->mu);
+    event_active(l->notify, EV_READ, 0);
+}
+
 /* ---- widgets -------------------------------------------------------------------------------- */
 
 static int shard_of(const hn_live *l, int64_t wid) {

@@ -59,6 +59,7 @@ typedef enum hn_live_kind {
     HN_LIVE_EVENTS = 1,   /* a tick's events of widget_id, for every stream of it */
     HN_LIVE_START,        /* what stream `sub` sends first (msg NULL: Redis unreachable) */
     HN_LIVE_PAGES,        /* widget_id's `pages` event (no id), for its streams that asked */
+    HN_LIVE_ALERT,        /* a rule's `alert` event (no id), for every stream of widget_id */
 } hn_live_kind;
 
 typedef enum hn_live_start_kind { HN_START_SNAPSHOT = 1, HN_START_REPLAY } hn_live_start_kind;
@@ -124,6 +125,12 @@ int hn_live_pages_get(hn_live *l, int64_t widget_id, int64_t wait_ms, hn_live_pa
 /* The `pages` members of a table (the event's data, the route's head). */
 void hn_live_pages_json_head(hn_buf *b, bool *first, const hn_live_pages *p);
 void hn_live_page_json(hn_buf *b, const hn_live_page *pg);
+
+/* A rule's alert (docs/RULES.md §3): any thread. json[0..len) (one line, no
+ * newline) is copied into an `event: alert` message without an id, handed
+ * to the main thread at once (the hub's outbox, under its mutex) and
+ * written to every started stream of widget_id; not kept for replays. */
+void hn_live_alert(hn_live *l, int64_t widget_id, const char *json, size_t len);
 
 /* "5f1c09ad-42" → epoch, seq; HN_ERR on anything else. Pure. */
 int hn_live_parse_id(const char *s, uint32_t *epoch, uint64_t *seq);

@@ -220,6 +220,10 @@ static void deliver(void *arg, hn_live_out *list) {
                 if (u->pages) write_msg(u, o->msg);
                 continue;
             }
+            if (o->kind == HN_LIVE_ALERT) {
+                write_msg(u, o->msg);
+                continue;
+            }
             if (o->msg->epoch != u->epoch || o->msg->last_seq <= u->seq) continue;
             write_msg(u, o->msg);
             u->seq = o->msg->last_seq;

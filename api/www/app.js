@@ -15,6 +15,8 @@
 //   stats:  visitor-stats + timeseries + breakdown×5 for 24h/7d/30d; CSV export via fetch+Blob
 //   details: GET /sessions/:sid?widget= in a <dialog> (details.js); statistics: stats.js; chat: chat.js
 //   pages now: the stream's `pages` event (pages.js); time travel: active-visitors?at= (timetravel.js)
+//   rules: the Rules view (rules.js); the stream's `alert` event → toasts (alerts.js);
+//   notes, tags, bans: GET …/annotations merged into the rows and details (notes.js)
 //
 // Everything a visitor sent (titles, URLs, names, event props) is attacker-controlled:
 // it only ever reaches the page through textContent / text nodes, never innerHTML.
@@ -26,9 +28,12 @@ import { loadStats, exportCsv, statsView } from './stats.js';
 import { details, openDetails, closeDetails, detailsLiveChanged } from './details.js';
 import { initPages, pagesEvent, resetPages } from './pages.js';
 import { initTime, goNow, pastCountText } from './timetravel.js';
+import { initRules, loadRules, resetRules } from './rules.js';
+import { alertEvent, resetAlerts } from './alerts.js';
+import { initNotes, loadAnnotations, resetNotes, annoChips, hasTag } from './notes.js';
 export { h, put, s, api, state, $, wpath, showBanner, flag, fmtInt, fmtPct, fmtDuration,
   dateTimeFmt, hourFmt, dayFmt, serverNow, rows, remove, timeEl, urlEl, deviceText,
-  changed, resetRows, prepare, viewVisitors };
+  changed, resetRows, prepare, viewVisitors, scheduleRender, showView };
 
 const API = '/api/visitor-tracking';
 const MAX_ROWS = 500;             // rows in the DOM at most: 10,000 live visitors stay smooth
@@ -158,7 +163,7 @@ const state = {
   total: 0,                  // live sessions of the widget (polling: the API's total)
   skew: 0,                   // server clock − our clock, ms (from the server's `now`)
   sort: { key: 'last_seen', dir: -1 },
-  filter: { page: '', country: '', status: '', pin: null },   // pin: {url} from Pages now
+  filter: { page: '', country: '', status: '', tag: '', pin: null },   // pin: {url} from Pages now
   past: null,                // time travel: {at, visitors, total, …} shown instead of the live list
   range: localStorage.getItem(RANGE_KEY) || '24h',
 };
@@ -193,7 +198,8 @@ async function api(path, { method = 'GET', raw = false, token = state.token, bod
   try { msg = (await r.json()).error || msg; } catch { /* not JSON */ }
   if (gen === state.gen && token === state.token) {
     if (r.status === 401) signOut('invalid or revoked token');
-    else if (r.status === 403) showBanner('this token may not see that widget');
+    // 403 banned: an invitation to a banned visitor (the caller says so), not the token
+    else if (r.status === 403 && msg !== 'banned') showBanner('this token may not see that widget');
   }
   throw new ApiError(r.status, msg);
 }
@@ -249,6 +255,9 @@ function signOut(message) {
   clearVisitors();
   resetChat();
   resetPages();
+  resetRules();
+  resetAlerts();
+  resetNotes();
   hideBanner();
   const errEl = $('signin-error');
   errEl.textContent = message || '';
@@ -260,6 +269,7 @@ function showSignIn() {
   $('bar').hidden = true;
   $('live').hidden = true;
   $('stats').hidden = true;
+  $('rules').hidden = true;
   $('signin').hidden = false;
   document.title = 'herenow — sign in';
   $('token').focus();
@@ -283,7 +293,8 @@ function showApp() {
   }
   if (!ids.includes(id)) sel.append(h('option', { value: id, text: `widget ${id}` }));
   sel.value = id;
-  showView(hashParams().get('view') === 'stats' ? 'stats' : state.view, false);
+  const v = hashParams().get('view');
+  showView(v === 'stats' || v === 'rules' ? v : state.view, false);
   selectWidget(id);
 }
 
@@ -291,7 +302,7 @@ function hashParams() { return new URLSearchParams(location.hash.slice(1)); }
 function writeHash() {
   const p = new URLSearchParams();
   if (state.widget) p.set('widget', state.widget.id);
-  if (state.view === 'stats') p.set('view', 'stats');
+  if (state.view !== 'live') p.set('view', state.view);
   history.replaceState(null, '', `#${p}`);
 }
 
@@ -302,6 +313,9 @@ function selectWidget(id) {
   clearVisitors();
   resetChat();
   resetPages();
+  resetRules();
+  resetAlerts();
+  resetNotes();
   hideBanner();
   if ($('details').open) $('details').close();
   state.widget = state.widgets.find(w => String(w.id) === String(id)) || { id: Number(id), name: `widget ${id}` };
@@ -309,6 +323,8 @@ function selectWidget(id) {
   writeHash();
   updateCount();
   startLive();
+  loadAnnotations();
+  if (state.view === 'rules') loadRules();
   if (state.view === 'stats') loadStats();
   else statsView.dirty = true;
 }
@@ -320,12 +336,13 @@ function showView(view, focus = true) {
   state.view = view;
   $('live').hidden = view !== 'live';
   $('stats').hidden = view !== 'stats';
-  $('tab-live').setAttribute('aria-pressed', String(view === 'live'));
-  $('tab-stats').setAttribute('aria-pressed', String(view === 'stats'));
+  $('rules').hidden = view !== 'rules';
+  for (const t of ['live', 'stats', 'rules']) $(`tab-${t}`).setAttribute('aria-pressed', String(view === t));
   if (state.widget) writeHash();
   if (view === 'stats' && state.widget && statsView.dirty) loadStats();
+  if (view === 'rules' && state.widget) loadRules();
   if (view === 'live') scheduleRender();
-  if (focus) $(view === 'live' ? 'tab-live' : 'tab-stats').focus();
+  if (focus) $(`tab-${view}`).focus();
 }
 
 // ---- live: SSE with a ticket, polling as the fallback ------------------------------
@@ -401,6 +418,7 @@ async function connectSSE(gen) {
   es.addEventListener('update', mine(e => upsert(JSON.parse(e.data), false)));
   es.addEventListener('leave', mine(e => remove(JSON.parse(e.data).session_id)));
   es.addEventListener('pages', mine(e => pagesEvent(JSON.parse(e.data))));
+  es.addEventListener('alert', mine(e => alertEvent(JSON.parse(e.data))));   // no id: not replayed
   // bye: the server ends this stream (lifetime, stopping, revoked, slow); a new
   // ticket and last_event_id bring us back without a gap.
   es.addEventListener('bye', mine(() => {
@@ -615,6 +633,7 @@ function matching() {
     if (f.pin && (v.url ?? null) !== f.pin.url) continue;
     if (f.status && v.status !== f.status) continue;
     if (f.country && (v.country || '') !== f.country) continue;
+    if (f.tag && !hasTag(v, f.tag)) continue;          // client-side: follows stream updates
     if (needle && !`${v.url || ''}\n${v.title || ''}`.toLowerCase().includes(needle)) continue;
     out.push(v);
   }
@@ -743,7 +762,8 @@ function fillRow(row, v) {
   put(c.visitor,
     h('span', { class: 'vid', title: `visitor ${vid} · session ${v.session_id}`, text: vid.length > 12 ? `${vid.slice(0, 10)}…` : vid }),
     v.name ? h('span', { class: 'name', text: v.name }) : null,
-    v.email ? h('span', { class: 'email', text: v.email }) : null);
+    v.email ? h('span', { class: 'email', text: v.email }) : null,
+    annoChips(v));
   put(c.loc,
     v.country ? h('span', { class: 'cc' },
       h('span', { class: 'flag', 'aria-hidden': 'true', text: flag(v.country) }), ` ${v.country}`) : h('span', { class: 'muted', text: '–' }),
@@ -827,10 +847,12 @@ function init() {
   $('widget').addEventListener('change', e => selectWidget(e.target.value));
   $('tab-live').addEventListener('click', () => showView('live'));
   $('tab-stats').addEventListener('click', () => showView('stats'));
+  $('tab-rules').addEventListener('click', () => showView('rules'));
 
   $('f-page').addEventListener('input', e => { state.filter.page = e.target.value; scheduleRender(); });
   $('f-country').addEventListener('change', e => { state.filter.country = e.target.value; scheduleRender(); });
   $('f-status').addEventListener('change', e => { state.filter.status = e.target.value; scheduleRender(); });
+  $('f-tag').addEventListener('change', e => { state.filter.tag = e.target.value; scheduleRender(); });
   // back from arrival: the column sorted before it
   $('f-order').addEventListener('change', e => setSort(e.target.value || state.sort.column || 'last_seen'));
   for (const b of document.querySelectorAll('#list th button')) b.addEventListener('click', () => setSort(b.dataset.sort));
@@ -853,6 +875,8 @@ function init() {
   initChat();
   initPages();
   initTime();
+  initRules();
+  initNotes();
 
   const dlg = $('details');
   $('d-close').addEventListener('click', () => dlg.close());
@@ -874,6 +898,7 @@ function init() {
     if (e.key === '/') { e.preventDefault(); showView('live', false); $('f-page').focus(); }
     else if (e.key === '1') showView('live');
     else if (e.key === '2') showView('stats');
+    else if (e.key === '3') showView('rules');
     else if (e.key === 'r' && state.view === 'stats') loadStats();
   });
 

@@ -108,7 +108,7 @@ function alertAgent(v) {
 }
 
 let audio;
-function beep() {
+export function beep() {
   try {
     audio = audio || new AudioContext();
     const o = audio.createOscillator(), g = audio.createGain();

@@ -5,6 +5,7 @@
 import { h, put, api, state, $, rows, remove, timeEl, urlEl, deviceText, flag, fmtInt, fmtDuration,
   dateTimeFmt } from './app.js';
 import { openChat } from './chat.js';
+import { annoSection } from './notes.js';
 
 
 export const details = { sid: null, opener: null, timer: null, last: '', gen: 0, msg: '' };
@@ -102,7 +103,7 @@ function renderDetails(d) {
   const note = d.source === 'redis'
     ? h('p', { class: 'note', text: 'Only the live snapshot so far: the history is written within a few seconds.' }) : null;
 
-  put($('d-body'), facts, actions, note,
+  put($('d-body'), facts, actions, note, annoSection(d),
     h('h3', { text: 'Timeline' }), timeline(d),
     d.truncated ? h('p', { class: 'note', text: 'More than 1,000 page views or events: the export has them all.' }) : null,
     h('section', { class: 'd-earlier' }, h('h3', { text: 'Earlier sessions' }), earlier(d.earlier_sessions || [])));

@@ -13,7 +13,7 @@ static void test_names(void **state) {
     static const char *const want[] = {
         "ok", "malformed", "not_map", "batch_too_large", "bad_version", "missing_field",
         "bad_type", "too_long", "bad_value", "bad_utf8", "too_large", "unknown_widget",
-        "redis_unavailable", "rate_limited", "bot", "opted_out", "spool_full", "chat_rate_limited",
+        "redis_unavailable", "rate_limited", "bot", "opted_out", "spool_full", "chat_rate_limited", "banned",
     };
     static const char *const types[] = { "pv", "hb", "ev", "hide", "show", "end", "id", "msg" };
     (void)state;

@@ -64,27 +64,27 @@ static void test_xff(void **state) {
 static void test_verdict(void **state) {
     (void)state;
     const char *why = "";
-    hn_admitted a = {1, 3, 0, HN_R_MISSING_FIELD, false, HN_R_OK, 0, false};
+    hn_admitted a = {1, 3, 0, HN_R_MISSING_FIELD, false, HN_R_OK, 0, false, 0};
     assert_int_equal(hn_http_verdict(&a, "beacon 2: x", &why), 204);      /* one accepted */
-    a = (hn_admitted){0, 0, 2, HN_R_OK, false, HN_R_OK, 0, false};
+    a = (hn_admitted){0, 0, 2, HN_R_OK, false, HN_R_OK, 0, false, 0};
     assert_int_equal(hn_http_verdict(&a, "", &why), 204);                 /* bots: told nothing */
-    a = (hn_admitted){0, 2, 0, HN_R_MISSING_FIELD, false, HN_R_OK, 0, false};
+    a = (hn_admitted){0, 2, 0, HN_R_MISSING_FIELD, false, HN_R_OK, 0, false, 0};
     assert_int_equal(hn_http_verdict(&a, "beacon 1: missing required key 's'", &why), 400);
     assert_string_equal(why, "beacon 1: missing required key 's'");
-    a = (hn_admitted){0, 1, 0, HN_R_UNKNOWN_WIDGET, false, HN_R_OK, 0, false};
+    a = (hn_admitted){0, 1, 0, HN_R_UNKNOWN_WIDGET, false, HN_R_OK, 0, false, 0};
     assert_int_equal(hn_http_verdict(&a, "", &why), 400);
     assert_string_equal(why, "unknown widget key (k)");
-    a = (hn_admitted){0, 0, 1, HN_R_OK, true, HN_R_REDIS_UNAVAILABLE, 0, false};
+    a = (hn_admitted){0, 0, 1, HN_R_OK, true, HN_R_REDIS_UNAVAILABLE, 0, false, 0};
     assert_int_equal(hn_http_verdict(&a, "", &why), 503);
     assert_string_equal(why, "busy: the collector cannot reach its store");
-    a = (hn_admitted){0, 0, 1, HN_R_OK, true, HN_R_SPOOL_FULL, 0, false};
+    a = (hn_admitted){0, 0, 1, HN_R_OK, true, HN_R_SPOOL_FULL, 0, false, 0};
     assert_int_equal(hn_http_verdict(&a, "", &why), 503);
     assert_string_equal(why, "busy: the collector's spool is full (its store is unreachable)");
     /* a bad beacon next to a good one Redis could not take: retry later, not "never" */
-    a = (hn_admitted){0, 1, 1, HN_R_MISSING_FIELD, true, HN_R_REDIS_UNAVAILABLE, 0, false};
+    a = (hn_admitted){0, 1, 1, HN_R_MISSING_FIELD, true, HN_R_REDIS_UNAVAILABLE, 0, false, 0};
     assert_int_equal(hn_http_verdict(&a, "beacon 1: x", &why), 503);
     /* a bad beacon next to a bot: the sender's fault shows */
-    a = (hn_admitted){0, 1, 1, HN_R_MISSING_FIELD, false, HN_R_OK, 0, false};
+    a = (hn_admitted){0, 1, 1, HN_R_MISSING_FIELD, false, HN_R_OK, 0, false, 0};
     assert_int_equal(hn_http_verdict(&a, "beacon 1: x", &why), 400);
 }
 

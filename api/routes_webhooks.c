@@ -1,0 +1,415 @@
+/*
+ * routes_webhooks.c: a widget's lifecycle webhook (GET / PUT / DELETE
+ * …/widgets/:widgetId/webhooks) and the delivery logs of the outbox
+ * (…/webhooks/deliveries, …/rules/:ruleId/deliveries), docs/RULES.md §4 and
+ * §6. The sender that works the outbox is api/rules/webhook.c.
+ */
+#include "api/routes.h"
+
+#include "common/json.h"
+#include "common/jsonread.h"
+#include "common/token.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PAGE_DEF 50
+#define PAGE_MAX 200
+#define URL_MAX  2048
+
+static const char *const lifecycle[] = {"session.started", "session.ended", "chat.started",
+                                        "chat.message", "chat.closed"};
+#define NLIFE ((int)HN_ARRAY_LEN(lifecycle))
+
+/* ---- the URL check (docs/RULES.md §2) ---------------------------------------------------
+ * TODO(merge i16-rules-def): hn_rule_url_check of proto/rule.h replaces this. */
+
+static bool self_host(const char *h, size_t hl, int port, const char *listen) {
+    if (listen == NULL || !*listen) return false;
+    const char *c = strrchr(listen, ':');
+    if (c == NULL || atoi(c + 1) != port) return false;
+    size_t ll = (size_t)(c - listen);
+    if (ll == hl && strncasecmp(listen, h, hl) == 0) return true;
+    /* a wildcard or loopback listener answers on every loopback name */
+    bool lh = (hl == 9 && strncasecmp(h, "localhost", 9) == 0) || (hl == 9 && !strncmp(h, "127.0.0.1", 9)) ||
+              (hl == 3 && !strncmp(h, "::1", 3)) || (hl == 7 && !strncmp(h, "0.0.0.0", 7));
+    bool ll_any = (ll == 7 && !strncmp(listen, "0.0.0.0", 7)) || (ll == 9 && !strncmp(listen, "127.0.0.1", 9)) ||
+                  (ll == 9 && !strncasecmp(listen, "localhost", 9));
+    return lh && ll_any;
+}
+
+/* host and port of an http(s) URL; HN_ERR with a reason. */
+static int url_parts(const char *url, size_t len, const char **h, size_t *hl, int *port, char *err,
+                     size_t cap) {
+    bool tls = len >= 8 && strncasecmp(url, "https://", 8) == 0;
+    if (!tls && !(len >= 7 && strncasecmp(url, "http://", 7) == 0)) {
+        snprintf(err, cap, "want http:// or https://");
+        return HN_ERR;
+    }
+    const char *a = url + (tls ? 8 : 7), *e = url + len;
+    const char *end = a + strcspn(a, "/?#");
+    if (memchr(a, '@', (size_t)(end - a))) {
+        snprintf(err, cap, "no user info");
+        return HN_ERR;
+    }
+    const char *colon = NULL;
+    if (*a == '[') {
+        const char *rb = memchr(a, ']', (size_t)(end - a));
+        if (rb == NULL) {
+            snprintf(err, cap, "bad host");
+            return HN_ERR;
+        }
+        *h = a + 1;
+        *hl = (size_t)(rb - a - 1);
+        colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+    } else {
+        colon = memchr(a, ':', (size_t)(end - a));
+        *h = a;
+        *hl = (size_t)((colon ? colon : end) - a);
+    }
+    *port = tls ? 443 : 80;
+    if (colon) {
+        char pb[8];
+        size_t pl = (size_t)(end - colon - 1);
+        if (pl == 0 || pl > 5 || strspn(colon + 1, "0123456789") < pl) {
+            snprintf(err, cap, "bad port");
+            return HN_ERR;
+        }
+        memcpy(pb, colon + 1, pl);
+        pb[pl] = '\0';
+        *port = atoi(pb);
+        if (*port < 1 || *port > 65535) {
+            snprintf(err, cap, "bad port");
+            return HN_ERR;
+        }
+    }
+    if (*hl == 0) {
+        snprintf(err, cap, "no host");
+        return HN_ERR;
+    }
+    (void)e;
+    return HN_OK;
+}
+
+static int url_check(const char *url, size_t len, const hn_config *cfg, char *err, size_t cap) {
+    char why[96];
+    if (len == 0 || len > URL_MAX) {
+        snprintf(err, cap, "webhook url: 1..%d bytes", URL_MAX);
+        return HN_ERR;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)url[i];
+        if (c <= 0x20 || c >= 0x7f) {
+            snprintf(err, cap, "webhook url: no spaces, control or non-ASCII characters (percent-encode them)");
+            return HN_ERR;
+        }
+    }
+    if (memchr(url, '#', len)) {
+        snprintf(err, cap, "webhook url: no fragment");
+        return HN_ERR;
+    }
+    const char *h;
+    size_t hl;
+    int port;
+    if (url_parts(url, len, &h, &hl, &port, why, sizeof(why)) != HN_OK) {
+        snprintf(err, cap, "webhook url: %s", why);
+        return HN_ERR;
+    }
+    bool self = self_host(h, hl, port, cfg->api_listen);
+    if (!self && cfg->public_url && *cfg->public_url) {
+        const char *ph;
+        size_t phl;
+        int pport;
+        if (url_parts(cfg->public_url, strlen(cfg->public_url), &ph, &phl, &pport, why, sizeof(why)) == HN_OK)
+            self = phl == hl && strncasecmp(ph, h, hl) == 0 && pport == port;
+    }
+    if (self) {
+        snprintf(err, cap, "webhook url: points at this api itself");
+        return HN_ERR;
+    }
+    return HN_OK;
+}
+
+/* ---- PUT body ------------------------------------------------------------------------------- */
+
+typedef struct hook_body {
+    char *url;
+    size_t url_len;
+    bool  has_events;
+    unsigned events;          /* bit i: lifecycle[i] */
+    int   enabled;            /* -1 absent */
+    char  err[160];
+} hook_body;
+
+/* The events array: strings among the five names. */
+static int parse_events(const hn_jval *v, unsigned *out, char *err, size_t cap) {
+    if (v->type != HN_J_ARR) {
+        snprintf(err, cap, "events: want an array of event names");
+        return HN_ERR;
+    }
+    const char *p = v->p + 1, *e = v->p + v->len - 1;
+    *out = 0;
+    for (;;) {
+        while (p < e && strchr(" \t\r\n,", *p)) p++;
+        if (p >= e) break;
+        if (*p != '"') {
+            snprintf(err, cap, "events: want an array of event names");
+            return HN_ERR;
+        }
+        const char *q = p + 1;
+        while (q < e && *q != '"') q += *q == '\\' ? 2 : 1;
+        if (q >= e) {
+            snprintf(err, cap, "events: want an array of event names");
+            return HN_ERR;
+        }
+        hn_jval s = {.type = HN_J_STR, .p = p, .len = (size_t)(q + 1 - p)};
+        int k = -1;
+        for (int i = 0; i < NLIFE; i++)
+            if (hn_jread_str_is(&s, lifecycle[i])) k = i;
+        if (k < 0) {
+            snprintf(err, cap, "events: each one of session.started, session.ended, chat.started, "
+                               "chat.message, chat.closed");
+            return HN_ERR;
+        }
+        *out |= 1u << k;
+        p = q + 1;
+    }
+    return HN_OK;
+}
+
+static int body_member(void *ctx, const hn_jval *k, const hn_jval *v) {
+    hook_body *b = ctx;
+    if (hn_jread_str_is(k, "url")) {
+        if (v->type != HN_J_STR || b->url) {
+            snprintf(b->err, sizeof(b->err), "url: want one string");
+            return HN_ERR;
+        }
+        b->url = hn_xmalloc(v->len + 1);
+        long n = hn_jread_str(v, b->url, v->len + 1);
+        if (n < 0 || memchr(b->url, '\0', (size_t)n)) {
+            snprintf(b->err, sizeof(b->err), "url: want a string");
+            return HN_ERR;
+        }
+        b->url[n] = '\0';
+        b->url_len = (size_t)n;
+    } else if (hn_jread_str_is(k, "events")) {
+        if (parse_events(v, &b->events, b->err, sizeof(b->err)) != HN_OK) return HN_ERR;
+        b->has_events = true;
+    } else if (hn_jread_str_is(k, "enabled")) {
+        if (v->type != HN_J_BOOL) {
+            snprintf(b->err, sizeof(b->err), "enabled: want true or false");
+            return HN_ERR;
+        }
+        b->enabled = v->b;
+    } else {
+        snprintf(b->err, sizeof(b->err), "unknown member (want url, events, enabled)");
+        return HN_ERR;
+    }
+    return HN_OK;
+}
+
+/* ---- GET / PUT / DELETE …/webhooks ---------------------------------------------------------- */
+
+#define HOOK_COLS                                                                               \
+    " widget_id, url, array_to_json(events), enabled, " HN_SQL_MS("created_at") ", "           \
+    HN_SQL_MS("updated_at")
+static const hn_col hook_cols[] = {
+    {"widget_id", HN_COL_INT}, {"url", HN_COL_STR},       {"events", HN_COL_JSON},
+    {"enabled", HN_COL_BOOL},  {"created_at", HN_COL_TIME}, {"updated_at", HN_COL_TIME},
+};
+
+static const char hook_get_sql[] = "SELECT" HOOK_COLS " FROM widget_webhooks WHERE widget_id = $1";
+
+static const char hook_put_sql[] =
+    "INSERT INTO widget_webhooks AS h (widget_id, url, secret, events, enabled)"
+    " SELECT $1, $2, $3, $4::text[], coalesce($5::boolean, true)"
+    " WHERE EXISTS (SELECT 1 FROM widget_configs WHERE id = $1)"
+    " ON CONFLICT (widget_id) DO UPDATE SET url = excluded.url, events = excluded.events,"
+    "  enabled = coalesce($5::boolean, h.enabled), updated_at = now()"
+    " RETURNING" HOOK_COLS ", xmax = 0, secret";
+
+static const char hook_delete_sql[] = "DELETE FROM widget_webhooks WHERE widget_id = $1";
+
+static void hook_answer(hn_api_resp *rs, PGresult *res, bool secret, int status) {
+    hn_buf out = {0};
+    hn_buf_append(&out, "{", 1);
+    bool first = true;
+    hn_rt_pg_row(&out, &first, res, 0, 0, hook_cols, (int)HN_ARRAY_LEN(hook_cols));
+    if (secret) hn_json_kstr(&out, &first, "secret", PQgetvalue(res, 0, 7));
+    hn_buf_append(&out, "}", 1);
+    hn_rt_answer(rs, &out);
+    rs->status = status;
+    hn_buf_free(&out);
+}
+
+void hn_route_webhook_get(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
+    char wbuf[24];
+    if (!hn_rt_check_keys(rq, rs, NULL, 0)) return;
+    snprintf(wbuf, sizeof(wbuf), "%lld", (long long)hn_rt_widget_id(rq));
+    const char *p[] = {wbuf};
+    PGresult *res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, hook_get_sql, 1, p);
+    if (res == NULL) return;
+    if (PQntuples(res) == 0) hn_api_error(rs, 404, "no webhook for this widget (PUT one)");
+    else hook_answer(rs, res, false, 200);
+    PQclear(res);
+}
+
+void hn_route_webhook_put(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
+    hook_body b = {.enabled = -1};
+    char wbuf[24], secret[41], events[128], err[256];
+    PGresult *res = NULL;
+    if (!hn_rt_check_keys(rq, rs, NULL, 0)) return;
+    if (rq->body == NULL || !hn_jread_check(rq->body, rq->body_len)) {
+        hn_api_error(rs, 400, "body: want a JSON object {\"url\", \"events\", \"enabled\"}");
+        return;
+    }
+    if (hn_jread_members(rq->body, rq->body_len, body_member, &b) != HN_OK) {
+        hn_api_error(rs, 400, "%s", b.err[0] ? b.err : "body: want a JSON object");
+        goto out;
+    }
+    if (b.url == NULL || !b.has_events) {
+        hn_api_error(rs, 400, "%s", b.url ? "events: required" : "url: required");
+        goto out;
+    }
+    if (url_check(b.url, b.url_len, rq->cfg, err, sizeof(err)) != HN_OK) {
+        hn_api_error(rs, 400, "%s", err);
+        goto out;
+    }
+    if (hn_token_random_base62(secret, 40) != HN_OK) {
+        hn_api_error(rs, 500, "no randomness for the secret");
+        goto out;
+    }
+    size_t el = 0;
+    events[el++] = '{';
+    for (int i = 0; i < NLIFE; i++)
+        if (b.events & (1u << i))
+            el += (size_t)snprintf(events + el, sizeof(events) - el, "%s%s", el > 1 ? "," : "", lifecycle[i]);
+    snprintf(events + el, sizeof(events) - el, "}");
+    snprintf(wbuf, sizeof(wbuf), "%lld", (long long)hn_rt_widget_id(rq));
+    const char *p[] = {wbuf, b.url, secret, events, b.enabled < 0 ? NULL : b.enabled ? "true" : "false"};
+    res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, hook_put_sql, 5, p);
+    if (res == NULL) goto out;
+    if (PQntuples(res) == 0) {
+        hn_api_error(rs, 404, "widget not found");
+        goto out;
+    }
+    bool created = PQgetvalue(res, 0, 6)[0] == 't';
+    hook_answer(rs, res, created, created ? 201 : 200);
+out:
+    if (res) PQclear(res);
+    free(b.url);
+}
+
+void hn_route_webhook_delete(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
+    char wbuf[24];
+    if (!hn_rt_check_keys(rq, rs, NULL, 0)) return;
+    snprintf(wbuf, sizeof(wbuf), "%lld", (long long)hn_rt_widget_id(rq));
+    const char *p[] = {wbuf};
+    PGresult *res = hn_api_pg_exec(w, rs, PGRES_COMMAND_OK, hook_delete_sql, 1, p);
+    if (res == NULL) return;
+    if (strcmp(PQcmdTuples(res), "0") == 0) hn_api_error(rs, 404, "no webhook for this widget");
+    else rs->status = 204;
+    PQclear(res);
+}
+
+/* ---- delivery logs ------------------------------------------------------------------------------ */
+
+/* $1 widget, $2 rule (NULL: every delivery of the widget), $3 before this id, $4 limit + 1 */
+static const char deliveries_sql[] =
+    "SELECT d.id, d.event, d.rule_id, d.state, d.attempts, d.last_status, d.last_error, d.last_ms,"
+    " " HN_SQL_MS("d.created_at") ", " HN_SQL_MS("d.delivered_at") ","
+    " CASE WHEN d.state IN ('pending', 'sending') THEN " HN_SQL_MS("d.next_attempt_at") " END,"
+    " d.url, d.body FROM webhook_deliveries d"
+    " WHERE d.widget_id = $1 AND ($2::bigint IS NULL OR d.rule_id = $2::bigint)"
+    " AND ($3::bigint IS NULL OR d.id < $3::bigint)"
+    " ORDER BY d.id DESC LIMIT $4::integer";
+static const hn_col delivery_cols[] = {
+    {"id", HN_COL_INT},          {"event", HN_COL_STR},        {"rule_id", HN_COL_INT},
+    {"state", HN_COL_STR},       {"attempts", HN_COL_INT},     {"last_status", HN_COL_INT},
+    {"last_error", HN_COL_STR},  {"last_ms", HN_COL_INT},      {"created_at", HN_COL_TIME},
+    {"delivered_at", HN_COL_TIME}, {"next_attempt_at", HN_COL_TIME}, {"url", HN_COL_STR},
+    {"body", HN_COL_STR},
+};
+
+static void deliveries(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs, const char *rule,
+                       char kind) {
+    static const char *const allowed[] = {"limit", "cursor"};
+    char err[HN_PARAM_ERR_CAP], wbuf[24], cbuf[24], lbuf[24];
+    int64_t limit;
+    hn_cursor cur;
+    bool has_cur = false;
+    hn_buf out = {0};
+    PGresult *res = NULL;
+
+    if (!hn_rt_check_keys(rq, rs, allowed, 2)) return;
+    if (hn_param_int("limit", hn_api_query(rq, "limit"), 1, PAGE_MAX, PAGE_DEF, &limit, err,
+                     sizeof(err)) != HN_OK) {
+        hn_api_error(rs, 400, "%s", err);
+        return;
+    }
+    const char *cs = hn_api_query(rq, "cursor");
+    if (cs) {
+        if (hn_cursor_decode(cs, kind, false, &cur) != HN_OK || cur.t < 1 || cur.id != 0) {
+            hn_api_error(rs, 400, "cursor: not a cursor of this route (pass next_cursor as given)");
+            return;
+        }
+        has_cur = true;
+        snprintf(cbuf, sizeof(cbuf), "%lld", (long long)cur.t);
+    }
+    int64_t wid = hn_rt_widget_id(rq);
+    snprintf(wbuf, sizeof(wbuf), "%lld", (long long)wid);
+    if (rule) {
+        const char *pr[] = {wbuf, rule};
+        res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK,
+                             "SELECT 1 FROM widget_rules WHERE widget_id = $1 AND id = $2::bigint", 2, pr);
+        if (res == NULL) return;
+        bool found = PQntuples(res) == 1;
+        PQclear(res);
+        res = NULL;
+        if (!found) {
+            hn_api_error(rs, 404, "rule not found");
+            return;
+        }
+    }
+    snprintf(lbuf, sizeof(lbuf), "%lld", (long long)limit + 1);
+    const char *p[] = {wbuf, rule, has_cur ? cbuf : NULL, lbuf};
+    res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, deliveries_sql, 4, p);
+    if (res == NULL) return;
+    int n = PQntuples(res);
+    bool more = n > limit;
+    if (more) n = (int)limit;
+    hn_buf_append(&out, "{", 1);
+    bool first = true;
+    hn_json_kint(&out, &first, "widget_id", wid);
+    hn_json_kraw(&out, &first, "deliveries", "[", 1);
+    for (int i = 0; i < n; i++) {
+        hn_buf_append(&out, i ? ",{" : "{", i ? 2 : 1);
+        bool bf = true;
+        hn_rt_pg_row(&out, &bf, res, i, 0, delivery_cols, (int)HN_ARRAY_LEN(delivery_cols));
+        hn_buf_append(&out, "}", 1);
+    }
+    hn_buf_append(&out, "]", 1);
+    hn_cursor next = {.kind = kind};
+    if (more) next.t = hn_rt_pg_int(res, n - 1, 0);
+    hn_rt_next_cursor(&out, &first, more ? &next : NULL);
+    hn_buf_append(&out, "}", 1);
+    PQclear(res);
+    hn_rt_answer(rs, &out);
+    hn_buf_free(&out);
+}
+
+void hn_route_webhook_deliveries(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
+    deliveries(w, rq, rs, NULL, 'D');
+}
+
+void hn_route_rule_deliveries(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
+    const char *rule = rq->nparams > 1 ? rq->params[1] : "";
+    int64_t id;
+    if (!hn_parse_i64(rule, &id) || id < 1) {
+        hn_api_error(rs, 400, "ruleId must be a whole number from 1");
+        return;
+    }
+    deliveries(w, rq, rs, rule, 'E');
+}

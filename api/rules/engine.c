@@ -1,0 +1,505 @@
+/* engine.c: the rules engine's thread, see engine.h. */
+#include "api/rules/engine_priv.h"
+
+#include "common/log.h"
+#include "common/pct.h"
+#include "common/prom.h"
+#include "proto/keys.h"
+#include "proto/mpcheck.h"
+#include "proto/record.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RETRY_MS     1000
+#define XREAD_COUNT  "500"
+#define SWEEP_MS     1000
+#define RETRY_FIRE_MS 1000
+
+static int64_t wall_ms(void) {
+    return (int64_t)hn_now_ms();
+}
+
+static int64_t mono_ms(void) {
+    return (int64_t)hn_mono_ms();
+}
+
+/* ---- timers: a min-heap of (at, session, rule) ------------------------------------- */
+
+static void heap_swap(etimer *a, etimer *b) {
+    etimer t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static void timer_push(hn_rules *e, int64_t at, const esess *s, int64_t rule_id) {
+    if (e->nheap == e->capheap) {
+        e->capheap = e->capheap ? e->capheap * 2 : 64;
+        e->heap = realloc(e->heap, e->capheap * sizeof(*e->heap));
+        if (e->heap == NULL) abort();
+    }
+    size_t i = e->nheap++;
+    e->heap[i] = (etimer){at, s->wid, rule_id, {0}};
+    snprintf(e->heap[i].sid, sizeof(e->heap[i].sid), "%s", s->sid);
+    while (i > 0 && e->heap[(i - 1) / 2].at > e->heap[i].at) {
+        heap_swap(&e->heap[(i - 1) / 2], &e->heap[i]);
+        i = (i - 1) / 2;
+    }
+}
+
+static etimer timer_pop(hn_rules *e) {
+    etimer top = e->heap[0];
+    e->heap[0] = e->heap[--e->nheap];
+    for (size_t i = 0;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < e->nheap && e->heap[l].at < e->heap[m].at) m = l;
+        if (r < e->nheap && e->heap[r].at < e->heap[m].at) m = r;
+        if (m == i) break;
+        heap_swap(&e->heap[i], &e->heap[m]);
+        i = m;
+    }
+    return top;
+}
+
+/* ---- sessions ----------------------------------------------------------------------- */
+
+static size_t sess_key(char *out, int64_t wid, const char *sid, size_t len) {
+    int n = snprintf(out, 96, "%lld:%.*s", (long long)wid, (int)(len > 64 ? 64 : len), sid);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+static esess *sess_find(hn_rules *e, int64_t wid, const char *sid, size_t len) {
+    char key[96];
+    size_t n = sess_key(key, wid, sid, len);
+    esess *s;
+    HASH_FIND(hh, e->sess, key, n, s);
+    return s;
+}
+
+static void sess_free(hn_rules *e, esess *s) {
+    HASH_DEL(e->sess, s);
+    free(s->visitor);
+    free(s->vhash);
+    for (int i = 0; i < HN_RF__STR; i++) free(s->str[i]);
+    for (int i = 0; i < s->nevents; i++) free(s->events[i]);
+    free(s->fired);
+    free(s);
+    atomic_fetch_sub(&e->nsess, 1);
+}
+
+static bool sess_fired(const esess *s, int64_t rule_id) {
+    for (int i = 0; i < s->nfired; i++)
+        if (s->fired[i] == rule_id) return true;
+    return false;
+}
+
+static void sess_mark(esess *s, int64_t rule_id) {
+    if (s->nfired == s->capfired) {
+        s->capfired = s->capfired ? s->capfired * 2 : 4;
+        s->fired = realloc(s->fired, (size_t)s->capfired * sizeof(*s->fired));
+        if (s->fired == NULL) abort();
+    }
+    s->fired[s->nfired++] = rule_id;
+}
+
+/* Sets a string field from a record's value when it differs; true when it changed. */
+static bool set_str(char **dst, hn_str v) {
+    if (v.len == 0) return false;
+    if (*dst && strlen(*dst) == v.len && memcmp(*dst, v.p, v.len) == 0) return false;
+    free(*dst);
+    *dst = hn_xstrndup(v.p, v.len);
+    return true;
+}
+
+/* utm_source, utm_medium, utm_campaign of the landing page's query. */
+static void parse_utm(esess *s) {
+    const char *u = s->str[HN_RF_LANDING];
+    const char *q = u ? strchr(u, '?') : NULL;
+    if (q == NULL) return;
+    static const char *const names[] = {"utm_source", "utm_medium", "utm_campaign"};
+    static const int fields[] = {HN_RF_UTM_SOURCE, HN_RF_UTM_MEDIUM, HN_RF_UTM_CAMPAIGN};
+    for (const char *p = q + 1; *p && *p != '#';) {
+        size_t n = strcspn(p, "&#");
+        const char *eq = memchr(p, '=', n);
+        for (int i = 0; eq && i < 3; i++) {
+            size_t kl = strlen(names[i]);
+            if ((size_t)(eq - p) != kl || memcmp(p, names[i], kl) != 0 || s->str[fields[i]]) continue;
+            size_t vl = n - kl - 1;
+            char *v = hn_xmalloc(vl + 1);
+            long dl = hn_pct_decode(eq + 1, vl, v, vl + 1, HN_PCT_PLUS | HN_PCT_NO_NUL);
+            if (dl >= 0) s->str[fields[i]] = v;
+            else free(v);
+        }
+        p += n;
+        if (*p == '&') p++;
+    }
+}
+
+/* new / returning: SET hn:vfirst:{w}:<visitor> <sid> NX GET EX <days>. */
+static void ask_returning(hn_rules *e, esess *s) {
+    if (e->rc == NULL || s->visitor == NULL) return;
+    char key[HN_KEY_CAP], ttl[24];
+    hn_key_vfirst(key, (uint64_t)s->wid, s->visitor, strlen(s->visitor));
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)e->cfg->returning_days * 86400);
+    const char *argv[] = {"SET", key, s->sid, "NX", "GET", "EX", ttl};
+    size_t len[7];
+    for (int i = 0; i < 7; i++) len[i] = strlen(argv[i]);
+    redisReply *r = redisCommandArgv(e->rc, 7, argv, len);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        hn_warn("event=rules_redis_error op=SET error='%s'", r ? r->str : e->rc->errstr);
+        atomic_fetch_add(&e->redis_errors, 1);
+        if (r == NULL) {
+            redisFree(e->rc);
+            e->rc = NULL;
+        }
+    } else if (r->type == REDIS_REPLY_NIL) {
+        s->returning = 0;
+    } else if (r->type == REDIS_REPLY_STRING) {
+        s->returning = strcmp(r->str, s->sid) != 0;
+    }
+    if (r) freeReplyObject(r);
+}
+
+/* ---- evaluation ------------------------------------------------------------------------- */
+
+static void view(const esess *s, hn_rule_sess *v) {
+    memset(v, 0, sizeof(*v));
+    for (int i = 0; i < HN_RF__STR; i++) v->str[i] = s->str[i];
+    v->returning = s->returning;
+    v->page_views = s->page_views;
+    v->session_start_ms = s->start_ms;
+    v->page_start_ms = s->page_start_ms;
+    v->events = (const char *const *)s->events;
+    v->nevents = s->nevents;
+}
+
+/* Evaluates rule r of w on s (not fired yet); acts on a match, sets a timer
+ * on LATER. */
+static void eval_one(hn_rules *e, ewidget *w, const erule *r, esess *s) {
+    hn_rule_sess v;
+    view(s, &v);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t now = wall_ms(), at = 0;
+    int rc = hn_rule_eval(r->r, &v, now, &at);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    atomic_fetch_add(&e->evals, 1);
+    atomic_fetch_add(&e->eval_ns, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec)));
+    if (rc == HN_RULE_LATER) {
+        timer_push(e, at > now ? at : now + 1, s, r->id);
+    } else if (rc == HN_RULE_MATCH) {
+        if (engine_fire(e, w, r, s) == HN_OK) sess_mark(s, r->id);
+        else timer_push(e, now + RETRY_FIRE_MS, s, r->id);
+    }
+}
+
+static void eval_changed(hn_rules *e, ewidget *w, esess *s, uint32_t changed) {
+    for (int i = 0; i < w->nrules; i++) {
+        const erule *r = &w->rules[i];
+        if ((r->fields & changed) == 0 || sess_fired(s, r->id)) continue;
+        eval_one(e, w, r, s);
+    }
+}
+
+void engine_widget_reloaded(hn_rules *e, ewidget *w) {
+    esess *s, *tmp;
+    HASH_ITER(hh, e->sess, s, tmp)
+        if (s->wid == w->id) eval_changed(e, w, s, ~0u);
+}
+
+/* ---- records ------------------------------------------------------------------------------ */
+
+#define F(x) (1u << (x))
+
+static int on_record(const hn_record *rec, void *arg) {
+    hn_rules *e = arg;
+    ewidget *w;
+    int64_t wid = rec->widget_id;
+    HASH_FIND(hh, e->widgets, &wid, sizeof(wid), w);
+    if (w == NULL || rec->b.s.len == 0) return HN_OK;
+    int64_t ts = (int64_t)(rec->recv_ts / 1000);
+    int type = rec->b.type;
+    esess *s = sess_find(e, wid, rec->b.s.p, rec->b.s.len);
+    uint32_t changed = 0;
+    if (s == NULL) {
+        if (type == HN_T_END) return HN_OK;
+        s = hn_xcalloc(1, sizeof(*s));
+        s->wid = wid;
+        snprintf(s->sid, sizeof(s->sid), "%.*s", (int)(rec->b.s.len > 64 ? 64 : rec->b.s.len), rec->b.s.p);
+        size_t kl = sess_key(s->key, wid, rec->b.s.p, rec->b.s.len);
+        hn_str vid = rec->b.vid.len ? rec->b.vid : rec->visitor.len ? rec->visitor : rec->b.s;
+        s->visitor = hn_xstrndup(vid.p, vid.len);
+        s->vhash = hn_xstrndup(rec->visitor.p, rec->visitor.len);
+        s->returning = -1;
+        s->start_ms = s->page_start_ms = ts;
+        HASH_ADD_KEYPTR(hh, e->sess, s->key, kl, s);
+        atomic_fetch_add(&e->nsess, 1);
+        if (w->reads_visitor) ask_returning(e, s);
+        if (w->hook_started) engine_lifecycle(e, w, s, "session.started");
+        changed = ~0u;
+    }
+    s->last_ms = ts > s->last_ms ? ts : s->last_ms;
+    if (type == HN_T_PV) {
+        if (set_str(&s->str[HN_RF_URL], rec->b.u)) changed |= F(HN_RF_URL);
+        if (set_str(&s->str[HN_RF_TITLE], rec->b.ti)) changed |= F(HN_RF_TITLE);
+        if (s->str[HN_RF_LANDING] == NULL && rec->b.u.len) {
+            set_str(&s->str[HN_RF_LANDING], rec->b.u);
+            set_str(&s->str[HN_RF_REFERRER], rec->b.r);
+            parse_utm(s);
+            changed |= F(HN_RF_LANDING) | F(HN_RF_REFERRER) | F(HN_RF_UTM_SOURCE) |
+                       F(HN_RF_UTM_MEDIUM) | F(HN_RF_UTM_CAMPAIGN);
+        }
+        s->page_views++;
+        s->page_start_ms = ts;
+        changed |= F(HN_RF_PAGE_VIEWS) | F(HN_RF_TIME_ON_PAGE);
+    } else if (type == HN_T_EV && rec->b.n.len) {
+        bool seen = false;
+        for (int i = 0; i < s->nevents && !seen; i++)
+            seen = strlen(s->events[i]) == rec->b.n.len && !memcmp(s->events[i], rec->b.n.p, rec->b.n.len);
+        if (!seen && s->nevents < HN_RULE_EVENTS_MAX) {
+            s->events[s->nevents++] = hn_xstrndup(rec->b.n.p, rec->b.n.len);
+            changed |= F(HN_RF_EVENT);
+        }
+    }
+    if (type != HN_T_PV && s->str[HN_RF_TITLE] == NULL && set_str(&s->str[HN_RF_TITLE], rec->b.ti))
+        changed |= F(HN_RF_TITLE);
+    if (s->str[HN_RF_URL] == NULL && set_str(&s->str[HN_RF_URL], rec->b.u)) changed |= F(HN_RF_URL);
+    if (set_str(&s->str[HN_RF_COUNTRY], rec->country)) changed |= F(HN_RF_COUNTRY);
+    if (set_str(&s->str[HN_RF_DEVICE], rec->device)) changed |= F(HN_RF_DEVICE);
+    if (set_str(&s->str[HN_RF_BROWSER], rec->browser)) changed |= F(HN_RF_BROWSER);
+    if (set_str(&s->str[HN_RF_OS], rec->os)) changed |= F(HN_RF_OS);
+    if (set_str(&s->str[HN_RF_LANGUAGE], rec->b.l)) changed |= F(HN_RF_LANGUAGE);
+    if (changed) eval_changed(e, w, s, changed);
+    if (type == HN_T_END) {
+        if (w->hook_ended) engine_lifecycle(e, w, s, "session.ended");
+        sess_free(e, s);
+    }
+    return HN_OK;
+}
+
+/* ---- Redis ------------------------------------------------------------------------------- */
+
+static void redis_lost(hn_rules *e, const char *what) {
+    hn_warn("event=rules_redis_error op=%s error='%s'", what, e->rc && e->rc->err ? e->rc->errstr : "error reply");
+    atomic_fetch_add(&e->redis_errors, 1);
+    if (e->rc) redisFree(e->rc);
+    e->rc = NULL;
+    e->retry_at = mono_ms() + RETRY_MS;
+}
+
+static void stream_reply(hn_rules *e, redisReply *r) {
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *kv = r->element[i];
+        if (kv->type != REDIS_REPLY_ARRAY || kv->elements != 2 || kv->element[0]->type != REDIS_REPLY_STRING ||
+            kv->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+        int sh = hn_key_stream_shard(kv->element[0]->str, kv->element[0]->len);
+        if (sh < 0 || sh >= e->nshards) continue;
+        redisReply *entries = kv->element[1];
+        for (size_t j = 0; j < entries->elements; j++) {
+            redisReply *en = entries->element[j];
+            if (en->type != REDIS_REPLY_ARRAY || en->elements != 2 || en->element[0]->type != REDIS_REPLY_STRING)
+                continue;
+            snprintf(e->cursor[sh], sizeof(e->cursor[sh]), "%s", en->element[0]->str);
+            redisReply *fv = en->element[1];
+            for (size_t k = 0; fv->type == REDIS_REPLY_ARRAY && k + 1 < fv->elements; k += 2) {
+                if (fv->element[k]->type != REDIS_REPLY_STRING || strcmp(fv->element[k]->str, HN_STREAM_FIELD) ||
+                    fv->element[k + 1]->type != REDIS_REPLY_STRING)
+                    continue;
+                char err[160];
+                if (hn_record_decode_batch(e->dec, fv->element[k + 1]->str, fv->element[k + 1]->len, on_record,
+                                           e, err, sizeof(err)) != HN_OK)
+                    atomic_fetch_add(&e->decode_errors, 1);
+            }
+        }
+    }
+}
+
+/* One XREAD of every shard from its cursor, blocking up to block_ms (0: not). */
+static void read_streams(hn_rules *e, int64_t block_ms) {
+    int n = e->nshards;
+    const char **argv = hn_xcalloc((size_t)(6 + 2 * n), sizeof(*argv));
+    size_t *len = hn_xcalloc((size_t)(6 + 2 * n), sizeof(*len));
+    char (*keys)[HN_KEY_CAP] = hn_xcalloc((size_t)n, sizeof(*keys));
+    char blk[24];
+    snprintf(blk, sizeof(blk), "%lld", (long long)block_ms);
+    int argc = 0;
+    argv[argc++] = "XREAD";
+    argv[argc++] = "COUNT";
+    argv[argc++] = XREAD_COUNT;
+    if (block_ms > 0) {
+        argv[argc++] = "BLOCK";
+        argv[argc++] = blk;
+    }
+    argv[argc++] = "STREAMS";
+    for (int i = 0; i < n; i++) {
+        hn_key_stream(keys[i], (unsigned)i);
+        argv[argc++] = keys[i];
+    }
+    for (int i = 0; i < n; i++) argv[argc++] = e->cursor[i];
+    for (int i = 0; i < argc; i++) len[i] = strlen(argv[i]);
+    redisReply *r = redisCommandArgv(e->rc, argc, argv, len);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        if (r) freeReplyObject(r);
+        redis_lost(e, "XREAD");
+    } else {
+        stream_reply(e, r);
+        freeReplyObject(r);
+    }
+    free(argv);
+    free(len);
+    free(keys);
+}
+
+static bool redis_ok(hn_rules *e) {
+    if (e->rc) return true;
+    if (mono_ms() < e->retry_at) return false;
+    char err[256];
+    e->rc = hn_redis_connect(e->raddr, (int)(e->cfg->rules_reload_ms + 5000), err, sizeof(err));
+    if (e->rc == NULL) {
+        hn_warn("event=rules_redis_connect_failed error='%s'", err);
+        atomic_fetch_add(&e->redis_errors, 1);
+        e->retry_at = mono_ms() + RETRY_MS;
+        return false;
+    }
+    return true;
+}
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+static void run_timers(hn_rules *e) {
+    int64_t now = wall_ms();
+    while (e->nheap && e->heap[0].at <= now) {
+        etimer t = timer_pop(e);
+        ewidget *w;
+        HASH_FIND(hh, e->widgets, &t.wid, sizeof(t.wid), w);
+        esess *s = w ? sess_find(e, t.wid, t.sid, strlen(t.sid)) : NULL;
+        if (s == NULL || sess_fired(s, t.rule_id)) continue;
+        for (int i = 0; i < w->nrules; i++)
+            if (w->rules[i].id == t.rule_id) eval_one(e, w, &w->rules[i], s);
+    }
+}
+
+/* Sessions one live window without a beacon leave (session.ended). */
+static void sweep(hn_rules *e) {
+    int64_t cut = wall_ms() - e->cfg->live_window_s * 1000;
+    esess *s, *tmp;
+    HASH_ITER(hh, e->sess, s, tmp) {
+        ewidget *w;
+        HASH_FIND(hh, e->widgets, &s->wid, sizeof(s->wid), w);
+        if (w == NULL) {             /* its widget has no rules nor hooks any more */
+            sess_free(e, s);
+            continue;
+        }
+        if (s->last_ms >= cut) continue;
+        if (w->hook_ended) engine_lifecycle(e, w, s, "session.ended");
+        sess_free(e, s);
+    }
+}
+
+static void *engine_main(void *arg) {
+    hn_rules *e = arg;
+    hn_info("event=rules_started shards=%d reload_ms=%lld", e->nshards, (long long)e->cfg->rules_reload_ms);
+    while (!atomic_load(&e->stop)) {
+        int64_t now = mono_ms();
+        if (now >= e->next_reload) {
+            engine_reload(e);
+            e->next_reload = now + e->cfg->rules_reload_ms;
+        }
+        run_timers(e);
+        if (now >= e->next_sweep) {
+            sweep(e);
+            e->next_sweep = now + SWEEP_MS;
+        }
+        int64_t block = e->next_reload - mono_ms();
+        if (e->nheap) {
+            int64_t t = e->heap[0].at - wall_ms();
+            if (t < block) block = t;
+        }
+        if (block < 1) block = 1;
+        if (!redis_ok(e)) {
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);      /* waiting for the reconnect's turn */
+            continue;
+        }
+        read_streams(e, block);
+    }
+    hn_info("event=rules_stopped sessions=%llu", (unsigned long long)atomic_load(&e->nsess));
+    return NULL;
+}
+
+hn_rules *hn_rules_start(const hn_config *cfg, const hn_redis_addr *raddr, const hn_rules_host *host) {
+    if (strcmp(cfg->rules, "on") != 0) return NULL;
+    hn_rules *e = hn_xcalloc(1, sizeof(*e));
+    e->cfg = cfg;
+    e->raddr = raddr;
+    e->host = *host;
+    e->nshards = (int)cfg->stream_shards;
+    e->cursor = hn_xcalloc((size_t)e->nshards, sizeof(*e->cursor));
+    /* one live window back: the sessions already live are rebuilt */
+    int64_t from = wall_ms() - cfg->live_window_s * 1000;
+    for (int i = 0; i < e->nshards; i++)
+        snprintf(e->cursor[i], sizeof(e->cursor[i]), "%lld-0", (long long)(from > 0 ? from : 0));
+    e->dec = hn_decoder_create();
+    if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
+        hn_error("event=rules_thread_failed");
+        hn_decoder_destroy(e->dec);
+        free(e->cursor);
+        free(e);
+        return NULL;
+    }
+    return e;
+}
+
+void hn_rules_stop(hn_rules *e) {
+    if (e == NULL) return;
+    atomic_store(&e->stop, true);
+    pthread_join(e->thread, NULL);
+    esess *s, *ts;
+    HASH_ITER(hh, e->sess, s, ts) sess_free(e, s);
+    ewidget *w, *tw;
+    HASH_ITER(hh, e->widgets, w, tw) {
+        HASH_DEL(e->widgets, w);
+        engine_widget_free(w);
+    }
+    if (e->rc) redisFree(e->rc);
+    if (e->pg) PQfinish(e->pg);
+    hn_decoder_destroy(e->dec);
+    free(e->heap);
+    free(e->cursor);
+    free(e);
+}
+
+void hn_rules_metrics(hn_rules *e, hn_buf *out) {
+    static const char *const act[ACT__N] = {"webhook", "alert", "invite"};
+    hn_prom_family(out, "herenow_rules_loaded", HN_PROM_GAUGE, "enabled rules compiled by this api's engine");
+    hn_prom_u64(out, "herenow_rules_loaded", HN_PROM_L0, e ? atomic_load(&e->loaded) : 0);
+    hn_prom_family(out, "herenow_rules_sessions", HN_PROM_GAUGE, "live sessions the rules engine keeps state of");
+    hn_prom_u64(out, "herenow_rules_sessions", HN_PROM_L0, e ? atomic_load(&e->nsess) : 0);
+    hn_prom_family(out, "herenow_rule_evaluations_total", HN_PROM_COUNTER, "rule evaluations (records and timers)");
+    hn_prom_u64(out, "herenow_rule_evaluations_total", HN_PROM_L0, e ? atomic_load(&e->evals) : 0);
+    hn_prom_family(out, "herenow_rule_eval_seconds_total", HN_PROM_COUNTER, "time spent in rule evaluations");
+    hn_prom_f64(out, "herenow_rule_eval_seconds_total", HN_PROM_L0, e ? (double)atomic_load(&e->eval_ns) / 1e9 : 0);
+    hn_prom_family(out, "herenow_rule_firings_total", HN_PROM_COUNTER,
+                   "rule actions this process ran (webhook and invite: the claimant; alert: every engine)");
+    for (int i = 0; i < ACT__N; i++)
+        hn_prom_u64(out, "herenow_rule_firings_total", HN_PROM_L1("action", act[i]),
+                    e ? atomic_load(&e->firings[i]) : 0);
+    hn_prom_family(out, "herenow_rule_invites_skipped_total", HN_PROM_COUNTER,
+                   "auto invitations not sent, by reason");
+    for (int i = 0; i < SKIP__N; i++)
+        hn_prom_u64(out, "herenow_rule_invites_skipped_total", HN_PROM_L1("reason", engine_skip_names[i]),
+                    e ? atomic_load(&e->skipped[i]) : 0);
+    hn_prom_family(out, "herenow_rule_claims_lost_total", HN_PROM_COUNTER,
+                   "matches another api process had claimed first");
+    hn_prom_u64(out, "herenow_rule_claims_lost_total", HN_PROM_L0, e ? atomic_load(&e->claims_lost) : 0);
+    hn_prom_family(out, "herenow_rules_errors_total", HN_PROM_COUNTER, "the rules engine's failures, by kind");
+    hn_prom_u64(out, "herenow_rules_errors_total", HN_PROM_L1("kind", "pg"), e ? atomic_load(&e->pg_errors) : 0);
+    hn_prom_u64(out, "herenow_rules_errors_total", HN_PROM_L1("kind", "redis"), e ? atomic_load(&e->redis_errors) : 0);
+    hn_prom_u64(out, "herenow_rules_errors_total", HN_PROM_L1("kind", "decode"), e ? atomic_load(&e->decode_errors) : 0);
+    hn_prom_family(out, "herenow_rules_lifecycle_webhooks_total", HN_PROM_COUNTER,
+                   "session.started / session.ended deliveries this process wrote to the outbox");
+    hn_prom_u64(out, "herenow_rules_lifecycle_webhooks_total", HN_PROM_L0, e ? atomic_load(&e->webhooks_lifecycle) : 0);
+}

@@ -1,0 +1,412 @@
+/*
+ * engine_pg.c: the rules engine's PostgreSQL side (engine.h): the rules'
+ * loads, the claim of a match and the claimant's outbox row, the
+ * invitation's caps and skips, and the lifecycle webhooks' outbox rows.
+ * Every statement's parameters are bound.
+ */
+#include "api/rules/engine_priv.h"
+
+#include "common/json.h"
+#include "common/log.h"
+#include "common/pg.h"
+#include "proto/keys.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RETRY_MS       1000
+#define ALERT_MAX_AGE  10000     /* ms: an older firing shows no alert (a restart's backfill) */
+
+const char *const engine_skip_names[SKIP__N] = {"chatting", "banned", "session_cap", "visitor_cap",
+                                                "session_gone", "chat_disabled", "error"};
+
+bool engine_pg_ok(hn_rules *e) {
+    if (e->pg) return true;
+    if ((int64_t)hn_mono_ms() < e->pg_retry_at) return false;
+    char err[256];
+    hn_pg_opts o = {"herenow-rules", 5, 10000};
+    e->pg = hn_pg_connect(e->cfg->database_url, &o, err, sizeof(err));
+    if (e->pg == NULL) {
+        hn_warn("event=rules_pg_connect_failed error='%s'", err);
+        atomic_fetch_add(&e->pg_errors, 1);
+        e->pg_retry_at = (int64_t)hn_mono_ms() + RETRY_MS;
+        return false;
+    }
+    return true;
+}
+
+void engine_pg_lost(hn_rules *e, const char *what, PGresult *r) {
+    const char *msg = r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r) : e->pg ? PQerrorMessage(e->pg) : "";
+    hn_warn("event=rules_pg_error op=%s error='%.*s'", what, hn_pg_line(msg), msg);
+    atomic_fetch_add(&e->pg_errors, 1);
+    if (e->pg && PQstatus(e->pg) != CONNECTION_OK) {
+        PQfinish(e->pg);
+        e->pg = NULL;
+        e->pg_retry_at = (int64_t)hn_mono_ms() + RETRY_MS;
+    }
+}
+
+static PGresult *q(hn_rules *e, const char *what, ExecStatusType want, const char *sql, int n,
+                   const char *const *p) {
+    if (!engine_pg_ok(e)) return NULL;
+    PGresult *r = PQexecParams(e->pg, sql, n, NULL, p, NULL, NULL, 0);
+    if (r && PQresultStatus(r) == want) return r;
+    engine_pg_lost(e, what, r);
+    PQclear(r);
+    return NULL;
+}
+
+static void rollback(hn_rules *e) {
+    if (e->pg && PQtransactionStatus(e->pg) != PQTRANS_IDLE) PQclear(PQexec(e->pg, "ROLLBACK"));
+}
+
+/* ---- loads ------------------------------------------------------------------------- */
+
+void engine_widget_free(ewidget *w) {
+    for (int i = 0; i < w->nrules; i++) hn_rule_free(w->rules[i].r);
+    free(w->rules);
+    free(w->hook_url);
+    free(w);
+}
+
+static ewidget *widget_get(hn_rules *e, int64_t wid) {
+    ewidget *w;
+    HASH_FIND(hh, e->widgets, &wid, sizeof(wid), w);
+    if (w) return w;
+    w = hn_xcalloc(1, sizeof(*w));
+    w->id = wid;
+    HASH_ADD(hh, e->widgets, id, sizeof(w->id), w);
+    return w;
+}
+
+static const char sig_sql[] =
+    "SELECT widget_id, count(*) || ':' || sum(version) || ':' || max(version) || ':' || max(id)"
+    " FROM widget_rules WHERE enabled GROUP BY widget_id";
+static const char rules_sql[] =
+    "SELECT id, (definition || jsonb_build_object('name', name, 'enabled', enabled))::text"
+    " FROM widget_rules WHERE widget_id = $1 AND enabled ORDER BY id LIMIT 1000";
+static const char hooks_sql[] =
+    "SELECT widget_id, url, 'session.started' = ANY (events), 'session.ended' = ANY (events)"
+    " FROM widget_webhooks WHERE enabled AND events && ARRAY['session.started', 'session.ended']";
+
+static void load_rules(hn_rules *e, ewidget *w, const char *sig) {
+    char wb[24];
+    snprintf(wb, sizeof(wb), "%lld", (long long)w->id);
+    const char *p[] = {wb};
+    PGresult *r = q(e, "load_rules", PGRES_TUPLES_OK, rules_sql, 1, p);
+    if (r == NULL) return;           /* the old rules stay; the next reload tries again */
+    for (int i = 0; i < w->nrules; i++) hn_rule_free(w->rules[i].r);
+    free(w->rules);
+    int n = PQntuples(r);
+    w->rules = hn_xcalloc((size_t)(n ? n : 1), sizeof(*w->rules));
+    w->nrules = 0;
+    w->reads_visitor = false;
+    for (int i = 0; i < n; i++) {
+        erule *er = &w->rules[w->nrules];
+        char err[256];
+        const char *def = PQgetvalue(r, i, 1);
+        if (hn_rule_parse(def, strlen(def), NULL, &er->r, err, sizeof(err)) != HN_OK) {
+            hn_warn("event=rules_bad_definition widget=%lld rule=%s error='%s'", (long long)w->id,
+                    PQgetvalue(r, i, 0), err);
+            continue;
+        }
+        er->id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        er->fields = hn_rule_fields(er->r);
+        for (int k = 0; k < hn_rule_nactions(er->r); k++) {
+            const hn_rule_action *a = hn_rule_action_at(er->r, k);
+            er->webhook |= a->type == HN_RA_WEBHOOK;
+            er->alert |= a->type == HN_RA_ALERT;
+            er->invite |= a->type == HN_RA_INVITE;
+        }
+        if (er->fields & (1u << HN_RF_VISITOR)) w->reads_visitor = true;
+        w->nrules++;
+    }
+    PQclear(r);
+    snprintf(w->sig, sizeof(w->sig), "%s", sig);
+    hn_info("event=rules_loaded widget=%lld rules=%d", (long long)w->id, w->nrules);
+    engine_widget_reloaded(e, w);
+}
+
+void engine_reload(hn_rules *e) {
+    PGresult *r = q(e, "rules_versions", PGRES_TUPLES_OK, sig_sql, 0, NULL);
+    if (r == NULL) return;
+    PGresult *h = q(e, "webhooks", PGRES_TUPLES_OK, hooks_sql, 0, NULL);
+    if (h == NULL) {
+        PQclear(r);
+        return;
+    }
+    ewidget *w, *tmp;
+    HASH_ITER(hh, e->widgets, w, tmp) {
+        w->seen = false;
+        w->hook_started = w->hook_ended = false;
+    }
+    for (int i = 0; i < PQntuples(h); i++) {
+        w = widget_get(e, strtoll(PQgetvalue(h, i, 0), NULL, 10));
+        free(w->hook_url);
+        w->hook_url = hn_xstrdup(PQgetvalue(h, i, 1));
+        w->hook_started = PQgetvalue(h, i, 2)[0] == 't';
+        w->hook_ended = PQgetvalue(h, i, 3)[0] == 't';
+    }
+    PQclear(h);
+    for (int i = 0; i < PQntuples(r); i++) {
+        w = widget_get(e, strtoll(PQgetvalue(r, i, 0), NULL, 10));
+        w->seen = true;
+        const char *sig = PQgetvalue(r, i, 1);
+        if (strcmp(sig, w->sig) != 0) load_rules(e, w, sig);
+    }
+    PQclear(r);
+    uint64_t loaded = 0;
+    HASH_ITER(hh, e->widgets, w, tmp) {
+        if (!w->seen) {                  /* no enabled rule left */
+            for (int i = 0; i < w->nrules; i++) hn_rule_free(w->rules[i].r);
+            w->nrules = 0;
+            w->sig[0] = '\0';
+            w->reads_visitor = false;
+        }
+        if (w->nrules == 0 && !w->hook_started && !w->hook_ended) {
+            HASH_DEL(e->widgets, w);
+            engine_widget_free(w);
+            continue;
+        }
+        loaded += (uint64_t)w->nrules;
+    }
+    atomic_store(&e->loaded, loaded);
+}
+
+/* ---- bodies ------------------------------------------------------------------------- */
+
+void engine_session_json(hn_buf *b, const esess *s) {
+    bool f = true;
+    hn_buf_append(b, "{", 1);
+    hn_json_kstr(b, &f, "session_id", s->sid);
+    hn_json_kstr(b, &f, "visitor_id", s->visitor);
+    hn_json_kstr(b, &f, "url", s->str[HN_RF_URL]);
+    hn_json_kstr(b, &f, "title", s->str[HN_RF_TITLE]);
+    hn_json_kstr(b, &f, "referrer", s->str[HN_RF_REFERRER]);
+    hn_json_kstr(b, &f, "country", s->str[HN_RF_COUNTRY]);
+    hn_json_kstr(b, &f, "device", s->str[HN_RF_DEVICE]);
+    hn_json_kstr(b, &f, "browser", s->str[HN_RF_BROWSER]);
+    hn_json_kstr(b, &f, "os", s->str[HN_RF_OS]);
+    hn_json_kint(b, &f, "page_views", s->page_views);
+    hn_json_ktime(b, &f, "started_at", s->start_ms);
+    hn_buf_append(b, "}", 1);
+}
+
+/* One outbox row; the body's "id" is the row's own (taken from the
+ * identity's sequence first). rest: the body after {"id":N. The row's id,
+ * 0 when a lifecycle event's row was there already, -1 on an error. */
+static const char outbox_sql[] =
+    "WITH n AS (SELECT nextval(pg_get_serial_sequence('webhook_deliveries', 'id')) AS id)"
+    " INSERT INTO webhook_deliveries (id, widget_id, rule_id, event, subject, visitor_id, url, body)"
+    " OVERRIDING SYSTEM VALUE SELECT n.id, $1, $2, $3, $4, $5, $6, '{\"id\":' || n.id || $7 FROM n"
+    " ON CONFLICT DO NOTHING RETURNING id";
+
+static int64_t outbox(hn_rules *e, const esess *s, const char *rule_id, const char *event,
+                      const char *url, const char *rest) {
+    char wb[24];
+    snprintf(wb, sizeof(wb), "%lld", (long long)s->wid);
+    const char *p[] = {wb, rule_id, event, s->sid, s->visitor, url, rest};
+    PGresult *r = q(e, "outbox", PGRES_TUPLES_OK, outbox_sql, 7, p);
+    if (r == NULL) return -1;
+    int64_t id = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    PQclear(r);
+    return id;
+}
+
+static void body_head(hn_buf *b, const char *event, int64_t at_ms, int64_t wid) {
+    bool f = false;                          /* after {"id":N */
+    hn_json_kstr(b, &f, "event", event);
+    hn_json_ktime(b, &f, "at", at_ms);
+    hn_json_kint(b, &f, "widget_id", wid);
+}
+
+void engine_lifecycle(hn_rules *e, ewidget *w, const esess *s, const char *event) {
+    if (w->hook_url == NULL) return;
+    hn_buf b = {0};
+    body_head(&b, event, (int64_t)hn_now_ms(), s->wid);
+    hn_json_kraw(&b, &(bool){false}, "session", "", 0);
+    engine_session_json(&b, s);
+    hn_buf_append(&b, "}", 1);
+    hn_buf_append(&b, "", 1);
+    int64_t id = outbox(e, s, NULL, event, w->hook_url, b.p);
+    if (id > 0) {
+        PQclear(q(e, "notify", PGRES_COMMAND_OK, "NOTIFY herenow_webhooks", 0, NULL));
+        atomic_fetch_add(&e->webhooks_lifecycle, 1);
+    }
+    hn_buf_free(&b);
+}
+
+/* ---- a match --------------------------------------------------------------------------- */
+
+static const char claim_sql[] =
+    "INSERT INTO rule_firings (rule_id, session_id, widget_id, visitor_id) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT DO NOTHING RETURNING floor(extract(epoch FROM fired_at) * 1000)::bigint";
+static const char claimed_sql[] =
+    "SELECT floor(extract(epoch FROM fired_at) * 1000)::bigint FROM rule_firings"
+    " WHERE rule_id = $1 AND session_id = $2";
+static const char fired_sql[] =
+    "UPDATE widget_rules SET fired = fired + 1, last_fired_at = now() WHERE id = $1";
+
+/* The claim's transaction: HN_OK with *won and *at (the firing's time), or HN_ERR. */
+static int claim(hn_rules *e, ewidget *w, const erule *r, const esess *s, bool *won, int64_t *at) {
+    char rb[24], wb[24];
+    snprintf(rb, sizeof(rb), "%lld", (long long)r->id);
+    snprintf(wb, sizeof(wb), "%lld", (long long)w->id);
+    const char *p[] = {rb, s->sid, wb, s->visitor};
+    PGresult *res = q(e, "begin", PGRES_COMMAND_OK, "BEGIN", 0, NULL);
+    if (res == NULL) return HN_ERR;
+    PQclear(res);
+    if ((res = q(e, "claim", PGRES_TUPLES_OK, claim_sql, 4, p)) == NULL) goto fail;
+    *won = PQntuples(res) == 1;
+    if (*won) *at = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (!*won) {
+        if ((res = q(e, "claimed", PGRES_TUPLES_OK, claimed_sql, 2, p)) == NULL) goto fail;
+        *at = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+        PQclear(res);
+    } else {
+        if ((res = q(e, "fired", PGRES_COMMAND_OK, fired_sql, 1, p)) == NULL) goto fail;
+        PQclear(res);
+        for (int i = 0; i < hn_rule_nactions(r->r); i++) {
+            const hn_rule_action *a = hn_rule_action_at(r->r, i);
+            if (a->type != HN_RA_WEBHOOK) continue;
+            hn_buf b = {0};
+            body_head(&b, "rule.fired", *at, w->id);
+            hn_json_kraw(&b, &(bool){false}, "rule", "{", 1);
+            bool f = true;
+            hn_json_kint(&b, &f, "id", r->id);
+            hn_json_kstr(&b, &f, "name", hn_rule_name(r->r));
+            hn_buf_append(&b, "}", 1);
+            hn_json_kraw(&b, &(bool){false}, "session", "", 0);
+            engine_session_json(&b, s);
+            hn_buf_append(&b, "}", 2);         /* with its NUL */
+            int64_t id = outbox(e, s, rb, "rule.fired", a->url, b.p);
+            hn_buf_free(&b);
+            if (id < 0) goto fail;
+            if ((res = q(e, "notify", PGRES_COMMAND_OK, "NOTIFY herenow_webhooks", 0, NULL)) == NULL) goto fail;
+            PQclear(res);
+        }
+    }
+    if ((res = q(e, "commit", PGRES_COMMAND_OK, "COMMIT", 0, NULL)) == NULL) goto fail;
+    PQclear(res);
+    return HN_OK;
+fail:
+    rollback(e);
+    return HN_ERR;
+}
+
+static const char caps_sql[] =
+    "SELECT EXISTS (SELECT 1 FROM visitor_bans WHERE widget_id = $1::integer AND"
+    "  ((subject_kind = 'visitor' AND subject IN ($2, $5)) OR (subject_kind = 'email' AND subject = lower($3)))),"
+    " (SELECT count(*) FROM widget_conversations WHERE widget_id = $1::integer AND session_id = $4"
+    "  AND started_by = 'rule'),"
+    " (SELECT count(*) FROM widget_conversations WHERE widget_id = $1::integer"
+    "  AND (visitor_id = $2 OR ($2 = $5 AND visitor_hash = $5))"
+    "  AND started_by = 'rule' AND created_at > now() - interval '24 hours')";
+
+static const char vlock_sql[] = "SELECT pg_advisory_lock(hashtext('rule-invite:' || $1 || ':' || $2))";
+static const char vunlock_sql[] = "SELECT pg_advisory_unlock(hashtext('rule-invite:' || $1 || ':' || $2))";
+
+static void unlock(hn_rules *e, const char *const *p) {
+    PQclear(q(e, "invite_unlock", PGRES_TUPLES_OK, vunlock_sql, 2, p));
+}
+
+/* The session's identified email (hn:sess hash), "" when none or unknown. */
+static void session_email(hn_rules *e, const esess *s, char *out, size_t cap) {
+    out[0] = '\0';
+    if (e->rc == NULL) return;
+    char key[HN_KEY_CAP];
+    hn_key_sess(key, (uint64_t)s->wid, s->sid, strlen(s->sid));
+    redisReply *r = redisCommand(e->rc, "HGET %s %s", key, hn_sf_name[HN_SF_EMAIL]);
+    if (r && r->type == REDIS_REPLY_STRING) snprintf(out, cap, "%s", r->str);
+    if (r == NULL) {
+        atomic_fetch_add(&e->redis_errors, 1);
+        redisFree(e->rc);
+        e->rc = NULL;
+    }
+    if (r) freeReplyObject(r);
+}
+
+static void invite(hn_rules *e, ewidget *w, const hn_rule_action *a, const esess *s) {
+    char email[256], wb[24], err[160];
+    session_email(e, s, email, sizeof(email));
+    snprintf(wb, sizeof(wb), "%lld", (long long)w->id);
+    const char *p[] = {wb, s->visitor, email, s->sid, s->vhash};
+    /* one rule invitation of a visitor at a time across the engines, so
+     * that the caps see the one before (a statement of its own: the caps'
+     * snapshot is taken after the lock is held) */
+    PGresult *r = q(e, "invite_lock", PGRES_TUPLES_OK, vlock_sql, 2, p);
+    if (r == NULL) {
+        atomic_fetch_add(&e->skipped[SKIP_ERROR], 1);
+        return;
+    }
+    PQclear(r);
+    r = q(e, "invite_caps", PGRES_TUPLES_OK, caps_sql, 5, p);
+    if (r == NULL) {
+        atomic_fetch_add(&e->skipped[SKIP_ERROR], 1);
+        unlock(e, p);
+        return;
+    }
+    bool banned = PQgetvalue(r, 0, 0)[0] == 't';
+    long long per_session = atoll(PQgetvalue(r, 0, 1)), per_visitor = atoll(PQgetvalue(r, 0, 2));
+    PQclear(r);
+    int skip = banned ? SKIP_BANNED
+             : per_session >= e->cfg->rule_invites_per_session ? SKIP_SESSION_CAP
+             : per_visitor >= e->cfg->rule_invites_per_visitor ? SKIP_VISITOR_CAP : -1;
+    if (skip < 0 && (e->rc == NULL || e->host.invite == NULL)) skip = SKIP_ERROR;
+    if (skip < 0) {
+        hn_rules_invite in = {w->id, s->sid, a->text, a->agent_name, s->visitor};
+        int rc = e->host.invite(e->host.arg, e->pg, e->rc, &in, err, sizeof(err));
+        skip = rc == HN_RINV_SENT ? -1 : rc == HN_RINV_CHATTING ? SKIP_CHATTING
+             : rc == HN_RINV_GONE ? SKIP_GONE : rc == HN_RINV_CHAT_OFF ? SKIP_CHAT_OFF : SKIP_ERROR;
+        if (rc == HN_RINV_ERROR) hn_warn("event=rule_invite_failed widget=%lld session=%s error='%s'",
+                                         (long long)w->id, s->sid, err);
+    }
+    unlock(e, p);
+    if (skip >= 0) {
+        atomic_fetch_add(&e->skipped[skip], 1);
+        hn_info("event=rule_invite_skipped widget=%lld session=%s reason=%s", (long long)w->id, s->sid,
+                engine_skip_names[skip]);
+    } else {
+        atomic_fetch_add(&e->firings[ACT_INVITE], 1);
+    }
+}
+
+static void alert(hn_rules *e, ewidget *w, const erule *r, const hn_rule_action *a, const esess *s,
+                  int64_t at) {
+    if (e->host.alert == NULL) return;
+    hn_buf b = {0};
+    bool f = true;
+    hn_buf_append(&b, "{", 1);
+    hn_json_kint(&b, &f, "rule_id", r->id);
+    hn_json_kstr(&b, &f, "rule", hn_rule_name(r->r));
+    hn_json_kstr(&b, &f, "text", a->text);
+    hn_json_kstr(&b, &f, "session_id", s->sid);
+    hn_json_kstr(&b, &f, "visitor_id", s->visitor);
+    hn_json_kstr(&b, &f, "url", s->str[HN_RF_URL]);
+    hn_json_ktime(&b, &f, "at", at);
+    hn_json_kbool(&b, &f, "sound", a->sound);
+    hn_json_kbool(&b, &f, "notify", a->notify);
+    hn_buf_append(&b, "}", 1);
+    e->host.alert(e->host.arg, w->id, b.p, b.len);
+    hn_buf_free(&b);
+    atomic_fetch_add(&e->firings[ACT_ALERT], 1);
+}
+
+int engine_fire(hn_rules *e, ewidget *w, const erule *r, esess *s) {
+    bool won = false;
+    int64_t at = 0;
+    if (claim(e, w, r, s, &won, &at) != HN_OK) return HN_ERR;
+    hn_info("event=rule_matched widget=%lld rule=%lld session=%s claimed=%d", (long long)w->id,
+            (long long)r->id, s->sid, won);
+    if (!won) atomic_fetch_add(&e->claims_lost, 1);
+    for (int i = 0; i < hn_rule_nactions(r->r); i++) {
+        const hn_rule_action *a = hn_rule_action_at(r->r, i);
+        if (a->type == HN_RA_ALERT && (int64_t)hn_now_ms() - at <= ALERT_MAX_AGE) alert(e, w, r, a, s, at);
+        if (!won) continue;
+        if (a->type == HN_RA_WEBHOOK) atomic_fetch_add(&e->firings[ACT_WEBHOOK], 1);
+        if (a->type == HN_RA_INVITE) invite(e, w, a, s);
+    }
+    return HN_OK;
+}

@@ -1,0 +1,109 @@
+/*
+ * engine_priv.h: what engine.c (the thread, the stream, the sessions and
+ * the timers) and engine_pg.c (the rules' loads, the claims, the outbox and
+ * the invitations' caps) share. Not for other rooms.
+ */
+#ifndef HN_RULES_ENGINE_PRIV_H
+#define HN_RULES_ENGINE_PRIV_H
+
+#include "api/rules/engine.h"
+#include "proto/rule.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <uthash.h>
+
+#define HN_RULES_SID_CAP 65
+
+typedef struct erule {
+    int64_t  id;
+    hn_rule *r;
+    uint32_t fields;
+    bool     invite, alert, webhook;
+} erule;
+
+typedef struct ewidget {
+    int64_t        id;
+    UT_hash_handle hh;
+    erule         *rules;
+    int            nrules;
+    char           sig[96];           /* count, sum and max of its rules' versions */
+    bool           seen;              /* in the last reload's answer */
+    char          *hook_url;          /* the lifecycle webhook, when it wants session events */
+    bool           hook_started, hook_ended;
+    bool           reads_visitor;     /* a rule reads `visitor`: new sessions ask hn:vfirst */
+} ewidget;
+
+typedef struct esess {
+    char           key[96];           /* "<widget>:<session id>" */
+    UT_hash_handle hh;
+    int64_t        wid;
+    char           sid[HN_RULES_SID_CAP];
+    char          *visitor;           /* visitor_id: the site's id, else the visitor hash */
+    char          *vhash;             /* the visitor hash ("" when none) */
+    char          *str[HN_RF__STR];
+    int            returning;
+    uint32_t       page_views;
+    int64_t        start_ms, page_start_ms, last_ms;
+    char          *events[HN_RULE_EVENTS_MAX];
+    int            nevents;
+    int64_t       *fired;             /* rule ids done with for this session */
+    int            nfired, capfired;
+} esess;
+
+typedef struct etimer {
+    int64_t at;
+    int64_t wid;
+    int64_t rule_id;
+    char    sid[HN_RULES_SID_CAP];
+} etimer;
+
+enum { SKIP_CHATTING, SKIP_BANNED, SKIP_SESSION_CAP, SKIP_VISITOR_CAP, SKIP_GONE, SKIP_CHAT_OFF,
+       SKIP_ERROR, SKIP__N };
+enum { ACT_WEBHOOK, ACT_ALERT, ACT_INVITE, ACT__N };
+extern const char *const engine_skip_names[SKIP__N];   /* the metric's reason labels */
+
+struct hn_rules {
+    const hn_config     *cfg;
+    const hn_redis_addr *raddr;
+    hn_rules_host        host;
+    pthread_t            thread;
+    atomic_bool          stop;
+    redisContext        *rc;
+    PGconn              *pg;
+    int64_t              retry_at;    /* mono ms: no Redis reconnect before */
+    int64_t              pg_retry_at; /* mono ms: no PostgreSQL reconnect before */
+    ewidget             *widgets;
+    esess               *sess;
+    etimer              *heap;
+    size_t               nheap, capheap;
+    int                  nshards;
+    char               (*cursor)[32];
+    int64_t              next_reload, next_sweep;   /* mono ms */
+    struct hn_decoder   *dec;
+    /* metrics */
+    atomic_uint_fast64_t loaded, nsess, evals, eval_ns, firings[ACT__N], skipped[SKIP__N],
+                         claims_lost, pg_errors, redis_errors, decode_errors, webhooks_lifecycle;
+};
+
+/* engine_pg.c */
+bool engine_pg_ok(hn_rules *e);
+void engine_pg_lost(hn_rules *e, const char *what, PGresult *r);
+/* Reloads the rules of the widgets whose signature moved and every
+ * widget's lifecycle webhook; drops widgets with neither. */
+void engine_reload(hn_rules *e);
+/* A match of rule r on s: the claim and the actions. HN_OK (done with the
+ * rule for this session, claim won or lost), HN_ERR (PostgreSQL failed:
+ * evaluate again later). */
+int  engine_fire(hn_rules *e, ewidget *w, const erule *r, esess *s);
+/* The lifecycle webhook event ("session.started", "session.ended"). */
+void engine_lifecycle(hn_rules *e, ewidget *w, const esess *s, const char *event);
+/* {"session_id", …} of a session (the webhook bodies). */
+void engine_session_json(hn_buf *b, const esess *s);
+void engine_widget_free(ewidget *w);
+
+/* engine.c: a widget's rules were loaded anew: its live sessions are
+ * evaluated against the rules they have not fired. */
+void engine_widget_reloaded(hn_rules *e, ewidget *w);
+
+#endif

@@ -1,0 +1,671 @@
+/*
+ * webhook.c: the webhook sender thread (webhook.h, docs/RULES.md §4).
+ *
+ *   NOTIFY herenow_webhooks ─┐
+ *   tick (1 s) ──────────────┴─▶ claim: due rows → 'sending', lease, attempts+1, COMMIT
+ *                                  │ (at most the free slots)
+ *                                  ▼
+ *                                slot: evhttp POST (plain, or TLS through an OpenSSL
+ *                                bufferevent), own timer of HERENOW_WEBHOOK_TIMEOUT_MS
+ *                                  │ answer, error or timeout
+ *                                  ▼
+ *                                finish (deferred out of evhttp's callback):
+ *                                  2xx → delivered; else pending again with backoff, or
+ *                                  failed at the last attempt (a rule's failures counted,
+ *                                  the rule disabled at HERENOW_WEBHOOK_DISABLE_AFTER)
+ *
+ * One blocking PGconn of its own, which also LISTENs: its socket is
+ * watched on the event base, so a NOTIFY wakes the thread at once. The SQL
+ * statements are short (index lookups by id); the POSTs never block.
+ */
+#include "api/rules/webhook.h"
+
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/pg.h"
+#include "common/prom.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BODY_CAP     65536        /* of an answer: read and thrown away */
+#define LEASE_MARGIN 5000         /* ms past the timeout before another sender retries */
+#define TICK_MS      100
+#define POLL_MS      1000
+
+/* ---- metrics (process-wide: the thread writes, /metrics reads) ------------------------ */
+
+static const char *const ev_names[] = {"rule.fired", "session.started", "session.ended",
+                                       "chat.started", "chat.message", "chat.closed", "other"};
+#define NEV ((int)HN_ARRAY_LEN(ev_names))
+enum { O_DELIVERED, O_RETRIED, O_FAILED, O__N };
+static const char *const out_names[O__N] = {"delivered", "retried", "failed"};
+static const double lat_le[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600};
+#define NLAT HN_ARRAY_LEN(lat_le)
+
+static atomic_uint_fast64_t m_deliveries[NEV][O__N];
+static atomic_uint_fast64_t m_lat[NLAT + 1], m_lat_sum_ms;
+static atomic_int_fast64_t  g_inflight, g_queue;
+
+static int ev_index(const char *e) {
+    for (int i = 0; i < NEV - 1; i++)
+        if (strcmp(ev_names[i], e) == 0) return i;
+    return NEV - 1;
+}
+
+void hn_webhooks_metrics(hn_buf *out) {
+    hn_prom_family(out, "herenow_webhook_deliveries_total", HN_PROM_COUNTER,
+                   "Webhook attempts by event and outcome (retried: failed, tried again later).");
+    for (int e = 0; e < NEV; e++)
+        for (int o = 0; o < O__N; o++)
+            hn_prom_u64(out, "herenow_webhook_deliveries_total",
+                        HN_PROM_L2("event", ev_names[e], "outcome", out_names[o]),
+                        atomic_load(&m_deliveries[e][o]));
+    uint64_t c[NLAT + 1];
+    for (size_t i = 0; i <= NLAT; i++) c[i] = atomic_load(&m_lat[i]);
+    hn_prom_family(out, "herenow_webhook_latency_seconds", HN_PROM_HISTOGRAM,
+                   "From the delivery's decision (its row written) to its 2xx answer.");
+    hn_prom_histogram(out, "herenow_webhook_latency_seconds", HN_PROM_L0, lat_le, c, NLAT,
+                      (double)atomic_load(&m_lat_sum_ms) / 1000.0);
+    hn_prom_gauge(out, "herenow_webhook_inflight", "Webhook POSTs in flight in this process.",
+                  (double)atomic_load(&g_inflight));
+    hn_prom_gauge(out, "herenow_webhook_queue_depth",
+                  "Webhook deliveries pending or sending (every process's), as last counted.",
+                  (double)atomic_load(&g_queue));
+}
+
+/* ---- pure parts ------------------------------------------------------------------------- */
+
+void hn_webhook_sign(const char *secret, const char *ts, const char *body, size_t len,
+                     char out[65]) {
+    size_t tl = strlen(ts);
+    unsigned char *msg = hn_xmalloc(tl + 1 + len + 1), md[EVP_MAX_MD_SIZE];
+    memcpy(msg, ts, tl);
+    msg[tl] = '.';
+    if (len) memcpy(msg + tl + 1, body, len);
+    unsigned int mdlen = 0;
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), msg, tl + 1 + len, md, &mdlen);
+    free(msg);
+    static const char hex[] = "0123456789abcdef";
+    for (unsigned i = 0; i < mdlen && i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+int64_t hn_webhook_backoff_ms(int64_t base, int attempt, double r) {
+    const int64_t cap = 86400000;
+    double ms = (double)base;
+    for (int i = 1; i < attempt && ms < cap; i++) ms *= 2;
+    ms *= 0.8 + 0.4 * r;
+    return ms > cap ? cap : (int64_t)ms;
+}
+
+/* ---- the thread ---------------------------------------------------------------------------- */
+
+typedef struct slot {
+    struct hn_webhooks *wh;
+    bool     busy, done;
+    int64_t  id, rule_id, created_ms;
+    int      attempt;
+    char     event[32];
+    uint64_t t0;                          /* monotonic ms, the POST's start */
+    struct evhttp_connection *conn;
+    struct event *timer;                  /* the timeout; then the deferred finish */
+    int      status;                      /* the answer's status, 0 none */
+    char     err[96];                     /* why it failed, when it did */
+    size_t   got;                         /* body bytes read (and dropped) */
+} slot;
+
+struct hn_webhooks {
+    const hn_config *cfg;
+    pthread_t        thread;
+    atomic_bool      stop;
+    struct event_base *base;
+    struct evdns_base *dns;
+    SSL_CTX          *ssl;
+    PGconn           *pg;
+    struct event     *pg_ev;
+    struct event     *tick;
+    struct event     *retry_ev;           /* at retry_at */
+    uint64_t          next_poll, next_connect;
+    uint64_t          retry_at;           /* the earliest retry this process scheduled; 0 none */
+    int64_t           retry_ms;
+    bool              wake;               /* a NOTIFY came: claim again */
+    int               nslots, busy;
+    slot             *slots;
+    hn_rng            rng;
+};
+
+static const char claim_sql[] =
+    "WITH due AS (SELECT id FROM webhook_deliveries"
+    "  WHERE (state = 'pending' OR (state = 'sending' AND locked_until < now()))"
+    "  AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+    " UPDATE webhook_deliveries d SET state = 'sending', attempts = d.attempts + 1,"
+    "  locked_until = now() + $2::float8 * interval '1 millisecond'"
+    " FROM due WHERE d.id = due.id"
+    " RETURNING d.id, d.event, d.url, d.body, d.attempts, coalesce(d.rule_id, 0),"
+    "  floor(extract(epoch FROM d.created_at) * 1000)::bigint,"
+    "  CASE WHEN d.rule_id IS NULL"
+    "   THEN (SELECT secret FROM widget_webhooks w WHERE w.widget_id = d.widget_id)"
+    "   ELSE (SELECT webhook_secret FROM widget_rules r WHERE r.id = d.rule_id) END";
+
+static const char delivered_sql[] =
+    "WITH d AS (UPDATE webhook_deliveries SET state = 'delivered', delivered_at = now(),"
+    "  last_status = $2, last_ms = $3, last_error = NULL, locked_until = NULL"
+    "  WHERE id = $1 AND state = 'sending' RETURNING rule_id)"
+    " UPDATE widget_rules r SET consecutive_failures = 0 FROM d"
+    " WHERE r.id = d.rule_id AND r.consecutive_failures <> 0";
+
+/* $1 id, $2 attempt (a lease lost to another sender leaves the row alone),
+ * $3 status (NULL none), $4 error, $5 ms, $6 max attempts, $7 backoff ms,
+ * $8 disable after, $9 the reason's "last: …" part */
+static const char failed_sql[] =
+    "WITH d AS (UPDATE webhook_deliveries SET"
+    "  state = CASE WHEN attempts >= $6::integer THEN 'failed' ELSE 'pending' END,"
+    "  next_attempt_at = CASE WHEN attempts >= $6::integer THEN next_attempt_at"
+    "   ELSE now() + $7::float8 * interval '1 millisecond' END,"
+    "  last_status = $3::integer, last_error = $4, last_ms = $5::integer, locked_until = NULL"
+    "  WHERE id = $1::bigint AND state = 'sending' AND attempts = $2::integer"
+    "  RETURNING state, rule_id),"
+    " r AS (UPDATE widget_rules r SET consecutive_failures = r.consecutive_failures + 1,"
+    "  enabled = r.enabled AND r.consecutive_failures + 1 < $8::integer,"
+    "  failing_reason = CASE WHEN r.enabled AND r.consecutive_failures + 1 >= $8"
+    "   THEN format('webhook failed %s deliveries in a row (last: %s)',"
+    "    r.consecutive_failures + 1, $9::text) ELSE r.failing_reason END,"
+    "  version = r.version + CASE WHEN r.enabled AND r.consecutive_failures + 1 >= $8"
+    "   THEN 1 ELSE 0 END,"
+    "  updated_at = CASE WHEN r.enabled AND r.consecutive_failures + 1 >= $8"
+    "   THEN now() ELSE r.updated_at END"
+    "  FROM d WHERE d.state = 'failed' AND r.id = d.rule_id"
+    "  RETURNING r.id, NOT r.enabled AS disabled)"
+    " SELECT (SELECT state FROM d), (SELECT bool_or(disabled) FROM r)";
+
+static const char queue_sql[] =
+    "SELECT count(*) FROM webhook_deliveries WHERE state IN ('pending', 'sending')";
+
+static void pg_drop(hn_webhooks *wh) {
+    if (wh->pg_ev) event_free(wh->pg_ev);
+    wh->pg_ev = NULL;
+    if (wh->pg) PQfinish(wh->pg);
+    wh->pg = NULL;
+}
+
+/* Runs one statement; NULL (and the connection dropped when it broke) on failure. */
+static PGresult *exec(hn_webhooks *wh, const char *what, const char *sql, int n,
+                      const char *const *p) {
+    if (wh->pg == NULL) return NULL;
+    PGresult *r = PQexecParams(wh->pg, sql, n, NULL, p, NULL, NULL, 0);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) return r;
+    const char *m = r ? PQresultErrorMessage(r) : PQerrorMessage(wh->pg);
+    hn_warn("event=webhook_sql_error what=%s err='%.*s'", what, hn_pg_line(m), m);
+    PQclear(r);
+    if (PQstatus(wh->pg) != CONNECTION_OK) pg_drop(wh);
+    return NULL;
+}
+
+static void claim(hn_webhooks *wh);
+
+/* The LISTEN connection's socket is readable: take the notifications. */
+static void on_pg(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    hn_webhooks *wh = arg;
+    if (PQconsumeInput(wh->pg) == 0) {
+        hn_warn("event=webhook_pg_lost err='%.*s'", hn_pg_line(PQerrorMessage(wh->pg)),
+                PQerrorMessage(wh->pg));
+        pg_drop(wh);
+        return;
+    }
+    PGnotify *n;
+    while ((n = PQnotifies(wh->pg)) != NULL) {
+        PQfreemem(n);
+        wh->wake = true;
+    }
+    if (wh->wake) claim(wh);
+}
+
+static void pg_connect(hn_webhooks *wh) {
+    char err[256];
+    hn_pg_opts o = {.appname = "herenow-webhooks", .connect_timeout_s = 5,
+                    .statement_timeout_ms = 10000};
+    wh->pg = hn_pg_connect(wh->cfg->database_url, &o, err, sizeof(err));
+    if (wh->pg == NULL) {
+        hn_warn("event=webhook_pg_connect_failed err='%s' retry_ms=%lld", err,
+                (long long)wh->retry_ms);
+        wh->next_connect = hn_mono_ms() + (uint64_t)wh->retry_ms;
+        if (wh->retry_ms < 5000) wh->retry_ms *= 2;
+        return;
+    }
+    PGresult *r = exec(wh, "listen", "LISTEN herenow_webhooks", 0, NULL);
+    if (r == NULL) {
+        pg_drop(wh);
+        wh->next_connect = hn_mono_ms() + (uint64_t)wh->retry_ms;
+        return;
+    }
+    PQclear(r);
+    wh->retry_ms = 100;
+    wh->pg_ev = event_new(wh->base, PQsocket(wh->pg), EV_READ | EV_PERSIST, on_pg, wh);
+    event_add(wh->pg_ev, NULL);
+    wh->wake = true;           /* rows may have waited while we were away */
+}
+
+/* ---- one POST ---------------------------------------------------------------------------------- */
+
+static void finish_cb(evutil_socket_t fd, short what, void *arg);
+
+/* The outcome is known: record it out of evhttp's callback (the connection
+ * may not be freed inside it). */
+static void settle(slot *s) {
+    if (s->done) return;
+    s->done = true;
+    evtimer_del(s->timer);
+    event_free(s->timer);
+    s->timer = evtimer_new(s->wh->base, finish_cb, s);
+    struct timeval zero = {0, 0};
+    evtimer_add(s->timer, &zero);
+}
+
+static int on_header(struct evhttp_request *req, void *arg) {
+    slot *s = arg;
+    s->status = evhttp_request_get_response_code(req);
+    return 0;
+}
+
+static void on_chunk(struct evhttp_request *req, void *arg) {
+    slot *s = arg;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    s->got += n;
+    evbuffer_drain(in, n);
+}
+
+/* The TLS layer's reason, when it has one ("certificate verify failed"). */
+static bool tls_error(slot *s) {
+    unsigned long e = 0;
+    struct bufferevent *bev = s->conn ? evhttp_connection_get_bufferevent(s->conn) : NULL;
+    if (bev) e = bufferevent_get_openssl_error(bev);
+    if (e == 0) e = ERR_get_error();
+    if (e == 0) return false;
+    const char *why = ERR_reason_error_string(e);
+    snprintf(s->err, sizeof(s->err), "tls: %s", why ? why : "handshake failed");
+    if (bev) while (bufferevent_get_openssl_error(bev)) {}
+    ERR_clear_error();
+    return true;
+}
+
+static void on_error(enum evhttp_request_error e, void *arg) {
+    slot *s = arg;
+    if (!s->err[0] && s->status == 0 && tls_error(s)) return;
+    const char *m = e == EVREQ_HTTP_TIMEOUT         ? "timeout"
+                    : e == EVREQ_HTTP_EOF           ? "connection closed"
+                    : e == EVREQ_HTTP_INVALID_HEADER ? "invalid answer"
+                    : e == EVREQ_HTTP_BUFFER_ERROR   ? "connection failed"
+                    : e == EVREQ_HTTP_DATA_TOO_LONG  ? "answer body too long"
+                                                     : "request failed";
+    if (!s->err[0]) snprintf(s->err, sizeof(s->err), "%s", m);
+}
+
+static void on_done(struct evhttp_request *req, void *arg) {
+    slot *s = arg;
+    if (req && evhttp_request_get_response_code(req) > 0)
+        s->status = evhttp_request_get_response_code(req);
+    else if (!s->err[0] && !tls_error(s))
+        snprintf(s->err, sizeof(s->err), "connection failed");
+    settle(s);
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    slot *s = arg;
+    snprintf(s->err, sizeof(s->err), "timeout after %lld ms", (long long)s->wh->cfg->webhook_timeout_ms);
+    s->status = 0;
+    settle(s);
+}
+
+static void record(hn_webhooks *wh, slot *s) {
+    int64_t ms = (int64_t)(hn_mono_ms() - s->t0);
+    char id[24], st[16], msb[24], att[16];
+    snprintf(id, sizeof(id), "%lld", (long long)s->id);
+    snprintf(st, sizeof(st), "%d", s->status);
+    snprintf(msb, sizeof(msb), "%lld", (long long)ms);
+    snprintf(att, sizeof(att), "%d", s->attempt);
+    int ev = ev_index(s->event);
+    bool ok = s->status >= 200 && s->status < 300 && !(s->err[0] && s->status == 0);
+    if (ok) {
+        const char *p[] = {id, st, msb};
+        PGresult *r = exec(wh, "delivered", delivered_sql, 3, p);
+        PQclear(r);
+        atomic_fetch_add(&m_deliveries[ev][O_DELIVERED], 1);
+        int64_t lat = (int64_t)hn_now_ms() - s->created_ms;
+        if (lat < 0) lat = 0;
+        size_t b = 0;
+        while (b < NLAT && (double)lat / 1000.0 > lat_le[b]) b++;
+        atomic_fetch_add(&m_lat[b], 1);
+        atomic_fetch_add(&m_lat_sum_ms, (uint64_t)lat);
+        hn_debug("event=webhook_delivered id=%lld status=%d ms=%lld", (long long)s->id, s->status,
+                 (long long)ms);
+        return;
+    }
+    char err[128], last[128], back[24], maxa[16], dis[16];
+    if (s->status > 0) {
+        snprintf(err, sizeof(err), "HTTP %d", s->status);
+        snprintf(last, sizeof(last), "HTTP %d", s->status);
+    } else {
+        snprintf(err, sizeof(err), "%s", s->err[0] ? s->err : "no answer");
+        snprintf(last, sizeof(last), "%s", err);
+    }
+    double rnd = (double)(hn_rng_next(&wh->rng) >> 11) / 9007199254740992.0;
+    int64_t wait = hn_webhook_backoff_ms(wh->cfg->webhook_backoff_ms, s->attempt, rnd);
+    snprintf(back, sizeof(back), "%lld", (long long)wait);
+    /* wake for the retry (the 1 s poll would round the backoff up) */
+    uint64_t due = hn_mono_ms() + (uint64_t)wait + 5;
+    if (wh->retry_at == 0 || due < wh->retry_at) {
+        wh->retry_at = due;
+        struct timeval tv = {(wait + 5) / 1000, ((wait + 5) % 1000) * 1000};
+        evtimer_add(wh->retry_ev, &tv);
+    }
+    snprintf(maxa, sizeof(maxa), "%lld", (long long)wh->cfg->webhook_attempts);
+    snprintf(dis, sizeof(dis), "%lld", (long long)wh->cfg->webhook_disable_after);
+    const char *p[] = {id, att, s->status > 0 ? st : NULL, err, msb, maxa, back, dis, last};
+    PGresult *r = exec(wh, "failed", failed_sql, 9, p);
+    if (r == NULL) return;
+    bool failed = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) && strcmp(PQgetvalue(r, 0, 0), "failed") == 0;
+    bool disabled = PQntuples(r) == 1 && PQgetvalue(r, 0, 1)[0] == 't';
+    PQclear(r);
+    atomic_fetch_add(&m_deliveries[ev][failed ? O_FAILED : O_RETRIED], 1);
+    hn_info("event=webhook_attempt_failed id=%lld attempt=%d err='%s' ms=%lld next=%s", (long long)s->id,
+            s->attempt, err, (long long)ms, failed ? "failed" : back);
+    if (disabled)
+        hn_warn("event=webhook_rule_disabled rule=%lld last='%s'", (long long)s->rule_id, last);
+}
+
+static void slot_free(hn_webhooks *wh, slot *s) {
+    if (s->timer) event_free(s->timer);
+    if (s->conn) evhttp_connection_free(s->conn);
+    s->timer = NULL;
+    s->conn = NULL;
+    if (s->busy) {
+        s->busy = false;
+        wh->busy--;
+        atomic_fetch_sub(&g_inflight, 1);
+    }
+}
+
+static void finish_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    slot *s = arg;
+    hn_webhooks *wh = s->wh;
+    if (wh->pg == NULL) pg_connect(wh);
+    if (wh->pg) record(wh, s);   /* else the lease runs out and another attempt comes */
+    slot_free(wh, s);
+    claim(wh);
+}
+
+/* A failure before anything was sent (bad URL, no secret): recorded now. */
+static void fail_now(hn_webhooks *wh, slot *s, const char *why) {
+    snprintf(s->err, sizeof(s->err), "%s", why);
+    s->status = 0;
+    s->done = true;
+    record(wh, s);
+    slot_free(wh, s);
+}
+
+static void start(hn_webhooks *wh, slot *s, const char *url, const char *body,
+                  const char *secret) {
+    struct evhttp_uri *u = NULL;
+    struct evhttp_request *req = NULL;
+    s->t0 = hn_mono_ms();
+    if (secret == NULL) {
+        fail_now(wh, s, "no secret (the rule or the widget's webhook was removed)");
+        return;
+    }
+    u = evhttp_uri_parse(url);
+    const char *scheme = u ? evhttp_uri_get_scheme(u) : NULL, *host = u ? evhttp_uri_get_host(u) : NULL;
+    bool tls = scheme && strcmp(scheme, "https") == 0;
+    if (!u || !scheme || !host || !*host || (!tls && strcmp(scheme, "http") != 0)) {
+        fail_now(wh, s, "bad url");
+        goto out;
+    }
+    char h[256];
+    size_t hl = strlen(host);
+    if (hl >= sizeof(h)) {
+        fail_now(wh, s, "bad url");
+        goto out;
+    }
+    if (host[0] == '[' && hl > 2) snprintf(h, sizeof(h), "%.*s", (int)(hl - 2), host + 1);
+    else snprintf(h, sizeof(h), "%s", host);
+    int port = evhttp_uri_get_port(u);
+    if (port <= 0) port = tls ? 443 : 80;
+
+    struct bufferevent *bev = NULL;
+    if (tls) {
+        SSL *ssl = SSL_new(wh->ssl);
+        if (ssl == NULL) {
+            fail_now(wh, s, "tls: SSL_new failed");
+            goto out;
+        }
+        /* the name (or address) of the URL must be the certificate's */
+        unsigned char ab[16];
+        bool ip = inet_pton(AF_INET, h, ab) == 1 || inet_pton(AF_INET6, h, ab) == 1;
+        if (ip) {
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), h);
+        } else {
+            SSL_set_tlsext_host_name(ssl, h);
+            SSL_set1_host(ssl, h);
+        }
+        bev = bufferevent_openssl_socket_new(wh->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        if (bev == NULL) {
+            SSL_free(ssl);
+            fail_now(wh, s, "tls: no bufferevent");
+            goto out;
+        }
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    }
+    s->conn = evhttp_connection_base_bufferevent_new(wh->base, wh->dns, bev, h, (unsigned short)port);
+    if (s->conn == NULL) {
+        if (bev) bufferevent_free(bev);
+        fail_now(wh, s, "connection failed");
+        goto out;
+    }
+    /* our own timer decides; evhttp's is a backstop */
+    evhttp_connection_set_timeout(s->conn, (int)(wh->cfg->webhook_timeout_ms / 1000) + 2);
+    evhttp_connection_set_retries(s->conn, 0);
+    evhttp_connection_set_max_headers_size(s->conn, 16384);
+    evhttp_connection_set_max_body_size(s->conn, BODY_CAP);
+    req = evhttp_request_new(on_done, s);
+    evhttp_request_set_header_cb(req, on_header);
+    evhttp_request_set_chunked_cb(req, on_chunk);
+    evhttp_request_set_error_cb(req, on_error);
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    char hosthdr[300], ts[24], idb[24], sig[65], sigh[80], clen[24];
+    if ((tls && port != 443) || (!tls && port != 80)) snprintf(hosthdr, sizeof(hosthdr), "%s:%d", host, port);
+    else snprintf(hosthdr, sizeof(hosthdr), "%s", host);
+    snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
+    snprintf(idb, sizeof(idb), "%lld", (long long)s->id);
+    size_t blen = strlen(body);
+    hn_webhook_sign(secret, ts, body, blen, sig);
+    snprintf(sigh, sizeof(sigh), "v1=%s", sig);
+    snprintf(clen, sizeof(clen), "%zu", blen);
+    evhttp_add_header(oh, "Host", hosthdr);
+    evhttp_add_header(oh, "Content-Type", "application/json");
+    evhttp_add_header(oh, "Content-Length", clen);
+    evhttp_add_header(oh, "User-Agent", "herenow-webhook/1");
+    evhttp_add_header(oh, "Connection", "close");
+    evhttp_add_header(oh, "Herenow-Delivery", idb);
+    evhttp_add_header(oh, "Herenow-Event", s->event);
+    evhttp_add_header(oh, "Herenow-Timestamp", ts);
+    evhttp_add_header(oh, "Herenow-Signature", sigh);
+    evbuffer_add(evhttp_request_get_output_buffer(req), body, blen);
+    const char *path = evhttp_uri_get_path(u), *q = evhttp_uri_get_query(u);
+    char *target = hn_xmalloc(strlen(path ? path : "") + (q ? strlen(q) : 0) + 3);
+    sprintf(target, "%s%s%s", path && *path ? path : "/", q ? "?" : "", q ? q : "");
+    s->timer = evtimer_new(wh->base, on_timeout, s);
+    struct timeval tv = {wh->cfg->webhook_timeout_ms / 1000, (wh->cfg->webhook_timeout_ms % 1000) * 1000};
+    evtimer_add(s->timer, &tv);
+    int rc = evhttp_make_request(s->conn, req, EVHTTP_REQ_POST, target);
+    free(target);
+    if (rc != 0) {       /* evhttp freed the request */
+        fail_now(wh, s, "request failed");
+        goto out;
+    }
+out:
+    if (u) evhttp_uri_free(u);
+}
+
+/* Takes as many due rows as there are free slots and starts them. */
+static void claim(hn_webhooks *wh) {
+    wh->wake = false;
+    if (wh->pg == NULL || atomic_load(&wh->stop)) return;
+    int free_slots = wh->nslots - wh->busy;
+    if (free_slots <= 0) {
+        wh->wake = true;       /* a slot's finish claims again */
+        return;
+    }
+    char lim[16], lease[24];
+    snprintf(lim, sizeof(lim), "%d", free_slots);
+    snprintf(lease, sizeof(lease), "%lld", (long long)(wh->cfg->webhook_timeout_ms + LEASE_MARGIN));
+    const char *p[] = {lim, lease};
+    PGresult *r = exec(wh, "claim", claim_sql, 2, p);
+    if (r == NULL) return;
+    int n = PQntuples(r);
+    for (int i = 0, k = 0; i < n; i++) {
+        while (k < wh->nslots && wh->slots[k].busy) k++;
+        if (k == wh->nslots) break;      /* cannot happen: LIMIT free slots */
+        slot *s = &wh->slots[k];
+        memset(s, 0, sizeof(*s));
+        s->wh = wh;
+        s->busy = true;
+        wh->busy++;
+        atomic_fetch_add(&g_inflight, 1);
+        hn_parse_i64(PQgetvalue(r, i, 0), &s->id);
+        snprintf(s->event, sizeof(s->event), "%s", PQgetvalue(r, i, 1));
+        int64_t a = 0;
+        hn_parse_i64(PQgetvalue(r, i, 4), &a);
+        s->attempt = (int)a;
+        hn_parse_i64(PQgetvalue(r, i, 5), &s->rule_id);
+        hn_parse_i64(PQgetvalue(r, i, 6), &s->created_ms);
+        start(wh, s, PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+              PQgetisnull(r, i, 7) ? NULL : PQgetvalue(r, i, 7));
+    }
+    PQclear(r);
+    /* a full page may mean more are due */
+    if (n == free_slots) wh->wake = true;
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    hn_webhooks *wh = arg;
+    if (atomic_load(&wh->stop)) {
+        event_base_loopbreak(wh->base);
+        return;
+    }
+    /* notifications that came with a query's answer left the socket quiet */
+    for (PGnotify *n; wh->pg && (n = PQnotifies(wh->pg)) != NULL; PQfreemem(n)) wh->wake = true;
+    uint64_t now = hn_mono_ms();
+    if (wh->pg == NULL && now >= wh->next_connect) pg_connect(wh);
+    if (wh->retry_at && now >= wh->retry_at) {     /* (the timer was late) */
+        wh->retry_at = 0;
+        wh->wake = true;
+    }
+    if (wh->pg && now >= wh->next_poll) {
+        wh->next_poll = now + POLL_MS;
+        PGresult *r = exec(wh, "queue", queue_sql, 0, NULL);
+        if (r) {
+            int64_t q = 0;
+            hn_parse_i64(PQgetvalue(r, 0, 0), &q);
+            atomic_store(&g_queue, q);
+            PQclear(r);
+        }
+        wh->wake = true;
+    }
+    if (wh->wake && wh->pg) claim(wh);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    hn_webhooks *wh = arg;
+    wh->retry_at = 0;
+    if (wh->pg) claim(wh);
+}
+
+static void *run(void *arg) {
+    hn_webhooks *wh = arg;
+    wh->retry_ms = 100;
+    pg_connect(wh);
+    struct timeval tv = {0, TICK_MS * 1000};
+    event_add(wh->tick, &tv);
+    event_base_dispatch(wh->base);
+    for (int i = 0; i < wh->nslots; i++) slot_free(wh, &wh->slots[i]);
+    pg_drop(wh);
+    return NULL;
+}
+
+hn_webhooks *hn_webhooks_start(const hn_config *cfg) {
+    if (strcmp(cfg->webhooks, "on") != 0) return NULL;
+    hn_webhooks *wh = hn_xcalloc(1, sizeof(*wh));
+    wh->cfg = cfg;
+    wh->nslots = (int)cfg->webhook_senders;
+    wh->slots = hn_xcalloc((size_t)wh->nslots, sizeof(*wh->slots));
+    hn_rng_seed(&wh->rng);
+    wh->base = event_base_new();
+    wh->ssl = SSL_CTX_new(TLS_client_method());
+    if (wh->base == NULL || wh->ssl == NULL) goto fail;
+    wh->dns = evdns_base_new(wh->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    if (wh->dns == NULL) wh->dns = evdns_base_new(wh->base, 0);
+    SSL_CTX_set_default_verify_paths(wh->ssl);
+    if (cfg->webhook_ca_file[0] && SSL_CTX_load_verify_locations(wh->ssl, cfg->webhook_ca_file, NULL) != 1) {
+        hn_error("event=webhooks_bad_ca_file path='%s'", cfg->webhook_ca_file);
+        goto fail;
+    }
+    SSL_CTX_set_verify(wh->ssl, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_min_proto_version(wh->ssl, TLS1_2_VERSION);
+    wh->tick = event_new(wh->base, -1, EV_PERSIST, on_tick, wh);
+    wh->retry_ev = evtimer_new(wh->base, on_retry, wh);
+    if (pthread_create(&wh->thread, NULL, run, wh) != 0) goto fail;
+    hn_info("event=webhooks_started senders=%d timeout_ms=%lld attempts=%lld", wh->nslots,
+            (long long)cfg->webhook_timeout_ms, (long long)cfg->webhook_attempts);
+    return wh;
+fail:
+    hn_error("event=webhooks_start_failed");
+    if (wh->tick) event_free(wh->tick);
+    if (wh->retry_ev) event_free(wh->retry_ev);
+    if (wh->dns) evdns_base_free(wh->dns, 0);
+    if (wh->ssl) SSL_CTX_free(wh->ssl);
+    if (wh->base) event_base_free(wh->base);
+    free(wh->slots);
+    free(wh);
+    return NULL;
+}
+
+void hn_webhooks_stop(hn_webhooks *wh) {
+    if (wh == NULL) return;
+    atomic_store(&wh->stop, true);
+    pthread_join(wh->thread, NULL);
+    event_free(wh->tick);
+    event_free(wh->retry_ev);
+    evdns_base_free(wh->dns, 0);
+    event_base_free(wh->base);
+    SSL_CTX_free(wh->ssl);
+    free(wh->slots);
+    free(wh);
+}

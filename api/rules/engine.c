@@ -299,6 +299,7 @@ static const char *entries(hn_rules *e, const redisReply *en_list, char *cursor,
             continue;
         last = en->element[0]->str;
         if (cursor) snprintf(cursor, cap, "%s", last);
+        if (e->widgets == NULL) continue;      /* no widget wants records: not decoded */
         const redisReply *fv = en->element[1];
         for (size_t k = 0; fv->type == REDIS_REPLY_ARRAY && k + 1 < fv->elements; k += 2) {
             if (fv->element[k]->type != REDIS_REPLY_STRING || strcmp(fv->element[k]->str, HN_STREAM_FIELD) ||

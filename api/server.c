@@ -71,6 +71,7 @@ static hn_api_method api_method(enum evhttp_cmd_type c) {
     case EVHTTP_REQ_GET: return HN_GET;
     case EVHTTP_REQ_POST: return HN_POST;
     case EVHTTP_REQ_DELETE: return HN_DELETE;
+    case EVHTTP_REQ_PUT: return HN_PUT;
     default: return 0;
     }
 }
@@ -298,7 +299,7 @@ static void preflight(hn_srv_rctx *c) {
         return;
     }
     struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
-    evhttp_add_header(h, "Access-Control-Allow-Methods", "GET, POST, DELETE");
+    evhttp_add_header(h, "Access-Control-Allow-Methods", "GET, POST, PUT, DELETE");
     evhttp_add_header(h, "Access-Control-Allow-Headers", "Authorization, Last-Event-ID");
     evhttp_add_header(h, "Access-Control-Max-Age", "600");
     hn_srv_record(c->s, c->route, 204, c->t0, c->method, c->path, c->query, NULL, NULL);
@@ -426,7 +427,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
     rq->method = hn_route_get(r)->method;
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t blen = in ? evbuffer_get_length(in) : 0;
-    if (rq->method == HN_POST && blen > 0) {
+    if ((rq->method == HN_POST || rq->method == HN_PUT) && blen > 0) {
         rq->body = hn_xmalloc(blen + 1);
         evbuffer_copyout(in, rq->body, blen);
         rq->body[blen] = '\0';

@@ -521,10 +521,14 @@ static bool in_list(const cond *c, const char *have) {
     return false;
 }
 
+/* The one piece of state: each thread's match data, made at its first
+ * regex and kept (one allocation per thread, not one per evaluation). One
+ * pair of offsets: a pattern with groups still matches (rc 0). */
+static _Thread_local pcre2_match_data *tl_md;
+
 static bool regex_match(const hn_rule *r, const cond *c, const char *s) {
-    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
-    int rc = pcre2_match(c->re, (PCRE2_SPTR)s, strlen(s), 0, 0, md, r->mctx);
-    pcre2_match_data_free(md);
+    if (!tl_md) tl_md = pcre2_match_data_create(1, NULL);
+    int rc = pcre2_match(c->re, (PCRE2_SPTR)s, strlen(s), 0, 0, tl_md, r->mctx);
     return rc >= 0;     /* a limit exceeded does not match */
 }
 
@@ -567,6 +571,10 @@ int hn_rule_eval(const hn_rule *r, const hn_rule_sess *s, int64_t now_ms, int64_
         const cond *c = &r->conds[i];
         if (c->field == HN_RF_TIME_ON_PAGE || c->field == HN_RF_TIME_ON_SITE) {
             int64_t from = c->field == HN_RF_TIME_ON_PAGE ? s->page_start_ms : s->session_start_ms;
+            if (from <= 0) {            /* not known (yet): never holds, no timer */
+                if (!r->any) return HN_RULE_NO;
+                continue;
+            }
             int64_t when = from + c->n * 1000;
             if (now_ms >= when) {
                 if (r->any) return HN_RULE_MATCH;

@@ -42,6 +42,8 @@ hn_assert_eq "no source file of the daemons or herenowctl over 900 lines" "" "$l
 for b in herenow-api herenowctl; do
     libs=$(ldd "$HN_BIN/$b" | grep -oE 'lib(yaml-0|maxminddb)\.so' | sort -u | tr '\n' ' ' || true)
     hn_assert_eq "$b links neither libyaml nor libmaxminddb" "" "$libs"
+    libs=$(ldd "$HN_BIN/$b" | grep -oE 'libpcre2-8\.so' | sort -u || true)
+    hn_assert_eq "$b links PCRE2 (rules' regex conditions)" "libpcre2-8.so" "$libs"
 done
 libs=$(ldd "$HN_BIN/herenow-collector" | grep -oE 'lib(pcre2-8|yaml-0|maxminddb)\.so' | sort -u | wc -l)
 hn_assert_eq "herenow-collector links all three (enrichment)" 3 "$libs"

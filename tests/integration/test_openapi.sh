@@ -16,7 +16,7 @@ hn_assert_cmd "tests/browser: npm ci from package-lock.json (when needed)" bash 
 ROUTES=$HN_TMP/routes
 
 # The api: every entry of the route table, "HN_<METHOD>, WIDGETS|SESSIONS "/rest"".
-perl -0777 -ne 'while (/HN_(GET|POST|DELETE),\s*(WIDGETS|SESSIONS)\s*(?:"([^"]*)")?/g) {
+perl -0777 -ne 'while (/HN_(GET|POST|PUT|DELETE),\s*(WIDGETS|SESSIONS)\s*(?:"([^"]*)")?/g) {
     print "$1 /api/visitor-tracking/", lc $2, ($3 // ""), "\n" }' api/router.c >"$ROUTES"
 entries=$(grep -cE '^\s*\[HN_RT_[A-Z_]+\]\s*=\s*\{' api/router.c)
 hn_assert_eq "api/router.c: every entry of the route table read ($entries)" "$entries" "$(wc -l <"$ROUTES")"

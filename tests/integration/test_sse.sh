@@ -110,7 +110,7 @@ hn_assert_eq "CORS: a listed origin gets Access-Control-Allow-Origin" https://op
 hn_assert_eq "CORS: another origin gets none" "" \
     "$(acao -H 'Origin: https://evil.example' -H "Authorization: Bearer $TOK" "$A/widgets")"
 hn_assert_eq "CORS: a preflight of a listed origin: 204, methods and the Authorization header allowed" \
-    "204 GET, POST, DELETE Authorization, Last-Event-ID" \
+    "204 GET, POST, PUT, DELETE Authorization, Last-Event-ID" \
     "$(curl -s -o /dev/null -D - -X OPTIONS -H 'Origin: https://admin.example' -H 'Access-Control-Request-Method: GET' "$W/active-visitors" | tr -d '\r' |
         awk -F': ' 'NR == 1 { split($0, a, " "); st = a[2] } tolower($1) == "access-control-allow-methods" { m = $2 } tolower($1) == "access-control-allow-headers" { h = $2 } END { print st, m, h }')"
 hn_assert_eq "CORS: a preflight of another origin: 403" 403 \

@@ -353,6 +353,24 @@ static void test_all_any_later(void **state) {
     hn_rule_free(r);
 }
 
+/* A start not known yet: a time condition never holds and sets no timer. */
+static void test_unknown_start(void **state) {
+    (void)state;
+    hn_rule_sess s = sess();
+    s.page_start_ms = 0;
+    int64_t at = 0;
+    hn_rule *r = parse_ok(WRAP(C("url", "contains", "\"/pricing\"") "," C("time_on_page", "gte", "30"), ALERT));
+    assert_int_equal(hn_rule_eval(r, &s, NOW, &at), HN_RULE_NO);
+    hn_rule_free(r);
+    r = parse_ok("{\"name\":\"r\",\"match\":\"any\",\"conditions\":[" C("time_on_page", "gte", "30") ","
+                 C("time_on_site", "gte", "200") "],\"actions\":[" ALERT "]}");
+    assert_int_equal(hn_rule_eval(r, &s, NOW, &at), HN_RULE_LATER);
+    assert_int_equal(at, s.session_start_ms + 200000);     /* only the known one */
+    s.session_start_ms = 0;
+    assert_int_equal(hn_rule_eval(r, &s, NOW, &at), HN_RULE_NO);
+    hn_rule_free(r);
+}
+
 static void test_accessors(void **state) {
     (void)state;
     hn_rule *r = parse_ok("{\"name\":\"Pricing, 30 s\",\"enabled\":false,\"match\":\"all\",\"conditions\":["
@@ -489,6 +507,7 @@ int main(void) {
         cmocka_unit_test(test_eval_fields),
         cmocka_unit_test(test_unknown_visitor),
         cmocka_unit_test(test_all_any_later),
+        cmocka_unit_test(test_unknown_start),
         cmocka_unit_test(test_accessors),
         cmocka_unit_test(test_regex_limit),
         cmocka_unit_test(test_urls),

@@ -247,7 +247,11 @@ hn_assert_eq "one webhook firing between the two" 1 \
 # ---- a rule disabled is dropped; a rule added applies to live sessions --------------------------
 q "UPDATE widget_rules SET enabled = false, version = version + 1 WHERE id = $R_MARK" >/dev/null
 hn_wait_for 10 "a disabled rule is dropped" loaded_n "$A" $((NRULES - 1))
-R_LATE=$(rule late "$(cond all '{"field": "url", "op": "equals", "value": "https://shop.example/about"}')")
+# (this one through the API: POST …/rules)
+hn_assert_eq "POST …/rules: 201" 201 "$(hn_oa_curl "$HN_TMP/late.json" -X POST -H "Authorization: Bearer $TOK" \
+    -H 'Content-Type: application/json' -d '{"name": "late", "conditions": [{"field": "url", "op": "equals", "value": "https://shop.example/about"}], "actions": [{"type": "alert", "text": "late"}]}' \
+    "$A/api/visitor-tracking/widgets/$W/rules")"
+R_LATE=$(jq -r .id "$HN_TMP/late.json")
 late() { [ "$(fired "$R_LATE")" = sessNOURL01 ]; }
 hn_wait_for 10 "a rule added later fires for a session already live" late
 

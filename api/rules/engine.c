@@ -218,7 +218,7 @@ static int on_record(const hn_record *rec, void *arg) {
     ewidget *w;
     int64_t wid = rec->widget_id;
     HASH_FIND(hh, e->widgets, &wid, sizeof(wid), w);
-    if (w == NULL || rec->b.s.len == 0) return HN_OK;
+    if (w == NULL || rec->b.s.len == 0 || (e->backfilling && !w->backfill)) return HN_OK;
     int64_t ts = (int64_t)(rec->recv_ts / 1000);
     int type = rec->b.type;
     esess *s = sess_find(e, wid, rec->b.s.p, rec->b.s.len);
@@ -289,6 +289,31 @@ static void redis_lost(hn_rules *e, const char *what) {
     e->retry_at = mono_ms() + RETRY_MS;
 }
 
+/* A stream's entries: their records. cursor: where the last one's id goes
+ * (NULL: nowhere). The last entry's id, NULL when there was none. */
+static const char *entries(hn_rules *e, const redisReply *en_list, char *cursor, size_t cap) {
+    const char *last = NULL;
+    for (size_t j = 0; en_list->type == REDIS_REPLY_ARRAY && j < en_list->elements; j++) {
+        const redisReply *en = en_list->element[j];
+        if (en->type != REDIS_REPLY_ARRAY || en->elements != 2 || en->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        last = en->element[0]->str;
+        if (cursor) snprintf(cursor, cap, "%s", last);
+        if (e->widgets == NULL) continue;      /* no widget wants records: not decoded */
+        const redisReply *fv = en->element[1];
+        for (size_t k = 0; fv->type == REDIS_REPLY_ARRAY && k + 1 < fv->elements; k += 2) {
+            if (fv->element[k]->type != REDIS_REPLY_STRING || strcmp(fv->element[k]->str, HN_STREAM_FIELD) ||
+                fv->element[k + 1]->type != REDIS_REPLY_STRING)
+                continue;
+            char err[160];
+            if (hn_record_decode_batch(e->dec, fv->element[k + 1]->str, fv->element[k + 1]->len, on_record, e,
+                                       err, sizeof(err)) != HN_OK)
+                atomic_fetch_add(&e->decode_errors, 1);
+        }
+    }
+    return last;
+}
+
 static void stream_reply(hn_rules *e, redisReply *r) {
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *kv = r->element[i];
@@ -297,24 +322,43 @@ static void stream_reply(hn_rules *e, redisReply *r) {
             continue;
         int sh = hn_key_stream_shard(kv->element[0]->str, kv->element[0]->len);
         if (sh < 0 || sh >= e->nshards) continue;
-        redisReply *entries = kv->element[1];
-        for (size_t j = 0; j < entries->elements; j++) {
-            redisReply *en = entries->element[j];
-            if (en->type != REDIS_REPLY_ARRAY || en->elements != 2 || en->element[0]->type != REDIS_REPLY_STRING)
-                continue;
-            snprintf(e->cursor[sh], sizeof(e->cursor[sh]), "%s", en->element[0]->str);
-            redisReply *fv = en->element[1];
-            for (size_t k = 0; fv->type == REDIS_REPLY_ARRAY && k + 1 < fv->elements; k += 2) {
-                if (fv->element[k]->type != REDIS_REPLY_STRING || strcmp(fv->element[k]->str, HN_STREAM_FIELD) ||
-                    fv->element[k + 1]->type != REDIS_REPLY_STRING)
-                    continue;
-                char err[160];
-                if (hn_record_decode_batch(e->dec, fv->element[k + 1]->str, fv->element[k + 1]->len, on_record,
-                                           e, err, sizeof(err)) != HN_OK)
-                    atomic_fetch_add(&e->decode_errors, 1);
+        entries(e, kv->element[1], e->cursor[sh], sizeof(e->cursor[sh]));
+    }
+}
+
+/* Widgets that are new since the start (their first enabled rule, or a
+ * session webhook): one live window of every shard is read again up to
+ * where the engine is, for their records only, so that their live
+ * sessions are known with their pages and starts. */
+static void backfill(hn_rules *e) {
+    e->backfilling = true;
+    char from[40];
+    int64_t since = wall_ms() - e->cfg->live_window_s * 1000;
+    for (int sh = 0; sh < e->nshards && e->rc; sh++) {
+        char key[HN_KEY_CAP];
+        hn_key_stream(key, (unsigned)sh);
+        snprintf(from, sizeof(from), "%lld-0", (long long)(since > 0 ? since : 0));
+        for (;;) {
+            const char *argv[] = {"XRANGE", key, from, e->cursor[sh], "COUNT", XREAD_COUNT};
+            size_t len[6];
+            for (int i = 0; i < 6; i++) len[i] = strlen(argv[i]);
+            redisReply *r = redisCommandArgv(e->rc, 6, argv, len);
+            if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+                if (r) freeReplyObject(r);
+                redis_lost(e, "XRANGE");
+                break;
             }
+            const char *last = entries(e, r, NULL, 0);
+            bool more = last && r->elements >= (size_t)atoi(XREAD_COUNT);
+            if (last) snprintf(from, sizeof(from), "(%s", last);
+            freeReplyObject(r);
+            if (!more) break;
         }
     }
+    e->backfilling = false;
+    e->want_backfill = false;
+    ewidget *w, *tmp;
+    HASH_ITER(hh, e->widgets, w, tmp) w->backfill = false;
 }
 
 /* One XREAD of every shard from its cursor, blocking up to block_ms (0: not). */
@@ -424,6 +468,7 @@ static void *engine_main(void *arg) {
             nanosleep(&ts, NULL);      /* waiting for the reconnect's turn */
             continue;
         }
+        if (e->want_backfill) backfill(e);
         read_streams(e, block);
     }
     hn_info("event=rules_stopped sessions=%llu", (unsigned long long)atomic_load(&e->nsess));

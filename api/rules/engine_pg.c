@@ -76,6 +76,12 @@ static ewidget *widget_get(hn_rules *e, int64_t wid) {
     if (w) return w;
     w = hn_xcalloc(1, sizeof(*w));
     w->id = wid;
+    /* a widget that gets its first rule (or hook) while its visitors are
+     * live, or whose load had to wait for PostgreSQL: their sessions are
+     * read back from the stream (engine.c; at the start, where the engine
+     * has read nothing yet, that range is empty) */
+    w->backfill = true;
+    e->want_backfill = true;
     HASH_ADD(hh, e->widgets, id, sizeof(w->id), w);
     return w;
 }

@@ -32,6 +32,7 @@ typedef struct ewidget {
     char          *hook_url;          /* the lifecycle webhook, when it wants session events */
     bool           hook_started, hook_ended;
     bool           reads_visitor;     /* a rule reads `visitor`: new sessions ask hn:vfirst */
+    bool           backfill;          /* new: its live sessions are read back first */
 } ewidget;
 
 typedef struct esess {
@@ -80,6 +81,7 @@ struct hn_rules {
     int                  nshards;
     char               (*cursor)[32];
     int64_t              next_reload, next_sweep;   /* mono ms */
+    bool                 want_backfill, backfilling;  /* widgets to read back; only they, now */
     struct hn_decoder   *dec;
     /* metrics */
     atomic_uint_fast64_t loaded, nsess, evals, eval_ns, firings[ACT__N], skipped[SKIP__N],

@@ -21,6 +21,7 @@ hn_start_redis
 hn_start_pg
 "$CTL" migrate >/dev/null
 read -r W K <<<"$(hn_widget_add --name "Rules shop" --domain shop.example --chat on)"
+read -r W2 K2 <<<"$(hn_widget_add --name "Later shop" --domain later.example)"
 TOK=$("$CTL" token create --all --name rules-test 2>/dev/null)
 perl "$HN_ROOT/tests/tools/mkmmdb.pl" "$HN_TMP/geo.mmdb"
 
@@ -55,12 +56,13 @@ R_EVENT=$(rule event "$(cond all '{"field": "event", "op": "in", "value": ["sign
 R_SLOW=$(rule slow "$(cond all '{"field": "url", "op": "contains", "value": "/slow"}, {"field": "time_on_page", "op": "gte", "value": 3}')")
 R_ALL=$(rule combined "$(cond all '{"field": "url", "op": "contains", "value": "/docs"}, {"field": "country", "op": "in", "value": ["US"]}, {"field": "page_views", "op": "gte", "value": 2}')")
 R_ANY=$(rule either "$(cond any '{"field": "event", "op": "equals", "value": "wave"}, {"field": "url", "op": "regex", "value": "(?i)/HELLO$"}')")
+R_UA=$(rule ua "$(cond all '{"field": "browser", "op": "contains", "value": "Firefox"}, {"field": "os", "op": "in", "value": ["Windows"]}')")
 R_DEV=$(rule device "$(cond all '{"field": "device", "op": "in", "value": ["mobile"]}, {"field": "url", "op": "contains", "value": "/m/"}')")
 R_HOOK=$(rule hook "$(cond all '{"field": "url", "op": "contains", "value": "/hook"}' '{"type": "webhook", "url": "http://127.0.0.1:9/hook"}, {"type": "alert", "text": "hooked"}')")
 R_INV=$(rule invite "$(cond all '{"field": "url", "op": "contains", "value": "/chat-me"}' '{"type": "invite", "text": "Questions about <b>plans</b>?", "agent_name": "Ana"}')")
 R_INV2=$(rule invite2 "$(cond all '{"field": "url", "op": "contains", "value": "/chat-again"}' '{"type": "invite", "text": "Still there?"}')")
 R_MARK=$(rule marker "$(cond all '{"field": "event", "op": "equals", "value": "marker"}' '{"type": "alert", "text": "marker"}')")
-NRULES=18
+NRULES=19
 q "INSERT INTO widget_webhooks (widget_id, url, secret, events) VALUES ($W, 'http://127.0.0.1:9/life', 'secret', '{session.started,session.ended}')" >/dev/null
 
 # ---- two apis on the same Redis and PostgreSQL ---------------------------------------------
@@ -125,6 +127,9 @@ send --session sessANY0001 --url "$S/say/hello" --vid vANY0001
 send --session sessANY0002 --url "$S/z" --vid vANY0002
 send --session sessANY0002 --seq 2 --type ev --event wave --vid vANY0002
 send --session sessANY0003 --url "$S/hello/there" --vid vANY0003
+FIREFOX_UA='Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0'
+send --session sessUA00001 --url "$S/u" --ua "$FIREFOX_UA"
+send --session sessUA00002 --url "$S/u" --ua "$DESKTOP_UA"
 send --session sessDEV0001 --url "$S/m/shop" --ua "$MOBILE_UA" --vid vDEV0001
 send --session sessDEV0002 --url "$S/m/shop" --ua "$DESKTOP_UA" --vid vDEV0002
 send --session sessHOOK001 --url "$S/hook/me" --vid vHOOK
@@ -161,6 +166,7 @@ hn_assert_eq "page_views gte 3" sessPV00001 "$(fired "$R_PV")"
 hn_assert_eq "event in [signup, trial]" sessEV00001 "$(fired "$R_EVENT")"
 hn_assert_eq "all of url, country and page_views" sessALL0001 "$(fired "$R_ALL")"
 hn_assert_eq "any of event wave, url regex (?i)/HELLO\$" "sessANY0001 sessANY0002" "$(fired "$R_ANY")"
+hn_assert_eq "browser contains Firefox, os in [Windows] (the collector's user-agent parse)" sessUA00001 "$(fired "$R_UA")"
 hn_assert_eq "device in [mobile] (with a url)" sessDEV0001 "$(fired "$R_DEV")"
 hn_assert_eq "hn:vfirst keeps the visitor's first session (30 days)" "sessRET0001" "$(hn_redis GET "hn:vfirst:{$W}:vRETURN")"
 ttl=$(hn_redis TTL "hn:vfirst:{$W}:vRETURN")
@@ -210,8 +216,11 @@ hn_assert_eq "a lifecycle body names its event and session" "session.ended sessH
 
 # ---- the auto invitation -------------------------------------------------------------------------
 hn_wait_for 10 "the rule's invitation reached the visitor's downlink" grep -q '^event: invite' "$HN_TMP/down.log"
-hn_assert_eq "… with the rule's text and agent name" 'Questions about <b>plans</b>?|Ana' \
-    "$(grep -A1 '^event: invite' "$HN_TMP/down.log" | sed -n 's/^data: //p' | jq -r '"\(.text)|\(.agent)"')"
+# sessINVITE1 matches two invite rules; the first one to reach the visitor's lock is sent (the
+# two engines may claim one each), the other is skipped by the per-session cap
+hn_assert_cmd "… with one rule's text and agent name (the rule's, else the widget's default)" grep -qxE \
+    'Questions about <b>plans</b>\?\|Ana|Still there\?\|Agent' <(grep -A1 '^event: invite' "$HN_TMP/down.log" | sed -n 's/^data: //p' | jq -r '"\(.text)|\(.agent)"')
+hn_assert_eq "… one invitation on the downlink" 1 "$(grep -c '^event: invite' "$HN_TMP/down.log")"
 hn_assert_eq "one conversation, started_by rule, invited" "1 rule invited" \
     "$(q "SELECT count(*) || ' ' || min(started_by) || ' ' || min(state) FROM widget_conversations WHERE session_id = 'sessINVITE1'")"
 hn_assert_eq "already chatting: no rule conversation for sessCHAT001" "agent" \
@@ -238,8 +247,22 @@ hn_assert_eq "one webhook firing between the two" 1 \
 # ---- a rule disabled is dropped; a rule added applies to live sessions --------------------------
 q "UPDATE widget_rules SET enabled = false, version = version + 1 WHERE id = $R_MARK" >/dev/null
 hn_wait_for 10 "a disabled rule is dropped" loaded_n "$A" $((NRULES - 1))
-R_LATE=$(rule late "$(cond all '{"field": "url", "op": "equals", "value": "https://shop.example/about"}')")
+# (this one through the API: POST …/rules)
+hn_assert_eq "POST …/rules: 201" 201 "$(hn_oa_curl "$HN_TMP/late.json" -X POST -H "Authorization: Bearer $TOK" \
+    -H 'Content-Type: application/json' -d '{"name": "late", "conditions": [{"field": "url", "op": "equals", "value": "https://shop.example/about"}], "actions": [{"type": "alert", "text": "late"}]}' \
+    "$A/api/visitor-tracking/widgets/$W/rules")"
+R_LATE=$(jq -r .id "$HN_TMP/late.json")
 late() { [ "$(fired "$R_LATE")" = sessNOURL01 ]; }
 hn_wait_for 10 "a rule added later fires for a session already live" late
+
+# ---- a widget's first rule: its sessions already live are read back --------------------------
+"$CTL" send --to "127.0.0.1:$UDP" --key "$K2" --session sessLATER01 --vid vLATER1 --url https://later.example/a >/dev/null
+"$CTL" send --to "127.0.0.1:$UDP" --key "$K2" --session sessLATER01 --vid vLATER1 --seq 2 --url https://later.example/b >/dev/null
+"$CTL" send --to "127.0.0.1:$UDP" --key "$K2" --session sessLATER02 --vid vLATER2 --url https://later.example/a >/dev/null
+live2() { [ "$(hn_redis ZCARD "hn:live:{$W2}")" = 2 ]; }
+hn_wait_for 10 "the later widget's two sessions are live" live2
+R_W2=$(q "WITH r AS (INSERT INTO widget_rules (widget_id, name, definition, webhook_secret) VALUES ($W2, 'second page', '$(cond all '{"field": "page_views", "op": "gte", "value": 2}, {"field": "time_on_site", "op": "gte", "value": 1}')'::jsonb, 's') RETURNING id) SELECT id FROM r")
+w2_fired() { [ "$(fired "$R_W2")" = sessLATER01 ]; }
+hn_wait_for 10 "page_views gte 2 and time_on_site gte 1 of a session seen before its widget had rules" w2_fired
 
 hn_done

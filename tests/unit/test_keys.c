@@ -26,6 +26,8 @@ static void test_names(void **state) {
     assert_string_equal(k, "hn:stream:3");
     hn_key_salt(k, 20261124);
     assert_string_equal(k, "hn:salt:20261124");
+    assert_int_equal(hn_key_vfirst(k, 9, "visitor-1", 9), strlen("hn:vfirst:{9}:visitor-1"));
+    assert_string_equal(k, "hn:vfirst:{9}:visitor-1");
     assert_string_equal(HN_KEY_WIDGETS, "hn:widgets");
     assert_string_equal(HN_KEY_TRIM_LOCK, "hn:trim:lock");
 }
@@ -39,6 +41,9 @@ static void test_longest(void **state) {
     size_t n = hn_key_sess(k, UINT64_MAX, sid, sizeof(sid));
     assert_int_equal(n, strlen("hn:sess:{18446744073709551615}:") + 64);
     assert_int_equal(strlen(k), n);
+    assert_true(n < HN_KEY_CAP);
+    n = hn_key_vfirst(k, UINT64_MAX, sid, sizeof(sid));
+    assert_int_equal(n, strlen("hn:vfirst:{18446744073709551615}:") + 64);
     assert_true(n < HN_KEY_CAP);
 }
 

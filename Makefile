@@ -30,12 +30,13 @@ ALLCFLAGS = -std=c11 $(CFLAGS) $(WARN) $(SANFLAGS) -pthread
 LDFLAGS  += $(SANFLAGS) -pthread -Wl,--as-needed
 
 # One library list per binary (the archives below pull only the objects a
-# binary uses). Enrichment (PCRE2 + libyaml for uap-core, libmaxminddb) is
-# the collector's alone.
+# binary uses). Enrichment (libyaml for uap-core, libmaxminddb) is the
+# collector's alone; PCRE2 also runs rules' regex conditions (proto/rule.c:
+# the api and herenowctl).
 LIBS_EVENT     := -levent_core -levent_extra -levent_pthreads
 LIBS_COLLECTOR := $(LIBS_EVENT) -lhiredis -lmsgpackc -lpcre2-8 -lyaml -lmaxminddb -lcrypto -lz -lm
-LIBS_API       := $(LIBS_EVENT) -levent_openssl -lpq -lhiredis -lmsgpackc -lssl -lcrypto -lz -lm
-LIBS_CTL       := $(LIBS_EVENT) -lpq -lhiredis -lmsgpackc -lcrypto -lz -lm
+LIBS_API       := $(LIBS_EVENT) -levent_openssl -lpq -lhiredis -lmsgpackc -lpcre2-8 -lssl -lcrypto -lz -lm
+LIBS_CTL       := $(LIBS_EVENT) -lpq -lhiredis -lmsgpackc -lpcre2-8 -lcrypto -lz -lm
 LIBS_TOOLS     := $(LIBS_EVENT) -lhiredis -lmsgpackc -lcrypto -lz -lm
 LIBS_UNIT      := -lcmocka $(LIBS_EVENT) -levent_openssl -lssl -lpq -lhiredis -lmsgpackc -lpcre2-8 -lyaml -lmaxminddb \
                   -lcrypto -lz -lm
@@ -52,7 +53,7 @@ CTL_SRC       := $(filter-out ctl/main.c,$(wildcard ctl/*.c))
 BENCH_SRC     := $(wildcard bench/lib/*.c)
 
 # The rooms' objects go into four archives (proto/ and common/ share one; the
-# api's three rooms share one): a binary links the objects it calls, no more.
+# api's four rooms share one): a binary links the objects it calls, no more.
 LIB_BASE      := $(OUT)/lib/libhn-base.a
 LIB_COLLECTOR := $(OUT)/lib/libhn-collector.a
 LIB_API       := $(OUT)/lib/libhn-api.a

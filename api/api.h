@@ -32,6 +32,7 @@
  *   routes_chat.c     Start Chat: invite, messages, close, chat list
  *   routes_webhooks.c the lifecycle webhook, the webhook delivery logs
  *   routes_history.c  stats, timeseries, breakdown, sessions, export.csv
+ *   routes_rules.c    rules (list, create, read, replace, delete), rules-export
  *   routes_pages.c    pages now (the live hub's table), active-visitors?at=, concurrency
  *   routes.c          what the handlers share (rows → JSON, Redis replies)
  *   params.c          query and path parameter parsing shared by the routes
@@ -78,7 +79,7 @@ typedef struct hn_api_req {
     const hn_config *cfg;
     /* the live hub (pages now reads its tables; NULL in unit tests) */
     struct hn_live *live;
-    /* a POST's body (NUL-terminated copy, owned by the request; NULL when empty) */
+    /* a POST's or PUT's body (NUL-terminated copy, owned by the request; NULL when empty) */
     char         *body;
     size_t        body_len;
 } hn_api_req;
@@ -185,6 +186,13 @@ void hn_route_webhook_put(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *r
 void hn_route_webhook_delete(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 void hn_route_webhook_deliveries(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 void hn_route_rule_deliveries(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+/* routes_rules.c: a widget's rules and their export (docs/RULES.md §6) */
+void hn_route_rules(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_rule_create(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_rule(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_rule_put(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_rule_delete(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
+void hn_route_rules_export(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs);
 /* The chat routes' metrics (Prometheus text), summed over the workers. */
 void hn_chat_metrics(hn_buf *out);
 

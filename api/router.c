@@ -46,6 +46,16 @@ static const hn_route routes[HN_RT__API] = {
                                   hn_route_webhook_deliveries, true},
     [HN_RT_RULE_DELIVERIES] = {"rule_deliveries", HN_GET, WIDGETS "/:widgetId/rules/:ruleId/deliveries",
                                hn_route_rule_deliveries, true},
+    [HN_RT_RULES]           = {"rules", HN_GET, WIDGETS "/:widgetId/rules", hn_route_rules, true},
+    [HN_RT_RULE_CREATE]     = {"rule_create", HN_POST, WIDGETS "/:widgetId/rules",
+                               hn_route_rule_create, true},
+    [HN_RT_RULE]            = {"rule", HN_GET, WIDGETS "/:widgetId/rules/:ruleId", hn_route_rule, true},
+    [HN_RT_RULE_PUT]        = {"rule_put", HN_PUT, WIDGETS "/:widgetId/rules/:ruleId",
+                               hn_route_rule_put, true},
+    [HN_RT_RULE_DELETE]     = {"rule_delete", HN_DELETE, WIDGETS "/:widgetId/rules/:ruleId",
+                               hn_route_rule_delete, true},
+    [HN_RT_RULES_EXPORT]    = {"rules_export", HN_GET, WIDGETS "/:widgetId/rules-export",
+                               hn_route_rules_export, true},
 };
 
 static const char *const extra_names[HN_RT__COUNT - HN_RT__API] = {
@@ -82,7 +92,8 @@ static bool match(const char *pattern, const char *path, hn_str *params, int *np
 }
 
 const char *hn_api_method_name(hn_api_method m) {
-    return m == HN_GET ? "GET" : m == HN_POST ? "POST" : m == HN_DELETE ? "DELETE" : m == HN_PUT ? "PUT" : "OTHER";
+    return m == HN_GET ? "GET" : m == HN_POST ? "POST" : m == HN_DELETE ? "DELETE"
+         : m == HN_PUT ? "PUT" : "OTHER";
 }
 
 int hn_api_route_find(const char *path, hn_api_method m, hn_str *params, int *nparams,

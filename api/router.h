@@ -39,6 +39,12 @@ typedef enum hn_route_id {
     HN_RT_WEBHOOK_DELETE,
     HN_RT_WEBHOOK_DELIVERIES,
     HN_RT_RULE_DELIVERIES,
+    HN_RT_RULES,
+    HN_RT_RULE_CREATE,
+    HN_RT_RULE,
+    HN_RT_RULE_PUT,
+    HN_RT_RULE_DELETE,
+    HN_RT_RULES_EXPORT,
     HN_RT__API,                     /* the routes above are the table's */
     HN_RT_LIVEZ = HN_RT__API,       /* the ones below are for metrics and the log */
     HN_RT_READYZ,

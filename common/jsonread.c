@@ -177,6 +177,28 @@ out:
     return rc;
 }
 
+int hn_jread_elements(const char *p, size_t len, hn_jread_element_fn fn, void *ctx) {
+    rd r = {p, p + len};
+    int rc = HN_ERR, i = 0;
+    if (!hn_jread_check(p, len)) goto out;
+    ws(&r);
+    if (*r.p++ != '[') goto out;
+    rc = HN_OK;
+    ws(&r);
+    if (*r.p == ']') goto out;
+    /* checked already: every step below succeeds */
+    while (rc == HN_OK) {
+        hn_jval v;
+        value(&r, &v, 1);
+        rc = fn(ctx, i++, &v);
+        ws(&r);
+        if (*r.p++ == ']') break;
+        ws(&r);
+    }
+out:
+    return rc;
+}
+
 static size_t put_utf8(char *t, unsigned cp) {
     if (cp < 0x80) {
         t[0] = (char)cp;

@@ -38,6 +38,12 @@ bool hn_jread_check(const char *p, size_t len);
 typedef int (*hn_jread_member_fn)(void *ctx, const hn_jval *key, const hn_jval *val);
 int hn_jread_members(const char *p, size_t len, hn_jread_member_fn fn, void *ctx);
 
+/* The same for the elements of the array p[0..len): fn gets each element
+ * and its index, in order. HN_ERR when the input is not a well-formed
+ * array. */
+typedef int (*hn_jread_element_fn)(void *ctx, int index, const hn_jval *val);
+int hn_jread_elements(const char *p, size_t len, hn_jread_element_fn fn, void *ctx);
+
 /* Decodes the string value s into out (cap bytes; s->len always suffices:
  * escapes never grow). A \u escape of a lone surrogate decodes to the
  * byte 0xff, which no UTF-8 check passes. The decoded length, or -1 when

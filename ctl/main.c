@@ -26,6 +26,7 @@ static const command commands[] = {
     {"stream", hn_ctl_stream, hn_ctl_stream_usage, "count or dump the records in the stream"},
     {"token", hn_ctl_token, hn_ctl_token_usage, "create, list and revoke API tokens"},
     {"spool", hn_ctl_spool, hn_ctl_spool_usage, "inspect or replay the collector's spool files"},
+    {"rule", hn_ctl_rule, hn_ctl_rule_usage, "list, add, show, enable, disable and remove a widget's rules"},
 };
 
 static void usage(FILE *f) {

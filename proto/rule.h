@@ -1,7 +1,8 @@
 /*
  * rule.h: a rule (docs/RULES.md §2) — its JSON definition parsed, checked
  * and compiled, and its evaluation against one session's state. Pure: no
- * I/O, no global state. The api's engine (api/rules/engine.c) keeps the
+ * I/O, no global state (only one regex match-data block per thread that
+ * evaluates a regex, kept for the thread's life). The api's engine (api/rules/engine.c) keeps the
  * state; the API routes and herenowctl refuse a bad definition with
  * hn_rule_parse's reason, so a definition is checked by the code that runs
  * it. In proto/ because a rule definition is a contract that both the api
@@ -40,8 +41,8 @@ typedef struct hn_rule_sess {
     const char        *str[HN_RF__STR];
     int                returning;        /* -1 not known yet, 0 new, 1 returning */
     uint32_t           page_views;
-    int64_t            session_start_ms; /* wall clock, ms since the epoch */
-    int64_t            page_start_ms;    /* the current page view's */
+    int64_t            session_start_ms; /* wall clock, ms since the epoch; 0 unknown */
+    int64_t            page_start_ms;    /* the current page view's; 0 unknown */
     const char *const *events;           /* event names seen in this session */
     int                nevents;
 } hn_rule_sess;
@@ -67,7 +68,11 @@ typedef struct hn_rule_self {
 } hn_rule_self;
 
 /* Parses and compiles a definition ({"name", "enabled", "match",
- * "conditions", "actions"}). HN_OK and *out, or HN_ERR with a one-line
+ * "conditions", "actions"}; any other member is refused). The API and
+ * herenowctl store it in widget_rules as name and enabled (columns) and
+ * definition ({"match", "conditions", "actions"} as given): a stored rule
+ * compiles from `definition || jsonb_build_object('name', name, 'enabled',
+ * enabled)`. HN_OK and *out, or HN_ERR with a one-line
  * reason in err ("conditions[2].value: …") fit for a 400. self may be NULL
  * (no self check). */
 int  hn_rule_parse(const char *json, size_t len, const hn_rule_self *self, hn_rule **out,

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # valgrind.sh: every unit-test binary under valgrind (`make valgrind`):
 # memory errors and definite or indirect leaks fail it. PCRE2's JIT is off
-# (HN_UAP_NO_JIT=1): valgrind cannot follow JIT-made code. Prints one line
+# (HN_UAP_NO_JIT=1, HN_RULE_NO_JIT=1): valgrind cannot follow JIT-made code. Prints one line
 # per binary and "valgrind: N clean, M with findings"; exit 1 on any finding.
 set -uo pipefail
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)"; exit 1; }
 clean=0 bad=0
 for t in "$@"; do
     log=$(mktemp)
-    HN_UAP_NO_JIT=1 valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+    HN_UAP_NO_JIT=1 HN_RULE_NO_JIT=1 valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
         --error-exitcode=99 "$t" >/dev/null 2>"$log"
     rc=$?
     if [ "$rc" -eq 0 ]; then

@@ -1,0 +1,517 @@
+/*
+ * test_rule.c: rules (proto/rule.h) — definitions refused with the reason
+ * that names their path (a table, hostile inputs among them), every field
+ * and op evaluated on a session, all / any with time conditions (LATER and
+ * its instant), the fields a rule reads, and webhook URLs (shape, and the
+ * api's own addresses). No timing: eval speed belongs in benchmarks.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/jsonread.h"
+#include "proto/rule.h"
+
+#define NOW 1800000000000LL
+
+static const hn_rule_self self = {"127.0.0.1", 7471, "https://track.example.com"};
+
+#define WRAP(conds, acts) "{\"name\":\"r\",\"conditions\":[" conds "],\"actions\":[" acts "]}"
+#define ALERT "{\"type\":\"alert\",\"text\":\"hi\"}"
+#define C(f, o, v) "{\"field\":\"" f "\",\"op\":\"" o "\",\"value\":" v "}"
+#define URLC C("url", "contains", "\"x\"")
+
+typedef struct bad { const char *json, *reason; } bad;
+
+static const bad bads[] = {
+    {"", "body: not well-formed JSON"},
+    {"[]", "body: must be a JSON object"},
+    {"{\"name\":", "body: not well-formed JSON"},
+    {"{\"name\":\"r\",\"conditions\":[" URLC "]}", "actions: missing"},
+    {"{\"conditions\":[" URLC "],\"actions\":[" ALERT "]}", "name: missing"},
+    {"{\"name\":\"r\",\"actions\":[" ALERT "]}", "conditions: missing"},
+    {"{\"name\":\"\",\"conditions\":[" URLC "],\"actions\":[" ALERT "]}", "name: must not be empty"},
+    {"{\"name\":7,\"conditions\":[" URLC "],\"actions\":[" ALERT "]}", "name: must be a string"},
+    {"{\"name\":\"a\\u0000b\",\"conditions\":[" URLC "],\"actions\":[" ALERT "]}", "name: must be valid UTF-8 without NUL"},
+    {"{\"name\":\"a\\nb\",\"conditions\":[" URLC "],\"actions\":[" ALERT "]}", "name: no control characters"},
+    {"{\"name\":\"\\ud800\",\"conditions\":[" URLC "],\"actions\":[" ALERT "]}", "name: must be valid UTF-8"},
+    {"{\"name\":\"r\",\"name\":\"s\",\"conditions\":[" URLC "],\"actions\":[" ALERT "]}", "name: given twice"},
+    {"{\"name\":\"r\",\"id\":1,\"conditions\":[" URLC "],\"actions\":[" ALERT "]}", "unknown member \"id\""},
+    {"{\"name\":\"r\",\"enabled\":1,\"conditions\":[" URLC "],\"actions\":[" ALERT "]}", "enabled: must be true or false"},
+    {"{\"name\":\"r\",\"match\":\"some\",\"conditions\":[" URLC "],\"actions\":[" ALERT "]}", "match: \"all\" or \"any\""},
+    {"{\"name\":\"r\",\"conditions\":{},\"actions\":[" ALERT "]}", "conditions: must be an array"},
+    {WRAP("", ALERT), "conditions: at least one"},
+    {WRAP(URLC, ""), "actions: at least one"},
+    {WRAP("1", ALERT), "conditions[0]: must be an object"},
+    {WRAP(URLC ",{\"field\":\"url\",\"op\":\"equals\"}", ALERT), "conditions[1].value: missing"},
+    {WRAP("{\"op\":\"equals\",\"value\":\"x\"}", ALERT), "conditions[0].field: missing"},
+    {WRAP("{\"field\":\"url\",\"op\":\"equals\",\"value\":\"x\",\"extra\":1}", ALERT), "conditions[0]: unknown member \"extra\""},
+    {WRAP("{\"field\":\"url\",\"op\":\"equals\",\"value\":\"x\",\"text\":\"y\"}", ALERT), "conditions[0]: unknown member \"text\""},
+    {WRAP("{\"field\":\"url\",\"field\":\"url\",\"op\":\"equals\",\"value\":\"x\"}", ALERT), "conditions[0].field: given twice"},
+    {WRAP(C("urls", "equals", "\"x\""), ALERT), "conditions[0].field: unknown field"},
+    {WRAP(C("url", "in", "[\"x\"]"), ALERT), "conditions[0].op: not an op of the field url"},
+    {WRAP(C("country", "equals", "\"DE\""), ALERT), "conditions[0].op: not an op of the field country"},
+    {WRAP(C("page_views", "equals", "3"), ALERT), "conditions[0].op: not an op of the field page_views"},
+    {WRAP(C("time_on_page", "lte", "3"), ALERT), "conditions[0].op: not an op of the field time_on_page"},
+    {WRAP(C("url", "equals", "3"), ALERT), "conditions[0].value: must be a string"},
+    {WRAP(C("url", "glob", "\"\""), ALERT), "conditions[0].value: must not be empty"},
+    {WRAP(C("url", "regex", "\"(\""), ALERT), "conditions[0].value: regex: missing closing parenthesis"},
+    {WRAP(C("url", "regex", "\"(a+)+$\""), ALERT), "conditions[0].value: regex: too costly"},
+    {WRAP(C("title", "regex", "\"^(x+x+)+y$\""), ALERT), "conditions[0].value: regex: too costly"},
+    {WRAP(C("country", "in", "\"DE\""), ALERT), "conditions[0].value: must be an array of strings"},
+    {WRAP(C("country", "in", "[]"), ALERT), "conditions[0].value: must not be empty"},
+    {WRAP(C("country", "in", "[\"DEU\"]"), ALERT), "conditions[0].value[0]: not an ISO 3166 alpha-2 country code"},
+    {WRAP(C("country", "not_in", "[\"DE\",1]"), ALERT), "conditions[0].value[1]: must be a string"},
+    {WRAP(C("device", "in", "[\"phone\"]"), ALERT), "conditions[0].value[0]: one of desktop, mobile, tablet, bot, other"},
+    {WRAP(C("visitor", "is", "\"old\""), ALERT), "conditions[0].value: \"new\" or \"returning\""},
+    {WRAP(C("page_views", "gte", "-1"), ALERT), "conditions[0].value: an integer 0..100000"},
+    {WRAP(C("page_views", "gte", "100001"), ALERT), "conditions[0].value: an integer 0..100000"},
+    {WRAP(C("page_views", "gte", "1.5"), ALERT), "conditions[0].value: an integer 0..100000"},
+    {WRAP(C("time_on_page", "gte", "0"), ALERT), "conditions[0].value: an integer 1..86400"},
+    {WRAP(C("time_on_site", "gte", "86401"), ALERT), "conditions[0].value: an integer 1..86400"},
+    {WRAP(C("time_on_site", "gte", "\"30\""), ALERT), "conditions[0].value: an integer 1..86400"},
+    {WRAP(C("event", "in", "[\"a\",{}]"), ALERT), "conditions[0].value[1]: must be a string"},
+    {WRAP(URLC, "{\"type\":\"sms\"}"), "actions[0].type: webhook, alert or invite"},
+    {WRAP(URLC, "{\"text\":\"x\"}"), "actions[0].type: missing"},
+    {WRAP(URLC, "[]"), "actions[0]: must be an object"},
+    {WRAP(URLC, ALERT "," ALERT), "actions[1].type: at most one alert action"},
+    {WRAP(URLC, "{\"type\":\"alert\"}"), "actions[0].text: missing"},
+    {WRAP(URLC, "{\"type\":\"alert\",\"text\":\"\"}"), "actions[0].text: must not be empty"},
+    {WRAP(URLC, "{\"type\":\"alert\",\"text\":\"x\",\"sound\":\"yes\"}"), "actions[0].sound: must be true or false"},
+    {WRAP(URLC, "{\"type\":\"alert\",\"text\":\"x\",\"url\":\"https://a/\"}"), "actions[0]: unknown member \"url\" of a alert action"},
+    {WRAP(URLC, "{\"type\":\"invite\",\"text\":\"x\",\"agent_name\":\"\"}"), "actions[0].agent_name: must not be empty"},
+    {WRAP(URLC, "{\"type\":\"invite\",\"text\":\"x\",\"notify\":true}"), "actions[0]: unknown member \"notify\" of a invite action"},
+    {WRAP(URLC, "{\"type\":\"webhook\"}"), "actions[0].url: missing"},
+    {WRAP(URLC, "{\"type\":\"webhook\",\"url\":\"ftp://h/x\"}"), "actions[0]: webhook url: only http:// and https:// URLs"},
+    {WRAP(URLC, "{\"type\":\"webhook\",\"url\":\"http://127.0.0.1:7471/hook\"}"), "actions[0]: webhook url: points at this api itself"},
+    {WRAP(URLC, "{\"type\":\"webhook\",\"url\":\"https://track.example.com/x\"}"), "actions[0]: webhook url: points at this installation"},
+    {WRAP(URLC, ALERT "," ALERT "," ALERT "," ALERT "," ALERT "," ALERT), "actions: at most 5"},
+};
+
+static void test_bad(void **state) {
+    (void)state;
+    for (size_t i = 0; i < HN_ARRAY_LEN(bads); i++) {
+        hn_rule *r = (hn_rule *)1;
+        char err[256];
+        int rc = hn_rule_parse(bads[i].json, strlen(bads[i].json), &self, &r, err, sizeof(err));
+        if (rc != HN_ERR || strncmp(err, bads[i].reason, strlen(bads[i].reason)) != 0)
+            fail_msg("case %zu: %s\n  want \"%s…\"\n  got %d \"%s\"", i, bads[i].json,
+                     bads[i].reason, rc, err);
+        assert_null(r);
+    }
+}
+
+static char *repeat(const char *head, const char *item, size_t n, const char *tail) {
+    size_t hl = strlen(head), il = strlen(item), tl = strlen(tail);
+    char *s = malloc(hl + n * (il + 1) + tl + 1), *p = s;
+    memcpy(p, head, hl), p += hl;
+    for (size_t i = 0; i < n; i++) {
+        if (i) *p++ = ',';
+        memcpy(p, item, il), p += il;
+    }
+    memcpy(p, tail, tl), p += tl;
+    *p = 0;
+    return s;
+}
+
+static void expect_bad(const char *json, size_t len, const char *reason) {
+    hn_rule *r = NULL;
+    char err[256];
+    assert_int_equal(hn_rule_parse(json, len, &self, &r, err, sizeof(err)), HN_ERR);
+    if (strncmp(err, reason, strlen(reason)) != 0) fail_msg("want \"%s…\", got \"%s\"", reason, err);
+    assert_null(r);
+}
+
+/* Hostile sizes: 10,000 conditions, a 1 MB body, nesting, long values. */
+static void test_hostile(void **state) {
+    (void)state;
+    char *s = repeat("{\"name\":\"r\",\"actions\":[" ALERT "],\"conditions\":[", URLC, 10000, "]}");
+    expect_bad(s, strlen(s), "body: larger than 65536 bytes");
+    free(s);
+    s = repeat("{\"name\":\"r\",\"actions\":[" ALERT "],\"conditions\":[", URLC, 21, "]}");
+    expect_bad(s, strlen(s), "conditions: at most 20");
+    free(s);
+    s = repeat("{\"name\":\"r\",\"actions\":[" ALERT "],\"conditions\":[", URLC, 20, "]}");
+    hn_rule *r = NULL;
+    char err[256];
+    assert_int_equal(hn_rule_parse(s, strlen(s), &self, &r, err, sizeof(err)), HN_OK);
+    hn_rule_free(r);
+    free(s);
+    size_t big = 1 << 20;
+    s = malloc(big + 1);
+    memset(s, ' ', big);
+    memcpy(s, "{\"name\":\"", 9);
+    memset(s + 9, 'a', big - 20);
+    memcpy(s + big - 11, "\"}", 2);
+    expect_bad(s, big, "body: larger than 65536 bytes");
+    free(s);
+    s = repeat("{\"name\":\"r\",\"conditions\":[", "[", 40, "");
+    char *t = repeat(s, "]", 40, "],\"actions\":[]}");
+    expect_bad(t, strlen(t), "body: not well-formed JSON");
+    free(s), free(t);
+    s = repeat("{\"name\":\"r\",\"conditions\":[", "[[[1]]]", 10, "],\"actions\":[" ALERT "]}");
+    expect_bad(s, strlen(s), "conditions[0]: must be an object");
+    free(s);
+    char name[300];
+    memset(name, 'n', 201);
+    name[201] = 0;
+    s = repeat("{\"name\":\"", name, 1, "\",\"conditions\":[" URLC "],\"actions\":[" ALERT "]}");
+    expect_bad(s, strlen(s), "name: must be 1 to 200 characters");
+    free(s);
+    /* 200 characters of two bytes each is a good name */
+    s = repeat("{\"name\":\"", "\xc3\xa9", 200, "\",\"conditions\":[" URLC "],\"actions\":[" ALERT "]}");
+    for (char *p = s; (p = strstr(p, "\xc3\xa9,")); ) memmove(p + 2, p + 3, strlen(p + 3) + 1);
+    assert_int_equal(hn_rule_parse(s, strlen(s), &self, &r, err, sizeof(err)), HN_OK);
+    assert_int_equal(strlen(hn_rule_name(r)), 400);
+    hn_rule_free(r);
+    free(s);
+    char v[600];
+    memset(v, 'v', 513);
+    v[513] = 0;
+    char json[2000];
+    snprintf(json, sizeof(json), WRAP("{\"field\":\"url\",\"op\":\"contains\",\"value\":\"%s\"}", ALERT), v);
+    expect_bad(json, strlen(json), "conditions[0].value: longer than 512 bytes");
+    v[257] = 0;
+    snprintf(json, sizeof(json), WRAP("{\"field\":\"url\",\"op\":\"regex\",\"value\":\"%s\"}", ALERT), v);
+    expect_bad(json, strlen(json), "conditions[0].value: longer than 256 bytes");
+    memset(v, 'x', 501);
+    v[501] = 0;
+    snprintf(json, sizeof(json), WRAP(URLC, "{\"type\":\"alert\",\"text\":\"%s\"}"), v);
+    expect_bad(json, strlen(json), "actions[0].text: must be 1 to 500 characters");
+    s = repeat("{\"name\":\"r\",\"actions\":[" ALERT "],\"conditions\":[{\"field\":\"country\",\"op\":\"in\",\"value\":[",
+               "\"DE\"", 65, "]}]}");
+    expect_bad(s, strlen(s), "conditions[0].value: at most 64 values");
+    free(s);
+    /* a huge webhook URL */
+    s = repeat(WRAP(URLC, "{\"type\":\"webhook\",\"url\":\"https://h/"), "a", 2100, "\"}]}");
+    expect_bad(s, strlen(s), "actions[0].url: longer than 2048 bytes");
+    free(s);
+}
+
+static hn_rule *parse_ok(const char *json) {
+    hn_rule *r = NULL;
+    char err[256] = "";
+    if (hn_rule_parse(json, strlen(json), &self, &r, err, sizeof(err)) != HN_OK)
+        fail_msg("refused: %s\n  %s", json, err);
+    return r;
+}
+
+static hn_rule_sess sess(void) {
+    static const char *const ev[] = {"signup", "chat_opened"};
+    hn_rule_sess s = {
+        .str = {
+            [HN_RF_URL] = "https://shop.example.com/pricing?plan=pro",
+            [HN_RF_TITLE] = "Pricing",
+            [HN_RF_REFERRER] = NULL,
+            [HN_RF_LANDING] = "https://shop.example.com/?utm_source=news",
+            [HN_RF_UTM_SOURCE] = "news",
+            [HN_RF_COUNTRY] = "DE",
+            [HN_RF_DEVICE] = "mobile",
+            [HN_RF_BROWSER] = "Chrome",
+            [HN_RF_OS] = "Linux",
+            [HN_RF_LANGUAGE] = "en-US",
+        },
+        .returning = 1,
+        .page_views = 3,
+        .session_start_ms = NOW - 100000,
+        .page_start_ms = NOW - 10000,
+        .events = ev,
+        .nevents = 2,
+    };
+    return s;
+}
+
+typedef struct evcase { const char *cond; int want; } evcase;
+
+/* Every field and op, one condition each, on sess(). */
+static const evcase evs[] = {
+    {C("url", "equals", "\"https://shop.example.com/pricing?plan=pro\""), 1},
+    {C("url", "equals", "\"https://shop.example.com/pricing\""), 0},
+    {C("url", "not_equals", "\"https://shop.example.com/\""), 1},
+    {C("url", "contains", "\"/pricing\""), 1},
+    {C("url", "contains", "\"/PRICING\""), 0},
+    {C("url", "not_contains", "\"/pricing\""), 0},
+    {C("url", "not_contains", "\"/blog\""), 1},
+    {C("url", "starts_with", "\"https://shop.\""), 1},
+    {C("url", "starts_with", "\"http://shop.\""), 0},
+    {C("url", "glob", "\"*/pricing*\""), 1},
+    {C("url", "glob", "\"*/Pricing*\""), 0},
+    {C("url", "glob", "\"https://shop.example.co?/*\""), 1},
+    {C("url", "regex", "\"plan=(pro|team)$\""), 1},
+    {C("url", "regex", "\"PLAN=pro\""), 0},
+    {C("url", "regex", "\"(?i)PLAN=pro\""), 1},
+    {C("title", "equals", "\"Pricing\""), 1},
+    {C("referrer", "equals", "\"\""), 1},                 /* unknown reads as empty */
+    {C("referrer", "contains", "\"google\""), 0},
+    {C("landing_page", "contains", "utm_source=news"), -1},
+    {C("landing_page", "contains", "\"utm_source=news\""), 1},
+    {C("utm_source", "equals", "\"news\""), 1},
+    {C("utm_medium", "not_equals", "\"email\""), 1},
+    {C("utm_campaign", "equals", "\"x\""), 0},
+    {C("country", "in", "[\"fr\",\"de\"]"), 1},
+    {C("country", "not_in", "[\"DE\"]"), 0},
+    {C("device", "in", "[\"desktop\",\"tablet\"]"), 0},
+    {C("device", "not_in", "[\"desktop\"]"), 1},
+    {C("browser", "in", "[\"chrome\",\"Firefox\"]"), 1},
+    {C("browser", "equals", "\"Safari\""), 0},
+    {C("os", "contains", "\"lin\""), 1},
+    {C("os", "not_in", "[\"Linux\"]"), 0},
+    {C("language", "in", "[\"en\"]"), 1},                  /* en matches en-US */
+    {C("language", "equals", "\"en-us\""), 1},
+    {C("language", "in", "[\"e\"]"), 0},
+    {C("visitor", "is", "\"returning\""), 1},
+    {C("visitor", "is", "\"new\""), 0},
+    {C("page_views", "gte", "3"), 1},
+    {C("page_views", "gte", "4"), 0},
+    {C("page_views", "lte", "3"), 1},
+    {C("page_views", "lte", "2"), 0},
+    {C("time_on_page", "gte", "10"), 1},
+    {C("time_on_page", "gte", "11"), 2},
+    {C("time_on_site", "gte", "100"), 1},
+    {C("time_on_site", "gte", "160"), 2},
+    {C("event", "equals", "\"signup\""), 1},
+    {C("event", "equals", "\"purchase\""), 0},
+    {C("event", "in", "[\"purchase\",\"chat_opened\"]"), 1},
+};
+
+static void test_eval_fields(void **state) {
+    (void)state;
+    hn_rule_sess s = sess();
+    for (size_t i = 0; i < HN_ARRAY_LEN(evs); i++) {
+        char json[1024];
+        snprintf(json, sizeof(json), WRAP("%s", ALERT), evs[i].cond);
+        hn_rule *r = NULL;
+        char err[256];
+        int rc = hn_rule_parse(json, strlen(json), &self, &r, err, sizeof(err));
+        if (evs[i].want < 0) {
+            assert_int_equal(rc, HN_ERR);
+            continue;
+        }
+        if (rc != HN_OK) fail_msg("case %zu refused: %s", i, err);
+        int64_t at = 0;
+        int got = hn_rule_eval(r, &s, NOW, &at);
+        if (got != evs[i].want) fail_msg("case %zu (%s): want %d got %d", i, evs[i].cond, evs[i].want, got);
+        hn_rule_free(r);
+    }
+}
+
+static void test_unknown_visitor(void **state) {
+    (void)state;
+    hn_rule_sess s = sess();
+    s.returning = -1;
+    hn_rule *r = parse_ok(WRAP(C("visitor", "is", "\"new\""), ALERT));
+    assert_int_equal(hn_rule_eval(r, &s, NOW, NULL), HN_RULE_NO);
+    hn_rule_free(r);
+    r = parse_ok(WRAP(C("visitor", "is", "\"returning\""), ALERT));
+    assert_int_equal(hn_rule_eval(r, &s, NOW, NULL), HN_RULE_NO);
+    hn_rule_free(r);
+}
+
+/* all: every condition; the time conditions at the latest of their
+ * instants. any: one condition; LATER at the soonest. */
+static void test_all_any_later(void **state) {
+    (void)state;
+    hn_rule_sess s = sess();
+    int64_t at = 0;
+    hn_rule *r = parse_ok(WRAP(C("url", "glob", "\"*/pricing*\"") "," C("time_on_page", "gte", "30") ","
+                               C("time_on_site", "gte", "200"), ALERT));
+    assert_int_equal(hn_rule_eval(r, &s, NOW, &at), HN_RULE_LATER);
+    assert_int_equal(at, s.session_start_ms + 200000);      /* the later of the two */
+    assert_int_equal(hn_rule_eval(r, &s, s.session_start_ms + 199999, &at), HN_RULE_LATER);
+    assert_int_equal(hn_rule_eval(r, &s, s.session_start_ms + 200000, &at), HN_RULE_MATCH);
+    s.str[HN_RF_URL] = "https://shop.example.com/blog";
+    assert_int_equal(hn_rule_eval(r, &s, NOW, &at), HN_RULE_NO);  /* no timer: the url fails */
+    hn_rule_free(r);
+    s = sess();
+
+    r = parse_ok("{\"name\":\"r\",\"match\":\"any\",\"conditions\":[" C("url", "contains", "\"/blog\"") ","
+                 C("time_on_page", "gte", "30") "," C("time_on_site", "gte", "200") "],\"actions\":[" ALERT "]}");
+    assert_int_equal(hn_rule_eval(r, &s, NOW, &at), HN_RULE_LATER);
+    assert_int_equal(at, s.page_start_ms + 30000);           /* the sooner */
+    assert_int_equal(hn_rule_eval(r, &s, s.page_start_ms + 30000, &at), HN_RULE_MATCH);
+    s.str[HN_RF_URL] = "https://shop.example.com/blog/1";
+    assert_int_equal(hn_rule_eval(r, &s, NOW, &at), HN_RULE_MATCH);
+    hn_rule_free(r);
+    s = sess();
+
+    r = parse_ok("{\"name\":\"r\",\"match\":\"any\",\"conditions\":[" C("url", "contains", "\"/blog\"") ","
+                 C("page_views", "gte", "10") "],\"actions\":[" ALERT "]}");
+    assert_int_equal(hn_rule_eval(r, &s, NOW, &at), HN_RULE_NO);
+    s.page_views = 10;
+    assert_int_equal(hn_rule_eval(r, &s, NOW, &at), HN_RULE_MATCH);
+    hn_rule_free(r);
+
+    r = parse_ok(WRAP(C("url", "contains", "\"/pricing\"") "," C("page_views", "gte", "2"), ALERT));
+    s = sess();
+    assert_int_equal(hn_rule_eval(r, &s, NOW, &at), HN_RULE_MATCH);
+    hn_rule_free(r);
+}
+
+/* A start not known yet: a time condition never holds and sets no timer. */
+static void test_unknown_start(void **state) {
+    (void)state;
+    hn_rule_sess s = sess();
+    s.page_start_ms = 0;
+    int64_t at = 0;
+    hn_rule *r = parse_ok(WRAP(C("url", "contains", "\"/pricing\"") "," C("time_on_page", "gte", "30"), ALERT));
+    assert_int_equal(hn_rule_eval(r, &s, NOW, &at), HN_RULE_NO);
+    hn_rule_free(r);
+    r = parse_ok("{\"name\":\"r\",\"match\":\"any\",\"conditions\":[" C("time_on_page", "gte", "30") ","
+                 C("time_on_site", "gte", "200") "],\"actions\":[" ALERT "]}");
+    assert_int_equal(hn_rule_eval(r, &s, NOW, &at), HN_RULE_LATER);
+    assert_int_equal(at, s.session_start_ms + 200000);     /* only the known one */
+    s.session_start_ms = 0;
+    assert_int_equal(hn_rule_eval(r, &s, NOW, &at), HN_RULE_NO);
+    hn_rule_free(r);
+}
+
+static void test_accessors(void **state) {
+    (void)state;
+    hn_rule *r = parse_ok("{\"name\":\"Pricing, 30 s\",\"enabled\":false,\"match\":\"all\",\"conditions\":["
+                          C("url", "glob", "\"*/pricing*\"") "," C("time_on_page", "gte", "30") ","
+                          C("event", "in", "[\"a\"]") "],\"actions\":["
+                          "{\"type\":\"webhook\",\"url\":\"https://hooks.example.com/herenow\"},"
+                          "{\"type\":\"alert\",\"text\":\"A visitor\",\"sound\":true,\"notify\":true},"
+                          "{\"type\":\"invite\",\"text\":\"Questions?\",\"agent_name\":\"Ana\"}]}");
+    assert_string_equal(hn_rule_name(r), "Pricing, 30 s");
+    assert_false(hn_rule_enabled(r));
+    assert_int_equal(hn_rule_fields(r),
+                     (1u << HN_RF_URL) | (1u << HN_RF_TIME_ON_PAGE) | (1u << HN_RF_EVENT));
+    assert_int_equal(hn_rule_nactions(r), 3);
+    const hn_rule_action *a = hn_rule_action_at(r, 0);
+    assert_int_equal(a->type, HN_RA_WEBHOOK);
+    assert_string_equal(a->url, "https://hooks.example.com/herenow");
+    a = hn_rule_action_at(r, 1);
+    assert_int_equal(a->type, HN_RA_ALERT);
+    assert_string_equal(a->text, "A visitor");
+    assert_true(a->sound && a->notify);
+    a = hn_rule_action_at(r, 2);
+    assert_int_equal(a->type, HN_RA_INVITE);
+    assert_string_equal(a->agent_name, "Ana");
+    assert_null(hn_rule_action_at(r, 3));
+    assert_null(hn_rule_action_at(r, -1));
+    hn_rule_free(r);
+    r = parse_ok(WRAP(URLC, "{\"type\":\"invite\",\"text\":\"Hi\"}"));
+    assert_true(hn_rule_enabled(r));
+    assert_null(hn_rule_action_at(r, 0)->agent_name);
+    assert_false(hn_rule_action_at(r, 0)->sound);
+    hn_rule_free(r);
+    hn_rule_free(NULL);
+}
+
+/* A catastrophic pattern that slips past the probes costs bounded work per
+ * record and does not match. */
+static void test_regex_limit(void **state) {
+    (void)state;
+    hn_rule *r = parse_ok(WRAP(C("url", "regex", "\"^(?:a|b|ab)*c$\""), ALERT));
+    hn_rule_sess s = sess();
+    char url[200];
+    for (int i = 0; i < 120; i++) url[i] = "ab"[i % 2];
+    strcpy(url + 120, "!c");
+    s.str[HN_RF_URL] = url;
+    assert_int_equal(hn_rule_eval(r, &s, NOW, NULL), HN_RULE_NO);
+    hn_rule_free(r);
+}
+
+typedef struct ucase { const char *url; const char *reason; } ucase;
+
+static const ucase urls[] = {
+    {"https://hooks.example.com/herenow", NULL},
+    {"http://127.0.0.1:9000/hook?x=1", NULL},             /* another port of loopback */
+    {"HTTPS://Hooks.Example.com", NULL},
+    {"http://[2001:db8::1]:8080/x", NULL},
+    {"", "webhook url: empty"},
+    {"ftp://h/x", "webhook url: only http:// and https:// URLs"},
+    {"javascript:alert(1)", "webhook url: only http"},
+    {"http://", "webhook url: no host"},
+    {"http:///x", "webhook url: no host"},
+    {"http://user:pw@h/", "webhook url: user info is not allowed"},
+    {"http://h/x#frag", "webhook url: a fragment is not allowed"},
+    {"http://h x/", "webhook url: a space"},
+    {"http://h/\xc3\xa9", "webhook url: a space, control or non-ASCII"},
+    {"http://h:0/", "webhook url: bad port"},
+    {"http://h:65536/", "webhook url: bad port"},
+    {"http://h:/", "webhook url: bad port"},
+    {"http://h:80x/", "webhook url: bad port"},
+    {"http://[::1/", "webhook url: bad host"},
+    {"http://[zz]/", "webhook url: bad IPv6 address"},
+    {"http://h%41/", "webhook url: bad host"},
+    {"http://127.0.0.1:7471/", "webhook url: points at this api itself"},
+    {"http://localhost:7471/x", "webhook url: points at this api itself"},
+    {"http://LOCALHOST.:7471/x", "webhook url: points at this api itself"},
+    {"http://127.3.2.1:7471/x", "webhook url: points at this api itself"},
+    {"http://127.1:7471/x", "webhook url: points at this api itself"},
+    {"http://2130706433:7471/x", "webhook url: points at this api itself"},
+    {"http://0.0.0.0:7471/x", "webhook url: points at this api itself"},
+    {"http://[::1]:7471/x", "webhook url: points at this api itself"},
+    {"http://[::ffff:127.0.0.1]:7471/x", "webhook url: points at this api itself"},
+    {"https://track.example.com/", "webhook url: points at this installation"},
+    {"https://TRACK.example.com:443/x", "webhook url: points at this installation"},
+    {"http://track.example.com/", NULL},                  /* port 80, not 443 */
+};
+
+static void test_urls(void **state) {
+    (void)state;
+    for (size_t i = 0; i < HN_ARRAY_LEN(urls); i++) {
+        char err[200] = "";
+        int rc = hn_rule_url_check(urls[i].url, strlen(urls[i].url), &self, err, sizeof(err));
+        if (!urls[i].reason ? rc != HN_OK
+            : rc != HN_ERR || strncmp(err, urls[i].reason, strlen(urls[i].reason)) != 0)
+            fail_msg("case %zu %s: got %d \"%s\"", i, urls[i].url, rc, err);
+    }
+    char huge[3000] = "https://h/";
+    memset(huge + 10, 'a', 2100);
+    char err[200];
+    assert_int_equal(hn_rule_url_check(huge, strlen(huge), &self, err, sizeof(err)), HN_ERR);
+    assert_string_equal(err, "webhook url: longer than 2048 bytes");
+    huge[2048] = 0;
+    assert_int_equal(hn_rule_url_check(huge, 2048, &self, err, sizeof(err)), HN_OK);
+    /* no self: only the shape */
+    assert_int_equal(hn_rule_url_check("http://127.0.0.1:7471/", 22, NULL, err, sizeof(err)), HN_OK);
+    /* an api on a wildcard address; one on a specific address */
+    hn_rule_self wild = {"0.0.0.0", 80, NULL}, lan = {"10.0.0.5", 8080, NULL}, v6 = {"[::]", 81, ""};
+    assert_int_equal(hn_rule_url_check("http://localhost/", 17, &wild, err, sizeof(err)), HN_ERR);
+    assert_int_equal(hn_rule_url_check("http://10.0.0.5:8080/", 21, &lan, err, sizeof(err)), HN_ERR);
+    assert_int_equal(hn_rule_url_check("http://127.0.0.1:8080/", 22, &lan, err, sizeof(err)), HN_OK);
+    assert_int_equal(hn_rule_url_check("http://127.0.0.1:81/", 20, &v6, err, sizeof(err)), HN_ERR);
+}
+
+static int count_el(void *ctx, int i, const hn_jval *v) {
+    (void)v;
+    *(int *)ctx = i + 1;
+    return HN_OK;
+}
+
+static void test_jread_elements(void **state) {
+    (void)state;
+    int n = -1;
+    assert_int_equal(hn_jread_elements("[]", 2, count_el, &n), HN_OK);
+    assert_int_equal(n, -1);
+    const char *arr = " [1, \"a\", {\"b\": [2]}, null] ";
+    assert_int_equal(hn_jread_elements(arr, strlen(arr), count_el, &n), HN_OK);
+    assert_int_equal(n, 4);
+    assert_int_equal(hn_jread_elements("{}", 2, count_el, &n), HN_ERR);
+    assert_int_equal(hn_jread_elements("[1,", 3, count_el, &n), HN_ERR);
+}
+
+int main(void) {
+    const struct CMUnitTest t[] = {
+        cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_eval_fields),
+        cmocka_unit_test(test_unknown_visitor),
+        cmocka_unit_test(test_all_any_later),
+        cmocka_unit_test(test_unknown_start),
+        cmocka_unit_test(test_accessors),
+        cmocka_unit_test(test_regex_limit),
+        cmocka_unit_test(test_urls),
+        cmocka_unit_test(test_jread_elements),
+    };
+    return cmocka_run_group_tests_name("rule", t, NULL, NULL);
+}

@@ -9,127 +9,35 @@
 #include "common/json.h"
 #include "common/jsonread.h"
 #include "common/token.h"
+#include "proto/rule.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define PAGE_DEF 50
 #define PAGE_MAX 200
-#define URL_MAX  2048
 
 static const char *const lifecycle[] = {"session.started", "session.ended", "chat.started",
                                         "chat.message", "chat.closed"};
 #define NLIFE ((int)HN_ARRAY_LEN(lifecycle))
 
-/* ---- the URL check (docs/RULES.md §2) ---------------------------------------------------
- * TODO(merge i16-rules-def): hn_rule_url_check of proto/rule.h replaces this. */
+/* ---- the URL check (docs/RULES.md §2: proto/rule.h's, shared with the rules) ------------- */
 
-static bool self_host(const char *h, size_t hl, int port, const char *listen) {
-    if (listen == NULL || !*listen) return false;
-    const char *c = strrchr(listen, ':');
-    if (c == NULL || atoi(c + 1) != port) return false;
-    size_t ll = (size_t)(c - listen);
-    if (ll == hl && strncasecmp(listen, h, hl) == 0) return true;
-    /* a wildcard or loopback listener answers on every loopback name */
-    bool lh = (hl == 9 && strncasecmp(h, "localhost", 9) == 0) || (hl == 9 && !strncmp(h, "127.0.0.1", 9)) ||
-              (hl == 3 && !strncmp(h, "::1", 3)) || (hl == 7 && !strncmp(h, "0.0.0.0", 7));
-    bool ll_any = (ll == 7 && !strncmp(listen, "0.0.0.0", 7)) || (ll == 9 && !strncmp(listen, "127.0.0.1", 9)) ||
-                  (ll == 9 && !strncasecmp(listen, "localhost", 9));
-    return lh && ll_any;
-}
-
-/* host and port of an http(s) URL; HN_ERR with a reason. */
-static int url_parts(const char *url, size_t len, const char **h, size_t *hl, int *port, char *err,
-                     size_t cap) {
-    bool tls = len >= 8 && strncasecmp(url, "https://", 8) == 0;
-    if (!tls && !(len >= 7 && strncasecmp(url, "http://", 7) == 0)) {
-        snprintf(err, cap, "want http:// or https://");
-        return HN_ERR;
-    }
-    const char *a = url + (tls ? 8 : 7), *e = url + len;
-    const char *end = a + strcspn(a, "/?#");
-    if (memchr(a, '@', (size_t)(end - a))) {
-        snprintf(err, cap, "no user info");
-        return HN_ERR;
-    }
-    const char *colon = NULL;
-    if (*a == '[') {
-        const char *rb = memchr(a, ']', (size_t)(end - a));
-        if (rb == NULL) {
-            snprintf(err, cap, "bad host");
-            return HN_ERR;
-        }
-        *h = a + 1;
-        *hl = (size_t)(rb - a - 1);
-        colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
-    } else {
-        colon = memchr(a, ':', (size_t)(end - a));
-        *h = a;
-        *hl = (size_t)((colon ? colon : end) - a);
-    }
-    *port = tls ? 443 : 80;
-    if (colon) {
-        char pb[8];
-        size_t pl = (size_t)(end - colon - 1);
-        if (pl == 0 || pl > 5 || strspn(colon + 1, "0123456789") < pl) {
-            snprintf(err, cap, "bad port");
-            return HN_ERR;
-        }
-        memcpy(pb, colon + 1, pl);
-        pb[pl] = '\0';
-        *port = atoi(pb);
-        if (*port < 1 || *port > 65535) {
-            snprintf(err, cap, "bad port");
-            return HN_ERR;
-        }
-    }
-    if (*hl == 0) {
-        snprintf(err, cap, "no host");
-        return HN_ERR;
-    }
-    (void)e;
-    return HN_OK;
-}
-
+/* This api as a webhook must not reach it: its listen address and port, and
+ * HERENOW_PUBLIC_URL (as routes_rules.c). */
 static int url_check(const char *url, size_t len, const hn_config *cfg, char *err, size_t cap) {
-    char why[96];
-    if (len == 0 || len > URL_MAX) {
-        snprintf(err, cap, "webhook url: 1..%d bytes", URL_MAX);
-        return HN_ERR;
+    char host[256];
+    hn_rule_self me = {NULL, 0, cfg->public_url};
+    const char *l = cfg->api_listen ? cfg->api_listen : "";
+    const char *colon = strrchr(l, ':');
+    if (colon && (size_t)(colon - l) < sizeof(host)) {
+        memcpy(host, l, (size_t)(colon - l));
+        host[colon - l] = 0;
+        me.listen_host = host;
+        me.listen_port = atoi(colon + 1);
     }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)url[i];
-        if (c <= 0x20 || c >= 0x7f) {
-            snprintf(err, cap, "webhook url: no spaces, control or non-ASCII characters (percent-encode them)");
-            return HN_ERR;
-        }
-    }
-    if (memchr(url, '#', len)) {
-        snprintf(err, cap, "webhook url: no fragment");
-        return HN_ERR;
-    }
-    const char *h;
-    size_t hl;
-    int port;
-    if (url_parts(url, len, &h, &hl, &port, why, sizeof(why)) != HN_OK) {
-        snprintf(err, cap, "webhook url: %s", why);
-        return HN_ERR;
-    }
-    bool self = self_host(h, hl, port, cfg->api_listen);
-    if (!self && cfg->public_url && *cfg->public_url) {
-        const char *ph;
-        size_t phl;
-        int pport;
-        if (url_parts(cfg->public_url, strlen(cfg->public_url), &ph, &phl, &pport, why, sizeof(why)) == HN_OK)
-            self = phl == hl && strncasecmp(ph, h, hl) == 0 && pport == port;
-    }
-    if (self) {
-        snprintf(err, cap, "webhook url: points at this api itself");
-        return HN_ERR;
-    }
-    return HN_OK;
+    return hn_rule_url_check(url, len, &me, err, cap);
 }
 
 /* ---- PUT body ------------------------------------------------------------------------------- */
@@ -143,38 +51,28 @@ typedef struct hook_body {
     char  err[160];
 } hook_body;
 
+static int event_elem(void *ctx, int index, const hn_jval *v) {
+    (void)index;
+    unsigned *out = ctx;
+    for (int i = 0; i < NLIFE; i++)
+        if (v->type == HN_J_STR && hn_jread_str_is(v, lifecycle[i])) {
+            *out |= 1u << i;
+            return HN_OK;
+        }
+    return HN_AGAIN;          /* not one of the names */
+}
+
 /* The events array: strings among the five names. */
 static int parse_events(const hn_jval *v, unsigned *out, char *err, size_t cap) {
+    *out = 0;
     if (v->type != HN_J_ARR) {
         snprintf(err, cap, "events: want an array of event names");
         return HN_ERR;
     }
-    const char *p = v->p + 1, *e = v->p + v->len - 1;
-    *out = 0;
-    for (;;) {
-        while (p < e && strchr(" \t\r\n,", *p)) p++;
-        if (p >= e) break;
-        if (*p != '"') {
-            snprintf(err, cap, "events: want an array of event names");
-            return HN_ERR;
-        }
-        const char *q = p + 1;
-        while (q < e && *q != '"') q += *q == '\\' ? 2 : 1;
-        if (q >= e) {
-            snprintf(err, cap, "events: want an array of event names");
-            return HN_ERR;
-        }
-        hn_jval s = {.type = HN_J_STR, .p = p, .len = (size_t)(q + 1 - p)};
-        int k = -1;
-        for (int i = 0; i < NLIFE; i++)
-            if (hn_jread_str_is(&s, lifecycle[i])) k = i;
-        if (k < 0) {
-            snprintf(err, cap, "events: each one of session.started, session.ended, chat.started, "
-                               "chat.message, chat.closed");
-            return HN_ERR;
-        }
-        *out |= 1u << k;
-        p = q + 1;
+    if (hn_jread_elements(v->p, v->len, event_elem, out) != HN_OK) {
+        snprintf(err, cap, "events: each one of session.started, session.ended, chat.started, "
+                           "chat.message, chat.closed");
+        return HN_ERR;
     }
     return HN_OK;
 }

@@ -129,7 +129,8 @@ typedef struct slot {
     char     event[32];
     uint64_t t0;                          /* monotonic ms, the POST's start */
     struct evhttp_connection *conn;
-    struct event *timer;                  /* the timeout; then the deferred finish */
+    struct event *timer;                  /* the timeout */
+    struct event *fin;                    /* the deferred finish */
     int      status;                      /* the answer's status, 0 none */
     char     err[96];                     /* why it failed, when it did */
     size_t   got;                         /* body bytes read (and dropped) */
@@ -278,10 +279,8 @@ static void settle(slot *s) {
     if (s->done) return;
     s->done = true;
     evtimer_del(s->timer);
-    event_free(s->timer);
-    s->timer = evtimer_new(s->wh->base, finish_cb, s);
     struct timeval zero = {0, 0};
-    evtimer_add(s->timer, &zero);
+    evtimer_add(s->fin, &zero);
 }
 
 static int on_header(struct evhttp_request *req, void *arg) {
@@ -400,8 +399,9 @@ static void record(hn_webhooks *wh, slot *s) {
 
 static void slot_free(hn_webhooks *wh, slot *s) {
     if (s->timer) event_free(s->timer);
+    if (s->fin) event_free(s->fin);
     if (s->conn) evhttp_connection_free(s->conn);
-    s->timer = NULL;
+    s->timer = s->fin = NULL;
     s->conn = NULL;
     if (s->busy) {
         s->busy = false;
@@ -414,7 +414,7 @@ static void finish_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what;
     slot *s = arg;
     hn_webhooks *wh = s->wh;
-    if (wh->pg == NULL) pg_connect(wh);
+    if (wh->pg == NULL && hn_mono_ms() >= wh->next_connect) pg_connect(wh);
     if (wh->pg) record(wh, s);   /* else the lease runs out and another attempt comes */
     slot_free(wh, s);
     claim(wh);
@@ -520,6 +520,7 @@ static void start(hn_webhooks *wh, slot *s, const char *url, const char *body,
     char *target = hn_xmalloc(strlen(path ? path : "") + (q ? strlen(q) : 0) + 3);
     sprintf(target, "%s%s%s", path && *path ? path : "/", q ? "?" : "", q ? q : "");
     s->timer = evtimer_new(wh->base, on_timeout, s);
+    s->fin = evtimer_new(wh->base, finish_cb, s);
     struct timeval tv = {wh->cfg->webhook_timeout_ms / 1000, (wh->cfg->webhook_timeout_ms % 1000) * 1000};
     evtimer_add(s->timer, &tv);
     int rc = evhttp_make_request(s->conn, req, EVHTTP_REQ_POST, target);

@@ -232,13 +232,13 @@ bad_put "an unknown event" "{\"url\": \"$RURL/ok\", \"events\": [\"chat.started\
 bad_put "events not an array" "{\"url\": \"$RURL/ok\", \"events\": \"chat.started\"}" "events: want an array"
 bad_put "enabled not a boolean" "{\"url\": \"$RURL/ok\", \"events\": [], \"enabled\": 1}" "enabled: want true or false"
 bad_put "an unknown member" "{\"url\": \"$RURL/ok\", \"events\": [], \"secret\": \"x\"}" "unknown member"
-bad_put "an ftp url" '{"url": "ftp://x.example/", "events": []}' "webhook url: want http:// or https://"
-bad_put "user info" '{"url": "https://a:b@x.example/", "events": []}' "webhook url: no user info"
-bad_put "a fragment" '{"url": "https://x.example/#f", "events": []}' "webhook url: no fragment"
+bad_put "an ftp url" '{"url": "ftp://x.example/", "events": []}' "webhook url: only http:// and https://"
+bad_put "user info" '{"url": "https://a:b@x.example/", "events": []}' "webhook url: user info"
+bad_put "a fragment" '{"url": "https://x.example/#f", "events": []}' "webhook url: a fragment"
 bad_put "no host" '{"url": "https:///path", "events": []}' "webhook url: no host"
 bad_put "the api itself" "{\"url\": \"$API1/hook\", \"events\": []}" "webhook url: points at this api itself"
 long=$(printf 'a%.0s' $(seq 2100))
-bad_put "a url over 2048 bytes" "{\"url\": \"https://x.example/$long\", \"events\": []}" "webhook url: 1..2048 bytes"
+bad_put "a url over 2048 bytes" "{\"url\": \"https://x.example/$long\", \"events\": []}" "webhook url: longer than 2048"
 req PUT "$HOOK" "$TOK1" "{\"url\": \"$RURL/ok\", \"events\": [\"chat.started\", \"chat.message\", \"chat.closed\", \"chat.message\"]}"
 hn_assert_eq "first PUT: 201, the secret shown, events as a set, enabled by default" \
     "201 40 chat.started,chat.message,chat.closed true" "$ST $(j '.secret | length') $(j '.events | join(",")') $(j .enabled)"

@@ -46,6 +46,12 @@ async function api(path, method = 'GET', body) {
   try { json = JSON.parse(text); } catch { /* 204 */ }
   return { status: r.status, json };
 }
+// the engine's count of enabled rules it has compiled (it reloads a widget's rules within
+// HERENOW_RULES_RELOAD_MS of a change): a visit sent before the reload would meet the old set
+const rulesLoaded = async () => {
+  const m = (await (await fetch(`${BASE}/metrics`)).text()).match(/^herenow_rules_loaded (\d+)$/m);
+  return m ? Number(m[1]) : -1;
+};
 const rules = async () => ((await api(`/widgets/${WID}/rules`)).json || {}).rules || [];
 const ruleNamed = async name => (await rules()).find(r => r.name === name);
 const defOf = r => ({ ...(r.definition || {}), ...r });
@@ -228,8 +234,10 @@ guard(async () => {
   await dash.uncheck(toggle);
   await expectWithin('disabled from the list: the API says enabled=false', 3000, async () => defOf(await ruleNamed(RULE)).enabled === false);
   await expectWithin('… and the list shows it off', 2000, async () => dash.$eval(`#rules-list li[data-id="${made.id}"]`, li => li.classList.contains('off')));
+  await expectWithin('… and the engine has dropped it', 5000, async () => (await rulesLoaded()) === 0);
   await dash.check(toggle);
   await expectWithin('enabled again: the API says enabled=true', 3000, async () => defOf(await ruleNamed(RULE)).enabled === true);
+  await expectWithin('… and the engine has loaded it again', 5000, async () => (await rulesLoaded()) === 1);
 
   // ---------------- an alert toast when a scripted visit matches ----------------
   await dash.check('#alert-sound');

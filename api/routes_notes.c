@@ -399,10 +399,14 @@ void hn_route_tags_set(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) 
         goto out;
     }
     qsort(b.tags, (size_t)b.ntags, sizeof(b.tags[0]), cmp_tag);
-    hn_buf_append(&arr, "{", 1);           /* a text[] literal: tags need no quoting */
+    /* a text[] literal, each tag quoted: [a-z0-9_-] needs no escape, but an
+     * unquoted null would be a NULL element */
+    hn_buf_append(&arr, "{", 1);
     for (int i = 0; i < b.ntags; i++) {
         if (i) hn_buf_append(&arr, ",", 1);
+        hn_buf_append(&arr, "\"", 1);
         hn_buf_append(&arr, b.tags[i], strlen(b.tags[i]));
+        hn_buf_append(&arr, "\"", 1);
     }
     hn_buf_append(&arr, "}", 2);           /* with the NUL */
     snprintf(wbuf, sizeof(wbuf), "%lld", (long long)hn_rt_widget_id(rq));

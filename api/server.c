@@ -532,6 +532,7 @@ static int rules_invite(void *arg, PGconn *pg, redisContext *rc, const hn_rules_
     case HN_CINV_GONE: return HN_RINV_GONE;
     case HN_CINV_CHAT_OFF: return HN_RINV_CHAT_OFF;
     case HN_CINV_CHATTING: return HN_RINV_CHATTING;
+    case HN_CINV_BANNED: return HN_RINV_BANNED;
     default: return HN_RINV_ERROR;
     }
 }

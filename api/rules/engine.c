@@ -85,6 +85,8 @@ static void sess_free(hn_rules *e, esess *s) {
     for (int i = 0; i < HN_RF__STR; i++) free(s->str[i]);
     for (int i = 0; i < s->nevents; i++) free(s->events[i]);
     free(s->fired);
+    free(s->tm_rule);
+    free(s->tm_at);
     free(s);
     atomic_fetch_sub(&e->nsess, 1);
 }
@@ -92,6 +94,40 @@ static void sess_free(hn_rules *e, esess *s) {
 static bool sess_fired(const esess *s, int64_t rule_id) {
     for (int i = 0; i < s->nfired; i++)
         if (s->fired[i] == rule_id) return true;
+    return false;
+}
+
+/* Sets rule_id's timer for s at `at` unless one at or before it is
+ * pending: true when a heap entry must be pushed. */
+static bool sess_timer_set(esess *s, int64_t rule_id, int64_t at) {
+    for (int i = 0; i < s->ntm; i++) {
+        if (s->tm_rule[i] != rule_id) continue;
+        if (s->tm_at[i] <= at) return false;
+        s->tm_at[i] = at;
+        return true;
+    }
+    if (s->ntm == s->captm) {
+        s->captm = s->captm ? s->captm * 2 : 4;
+        s->tm_rule = realloc(s->tm_rule, (size_t)s->captm * sizeof(*s->tm_rule));
+        s->tm_at = realloc(s->tm_at, (size_t)s->captm * sizeof(*s->tm_at));
+        if (s->tm_rule == NULL || s->tm_at == NULL) abort();
+    }
+    s->tm_rule[s->ntm] = rule_id;
+    s->tm_at[s->ntm++] = at;
+    return true;
+}
+
+/* A popped timer: true when it is s's current one for the rule (which is
+ * then cleared), false for a stale entry. */
+static bool sess_timer_take(esess *s, int64_t rule_id, int64_t at) {
+    for (int i = 0; i < s->ntm; i++) {
+        if (s->tm_rule[i] != rule_id) continue;
+        if (s->tm_at[i] != at) return false;
+        s->ntm--;
+        s->tm_rule[i] = s->tm_rule[s->ntm];
+        s->tm_at[i] = s->tm_at[s->ntm];
+        return true;
+    }
     return false;
 }
 
@@ -188,10 +224,11 @@ static void eval_one(hn_rules *e, ewidget *w, const erule *r, esess *s) {
     atomic_fetch_add(&e->evals, 1);
     atomic_fetch_add(&e->eval_ns, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec)));
     if (rc == HN_RULE_LATER) {
-        timer_push(e, at > now ? at : now + 1, s, r->id);
+        if (at <= now) at = now + 1;
+        if (sess_timer_set(s, r->id, at)) timer_push(e, at, s, r->id);
     } else if (rc == HN_RULE_MATCH) {
         if (engine_fire(e, w, r, s) == HN_OK) sess_mark(s, r->id);
-        else timer_push(e, now + RETRY_FIRE_MS, s, r->id);
+        else if (sess_timer_set(s, r->id, now + RETRY_FIRE_MS)) timer_push(e, now + RETRY_FIRE_MS, s, r->id);
     }
 }
 
@@ -339,6 +376,7 @@ static void backfill(hn_rules *e) {
         hn_key_stream(key, (unsigned)sh);
         snprintf(from, sizeof(from), "%lld-0", (long long)(since > 0 ? since : 0));
         for (;;) {
+            if (e->rc == NULL) break;        /* lost inside the last batch's records */
             const char *argv[] = {"XRANGE", key, from, e->cursor[sh], "COUNT", XREAD_COUNT};
             size_t len[6];
             for (int i = 0; i < 6; i++) len[i] = strlen(argv[i]);
@@ -420,7 +458,7 @@ static void run_timers(hn_rules *e) {
         ewidget *w;
         HASH_FIND(hh, e->widgets, &t.wid, sizeof(t.wid), w);
         esess *s = w ? sess_find(e, t.wid, t.sid, strlen(t.sid)) : NULL;
-        if (s == NULL || sess_fired(s, t.rule_id)) continue;
+        if (s == NULL || !sess_timer_take(s, t.rule_id, t.at) || sess_fired(s, t.rule_id)) continue;
         for (int i = 0; i < w->nrules; i++)
             if (w->rules[i].id == t.rule_id) eval_one(e, w, &w->rules[i], s);
     }
@@ -469,6 +507,7 @@ static void *engine_main(void *arg) {
             continue;
         }
         if (e->want_backfill) backfill(e);
+        if (e->rc == NULL) continue;          /* the backfill lost Redis */
         read_streams(e, block);
     }
     hn_info("event=rules_stopped sessions=%llu", (unsigned long long)atomic_load(&e->nsess));

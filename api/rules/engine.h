@@ -39,7 +39,7 @@ typedef struct hn_rules_invite {
 } hn_rules_invite;
 
 /* What an invitation came to: the engine counts the skips by reason. */
-enum { HN_RINV_SENT = 0, HN_RINV_CHATTING, HN_RINV_GONE, HN_RINV_CHAT_OFF, HN_RINV_ERROR };
+enum { HN_RINV_SENT = 0, HN_RINV_CHATTING, HN_RINV_GONE, HN_RINV_CHAT_OFF, HN_RINV_BANNED, HN_RINV_ERROR };
 
 typedef struct hn_rules_host {
     void *arg;

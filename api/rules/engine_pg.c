@@ -87,7 +87,7 @@ static ewidget *widget_get(hn_rules *e, int64_t wid) {
 }
 
 static const char sig_sql[] =
-    "SELECT widget_id, count(*) || ':' || sum(version) || ':' || max(version) || ':' || max(id)"
+    "SELECT widget_id, md5(string_agg(id || ':' || version, ',' ORDER BY id))"
     " FROM widget_rules WHERE enabled GROUP BY widget_id";
 static const char rules_sql[] =
     "SELECT id, (definition || jsonb_build_object('name', name, 'enabled', enabled))::text"
@@ -365,7 +365,8 @@ static void invite(hn_rules *e, ewidget *w, const hn_rule_action *a, const esess
         hn_rules_invite in = {w->id, s->sid, a->text, a->agent_name, s->visitor};
         int rc = e->host.invite(e->host.arg, e->pg, e->rc, &in, err, sizeof(err));
         skip = rc == HN_RINV_SENT ? -1 : rc == HN_RINV_CHATTING ? SKIP_CHATTING
-             : rc == HN_RINV_GONE ? SKIP_GONE : rc == HN_RINV_CHAT_OFF ? SKIP_CHAT_OFF : SKIP_ERROR;
+             : rc == HN_RINV_GONE ? SKIP_GONE : rc == HN_RINV_CHAT_OFF ? SKIP_CHAT_OFF
+             : rc == HN_RINV_BANNED ? SKIP_BANNED : SKIP_ERROR;
         if (rc == HN_RINV_ERROR) hn_warn("event=rule_invite_failed widget=%lld session=%s error='%s'",
                                          (long long)w->id, s->sid, err);
     }

@@ -27,7 +27,7 @@ typedef struct ewidget {
     UT_hash_handle hh;
     erule         *rules;
     int            nrules;
-    char           sig[96];           /* count, sum and max of its rules' versions */
+    char           sig[96];           /* md5 of its enabled rules' id:version list */
     bool           seen;              /* in the last reload's answer */
     char          *hook_url;          /* the lifecycle webhook, when it wants session events */
     bool           hook_started, hook_ended;
@@ -50,6 +50,11 @@ typedef struct esess {
     int            nevents;
     int64_t       *fired;             /* rule ids done with for this session */
     int            nfired, capfired;
+    /* the timer each rule waits on for this session (rule id, instant): one
+     * per rule, so that records and reloads do not pile timers up; a heap
+     * entry whose instant is not the one here is stale and skipped */
+    int64_t       *tm_rule, *tm_at;
+    int            ntm, captm;
 } esess;
 
 typedef struct etimer {

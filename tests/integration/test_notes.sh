@@ -120,6 +120,8 @@ req GET "$WP/visitor-tags?tag=lead"
 hn_assert_eq "tag list by tag" "2" "$(j '.subjects | length')"
 req GET "$WP/visitor-tags?tag=vip"
 hn_assert_eq "tag list by tag: vip" "vip@example.com" "$(j '.subjects[].email')"
+req POST "$WP/visitor-tags" "$TOK" '{"visitor":"vtags01","tags":["NULL","lead"]}'
+hn_assert_eq "a tag spelled null is a tag (the array literal quotes it)" '200 ["lead","null"]' "$ST $(jq -c .tags "$BODY")"
 req POST "$WP/visitor-tags" "$TOK" '{"visitor":"vtags01","tags":[]}'
 req GET "$WP/visitor-tags"
 hn_assert_eq "[] removes a subject's tags" "vip@example.com" "$(j '[.subjects[] | .email // .visitor] | join(" ")')"

@@ -252,10 +252,10 @@ fuzz: check-deps fuzz-build
 
 # ---- benches and the soak ------------------------------------------------------------------
 
-# bench-udp, bench-drain, bench-api, bench-http, bench-sse, bench-chat: bench/<name>.sh
+# bench-udp, bench-drain, bench-api, bench-http, bench-sse, bench-chat, bench-rules: bench/<name>.sh
 # on fresh binaries. bench-http also needs nginx and perf (scripts/setup.sh --bench).
-.PHONY: bench-udp bench-drain bench-api bench-http bench-sse bench-chat soak
-bench-udp bench-drain bench-api bench-http bench-sse bench-chat: bench-%: check-deps
+.PHONY: bench-udp bench-drain bench-api bench-http bench-sse bench-chat bench-rules soak
+bench-udp bench-drain bench-api bench-http bench-sse bench-chat bench-rules: bench-%: check-deps
 	@if [ $* = http ]; then scripts/setup.sh --check-bench >/dev/null 2>&1 || scripts/setup.sh --bench; fi
 	@$(MAKE) --no-print-directory $(BINS)
 	@HN_BIN=$(OUT) bench/$*.sh

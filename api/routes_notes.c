@@ -34,7 +34,8 @@
 #define TAG_MAX_LEN      32
 #define EMAIL_MAX        254
 #define REASON_MAX_CHARS 500
-#define LIST_CAP         1000
+#define LIST_CAP         1000     /* a subject's notes in one answer */
+#define SUBJECTS_CAP     10000    /* tagged or banned subjects in one answer */
 
 /* ---- the body ------------------------------------------------------------------ */
 
@@ -221,6 +222,29 @@ static void rollback(hn_api_worker *w) {
     if (pg) PQclear(PQexec(pg, "ROLLBACK"));
 }
 
+/* Answers {"widget_id", "<member>": [obj(row) of each row, at most cap],
+ * "truncated": more rows than cap} for a query's rows, and clears them.
+ * cap < 0: every row, and no "truncated". */
+static void answer_rows(const hn_api_req *rq, hn_api_resp *rs, PGresult *res, const char *member, int cap,
+                        void (*obj)(hn_buf *, const PGresult *, int)) {
+    hn_buf out = {0};
+    bool f = true;
+    int n = PQntuples(res);
+    hn_buf_append(&out, "{", 1);
+    hn_json_kint(&out, &f, "widget_id", hn_rt_widget_id(rq));
+    hn_json_kraw(&out, &f, member, "[", 1);
+    for (int i = 0; i < n && (cap < 0 || i < cap); i++) {
+        if (i) hn_buf_append(&out, ",", 1);
+        obj(&out, res, i);
+    }
+    hn_buf_append(&out, "]", 1);
+    if (cap >= 0) hn_json_kbool(&out, &f, "truncated", n > cap);
+    hn_buf_append(&out, "}", 1);
+    PQclear(res);
+    hn_rt_answer(rs, &out);
+    hn_buf_free(&out);
+}
+
 /* INCR hn:annot:version: the annotations caches of every api reload. Best
  * effort (they also expire). */
 void hn_annot_bump(hn_api_worker *w, int64_t widget_id) {
@@ -267,23 +291,7 @@ void hn_route_notes(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     snprintf(wbuf, sizeof(wbuf), "%lld", (long long)hn_rt_widget_id(rq));
     const char *p[] = {wbuf, kind, subj};
     PGresult *res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, notes_sql, 3, p);
-    if (res == NULL) return;
-    hn_buf out = {0};
-    bool f = true;
-    int n = PQntuples(res);
-    hn_buf_append(&out, "{", 1);
-    hn_json_kint(&out, &f, "widget_id", hn_rt_widget_id(rq));
-    hn_json_kraw(&out, &f, "notes", "[", 1);
-    for (int i = 0; i < n && i < LIST_CAP; i++) {
-        if (i) hn_buf_append(&out, ",", 1);
-        note_obj(&out, res, i);
-    }
-    hn_buf_append(&out, "]", 1);
-    hn_json_kbool(&out, &f, "truncated", n > LIST_CAP);
-    hn_buf_append(&out, "}", 1);
-    PQclear(res);
-    hn_rt_answer(rs, &out);
-    hn_buf_free(&out);
+    if (res) answer_rows(rq, rs, res, "notes", LIST_CAP, note_obj);
 }
 
 void hn_route_note_add(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
@@ -352,6 +360,15 @@ static const char tags_add_sql[] =
     "INSERT INTO visitor_tags (widget_id, subject_kind, subject, tag)"
     " SELECT $1, $2, $3, t FROM unnest($4::text[]) t ON CONFLICT DO NOTHING";
 
+/* a tagged subject: {"visitor"|"email", "tags"} */
+static void tagged_obj(hn_buf *b, const PGresult *res, int row) {
+    bool g = true;
+    hn_buf_append(b, "{", 1);
+    subject_members(b, &g, res, row, 0);
+    hn_json_kraw(b, &g, "tags", PQgetvalue(res, row, 2), (size_t)PQgetlength(res, row, 2));
+    hn_buf_append(b, "}", 1);
+}
+
 void hn_route_tags(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     static const char *const allowed[] = {"tag"};
     char wbuf[24];
@@ -364,26 +381,7 @@ void hn_route_tags(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     snprintf(wbuf, sizeof(wbuf), "%lld", (long long)hn_rt_widget_id(rq));
     const char *p[] = {wbuf, tag};
     PGresult *res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, tags_sql, 2, p);
-    if (res == NULL) return;
-    hn_buf out = {0};
-    bool f = true;
-    int n = PQntuples(res), cap = 10000;
-    hn_buf_append(&out, "{", 1);
-    hn_json_kint(&out, &f, "widget_id", hn_rt_widget_id(rq));
-    hn_json_kraw(&out, &f, "subjects", "[", 1);
-    for (int i = 0; i < n && i < cap; i++) {
-        bool g = true;
-        hn_buf_append(&out, i ? ",{" : "{", i ? 2 : 1);
-        subject_members(&out, &g, res, i, 0);
-        hn_json_kraw(&out, &g, "tags", PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2));
-        hn_buf_append(&out, "}", 1);
-    }
-    hn_buf_append(&out, "]", 1);
-    hn_json_kbool(&out, &f, "truncated", n > cap);
-    hn_buf_append(&out, "}", 1);
-    PQclear(res);
-    hn_rt_answer(rs, &out);
-    hn_buf_free(&out);
+    if (res) answer_rows(rq, rs, res, "subjects", SUBJECTS_CAP, tagged_obj);
 }
 
 static int cmp_tag(const void *a, const void *b) { return strcmp(a, b); }
@@ -545,23 +543,7 @@ void hn_route_bans(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     snprintf(wbuf, sizeof(wbuf), "%lld", (long long)hn_rt_widget_id(rq));
     const char *p[] = {wbuf};
     PGresult *res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, bans_sql, 1, p);
-    if (res == NULL) return;
-    hn_buf out = {0};
-    bool f = true;
-    int n = PQntuples(res), cap = 10000;
-    hn_buf_append(&out, "{", 1);
-    hn_json_kint(&out, &f, "widget_id", hn_rt_widget_id(rq));
-    hn_json_kraw(&out, &f, "bans", "[", 1);
-    for (int i = 0; i < n && i < cap; i++) {
-        if (i) hn_buf_append(&out, ",", 1);
-        ban_obj(&out, res, i);
-    }
-    hn_buf_append(&out, "]", 1);
-    hn_json_kbool(&out, &f, "truncated", n > cap);
-    hn_buf_append(&out, "}", 1);
-    PQclear(res);
-    hn_rt_answer(rs, &out);
-    hn_buf_free(&out);
+    if (res) answer_rows(rq, rs, res, "bans", SUBJECTS_CAP, ban_obj);
 }
 
 void hn_route_ban_add(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
@@ -629,31 +611,24 @@ out:
 
 /* ---- annotations ------------------------------------------------------------------ */
 
+/* a subject with annotations: {"visitor"|"email", "tags", "notes" (count),
+ * "banned", "block_tracking"} */
+static void annotated_obj(hn_buf *b, const PGresult *res, int row) {
+    bool g = true;
+    hn_buf_append(b, "{", 1);
+    subject_members(b, &g, res, row, 0);
+    hn_json_kraw(b, &g, "tags", PQgetvalue(res, row, 2), (size_t)PQgetlength(res, row, 2));
+    hn_json_kint(b, &g, "notes", hn_rt_pg_int(res, row, 3));
+    hn_json_kbool(b, &g, "banned", !PQgetisnull(res, row, 4));
+    hn_json_kbool(b, &g, "block_tracking", PQgetvalue(res, row, 4)[0] == 't');
+    hn_buf_append(b, "}", 1);
+}
+
 void hn_route_annotations(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     char wbuf[24];
     if (!hn_rt_check_keys(rq, rs, NULL, 0)) return;
     snprintf(wbuf, sizeof(wbuf), "%lld", (long long)hn_rt_widget_id(rq));
     const char *p[] = {wbuf};
     PGresult *res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, hn_annot_sql, 1, p);
-    if (res == NULL) return;
-    hn_buf out = {0};
-    bool f = true;
-    int n = PQntuples(res);
-    hn_buf_append(&out, "{", 1);
-    hn_json_kint(&out, &f, "widget_id", hn_rt_widget_id(rq));
-    hn_json_kraw(&out, &f, "subjects", "[", 1);
-    for (int i = 0; i < n; i++) {
-        bool g = true;
-        hn_buf_append(&out, i ? ",{" : "{", i ? 2 : 1);
-        subject_members(&out, &g, res, i, 0);
-        hn_json_kraw(&out, &g, "tags", PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2));
-        hn_json_kint(&out, &g, "notes", hn_rt_pg_int(res, i, 3));
-        hn_json_kbool(&out, &g, "banned", !PQgetisnull(res, i, 4));
-        hn_json_kbool(&out, &g, "block_tracking", PQgetvalue(res, i, 4)[0] == 't');
-        hn_buf_append(&out, "}", 1);
-    }
-    hn_buf_append(&out, "]}", 2);
-    PQclear(res);
-    hn_rt_answer(rs, &out);
-    hn_buf_free(&out);
+    if (res) answer_rows(rq, rs, res, "subjects", -1, annotated_obj);
 }

@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 /* The columns of a rule's answer, in this order in every SELECT. */
 #define RULE_COLS                                                                         \
@@ -44,25 +43,10 @@ static const hn_col rule_cols[] = {
     "jsonb_build_object('match', coalesce(" p "::jsonb->'match', '\"all\"'),"             \
     " 'conditions', " p "::jsonb->'conditions', 'actions', " p "::jsonb->'actions')"
 
-/* This api as a webhook must not reach it: its listen address and port,
- * and HERENOW_PUBLIC_URL. host is the caller's buffer. */
-static hn_rule_self self_of(const hn_config *cfg, char *host, size_t cap) {
-    hn_rule_self me = {NULL, 0, cfg->public_url};
-    const char *l = cfg->api_listen ? cfg->api_listen : "";
-    const char *colon = strrchr(l, ':');
-    if (colon && (size_t)(colon - l) < cap) {
-        memcpy(host, l, (size_t)(colon - l));
-        host[colon - l] = 0;
-        me.listen_host = host;
-        me.listen_port = atoi(colon + 1);
-    }
-    return me;
-}
-
 /* Parses the body as a rule: HN_OK, or 400 with the reason. */
 static int check_body(const hn_api_req *rq, hn_api_resp *rs, hn_rule **out) {
     char host[128], err[300];
-    hn_rule_self me = self_of(rq->cfg, host, sizeof(host));
+    hn_rule_self me = hn_rule_self_of(rq->cfg->api_listen, rq->cfg->public_url, host, sizeof(host));
     if (hn_rule_parse(rq->body ? rq->body : "", rq->body_len, &me, out, err, sizeof(err)) != HN_OK) {
         hn_api_error(rs, 400, "%s", err);
         return HN_ERR;
@@ -155,13 +139,11 @@ void hn_route_rule_create(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *r
     bool intx = false;
     if (!hn_rt_check_keys(rq, rs, NULL, 0) || check_body(rq, rs, &rule) != HN_OK) return;
 
-    uint8_t key[32];
     char secret[65], wbuf[24], cap[16];
-    if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
+    if (hn_rule_new_secret(secret) != HN_OK) {
         hn_api_error(rs, 500, "no randomness for the webhook secret");
         goto out;
     }
-    for (size_t i = 0; i < sizeof(key); i++) snprintf(secret + 2 * i, 3, "%02x", key[i]);
     snprintf(wbuf, sizeof(wbuf), "%lld", (long long)hn_rt_widget_id(rq));
     snprintf(cap, sizeof(cap), "%d", HN_RULE_PER_WIDGET);
 

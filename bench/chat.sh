@@ -70,6 +70,7 @@ TARGET_IDLE_B=4096
 BENCH_DOC=${BENCH_DOC-docs/BENCHMARKS.md}
 SECTION="## Chat downlink (make bench-chat)"
 source bench/lib/doc-section.sh
+source bench/lib/run.sh
 export HN_BIN=${HN_BIN:-build/release}
 source tests/lib.sh
 
@@ -83,25 +84,9 @@ case "$RUNS$VISITORS$IDLE$PING_S$TARGETS$RATE$VISITOR_RATE$DURATION$THREADS$CONN
 # one fd per downlink in the client and in the collector
 [ "$(ulimit -Hn)" -gt $((VISITORS + 200)) ] || die "ulimit -Hn $(ulimit -Hn): fewer than VISITORS + 200 descriptors"
 
-BIN=$HN_TMP/bin
-mkdir -p "$BIN"
-for b in herenow-api herenow-collector herenowctl hn-chatclient hn-chatdrive hn-chatdash hn-ssefeed; do cp "$HN_BIN/$b" "$BIN/"; done
-COL_ID="$(date -u -r "$HN_BIN/herenow-collector" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$BIN/herenow-collector" | cut -c1-12)"
-GIT_ID="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- collector api common 2>/dev/null || echo ', collector/, api/ or common/ with local changes')"
-
-START_DATE=$(date -u +%Y-%m-%dT%H:%MZ)
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-T_START=$(date +%s)
-CLK_TCK=$(getconf CLK_TCK)
+bench_start herenow-collector "collector api common" herenow-api herenow-collector herenowctl hn-chatclient hn-chatdrive hn-chatdash hn-ssefeed
+PCT_DECIMALS=2
 PAGE_KB=$(( $(getconf PAGESIZE) / 1024 ))
-RES=$HN_TMP/results
-: >"$RES"
-
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-now_s() { date +%s.%N; }
-pct() { awk -v t="$1" -v s="$2" -v k="$CLK_TCK" 'BEGIN { printf "%.2f", (s > 0 ? t / k / s * 100 : 0) }'; }
-kv() { tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k { print substr($0, length(k) + 2); exit }'; }
 # /proc/net/sockstat: TCP sockets in use and the TCP memory (pages → KiB)
 tcp_inuse() { awk '$1 == "TCP:" { print $3 }' /proc/net/sockstat; }
 tcp_mem_kb() { awk -v p="$PAGE_KB" '$1 == "TCP:" { for (i = 2; i < NF; i++) if ($i == "mem") print $(i + 1) * p }' /proc/net/sockstat; }
@@ -274,7 +259,7 @@ OUT=$HN_TMP/section.md
     echo
     echo "Run $START_DATE on $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r),"
     echo "Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'); load average before $LOAD_BEFORE, after $LOAD_AFTER; commit $GIT_ID;"
-    echo "herenow-collector built $COL_ID. The client, the driver, the collector, herenow-api, Redis and"
+    echo "herenow-collector built $BUILD_ID. The client, the driver, the collector, herenow-api, Redis and"
     echo "PostgreSQL share the cores; loopback only. The whole run took $T_TOTAL s."
     echo
     echo "Command: \`$CMDLINE\` — $RUNS round(s), each with a fresh herenow-collector (HERENOW_CHAT_PING_S=$PING_S,"

@@ -64,6 +64,7 @@ else
     SECTION="## Live stream, SSE (make bench-sse)"
 fi
 source bench/lib/doc-section.sh
+source bench/lib/run.sh
 export HN_BIN=${HN_BIN:-build/release}
 source tests/lib.sh
 
@@ -76,27 +77,7 @@ command -v redis-cli >/dev/null || die "redis-cli not found"
 case "$RUNS$DURATION$CLIENTS$VISITORS$RATE$CONNECT_RATE$GRACE" in *[!0-9.]*) die "RUNS DURATION CLIENTS VISITORS RATE CONNECT_RATE GRACE: numbers" ;; esac
 case "$DRAIN" in on | off) ;; *) die "DRAIN is on or off" ;; esac
 
-# Private copies: others rebuild in this tree, and one table must come from
-# one set of binaries.
-BIN=$HN_TMP/bin
-mkdir -p "$BIN"
-for b in herenow-api herenow-collector herenowctl hn-sseclient hn-ssefeed; do cp "$HN_BIN/$b" "$BIN/"; done
-API_ID="$(date -u -r "$HN_BIN/herenow-api" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$BIN/herenow-api" | cut -c1-12)"
-GIT_ID="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- api common 2>/dev/null || echo ', api/ or common/ with local changes')"
-
-START_DATE=$(date -u +%Y-%m-%dT%H:%MZ)
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-T_START=$(date +%s)
-CLK_TCK=$(getconf CLK_TCK)
-RES=$HN_TMP/results
-: >"$RES"
-
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-now_s() { date +%s.%N; }
-pct() { awk -v t="$1" -v s="$2" -v k="$CLK_TCK" 'BEGIN { printf "%.1f", (s > 0 ? t / k / s * 100 : 0) }'; }
-# one field of a key=value line
-kv() { tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k { print substr($0, length(k) + 2); exit }'; }
+bench_start herenow-api "api common" herenow-api herenow-collector herenowctl hn-sseclient hn-ssefeed
 
 # ---- servers, schema, widget, token, collector ----------------------------------------------
 hn_start_redis
@@ -226,7 +207,7 @@ OUT=$HN_TMP/section.md
     echo
     echo "Run $START_DATE on $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r),"
     echo "Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'); load average before $LOAD_BEFORE, after $LOAD_AFTER; commit $GIT_ID;"
-    echo "herenow-api built $API_ID. The feeder, collector, Redis, PostgreSQL ($([ "$DRAIN" = on ] && echo "the drain's" || echo idle)), herenow-api and the"
+    echo "herenow-api built $BUILD_ID. The feeder, collector, Redis, PostgreSQL ($([ "$DRAIN" = on ] && echo "the drain's" || echo idle)), herenow-api and the"
     echo "clients share the cores; loopback only. The whole run took $T_TOTAL s."
     echo
     echo "Command: \`$CMDLINE\` — $RUNS round(s), each with a fresh herenow-api (HERENOW_DRAIN=$DRAIN, SSE settings at"

@@ -3,6 +3,7 @@
  *
  *   --mode seed   one page view per session (N sessions), so that N visitors
  *                 are live; URLs without a send time
+ *   --mode end    one `end` beacon per session (N sessions): they leave
  *   --mode feed   --rate beacons/s for --duration s, round-robin over the same
  *                 sessions in a shuffled order (each session once per round of
  *                 N beacons, so two page views of a session never share an api
@@ -57,6 +58,7 @@ typedef struct opts {
     uint32_t    sessions;
     double      rate, duration, pv_share;
     uint64_t    q_start, seed;
+    bool        end;          /* --mode end: seed's order, `end` beacons */
 } opts;
 
 static uint64_t splitmix(uint64_t *x) {
@@ -151,7 +153,9 @@ static size_t make_beacon(state *st, const opts *o, bool seed, uint32_t slot) {
     b.fields = HN_F_TS;
     uint32_t page = rnd(st, PAGES);
     int ul = 0;
-    if (seed) {
+    if (seed && o->end) {
+        b.type = HN_T_END;
+    } else if (seed) {
         b.type = HN_T_PV;
         ul = snprintf(url, sizeof(url), "%s/%u", o->url_base, page);
         b.l = HN_STR_LIT("en-US");
@@ -239,7 +243,7 @@ static void run(state *st, const opts *o, bool seed, uint64_t total, double *sec
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: hn-ssefeed --to HOST:PORT --key WIDGET_KEY --mode seed|feed [options]\n"
+            "usage: hn-ssefeed --to HOST:PORT --key WIDGET_KEY --mode seed|end|feed [options]\n"
             "  --sessions N     sessions (default 10000)\n"
             "  --rate N         beacons/s (default 2000; seed: 20000)\n"
             "  --duration S     feed: seconds to send (default 30)\n"
@@ -284,11 +288,12 @@ int main(int argc, char **argv) {
         }
     }
     if (optind != argc || !o.to || !o.key || !o.mode ||
-        (strcmp(o.mode, "seed") != 0 && strcmp(o.mode, "feed") != 0)) {
+        (strcmp(o.mode, "seed") != 0 && strcmp(o.mode, "end") != 0 && strcmp(o.mode, "feed") != 0)) {
         usage(stderr);
         return 2;
     }
-    bool seed = strcmp(o.mode, "seed") == 0;
+    o.end = strcmp(o.mode, "end") == 0;
+    bool seed = o.end || strcmp(o.mode, "seed") == 0;
     if (o.rate == 0) o.rate = seed ? 20000 : 2000;
 
     state *st = hn_xcalloc(1, sizeof(state));

@@ -7,8 +7,6 @@
 #include "common/log.h"
 #include "proto/keys.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +27,6 @@ struct hn_bans {
     uint32_t *widgets;       /* open addressing, 0: empty */
     size_t    wmask;
     char     *arena;
-    int       refs;
 };
 
 static uint64_t hash(uint32_t widget, char kind, const char *p, size_t n) {
@@ -137,58 +134,9 @@ static void table_free(hn_bans *t) {
 
 void hn_bans_build_free(hn_bans *t) { table_free(t); }
 
-/* ---- publication -------------------------------------------------------------- */
+static void table_free_any(void *t) { table_free(t); }
 
-struct hn_bans_pub {
-    pthread_mutex_t  lock;
-    hn_bans         *cur;
-    _Atomic uint64_t gen;
-};
-
-hn_bans_pub *hn_bans_pub_create(void) {
-    hn_bans_pub *p = hn_xcalloc(1, sizeof(*p));
-    pthread_mutex_init(&p->lock, NULL);
-    return p;
-}
-
-void hn_bans_pub_destroy(hn_bans_pub *p) {
-    if (p == NULL) return;
-    if (p->cur && --p->cur->refs == 0) table_free(p->cur);
-    pthread_mutex_destroy(&p->lock);
-    free(p);
-}
-
-void hn_bans_publish(hn_bans_pub *p, hn_bans *t) {
-    pthread_mutex_lock(&p->lock);
-    hn_bans *old = p->cur;
-    t->refs = 1;
-    p->cur = t;
-    if (old && --old->refs == 0) table_free(old);
-    atomic_fetch_add(&p->gen, 1);
-    pthread_mutex_unlock(&p->lock);
-}
-
-const hn_bans *hn_bans_acquire(hn_bans_pub *p, hn_bans_ref *ref) {
-    if (p == NULL) return NULL;
-    uint64_t g = atomic_load_explicit(&p->gen, memory_order_acquire);
-    if (g == ref->gen) return ref->t;
-    pthread_mutex_lock(&p->lock);
-    if (ref->t && --ref->t->refs == 0) table_free(ref->t);
-    ref->t = p->cur;
-    if (ref->t) ref->t->refs++;
-    ref->gen = atomic_load(&p->gen);
-    pthread_mutex_unlock(&p->lock);
-    return ref->t;
-}
-
-void hn_bans_release(hn_bans_pub *p, hn_bans_ref *ref) {
-    if (p == NULL) return;
-    pthread_mutex_lock(&p->lock);
-    if (ref->t && --ref->t->refs == 0) table_free(ref->t);
-    ref->t = NULL;
-    ref->gen = 0;
-    pthread_mutex_unlock(&p->lock);
-}
+hn_bans_pub *hn_bans_pub_create(void) { return hn_snap_pub_create(table_free_any); }
 
 /* ---- the loader ---------------------------------------------------------------- */
 

@@ -14,6 +14,7 @@
 #ifndef HN_BANS_H
 #define HN_BANS_H
 
+#include "collector/snap.h"
 #include "common/hn.h"
 
 #include <hiredis/hiredis.h>
@@ -35,18 +36,17 @@ size_t   hn_bans_count(const hn_bans *t);
 hn_bans *hn_bans_build(const uint32_t *widgets, redisReply *const *members, size_t n);
 void     hn_bans_build_free(hn_bans *t);
 
-/* Publication (like hn_widgets_pub). */
-typedef struct hn_bans_pub hn_bans_pub;
-typedef struct hn_bans_ref {
-    hn_bans *t;
-    uint64_t gen;
-} hn_bans_ref;
+/* Publication (snap.h), like the widget table's. */
+typedef hn_snap_pub hn_bans_pub;
+typedef hn_snap_ref hn_bans_ref;
 
-hn_bans_pub   *hn_bans_pub_create(void);
-void           hn_bans_pub_destroy(hn_bans_pub *p);
-void           hn_bans_publish(hn_bans_pub *p, hn_bans *t);      /* takes t */
-const hn_bans *hn_bans_acquire(hn_bans_pub *p, hn_bans_ref *ref); /* NULL: none yet */
-void           hn_bans_release(hn_bans_pub *p, hn_bans_ref *ref);
+hn_bans_pub *hn_bans_pub_create(void);
+static inline void hn_bans_pub_destroy(hn_bans_pub *p) { hn_snap_pub_destroy(p); }
+static inline void hn_bans_publish(hn_bans_pub *p, hn_bans *t) { hn_snap_publish(p, t); }   /* takes t */
+static inline const hn_bans *hn_bans_acquire(hn_bans_pub *p, hn_bans_ref *ref) {   /* NULL: none yet */
+    return hn_snap_acquire(p, ref);
+}
+static inline void hn_bans_release(hn_bans_pub *p, hn_bans_ref *ref) { hn_snap_release(p, ref); }
 
 /* The loader's state (housekeeping thread only). */
 typedef struct hn_bans_loader hn_bans_loader;

@@ -4,8 +4,6 @@
  */
 #include "collector/widgets.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +23,6 @@ struct hn_widgets {
     uint32_t *ids;
     size_t    nids;
     uint64_t  digest;
-    int       refs;      /* guarded by the pub lock */
 };
 
 static uint64_t fnv1a(const char *p, size_t n) {
@@ -138,52 +135,6 @@ static void table_free(hn_widgets *t) {
 
 void hn_widgets_build_free(hn_widgets *t) { table_free(t); }
 
-struct hn_widgets_pub {
-    pthread_mutex_t  lock;
-    hn_widgets      *cur;      /* holds one reference */
-    _Atomic uint64_t gen;
-};
+static void table_free_any(void *t) { table_free(t); }
 
-hn_widgets_pub *hn_widgets_pub_create(void) {
-    hn_widgets_pub *p = hn_xcalloc(1, sizeof(*p));
-    pthread_mutex_init(&p->lock, NULL);
-    return p;
-}
-
-void hn_widgets_pub_destroy(hn_widgets_pub *p) {
-    if (p == NULL) return;
-    if (p->cur && --p->cur->refs == 0) table_free(p->cur);
-    pthread_mutex_destroy(&p->lock);
-    free(p);
-}
-
-void hn_widgets_publish(hn_widgets_pub *p, hn_widgets *t) {
-    hn_widgets *old;
-    pthread_mutex_lock(&p->lock);
-    old = p->cur;
-    t->refs = 1;
-    p->cur = t;
-    if (old && --old->refs == 0) table_free(old);
-    atomic_fetch_add(&p->gen, 1);
-    pthread_mutex_unlock(&p->lock);
-}
-
-const hn_widgets *hn_widgets_acquire(hn_widgets_pub *p, hn_widgets_ref *ref) {
-    uint64_t g = atomic_load_explicit(&p->gen, memory_order_acquire);
-    if (g == ref->gen) return ref->t;
-    pthread_mutex_lock(&p->lock);
-    if (ref->t && --ref->t->refs == 0) table_free(ref->t);
-    ref->t = p->cur;
-    if (ref->t) ref->t->refs++;
-    ref->gen = atomic_load(&p->gen);
-    pthread_mutex_unlock(&p->lock);
-    return ref->t;
-}
-
-void hn_widgets_release(hn_widgets_pub *p, hn_widgets_ref *ref) {
-    pthread_mutex_lock(&p->lock);
-    if (ref->t && --ref->t->refs == 0) table_free(ref->t);
-    ref->t = NULL;
-    ref->gen = 0;
-    pthread_mutex_unlock(&p->lock);
-}
+hn_widgets_pub *hn_widgets_pub_create(void) { return hn_snap_pub_create(table_free_any); }

@@ -10,6 +10,7 @@
 #ifndef HN_WIDGETS_H
 #define HN_WIDGETS_H
 
+#include "collector/snap.h"
 #include "common/hn.h"
 
 #include <hiredis/hiredis.h>
@@ -30,22 +31,19 @@ uint64_t    hn_widgets_digest(const hn_widgets *t);   /* changes when the conten
 /* The distinct widget ids, for trimming; valid while the table is. */
 const uint32_t *hn_widgets_ids(const hn_widgets *t, size_t *n);
 
-/* Publication between the main thread and the workers. */
-typedef struct hn_widgets_pub hn_widgets_pub;
+/* Publication between the main thread and the workers (snap.h). A worker
+ * acquires at the start of a batch; its handle keeps the reference between
+ * batches and swaps it only when a newer table was published. Acquire may
+ * return NULL before the first table arrives. */
+typedef hn_snap_pub hn_widgets_pub;
+typedef hn_snap_ref hn_widgets_ref;
 
 hn_widgets_pub *hn_widgets_pub_create(void);
-void            hn_widgets_pub_destroy(hn_widgets_pub *p);
-void            hn_widgets_publish(hn_widgets_pub *p, hn_widgets *t);   /* takes t */
-
-/* A worker's handle: acquire at the start of a batch; it keeps its reference
- * between batches and swaps it only when a newer table was published. May
- * return NULL before the first table arrives. */
-typedef struct hn_widgets_ref {
-    hn_widgets *t;
-    uint64_t    gen;
-} hn_widgets_ref;
-
-const hn_widgets *hn_widgets_acquire(hn_widgets_pub *p, hn_widgets_ref *ref);
-void              hn_widgets_release(hn_widgets_pub *p, hn_widgets_ref *ref);
+static inline void hn_widgets_pub_destroy(hn_widgets_pub *p) { hn_snap_pub_destroy(p); }
+static inline void hn_widgets_publish(hn_widgets_pub *p, hn_widgets *t) { hn_snap_publish(p, t); }   /* takes t */
+static inline const hn_widgets *hn_widgets_acquire(hn_widgets_pub *p, hn_widgets_ref *ref) {
+    return hn_snap_acquire(p, ref);
+}
+static inline void hn_widgets_release(hn_widgets_pub *p, hn_widgets_ref *ref) { hn_snap_release(p, ref); }
 
 #endif

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #define MS(col) "floor(extract(epoch FROM " col ") * 1000)::bigint"
 #define UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
@@ -136,19 +135,6 @@ static char *slurp(FILE *f, size_t *len) {
     return b;
 }
 
-static hn_rule_self self_of(const hn_config *cfg, char *host, size_t cap) {
-    hn_rule_self me = {NULL, 0, cfg->public_url};
-    const char *l = cfg->api_listen ? cfg->api_listen : "";
-    const char *colon = strrchr(l, ':');
-    if (colon && (size_t)(colon - l) < cap) {
-        memcpy(host, l, (size_t)(colon - l));
-        host[colon - l] = 0;
-        me.listen_host = host;
-        me.listen_port = atoi(colon + 1);
-    }
-    return me;
-}
-
 static bool tx(PGconn *pg, const char *sql) {
     PGresult *r = hn_ctl_pg_exec(pg, "rule add", PGRES_COMMAND_OK, sql, 0, NULL);
     PQclear(r);
@@ -180,18 +166,16 @@ static int rule_add(const hn_config *cfg, int argc, char **argv) {
         return HN_CTL_EXIT_FAIL;
     }
     char host[128], err[300];
-    hn_rule_self me = self_of(cfg, host, sizeof(host));
+    hn_rule_self me = hn_rule_self_of(cfg->api_listen, cfg->public_url, host, sizeof(host));
     if (hn_rule_parse(body, len, &me, &rule, err, sizeof(err)) != HN_OK) {
         hn_ctl_errorf("rule add: %s", err);
         goto out;
     }
-    uint8_t key[32];
     char secret[65], cap[16];
-    if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
+    if (hn_rule_new_secret(secret) != HN_OK) {
         hn_ctl_errorf("rule add: getrandom: %s", strerror(errno));
         goto out;
     }
-    for (size_t i = 0; i < sizeof(key); i++) snprintf(secret + 2 * i, 3, "%02x", key[i]);
     snprintf(cap, sizeof(cap), "%d", HN_RULE_PER_WIDGET);
 
     if ((pg = hn_ctl_pg_connect(cfg)) == NULL || !tx(pg, "BEGIN")) goto out;

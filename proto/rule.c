@@ -26,6 +26,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <string.h>
 #include <strings.h>
 
@@ -727,5 +728,27 @@ int hn_rule_url_check(const char *url, size_t len, const hn_rule_self *self, cha
         if (cap) snprintf(err, cap, "webhook url: points at this installation (HERENOW_PUBLIC_URL)");
         return HN_ERR;
     }
+    return HN_OK;
+}
+
+/* ---- the api's own address, the secret ----------------------------------------------- */
+
+hn_rule_self hn_rule_self_of(const char *api_listen, const char *public_url, char *host, size_t cap) {
+    hn_rule_self me = {NULL, 0, public_url};
+    const char *l = api_listen ? api_listen : "";
+    const char *colon = strrchr(l, ':');
+    if (colon && (size_t)(colon - l) < cap) {
+        memcpy(host, l, (size_t)(colon - l));
+        host[colon - l] = 0;
+        me.listen_host = host;
+        me.listen_port = atoi(colon + 1);
+    }
+    return me;
+}
+
+int hn_rule_new_secret(char out[65]) {
+    uint8_t key[32];
+    if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) return HN_ERR;
+    for (size_t i = 0; i < sizeof(key); i++) snprintf(out + 2 * i, 3, "%02x", key[i]);
     return HN_OK;
 }

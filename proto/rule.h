@@ -67,6 +67,15 @@ typedef struct hn_rule_self {
     const char *public_url;
 } hn_rule_self;
 
+/* The self of an api listening on api_listen ("host:port"; NULL: none)
+ * with public_url (NULL: none). host is the caller's buffer (cap bytes)
+ * for the listen host, which the answer points into. */
+hn_rule_self hn_rule_self_of(const char *api_listen, const char *public_url, char *host, size_t cap);
+
+/* A new webhook secret: 32 bytes from getrandom(2) as 64 hex digits.
+ * HN_ERR when getrandom fails (errno set). */
+int hn_rule_new_secret(char out[65]);
+
 /* Parses and compiles a definition ({"name", "enabled", "match",
  * "conditions", "actions"}; any other member is refused). The API and
  * herenowctl store it in widget_rules as name and enabled (columns) and

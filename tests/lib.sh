@@ -265,6 +265,19 @@ _hn_register() {
 
 # hn_start_redis [NAME]: a private Redis in $HN_TMP/NAME (default redis);
 # exports HN_REDIS_PORT and HERENOW_REDIS_URL.
+# hn_start_stores: a private Redis and PostgreSQL (hn_start_redis,
+# hn_start_pg), the schema migrated by HN_BIN's herenowctl.
+hn_start_stores() {
+    hn_start_redis
+    hn_start_pg
+    "$HN_BIN/herenowctl" migrate >/dev/null
+}
+
+# hn_need CMD PACKAGE: fails the script (and ends it) when CMD is missing.
+hn_need() {
+    command -v "$1" >/dev/null || { hn_fail "$1 is needed (apt-get install $2)"; hn_done; }
+}
+
 hn_start_redis() {
     local name=${1:-redis} port
     for _ in 1 2 3; do

@@ -17,6 +17,7 @@
 #define XREAD_COUNT  "500"
 #define SWEEP_MS     1000
 #define RETRY_FIRE_MS 1000
+#define HEAP_COMPACT_MIN 4096    /* timers in the heap before stale ones are worth a pass */
 
 static int64_t wall_ms(void) {
     return (int64_t)hn_now_ms();
@@ -211,39 +212,56 @@ static void view(const esess *s, hn_rule_sess *v) {
     v->nevents = s->nevents;
 }
 
-/* Evaluates rule r of w on s (not fired yet); acts on a match, sets a timer
- * on LATER. */
-static void eval_one(hn_rules *e, ewidget *w, const erule *r, esess *s) {
+/* Evaluates s against w's rules that it has not fired: those reading a
+ * field in `changed`, or only rule `only` when it is ≥ 0 (a timer). The
+ * deciding is timed (one clock pair per call, so the figure holds the loop
+ * and the timers' bookkeeping, not the clock); the matches are acted on
+ * after it, their PostgreSQL round trips outside the measure. */
+static void eval_rules(hn_rules *e, ewidget *w, esess *s, uint32_t changed, int64_t only) {
+    if (e->capmatch < w->nrules) {
+        e->capmatch = w->nrules;
+        e->match = realloc(e->match, (size_t)e->capmatch * sizeof(*e->match));
+        if (e->match == NULL) abort();
+    }
     hn_rule_sess v;
     view(s, &v);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int64_t now = wall_ms(), at = 0;
-    int rc = hn_rule_eval(r->r, &v, now, &at);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    atomic_fetch_add(&e->evals, 1);
-    atomic_fetch_add(&e->eval_ns, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec)));
-    if (rc == HN_RULE_LATER) {
-        if (at <= now) at = now + 1;
-        if (sess_timer_set(s, r->id, at)) timer_push(e, at, s, r->id);
-    } else if (rc == HN_RULE_MATCH) {
-        if (engine_fire(e, w, r, s) == HN_OK) sess_mark(s, r->id);
-        else if (sess_timer_set(s, r->id, now + RETRY_FIRE_MS)) timer_push(e, now + RETRY_FIRE_MS, s, r->id);
-    }
-}
-
-static void eval_changed(hn_rules *e, ewidget *w, esess *s, uint32_t changed) {
+    int64_t now = wall_ms();
+    int nmatch = 0, nevals = 0;
     for (int i = 0; i < w->nrules; i++) {
         const erule *r = &w->rules[i];
-        if ((r->fields & changed) == 0 || sess_fired(s, r->id)) continue;
-        eval_one(e, w, r, s);
+        if (only >= 0 ? r->id != only : (r->fields & changed) == 0) continue;
+        if (sess_fired(s, r->id)) continue;
+        int64_t at = 0;
+        int rc = hn_rule_eval(r->r, &v, now, &at);
+        nevals++;
+        if (rc == HN_RULE_LATER) {
+            if (at <= now) at = now + 1;
+            if (sess_timer_set(s, r->id, at)) timer_push(e, at, s, r->id);
+        } else if (rc == HN_RULE_MATCH) {
+            e->match[nmatch++] = i;
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    uint64_t ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+    atomic_fetch_add(&e->evals, (uint64_t)nevals);
+    atomic_fetch_add(&e->eval_ns, ns);
+    if (only < 0 && nevals > 0) {
+        atomic_fetch_add(&e->eval_records, 1);
+        atomic_fetch_add(&e->eval_record_ns, ns);
+    }
+    for (int k = 0; k < nmatch; k++) {
+        const erule *r = &w->rules[e->match[k]];
+        if (engine_fire(e, w, r, s) == HN_OK) sess_mark(s, r->id);
+        else if (sess_timer_set(s, r->id, now + RETRY_FIRE_MS)) timer_push(e, now + RETRY_FIRE_MS, s, r->id);
     }
 }
 
 void engine_widget_reloaded(hn_rules *e, ewidget *w) {
     esess *s, *tmp;
     HASH_ITER(hh, e->sess, s, tmp)
-        if (s->wid == w->id) eval_changed(e, w, s, ~0u);
+        if (s->wid == w->id) eval_rules(e, w, s, ~0u, -1);
 }
 
 /* ---- records ------------------------------------------------------------------------------ */
@@ -308,7 +326,7 @@ static int on_record(const hn_record *rec, void *arg) {
     if (set_str(&s->str[HN_RF_BROWSER], rec->browser)) changed |= F(HN_RF_BROWSER);
     if (set_str(&s->str[HN_RF_OS], rec->os)) changed |= F(HN_RF_OS);
     if (set_str(&s->str[HN_RF_LANGUAGE], rec->b.l)) changed |= F(HN_RF_LANGUAGE);
-    if (changed) eval_changed(e, w, s, changed);
+    if (changed) eval_rules(e, w, s, changed, -1);
     if (type == HN_T_END) {
         if (w->hook_ended) engine_lifecycle(e, w, s, "session.ended");
         sess_free(e, s);
@@ -459,14 +477,42 @@ static void run_timers(hn_rules *e) {
         HASH_FIND(hh, e->widgets, &t.wid, sizeof(t.wid), w);
         esess *s = w ? sess_find(e, t.wid, t.sid, strlen(t.sid)) : NULL;
         if (s == NULL || !sess_timer_take(s, t.rule_id, t.at) || sess_fired(s, t.rule_id)) continue;
-        for (int i = 0; i < w->nrules; i++)
-            if (w->rules[i].id == t.rule_id) eval_one(e, w, &w->rules[i], s);
+        eval_rules(e, w, s, 0, t.rule_id);
     }
 }
 
-/* Sessions one live window without a beacon leave (session.ended). */
+/* Keeps the heap entries that are some live session's current timer
+ * (the others: of sessions gone, or of timers set again earlier) and
+ * restores the heap order. */
+static void heap_compact(hn_rules *e) {
+    size_t k = 0;
+    for (size_t i = 0; i < e->nheap; i++) {
+        const etimer *t = &e->heap[i];
+        esess *s = sess_find(e, t->wid, t->sid, strlen(t->sid));
+        bool cur = false;
+        for (int j = 0; s && j < s->ntm && !cur; j++) cur = s->tm_rule[j] == t->rule_id && s->tm_at[j] == t->at;
+        if (cur) e->heap[k++] = *t;
+    }
+    e->nheap = k;
+    for (size_t i = k / 2; i-- > 0;) {
+        for (size_t j = i;;) {
+            size_t l = 2 * j + 1, r = l + 1, m = j;
+            if (l < k && e->heap[l].at < e->heap[m].at) m = l;
+            if (r < k && e->heap[r].at < e->heap[m].at) m = r;
+            if (m == j) break;
+            heap_swap(&e->heap[j], &e->heap[m]);
+            j = m;
+        }
+    }
+}
+
+/* Sessions one live window without a beacon leave (session.ended). The
+ * timers of sessions gone stay in the heap until their instant (a
+ * time_on_site rule's may be a day away): when they are most of it, it is
+ * compacted. */
 static void sweep(hn_rules *e) {
     int64_t cut = wall_ms() - e->cfg->live_window_s * 1000;
+    size_t live_timers = 0;
     esess *s, *tmp;
     HASH_ITER(hh, e->sess, s, tmp) {
         ewidget *w;
@@ -475,10 +521,15 @@ static void sweep(hn_rules *e) {
             sess_free(e, s);
             continue;
         }
-        if (s->last_ms >= cut) continue;
-        if (w->hook_ended) engine_lifecycle(e, w, s, "session.ended");
-        sess_free(e, s);
+        if (s->last_ms < cut) {
+            if (w->hook_ended) engine_lifecycle(e, w, s, "session.ended");
+            sess_free(e, s);
+            continue;
+        }
+        live_timers += (size_t)s->ntm;
     }
+    if (e->nheap > HEAP_COMPACT_MIN && e->nheap > 2 * live_timers) heap_compact(e);
+    atomic_store(&e->timers, e->nheap);
 }
 
 static void *engine_main(void *arg) {
@@ -552,6 +603,7 @@ void hn_rules_stop(hn_rules *e) {
     if (e->pg) PQfinish(e->pg);
     hn_decoder_destroy(e->dec);
     free(e->heap);
+    free(e->match);
     free(e->cursor);
     free(e);
 }
@@ -562,10 +614,20 @@ void hn_rules_metrics(hn_rules *e, hn_buf *out) {
     hn_prom_u64(out, "herenow_rules_loaded", HN_PROM_L0, e ? atomic_load(&e->loaded) : 0);
     hn_prom_family(out, "herenow_rules_sessions", HN_PROM_GAUGE, "live sessions the rules engine keeps state of");
     hn_prom_u64(out, "herenow_rules_sessions", HN_PROM_L0, e ? atomic_load(&e->nsess) : 0);
+    hn_prom_family(out, "herenow_rules_timers", HN_PROM_GAUGE,
+                   "entries of the engine's timer heap at its last sweep (stale ones included)");
+    hn_prom_u64(out, "herenow_rules_timers", HN_PROM_L0, e ? atomic_load(&e->timers) : 0);
     hn_prom_family(out, "herenow_rule_evaluations_total", HN_PROM_COUNTER, "rule evaluations (records and timers)");
     hn_prom_u64(out, "herenow_rule_evaluations_total", HN_PROM_L0, e ? atomic_load(&e->evals) : 0);
     hn_prom_family(out, "herenow_rule_eval_seconds_total", HN_PROM_COUNTER, "time spent in rule evaluations");
     hn_prom_f64(out, "herenow_rule_eval_seconds_total", HN_PROM_L0, e ? (double)atomic_load(&e->eval_ns) / 1e9 : 0);
+    hn_prom_family(out, "herenow_rule_eval_records_total", HN_PROM_COUNTER,
+                   "stream records evaluated against their widget's rules (a field a rule reads changed)");
+    hn_prom_u64(out, "herenow_rule_eval_records_total", HN_PROM_L0, e ? atomic_load(&e->eval_records) : 0);
+    hn_prom_family(out, "herenow_rule_eval_record_seconds_total", HN_PROM_COUNTER,
+                   "time spent evaluating those records against every rule they concern");
+    hn_prom_f64(out, "herenow_rule_eval_record_seconds_total", HN_PROM_L0,
+                e ? (double)atomic_load(&e->eval_record_ns) / 1e9 : 0);
     hn_prom_family(out, "herenow_rule_firings_total", HN_PROM_COUNTER,
                    "rule actions this process ran (webhook and invite: the claimant; alert: every engine)");
     for (int i = 0; i < ACT__N; i++)

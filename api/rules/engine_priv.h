@@ -89,7 +89,9 @@ struct hn_rules {
     bool                 want_backfill, backfilling;  /* widgets to read back; only they, now */
     struct hn_decoder   *dec;
     /* metrics */
-    atomic_uint_fast64_t loaded, nsess, evals, eval_ns, firings[ACT__N], skipped[SKIP__N],
+    int                 *match;       /* eval_rules' matches (rule indexes) */
+    int                  capmatch;
+    atomic_uint_fast64_t loaded, nsess, timers, evals, eval_ns, eval_records, eval_record_ns, firings[ACT__N], skipped[SKIP__N],
                          claims_lost, pg_errors, redis_errors, decode_errors, webhooks_lifecycle;
 };
 

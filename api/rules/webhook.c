@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/pg.h"
 #include "common/prom.h"
+#include "proto/rule.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -38,6 +39,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -134,6 +136,9 @@ typedef struct slot {
     int      status;                      /* the answer's status, 0 none */
     char     err[96];                     /* why it failed, when it did */
     size_t   got;                         /* body bytes read (and dropped) */
+    char    *url, *body, *secret;         /* the delivery's, kept while its host resolves */
+    struct evdns_getaddrinfo_request *dns_req;   /* resolving, not yet answered */
+    int      port;
 } slot;
 
 struct hn_webhooks {
@@ -398,6 +403,14 @@ static void record(hn_webhooks *wh, slot *s) {
 }
 
 static void slot_free(hn_webhooks *wh, slot *s) {
+    if (s->dns_req) {        /* its callback runs with EVUTIL_EAI_CANCEL and leaves s alone */
+        evdns_getaddrinfo_cancel(s->dns_req);
+        s->dns_req = NULL;
+    }
+    free(s->url);
+    free(s->body);
+    free(s->secret);
+    s->url = s->body = s->secret = NULL;
     if (s->timer) event_free(s->timer);
     if (s->fin) event_free(s->fin);
     if (s->conn) evhttp_connection_free(s->conn);
@@ -429,16 +442,15 @@ static void fail_now(hn_webhooks *wh, slot *s, const char *why) {
     slot_free(wh, s);
 }
 
-static void start(hn_webhooks *wh, slot *s, const char *url, const char *body,
-                  const char *secret) {
+/* The POST of s's delivery to addr (a numeric address: the URL's host
+ * resolved and checked), or to the URL's host when addr is NULL (the host
+ * is an address). The Host header, TLS's SNI and the certificate's check
+ * use the URL's host. */
+static void post(hn_webhooks *wh, slot *s, const char *addr) {
     struct evhttp_uri *u = NULL;
     struct evhttp_request *req = NULL;
-    s->t0 = hn_mono_ms();
-    if (secret == NULL) {
-        fail_now(wh, s, "no secret (the rule or the widget's webhook was removed)");
-        return;
-    }
-    u = evhttp_uri_parse(url);
+    const char *body = s->body, *secret = s->secret;
+    u = evhttp_uri_parse(s->url);
     const char *scheme = u ? evhttp_uri_get_scheme(u) : NULL, *host = u ? evhttp_uri_get_host(u) : NULL;
     bool tls = scheme && strcmp(scheme, "https") == 0;
     if (!u || !scheme || !host || !*host || (!tls && strcmp(scheme, "http") != 0)) {
@@ -481,7 +493,7 @@ static void start(hn_webhooks *wh, slot *s, const char *url, const char *body,
         }
         bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
     }
-    s->conn = evhttp_connection_base_bufferevent_new(wh->base, wh->dns, bev, h, (unsigned short)port);
+    s->conn = evhttp_connection_base_bufferevent_new(wh->base, wh->dns, bev, addr ? addr : h, (unsigned short)port);
     if (s->conn == NULL) {
         if (bev) bufferevent_free(bev);
         fail_now(wh, s, "connection failed");
@@ -519,10 +531,6 @@ static void start(hn_webhooks *wh, slot *s, const char *url, const char *body,
     const char *path = evhttp_uri_get_path(u), *q = evhttp_uri_get_query(u);
     char *target = hn_xmalloc(strlen(path ? path : "") + (q ? strlen(q) : 0) + 3);
     sprintf(target, "%s%s%s", path && *path ? path : "/", q ? "?" : "", q ? q : "");
-    s->timer = evtimer_new(wh->base, on_timeout, s);
-    s->fin = evtimer_new(wh->base, finish_cb, s);
-    struct timeval tv = {wh->cfg->webhook_timeout_ms / 1000, (wh->cfg->webhook_timeout_ms % 1000) * 1000};
-    evtimer_add(s->timer, &tv);
     int rc = evhttp_make_request(s->conn, req, EVHTTP_REQ_POST, target);
     free(target);
     if (rc != 0) {       /* evhttp freed the request */
@@ -531,6 +539,93 @@ static void start(hn_webhooks *wh, slot *s, const char *url, const char *body,
     }
 out:
     if (u) evhttp_uri_free(u);
+}
+
+/* The URL's host has answered: its first IPv4 address (else its first
+ * IPv6 one) is posted to, unless one of its addresses is this api — the
+ * check of docs/RULES.md §2 on the resolved address, which the check at
+ * creation (no DNS) cannot make. */
+static void on_resolved(int err, struct evutil_addrinfo *res, void *arg) {
+    if (err == EVUTIL_EAI_CANCEL) {     /* the slot was freed (a timeout): not ours any more */
+        if (res) evutil_freeaddrinfo(res);
+        return;
+    }
+    slot *s = arg;
+    hn_webhooks *wh = s->wh;
+    s->dns_req = NULL;
+    char why[96], v4[INET6_ADDRSTRLEN] = "", v6[INET6_ADDRSTRLEN] = "";
+    if (s->done) {                      /* timed out while resolving: its finish is due */
+        if (res) evutil_freeaddrinfo(res);
+        return;
+    }
+    if (err) {
+        snprintf(why, sizeof(why), "dns: %s", evutil_gai_strerror(err));
+        fail_now(wh, s, why);
+        return;
+    }
+    char host[128];
+    hn_rule_self me = hn_rule_self_of(wh->cfg->api_listen, wh->cfg->public_url, host, sizeof(host));
+    for (struct evutil_addrinfo *ai = res; ai; ai = ai->ai_next) {
+        char a[INET6_ADDRSTRLEN], probe[INET6_ADDRSTRLEN + 24], e[160];
+        bool six = ai->ai_family == AF_INET6;
+        const void *ap = six ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+                             : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+        if ((!six && ai->ai_family != AF_INET) || inet_ntop(ai->ai_family, ap, a, sizeof(a)) == NULL) continue;
+        snprintf(probe, sizeof(probe), six ? "http://[%s]:%d/" : "http://%s:%d/", a, s->port);
+        if (hn_rule_url_check(probe, strlen(probe), &me, e, sizeof(e)) != HN_OK) {
+            snprintf(why, sizeof(why), "webhook url: its host resolves to this api (%s)", a);
+            evutil_freeaddrinfo(res);
+            fail_now(wh, s, why);
+            return;
+        }
+        if (!six && !v4[0]) snprintf(v4, sizeof(v4), "%s", a);
+        if (six && !v6[0]) snprintf(v6, sizeof(v6), "%s", a);
+    }
+    if (res) evutil_freeaddrinfo(res);
+    if (!v4[0] && !v6[0]) {
+        fail_now(wh, s, "dns: no address");
+        return;
+    }
+    post(wh, s, v4[0] ? v4 : v6);
+}
+
+/* Starts the delivery in s: its timeout from now, then the POST, after
+ * resolving the URL's host when it is a name. */
+static void start(hn_webhooks *wh, slot *s, const char *url, const char *body, const char *secret) {
+    s->t0 = hn_mono_ms();
+    s->timer = evtimer_new(wh->base, on_timeout, s);
+    s->fin = evtimer_new(wh->base, finish_cb, s);
+    struct timeval tv = {wh->cfg->webhook_timeout_ms / 1000, (wh->cfg->webhook_timeout_ms % 1000) * 1000};
+    evtimer_add(s->timer, &tv);
+    if (secret == NULL) {
+        fail_now(wh, s, "no secret (the rule or the widget's webhook was removed)");
+        return;
+    }
+    s->url = hn_xstrdup(url);
+    s->body = hn_xstrdup(body);
+    s->secret = hn_xstrdup(secret);
+    struct evhttp_uri *u = evhttp_uri_parse(url);
+    const char *host = u ? evhttp_uri_get_host(u) : NULL, *scheme = u ? evhttp_uri_get_scheme(u) : NULL;
+    unsigned char ab[16];
+    char h[256];
+    if (host == NULL || scheme == NULL || strlen(host) >= sizeof(h) || host[0] == '[' ||
+        inet_pton(AF_INET, host, ab) == 1) {
+        if (u) evhttp_uri_free(u);
+        post(wh, s, NULL);             /* an address (or a URL post() refuses) */
+        return;
+    }
+    snprintf(h, sizeof(h), "%s", host);
+    s->port = evhttp_uri_get_port(u);
+    if (s->port <= 0) s->port = strcmp(scheme, "https") == 0 ? 443 : 80;
+    evhttp_uri_free(u);
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    /* may answer at once (the callback has run when it returns NULL) */
+    struct evdns_getaddrinfo_request *rq = evdns_getaddrinfo(wh->dns, h, NULL, &hints, on_resolved, s);
+    if (rq) s->dns_req = rq;
 }
 
 /* Takes as many due rows as there are free slots and starts them. */
@@ -662,6 +757,12 @@ void hn_webhooks_stop(hn_webhooks *wh) {
     if (wh == NULL) return;
     atomic_store(&wh->stop, true);
     pthread_join(wh->thread, NULL);
+    for (int i = 0; i < wh->nslots; i++) {    /* in flight: dropped, the lease brings them back */
+        slot *s = &wh->slots[i];
+        if (!s->busy) continue;
+        s->done = true;
+        slot_free(wh, s);
+    }
     event_free(wh->tick);
     event_free(wh->retry_ev);
     evdns_base_free(wh->dns, 0);

@@ -10,9 +10,7 @@ source "$(dirname "$0")/../lib.sh"
 
 CTL="$HN_BIN/herenowctl"
 API="$HN_BIN/herenow-api"
-hn_start_redis
-hn_start_pg
-"$CTL" migrate >/dev/null
+hn_start_stores
 W1=$("$CTL" widget add --name "Site one" --domain one.example | awk '/^id:/ { print $2 }')
 W2=$("$CTL" widget add --name "Site two" --domain two.example | awk '/^id:/ { print $2 }')
 hn_assert_cmd "two widgets added ($W1, $W2)" test -n "$W1" -a -n "$W2" -a "$W1" != "$W2"

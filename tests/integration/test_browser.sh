@@ -47,9 +47,7 @@ hn_node widget widget.mjs
 
 # ---- the real daemons ---------------------------------------------------------------
 CTL="$HN_BIN/herenowctl"
-hn_start_redis
-hn_start_pg
-"$CTL" migrate >/dev/null
+hn_start_stores
 read -r WID KEY <<<"$(hn_widget_add --name "Browser test" --domain 127.0.0.1)"
 TOK=$("$CTL" token create --all 2>/dev/null)
 perl "$HN_ROOT/tests/tools/mkmmdb.pl" "$HN_TMP/geo.mmdb"

@@ -25,9 +25,7 @@ mkdir -p "$HN_ARTIFACTS"
 hn_assert_cmd "tests/browser: npm ci from package-lock.json (when needed)" bash "$BROWSER_DIR/deps.sh"
 
 CTL="$HN_BIN/herenowctl"
-hn_start_redis
-hn_start_pg
-"$CTL" migrate >/dev/null
+hn_start_stores
 widget() { hn_widget_add "$@"; }
 read -r WID KEY <<<"$(widget --name "Chat shop" --domain 127.0.0.1 --chat on)"
 read -r OFF_WID OFF_KEY <<<"$(widget --name "No chat" --domain 127.0.0.1)"

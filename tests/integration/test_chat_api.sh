@@ -12,12 +12,10 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
-command -v jq >/dev/null || { hn_fail "jq is needed (apt-get install jq)"; hn_done; }
+hn_need jq jq
 
 CTL="$HN_BIN/herenowctl"
-hn_start_redis
-hn_start_pg
-"$CTL" migrate >/dev/null
+hn_start_stores
 widget() { hn_widget_add --name "$1" --domain "$2" "${@:3}"; }
 read -r W1 K1 <<<"$(widget "Chat one" example.com --chat on)"
 read -r W2 K2 <<<"$(widget "Chat two" example.org)"

@@ -13,12 +13,10 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
-command -v jq >/dev/null || { hn_fail "jq is needed (apt-get install jq)"; hn_done; }
+hn_need jq jq
 
 CTL="$HN_BIN/herenowctl"
-hn_start_redis
-hn_start_pg
-"$CTL" migrate >/dev/null
+hn_start_stores
 read -r W K <<<"$(hn_widget_add --name "Expire" --domain example.com --chat on)"
 TOK=$("$CTL" token create --all --name "Ann Agent" 2>/dev/null)
 

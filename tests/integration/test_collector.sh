@@ -6,9 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 CTL="$HN_BIN/herenowctl"
-hn_start_redis
-hn_start_pg
-"$CTL" migrate >/dev/null
+hn_start_stores
 
 UDP=$(hn_free_port)
 ADMIN=$(hn_free_port)

@@ -35,9 +35,7 @@ hn_assert_cmd "tests/browser: npm ci from package-lock.json (when needed)" bash 
 
 # ---- the real daemons ---------------------------------------------------------------
 CTL="$HN_BIN/herenowctl"
-hn_start_redis
-hn_start_pg
-"$CTL" migrate >/dev/null
+hn_start_stores
 widget() { hn_widget_add --name "$1" --domain "$2"; }
 # Every widget before the collector starts (it reads the widget list at start
 # and then only every HERENOW_WIDGET_REFRESH_MS).

@@ -25,9 +25,7 @@ mkdir -p "$HN_ARTIFACTS"
 hn_assert_cmd "tests/browser: npm ci from package-lock.json (when needed)" bash "$BROWSER_DIR/deps.sh"
 
 CTL="$HN_BIN/herenowctl"
-hn_start_redis
-hn_start_pg
-"$CTL" migrate >/dev/null
+hn_start_stores
 read -r WID KEY <<<"$(hn_widget_add --name "Rules shop" --domain shop.example)"
 TOK=$("$CTL" token create --all --name "Ana" 2>/dev/null)
 

@@ -36,7 +36,7 @@ source "$(dirname "$0")/../lib.sh"
 CTL="$HN_BIN/herenowctl"
 HOSTILE="$HN_ROOT/tests/tools/hostile.mjs"
 command -v node >/dev/null || { hn_fail "node is needed (apt-get install nodejs)"; hn_done; }
-command -v jq >/dev/null || { hn_fail "jq is needed (apt-get install jq)"; hn_done; }
+hn_need jq jq
 
 # 10,000 idle connections need as many descriptors on both sides (the
 # client, node, and the collector inherit this limit).
@@ -45,9 +45,7 @@ NOFILE=$(ulimit -Hn)
 [ "$NOFILE" -ge 12500 ] || { hn_fail "the hard RLIMIT_NOFILE ($NOFILE) is below 12500: 10,000 idle connections cannot be tested"; hn_done; }
 ulimit -n "$NOFILE"
 
-hn_start_redis
-hn_start_pg
-"$CTL" migrate >/dev/null
+hn_start_stores
 read -r WID KEY <<<"$(hn_widget_add --name "Hostile" --domain example.com)"
 TOK=$("$CTL" token create --all 2>/dev/null)
 export HN_KEY=$KEY

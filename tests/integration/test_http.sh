@@ -10,9 +10,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 CTL="$HN_BIN/herenowctl"
-hn_start_redis
-hn_start_pg
-"$CTL" migrate >/dev/null
+hn_start_stores
 widget() { hn_widget_add --name "$1" --domain example.com "${@:2}"; }
 read -r W1 K1 <<<"$(widget "Honours DNT")"
 read -r W2 K2 <<<"$(widget "Ignores DNT" --honor-dnt no)"

@@ -36,9 +36,7 @@ source "$(dirname "$0")/../lib.sh"
 CTL="$HN_BIN/herenowctl"
 RATE=400                  # beacons/s over UDP + HTTP, half each
 
-hn_start_redis
-hn_start_pg
-"$CTL" migrate >/dev/null
+hn_start_stores
 out=$("$CTL" widget add --name "Outage test" --domain example.com)
 KEY=$(printf '%s\n' "$out" | awk '/^key:/ { print $2 }')
 REDIS_DIR=$HN_TMP/redis

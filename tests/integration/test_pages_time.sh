@@ -13,12 +13,10 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
-command -v jq >/dev/null || { hn_fail "jq is needed (apt-get install jq)"; hn_done; }
+hn_need jq jq
 
 CTL="$HN_BIN/herenowctl"
-hn_start_redis
-hn_start_pg
-"$CTL" migrate >/dev/null
+hn_start_stores
 widget() { hn_widget_add --name "$1" --domain "$2"; }
 read -r W1 K1 <<<"$(widget "Live site" example.com)"
 read -r W2 K2 <<<"$(widget "History site" example.org)"

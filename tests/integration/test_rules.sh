@@ -17,9 +17,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 CTL="$HN_BIN/herenowctl"
-hn_start_redis
-hn_start_pg
-"$CTL" migrate >/dev/null
+hn_start_stores
 read -r W K <<<"$(hn_widget_add --name "Rules shop" --domain shop.example --chat on)"
 read -r W2 K2 <<<"$(hn_widget_add --name "Later shop" --domain later.example)"
 TOK=$("$CTL" token create --all --name rules-test 2>/dev/null)
@@ -264,5 +262,29 @@ hn_wait_for 10 "the later widget's two sessions are live" live2
 R_W2=$(q "WITH r AS (INSERT INTO widget_rules (widget_id, name, definition, webhook_secret) VALUES ($W2, 'second page', '$(cond all '{"field": "page_views", "op": "gte", "value": 2}, {"field": "time_on_site", "op": "gte", "value": 1}')'::jsonb, 's') RETURNING id) SELECT id FROM r")
 w2_fired() { [ "$(fired "$R_W2")" = sessLATER01 ]; }
 hn_wait_for 10 "page_views gte 2 and time_on_site gte 1 of a session seen before its widget had rules" w2_fired
+
+# ---- the timers of sessions gone are compacted away --------------------------------------------
+# A day-long time_on_site rule holds one timer per session; when 5,000
+# sessions end, their timers are stale: the engine's sweep compacts them
+# (above HEAP_COMPACT_MIN 4096 entries, when they are most of the heap)
+# instead of keeping them until tomorrow.
+read -r W3 K3 <<<"$(hn_widget_add --name "Timer shop" --domain timers.example)"
+q "INSERT INTO widget_rules (widget_id, name, definition, webhook_secret) VALUES ($W3, 'a day on site', '$(cond all '{"field": "time_on_site", "op": "gte", "value": 86400}')'::jsonb, 's')" >/dev/null
+loaded3() { loaded_n "$A" $((NRULES + 2)); }    # 19 - 1 disabled + late + W2's + W3's
+hn_wait_for 10 "the timer widget's rule is loaded" loaded3
+# the collector knows the new widget once a beacon of it lands
+probe3() { "$HN_BIN/hn-ssefeed" --to "127.0.0.1:$UDP" --key "$K3" --mode seed --sessions 1 --seed 77 >/dev/null; [ "$(hn_redis ZCARD "hn:live:{$W3}")" -ge 1 ]; }
+hn_wait_for 10 "the collector knows the timer widget" probe3
+"$HN_BIN/hn-ssefeed" --to "127.0.0.1:$UDP" --key "$K3" --mode seed --sessions 5000 --seed 78 --rate 2000 >/dev/null
+timers_at_least() { [ "$(metric "$A" herenow_rules_timers)" -ge "$1" ]; }
+hn_wait_for 30 "5,000 sessions, a timer each (4,900 at least: UDP)" timers_at_least 4900
+T_FULL=$(metric "$A" herenow_rules_timers)
+"$HN_BIN/hn-ssefeed" --to "127.0.0.1:$UDP" --key "$K3" --mode end --sessions 5000 --seed 78 --rate 2000 --q-start 2 >/dev/null
+timers_below() { [ "$(metric "$A" herenow_rules_timers)" -lt "$1" ]; }
+# without compaction the heap would hold ≥ 4,900 entries until tomorrow;
+# with it, at most max(HEAP_COMPACT_MIN, 2 × the live sessions' timers)
+hn_wait_for 30 "their sessions ended: the heap is compacted (4,096 entries at most)" timers_below 4097
+hn_assert_cmd "the timer heap: $T_FULL entries with 5,000 sessions, $(metric "$A" herenow_rules_timers) once they ended" \
+    test "$(metric "$A" herenow_rules_timers)" -lt 4097 -a "$T_FULL" -ge 4900
 
 hn_done

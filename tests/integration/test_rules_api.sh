@@ -10,12 +10,10 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
-command -v jq >/dev/null || { hn_fail "jq is needed (apt-get install jq)"; hn_done; }
+hn_need jq jq
 
 CTL="$HN_BIN/herenowctl"
-hn_start_redis
-hn_start_pg
-"$CTL" migrate >/dev/null
+hn_start_stores
 read -r W1 _ <<<"$(hn_widget_add --name "Rules one" --domain example.com)"
 read -r W2 _ <<<"$(hn_widget_add --name "Rules two" --domain example.org)"
 TOK=$("$CTL" token create --all --name "Ann Admin" 2>/dev/null)

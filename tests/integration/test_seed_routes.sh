@@ -13,9 +13,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 CTL="$HN_BIN/herenowctl"
-hn_start_redis
-hn_start_pg
-"$CTL" migrate >/dev/null
+hn_start_stores
 widget() { hn_widget_add --name "$1" --domain example.com "${@:2}"; }
 read -r W1 K1 <<<"$(widget "Seed site")"
 TOK=$("$CTL" token create --all 2>/dev/null)

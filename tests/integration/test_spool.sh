@@ -12,9 +12,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 CTL="$HN_BIN/herenowctl"
-hn_start_redis
-hn_start_pg
-"$CTL" migrate >/dev/null
+hn_start_stores
 out=$("$CTL" widget add --name "Spool test" --domain example.com)
 KEY=$(printf '%s\n' "$out" | awk '/^key:/ { print $2 }')
 

@@ -21,9 +21,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 CTL="$HN_BIN/herenowctl"
-hn_start_redis
-hn_start_pg
-"$CTL" migrate >/dev/null
+hn_start_stores
 read -r WID KEY <<<"$(hn_widget_add --name "Live" --domain example.com)"
 read -r WID2 KEY2 <<<"$(hn_widget_add --name "Other" --domain other.example)"
 TOK=$("$CTL" token create --all 2>/dev/null)

@@ -33,6 +33,12 @@ size_t hn_chars(const char *s, size_t len);
  * collectors told (HN_OK, or answered into rs). */
 void   hn_annot_bump(hn_api_worker *w, int64_t widget_id);
 int    hn_bans_sync(hn_api_worker *w, hn_api_resp *rs, int64_t widget_id);
+/* routes_notes.c, on connections of the caller's own (the rules engine's
+ * thread): when hn:bans:version is gone (a Redis that lost its data) and
+ * visitor_bans has rows, every widget's hn:bans:{w} written again and the
+ * collectors told. HN_OK (nothing to do, or done); HN_ERR and err on a
+ * failure. */
+int    hn_bans_resync(PGconn *pg, redisContext *rc, char *err, size_t cap);
 
 /* Every annotated subject of widget $1: subject_kind, subject, tags (JSON
  * array), notes (count), block_tracking (NULL: not banned). */

@@ -478,23 +478,17 @@ static void ban_obj(hn_buf *b, const PGresult *res, int row) {
     hn_buf_append(b, "}", 1);
 }
 
-/* Rewrites hn:bans:{w} from the transaction's view, then tells the
- * collectors (hn:bans:widgets, hn:bans:version). HN_OK or answered. */
-int hn_bans_sync(hn_api_worker *w, hn_api_resp *rs, int64_t wid) {
-    static __thread bool resyncing;
-    char wbuf[24];
+/* Appends the commands that make hn:bans:{w} the rows of ban_members_sql
+ * and tell the collectors: MULTI, DEL, SADD (PING when none), EXEC,
+ * HINCRBY hn:bans:widgets, INCR hn:bans:version — six replies, the EXEC's
+ * fourth and the INCR's last. */
+static void bans_append(redisContext *c, int64_t wid, const PGresult *res) {
+    char key[HN_KEY_CAP], wbuf[24];
+    hn_key_bans(key, (uint64_t)wid);
     snprintf(wbuf, sizeof(wbuf), "%lld", (long long)wid);
-    const char *p[] = {wbuf};
-    PGresult *res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, ban_members_sql, 1, p);
-    if (res == NULL) return HN_ERR;
-    int n = PQntuples(res), rc = HN_ERR;
-    redisReply *r[6] = {0};
+    int n = PQntuples(res);
     const char **argv = hn_xcalloc((size_t)n + 2, sizeof(*argv));
     size_t *len = hn_xcalloc((size_t)n + 2, sizeof(*len));
-    char key[HN_KEY_CAP];
-    hn_key_bans(key, (uint64_t)wid);
-    redisContext *c = hn_rt_redis(w, rs);
-    if (c == NULL) goto out;
     redisAppendCommand(c, "MULTI");
     redisAppendCommand(c, "DEL %s", key);
     argv[0] = "SADD", len[0] = 4;
@@ -505,6 +499,24 @@ int hn_bans_sync(hn_api_worker *w, hn_api_resp *rs, int64_t wid) {
     redisAppendCommand(c, "EXEC");
     redisAppendCommand(c, "HINCRBY %s %s 1", HN_KEY_BANS_WIDGETS, wbuf);
     redisAppendCommand(c, "INCR %s", HN_KEY_BANS_VERSION);
+    free(argv);
+    free(len);
+}
+
+/* Rewrites hn:bans:{w} from the transaction's view, then tells the
+ * collectors (hn:bans:widgets, hn:bans:version). HN_OK or answered. */
+int hn_bans_sync(hn_api_worker *w, hn_api_resp *rs, int64_t wid) {
+    static __thread bool resyncing;
+    char wbuf[24];
+    snprintf(wbuf, sizeof(wbuf), "%lld", (long long)wid);
+    const char *p[] = {wbuf};
+    PGresult *res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, ban_members_sql, 1, p);
+    if (res == NULL) return HN_ERR;
+    int rc = HN_ERR;
+    redisReply *r[6] = {0};
+    redisContext *c = hn_rt_redis(w, rs);
+    if (c == NULL) goto out;
+    bans_append(c, wid, res);
     if (hn_rt_redis_replies(w, rs, 6, r) != HN_OK) goto out;
     if (!hn_rt_redis_ok(rs, r[3], REDIS_REPLY_ARRAY, "EXEC") ||
         !hn_rt_redis_ok(rs, r[5], REDIS_REPLY_INTEGER, "INCR"))
@@ -531,10 +543,56 @@ int hn_bans_sync(hn_api_worker *w, hn_api_resp *rs, int64_t wid) {
     }
 out:
     hn_rt_redis_free(r, 6);
-    free(argv);
-    free(len);
     PQclear(res);
     return rc;
+}
+
+int hn_bans_resync(PGconn *pg, redisContext *rc, char *err, size_t cap) {
+    redisReply *x = redisCommand(rc, "EXISTS %s", HN_KEY_BANS_VERSION);
+    if (x == NULL || x->type != REDIS_REPLY_INTEGER) {
+        snprintf(err, cap, "redis EXISTS: %s", x && x->type == REDIS_REPLY_ERROR ? x->str : rc->errstr);
+        if (x) freeReplyObject(x);
+        return HN_ERR;
+    }
+    bool have = x->integer == 1;
+    freeReplyObject(x);
+    if (have) return HN_OK;
+    PGresult *ws = PQexec(pg, "SELECT DISTINCT widget_id FROM visitor_bans ORDER BY 1");
+    if (PQresultStatus(ws) != PGRES_TUPLES_OK) {
+        snprintf(err, cap, "postgres: %.*s", hn_pg_line(PQerrorMessage(pg)), PQerrorMessage(pg));
+        PQclear(ws);
+        return HN_ERR;
+    }
+    int rc_ = HN_OK, n = PQntuples(ws), done = 0;
+    for (int i = 0; i < n && rc_ == HN_OK; i++) {
+        const char *p[] = {PQgetvalue(ws, i, 0)};
+        PGresult *m = PQexecParams(pg, ban_members_sql, 1, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(m) != PGRES_TUPLES_OK) {
+            snprintf(err, cap, "postgres: %.*s", hn_pg_line(PQerrorMessage(pg)), PQerrorMessage(pg));
+            PQclear(m);
+            rc_ = HN_ERR;
+            break;
+        }
+        bans_append(rc, hn_rt_pg_int(ws, i, 0), m);
+        PQclear(m);
+        for (int k = 0; k < 6; k++) {
+            redisReply *r = NULL;
+            if (redisGetReply(rc, (void **)&r) != REDIS_OK) {
+                snprintf(err, cap, "redis: %s", rc->errstr);
+                rc_ = HN_ERR;
+                break;
+            }
+            if ((k == 3 && r->type != REDIS_REPLY_ARRAY) || r->type == REDIS_REPLY_ERROR) {
+                snprintf(err, cap, "redis: %s", r->type == REDIS_REPLY_ERROR ? r->str : "EXEC failed");
+                rc_ = HN_ERR;
+            }
+            freeReplyObject(r);
+        }
+        if (rc_ == HN_OK) done++;
+    }
+    PQclear(ws);
+    if (n) hn_warn("event=bans_resynced reason=version_missing widgets=%d of=%d", done, n);
+    return rc_;
 }
 
 void hn_route_bans(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {

@@ -24,6 +24,7 @@
  * reach the client, not just for the handlers to return.
  */
 #include "api/server_priv.h"
+#include "api/annot.h"
 #include "api/chat_invite.h"
 #include "api/params.h"
 #include "api/reply.h"
@@ -537,6 +538,11 @@ static int rules_invite(void *arg, PGconn *pg, redisContext *rc, const hn_rules_
     }
 }
 
+static int rules_bans_check(void *arg, PGconn *pg, redisContext *rc, char *err, size_t cap) {
+    (void)arg;
+    return hn_bans_resync(pg, rc, err, cap);
+}
+
 /* ---- life cycle ------------------------------------------------------------------------ */
 
 int hn_server_create(hn_api_server **out, const hn_config *cfg, char *err, size_t cap) {
@@ -599,7 +605,7 @@ int hn_server_create(hn_api_server **out, const hn_config *cfg, char *err, size_
     hn_sse_host host = hn_srv_sse_host(s);
     s->sse = hn_sse_create(cfg, &s->raddr, s->base, &host);
     if (hn_sse_start(s->sse, err, cap) != HN_OK) return HN_ERR;
-    hn_rules_host rh = {s, rules_alert, rules_invite};
+    hn_rules_host rh = {s, rules_alert, rules_invite, rules_bans_check};
     s->rules = hn_rules_start(cfg, &s->raddr, &rh);
     load_www(s);
 

@@ -252,9 +252,9 @@ for run in $(seq 1 "$RUNS"); do
     feed_s=$(awk -v a="$t2" -v b="$t3" 'BEGIN { printf "%.3f", b - a }')
     sent=$(kv sent "$feed_out")
     line="run=$run load=$load_start,$load_end feed_s=$feed_s sent=$sent pv=$(kv pv_n "$feed_out") feed_rate=$(kv rate "$feed_out")"
-    line+=" eval_records=${recs%.*} eval_us_per_record=$(awk -v s="$rsec" -v n="$recs" 'BEGIN { printf "%.3f", n > 0 ? s * 1e6 / n : -1 }')"
-    line+=" rules_per_record=$(awk -v e="$evals" -v n="$recs" 'BEGIN { printf "%.1f", n > 0 ? e / n : 0 }')"
-    line+=" eval_us_per_beacon=$(awk -v s="$rsec" -v n="$sent" 'BEGIN { printf "%.3f", n > 0 ? s * 1e6 / n : -1 }')"
+    line+=" eval_records=${recs%.*} eval_us_per_record=$(awk -v s="$rsec" -v n="$recs" 'BEGIN { printf "%.3f", (n > 0 ? s * 1e6 / n : -1) }')"
+    line+=" rules_per_record=$(awk -v e="$evals" -v n="$recs" 'BEGIN { printf "%.1f", (n > 0 ? e / n : 0) }')"
+    line+=" eval_us_per_beacon=$(awk -v s="$rsec" -v n="$sent" 'BEGIN { printf "%.3f", (n > 0 ? s * 1e6 / n : -1) }')"
     line+=" fired_webhook=$(delta "$m0" "$m1" 'herenow_rule_firings_total{action="webhook"}')"
     line+=" fired_alert=$(delta "$m0" "$m1" 'herenow_rule_firings_total{action="alert"}')"
     line+=" delivered=$(delta "$m0" "$m1" 'herenow_webhook_deliveries_total{event="rule.fired",outcome="delivered"}')"
@@ -311,7 +311,7 @@ OUT=$HN_TMP/section.md
     echo "| beacon → webhook p50 / p90 / max, ms | $(med hook_p50_ms) / $(med hook_p90_ms) / $(med hook_max_ms) | $(runs_of hook_max_ms) (max) |"
     echo "| reference: beacon → live hub \`update\` at a dashboard p50 / p99, ms | $(med p50_ms) / $(med p99_ms) | $(runs_of p99_ms) (p99) |"
     echo "| reference: beacon → Redis stream (XREAD tail) p50 / p99, ms | $(med tail_p50_ms) / $(med tail_p99_ms) | $(runs_of tail_p99_ms) (p99) |"
-    echo "| webhook p99 / hub p99 | $(awk -v a="$HP99" -v b="$(med p99_ms)" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }') | |"
+    echo "| webhook p99 / hub p99 | $(awk -v a="$HP99" -v b="$(med p99_ms)" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') | |"
     echo "| reference: Redis PING round trip p99, ms | $(med ping_p99_ms) | |"
     echo "| webhooks decided / delivered / received (distinct) per round | $(med fired_webhook) / $(med delivered) / $(med hooks_distinct) | $(runs_of hooks_distinct) (received) |"
     echo "| retried / failed / bad signatures / duplicates / claims lost (all rounds) | $(sum_of retried) / $(sum_of failed) / $(sum_of hooks_bad_sig) / $(sum_of hooks_dup) / $(sum_of claims_lost) | |"

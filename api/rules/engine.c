@@ -546,6 +546,15 @@ static void *engine_main(void *arg) {
             sweep(e);
             e->next_sweep = now + SWEEP_MS;
         }
+        if (now >= e->next_bans_check && e->host.bans_check && redis_ok(e) && engine_pg_ok(e)) {
+            char err[200];
+            if (e->host.bans_check(e->host.arg, e->pg, e->rc, err, sizeof(err)) != HN_OK) {
+                hn_warn("event=bans_check_failed error='%s'", err);
+                if (e->rc->err) redis_lost(e, "bans_check");
+                else if (PQstatus(e->pg) != CONNECTION_OK) engine_pg_lost(e, "bans_check", NULL);
+            }
+            e->next_bans_check = now + HN_RULES_BANS_CHECK_MS;
+        }
         int64_t block = e->next_reload - mono_ms();
         if (e->nheap) {
             int64_t t = e->heap[0].at - wall_ms();

@@ -51,7 +51,14 @@ typedef struct hn_rules_host {
      * err says why on HN_RINV_ERROR. */
     int  (*invite)(void *arg, PGconn *pg, redisContext *rc, const hn_rules_invite *in, char *err,
                    size_t cap);
+    /* The engine's thread, every HN_RULES_BANS_CHECK_MS, with its own
+     * connections: when Redis has lost the bans (hn:bans:version gone) while
+     * PostgreSQL has some, writes every widget's ban set again. HN_ERR on a
+     * connection's failure (err says which); NULL: no check. */
+    int  (*bans_check)(void *arg, PGconn *pg, redisContext *rc, char *err, size_t cap);
 } hn_rules_host;
+
+#define HN_RULES_BANS_CHECK_MS 5000
 
 typedef struct hn_rules hn_rules;
 

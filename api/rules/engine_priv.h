@@ -85,7 +85,7 @@ struct hn_rules {
     size_t               nheap, capheap;
     int                  nshards;
     char               (*cursor)[32];
-    int64_t              next_reload, next_sweep;   /* mono ms */
+    int64_t              next_reload, next_sweep, next_bans_check;   /* mono ms */
     bool                 want_backfill, backfilling;  /* widgets to read back; only they, now */
     struct hn_decoder   *dec;
     /* metrics */

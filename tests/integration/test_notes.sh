@@ -253,6 +253,28 @@ hn_assert_cmd "... and its session is not live" bash -c "! redis-cli -p $HN_REDI
 req GET "$WP/bans"
 hn_assert_eq "ban list" "banned@example.com" "$(j '[.bans[] | .email // .visitor] | join(" ")')"
 
+# ---- Redis loses the bans (a restart without persistence): the api writes them again -----------------
+# A collector started then has no bans; the api's rules engine sees
+# hn:bans:version gone while PostgreSQL has bans, and writes every
+# widget's set again within HN_RULES_BANS_CHECK_MS (5 s).
+hn_redis DEL hn:bans:version hn:bans:widgets "hn:bans:{$W1}" >/dev/null
+UDP2=$(hn_free_port) ADMIN2=$(hn_free_port)
+hn_spawn collector2 env HERENOW_UDP_LISTEN="127.0.0.1:$UDP2" HERENOW_HTTP_LISTEN= \
+    HERENOW_ADMIN_LISTEN="127.0.0.1:$ADMIN2" "$HN_BIN/herenow-collector"
+hn_wait_for 10 "a second collector ready" curl -fsS "http://127.0.0.1:$ADMIN2/readyz"
+resynced() { [ "$(hn_redis SISMEMBER "hn:bans:{$W1}" v:emailvisitor)" = 1 ] && [ "$(hn_redis EXISTS hn:bans:version)" = 1 ]; }
+hn_wait_for 15 "the api wrote the lost ban sets again (hn:bans:{w}, hn:bans:version)" resynced
+banned2() { curl -fsS "http://127.0.0.1:$ADMIN2/metrics" | awk -v m="$BANNED_UDP" '$1 == m { v = $2 } END { print v + 0 }'; }
+dropped2() {
+    local before i; before=$(banned2)
+    n=$((n + 1)); "$CTL" send --to "127.0.0.1:$UDP2" --key "$K1" --type pv --session "sessEM2nd$n" --seq 1 --vid emailvisitor >/dev/null
+    for i in $(seq 50); do [ "$(banned2)" -gt "$before" ] && return 0; sleep 0.02; done
+    return 1
+}
+hn_wait_for 10 "the collector started after the loss drops the banned visitor" dropped2
+hn_assert_eq "bans written again after the loss, and enforced by the new collector" "1 1" \
+    "$(hn_redis EXISTS hn:bans:version) $(hn_redis SISMEMBER "hn:bans:{$W1}" e:banned@example.com)"
+
 # ---- erasure removes the visitor's notes, tags and bans -----------------------------------------------
 req POST "$WP/bans" "$TOK" '{"visitor":"trkvisitor1"}'
 req DELETE "$WP/visitors/trkvisitor1"

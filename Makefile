@@ -37,7 +37,7 @@ LIBS_EVENT     := -levent_core -levent_extra -levent_pthreads
 LIBS_COLLECTOR := $(LIBS_EVENT) -lhiredis -lmsgpackc -lpcre2-8 -lyaml -lmaxminddb -lcrypto -lz -lm
 LIBS_API       := $(LIBS_EVENT) -levent_openssl -lpq -lhiredis -lmsgpackc -lpcre2-8 -lssl -lcrypto -lz -lm
 LIBS_CTL       := $(LIBS_EVENT) -lpq -lhiredis -lmsgpackc -lpcre2-8 -lcrypto -lz -lm
-LIBS_TOOLS     := $(LIBS_EVENT) -lhiredis -lmsgpackc -lcrypto -lz -lm
+LIBS_TOOLS     := $(LIBS_EVENT) -lhiredis -lmsgpackc -lpcre2-8 -lcrypto -lz -lm
 LIBS_UNIT      := -lcmocka $(LIBS_EVENT) -levent_openssl -lssl -lpq -lhiredis -lmsgpackc -lpcre2-8 -lyaml -lmaxminddb \
                   -lcrypto -lz -lm
 
@@ -85,7 +85,7 @@ $(OUT)/obj/%.o: %.c
 
 # ---- binaries -------------------------------------------------------------------------
 
-TOOLS := hn-loadgen hn-sseclient hn-ssefeed hn-chatclient hn-chatdrive hn-chatdash hn-steady hn-freeport hn-udpsend
+TOOLS := hn-loadgen hn-sseclient hn-ssefeed hn-chatclient hn-chatdrive hn-chatdash hn-rulebench hn-steady hn-freeport hn-udpsend
 BINS  := $(OUT)/herenow-collector $(OUT)/herenow-api $(OUT)/herenowctl $(TOOLS:%=$(OUT)/%)
 
 .PHONY: all
@@ -102,11 +102,13 @@ $(OUT)/herenowctl: $(call obj,ctl/main.c) $(LIB_CTL) $(LIB_BASE)
 
 # bench and test tools: hn-loadgen (load generator), hn-sseclient and
 # hn-ssefeed (the live stream's bench), hn-chatclient, hn-chatdrive and
-# hn-chatdash (the chat's bench; bench/lib/: what the benches share), hn-steady (a steady stream of unique
+# hn-chatdash (the chat's bench; bench/lib/: what the benches share), hn-rulebench (the
+# rules' evaluation alone: bench-rules' same-run reference), hn-steady (a steady stream of unique
 # beacons over UDP and HTTP: test_outage, soak), hn-freeport (a port free for
 # TCP and UDP: tests/lib.sh), hn-udpsend (stdin as one datagram)
 TOOL_MAIN := hn-loadgen:bench/loadgen.c hn-sseclient:bench/sseclient.c hn-ssefeed:bench/ssefeed.c \
              hn-chatclient:bench/chatclient.c hn-chatdrive:bench/chatdrive.c hn-chatdash:bench/chatdash.c \
+             hn-rulebench:bench/rulebench.c \
              hn-steady:tests/tools/steady.c hn-freeport:tests/tools/freeport.c \
              hn-udpsend:tests/tools/udpsend.c
 tool_src = $(patsubst $(1):%,%,$(filter $(1):%,$(TOOL_MAIN)))

@@ -478,11 +478,11 @@ static void ban_obj(hn_buf *b, const PGresult *res, int row) {
     hn_buf_append(b, "}", 1);
 }
 
-/* Appends the commands that make hn:bans:{w} the rows of ban_members_sql
- * and tell the collectors: MULTI, DEL, SADD (PING when none), EXEC,
- * HINCRBY hn:bans:widgets, INCR hn:bans:version — six replies, the EXEC's
- * fourth and the INCR's last. */
-static void bans_append(redisContext *c, int64_t wid, const PGresult *res) {
+/* Appends the commands that make hn:bans:{w} the rows of ban_members_sql:
+ * MULTI, DEL, SADD (PING when none), EXEC (the fourth reply), HINCRBY
+ * hn:bans:widgets; and with bump, INCR hn:bans:version (the sixth), which
+ * tells the collectors. The number of replies to read. */
+static int bans_append(redisContext *c, int64_t wid, const PGresult *res, bool bump) {
     char key[HN_KEY_CAP], wbuf[24];
     hn_key_bans(key, (uint64_t)wid);
     snprintf(wbuf, sizeof(wbuf), "%lld", (long long)wid);
@@ -498,9 +498,10 @@ static void bans_append(redisContext *c, int64_t wid, const PGresult *res) {
     else redisAppendCommand(c, "PING");
     redisAppendCommand(c, "EXEC");
     redisAppendCommand(c, "HINCRBY %s %s 1", HN_KEY_BANS_WIDGETS, wbuf);
-    redisAppendCommand(c, "INCR %s", HN_KEY_BANS_VERSION);
+    if (bump) redisAppendCommand(c, "INCR %s", HN_KEY_BANS_VERSION);
     free(argv);
     free(len);
+    return bump ? 6 : 5;
 }
 
 /* Rewrites hn:bans:{w} from the transaction's view, then tells the
@@ -516,7 +517,7 @@ int hn_bans_sync(hn_api_worker *w, hn_api_resp *rs, int64_t wid) {
     redisReply *r[6] = {0};
     redisContext *c = hn_rt_redis(w, rs);
     if (c == NULL) goto out;
-    bans_append(c, wid, res);
+    bans_append(c, wid, res, true);
     if (hn_rt_redis_replies(w, rs, 6, r) != HN_OK) goto out;
     if (!hn_rt_redis_ok(rs, r[3], REDIS_REPLY_ARRAY, "EXEC") ||
         !hn_rt_redis_ok(rs, r[5], REDIS_REPLY_INTEGER, "INCR"))
@@ -547,6 +548,26 @@ out:
     return rc;
 }
 
+/* One statement on the engine's connection; false (err set) on failure. */
+static bool resync_exec(PGconn *pg, const char *sql, int np, const char *const *p, ExecStatusType want,
+                        PGresult **out, char *err, size_t cap) {
+    PGresult *r = PQexecParams(pg, sql, np, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != want) {
+        snprintf(err, cap, "postgres: %.*s", hn_pg_line(PQerrorMessage(pg)), PQerrorMessage(pg));
+        PQclear(r);
+        return false;
+    }
+    if (out) *out = r;
+    else PQclear(r);
+    return true;
+}
+
+/* Each widget's set in a transaction of its own that holds the widget's
+ * ban lock (as the ban routes do: a ban committed meanwhile is not
+ * overwritten by an older view), then one INCR of hn:bans:version once
+ * every set is written: the collectors reload once, from whole sets, and
+ * a resync that fails half way leaves the version missing, so the next
+ * check does it all again. */
 int hn_bans_resync(PGconn *pg, redisContext *rc, char *err, size_t cap) {
     redisReply *x = redisCommand(rc, "EXISTS %s", HN_KEY_BANS_VERSION);
     if (x == NULL || x->type != REDIS_REPLY_INTEGER) {
@@ -557,41 +578,48 @@ int hn_bans_resync(PGconn *pg, redisContext *rc, char *err, size_t cap) {
     bool have = x->integer == 1;
     freeReplyObject(x);
     if (have) return HN_OK;
-    PGresult *ws = PQexec(pg, "SELECT DISTINCT widget_id FROM visitor_bans ORDER BY 1");
-    if (PQresultStatus(ws) != PGRES_TUPLES_OK) {
-        snprintf(err, cap, "postgres: %.*s", hn_pg_line(PQerrorMessage(pg)), PQerrorMessage(pg));
-        PQclear(ws);
+    PGresult *ws = NULL;
+    if (!resync_exec(pg, "SELECT DISTINCT widget_id FROM visitor_bans ORDER BY 1", 0, NULL, PGRES_TUPLES_OK, &ws,
+                     err, cap))
         return HN_ERR;
-    }
-    int rc_ = HN_OK, n = PQntuples(ws), done = 0;
+    int rc_ = HN_OK, n = PQntuples(ws);
     for (int i = 0; i < n && rc_ == HN_OK; i++) {
         const char *p[] = {PQgetvalue(ws, i, 0)};
-        PGresult *m = PQexecParams(pg, ban_members_sql, 1, NULL, p, NULL, NULL, 0);
-        if (PQresultStatus(m) != PGRES_TUPLES_OK) {
-            snprintf(err, cap, "postgres: %.*s", hn_pg_line(PQerrorMessage(pg)), PQerrorMessage(pg));
-            PQclear(m);
+        PGresult *m = NULL;
+        if (!resync_exec(pg, "BEGIN", 0, NULL, PGRES_COMMAND_OK, NULL, err, cap) ||
+            !resync_exec(pg, ban_lock_sql, 1, p, PGRES_TUPLES_OK, NULL, err, cap) ||
+            !resync_exec(pg, ban_members_sql, 1, p, PGRES_TUPLES_OK, &m, err, cap)) {
             rc_ = HN_ERR;
-            break;
-        }
-        bans_append(rc, hn_rt_pg_int(ws, i, 0), m);
-        PQclear(m);
-        for (int k = 0; k < 6; k++) {
-            redisReply *r = NULL;
-            if (redisGetReply(rc, (void **)&r) != REDIS_OK) {
-                snprintf(err, cap, "redis: %s", rc->errstr);
-                rc_ = HN_ERR;
-                break;
+        } else {
+            int k, nr = bans_append(rc, hn_rt_pg_int(ws, i, 0), m, false);
+            PQclear(m);
+            for (k = 0; k < nr; k++) {
+                redisReply *r = NULL;
+                if (redisGetReply(rc, (void **)&r) != REDIS_OK) {
+                    snprintf(err, cap, "redis: %s", rc->errstr);
+                    rc_ = HN_ERR;
+                    break;
+                }
+                if ((k == 3 && r->type != REDIS_REPLY_ARRAY) || r->type == REDIS_REPLY_ERROR) {
+                    snprintf(err, cap, "redis: %s", r->type == REDIS_REPLY_ERROR ? r->str : "EXEC failed");
+                    rc_ = HN_ERR;
+                }
+                freeReplyObject(r);
             }
-            if ((k == 3 && r->type != REDIS_REPLY_ARRAY) || r->type == REDIS_REPLY_ERROR) {
-                snprintf(err, cap, "redis: %s", r->type == REDIS_REPLY_ERROR ? r->str : "EXEC failed");
-                rc_ = HN_ERR;
-            }
-            freeReplyObject(r);
         }
-        if (rc_ == HN_OK) done++;
+        PGresult *end = PQexec(pg, rc_ == HN_OK ? "COMMIT" : "ROLLBACK");
+        PQclear(end);
     }
     PQclear(ws);
-    if (n) hn_warn("event=bans_resynced reason=version_missing widgets=%d of=%d", done, n);
+    if (rc_ == HN_OK && n > 0) {
+        x = redisCommand(rc, "INCR %s", HN_KEY_BANS_VERSION);
+        if (x == NULL || x->type != REDIS_REPLY_INTEGER) {
+            snprintf(err, cap, "redis INCR: %s", x && x->type == REDIS_REPLY_ERROR ? x->str : rc->errstr);
+            rc_ = HN_ERR;
+        }
+        if (x) freeReplyObject(x);
+    }
+    if (n) hn_warn("event=bans_resynced reason=version_missing widgets=%d ok=%d", n, rc_ == HN_OK);
     return rc_;
 }
 

@@ -66,24 +66,40 @@ static const uint32_t field_ops[HN_RF__N] = {
 
 static const char *const devices[] = {"desktop", "mobile", "tablet", "bot", "other"};
 
+/* How a glob runs: without '[' or '\\', its pattern split at '*' into
+ * pieces of literals and '?' (a prefix, a suffix and pieces found in
+ * order); else fnmatch (bracket expressions, escapes). Both answer as
+ * fnmatch(pattern, s, 0) does in the C locale. */
+enum { GLOB_PIECES, GLOB_FNMATCH };
+
+#define COND_INLINE 48          /* string values up to this many bytes live in the condition */
+
+/* Laid out for evaluation: what a record's evaluation reads comes first,
+ * and a short string value is kept inline (sv), so that a condition is
+ * read from one or two cache lines of its rule. */
 typedef struct cond {
     hn_rule_field field;
     rule_op       op;
-    char         *s;             /* a string value */
+    int64_t       n;             /* a number; visitor: 1 returning, 0 new */
+    const char   *sv;            /* the string value to compare: sb or s */
+    uint32_t      slen;
+    uint8_t       glob;          /* GLOB_* */
+    bool          jit;           /* re is JIT-compiled: pcre2_jit_match, without pcre2_match's checks */
+    char          sb[COND_INLINE + 1];
+    char         *s;             /* a string value (owned) */
     char        **v;             /* a list value (in, not_in) */
     int           nv;
-    int64_t       n;             /* a number; visitor: 1 returning, 0 new */
     pcre2_code   *re;
 } cond;
 
 struct hn_rule {
-    char                *name;
-    bool                 enabled, any;
-    cond                 conds[HN_RULE_CONDS_MAX];
     int                  nconds;
+    bool                 enabled, any;
+    uint32_t             fields;
+    cond                 conds[HN_RULE_CONDS_MAX];
+    char                *name;
     hn_rule_action       actions[HN_RULE_ACTIONS_MAX];
     int                  nactions;
-    uint32_t             fields;
     pcre2_match_context *mctx;   /* the limits every regex runs with */
 };
 
@@ -179,7 +195,7 @@ static int compile_regex(pctx *pc, const char *path, cond *c) {
     }
     /* the interpreter otherwise; HN_RULE_NO_JIT for valgrind, which cannot
      * follow JIT-made code */
-    if (!getenv("HN_RULE_NO_JIT")) (void)pcre2_jit_compile(c->re, PCRE2_JIT_COMPLETE);
+    if (!getenv("HN_RULE_NO_JIT")) c->jit = pcre2_jit_compile(c->re, PCRE2_JIT_COMPLETE) == 0;
     pcre2_match_data *md = pcre2_match_data_create(1, NULL);
     bool seen[256] = {false};
     char tail[HN_RULE_REGEX_MAX + 1];
@@ -259,6 +275,13 @@ static int cond_value(pctx *pc, const char *path, cond *c, const hn_jval *v) {
         if (get_str(pc, path, v, c->op == OP_REGEX || c->op == OP_GLOB ? 1 : 0, 0, maxb, &c->s)
             != HN_OK)
             return HN_ERR;
+        c->slen = (uint32_t)strlen(c->s);
+        c->sv = c->s;
+        if (c->slen <= COND_INLINE) {
+            memcpy(c->sb, c->s, c->slen + 1);
+            c->sv = c->sb;
+        }
+        c->glob = strpbrk(c->s, "[\\") ? GLOB_FNMATCH : GLOB_PIECES;
         return c->op == OP_REGEX ? compile_regex(pc, path, c) : HN_OK;
     }
     }
@@ -529,8 +552,63 @@ static _Thread_local pcre2_match_data *tl_md;
 
 static bool regex_match(const hn_rule *r, const cond *c, const char *s) {
     if (!tl_md) tl_md = pcre2_match_data_create(1, NULL);
-    int rc = pcre2_match(c->re, (PCRE2_SPTR)s, strlen(s), 0, 0, tl_md, r->mctx);
+    int rc = c->jit ? pcre2_jit_match(c->re, (PCRE2_SPTR)s, strlen(s), 0, 0, tl_md, r->mctx)
+                    : pcre2_match(c->re, (PCRE2_SPTR)s, strlen(s), 0, 0, tl_md, r->mctx);
     return rc >= 0;     /* a limit exceeded does not match */
+}
+
+/* p[0..m) at s: '?' matches any byte (fnmatch in the C locale). */
+static bool piece_at(const char *s, const char *p, size_t m) {
+    for (size_t i = 0; i < m; i++)
+        if (p[i] != '?' && p[i] != s[i]) return false;
+    return true;
+}
+
+/* The leftmost place of the piece p[0..m) in [at, end), NULL when none:
+ * memchr for its first byte that is not '?', then a comparison. */
+static const char *piece_find(const char *at, const char *end, const char *p, size_t m) {
+    if ((size_t)(end - at) < m) return NULL;
+    size_t j = 0;
+    while (j < m && p[j] == '?') j++;
+    if (j == m) return at;
+    const char *lastq = end - m + j;          /* where p[j] is for the last start */
+    for (const char *q = at + j; q <= lastq; q++) {
+        q = memchr(q, p[j], (size_t)(lastq - q) + 1);
+        if (q == NULL) return NULL;
+        if (piece_at(q - j, p, m)) return q - j;
+    }
+    return NULL;
+}
+
+/* fnmatch(p, s, 0) for a pattern of literals, '?' and '*': the piece
+ * before the first '*' is a prefix, the one after the last a suffix, and
+ * the pieces between are found in order, each at its leftmost place
+ * (pieces have fixed lengths, so that is where any match could put it). */
+static bool glob_pieces(const char *p, size_t plen, const char *s) {
+    size_t sl = strlen(s);
+    const char *star = memchr(p, '*', plen);
+    if (star == NULL) return sl == plen && piece_at(s, p, plen);
+    size_t pre = (size_t)(star - p);
+    const char *last = p + plen - 1;
+    while (*last != '*') last--;
+    size_t suf = plen - (size_t)(last - p) - 1;
+    if (pre + suf > sl || !piece_at(s, p, pre) || !piece_at(s + sl - suf, last + 1, suf)) return false;
+    const char *at = s + pre, *end = s + sl - suf;
+    for (const char *q = star + 1; q < last;) {
+        const char *nx = memchr(q, '*', (size_t)(last - q) + 1);
+        size_t m = (size_t)(nx - q);
+        if (m) {
+            const char *f = piece_find(at, end, q, m);
+            if (f == NULL) return false;
+            at = f + m;
+        }
+        q = nx + 1;
+    }
+    return true;
+}
+
+static bool glob_match(const cond *c, const char *v) {
+    return c->glob == GLOB_PIECES ? glob_pieces(c->sv, c->slen, v) : fnmatch(c->sv, v, 0) == 0;
 }
 
 /* A condition other than a time condition. */
@@ -539,12 +617,12 @@ static bool cond_holds(const hn_rule *r, const cond *c, const hn_rule_sess *s) {
         const char *v = s->str[c->field] ? s->str[c->field] : "";
         bool named = c->field >= HN_RF_COUNTRY;
         switch (c->op) {
-        case OP_EQUALS:       return named ? name_eq(c->field, c->s, v) : strcmp(v, c->s) == 0;
-        case OP_NOT_EQUALS:   return strcmp(v, c->s) != 0;
-        case OP_CONTAINS:     return named ? strcasestr(v, c->s) != NULL : strstr(v, c->s) != NULL;
-        case OP_NOT_CONTAINS: return strstr(v, c->s) == NULL;
-        case OP_STARTS_WITH:  return strncmp(v, c->s, strlen(c->s)) == 0;
-        case OP_GLOB:         return fnmatch(c->s, v, 0) == 0;
+        case OP_EQUALS:       return named ? name_eq(c->field, c->sv, v) : strcmp(v, c->sv) == 0;
+        case OP_NOT_EQUALS:   return strcmp(v, c->sv) != 0;
+        case OP_CONTAINS:     return named ? strcasestr(v, c->sv) != NULL : strstr(v, c->sv) != NULL;
+        case OP_NOT_CONTAINS: return strstr(v, c->sv) == NULL;
+        case OP_STARTS_WITH:  return strncmp(v, c->sv, c->slen) == 0;
+        case OP_GLOB:         return glob_match(c, v);
         case OP_REGEX:        return regex_match(r, c, v);
         case OP_IN:           return in_list(c, v);
         case OP_NOT_IN:       return !in_list(c, v);
@@ -557,7 +635,7 @@ static bool cond_holds(const hn_rule *r, const cond *c, const hn_rule_sess *s) {
     case HN_RF_EVENT:
         for (int i = 0; i < s->nevents; i++) {
             if (!s->events[i]) continue;
-            if (c->op == OP_EQUALS ? strcmp(s->events[i], c->s) == 0 : in_list(c, s->events[i]))
+            if (c->op == OP_EQUALS ? strcmp(s->events[i], c->sv) == 0 : in_list(c, s->events[i]))
                 return true;
         }
         return false;
@@ -566,6 +644,11 @@ static bool cond_holds(const hn_rule *r, const cond *c, const hn_rule_sess *s) {
 }
 
 int hn_rule_eval(const hn_rule *r, const hn_rule_sess *s, int64_t now_ms, int64_t *at_ms) {
+    return hn_rule_eval_why(r, s, now_ms, at_ms, NULL);
+}
+
+int hn_rule_eval_why(const hn_rule *r, const hn_rule_sess *s, int64_t now_ms, int64_t *at_ms, int *why) {
+    if (why) *why = -1;
     bool timed = false;
     int64_t at = 0;     /* all: the latest time instant; any: the soonest */
     for (int i = 0; i < r->nconds; i++) {
@@ -573,8 +656,9 @@ int hn_rule_eval(const hn_rule *r, const hn_rule_sess *s, int64_t now_ms, int64_
         if (c->field == HN_RF_TIME_ON_PAGE || c->field == HN_RF_TIME_ON_SITE) {
             int64_t from = c->field == HN_RF_TIME_ON_PAGE ? s->page_start_ms : s->session_start_ms;
             if (from <= 0) {            /* not known (yet): never holds, no timer */
-                if (!r->any) return HN_RULE_NO;
-                continue;
+                if (r->any) continue;
+                if (why) *why = (int)c->field;
+                return HN_RULE_NO;
             }
             int64_t when = from + c->n * 1000;
             if (now_ms >= when) {
@@ -587,7 +671,10 @@ int hn_rule_eval(const hn_rule *r, const hn_rule_sess *s, int64_t now_ms, int64_
         }
         bool ok = cond_holds(r, c, s);
         if (r->any && ok) return HN_RULE_MATCH;
-        if (!r->any && !ok) return HN_RULE_NO;
+        if (!r->any && !ok) {
+            if (why) *why = (int)c->field;
+            return HN_RULE_NO;
+        }
     }
     if (timed) {
         if (at_ms) *at_ms = at;

@@ -102,6 +102,10 @@ uint32_t              hn_rule_fields(const hn_rule *r);
  * hold if nothing else changes (evaluate again then). */
 enum { HN_RULE_NO = 0, HN_RULE_MATCH = 1, HN_RULE_LATER = 2 };
 int hn_rule_eval(const hn_rule *r, const hn_rule_sess *s, int64_t now_ms, int64_t *at_ms);
+/* The same, and on HN_RULE_NO of an `all` rule *why (when not NULL) is the
+ * field of the condition that does not hold: the rule cannot match before
+ * that field changes. -1 otherwise (an `any` rule, a match, LATER). */
+int hn_rule_eval_why(const hn_rule *r, const hn_rule_sess *s, int64_t now_ms, int64_t *at_ms, int *why);
 
 /* A webhook URL's check (docs/RULES.md §2), shared with the lifecycle
  * webhook's PUT: HN_OK, or HN_ERR and a reason. */

@@ -263,8 +263,6 @@ _hn_register() {
     _arr+=("$2")
 }
 
-# hn_start_redis [NAME]: a private Redis in $HN_TMP/NAME (default redis);
-# exports HN_REDIS_PORT and HERENOW_REDIS_URL.
 # hn_start_stores: a private Redis and PostgreSQL (hn_start_redis,
 # hn_start_pg), the schema migrated by HN_BIN's herenowctl.
 hn_start_stores() {
@@ -278,6 +276,8 @@ hn_need() {
     command -v "$1" >/dev/null || { hn_fail "$1 is needed (apt-get install $2)"; hn_done; }
 }
 
+# hn_start_redis [NAME]: a private Redis in $HN_TMP/NAME (default redis);
+# exports HN_REDIS_PORT and HERENOW_REDIS_URL.
 hn_start_redis() {
     local name=${1:-redis} port
     for _ in 1 2 3; do

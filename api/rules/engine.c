@@ -17,7 +17,11 @@
 #define XREAD_COUNT  "500"
 #define SWEEP_MS     1000
 #define RETRY_FIRE_MS 1000
-#define HEAP_COMPACT_MIN 4096    /* timers in the heap before stale ones are worth a pass */
+#define HEAP_COMPACT_MIN 4096
+/* herenow_rule_eval_record_seconds: 1 µs .. 1 ms (a wall clock: a thread
+ * the machine took away in the middle lands in the top buckets) */
+static const double eval_le[] = {1e-6, 2e-6, 4e-6, 8e-6, 16e-6, 32e-6, 64e-6, 256e-6, 1e-3};
+_Static_assert(HN_ARRAY_LEN(eval_le) == HN_RULES_EVAL_BUCKETS, "eval_hist's size");    /* timers in the heap before stale ones are worth a pass */
 
 static int64_t wall_ms(void) {
     return (int64_t)hn_now_ms();
@@ -88,6 +92,7 @@ static void sess_free(hn_rules *e, esess *s) {
     free(s->fired);
     free(s->tm_rule);
     free(s->tm_at);
+    free(s->memo);
     free(s);
     atomic_fetch_sub(&e->nsess, 1);
 }
@@ -213,15 +218,21 @@ static void view(const esess *s, hn_rule_sess *v) {
 }
 
 /* Evaluates s against w's rules that it has not fired: those reading a
- * field in `changed`, or only rule `only` when it is ≥ 0 (a timer). The
+ * field in `changed`, or only rule `only` when it is ≥ 0 (a timer). A
+ * stream record's evaluation (`record`) goes in the histogram. The
  * deciding is timed (one clock pair per call, so the figure holds the loop
  * and the timers' bookkeeping, not the clock); the matches are acted on
  * after it, their PostgreSQL round trips outside the measure. */
-static void eval_rules(hn_rules *e, ewidget *w, esess *s, uint32_t changed, int64_t only) {
+static void eval_rules(hn_rules *e, ewidget *w, esess *s, uint32_t changed, int64_t only, bool record) {
     if (e->capmatch < w->nrules) {
         e->capmatch = w->nrules;
         e->match = realloc(e->match, (size_t)e->capmatch * sizeof(*e->match));
         if (e->match == NULL) abort();
+    }
+    if (s->memo_gen != w->gen) {
+        free(s->memo);
+        s->memo = hn_xcalloc((size_t)(w->nrules ? w->nrules : 1), 1);
+        s->memo_gen = w->gen;
     }
     hn_rule_sess v;
     view(s, &v);
@@ -232,9 +243,12 @@ static void eval_rules(hn_rules *e, ewidget *w, esess *s, uint32_t changed, int6
     for (int i = 0; i < w->nrules; i++) {
         const erule *r = &w->rules[i];
         if (only >= 0 ? r->id != only : (r->fields & changed) == 0) continue;
+        if (only < 0 && s->memo[i] && (changed & (1u << (s->memo[i] - 1))) == 0) continue;
         if (sess_fired(s, r->id)) continue;
         int64_t at = 0;
-        int rc = hn_rule_eval(r->r, &v, now, &at);
+        int why;
+        int rc = hn_rule_eval_why(r->r, &v, now, &at, &why);
+        s->memo[i] = (uint8_t)(rc == HN_RULE_NO && why >= 0 ? why + 1 : 0);
         nevals++;
         if (rc == HN_RULE_LATER) {
             if (at <= now) at = now + 1;
@@ -247,21 +261,27 @@ static void eval_rules(hn_rules *e, ewidget *w, esess *s, uint32_t changed, int6
     uint64_t ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
     atomic_fetch_add(&e->evals, (uint64_t)nevals);
     atomic_fetch_add(&e->eval_ns, ns);
-    if (only < 0 && nevals > 0) {
-        atomic_fetch_add(&e->eval_records, 1);
+    if (record && nevals > 0) {
+        size_t b = 0;
+        while (b < HN_ARRAY_LEN(eval_le) && (double)ns > eval_le[b] * 1e9) b++;
+        atomic_fetch_add(&e->eval_hist[b], 1);
         atomic_fetch_add(&e->eval_record_ns, ns);
     }
     for (int k = 0; k < nmatch; k++) {
         const erule *r = &w->rules[e->match[k]];
-        if (engine_fire(e, w, r, s) == HN_OK) sess_mark(s, r->id);
-        else if (sess_timer_set(s, r->id, now + RETRY_FIRE_MS)) timer_push(e, now + RETRY_FIRE_MS, s, r->id);
+        if (engine_fire(e, w, r, s) == HN_OK) {
+            sess_mark(s, r->id);
+        } else {
+            int64_t again = wall_ms() + RETRY_FIRE_MS;     /* after the firings before it */
+            if (sess_timer_set(s, r->id, again)) timer_push(e, again, s, r->id);
+        }
     }
 }
 
 void engine_widget_reloaded(hn_rules *e, ewidget *w) {
     esess *s, *tmp;
     HASH_ITER(hh, e->sess, s, tmp)
-        if (s->wid == w->id) eval_rules(e, w, s, ~0u, -1);
+        if (s->wid == w->id) eval_rules(e, w, s, ~0u, -1, false);
 }
 
 /* ---- records ------------------------------------------------------------------------------ */
@@ -326,7 +346,7 @@ static int on_record(const hn_record *rec, void *arg) {
     if (set_str(&s->str[HN_RF_BROWSER], rec->browser)) changed |= F(HN_RF_BROWSER);
     if (set_str(&s->str[HN_RF_OS], rec->os)) changed |= F(HN_RF_OS);
     if (set_str(&s->str[HN_RF_LANGUAGE], rec->b.l)) changed |= F(HN_RF_LANGUAGE);
-    if (changed) eval_rules(e, w, s, changed, -1);
+    if (changed) eval_rules(e, w, s, changed, -1, true);
     if (type == HN_T_END) {
         if (w->hook_ended) engine_lifecycle(e, w, s, "session.ended");
         sess_free(e, s);
@@ -477,7 +497,7 @@ static void run_timers(hn_rules *e) {
         HASH_FIND(hh, e->widgets, &t.wid, sizeof(t.wid), w);
         esess *s = w ? sess_find(e, t.wid, t.sid, strlen(t.sid)) : NULL;
         if (s == NULL || !sess_timer_take(s, t.rule_id, t.at) || sess_fired(s, t.rule_id)) continue;
-        eval_rules(e, w, s, 0, t.rule_id);
+        eval_rules(e, w, s, 0, t.rule_id, false);
     }
 }
 
@@ -534,6 +554,7 @@ static void sweep(hn_rules *e) {
 
 static void *engine_main(void *arg) {
     hn_rules *e = arg;
+    pthread_setname_np(pthread_self(), "hn-rules");     /* top -H, /proc/<pid>/task/<tid>/comm */
     hn_info("event=rules_started shards=%d reload_ms=%lld", e->nshards, (long long)e->cfg->rules_reload_ms);
     while (!atomic_load(&e->stop)) {
         int64_t now = mono_ms();
@@ -546,14 +567,16 @@ static void *engine_main(void *arg) {
             sweep(e);
             e->next_sweep = now + SWEEP_MS;
         }
-        if (now >= e->next_bans_check && e->host.bans_check && redis_ok(e) && engine_pg_ok(e)) {
+        if (now >= e->next_bans_check && e->host.bans_check) {
+            e->next_bans_check = now + HN_RULES_BANS_CHECK_MS;
             char err[200];
-            if (e->host.bans_check(e->host.arg, e->pg, e->rc, err, sizeof(err)) != HN_OK) {
+            if (redis_ok(e) && engine_pg_ok(e) &&
+                e->host.bans_check(e->host.arg, e->pg, e->rc, err, sizeof(err)) != HN_OK) {
                 hn_warn("event=bans_check_failed error='%s'", err);
                 if (e->rc->err) redis_lost(e, "bans_check");
                 else if (PQstatus(e->pg) != CONNECTION_OK) engine_pg_lost(e, "bans_check", NULL);
+                else atomic_fetch_add(strncmp(err, "redis", 5) == 0 ? &e->redis_errors : &e->pg_errors, 1);
             }
-            e->next_bans_check = now + HN_RULES_BANS_CHECK_MS;
         }
         int64_t block = e->next_reload - mono_ms();
         if (e->nheap) {
@@ -630,13 +653,12 @@ void hn_rules_metrics(hn_rules *e, hn_buf *out) {
     hn_prom_u64(out, "herenow_rule_evaluations_total", HN_PROM_L0, e ? atomic_load(&e->evals) : 0);
     hn_prom_family(out, "herenow_rule_eval_seconds_total", HN_PROM_COUNTER, "time spent in rule evaluations");
     hn_prom_f64(out, "herenow_rule_eval_seconds_total", HN_PROM_L0, e ? (double)atomic_load(&e->eval_ns) / 1e9 : 0);
-    hn_prom_family(out, "herenow_rule_eval_records_total", HN_PROM_COUNTER,
-                   "stream records evaluated against their widget's rules (a field a rule reads changed)");
-    hn_prom_u64(out, "herenow_rule_eval_records_total", HN_PROM_L0, e ? atomic_load(&e->eval_records) : 0);
-    hn_prom_family(out, "herenow_rule_eval_record_seconds_total", HN_PROM_COUNTER,
-                   "time spent evaluating those records against every rule they concern");
-    hn_prom_f64(out, "herenow_rule_eval_record_seconds_total", HN_PROM_L0,
-                e ? (double)atomic_load(&e->eval_record_ns) / 1e9 : 0);
+    uint64_t hc[HN_ARRAY_LEN(eval_le) + 1] = {0};
+    for (size_t i = 0; e && i <= HN_ARRAY_LEN(eval_le); i++) hc[i] = atomic_load(&e->eval_hist[i]);
+    hn_prom_family(out, "herenow_rule_eval_record_seconds", HN_PROM_HISTOGRAM,
+                   "a stream record's evaluation against every rule it concerns (a field the rule reads changed)");
+    hn_prom_histogram(out, "herenow_rule_eval_record_seconds", HN_PROM_L0, eval_le, hc, HN_ARRAY_LEN(eval_le),
+                      e ? (double)atomic_load(&e->eval_record_ns) / 1e9 : 0);
     hn_prom_family(out, "herenow_rule_firings_total", HN_PROM_COUNTER,
                    "rule actions this process ran (webhook and invite: the claimant; alert: every engine)");
     for (int i = 0; i < ACT__N; i++)

@@ -107,6 +107,7 @@ static void load_rules(hn_rules *e, ewidget *w, const char *sig) {
     int n = PQntuples(r);
     w->rules = hn_xcalloc((size_t)(n ? n : 1), sizeof(*w->rules));
     w->nrules = 0;
+    w->gen = ++e->rules_gen;
     w->reads_visitor = false;
     for (int i = 0; i < n; i++) {
         erule *er = &w->rules[w->nrules];
@@ -167,6 +168,7 @@ void engine_reload(hn_rules *e) {
         if (!w->seen) {                  /* no enabled rule left */
             for (int i = 0; i < w->nrules; i++) hn_rule_free(w->rules[i].r);
             w->nrules = 0;
+            w->gen = ++e->rules_gen;
             w->sig[0] = '\0';
             w->reads_visitor = false;
         }

@@ -14,6 +14,7 @@
 #include <uthash.h>
 
 #define HN_RULES_SID_CAP 65
+#define HN_RULES_EVAL_BUCKETS 9     /* engine.c eval_le */
 
 typedef struct erule {
     int64_t  id;
@@ -33,6 +34,7 @@ typedef struct ewidget {
     bool           hook_started, hook_ended;
     bool           reads_visitor;     /* a rule reads `visitor`: new sessions ask hn:vfirst */
     bool           backfill;          /* new: its live sessions are read back first */
+    uint64_t       gen;               /* this set of rules (engine-wide counter): sessions' memos */
 } ewidget;
 
 typedef struct esess {
@@ -50,6 +52,12 @@ typedef struct esess {
     int            nevents;
     int64_t       *fired;             /* rule ids done with for this session */
     int            nfired, capfired;
+    /* per rule of its widget (by index, valid while memo_gen is the
+     * widget's gen): 1 + the field the rule last failed on, 0 none. An
+     * `all` rule that failed on a field is not evaluated again before that
+     * field changes. */
+    uint8_t       *memo;
+    uint64_t       memo_gen;
     /* the timer each rule waits on for this session (rule id, instant): one
      * per rule, so that records and reloads do not pile timers up; a heap
      * entry whose instant is not the one here is stale and skipped */
@@ -90,8 +98,9 @@ struct hn_rules {
     struct hn_decoder   *dec;
     /* metrics */
     int                 *match;       /* eval_rules' matches (rule indexes) */
+    uint64_t             rules_gen;   /* the last ewidget.gen given */
     int                  capmatch;
-    atomic_uint_fast64_t loaded, nsess, timers, evals, eval_ns, eval_records, eval_record_ns, firings[ACT__N], skipped[SKIP__N],
+    atomic_uint_fast64_t loaded, nsess, timers, evals, eval_ns, eval_hist[HN_RULES_EVAL_BUCKETS + 1], eval_record_ns, firings[ACT__N], skipped[SKIP__N],
                          claims_lost, pg_errors, redis_errors, decode_errors, webhooks_lifecycle;
 };
 

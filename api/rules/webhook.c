@@ -706,12 +706,17 @@ static void on_retry(evutil_socket_t fd, short what, void *arg) {
 
 static void *run(void *arg) {
     hn_webhooks *wh = arg;
+    pthread_setname_np(pthread_self(), "hn-webhooks");
     wh->retry_ms = 100;
     pg_connect(wh);
     struct timeval tv = {0, TICK_MS * 1000};
     event_add(wh->tick, &tv);
     event_base_dispatch(wh->base);
-    for (int i = 0; i < wh->nslots; i++) slot_free(wh, &wh->slots[i]);
+    for (int i = 0; i < wh->nslots; i++) {    /* in flight: dropped, the lease brings them back */
+        wh->slots[i].done = true;
+        slot_free(wh, &wh->slots[i]);
+    }
+    event_base_loop(wh->base, EVLOOP_NONBLOCK);   /* the cancelled lookups' callbacks free them */
     pg_drop(wh);
     return NULL;
 }
@@ -757,12 +762,6 @@ void hn_webhooks_stop(hn_webhooks *wh) {
     if (wh == NULL) return;
     atomic_store(&wh->stop, true);
     pthread_join(wh->thread, NULL);
-    for (int i = 0; i < wh->nslots; i++) {    /* in flight: dropped, the lease brings them back */
-        slot *s = &wh->slots[i];
-        if (!s->busy) continue;
-        s->done = true;
-        slot_free(wh, s);
-    }
     event_free(wh->tick);
     event_free(wh->retry_ev);
     evdns_base_free(wh->dns, 0);

@@ -16,7 +16,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 hn_need jq jq
-command -v node >/dev/null || { hn_fail "node is needed (apt-get install nodejs)"; hn_done; }
+hn_need node nodejs
 
 CTL="$HN_BIN/herenowctl"
 hn_start_stores
@@ -140,13 +140,20 @@ hn_assert_eq "a delivered one resets the count" 0 \
 
 # ---- 2b. host names: resolved by the sender, which refuses one that resolves to this api ------------
 # (the check at creation reads no DNS: docs/RULES.md §2). localhost at the
-# receiver's port is resolved and delivered; this machine's own name, when
-# /etc/hosts maps it to a loopback address (Debian's 127.0.1.1), at the
-# api's port is refused at delivery.
+# receiver's port is resolved and delivered; localhost at the api's port
+# (a row written straight into the outbox, past the creation check) and
+# this machine's own name, when /etc/hosts maps it to a loopback address
+# (Debian's 127.0.1.1), at the api's port are refused at delivery.
 hn_psql "UPDATE widget_rules SET enabled = true, consecutive_failures = 0 WHERE id = $RULE" >/dev/null
 N1=$(enqueue rule.fired /ok "$RULE" "http://localhost:$(cat "$HN_TMP/rport")")
 hn_wait_for 10 "a URL by name (localhost, the receiver's port): resolved, delivered" state_is "$N1" delivered
 hn_assert_eq "... once, signed" "1 true" "$(nreceived "$N1") $(received "$N1" | jq -r .sig_ok)"
+L1=$(enqueue rule.fired /x "$RULE" "http://localhost:${API1##*:}")
+hn_wait_for 15 "a URL by name that resolves to this api (localhost at its port; the row written past the creation check): failed" \
+    state_is "$L1" failed
+err=$(row "$L1" last_error)
+hn_assert_cmd "... the error says why ($err), nothing reached the api" grep -q 'resolves to this api' <<<"$err"
+hn_psql "UPDATE widget_rules SET enabled = true, consecutive_failures = 0 WHERE id = $RULE" >/dev/null
 SELF=$(hostname)
 if getent hosts "$SELF" | awk '{ print $1 }' | grep -qE '^(127\.|::1$)'; then
     S1=$(enqueue rule.fired /x "$RULE" "http://$SELF:${API1##*:}")

@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <fnmatch.h>
 #include <string.h>
 
 #include "common/jsonread.h"
@@ -301,6 +302,54 @@ static void test_eval_fields(void **state) {
     }
 }
 
+/* Globs are matched without fnmatch when they have no '[' or '\\' (pieces
+ * split at '*', or a loop over '*' and '?'): they must answer as
+ * fnmatch(pattern, url, 0) does, on random patterns and URLs over a small
+ * alphabet (so that pieces overlap, repeat and backtrack), and on a few
+ * chosen ones. */
+static void test_glob_as_fnmatch(void **state) {
+    (void)state;
+    static const char pat_alpha[] = "ab/*?*.", str_alpha[] = "ab/.";
+    static const char *const fixed[][2] = {
+        {"*&n=*3", "https://bench.example/p/5?t=1&n=123"}, {"*&n=*3", "https://x/?n=3"},
+        {"a*a", "a"}, {"a*a", "aa"}, {"*a*a*", "aba"}, {"**", ""}, {"*", ""}, {"?", ""},
+        {"a*b*c", "abcbc"}, {"*ab*ab", "abab"}, {"*ab*ab", "ab"}, {"a?c*", "abcd"},
+        {"*?", ""}, {"*.*", "a.b"}, {"https://shop.example.co?/*", "https://shop.example.com/x"},
+    };
+    uint64_t x = 42;
+    for (int i = 0; i < 20000 + (int)HN_ARRAY_LEN(fixed); i++) {
+        char pat[16] = {0}, str[24] = {0};
+        if (i < (int)HN_ARRAY_LEN(fixed)) {
+            snprintf(pat, sizeof(pat), "%s", fixed[i][0]);
+            snprintf(str, sizeof(str), "%.23s", fixed[i][1]);
+            if (strlen(fixed[i][1]) >= sizeof(str)) continue;
+        } else {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            int pl = 1 + (int)((x >> 33) % 8), sl = (int)((x >> 40) % 12);
+            for (int k = 0; k < pl; k++) {
+                x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+                pat[k] = pat_alpha[(x >> 33) % (sizeof(pat_alpha) - 1)];
+            }
+            for (int k = 0; k < sl; k++) {
+                x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+                str[k] = str_alpha[(x >> 33) % (sizeof(str_alpha) - 1)];
+            }
+        }
+        char json[256], err[256];
+        snprintf(json, sizeof(json), WRAP(C("url", "glob", "\"%s\""), ALERT), pat);
+        hn_rule *r = NULL;
+        if (hn_rule_parse(json, strlen(json), &self, &r, err, sizeof(err)) != HN_OK)
+            fail_msg("glob %s refused: %s", pat, err);
+        hn_rule_sess s;
+        memset(&s, 0, sizeof(s));
+        s.str[HN_RF_URL] = str;
+        int want = fnmatch(pat, str, 0) == 0 ? HN_RULE_MATCH : HN_RULE_NO;
+        int got = hn_rule_eval(r, &s, NOW, NULL);
+        if (got != want) fail_msg("glob \"%s\" on \"%s\": fnmatch says %d, eval %d", pat, str, want, got);
+        hn_rule_free(r);
+    }
+}
+
 static void test_unknown_visitor(void **state) {
     (void)state;
     hn_rule_sess s = sess();
@@ -505,6 +554,7 @@ int main(void) {
         cmocka_unit_test(test_bad),
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_eval_fields),
+        cmocka_unit_test(test_glob_as_fnmatch),
         cmocka_unit_test(test_unknown_visitor),
         cmocka_unit_test(test_all_any_later),
         cmocka_unit_test(test_unknown_start),

@@ -350,6 +350,33 @@ static void test_glob_as_fnmatch(void **state) {
     }
 }
 
+/* hn_rule_eval_why names the field an `all` rule failed on (the engine
+ * skips the rule until that field changes), and nothing otherwise. */
+static void test_eval_why(void **state) {
+    (void)state;
+    hn_rule_sess s = sess();
+    static const struct { const char *conds; bool any; int want, why; } cases[] = {
+        {C("country", "in", "[\"NZ\"]") "," C("url", "contains", "\"/\""), false, HN_RULE_NO, HN_RF_COUNTRY},
+        {C("url", "contains", "\"/\"") "," C("page_views", "gte", "1000"), false, HN_RULE_NO, HN_RF_PAGE_VIEWS},
+        {C("url", "contains", "\"/nowhere\"") "," C("country", "in", "[\"NZ\"]"), true, HN_RULE_NO, -1},
+        {C("url", "contains", "\"/\"") "," C("time_on_page", "gte", "86400"), false, HN_RULE_LATER, -1},
+        {C("url", "contains", "\"/\""), false, HN_RULE_MATCH, -1},
+    };
+    for (size_t i = 0; i < HN_ARRAY_LEN(cases); i++) {
+        char json[1024], err[256];
+        snprintf(json, sizeof(json), "{\"name\":\"r\",\"match\":\"%s\",\"conditions\":[%s],\"actions\":[" ALERT "]}",
+                 cases[i].any ? "any" : "all", cases[i].conds);
+        hn_rule *r = NULL;
+        if (hn_rule_parse(json, strlen(json), &self, &r, err, sizeof(err)) != HN_OK) fail_msg("case %zu: %s", i, err);
+        int64_t at = 0;
+        int why = 99;
+        int got = hn_rule_eval_why(r, &s, NOW, &at, &why);
+        if (got != cases[i].want || why != cases[i].why)
+            fail_msg("case %zu: want %d why %d, got %d why %d", i, cases[i].want, cases[i].why, got, why);
+        hn_rule_free(r);
+    }
+}
+
 static void test_unknown_visitor(void **state) {
     (void)state;
     hn_rule_sess s = sess();
@@ -555,6 +582,7 @@ int main(void) {
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_eval_fields),
         cmocka_unit_test(test_glob_as_fnmatch),
+        cmocka_unit_test(test_eval_why),
         cmocka_unit_test(test_unknown_visitor),
         cmocka_unit_test(test_all_any_later),
         cmocka_unit_test(test_unknown_start),

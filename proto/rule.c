@@ -683,6 +683,68 @@ int hn_rule_eval_why(const hn_rule *r, const hn_rule_sess *s, int64_t now_ms, in
     return r->any ? HN_RULE_NO : HN_RULE_MATCH;
 }
 
+/* ---- the prefilter -------------------------------------------------------------- */
+
+static uint16_t gram_bit(const unsigned char *p) {
+    uint32_t g = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+    return (uint16_t)((g * 2654435761u) >> 20);          /* 12 bits */
+}
+
+void hn_rule_grams(const char *s, uint64_t grams[HN_RULE_GRAM_WORDS]) {
+    memset(grams, 0, HN_RULE_GRAM_WORDS * sizeof(uint64_t));
+    const unsigned char *p = (const unsigned char *)s;
+    for (; p[0] && p[1] && p[2]; p++) {
+        uint16_t b = gram_bit(p);
+        grams[b >> 6] |= 1ull << (b & 63);
+    }
+}
+
+/* A literal every value satisfying c contains, of 3 bytes or more. */
+static bool cond_literal(const cond *c, const char **lit, size_t *len) {
+    if (c->field >= HN_RF_COUNTRY || c->sv == NULL) return false;   /* not a case-sensitive string field */
+    switch (c->op) {
+    case OP_EQUALS: case OP_CONTAINS: case OP_STARTS_WITH:
+        *lit = c->sv, *len = c->slen;
+        break;
+    case OP_GLOB: {
+        if (c->glob != GLOB_PIECES) return false;
+        *len = 0;
+        for (const char *q = c->sv; *q;) {
+            size_t n = strcspn(q, "*?");
+            if (n > *len) *lit = q, *len = n;
+            q += n;
+            if (*q) q++;
+        }
+        break;
+    }
+    default:
+        return false;
+    }
+    return *len >= 3;
+}
+
+uint32_t hn_rule_min_page_views(const hn_rule *r) {
+    uint32_t min = 0;
+    for (int i = 0; !r->any && i < r->nconds; i++)
+        if (r->conds[i].field == HN_RF_PAGE_VIEWS && r->conds[i].op == OP_GTE && (uint32_t)r->conds[i].n > min)
+            min = (uint32_t)r->conds[i].n;
+    return min;
+}
+
+int hn_rule_anchor(const hn_rule *r, int *field, uint16_t bits[2]) {
+    if (r->any) return HN_ERR;
+    for (int i = 0; i < r->nconds; i++) {
+        const char *lit;
+        size_t len;
+        if (!cond_literal(&r->conds[i], &lit, &len)) continue;
+        *field = (int)r->conds[i].field;
+        bits[0] = gram_bit((const unsigned char *)lit);
+        bits[1] = gram_bit((const unsigned char *)lit + len - 3);
+        return HN_OK;
+    }
+    return HN_ERR;
+}
+
 /* ---- webhook URLs --------------------------------------------------------------- */
 
 typedef struct url_host {

@@ -107,6 +107,22 @@ int hn_rule_eval(const hn_rule *r, const hn_rule_sess *s, int64_t now_ms, int64_
  * that field changes. -1 otherwise (an `any` rule, a match, LATER). */
 int hn_rule_eval_why(const hn_rule *r, const hn_rule_sess *s, int64_t now_ms, int64_t *at_ms, int *why);
 
+/* The prefilter: an `all` rule whose conditions include a string one that
+ * needs a literal of 3 bytes or more in its field (contains, equals,
+ * starts_with on url … utm_campaign; a glob's longest run of literals) is
+ * given that field and two trigram bits of the literal. A value whose
+ * trigram set (hn_rule_grams) lacks either bit cannot satisfy the rule:
+ * the engine skips the rule without reading it. HN_OK when r has one. */
+#define HN_RULE_GRAM_WORDS 64                  /* 4096 bits */
+int  hn_rule_anchor(const hn_rule *r, int *field, uint16_t bits[2]);
+void hn_rule_grams(const char *s, uint64_t grams[HN_RULE_GRAM_WORDS]);
+/* The page views an `all` rule needs at least (its page_views gte
+ * conditions), 0 when none: below them it cannot match. */
+uint32_t hn_rule_min_page_views(const hn_rule *r);
+static inline bool hn_rule_grams_have(const uint64_t *grams, const uint16_t bits[2]) {
+    return (grams[bits[0] >> 6] >> (bits[0] & 63) & 1) && (grams[bits[1] >> 6] >> (bits[1] & 63) & 1);
+}
+
 /* A webhook URL's check (docs/RULES.md §2), shared with the lifecycle
  * webhook's PUT: HN_OK, or HN_ERR and a reason. */
 int hn_rule_url_check(const char *url, size_t len, const hn_rule_self *self, char *err,

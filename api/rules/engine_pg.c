@@ -66,6 +66,7 @@ static void rollback(hn_rules *e) {
 void engine_widget_free(ewidget *w) {
     for (int i = 0; i < w->nrules; i++) hn_rule_free(w->rules[i].r);
     free(w->rules);
+    free(w->by_field);
     free(w->hook_url);
     free(w);
 }
@@ -110,6 +111,10 @@ static void load_rules(hn_rules *e, ewidget *w, const char *sig) {
     w->gen = ++e->rules_gen;
     w->reads_visitor = false;
     for (int i = 0; i < n; i++) {
+        if (w->nrules == HN_RULE_PER_WIDGET) {      /* more than the routes let in: written by hand */
+            hn_warn("event=rules_over_limit widget=%lld rules=%d loaded=%d", (long long)w->id, n, w->nrules);
+            break;
+        }
         erule *er = &w->rules[w->nrules];
         char err[256];
         const char *def = PQgetvalue(r, i, 1);
@@ -120,6 +125,9 @@ static void load_rules(hn_rules *e, ewidget *w, const char *sig) {
         }
         er->id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
         er->fields = hn_rule_fields(er->r);
+        int af;
+        er->afield = (int8_t)(hn_rule_anchor(er->r, &af, er->abits) == HN_OK ? af : -1);
+        er->min_pv = hn_rule_min_page_views(er->r);
         for (int k = 0; k < hn_rule_nactions(er->r); k++) {
             const hn_rule_action *a = hn_rule_action_at(er->r, k);
             er->webhook |= a->type == HN_RA_WEBHOOK;
@@ -130,6 +138,12 @@ static void load_rules(hn_rules *e, ewidget *w, const char *sig) {
         w->nrules++;
     }
     PQclear(r);
+    free(w->by_field);
+    w->nwords = (w->nrules + 63) / 64;
+    w->by_field = hn_xcalloc((size_t)HN_RF__N * (size_t)(w->nwords ? w->nwords : 1), sizeof(uint64_t));
+    for (int i = 0; i < w->nrules; i++)
+        for (uint32_t f = w->rules[i].fields & ((1u << HN_RF__N) - 1); f; f &= f - 1)
+            w->by_field[(size_t)__builtin_ctz(f) * (size_t)w->nwords + (size_t)(i >> 6)] |= 1ull << (i & 63);
     snprintf(w->sig, sizeof(w->sig), "%s", sig);
     hn_info("event=rules_loaded widget=%lld rules=%d", (long long)w->id, w->nrules);
     engine_widget_reloaded(e, w);
@@ -168,6 +182,7 @@ void engine_reload(hn_rules *e) {
         if (!w->seen) {                  /* no enabled rule left */
             for (int i = 0; i < w->nrules; i++) hn_rule_free(w->rules[i].r);
             w->nrules = 0;
+            w->nwords = 0;
             w->gen = ++e->rules_gen;
             w->sig[0] = '\0';
             w->reads_visitor = false;

@@ -14,6 +14,7 @@
 #include <uthash.h>
 
 #define HN_RULES_SID_CAP 65
+#define HN_RULES_WORDS_MAX ((HN_RULE_PER_WIDGET + 63) / 64)
 #define HN_RULES_EVAL_BUCKETS 9     /* engine.c eval_le */
 
 typedef struct erule {
@@ -21,6 +22,9 @@ typedef struct erule {
     hn_rule *r;
     uint32_t fields;
     bool     invite, alert, webhook;
+    int8_t   afield;                  /* the prefilter's field (hn_rule_anchor), -1 none */
+    uint16_t abits[2];                /* … and its literal's two trigram bits */
+    uint32_t min_pv;                  /* the page views it needs (hn_rule_min_page_views) */
 } erule;
 
 typedef struct ewidget {
@@ -35,6 +39,8 @@ typedef struct ewidget {
     bool           reads_visitor;     /* a rule reads `visitor`: new sessions ask hn:vfirst */
     bool           backfill;          /* new: its live sessions are read back first */
     uint64_t       gen;               /* this set of rules (engine-wide counter): sessions' memos */
+    int            nwords;            /* 64-bit words of a bitset of its rules */
+    uint64_t      *by_field;          /* per field, the rules that read it (HN_RF__N × nwords) */
 } ewidget;
 
 typedef struct esess {
@@ -57,6 +63,7 @@ typedef struct esess {
      * `all` rule that failed on a field is not evaluated again before that
      * field changes. */
     uint8_t       *memo;
+    uint64_t      *memo_bits;         /* per field, the rules whose memo names it (HN_RF__N × nwords) */
     uint64_t       memo_gen;
     /* the timer each rule waits on for this session (rule id, instant): one
      * per rule, so that records and reloads do not pile timers up; a heap

@@ -377,6 +377,92 @@ static void test_eval_why(void **state) {
     }
 }
 
+/* The prefilter: which rules have an anchor, and that a rule never
+ * matches (nor waits for its time) on a value whose trigrams lack its
+ * anchor's bits — random literals and values over a small alphabet, where
+ * literals often occur. */
+static void test_anchor(void **state) {
+    (void)state;
+    static const struct { const char *conds; bool any; int field; } cases[] = {
+        {C("url", "contains", "\"/pricing\""), false, HN_RF_URL},
+        {C("country", "in", "[\"DE\"]") "," C("title", "equals", "\"Pricing\""), false, HN_RF_TITLE},
+        {C("url", "glob", "\"*/p?/checkout*\""), false, HN_RF_URL},
+        {C("referrer", "starts_with", "\"https://\""), false, HN_RF_REFERRER},
+        {C("url", "regex", "\"/pricing\""), false, -1},
+        {C("url", "not_contains", "\"/pricing\""), false, -1},
+        {C("url", "contains", "\"/p\""), false, -1},
+        {C("url", "glob", "\"*a?b*c\""), false, -1},
+        {C("browser", "contains", "\"Firefox\""), false, -1},
+        {C("url", "contains", "\"/pricing\""), true, -1},
+    };
+    for (size_t i = 0; i < HN_ARRAY_LEN(cases); i++) {
+        char json[1024], err[256];
+        snprintf(json, sizeof(json), "{\"name\":\"r\",\"match\":\"%s\",\"conditions\":[%s],\"actions\":[" ALERT "]}",
+                 cases[i].any ? "any" : "all", cases[i].conds);
+        hn_rule *r = NULL;
+        if (hn_rule_parse(json, strlen(json), &self, &r, err, sizeof(err)) != HN_OK) fail_msg("case %zu: %s", i, err);
+        int field = -1;
+        uint16_t bits[2];
+        if (hn_rule_anchor(r, &field, bits) != HN_OK) field = -1;
+        if (field != cases[i].field) fail_msg("case %zu: anchor field %d, want %d", i, field, cases[i].field);
+        hn_rule_free(r);
+    }
+    static const char *const ops[] = {"contains", "equals", "starts_with", "glob"};
+    static const char alpha[] = "ab/";
+    uint64_t x = 7;
+    int anchored = 0;
+    for (int i = 0; i < 20000; i++) {
+        char lit[12] = {0}, val[24] = {0};
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        const char *op = ops[(x >> 33) % 4];
+        int ll = 3 + (int)((x >> 40) % 6), vl = (int)((x >> 50) % 16);
+        for (int k = 0; k < ll; k++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            lit[k] = strcmp(op, "glob") == 0 && (x >> 33) % 5 == 0 ? "*?"[(x >> 40) & 1] : alpha[(x >> 33) % 3];
+        }
+        for (int k = 0; k < vl; k++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            val[k] = alpha[(x >> 33) % 3];
+        }
+        char json[256], err[256];
+        snprintf(json, sizeof(json), WRAP(C("url", "%s", "\"%s\"") "," C("time_on_page", "gte", "%d"), ALERT), op, lit,
+                 (int)(x >> 60) % 2 ? 1 : 86400);
+        hn_rule *r = NULL;
+        if (hn_rule_parse(json, strlen(json), &self, &r, err, sizeof(err)) != HN_OK) fail_msg("%s refused: %s", json, err);
+        int field;
+        uint16_t bits[2];
+        if (hn_rule_anchor(r, &field, bits) == HN_OK) {
+            anchored++;
+            hn_rule_sess s;
+            memset(&s, 0, sizeof(s));
+            s.str[HN_RF_URL] = val;
+            s.page_start_ms = s.session_start_ms = NOW - 1000;
+            uint64_t g[HN_RULE_GRAM_WORDS];
+            hn_rule_grams(val, g);
+            int got = hn_rule_eval(r, &s, NOW, NULL);
+            if (got != HN_RULE_NO && !hn_rule_grams_have(g, bits))
+                fail_msg("url %s \"%s\" on \"%s\": eval %d but the prefilter says no", op, lit, val, got);
+        }
+        hn_rule_free(r);
+    }
+    assert_true(anchored > 10000);
+
+    /* the page views a rule needs */
+    static const struct { const char *json; uint32_t want; } pv[] = {
+        {WRAP(C("page_views", "gte", "5") "," C("page_views", "gte", "3"), ALERT), 5},
+        {WRAP(C("page_views", "lte", "5"), ALERT), 0},
+        {WRAP(URLC, ALERT), 0},
+        {"{\"name\":\"r\",\"match\":\"any\",\"conditions\":[" C("page_views", "gte", "5") "," URLC "],\"actions\":[" ALERT "]}", 0},
+    };
+    for (size_t i = 0; i < HN_ARRAY_LEN(pv); i++) {
+        char err[256];
+        hn_rule *r = NULL;
+        if (hn_rule_parse(pv[i].json, strlen(pv[i].json), &self, &r, err, sizeof(err)) != HN_OK) fail_msg("%s", err);
+        assert_int_equal(hn_rule_min_page_views(r), pv[i].want);
+        hn_rule_free(r);
+    }
+}
+
 static void test_unknown_visitor(void **state) {
     (void)state;
     hn_rule_sess s = sess();
@@ -583,6 +669,7 @@ int main(void) {
         cmocka_unit_test(test_eval_fields),
         cmocka_unit_test(test_glob_as_fnmatch),
         cmocka_unit_test(test_eval_why),
+        cmocka_unit_test(test_anchor),
         cmocka_unit_test(test_unknown_visitor),
         cmocka_unit_test(test_all_any_later),
         cmocka_unit_test(test_unknown_start),

@@ -51,6 +51,7 @@
 #define LEASE_MARGIN 5000         /* ms past the timeout before another sender retries */
 #define TICK_MS      100
 #define POLL_MS      1000
+#define DELIVERED_BATCH 64        /* delivered rows written in one statement at most */
 
 /* ---- metrics (process-wide: the thread writes, /metrics reads) ------------------------ */
 
@@ -156,6 +157,9 @@ struct hn_webhooks {
     uint64_t          retry_at;           /* the earliest retry this process scheduled; 0 none */
     int64_t           retry_ms;
     bool              wake;               /* a NOTIFY came: claim again */
+    struct event     *after;              /* deferred: flush the delivered, claim (after the finishes) */
+    hn_buf            dl_id, dl_st, dl_ms;   /* the delivered not yet written: "{…" array texts */
+    int               ndl;
     int               nslots, busy;
     slot             *slots;
     hn_rng            rng;
@@ -174,12 +178,15 @@ static const char claim_sql[] =
     "   THEN (SELECT secret FROM widget_webhooks w WHERE w.widget_id = d.widget_id)"
     "   ELSE (SELECT webhook_secret FROM widget_rules r WHERE r.id = d.rule_id) END";
 
+/* The deliveries answered 2xx since the last flush, in one statement:
+ * $1 ids, $2 statuses, $3 durations (ms), as arrays. */
 static const char delivered_sql[] =
-    "WITH d AS (UPDATE webhook_deliveries SET state = 'delivered', delivered_at = now(),"
-    "  last_status = $2, last_ms = $3, last_error = NULL, locked_until = NULL"
-    "  WHERE id = $1 AND state = 'sending' RETURNING rule_id)"
-    " UPDATE widget_rules r SET consecutive_failures = 0 FROM d"
-    " WHERE r.id = d.rule_id AND r.consecutive_failures <> 0";
+    "WITH d AS (UPDATE webhook_deliveries w SET state = 'delivered', delivered_at = now(),"
+    "  last_status = u.st, last_ms = u.ms, last_error = NULL, locked_until = NULL"
+    "  FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS u(id, st, ms)"
+    "  WHERE w.id = u.id AND w.state = 'sending' RETURNING w.rule_id)"
+    " UPDATE widget_rules r SET consecutive_failures = 0 FROM (SELECT DISTINCT rule_id FROM d) x"
+    " WHERE r.id = x.rule_id AND r.consecutive_failures <> 0";
 
 /* $1 id, $2 attempt (a lease lost to another sender leaves the row alone),
  * $3 status (NULL none), $4 error, $5 ms, $6 max attempts, $7 backoff ms,
@@ -345,6 +352,21 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg) {
     settle(s);
 }
 
+/* Writes the delivered ones (record) in one statement. On a failure they
+ * stay 'sending' until their lease runs out and are sent again (delivery
+ * is at least once: receivers dedupe by Herenow-Delivery). */
+static void flush_delivered(hn_webhooks *wh) {
+    if (wh->ndl == 0) return;
+    hn_buf_append(&wh->dl_id, "}", 2);
+    hn_buf_append(&wh->dl_st, "}", 2);
+    hn_buf_append(&wh->dl_ms, "}", 2);
+    const char *p[] = {wh->dl_id.p, wh->dl_st.p, wh->dl_ms.p};
+    PGresult *r = wh->pg ? exec(wh, "delivered", delivered_sql, 3, p) : NULL;
+    PQclear(r);
+    wh->dl_id.len = wh->dl_st.len = wh->dl_ms.len = 0;
+    wh->ndl = 0;
+}
+
 static void record(hn_webhooks *wh, slot *s) {
     int64_t ms = (int64_t)(hn_mono_ms() - s->t0);
     char id[24], st[16], msb[24], att[16];
@@ -355,9 +377,15 @@ static void record(hn_webhooks *wh, slot *s) {
     int ev = ev_index(s->event);
     bool ok = s->status >= 200 && s->status < 300 && !(s->err[0] && s->status == 0);
     if (ok) {
-        const char *p[] = {id, st, msb};
-        PGresult *r = exec(wh, "delivered", delivered_sql, 3, p);
-        PQclear(r);
+        /* written with the others that finish in this turn of the loop
+         * (flush_delivered): one statement, not one per delivery */
+        hn_buf_append(&wh->dl_id, wh->ndl ? "," : "{", 1);
+        hn_buf_append(&wh->dl_st, wh->ndl ? "," : "{", 1);
+        hn_buf_append(&wh->dl_ms, wh->ndl ? "," : "{", 1);
+        hn_buf_append(&wh->dl_id, id, strlen(id));
+        hn_buf_append(&wh->dl_st, st, strlen(st));
+        hn_buf_append(&wh->dl_ms, msb, strlen(msb));
+        if (++wh->ndl >= DELIVERED_BATCH) flush_delivered(wh);
         atomic_fetch_add(&m_deliveries[ev][O_DELIVERED], 1);
         int64_t lat = (int64_t)hn_now_ms() - s->created_ms;
         if (lat < 0) lat = 0;
@@ -430,6 +458,16 @@ static void finish_cb(evutil_socket_t fd, short what, void *arg) {
     if (wh->pg == NULL && hn_mono_ms() >= wh->next_connect) pg_connect(wh);
     if (wh->pg) record(wh, s);   /* else the lease runs out and another attempt comes */
     slot_free(wh, s);
+    if (!evtimer_pending(wh->after, NULL)) {    /* once for all that finish in this turn */
+        struct timeval zero = {0, 0};
+        evtimer_add(wh->after, &zero);
+    }
+}
+
+static void after_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    hn_webhooks *wh = arg;
+    flush_delivered(wh);
     claim(wh);
 }
 
@@ -675,6 +713,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
         event_base_loopbreak(wh->base);
         return;
     }
+    flush_delivered(wh);
     /* notifications that came with a query's answer left the socket quiet */
     for (PGnotify *n; wh->pg && (n = PQnotifies(wh->pg)) != NULL; PQfreemem(n)) wh->wake = true;
     uint64_t now = hn_mono_ms();
@@ -717,6 +756,7 @@ static void *run(void *arg) {
         slot_free(wh, &wh->slots[i]);
     }
     event_base_loop(wh->base, EVLOOP_NONBLOCK);   /* the cancelled lookups' callbacks free them */
+    flush_delivered(wh);
     pg_drop(wh);
     return NULL;
 }
@@ -742,6 +782,7 @@ hn_webhooks *hn_webhooks_start(const hn_config *cfg) {
     SSL_CTX_set_min_proto_version(wh->ssl, TLS1_2_VERSION);
     wh->tick = event_new(wh->base, -1, EV_PERSIST, on_tick, wh);
     wh->retry_ev = evtimer_new(wh->base, on_retry, wh);
+    wh->after = evtimer_new(wh->base, after_cb, wh);
     if (pthread_create(&wh->thread, NULL, run, wh) != 0) goto fail;
     hn_info("event=webhooks_started senders=%d timeout_ms=%lld attempts=%lld", wh->nslots,
             (long long)cfg->webhook_timeout_ms, (long long)cfg->webhook_attempts);
@@ -750,6 +791,7 @@ fail:
     hn_error("event=webhooks_start_failed");
     if (wh->tick) event_free(wh->tick);
     if (wh->retry_ev) event_free(wh->retry_ev);
+    if (wh->after) event_free(wh->after);
     if (wh->dns) evdns_base_free(wh->dns, 0);
     if (wh->ssl) SSL_CTX_free(wh->ssl);
     if (wh->base) event_base_free(wh->base);
@@ -764,6 +806,10 @@ void hn_webhooks_stop(hn_webhooks *wh) {
     pthread_join(wh->thread, NULL);
     event_free(wh->tick);
     event_free(wh->retry_ev);
+    event_free(wh->after);
+    hn_buf_free(&wh->dl_id);
+    hn_buf_free(&wh->dl_st);
+    hn_buf_free(&wh->dl_ms);
     evdns_base_free(wh->dns, 0);
     event_base_free(wh->base);
     SSL_CTX_free(wh->ssl);

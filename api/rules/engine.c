@@ -17,11 +17,11 @@
 #define XREAD_COUNT  "500"
 #define SWEEP_MS     1000
 #define RETRY_FIRE_MS 1000
-#define HEAP_COMPACT_MIN 4096
+#define HEAP_COMPACT_MIN 4096    /* timers in the heap before stale ones are worth a pass */
 /* herenow_rule_eval_record_seconds: 1 µs .. 1 ms (a wall clock: a thread
  * the machine took away in the middle lands in the top buckets) */
 static const double eval_le[] = {1e-6, 2e-6, 4e-6, 8e-6, 16e-6, 32e-6, 64e-6, 256e-6, 1e-3};
-_Static_assert(HN_ARRAY_LEN(eval_le) == HN_RULES_EVAL_BUCKETS, "eval_hist's size");    /* timers in the heap before stale ones are worth a pass */
+_Static_assert(HN_ARRAY_LEN(eval_le) == HN_RULES_EVAL_BUCKETS, "eval_hist's size");
 
 static int64_t wall_ms(void) {
     return (int64_t)hn_now_ms();
@@ -288,6 +288,7 @@ static int eval_rule(hn_rules *e, ewidget *w, esess *s, const hn_rule_sess *v, i
  * not the clock); the matches are acted on after it, their PostgreSQL
  * round trips outside the measure. */
 static void eval_rules(hn_rules *e, ewidget *w, esess *s, uint32_t changed, int64_t only, bool record) {
+    if (w->nrules == 0) return;        /* a widget with lifecycle webhooks only */
     if (e->capmatch < w->nrules) {
         e->capmatch = w->nrules;
         e->match = realloc(e->match, (size_t)e->capmatch * sizeof(*e->match));

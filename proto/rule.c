@@ -699,10 +699,88 @@ void hn_rule_grams(const char *s, uint64_t grams[HN_RULE_GRAM_WORDS]) {
     }
 }
 
-/* A literal every value satisfying c contains, of 3 bytes or more. */
-static bool cond_literal(const cond *c, const char **lit, size_t *len) {
+/* The longest run (3 bytes or more) of literal characters at the top level
+ * of a regex, which every match contains; false when there is none, or
+ * when the pattern has what this reading does not follow: (?…) groups and
+ * flags, \Q…\E, escapes with arguments or back references, alternation at
+ * the top level. A run inside a group, and a character a quantifier makes
+ * optional, are left out (the answer may be shorter, never wrong). */
+static bool regex_literal(const char *p, char *out, size_t *len) {
+    char run[HN_RULE_REGEX_MAX + 1];
+    size_t rl = 0, best = 0;
+    int depth = 0;
+    bool prev_lit = false;                       /* the last atom is the run's last character */
+#define END_RUN() do { if (rl > best) { memcpy(out, run, rl); best = rl; } rl = 0; prev_lit = false; } while (0)
+    for (size_t i = 0; p[i];) {
+        unsigned char ch = (unsigned char)p[i];
+        if (ch == '(') {
+            if (p[i + 1] == '?' || p[i + 1] == '*') return false;
+            END_RUN();
+            depth++, i++;
+        } else if (ch == ')') {
+            END_RUN();
+            depth--, i++;
+        } else if (ch == '|') {
+            if (depth == 0) return false;
+            END_RUN();
+            i++;
+        } else if (ch == '[') {
+            END_RUN();
+            i++;
+            if (p[i] == '^') i++;
+            if (p[i] == ']') i++;
+            while (p[i] && p[i] != ']') i += p[i] == '\\' && p[i + 1] ? 2 : 1;
+            if (p[i]) i++;
+        } else if (ch == '*' || ch == '?' || ch == '+' || ch == '{') {
+            if (ch != '+' && prev_lit) {         /* the last character is optional: out */
+                while (rl > 0 && ((unsigned char)run[rl - 1] & 0xC0) == 0x80) rl--;
+                if (rl > 0) rl--;
+            }
+            END_RUN();
+            if (ch == '{')
+                while (p[i] && p[i] != '}') i++;
+            if (p[i]) i++;
+        } else if (ch == '.' || ch == '^' || ch == '$') {
+            END_RUN();
+            i++;
+        } else if (ch == '\\') {
+            char n = p[i + 1];
+            if (n && strchr(".\\/-?+*()[]{}|$^ #&~=:,;'\"@%!<>_", n)) {
+                if (depth == 0) run[rl++] = n, prev_lit = true;
+                else prev_lit = false;
+            } else if (n && strchr("dDwWsSbBhHvVRXAzZG", n)) {
+                END_RUN();
+            } else {
+                return false;                     /* \x, \p, \k, \1, \Q, … */
+            }
+            i += 2;
+        } else {
+            size_t n = 1;                          /* a UTF-8 character whole */
+            while ((p[i + n] & 0xC0) == 0x80) n++;
+            if (depth == 0) {
+                memcpy(run + rl, p + i, n);
+                rl += n, prev_lit = true;
+            } else {
+                prev_lit = false;
+            }
+            i += n;
+        }
+    }
+    END_RUN();
+#undef END_RUN
+    *len = best;
+    return best >= 3;
+}
+
+/* A literal every value satisfying c contains, of 3 bytes or more (buf:
+ * room for a regex's). */
+static bool cond_literal(const cond *c, char *buf, const char **lit, size_t *len) {
     if (c->field >= HN_RF_COUNTRY || c->sv == NULL) return false;   /* not a case-sensitive string field */
     switch (c->op) {
+    case OP_REGEX:
+        if (!regex_literal(c->sv, buf, len)) return false;
+        *lit = buf;
+        break;
     case OP_EQUALS: case OP_CONTAINS: case OP_STARTS_WITH:
         *lit = c->sv, *len = c->slen;
         break;
@@ -731,15 +809,17 @@ uint32_t hn_rule_min_page_views(const hn_rule *r) {
     return min;
 }
 
-int hn_rule_anchor(const hn_rule *r, int *field, uint16_t bits[2]) {
+int hn_rule_anchor(const hn_rule *r, int *field, uint16_t bits[HN_RULE_ANCHOR_GRAMS]) {
     if (r->any) return HN_ERR;
     for (int i = 0; i < r->nconds; i++) {
         const char *lit;
+        char buf[HN_RULE_REGEX_MAX + 1];
         size_t len;
-        if (!cond_literal(&r->conds[i], &lit, &len)) continue;
+        if (!cond_literal(&r->conds[i], buf, &lit, &len)) continue;
         *field = (int)r->conds[i].field;
-        bits[0] = gram_bit((const unsigned char *)lit);
-        bits[1] = gram_bit((const unsigned char *)lit + len - 3);
+        size_t ng = len - 2;                      /* trigrams in the literal */
+        for (int k = 0; k < HN_RULE_ANCHOR_GRAMS; k++)
+            bits[k] = gram_bit((const unsigned char *)lit + (ng <= 1 ? 0 : (size_t)k * (ng - 1) / (HN_RULE_ANCHOR_GRAMS - 1)));
         return HN_OK;
     }
     return HN_ERR;

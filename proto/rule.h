@@ -110,17 +110,21 @@ int hn_rule_eval_why(const hn_rule *r, const hn_rule_sess *s, int64_t now_ms, in
 /* The prefilter: an `all` rule whose conditions include a string one that
  * needs a literal of 3 bytes or more in its field (contains, equals,
  * starts_with on url … utm_campaign; a glob's longest run of literals) is
- * given that field and two trigram bits of the literal. A value whose
- * trigram set (hn_rule_grams) lacks either bit cannot satisfy the rule:
+ * given that field and the bits of up to 8 of the literal's trigrams
+ * (spread over it). A value whose trigram set (hn_rule_grams) lacks one of
+ * them cannot satisfy the rule:
  * the engine skips the rule without reading it. HN_OK when r has one. */
 #define HN_RULE_GRAM_WORDS 64                  /* 4096 bits */
-int  hn_rule_anchor(const hn_rule *r, int *field, uint16_t bits[2]);
+#define HN_RULE_ANCHOR_GRAMS 8                 /* trigrams of the literal tested (spread over it) */
+int  hn_rule_anchor(const hn_rule *r, int *field, uint16_t bits[HN_RULE_ANCHOR_GRAMS]);
 void hn_rule_grams(const char *s, uint64_t grams[HN_RULE_GRAM_WORDS]);
 /* The page views an `all` rule needs at least (its page_views gte
  * conditions), 0 when none: below them it cannot match. */
 uint32_t hn_rule_min_page_views(const hn_rule *r);
-static inline bool hn_rule_grams_have(const uint64_t *grams, const uint16_t bits[2]) {
-    return (grams[bits[0] >> 6] >> (bits[0] & 63) & 1) && (grams[bits[1] >> 6] >> (bits[1] & 63) & 1);
+static inline bool hn_rule_grams_have(const uint64_t *grams, const uint16_t bits[HN_RULE_ANCHOR_GRAMS]) {
+    for (int i = 0; i < HN_RULE_ANCHOR_GRAMS; i++)
+        if (!(grams[bits[i] >> 6] >> (bits[i] & 63) & 1)) return false;
+    return true;
 }
 
 /* A webhook URL's check (docs/RULES.md §2), shared with the lifecycle

@@ -23,7 +23,7 @@ typedef struct erule {
     uint32_t fields;
     bool     invite, alert, webhook;
     int8_t   afield;                  /* the prefilter's field (hn_rule_anchor), -1 none */
-    uint16_t abits[2];                /* … and its literal's two trigram bits */
+    uint16_t abits[HN_RULE_ANCHOR_GRAMS];   /* … and its literal's trigrams' bits */
     uint32_t min_pv;                  /* the page views it needs (hn_rule_min_page_views) */
 } erule;
 

@@ -389,7 +389,7 @@ static void test_anchor(void **state) {
         {C("country", "in", "[\"DE\"]") "," C("title", "equals", "\"Pricing\""), false, HN_RF_TITLE},
         {C("url", "glob", "\"*/p?/checkout*\""), false, HN_RF_URL},
         {C("referrer", "starts_with", "\"https://\""), false, HN_RF_REFERRER},
-        {C("url", "regex", "\"/pricing\""), false, -1},
+        {C("url", "regex", "\"/pricing\""), false, HN_RF_URL},
         {C("url", "not_contains", "\"/pricing\""), false, -1},
         {C("url", "contains", "\"/p\""), false, -1},
         {C("url", "glob", "\"*a?b*c\""), false, -1},
@@ -403,7 +403,7 @@ static void test_anchor(void **state) {
         hn_rule *r = NULL;
         if (hn_rule_parse(json, strlen(json), &self, &r, err, sizeof(err)) != HN_OK) fail_msg("case %zu: %s", i, err);
         int field = -1;
-        uint16_t bits[2];
+        uint16_t bits[HN_RULE_ANCHOR_GRAMS];
         if (hn_rule_anchor(r, &field, bits) != HN_OK) field = -1;
         if (field != cases[i].field) fail_msg("case %zu: anchor field %d, want %d", i, field, cases[i].field);
         hn_rule_free(r);
@@ -431,7 +431,7 @@ static void test_anchor(void **state) {
         hn_rule *r = NULL;
         if (hn_rule_parse(json, strlen(json), &self, &r, err, sizeof(err)) != HN_OK) fail_msg("%s refused: %s", json, err);
         int field;
-        uint16_t bits[2];
+        uint16_t bits[HN_RULE_ANCHOR_GRAMS];
         if (hn_rule_anchor(r, &field, bits) == HN_OK) {
             anchored++;
             hn_rule_sess s;
@@ -447,6 +447,66 @@ static void test_anchor(void **state) {
         hn_rule_free(r);
     }
     assert_true(anchored > 10000);
+
+    /* regexes: a literal run at the top level, or none; and never wrong,
+     * on random patterns of literals, '.', classes, groups, alternation,
+     * quantifiers and escapes (PCRE2 itself deciding the matches) */
+    static const struct { const char *re; int field; } res[] = {
+        {"^https://shop\\\\.example/(cart|checkout)/12$", HN_RF_URL},
+        {"/pricing(/team)?", HN_RF_URL},
+        {"[?&]n=[0-9]*7$", -1},
+        {"a|/pricing", -1},
+        {"(?i)/pricing", -1},
+        {"\\\\x2fpricing", -1},
+        {"/pr?icing", HN_RF_URL},           /* "icing" */
+    };
+    for (size_t i = 0; i < HN_ARRAY_LEN(res); i++) {
+        char json[512], err[256];
+        snprintf(json, sizeof(json), WRAP(C("url", "regex", "\"%s\""), ALERT), res[i].re);
+        hn_rule *r = NULL;
+        if (hn_rule_parse(json, strlen(json), &self, &r, err, sizeof(err)) != HN_OK) fail_msg("%s: %s", res[i].re, err);
+        int field = -1;
+        uint16_t bits[HN_RULE_ANCHOR_GRAMS];
+        if (hn_rule_anchor(r, &field, bits) != HN_OK) field = -1;
+        if (field != res[i].field) fail_msg("regex %s: anchor field %d, want %d", res[i].re, field, res[i].field);
+        hn_rule_free(r);
+    }
+    static const char *const atoms[] = {"a", "b", "/", "ab", "ba", "\\\\.", ".", "[ab]", "(ab|b)", "(a)", "é", "\\\\d"};
+    static const char *const quants[] = {"", "", "", "?", "*", "+", "{0,2}", "{1}"};
+    int ranchored = 0;
+    for (int i = 0; i < 20000; i++) {
+        char re[128] = {0}, val[24] = {0};
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        int na = 2 + (int)((x >> 33) % 7), vl = (int)((x >> 40) % 14);
+        for (int k = 0; k < na; k++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            strcat(re, atoms[(x >> 33) % HN_ARRAY_LEN(atoms)]);
+            strcat(re, quants[(x >> 45) % HN_ARRAY_LEN(quants)]);
+            if ((x >> 55) % 13 == 0) strcat(re, (x >> 60) & 1 ? "|" : "^");
+        }
+        for (int k = 0; k < vl; k++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            val[k] = "ab/."[(x >> 33) % 4];
+        }
+        char json[512], err[256];
+        snprintf(json, sizeof(json), WRAP(C("url", "regex", "\"%s\""), ALERT), re);
+        hn_rule *r = NULL;
+        if (hn_rule_parse(json, strlen(json), &self, &r, err, sizeof(err)) != HN_OK) continue;   /* e.g. too costly */
+        int field;
+        uint16_t bits[HN_RULE_ANCHOR_GRAMS];
+        if (hn_rule_anchor(r, &field, bits) == HN_OK) {
+            ranchored++;
+            hn_rule_sess s;
+            memset(&s, 0, sizeof(s));
+            s.str[HN_RF_URL] = val;
+            uint64_t g[HN_RULE_GRAM_WORDS];
+            hn_rule_grams(val, g);
+            if (hn_rule_eval(r, &s, NOW, NULL) == HN_RULE_MATCH && !hn_rule_grams_have(g, bits))
+                fail_msg("regex %s on \"%s\": it matches but the prefilter says no", re, val);
+        }
+        hn_rule_free(r);
+    }
+    assert_true(ranchored > 2000);
 
     /* the page views a rule needs */
     static const struct { const char *json; uint32_t want; } pv[] = {

@@ -44,6 +44,17 @@ static uint64_t next(uint64_t *x) {
     return *x >> 33;
 }
 
+/* A page view of a random session: its URL and title written, its page
+ * views counted; the session's index. */
+static long make_record(uint64_t *x, long sessions, char **urls, char **titles, uint32_t *pvs, int64_t now, long k) {
+    long s = (long)(next(x) % (uint64_t)sessions);
+    unsigned page = (unsigned)(next(x) % 100);
+    snprintf(urls[s], 128, "https://bench.example/p/%u?t=%lld&n=%ld", page, (long long)now * 1000, k);
+    snprintf(titles[s], 32, "Bench page %u", page);
+    pvs[s]++;
+    return s;
+}
+
 static int usage(void) {
     fprintf(stderr, "usage: hn-rulebench --rules FILE [--records N (200000)] [--sessions N (10000)] [--seed N]\n");
     return 2;
@@ -113,11 +124,7 @@ int main(int argc, char **argv) {
     long matches = 0;
     double c0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID), w0 = clock_ns(CLOCK_MONOTONIC);
     for (long k = 0; k < records; k++) {
-        long s = (long)(next(&x) % (uint64_t)sessions);
-        unsigned page = (unsigned)(next(&x) % 100);
-        snprintf(urls[s], 128, "https://bench.example/p/%u?t=%lld&n=%ld", page, (long long)now * 1000, k);
-        snprintf(titles[s], 32, "Bench page %u", page);
-        pvs[s]++;
+        long s = make_record(&x, sessions, urls, titles, pvs, now, k);
         hn_rule_sess v;
         memset(&v, 0, sizeof(v));
         v.str[HN_RF_URL] = urls[s];
@@ -134,13 +141,7 @@ int main(int argc, char **argv) {
     /* the record's making (its URL and title) is in the loop: measured alone,
      * in process CPU time, and taken off both figures */
     double m0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
-    for (long k = 0; k < records; k++) {
-        long s = (long)(next(&x) % (uint64_t)sessions);
-        unsigned page = (unsigned)(next(&x) % 100);
-        snprintf(urls[s], 128, "https://bench.example/p/%u?t=%lld&n=%ld", page, (long long)now * 1000, k);
-        snprintf(titles[s], 32, "Bench page %u", page);
-        pvs[s]++;
-    }
+    for (long k = 0; k < records; k++) (void)make_record(&x, sessions, urls, titles, pvs, now, k);
     double m1 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
     double making = (m1 - m0) / (double)records;
     printf("rules=%d evaluated=%d records=%ld cpu_ns=%.1f wall_ns=%.1f making_ns=%.1f matches=%ld\n", nrules, nsel,

@@ -284,12 +284,4 @@ OUT=$HN_TMP/section.md
     echo
     echo "</details>"
 } >"$OUT"
-cat "$OUT"
-for r in $(seq 1 "$RUNS"); do
-    if [ -s "$HN_TMP/api-warn.$r" ]; then echo "bench-sse: round $r, api log lines above info:"; sed 's/^/  /' "$HN_TMP/api-warn.$r"; fi
-done
-if [ -n "$BENCH_DOC" ]; then
-    bench_write_section "$SECTION" "$OUT" "$BENCH_DOC"
-    say "wrote \"$SECTION\" in $BENCH_DOC"
-fi
-hn_done
+bench_finish bench-sse

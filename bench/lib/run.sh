@@ -34,3 +34,22 @@ now_s() { date +%s.%N; }
 pct() { awk -v t="$1" -v s="$2" -v k="$CLK_TCK" -v d="${PCT_DECIMALS:-1}" 'BEGIN { printf "%.*f", d, (s > 0 ? t / k / s * 100 : 0) }'; }
 # kv KEY LINE: one field of a key=value line
 kv() { tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k { print substr($0, length(k) + 2); exit }'; }
+
+# bench_finish NAME: prints $OUT (the section), each round's api log lines
+# above info ($HN_TMP/api-warn.N), writes $OUT as $SECTION of $BENCH_DOC
+# (unless it is empty) and ends the run (hn_done).
+bench_finish() {
+    local r
+    cat "$OUT"
+    for r in $(seq 1 "$RUNS"); do
+        if [ -s "$HN_TMP/api-warn.$r" ]; then
+            echo "$1: round $r, api log lines above info:"
+            sed 's/^/  /' "$HN_TMP/api-warn.$r"
+        fi
+    done
+    if [ -n "$BENCH_DOC" ]; then
+        bench_write_section "$SECTION" "$OUT" "$BENCH_DOC"
+        echo "$1: wrote \"$SECTION\" in $BENCH_DOC"
+    fi
+    hn_done
+}

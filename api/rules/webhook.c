@@ -451,6 +451,15 @@ static void slot_free(hn_webhooks *wh, slot *s) {
     }
 }
 
+/* The delivered written and free slots claimed, once, after everything
+ * that finishes in this turn of the loop (after_cb). */
+static void claim_soon(hn_webhooks *wh) {
+    if (!evtimer_pending(wh->after, NULL)) {
+        struct timeval zero = {0, 0};
+        evtimer_add(wh->after, &zero);
+    }
+}
+
 static void finish_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what;
     slot *s = arg;
@@ -458,10 +467,7 @@ static void finish_cb(evutil_socket_t fd, short what, void *arg) {
     if (wh->pg == NULL && hn_mono_ms() >= wh->next_connect) pg_connect(wh);
     if (wh->pg) record(wh, s);   /* else the lease runs out and another attempt comes */
     slot_free(wh, s);
-    if (!evtimer_pending(wh->after, NULL)) {    /* once for all that finish in this turn */
-        struct timeval zero = {0, 0};
-        evtimer_add(wh->after, &zero);
-    }
+    claim_soon(wh);
 }
 
 static void after_cb(evutil_socket_t fd, short what, void *arg) {
@@ -478,6 +484,7 @@ static void fail_now(hn_webhooks *wh, slot *s, const char *why) {
     s->done = true;
     record(wh, s);
     slot_free(wh, s);
+    claim_soon(wh);             /* (after a lookup's failure, the slot is free again) */
 }
 
 /* The POST of s's delivery to addr (a numeric address: the URL's host

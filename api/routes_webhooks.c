@@ -18,25 +18,12 @@
 #define PAGE_DEF 50
 #define PAGE_MAX 200
 
-static const char *const lifecycle[] = {"session.started", "session.ended", "chat.started",
-                                        "chat.message", "chat.closed"};
-#define NLIFE ((int)HN_ARRAY_LEN(lifecycle))
 
 /* ---- the URL check (docs/RULES.md §2: proto/rule.h's, shared with the rules) ------------- */
 
-/* This api as a webhook must not reach it: its listen address and port, and
- * HERENOW_PUBLIC_URL (as routes_rules.c). */
 static int url_check(const char *url, size_t len, const hn_config *cfg, char *err, size_t cap) {
     char host[256];
-    hn_rule_self me = {NULL, 0, cfg->public_url};
-    const char *l = cfg->api_listen ? cfg->api_listen : "";
-    const char *colon = strrchr(l, ':');
-    if (colon && (size_t)(colon - l) < sizeof(host)) {
-        memcpy(host, l, (size_t)(colon - l));
-        host[colon - l] = 0;
-        me.listen_host = host;
-        me.listen_port = atoi(colon + 1);
-    }
+    hn_rule_self me = hn_rule_self_of(cfg->api_listen, cfg->public_url, host, sizeof(host));
     return hn_rule_url_check(url, len, &me, err, cap);
 }
 
@@ -46,7 +33,7 @@ typedef struct hook_body {
     char *url;
     size_t url_len;
     bool  has_events;
-    unsigned events;          /* bit i: lifecycle[i] */
+    unsigned events;          /* bit i: hn_webhook_events[i] */
     int   enabled;            /* -1 absent */
     char  err[160];
 } hook_body;
@@ -54,8 +41,8 @@ typedef struct hook_body {
 static int event_elem(void *ctx, int index, const hn_jval *v) {
     (void)index;
     unsigned *out = ctx;
-    for (int i = 0; i < NLIFE; i++)
-        if (v->type == HN_J_STR && hn_jread_str_is(v, lifecycle[i])) {
+    for (int i = 0; i < HN_WEBHOOK_NEVENTS; i++)
+        if (v->type == HN_J_STR && hn_jread_str_is(v, hn_webhook_events[i])) {
             *out |= 1u << i;
             return HN_OK;
         }
@@ -181,9 +168,9 @@ void hn_route_webhook_put(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *r
     }
     size_t el = 0;
     events[el++] = '{';
-    for (int i = 0; i < NLIFE; i++)
+    for (int i = 0; i < HN_WEBHOOK_NEVENTS; i++)
         if (b.events & (1u << i))
-            el += (size_t)snprintf(events + el, sizeof(events) - el, "%s%s", el > 1 ? "," : "", lifecycle[i]);
+            el += (size_t)snprintf(events + el, sizeof(events) - el, "%s%s", el > 1 ? "," : "", hn_webhook_events[i]);
     snprintf(events + el, sizeof(events) - el, "}");
     snprintf(wbuf, sizeof(wbuf), "%lld", (long long)hn_rt_widget_id(rq));
     const char *p[] = {wbuf, b.url, secret, events, b.enabled < 0 ? NULL : b.enabled ? "true" : "false"};

@@ -27,6 +27,7 @@ static const command commands[] = {
     {"token", hn_ctl_token, hn_ctl_token_usage, "create, list and revoke API tokens"},
     {"spool", hn_ctl_spool, hn_ctl_spool_usage, "inspect or replay the collector's spool files"},
     {"rule", hn_ctl_rule, hn_ctl_rule_usage, "list, add, show, enable, disable and remove a widget's rules"},
+    {"webhook", hn_ctl_webhook, hn_ctl_webhook_usage, "show, set and remove a widget's lifecycle webhook"},
 };
 
 static void usage(FILE *f) {

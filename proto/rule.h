@@ -72,6 +72,12 @@ typedef struct hn_rule_self {
  * for the listen host, which the answer points into. */
 hn_rule_self hn_rule_self_of(const char *api_listen, const char *public_url, char *host, size_t cap);
 
+/* The lifecycle webhook's events (docs/RULES.md §4), in their order; the
+ * index of a name (len bytes), -1 when it is none of them. */
+#define HN_WEBHOOK_NEVENTS 5
+extern const char *const hn_webhook_events[HN_WEBHOOK_NEVENTS];
+int hn_webhook_event_index(const char *name, size_t len);
+
 /* A new webhook secret: 32 bytes from getrandom(2) as 64 hex digits.
  * HN_ERR when getrandom fails (errno set). */
 int hn_rule_new_secret(char out[65]);

@@ -171,3 +171,12 @@ int hn_rule_new_secret(char out[65]) {
     for (size_t i = 0; i < sizeof(key); i++) snprintf(out + 2 * i, 3, "%02x", key[i]);
     return HN_OK;
 }
+
+const char *const hn_webhook_events[HN_WEBHOOK_NEVENTS] = {"session.started", "session.ended", "chat.started",
+                                                           "chat.message", "chat.closed"};
+
+int hn_webhook_event_index(const char *name, size_t len) {
+    for (int i = 0; i < HN_WEBHOOK_NEVENTS; i++)
+        if (strlen(hn_webhook_events[i]) == len && memcmp(hn_webhook_events[i], name, len) == 0) return i;
+    return -1;
+}

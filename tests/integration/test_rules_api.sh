@@ -279,4 +279,32 @@ rc=$?
 set -e
 hn_assert_eq "rule rm again: exit 1" 1 "$rc"
 
+# --- herenowctl webhook (the lifecycle webhook) ------------------------------------------------------
+out=$("$CTL" webhook set "$W2" --url https://hooks.example.com/life --event session.started --event chat.message)
+hn_assert_cmd "webhook set: the secret printed once, enabled" \
+    bash -c "grep -qE '^webhook_secret: [0-9A-Za-z]{40}$' <<<'$out' && grep -q '(enabled)' <<<'$out'"
+out=$("$CTL" webhook set "$W2" --url https://hooks.example.com/life2 --event chat.closed --disabled)
+hn_assert_cmd "webhook set again: no secret, disabled" bash -c "! grep -q secret <<<'$out' && grep -q '(disabled)' <<<'$out'"
+hn_assert_eq "webhook show" "url: https://hooks.example.com/life2|events: chat.closed|enabled: false" \
+    "$("$CTL" webhook show "$W2" | paste -sd'|')"
+req GET "/widgets/$W2/webhooks"
+hn_assert_eq "… the API reads what herenowctl set" '200 https://hooks.example.com/life2 ["chat.closed"] false' \
+    "$ST $(j .url) $(jq -c .events "$BODY") $(j .enabled)"
+set +e
+err=$("$CTL" webhook set "$W2" --url https://TRACK.example.test/hook --event chat.closed 2>&1)
+rc=$?
+err2=$("$CTL" webhook set "$W2" --url https://hooks.example.com/x --event chat.opened 2>&1)
+rc2=$?
+set -e
+hn_assert_eq "webhook set: HERENOW_PUBLIC_URL refused (exit 2, the API's reason)" \
+    "2 webhook url: points at this installation (HERENOW_PUBLIC_URL)" \
+    "$rc $(grep -o 'webhook url: points at this installation (HERENOW_PUBLIC_URL)' <<<"$err")"
+hn_assert_eq "webhook set: an unknown event refused (exit 2)" "2 1" "$rc2 $(grep -c -- '--event chat.opened' <<<"$err2")"
+"$CTL" webhook rm "$W2" >/dev/null
+set +e
+"$CTL" webhook show "$W2" >/dev/null 2>&1
+rc=$?
+set -e
+hn_assert_eq "webhook rm: gone (show exits 1)" 1 "$rc"
+
 hn_done

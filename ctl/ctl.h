@@ -92,6 +92,12 @@ int hn_ctl_parse_flags(const char *cmd, int argc, char **argv, hn_ctl_flag *flag
 
 void hn_ctl_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The positional ids before any flag: want of them (1: WIDGET_ID; 2:
+ * WIDGET_ID RULE_ID), checked as whole numbers (a widget id ≤ 2^31 − 1)
+ * into ids; argc/argv moved past them. HN_OK, or HN_ERR (message printed,
+ * naming cmd). */
+int hn_ctl_ids(const char *cmd, int *argc, char ***argv, int want, char ids[][24]);
+
 /* A command made of subcommands (widget add|list|sync, token ...): runs the
  * one named by argv[1] with its own argv (argv[0] = its name), prints the
  * usage for --help/-h/help, and a one-line error (exit HN_CTL_EXIT_USAGE)

@@ -36,33 +36,11 @@ void hn_ctl_rule_usage(FILE *f) {
             "  Deletes a rule.\n");
 }
 
-/* The positional arguments (WIDGET_ID, RULE_ID) before any flag: want of
- * them, checked as numbers. HN_OK, or HN_ERR (message printed). */
-static int positionals(const char *cmd, int *argc, char ***argv, int want, char ids[2][24]) {
-    int n = 0;
-    while (*argc > 0 && strncmp((*argv)[0], "--", 2) != 0 && n < 2) {
-        int64_t v;
-        int64_t max = n == 0 ? 2147483647 : INT64_MAX;
-        if (!hn_parse_i64((*argv)[0], &v) || v < 1 || v > max) {
-            hn_ctl_errorf("rule %s: %s must be a whole number from 1 to %lld", cmd,
-                          n == 0 ? "WIDGET_ID" : "RULE_ID", (long long)max);
-            return HN_ERR;
-        }
-        snprintf(ids[n++], 24, "%lld", (long long)v);
-        (*argc)--, (*argv)++;
-    }
-    if (n != want) {
-        hn_ctl_errorf("rule %s: want %s", cmd, want == 1 ? "WIDGET_ID" : "WIDGET_ID RULE_ID");
-        return HN_ERR;
-    }
-    return HN_OK;
-}
-
 /* ---- list, show ------------------------------------------------------------------- */
 
 static int rule_list(const hn_config *cfg, int argc, char **argv) {
     char ids[2][24];
-    if (positionals("list", &argc, &argv, 1, ids) != HN_OK ||
+    if (hn_ctl_ids("rule list", &argc, &argv, 1, ids) != HN_OK ||
         hn_ctl_parse_flags("rule list", argc, argv, NULL, 0) != HN_OK)
         return HN_CTL_EXIT_USAGE;
     int rc = HN_CTL_EXIT_FAIL;
@@ -90,7 +68,7 @@ out:
 
 static int rule_show(const hn_config *cfg, int argc, char **argv) {
     char ids[2][24];
-    if (positionals("show", &argc, &argv, 2, ids) != HN_OK ||
+    if (hn_ctl_ids("rule show", &argc, &argv, 2, ids) != HN_OK ||
         hn_ctl_parse_flags("rule show", argc, argv, NULL, 0) != HN_OK)
         return HN_CTL_EXIT_USAGE;
     int rc = HN_CTL_EXIT_FAIL;
@@ -144,7 +122,7 @@ static bool tx(PGconn *pg, const char *sql) {
 static int rule_add(const hn_config *cfg, int argc, char **argv) {
     char ids[2][24];
     const char *file = NULL;
-    if (positionals("add", &argc, &argv, 1, ids) != HN_OK) return HN_CTL_EXIT_USAGE;
+    if (hn_ctl_ids("rule add", &argc, &argv, 1, ids) != HN_OK) return HN_CTL_EXIT_USAGE;
     hn_ctl_flag flags[] = {{.name = "file", .type = HN_CTL_STR, .dst = &file}};
     if (hn_ctl_parse_flags("rule add", argc, argv, flags, HN_ARRAY_LEN(flags)) != HN_OK)
         return HN_CTL_EXIT_USAGE;
@@ -219,7 +197,7 @@ static int rule_change(const char *cmd, const char *sql, const hn_config *cfg, i
                        char **argv) {
     char ids[2][24], what[32];
     snprintf(what, sizeof(what), "rule %s", cmd);
-    if (positionals(cmd, &argc, &argv, 2, ids) != HN_OK ||
+    if (hn_ctl_ids(what, &argc, &argv, 2, ids) != HN_OK ||
         hn_ctl_parse_flags(what, argc, argv, NULL, 0) != HN_OK)
         return HN_CTL_EXIT_USAGE;
     int rc = HN_CTL_EXIT_FAIL;

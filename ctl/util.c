@@ -194,3 +194,23 @@ int hn_ctl_dispatch(const char *cmd, const hn_ctl_sub *subs, size_t n, void (*us
     hn_ctl_errorf("%s: unknown subcommand '%s' (%s)", cmd, sub, names);
     return HN_CTL_EXIT_USAGE;
 }
+
+int hn_ctl_ids(const char *cmd, int *argc, char ***argv, int want, char ids[][24]) {
+    int n = 0;
+    while (*argc > 0 && strncmp((*argv)[0], "--", 2) != 0 && n < want) {
+        int64_t v;
+        int64_t max = n == 0 ? 2147483647 : INT64_MAX;
+        if (!hn_parse_i64((*argv)[0], &v) || v < 1 || v > max) {
+            hn_ctl_errorf("%s: %s must be a whole number from 1 to %lld", cmd, n == 0 ? "WIDGET_ID" : "RULE_ID",
+                          (long long)max);
+            return HN_ERR;
+        }
+        snprintf(ids[n++], 24, "%lld", (long long)v);
+        (*argc)--, (*argv)++;
+    }
+    if (n != want) {
+        hn_ctl_errorf("%s: want %s", cmd, want == 1 ? "WIDGET_ID" : "WIDGET_ID RULE_ID");
+        return HN_ERR;
+    }
+    return HN_OK;
+}

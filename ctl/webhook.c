@@ -25,32 +25,19 @@ void hn_ctl_webhook_usage(FILE *f) {
             "  Removes it.\n");
 }
 
-/* WIDGET_ID, the first argument: HN_OK (ids set, argc/argv past it) or
- * HN_ERR (message printed). */
-static int widget_arg(const char *cmd, int *argc, char ***argv, char id[24]) {
-    int64_t v;
-    if (*argc < 1 || !hn_parse_i64((*argv)[0], &v) || v < 1 || v > 2147483647) {
-        hn_ctl_errorf("webhook %s: want WIDGET_ID, a whole number from 1 to 2147483647", cmd);
-        return HN_ERR;
-    }
-    snprintf(id, 24, "%lld", (long long)v);
-    (*argc)--, (*argv)++;
-    return HN_OK;
-}
-
 static int hook_show(const hn_config *cfg, int argc, char **argv) {
-    char id[24];
-    if (widget_arg("show", &argc, &argv, id) != HN_OK || hn_ctl_parse_flags("webhook show", argc, argv, NULL, 0) != HN_OK)
+    char id[1][24];
+    if (hn_ctl_ids("webhook show", &argc, &argv, 1, id) != HN_OK || hn_ctl_parse_flags("webhook show", argc, argv, NULL, 0) != HN_OK)
         return HN_CTL_EXIT_USAGE;
     int rc = HN_CTL_EXIT_FAIL;
     PGconn *pg = hn_ctl_pg_connect(cfg);
     if (pg == NULL) return rc;
-    const char *p[] = {id};
+    const char *p[] = {id[0]};
     PGresult *r = hn_ctl_pg_exec(pg, "webhook show", PGRES_TUPLES_OK,
                                  "SELECT url, array_to_string(events, ','), enabled FROM widget_webhooks"
                                  " WHERE widget_id = $1", 1, p);
     if (r && PQntuples(r) == 0) {
-        hn_ctl_errorf("webhook show: widget %s has no webhook", id);
+        hn_ctl_errorf("webhook show: widget %s has no webhook", id[0]);
     } else if (r) {
         printf("url: %s\nevents: %s\nenabled: %s\n", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
                PQgetvalue(r, 0, 2)[0] == 't' ? "true" : "false");
@@ -62,7 +49,7 @@ static int hook_show(const hn_config *cfg, int argc, char **argv) {
 }
 
 static int hook_set(const hn_config *cfg, int argc, char **argv) {
-    char id[24];
+    char id[1][24];
     const char *url = NULL;
     hn_ctl_list events = {0};
     bool on = false, off = false;
@@ -72,7 +59,7 @@ static int hook_set(const hn_config *cfg, int argc, char **argv) {
         {.name = "enabled", .type = HN_CTL_BOOL, .dst = &on},
         {.name = "disabled", .type = HN_CTL_BOOL, .dst = &off},
     };
-    if (widget_arg("set", &argc, &argv, id) != HN_OK ||
+    if (hn_ctl_ids("webhook set", &argc, &argv, 1, id) != HN_OK ||
         hn_ctl_parse_flags("webhook set", argc, argv, flags, HN_ARRAY_LEN(flags)) != HN_OK)
         return HN_CTL_EXIT_USAGE;
     if (url == NULL || events.n == 0 || (on && off)) {
@@ -108,7 +95,7 @@ static int hook_set(const hn_config *cfg, int argc, char **argv) {
     int rc = HN_CTL_EXIT_FAIL;
     PGconn *pg = hn_ctl_pg_connect(cfg);
     if (pg == NULL) return rc;
-    const char *p[] = {id, url, secret, list, on ? "true" : off ? "false" : NULL};
+    const char *p[] = {id[0], url, secret, list, on ? "true" : off ? "false" : NULL};
     PGresult *r = hn_ctl_pg_exec(pg, "webhook set", PGRES_TUPLES_OK,
                                  "INSERT INTO widget_webhooks AS h (widget_id, url, secret, events, enabled)"
                                  " SELECT $1, $2, $3, $4::text[], coalesce($5::boolean, true)"
@@ -117,10 +104,10 @@ static int hook_set(const hn_config *cfg, int argc, char **argv) {
                                  "  enabled = coalesce($5::boolean, h.enabled), updated_at = now()"
                                  " RETURNING xmax = 0, enabled", 5, p);
     if (r && PQntuples(r) == 0) {
-        hn_ctl_errorf("webhook set: no widget %s", id);
+        hn_ctl_errorf("webhook set: no widget %s", id[0]);
     } else if (r) {
         if (PQgetvalue(r, 0, 0)[0] == 't') printf("webhook_secret: %s\n", secret);
-        printf("set: webhook of widget %s (%s)\n", id, PQgetvalue(r, 0, 1)[0] == 't' ? "enabled" : "disabled");
+        printf("set: webhook of widget %s (%s)\n", id[0], PQgetvalue(r, 0, 1)[0] == 't' ? "enabled" : "disabled");
         rc = HN_CTL_EXIT_OK;
     }
     PQclear(r);
@@ -129,19 +116,19 @@ static int hook_set(const hn_config *cfg, int argc, char **argv) {
 }
 
 static int hook_rm(const hn_config *cfg, int argc, char **argv) {
-    char id[24];
-    if (widget_arg("rm", &argc, &argv, id) != HN_OK || hn_ctl_parse_flags("webhook rm", argc, argv, NULL, 0) != HN_OK)
+    char id[1][24];
+    if (hn_ctl_ids("webhook rm", &argc, &argv, 1, id) != HN_OK || hn_ctl_parse_flags("webhook rm", argc, argv, NULL, 0) != HN_OK)
         return HN_CTL_EXIT_USAGE;
     int rc = HN_CTL_EXIT_FAIL;
     PGconn *pg = hn_ctl_pg_connect(cfg);
     if (pg == NULL) return rc;
-    const char *p[] = {id};
+    const char *p[] = {id[0]};
     PGresult *r = hn_ctl_pg_exec(pg, "webhook rm", PGRES_COMMAND_OK, "DELETE FROM widget_webhooks WHERE widget_id = $1",
                                  1, p);
     if (r && strcmp(PQcmdTuples(r), "0") == 0) {
-        hn_ctl_errorf("webhook rm: widget %s has no webhook", id);
+        hn_ctl_errorf("webhook rm: widget %s has no webhook", id[0]);
     } else if (r) {
-        printf("rm: webhook of widget %s\n", id);
+        printf("rm: webhook of widget %s\n", id[0]);
         rc = HN_CTL_EXIT_OK;
     }
     PQclear(r);

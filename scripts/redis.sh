@@ -5,7 +5,8 @@
 #   scripts/redis.sh stop DIR                  stop the server whose pid is in DIR/redis.pid
 #   scripts/redis.sh status DIR                exit 0 when it runs
 #
-# DIR holds redis.conf (generated on every start), redis.pid, redis.log and,
+# DIR holds redis.conf (generated on every start; HN_REDIS_CONF_EXTRA, lines
+# of more settings, is appended), redis.pid, redis.log and,
 # without --fast, the RDB snapshot. --fast (tests) turns persistence off
 # entirely (save "", appendonly no). The server runs in the foreground of a
 # background job (daemonize no) so that the pid we record is the server's own.
@@ -98,6 +99,8 @@ cmd_start() {
             echo "save 3600 1 300 100 60 10000"
             echo "dbfilename dump.rdb"
         fi
+        # more settings, one a line (scripts/redis-cluster.sh: cluster-enabled …)
+        if [ -n "${HN_REDIS_CONF_EXTRA:-}" ]; then printf '%s\n' "$HN_REDIS_CONF_EXTRA"; fi
     } >"$dir/redis.conf"
 
     # stdin/stdout/stderr detached: a caller capturing our output ($(...))

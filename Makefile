@@ -85,7 +85,7 @@ $(OUT)/obj/%.o: %.c
 
 # ---- binaries -------------------------------------------------------------------------
 
-TOOLS := hn-loadgen hn-sseclient hn-ssefeed hn-chatclient hn-chatdrive hn-chatdash hn-rulebench hn-steady hn-freeport hn-udpsend
+TOOLS := hn-loadgen hn-sseclient hn-ssefeed hn-chatclient hn-chatdrive hn-chatdash hn-rulebench hn-steady hn-freeport hn-udpsend hn-rcltest
 BINS  := $(OUT)/herenow-collector $(OUT)/herenow-api $(OUT)/herenowctl $(TOOLS:%=$(OUT)/%)
 
 .PHONY: all
@@ -105,12 +105,13 @@ $(OUT)/herenowctl: $(call obj,ctl/main.c) $(LIB_CTL) $(LIB_BASE)
 # hn-chatdash (the chat's bench; bench/lib/: what the benches share), hn-rulebench (the
 # rules' evaluation alone: bench-rules' same-run reference), hn-steady (a steady stream of unique
 # beacons over UDP and HTTP: test_outage, soak), hn-freeport (a port free for
-# TCP and UDP: tests/lib.sh), hn-udpsend (stdin as one datagram)
+# TCP and UDP: tests/lib.sh), hn-udpsend (stdin as one datagram), hn-rcltest (common/rcl.c on a
+# real Redis Cluster: test_rcl)
 TOOL_MAIN := hn-loadgen:bench/loadgen.c hn-sseclient:bench/sseclient.c hn-ssefeed:bench/ssefeed.c \
              hn-chatclient:bench/chatclient.c hn-chatdrive:bench/chatdrive.c hn-chatdash:bench/chatdash.c \
              hn-rulebench:bench/rulebench.c \
              hn-steady:tests/tools/steady.c hn-freeport:tests/tools/freeport.c \
-             hn-udpsend:tests/tools/udpsend.c
+             hn-udpsend:tests/tools/udpsend.c hn-rcltest:tests/tools/rcltest.c
 tool_src = $(patsubst $(1):%,%,$(filter $(1):%,$(TOOL_MAIN)))
 $(foreach t,$(TOOLS),$(eval $(OUT)/$(t): $(call obj,$(call tool_src,$(t))) $(LIB_BENCH) $(LIB_BASE)))
 $(TOOLS:%=$(OUT)/%):

@@ -108,3 +108,53 @@ redisContext *hn_redis_connect(const hn_redis_addr *a, int timeout_ms, char *err
     }
     return c;
 }
+
+int hn_redis_cfg_parse(const char *url, hn_redis_cfg *out, char *err, size_t cap) {
+    memset(out, 0, sizeof(*out));
+    out->retry_ms = 3000;
+    static const char scheme[] = "redis+cluster://";
+    if (strncmp(url, scheme, sizeof(scheme) - 1) != 0) {
+        if (strncmp(url, "redis://", 8) == 0 && strchr(url, ',')) {
+            snprintf(err, cap, "bad Redis URL: several nodes are a Redis Cluster: use "
+                     "redis+cluster://host:port,host:port");
+            return HN_ERR;
+        }
+        out->nseeds = 1;
+        return hn_redis_addr_parse(url, &out->seed[0], err, cap);
+    }
+    out->cluster = true;
+    /* redis+cluster://[:pw@]h1:p1,h2:p2[/0]: each seed parsed as redis:// */
+    const char *p = url + sizeof(scheme) - 1;
+    const char *at = strrchr(p, '@');
+    char pre[160] = "redis://";
+    if (at) {
+        if ((size_t)(at - p) + 1 >= sizeof(pre) - 8) goto bad;
+        memcpy(pre + 8, p, (size_t)(at - p) + 1);
+        pre[8 + (at - p) + 1] = '\0';
+        p = at + 1;
+    }
+    const char *slash = strchr(p, '/');
+    if (slash && strcmp(slash, "/") != 0 && strcmp(slash, "/0") != 0) {
+        snprintf(err, cap, "bad Redis URL: a Redis Cluster has only db 0");
+        return HN_ERR;
+    }
+    const char *end = slash ? slash : p + strlen(p);
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *e = comma ? comma : end;
+        char one[512];
+        if (out->nseeds == HN_REDIS_SEEDS_MAX || e == p ||
+            snprintf(one, sizeof(one), "%s%.*s", pre, (int)(e - p), p) >= (int)sizeof(one))
+            goto bad;
+        if (hn_redis_addr_parse(one, &out->seed[out->nseeds], err, cap) != HN_OK) goto bad;
+        out->nseeds++;
+        p = comma ? comma + 1 : end;
+    }
+    if (out->nseeds == 0) goto bad;
+    return HN_OK;
+bad:;
+    const char *at2 = strrchr(url, '@');
+    snprintf(err, cap, "bad Redis URL '%s%s' (want redis+cluster://[:password@]host:port,host:port, "
+             "at most %d nodes)", at2 ? "redis+cluster://***" : url, at2 ? at2 : "", HN_REDIS_SEEDS_MAX);
+    return HN_ERR;
+}

@@ -92,3 +92,7 @@ int hn_rmap_moved(hn_rmap *m, uint16_t slot, const char *host, int port) {
     m->nodes[i].master = -1;          /* it serves a slot: a master now (a failover) */
     return i;
 }
+
+int hn_rmap_node_at(hn_rmap *m, const char *host, int port) {
+    return node_index(m, host, port, NULL);
+}

@@ -41,4 +41,8 @@ int hn_rmap_master(const hn_rmap *m, uint16_t slot);
  * The node's index, or -1 when the map is full. */
 int hn_rmap_moved(hn_rmap *m, uint16_t slot, const char *host, int port);
 
+/* The index of the node host:port, added when new (an ASK target); -1 when
+ * the map is full. No slot changes. */
+int hn_rmap_node_at(hn_rmap *m, const char *host, int port);
+
 #endif

@@ -42,6 +42,7 @@ HN_FAILED=0
 HN_DONE=0
 HN_PIDS=()           # spawned with hn_spawn
 HN_REDIS_DIRS=()     # started with hn_start_redis
+HN_CLUSTER_DIRS=()   # started with hn_start_redis_cluster
 HN_PG_DIRS=()        # started with hn_start_pg
 HN_LOGS=()           # $HN_TMP/NAME.log of spawned processes
 
@@ -296,6 +297,44 @@ hn_start_redis() {
     return 1
 }
 
+# hn_start_redis_cluster [NAME]: a private Redis Cluster of 3 masters and 3
+# replicas in $HN_TMP/NAME (default cluster; scripts/redis-cluster.sh), its
+# node timeout HN_CLUSTER_NODE_TIMEOUT_MS (2000); exports HN_CLUSTER_DIR,
+# HN_CLUSTER_PORTS (the six ports, masters first) and HERENOW_REDIS_URL
+# (redis+cluster://, the three masters as seeds).
+hn_start_redis_cluster() {
+    local name=${1:-cluster} port
+    for _ in 1 2 3; do
+        port=$("$HN_BIN/hn-freeport" --cluster) || return 1
+        _hn_register HN_CLUSTER_DIRS "$HN_TMP/$name"
+        if "$HN_ROOT/scripts/redis-cluster.sh" start "$HN_TMP/$name" "$port" >/dev/null; then
+            export HN_CLUSTER_DIR=$HN_TMP/$name
+            HN_CLUSTER_PORTS=$(cat "$HN_CLUSTER_DIR/ports")
+            export HN_CLUSTER_PORTS
+            export HERENOW_REDIS_URL="redis+cluster://127.0.0.1:$port,127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2))"
+            return 0
+        fi
+        "$HN_ROOT/scripts/redis-cluster.sh" stop "$HN_TMP/$name" >/dev/null 2>&1
+        rm -rf "${HN_TMP:?}/$name"
+    done
+    echo "lib.sh: could not start a redis cluster" >&2
+    return 1
+}
+
+# hn_cluster_master_of KEY: the port of the master that holds KEY's slot now.
+hn_cluster_master_of() {
+    local n
+    n=$("$HN_BIN/hn-rcltest" node-of "$HERENOW_REDIS_URL" "$1") || return 1
+    echo "${n##*:}"
+}
+
+# hn_cluster_replica_of PORT: the port of a replica of the master on PORT.
+hn_cluster_replica_of() {
+    redis-cli -p "$1" info replication | tr -d '\r' | sed -n 's/^slave0:.*port=\([0-9]*\),.*/\1/p'
+}
+
+
+
 # hn_start_pg [NAME]: a private PostgreSQL in $HN_TMP/NAME (default pg), with
 # database herenow; exports HN_PG_PORT and HERENOW_DATABASE_URL.
 # hn_widget_add ARGS...: `herenowctl widget add ARGS` (needs PostgreSQL, migrated);
@@ -371,6 +410,7 @@ hn_cleanup() {
     fi
     for d in "${HN_PG_DIRS[@]}"; do "$HN_ROOT/scripts/pg.sh" stop "$d" >/dev/null 2>&1; done
     for d in "${HN_REDIS_DIRS[@]}"; do "$HN_ROOT/scripts/redis.sh" stop "$d" >/dev/null 2>&1; done
+    for d in "${HN_CLUSTER_DIRS[@]}"; do "$HN_ROOT/scripts/redis-cluster.sh" stop "$d" >/dev/null 2>&1; done
     if [ "${HN_KEEP_TMP:-0}" = 1 ]; then
         echo "# kept $HN_TMP"
     else

@@ -11,14 +11,20 @@
  *
  *   hn-freeport        one port
  *   hn-freeport N      N distinct ports, one per line
+ *   hn-freeport --cluster   a port P with P..P+5 and P+10000..P+10005 free for
+ *                      TCP (a Redis Cluster of six nodes and their bus ports:
+ *                      scripts/redis-cluster.sh), P picked at random in
+ *                      20000..29990, below the kernel's ephemeral range
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ATTEMPTS 200
@@ -61,7 +67,33 @@ static int one_port(void) {
     return -1;
 }
 
+/* P..P+5 and their bus ports P+10000.. free for TCP, or -1. */
+static int cluster_port(void) {
+    srand((unsigned)(time(NULL) ^ (getpid() << 8)));
+    for (int i = 0; i < ATTEMPTS; i++) {
+        int p = 20000 + rand() % 9990, fds[12], n = 0;
+        bool ok = true;
+        for (int k = 0; k < 12 && ok; k++) {
+            int fd = bind_lo(SOCK_STREAM, p + k % 6 + (k >= 6 ? 10000 : 0));
+            if (fd < 0) ok = false;
+            else fds[n++] = fd;
+        }
+        while (n > 0) close(fds[--n]);
+        if (ok) return p;
+    }
+    return -1;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "--cluster") == 0) {
+        int p = cluster_port();
+        if (p < 0) {
+            fprintf(stderr, "hn-freeport: no 6 free ports with their bus ports on 127.0.0.1\n");
+            return 1;
+        }
+        printf("%d\n", p);
+        return 0;
+    }
     long n = 1;
     if (argc > 2 || (argc == 2 && ((n = strtol(argv[1], NULL, 10)) < 1 || n > 100))) {
         fprintf(stderr, "usage: hn-freeport [N (1..100)]\n");

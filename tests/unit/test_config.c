@@ -189,8 +189,46 @@ static void test_redis_url_error_hides_password(void **state) {
     assert_non_null(strstr(err, "redis://h:99999/0"));
 }
 
+/* HERENOW_REDIS_URL: one server, or a cluster's seeds (redis+cluster://) */
+static void test_redis_cluster_url(void **state) {
+    (void)state;
+    hn_redis_cfg c;
+    char err[512];
+    assert_int_equal(hn_redis_cfg_parse("redis://127.0.0.1:6380/2", &c, err, sizeof(err)), HN_OK);
+    assert_false(c.cluster);
+    assert_int_equal(c.nseeds, 1);
+    assert_int_equal(c.seed[0].port, 6380);
+    assert_int_equal(c.seed[0].db, 2);
+    assert_int_equal(hn_redis_cfg_parse("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2,[::1]:7002/0", &c, err,
+                                        sizeof(err)), HN_OK);
+    assert_true(c.cluster);
+    assert_int_equal(c.nseeds, 3);
+    assert_string_equal(c.seed[0].host, "10.0.0.1");
+    assert_int_equal(c.seed[0].port, 7000);
+    assert_string_equal(c.seed[1].host, "10.0.0.2");
+    assert_int_equal(c.seed[1].port, 6379);
+    assert_string_equal(c.seed[2].host, "::1");
+    assert_int_equal(c.seed[2].port, 7002);
+    for (int i = 0; i < 3; i++) assert_string_equal(c.seed[i].password, "pw");
+    assert_int_equal(c.retry_ms, 3000);
+    /* several nodes need the cluster scheme; a cluster has only db 0 */
+    assert_int_equal(hn_redis_cfg_parse("redis://a:1,b:2", &c, err, sizeof(err)), HN_ERR);
+    assert_non_null(strstr(err, "redis+cluster://"));
+    assert_int_equal(hn_redis_cfg_parse("redis+cluster://a:1,b:2/3", &c, err, sizeof(err)), HN_ERR);
+    assert_non_null(strstr(err, "db 0"));
+    assert_int_equal(hn_redis_cfg_parse("redis+cluster://", &c, err, sizeof(err)), HN_ERR);
+    assert_int_equal(hn_redis_cfg_parse("redis+cluster://a:1,,b:2", &c, err, sizeof(err)), HN_ERR);
+    assert_int_equal(hn_redis_cfg_parse("redis+cluster://:S3cret@a:notaport", &c, err, sizeof(err)), HN_ERR);
+    assert_null(strstr(err, "S3cret"));
+    char many[1024] = "redis+cluster://";
+    for (int i = 0; i < 17; i++) snprintf(many + strlen(many), sizeof(many) - strlen(many), "h%d:1,", i);
+    many[strlen(many) - 1] = '\0';
+    assert_int_equal(hn_redis_cfg_parse(many, &c, err, sizeof(err)), HN_ERR);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_redis_cluster_url),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_env_and_flags),
         cmocka_unit_test(test_bad_values),

@@ -6,6 +6,7 @@
  * hung Redis never stalls the main thread's /metrics and /readyz.
  */
 #include "collector/collector.h"
+#include "common/rshared.h"
 #include "common/log.h"
 #include "common/httpguard.h"
 #include "common/spool.h"
@@ -345,7 +346,8 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
         gethostname(host, sizeof(host) - 1);
         snprintf(c->node_id, sizeof(c->node_id), "%s-%d", host, (int)getpid());
     }
-    if (hn_redis_addr_parse(c->cfg.redis_url, &c->raddr, err, cap) != HN_OK) return HN_ERR;
+    if (hn_redis_cfg_parse(c->cfg.redis_url, &c->rcfg, err, cap) != HN_OK) return HN_ERR;
+    c->raddr = c->rcfg.seed[0];
     if (hn_cidrs_parse(c->cfg.trusted_relays, &c->relays, err, cap) != HN_OK) return HN_ERR;
     if (hn_cidrs_parse(c->cfg.trusted_proxies, &c->proxies, err, cap) != HN_OK) return HN_ERR;
     c->ipmode = hn_ipmode_parse(c->cfg.ip_mode);
@@ -382,6 +384,14 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     c->nworkers = hn_config_threads(&c->cfg);
     c->workers = hn_xcalloc((size_t)c->nworkers, sizeof(hn_worker *));
     for (int i = 0; i < c->nworkers; i++) {
+        if (i == 0 && c->rcfg.cluster) {
+            /* the slot map the workers route by (collector/rcluster.c); a
+             * cluster not answering yet is an outage like any: the workers
+             * spool until a map is read */
+            char e2[256];
+            if (hn_rshared_start(&c->rcfg, (int)c->cfg.redis_connect_timeout_ms, 15000, e2, sizeof(e2)) != HN_OK)
+                hn_warn("event=redis_cluster_unreachable err='%s'", e2);
+        }
         c->workers[i] = hn_worker_create(c, i, err, cap);
         if (c->workers[i] == NULL) return HN_ERR;
     }
@@ -462,6 +472,7 @@ int hn_collector_run(hn_collector *c) {
 
 void hn_collector_free(hn_collector *c) {
     for (int i = 0; i < c->nworkers && c->workers; i++) hn_worker_destroy(c->workers[i]);
+    hn_rshared_stop();
     free(c->workers);
     if (c->admin) evhttp_free(c->admin);
     if (c->sig_term) event_free(c->sig_term);

@@ -1,12 +1,14 @@
 /*
- * stream.c: herenowctl stream dump — the records in hn:stream:<n> as JSON
- * lines, for operators looking at what the collector wrote (and for tests).
+ * stream.c: herenowctl stream dump — the records in a stream shard (proto/keys.h) as JSON
+ * lines, for operators looking at what the collector wrote (and for tests);
+ * stream key — a shard's key name (for scripts).
  * Read-only: it uses XRANGE, never the consumer group.
  */
 #include "ctl/ctl.h"
 
 #include "common/buf.h"
 #include "common/json.h"
+#include "proto/keys.h"
 #include "proto/record.h"
 
 #include <stdio.h>
@@ -78,11 +80,12 @@ static int on_record(const hn_record *r, void *arg) {
     return HN_OK;
 }
 
-static int dump_shard(redisContext *rc, hn_decoder *dec, uint64_t shard, dump_ctx *d) {
-    char start[64] = "-";
+static int dump_shard(redisContext *rc, hn_decoder *dec, uint64_t shard, unsigned nshards,
+                      dump_ctx *d) {
+    char start[64] = "-", key[HN_KEY_CAP];
+    hn_key_stream(key, (unsigned)shard, nshards);
     for (;;) {
-        redisReply *r = redisCommand(rc, "XRANGE hn:stream:%llu %s + COUNT 500",
-                                     (unsigned long long)shard, start);
+        redisReply *r = redisCommand(rc, "XRANGE %s %s + COUNT 500", key, start);
         if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
             hn_ctl_errorf("stream: XRANGE failed: %s",
                           r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : rc->errstr);
@@ -131,7 +134,7 @@ int hn_ctl_stream(const hn_config *cfg, int argc, char **argv) {
     uint64_t from = flags[0].seen ? shard : 0;
     uint64_t to = flags[0].seen ? shard + 1 : (uint64_t)cfg->stream_shards;
     for (uint64_t s = from; s < to; s++)
-        if (dump_shard(rc, dec, s, &d) != HN_OK) rc_exit = HN_CTL_EXIT_FAIL;
+        if (dump_shard(rc, dec, s, (unsigned)cfg->stream_shards, &d) != HN_OK) rc_exit = HN_CTL_EXIT_FAIL;
     if (!dump) printf("%llu\n", (unsigned long long)d.n);
     hn_buf_free(&d.out);
     hn_decoder_destroy(dec);

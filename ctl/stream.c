@@ -17,10 +17,12 @@
 
 void hn_ctl_stream_usage(FILE *f) {
     fprintf(f, "stream dump [--shard N] [--limit N]\n"
-               "    print the records of hn:stream:<N> (default: every shard up to\n"
+               "    print the records of shard N (default: every shard up to\n"
                "    HERENOW_STREAM_SHARDS) as one JSON object per line, oldest first\n"
                "stream count [--shard N]\n"
-               "    print the number of records (not entries: an entry holds a batch)\n");
+               "    print the number of records (not entries: an entry holds a batch)\n"
+               "stream key [--shard N]\n"
+               "    print the Redis key of shard N (default 0) for HERENOW_STREAM_SHARDS\n");
 }
 
 typedef struct dump_ctx {
@@ -112,9 +114,25 @@ static int dump_shard(redisContext *rc, hn_decoder *dec, uint64_t shard, unsigne
 }
 
 int hn_ctl_stream(const hn_config *cfg, int argc, char **argv) {
-    if (argc < 2 || (strcmp(argv[1], "dump") != 0 && strcmp(argv[1], "count") != 0)) {
-        hn_ctl_errorf("stream: want 'dump' or 'count' (see --help)");
+    if (argc < 2 || (strcmp(argv[1], "dump") != 0 && strcmp(argv[1], "count") != 0 &&
+                     strcmp(argv[1], "key") != 0)) {
+        hn_ctl_errorf("stream: want 'dump', 'count' or 'key' (see --help)");
         return HN_CTL_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "key") == 0) {
+        /* no Redis: the name is a pure function of the shard and N */
+        uint64_t n = 0;
+        hn_ctl_flag f[] = {{"shard", HN_CTL_U64, &n, 0, 1023, false}};
+        if (hn_ctl_parse_flags("stream key", argc - 2, argv + 2, f, 1) != HN_OK) return HN_CTL_EXIT_USAGE;
+        if (n >= (uint64_t)cfg->stream_shards) {
+            hn_ctl_errorf("stream key: shard %llu, but HERENOW_STREAM_SHARDS is %lld",
+                          (unsigned long long)n, (long long)cfg->stream_shards);
+            return HN_CTL_EXIT_USAGE;
+        }
+        char key[HN_KEY_CAP];
+        hn_key_stream(key, (unsigned)n, (unsigned)cfg->stream_shards);
+        printf("%s\n", key);
+        return HN_CTL_EXIT_OK;
     }
     bool dump = strcmp(argv[1], "dump") == 0;
     uint64_t shard = 0, limit = 0;

@@ -173,7 +173,7 @@ test: check-deps
 
 run: check-deps
 	@$(MAKE) --no-print-directory $(BINS)
-	@HN_BIN=$(OUT) scripts/run.sh
+	@HN_BIN=$(OUT) HN_RUN_CLUSTER=$(CLUSTER) scripts/run.sh
 
 # ---- unit tests ---------------------------------------------------------------------------
 # Each links its test file and the room archives: the objects it calls, never a main

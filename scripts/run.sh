@@ -3,6 +3,11 @@
 # migrations, a demo widget, the collector, the api (with its drain) and an
 # API token for trying it. Ctrl-C stops everything it started. Ports can be
 # moved with the variables below.
+#
+# HN_RUN_CLUSTER=1 (`make run CLUSTER=1`): a Redis Cluster of 3 masters and 3
+# replicas in var/redis-cluster (scripts/redis-cluster.sh, ports
+# HN_RUN_REDIS_PORT .. +5 and their bus ports +10000) instead of one Redis,
+# with HERENOW_STREAM_SHARDS=3: one stream shard per master.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,7 +17,14 @@ VAR=${HN_VAR:-$ROOT/var}
 REDIS_PORT=${HN_RUN_REDIS_PORT:-6479}
 PG_PORT=${HN_RUN_PG_PORT:-5479}
 
-export HERENOW_REDIS_URL=${HERENOW_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
+CLUSTER=${HN_RUN_CLUSTER:-0}
+case "$CLUSTER" in 1 | yes | on | true) CLUSTER=1 ;; *) CLUSTER=0 ;; esac
+if [ "$CLUSTER" = 1 ]; then
+    export HERENOW_REDIS_URL=${HERENOW_REDIS_URL:-redis+cluster://127.0.0.1:$REDIS_PORT,127.0.0.1:$((REDIS_PORT + 1)),127.0.0.1:$((REDIS_PORT + 2))}
+    export HERENOW_STREAM_SHARDS=${HERENOW_STREAM_SHARDS:-3}
+else
+    export HERENOW_REDIS_URL=${HERENOW_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
+fi
 export HERENOW_DATABASE_URL=${HERENOW_DATABASE_URL:-postgresql://postgres@127.0.0.1:$PG_PORT/herenow}
 export HERENOW_UDP_LISTEN=${HERENOW_UDP_LISTEN:-127.0.0.1:7470}
 export HERENOW_HTTP_LISTEN=${HERENOW_HTTP_LISTEN:-127.0.0.1:7470}
@@ -43,16 +55,26 @@ stop_all() {
         fi
     done
     [ "$started_pg" = 1 ] && "$ROOT/scripts/pg.sh" stop "$VAR/pg" >/dev/null
-    [ "$started_redis" = 1 ] && "$ROOT/scripts/redis.sh" stop "$VAR/redis" >/dev/null
+    if [ "$started_redis" = 1 ] && [ "$CLUSTER" = 1 ]; then
+        "$ROOT/scripts/redis-cluster.sh" stop "$VAR/redis-cluster" >/dev/null
+    elif [ "$started_redis" = 1 ]; then
+        "$ROOT/scripts/redis.sh" stop "$VAR/redis" >/dev/null
+    fi
     echo "stopped (data kept in $VAR)"
 }
 trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "starting Redis on 127.0.0.1:$REDIS_PORT and PostgreSQL on 127.0.0.1:$PG_PORT (data in $VAR)"
-"$ROOT/scripts/redis.sh" start "$VAR/redis" "$REDIS_PORT" >/dev/null
-started_redis=1
+if [ "$CLUSTER" = 1 ]; then
+    echo "starting a Redis Cluster on 127.0.0.1:$REDIS_PORT..$((REDIS_PORT + 5)) (3 masters, 3 replicas) and PostgreSQL on 127.0.0.1:$PG_PORT (data in $VAR)"
+    started_redis=1
+    "$ROOT/scripts/redis-cluster.sh" start "$VAR/redis-cluster" "$REDIS_PORT"
+else
+    echo "starting Redis on 127.0.0.1:$REDIS_PORT and PostgreSQL on 127.0.0.1:$PG_PORT (data in $VAR)"
+    started_redis=1
+    "$ROOT/scripts/redis.sh" start "$VAR/redis" "$REDIS_PORT" >/dev/null
+fi
 "$ROOT/scripts/pg.sh" start "$VAR/pg" "$PG_PORT" >/dev/null
 started_pg=1
 
@@ -123,8 +145,13 @@ herenow is running.
 Try it:
   $BIN/herenowctl send --key $KEY --script        # one whole visit over UDP
   curl -H "Authorization: Bearer $TOKEN" http://$API/api/visitor-tracking/widgets/$WID/active-visitors
-  redis-cli -p $REDIS_PORT ZRANGE 'hn:live:{$WID}' 0 -1 WITHSCORES     # who is live now
+  redis-cli -c -p $REDIS_PORT ZRANGE 'hn:live:{$WID}' 0 -1 WITHSCORES     # who is live now
   HERENOW_REDIS_URL=$HERENOW_REDIS_URL $BIN/herenowctl stream dump
+TXT
+[ "$CLUSTER" = 1 ] && cat <<TXT
+  redis-cli -p $REDIS_PORT cluster shards                              # the cluster (CLUSTER=1)
+TXT
+cat <<TXT
 
 Logs: $VAR/collector.log, $VAR/api.log. Ctrl-C stops everything.
 TXT

@@ -235,6 +235,8 @@ void hn_rcl_free(hn_rcl *c) {
 
 bool hn_rcl_cluster(const hn_rcl *c) { return c->one == NULL; }
 
+int hn_rcl_fd(const hn_rcl *c) { return c->one ? c->one->fd : -1; }
+
 int hn_rcl_err(const hn_rcl *c) { return c->one ? c->one->err : c->err; }
 
 const char *hn_rcl_errstr(const hn_rcl *c) { return c->one ? c->one->errstr : c->errstr; }

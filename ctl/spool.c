@@ -6,6 +6,7 @@
  */
 #include "ctl/ctl.h"
 
+#include "common/rcmd.h"
 #include "common/spool.h"
 
 #include <dirent.h>
@@ -129,8 +130,23 @@ static int inspect(const hn_config *cfg, int argc, char **argv) {
     return rc;
 }
 
+/* Appends an entry's commands. One server: its bytes as they are; a
+ * cluster: one by one (each goes to the node of its key). */
+static int append_entry(hn_rcl *rc, const hn_spool_entry *e) {
+    if (!hn_rcl_cluster(rc)) return hn_rcl_append_formatted(rc, e->p, e->len) == REDIS_OK ? HN_OK : HN_ERR;
+    size_t off = 0;
+    for (uint32_t k = 0; k < e->ncmds; k++) {
+        hn_rcmd c;
+        if (off >= e->len || hn_rcmd_scan(e->p + off, e->len - off, &c) != HN_OK ||
+            hn_rcl_append_formatted(rc, e->p + off, c.len) != REDIS_OK)
+            return HN_ERR;
+        off += c.len;
+    }
+    return off == e->len ? HN_OK : HN_ERR;
+}
+
 /* Sends one file's entries; removes it when Redis took every one. */
-static int replay_file(redisContext *rc, const char *path, uint64_t *records, uint64_t *errors) {
+static int replay_file(hn_rcl *rc, const char *path, uint64_t *records, uint64_t *errors) {
     hn_spool sp;
     hn_spool_scan scan;
     char err[700];
@@ -147,10 +163,10 @@ static int replay_file(redisContext *rc, const char *path, uint64_t *records, ui
         if (skipped)
             fprintf(stderr, "herenowctl: spool replay: %s: %llu damaged bytes skipped\n", path,
                     (unsigned long long)skipped);
-        if (redisAppendFormattedCommand(rc, e.p, e.len) != REDIS_OK) goto lost;
+        if (append_entry(rc, &e) != HN_OK) goto lost;
         for (uint32_t k = 0; k < e.ncmds; k++) {
             redisReply *r = NULL;
-            if (redisGetReply(rc, (void **)&r) != REDIS_OK || r == NULL) goto lost;
+            if (hn_rcl_get_reply(rc, (void **)&r) != REDIS_OK || r == NULL) goto lost;
             if (r->type == REDIS_REPLY_ERROR) {
                 if (nerr++ == 0) fprintf(stderr, "herenowctl: spool replay: error reply: %s\n", r->str);
             }
@@ -177,7 +193,7 @@ static int replay_file(redisContext *rc, const char *path, uint64_t *records, ui
 lost:
     hn_ctl_errorf("spool replay: %s: Redis: %s (after %llu entries; the file is kept, a "
                   "replay again may repeat them, which is harmless)",
-                  path, rc->errstr[0] ? rc->errstr : "no reply", (unsigned long long)n);
+                  path, hn_rcl_errstr(rc)[0] ? hn_rcl_errstr(rc) : "no reply", (unsigned long long)n);
     hn_spool_close(&sp);
     return HN_ERR;
 }
@@ -204,7 +220,7 @@ static int replay(const hn_config *cfg, int argc, char **argv) {
             return HN_CTL_EXIT_FAIL;
         }
     }
-    redisContext *rc = hn_ctl_redis_connect(cfg);
+    hn_rcl *rc = hn_ctl_redis_connect(cfg);
     if (rc == NULL) {
         free_files(&fl);
         return HN_CTL_EXIT_FAIL;
@@ -215,7 +231,7 @@ static int replay(const hn_config *cfg, int argc, char **argv) {
         if (replay_file(rc, fl.path[i], &records, &errors) != HN_OK) exit_rc = HN_CTL_EXIT_FAIL;
     printf("total records=%llu error_replies=%llu\n", (unsigned long long)records,
            (unsigned long long)errors);
-    redisFree(rc);
+    hn_rcl_free(rc);
     free_files(&fl);
     return exit_rc;
 }

@@ -78,14 +78,14 @@ static int on_record(const hn_record *r, void *arg) {
     return HN_OK;
 }
 
-static int dump_shard(redisContext *rc, hn_decoder *dec, uint64_t shard, dump_ctx *d) {
+static int dump_shard(hn_rcl *rc, hn_decoder *dec, uint64_t shard, dump_ctx *d) {
     char start[64] = "-";
     for (;;) {
-        redisReply *r = redisCommand(rc, "XRANGE hn:stream:%llu %s + COUNT 500",
+        redisReply *r = hn_rcl_command(rc, "XRANGE hn:stream:%llu %s + COUNT 500",
                                      (unsigned long long)shard, start);
         if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
             hn_ctl_errorf("stream: XRANGE failed: %s",
-                          r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : rc->errstr);
+                          r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : hn_rcl_errstr(rc));
             if (r) freeReplyObject(r);
             return HN_ERR;
         }
@@ -122,7 +122,7 @@ int hn_ctl_stream(const hn_config *cfg, int argc, char **argv) {
     if (hn_ctl_parse_flags(dump ? "stream dump" : "stream count", argc - 2, argv + 2, flags,
                            dump ? 2 : 1) != HN_OK)
         return HN_CTL_EXIT_USAGE;
-    redisContext *rc = hn_ctl_redis_connect(cfg);
+    hn_rcl *rc = hn_ctl_redis_connect(cfg);
     if (rc == NULL) return HN_CTL_EXIT_FAIL;
     hn_decoder *dec = hn_decoder_create();
     dump_ctx d = {.print = dump, .limit = limit};
@@ -135,6 +135,6 @@ int hn_ctl_stream(const hn_config *cfg, int argc, char **argv) {
     if (!dump) printf("%llu\n", (unsigned long long)d.n);
     hn_buf_free(&d.out);
     hn_decoder_destroy(dec);
-    redisFree(rc);
+    hn_rcl_free(rc);
     return rc_exit;
 }

@@ -1,6 +1,6 @@
 /*
  * stream.c: the drain's Redis side (stream.h), over the worker's blocking
- * redisContext: the group on every shard, reading entries into the batch,
+ * hn_rcl: the group on every shard, reading entries into the batch,
  * acknowledging them, and trimming what every consumer has written.
  */
 #include "api/drain/stream.h"
@@ -15,7 +15,7 @@
 #define DRAIN_GROUP "drain"
 
 void hn_drain_stream_close(hn_drain_worker *d) {
-    if (d->rc) redisFree(d->rc);
+    if (d->rc) hn_rcl_free(d->rc);
     d->rc = NULL;
 }
 
@@ -24,10 +24,11 @@ void hn_drain_stream_release(hn_drain_worker *d) {
     d->nreplies = 0;
 }
 
-static redisReply *rcmd(hn_drain_worker *d, int argc, const char **argv, const size_t *lens) {
-    redisReply *r = redisCommandArgv(d->rc, argc, argv, lens);
+/* xread: XREADGROUP over shards in several slots (hn_rcl_xread) */
+static redisReply *rcmd(hn_drain_worker *d, int argc, const char **argv, const size_t *lens, bool xread) {
+    redisReply *r = xread ? hn_rcl_xread(d->rc, argc, argv) : hn_rcl_command_argv(d->rc, argc, argv, lens);
     if (r == NULL) {
-        hn_warn("event=drain_redis_error err='%s'", d->rc->errstr);
+        hn_warn("event=drain_redis_error err='%s'", hn_rcl_errstr(d->rc));
         hn_drain_stream_close(d);
     }
     return r;
@@ -38,7 +39,7 @@ int hn_drain_stream_connect(hn_drain_worker *d) {
     char err[256];
     /* replies to XREADGROUP … BLOCK take up to block ms */
     int timeout = (int)d->cfg->drain_block_ms + (int)d->cfg->api_timeout_ms;
-    d->rc = hn_redis_connect(&d->addr, timeout, err, sizeof(err));
+    d->rc = hn_rcl_connect(&d->addr, timeout, err, sizeof(err));
     if (d->rc == NULL) {
         hn_warn("event=drain_redis_connect_failed err='%s'", err);
         return HN_ERR;
@@ -47,7 +48,7 @@ int hn_drain_stream_connect(hn_drain_worker *d) {
         char key[HN_KEY_CAP];
         hn_key_stream(key, (unsigned)s);
         const char *argv[] = {"XGROUP", "CREATE", key, DRAIN_GROUP, "0", "MKSTREAM"};
-        redisReply *r = rcmd(d, 6, argv, NULL);
+        redisReply *r = rcmd(d, 6, argv, NULL, false);
         if (r == NULL) return HN_ERR;
         bool ok = r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0;
         if (!ok) hn_warn("event=drain_xgroup_failed key=%s err='%s'", key, r->str);
@@ -141,7 +142,7 @@ int hn_drain_stream_read(hn_drain_worker *d, const char *id, bool block) {
     }
     for (int s = 0; s < d->nshards; s++) argv[argc++] = id;
     uint64_t t0 = hn_mono_us();
-    redisReply *r = rcmd(d, argc, argv, NULL);
+    redisReply *r = rcmd(d, argc, argv, NULL, true);
     d->read_us = hn_mono_us() - t0;
     free(argv);
     free(keys);
@@ -169,7 +170,7 @@ int hn_drain_stream_claim(hn_drain_worker *d) {
         hn_key_stream(key, (unsigned)s);
         const char *argv[] = {"XAUTOCLAIM", key, DRAIN_GROUP, d->consumer, idle, "0-0",
                               "COUNT", count};
-        redisReply *r = rcmd(d, 8, argv, NULL);
+        redisReply *r = rcmd(d, 8, argv, NULL, false);
         if (r == NULL) return HN_ERR;
         if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
             r->element[1]->type == REDIS_REPLY_ARRAY) {
@@ -211,15 +212,15 @@ int hn_drain_stream_ack(hn_drain_worker *d) {
         size_t k = 3;
         for (size_t i = b->lo; i < b->hi; i++)
             if (b->entries[i].shard == s) argv[k++] = b->entries[i].id;
-        redisAppendCommandArgv(d->rc, (int)k, argv, NULL);
+        hn_rcl_append_argv(d->rc, (int)k, argv, NULL);
         free(argv);
         sent++;
     }
     int rc = HN_OK;
     for (int i = 0; i < sent; i++) {
         redisReply *r = NULL;
-        if (redisGetReply(d->rc, (void **)&r) != REDIS_OK) {
-            hn_warn("event=drain_ack_failed err='%s'", d->rc->errstr);
+        if (hn_rcl_get_reply(d->rc, (void **)&r) != REDIS_OK) {
+            hn_warn("event=drain_ack_failed err='%s'", hn_rcl_errstr(d->rc));
             hn_drain_stream_close(d);
             return HN_ERR;
         }
@@ -263,9 +264,9 @@ void hn_drain_stream_trim(hn_drain_worker *d) {
          * every entry at or below it is either pending (and seen) or
          * acknowledged. The other order could trim entries another
          * consumer read after XPENDING and has not written yet. */
-        redisReply *g = rcmd(d, 3, a2, NULL);
+        redisReply *g = rcmd(d, 3, a2, NULL, false);
         if (g == NULL) return;
-        redisReply *p = rcmd(d, 3, a1, NULL);
+        redisReply *p = rcmd(d, 3, a1, NULL, false);
         if (p == NULL) { freeReplyObject(g); return; }
         char minid[48] = "", last[48] = "";
         long long npend = 0, nlag = -1;
@@ -307,7 +308,7 @@ void hn_drain_stream_trim(hn_drain_worker *d) {
             char from[56];
             snprintf(from, sizeof(from), "(%s", last);
             const char *a3[] = {"XRANGE", key, from, "+", "COUNT", "1"};
-            redisReply *x = rcmd(d, 6, a3, NULL);
+            redisReply *x = rcmd(d, 6, a3, NULL, false);
             if (x == NULL) return;
             if (x->type == REDIS_REPLY_ARRAY && x->elements == 1 &&
                 x->element[0]->type == REDIS_REPLY_ARRAY) {
@@ -329,7 +330,7 @@ void hn_drain_stream_trim(hn_drain_worker *d) {
         if (upto[0] && id_cmp(upto, keep) > 0) upto = keep;
         if (upto[0] && strcmp(upto, "0-0") != 0) {
             const char *a4[] = {"XTRIM", key, "MINID", upto};
-            redisReply *t = rcmd(d, 4, a4, NULL);
+            redisReply *t = rcmd(d, 4, a4, NULL, false);
             if (t == NULL) return;
             if (t->type == REDIS_REPLY_INTEGER && t->integer > 0) {
                 pthread_mutex_lock(&d->mu);

@@ -334,14 +334,6 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     c->cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));       /* c owns the strings now */
     c->start_ms = hn_now_ms();
-    /* A busy beacon port holds many connections: the usual soft 1024 is far too few. */
-    hn_info("event=fd_limit nofile=%llu", (unsigned long long)hn_raise_nofile());
-    if (c->cfg.node_id[0]) snprintf(c->node_id, sizeof(c->node_id), "%s", c->cfg.node_id);
-    else {
-        char host[64] = "host";
-        gethostname(host, sizeof(host) - 1);
-        snprintf(c->node_id, sizeof(c->node_id), "%s-%d", host, (int)getpid());
-    }
     if (hn_redis_cfg_parse(c->cfg.redis_url, &c->rcfg, err, cap) != HN_OK) return HN_ERR;
     c->rcfg.retry_ms = (int)c->cfg.redis_retry_ms;
     c->raddr = c->rcfg.seed[0];         /* the hot path's one server (collector/rconn.c) */
@@ -351,6 +343,14 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
          * slot; the housekeeping thread already runs on hn_rcl. */
         snprintf(err, cap, "Redis Cluster ingest is not built yet");
         return HN_ERR;
+    }
+    /* A busy beacon port holds many connections: the usual soft 1024 is far too few. */
+    hn_info("event=fd_limit nofile=%llu", (unsigned long long)hn_raise_nofile());
+    if (c->cfg.node_id[0]) snprintf(c->node_id, sizeof(c->node_id), "%s", c->cfg.node_id);
+    else {
+        char host[64] = "host";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(c->node_id, sizeof(c->node_id), "%s-%d", host, (int)getpid());
     }
     if (hn_cidrs_parse(c->cfg.trusted_relays, &c->relays, err, cap) != HN_OK) return HN_ERR;
     if (hn_cidrs_parse(c->cfg.trusted_proxies, &c->proxies, err, cap) != HN_OK) return HN_ERR;

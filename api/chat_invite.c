@@ -48,7 +48,7 @@ int hn_chat_live_read(hn_rcl *rc, int64_t wid, const char *sid, hn_chat_live *ou
     hn_key_sess(sk, (uint64_t)wid, sid, strlen(sid));
     hn_rcl_append(rc, "ZSCORE %s %s", lk, sid);
     hn_rcl_append(rc, "HMGET %s %s %s %s", sk, hn_sf_name[HN_SF_CHAT_STATE], hn_sf_name[HN_SF_CHAT],
-                       hn_sf_name[HN_SF_VISITOR]);
+                  hn_sf_name[HN_SF_VISITOR]);
     if (replies(rc, 2, r) != HN_OK) return HN_ERR;
     int ret = HN_ERR;
     if (r[1]->type != REDIS_REPLY_ARRAY || r[1]->elements != 3) goto out;
@@ -81,7 +81,7 @@ int hn_chat_downlink(hn_rcl *rc, const hn_config *cfg, int64_t wid, const char *
     hn_rcl_append_argv(rc, (int)HN_ARRAY_LEN(xa), xa, xl), n++;
     if (d->state) {
         hn_rcl_append(rc, "HSET %s %s %s %s %s", sk, hn_sf_name[HN_SF_CHAT], d->conv,
-                           hn_sf_name[HN_SF_CHAT_STATE], d->state), n++;
+                      hn_sf_name[HN_SF_CHAT_STATE], d->state), n++;
         if (d->count) hn_rcl_append(rc, "HINCRBY %s %s 1", sk, hn_sf_name[HN_SF_AGENT_MESSAGES]), n++;
     }
     if (replies(rc, n, r) != HN_OK) return HN_ERR;

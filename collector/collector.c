@@ -169,7 +169,7 @@ static const char trim_script[] =
 static void trim_live(hn_collector *c) {
     if (!main_redis(c)) return;
     redisReply *r = hn_rcl_command(c->redis, "SET %s %s NX PX %lld", TRIM_LOCK_KEY, c->node_id,
-                                 (long long)c->cfg.trim_interval_ms);
+                                   (long long)c->cfg.trim_interval_ms);
     bool mine = r && r->type == REDIS_REPLY_STATUS;
     if (r) freeReplyObject(r);
     if (!mine) return;
@@ -200,8 +200,8 @@ static void trim_live(hn_collector *c) {
             hn_key_ended(ended, ids[i]);
             hn_key_sess_prefix(prefix, ids[i]);
             hn_rcl_append(c->redis, "EVALSHA %s 2 %s %s %llu %llu %s %d", sha, live, ended,
-                               (unsigned long long)live_cut, (unsigned long long)ended_cut,
-                               prefix, TRIM_LIMIT);
+                          (unsigned long long)live_cut, (unsigned long long)ended_cut,
+                          prefix, TRIM_LIMIT);
             sent++;
         }
         if (sent == 0) break;

@@ -82,7 +82,7 @@ static int dump_shard(hn_rcl *rc, hn_decoder *dec, uint64_t shard, dump_ctx *d) 
     char start[64] = "-";
     for (;;) {
         redisReply *r = hn_rcl_command(rc, "XRANGE hn:stream:%llu %s + COUNT 500",
-                                     (unsigned long long)shard, start);
+                                       (unsigned long long)shard, start);
         if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
             hn_ctl_errorf("stream: XRANGE failed: %s",
                           r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : hn_rcl_errstr(rc));

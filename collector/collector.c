@@ -6,6 +6,7 @@
  * hung Redis never stalls the main thread's /metrics and /readyz.
  */
 #include "collector/collector.h"
+#include "common/rshared.h"
 #include "common/log.h"
 #include "common/httpguard.h"
 #include "common/spool.h"
@@ -336,14 +337,11 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     c->start_ms = hn_now_ms();
     if (hn_redis_cfg_parse(c->cfg.redis_url, &c->rcfg, err, cap) != HN_OK) return HN_ERR;
     c->rcfg.retry_ms = (int)c->cfg.redis_retry_ms;
-    c->raddr = c->rcfg.seed[0];         /* the hot path's one server (collector/rconn.c) */
-    if (c->rcfg.cluster) {
-        /* TODO(issue 17): drop this refusal when the hot path (collector/rconn.c,
-         * collector/worker.c) and the chat tail (collector/chattail.c) route by
-         * slot; the housekeeping thread already runs on hn_rcl. */
-        snprintf(err, cap, "Redis Cluster ingest is not built yet");
-        return HN_ERR;
-    }
+    /* One server: the hot path's address. A cluster: the workers route by
+     * slot (collector/rcluster.c), the housekeeping thread through hn_rcl.
+     * TODO(issue 17): the chat tail (collector/chattail.c) still talks to
+     * raddr, the first seed, only. */
+    c->raddr = c->rcfg.seed[0];
     /* A busy beacon port holds many connections: the usual soft 1024 is far too few. */
     hn_info("event=fd_limit nofile=%llu", (unsigned long long)hn_raise_nofile());
     if (c->cfg.node_id[0]) snprintf(c->node_id, sizeof(c->node_id), "%s", c->cfg.node_id);
@@ -388,6 +386,14 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     c->nworkers = hn_config_threads(&c->cfg);
     c->workers = hn_xcalloc((size_t)c->nworkers, sizeof(hn_worker *));
     for (int i = 0; i < c->nworkers; i++) {
+        if (i == 0 && c->rcfg.cluster) {
+            /* the slot map the workers route by (collector/rcluster.c); a
+             * cluster not answering yet is an outage like any: the workers
+             * spool until a map is read */
+            char e2[256];
+            if (hn_rshared_start(&c->rcfg, (int)c->cfg.redis_connect_timeout_ms, 15000, e2, sizeof(e2)) != HN_OK)
+                hn_warn("event=redis_cluster_unreachable err='%s'", e2);
+        }
         c->workers[i] = hn_worker_create(c, i, err, cap);
         if (c->workers[i] == NULL) return HN_ERR;
     }
@@ -468,6 +474,7 @@ int hn_collector_run(hn_collector *c) {
 
 void hn_collector_free(hn_collector *c) {
     for (int i = 0; i < c->nworkers && c->workers; i++) hn_worker_destroy(c->workers[i]);
+    hn_rshared_stop();
     free(c->workers);
     if (c->admin) evhttp_free(c->admin);
     if (c->sig_term) event_free(c->sig_term);

@@ -99,8 +99,8 @@ struct evhttp;
 
 typedef struct hn_collector {
     hn_config          cfg;
-    hn_redis_cfg       rcfg;           /* the housekeeping thread's Redis (hn_rcl) */
-    hn_redis_addr      raddr;          /* the hot path's: rcfg.seed[0] */
+    hn_redis_cfg       rcfg;           /* HERENOW_REDIS_URL: one server or a cluster's seeds */
+    hn_redis_addr      raddr;          /* rcfg.seed[0] */
     hn_cidrs           relays;
     hn_cidrs           proxies;        /* HERENOW_TRUSTED_PROXIES */
     hn_ipmode          ipmode;

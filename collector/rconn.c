@@ -8,6 +8,7 @@
  *   zero the group is done and head moves past its bytes.
  */
 #include "collector/rconn.h"
+#include "collector/rcluster.h"
 #include "common/buf.h"
 #include "common/log.h"
 
@@ -65,6 +66,7 @@ struct hn_rconn {
      * worked through a pipeline, groups after a refused one would land
      * before it, out of order. One group done, pipelining resumes. */
     bool          probe;
+    hn_rcluster  *cl;            /* a cluster: every call goes there */
 };
 
 /* --- reply objects that allocate nothing ---------------------------------- */
@@ -340,6 +342,7 @@ static int read_replies(hn_rconn *c) {
                     return HN_ERR;
                 }
                 g->nerr++;
+                if (c->cbs.error) c->cbs.error(c->ctx, g->tag, g->ncmds - g->left, c->errtext);
             }
             if (--g->left == 0) {
                 bool probing = c->probe;
@@ -414,6 +417,11 @@ hn_rconn *hn_rconn_create(struct event_base *base, const hn_redis_addr *addr,
 
 void hn_rconn_destroy(hn_rconn *c) {
     if (c == NULL) return;
+    if (c->cl) {
+        hn_rcluster_destroy(c->cl);
+        free(c);
+        return;
+    }
     close_fd(c);
     if (c->timer) event_free(c->timer);
     if (c->watch) event_free(c->watch);
@@ -423,10 +431,18 @@ void hn_rconn_destroy(hn_rconn *c) {
 }
 
 void hn_rconn_start(hn_rconn *c) {
+    if (c->cl) {
+        hn_rcluster_start(c->cl);
+        return;
+    }
     if (c->st == ST_IDLE) try_connect(c);
 }
 
 void hn_rconn_send(hn_rconn *c, const char *buf, size_t len, uint32_t ncmds, uint64_t tag) {
+    if (c->cl) {
+        hn_rcluster_send(c->cl, buf, len, ncmds, tag);
+        return;
+    }
     if (ncmds == 0) return;
     if (c->gcount == c->gcap) {
         group *ng = hn_xcalloc(c->gcap * 2, sizeof(group));
@@ -451,11 +467,21 @@ void hn_rconn_send(hn_rconn *c, const char *buf, size_t len, uint32_t ncmds, uin
     if (c->st == ST_UP) write_pending(c);
 }
 
-void hn_rconn_tee(hn_rconn *c, int fd) { c->tee_fd = fd; }
-void hn_rconn_set_reply_timeout(hn_rconn *c, int ms) { c->reply_timeout_ms = ms; }
-void hn_rconn_set_connect_timeout(hn_rconn *c, int ms) { c->connect_timeout_ms = ms > 0 ? ms : 1; }
+void hn_rconn_tee(hn_rconn *c, int fd) {
+    if (c->cl) hn_rcluster_tee(c->cl, fd);
+    c->tee_fd = fd;
+}
+void hn_rconn_set_reply_timeout(hn_rconn *c, int ms) {
+    if (c->cl) hn_rcluster_set_timeouts(c->cl, ms, -1);
+    c->reply_timeout_ms = ms;
+}
+void hn_rconn_set_connect_timeout(hn_rconn *c, int ms) {
+    if (c->cl) hn_rcluster_set_timeouts(c->cl, -1, ms > 0 ? ms : 1);
+    c->connect_timeout_ms = ms > 0 ? ms : 1;
+}
 
 uint32_t hn_rconn_take(hn_rconn *c, hn_rconn_take_fn fn, void *ctx) {
+    if (c->cl) return hn_rcluster_take(c->cl, fn, ctx);
     if (c->st == ST_UP || c->gcount == 0) return 0;
     /* Moved out first: fn may send new groups on this connection. */
     hn_buf buf = c->buf;
@@ -478,6 +504,10 @@ uint32_t hn_rconn_take(hn_rconn *c, hn_rconn_take_fn fn, void *ctx) {
 }
 
 void hn_rconn_halt(hn_rconn *c) {
+    if (c->cl) {
+        hn_rcluster_halt(c->cl);
+        return;
+    }
     if (c->watch) event_del(c->watch);
     evtimer_del(c->timer);
     close_fd(c);
@@ -485,6 +515,15 @@ void hn_rconn_halt(hn_rconn *c) {
     c->st = ST_IDLE;
 }
 
-bool hn_rconn_up(const hn_rconn *c) { return c->st == ST_UP; }
-size_t hn_rconn_buffered(const hn_rconn *c) { return c->buf.len - c->head; }
-uint32_t hn_rconn_groups(const hn_rconn *c) { return c->gcount; }
+bool hn_rconn_up(const hn_rconn *c) { return c->cl ? hn_rcluster_up(c->cl) : c->st == ST_UP; }
+size_t hn_rconn_buffered(const hn_rconn *c) { return c->cl ? hn_rcluster_buffered(c->cl) : c->buf.len - c->head; }
+uint32_t hn_rconn_groups(const hn_rconn *c) { return c->cl ? hn_rcluster_groups(c->cl) : c->gcount; }
+
+hn_rconn *hn_rconn_create_cluster(struct event_base *base, const hn_redis_cfg *cfg,
+                                  const hn_rconn_cbs *cbs, void *ctx) {
+    hn_rconn *c = hn_xcalloc(1, sizeof(*c));
+    c->fd = -1;
+    c->tee_fd = -1;
+    c->cl = hn_rcluster_create(base, cfg, cbs, ctx);
+    return c;
+}

@@ -35,10 +35,20 @@ typedef struct hn_rconn_cbs {
     void (*done)(void *ctx, uint64_t tag, uint32_t ncmds, uint32_t nerr, const char *errtext);
     /* The connection went up (true) or down (false, with a reason). */
     void (*state)(void *ctx, bool up, const char *why);
+    /* Optional (NULL): each error reply that completes a command, before
+     * done: index is the command's within its group (the cluster client
+     * reads MOVED and ASK here). */
+    void (*error)(void *ctx, uint64_t tag, uint32_t index, const char *errtext);
 } hn_rconn_cbs;
 
 hn_rconn *hn_rconn_create(struct event_base *base, const hn_redis_addr *addr,
                           const hn_rconn_cbs *cbs, void *ctx);
+/* The same contract on a Redis Cluster (collector/rcluster.c): each group is
+ * split per node and done when every node answered its share; up while a
+ * slot map is known and every master's connection is up. The process's map
+ * comes from common/rshared.h (hn_rshared_start first). */
+hn_rconn *hn_rconn_create_cluster(struct event_base *base, const hn_redis_cfg *cfg,
+                                  const hn_rconn_cbs *cbs, void *ctx);
 void      hn_rconn_destroy(hn_rconn *c);
 
 /* Starts connecting (and reconnects by itself with backoff after a loss). */

@@ -659,8 +659,9 @@ hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap) {
     w->tick_tv = (struct timeval){0, (suseconds_t)c->cfg.batch_wait_us};
     w->stop_timer = evtimer_new(w->base, on_stop_check, w);
 
-    hn_rconn_cbs cbs = {on_group_done, on_redis_state};
-    w->rc = hn_rconn_create(w->base, &c->raddr, &cbs, w);
+    hn_rconn_cbs cbs = {on_group_done, on_redis_state, NULL};
+    w->rc = c->rcfg.cluster ? hn_rconn_create_cluster(w->base, &c->rcfg, &cbs, w)
+                            : hn_rconn_create(w->base, &c->raddr, &cbs, w);
     hn_rconn_set_reply_timeout(w->rc, (int)c->cfg.redis_timeout_ms);
     hn_rconn_set_connect_timeout(w->rc, (int)c->cfg.redis_connect_timeout_ms);
     if (c->cfg.spool_dir[0]) {

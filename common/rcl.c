@@ -25,10 +25,17 @@
 
 /* ---- the process's counters (hn_rcl_metrics) --------------------------- */
 
-enum { K_MOVED, K_ASK, K_TRYAGAIN, K_CLUSTERDOWN, K_CONNECTION, K_READONLY, K_LOADING,
-       K_REFRESH, K_CROSSSLOT, K_NOSCRIPT, K_COUNT };
+enum { K_MOVED = HN_RCL_MOVED, K_ASK = HN_RCL_ASK, K_TRYAGAIN = HN_RCL_TRYAGAIN,
+       K_CLUSTERDOWN = HN_RCL_CLUSTERDOWN, K_CONNECTION = HN_RCL_CONNECTION, K_READONLY = HN_RCL_READONLY,
+       K_LOADING = HN_RCL_LOADING, K_REFRESH = HN_RCL_REFRESH, K_CROSSSLOT = HN_RCL_CROSSSLOT,
+       K_NOSCRIPT = HN_RCL_NOSCRIPT, K_COUNT = HN_RCL_EVENTS };
 static _Atomic uint64_t counters[K_COUNT];
 static atomic_bool      any_cluster;
+
+void hn_rcl_note(hn_rcl_event e) {
+    atomic_store(&any_cluster, true);
+    if (e < HN_RCL_EVENTS) atomic_fetch_add(&counters[e], 1);
+}
 
 #define NODE_STATS_MAX 64
 static struct node_stat {

@@ -90,6 +90,12 @@ redisReply *hn_rcl_command_on(hn_rcl *c, int master, const char *fmt, ...);
 /* Where a key lives: "host:port" of its master (one server: the server). */
 const char *hn_rcl_node_of(hn_rcl *c, const char *key, size_t len);
 
+/* Counts an event of a cluster client of the process (the collector's
+ * evented one counts its own redirects here too). */
+typedef enum { HN_RCL_MOVED, HN_RCL_ASK, HN_RCL_TRYAGAIN, HN_RCL_CLUSTERDOWN, HN_RCL_CONNECTION, HN_RCL_READONLY,
+               HN_RCL_LOADING, HN_RCL_REFRESH, HN_RCL_CROSSSLOT, HN_RCL_NOSCRIPT, HN_RCL_EVENTS } hn_rcl_event;
+void hn_rcl_note(hn_rcl_event e);
+
 /* The process's cluster counters (redirects, retries, refreshes,
  * CROSSSLOT, NOSCRIPT) in Prometheus text; nothing on one server. */
 void hn_rcl_metrics(hn_buf *b);

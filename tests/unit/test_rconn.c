@@ -72,7 +72,7 @@ static void test_first_group_alone_after_a_retryable_error(void **state) {
     snprintf(url, sizeof(url), "redis://127.0.0.1:%u/0", ntohs(a.sin_port));
     hn_redis_addr addr;
     assert_int_equal(hn_redis_addr_parse(url, &addr, err, sizeof(err)), HN_OK);
-    hn_rconn_cbs cbs = {on_done, on_state};
+    hn_rconn_cbs cbs = {on_done, on_state, NULL};
     hn_rconn *c = hn_rconn_create(f.base, &addr, &cbs, &f);
     hn_rconn_start(c);
     static const char cmd[] = "*1\r\n$4\r\nPING\r\n";

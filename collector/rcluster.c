@@ -1,0 +1,548 @@
+/*
+ * rcluster.c: a worker's groups on a Redis Cluster (rcluster.h).
+ *
+ *   send(group) ──► the group's bytes kept until it is done (take gives them
+ *                   back for the spool)
+ *               ──► split per master (common/rsplit.h over the slot map):
+ *                   one "share" per node, sent on that node's hn_rconn (the
+ *                   single-server connection, with its reconnects, reply
+ *                   timeout and "not now" retries: TRYAGAIN, CLUSTERDOWN,
+ *                   LOADING … send a node's shares again after a backoff)
+ *   a node's error replies (the rconn error callback): MOVED updates the
+ *   slot and sends the command to the new master at once (and asks for a
+ *   new map: common/rshared.h); ASK sends ASKING and the command to the node
+ *   named; at most HOPS redirects, then the command counts as an error
+ *   a share done ──► its group's count of commands left; groups are done
+ *   (the worker's done callback) in the order they were sent.
+ *
+ * Up means: a slot map is known, every group is routed, and every master's
+ * connection is up. A master lost turns it down: the worker spools, takes
+ * the groups back (hn_rconn_take: whole groups, shares that other nodes
+ * already ran included: a command may run twice, as rconn.h allows) and
+ * replays them once the replica was promoted and the new map says so.
+ * When a new map moves a lost node's slots elsewhere, what it still holds
+ * goes to the new owners.
+ */
+#include "collector/rcluster.h"
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/rcl.h"
+#include "common/rshared.h"
+#include "common/rsplit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HOPS      5
+#define POLL_MS   50
+
+typedef struct conn {
+    char               host[256];
+    int                port;
+    hn_rconn          *rc;
+    struct hn_rcluster *cl;
+    int                index;
+    bool               up, master;
+} conn;
+
+typedef struct outer {               /* a worker's group */
+    size_t         off, len;         /* its bytes in cl->buf */
+    uint32_t       ncmds, left, nerr;
+    uint64_t       tag;
+    hn_rsplit_cmd *cmds;             /* NULL until routed */
+} outer;
+
+typedef struct share {               /* what one node runs of a group */
+    uint32_t  gen;                   /* 0: free */
+    uint64_t  seq;                   /* its group */
+    int       conn;
+    uint32_t  n;
+    uint32_t *idx;                   /* the commands' indexes in the group */
+    uint8_t  *redir;                 /* 0, or REDIR_MOVED / REDIR_ASK */
+    int      *to;                    /* the redirect's connection */
+    uint32_t  nerr;
+    bool      asking;                /* sent as ASKING, command pairs */
+    int       hops;
+} share;
+
+enum { REDIR_MOVED = 1, REDIR_ASK = 2 };
+
+struct hn_rcluster {
+    struct event_base *base;
+    hn_redis_cfg       cfg;
+    hn_rconn_cbs       cbs;
+    void              *ctx;
+    int                reply_ms, connect_ms;
+    hn_rmap           *map;
+    uint64_t           mapver;
+    conn              *conns[HN_RMAP_NODES_MAX];
+    hn_buf             buf;
+    size_t             head;
+    outer             *o;
+    uint32_t           ocap, ohead, ocount;
+    uint64_t           first_seq;        /* the seq of o[ohead] */
+    share             *sh;
+    uint32_t           nsh, shcap, gen;
+    struct event      *poll;
+    bool               started, halted, was_up;
+    int                tee_fd;
+    char               errtext[256];
+    hn_buf             tmp;
+};
+
+static void node_done(void *ctx, uint64_t tag, uint32_t ncmds, uint32_t nerr, const char *errtext);
+static void node_state(void *ctx, bool up, const char *why);
+static void node_error(void *ctx, uint64_t tag, uint32_t index, const char *errtext);
+
+/* ---- connections -------------------------------------------------------- */
+
+static int conn_of(hn_rcluster *cl, const char *host, int port) {
+    int freei = -1;
+    for (int i = 0; i < HN_RMAP_NODES_MAX; i++) {
+        conn *n = cl->conns[i];
+        if (!n) {
+            if (freei < 0) freei = i;
+            continue;
+        }
+        if (n->port == port && strcmp(n->host, host) == 0) return i;
+    }
+    if (freei < 0) return -1;
+    conn *n = hn_xcalloc(1, sizeof(*n));
+    snprintf(n->host, sizeof(n->host), "%s", host);
+    n->port = port;
+    n->cl = cl;
+    n->index = freei;
+    hn_redis_addr a = cl->cfg.seed[0];
+    snprintf(a.host, sizeof(a.host), "%s", host);
+    a.port = port;
+    a.path[0] = '\0';
+    a.db = 0;
+    hn_rconn_cbs cbs = {node_done, node_state, node_error};
+    n->rc = hn_rconn_create(cl->base, &a, &cbs, n);
+    hn_rconn_set_reply_timeout(n->rc, cl->reply_ms);
+    hn_rconn_set_connect_timeout(n->rc, cl->connect_ms);
+    cl->conns[freei] = n;
+    if (cl->started && !cl->halted) hn_rconn_start(n->rc);
+    return freei;
+}
+
+static int conn_of_slot(hn_rcluster *cl, int slot) {
+    int node = -1;
+    if (slot >= 0) node = hn_rmap_master(cl->map, (uint16_t)slot);
+    else
+        for (int s = 0; s < HN_SLOTS && node < 0; s++) node = hn_rmap_master(cl->map, (uint16_t)s);
+    return node < 0 ? -1 : conn_of(cl, cl->map->nodes[node].host, cl->map->nodes[node].port);
+}
+
+static void conn_free(hn_rcluster *cl, int i) {
+    hn_rconn_destroy(cl->conns[i]->rc);
+    free(cl->conns[i]);
+    cl->conns[i] = NULL;
+}
+
+/* ---- groups and shares -------------------------------------------------- */
+
+static outer *outer_of(hn_rcluster *cl, uint64_t seq) {
+    if (seq < cl->first_seq || seq - cl->first_seq >= cl->ocount) return NULL;
+    return &cl->o[(cl->ohead + (seq - cl->first_seq)) % cl->ocap];
+}
+
+static share *share_of(hn_rcluster *cl, uint64_t tag) {
+    uint32_t i = (uint32_t)tag, gen = (uint32_t)(tag >> 32);
+    return i < cl->nsh && cl->sh[i].gen == gen && gen != 0 ? &cl->sh[i] : NULL;
+}
+
+static void share_free(share *s) {
+    free(s->idx);
+    free(s->redir);
+    free(s->to);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Sends commands idx[0..n) of group seq to connection ci as one share. */
+static void send_share(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint32_t n, int ci, bool asking,
+                       int hops) {
+    outer *o = outer_of(cl, seq);
+    if (!o || n == 0) return;
+    uint32_t i;
+    for (i = 0; i < cl->nsh && cl->sh[i].gen != 0; i++) {}
+    if (i == cl->nsh) {
+        if (cl->nsh == cl->shcap) {
+            cl->shcap = cl->shcap ? 2 * cl->shcap : 64;
+            cl->sh = hn_xreallocarray(cl->sh, cl->shcap, sizeof(share));
+        }
+        memset(&cl->sh[cl->nsh], 0, sizeof(share));
+        cl->nsh++;
+    }
+    share *s = &cl->sh[i];
+    if (++cl->gen == 0) cl->gen = 1;
+    *s = (share){.gen = cl->gen, .seq = seq, .conn = ci, .n = n, .asking = asking, .hops = hops};
+    s->idx = hn_xmalloc(n * sizeof(uint32_t));
+    memcpy(s->idx, idx, n * sizeof(uint32_t));
+    s->redir = hn_xcalloc(n, 1);
+    s->to = hn_xcalloc(n, sizeof(int));
+    hn_buf_reset(&cl->tmp);
+    static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
+    const char *base = cl->buf.p + o->off;
+    for (uint32_t k = 0; k < n; k++) {
+        if (asking) hn_buf_append(&cl->tmp, asking_cmd, sizeof(asking_cmd) - 1);
+        hn_buf_append(&cl->tmp, base + o->cmds[idx[k]].off, o->cmds[idx[k]].len);
+    }
+    uint64_t tag = (uint64_t)s->gen << 32 | i;
+    hn_rconn_send(cl->conns[ci]->rc, cl->tmp.p, cl->tmp.len, asking ? 2 * n : n, tag);
+}
+
+/* Sends commands idx[0..n) of group seq by the current map. */
+static void route_cmds(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint32_t n) {
+    outer *o = outer_of(cl, seq);
+    if (!o) return;
+    uint32_t *mine = hn_xmalloc(n * sizeof(uint32_t));
+    int *ci = hn_xmalloc(n * sizeof(int));
+    for (uint32_t k = 0; k < n; k++) ci[k] = conn_of_slot(cl, o->cmds[idx[k]].slot);
+    for (uint32_t k = 0; k < n; k++) {
+        if (ci[k] == -2) continue;
+        uint32_t m = 0;
+        int c = ci[k];
+        for (uint32_t j = k; j < n; j++)
+            if (ci[j] == c) {
+                mine[m++] = idx[j];
+                ci[j] = -2;
+            }
+        if (c >= 0) send_share(cl, seq, mine, m, c, false, 0);
+        else {                      /* no master for the slot: an error for the group */
+            o->left -= m;
+            o->nerr += m;
+            snprintf(cl->errtext, sizeof(cl->errtext), "CLUSTERDOWN no master for the slot");
+        }
+    }
+    free(mine);
+    free(ci);
+}
+
+/* Routes the groups not routed yet, in order, while a map is known. */
+static void route(hn_rcluster *cl) {
+    if (!cl->map || cl->halted) return;
+    for (uint32_t k = 0; k < cl->ocount; k++) {
+        outer *o = &cl->o[(cl->ohead + k) % cl->ocap];
+        if (o->cmds) continue;
+        hn_rsplit_cmd *cmds = hn_xcalloc(o->ncmds, sizeof(*cmds));
+        char err[160];
+        if (hn_rsplit(cl->buf.p + o->off, o->len, o->ncmds, cl->map, 0, cmds, err, sizeof(err)) != HN_OK) {
+            hn_error("event=redis_cluster_bad_group err='%s'", err);
+            free(cmds);
+            o->cmds = hn_xcalloc(1, sizeof(*cmds));
+            o->nerr = o->ncmds;
+            o->left = 0;
+            continue;
+        }
+        for (uint32_t i = 0; i < o->ncmds; i++)
+            if (cmds[i].flags & HN_RCMD_CROSSSLOT) hn_rcl_note(HN_RCL_CROSSSLOT);
+        o->cmds = cmds;
+        uint32_t *all = hn_xmalloc(o->ncmds * sizeof(uint32_t));
+        for (uint32_t i = 0; i < o->ncmds; i++) all[i] = i;
+        route_cmds(cl, cl->first_seq + k, all, o->ncmds);
+        free(all);
+    }
+}
+
+static void update_state(hn_rcluster *cl, const char *why) {
+    bool up = cl->map != NULL && !cl->halted;
+    for (int i = 0; i < HN_RMAP_NODES_MAX && up; i++)
+        if (cl->conns[i] && cl->conns[i]->master && !cl->conns[i]->up) up = false;
+    if (up == cl->was_up) return;
+    cl->was_up = up;
+    if (cl->cbs.state) cl->cbs.state(cl->ctx, up, why);
+}
+
+/* Groups done, in the order they were sent. */
+static void complete(hn_rcluster *cl) {
+    while (cl->ocount > 0) {
+        outer *o = &cl->o[cl->ohead];
+        if (!o->cmds || o->left > 0) return;
+        outer done = *o;
+        cl->ohead = (cl->ohead + 1) % cl->ocap;
+        cl->ocount--;
+        cl->first_seq++;
+        cl->head += done.len;
+        if (cl->head == cl->buf.len) cl->head = cl->buf.len = 0;
+        else if (cl->head > (1u << 20) && cl->head > cl->buf.len / 2) {
+            memmove(cl->buf.p, cl->buf.p + cl->head, cl->buf.len - cl->head);
+            for (uint32_t k = 0; k < cl->ocount; k++) cl->o[(cl->ohead + k) % cl->ocap].off -= cl->head;
+            cl->buf.len -= cl->head;
+            cl->head = 0;
+        }
+        free(done.cmds);
+        if (cl->cbs.done) cl->cbs.done(cl->ctx, done.tag, done.ncmds, done.nerr, cl->errtext);
+    }
+}
+
+/* ---- a node's callbacks ------------------------------------------------- */
+
+/* "MOVED 3999 127.0.0.1:6381": the slot and the node's connection. */
+static int redirect_target(hn_rcluster *cl, const char *e, bool moved) {
+    const char *sp = strchr(e, ' ');
+    if (!sp) return -1;
+    char *end;
+    long slot = strtol(sp + 1, &end, 10);
+    if (*end != ' ' || slot < 0 || slot >= HN_SLOTS) return -1;
+    const char *hp = end + 1, *colon = strrchr(hp, ':');
+    if (!colon || colon == hp || (size_t)(colon - hp) >= 256) return -1;
+    char host[256];
+    memcpy(host, hp, (size_t)(colon - hp));
+    host[colon - hp] = '\0';
+    int port = atoi(colon + 1);
+    if (port <= 0 || port > 65535) return -1;
+    if (moved) hn_rmap_moved(cl->map, (uint16_t)slot, host, port);
+    return conn_of(cl, host, port);
+}
+
+static void node_error(void *ctx, uint64_t tag, uint32_t index, const char *errtext) {
+    conn *n = ctx;
+    hn_rcluster *cl = n->cl;
+    share *s = share_of(cl, tag);
+    if (!s) return;
+    if (s->asking && index % 2 == 0) return;          /* ASKING itself */
+    uint32_t k = s->asking ? index / 2 : index;
+    if (k >= s->n) return;
+    bool moved = strncmp(errtext, "MOVED ", 6) == 0, ask = strncmp(errtext, "ASK ", 4) == 0;
+    int to = moved || ask ? redirect_target(cl, errtext, moved) : -1;
+    if (to >= 0) {
+        hn_rcl_note(moved ? HN_RCL_MOVED : HN_RCL_ASK);
+        s->redir[k] = moved ? REDIR_MOVED : REDIR_ASK;
+        s->to[k] = to;
+        if (moved) hn_rshared_want();
+        return;
+    }
+    s->nerr++;
+    snprintf(cl->errtext, sizeof(cl->errtext), "%s", errtext);
+    if (strncmp(errtext, "CROSSSLOT", 9) == 0) hn_rcl_note(HN_RCL_CROSSSLOT);
+}
+
+static void node_done(void *ctx, uint64_t tag, uint32_t ncmds, uint32_t nerr, const char *errtext) {
+    conn *n = ctx;
+    hn_rcluster *cl = n->cl;
+    (void)ncmds; (void)nerr; (void)errtext;
+    share *s = share_of(cl, tag);
+    if (!s) return;                              /* its group was taken back */
+    outer *o = outer_of(cl, s->seq);
+    if (o) {
+        o->nerr += s->nerr;
+        uint32_t *again = hn_xmalloc(s->n * sizeof(uint32_t));
+        for (uint32_t k = 0; k < s->n; k++) {
+            if (!s->redir[k]) {
+                o->left--;
+                continue;
+            }
+            if (s->redir[k] == 0xFF) continue;
+            /* the commands redirected to the same node the same way, in order */
+            uint32_t m = 0;
+            int to = s->to[k];
+            uint8_t how = s->redir[k];
+            for (uint32_t j = k; j < s->n; j++)
+                if (s->redir[j] == how && s->to[j] == to) {
+                    again[m++] = s->idx[j];
+                    s->redir[j] = 0xFF;
+                }
+            if (s->hops >= HOPS) {
+                o = outer_of(cl, s->seq);
+                o->left -= m;
+                o->nerr += m;
+                snprintf(cl->errtext, sizeof(cl->errtext), "redis cluster: more than %d redirects", HOPS);
+                continue;
+            }
+            uint64_t seq = s->seq;
+            int hops = s->hops + 1;
+            send_share(cl, seq, again, m, to, how == REDIR_ASK, hops);
+            s = share_of(cl, tag);                   /* the table may have moved */
+            o = outer_of(cl, seq);
+        }
+        free(again);
+    }
+    share_free(s);
+    complete(cl);
+}
+
+static void node_state(void *ctx, bool up, const char *why) {
+    conn *n = ctx;
+    n->up = up;
+    if (!up) {
+        hn_rcl_note(HN_RCL_CONNECTION);
+        hn_rshared_want();
+    }
+    char w[300];
+    snprintf(w, sizeof(w), "%s:%d: %s", n->host, n->port, why);
+    update_state(n->cl, w);
+}
+
+/* ---- the map ------------------------------------------------------------- */
+
+static void take_share(void *ctx, const char *buf, size_t len, uint32_t ncmds, uint64_t tag) {
+    hn_rcluster *cl = ctx;
+    (void)buf; (void)len; (void)ncmds;
+    share *s = share_of(cl, tag);
+    if (!s) return;
+    uint64_t seq = s->seq;
+    uint32_t n = s->n, *idx = s->idx;
+    s->idx = NULL;
+    share_free(s);
+    route_cmds(cl, seq, idx, n);
+    free(idx);
+}
+
+static void apply_map(hn_rcluster *cl) {
+    if (!cl->map) cl->map = hn_xmalloc(sizeof(hn_rmap));
+    cl->mapver = hn_rshared_copy(cl->map);
+    bool owns[HN_RMAP_NODES_MAX] = {0};
+    for (int s = 0; s < HN_SLOTS; s++)
+        if (cl->map->slot[s] != HN_RMAP_NONE) owns[cl->map->slot[s]] = true;
+    for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
+        if (cl->conns[i]) cl->conns[i]->master = false;
+    for (int j = 0; j < cl->map->nnodes; j++)
+        if (owns[j]) {
+            int ci = conn_of(cl, cl->map->nodes[j].host, cl->map->nodes[j].port);
+            if (ci >= 0) cl->conns[ci]->master = true;
+        }
+    /* a node that serves no slot now: what it holds (when it is down) goes
+     * to the new owners; it goes when it holds nothing */
+    for (int i = 0; i < HN_RMAP_NODES_MAX; i++) {
+        conn *n = cl->conns[i];
+        if (!n || n->master) continue;
+        if (!n->up) hn_rconn_take(n->rc, take_share, cl);
+        if (hn_rconn_groups(n->rc) == 0) conn_free(cl, i);
+    }
+}
+
+static void on_poll(evutil_socket_t fd, short what, void *arg) {
+    hn_rcluster *cl = arg;
+    (void)fd; (void)what;
+    if (hn_rshared_version() != cl->mapver) {
+        apply_map(cl);
+        route(cl);
+        complete(cl);
+        update_state(cl, "slot map");
+    }
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+hn_rcluster *hn_rcluster_create(struct event_base *base, const hn_redis_cfg *cfg, const hn_rconn_cbs *cbs,
+                                void *ctx) {
+    hn_rcluster *cl = hn_xcalloc(1, sizeof(*cl));
+    cl->base = base;
+    cl->cfg = *cfg;
+    cl->cbs = *cbs;
+    cl->ctx = ctx;
+    cl->reply_ms = 0;
+    cl->connect_ms = 2000;
+    cl->tee_fd = -1;
+    hn_buf_init(&cl->buf, 256 * 1024);
+    hn_buf_init(&cl->tmp, 64 * 1024);
+    cl->ocap = 64;
+    cl->o = hn_xcalloc(cl->ocap, sizeof(outer));
+    cl->poll = event_new(base, -1, EV_PERSIST, on_poll, cl);
+    return cl;
+}
+
+void hn_rcluster_destroy(hn_rcluster *cl) {
+    if (!cl) return;
+    for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
+        if (cl->conns[i]) conn_free(cl, i);
+    for (uint32_t k = 0; k < cl->ocount; k++) free(cl->o[(cl->ohead + k) % cl->ocap].cmds);
+    for (uint32_t i = 0; i < cl->nsh; i++)
+        if (cl->sh[i].gen) share_free(&cl->sh[i]);
+    free(cl->sh);
+    free(cl->o);
+    free(cl->map);
+    event_free(cl->poll);
+    hn_buf_free(&cl->buf);
+    hn_buf_free(&cl->tmp);
+    free(cl);
+}
+
+void hn_rcluster_start(hn_rcluster *cl) {
+    if (cl->started) return;
+    cl->started = true;
+    struct timeval tv = {0, POLL_MS * 1000};
+    event_add(cl->poll, &tv);
+    for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
+        if (cl->conns[i]) hn_rconn_start(cl->conns[i]->rc);
+    if (hn_rshared_version() != 0) on_poll(-1, 0, cl);
+}
+
+void hn_rcluster_send(hn_rcluster *cl, const char *buf, size_t len, uint32_t ncmds, uint64_t tag) {
+    if (ncmds == 0) return;
+    if (cl->ocount == cl->ocap) {
+        outer *no = hn_xcalloc(cl->ocap * 2, sizeof(outer));
+        for (uint32_t i = 0; i < cl->ocount; i++) no[i] = cl->o[(cl->ohead + i) % cl->ocap];
+        free(cl->o);
+        cl->o = no;
+        cl->ohead = 0;
+        cl->ocap *= 2;
+    }
+    outer *o = &cl->o[(cl->ohead + cl->ocount) % cl->ocap];
+    *o = (outer){.off = cl->buf.len, .len = len, .ncmds = ncmds, .left = ncmds, .tag = tag};
+    cl->ocount++;
+    hn_buf_append(&cl->buf, buf, len);
+    if (cl->tee_fd >= 0) {
+        ssize_t w = write(cl->tee_fd, buf, len);
+        (void)w;
+    }
+    route(cl);
+    complete(cl);
+}
+
+void hn_rcluster_set_timeouts(hn_rcluster *cl, int reply_ms, int connect_ms) {
+    if (reply_ms >= 0) cl->reply_ms = reply_ms;
+    if (connect_ms >= 0) cl->connect_ms = connect_ms;
+}
+
+static void discard(void *ctx, const char *buf, size_t len, uint32_t ncmds, uint64_t tag) {
+    (void)ctx; (void)buf; (void)len; (void)ncmds; (void)tag;
+}
+
+uint32_t hn_rcluster_take(hn_rcluster *cl, hn_rconn_take_fn fn, void *ctx) {
+    if (hn_rcluster_up(cl) || cl->ocount == 0) return 0;
+    /* every share is forgotten: a node still up may answer some later
+     * (ignored); one that is down drops them */
+    for (uint32_t i = 0; i < cl->nsh; i++)
+        if (cl->sh[i].gen) share_free(&cl->sh[i]);
+    for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
+        if (cl->conns[i] && !hn_rconn_up(cl->conns[i]->rc)) hn_rconn_take(cl->conns[i]->rc, discard, NULL);
+    /* moved out first: fn may send new groups */
+    hn_buf buf = cl->buf;
+    outer *o = cl->o;
+    uint32_t ocap = cl->ocap, ohead = cl->ohead, n = cl->ocount;
+    hn_buf_init(&cl->buf, 256 * 1024);
+    cl->head = 0;
+    cl->ocap = 64;
+    cl->o = hn_xcalloc(cl->ocap, sizeof(outer));
+    cl->ohead = cl->ocount = 0;
+    cl->first_seq += n;
+    for (uint32_t i = 0; i < n; i++) {
+        outer *g = &o[(ohead + i) % ocap];
+        fn(ctx, buf.p + g->off, g->len, g->ncmds, g->tag);
+        free(g->cmds);
+    }
+    hn_buf_free(&buf);
+    free(o);
+    return n;
+}
+
+void hn_rcluster_halt(hn_rcluster *cl) {
+    cl->halted = true;
+    cl->was_up = false;
+    event_del(cl->poll);
+    for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
+        if (cl->conns[i]) hn_rconn_halt(cl->conns[i]->rc);
+}
+
+void hn_rcluster_tee(hn_rcluster *cl, int fd) { cl->tee_fd = fd; }
+
+bool hn_rcluster_up(const hn_rcluster *cl) { return cl->was_up; }
+
+size_t hn_rcluster_buffered(const hn_rcluster *cl) { return cl->buf.len - cl->head; }
+
+uint32_t hn_rcluster_groups(const hn_rcluster *cl) { return cl->ocount; }

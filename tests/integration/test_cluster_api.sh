@@ -4,8 +4,7 @@
 # HERENOW_STREAM_SHARDS=3 and widgets whose {w} live on different masters:
 #
 #   1. herenowctl widget add / list / set / sync (WATCH … MULTI … EXEC on
-#      hn:widgets) on the cluster; the collector refuses a cluster URL (its
-#      hot path does not route by slot yet) with exit 2 and a reason
+#      hn:widgets) on the cluster
 #   2. records XADDed into the stream shards reach PostgreSQL exactly once
 #      (the drain's XREADGROUP over shards on several masters)
 #   3. the live list API and the SSE live stream (snapshot, and an enter that
@@ -15,12 +14,13 @@
 #      the masters, one clock)
 #   5. herenowctl spool replay of a collector's spool into the cluster: the
 #      sessions are live and the drain writes its records
-#   6. /metrics: herenow_redis_node_commands_total for the three masters
+#   6. a collector on the cluster: its housekeeping (widgets, bans, the trim
+#      script loaded on each master that answers NOSCRIPT) through hn_rcl
+#   7. /metrics: herenow_redis_node_commands_total for the three masters
 #
-# The collector cannot ingest into a cluster yet (issue 17), so records and
-# presence are written the way it would (docs/PROTOCOL.md §9) with
-# redis-cli -c, and the spool of §5 comes from a collector on a standalone
-# Redis.
+# §2–§4 write records and presence the way the collector does
+# (docs/PROTOCOL.md §9) with redis-cli -c, so that they test the api alone;
+# the spool of §5 comes from a collector on a standalone Redis.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
@@ -72,12 +72,6 @@ hn_assert_eq "widget sync (WATCH … EXEC on the cluster) put back the missing o
 hn_assert_eq "… and removed the stray one" 0 "$(rc_ HEXISTS hn:widgets stale0000000000x)"
 out2=$("$CTL" widget sync)
 hn_assert_cmd "a second sync has nothing to do ($out2)" grep -q '(0 added, 0 updated, 0 removed)' <<<"$out2"
-
-rc=0
-"$HN_BIN/herenow-collector" >"$HN_TMP/coll_cluster.out" 2>&1 || rc=$?
-hn_assert_eq "the collector refuses a cluster URL: exit 2" 2 "$rc"
-hn_assert_eq "… with one line saying why" "herenow-collector: Redis Cluster ingest is not built yet" \
-    "$(cat "$HN_TMP/coll_cluster.out")"
 
 # ---- the api, with the drain ------------------------------------------------------------------
 TOK=$("$CTL" token create --all 2>/dev/null)
@@ -176,7 +170,7 @@ for p in $(printf '%s\n' "$MB" "$MV" "$MW" | sort -u); do
 done
 v0=$(rc_ GET hn:bans:version)
 code=$(curl -s -o "$HN_TMP/body" -w '%{http_code}' -X POST -H "Authorization: Bearer $TOK" \
-    -H 'Content-Type: application/json' -d '{"email":"spam@example.com","reason":"cluster"}' "$A/widgets/$W1/bans")
+    -H 'Content-Type: application/json' -d '{"email":"spam@example.com","block_tracking":true,"reason":"cluster"}' "$A/widgets/$W1/bans")
 hn_assert_eq "POST …/bans: 201" 201 "$code"
 hn_assert_cmd "hn:bans:{$W1} holds the ban" bash -c "redis-cli -c -p $P0 SMEMBERS '$BK' | grep -q 'spam@example.com'"
 hn_assert_eq "hn:bans:version bumped once" $((${v0:-0} + 1)) "$(rc_ GET hn:bans:version)"
@@ -220,7 +214,44 @@ hn_assert_eq "… with their page views counted" "5 5" \
 hn_wait_for 20 "the drain wrote the replayed records" rows_are 42
 hn_assert_eq "each once" "42 42" "$(hn_psql "SELECT count(*) || ' ' || count(DISTINCT event_id) FROM widget_page_views")"
 
-# ---- 6. /metrics ------------------------------------------------------------------------------------
+# ---- 6. a collector on the cluster: widgets, bans, the trim ------------------------------------
+UDP=$(hn_free_port)
+ADMIN=$(hn_free_port)
+hn_spawn collector2 env HERENOW_SPOOL_DIR="$HN_TMP/spool6" HERENOW_UDP_LISTEN="127.0.0.1:$UDP" HERENOW_HTTP_LISTEN= \
+    HERENOW_ADMIN_LISTEN="127.0.0.1:$ADMIN" HERENOW_THREADS=1 HERENOW_LIVE_WINDOW_S=3 HERENOW_ACTIVE_S=2 HERENOW_TRIM_INTERVAL_MS=300 \
+    HERENOW_WIDGET_REFRESH_MS=300 "$HN_BIN/herenow-collector"
+hn_wait_for 15 "collector on the cluster ready" curl -fsS "http://127.0.0.1:$ADMIN/readyz"
+hn_assert_eq "it read hn:widgets from the cluster" "$(rc_ HLEN hn:widgets)" "$(cmetric herenow_widgets)"
+"$CTL" send --to "127.0.0.1:$UDP" --key "$K1" --session colW1s00001 --type pv >/dev/null
+"$CTL" send --to "127.0.0.1:$UDP" --key "$K2" --session colW2s00001 --type pv >/dev/null
+"$CTL" send --to "127.0.0.1:$UDP" --key "$K3" --session colW3s00001 --type pv >/dev/null
+SESS=("$W1 colW1s00001" "$W2 colW2s00001" "$W3 colW3s00001")
+all_live() { local x; for x in "${SESS[@]}"; do set -- $x; [ -n "$(rc_ ZSCORE "hn:live:{$1}" "$2")" ] || return 1; done; }
+all_gone() {
+    local x
+    for x in "${SESS[@]}"; do
+        set -- $x
+        [ -z "$(rc_ ZSCORE "hn:live:{$1}" "$2")" ] && [ "$(rc_ EXISTS "hn:sess:{$1}:$2")" = 0 ] || return 1
+    done
+}
+hn_wait_for 10 "its sessions are live, one widget per master" all_live
+hn_wait_for 20 "and drained" rows_are 45
+banned() { [ "$(cmetric 'herenow_beacons_dropped_total{transport="udp",reason="banned"}')" -ge 1 ]; }
+"$CTL" send --to "127.0.0.1:$UDP" --key "$K1" --session colBAN00001 --type id --email SPAM@example.com >/dev/null
+hn_wait_for 10 "the ban of §4 (read from the cluster) drops a beacon identifying with its email" banned
+hn_assert_eq "… and its session is not live" "" "$(rc_ ZSCORE "hn:live:{$W1}" colBAN00001)"
+hn_assert_eq "no bans refresh failed" 0 "$(cmetric herenow_bans_refresh_errors_total)"
+hn_wait_for 15 "the trim removed the quiet sessions (hash and live entry) on every master" all_gone
+hn_assert_cmd "the trim script was loaded on the masters that lacked it (NOSCRIPT ≥ 2)" \
+    test "$(cmetric herenow_redis_noscript_total)" -ge 2
+hn_assert_eq "no trim failed" 0 "$(grep -c 'event=trim_failed' "$HN_TMP/collector2.log" || true)"
+hn_assert_cmd "collector /metrics: the cluster's per-node counters" bash -c \
+    "curl -fsS http://127.0.0.1:$ADMIN/metrics | grep -q '^herenow_redis_node_commands_total{node='"
+rc=0
+hn_stop "$HN_PID_collector2" 20 || rc=$?
+hn_assert_eq "collector exits 0 on SIGTERM" 0 "$rc"
+
+# ---- 7. /metrics ------------------------------------------------------------------------------------
 M=$(curl -fsS "$HN_API_URL/metrics")
 for p in "${MASTERS[@]}"; do
     hn_assert_cmd "api /metrics: herenow_redis_node_commands_total for master $p" \

@@ -129,7 +129,7 @@ typedef struct hn_api_worker {
     int              index;
     const hn_config *cfg;
     PGconn          *pg;      /* NULL while disconnected: hn_api_pg() reconnects */
-    hn_rcl *redis;   /* same: hn_api_redis() */
+    hn_rcl          *redis;   /* same: hn_api_redis() */
 } hn_api_worker;
 
 /* Connected handles, (re)connecting when needed; NULL when the server is

@@ -57,7 +57,7 @@ typedef struct slot {
 
 struct hn_api_pool {
     const hn_config   *cfg;
-    hn_redis_cfg      rcfg;
+    hn_redis_cfg       rcfg;
     struct event_base *base;
     struct event      *notify;
     hn_pool_done_fn    done;
@@ -156,7 +156,7 @@ void hn_api_redis_broken(hn_api_worker *w) {
     hn_rcl *c = w->redis;
     w->redis = NULL;
     s->redis_fd = -1;
-    if (c) hn_rcl_free(c);       /* under the lock: interrupt may shutdown() its fd */
+    if (c) hn_rcl_free(c);     /* under the lock: interrupt may shutdown() its fd */
     pthread_mutex_unlock(&s->mu);
 }
 

@@ -34,10 +34,10 @@ typedef struct hn_drain_worker {
     atomic_bool      stopped;
 
     char             consumer[160];
-    hn_redis_cfg    addr;
+    hn_redis_cfg     addr;
     int              nshards;
     PGconn          *pg;
-    hn_rcl *rc;
+    hn_rcl          *rc;
     bool             pg_ready;        /* temp tables made on this connection */
 
     /* this batch */

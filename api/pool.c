@@ -145,7 +145,7 @@ hn_rcl *hn_api_redis(hn_api_worker *w) {
     atomic_fetch_add(&s->redis_connects, 1);
     pthread_mutex_lock(&s->mu);
     w->redis = c;
-    s->redis_fd = hn_rcl_fd(c);
+    s->redis_fd = hn_rcl_fd(c);     /* -1 on a cluster: a stuck call ends at its reply timeout */
     pthread_mutex_unlock(&s->mu);
     return c;
 }

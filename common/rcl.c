@@ -178,7 +178,7 @@ static int refresh(hn_rcl *c) {
     atomic_fetch_add(&counters[K_REFRESH], 1);
     if (!got) {
         free(nm);
-        snprintf(c->errstr, sizeof(c->errstr), "redis cluster slots: %s", err);
+        snprintf(c->errstr, sizeof(c->errstr), "redis cluster slots: %.200s", err);
         return HN_ERR;
     }
     rcl_node keep[HN_RMAP_NODES_MAX] = {0};

@@ -7,6 +7,7 @@
 
 #include "common/buf.h"
 #include "common/json.h"
+#include "proto/keys.h"
 #include "proto/record.h"
 
 #include <stdio.h>
@@ -79,10 +80,10 @@ static int on_record(const hn_record *r, void *arg) {
 }
 
 static int dump_shard(hn_rcl *rc, hn_decoder *dec, uint64_t shard, dump_ctx *d) {
-    char start[64] = "-";
+    char start[64] = "-", key[HN_KEY_CAP];
+    hn_key_stream(key, (unsigned)shard);
     for (;;) {
-        redisReply *r = hn_rcl_command(rc, "XRANGE hn:stream:%llu %s + COUNT 500",
-                                       (unsigned long long)shard, start);
+        redisReply *r = hn_rcl_command(rc, "XRANGE %s %s + COUNT 500", key, start);
         if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
             hn_ctl_errorf("stream: XRANGE failed: %s",
                           r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : hn_rcl_errstr(rc));

@@ -102,7 +102,7 @@ KEY=$(awk '/^key:/ { print $2 }' <<<"$WIDGET")
 TOKEN=$("$BIN/herenowctl" token create --widget "$WID" --name bench-chat 2>/dev/null)
 [ -n "$WID" ] && [ -n "$KEY" ] && [ -n "$TOKEN" ] || { hn_fail "widget and token created"; exit 1; }
 STREAM_PATH="/api/visitor-tracking/widgets/$WID/active-visitors/stream"
-STREAM="hn:stream:$((WID % ${HERENOW_STREAM_SHARDS:-1}))"
+STREAM=$("$BIN/herenowctl" stream key --shard $((WID % ${HERENOW_STREAM_SHARDS:-1})))
 TICK_MS=${HERENOW_SSE_TICK_MS:-100}
 
 API_PORT=$(hn_free_port)

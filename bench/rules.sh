@@ -192,7 +192,7 @@ for run in $(seq 1 "$RUNS"); do
     hn_wait_for 60 "the engine knows the $VISITORS sessions" engine_has $((VISITORS + 1))
 
     # -- 3. the dashboards
-    STREAM="hn:stream:$((WID % SHARDS))"
+    STREAM=$("$BIN/herenowctl" stream key --shard $((WID % SHARDS)))
     hn_spawn "sse$run" env HN_SSE_TOKEN="$TOKEN" "$BIN/hn-sseclient" --to "127.0.0.1:$API_PORT" \
         --path "/api/visitor-tracking/widgets/$WID/active-visitors/stream" --clients "$CLIENTS" \
         --duration $((DURATION + 900)) --ready-timeout 120 \

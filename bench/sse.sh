@@ -90,7 +90,7 @@ KEY=$(awk '/^key:/ { print $2 }' <<<"$WIDGET")
 TOKEN=$("$BIN/herenowctl" token create --widget "$WID" --name bench-sse 2>/dev/null)
 [ -n "$WID" ] && [ -n "$KEY" ] && [ -n "$TOKEN" ] || { hn_fail "widget and token created"; exit 1; }
 SHARDS=${HERENOW_STREAM_SHARDS:-1}
-STREAM="hn:stream:$((WID % SHARDS))"
+STREAM=$("$BIN/herenowctl" stream key --shard $((WID % SHARDS)))
 
 UDP=$(hn_free_port)
 ADMIN=$(hn_free_port)

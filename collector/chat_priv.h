@@ -20,6 +20,7 @@
 
 #include "collector/chat.h"
 #include "collector/worker.h"
+#include "common/rmap.h"
 
 #include <hiredis/async.h>
 
@@ -72,6 +73,10 @@ typedef struct rctx {
     uint32_t           due;          /* replies due */
     uint64_t           progress_ms;  /* last reply, or the first request while none was due */
     int                grace_ms;     /* how long a reply may take beyond the Redis timeout */
+    char               host[256];    /* a cluster's node ("": the one server) */
+    int                port;
+    uint32_t           xreads;       /* a cluster's node: its polls in flight */
+    bool               skip;         /* … still in flight at this poll: skipped */
 } rctx;
 
 struct hn_chat {
@@ -84,6 +89,14 @@ struct hn_chat {
     struct event      *kick, *ping, *watch;
     hn_buf             scratch;
     uint64_t           open;         /* downlinks of this worker */
+    /* a Redis Cluster: one connection per master that holds a widget's
+     * hn:chat:{w}, which the tail polls (an XREAD per widget: one BLOCK
+     * cannot span slots) every POLL_MS */
+    bool               cluster;
+    hn_rmap           *map;
+    uint64_t           mapver;
+    rctx              *node[HN_RMAP_NODES_MAX];
+    struct event      *poll;
 };
 
 /* chattail.c */

@@ -7,6 +7,15 @@
  *         XRANGE hn:chat:{w} (<pos> + COUNT n a resume's backfill, page by page
  *   tail: XREAD COUNT n BLOCK 1000 STREAMS <every widget with downlinks> <cursors>
  *
+ * On a Redis Cluster one XREAD cannot name streams of several slots, and
+ * a blocked connection serves nothing else: each master holding a
+ * widget's stream gets one connection (cmd and tail at once), and the tail
+ * polls it every POLL_MS with one XREAD per widget, pipelined. A MOVED
+ * answer updates the map (the process's, common/rshared.h, also asked
+ * again) and drops the connection; what was asked on it is asked again,
+ * routed by the new map. Chat messages then reach the visitor up to
+ * POLL_MS later than on one server.
+ *
  * hiredis 0.14 has no timeouts for async contexts: a watchdog (4× a second)
  * drops a connection whose connect, or a reply, takes too long
  * (HERENOW_REDIS_CONNECT_TIMEOUT_MS, HERENOW_REDIS_TIMEOUT_MS + the BLOCK).
@@ -18,6 +27,8 @@
  */
 #include "collector/chat_priv.h"
 #include "common/log.h"
+#include "common/rcl.h"
+#include "common/rshared.h"
 #include "proto/keys.h"
 
 #include <hiredis/adapters/libevent.h>
@@ -31,6 +42,7 @@
 #define BACKOFF_MIN_MS  50
 #define BACKOFF_MAX_MS  2000
 #define WATCH_MS        250
+#define POLL_MS         100      /* a cluster's tail */
 
 static void pump(hn_chat *ch);
 
@@ -44,7 +56,10 @@ static void on_kick(evutil_socket_t fd, short what, void *arg) {
 }
 
 static void tail_gauge(hn_chat *ch) {
-    HN_STAT_SET(ch->w->st.chat_tail_up, (uint64_t)ch->cmd.up + (uint64_t)ch->tail.up);
+    uint64_t up = (uint64_t)ch->cmd.up + (uint64_t)ch->tail.up;
+    for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
+        if (ch->node[i]) up += ch->node[i]->up;
+    HN_STAT_SET(ch->w->st.chat_tail_up, up);
 }
 
 /* ---- connections ------------------------------------------------------------------- */
@@ -114,7 +129,15 @@ static void on_hello(redisAsyncContext *ac, void *reply, void *priv) {
 }
 
 static void connect_now(rctx *r) {
-    const hn_redis_addr *a = &r->ch->w->col->raddr;
+    hn_redis_addr node, *a = &r->ch->w->col->raddr;
+    if (r->host[0]) {                          /* a cluster's master */
+        node = *a;
+        snprintf(node.host, sizeof(node.host), "%s", r->host);
+        node.port = r->port;
+        node.path[0] = '\0';
+        node.db = 0;
+        a = &node;
+    }
     redisAsyncContext *ac = a->path[0] ? redisAsyncConnectUnix(a->path)
                                        : redisAsyncConnect(a->host, a->port);
     if (ac == NULL || ac->err) {
@@ -166,6 +189,8 @@ static void on_watch(evutil_socket_t fd, short what, void *arg) {
     uint64_t now = hn_mono_ms();
     watch_one(&ch->cmd, now);
     watch_one(&ch->tail, now);
+    for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
+        if (ch->node[i]) watch_one(ch->node[i], now);
 }
 
 /* ---- widgets and requests -------------------------------------------------------- */
@@ -192,6 +217,21 @@ void chat_queue(hn_chat *ch, dl *d) {
 
 static bool is_error(rctx *r, const redisReply *rep, const char *what) {
     if (rep->type != REDIS_REPLY_ERROR) return false;
+    hn_chat *ch = r->ch;
+    if (ch->cluster && ch->map && (strncmp(rep->str, "MOVED ", 6) == 0 || strncmp(rep->str, "ASK ", 4) == 0)) {
+        /* "MOVED 3999 host:port": the map learns it now, and asks for the rest */
+        bool moved = rep->str[0] == 'M';
+        hn_rcl_note(moved ? HN_RCL_MOVED : HN_RCL_ASK);
+        const char *sp = strchr(rep->str, ' '), *colon = strrchr(rep->str, ':');
+        long slot = sp ? strtol(sp + 1, NULL, 10) : -1;
+        const char *hp = sp ? strchr(sp + 1, ' ') : NULL;
+        if (moved && hp && colon && colon > hp + 1 && slot >= 0 && slot < HN_SLOTS && colon - hp - 1 < 256) {
+            char host[256];
+            snprintf(host, sizeof(host), "%.*s", (int)(colon - hp - 1), hp + 1);
+            hn_rmap_moved(ch->map, (uint16_t)slot, host, atoi(colon + 1));
+        }
+        hn_rshared_want();
+    }
     hn_warn("event=chat_redis_error conn=%s op=%s err='%.*s'", r->name, what, (int)rep->len, rep->str);
     r->broken = true;     /* dropped and made again with backoff */
     chat_kick(r->ch);
@@ -344,8 +384,71 @@ static void send_xread(hn_chat *ch) {
     free(ids);
 }
 
+/* ---- a cluster's connections -------------------------------------------------------- */
+
+static rctx *node_rctx(hn_chat *ch, const char *host, int port) {
+    int freei = -1;
+    for (int i = 0; i < HN_RMAP_NODES_MAX; i++) {
+        rctx *r = ch->node[i];
+        if (!r) {
+            if (freei < 0) freei = i;
+        } else if (r->port == port && strcmp(r->host, host) == 0) {
+            return r;
+        }
+    }
+    if (freei < 0) return NULL;
+    rctx *r = hn_xcalloc(1, sizeof(*r));
+    r->ch = ch;
+    r->name = "node";
+    r->backoff_ms = BACKOFF_MIN_MS;
+    r->retry = evtimer_new(ch->base, on_retry, r);
+    snprintf(r->host, sizeof(r->host), "%s", host);
+    r->port = port;
+    ch->node[freei] = r;
+    return r;
+}
+
+/* The connection a widget's requests go on: cmd (or tail) on one server;
+ * its master's on a cluster (NULL while no map says). */
+static rctx *route(hn_chat *ch, const cwidget *cw, bool tail) {
+    if (!ch->cluster) return tail ? &ch->tail : &ch->cmd;
+    if (!ch->map) return NULL;
+    int m = hn_rmap_master(ch->map, hn_slot(cw->key, strlen(cw->key)));
+    return m < 0 ? NULL : node_rctx(ch, ch->map->nodes[m].host, ch->map->nodes[m].port);
+}
+
+static void on_xread_node(redisAsyncContext *ac, void *reply, void *priv) {
+    rctx *r = priv;
+    redisReply *rep = reply;
+    if (r->xreads) r->xreads--;
+    if (rep == NULL || ac->data == NULL) return;
+    replied(r, rep);
+    if (is_error(r, rep, "xread")) return;
+    if (rep->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < rep->elements; i++) tail_stream(r->ch, rep->element[i]);
+}
+
+/* Every POLL_MS: an XREAD per started widget, on its master's connection. */
+static void on_poll(evutil_socket_t fd, short what, void *arg) {
+    hn_chat *ch = arg;
+    (void)fd; (void)what;
+    if (ch->stopping) return;
+    for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
+        if (ch->node[i]) ch->node[i]->skip = ch->node[i]->xreads > 0;
+    for (cwidget *cw = ch->widgets; cw; cw = cw->next) {
+        rctx *r = cw->started ? route(ch, cw, true) : NULL;
+        if (!r || !r->up || r->skip) continue;
+        char id[48];
+        snprintf(id, sizeof(id), "%llu-%llu", (unsigned long long)cw->cursor.ms, (unsigned long long)cw->cursor.seq);
+        redisAsyncCommand(r->ac, on_xread_node, r, "XREAD COUNT %d STREAMS %s %s", XREAD_COUNT, cw->key, id);
+        r->xreads++;
+        sent(r);
+    }
+    chat_kick(ch);
+}
+
 static void send_start(hn_chat *ch, dl *d) {
-    rctx *r = &ch->cmd;
+    rctx *r = route(ch, d->cw, false);
     const char *key = d->cw->key;
     if (d->resume) {
         char from[48];
@@ -373,30 +476,56 @@ static void pump(hn_chat *ch) {
             pp = &cw->next;
         }
     }
-    bool need = ch->widgets != NULL || ch->todo_head != NULL;
-    rctx *rs[2] = {&ch->cmd, &ch->tail};
-    for (int i = 0; i < 2; i++) {
-        rctx *r = rs[i];
-        if (r->broken) drop(r, "error reply");
-        if (need && r->ac == NULL && !evtimer_pending(r->retry, NULL)) connect_now(r);
+    if (ch->cluster && hn_rshared_version() != ch->mapver) {
+        if (!ch->map) ch->map = hn_xmalloc(sizeof(hn_rmap));
+        ch->mapver = hn_rshared_copy(ch->map);
     }
-    if (ch->cmd.up) {
-        for (cwidget *cw = ch->widgets; cw; cw = cw->next)
-            if (!cw->started && !cw->start_inflight) {
-                redisAsyncCommand(ch->cmd.ac, on_widget_start, cw, "XREVRANGE %s + - COUNT 1", cw->key);
-                cw->start_inflight = true;
-                sent(&ch->cmd);
-            }
-        while (ch->todo_head && ch->cmd.up) {
-            dl *d = ch->todo_head;
-            ch->todo_head = d->todo_next;
-            if (ch->todo_head == NULL) ch->todo_tail = NULL;
-            d->queued = false;
-            if (d->dead) dl_maybe_free(d);
-            else send_start(ch, d);
+    bool need = ch->widgets != NULL || ch->todo_head != NULL;
+    if (!ch->cluster) {
+        rctx *rs[2] = {&ch->cmd, &ch->tail};
+        for (int i = 0; i < 2; i++) {
+            rctx *r = rs[i];
+            if (r->broken) drop(r, "error reply");
+            if (need && r->ac == NULL && !evtimer_pending(r->retry, NULL)) connect_now(r);
+        }
+    } else {
+        /* the masters of the widgets' streams, and of the downlinks waiting */
+        for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
+            if (ch->node[i] && ch->node[i]->broken) drop(ch->node[i], "error reply");
+        for (cwidget *cw = ch->widgets; cw; cw = cw->next) {
+            rctx *r = route(ch, cw, false);
+            if (r && r->ac == NULL && !evtimer_pending(r->retry, NULL)) connect_now(r);
         }
     }
-    if (ch->tail.up && !ch->xread_inflight) send_xread(ch);
+    for (cwidget *cw = ch->widgets; cw; cw = cw->next) {
+        rctx *r = route(ch, cw, false);
+        if (r && r->up && !cw->started && !cw->start_inflight) {
+            redisAsyncCommand(r->ac, on_widget_start, cw, "XREVRANGE %s + - COUNT 1", cw->key);
+            cw->start_inflight = true;
+            sent(r);
+        }
+    }
+    /* downlinks' starts, in order; those whose connection is not up wait */
+    dl *wait_head = NULL, *wait_tail = NULL;
+    while (ch->todo_head) {
+        dl *d = ch->todo_head;
+        ch->todo_head = d->todo_next;
+        if (ch->todo_head == NULL) ch->todo_tail = NULL;
+        rctx *r = d->dead ? NULL : route(ch, d->cw, false);
+        if (!d->dead && !(r && r->up)) {
+            d->todo_next = NULL;
+            if (wait_tail) wait_tail->todo_next = d;
+            else wait_head = d;
+            wait_tail = d;
+            continue;
+        }
+        d->queued = false;
+        if (d->dead) dl_maybe_free(d);
+        else send_start(ch, d);
+    }
+    ch->todo_head = wait_head;
+    ch->todo_tail = wait_tail;
+    if (!ch->cluster && ch->tail.up && !ch->xread_inflight) send_xread(ch);
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------- */
@@ -415,12 +544,20 @@ void chat_tail_init(hn_chat *ch) {
         rs[i]->retry = evtimer_new(ch->base, on_retry, rs[i]);
     }
     ch->tail.grace_ms = BLOCK_MS;
+    ch->cluster = ch->w->col->rcfg.cluster;
+    if (ch->cluster) {
+        ch->poll = event_new(ch->base, -1, EV_PERSIST, on_poll, ch);
+        struct timeval ptv = {0, POLL_MS * 1000};
+        evtimer_add(ch->poll, &ptv);
+    }
 }
 
 void chat_tail_close(hn_chat *ch) {
-    rctx *rs[2] = {&ch->cmd, &ch->tail};
-    for (int i = 0; i < 2; i++) {
+    rctx *rs[2 + HN_RMAP_NODES_MAX] = {&ch->cmd, &ch->tail};
+    for (int i = 0; i < HN_RMAP_NODES_MAX; i++) rs[2 + i] = ch->node[i];
+    for (int i = 0; i < 2 + HN_RMAP_NODES_MAX; i++) {
         rctx *r = rs[i];
+        if (!r) continue;
         redisAsyncContext *ac = r->ac;
         r->ac = NULL;
         r->up = false;
@@ -428,6 +565,14 @@ void chat_tail_close(hn_chat *ch) {
         if (r->retry) event_free(r->retry);
         r->retry = NULL;
     }
+    for (int i = 0; i < HN_RMAP_NODES_MAX; i++) {
+        free(ch->node[i]);
+        ch->node[i] = NULL;
+    }
+    free(ch->map);
+    ch->map = NULL;
+    if (ch->poll) event_free(ch->poll);
+    ch->poll = NULL;
     tail_gauge(ch);
     if (ch->kick) event_free(ch->kick);
     if (ch->watch) event_free(ch->watch);

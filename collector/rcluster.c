@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define HOPS      5
@@ -51,6 +52,7 @@ typedef struct conn {
 typedef struct outer {               /* a worker's group */
     size_t         off, len;         /* its bytes in cl->buf */
     uint32_t       ncmds, left, nerr;
+    uint32_t       left1;            /* commands before its stream appends, not done yet */
     uint64_t       tag;
     hn_rsplit_cmd *cmds;             /* NULL until routed */
 } outer;
@@ -69,6 +71,12 @@ typedef struct share {               /* what one node runs of a group */
 } share;
 
 enum { REDIR_MOVED = 1, REDIR_ASK = 2 };
+
+/* A tick's stream appends (XADD) go out once the tick's other commands are
+ * done: the live hub reads a record, then the session hash it updated, and
+ * on one server the pipeline keeps that order; across masters only waiting
+ * does (one round trip more for the records, on a cluster only). */
+#define LATER 0x80000000u
 
 struct hn_rcluster {
     struct event_base *base;
@@ -96,6 +104,7 @@ struct hn_rcluster {
 static void node_done(void *ctx, uint64_t tag, uint32_t ncmds, uint32_t nerr, const char *errtext);
 static void node_state(void *ctx, bool up, const char *why);
 static void node_error(void *ctx, uint64_t tag, uint32_t index, const char *errtext);
+static void route_later(hn_rcluster *cl, uint64_t seq);
 
 /* ---- connections -------------------------------------------------------- */
 
@@ -215,11 +224,23 @@ static void route_cmds(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint3
         else {                      /* no master for the slot: an error for the group */
             o->left -= m;
             o->nerr += m;
+            for (uint32_t j = 0; j < m; j++)
+                if (!(o->cmds[mine[j]].flags & LATER) && --o->left1 == 0) route_later(cl, seq);
             snprintf(cl->errtext, sizeof(cl->errtext), "CLUSTERDOWN no master for the slot");
         }
     }
     free(mine);
     free(ci);
+}
+
+/* The group's stream appends, once the rest is done. */
+static void route_later(hn_rcluster *cl, uint64_t seq) {
+    outer *o = outer_of(cl, seq);
+    uint32_t *later = hn_xmalloc(o->ncmds * sizeof(uint32_t)), n = 0;
+    for (uint32_t i = 0; i < o->ncmds; i++)
+        if (o->cmds[i].flags & LATER) later[n++] = i;
+    if (n > 0) route_cmds(cl, seq, later, n);
+    free(later);
 }
 
 /* Routes the groups not routed yet, in order, while a map is known. */
@@ -241,10 +262,18 @@ static void route(hn_rcluster *cl) {
         for (uint32_t i = 0; i < o->ncmds; i++)
             if (cmds[i].flags & HN_RCMD_CROSSSLOT) hn_rcl_note(HN_RCL_CROSSSLOT);
         o->cmds = cmds;
-        uint32_t *all = hn_xmalloc(o->ncmds * sizeof(uint32_t));
-        for (uint32_t i = 0; i < o->ncmds; i++) all[i] = i;
-        route_cmds(cl, cl->first_seq + k, all, o->ncmds);
-        free(all);
+        uint32_t *first = hn_xmalloc(o->ncmds * sizeof(uint32_t)), n1 = 0;
+        for (uint32_t i = 0; i < o->ncmds; i++) {
+            hn_rcmd rc;
+            if (hn_rcmd_scan(cl->buf.p + o->off + cmds[i].off, cmds[i].len, &rc) == HN_OK && rc.namelen == 4 &&
+                strncasecmp(rc.name, "XADD", 4) == 0)
+                cmds[i].flags |= LATER;
+            else first[n1++] = i;
+        }
+        o->left1 = n1;
+        if (n1 > 0) route_cmds(cl, cl->first_seq + k, first, n1);
+        else route_later(cl, cl->first_seq + k);
+        free(first);
     }
 }
 
@@ -328,12 +357,15 @@ static void node_done(void *ctx, uint64_t tag, uint32_t ncmds, uint32_t nerr, co
     share *s = share_of(cl, tag);
     if (!s) return;                              /* its group was taken back */
     outer *o = outer_of(cl, s->seq);
+    uint64_t seq0 = s->seq;
+    bool start_later = false;
     if (o) {
         o->nerr += s->nerr;
         uint32_t *again = hn_xmalloc(s->n * sizeof(uint32_t));
         for (uint32_t k = 0; k < s->n; k++) {
             if (!s->redir[k]) {
                 o->left--;
+                if (!(o->cmds[s->idx[k]].flags & LATER) && --o->left1 == 0) start_later = true;
                 continue;
             }
             if (s->redir[k] == 0xFF) continue;
@@ -350,6 +382,8 @@ static void node_done(void *ctx, uint64_t tag, uint32_t ncmds, uint32_t nerr, co
                 o = outer_of(cl, s->seq);
                 o->left -= m;
                 o->nerr += m;
+                for (uint32_t j = 0; j < m; j++)
+                    if (!(o->cmds[again[j]].flags & LATER) && --o->left1 == 0) start_later = true;
                 snprintf(cl->errtext, sizeof(cl->errtext), "redis cluster: more than %d redirects", HOPS);
                 continue;
             }
@@ -362,6 +396,7 @@ static void node_done(void *ctx, uint64_t tag, uint32_t ncmds, uint32_t nerr, co
         free(again);
     }
     share_free(s);
+    if (start_later) route_later(cl, seq0);
     complete(cl);
 }
 
@@ -418,6 +453,13 @@ static void apply_map(hn_rcluster *cl) {
 static void on_poll(evutil_socket_t fd, short what, void *arg) {
     hn_rcluster *cl = arg;
     (void)fd; (void)what;
+    /* a master lost: ask for the map until it names another (its replica
+     * promoted after the cluster's node timeout) */
+    for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
+        if (cl->conns[i] && cl->conns[i]->master && !cl->conns[i]->up) {
+            hn_rshared_want();
+            break;
+        }
     if (hn_rshared_version() != cl->mapver) {
         apply_map(cl);
         route(cl);

@@ -418,7 +418,7 @@ static void flush(hn_worker *w) {
     for (uint32_t s = 0; s < w->nshards; s++) {
         if (w->shard_n[s] == 0) continue;
         char key[HN_KEY_CAP], hdr[8];
-        size_t kl = hn_key_stream(key, s);
+        size_t kl = hn_key_stream(key, s, w->nshards);
         hn_buf hb = {hdr, 0, sizeof(hdr)};
         msgpack_packer hp;
         msgpack_packer_init(&hp, &hb, hn_buf_msgpack_write);

@@ -5,7 +5,7 @@
  *   migrate.c  herenowctl migrate          the embedded sql/NNN_*.sql, applied once
  *   widget.c   herenowctl widget add|list|sync
  *   send.c     herenowctl send             test beacons over UDP
- *   stream.c   herenowctl stream count|dump  the records in hn:stream:<n> (read-only)
+ *   stream.c   herenowctl stream count|dump|key  a shard's records (read-only), its key name
  *   token.c    herenowctl token create|list|revoke  the API's bearer tokens
  *   spool.c    herenowctl spool inspect|replay  the collector's spool files
  *   rule.c     herenowctl rule list|add|show|enable|disable|rm  a widget's rules

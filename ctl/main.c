@@ -23,7 +23,7 @@ static const command commands[] = {
     {"migrate", hn_ctl_migrate, hn_ctl_migrate_usage, "apply the database migrations"},
     {"widget", hn_ctl_widget, hn_ctl_widget_usage, "add, list and sync widgets"},
     {"send", hn_ctl_send, hn_ctl_send_usage, "send test beacons over UDP"},
-    {"stream", hn_ctl_stream, hn_ctl_stream_usage, "count or dump the records in the stream"},
+    {"stream", hn_ctl_stream, hn_ctl_stream_usage, "count or dump the records in the stream, or name a shard's key"},
     {"token", hn_ctl_token, hn_ctl_token_usage, "create, list and revoke API tokens"},
     {"spool", hn_ctl_spool, hn_ctl_spool_usage, "inspect or replay the collector's spool files"},
     {"rule", hn_ctl_rule, hn_ctl_rule_usage, "list, add, show, enable, disable and remove a widget's rules"},

@@ -1,6 +1,7 @@
 /*
- * stream.c: herenowctl stream dump — the records in hn:stream:<n> as JSON
- * lines, for operators looking at what the collector wrote (and for tests).
+ * stream.c: herenowctl stream dump — the records in a stream shard (proto/keys.h) as JSON
+ * lines, for operators looking at what the collector wrote (and for tests);
+ * stream key — a shard's key name (for scripts).
  * Read-only: it uses XRANGE, never the consumer group.
  */
 #include "ctl/ctl.h"
@@ -16,10 +17,12 @@
 
 void hn_ctl_stream_usage(FILE *f) {
     fprintf(f, "stream dump [--shard N] [--limit N]\n"
-               "    print the records of hn:stream:<N> (default: every shard up to\n"
+               "    print the records of shard N (default: every shard up to\n"
                "    HERENOW_STREAM_SHARDS) as one JSON object per line, oldest first\n"
                "stream count [--shard N]\n"
-               "    print the number of records (not entries: an entry holds a batch)\n");
+               "    print the number of records (not entries: an entry holds a batch)\n"
+               "stream key [--shard N]\n"
+               "    print the Redis key of shard N (default 0) for HERENOW_STREAM_SHARDS\n");
 }
 
 typedef struct dump_ctx {
@@ -79,9 +82,10 @@ static int on_record(const hn_record *r, void *arg) {
     return HN_OK;
 }
 
-static int dump_shard(hn_rcl *rc, hn_decoder *dec, uint64_t shard, dump_ctx *d) {
+static int dump_shard(hn_rcl *rc, hn_decoder *dec, uint64_t shard, unsigned nshards,
+                      dump_ctx *d) {
     char start[64] = "-", key[HN_KEY_CAP];
-    hn_key_stream(key, (unsigned)shard);
+    hn_key_stream(key, (unsigned)shard, nshards);
     for (;;) {
         redisReply *r = hn_rcl_command(rc, "XRANGE %s %s + COUNT 500", key, start);
         if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
@@ -110,9 +114,25 @@ static int dump_shard(hn_rcl *rc, hn_decoder *dec, uint64_t shard, dump_ctx *d) 
 }
 
 int hn_ctl_stream(const hn_config *cfg, int argc, char **argv) {
-    if (argc < 2 || (strcmp(argv[1], "dump") != 0 && strcmp(argv[1], "count") != 0)) {
-        hn_ctl_errorf("stream: want 'dump' or 'count' (see --help)");
+    if (argc < 2 || (strcmp(argv[1], "dump") != 0 && strcmp(argv[1], "count") != 0 &&
+                     strcmp(argv[1], "key") != 0)) {
+        hn_ctl_errorf("stream: want 'dump', 'count' or 'key' (see --help)");
         return HN_CTL_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "key") == 0) {
+        /* no Redis: the name is a pure function of the shard and N */
+        uint64_t n = 0;
+        hn_ctl_flag f[] = {{"shard", HN_CTL_U64, &n, 0, 1023, false}};
+        if (hn_ctl_parse_flags("stream key", argc - 2, argv + 2, f, 1) != HN_OK) return HN_CTL_EXIT_USAGE;
+        if (n >= (uint64_t)cfg->stream_shards) {
+            hn_ctl_errorf("stream key: shard %llu, but HERENOW_STREAM_SHARDS is %lld",
+                          (unsigned long long)n, (long long)cfg->stream_shards);
+            return HN_CTL_EXIT_USAGE;
+        }
+        char key[HN_KEY_CAP];
+        hn_key_stream(key, (unsigned)n, (unsigned)cfg->stream_shards);
+        printf("%s\n", key);
+        return HN_CTL_EXIT_OK;
     }
     bool dump = strcmp(argv[1], "dump") == 0;
     uint64_t shard = 0, limit = 0;
@@ -132,7 +152,7 @@ int hn_ctl_stream(const hn_config *cfg, int argc, char **argv) {
     uint64_t from = flags[0].seen ? shard : 0;
     uint64_t to = flags[0].seen ? shard + 1 : (uint64_t)cfg->stream_shards;
     for (uint64_t s = from; s < to; s++)
-        if (dump_shard(rc, dec, s, &d) != HN_OK) rc_exit = HN_CTL_EXIT_FAIL;
+        if (dump_shard(rc, dec, s, (unsigned)cfg->stream_shards, &d) != HN_OK) rc_exit = HN_CTL_EXIT_FAIL;
     if (!dump) printf("%llu\n", (unsigned long long)d.n);
     hn_buf_free(&d.out);
     hn_decoder_destroy(dec);

@@ -1,6 +1,11 @@
 /* keys.c: the Redis key names of keys.h. */
 #include "proto/keys.h"
 
+#include "common/hn.h"
+#include "common/rslot.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,19 +54,95 @@ size_t hn_key_sess(char *out, uint64_t widget, const char *sid, size_t sidlen) {
                              (unsigned long long)widget, (int)(sidlen > 64 ? 64 : sidlen), sid));
 }
 
-size_t hn_key_stream(char *out, unsigned shard) {
-    return fmt(snprintf(out, HN_KEY_CAP, HN_KEY_STREAM_PREFIX "%u", shard));
+/* ---- stream shards ---------------------------------------------------------------------
+ *
+ * N = 1: "hn:stream:0". N >= 2: "hn:stream:{<n>.<k>}", k the smallest integer
+ * whose tag's slot lies within +-max(16384/(8N), 8) of the centre
+ * (2n+1)*16384/(2N) of the n-th of N equal slot ranges. The k of every shard
+ * of an N is searched once per process: a table per N, in a list that only
+ * grows (published with a release store, read lock-free; a writer holds mu),
+ * so that the collector's flush pays a lookup, not a search. */
+
+typedef struct ktab {
+    struct ktab *next;
+    unsigned     nshards;
+    uint32_t     k[];                /* nshards entries */
+} ktab;
+
+static _Atomic(ktab *)  ktabs;
+static pthread_mutex_t  ktabs_mu = PTHREAD_MUTEX_INITIALIZER;
+
+uint32_t hn_key_stream_tag_k(unsigned shard, unsigned nshards) {
+    unsigned n = nshards < 2 ? 2 : nshards;
+    long centre = (long)(2 * (uint64_t)shard + 1) * HN_SLOTS / (2 * (long)n);
+    long win = HN_SLOTS / (8 * (long)n);
+    if (win < 8) win = 8;
+    char tag[32];
+    /* CRC16 is a hash: 17 slots in 16384 are hit within a few thousand k
+     * (the unit test checks k < 10000 for N <= 64); the bound only keeps a
+     * broken hash from looping, then k = 0 (still a valid, parseable name) */
+    for (uint32_t k = 0; k < 100000000u; k++) {
+        int len = snprintf(tag, sizeof(tag), "%u.%u", shard, k);
+        long d = (long)hn_crc16(tag, (size_t)len) % HN_SLOTS - centre;
+        if (d >= -win && d <= win) return k;
+    }
+    return 0;
+}
+
+static const ktab *ktab_get(unsigned nshards) {
+    for (const ktab *t = atomic_load_explicit(&ktabs, memory_order_acquire); t; t = t->next)
+        if (t->nshards == nshards) return t;
+    pthread_mutex_lock(&ktabs_mu);
+    ktab *t = atomic_load_explicit(&ktabs, memory_order_relaxed);
+    for (; t; t = t->next)
+        if (t->nshards == nshards) break;
+    if (t == NULL) {
+        t = hn_xcalloc(1, sizeof(*t) + nshards * sizeof(uint32_t));
+        t->nshards = nshards;
+        for (unsigned s = 0; s < nshards; s++) t->k[s] = hn_key_stream_tag_k(s, nshards);
+        t->next = atomic_load_explicit(&ktabs, memory_order_relaxed);
+        atomic_store_explicit(&ktabs, t, memory_order_release);
+    }
+    pthread_mutex_unlock(&ktabs_mu);
+    return t;
+}
+
+size_t hn_key_stream(char *out, unsigned shard, unsigned nshards) {
+    if (nshards < 2 || shard >= nshards)  /* shard >= nshards: a caller's bug; a legacy-style name */
+        return fmt(snprintf(out, HN_KEY_CAP, HN_KEY_STREAM_PREFIX "%u", shard));
+    return fmt(snprintf(out, HN_KEY_CAP, HN_KEY_STREAM_PREFIX "{%u.%u}", shard,
+                        (unsigned)ktab_get(nshards)->k[shard]));
+}
+
+/* Digits [p, e) as a number below 10^9; -1 when not that. */
+static long digits(const char *p, const char *e) {
+    if (p >= e || e - p > 9) return -1;
+    long v = 0;
+    for (; p < e; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        v = v * 10 + (*p - '0');
+    }
+    return v;
 }
 
 int hn_key_stream_shard(const char *key, size_t len) {
     size_t pl = sizeof(HN_KEY_STREAM_PREFIX) - 1;
-    if (len <= pl || len > pl + 9 || memcmp(key, HN_KEY_STREAM_PREFIX, pl) != 0) return -1;
-    int v = 0;
-    for (size_t i = pl; i < len; i++) {
-        if (key[i] < '0' || key[i] > '9') return -1;
-        v = v * 10 + (key[i] - '0');
-    }
-    return v;
+    if (len <= pl || memcmp(key, HN_KEY_STREAM_PREFIX, pl) != 0) return -1;
+    const char *p = key + pl, *e = key + len;
+    if (*p != '{') return (int)digits(p, e);
+    /* {<n>.<k>} */
+    if (e[-1] != '}') return -1;
+    const char *dot = memchr(p + 1, '.', (size_t)(e - 1 - (p + 1)));
+    if (dot == NULL || digits(dot + 1, e - 1) < 0) return -1;
+    return (int)digits(p + 1, dot);
+}
+
+bool hn_key_stream_is_current(const char *key, size_t len, unsigned nshards) {
+    int s = hn_key_stream_shard(key, len);
+    if (s < 0 || (unsigned)s >= (nshards ? nshards : 1)) return false;
+    char name[HN_KEY_CAP];
+    size_t n = hn_key_stream(name, (unsigned)s, nshards);
+    return n == len && memcmp(name, key, len) == 0;
 }
 
 size_t hn_key_salt(char *out, uint32_t yyyymmdd) {

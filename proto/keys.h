@@ -9,7 +9,8 @@
  *   hn:sess:{w}:<sid>          HASH    the session's snapshot (fields below)
  *   hn:chat:{w}                STREAM  agent → visitor chat events (docs/CHAT.md)
  *   hn:salt:<yyyymmdd>         STRING  the day's visitor-hash salt
- *   hn:stream:<n>              STREAM  records, shard n
+ *   hn:stream:0                STREAM  records, when there is one shard (N = 1)
+ *   hn:stream:{<n>.<k>}        STREAM  records, shard n of N >= 2 (k: below)
  *   hn:trim:lock               STRING  one trimmer at a time
  *   hn:bans:{w}                SET     the widget's bans (docs/RULES.md §5): v:<visitor>,
  *                                      e:<email> (tracking); c:v:…, c:e:… (chat only)
@@ -19,12 +20,19 @@
  *   hn:vfirst:{w}:<visitor>    STRING  the visitor's first session id (rules: new/returning)
  *
  * Every key of one widget carries the hash tag {w}, so a widget lives on one
- * Redis Cluster slot. The formatters write a NUL-terminated name into out
+ * Redis Cluster slot. A stream shard's tag <n>.<k> puts shard n near the
+ * centre (2n+1)*16384/(2N) of the n-th of N equal slot ranges (within
+ * +-max(16384/(8N), 8) slots; k the smallest such), so N shards spread over
+ * a cluster's masters like its slots do (docs/SCALING.md: N a multiple of the
+ * masters). Every process with the same N names the same keys. Names of
+ * another N, or untagged hn:stream:<n> of N >= 2, are legacy: only the
+ * drain reads them, until they are empty (api/drain/legacy.c). The formatters write a NUL-terminated name into out
  * (HN_KEY_CAP bytes) and return its length; they are pure.
  */
 #ifndef HN_KEYS_H
 #define HN_KEYS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,9 +58,18 @@ size_t hn_key_bans(char *out, uint64_t widget);
 size_t hn_key_sess_prefix(char *out, uint64_t widget);
 /* sid: sidlen bytes (at most 64 are used) */
 size_t hn_key_sess(char *out, uint64_t widget, const char *sid, size_t sidlen);
-size_t hn_key_stream(char *out, unsigned shard);
-/* The shard of a stream key name ("hn:stream:3" → 3), -1 when it is not one. */
+/* Shard `shard` of nshards (0 or 1: one shard, "hn:stream:0"); computes the
+ * N's tags once per process (thread-safe; 1 ms for N = 64, 70 ms for 1024).
+ * A shard >= nshards gets the untagged "hn:stream:<shard>" (a legacy name). */
+size_t hn_key_stream(char *out, unsigned shard, unsigned nshards);
+/* The k of shard's tag for nshards >= 2 (the search itself, uncached). */
+uint32_t hn_key_stream_tag_k(unsigned shard, unsigned nshards);
+/* The shard number n of any stream key name of either form ("hn:stream:3",
+ * "hn:stream:{3.41}" → 3) whatever N wrote it; -1 when it is not one. */
 int    hn_key_stream_shard(const char *key, size_t len);
+/* Whether key is exactly this N's name of its shard (a current shard, not a
+ * legacy one). */
+bool   hn_key_stream_is_current(const char *key, size_t len, unsigned nshards);
 size_t hn_key_salt(char *out, uint32_t yyyymmdd);
 /* "hn:vfirst:{w}:<visitor>" (docs/RULES.md §2: SET NX of the first session
  * id; at most 64 bytes of the visitor id are used) */

@@ -194,7 +194,9 @@ cpu_s() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v k="$CLK_TCK" '{ pr
 rcli() { redis-cli -h 127.0.0.1 -p "$HN_REDIS_PORT" "$@"; }
 stream_len() {
     local n=0 s
-    for s in $(seq 0 $((SHARDS - 1))); do n=$((n + $(rcli XLEN "hn:stream:$s"))); done
+    for s in $(seq 0 $((SHARDS - 1))); do
+        n=$((n + $(rcli XLEN "$("$BIN/herenowctl" stream key --shard "$s")")))
+    done
     echo "$n"
 }
 live_of() { rcli ZCARD "hn:live:{$1}"; }
@@ -343,7 +345,11 @@ hn_assert_eq "pixels answered 200 = accepted over HTTP (pixel)" "$PX_200" "$ACC_
 hn_assert_eq "accepted = records written by the collector" "$ACC" "$WRITTEN"
 hn_assert_eq "records written = rows in PostgreSQL (page views + events)" "$WRITTEN" "$ROWS"
 hn_assert_eq "no event id twice" 0 "$DUP_IDS"
-hn_assert_eq "nothing pending in the drain's group" 0 "$(rcli XPENDING hn:stream:0 drain | head -1)"
+pending=0
+for s in $(seq 0 $((SHARDS - 1))); do
+    pending=$((pending + $(rcli XPENDING "$("$BIN/herenowctl" stream key --shard "$s")" drain | head -1)))
+done
+hn_assert_eq "nothing pending in the drain's group" 0 "$pending"
 
 echo "# 2. no errors"
 LOG_ERR=$(grep -h 'level=error' "$HN_TMP/collector.log" "$HN_TMP/api.log" || true)

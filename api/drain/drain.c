@@ -121,6 +121,7 @@ void hn_drain_metrics(hn_drain *dr, hn_buf *out) {
             t.g_pending = d->g_pending;
             t.g_lag_entries = d->g_lag_entries;
             t.g_lag_s = d->g_lag_s;
+            t.g_legacy = d->g_legacy;
         }
         pthread_mutex_unlock(&d->mu);
     }
@@ -170,6 +171,9 @@ void hn_drain_metrics(hn_drain *dr, hn_buf *out) {
          .f = (double)d->g_lag_entries, .real = true},
         {.name = "herenow_drain_lag_seconds", .type = G, .help = "Age of the oldest entry not yet in PostgreSQL.",
          .f = d->g_lag_s, .real = true},
+        {.name = "herenow_drain_legacy_streams", .type = G,
+         .help = "Legacy stream keys (names of another HERENOW_STREAM_SHARDS) still being drained.",
+         .f = (double)d->g_legacy, .real = true},
         {.name = "herenow_drain_records_per_second", .type = G,
          .help = "Records written per second, over the last 5 s or more.", .f = d->g_rate, .real = true},
         {.name = "herenow_drain_last_batch_seconds", .type = G,

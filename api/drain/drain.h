@@ -45,6 +45,8 @@
  *             a batch PostgreSQL refuses, failpoints (worker.h: its state)
  *   stream.c  the Redis side: XGROUP, XREADGROUP, XAUTOCLAIM, XACK,
  *             XTRIM MINID, pending and lag
+ *   legacy.c  stream keys of another N (legacy.h): found by SCAN, read
+ *             like shards by worker 0, deleted once empty
  *   pg.c      the PostgreSQL side: connection, the batch's transaction,
  *             sweep, partitions, retention
  *   sql.c     the statements' text

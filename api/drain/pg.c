@@ -6,6 +6,7 @@
  */
 #include "api/drain/pg.h"
 
+#include "api/drain/legacy.h"
 #include "api/drain/sql.h"
 #include "common/ids.h"
 #include "common/log.h"
@@ -209,7 +210,7 @@ int hn_drain_pg_write_batch(hn_drain_worker *d, int64_t *sessions) {
     }
     for (size_t i = 0; i < b->nrejects; i++) {
         char key[HN_KEY_CAP];
-        hn_key_stream(key, (unsigned)b->rejects[i].shard);
+        hn_drain_key(d, b->rejects[i].shard, key);
         /* bytea in hex text form: bound as a parameter like everything else */
         hn_buf hex;
         hn_buf_init(&hex, b->rejects[i].rawlen * 2 + 3);

@@ -5,6 +5,7 @@
  */
 #include "api/drain/stream.h"
 
+#include "api/drain/legacy.h"
 #include "common/log.h"
 #include "proto/keys.h"
 #include "proto/record.h"
@@ -25,13 +26,21 @@ void hn_drain_stream_release(hn_drain_worker *d) {
 }
 
 /* xread: XREADGROUP over shards in several slots (hn_rcl_xread) */
-static redisReply *rcmd(hn_drain_worker *d, int argc, const char **argv, const size_t *lens, bool xread) {
+static redisReply *run_cmd(hn_drain_worker *d, int argc, const char **argv, const size_t *lens, bool xread) {
     redisReply *r = xread ? hn_rcl_xread(d->rc, argc, argv) : hn_rcl_command_argv(d->rc, argc, argv, lens);
     if (r == NULL) {
         hn_warn("event=drain_redis_error err='%s'", hn_rcl_errstr(d->rc));
         hn_drain_stream_close(d);
     }
     return r;
+}
+
+redisReply *hn_drain_stream_cmd(hn_drain_worker *d, int argc, const char **argv, const size_t *lens) {
+    return run_cmd(d, argc, argv, lens, false);
+}
+
+redisReply *hn_drain_stream_xread(hn_drain_worker *d, int argc, const char **argv) {
+    return run_cmd(d, argc, argv, NULL, true);
 }
 
 int hn_drain_stream_connect(hn_drain_worker *d) {
@@ -46,9 +55,9 @@ int hn_drain_stream_connect(hn_drain_worker *d) {
     }
     for (int s = 0; s < d->nshards; s++) {
         char key[HN_KEY_CAP];
-        hn_key_stream(key, (unsigned)s);
+        hn_key_stream(key, (unsigned)s, (unsigned)d->nshards);
         const char *argv[] = {"XGROUP", "CREATE", key, DRAIN_GROUP, "0", "MKSTREAM"};
-        redisReply *r = rcmd(d, 6, argv, NULL, false);
+        redisReply *r = hn_drain_stream_cmd(d, 6, argv, NULL);
         if (r == NULL) return HN_ERR;
         bool ok = r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0;
         if (!ok) hn_warn("event=drain_xgroup_failed key=%s err='%s'", key, r->str);
@@ -63,7 +72,7 @@ int hn_drain_stream_connect(hn_drain_worker *d) {
 
 /* Takes one entry [id, [field, value, …]] (value nil: deleted meanwhile).
  * Its "r" field stays in the reply, which the batch keeps. */
-static void take_entry(hn_drain_worker *d, int shard, redisReply *e) {
+void hn_drain_stream_take_entry(hn_drain_worker *d, int shard, redisReply *e) {
     if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
         e->element[0]->type != REDIS_REPLY_STRING)
         return;
@@ -93,7 +102,7 @@ static void take_entry(hn_drain_worker *d, int shard, redisReply *e) {
     hn_drain_batch_reject(&d->batch, de, "no field 'r'");
 }
 
-static void keep_reply(hn_drain_worker *d, redisReply *r) {
+void hn_drain_stream_keep_reply(hn_drain_worker *d, redisReply *r) {
     if (d->nreplies == d->cap_replies) {
         d->cap_replies = d->cap_replies ? d->cap_replies * 2 : 8;
         d->replies = hn_xreallocarray(d->replies, d->cap_replies, sizeof(*d->replies));
@@ -102,18 +111,18 @@ static void keep_reply(hn_drain_worker *d, redisReply *r) {
 }
 
 /* Parses XREADGROUP's reply: [[key, [entry, …]], …]. */
-static void take_read_reply(hn_drain_worker *d, redisReply *r) {
+void hn_drain_stream_take_reply(hn_drain_worker *d, redisReply *r) {
     if (r->type != REDIS_REPLY_ARRAY) return;
     for (size_t i = 0; i < r->elements; i++) {
         redisReply *s = r->element[i];
         if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
             s->element[0]->type != REDIS_REPLY_STRING)
             continue;
-        int shard = hn_key_stream_shard(s->element[0]->str, s->element[0]->len);
+        int shard = hn_drain_key_index(d, s->element[0]->str, s->element[0]->len);
         if (shard < 0) continue;
         redisReply *list = s->element[1];
         if (list->type != REDIS_REPLY_ARRAY) continue;
-        for (size_t j = 0; j < list->elements; j++) take_entry(d, shard, list->element[j]);
+        for (size_t j = 0; j < list->elements; j++) hn_drain_stream_take_entry(d, shard, list->element[j]);
     }
 }
 
@@ -137,12 +146,12 @@ int hn_drain_stream_read(hn_drain_worker *d, const char *id, bool block) {
     }
     argv[argc++] = "STREAMS";
     for (int s = 0; s < d->nshards; s++) {
-        hn_key_stream(keys[s], (unsigned)s);
+        hn_key_stream(keys[s], (unsigned)s, (unsigned)d->nshards);
         argv[argc++] = keys[s];
     }
     for (int s = 0; s < d->nshards; s++) argv[argc++] = id;
     uint64_t t0 = hn_mono_us();
-    redisReply *r = rcmd(d, argc, argv, NULL, true);
+    redisReply *r = run_cmd(d, argc, argv, NULL, true);
     d->read_us = hn_mono_us() - t0;
     free(argv);
     free(keys);
@@ -155,8 +164,8 @@ int hn_drain_stream_read(hn_drain_worker *d, const char *id, bool block) {
         hn_drain_stream_close(d);
         return HN_ERR;
     }
-    take_read_reply(d, r);
-    keep_reply(d, r);
+    hn_drain_stream_take_reply(d, r);
+    hn_drain_stream_keep_reply(d, r);
     return HN_OK;
 }
 
@@ -167,10 +176,10 @@ int hn_drain_stream_claim(hn_drain_worker *d) {
     snprintf(idle, sizeof(idle), "%lld", (long long)d->cfg->drain_claim_idle_ms);
     for (int s = 0; s < d->nshards; s++) {
         char key[HN_KEY_CAP];
-        hn_key_stream(key, (unsigned)s);
+        hn_key_stream(key, (unsigned)s, (unsigned)d->nshards);
         const char *argv[] = {"XAUTOCLAIM", key, DRAIN_GROUP, d->consumer, idle, "0-0",
                               "COUNT", count};
-        redisReply *r = rcmd(d, 8, argv, NULL, false);
+        redisReply *r = hn_drain_stream_cmd(d, 8, argv, NULL);
         if (r == NULL) return HN_ERR;
         if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
             r->element[1]->type == REDIS_REPLY_ARRAY) {
@@ -179,7 +188,7 @@ int hn_drain_stream_claim(hn_drain_worker *d) {
                 d->claim_more = true;
             size_t before = d->batch.nentries;
             redisReply *list = r->element[1];
-            for (size_t j = 0; j < list->elements; j++) take_entry(d, s, list->element[j]);
+            for (size_t j = 0; j < list->elements; j++) hn_drain_stream_take_entry(d, s, list->element[j]);
             size_t n = d->batch.nentries - before;
             if (n) {
                 hn_info("event=drain_claimed shard=%d entries=%zu", s, n);
@@ -190,22 +199,23 @@ int hn_drain_stream_claim(hn_drain_worker *d) {
         } else if (r->type == REDIS_REPLY_ERROR) {
             hn_warn("event=drain_claim_failed err='%s'", r->str);
         }
-        keep_reply(d, r);
+        hn_drain_stream_keep_reply(d, r);
     }
     return HN_OK;
 }
 
-/* XACK the batch's entries, one command per shard, pipelined. */
+/* XACK the batch's entries, one command per shard (and legacy key: its
+ * index past the shards, legacy.h), pipelined. */
 int hn_drain_stream_ack(hn_drain_worker *d) {
     const hn_drain_batch *b = &d->batch;
     int sent = 0;
-    for (int s = 0; s < d->nshards; s++) {
+    for (int s = 0; s < hn_drain_nkeys(d); s++) {
         size_t n = 0;
         for (size_t i = b->lo; i < b->hi; i++) n += b->entries[i].shard == s;
         if (n == 0) continue;
         const char **argv = hn_xcalloc(n + 3, sizeof(char *));
         char key[HN_KEY_CAP];
-        hn_key_stream(key, (unsigned)s);
+        hn_drain_key(d, s, key);
         argv[0] = "XACK";
         argv[1] = key;
         argv[2] = DRAIN_GROUP;
@@ -256,7 +266,7 @@ void hn_drain_stream_trim(hn_drain_worker *d) {
     uint64_t now = hn_now_ms();
     for (int s = 0; s < d->nshards && d->rc; s++) {
         char key[HN_KEY_CAP];
-        hn_key_stream(key, (unsigned)s);
+        hn_key_stream(key, (unsigned)s, (unsigned)d->nshards);
         const char *a1[] = {"XPENDING", key, DRAIN_GROUP};
         const char *a2[] = {"XINFO", "GROUPS", key};
         /* the group's last delivered id first, then the pending list: an
@@ -264,9 +274,9 @@ void hn_drain_stream_trim(hn_drain_worker *d) {
          * every entry at or below it is either pending (and seen) or
          * acknowledged. The other order could trim entries another
          * consumer read after XPENDING and has not written yet. */
-        redisReply *g = rcmd(d, 3, a2, NULL, false);
+        redisReply *g = hn_drain_stream_cmd(d, 3, a2, NULL);
         if (g == NULL) return;
-        redisReply *p = rcmd(d, 3, a1, NULL, false);
+        redisReply *p = hn_drain_stream_cmd(d, 3, a1, NULL);
         if (p == NULL) { freeReplyObject(g); return; }
         char minid[48] = "", last[48] = "";
         long long npend = 0, nlag = -1;
@@ -308,7 +318,7 @@ void hn_drain_stream_trim(hn_drain_worker *d) {
             char from[56];
             snprintf(from, sizeof(from), "(%s", last);
             const char *a3[] = {"XRANGE", key, from, "+", "COUNT", "1"};
-            redisReply *x = rcmd(d, 6, a3, NULL, false);
+            redisReply *x = hn_drain_stream_cmd(d, 6, a3, NULL);
             if (x == NULL) return;
             if (x->type == REDIS_REPLY_ARRAY && x->elements == 1 &&
                 x->element[0]->type == REDIS_REPLY_ARRAY) {
@@ -330,7 +340,7 @@ void hn_drain_stream_trim(hn_drain_worker *d) {
         if (upto[0] && id_cmp(upto, keep) > 0) upto = keep;
         if (upto[0] && strcmp(upto, "0-0") != 0) {
             const char *a4[] = {"XTRIM", key, "MINID", upto};
-            redisReply *t = rcmd(d, 4, a4, NULL, false);
+            redisReply *t = hn_drain_stream_cmd(d, 4, a4, NULL);
             if (t == NULL) return;
             if (t->type == REDIS_REPLY_INTEGER && t->integer > 0) {
                 pthread_mutex_lock(&d->mu);

@@ -1,6 +1,7 @@
 /*
  * stream.h: the drain's Redis side — group "drain" on every shard
- * hn:stream:<n> (proto/keys.h), read into the worker's batch.
+ * (hn_key_stream, proto/keys.h), read into the worker's batch. The legacy
+ * stream keys (of another N) are legacy.c's.
  *
  * The entries' data points into the replies, which the worker keeps
  * (d->replies) until hn_drain_stream_release, after the batch is written.
@@ -26,6 +27,17 @@ int  hn_drain_stream_read(hn_drain_worker *d, const char *id, bool block);
 int  hn_drain_stream_claim(hn_drain_worker *d);
 /* XACK entries [lo, hi) of the batch, one command per shard, pipelined. */
 int  hn_drain_stream_ack(hn_drain_worker *d);
+/* For legacy.c, which reads the legacy stream keys like shards: one
+ * command (NULL: the connection failed and is closed), an XREADGROUP or
+ * XAUTOCLAIM entry taken into the batch as the key of index `shard`
+ * (legacy.h), a read reply's entries taken (keys by hn_drain_key_index),
+ * and a reply kept until hn_drain_stream_release. */
+redisReply *hn_drain_stream_cmd(hn_drain_worker *d, int argc, const char **argv, const size_t *lens);
+/* The same for an XREADGROUP over keys in several slots (hn_rcl_xread). */
+redisReply *hn_drain_stream_xread(hn_drain_worker *d, int argc, const char **argv);
+void hn_drain_stream_take_entry(hn_drain_worker *d, int shard, redisReply *e);
+void hn_drain_stream_take_reply(hn_drain_worker *d, redisReply *r);
+void hn_drain_stream_keep_reply(hn_drain_worker *d, redisReply *r);
 /* XTRIM MINID to the group's progress on every shard (never closer to now
  * than stream_keep_ms), and the pending and lag gauges. */
 void hn_drain_stream_trim(hn_drain_worker *d);

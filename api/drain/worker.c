@@ -7,6 +7,7 @@
 
 #include "api/drain/concur.h"
 #include "api/drain/expire.h"
+#include "api/drain/legacy.h"
 #include "api/drain/pg.h"
 #include "api/drain/stream.h"
 #include "common/log.h"
@@ -103,6 +104,7 @@ static void cycle(hn_drain_worker *d) {
     if (d->index == 0 && now - d->last_trim_ms >= HN_DRAIN_TRIM_EVERY_MS) {
         d->last_trim_ms = now;
         hn_drain_stream_trim(d);
+        hn_drain_legacy_tick(d);
         if (d->rc == NULL) { backoff(d, false); return; }
     }
     if (hn_drain_pg_connect(d) != HN_OK) { backoff(d, true); return; }
@@ -126,6 +128,11 @@ static void cycle(hn_drain_worker *d) {
         got = hn_drain_stream_read(d, "0", false);
         b->redelivered = true;
         if (got == HN_OK && b->nentries == 0) d->own_pending = false;
+    } else if (d->legacy_turn) {
+        /* legacy stream keys (worker 0, legacy.h): their records may be in
+         * PostgreSQL already (a spool replayed, a drain of the old N) */
+        got = hn_drain_legacy_read(d);
+        b->redelivered = true;
     } else if (d->claim_more || now - d->last_claim_ms >= (uint64_t)d->cfg->drain_claim_idle_ms / 2) {
         d->last_claim_ms = now;
         d->claim_more = false;
@@ -222,6 +229,7 @@ void hn_drain_worker_failpoint(hn_drain_worker *d, int where) {
 void hn_drain_worker_free(hn_drain_worker *d) {
     hn_drain_pg_close(d);
     hn_drain_stream_close(d);
+    hn_drain_legacy_free(d);
     hn_drain_batch_free(&d->batch);
     free(d->replies);
     pthread_mutex_destroy(&d->mu);

@@ -12,6 +12,7 @@
 #include "api/drain/batch.h"
 #include "common/config.h"
 #include "common/rcl.h"
+#include "proto/keys.h"
 
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -53,6 +54,13 @@ typedef struct hn_drain_worker {
     uint64_t         last_conc_ms, conc_every_ms; /* concur.c: the next fill after this */
     int64_t          part_lo, part_hi; /* days (since epoch) with partitions made */
     uint64_t         backoff_ms;
+    /* legacy.c (worker 0): stream keys of another N, drained until empty;
+     * index nshards + i in the batch's entries */
+    char           (*legacy)[HN_KEY_CAP];
+    int              nlegacy;
+    char             legacy_cursor[24]; /* SCAN's, "0": a pass starts */
+    int              legacy_master;   /* a cluster: the master SCAN walks now */
+    bool             legacy_turn;     /* the next read is a legacy one */
     long             fail_batch;      /* failpoint: at this batch number */
     int              fail_where;      /* 0 none, 1 before commit, 2 after commit */
     long             batches;
@@ -64,7 +72,7 @@ typedef struct hn_drain_worker {
     uint64_t         m_deleted, m_expired, m_expire_failed;
     uint64_t         m_hist[HN_DRAIN_BATCH_BUCKETS];
     uint64_t         m_hist_sum;
-    int64_t          g_pending, g_lag_entries;
+    int64_t          g_pending, g_lag_entries, g_legacy;
     double           g_lag_s, g_rate, g_last_batch_ms;
     uint64_t         rate_t0_ms, rate_n0;
 } hn_drain_worker;

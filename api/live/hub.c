@@ -177,7 +177,7 @@ static int newest_id(hn_live *l, const char *key, char *out, size_t cap) {
  * read of a widget, so that nothing between the two is missed. */
 static int tail_from_now(hn_live *l, int sh) {
     char key[HN_KEY_CAP];
-    hn_key_stream(key, (unsigned)sh);
+    hn_key_stream(key, (unsigned)sh, (unsigned)l->nshards);
     return newest_id(l, key, l->shard_id[sh], sizeof(l->shard_id[sh]));
 }
 
@@ -282,7 +282,7 @@ static int read_streams(hn_live *l) {
     for (int sh = 0; sh < l->nshards; sh++) {
         if (l->shard_watch[sh] == 0 || l->shard_id[sh][0] == '\0') continue;
         v[n] = (src){.id = l->shard_id[sh], .idcap = sizeof(l->shard_id[sh]), .w = NULL, .key = {0}};
-        hn_key_stream(v[n++].key, (unsigned)sh);
+        hn_key_stream(v[n++].key, (unsigned)sh, (unsigned)l->nshards);
         if (n == 64) {
             if (read_batch(l, v, n) != HN_OK) return HN_ERR;
             n = 0;

@@ -473,7 +473,7 @@ static void backfill(hn_rules *e) {
     int64_t since = wall_ms() - e->cfg->live_window_s * 1000;
     for (int sh = 0; sh < e->nshards && e->rc; sh++) {
         char key[HN_KEY_CAP];
-        hn_key_stream(key, (unsigned)sh);
+        hn_key_stream(key, (unsigned)sh, (unsigned)e->nshards);
         snprintf(from, sizeof(from), "%lld-0", (long long)(since > 0 ? since : 0));
         for (;;) {
             if (e->rc == NULL) break;        /* lost inside the last batch's records */
@@ -516,7 +516,7 @@ static void read_streams(hn_rules *e, int64_t block_ms) {
     }
     argv[argc++] = "STREAMS";
     for (int i = 0; i < n; i++) {
-        hn_key_stream(keys[i], (unsigned)i);
+        hn_key_stream(keys[i], (unsigned)i, (unsigned)e->nshards);
         argv[argc++] = keys[i];
     }
     for (int i = 0; i < n; i++) argv[argc++] = e->cursor[i];

@@ -13,9 +13,15 @@
  *   hn-rcltest failover URL KEY REPLICA_PORT / kill URL KEY MASTER_PID
  *                              the key read, the cluster changed (CLUSTER FAILOVER asked of the
  *                              replica; the master killed), the key read again with the old map
+ *   hn-rcltest move URL FROM TO FIRST COUNT [SLOT MS]   slots FIRST.. (COUNT) from master FROM
+ *                              (host:port) to master TO, key by key, while the system writes;
+ *                              SLOT stays MIGRATING for MS before its keys move
+ *   hn-rcltest range URL KEY    "SLOT LO HI host:port": KEY's slot, the run of slots around it
+ *                              on the same master, and that master
  *   hn-rcltest node-of URL KEY    host:port of the master of KEY's slot
  */
 #include "common/rcl.h"
+#include "common/rmap.h"
 #include "common/rslot.h"
 
 #include <signal.h>
@@ -296,6 +302,99 @@ static void reshard(const char *url) {
     hn_rcl_free(c);
 }
 
+/* Moves slots [first, first + count) from the master at from to the master
+ * at to, one slot at a time as `redis-cli --cluster reshard` does (SETSLOT
+ * IMPORTING and MIGRATING, MIGRATE of its keys in batches, SETSLOT NODE on
+ * both and on every other master), while the system writes: its clients see
+ * ASK while a slot moves and MOVED after. Prints the time it took. */
+static void move_slots(const char *url, const char *from, const char *to, int first, int count, int hold_slot,
+                       int hold_ms) {
+    hn_rcl *c = open_url(url, 0);
+    int nm = hn_rcl_masters(c);
+    redisContext *a = admin(from), *b = admin(to);
+    char aid[41], bid[41];
+    node_id(a, aid);
+    node_id(b, bid);
+    const char *colon = strrchr(to, ':');
+    char host[256];
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - to), to);
+    uint64_t t0 = hn_mono_us();
+    long keys = 0;
+    for (int slot = first; slot < first + count; slot++) {
+        must(b, "IMPORTING", redisCommand(b, "CLUSTER SETSLOT %d IMPORTING %s", slot, aid));
+        must(a, "MIGRATING", redisCommand(a, "CLUSTER SETSLOT %d MIGRATING %s", slot, bid));
+        if (slot == hold_slot) {
+            /* the slot of the writes stays half-moved for a while: new keys
+             * go to the target (ASK), old ones stay (a window for the test,
+             * as a slot with many keys takes to move) */
+            struct timespec ts = {hold_ms / 1000, (long)(hold_ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
+        }
+        for (;;) {
+            redisReply *r = redisCommand(a, "CLUSTER GETKEYSINSLOT %d 100", slot);
+            if (!r || r->type != REDIS_REPLY_ARRAY) {
+                fprintf(stderr, "hn-rcltest: GETKEYSINSLOT failed\n");
+                exit(2);
+            }
+            size_t n = r->elements;
+            if (n > 0) {
+                const char **argv = hn_xcalloc(n + 8, sizeof(char *));
+                int k = 0;
+                argv[k++] = "MIGRATE";
+                argv[k++] = host;
+                argv[k++] = colon + 1;
+                argv[k++] = "";
+                argv[k++] = "0";
+                argv[k++] = "10000";
+                argv[k++] = "REPLACE";
+                argv[k++] = "KEYS";
+                for (size_t i = 0; i < n; i++) argv[k++] = r->element[i]->str;
+                must(a, "MIGRATE", redisCommandArgv(a, k, argv, NULL));
+                free(argv);
+                keys += (long)n;
+            }
+            freeReplyObject(r);
+            if (n == 0) break;
+        }
+        must(b, "NODE", redisCommand(b, "CLUSTER SETSLOT %d NODE %s", slot, bid));
+        must(a, "NODE", redisCommand(a, "CLUSTER SETSLOT %d NODE %s", slot, bid));
+        for (int m = 0; m < nm; m++) {            /* the other masters too, as redis-cli does */
+            redisReply *r = hn_rcl_command_on(c, m, "CLUSTER SETSLOT %d NODE %s", slot, bid);
+            if (r) freeReplyObject(r);
+        }
+    }
+    printf("# moved slots %d..%d (%ld keys) from %s to %s in %.1f s\n", first, first + count - 1, keys, from, to,
+           (hn_mono_us() - t0) / 1e6);
+    check(true, "slots moved", NULL);
+    redisFree(a);
+    redisFree(b);
+    hn_rcl_free(c);
+}
+
+/* The slot of key and the contiguous slots around it on the same master:
+ * "SLOT LO HI host:port". */
+static void range_of(const char *url, const char *key) {
+    hn_redis_cfg cfg;
+    char err[256];
+    if (hn_redis_cfg_parse(url, &cfg, err, sizeof(err)) != HN_OK) exit(2);
+    char hp[300];
+    snprintf(hp, sizeof(hp), "%s:%d", cfg.seed[0].host, cfg.seed[0].port);
+    redisContext *x = admin(hp);
+    redisReply *r = redisCommand(x, "CLUSTER SLOTS");
+    hn_rmap *m = hn_xmalloc(sizeof(*m));
+    if (hn_rmap_parse(r, cfg.seed[0].host, m, err, sizeof(err)) != HN_OK) {
+        fprintf(stderr, "hn-rcltest: %s\n", err);
+        exit(2);
+    }
+    int slot = hn_slot(key, strlen(key)), node = hn_rmap_master(m, (uint16_t)slot), lo = slot, hi = slot;
+    while (lo > 0 && hn_rmap_master(m, (uint16_t)(lo - 1)) == node) lo--;
+    while (hi < HN_SLOTS - 1 && hn_rmap_master(m, (uint16_t)(hi + 1)) == node) hi++;
+    printf("%d %d %d %s:%d\n", slot, lo, hi, m->nodes[node].host, m->nodes[node].port);
+    free(m);
+    freeReplyObject(r);
+    redisFree(x);
+}
+
 /* The client reads key (its map now fresh), then the cluster changes under
  * it (a failover asked of a replica, or a master killed), and it reads the
  * key again with that stale map. */
@@ -364,6 +463,11 @@ static void change(const char *url, const char *key, const char *how, const char
 int main(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[1], "basic") == 0) basic(argv[2]);
     else if (argc >= 3 && strcmp(argv[1], "reshard") == 0) reshard(argv[2]);
+    else if (argc >= 4 && strcmp(argv[1], "range") == 0)
+        range_of(argv[2], argv[3]);
+    else if (argc >= 7 && strcmp(argv[1], "move") == 0)
+        move_slots(argv[2], argv[3], argv[4], atoi(argv[5]), atoi(argv[6]), argc >= 9 ? atoi(argv[7]) : -1,
+                   argc >= 9 ? atoi(argv[8]) : 0);
     else if (argc >= 5 && (strcmp(argv[1], "failover") == 0 || strcmp(argv[1], "kill") == 0))
         change(argv[2], argv[3], argv[1], argv[4]);
     else if (argc >= 5 && strcmp(argv[1], "set") == 0) {

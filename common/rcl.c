@@ -109,7 +109,7 @@ typedef struct rcl_unit {
     size_t   first, n;
     int      slot;
     int      ask;                       /* node to send ASKING to, or -1 */
-    int      redirects, tries;
+    int      redirects, tries, loads;
     uint64_t not_before_us;
     int      sent_to;                   /* -1: not in this round */
     const char *load;                   /* a script body to load first (NOSCRIPT) */
@@ -393,7 +393,7 @@ static int judge(hn_rcl *c, rcl_unit *u) {
              * node's other replies of this round are still to be read) */
             atomic_fetch_add(&counters[K_NOSCRIPT], 1);
             rcl_script *s = script_of(c, &c->q[k]);
-            if (!s || u->tries++ > 2) return U_FINAL;
+            if (!s || u->loads++ >= 2) return U_FINAL;
             u->load = s->body;
             return U_NOW;
         }

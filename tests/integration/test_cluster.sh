@@ -15,6 +15,9 @@
 #   4. kill -9 of widget B's master under load: service back once its
 #      replica is promoted; what was lost against what was accepted, stated
 #   5. the SSE stream opened before all this is still open and still fed
+#   6. chat downlinks of both widgets (their hn:chat:{w} on two masters,
+#      polled by the collector's chat tail): entries delivered, and still
+#      delivered after a failover of a widget's master
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
@@ -53,7 +56,7 @@ export HERENOW_SPOOL_DIR=$HN_TMP/spool HERENOW_SPOOL_FSYNC=always
 mkdir -p "$HERENOW_SPOOL_DIR"
 export HERENOW_DRAIN_CLAIM_IDLE_MS=300 HERENOW_DRAIN_RETRY_MAX_MS=300 HERENOW_DRAIN_BLOCK_MS=100
 export HERENOW_STREAM_KEEP_MS=0 HERENOW_DRAIN_THREADS=2 HERENOW_SSE_PING_S=1 HERENOW_API_WWW=$HN_ROOT/api/www
-hn_spawn collector "$HN_BIN/herenow-collector"
+hn_spawn collector env HERENOW_LOG_LEVEL=${HN_COLLECTOR_LOG_LEVEL:-info} "$HN_BIN/herenow-collector"
 hn_wait_for 15 "the collector is ready on the cluster" curl -fsS "http://127.0.0.1:$ADMIN/readyz"
 hn_start_api
 hn_wait_for 15 "the api is ready on the cluster" curl -fsS "$HN_API_URL/readyz"
@@ -132,10 +135,12 @@ read -r SA LO HI FROM <<<"$("$T" range "$URL" "hn:live:{$WA}")"
 first=$((SA - 500))
 [ "$first" -ge "$LO" ] || first=$LO
 [ $((first + 999)) -le "$HI" ] || first=$((HI - 999))
+# to the third master: A and B stay on different masters
+NB=$("$T" node-of "$URL" "hn:live:{$WB}")
 TO=""
 for s in 0 1 2; do
-    m=$("$HN_BIN/hn-rcltest" node-of "$URL" "$("$CTL" stream key --shard "$s")")
-    [ "$m" != "$FROM" ] && { TO=$m; break; }
+    m=$("$T" node-of "$URL" "$("$CTL" stream key --shard "$s")")
+    [ "$m" != "$FROM" ] && [ "$m" != "$NB" ] && { TO=$m; break; }
 done
 ask0=$(cmetrics | mval 'herenow_redis_redirects_total{kind="ask"}')
 moved0=$(cmetrics | mval 'herenow_redis_redirects_total{kind="moved"}')
@@ -221,5 +226,36 @@ hn_wait_for 20 "section 5: the load runs" sent_reached s5 100
 load_stop s5
 more() { [ "$(grep -c '^event: ' "$SSE")" -gt "$n0" ]; }
 hn_wait_for 10 "the SSE stream still gets events" more
+
+# ---- 6. chat downlinks -------------------------------------------------------------------------
+"$CTL" widget set --widget "$WA" --chat on >/dev/null
+"$CTL" widget set --widget "$WB" --chat on >/dev/null
+dl_status() { curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$PORT/v?k=$1&s=probesession01"; }
+chat_ready() { [ "$(dl_status "$KA")" = 200 ] && [ "$(dl_status "$KB")" = 200 ]; }
+hn_wait_for 10 "the collector sees chat on for both widgets" chat_ready
+hn_spawn dla curl -sN "http://127.0.0.1:$PORT/v?k=$KA&s=clusterchata01" -o "$HN_TMP/dla.log"
+hn_spawn dlb curl -sN "http://127.0.0.1:$PORT/v?k=$KB&s=clusterchatb01" -o "$HN_TMP/dlb.log"
+dl_ready() { grep -q '^: ready' "$HN_TMP/$1.log"; }
+hn_wait_for 10 "widget $WA's downlink started" dl_ready dla
+hn_wait_for 10 "widget $WB's downlink started" dl_ready dlb
+# an entry as the api writes it, on the stream's master (-c: after a
+# failover a node may still name the old one for a moment; follow MOVED)
+xadd() {
+    redis-cli -c -p "$(hn_cluster_master_of "hn:chat:{$1}")" XADD "hn:chat:{$1}" '*' s "$2" e message c 0b8e2d6c-5a39-4f55-9d2b-9e0f3c1f7a11 \
+        m "$(cat /proc/sys/kernel/random/uuid)" a Ana x "$3" t "$(now_ms)" | grep -q -- '-'
+}
+got() { grep -c "\"text\":\"$2\"" "$HN_TMP/$1.log" | grep -qx 1; }
+xadd "$WA" clusterchata01 hello-a
+xadd "$WB" clusterchatb01 hello-b
+hn_wait_for 5 "a chat entry of widget $WA (master $(hn_cluster_master_of "hn:chat:{$WA}")) reaches its visitor" got dla hello-a
+hn_wait_for 5 "a chat entry of widget $WB (master $(hn_cluster_master_of "hn:chat:{$WB}")) reaches its visitor" got dlb hello-b
+# widget A's master has a replica (its old master, since section 3; B's died in section 4)
+MA=$(hn_cluster_master_of "hn:chat:{$WA}")
+RA=$(hn_cluster_replica_of "$MA")
+hn_assert_eq "CLUSTER FAILOVER of widget $WA's master ($MA → $RA) under open downlinks" OK "$(redis-cli -p "$RA" cluster failover)"
+hn_wait_for 15 "the replica $RA is a master" is_master "$RA"
+xadd "$WA" clusterchata01 after-failover
+hn_wait_for 10 "after the failover the next entry reaches widget $WA's visitor, once" got dla after-failover
+hn_assert_eq "widget $WA's downlink got its two entries and nothing else" 2 "$(grep -c '^id: ' "$HN_TMP/dla.log")"
 
 hn_done

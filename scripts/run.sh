@@ -146,7 +146,7 @@ Try it:
   $BIN/herenowctl send --key $KEY --script        # one whole visit over UDP
   curl -H "Authorization: Bearer $TOKEN" http://$API/api/visitor-tracking/widgets/$WID/active-visitors
   redis-cli -c -p $REDIS_PORT ZRANGE 'hn:live:{$WID}' 0 -1 WITHSCORES     # who is live now
-  HERENOW_REDIS_URL=$HERENOW_REDIS_URL $BIN/herenowctl stream dump
+  HERENOW_REDIS_URL=$HERENOW_REDIS_URL${HERENOW_STREAM_SHARDS:+ HERENOW_STREAM_SHARDS=$HERENOW_STREAM_SHARDS} $BIN/herenowctl stream dump
 TXT
 [ "$CLUSTER" = 1 ] && cat <<TXT
   redis-cli -p $REDIS_PORT cluster shards                              # the cluster (CLUSTER=1)

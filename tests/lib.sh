@@ -442,6 +442,31 @@ hn_stream_sum() {
     echo "$sum"
 }
 
+# hn_widget_id_apart WID...: on a cluster, the next widget id (herenowctl widget
+# add) is made the first after the WIDs (and every id taken) whose {id} slot lives on
+# none of the WIDs' masters (the id identity restarted there); nothing on one Redis.
+hn_widget_id_apart() {
+    local w ms="" next
+    hn_cluster_mode || return 0
+    next=$(hn_psql "SELECT coalesce(max(id), 0) FROM widget_configs")
+    for w in "$@"; do
+        ms+=" $(hn_cluster_master_of "hn:live:{$w}") "
+        [ "$w" -le "$next" ] || next=$w
+    done
+    next=$((next + 1))
+    while [[ $ms == *" $(hn_cluster_master_of "hn:live:{$next}") "* ]]; do next=$((next + 1)); done
+    hn_psql "ALTER TABLE widget_configs ALTER COLUMN id RESTART WITH $next" >/dev/null
+}
+
+# hn_redis_stop: stops the test's Redis (on a cluster: every node).
+hn_redis_stop() {
+    if hn_cluster_mode; then
+        "$HN_ROOT/scripts/redis-cluster.sh" stop "$HN_CLUSTER_DIR" >/dev/null
+    else
+        "$HN_ROOT/scripts/redis.sh" stop "$HN_TMP/redis" >/dev/null
+    fi
+}
+
 # hn_cluster_two_masters DESC KEY...: in cluster mode, an assertion that the
 # keys (hn:live:{w} of the suite's widgets) live on at least two masters, each
 # key's master printed; nothing on one Redis.

@@ -464,6 +464,8 @@ static int run(hn_rcl *c) {
         if (c->want_refresh && hn_mono_us() - c->refreshed_us >= RCL_REFRESH_GAP_US) {
             if (refresh(c) != HN_OK) hn_debug("event=redis_refresh_failed err='%s'", c->errstr);
             c->errstr[0] = '\0';
+            /* the nodes are numbered anew: an ASK target is asked for again */
+            for (size_t j = 0; j < nunits; j++) u[j].ask = -1;
         }
         /* route and write */
         uint64_t now = hn_mono_us(), wake = UINT64_MAX;
@@ -491,10 +493,11 @@ static int run(hn_rcl *c) {
                 continue;
             }
             if (x->load) redisAppendCommand(ctx, "SCRIPT LOAD %s", x->load);
-            for (size_t k = x->first; k < x->first + x->n; k++) {
-                if (x->ask >= 0) redisAppendCommand(ctx, "ASKING");
+            /* one ASKING: it holds for the next command, and through a
+             * MULTI … EXEC (queued commands keep the flag until EXEC) */
+            if (x->ask >= 0) redisAppendCommand(ctx, "ASKING");
+            for (size_t k = x->first; k < x->first + x->n; k++)
                 redisAppendFormattedCommand(ctx, c->q[k].buf, c->q[k].len);
-            }
             x->sent_to = to;
             wrote[to] = true;
         }
@@ -523,12 +526,12 @@ static int run(hn_rcl *c) {
                     x->load = NULL;
                 }
             }
+            if (x->ask >= 0 && got == HN_OK) {
+                redisReply *r;
+                if ((got = read_one(c, to, &r)) == HN_OK) freeReplyObject(r);
+            }
             for (size_t k = x->first; k < x->first + x->n && got == HN_OK; k++) {
                 redisReply *r;
-                if (x->ask >= 0) {
-                    if ((got = read_one(c, to, &r)) != HN_OK) break;
-                    freeReplyObject(r);
-                }
                 if ((got = read_one(c, to, &r)) == HN_OK) c->q[k].reply = r;
             }
             if (got == HN_ERR) {

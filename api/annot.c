@@ -183,9 +183,9 @@ hn_annot *hn_annot_get(hn_api_worker *w, int64_t widget_id) {
     }
     pthread_mutex_unlock(&lock);
 
-    redisContext *c = hn_api_redis(w);
+    hn_rcl *c = hn_api_redis(w);
     if (c) {
-        redisReply *r = redisCommand(c, "GET %s", HN_KEY_ANNOT_VERSION);
+        redisReply *r = hn_rcl_command(c, "GET %s", HN_KEY_ANNOT_VERSION);
         if (r == NULL) hn_api_redis_broken(w);
         else {
             if (r->type == REDIS_REPLY_STRING) snprintf(ver, sizeof(ver), "%s", r->str);

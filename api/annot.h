@@ -38,7 +38,7 @@ int    hn_bans_sync(hn_api_worker *w, hn_api_resp *rs, int64_t widget_id);
  * visitor_bans has rows, every widget's hn:bans:{w} written again and the
  * collectors told. HN_OK (nothing to do, or done); HN_ERR and err on a
  * failure. */
-int    hn_bans_resync(PGconn *pg, redisContext *rc, char *err, size_t cap);
+int    hn_bans_resync(PGconn *pg, hn_rcl *rc, char *err, size_t cap);
 
 /* Every annotated subject of widget $1: subject_kind, subject, tags (JSON
  * array), notes (count), block_tracking (NULL: not banned). */

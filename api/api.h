@@ -13,10 +13,10 @@
  *                 answer. It never blocks on PostgreSQL or Redis. It also
  *                 holds the live streams (api/live/sse.c).
  *   N workers     (HERENOW_API_THREADS) each own one blocking PGconn and one
- *                 blocking redisContext (with timeouts) and run handlers.
+ *                 blocking hn_rcl (with timeouts) and run handlers.
  *   token cache   auth.c: reloads api_tokens.
  *   live hub      api/live/hub.c: tails the stream for watched widgets.
- *   drain         api/drain/: its own PGconn and redisContext per consumer,
+ *   drain         api/drain/: its own PGconn and hn_rcl per consumer,
  *                 moves the stream into PostgreSQL (DESIGN.md §4).
  *
  *   server.c          the listener, a request's way to a job, the stop
@@ -48,8 +48,8 @@
 #include "common/config.h"
 #include "common/hn.h"
 #include "common/pg.h"
+#include "common/rcl.h"
 
-#include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 
@@ -129,7 +129,7 @@ typedef struct hn_api_worker {
     int              index;
     const hn_config *cfg;
     PGconn          *pg;      /* NULL while disconnected: hn_api_pg() reconnects */
-    redisContext    *redis;   /* same: hn_api_redis() */
+    hn_rcl          *redis;   /* same: hn_api_redis() */
 } hn_api_worker;
 
 /* Connected handles, (re)connecting when needed; NULL when the server is
@@ -137,7 +137,7 @@ typedef struct hn_api_worker {
  * failed call on a handle whose connection broke, call hn_api_*_broken so
  * that the next use reconnects. */
 PGconn       *hn_api_pg(hn_api_worker *w);
-redisContext *hn_api_redis(hn_api_worker *w);
+hn_rcl *hn_api_redis(hn_api_worker *w);
 void          hn_api_pg_broken(hn_api_worker *w);
 void          hn_api_redis_broken(hn_api_worker *w);
 

@@ -26,13 +26,13 @@ bool hn_chat_state_open(const char *s) {
 
 /* n replies, every one read before any is judged (one left unread would
  * answer the connection's next command). */
-static int replies(redisContext *rc, int n, redisReply **r) {
+static int replies(hn_rcl *rc, int n, redisReply **r) {
     for (int i = 0; i < n; i++) r[i] = NULL;
     for (int i = 0; i < n; i++) {
         void *rep = NULL;
-        if (redisGetReply(rc, &rep) != REDIS_OK || rep == NULL) {
+        if (hn_rcl_get_reply(rc, &rep) != REDIS_OK || rep == NULL) {
             for (int k = 0; k < i; k++) freeReplyObject(r[k]);
-            if (rc->err == 0) rc->err = REDIS_ERR_IO;      /* replies still owed: unusable */
+            /* a failed get_reply leaves hn_rcl_err(rc) set: the caller drops it */
             return HN_ERR;
         }
         r[i] = rep;
@@ -40,15 +40,15 @@ static int replies(redisContext *rc, int n, redisReply **r) {
     return HN_OK;
 }
 
-int hn_chat_live_read(redisContext *rc, int64_t wid, const char *sid, hn_chat_live *out) {
+int hn_chat_live_read(hn_rcl *rc, int64_t wid, const char *sid, hn_chat_live *out) {
     redisReply *r[2];
     memset(out, 0, sizeof(*out));
     char lk[HN_KEY_CAP], sk[HN_KEY_CAP];
     hn_key_live(lk, (uint64_t)wid);
     hn_key_sess(sk, (uint64_t)wid, sid, strlen(sid));
-    redisAppendCommand(rc, "ZSCORE %s %s", lk, sid);
-    redisAppendCommand(rc, "HMGET %s %s %s %s", sk, hn_sf_name[HN_SF_CHAT_STATE], hn_sf_name[HN_SF_CHAT],
-                       hn_sf_name[HN_SF_VISITOR]);
+    hn_rcl_append(rc, "ZSCORE %s %s", lk, sid);
+    hn_rcl_append(rc, "HMGET %s %s %s %s", sk, hn_sf_name[HN_SF_CHAT_STATE], hn_sf_name[HN_SF_CHAT],
+                  hn_sf_name[HN_SF_VISITOR]);
     if (replies(rc, 2, r) != HN_OK) return HN_ERR;
     int ret = HN_ERR;
     if (r[1]->type != REDIS_REPLY_ARRAY || r[1]->elements != 3) goto out;
@@ -64,7 +64,7 @@ out:
     return ret;
 }
 
-int hn_chat_downlink(redisContext *rc, const hn_config *cfg, int64_t wid, const char *sid,
+int hn_chat_downlink(hn_rcl *rc, const hn_config *cfg, int64_t wid, const char *sid,
                      const hn_chat_down *d, char *entry, size_t cap) {
     redisReply *r[3] = {NULL, NULL, NULL};
     int n = 0, ret = HN_ERR;
@@ -78,11 +78,11 @@ int hn_chat_downlink(redisContext *rc, const hn_config *cfg, int64_t wid, const 
                         "c", d->conv, "m", d->id, "a", d->agent, "x", d->text, "t", now};
     size_t xl[HN_ARRAY_LEN(xa)];
     for (size_t i = 0; i < HN_ARRAY_LEN(xa); i++) xl[i] = strlen(xa[i]);
-    redisAppendCommandArgv(rc, (int)HN_ARRAY_LEN(xa), xa, xl), n++;
+    hn_rcl_append_argv(rc, (int)HN_ARRAY_LEN(xa), xa, xl), n++;
     if (d->state) {
-        redisAppendCommand(rc, "HSET %s %s %s %s %s", sk, hn_sf_name[HN_SF_CHAT], d->conv,
-                           hn_sf_name[HN_SF_CHAT_STATE], d->state), n++;
-        if (d->count) redisAppendCommand(rc, "HINCRBY %s %s 1", sk, hn_sf_name[HN_SF_AGENT_MESSAGES]), n++;
+        hn_rcl_append(rc, "HSET %s %s %s %s %s", sk, hn_sf_name[HN_SF_CHAT], d->conv,
+                      hn_sf_name[HN_SF_CHAT_STATE], d->state), n++;
+        if (d->count) hn_rcl_append(rc, "HINCRBY %s %s 1", sk, hn_sf_name[HN_SF_AGENT_MESSAGES]), n++;
     }
     if (replies(rc, n, r) != HN_OK) return HN_ERR;
     for (int i = 0; i < n; i++) {
@@ -153,7 +153,7 @@ static void rollback(PGconn *pg) {
     if (PQtransactionStatus(pg) != PQTRANS_IDLE) PQclear(PQexec(pg, "ROLLBACK"));
 }
 
-int hn_chat_invite(PGconn *pg, redisContext *rc, const hn_config *cfg, const hn_chat_invite_in *in,
+int hn_chat_invite(PGconn *pg, hn_rcl *rc, const hn_config *cfg, const hn_chat_invite_in *in,
                    hn_chat_invite_out *out) {
     hn_chat_live lv;
     PGresult *res = NULL;
@@ -161,7 +161,7 @@ int hn_chat_invite(PGconn *pg, redisContext *rc, const hn_config *cfg, const hn_
     memset(out, 0, sizeof(*out));
     snprintf(wbuf, sizeof(wbuf), "%lld", (long long)in->widget_id);
     if (hn_chat_live_read(rc, in->widget_id, in->session_id, &lv) != HN_OK) {
-        snprintf(out->err, sizeof(out->err), "redis: %s", rc->err ? rc->errstr : "unexpected reply");
+        snprintf(out->err, sizeof(out->err), "redis: %s", hn_rcl_err(rc) ? hn_rcl_errstr(rc) : "unexpected reply");
         return HN_CINV_REDIS;
     }
     if (!lv.live) return HN_CINV_GONE;
@@ -212,7 +212,7 @@ int hn_chat_invite(PGconn *pg, redisContext *rc, const hn_config *cfg, const hn_
     if (hn_chat_downlink(rc, cfg, in->widget_id, in->session_id, &d, out->entry, sizeof(out->entry)) != HN_OK) {
         rollback(pg);
         PQclear(res);
-        snprintf(out->err, sizeof(out->err), "redis: %s", rc->err ? rc->errstr : "error reply");
+        snprintf(out->err, sizeof(out->err), "redis: %s", hn_rcl_err(rc) ? hn_rcl_errstr(rc) : "error reply");
         return HN_CINV_REDIS_TX;
     }
     PGresult *c = exec(pg, PGRES_COMMAND_OK, "COMMIT", 0, NULL, out);

@@ -15,8 +15,8 @@
 #define HN_API_CHAT_INVITE_H
 
 #include "common/config.h"
+#include "common/rcl.h"
 
-#include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 
 /* The agent's display name: the body's, else the token's, else the
@@ -34,18 +34,18 @@ typedef struct hn_chat_live {
 } hn_chat_live;
 
 /* ZSCORE hn:live:{w} sid + HMGET of the chat fields (pipelined). HN_OK, or
- * HN_ERR: rc->err set when the connection broke (drop it), else an
+ * HN_ERR: hn_rcl_err(rc) set when the connection broke (drop it), else an
  * unexpected reply. */
-int hn_chat_live_read(redisContext *rc, int64_t wid, const char *sid, hn_chat_live *out);
+int hn_chat_live_read(hn_rcl *rc, int64_t wid, const char *sid, hn_chat_live *out);
 
 /* One downlink event (docs/CHAT.md §2) and the session hash, pipelined.
  * state NULL: the hash is not touched. HN_OK with the entry id, or HN_ERR
- * (rc->err set when the connection broke). */
+ * (hn_rcl_err(rc) set when the connection broke). */
 typedef struct hn_chat_down {
     const char *event, *conv, *id, *agent, *text, *state;
     bool        count;           /* HINCRBY agent_messages 1 */
 } hn_chat_down;
-int hn_chat_downlink(redisContext *rc, const hn_config *cfg, int64_t wid, const char *sid,
+int hn_chat_downlink(hn_rcl *rc, const hn_config *cfg, int64_t wid, const char *sid,
                      const hn_chat_down *d, char *entry, size_t cap);
 
 bool hn_chat_state_open(const char *s);
@@ -84,7 +84,7 @@ typedef struct hn_chat_invite_out {
 } hn_chat_invite_out;
 
 /* pg and rc: connected, pg outside a transaction. One of HN_CINV_*. */
-int hn_chat_invite(PGconn *pg, redisContext *rc, const hn_config *cfg, const hn_chat_invite_in *in,
+int hn_chat_invite(PGconn *pg, hn_rcl *rc, const hn_config *cfg, const hn_chat_invite_in *in,
                    hn_chat_invite_out *out);
 
 #endif

@@ -18,7 +18,7 @@
 
 #include "api/api.h"
 #include "api/drain/drain.h"
-#include "common/redis.h"
+#include "common/rcl.h"
 
 struct event;
 struct event_base;
@@ -100,7 +100,7 @@ typedef struct hn_pool_stats {
 } hn_pool_stats;
 
 /* writing: the server's count of answers going out (reply.h), main thread only */
-hn_api_pool *hn_pool_create(const hn_config *cfg, const hn_redis_addr *raddr, uint64_t *writing,
+hn_api_pool *hn_pool_create(const hn_config *cfg, const hn_redis_cfg *rcfg, uint64_t *writing,
                             struct event_base *base, hn_pool_done_fn done, void *arg);
 int  hn_pool_start(hn_api_pool *p, char *err, size_t cap);
 /* HN_OK, or HN_AGAIN when the queue holds API_MAX_QUEUE jobs already. */

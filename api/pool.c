@@ -3,7 +3,7 @@
  * thread, their PostgreSQL and Redis connections, and streamed answers.
  *
  *   main: hn_pool_submit ──► queue (bounded, API_MAX_QUEUE) ──► worker runs
- *         the handler with its own blocking PGconn and redisContext
+ *         the handler with its own blocking PGconn and hn_rcl
  *   worker ──► outbox (a list of jobs the main thread has to look at) and
  *              event_active(notify) ──► main: on_notify delivers each job:
  *              stream headers, stream chunks, and at last the answer
@@ -57,7 +57,7 @@ typedef struct slot {
 
 struct hn_api_pool {
     const hn_config   *cfg;
-    hn_redis_addr      raddr;
+    hn_redis_cfg       rcfg;
     struct event_base *base;
     struct event      *notify;
     hn_pool_done_fn    done;
@@ -124,14 +124,14 @@ void hn_api_pg_broken(hn_api_worker *w) {
     if (pg) PQfinish(pg);
 }
 
-redisContext *hn_api_redis(hn_api_worker *w) {
+hn_rcl *hn_api_redis(hn_api_worker *w) {
     slot *s = slot_of(w);
-    if (w->redis && w->redis->err == 0) return w->redis;
+    if (w->redis && hn_rcl_err(w->redis) == 0) return w->redis;
     if (w->redis) hn_api_redis_broken(w);
     uint64_t now = hn_mono_ms();
     if (now < s->redis_retry_at) return NULL;
     char err[256];
-    redisContext *c = hn_redis_connect(&s->pool->raddr, (int)w->cfg->api_timeout_ms, err, sizeof(err));
+    hn_rcl *c = hn_rcl_connect(&s->pool->rcfg, (int)w->cfg->api_timeout_ms, err, sizeof(err));
     if (c == NULL) {
         s->redis_retry_at = now + RETRY_MS;
         atomic_fetch_add(&s->redis_failures, 1);
@@ -145,7 +145,7 @@ redisContext *hn_api_redis(hn_api_worker *w) {
     atomic_fetch_add(&s->redis_connects, 1);
     pthread_mutex_lock(&s->mu);
     w->redis = c;
-    s->redis_fd = c->fd;
+    s->redis_fd = hn_rcl_fd(c);     /* -1 on a cluster: a stuck call ends at its reply timeout */
     pthread_mutex_unlock(&s->mu);
     return c;
 }
@@ -153,10 +153,10 @@ redisContext *hn_api_redis(hn_api_worker *w) {
 void hn_api_redis_broken(hn_api_worker *w) {
     slot *s = slot_of(w);
     pthread_mutex_lock(&s->mu);
-    redisContext *c = w->redis;
+    hn_rcl *c = w->redis;
     w->redis = NULL;
     s->redis_fd = -1;
-    if (c) redisFree(c);       /* under the lock: interrupt may shutdown() its fd */
+    if (c) hn_rcl_free(c);     /* under the lock: interrupt may shutdown() its fd */
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -566,11 +566,11 @@ static void *worker_main(void *arg) {
 
 /* ---- the pool ------------------------------------------------------------------------ */
 
-hn_api_pool *hn_pool_create(const hn_config *cfg, const hn_redis_addr *raddr, uint64_t *writing,
+hn_api_pool *hn_pool_create(const hn_config *cfg, const hn_redis_cfg *rcfg, uint64_t *writing,
                             struct event_base *base, hn_pool_done_fn done, void *arg) {
     hn_api_pool *p = hn_xcalloc(1, sizeof(*p));
     p->cfg = cfg;
-    p->raddr = *raddr;
+    p->rcfg = *rcfg;
     p->base = base;
     p->done = done;
     p->done_arg = arg;

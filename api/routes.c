@@ -47,8 +47,8 @@ void hn_rt_pg_row(hn_buf *b, bool *first, const PGresult *res, int row, int col0
 
 /* ---- Redis --------------------------------------------------------------------- */
 
-redisContext *hn_rt_redis(hn_api_worker *w, hn_api_resp *rs) {
-    redisContext *c = hn_api_redis(w);
+hn_rcl *hn_rt_redis(hn_api_worker *w, hn_api_resp *rs) {
+    hn_rcl *c = hn_api_redis(w);
     if (c == NULL) hn_api_error(rs, 503, "redis unavailable");
     return c;
 }
@@ -61,11 +61,11 @@ void hn_rt_redis_free(redisReply **r, int n) {
 }
 
 int hn_rt_redis_replies(hn_api_worker *w, hn_api_resp *rs, int n, redisReply **out) {
-    redisContext *c = w->redis;
+    hn_rcl *c = w->redis;
     for (int i = 0; i < n; i++) out[i] = NULL;
     for (int i = 0; i < n; i++) {
         void *r = NULL;
-        if (c == NULL || redisGetReply(c, &r) != REDIS_OK || r == NULL) {
+        if (c == NULL || hn_rcl_get_reply(c, &r) != REDIS_OK || r == NULL) {
             /* the replies still owed would answer the next request: drop the connection */
             hn_api_redis_broken(w);
             hn_rt_redis_free(out, i);

@@ -56,7 +56,7 @@ void hn_rt_redis_free(redisReply **r, int n);
 /* true when r has the type wanted; else answers 500 naming the command. */
 bool hn_rt_redis_ok(hn_api_resp *rs, const redisReply *r, int type, const char *what);
 /* The Redis connection, or NULL after answering 503. */
-redisContext *hn_rt_redis(hn_api_worker *w, hn_api_resp *rs);
+hn_rcl *hn_rt_redis(hn_api_worker *w, hn_api_resp *rs);
 
 /* ---- parameters ------------------------------------------------------------------ */
 

@@ -105,7 +105,7 @@ void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp 
 
     /* Their sessions leave Redis too (best effort: a live snapshot also
      * disappears by itself within the live window). */
-    redisContext *c = hn_api_redis(w);
+    hn_rcl *c = hn_api_redis(w);
     const char *sids = PQgetisnull(res, 0, 4) ? "" : PQgetvalue(res, 0, 4);
     if (c) {
         char *copy = hn_xstrdup(sids), *save = NULL;
@@ -124,16 +124,16 @@ void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp 
             nsids++;
         }
         for (size_t i = 0; i < 2 + nsids; i++) len[i] = strlen(argv[i]);
-        redisAppendCommandArgv(c, (int)(2 + nsids), argv, len);
+        hn_rcl_append_argv(c, (int)(2 + nsids), argv, len);
         /* DEL of the hashes: every key has the widget's hash tag, one slot */
         argv[0] = "DEL";
         for (size_t i = 0; i < nsids; i++) argv[1 + i] = keys[i], len[1 + i] = strlen(keys[i]);
         len[0] = 3;
-        redisAppendCommandArgv(c, (int)(1 + nsids), argv, len);
+        hn_rcl_append_argv(c, (int)(1 + nsids), argv, len);
         void *rep;
         cleared = true;
         for (int i = 0; i < 2; i++) {
-            if (redisGetReply(c, &rep) != REDIS_OK || rep == NULL) {
+            if (hn_rcl_get_reply(c, &rep) != REDIS_OK || rep == NULL) {
                 hn_api_redis_broken(w);
                 cleared = false;
                 break;

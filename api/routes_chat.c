@@ -183,10 +183,10 @@ typedef hn_chat_live live;
 
 /* The session's chat state in Redis. HN_OK or answered. */
 static int live_state(hn_api_worker *w, hn_api_resp *rs, const chat_rq *c, live *out) {
-    redisContext *rc = hn_rt_redis(w, rs);
+    hn_rcl *rc = hn_rt_redis(w, rs);
     if (rc == NULL) return HN_ERR;
     if (hn_chat_live_read(rc, c->wid, c->sid, out) != HN_OK) {
-        if (rc->err) {
+        if (hn_rcl_err(rc)) {
             hn_api_redis_broken(w);
             hn_api_error(rs, 503, "redis unavailable");
         } else {
@@ -203,10 +203,10 @@ typedef hn_chat_down down;
 /* The downlink write (chat_invite.h). HN_OK, or HN_ERR when Redis failed
  * (nothing answered yet: the caller rolls back). */
 static int downlink(hn_api_worker *w, const chat_rq *c, const down *d, char *entry, size_t cap) {
-    redisContext *rc = hn_api_redis(w);
+    hn_rcl *rc = hn_api_redis(w);
     if (rc == NULL) return HN_ERR;
     if (hn_chat_downlink(rc, w->cfg, c->wid, c->sid, d, entry, cap) == HN_OK) return HN_OK;
-    if (rc->err) hn_api_redis_broken(w);
+    if (hn_rcl_err(rc)) hn_api_redis_broken(w);
     return HN_ERR;
 }
 
@@ -275,7 +275,7 @@ void hn_route_chat_invite(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *r
 
     if (chat_begin(w, rq, rs, &c, true, true) != HN_OK) goto out;
     PGconn *pg = hn_api_pg(w);
-    redisContext *rc = pg ? hn_rt_redis(w, rs) : NULL;
+    hn_rcl *rc = pg ? hn_rt_redis(w, rs) : NULL;
     if (pg == NULL) hn_api_error(rs, 503, "database unavailable");
     if (pg == NULL || rc == NULL) goto out;
     hn_chat_invite_in in = {c.wid, c.sid, c.f[0].val, c.f[1].val, rq->who.token_id, "agent", NULL};
@@ -295,11 +295,11 @@ void hn_route_chat_invite(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *r
         chat_error(rs, 403, "banned", "the visitor is banned on this widget");
         goto out;
     case HN_CINV_REDIS:
-        if (rc->err) hn_api_redis_broken(w);
-        hn_api_error(rs, rc->err ? 503 : 500, "%s", rc->err ? "redis unavailable" : "redis hmget: unexpected reply");
+        if (hn_rcl_err(rc)) hn_api_redis_broken(w);
+        hn_api_error(rs, hn_rcl_err(rc) ? 503 : 500, "%s", hn_rcl_err(rc) ? "redis unavailable" : "redis hmget: unexpected reply");
         goto out;
     case HN_CINV_REDIS_TX:
-        if (rc->err) hn_api_redis_broken(w);
+        if (hn_rcl_err(rc)) hn_api_redis_broken(w);
         atomic_fetch_add(&m_redis_failed, 1);
         hn_api_error(rs, 503, "redis unavailable: nothing was stored (the event may have reached the page)");
         goto out;

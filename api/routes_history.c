@@ -46,14 +46,14 @@ static const char chat_stats_sql[] =
 /* Sessions seen within the live window, or -1 when Redis does not answer:
  * the stats are still worth having without it. */
 static int64_t active_now(hn_api_worker *w, int64_t wid, const hn_config *cfg) {
-    redisContext *c = hn_api_redis(w);
+    hn_rcl *c = hn_api_redis(w);
     if (c == NULL) return -1;
     char key[HN_KEY_CAP], lo[32];
     hn_key_live(key, wid);
     snprintf(lo, sizeof(lo), "(%lld", (long long)((int64_t)hn_now_ms() - cfg->live_window_s * 1000));
     const char *argv[] = {"ZCOUNT", key, lo, "+inf"};
     size_t len[] = {6, strlen(key), strlen(lo), 4};
-    redisReply *r = redisCommandArgv(c, 4, argv, len);
+    redisReply *r = hn_rcl_command_argv(c, 4, argv, len);
     if (r == NULL) {
         hn_api_redis_broken(w);
         return -1;

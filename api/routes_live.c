@@ -47,7 +47,7 @@ static int64_t score_of(const redisReply *e) {
  * at pos in the order (member >= pos.sid) are skipped: *skip is how many
  * leading pairs of *out to ignore. When a whole reply is such ties it asks
  * again further on. *exhausted: the reply held fewer members than asked. */
-static int fetch_after(hn_api_worker *w, hn_api_resp *rs, redisContext *c, const char *key,
+static int fetch_after(hn_api_worker *w, hn_api_resp *rs, hn_rcl *c, const char *key,
                        const scan_pos *pos, int64_t min_excl, int want, redisReply **pre,
                        int npre, redisReply **out, size_t *skip, bool *exhausted) {
     long long off = 0;
@@ -63,7 +63,7 @@ static int fetch_after(hn_api_worker *w, hn_api_resp *rs, redisContext *c, const
         const char *argv[] = {"ZREVRANGEBYSCORE", key, max, min, "WITHSCORES", "LIMIT", soff, scount};
         size_t len[8];
         for (int i = 0; i < 8; i++) len[i] = strlen(argv[i]);
-        redisAppendCommandArgv(c, 8, argv, len);
+        hn_rcl_append_argv(c, 8, argv, len);
         redisReply *r[3] = {NULL, NULL, NULL};
         if (hn_rt_redis_replies(w, rs, npre + 1, r) != HN_OK) return HN_ERR;
         for (int i = 0; i < npre; i++) pre[i] = r[i];
@@ -138,7 +138,7 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
         memcpy(pos.sid, cur.sid, sizeof(pos.sid));
     }
     int64_t wid = hn_rt_widget_id(rq);
-    redisContext *c = hn_rt_redis(w, rs);
+    hn_rcl *c = hn_rt_redis(w, rs);
     if (c == NULL) return;
     /* notes, tags, bans (docs/RULES.md §5): a widget without them costs one
      * constant append per row */
@@ -160,8 +160,8 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
         snprintf(alo, sizeof(alo), "%lld", (long long)active_min);
         const char *a1[] = {"ZCOUNT", key, lo, "+inf"}, *a2[] = {"ZCOUNT", key, alo, "+inf"};
         size_t l1[] = {6, strlen(key), strlen(lo), 4}, l2[] = {6, strlen(key), strlen(alo), 4};
-        redisAppendCommandArgv(c, 4, a1, l1);
-        redisAppendCommandArgv(c, 4, a2, l2);
+        hn_rcl_append_argv(c, 4, a1, l1);
+        hn_rcl_append_argv(c, 4, a2, l2);
     }
 
     int64_t count = 0, n_active = 0, scanned = 0;
@@ -348,7 +348,7 @@ static int find_session(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs,
         f->row = NULL;
     }
 
-    redisContext *c = hn_rt_redis(w, rs);
+    hn_rcl *c = hn_rt_redis(w, rs);
     if (c == NULL) goto out;
     if (f->widget_id) {
         ids = hn_xcalloc(1, sizeof(*ids));
@@ -360,7 +360,7 @@ static int find_session(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs,
         /* a token for every widget and a session not drained yet: ask each widget */
         const char *argv[] = {"HGETALL", HN_KEY_WIDGETS};
         size_t len[] = {7, sizeof(HN_KEY_WIDGETS) - 1};
-        redisAppendCommandArgv(c, 2, argv, len);
+        hn_rcl_append_argv(c, 2, argv, len);
         if (hn_rt_redis_replies(w, rs, 1, &wr) != HN_OK) goto out;
         if (!hn_rt_redis_ok(rs, wr, REDIS_REPLY_ARRAY, "HGETALL " HN_KEY_WIDGETS)) goto out;
         ids = redis_widget_ids(wr, &nids);
@@ -375,8 +375,8 @@ static int find_session(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs,
         hn_key_sess(sk, ids[i], sid, strlen(sid));
         const char *a1[] = {"ZSCORE", lk, sid}, *a2[] = {"EXISTS", sk};
         size_t l1[] = {6, strlen(lk), strlen(sid)}, l2[] = {6, strlen(sk)};
-        redisAppendCommandArgv(c, 3, a1, l1);
-        redisAppendCommandArgv(c, 2, a2, l2);
+        hn_rcl_append_argv(c, 3, a1, l1);
+        hn_rcl_append_argv(c, 2, a2, l2);
     }
     rr = hn_xcalloc(2 * nids, sizeof(*rr));
     if (hn_rt_redis_replies(w, rs, (int)(2 * nids), rr) != HN_OK) {
@@ -679,7 +679,7 @@ void hn_route_deactivate(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
     if (in_redis) {
         /* Out of the live set now; hn:ended lets the trimmer delete the hash
          * after its grace period, unless a beacon brings the session back. */
-        redisContext *c = hn_rt_redis(w, rs);
+        hn_rcl *c = hn_rt_redis(w, rs);
         if (c == NULL) goto out;
         char lk[HN_KEY_CAP], sk[HN_KEY_CAP], ek[HN_KEY_CAP], now[24];
         hn_key_live(lk, f.widget_id);
@@ -691,9 +691,9 @@ void hn_route_deactivate(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
         size_t l1[] = {4, strlen(lk), strlen(sid)}, l2[] = {4, strlen(sk), 6, 4},
                l3[] = {4, strlen(ek), strlen(now), strlen(sid)};
         int n = 0;
-        redisAppendCommandArgv(c, 3, a1, l1), n++;
-        if (f.has_hash) redisAppendCommandArgv(c, 4, a2, l2), n++;
-        redisAppendCommandArgv(c, 4, a3, l3), n++;
+        hn_rcl_append_argv(c, 3, a1, l1), n++;
+        if (f.has_hash) hn_rcl_append_argv(c, 4, a2, l2), n++;
+        hn_rcl_append_argv(c, 4, a3, l3), n++;
         if (hn_rt_redis_replies(w, rs, n, r) != HN_OK) goto out;
         for (int i = 0; i < n; i++)
             if (!hn_rt_redis_ok(rs, r[i], REDIS_REPLY_INTEGER, "deactivate")) goto out;

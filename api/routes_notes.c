@@ -249,9 +249,9 @@ static void answer_rows(const hn_api_req *rq, hn_api_resp *rs, PGresult *res, co
  * effort (they also expire). */
 void hn_annot_bump(hn_api_worker *w, int64_t widget_id) {
     hn_annot_invalidate(widget_id);
-    redisContext *c = hn_api_redis(w);
+    hn_rcl *c = hn_api_redis(w);
     if (c == NULL) return;
-    redisReply *r = redisCommand(c, "INCR %s", HN_KEY_ANNOT_VERSION);
+    redisReply *r = hn_rcl_command(c, "INCR %s", HN_KEY_ANNOT_VERSION);
     if (r == NULL) hn_api_redis_broken(w);
     else freeReplyObject(r);
 }
@@ -479,29 +479,37 @@ static void ban_obj(hn_buf *b, const PGresult *res, int row) {
 }
 
 /* Appends the commands that make hn:bans:{w} the rows of ban_members_sql:
- * MULTI, DEL, SADD (PING when none), EXEC (the fourth reply), HINCRBY
- * hn:bans:widgets; and with bump, INCR hn:bans:version (the sixth), which
- * tells the collectors. The number of replies to read. */
-static int bans_append(redisContext *c, int64_t wid, const PGresult *res, bool bump) {
-    char key[HN_KEY_CAP], wbuf[24];
+ * MULTI, DEL, SADD (PING when none), EXEC (the fourth reply). The caller
+ * reads those four replies before bans_tell: on a Redis Cluster the set
+ * and the counters live on different nodes, and a counter bumped before
+ * the EXEC ran would have a collector reload the old set and never again. */
+#define BANS_TX_REPLIES 4
+static void bans_append(hn_rcl *c, int64_t wid, const PGresult *res) {
+    char key[HN_KEY_CAP];
     hn_key_bans(key, (uint64_t)wid);
-    snprintf(wbuf, sizeof(wbuf), "%lld", (long long)wid);
     int n = PQntuples(res);
     const char **argv = hn_xcalloc((size_t)n + 2, sizeof(*argv));
     size_t *len = hn_xcalloc((size_t)n + 2, sizeof(*len));
-    redisAppendCommand(c, "MULTI");
-    redisAppendCommand(c, "DEL %s", key);
+    hn_rcl_append(c, "MULTI");
+    hn_rcl_append(c, "DEL %s", key);
     argv[0] = "SADD", len[0] = 4;
     argv[1] = key, len[1] = strlen(key);
     for (int i = 0; i < n; i++) argv[2 + i] = PQgetvalue(res, i, 0), len[2 + i] = (size_t)PQgetlength(res, i, 0);
-    if (n) redisAppendCommandArgv(c, n + 2, argv, len);
-    else redisAppendCommand(c, "PING");
-    redisAppendCommand(c, "EXEC");
-    redisAppendCommand(c, "HINCRBY %s %s 1", HN_KEY_BANS_WIDGETS, wbuf);
-    if (bump) redisAppendCommand(c, "INCR %s", HN_KEY_BANS_VERSION);
+    if (n) hn_rcl_append_argv(c, n + 2, argv, len);
+    else hn_rcl_append(c, "PING");
+    hn_rcl_append(c, "EXEC");
     free(argv);
     free(len);
-    return bump ? 6 : 5;
+}
+
+/* After the EXEC's reply: HINCRBY hn:bans:widgets; and with bump, INCR
+ * hn:bans:version, which tells the collectors. The number of replies. */
+static int bans_tell(hn_rcl *c, int64_t wid, bool bump) {
+    char wbuf[24];
+    snprintf(wbuf, sizeof(wbuf), "%lld", (long long)wid);
+    hn_rcl_append(c, "HINCRBY %s %s 1", HN_KEY_BANS_WIDGETS, wbuf);
+    if (bump) hn_rcl_append(c, "INCR %s", HN_KEY_BANS_VERSION);
+    return bump ? 2 : 1;
 }
 
 /* Rewrites hn:bans:{w} from the transaction's view, then tells the
@@ -515,11 +523,14 @@ int hn_bans_sync(hn_api_worker *w, hn_api_resp *rs, int64_t wid) {
     if (res == NULL) return HN_ERR;
     int rc = HN_ERR;
     redisReply *r[6] = {0};
-    redisContext *c = hn_rt_redis(w, rs);
+    hn_rcl *c = hn_rt_redis(w, rs);
     if (c == NULL) goto out;
-    bans_append(c, wid, res, true);
-    if (hn_rt_redis_replies(w, rs, 6, r) != HN_OK) goto out;
-    if (!hn_rt_redis_ok(rs, r[3], REDIS_REPLY_ARRAY, "EXEC") ||
+    bans_append(c, wid, res);
+    if (hn_rt_redis_replies(w, rs, BANS_TX_REPLIES, r) != HN_OK ||
+        !hn_rt_redis_ok(rs, r[3], REDIS_REPLY_ARRAY, "EXEC"))
+        goto out;
+    bans_tell(c, wid, true);
+    if (hn_rt_redis_replies(w, rs, 2, r + 4) != HN_OK ||
         !hn_rt_redis_ok(rs, r[5], REDIS_REPLY_INTEGER, "INCR"))
         goto out;
     rc = HN_OK;
@@ -568,10 +579,10 @@ static bool resync_exec(PGconn *pg, const char *sql, int np, const char *const *
  * every set is written: the collectors reload once, from whole sets, and
  * a resync that fails half way leaves the version missing, so the next
  * check does it all again. */
-int hn_bans_resync(PGconn *pg, redisContext *rc, char *err, size_t cap) {
-    redisReply *x = redisCommand(rc, "EXISTS %s", HN_KEY_BANS_VERSION);
+int hn_bans_resync(PGconn *pg, hn_rcl *rc, char *err, size_t cap) {
+    redisReply *x = hn_rcl_command(rc, "EXISTS %s", HN_KEY_BANS_VERSION);
     if (x == NULL || x->type != REDIS_REPLY_INTEGER) {
-        snprintf(err, cap, "redis EXISTS: %s", x && x->type == REDIS_REPLY_ERROR ? x->str : rc->errstr);
+        snprintf(err, cap, "redis EXISTS: %s", x && x->type == REDIS_REPLY_ERROR ? x->str : hn_rcl_errstr(rc));
         if (x) freeReplyObject(x);
         return HN_ERR;
     }
@@ -591,12 +602,14 @@ int hn_bans_resync(PGconn *pg, redisContext *rc, char *err, size_t cap) {
             !resync_exec(pg, ban_members_sql, 1, p, PGRES_TUPLES_OK, &m, err, cap)) {
             rc_ = HN_ERR;
         } else {
-            int k, nr = bans_append(rc, hn_rt_pg_int(ws, i, 0), m, false);
+            int64_t wid = hn_rt_pg_int(ws, i, 0);
+            bans_append(rc, wid, m);
             PQclear(m);
-            for (k = 0; k < nr; k++) {
+            /* the set's four replies, then (only when they are fine) the HINCRBY's */
+            for (int k = 0, nr = BANS_TX_REPLIES; k < nr; k++) {
                 redisReply *r = NULL;
-                if (redisGetReply(rc, (void **)&r) != REDIS_OK) {
-                    snprintf(err, cap, "redis: %s", rc->errstr);
+                if (hn_rcl_get_reply(rc, (void **)&r) != REDIS_OK) {
+                    snprintf(err, cap, "redis: %s", hn_rcl_errstr(rc));
                     rc_ = HN_ERR;
                     break;
                 }
@@ -605,6 +618,7 @@ int hn_bans_resync(PGconn *pg, redisContext *rc, char *err, size_t cap) {
                     rc_ = HN_ERR;
                 }
                 freeReplyObject(r);
+                if (k == BANS_TX_REPLIES - 1 && rc_ == HN_OK) nr += bans_tell(rc, wid, false);
             }
         }
         PGresult *end = PQexec(pg, rc_ == HN_OK ? "COMMIT" : "ROLLBACK");
@@ -612,9 +626,9 @@ int hn_bans_resync(PGconn *pg, redisContext *rc, char *err, size_t cap) {
     }
     PQclear(ws);
     if (rc_ == HN_OK && n > 0) {
-        x = redisCommand(rc, "INCR %s", HN_KEY_BANS_VERSION);
+        x = hn_rcl_command(rc, "INCR %s", HN_KEY_BANS_VERSION);
         if (x == NULL || x->type != REDIS_REPLY_INTEGER) {
-            snprintf(err, cap, "redis INCR: %s", x && x->type == REDIS_REPLY_ERROR ? x->str : rc->errstr);
+            snprintf(err, cap, "redis INCR: %s", x && x->type == REDIS_REPLY_ERROR ? x->str : hn_rcl_errstr(rc));
             rc_ = HN_ERR;
         }
         if (x) freeReplyObject(x);

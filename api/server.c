@@ -520,7 +520,7 @@ static void rules_alert(void *arg, int64_t widget_id, const char *json, size_t l
 }
 
 /* An auto invitation: the Start Chat path (chat_invite.h), started_by 'rule'. */
-static int rules_invite(void *arg, PGconn *pg, redisContext *rc, const hn_rules_invite *in, char *err,
+static int rules_invite(void *arg, PGconn *pg, hn_rcl *rc, const hn_rules_invite *in, char *err,
                         size_t cap) {
     hn_api_server *s = arg;
     hn_chat_invite_in ci = {in->widget_id, in->session_id, in->text, in->agent, NULL, "rule", in->visitor_id};
@@ -538,7 +538,7 @@ static int rules_invite(void *arg, PGconn *pg, redisContext *rc, const hn_rules_
     }
 }
 
-static int rules_bans_check(void *arg, PGconn *pg, redisContext *rc, char *err, size_t cap) {
+static int rules_bans_check(void *arg, PGconn *pg, hn_rcl *rc, char *err, size_t cap) {
     (void)arg;
     return hn_bans_resync(pg, rc, err, cap);
 }
@@ -551,7 +551,8 @@ int hn_server_create(hn_api_server **out, const hn_config *cfg, char *err, size_
     s->cfg = cfg;
     s->start_ms = hn_now_ms();
     if (hn_addr_parse(cfg->api_listen, &s->addr, err, cap) != HN_OK) return HN_ERR;
-    if (hn_redis_addr_parse(cfg->redis_url, &s->raddr, err, cap) != HN_OK) return HN_ERR;
+    if (hn_redis_cfg_parse(cfg->redis_url, &s->rcfg, err, cap) != HN_OK) return HN_ERR;
+    s->rcfg.retry_ms = (int)cfg->redis_retry_ms;
 
     hn_info("event=fd_limit nofile=%llu", (unsigned long long)hn_raise_nofile());
     evthread_use_pthreads();
@@ -589,7 +590,7 @@ int hn_server_create(hn_api_server **out, const hn_config *cfg, char *err, size_
 
     s->auth = hn_auth_create(cfg);
     if (hn_auth_start(s->auth, err, cap) != HN_OK) return HN_ERR;
-    s->pool = hn_pool_create(cfg, &s->raddr, &s->writing, s->base, on_job_done, s);
+    s->pool = hn_pool_create(cfg, &s->rcfg, &s->writing, s->base, on_job_done, s);
     if (hn_pool_start(s->pool, err, cap) != HN_OK) return HN_ERR;
 
     if (cfg->api_ticket_secret[0]) {
@@ -603,10 +604,10 @@ int hn_server_create(hn_api_server **out, const hn_config *cfg, char *err, size_
     }
     hn_rng_seed(&s->rng);
     hn_sse_host host = hn_srv_sse_host(s);
-    s->sse = hn_sse_create(cfg, &s->raddr, s->base, &host);
+    s->sse = hn_sse_create(cfg, &s->rcfg, s->base, &host);
     if (hn_sse_start(s->sse, err, cap) != HN_OK) return HN_ERR;
     hn_rules_host rh = {s, rules_alert, rules_invite, rules_bans_check};
-    s->rules = hn_rules_start(cfg, &s->raddr, &rh);
+    s->rules = hn_rules_start(cfg, &s->rcfg, &rh);
     load_www(s);
 
     s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);

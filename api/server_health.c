@@ -124,6 +124,7 @@ static void metrics(hn_api_server *s, hn_buf *out) {
     hn_chat_metrics(out);
     hn_rules_metrics(s->rules, out);
     hn_webhooks_metrics(out);
+    hn_rcl_metrics(out);            /* Redis Cluster counters; nothing on one server */
 }
 
 int hn_srv_health_route(const char *path) {

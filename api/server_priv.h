@@ -48,7 +48,7 @@ enum { REJ_QUEUE_FULL, REJ_QUEUE_TIMEOUT, REJ_DEADLINE, REJ_STOPPING, REJ__COUNT
 struct hn_api_server {
     const hn_config            *cfg;
     hn_addr                     addr;
-    hn_redis_addr               raddr;
+    hn_redis_cfg                rcfg;
     int                         port;
     struct event_base          *base;
     struct evhttp              *http;

@@ -199,6 +199,7 @@ void hn_admin_metrics(hn_collector *c, hn_buf *out) {
     hn_prom_scalars(out, tail, HN_ARRAY_LEN(tail));
 #undef C
 #undef G
+    hn_rcl_metrics(out);            /* Redis Cluster counters (housekeeping); nothing on one server */
 }
 
 static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *body) {

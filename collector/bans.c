@@ -171,12 +171,12 @@ void hn_bans_loader_destroy(hn_bans_loader *l) {
     free(l);
 }
 
-int hn_bans_refresh(hn_bans_loader *l, redisContext *c, hn_bans_pub *pub, char *err, size_t cap) {
+int hn_bans_refresh(hn_bans_loader *l, hn_rcl *c, hn_bans_pub *pub, char *err, size_t cap) {
     redisReply *v = NULL, *hw = NULL;
     src *ns = NULL;
     size_t nn = 0;
     int rc = HN_ERR;
-    v = redisCommand(c, "GET %s", HN_KEY_BANS_VERSION);
+    v = hn_rcl_command(c, "GET %s", HN_KEY_BANS_VERSION);
     if (v == NULL || (v->type != REDIS_REPLY_STRING && v->type != REDIS_REPLY_NIL)) goto fail;
     long long ver = v->type == REDIS_REPLY_STRING ? strtoll(v->str, NULL, 10) : 0;
     if (ver == l->version || (v->type == REDIS_REPLY_NIL && l->version > 0)) {
@@ -190,7 +190,7 @@ int hn_bans_refresh(hn_bans_loader *l, redisContext *c, hn_bans_pub *pub, char *
         return HN_OK;
     }
     l->kept_warned = false;
-    hw = redisCommand(c, "HGETALL %s", HN_KEY_BANS_WIDGETS);
+    hw = hn_rcl_command(c, "HGETALL %s", HN_KEY_BANS_WIDGETS);
     if (hw == NULL || hw->type != REDIS_REPLY_ARRAY) goto fail;
     ns = hn_xcalloc(hw->elements / 2 + 1, sizeof(src));
     for (size_t i = 0; i + 1 < hw->elements; i += 2) {
@@ -209,7 +209,7 @@ int hn_bans_refresh(hn_bans_loader *l, redisContext *c, hn_bans_pub *pub, char *
         if (cur->members == NULL) {
             char key[HN_KEY_CAP];
             hn_key_bans(key, cur->widget);
-            cur->members = redisCommand(c, "SMEMBERS %s", key);
+            cur->members = hn_rcl_command(c, "SMEMBERS %s", key);
             if (cur->members == NULL || cur->members->type != REDIS_REPLY_ARRAY) goto fail;
         }
     }
@@ -225,7 +225,7 @@ int hn_bans_refresh(hn_bans_loader *l, redisContext *c, hn_bans_pub *pub, char *
     rc = HN_OK;
     goto out;
 fail:
-    snprintf(err, cap, "%s", c->err ? c->errstr
+    snprintf(err, cap, "%s", hn_rcl_err(c) ? hn_rcl_errstr(c)
                              : v && v->type == REDIS_REPLY_ERROR ? v->str
                              : hw && hw->type == REDIS_REPLY_ERROR ? hw->str : "unexpected reply");
 out:

@@ -16,8 +16,7 @@
 
 #include "collector/snap.h"
 #include "common/hn.h"
-
-#include <hiredis/hiredis.h>
+#include "common/rcl.h"
 
 #define HN_BAN_TRACK 1u      /* drop every beacon */
 #define HN_BAN_CHAT  2u      /* refuse chat messages (t=msg) */
@@ -55,6 +54,6 @@ void            hn_bans_loader_destroy(hn_bans_loader *l);
 /* Polls hn:bans:version on c and, when it moved, reloads the changed
  * widgets and publishes. HN_OK (nothing to do, or published), HN_ERR on a
  * Redis error (the next poll tries again; *err says what). */
-int hn_bans_refresh(hn_bans_loader *l, redisContext *c, hn_bans_pub *pub, char *err, size_t cap);
+int hn_bans_refresh(hn_bans_loader *l, hn_rcl *c, hn_bans_pub *pub, char *err, size_t cap);
 
 #endif

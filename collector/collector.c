@@ -27,10 +27,10 @@
 #define TRIM_LOCK_KEY HN_KEY_TRIM_LOCK
 
 static bool main_redis(hn_collector *c) {
-    if (c->redis && c->redis->err == 0) return true;
-    if (c->redis) redisFree(c->redis);
+    if (c->redis && hn_rcl_err(c->redis) == 0) return true;
+    if (c->redis) hn_rcl_free(c->redis);
     char err[256];
-    c->redis = hn_redis_connect(&c->raddr, REDIS_TIMEOUT_MS, err, sizeof(err));
+    c->redis = hn_rcl_connect(&c->rcfg, REDIS_TIMEOUT_MS, err, sizeof(err));
     if (c->redis == NULL) hn_debug("event=redis_connect_failed role=main err='%s'", err);
     return c->redis != NULL;
 }
@@ -41,11 +41,11 @@ static void refresh_widgets(hn_collector *c) {
         HN_STAT_ADD(c->widget_refresh_errors, 1);
         return;
     }
-    redisReply *r = redisCommand(c->redis, "HGETALL " HN_KEY_WIDGETS);
+    redisReply *r = hn_rcl_command(c->redis, "HGETALL " HN_KEY_WIDGETS);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         HN_STAT_ADD(c->widget_refresh_errors, 1);
         hn_warn("event=widget_refresh_failed err='%s'",
-                r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : c->redis->errstr);
+                r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : hn_rcl_errstr(c->redis));
         if (r) freeReplyObject(r);
         return;
     }
@@ -86,7 +86,7 @@ static bool fetch_salt(hn_collector *c, uint32_t day, hn_salt *out) {
     char key[HN_KEY_CAP];
     hn_key_salt(key, day);
     for (int attempt = 0; attempt < 2; attempt++) {
-        redisReply *r = redisCommand(c->redis, "GET %s", key);
+        redisReply *r = hn_rcl_command(c->redis, "GET %s", key);
         if (r == NULL) return false;
         bool ok = r->type == REDIS_REPLY_STRING && hn_salt_from_hex(out, day, r->str, r->len) == HN_OK;
         bool missing = r->type == REDIS_REPLY_NIL;
@@ -97,7 +97,7 @@ static bool fetch_salt(hn_collector *c, uint32_t day, hn_salt *out) {
         if (ok || !missing) return ok;
         char fresh[2 * HN_SALT_LEN + 1];
         if (hn_salt_new_hex(fresh) != HN_OK) return false;     /* never SET an empty salt */
-        r = redisCommand(c->redis, "SET %s %s NX EX 172800", key, fresh);
+        r = hn_rcl_command(c->redis, "SET %s %s NX EX 172800", key, fresh);
         if (r == NULL) return false;
         freeReplyObject(r);       /* set, or another node was first: read what won */
     }
@@ -169,22 +169,19 @@ static const char trim_script[] =
  * over many widgets costs round trips per round, not per widget. */
 static void trim_live(hn_collector *c) {
     if (!main_redis(c)) return;
-    redisReply *r = redisCommand(c->redis, "SET %s %s NX PX %lld", TRIM_LOCK_KEY, c->node_id,
-                                 (long long)c->cfg.trim_interval_ms);
+    redisReply *r = hn_rcl_command(c->redis, "SET %s %s NX PX %lld", TRIM_LOCK_KEY, c->node_id,
+                                   (long long)c->cfg.trim_interval_ms);
     bool mine = r && r->type == REDIS_REPLY_STATUS;
     if (r) freeReplyObject(r);
     if (!mine) return;
-    /* SCRIPT LOAD each pass: cheap, and survives a Redis that lost its script cache. */
-    r = redisCommand(c->redis, "SCRIPT LOAD %s", trim_script);
-    if (r == NULL || r->type != REDIS_REPLY_STRING) {
-        hn_warn("event=trim_failed err='%s'", r && r->type == REDIS_REPLY_ERROR ? r->str
-                                                : r ? "unexpected reply" : c->redis->errstr);
-        if (r) freeReplyObject(r);
+    /* SCRIPT LOAD each pass: cheap, and survives a Redis that lost its script
+     * cache; on a cluster a node without it answers NOSCRIPT and hn_rcl loads
+     * it there and sends the EVALSHA again. */
+    char sha[41];
+    if (hn_rcl_script(c->redis, trim_script, sha) != HN_OK) {
+        hn_warn("event=trim_failed err='%s'", hn_rcl_err(c->redis) ? hn_rcl_errstr(c->redis) : "SCRIPT LOAD failed");
         return;
     }
-    char sha[64];
-    snprintf(sha, sizeof(sha), "%s", r->str);
-    freeReplyObject(r);
 
     const hn_widgets *t = hn_widgets_acquire(c->widgets, &c->hk_wref);
     size_t n;
@@ -203,9 +200,9 @@ static void trim_live(hn_collector *c) {
             hn_key_live(live, ids[i]);
             hn_key_ended(ended, ids[i]);
             hn_key_sess_prefix(prefix, ids[i]);
-            redisAppendCommand(c->redis, "EVALSHA %s 2 %s %s %llu %llu %s %d", sha, live, ended,
-                               (unsigned long long)live_cut, (unsigned long long)ended_cut,
-                               prefix, TRIM_LIMIT);
+            hn_rcl_append(c->redis, "EVALSHA %s 2 %s %s %llu %llu %s %d", sha, live, ended,
+                          (unsigned long long)live_cut, (unsigned long long)ended_cut,
+                          prefix, TRIM_LIMIT);
             sent++;
         }
         if (sent == 0) break;
@@ -213,8 +210,8 @@ static void trim_live(hn_collector *c) {
         for (size_t i = 0; i < n; i++) {
             if (!more[i]) continue;
             void *rep = NULL;
-            if (redisGetReply(c->redis, &rep) != REDIS_OK) {
-                hn_warn("event=trim_failed err='%s'", c->redis->errstr);
+            if (hn_rcl_get_reply(c->redis, &rep) != REDIS_OK) {
+                hn_warn("event=trim_failed err='%s'", hn_rcl_errstr(c->redis));
                 free(more);
                 return;                      /* the context is dead: reconnected next time */
             }
@@ -338,6 +335,13 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     c->cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));       /* c owns the strings now */
     c->start_ms = hn_now_ms();
+    if (hn_redis_cfg_parse(c->cfg.redis_url, &c->rcfg, err, cap) != HN_OK) return HN_ERR;
+    c->rcfg.retry_ms = (int)c->cfg.redis_retry_ms;
+    /* One server: the hot path's address. A cluster: the workers route by
+     * slot (collector/rcluster.c), the housekeeping thread through hn_rcl.
+     * TODO(issue 17): the chat tail (collector/chattail.c) still talks to
+     * raddr, the first seed, only. */
+    c->raddr = c->rcfg.seed[0];
     /* A busy beacon port holds many connections: the usual soft 1024 is far too few. */
     hn_info("event=fd_limit nofile=%llu", (unsigned long long)hn_raise_nofile());
     if (c->cfg.node_id[0]) snprintf(c->node_id, sizeof(c->node_id), "%s", c->cfg.node_id);
@@ -346,8 +350,6 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
         gethostname(host, sizeof(host) - 1);
         snprintf(c->node_id, sizeof(c->node_id), "%s-%d", host, (int)getpid());
     }
-    if (hn_redis_cfg_parse(c->cfg.redis_url, &c->rcfg, err, cap) != HN_OK) return HN_ERR;
-    c->raddr = c->rcfg.seed[0];
     if (hn_cidrs_parse(c->cfg.trusted_relays, &c->relays, err, cap) != HN_OK) return HN_ERR;
     if (hn_cidrs_parse(c->cfg.trusted_proxies, &c->proxies, err, cap) != HN_OK) return HN_ERR;
     c->ipmode = hn_ipmode_parse(c->cfg.ip_mode);
@@ -489,7 +491,7 @@ void hn_collector_free(hn_collector *c) {
     }
     if (c->bans) hn_bans_pub_destroy(c->bans);
     hn_bans_loader_destroy(c->bans_loader);
-    if (c->redis) redisFree(c->redis);
+    if (c->redis) hn_rcl_free(c->redis);
     hn_cidrs_free(&c->relays);
     hn_cidrs_free(&c->proxies);
     hn_script_free(&c->script);

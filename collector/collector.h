@@ -19,7 +19,7 @@
 #include "common/httpcache.h"
 #include "common/ip.h"
 #include "common/net.h"
-#include "common/redis.h"
+#include "common/rcl.h"
 #include "proto/beacon.h"
 
 #include <event2/event.h>
@@ -129,7 +129,7 @@ typedef struct hn_collector {
     struct event      *sig_term, *sig_int, *sig_hup, *refresh_timer, *trim_timer;
     struct event_base *hk_base;        /* housekeeping thread: widget refresh, salts, trims */
     pthread_t          hk_thread;
-    redisContext      *redis;          /* the housekeeping thread's blocking connection */
+    hn_rcl            *redis;          /* the housekeeping thread's blocking connection */
     hn_widgets_ref     wref;           /* main thread's (admin) */
     hn_widgets_ref     hk_wref;        /* housekeeping thread's */
     _Atomic bool       stopping;

@@ -31,7 +31,9 @@ typedef struct cfg_opt {
 
 static const cfg_opt opts[] = {
     {"REDIS_URL", T_STR, OFF(redis_url), "redis://127.0.0.1:6379/0", 0, 0, NULL, C|A|X,
-     "Redis URL: redis://[:password@]host:port[/db] or unix:///path/redis.sock[?db=N]"},
+     "Redis URL: redis://[:password@]host:port[/db], unix:///path/redis.sock[?db=N], or a Redis Cluster: redis+cluster://[:password@]host:port,host:port"},
+    {"REDIS_RETRY_MS", T_INT, OFF(redis_retry_ms), "3000", 0, 600000, NULL, C|A|X,
+     "Redis Cluster: how long a command is retried through TRYAGAIN, CLUSTERDOWN and lost nodes before it fails"},
     {"DATABASE_URL", T_STR, OFF(database_url), "postgresql:///herenow", 0, 0, NULL, A|X,
      "PostgreSQL connection string or URI (libpq)"},
     {"UDP_LISTEN", T_STR, OFF(udp_listen), "0.0.0.0:7470", 0, 0, NULL, C,

@@ -21,6 +21,7 @@
 
 typedef struct hn_config {
     char   *redis_url;
+    int64_t redis_retry_ms;     /* Redis Cluster: the budget for TRYAGAIN, CLUSTERDOWN, lost nodes */
     char   *database_url;
     char   *udp_listen;
     char   *http_listen;

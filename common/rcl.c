@@ -178,7 +178,7 @@ static int refresh(hn_rcl *c) {
     atomic_fetch_add(&counters[K_REFRESH], 1);
     if (!got) {
         free(nm);
-        snprintf(c->errstr, sizeof(c->errstr), "redis cluster slots: %s", err);
+        snprintf(c->errstr, sizeof(c->errstr), "redis cluster slots: %.200s", err);
         return HN_ERR;
     }
     rcl_node keep[HN_RMAP_NODES_MAX] = {0};
@@ -241,6 +241,8 @@ void hn_rcl_free(hn_rcl *c) {
 }
 
 bool hn_rcl_cluster(const hn_rcl *c) { return c->one == NULL; }
+
+int hn_rcl_fd(const hn_rcl *c) { return c->one ? c->one->fd : -1; }
 
 int hn_rcl_err(const hn_rcl *c) { return c->one ? c->one->err : c->err; }
 

@@ -54,6 +54,9 @@ hn_rcl *hn_rcl_connect(const hn_redis_cfg *cfg, int timeout_ms, char *err, size_
 void    hn_rcl_free(hn_rcl *c);
 
 bool hn_rcl_cluster(const hn_rcl *c);
+/* One server: its socket (for shutdown() from another thread to cut a
+ * blocked call short). A cluster: -1 (its node sockets come and go). */
+int  hn_rcl_fd(const hn_rcl *c);
 /* 0 while usable; otherwise the client is broken: free it, connect again. */
 int         hn_rcl_err(const hn_rcl *c);
 const char *hn_rcl_errstr(const hn_rcl *c);

@@ -21,8 +21,8 @@
 
 #include "common/config.h"
 #include "common/hn.h"
+#include "common/rcl.h"
 
-#include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 
 #define HN_CTL_EXIT_OK    0
@@ -123,7 +123,7 @@ PGresult *hn_ctl_pg_exec(PGconn *pg, const char *what, ExecStatusType want, cons
 
 /* Connects to cfg->redis_url (blocking, 5 s timeout). NULL (message printed)
  * on failure. */
-redisContext *hn_ctl_redis_connect(const hn_config *cfg);
+hn_rcl *hn_ctl_redis_connect(const hn_config *cfg);
 
 /* Fills out[0..n) with uniformly random [0-9A-Za-z] from getrandom(2) and
  * NUL-terminates it (out has n + 1 bytes). HN_ERR when getrandom fails. */

@@ -6,6 +6,7 @@
  */
 #include "ctl/ctl.h"
 
+#include "common/rcmd.h"
 #include "common/spool.h"
 
 #include <dirent.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
@@ -129,8 +131,54 @@ static int inspect(const hn_config *cfg, int argc, char **argv) {
     return rc;
 }
 
+/* Reads n replies; error replies are counted (the first is shown).
+ * HN_ERR: the connection broke. */
+static int take_replies(hn_rcl *rc, uint32_t n, uint64_t *nerr) {
+    for (uint32_t k = 0; k < n; k++) {
+        redisReply *r = NULL;
+        if (hn_rcl_get_reply(rc, (void **)&r) != REDIS_OK || r == NULL) return HN_ERR;
+        if (r->type == REDIS_REPLY_ERROR && (*nerr)++ == 0)
+            fprintf(stderr, "herenowctl: spool replay: error reply: %s\n", r->str);
+        freeReplyObject(r);
+    }
+    return HN_OK;
+}
+
+/* Appends the entry's commands that are (xadd) or are not XADDs. */
+static int append_part(hn_rcl *rc, const hn_spool_entry *e, bool xadd, uint32_t *n) {
+    size_t off = 0;
+    *n = 0;
+    for (uint32_t k = 0; k < e->ncmds; k++) {
+        hn_rcmd c;
+        if (off >= e->len || hn_rcmd_scan(e->p + off, e->len - off, &c) != HN_OK) return HN_ERR;
+        bool is_xadd = c.namelen == 4 && strncasecmp(c.name, "XADD", 4) == 0;
+        if (is_xadd == xadd) {
+            if (hn_rcl_append_formatted(rc, e->p + off, c.len) != REDIS_OK) return HN_ERR;
+            (*n)++;
+        }
+        off += c.len;
+    }
+    return off == e->len ? HN_OK : HN_ERR;
+}
+
+/* Sends one entry and reads its replies. One server: its bytes as they
+ * are, in their order. A cluster: each command to the node of its key,
+ * the presence writes first and, once they answered, the stream appends
+ * (as the collector does: a stream reader that sees a record finds its
+ * session written; the nodes would otherwise run them in any order). */
+static int send_entry(hn_rcl *rc, const hn_spool_entry *e, uint64_t *nerr) {
+    if (!hn_rcl_cluster(rc)) {
+        if (hn_rcl_append_formatted(rc, e->p, e->len) != REDIS_OK) return HN_ERR;
+        return take_replies(rc, e->ncmds, nerr);
+    }
+    uint32_t n;
+    for (int xadd = 0; xadd < 2; xadd++)
+        if (append_part(rc, e, xadd, &n) != HN_OK || take_replies(rc, n, nerr) != HN_OK) return HN_ERR;
+    return HN_OK;
+}
+
 /* Sends one file's entries; removes it when Redis took every one. */
-static int replay_file(redisContext *rc, const char *path, uint64_t *records, uint64_t *errors) {
+static int replay_file(hn_rcl *rc, const char *path, uint64_t *records, uint64_t *errors) {
     hn_spool sp;
     hn_spool_scan scan;
     char err[700];
@@ -147,15 +195,7 @@ static int replay_file(redisContext *rc, const char *path, uint64_t *records, ui
         if (skipped)
             fprintf(stderr, "herenowctl: spool replay: %s: %llu damaged bytes skipped\n", path,
                     (unsigned long long)skipped);
-        if (redisAppendFormattedCommand(rc, e.p, e.len) != REDIS_OK) goto lost;
-        for (uint32_t k = 0; k < e.ncmds; k++) {
-            redisReply *r = NULL;
-            if (redisGetReply(rc, (void **)&r) != REDIS_OK || r == NULL) goto lost;
-            if (r->type == REDIS_REPLY_ERROR) {
-                if (nerr++ == 0) fprintf(stderr, "herenowctl: spool replay: error reply: %s\n", r->str);
-            }
-            freeReplyObject(r);
-        }
+        if (send_entry(rc, &e, &nerr) != HN_OK) goto lost;
         n++;
         nrec += e.nrec;
     }
@@ -177,7 +217,7 @@ static int replay_file(redisContext *rc, const char *path, uint64_t *records, ui
 lost:
     hn_ctl_errorf("spool replay: %s: Redis: %s (after %llu entries; the file is kept, a "
                   "replay again may repeat them, which is harmless)",
-                  path, rc->errstr[0] ? rc->errstr : "no reply", (unsigned long long)n);
+                  path, hn_rcl_errstr(rc)[0] ? hn_rcl_errstr(rc) : "no reply", (unsigned long long)n);
     hn_spool_close(&sp);
     return HN_ERR;
 }
@@ -204,7 +244,7 @@ static int replay(const hn_config *cfg, int argc, char **argv) {
             return HN_CTL_EXIT_FAIL;
         }
     }
-    redisContext *rc = hn_ctl_redis_connect(cfg);
+    hn_rcl *rc = hn_ctl_redis_connect(cfg);
     if (rc == NULL) {
         free_files(&fl);
         return HN_CTL_EXIT_FAIL;
@@ -215,7 +255,7 @@ static int replay(const hn_config *cfg, int argc, char **argv) {
         if (replay_file(rc, fl.path[i], &records, &errors) != HN_OK) exit_rc = HN_CTL_EXIT_FAIL;
     printf("total records=%llu error_replies=%llu\n", (unsigned long long)records,
            (unsigned long long)errors);
-    redisFree(rc);
+    hn_rcl_free(rc);
     free_files(&fl);
     return exit_rc;
 }

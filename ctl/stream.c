@@ -82,15 +82,15 @@ static int on_record(const hn_record *r, void *arg) {
     return HN_OK;
 }
 
-static int dump_shard(redisContext *rc, hn_decoder *dec, uint64_t shard, unsigned nshards,
+static int dump_shard(hn_rcl *rc, hn_decoder *dec, uint64_t shard, unsigned nshards,
                       dump_ctx *d) {
     char start[64] = "-", key[HN_KEY_CAP];
     hn_key_stream(key, (unsigned)shard, nshards);
     for (;;) {
-        redisReply *r = redisCommand(rc, "XRANGE %s %s + COUNT 500", key, start);
+        redisReply *r = hn_rcl_command(rc, "XRANGE %s %s + COUNT 500", key, start);
         if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
             hn_ctl_errorf("stream: XRANGE failed: %s",
-                          r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : rc->errstr);
+                          r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : hn_rcl_errstr(rc));
             if (r) freeReplyObject(r);
             return HN_ERR;
         }
@@ -143,7 +143,7 @@ int hn_ctl_stream(const hn_config *cfg, int argc, char **argv) {
     if (hn_ctl_parse_flags(dump ? "stream dump" : "stream count", argc - 2, argv + 2, flags,
                            dump ? 2 : 1) != HN_OK)
         return HN_CTL_EXIT_USAGE;
-    redisContext *rc = hn_ctl_redis_connect(cfg);
+    hn_rcl *rc = hn_ctl_redis_connect(cfg);
     if (rc == NULL) return HN_CTL_EXIT_FAIL;
     hn_decoder *dec = hn_decoder_create();
     dump_ctx d = {.print = dump, .limit = limit};
@@ -156,6 +156,6 @@ int hn_ctl_stream(const hn_config *cfg, int argc, char **argv) {
     if (!dump) printf("%llu\n", (unsigned long long)d.n);
     hn_buf_free(&d.out);
     hn_decoder_destroy(dec);
-    redisFree(rc);
+    hn_rcl_free(rc);
     return rc_exit;
 }

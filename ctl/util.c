@@ -148,14 +148,15 @@ PGresult *hn_ctl_pg_exec(PGconn *pg, const char *what, ExecStatusType want, cons
     return NULL;
 }
 
-redisContext *hn_ctl_redis_connect(const hn_config *cfg) {
-    hn_redis_addr a;
+hn_rcl *hn_ctl_redis_connect(const hn_config *cfg) {
+    hn_redis_cfg a;
     char err[256];
-    if (hn_redis_addr_parse(cfg->redis_url, &a, err, sizeof(err)) != HN_OK) {
+    if (hn_redis_cfg_parse(cfg->redis_url, &a, err, sizeof(err)) != HN_OK) {
         hn_ctl_errorf("HERENOW_REDIS_URL: %s", err);
         return NULL;
     }
-    redisContext *c = hn_redis_connect(&a, 5000, err, sizeof(err));
+    a.retry_ms = (int)cfg->redis_retry_ms;
+    hn_rcl *c = hn_rcl_connect(&a, 5000, err, sizeof(err));
     if (c == NULL) {
         hn_ctl_errorf("cannot connect to Redis (HERENOW_REDIS_URL): %s", err);
         return NULL;

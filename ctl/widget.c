@@ -84,10 +84,10 @@ static void print_snippet(FILE *f, const char *public_url, const char *key) {
     free(base);
 }
 
-static int hset_widget(redisContext *rc, const char *key, const char *value) {
-    redisReply *r = redisCommand(rc, "HSET %s %s %s", WIDGETS_KEY, key, value);
+static int hset_widget(hn_rcl *rc, const char *key, const char *value) {
+    redisReply *r = hn_rcl_command(rc, "HSET %s %s %s", WIDGETS_KEY, key, value);
     if (r == NULL) {
-        hn_ctl_errorf("redis HSET %s: %s", WIDGETS_KEY, rc->errstr);
+        hn_ctl_errorf("redis HSET %s: %s", WIDGETS_KEY, hn_rcl_errstr(rc));
         return HN_ERR;
     }
     int ok = r->type != REDIS_REPLY_ERROR;
@@ -137,7 +137,7 @@ static int widget_add(const hn_config *cfg, int argc, char **argv) {
     PGconn *pg = NULL;
     PGresult *res = NULL;
     /* Redis first: when it is down, fail before creating anything. */
-    redisContext *redis = hn_ctl_redis_connect(cfg);
+    hn_rcl *redis = hn_ctl_redis_connect(cfg);
     if (redis == NULL) goto out;
     pg = hn_ctl_pg_connect(cfg);
     if (pg == NULL) goto out;
@@ -204,7 +204,7 @@ static int widget_add(const hn_config *cfg, int argc, char **argv) {
 out:
     PQclear(res);
     PQfinish(pg);
-    if (redis) redisFree(redis);
+    if (redis) hn_rcl_free(redis);
     return rc;
 }
 
@@ -245,7 +245,7 @@ static int widget_set(const hn_config *cfg, int argc, char **argv) {
     int rc = HN_CTL_EXIT_FAIL;
     PGconn *pg = NULL;
     PGresult *res = NULL;
-    redisContext *redis = hn_ctl_redis_connect(cfg);
+    hn_rcl *redis = hn_ctl_redis_connect(cfg);
     if (redis == NULL) goto out;
     if ((pg = hn_ctl_pg_connect(cfg)) == NULL) goto out;
     char days[24];
@@ -277,7 +277,7 @@ static int widget_set(const hn_config *cfg, int argc, char **argv) {
 out:
     PQclear(res);
     PQfinish(pg);
-    if (redis) redisFree(redis);
+    if (redis) hn_rcl_free(redis);
     return rc;
 }
 
@@ -381,7 +381,7 @@ static int cmp_field(const void *a, const void *b) {
 }
 
 /* Appends `CMD hn:widgets f1 [v1] f2 [v2] ...` for fields[from..to). */
-static void append_chunk(redisContext *rc, const char *cmd, const char **fields,
+static void append_chunk(hn_rcl *rc, const char *cmd, const char **fields,
                          const char **values, size_t from, size_t to) {
     size_t per = values ? 2 : 1;
     size_t argc = 2 + (to - from) * per;
@@ -393,12 +393,12 @@ static void append_chunk(redisContext *rc, const char *cmd, const char **fields,
         av[k++] = fields[i];
         if (values) av[k++] = values[i];
     }
-    redisAppendCommandArgv(rc, (int)argc, av, NULL);
+    hn_rcl_append_argv(rc, (int)argc, av, NULL);
     free(av);
 }
 
 /* One optimistic round. Returns 1 done, 0 hn:widgets changed (retry), -1 error. */
-static int sync_round(PGconn *pg, redisContext *rc, size_t *total, size_t *added,
+static int sync_round(PGconn *pg, hn_rcl *rc, size_t *total, size_t *added,
                       size_t *updated, size_t *removed) {
     int ret = -1;
     redisReply *w = NULL, *cur = NULL;
@@ -407,9 +407,9 @@ static int sync_round(PGconn *pg, redisContext *rc, size_t *total, size_t *added
     field *have = NULL;
     size_t nset = 0, ndel = 0;
 
-    w = redisCommand(rc, "WATCH %s", WIDGETS_KEY);
+    w = hn_rcl_command(rc, "WATCH %s", WIDGETS_KEY);
     if (w == NULL || w->type == REDIS_REPLY_ERROR) goto redis_err;
-    cur = redisCommand(rc, "HGETALL %s", WIDGETS_KEY);
+    cur = hn_rcl_command(rc, "HGETALL %s", WIDGETS_KEY);
     if (cur == NULL || cur->type == REDIS_REPLY_ERROR) goto redis_err;
     if (cur->type != REDIS_REPLY_ARRAY) {
         hn_ctl_errorf("widget sync: %s is not a hash", WIDGETS_KEY);
@@ -462,24 +462,24 @@ static int sync_round(PGconn *pg, redisContext *rc, size_t *total, size_t *added
 
     if (nset == 0 && ndel == 0) {
         freeReplyObject(w);
-        w = redisCommand(rc, "UNWATCH");
+        w = hn_rcl_command(rc, "UNWATCH");
         ret = 1;
         goto out;
     }
 
     /* MULTI, the chunks, EXEC: pipelined, then the replies in order. */
     size_t ncmds = 2;
-    redisAppendCommand(rc, "MULTI");
+    hn_rcl_append(rc, "MULTI");
     for (size_t i = 0; i < nset; i += SYNC_CHUNK, ncmds++)
         append_chunk(rc, "HSET", set_f, set_v, i, i + SYNC_CHUNK < nset ? i + SYNC_CHUNK : nset);
     for (size_t i = 0; i < ndel; i += SYNC_CHUNK, ncmds++)
         append_chunk(rc, "HDEL", del_f, NULL, i, i + SYNC_CHUNK < ndel ? i + SYNC_CHUNK : ndel);
-    redisAppendCommand(rc, "EXEC");
+    hn_rcl_append(rc, "EXEC");
     ret = 1;
     for (size_t i = 0; i < ncmds; i++) {
         redisReply *x = NULL;
-        if (redisGetReply(rc, (void **)&x) != REDIS_OK || x == NULL) {
-            hn_ctl_errorf("widget sync: redis: %s", rc->errstr);
+        if (hn_rcl_get_reply(rc, (void **)&x) != REDIS_OK || x == NULL) {
+            hn_ctl_errorf("widget sync: redis: %s", hn_rcl_errstr(rc));
             ret = -1;
             break;
         }
@@ -497,7 +497,7 @@ redis_err:
     hn_ctl_errorf("widget sync: redis: %s",
                   (w && w->type == REDIS_REPLY_ERROR) ? w->str
                   : (cur && cur->type == REDIS_REPLY_ERROR) ? cur->str
-                  : rc->errstr);
+                  : hn_rcl_errstr(rc));
 out:
     free(set_f);
     free(set_v);
@@ -515,7 +515,7 @@ static int widget_sync(const hn_config *cfg, int argc, char **argv) {
 
     int rc = HN_CTL_EXIT_FAIL;
     PGconn *pg = NULL;
-    redisContext *redis = hn_ctl_redis_connect(cfg);
+    hn_rcl *redis = hn_ctl_redis_connect(cfg);
     if (redis == NULL) goto out;
     pg = hn_ctl_pg_connect(cfg);
     if (pg == NULL) goto out;
@@ -535,7 +535,7 @@ static int widget_sync(const hn_config *cfg, int argc, char **argv) {
                   SYNC_ATTEMPTS);
 out:
     PQfinish(pg);
-    if (redis) redisFree(redis);
+    if (redis) hn_rcl_free(redis);
     return rc;
 }
 

@@ -20,12 +20,13 @@ struct hn_drain {
 
 hn_drain *hn_drain_start(const hn_config *cfg) {
     if (strcmp(cfg->drain, "on") != 0) return NULL;
-    hn_redis_addr addr;
+    hn_redis_cfg addr;
     char err[256];
-    if (hn_redis_addr_parse(cfg->redis_url, &addr, err, sizeof(err)) != HN_OK) {
+    if (hn_redis_cfg_parse(cfg->redis_url, &addr, err, sizeof(err)) != HN_OK) {
         hn_error("event=drain_bad_redis_url err='%s'", err);
         return NULL;
     }
+    addr.retry_ms = (int)cfg->redis_retry_ms;
     char host[64] = "";
     if (cfg->node_id && cfg->node_id[0]) snprintf(host, sizeof(host), "%s", cfg->node_id);
     else if (gethostname(host, sizeof(host) - 1) != 0) snprintf(host, sizeof(host), "api");

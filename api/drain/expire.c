@@ -114,13 +114,13 @@ static int send_expiries(hn_drain_worker *d, PGresult *res, int n, int *set, int
                               hn_sf_name[HN_SF_CHAT], hn_sf_name[HN_SF_CHAT_STATE]};
         size_t lens[HN_ARRAY_LEN(argv)];
         for (size_t k = 0; k < HN_ARRAY_LEN(argv); k++) lens[k] = strlen(argv[k]);
-        redisAppendCommandArgv(d->rc, (int)HN_ARRAY_LEN(argv), argv, lens);
+        hn_rcl_append_argv(d->rc, (int)HN_ARRAY_LEN(argv), argv, lens);
     }
     int rc = HN_OK;
     for (int i = 0; i < n; i++) {
         void *rep = NULL;
-        if (rc != HN_OK || redisGetReply(d->rc, &rep) != REDIS_OK || rep == NULL) {
-            if (rc == HN_OK) hn_warn("event=chat_expire_redis_error err='%s'", d->rc->errstr);
+        if (rc != HN_OK || hn_rcl_get_reply(d->rc, &rep) != REDIS_OK || rep == NULL) {
+            if (rc == HN_OK) hn_warn("event=chat_expire_redis_error err='%s'", hn_rcl_errstr(d->rc));
             rc = HN_ERR;
             continue;
         }

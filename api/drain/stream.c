@@ -1,6 +1,6 @@
 /*
  * stream.c: the drain's Redis side (stream.h), over the worker's blocking
- * redisContext: the group on every shard, reading entries into the batch,
+ * hn_rcl: the group on every shard, reading entries into the batch,
  * acknowledging them, and trimming what every consumer has written.
  */
 #include "api/drain/stream.h"
@@ -16,7 +16,7 @@
 #define DRAIN_GROUP "drain"
 
 void hn_drain_stream_close(hn_drain_worker *d) {
-    if (d->rc) redisFree(d->rc);
+    if (d->rc) hn_rcl_free(d->rc);
     d->rc = NULL;
 }
 
@@ -25,10 +25,12 @@ void hn_drain_stream_release(hn_drain_worker *d) {
     d->nreplies = 0;
 }
 
+/* an XREADGROUP: over shards in several slots (hn_rcl_xread) */
 redisReply *hn_drain_stream_cmd(hn_drain_worker *d, int argc, const char **argv, const size_t *lens) {
-    redisReply *r = redisCommandArgv(d->rc, argc, argv, lens);
+    bool xread = strcmp(argv[0], "XREADGROUP") == 0;
+    redisReply *r = xread ? hn_rcl_xread(d->rc, argc, argv) : hn_rcl_command_argv(d->rc, argc, argv, lens);
     if (r == NULL) {
-        hn_warn("event=drain_redis_error err='%s'", d->rc->errstr);
+        hn_warn("event=drain_redis_error err='%s'", hn_rcl_errstr(d->rc));
         hn_drain_stream_close(d);
     }
     return r;
@@ -39,7 +41,7 @@ int hn_drain_stream_connect(hn_drain_worker *d) {
     char err[256];
     /* replies to XREADGROUP … BLOCK take up to block ms */
     int timeout = (int)d->cfg->drain_block_ms + (int)d->cfg->api_timeout_ms;
-    d->rc = hn_redis_connect(&d->addr, timeout, err, sizeof(err));
+    d->rc = hn_rcl_connect(&d->addr, timeout, err, sizeof(err));
     if (d->rc == NULL) {
         hn_warn("event=drain_redis_connect_failed err='%s'", err);
         return HN_ERR;
@@ -213,15 +215,15 @@ int hn_drain_stream_ack(hn_drain_worker *d) {
         size_t k = 3;
         for (size_t i = b->lo; i < b->hi; i++)
             if (b->entries[i].shard == s) argv[k++] = b->entries[i].id;
-        redisAppendCommandArgv(d->rc, (int)k, argv, NULL);
+        hn_rcl_append_argv(d->rc, (int)k, argv, NULL);
         free(argv);
         sent++;
     }
     int rc = HN_OK;
     for (int i = 0; i < sent; i++) {
         redisReply *r = NULL;
-        if (redisGetReply(d->rc, (void **)&r) != REDIS_OK) {
-            hn_warn("event=drain_ack_failed err='%s'", d->rc->errstr);
+        if (hn_rcl_get_reply(d->rc, (void **)&r) != REDIS_OK) {
+            hn_warn("event=drain_ack_failed err='%s'", hn_rcl_errstr(d->rc));
             hn_drain_stream_close(d);
             return HN_ERR;
         }

@@ -237,7 +237,7 @@ void hn_drain_worker_free(hn_drain_worker *d) {
 }
 
 hn_drain_worker *hn_drain_worker_start(const hn_config *cfg, int index,
-                                       const hn_redis_addr *addr, const char *host,
+                                       const hn_redis_cfg *addr, const char *host,
                                        uint64_t tag) {
     hn_drain_worker *d = hn_xcalloc(1, sizeof(*d));
     d->cfg = cfg;

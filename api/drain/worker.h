@@ -11,10 +11,9 @@
 
 #include "api/drain/batch.h"
 #include "common/config.h"
-#include "common/redis.h"
+#include "common/rcl.h"
 #include "proto/keys.h"
 
-#include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,10 +35,10 @@ typedef struct hn_drain_worker {
     atomic_bool      stopped;
 
     char             consumer[160];
-    hn_redis_addr    addr;
+    hn_redis_cfg     addr;
     int              nshards;
     PGconn          *pg;
-    redisContext    *rc;
+    hn_rcl          *rc;
     bool             pg_ready;        /* temp tables made on this connection */
 
     /* this batch */
@@ -80,7 +79,7 @@ typedef struct hn_drain_worker {
 /* A worker's thread started as consumer "<host>-<pid>-<tag>-<index>"; NULL
  * when the thread could not be made. */
 hn_drain_worker *hn_drain_worker_start(const hn_config *cfg, int index,
-                                       const hn_redis_addr *addr, const char *host,
+                                       const hn_redis_cfg *addr, const char *host,
                                        uint64_t tag);
 /* After its thread has stopped (stopped set) and been joined. */
 void             hn_drain_worker_free(hn_drain_worker *d);

@@ -119,10 +119,10 @@ static void widget_free(hn_live *l, lwidget *w) {
 /* ---- Redis ------------------------------------------------------------------------------------ */
 
 static void redis_lost(hn_live *l, const char *what) {
-    const char *why = l->rc && l->rc->err ? l->rc->errstr : "error reply";
+    const char *why = l->rc && hn_rcl_err(l->rc) ? hn_rcl_errstr(l->rc) : "error reply";
     hn_warn("event=live_redis_error op=%s error='%s'", what, why);
     atomic_fetch_add_explicit(&l->redis_errors, 1, memory_order_relaxed);
-    if (l->rc) redisFree(l->rc);
+    if (l->rc) hn_rcl_free(l->rc);
     l->rc = NULL;
     l->retry_at = hn_mono_ms() + RETRY_MS;
     /* what came meanwhile is found by a reconcile as soon as Redis is back */
@@ -135,7 +135,7 @@ static bool connected(hn_live *l) {
     if (hn_mono_ms() < l->retry_at) return false;
     char err[256];
     int64_t t = l->cfg->api_timeout_ms < 2000 ? l->cfg->api_timeout_ms : 2000;
-    l->rc = hn_redis_connect(&l->raddr, (int)t, err, sizeof(err));
+    l->rc = hn_rcl_connect(&l->rcfg, (int)t, err, sizeof(err));
     if (l->rc == NULL) {
         hn_warn("event=live_redis_connect_failed error='%s'", err);
         atomic_fetch_add_explicit(&l->redis_errors, 1, memory_order_relaxed);
@@ -148,7 +148,7 @@ static bool connected(hn_live *l) {
 static redisReply *cmd(hn_live *l, int argc, const char **argv) {
     size_t len[16];
     for (int i = 0; i < argc; i++) len[i] = strlen(argv[i]);
-    redisReply *r = redisCommandArgv(l->rc, argc, argv, len);
+    redisReply *r = hn_rcl_command_argv(l->rc, argc, argv, len);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         if (r) {
             hn_warn("event=live_redis_reply_error cmd=%s error='%s'", argv[0], r->str);
@@ -234,7 +234,6 @@ static void stream_entry(hn_live *l, const redisReply *fv) {
 static int read_batch(hn_live *l, src *v, int n) {
     for (int round = 0; round < XREAD_ROUNDS; round++) {
         const char *argv[4 + 2 * 64];
-        size_t len[4 + 2 * 64];
         int argc = 0;
         argv[argc++] = "XREAD";
         argv[argc++] = "COUNT";
@@ -242,8 +241,7 @@ static int read_batch(hn_live *l, src *v, int n) {
         argv[argc++] = "STREAMS";
         for (int i = 0; i < n; i++) argv[argc++] = v[i].key;
         for (int i = 0; i < n; i++) argv[argc++] = v[i].id;
-        for (int i = 0; i < argc; i++) len[i] = strlen(argv[i]);
-        redisReply *r = redisCommandArgv(l->rc, argc, argv, len);
+        redisReply *r = hn_rcl_xread(l->rc, argc, argv);      /* a cluster: one XREAD per stream */
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
             if (r) freeReplyObject(r);
             redis_lost(l, "XREAD");
@@ -352,7 +350,7 @@ static int flush(hn_live *l, int64_t now) {
             hn_snap_append(l->rc, w->id, s->sid);
             const char *argv[] = {"ZSCORE", key, s->sid};
             size_t len[] = {6, strlen(key), strlen(s->sid)};
-            redisAppendCommandArgv(l->rc, 3, argv, len);
+            hn_rcl_append_argv(l->rc, 3, argv, len);
             n++;
         }
     }
@@ -362,7 +360,7 @@ static int flush(hn_live *l, int64_t now) {
         HASH_ITER(hh, w->sessions, s, st) {
             if (!s->dirty) continue;
             redisReply *h = NULL, *z = NULL;
-            if (redisGetReply(l->rc, (void **)&h) != REDIS_OK || redisGetReply(l->rc, (void **)&z) != REDIS_OK) {
+            if (hn_rcl_get_reply(l->rc, (void **)&h) != REDIS_OK || hn_rcl_get_reply(l->rc, (void **)&z) != REDIS_OK) {
                 if (h) freeReplyObject(h);
                 redis_lost(l, "HMGET");
                 return HN_ERR;
@@ -583,11 +581,11 @@ static void *hub_main(void *arg) {
 
 /* ---- life cycle ------------------------------------------------------------------------------------ */
 
-hn_live *hn_live_create(const hn_config *cfg, const hn_redis_addr *raddr, struct event_base *base,
+hn_live *hn_live_create(const hn_config *cfg, const hn_redis_cfg *rcfg, struct event_base *base,
                         hn_live_deliver_fn deliver, void *arg) {
     hn_live *l = hn_xcalloc(1, sizeof(*l));
     l->cfg = cfg;
-    l->raddr = *raddr;
+    l->rcfg = *rcfg;
     l->base = base;
     l->deliver = deliver;
     l->arg = arg;
@@ -705,7 +703,7 @@ void hn_live_destroy(hn_live *l) {
         free(q);
         q = n;
     }
-    if (l->rc) redisFree(l->rc);
+    if (l->rc) hn_rcl_free(l->rc);
     if (l->notify) event_free(l->notify);
     lpub *e, *et;
     HASH_ITER(hh, l->pubs, e, et) {

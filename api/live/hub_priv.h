@@ -90,7 +90,7 @@ enum { EV_ENTER, EV_UPDATE, EV_LEAVE, EV__COUNT };
 
 struct hn_live {
     const hn_config   *cfg;
-    hn_redis_addr      raddr;
+    hn_redis_cfg       rcfg;
     struct event_base *base;
     struct event      *notify;
     hn_live_deliver_fn deliver;
@@ -108,7 +108,7 @@ struct hn_live {
     lpub              *pubs;
 
     /* hub thread only */
-    redisContext      *rc;
+    hn_rcl            *rc;
     uint64_t           retry_at;
     lwidget           *widgets;
     int                nshards;

@@ -2,7 +2,7 @@
  * live.h: the live hub — one thread that turns Redis into the live stream's
  * events (docs/API.md, "active-visitors/stream") for every watched widget.
  *
- *   hub thread (its own blocking redisContext), every HERENOW_SSE_TICK_MS:
+ *   hub thread (its own blocking hn_rcl), every HERENOW_SSE_TICK_MS:
  *     XREAD the stream shards of the watched widgets from where it left off
  *       → the sessions a record touched are dirty
  *     every HERENOW_SSE_RECONCILE_MS per widget: ZRANGEBYSCORE hn:live
@@ -37,7 +37,7 @@
 
 #include "common/buf.h"
 #include "common/config.h"
-#include "common/redis.h"
+#include "common/rcl.h"
 
 #include <stdatomic.h>
 
@@ -80,7 +80,7 @@ void hn_live_out_free(hn_live_out *list);
 
 typedef struct hn_live hn_live;
 
-hn_live *hn_live_create(const hn_config *cfg, const hn_redis_addr *raddr, struct event_base *base,
+hn_live *hn_live_create(const hn_config *cfg, const hn_redis_cfg *rcfg, struct event_base *base,
                         hn_live_deliver_fn deliver, void *arg);
 int      hn_live_start(hn_live *l, char *err, size_t cap);
 /* Main thread. last_epoch 0: no Last-Event-ID (a snapshot). */

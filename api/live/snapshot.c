@@ -12,7 +12,7 @@ static int64_t f_int(const char *s) {
     return hn_parse_i64(s, &v) && v >= 0 ? v : -1;
 }
 
-void hn_snap_append(redisContext *c, int64_t widget_id, const char *sid) {
+void hn_snap_append(hn_rcl *c, int64_t widget_id, const char *sid) {
     char key[HN_KEY_CAP];
     const char *argv[2 + HN_SF__COUNT];
     size_t len[2 + HN_SF__COUNT];
@@ -24,7 +24,7 @@ void hn_snap_append(redisContext *c, int64_t widget_id, const char *sid) {
         argv[2 + i] = hn_sf_name[i];
         len[2 + i] = hn_sf_len[i];
     }
-    redisAppendCommandArgv(c, 2 + HN_SF__COUNT, argv, len);
+    hn_rcl_append_argv(c, 2 + HN_SF__COUNT, argv, len);
 }
 
 const char *hn_snap_field(const redisReply *r, int field) {

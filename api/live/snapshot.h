@@ -20,13 +20,12 @@
 
 #include "common/buf.h"
 #include "common/config.h"
+#include "common/rcl.h"
 #include "proto/keys.h"
-
-#include <hiredis/hiredis.h>
 
 /* Appends "HMGET hn:sess:{w}:<sid> <the fields, in HN_SF_* order>" to c's
  * pipeline; the reply is read by the caller. */
-void hn_snap_append(redisContext *c, int64_t widget_id, const char *sid);
+void hn_snap_append(hn_rcl *c, int64_t widget_id, const char *sid);
 /* Field HN_SF_* of that HMGET's reply, NULL when absent; valid while r is. */
 const char *hn_snap_field(const redisReply *r, int field);
 

@@ -271,13 +271,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- life cycle ------------------------------------------------------------------------ */
 
-hn_sse *hn_sse_create(const hn_config *cfg, const hn_redis_addr *raddr, struct event_base *base,
+hn_sse *hn_sse_create(const hn_config *cfg, const hn_redis_cfg *rcfg, struct event_base *base,
                       const hn_sse_host *host) {
     hn_sse *s = hn_xcalloc(1, sizeof(*s));
     s->cfg = cfg;
     s->base = base;
     s->host = *host;
-    s->live = hn_live_create(cfg, raddr, base, deliver, s);
+    s->live = hn_live_create(cfg, rcfg, base, deliver, s);
     s->timer = event_new(base, -1, EV_PERSIST, on_timer, s);
     return s;
 }

@@ -40,7 +40,7 @@ typedef struct hn_sse_host {
 typedef struct hn_sse hn_sse;
 
 /* host is copied. Nothing runs before hn_sse_start. */
-hn_sse *hn_sse_create(const hn_config *cfg, const hn_redis_addr *raddr, struct event_base *base,
+hn_sse *hn_sse_create(const hn_config *cfg, const hn_redis_cfg *rcfg, struct event_base *base,
                       const hn_sse_host *host);
 int     hn_sse_start(hn_sse *s, char *err, size_t cap);
 /* Takes req (auth, scope and parameters checked) as a stream of widget_id

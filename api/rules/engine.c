@@ -189,12 +189,12 @@ static void ask_returning(hn_rules *e, esess *s) {
     const char *argv[] = {"SET", key, s->sid, "NX", "GET", "EX", ttl};
     size_t len[7];
     for (int i = 0; i < 7; i++) len[i] = strlen(argv[i]);
-    redisReply *r = redisCommandArgv(e->rc, 7, argv, len);
+    redisReply *r = hn_rcl_command_argv(e->rc, 7, argv, len);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        hn_warn("event=rules_redis_error op=SET error='%s'", r ? r->str : e->rc->errstr);
+        hn_warn("event=rules_redis_error op=SET error='%s'", r ? r->str : hn_rcl_errstr(e->rc));
         atomic_fetch_add(&e->redis_errors, 1);
         if (r == NULL) {
-            redisFree(e->rc);
+            hn_rcl_free(e->rc);
             e->rc = NULL;
         }
     } else if (r->type == REDIS_REPLY_NIL) {
@@ -419,9 +419,9 @@ static int on_record(const hn_record *rec, void *arg) {
 /* ---- Redis ------------------------------------------------------------------------------- */
 
 static void redis_lost(hn_rules *e, const char *what) {
-    hn_warn("event=rules_redis_error op=%s error='%s'", what, e->rc && e->rc->err ? e->rc->errstr : "error reply");
+    hn_warn("event=rules_redis_error op=%s error='%s'", what, e->rc && hn_rcl_err(e->rc) ? hn_rcl_errstr(e->rc) : "error reply");
     atomic_fetch_add(&e->redis_errors, 1);
-    if (e->rc) redisFree(e->rc);
+    if (e->rc) hn_rcl_free(e->rc);
     e->rc = NULL;
     e->retry_at = mono_ms() + RETRY_MS;
 }
@@ -480,7 +480,7 @@ static void backfill(hn_rules *e) {
             const char *argv[] = {"XRANGE", key, from, e->cursor[sh], "COUNT", XREAD_COUNT};
             size_t len[6];
             for (int i = 0; i < 6; i++) len[i] = strlen(argv[i]);
-            redisReply *r = redisCommandArgv(e->rc, 6, argv, len);
+            redisReply *r = hn_rcl_command_argv(e->rc, 6, argv, len);
             if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
                 if (r) freeReplyObject(r);
                 redis_lost(e, "XRANGE");
@@ -503,7 +503,6 @@ static void backfill(hn_rules *e) {
 static void read_streams(hn_rules *e, int64_t block_ms) {
     int n = e->nshards;
     const char **argv = hn_xcalloc((size_t)(6 + 2 * n), sizeof(*argv));
-    size_t *len = hn_xcalloc((size_t)(6 + 2 * n), sizeof(*len));
     char (*keys)[HN_KEY_CAP] = hn_xcalloc((size_t)n, sizeof(*keys));
     char blk[24];
     snprintf(blk, sizeof(blk), "%lld", (long long)block_ms);
@@ -521,8 +520,7 @@ static void read_streams(hn_rules *e, int64_t block_ms) {
         argv[argc++] = keys[i];
     }
     for (int i = 0; i < n; i++) argv[argc++] = e->cursor[i];
-    for (int i = 0; i < argc; i++) len[i] = strlen(argv[i]);
-    redisReply *r = redisCommandArgv(e->rc, argc, argv, len);
+    redisReply *r = hn_rcl_xread(e->rc, argc, argv);       /* a cluster: one XREAD per shard */
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         if (r) freeReplyObject(r);
         redis_lost(e, "XREAD");
@@ -531,7 +529,6 @@ static void read_streams(hn_rules *e, int64_t block_ms) {
         freeReplyObject(r);
     }
     free(argv);
-    free(len);
     free(keys);
 }
 
@@ -539,7 +536,7 @@ static bool redis_ok(hn_rules *e) {
     if (e->rc) return true;
     if (mono_ms() < e->retry_at) return false;
     char err[256];
-    e->rc = hn_redis_connect(e->raddr, (int)(e->cfg->rules_reload_ms + 5000), err, sizeof(err));
+    e->rc = hn_rcl_connect(e->rcfg, (int)(e->cfg->rules_reload_ms + 5000), err, sizeof(err));
     if (e->rc == NULL) {
         hn_warn("event=rules_redis_connect_failed error='%s'", err);
         atomic_fetch_add(&e->redis_errors, 1);
@@ -635,7 +632,7 @@ static void *engine_main(void *arg) {
             if (redis_ok(e) && engine_pg_ok(e) &&
                 e->host.bans_check(e->host.arg, e->pg, e->rc, err, sizeof(err)) != HN_OK) {
                 hn_warn("event=bans_check_failed error='%s'", err);
-                if (e->rc->err) redis_lost(e, "bans_check");
+                if (hn_rcl_err(e->rc)) redis_lost(e, "bans_check");
                 else if (PQstatus(e->pg) != CONNECTION_OK) engine_pg_lost(e, "bans_check", NULL);
                 else atomic_fetch_add(strncmp(err, "redis", 5) == 0 ? &e->redis_errors : &e->pg_errors, 1);
             }
@@ -659,11 +656,11 @@ static void *engine_main(void *arg) {
     return NULL;
 }
 
-hn_rules *hn_rules_start(const hn_config *cfg, const hn_redis_addr *raddr, const hn_rules_host *host) {
+hn_rules *hn_rules_start(const hn_config *cfg, const hn_redis_cfg *rcfg, const hn_rules_host *host) {
     if (strcmp(cfg->rules, "on") != 0) return NULL;
     hn_rules *e = hn_xcalloc(1, sizeof(*e));
     e->cfg = cfg;
-    e->raddr = raddr;
+    e->rcfg = rcfg;
     e->host = *host;
     e->nshards = (int)cfg->stream_shards;
     e->cursor = hn_xcalloc((size_t)e->nshards, sizeof(*e->cursor));
@@ -693,7 +690,7 @@ void hn_rules_stop(hn_rules *e) {
         HASH_DEL(e->widgets, w);
         engine_widget_free(w);
     }
-    if (e->rc) redisFree(e->rc);
+    if (e->rc) hn_rcl_free(e->rc);
     if (e->pg) PQfinish(e->pg);
     hn_decoder_destroy(e->dec);
     free(e->heap);

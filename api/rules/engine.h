@@ -3,7 +3,7 @@
  * process that watches every live session of the widgets with enabled rules
  * (or a lifecycle webhook on session events) and acts when a rule matches.
  *
- *   own blocking hiredis connection:
+ *   own blocking Redis client (hn_rcl):
  *     at start XREAD every shard hn:stream:<n> from one live window back,
  *     then XREAD BLOCK min(next timer, HERENOW_RULES_RELOAD_MS)
  *       → per-session state (hn_rule_sess) → the rules whose fields the
@@ -25,7 +25,7 @@
 
 #include "common/buf.h"
 #include "common/config.h"
-#include "common/redis.h"
+#include "common/rcl.h"
 
 #include <libpq-fe.h>
 
@@ -49,22 +49,22 @@ typedef struct hn_rules_host {
     /* The engine's thread, with its own connections (neither in a
      * transaction): sends the invitation, started_by 'rule'. HN_RINV_*;
      * err says why on HN_RINV_ERROR. */
-    int  (*invite)(void *arg, PGconn *pg, redisContext *rc, const hn_rules_invite *in, char *err,
+    int  (*invite)(void *arg, PGconn *pg, hn_rcl *rc, const hn_rules_invite *in, char *err,
                    size_t cap);
     /* The engine's thread, every HN_RULES_BANS_CHECK_MS, with its own
      * connections: when Redis has lost the bans (hn:bans:version gone) while
      * PostgreSQL has some, writes every widget's ban set again. HN_ERR on a
      * connection's failure (err says which); NULL: no check. */
-    int  (*bans_check)(void *arg, PGconn *pg, redisContext *rc, char *err, size_t cap);
+    int  (*bans_check)(void *arg, PGconn *pg, hn_rcl *rc, char *err, size_t cap);
 } hn_rules_host;
 
 #define HN_RULES_BANS_CHECK_MS 5000
 
 typedef struct hn_rules hn_rules;
 
-/* Starts the thread (NULL when HERENOW_RULES=off). cfg, raddr and host
+/* Starts the thread (NULL when HERENOW_RULES=off). cfg, rcfg and host
  * must outlive it; host is copied. */
-hn_rules *hn_rules_start(const hn_config *cfg, const hn_redis_addr *raddr, const hn_rules_host *host);
+hn_rules *hn_rules_start(const hn_config *cfg, const hn_redis_cfg *rcfg, const hn_rules_host *host);
 /* Stops and joins the thread, then frees (NULL: nothing). */
 void      hn_rules_stop(hn_rules *e);
 /* Prometheus text; thread-safe (NULL: the families at zero). */

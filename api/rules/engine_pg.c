@@ -341,11 +341,11 @@ static void session_email(hn_rules *e, const esess *s, char *out, size_t cap) {
     if (e->rc == NULL) return;
     char key[HN_KEY_CAP];
     hn_key_sess(key, (uint64_t)s->wid, s->sid, strlen(s->sid));
-    redisReply *r = redisCommand(e->rc, "HGET %s %s", key, hn_sf_name[HN_SF_EMAIL]);
+    redisReply *r = hn_rcl_command(e->rc, "HGET %s %s", key, hn_sf_name[HN_SF_EMAIL]);
     if (r && r->type == REDIS_REPLY_STRING) snprintf(out, cap, "%s", r->str);
     if (r == NULL) {
         atomic_fetch_add(&e->redis_errors, 1);
-        redisFree(e->rc);
+        hn_rcl_free(e->rc);
         e->rc = NULL;
     }
     if (r) freeReplyObject(r);

@@ -86,11 +86,11 @@ extern const char *const engine_skip_names[SKIP__N];   /* the metric's reason la
 
 struct hn_rules {
     const hn_config     *cfg;
-    const hn_redis_addr *raddr;
+    const hn_redis_cfg  *rcfg;
     hn_rules_host        host;
     pthread_t            thread;
     atomic_bool          stop;
-    redisContext        *rc;
+    hn_rcl              *rc;
     PGconn              *pg;
     int64_t              retry_at;    /* mono ms: no Redis reconnect before */
     int64_t              pg_retry_at; /* mono ms: no PostgreSQL reconnect before */

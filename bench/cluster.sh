@@ -32,6 +32,8 @@
 #   RESHARD=1  RESHARD_RATE=25000  RESHARD_S=15  RESHARD_DELAY_S=3  RESHARD_SLOTS=1000
 #   RESHARD_HOLD_MS=0 (the widget's slot held MIGRATING this long before its keys move)
 #   MODES="standalone replicated cluster"  (replicated: a standalone server with one replica)
+#   PERF=0      1: perf stat counts the system calls and context switches of the collector and
+#               the masters during each run (scripts/setup.sh --bench; they cost CPU themselves)
 #   BENCH_DOC=docs/BENCHMARKS.md ("" : don't write)  BENCH_NOTES=bench/lib/cluster-notes.md
 # HN_BIN: the binaries' directory (make sets it).
 set -euo pipefail
@@ -39,7 +41,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib/doc-section.sh
 CMDLINE="make bench-cluster"
-for v in MODES RESHARD_HOLD_MS RESHARD_SLOTS RESHARD_S RESHARD_RATE RESHARD SESSIONS_MAX THREADS2_RATES THREADS DURATION RUNS RATES; do
+for v in PERF MODES RESHARD_HOLD_MS RESHARD_SLOTS RESHARD_S RESHARD_RATE RESHARD SESSIONS_MAX THREADS2_RATES THREADS DURATION RUNS RATES; do
     if [ -n "${!v+x}" ]; then CMDLINE="$v=\"${!v}\" $CMDLINE"; fi
 done
 HN_BIN=${HN_BIN:-build/release}
@@ -63,6 +65,7 @@ SECTION="## Redis Cluster (make bench-cluster)"
 WIDGETS=(bench-shop bench-blog bench-docs bench-saas bench-news)
 SHARDS=3
 MODES=${MODES:-"standalone replicated cluster"}
+PERF=${PERF:-0}
 DRAIN_TIMEOUT_S=120
 POLL_S=0.02
 
@@ -308,6 +311,16 @@ run_one() {
     local b0=$M_bcount
     sample_all "${ports[@]}" >"$dir/r0"
     c0=$(cpu_split "$COL_PID")
+    local pf_c= pf_r=
+    if [ "$PERF" = 1 ]; then
+        # system calls and context switches of the collector and of the masters, while it runs
+        local mpids=() p
+        for p in "${ports[@]:0:$([ "$mode" = cluster ] && echo 3 || echo 1)}"; do mpids+=("$(redis-cli -p "$p" INFO server | tr -d '\r' | awk -F: '$1 == "process_id" { print $2 }')"); done
+        perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$COL_PID" -o "$dir/perf.col" &
+        pf_c=$!
+        perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$(IFS=,; echo "${mpids[*]}")" -o "$dir/perf.redis" &
+        pf_r=$!
+    fi
     "$LOADGEN" --to "127.0.0.1:$UPORT" --widgets "$(IFS=,; echo "${WIDGETS[*]}")" --sessions "$sessions" \
         --beacons-per-datagram 1 --seed "$run" --rate "$lrate" --duration "$DURATION" --batch "$BATCH" \
         >"$dir/loadgen.out" 2>"$dir/loadgen.err" &
@@ -320,6 +333,13 @@ run_one() {
     [ -n "$LG_sent_beacons" ] && [ -n "$LG_start_us" ] || die "hn-loadgen printed '$out'"
     wait_drained
     c1=$(cpu_split "$COL_PID")
+    local perf_c="0,0" perf_r="0,0"
+    if [ -n "$pf_c" ]; then
+        kill -INT "$pf_c" "$pf_r" 2>/dev/null || true
+        wait "$pf_c" "$pf_r" 2>/dev/null || true
+        perf_c=$(awk -F, '$3 ~ /sys_enter/ { s = $1 } $3 ~ /context-switches/ { c = $1 } END { printf "%d,%d", s, c }' "$dir/perf.col")
+        perf_r=$(awk -F, '$3 ~ /sys_enter/ { s = $1 } $3 ~ /context-switches/ { c = $1 } END { printf "%d,%d", s, c }' "$dir/perf.redis")
+    fi
     sample_all "${ports[@]}" >"$dir/r1"
     local kproc rq
     read -r kproc rq < <(udp_sock_stats "$UPORT")
@@ -335,7 +355,7 @@ run_one() {
     awk -v hz="$CLK_TCK" -v mode="$mode" -v th="$threads" -v rate="$rate" -v run="$run" -v sessions="$sessions" \
         -v sent="$LG_sent_beacons" -v s0="$LG_start_us" -v lsec="$LG_seconds" -v tack="$T_ACK" \
         -v written="$written" -v accepted="$accepted" -v dropped="$dropped" -v kproc="$kproc" \
-        -v c0="$c0" -v c1="$c1" -v nodes="$nodes" -v flushes="$((b1 - b0))" -v retries="$retries" 'BEGIN {
+        -v c0="$c0" -v c1="$c1" -v nodes="$nodes" -v perf_c="$perf_c" -v perf_r="$perf_r" -v flushes="$((b1 - b0))" -v retries="$retries" 'BEGIN {
             split(c0, a, " "); split(c1, b, " ")
             w = written > 0 ? written : 1
             e2e_s = tack - s0 / 1e6
@@ -352,6 +372,9 @@ run_one() {
             printf " loss=%d e2e=%.0f", sent - accepted - dropped - kproc, written / e2e_s
             printf " col_us=%.3f redis_us=%.3f master_us=%s max_master_us=%.3f replica_us=%.3f",
                 (b[1] + b[2] - a[1] - a[2]) * 1e6 / hz / w, mcpu / w, per, mx, (nr ? rcpu / w : 0)
+            split(perf_c, pc, ","); split(perf_r, pr, ",")
+            if (pc[1] > 0) printf " col_syscalls_b=%.3f col_cs_b=%.4f redis_syscalls_b=%.3f redis_cs_b=%.4f",
+                pc[1] / w, pc[2] / w, pr[1] / w, pr[2] / w
             printf " exec_us=%.3f cmds_b=%.3f flushes=%d batch=%.1f depth=%s retries=%s nodes=%s\n", mexec / w, mcmd / w, flushes,
                 (flushes > 0 ? written / flushes : 0), depth, retries, nodes
         }' >>"$WORK/rows"
@@ -486,7 +509,7 @@ for threads in $THREADS; do
             for mode in $MODES; do
                 run_one "$mode" "$threads" "$rate" "$run"
                 tail -n1 "$WORK/rows" | tr ' ' '\n' |
-                    grep -E '^(mode|threads|rate|run|offered|e2e|loss|kdrops|col_us|redis_us|exec_us|master_us|replica_us|cmds_b|batch|depth)=' |
+                    grep -E '^(mode|threads|rate|run|offered|e2e|loss|kdrops|col_us|redis_us|exec_us|master_us|replica_us|cmds_b|batch|depth|col_syscalls_b|redis_syscalls_b)=' |
                     tr '\n' ' '
                 echo
             done

@@ -40,11 +40,11 @@ function median_slash(list,    n, v, i, k, m, parts, col, out) {
 }
 END {
     if (mode == "markdown") {
-        print "| threads | offered | mode | accepted b/s | collector µs/b | Redis µs/b | of it, commands µs/b | per master µs/b | replicas µs/b | cmds/b | cmds/master/tick | records/flush | loss | collector × | Redis × |"
-        print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        print "| threads | offered | mode | accepted b/s | collector µs/b | Redis µs/b | of it, commands µs/b | per master µs/b | replicas µs/b | cmds/b | cmds/master/tick | records/flush | loss | collector × | Redis × | Redis × replicated |"
+        print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     } else {
-        printf "%-3s %-6s %-10s %9s %7s %7s %6s %-22s %7s %6s %-18s %6s %5s %6s %6s\n", "th", "rate", "mode", "e2e", "col", "redis", "exec",
-            "per master", "repl", "cmds/b", "depth", "batch", "loss", "col×", "redis×"
+        printf "%-3s %-6s %-10s %9s %7s %7s %6s %-22s %7s %6s %-18s %6s %5s %6s %6s %6s\n", "th", "rate", "mode", "e2e", "col", "redis", "exec",
+            "per master", "repl", "cmds/b", "depth", "batch", "loss", "col×", "redis×", "r×repl"
     }
     for (r = 1; r <= nr; r++) {
         split(rorder[r], kk, SUBSEP)
@@ -56,17 +56,19 @@ END {
             cs = median(col[ks]); rs = median(red[ks])
             cx = (mi > 1 && cs > 0) ? sprintf("%.2f", median(col[kc]) / cs) : ""
             rx = (mi > 1 && rs > 0) ? sprintf("%.2f", median(red[kc]) / rs) : ""
+            kq = rorder[r] SUBSEP "replicated"; rq = (kq in seen) ? median(red[kq]) : 0
+            rr = (mi == 3 && rq > 0) ? sprintf("%.2f", median(red[kc]) / rq) : ""
             fmt_slash = "%.2f"; pm = median_slash(per[k])
             fmt_slash = "%.1f"; dp = median_slash(dep[k])
             rate = kp[2] == "max" ? "max" : kp[2]
             e = sprintf("%.0f%s", median(e2e[k]), sat[k] ? " (sat.)" : "")
             if (mode == "markdown")
-                printf "| %s | %s | %s | %s | %.2f | %.2f | %.2f | %s | %s | %.2f | %s | %.0f | %d | %s | %s |\n", kp[1], rate, kp[3], e,
+                printf "| %s | %s | %s | %s | %.2f | %.2f | %.2f | %s | %s | %.2f | %s | %.0f | %d | %s | %s | %s |\n", kp[1], rate, kp[3], e,
                     median(col[k]), median(red[k]), median(exe[k]), (mi == 3 ? pm : ""), (mi == 1 ? "" : sprintf("%.2f", median(rep[k]))),
-                    median(cmd[k]), dp, median(bat[k]), maxloss[k], cx, rx
+                    median(cmd[k]), dp, median(bat[k]), maxloss[k], cx, rx, rr
             else
-                printf "%-3s %-6s %-10s %9s %7.2f %7.2f %6.2f %-22s %7.2f %6.2f %-18s %6.0f %5d %6s %6s\n", kp[1], rate, kp[3], e,
-                    median(col[k]), median(red[k]), median(exe[k]), pm, median(rep[k]), median(cmd[k]), dp, median(bat[k]), maxloss[k], cx, rx
+                printf "%-3s %-6s %-10s %9s %7.2f %7.2f %6.2f %-22s %7.2f %6.2f %-18s %6.0f %5d %6s %6s %6s\n", kp[1], rate, kp[3], e,
+                    median(col[k]), median(red[k]), median(exe[k]), pm, median(rep[k]), median(cmd[k]), dp, median(bat[k]), maxloss[k], cx, rx, rr
         }
     }
     if (mode == "markdown") {

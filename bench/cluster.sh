@@ -534,6 +534,11 @@ $SECTION
 Run $START_DATE on $(nproc) cores ($cpu), Linux $(uname -r), Redis $redisv, load average before
 $LOAD_BEFORE; commit $GIT_ID, collector built $COLLECTOR_ID. Load generator, collector, the
 standalone redis-server and the cluster's six nodes share the cores; loopback only.
+**Three masters on two shared cores cannot show three machines' throughput**: read the
+per-master CPU per beacon instead. On separate hosts, the cluster saturates when its busiest
+master does, at about 1 / (max per-master µs per beacon) beacons/s (the per-master figures are
+per beacon of the whole load), which is N / (sum over the masters) when the load is spread evenly
+— provided the collectors are not the limit.
 
 Command: \`$CMDLINE\` ($RUNS run(s) of ${DURATION} s per row and mode; bench-udp's beacon mix:
 widgets ${WIDGETS[*]}, seed = run, sessions = offered rate × ${SESSION_INTERVAL_S} s, capped at

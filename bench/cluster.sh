@@ -548,8 +548,8 @@ The modes in the same run, alternating run by run: *standalone*, one redis-serve
 another redis-server with one replica (what replication alone costs; the replica's CPU in
 *replicas µs/b*); *cluster*,
 \`scripts/redis-cluster.sh\`: 3 masters and 3 replicas (replicas on, as deployed), URL
-\`redis+cluster://\` with the three masters as seeds. HERENOW_STREAM_SHARDS=$SHARDS in both (one
-hash-tagged shard per master on the cluster), so both write the same XADDs. Each Redis is flushed
+\`redis+cluster://\` with the three masters as seeds. HERENOW_STREAM_SHARDS=$SHARDS in every mode (one
+hash-tagged shard per master on the cluster), so all write the same XADDs. Each Redis is flushed
 (and hn:widgets written) before each run; the cluster's masters wait for their replicas' ack of
 the flush. Idle CPU of the Redis processes (measured for 3 s before the runs): $IDLE. Where the
 cluster's traffic goes (master ports: ${CL_M[*]}): $PLACEMENT.
@@ -563,8 +563,10 @@ replies, feeding replicas, the cluster bus); *per master*: each
 master's (in port order); *replicas µs/b*: the three replicas summed (other hosts' work, not in
 Redis µs/b); *cmds/b*: INFO commandstats calls per beacon on the masters (INFO left out);
 *cmds/master/tick*: each master's commands per collector pipeline flush (herenow_batch_records_count):
-the per-master pipeline depth; *records/flush*: beacons per flush. Ratios are cluster / standalone
-of the medians. A row with kernel drops or accepted < 97 % of sent is saturated.
+the per-master pipeline depth; *records/flush*: beacons per flush. *collector ×*, *Redis ×*: the
+mode's median over the standalone one's; *Redis × replicated*: the cluster's over the replicated
+server's. A row with kernel drops or accepted < 97 % of sent is marked *sat.*: on this machine a
+run starved of CPU by other work falls behind too (see the notes).
 
 EOF2
     awk -v mode=markdown -f "$REPORT" "$WORK/rows"

@@ -135,7 +135,7 @@ http_get() {
 # Sets M_written M_accepted M_dropped M_kdrops M_bcount M_moved M_ask M_retries.
 read_metrics() {
     local port=$1 line fd
-    M_written= M_accepted= M_dropped=0 M_kdrops= M_bcount=0 M_moved=0 M_ask=0 M_retries=0
+    M_written= M_accepted= M_dropped=0 M_kdrops= M_bcount=0 M_moved=0 M_ask=0 M_retries=0 M_rdetail=
     { exec {fd}<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
     printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&"$fd"
     while IFS= read -r line <&"$fd"; do
@@ -147,7 +147,8 @@ read_metrics() {
             'herenow_batch_records_count '*) M_bcount=${line##* } ;;
             'herenow_redis_redirects_total{kind="moved"} '*) M_moved=${line##* } ;;
             'herenow_redis_redirects_total{kind="ask"} '*) M_ask=${line##* } ;;
-            'herenow_redis_retries_total{'*) M_retries=$((M_retries + ${line##* })) ;;
+            'herenow_redis_retries_total{'*) M_retries=$((M_retries + ${line##* }))
+                M_rdetail+="$(sed 's/.*reason="\([a-z]*\)".*/\1/' <<<"$line")=${line##* }," ;;
         esac
     done
     exec {fd}<&-
@@ -448,6 +449,8 @@ reshard() {
     kv LG_ "$(tail -n1 "$dir/loadgen.out")"
     wait_drained
     local written=$M_written accepted=$M_accepted dropped=$M_dropped retries=$M_retries moved_all=$M_moved ask_all=$M_ask
+    local rdetail=${M_rdetail%,}
+    http_get "$APORT" /metrics >"$dir/metrics.txt" 2>/dev/null || true
     local kproc rq
     read -r kproc rq < <(udp_sock_stats "$UPORT")
     stop_pid "$COL_PID"
@@ -458,16 +461,18 @@ reshard() {
     RS_LINE=$(awk -v t0="$t0" -v t1="$t1" -v m0="$m0" -v m1="$m1" -v m2="$m2" -v a0="$a0" -v a1="$a1" -v a2="$a2" \
         -v acc0="$acc0" -v acc1="$acc1" -v sent="$LG_sent_beacons" -v accepted="$accepted" -v written="$written" \
         -v dropped="$dropped" -v kproc="$kproc" -v stored="$stored" -v retries="$retries" \
-        -v mall="$moved_all" -v aall="$ask_all" -v lsec="$LG_seconds" 'BEGIN {
+        -v mall="$moved_all" -v aall="$ask_all" -v lsec="$LG_seconds" -v rdetail="$rdetail" 'BEGIN {
             d = t1 - t0
             printf "move_s=%.2f moved=%d ask=%d moved_per_s=%.0f ask_per_s=%.0f trailing_moved=%d trailing_ask=%d",
                 d, m1 - m0, a1 - a0, (m1 - m0) / d, (a1 - a0) / d, m2 - m1, a2 - a1
             printf " total_moved=%d total_ask=%d retries=%d accepted_during=%.0f/s offered=%.0f sent=%d accepted=%d",
                 mall, aall, retries, (acc1 - acc0) / d, sent / lsec, sent, accepted
-            printf " dropped=%d kdrops=%d written=%d stored=%s lost=%s\n", dropped, kproc, written, stored,
+            printf " retry_reasons=%s dropped=%d kdrops=%d written=%d stored=%s lost=%s\n", rdetail, dropped, kproc, written, stored,
                 (stored ~ /^[0-9]+$/ ? accepted - stored : "?")
         }')
     RS_MOVE=$(grep '^# moved' "$dir/move.out" | sed 's/^# //')
+    # more (or fewer) records in the streams than accepted: keep what tells why
+    case $RS_LINE in *" lost=0") ;; *) if [ -n "${RESHARD_KEEP:-}" ]; then mkdir -p "$RESHARD_KEEP"; cp -r "$dir"/. "$RESHARD_KEEP/"; fi ;; esac
     echo "bench-cluster: reshard: $RS_MOVE; $RS_LINE"
 }
 
@@ -587,7 +592,7 @@ EOF2
         echo "| $RS_MOVE | $RSV_moved | $RSV_ask | $RSV_moved_per_s | $RSV_ask_per_s | $RSV_trailing_moved, $RSV_trailing_ask | $RSV_accepted_during | $RSV_sent | $RSV_accepted | $RSV_written | $RSV_stored | $RSV_lost |"
         echo
         echo "(*in the streams*: \`herenowctl stream count\` over the three shards after the run; *lost*:"
-        echo "accepted − in the streams. Retries (TRYAGAIN, CLUSTERDOWN, …) over the whole run: $RSV_retries;"
+        echo "accepted − in the streams, negative: records written twice. Retries over the whole run: $RSV_retries ($RSV_retry_reasons);"
         echo "kernel drops: $RSV_kdrops, counted drops: $RSV_dropped.)"
         echo
     fi

@@ -337,10 +337,9 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     c->start_ms = hn_now_ms();
     if (hn_redis_cfg_parse(c->cfg.redis_url, &c->rcfg, err, cap) != HN_OK) return HN_ERR;
     c->rcfg.retry_ms = (int)c->cfg.redis_retry_ms;
-    /* One server: the hot path's address. A cluster: the workers route by
-     * slot (collector/rcluster.c), the housekeeping thread through hn_rcl.
-     * TODO(issue 17): the chat tail (collector/chattail.c) still talks to
-     * raddr, the first seed, only. */
+    /* One server: the hot path's address. A cluster: the workers and the
+     * chat tail route by slot (collector/rcluster.c, chattail.c), the
+     * housekeeping thread through hn_rcl. */
     c->raddr = c->rcfg.seed[0];
     /* A busy beacon port holds many connections: the usual soft 1024 is far too few. */
     hn_info("event=fd_limit nofile=%llu", (unsigned long long)hn_raise_nofile());

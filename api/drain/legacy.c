@@ -20,9 +20,10 @@
  * PostgreSQL, and the script deletes only a key whose every entry the group
  * delivered and whose pending list is empty: nothing unwritten is lost.
  *
- * The SCAN sees one server: with a Redis Cluster client it must run on
- * every master (marked below). The other commands are single-key (the
- * XREADGROUP over several legacy keys is split per slot like the shards').
+ * The SCAN sees one server: on a Redis Cluster a pass walks every master
+ * in turn (hn_rcl_command_on), a cursor at a time. The other commands are
+ * single-key, routed by slot (the XREADGROUP over several legacy keys is
+ * one per key, like the shards': hn_rcl_xread).
  */
 #include "api/drain/legacy.h"
 
@@ -138,17 +139,30 @@ static int check_all(hn_drain_worker *d) {
     return HN_OK;
 }
 
-/* Up to SCAN_STEPS steps of the SCAN pass. */
+/* Up to SCAN_STEPS steps of the SCAN pass. One server: that server's
+ * keys. A cluster: SCAN walks one node's keys, so the pass goes over every
+ * master in turn (the cursor is the current master's); each XGROUP CREATE
+ * then goes to the key's node. */
 static int scan(hn_drain_worker *d) {
     if (d->legacy_cursor[0] == '\0') strcpy(d->legacy_cursor, "0");
     for (int step = 0; step < SCAN_STEPS; step++) {
-        /* cluster: SCAN walks one node's keys — run this pass on every
-         * master (a cursor per master), and each XGROUP CREATE on the
-         * key's node */
-        const char *argv[] = {"SCAN", d->legacy_cursor, "MATCH", LEGACY_MATCH,
-                              "COUNT", "1000", "TYPE", "stream"};
-        redisReply *r = hn_drain_stream_cmd(d, 8, argv, NULL);
-        if (r == NULL) return HN_ERR;
+        int masters = hn_rcl_masters(d->rc);
+        if (d->legacy_master >= masters) {              /* the cluster has fewer masters now */
+            d->legacy_master = 0;
+            strcpy(d->legacy_cursor, "0");
+        }
+        redisReply *r = hn_rcl_command_on(d->rc, d->legacy_master, "SCAN %s MATCH %s COUNT 1000 TYPE stream",
+                                          d->legacy_cursor, LEGACY_MATCH);
+        if (r == NULL) {
+            if (hn_rcl_err(d->rc) || !hn_rcl_cluster(d->rc)) {
+                hn_warn("event=drain_redis_error err='%s'", hn_rcl_errstr(d->rc));
+                hn_drain_stream_close(d);
+                return HN_ERR;
+            }
+            /* a cluster node not reachable now: the next tick asks again */
+            hn_warn("event=drain_legacy_scan_failed master=%d err='node unreachable'", d->legacy_master);
+            return HN_OK;
+        }
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
             r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
             hn_warn("event=drain_legacy_scan_failed err='%s'",
@@ -165,7 +179,12 @@ static int scan(hn_drain_worker *d) {
             if (take_key(d, k->str, k->len) != HN_OK) { freeReplyObject(r); return HN_ERR; }
         }
         freeReplyObject(r);
-        if (strcmp(d->legacy_cursor, "0") == 0) break;   /* the pass is done */
+        if (strcmp(d->legacy_cursor, "0") == 0) {
+            /* this master is done: the next one, or the pass is */
+            if (++d->legacy_master < masters) continue;
+            d->legacy_master = 0;
+            break;
+        }
     }
     return HN_OK;
 }
@@ -192,11 +211,10 @@ static int read_all(hn_drain_worker *d, const char *id) {
     argv[argc++] = "COUNT";
     argv[argc++] = count;
     argv[argc++] = "STREAMS";
-    /* cluster: several keys of several slots — one XREADGROUP per slot,
-     * as for the shards */
+    /* a cluster: keys of several slots, one XREADGROUP each (hn_rcl_xread) */
     for (int i = 0; i < n; i++) argv[argc++] = d->legacy[i];
     for (int i = 0; i < n; i++) argv[argc++] = id;
-    redisReply *r = hn_drain_stream_cmd(d, argc, argv, NULL);
+    redisReply *r = hn_drain_stream_xread(d, argc, argv);
     free(argv);
     if (r == NULL) return HN_ERR;
     if (r->type == REDIS_REPLY_ERROR) {

@@ -25,15 +25,22 @@ void hn_drain_stream_release(hn_drain_worker *d) {
     d->nreplies = 0;
 }
 
-/* an XREADGROUP: over shards in several slots (hn_rcl_xread) */
-redisReply *hn_drain_stream_cmd(hn_drain_worker *d, int argc, const char **argv, const size_t *lens) {
-    bool xread = strcmp(argv[0], "XREADGROUP") == 0;
+/* xread: XREADGROUP over shards in several slots (hn_rcl_xread) */
+static redisReply *run_cmd(hn_drain_worker *d, int argc, const char **argv, const size_t *lens, bool xread) {
     redisReply *r = xread ? hn_rcl_xread(d->rc, argc, argv) : hn_rcl_command_argv(d->rc, argc, argv, lens);
     if (r == NULL) {
         hn_warn("event=drain_redis_error err='%s'", hn_rcl_errstr(d->rc));
         hn_drain_stream_close(d);
     }
     return r;
+}
+
+redisReply *hn_drain_stream_cmd(hn_drain_worker *d, int argc, const char **argv, const size_t *lens) {
+    return run_cmd(d, argc, argv, lens, false);
+}
+
+redisReply *hn_drain_stream_xread(hn_drain_worker *d, int argc, const char **argv) {
+    return run_cmd(d, argc, argv, NULL, true);
 }
 
 int hn_drain_stream_connect(hn_drain_worker *d) {
@@ -144,7 +151,7 @@ int hn_drain_stream_read(hn_drain_worker *d, const char *id, bool block) {
     }
     for (int s = 0; s < d->nshards; s++) argv[argc++] = id;
     uint64_t t0 = hn_mono_us();
-    redisReply *r = hn_drain_stream_cmd(d, argc, argv, NULL);
+    redisReply *r = run_cmd(d, argc, argv, NULL, true);
     d->read_us = hn_mono_us() - t0;
     free(argv);
     free(keys);

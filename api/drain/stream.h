@@ -33,6 +33,8 @@ int  hn_drain_stream_ack(hn_drain_worker *d);
  * (legacy.h), a read reply's entries taken (keys by hn_drain_key_index),
  * and a reply kept until hn_drain_stream_release. */
 redisReply *hn_drain_stream_cmd(hn_drain_worker *d, int argc, const char **argv, const size_t *lens);
+/* The same for an XREADGROUP over keys in several slots (hn_rcl_xread). */
+redisReply *hn_drain_stream_xread(hn_drain_worker *d, int argc, const char **argv);
 void hn_drain_stream_take_entry(hn_drain_worker *d, int shard, redisReply *e);
 void hn_drain_stream_take_reply(hn_drain_worker *d, redisReply *r);
 void hn_drain_stream_keep_reply(hn_drain_worker *d, redisReply *r);

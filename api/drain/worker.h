@@ -59,6 +59,7 @@ typedef struct hn_drain_worker {
     char           (*legacy)[HN_KEY_CAP];
     int              nlegacy;
     char             legacy_cursor[24]; /* SCAN's, "0": a pass starts */
+    int              legacy_master;   /* a cluster: the master SCAN walks now */
     bool             legacy_turn;     /* the next read is a legacy one */
     long             fail_batch;      /* failpoint: at this batch number */
     int              fail_where;      /* 0 none, 1 before commit, 2 after commit */

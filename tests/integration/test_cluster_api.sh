@@ -6,7 +6,9 @@
 #   1. herenowctl widget add / list / set / sync (WATCH … MULTI … EXEC on
 #      hn:widgets) on the cluster
 #   2. records XADDed into the stream shards reach PostgreSQL exactly once
-#      (the drain's XREADGROUP over shards on several masters)
+#      (the drain's XREADGROUP over shards on several masters); records under
+#      legacy names (untagged hn:stream:<n>) on every master too: the drain's
+#      SCAN walks each master, and the keys are deleted once drained
 #   3. the live list API and the SSE live stream (snapshot, and an enter that
 #      can only come from the hub's XREAD over the shards) for each widget
 #   4. a ban through the API: hn:bans:{w} holds it, and hn:bans:widgets and
@@ -38,7 +40,9 @@ P0=${MASTERS[0]}
 rc_() { redis-cli -c -p "$P0" "$@"; }            # follows MOVED
 # the stream shard of a widget and its key (proto/keys.h hn_key_stream)
 shard_of() { echo $(($1 % NSH)); }
-skey() { echo "hn:stream:$1"; }
+SKEYS=()
+for s in $(seq 0 $((NSH - 1))); do SKEYS+=("$("$CTL" stream key --shard "$s")"); done
+skey() { echo "${SKEYS[$1]}"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # ---- 1. widgets on the cluster ----------------------------------------------------------------
@@ -118,6 +122,23 @@ hn_assert_eq "10 per widget" "$W1:10 $W2:10 $W3:10" \
     "$(hn_psql "SELECT string_agg(widget_id || ':' || n, ' ' ORDER BY widget_id) FROM (SELECT widget_id, count(*) n FROM widget_page_views GROUP BY 1) x")"
 hn_assert_eq "one session per visit" 30 "$(hn_psql "SELECT count(*) FROM widget_visitor_sessions")"
 
+# legacy names: hn:stream:0 … 5 (no hash tag) as an older N wrote them, spread over the masters
+LEG=()
+for n in 0 1 2 3 4 5; do LEG+=("hn:stream:$n"); done
+hn_assert_eq "the legacy keys live on the three masters" 3 \
+    "$(for k in "${LEG[@]}"; do hn_cluster_master_of "$k"; done | sort -u | wc -l)"
+for n in 0 1 2 3 4 5; do
+    for i in 1 2; do
+        rec "$W1" "$K1" "lg${n}x$i" "https://c.example/legacy$n" >"$HN_TMP/r.mp"
+        redis-cli -c -p "$P0" -x XADD "hn:stream:$n" '*' r <"$HN_TMP/r.mp" >/dev/null
+    done
+done
+hn_wait_for 20 "the 12 records under legacy names in PostgreSQL" rows_are 42
+legacy_gone() { local k; for k in "${LEG[@]}"; do [ "$(rc_ EXISTS "$k")" = 0 ] || return 1; done; }
+hn_wait_for 15 "every legacy key deleted once drained, on every master" legacy_gone
+hn_assert_eq "each once: 42 rows, 42 event ids" "42 42" "$(hn_psql "SELECT count(*) || ' ' || count(DISTINCT event_id) FROM widget_page_views")"
+hn_assert_eq "the current shards are kept" "$NSH" "$(for k in "${SKEYS[@]}"; do rc_ EXISTS "$k"; done | grep -c 1)"
+
 # ---- 3. the live list and the live stream ------------------------------------------------------
 live_add() {   # live_add WID SID URL: the session hash and the live set, as the collector keeps them
     local t
@@ -154,7 +175,7 @@ hn_wait_for 5 "stream of widget $W2: enter of the new session" has "$HN_TMP/s2.s
 hn_assert_cmd "… as an enter event" bash -c "grep -B2 liveB000002 '$HN_TMP/s2.sse' | grep -q '^event: enter'"
 hn_assert_cmd "no widget's stream shows the other's sessions" bash -c "! grep -q liveB '$HN_TMP/s1.sse' && ! grep -q liveA '$HN_TMP/s2.sse'"
 for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-hn_wait_for 20 "the two new records in PostgreSQL too" rows_are 32
+hn_wait_for 20 "the two new records in PostgreSQL too" rows_are 44
 
 # ---- 4. a ban: the set, then the counters -------------------------------------------------------
 BK=hn:bans:{$W1}
@@ -211,8 +232,8 @@ hn_assert_cmd "the spooled sessions are live on their masters" bash -c \
     "[ -n \"\$(redis-cli -c -p $P0 ZSCORE 'hn:live:{$W1}' spoolW1s001)\" ] && [ -n \"\$(redis-cli -c -p $P0 ZSCORE 'hn:live:{$W2}' spoolW2s001)\" ]"
 hn_assert_eq "… with their page views counted" "5 5" \
     "$(rc_ HGET "hn:sess:{$W1}:spoolW1s001" pageviews) $(rc_ HGET "hn:sess:{$W2}:spoolW2s001" pageviews)"
-hn_wait_for 20 "the drain wrote the replayed records" rows_are 42
-hn_assert_eq "each once" "42 42" "$(hn_psql "SELECT count(*) || ' ' || count(DISTINCT event_id) FROM widget_page_views")"
+hn_wait_for 20 "the drain wrote the replayed records" rows_are 54
+hn_assert_eq "each once" "54 54" "$(hn_psql "SELECT count(*) || ' ' || count(DISTINCT event_id) FROM widget_page_views")"
 
 # ---- 6. a collector on the cluster: widgets, bans, the trim ------------------------------------
 UDP=$(hn_free_port)
@@ -235,7 +256,7 @@ all_gone() {
     done
 }
 hn_wait_for 10 "its sessions are live, one widget per master" all_live
-hn_wait_for 20 "and drained" rows_are 45
+hn_wait_for 20 "and drained" rows_are 57
 banned() { [ "$(cmetric 'herenow_beacons_dropped_total{transport="udp",reason="banned"}')" -ge 1 ]; }
 "$CTL" send --to "127.0.0.1:$UDP" --key "$K1" --session colBAN00001 --type id --email SPAM@example.com >/dev/null
 hn_wait_for 10 "the ban of §4 (read from the cluster) drops a beacon identifying with its email" banned

@@ -241,6 +241,14 @@ static void route_cmds(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint3
     free(ci);
 }
 
+/* "*<n>\r\n$4\r\nXADD\r\n…" (hn_rsplit has checked the command's shape):
+ * a look at its name, not a second scan. */
+static bool is_xadd(const char *p, size_t len) {
+    const char *nl = memchr(p, '\n', len < 16 ? len : 16);
+    if (!nl || (size_t)(nl + 1 - p) + 10 > len) return false;
+    return memcmp(nl + 1, "$4\r\n", 4) == 0 && strncasecmp(nl + 5, "XADD", 4) == 0;
+}
+
 /* The group's stream appends, once the rest is done. */
 static void route_later(hn_rcluster *cl, uint64_t seq) {
     outer *o = outer_of(cl, seq);
@@ -287,10 +295,7 @@ static void route(hn_rcluster *cl) {
         o->cmds = cmds;
         uint32_t *first = hn_xmalloc(o->ncmds * sizeof(uint32_t)), n1 = 0;
         for (uint32_t i = 0; i < o->ncmds; i++) {
-            hn_rcmd rc;
-            if (hn_rcmd_scan(cl->buf.p + o->off + cmds[i].off, cmds[i].len, &rc) == HN_OK && rc.namelen == 4 &&
-                strncasecmp(rc.name, "XADD", 4) == 0)
-                cmds[i].flags |= LATER;
+            if (is_xadd(cl->buf.p + o->off + cmds[i].off, cmds[i].len)) cmds[i].flags |= LATER;
             else first[n1++] = i;
         }
         o->left1 = n1;

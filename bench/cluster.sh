@@ -40,6 +40,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 source bench/lib/doc-section.sh
+source bench/lib/proc.sh
 CMDLINE="make bench-cluster"
 for v in PERF MODES RESHARD_HOLD_MS RESHARD_SLOTS RESHARD_S RESHARD_RATE RESHARD SESSIONS_MAX THREADS2_RATES THREADS DURATION RUNS RATES; do
     if [ -n "${!v+x}" ]; then CMDLINE="$v=\"${!v}\" $CMDLINE"; fi
@@ -107,31 +108,6 @@ GIT_ID=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
 
 # --- helpers (bench/udp.sh's) ----------------------------------------------------
 
-alive() { kill -0 "$1" 2>/dev/null && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]; }
-stop_pid() {
-    local pid=$1 deadline=$((SECONDS + 30))
-    kill -TERM "$pid" 2>/dev/null || return 0
-    while alive "$pid"; do
-        if [ "$SECONDS" -ge "$deadline" ]; then kill -KILL "$pid" 2>/dev/null || true; break; fi
-        sleep 0.02
-    done
-    wait "$pid" 2>/dev/null || true
-}
-cpu_split() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'; }
-udp_sock_stats() {
-    local hex
-    hex=$(printf '%04X' "$1")
-    awk -v p=":$hex" 'FNR > 1 && substr($2, length($2) - 4) == p {
-            split($5, q, ":"); if (q[2] !~ /^0+$/) rq++; d += $NF }
-        END { printf "%d %d\n", d, rq }' /proc/net/udp /proc/net/udp6 2>/dev/null
-}
-http_get() {
-    local port=$1 path=$2 fd line
-    { exec {fd}<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
-    printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$path" >&"$fd"
-    while IFS= read -r line <&"$fd" || [ -n "$line" ]; do printf '%s\n' "${line%$'\r'}"; done
-    exec {fd}<&-
-}
 # Sets M_written M_accepted M_dropped M_kdrops M_bcount M_moved M_ask M_retries.
 read_metrics() {
     local port=$1 line fd
@@ -153,22 +129,6 @@ read_metrics() {
     done
     exec {fd}<&-
     [ -n "$M_written" ] && [ -n "$M_accepted" ]
-}
-wait_ready() {
-    local port=$1 pid=$2 deadline=$((SECONDS + 30)) r
-    while :; do
-        r=$(http_get "$port" /readyz 2>/dev/null) || r=
-        case $r in 'HTTP/1.'?' 200 '*) return 0 ;; esac
-        alive "$pid" || return 1
-        [ "$SECONDS" -lt "$deadline" ] || return 1
-        sleep 0.02
-    done
-}
-kv() {
-    local prefix=$1 pair
-    for pair in $2; do
-        case $pair in *=*) printf -v "$prefix${pair%%=*}" '%s' "${pair#*=}" ;; esac
-    done
 }
 
 # "cpu_µs commands cmd_µs" of a Redis node: INFO cpu (user + sys), and the

@@ -255,10 +255,11 @@ fuzz: check-deps fuzz-build
 
 # ---- benches and the soak ------------------------------------------------------------------
 
-# bench-udp, bench-drain, bench-api, bench-http, bench-sse, bench-chat, bench-rules: bench/<name>.sh
-# on fresh binaries. bench-http also needs nginx and perf (scripts/setup.sh --bench).
-.PHONY: bench-udp bench-drain bench-api bench-http bench-sse bench-chat bench-rules soak
-bench-udp bench-drain bench-api bench-http bench-sse bench-chat bench-rules: bench-%: check-deps
+# bench-udp, bench-drain, bench-api, bench-http, bench-sse, bench-chat, bench-rules, bench-cluster:
+# bench/<name>.sh on fresh binaries. bench-http also needs nginx and perf (scripts/setup.sh --bench).
+# bench-cluster: bench-udp's mix on a standalone Redis and on a 3+3 Redis Cluster (issue 17).
+.PHONY: bench-udp bench-drain bench-api bench-http bench-sse bench-chat bench-rules bench-cluster soak
+bench-udp bench-drain bench-api bench-http bench-sse bench-chat bench-rules bench-cluster: bench-%: check-deps
 	@if [ $* = http ]; then scripts/setup.sh --check-bench >/dev/null 2>&1 || scripts/setup.sh --bench; fi
 	@$(MAKE) --no-print-directory $(BINS)
 	@HN_BIN=$(OUT) bench/$*.sh

@@ -294,10 +294,12 @@ void hn_route_chat_invite(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *r
     case HN_CINV_BANNED:
         chat_error(rs, 403, "banned", "the visitor is banned on this widget");
         goto out;
-    case HN_CINV_REDIS:
-        if (hn_rcl_err(rc)) hn_api_redis_broken(w);
-        hn_api_error(rs, hn_rcl_err(rc) ? 503 : 500, "%s", hn_rcl_err(rc) ? "redis unavailable" : "redis hmget: unexpected reply");
+    case HN_CINV_REDIS: {
+        bool broken = hn_rcl_err(rc) != 0;      /* read before the broken client is freed */
+        if (broken) hn_api_redis_broken(w);
+        hn_api_error(rs, broken ? 503 : 500, "%s", broken ? "redis unavailable" : "redis hmget: unexpected reply");
         goto out;
+    }
     case HN_CINV_REDIS_TX:
         if (hn_rcl_err(rc)) hn_api_redis_broken(w);
         atomic_fetch_add(&m_redis_failed, 1);

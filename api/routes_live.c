@@ -147,6 +147,8 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
     bool none = tag && !hn_annot_any_tag(an, tag);     /* nobody has that tag */
     c = hn_rt_redis(w, rs);
     if (c == NULL) goto out;
+    /* HERENOW_REDIS_READ_REPLICAS: this list may be as stale as a replica */
+    hn_rcl_read_replicas(c, strcmp(rq->cfg->redis_read_replicas, "on") == 0);
 
     int64_t now = (int64_t)hn_now_ms();
     int64_t live_min_excl = now - rq->cfg->live_window_s * 1000;
@@ -266,6 +268,7 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
     hn_buf_append(&out, "}", 1);
     hn_rt_answer(rs, &out);
 out:
+    if (w->redis) hn_rcl_read_replicas(w->redis, false);   /* c may be gone: a broken client is freed */
     hn_annot_release(an);
     hn_rt_redis_free(pre, 2);
     if (chunk) freeReplyObject(chunk);

@@ -57,6 +57,7 @@ struct cwidget {
     uint32_t  n;                 /* downlinks */
     bool      started, start_inflight;
     hn_xid    cursor;            /* the tail's position once started */
+    struct rctx *start_on;       /* the connection its start was asked on */
     dl       *head;
     char      key[48];
 };

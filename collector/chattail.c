@@ -502,17 +502,23 @@ static void pump(hn_chat *ch) {
         if (r && r->up && !cw->started && !cw->start_inflight) {
             redisAsyncCommand(r->ac, on_widget_start, cw, "XREVRANGE %s + - COUNT 1", cw->key);
             cw->start_inflight = true;
+            cw->start_on = r;
             sent(r);
         }
     }
-    /* downlinks' starts, in order; those whose connection is not up wait */
+    /* downlinks' starts, in order; those whose connection is not up wait,
+     * and so does one whose widget's cursor is not known yet nor asked on
+     * that same connection (asked before it there, it is taken before it:
+     * after a map change it may be in flight on the old master) */
     dl *wait_head = NULL, *wait_tail = NULL;
     while (ch->todo_head) {
         dl *d = ch->todo_head;
         ch->todo_head = d->todo_next;
         if (ch->todo_head == NULL) ch->todo_tail = NULL;
         rctx *r = d->dead ? NULL : route(ch, d->cw, false);
-        if (!d->dead && !(r && r->up)) {
+        bool after_cursor = !d->dead && r &&
+                            (d->cw->started || (d->cw->start_inflight && d->cw->start_on == r));
+        if (!d->dead && !(r && r->up && after_cursor)) {
             d->todo_next = NULL;
             if (wait_tail) wait_tail->todo_next = d;
             else wait_head = d;

@@ -53,6 +53,8 @@ typedef struct outer {               /* a worker's group */
     size_t         off, len;         /* its bytes in cl->buf */
     uint32_t       ncmds, left, nerr;
     uint32_t       left1;            /* commands before its stream appends, not done yet */
+    bool           later_ready;      /* left1 is 0: its stream appends may go */
+    bool           later_sent;
     uint64_t       tag;
     hn_rsplit_cmd *cmds;             /* NULL until routed */
 } outer;
@@ -63,19 +65,24 @@ typedef struct share {               /* what one node runs of a group */
     int       conn;
     uint32_t  n;
     uint32_t *idx;                   /* the commands' indexes in the group */
-    uint8_t  *redir;                 /* 0, or REDIR_MOVED / REDIR_ASK */
-    int      *to;                    /* the redirect's connection */
+    uint8_t  *seen;                  /* 0, SEEN_REDIRECTED (sent on elsewhere), SEEN_ERROR (counted) */
     uint32_t  nerr;
     bool      asking;                /* sent as ASKING, command pairs */
     int       hops;
 } share;
 
-enum { REDIR_MOVED = 1, REDIR_ASK = 2 };
+/* A command's error reply, once: a share sent again after a reconnect
+ * (rconn resends what was not acknowledged) must not redirect or count it
+ * twice. */
+enum { SEEN_REDIRECTED = 1, SEEN_ERROR = 2 };
 
 /* A tick's stream appends (XADD) go out once the tick's other commands are
  * done: the live hub reads a record, then the session hash it updated, and
  * on one server the pipeline keeps that order; across masters only waiting
- * does (one round trip more for the records, on a cluster only). */
+ * does (one round trip more for the records, on a cluster only). And they
+ * go out in group order (later_next), so that a shard's stream keeps the
+ * order of a session's beacons even when an earlier tick's other commands
+ * took longer. */
 #define LATER 0x80000000u
 
 struct hn_rcluster {
@@ -95,6 +102,9 @@ struct hn_rcluster {
     share             *sh;
     uint32_t           nsh, shcap, gen;
     struct event      *poll;
+    struct event      *state_ev;         /* a node's up/down, told to the worker outside our calls */
+    char               state_why[300];
+    uint64_t           later_next;       /* the group whose stream appends go next */
     bool               started, halted, was_up;
     int                tee_fd;
     char               errtext[256];
@@ -166,8 +176,7 @@ static share *share_of(hn_rcluster *cl, uint64_t tag) {
 
 static void share_free(share *s) {
     free(s->idx);
-    free(s->redir);
-    free(s->to);
+    free(s->seen);
     memset(s, 0, sizeof(*s));
 }
 
@@ -191,8 +200,7 @@ static void send_share(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint3
     *s = (share){.gen = cl->gen, .seq = seq, .conn = ci, .n = n, .asking = asking, .hops = hops};
     s->idx = hn_xmalloc(n * sizeof(uint32_t));
     memcpy(s->idx, idx, n * sizeof(uint32_t));
-    s->redir = hn_xcalloc(n, 1);
-    s->to = hn_xcalloc(n, sizeof(int));
+    s->seen = hn_xcalloc(n, 1);
     hn_buf_reset(&cl->tmp);
     static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
     const char *base = cl->buf.p + o->off;
@@ -225,12 +233,20 @@ static void route_cmds(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint3
             o->left -= m;
             o->nerr += m;
             for (uint32_t j = 0; j < m; j++)
-                if (!(o->cmds[mine[j]].flags & LATER) && --o->left1 == 0) route_later(cl, seq);
+                if (!(o->cmds[mine[j]].flags & LATER) && --o->left1 == 0) o->later_ready = true;
             snprintf(cl->errtext, sizeof(cl->errtext), "CLUSTERDOWN no master for the slot");
         }
     }
     free(mine);
     free(ci);
+}
+
+/* "*<n>\r\n$4\r\nXADD\r\n…" (hn_rsplit has checked the command's shape):
+ * a look at its name, not a second scan. */
+static bool is_xadd(const char *p, size_t len) {
+    const char *nl = memchr(p, '\n', len < 16 ? len : 16);
+    if (!nl || (size_t)(nl + 1 - p) + 10 > len) return false;
+    return memcmp(nl + 1, "$4\r\n", 4) == 0 && strncasecmp(nl + 5, "XADD", 4) == 0;
 }
 
 /* The group's stream appends, once the rest is done. */
@@ -241,6 +257,21 @@ static void route_later(hn_rcluster *cl, uint64_t seq) {
         if (o->cmds[i].flags & LATER) later[n++] = i;
     if (n > 0) route_cmds(cl, seq, later, n);
     free(later);
+}
+
+/* The stream appends of the groups whose other commands are done, in
+ * group order. */
+static void flush_later(hn_rcluster *cl) {
+    if (cl->later_next < cl->first_seq) cl->later_next = cl->first_seq;
+    for (;;) {
+        outer *o = outer_of(cl, cl->later_next);
+        if (!o || !o->cmds || !o->later_ready) return;
+        if (!o->later_sent) {
+            o->later_sent = true;
+            route_later(cl, cl->later_next);
+        }
+        cl->later_next++;
+    }
 }
 
 /* Routes the groups not routed yet, in order, while a map is known. */
@@ -264,17 +295,15 @@ static void route(hn_rcluster *cl) {
         o->cmds = cmds;
         uint32_t *first = hn_xmalloc(o->ncmds * sizeof(uint32_t)), n1 = 0;
         for (uint32_t i = 0; i < o->ncmds; i++) {
-            hn_rcmd rc;
-            if (hn_rcmd_scan(cl->buf.p + o->off + cmds[i].off, cmds[i].len, &rc) == HN_OK && rc.namelen == 4 &&
-                strncasecmp(rc.name, "XADD", 4) == 0)
-                cmds[i].flags |= LATER;
+            if (is_xadd(cl->buf.p + o->off + cmds[i].off, cmds[i].len)) cmds[i].flags |= LATER;
             else first[n1++] = i;
         }
         o->left1 = n1;
         if (n1 > 0) route_cmds(cl, cl->first_seq + k, first, n1);
-        else route_later(cl, cl->first_seq + k);
+        else o->later_ready = true;
         free(first);
     }
+    flush_later(cl);
 }
 
 static void update_state(hn_rcluster *cl, const char *why) {
@@ -328,6 +357,9 @@ static int redirect_target(hn_rcluster *cl, const char *e, bool moved) {
     return conn_of(cl, host, port);
 }
 
+/* An error reply. MOVED and ASK send the command on to the node named at
+ * once, in reply order: a later group routed by the updated map cannot
+ * overtake it. */
 static void node_error(void *ctx, uint64_t tag, uint32_t index, const char *errtext) {
     conn *n = ctx;
     hn_rcluster *cl = n->cl;
@@ -335,18 +367,23 @@ static void node_error(void *ctx, uint64_t tag, uint32_t index, const char *errt
     if (!s) return;
     if (s->asking && index % 2 == 0) return;          /* ASKING itself */
     uint32_t k = s->asking ? index / 2 : index;
-    if (k >= s->n) return;
+    if (k >= s->n || s->seen[k]) return;
     bool moved = strncmp(errtext, "MOVED ", 6) == 0, ask = strncmp(errtext, "ASK ", 4) == 0;
     int to = moved || ask ? redirect_target(cl, errtext, moved) : -1;
-    if (to >= 0) {
+    if (to >= 0 && s->hops < HOPS) {
         hn_rcl_note(moved ? HN_RCL_MOVED : HN_RCL_ASK);
-        s->redir[k] = moved ? REDIR_MOVED : REDIR_ASK;
-        s->to[k] = to;
         if (moved) hn_rshared_want();
+        s->seen[k] = SEEN_REDIRECTED;
+        uint64_t seq = s->seq;
+        uint32_t i = s->idx[k];
+        int hops = s->hops + 1;
+        send_share(cl, seq, &i, 1, to, ask, hops);     /* may move cl->sh: s is not used after */
         return;
     }
+    s->seen[k] = SEEN_ERROR;
     s->nerr++;
-    snprintf(cl->errtext, sizeof(cl->errtext), "%s", errtext);
+    if (to >= 0) snprintf(cl->errtext, sizeof(cl->errtext), "redis cluster: more than %d redirects", HOPS);
+    else snprintf(cl->errtext, sizeof(cl->errtext), "%s", errtext);
     if (strncmp(errtext, "CROSSSLOT", 9) == 0) hn_rcl_note(HN_RCL_CROSSSLOT);
 }
 
@@ -357,59 +394,38 @@ static void node_done(void *ctx, uint64_t tag, uint32_t ncmds, uint32_t nerr, co
     share *s = share_of(cl, tag);
     if (!s) return;                              /* its group was taken back */
     outer *o = outer_of(cl, s->seq);
-    uint64_t seq0 = s->seq;
-    bool start_later = false;
     if (o) {
         o->nerr += s->nerr;
-        uint32_t *again = hn_xmalloc(s->n * sizeof(uint32_t));
         for (uint32_t k = 0; k < s->n; k++) {
-            if (!s->redir[k]) {
-                o->left--;
-                if (!(o->cmds[s->idx[k]].flags & LATER) && --o->left1 == 0) start_later = true;
-                continue;
-            }
-            if (s->redir[k] == 0xFF) continue;
-            /* the commands redirected to the same node the same way, in order */
-            uint32_t m = 0;
-            int to = s->to[k];
-            uint8_t how = s->redir[k];
-            for (uint32_t j = k; j < s->n; j++)
-                if (s->redir[j] == how && s->to[j] == to) {
-                    again[m++] = s->idx[j];
-                    s->redir[j] = 0xFF;
-                }
-            if (s->hops >= HOPS) {
-                o = outer_of(cl, s->seq);
-                o->left -= m;
-                o->nerr += m;
-                for (uint32_t j = 0; j < m; j++)
-                    if (!(o->cmds[again[j]].flags & LATER) && --o->left1 == 0) start_later = true;
-                snprintf(cl->errtext, sizeof(cl->errtext), "redis cluster: more than %d redirects", HOPS);
-                continue;
-            }
-            uint64_t seq = s->seq;
-            int hops = s->hops + 1;
-            send_share(cl, seq, again, m, to, how == REDIR_ASK, hops);
-            s = share_of(cl, tag);                   /* the table may have moved */
-            o = outer_of(cl, seq);
+            if (s->seen[k] == SEEN_REDIRECTED) continue;   /* done in the share it went on in */
+            o->left--;
+            if (!(o->cmds[s->idx[k]].flags & LATER) && --o->left1 == 0) o->later_ready = true;
         }
-        free(again);
     }
     share_free(s);
-    if (start_later) route_later(cl, seq0);
+    flush_later(cl);
     complete(cl);
 }
 
 static void node_state(void *ctx, bool up, const char *why) {
     conn *n = ctx;
+    hn_rcluster *cl = n->cl;
     n->up = up;
     if (!up) {
         hn_rcl_note(HN_RCL_CONNECTION);
         hn_rshared_want();
     }
-    char w[300];
-    snprintf(w, sizeof(w), "%s:%d: %s", n->host, n->port, why);
-    update_state(n->cl, w);
+    /* told to the worker from an event of its own: it may take every group
+     * back (the spool), which must not happen inside our own calls (a send
+     * that found the connection broken is one) */
+    snprintf(cl->state_why, sizeof(cl->state_why), "%s:%d: %s", n->host, n->port, why);
+    event_active(cl->state_ev, 0, 0);
+}
+
+static void on_state(evutil_socket_t fd, short what, void *arg) {
+    hn_rcluster *cl = arg;
+    (void)fd; (void)what;
+    update_state(cl, cl->state_why);
 }
 
 /* ---- the map ------------------------------------------------------------- */
@@ -453,8 +469,9 @@ static void apply_map(hn_rcluster *cl) {
 static void on_poll(evutil_socket_t fd, short what, void *arg) {
     hn_rcluster *cl = arg;
     (void)fd; (void)what;
-    /* a master lost: ask for the map until it names another (its replica
-     * promoted after the cluster's node timeout) */
+    /* no map yet, or a master lost: ask for the map until there is one
+     * naming another (its replica promoted after the cluster's node timeout) */
+    if (!cl->map) hn_rshared_want();
     for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
         if (cl->conns[i] && cl->conns[i]->master && !cl->conns[i]->up) {
             hn_rshared_want();
@@ -485,6 +502,7 @@ hn_rcluster *hn_rcluster_create(struct event_base *base, const hn_redis_cfg *cfg
     cl->ocap = 64;
     cl->o = hn_xcalloc(cl->ocap, sizeof(outer));
     cl->poll = event_new(base, -1, EV_PERSIST, on_poll, cl);
+    cl->state_ev = event_new(base, -1, 0, on_state, cl);
     return cl;
 }
 
@@ -499,6 +517,7 @@ void hn_rcluster_destroy(hn_rcluster *cl) {
     free(cl->o);
     free(cl->map);
     event_free(cl->poll);
+    event_free(cl->state_ev);
     hn_buf_free(&cl->buf);
     hn_buf_free(&cl->tmp);
     free(cl);

@@ -34,6 +34,8 @@ static const cfg_opt opts[] = {
      "Redis URL: redis://[:password@]host:port[/db], unix:///path/redis.sock[?db=N], or a Redis Cluster: redis+cluster://[:password@]host:port,host:port"},
     {"REDIS_RETRY_MS", T_INT, OFF(redis_retry_ms), "3000", 0, 600000, NULL, C|A|X,
      "Redis Cluster: how long a command is retried through TRYAGAIN, CLUSTERDOWN and lost nodes before it fails"},
+    {"REDIS_READ_REPLICAS", T_ENUM, OFF(redis_read_replicas), "off", 0, 0, "on|off", A,
+     "Redis Cluster: the live visitor list may read from a replica of the widget's master (READONLY; as stale as replication: docs/OPERATIONS.md)"},
     {"DATABASE_URL", T_STR, OFF(database_url), "postgresql:///herenow", 0, 0, NULL, A|X,
      "PostgreSQL connection string or URI (libpq)"},
     {"UDP_LISTEN", T_STR, OFF(udp_listen), "0.0.0.0:7470", 0, 0, NULL, C,

@@ -21,7 +21,8 @@
 
 typedef struct hn_config {
     char   *redis_url;
-    int64_t redis_retry_ms;     /* Redis Cluster: the budget for TRYAGAIN, CLUSTERDOWN, lost nodes */
+    int64_t redis_retry_ms;
+    char   *redis_read_replicas;    /* on|off: the live list may read replicas (a cluster only) */     /* Redis Cluster: the budget for TRYAGAIN, CLUSTERDOWN, lost nodes */
     char   *database_url;
     char   *udp_listen;
     char   *http_listen;

@@ -100,6 +100,8 @@ struct hn_rcl {
     size_t        nq, qcap, ndone, ntaken;   /* replies: [0, ndone) in; [0, ntaken) handed out */
     rcl_script   *scripts;
     int           nscripts;
+    bool          replicas;             /* hn_rcl_read_replicas */
+    bool          readonly[HN_RMAP_NODES_MAX];   /* READONLY sent on that node's connection */
     uint64_t      rnd;
     char          nodename[300];
 };
@@ -128,6 +130,7 @@ static void fail(hn_rcl *c, const char *fmt, ...) {
 static void node_close(hn_rcl *c, int i) {
     if (c->node[i].ctx) redisFree(c->node[i].ctx);
     c->node[i].ctx = NULL;
+    c->readonly[i] = false;
 }
 
 /* The node's connection, made when missing; NULL when it cannot be. */
@@ -192,6 +195,7 @@ static int refresh(hn_rcl *c) {
         else redisFree(c->node[i].ctx);
     }
     memcpy(c->node, keep, sizeof(keep));
+    memset(c->readonly, 0, sizeof(c->readonly));   /* renumbered: READONLY is asked again */
     c->map = *nm;
     free(nm);
     return HN_OK;
@@ -301,6 +305,32 @@ int hn_rcl_append_formatted(hn_rcl *c, const char *cmd, size_t len) {
 }
 
 /* ---- a round of the cluster ------------------------------------------- */
+
+void hn_rcl_read_replicas(hn_rcl *c, bool on) { c->replicas = on && c->one == NULL; }
+
+/* A replica of master m that answers, READONLY sent; -1: none. READONLY
+ * is asked (blocking) only of a connection nothing was written to in this
+ * round, so that no reply is read out of turn. */
+static int replica_of(hn_rcl *c, int m, const bool *wrote) {
+    for (int j = 0; j < c->map.nnodes; j++) {
+        if (c->map.nodes[j].master != m) continue;
+        if (!c->readonly[j] && wrote[j]) continue;
+        redisContext *x = node_ctx(c, j);
+        if (!x) continue;
+        if (!c->readonly[j]) {
+            redisReply *r = redisCommand(x, "READONLY");
+            bool ok = r && r->type == REDIS_REPLY_STATUS;
+            if (r) freeReplyObject(r);
+            if (!ok) {
+                node_close(c, j);
+                continue;
+            }
+            c->readonly[j] = true;
+        }
+        return j;
+    }
+    return -1;
+}
 
 static int any_master(const hn_rmap *m) {
     for (int s = 0; s < HN_SLOTS; s++)
@@ -464,6 +494,8 @@ static int run(hn_rcl *c) {
         if (c->want_refresh && hn_mono_us() - c->refreshed_us >= RCL_REFRESH_GAP_US) {
             if (refresh(c) != HN_OK) hn_debug("event=redis_refresh_failed err='%s'", c->errstr);
             c->errstr[0] = '\0';
+            /* the nodes are numbered anew: an ASK target is asked for again */
+            for (size_t j = 0; j < nunits; j++) u[j].ask = -1;
         }
         /* route and write */
         uint64_t now = hn_mono_us(), wake = UINT64_MAX;
@@ -478,6 +510,11 @@ static int run(hn_rcl *c) {
             }
             int to = x->ask >= 0 ? x->ask : x->slot >= 0 ? hn_rmap_master(&c->map, (uint16_t)x->slot)
                                                          : any_master(&c->map);
+            if (c->replicas && to >= 0 && x->ask < 0 && x->n == 1 && x->redirects == 0 &&
+                (c->q[x->first].flags & HN_RCMD_READONLY)) {
+                int rep = replica_of(c, to, wrote);
+                if (rep >= 0) to = rep;
+            }
             redisContext *ctx = to >= 0 ? node_ctx(c, to) : NULL;
             if (!ctx) {
                 atomic_fetch_add(&counters[to >= 0 ? K_CONNECTION : K_CLUSTERDOWN], 1);
@@ -491,10 +528,11 @@ static int run(hn_rcl *c) {
                 continue;
             }
             if (x->load) redisAppendCommand(ctx, "SCRIPT LOAD %s", x->load);
-            for (size_t k = x->first; k < x->first + x->n; k++) {
-                if (x->ask >= 0) redisAppendCommand(ctx, "ASKING");
+            /* one ASKING: it holds for the next command, and through a
+             * MULTI … EXEC (queued commands keep the flag until EXEC) */
+            if (x->ask >= 0) redisAppendCommand(ctx, "ASKING");
+            for (size_t k = x->first; k < x->first + x->n; k++)
                 redisAppendFormattedCommand(ctx, c->q[k].buf, c->q[k].len);
-            }
             x->sent_to = to;
             wrote[to] = true;
         }
@@ -523,12 +561,12 @@ static int run(hn_rcl *c) {
                     x->load = NULL;
                 }
             }
+            if (x->ask >= 0 && got == HN_OK) {
+                redisReply *r;
+                if ((got = read_one(c, to, &r)) == HN_OK) freeReplyObject(r);
+            }
             for (size_t k = x->first; k < x->first + x->n && got == HN_OK; k++) {
                 redisReply *r;
-                if (x->ask >= 0) {
-                    if ((got = read_one(c, to, &r)) != HN_OK) break;
-                    freeReplyObject(r);
-                }
                 if ((got = read_one(c, to, &r)) == HN_OK) c->q[k].reply = r;
             }
             if (got == HN_ERR) {

@@ -69,6 +69,13 @@ int  hn_rcl_get_reply(hn_rcl *c, void **reply);
 redisReply *hn_rcl_command(hn_rcl *c, const char *fmt, ...);
 redisReply *hn_rcl_command_argv(hn_rcl *c, int argc, const char **argv, const size_t *lens);
 
+/* A cluster: while on, a read-only command alone in its unit (a GET, an
+ * HMGET, a ZRANGE…: common/rcmd.h's HN_RCMD_READONLY) goes to a replica of
+ * its slot's master when there is one that answers (READONLY sent first on
+ * that connection), else to the master. For reads that may be as stale as
+ * replication (the live list: docs/OPERATIONS.md). One server: nothing. */
+void hn_rcl_read_replicas(hn_rcl *c, bool on);
+
 /* XREAD or XREADGROUP over streams in any slots (argv: the whole command,
  * with STREAMS k1 … kn id1 … idn). One server: that command. A cluster:
  * one command per stream, sent together, without BLOCK; their entries are

@@ -245,8 +245,6 @@ static void reshard(const char *url) {
     redisReply *r = hn_rcl_command(c, "SET %s %s", k_old, "before");
     check(is_str(r, "OK"), "a key in the slot before the move", NULL);
     if (r) freeReplyObject(r);
-    redisReply *w = hn_rcl_command(c, "WAIT 1 2000");
-    if (w) freeReplyObject(w);
 
     redisContext *a = admin(from), *b = admin(to);
     char aid[41], bid[41];
@@ -262,6 +260,20 @@ static void reshard(const char *url) {
     if (r) freeReplyObject(r);
     check(metric("herenow_redis_redirects_total{kind=\"ask\"}") >= ask0 + 1, "ASK followed (ASKING on the target)",
           NULL);
+    /* a transaction on a new key of the moving slot: ASK, then the whole
+     * MULTI … EXEC on the target after one ASKING (EXEC: the two replies) */
+    hn_rcl_append(c, "MULTI");
+    hn_rcl_append(c, "DEL %s", "rcl:{mv}:set");
+    hn_rcl_append(c, "SADD %s %s %s", "rcl:{mv}:set", "a", "b");
+    hn_rcl_append(c, "EXEC");
+    redisReply *tx[4] = {0};
+    bool txok = true;
+    for (int i = 0; i < 4; i++) txok = txok && hn_rcl_get_reply(c, (void **)&tx[i]) == REDIS_OK && tx[i];
+    check(txok && tx[3]->type == REDIS_REPLY_ARRAY && tx[3]->elements == 2 &&
+              tx[3]->element[1]->type == REDIS_REPLY_INTEGER && tx[3]->element[1]->integer == 2,
+          "MULTI DEL SADD EXEC in a migrating slot: EXEC answers its two commands", NULL);
+    for (int i = 0; i < 4; i++)
+        if (tx[i]) freeReplyObject(tx[i]);
     /* the old key is still on the old master: answered there, no redirect */
     r = hn_rcl_command(c, "GET %s", k_old);
     check(is_str(r, "before"), "GET of a key not moved yet", NULL);
@@ -287,7 +299,6 @@ static void reshard(const char *url) {
     must(a, "MIGRATE", redisCommand(a, "MIGRATE %s %s %s 0 5000 KEYS %s", host, colon + 1, "", k_old));
     must(b, "NODE b", redisCommand(b, "CLUSTER SETSLOT %d NODE %s", (int)slot, bid));
     must(a, "NODE a", redisCommand(a, "CLUSTER SETSLOT %d NODE %s", (int)slot, bid));
-    /* the third master learns by gossip; tell it too */
     redisFree(a);
     redisFree(b);
 
@@ -471,12 +482,17 @@ int main(int argc, char **argv) {
     else if (argc >= 5 && (strcmp(argv[1], "failover") == 0 || strcmp(argv[1], "kill") == 0))
         change(argv[2], argv[3], argv[1], argv[4]);
     else if (argc >= 5 && strcmp(argv[1], "set") == 0) {
+        /* SET, then WAIT on the same connection to the key's master: the
+         * value is on its replica before the test fails the master over */
         hn_rcl *c = open_url(argv[2], 15000);
-        redisReply *r = hn_rcl_command(c, "SET %s %s", argv[3], argv[4]);
-        check(is_str(r, "OK"), "SET", r && r->str ? r->str : hn_rcl_errstr(c));
+        redisContext *x = admin(hn_rcl_node_of(c, argv[3], strlen(argv[3])));
+        redisReply *r = redisCommand(x, "SET %s %s", argv[3], argv[4]);
+        check(is_str(r, "OK"), "SET", r && r->str ? r->str : x->errstr);
         if (r) freeReplyObject(r);
-        r = hn_rcl_command(c, "WAIT 1 2000");
+        r = redisCommand(x, "WAIT 1 5000");
+        check(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1, "WAIT: on the replica", NULL);
         if (r) freeReplyObject(r);
+        redisFree(x);
         hn_rcl_free(c);
     } else if (argc >= 4 && strcmp(argv[1], "get") == 0) {
         hn_rcl *c = open_url(argv[2], 15000);

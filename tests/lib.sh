@@ -278,9 +278,18 @@ hn_need() {
 }
 
 # hn_start_redis [NAME]: a private Redis in $HN_TMP/NAME (default redis);
-# exports HN_REDIS_PORT and HERENOW_REDIS_URL.
+# exports HN_REDIS_PORT and HERENOW_REDIS_URL. With HN_REDIS_MODE=cluster
+# (tests/run-integration.sh --cluster) a Redis Cluster instead
+# (hn_start_redis_cluster), HN_REDIS_PORT its first master (hn_redis follows
+# redirects there) and HERENOW_STREAM_SHARDS 3 unless set.
 hn_start_redis() {
     local name=${1:-redis} port
+    if hn_cluster_mode; then
+        hn_start_redis_cluster "$name" || return 1
+        export HN_REDIS_PORT=${HN_CLUSTER_PORTS%% *}
+        export HERENOW_STREAM_SHARDS=${HERENOW_STREAM_SHARDS:-3}
+        return 0
+    fi
     for _ in 1 2 3; do
         port=$(hn_free_port) || return 1
         # Registered before the start: a signal that ends the test in the
@@ -359,8 +368,118 @@ hn_start_pg() {
     return 1
 }
 
+# hn_redis ARGS...: redis-cli on the test's Redis (on a cluster: -c, following
+# MOVED and ASK from its first master; one key, or keys of one slot, per command).
 hn_redis() {
-    redis-cli -h 127.0.0.1 -p "$HN_REDIS_PORT" "$@"
+    if hn_cluster_mode; then
+        redis-cli -c -h 127.0.0.1 -p "$HN_REDIS_PORT" "$@"
+    else
+        redis-cli -h 127.0.0.1 -p "$HN_REDIS_PORT" "$@"
+    fi
+}
+
+# hn_cluster_mode: true when the suite runs on a Redis Cluster (HN_REDIS_MODE=cluster).
+hn_cluster_mode() {
+    [ "${HN_REDIS_MODE:-single}" = cluster ]
+}
+
+# hn_cluster_skip WHY: prints "# skipped on a cluster: WHY" and returns 0 in
+# cluster mode (1 otherwise): `if hn_cluster_skip "…"; then :; else …; fi`.
+hn_cluster_skip() {
+    hn_cluster_mode || return 1
+    echo "# skipped on a cluster: $1"
+}
+
+# hn_redis_at KEY ARGS...: redis-cli on the node that holds KEY's slot (no
+# redirects: --pipe and --scan of keys of that one slot, e.g. {w}'s). On one
+# Redis, hn_redis.
+hn_redis_at() {
+    local key=$1 port
+    shift
+    if hn_cluster_mode; then
+        port=$(hn_cluster_master_of "$key") || return 1
+        redis-cli -h 127.0.0.1 -p "$port" "$@"
+    else
+        hn_redis "$@"
+    fi
+}
+
+# hn_redis_all ARGS...: redis-cli ARGS on every master (on one Redis: once).
+hn_redis_all() {
+    local p
+    if hn_cluster_mode; then
+        for p in $(hn_cluster_masters); do redis-cli -h 127.0.0.1 -p "$p" "$@"; done
+    else
+        hn_redis "$@"
+    fi
+}
+
+# hn_cluster_masters: the ports of the cluster's masters now, one a line.
+hn_cluster_masters() {
+    redis-cli -h 127.0.0.1 -p "$HN_REDIS_PORT" cluster nodes |
+        awk '$3 ~ /master/ && $3 !~ /fail/ { split($2, a, "[:@]"); print a[2] }'
+}
+
+# hn_stream_keys: the stream shards' keys (HERENOW_STREAM_SHARDS; hn:stream:0 alone by default).
+hn_stream_keys() {
+    local n=${HERENOW_STREAM_SHARDS:-1} s
+    [ "$n" -ge 1 ] || n=1
+    for s in $(seq 0 $((n - 1))); do "$HN_BIN/herenowctl" stream key --shard "$s"; done
+}
+
+# hn_stream_sum CMD...: the sum over the stream shards of `hn_redis CMD KEY REST`'s
+# first line, CMD's first word the command: hn_stream_sum XLEN; hn_stream_sum XPENDING drain.
+hn_stream_sum() {
+    local cmd=$1 k n sum=0
+    shift
+    for k in $(hn_stream_keys); do
+        n=$(hn_redis "$cmd" "$k" "$@" 2>&1 | head -1)
+        # a shard nobody wrote yet: no key, no group
+        case "$n" in *"no such key"* | *NOGROUP*) n=0 ;; esac
+        [[ $n =~ ^[0-9]+$ ]] || { echo "lib.sh: hn_stream_sum: $cmd $k: $n" >&2; return 1; }
+        sum=$((sum + n))
+    done
+    echo "$sum"
+}
+
+# hn_widget_id_apart WID...: on a cluster, the next widget id (herenowctl widget
+# add) is made the first after the WIDs (and every id taken) whose {id} slot lives on
+# none of the WIDs' masters (the id identity restarted there); nothing on one Redis.
+hn_widget_id_apart() {
+    local w ms="" next
+    hn_cluster_mode || return 0
+    next=$(hn_psql "SELECT coalesce(max(id), 0) FROM widget_configs")
+    for w in "$@"; do
+        ms+=" $(hn_cluster_master_of "hn:live:{$w}") "
+        [ "$w" -le "$next" ] || next=$w
+    done
+    next=$((next + 1))
+    while [[ $ms == *" $(hn_cluster_master_of "hn:live:{$next}") "* ]]; do next=$((next + 1)); done
+    hn_psql "ALTER TABLE widget_configs ALTER COLUMN id RESTART WITH $next" >/dev/null
+}
+
+# hn_redis_stop: stops the test's Redis (on a cluster: every node).
+hn_redis_stop() {
+    if hn_cluster_mode; then
+        "$HN_ROOT/scripts/redis-cluster.sh" stop "$HN_CLUSTER_DIR" >/dev/null
+    else
+        "$HN_ROOT/scripts/redis.sh" stop "$HN_TMP/redis" >/dev/null
+    fi
+}
+
+# hn_cluster_two_masters DESC KEY...: in cluster mode, an assertion that the
+# keys (hn:live:{w} of the suite's widgets) live on at least two masters, each
+# key's master printed; nothing on one Redis.
+hn_cluster_two_masters() {
+    local desc=$1 k m list="" n
+    shift
+    hn_cluster_mode || return 0
+    for k in "$@"; do
+        m=$(hn_cluster_master_of "$k")
+        list+="$k@$m "
+    done
+    n=$(for k in $list; do echo "${k##*@}"; done | sort -u | wc -l)
+    hn_assert_cmd "$desc: on $n masters (${list% })" test "$n" -ge 2
 }
 
 # hn_psql SQL [PSQL ARGS...]: one statement, unaligned tuples only.

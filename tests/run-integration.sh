@@ -10,7 +10,15 @@
 # failure, and so does one whose exit status is not 0 although its line says
 # 0 failed. The last line is the overall "N passed, M failed"; exit status 1
 # on any failure. HN_TEST_TIMEOUT_S (default 600) caps each script.
+#
+# --cluster: the named scripts (default: those of HN_CLUSTER_SUITES below) run
+# with HN_REDIS_MODE=cluster, on a Redis Cluster of 3 masters and 3 replicas
+# (tests/lib.sh hn_start_redis), reported as NAME@cluster. Without arguments
+# (`make test`), those suites also run a second time that way, after the rest.
 set -uo pipefail
+
+# the suites that also run on a Redis Cluster (issue 17)
+HN_CLUSTER_SUITES=${HN_CLUSTER_SUITES-test_collector test_drain test_api test_sse test_dashboard}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HN_BIN=${HN_BIN:-build/release}
@@ -18,17 +26,29 @@ case "$HN_BIN" in /*) ;; *) HN_BIN="$root/$HN_BIN" ;; esac
 export HN_BIN
 timeout_s=${HN_TEST_TIMEOUT_S:-600}
 
+# a script as NAME (test_ctl, test_ctl.sh or a path), with @cluster to run on a cluster
+resolve() {
+    local a=$1 mode=
+    case "$a" in *@cluster) a=${a%@cluster}; mode=@cluster ;; esac
+    if [ -f "$a" ]; then echo "$a$mode"
+    elif [ -f "$root/tests/integration/${a%.sh}.sh" ]; then echo "$root/tests/integration/${a%.sh}.sh$mode"
+    else echo "run-integration: no test '$a'" >&2; return 2
+    fi
+}
+
+cluster=0
+[ "${1:-}" != --cluster ] || { cluster=1; shift; }
 scripts=()
-if [ $# -eq 0 ]; then
+if [ $# -eq 0 ] && [ "$cluster" -eq 0 ]; then
     for t in "$root"/tests/integration/test_*.sh; do
         [ -e "$t" ] && scripts+=("$t")
     done
+    for a in $HN_CLUSTER_SUITES; do scripts+=("$(resolve "$a@cluster")") || exit 2; done
 else
+    [ $# -gt 0 ] || set -- $HN_CLUSTER_SUITES
     for a in "$@"; do
-        if [ -f "$a" ]; then scripts+=("$a")
-        elif [ -f "$root/tests/integration/${a%.sh}.sh" ]; then scripts+=("$root/tests/integration/${a%.sh}.sh")
-        else echo "run-integration: no test '$a'" >&2; exit 2
-        fi
+        [ "$cluster" -eq 0 ] || a=${a%@cluster}@cluster
+        scripts+=("$(resolve "$a")") || exit 2
     done
 fi
 
@@ -40,9 +60,12 @@ failed_names=()
 
 cd "$root" || exit 1
 for t in "${scripts[@]}"; do
+    mode=single
+    case "$t" in *@cluster) t=${t%@cluster}; mode=cluster ;; esac
     name=$(basename "$t" .sh)
+    [ "$mode" = single ] || name=$name@cluster
     echo "=== $name"
-    timeout -k 10 "$timeout_s" bash "$t" 2>&1 | tee "$tmp"
+    HN_REDIS_MODE=$mode timeout -k 10 "$timeout_s" bash "$t" 2>&1 | tee "$tmp"
     rc=${PIPESTATUS[0]}
     last=$(tail -n 1 "$tmp" | tr -d '\r')
     if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then

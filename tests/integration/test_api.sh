@@ -16,7 +16,9 @@ CTL="$HN_BIN/herenowctl"
 hn_start_stores
 widget() { hn_widget_add --name "$1" --domain "$2"; }
 read -r W1 K1 <<<"$(widget "Site one" example.com)"
+hn_widget_id_apart "$W1"   # on a cluster: the two widgets' keys on two masters
 read -r W2 K2 <<<"$(widget "Site two" example.org)"
+hn_cluster_two_masters "widgets $W1 and $W2" "hn:live:{$W1}" "hn:live:{$W2}"
 TOK=$("$CTL" token create --all 2>/dev/null)
 TOK1=$("$CTL" token create --widget "$W1" 2>/dev/null)
 TOK2=$("$CTL" token create --widget "$W2" 2>/dev/null)
@@ -115,8 +117,8 @@ hn_assert_eq "active-visitors: limit=1 pages" "sessD00001 sessC00001 sessB00001"
 get "/widgets/$W1/active-visitors?limit=1"
 cur=$(j .next_cursor)
 send --key "$K1" --session sessB00001 --type hb --seq 3
-hn_wait_for 5 "B's heartbeat reached Redis" bash -c \
-    "[ \"\$(redis-cli -p $HN_REDIS_PORT ZREVRANGE 'hn:live:{$W1}' 0 0)\" = sessB00001 ]"
+b_first() { [ "$(hn_redis ZREVRANGE "hn:live:{$W1}" 0 0)" = sessB00001 ]; }
+hn_wait_for 5 "B's heartbeat reached Redis" b_first
 get "/widgets/$W1/active-visitors?limit=1&cursor=$cur"
 p2=$(j '.visitors[0].session_id')
 cur=$(j '.next_cursor // ""')
@@ -387,7 +389,7 @@ req DELETE "$A/visitors/user-42"
 hn_assert_eq "erase again: 404" "404 visitor not found" "$ST $(j .error)"
 
 # --- Redis down -------------------------------------------------------------------------------------------
-"$HN_ROOT/scripts/redis.sh" stop "$HN_TMP/redis" >/dev/null
+hn_redis_stop   # (on a cluster: every node)
 get "$A/active-visitors"
 hn_assert_eq "Redis down: active-visitors 503 JSON" "503 redis unavailable" "$ST $(j .error)"
 get "$A/visitor-stats"

@@ -43,6 +43,8 @@ read -r WID KEY <<<"$(widget "Dashboard shop" 127.0.0.1)"
 read -r OWID OKEY <<<"$(widget "Other site" other.example)"
 read -r CWID CKEY <<<"$(widget "Crowd" crowd.example)"
 read -r BWID _ <<<"$(widget "Big numbers" big.example)"
+# on a cluster: the two widgets with live visitors (the shop's, the crowd's) on two masters
+hn_cluster_two_masters "widgets $WID and $CWID" "hn:live:{$WID}" "hn:live:{$CWID}"
 TOK=$("$CTL" token create --all --name dashboard-test 2>/dev/null)
 OTOK=$("$CTL" token create --widget "$OWID" --name other-widget 2>/dev/null)
 # revoked by the test while a dashboard is signed in with it

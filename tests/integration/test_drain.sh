@@ -16,6 +16,14 @@ hn_start_stores
 out=$("$CTL" widget add --name "Drain test" --domain example.com)
 KEY=$(printf '%s\n' "$out" | awk '/^key:/ { print $2 }')
 WID=$(printf '%s\n' "$out" | awk '/^id:/ { print $2 }')
+# the load of section 4 and 5: on a cluster, a second widget whose keys live on another master
+LOADKEYS=$KEY
+if hn_cluster_mode; then
+    hn_widget_id_apart "$WID"
+    read -r WL KL <<<"$(hn_widget_add --name "Drain load" --domain load.example)"
+    hn_cluster_two_masters "widgets $WID and $WL" "hn:live:{$WID}" "hn:live:{$WL}"
+    LOADKEYS=$KEY,$KL
+fi
 
 UDP=$(hn_free_port)
 ADMIN=$(hn_free_port)
@@ -55,6 +63,14 @@ start_api() {
     hn_spawn "api$api_n" env "$@" "$HN_BIN/herenow-api"
     local -n pid="HN_PID_api$api_n"
     API_PID=$pid
+}
+
+# the stream shards (one, hn:stream:0, by default): nothing pending; trimmed
+pending() { hn_stream_sum XPENDING drain; }
+none_pending() { [ "$(pending)" = 0 ]; }
+trimmed() {
+    local k
+    for k in $(hn_stream_keys); do [ "$(hn_redis XLEN "$k")" -le 1 ] || return 1; done
 }
 
 # Every derived number equals what the rows say.
@@ -118,8 +134,8 @@ hn_assert_eq "rollup: 3 pv, 2 sessions, 2 visitors, 1 bounce, 2 chat sessions" "
 hn_assert_eq "breakdown by referrer" "(direct)=1 www.google.com=1" \
     "$(hn_psql "SELECT string_agg(value || '=' || n, ' ' ORDER BY value) FROM widget_rollup_dims WHERE dim = 'referrer' AND n <> 0")"
 check_consistent "after one visit"
-hn_wait_for 10 "stream trimmed to the group's progress" bash -c "[ \$(redis-cli -p $HN_REDIS_PORT XLEN hn:stream:0) -le 1 ]"
-hn_assert_eq "nothing pending" 0 "$(hn_redis XPENDING hn:stream:0 drain | head -1)"
+hn_wait_for 10 "stream trimmed to the group's progress" trimmed
+hn_assert_eq "nothing pending" 0 "$(pending)"
 hn_promtool "promtool check metrics accepts the api's /metrics with the drain on" "http://127.0.0.1:$API/metrics"
 hn_stop "$API_PID"
 
@@ -131,7 +147,7 @@ n=$((20 * 7))
 hn_wait_for 10 "drain killed itself before COMMIT" bash -c "! kill -0 $API_PID 2>/dev/null"
 wait "$API_PID" 2>/dev/null || true
 hn_assert_eq "before_commit: no row of the batch written" "$base_rows" "$(rows)"
-hn_assert_cmd "before_commit: the entries are pending" test "$(hn_redis XPENDING hn:stream:0 drain | head -1)" -ge 1
+hn_assert_cmd "before_commit: the entries are pending" test "$(pending)" -ge 1
 start_api
 hn_wait_for 15 "after restart: all $n records written" rows_are $((base_rows + n))
 check_consistent "killed before commit"
@@ -145,11 +161,11 @@ hn_wait_for 10 "drain killed itself after COMMIT" bash -c "! kill -0 $API_PID 2>
 wait "$API_PID" 2>/dev/null || true
 committed=$(rows)
 hn_assert_cmd "after_commit: the batch is in PostgreSQL ($((committed - base_rows)) rows)" test "$committed" -gt "$base_rows"
-hn_assert_cmd "after_commit: and still pending in Redis" test "$(hn_redis XPENDING hn:stream:0 drain | head -1)" -ge 1
+hn_assert_cmd "after_commit: and still pending in Redis" test "$(pending)" -ge 1
 start_api
 hn_wait_for 15 "after restart: all $n records written" rows_are $((base_rows + n))
 hn_wait_for 10 "redelivered records counted as duplicates" bash -c "[ \$(curl -fsS http://127.0.0.1:$API/metrics | awk '\$1 == \"herenow_drain_duplicates_total\" { print \$2 }') -ge $((committed - base_rows)) ]"
-hn_wait_for 10 "pending drained to 0" bash -c "[ \"\$(redis-cli -p $HN_REDIS_PORT XPENDING hn:stream:0 drain | head -1)\" = 0 ]"
+hn_wait_for 10 "pending drained to 0" none_pending
 check_consistent "killed after commit"
 
 # --- 4. kill -9 under load, twice --------------------------------------------------
@@ -161,7 +177,7 @@ check_consistent "killed after commit"
 read_or_dropped() { echo $(( $(cmetric herenow_udp_datagrams_total) + $(cmetric herenow_udp_kernel_drops_total) )); }
 dgrams0=$(read_or_dropped)
 for round in 1 2; do
-    hn_spawn "load$round" "$HN_BIN/hn-loadgen" --to "127.0.0.1:$UDP" --widgets "$KEY" --rate 4000 \
+    hn_spawn "load$round" "$HN_BIN/hn-loadgen" --to "127.0.0.1:$UDP" --widgets "$LOADKEYS" --rate 4000 \
         --duration 3 --sessions 2000 --seed "$round" --beacons-per-datagram 4
     hn_wait_for 10 "load $round: the drain is writing" bash -c "[ \$(curl -fsS http://127.0.0.1:$API/metrics | awk '\$1 == \"herenow_drain_batches_total\" { print \$2 }') -ge 3 ]"
     kill -KILL "$API_PID"
@@ -182,9 +198,13 @@ total=$(written)
 hn_wait_for 30 "after two kill -9 under load: every record written once ($total)" bash -c "[ \$(${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql -XAt '$HERENOW_DATABASE_URL' -c 'SELECT (SELECT count(*) FROM widget_page_views) + (SELECT count(*) FROM widget_visitor_events)') -eq \$(curl -fsS http://127.0.0.1:$ADMIN/metrics | awk '\$1 == \"herenow_records_written_total\" { print \$2 }') ]"
 hn_assert_eq "rows = records the collector wrote" "$(written)" "$(rows)"
 check_consistent "kill -9 under load"
+if hn_cluster_mode; then
+    hn_assert_cmd "both widgets' load is in PostgreSQL (widget $WID: $(hn_psql "SELECT count(*) FROM widget_page_views WHERE widget_id = $WID") page views, $WL: $(hn_psql "SELECT count(*) FROM widget_page_views WHERE widget_id = $WL"))" \
+        test "$(hn_psql "SELECT count(DISTINCT widget_id) FROM widget_page_views WHERE widget_id IN ($WID, $WL)")" = 2
+fi
 
 # --- 5. PostgreSQL stopped under load: the stream holds, the drain catches up ---------
-hn_spawn load3 "$HN_BIN/hn-loadgen" --to "127.0.0.1:$UDP" --widgets "$KEY" --rate 3000 \
+hn_spawn load3 "$HN_BIN/hn-loadgen" --to "127.0.0.1:$UDP" --widgets "$LOADKEYS" --rate 3000 \
     --duration 4 --sessions 2000 --seed 3 --beacons-per-datagram 4
 hn_wait_for 5 "load 3 is flowing" bash -c "[ \$(curl -fsS http://127.0.0.1:$ADMIN/metrics | awk '\$1 == \"herenow_records_written_total\" { print \$2 }') -gt $total ]"
 "$HN_ROOT/scripts/pg.sh" stop "$HN_TMP/pg" >/dev/null
@@ -202,16 +222,18 @@ check_consistent "PostgreSQL outage"
 hn_assert_eq "no entry rejected" 0 "$(hn_psql "SELECT count(*) FROM drain_rejects")"
 
 # --- 6. an entry that does not decode is kept in drain_rejects and acked ----------------
-hn_redis XADD hn:stream:0 '*' r 'not msgpack' >/dev/null
+hn_redis XADD "$("$CTL" stream key)" '*' r 'not msgpack' >/dev/null
 hn_wait_for 10 "bad entry recorded in drain_rejects" bash -c "[ \$(${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql -XAt '$HERENOW_DATABASE_URL' -c 'SELECT count(*) FROM drain_rejects') = 1 ]"
 hn_assert_eq "its bytes kept" "not msgpack" "$(hn_psql "SELECT convert_from(raw, 'UTF8') FROM drain_rejects")"
-hn_wait_for 10 "and acknowledged" bash -c "[ \"\$(redis-cli -p $HN_REDIS_PORT XPENDING hn:stream:0 drain | head -1)\" = 0 ]"
+hn_wait_for 10 "and acknowledged" none_pending
 
 # --- 7. retention: partitions older than the longest retention dropped, shorter ones purged ---
 out=$("$CTL" widget add --name "Short memory" --domain short.example)
 WID2=$(printf '%s\n' "$out" | awk '/^id:/ { print $2 }')
 hn_psql "UPDATE widget_configs SET retention_days = 30 WHERE id = $WID2" >/dev/null
 hn_psql "UPDATE widget_configs SET retention_days = 60 WHERE id = $WID" >/dev/null
+# (on a cluster, the load's second widget too: 60 days stays the longest retention)
+! hn_cluster_mode || hn_psql "UPDATE widget_configs SET retention_days = 60 WHERE id = $WL" >/dev/null
 hn_psql "SELECT hn_ensure_partitions(current_date - 90, current_date - 1)" >/dev/null
 for ago in 80 45 10; do
     for w in "$WID" "$WID2"; do
@@ -264,11 +286,11 @@ base_rows=$(rows)
 rec goodUTF0001 '\xa3abc' >"$HN_TMP/good1.mp"
 rec badUTF80001 '\xa3\xff\xfeA' >"$HN_TMP/bad.mp"
 rec goodUTF0002 '\xa3abc' >"$HN_TMP/good2.mp"
-for f in good1 bad good2; do redis-cli -p "$HN_REDIS_PORT" -x XADD hn:stream:0 '*' r <"$HN_TMP/$f.mp" >/dev/null; done
+for f in good1 bad good2; do hn_redis -x XADD "$("$CTL" stream key)" '*' r <"$HN_TMP/$f.mp" >/dev/null; done
 hn_wait_for 15 "the refused entry is in drain_rejects" bash -c "[ \$(${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql -XAt '$HERENOW_DATABASE_URL' -c 'SELECT count(*) FROM drain_rejects') -gt $rej0 ]"
 hn_assert_cmd "with PostgreSQL's reason" bash -c "${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql -XAt '$HERENOW_DATABASE_URL' -c 'SELECT reason FROM drain_rejects ORDER BY id DESC LIMIT 1' | grep -qi 'utf8\\|encoding\\|byte sequence'"
 hn_wait_for 10 "the good records around it are written" rows_are $((base_rows + 2))
-hn_wait_for 10 "nothing left pending" bash -c "[ \"\$(redis-cli -p $HN_REDIS_PORT XPENDING hn:stream:0 drain | head -1)\" = 0 ]"
+hn_wait_for 10 "nothing left pending" none_pending
 send --session afterBad001 --type pv --url https://example.com/after
 hn_wait_for 10 "the drain goes on after it" rows_are $((base_rows + 3))
 

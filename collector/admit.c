@@ -103,13 +103,6 @@ hn_admitted hn_worker_admit(hn_worker *w, const hn_widgets *wt, const hn_batch *
             a.dropped++;
             continue;
         }
-        if (b->type == HN_T_MSG && !msg_allowed(w, b)) {
-            hn_worker_drop(w, ti, HN_R_CHAT_RATE_LIMITED, 1);
-            a.dropped++;
-            a.msg_limited++;
-            continue;
-        }
-
         memset(&r.ip, 0, sizeof(r) - offsetof(hn_record, ip));
         /* the beacon's fields, and only the properties it has */
         memcpy(&r.b, b, offsetof(hn_beacon, props) + (size_t)b->nprops * sizeof(hn_prop));
@@ -126,6 +119,14 @@ hn_admitted hn_worker_admit(hn_worker *w, const hn_widgets *wt, const hn_batch *
                 a.msg_banned += b->type == HN_T_MSG;
                 continue;
             }
+        }
+        /* after the ban: a banned visitor's message is refused as banned
+         * (403, the script stops) and spends none of the session's tokens */
+        if (b->type == HN_T_MSG && !msg_allowed(w, b)) {
+            hn_worker_drop(w, ti, HN_R_CHAT_RATE_LIMITED, 1);
+            a.dropped++;
+            a.msg_limited++;
+            continue;
         }
         hn_worker_take(w, &r);
         HN_STAT_ADD(w->st.received[ti], 1);

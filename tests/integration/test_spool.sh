@@ -94,6 +94,8 @@ hn_assert_eq "spool_records gauge back to 0" 0 "$(metric herenow_spool_records)"
 hn_assert_eq "430 records in the stream" 430 "$(stream_count)"
 hn_assert_eq "UDP session: q 1..400 in order in the stream" "$(seq 1 400 | tr '\n' ' ')" "$(stream_qs spoolA0001 | tr '\n' ' ')"
 hn_assert_eq "pixel session: q 1..30 in order in the stream" "$(seq 1 30 | tr '\n' ' ')" "$(stream_qs spoolP0001 | tr '\n' ' ')"
+# the files are empty a moment before every worker has left spool mode
+hn_wait_for 5 "every worker has left spool mode" metric_is herenow_spool_active 0
 send --session spoolB0001 --type pv --count 10
 hn_wait_for 10 "new traffic goes straight to Redis again" bash -c "[ \$($CTL stream count) = 440 ]" &&
     hn_ok "after the replay new beacons go straight to Redis"

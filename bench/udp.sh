@@ -124,9 +124,6 @@ free_port() {
     done
 }
 
-
-
-
 # Sets M_written M_accepted M_dropped M_kdrops M_paused M_commands M_bsum M_bcount.
 read_metrics() {
     local port=$1 line

@@ -22,6 +22,12 @@
  * replays them once the replica was promoted and the new map says so.
  * When a new map moves a lost node's slots elsewhere, what it still holds
  * goes to the new owners.
+ *
+ * A map that leaves a slot without a master (slots deleted, a node
+ * forgotten) is down too, until a map covers every slot again: a command
+ * for such a slot waits in its group (parked), the group does not complete,
+ * and the worker spools it with the rest. A command is never dropped for
+ * want of a master.
  */
 #include "collector/rcluster.h"
 
@@ -48,6 +54,11 @@ typedef struct conn {
     int                index;
     bool               up, master;
 } conn;
+
+typedef struct parked {              /* a command that found no master */
+    uint64_t seq;
+    uint32_t idx;
+} parked;
 
 typedef struct outer {               /* a worker's group */
     size_t         off, len;         /* its bytes in cl->buf */
@@ -105,6 +116,10 @@ struct hn_rcluster {
     struct event      *state_ev;         /* a node's up/down, told to the worker outside our calls */
     char               state_why[300];
     uint64_t           later_next;       /* the group whose stream appends go next */
+    parked            *pk;               /* commands waiting for a map that names their master */
+    uint32_t           npk, pkcap;
+    bool               covered;          /* the map names a master for every slot */
+    bool               told_uncovered;
     bool               started, halted, was_up;
     int                tee_fd;
     char               errtext[256];
@@ -115,6 +130,7 @@ static void node_done(void *ctx, uint64_t tag, uint32_t ncmds, uint32_t nerr, co
 static void node_state(void *ctx, bool up, const char *why);
 static void node_error(void *ctx, uint64_t tag, uint32_t index, const char *errtext);
 static void route_later(hn_rcluster *cl, uint64_t seq);
+static void route_cmds(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint32_t n);
 
 /* ---- connections -------------------------------------------------------- */
 
@@ -212,6 +228,34 @@ static void send_share(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint3
     hn_rconn_send(cl->conns[ci]->rc, cl->tmp.p, cl->tmp.len, asking ? 2 * n : n, tag);
 }
 
+/* Commands idx[0..n) of group seq have no master in the map (or no
+ * connection to spare for it): they wait, still counted in their group, and
+ * the cluster is down until a map names one (on_poll asks for maps). */
+static void park(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint32_t n) {
+    if (cl->npk + n > cl->pkcap) {
+        cl->pkcap = cl->npk + n > 2 * cl->pkcap ? cl->npk + n : 2 * cl->pkcap;
+        cl->pk = hn_xreallocarray(cl->pk, cl->pkcap, sizeof(parked));
+    }
+    for (uint32_t j = 0; j < n; j++) cl->pk[cl->npk++] = (parked){seq, idx[j]};
+    hn_rshared_want();
+    if (cl->was_up) {
+        snprintf(cl->state_why, sizeof(cl->state_why), "no master for a slot in the slot map");
+        event_active(cl->state_ev, 0, 0);
+    }
+}
+
+/* The parked commands, routed again by a new map (in the order they
+ * came: a group's commands for one slot keep theirs). */
+static void unpark(hn_rcluster *cl) {
+    if (cl->npk == 0) return;
+    parked *pk = cl->pk;
+    uint32_t n = cl->npk;
+    cl->pk = NULL;
+    cl->npk = cl->pkcap = 0;
+    for (uint32_t j = 0; j < n; j++) route_cmds(cl, pk[j].seq, &pk[j].idx, 1);
+    free(pk);
+}
+
 /* Sends commands idx[0..n) of group seq by the current map. */
 static void route_cmds(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint32_t n) {
     outer *o = outer_of(cl, seq);
@@ -229,13 +273,7 @@ static void route_cmds(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint3
                 ci[j] = -2;
             }
         if (c >= 0) send_share(cl, seq, mine, m, c, false, 0);
-        else {                      /* no master for the slot: an error for the group */
-            o->left -= m;
-            o->nerr += m;
-            for (uint32_t j = 0; j < m; j++)
-                if (!(o->cmds[mine[j]].flags & LATER) && --o->left1 == 0) o->later_ready = true;
-            snprintf(cl->errtext, sizeof(cl->errtext), "CLUSTERDOWN no master for the slot");
-        }
+        else park(cl, seq, mine, m);
     }
     free(mine);
     free(ci);
@@ -307,7 +345,7 @@ static void route(hn_rcluster *cl) {
 }
 
 static void update_state(hn_rcluster *cl, const char *why) {
-    bool up = cl->map != NULL && !cl->halted;
+    bool up = cl->map != NULL && !cl->halted && cl->covered && cl->npk == 0;
     for (int i = 0; i < HN_RMAP_NODES_MAX && up; i++)
         if (cl->conns[i] && cl->conns[i]->master && !cl->conns[i]->up) up = false;
     if (up == cl->was_up) return;
@@ -447,8 +485,14 @@ static void apply_map(hn_rcluster *cl) {
     if (!cl->map) cl->map = hn_xmalloc(sizeof(hn_rmap));
     cl->mapver = hn_rshared_copy(cl->map);
     bool owns[HN_RMAP_NODES_MAX] = {0};
+    cl->covered = true;
     for (int s = 0; s < HN_SLOTS; s++)
         if (cl->map->slot[s] != HN_RMAP_NONE) owns[cl->map->slot[s]] = true;
+        else cl->covered = false;
+    if (!cl->covered && !cl->told_uncovered)
+        hn_warn("event=redis_cluster_incomplete unassigned_slots=%d (down until every slot has a master)",
+                cl->map->unassigned);
+    cl->told_uncovered = !cl->covered;
     for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
         if (cl->conns[i]) cl->conns[i]->master = false;
     for (int j = 0; j < cl->map->nnodes; j++)
@@ -471,7 +515,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg) {
     (void)fd; (void)what;
     /* no map yet, or a master lost: ask for the map until there is one
      * naming another (its replica promoted after the cluster's node timeout) */
-    if (!cl->map) hn_rshared_want();
+    if (!cl->map || !cl->covered || cl->npk > 0) hn_rshared_want();
     for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
         if (cl->conns[i] && cl->conns[i]->master && !cl->conns[i]->up) {
             hn_rshared_want();
@@ -479,6 +523,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg) {
         }
     if (hn_rshared_version() != cl->mapver) {
         apply_map(cl);
+        unpark(cl);
         route(cl);
         complete(cl);
         update_state(cl, "slot map");
@@ -515,6 +560,7 @@ void hn_rcluster_destroy(hn_rcluster *cl) {
         if (cl->sh[i].gen) share_free(&cl->sh[i]);
     free(cl->sh);
     free(cl->o);
+    free(cl->pk);
     free(cl->map);
     event_free(cl->poll);
     event_free(cl->state_ev);
@@ -570,6 +616,7 @@ uint32_t hn_rcluster_take(hn_rcluster *cl, hn_rconn_take_fn fn, void *ctx) {
      * (ignored); one that is down drops them */
     for (uint32_t i = 0; i < cl->nsh; i++)
         if (cl->sh[i].gen) share_free(&cl->sh[i]);
+    cl->npk = 0;
     for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
         if (cl->conns[i] && !hn_rconn_up(cl->conns[i]->rc)) hn_rconn_take(cl->conns[i]->rc, discard, NULL);
     /* moved out first: fn may send new groups */

@@ -93,7 +93,11 @@ enum { SEEN_REDIRECTED = 1, SEEN_ERROR = 2 };
  * does (one round trip more for the records, on a cluster only). And they
  * go out in group order (later_next), so that a shard's stream keeps the
  * order of a session's beacons even when an earlier tick's other commands
- * took longer. */
+ * took longer. They wait for the next group (the worker's next tick), or
+ * flush_wait when none comes, and go out with it: the shares of a send
+ * are written corked, one write per node, so a master receives one pipeline
+ * a tick rather than two (every pipeline costs Redis a wake-up, a read and
+ * a write). */
 #define LATER 0x80000000u
 
 struct hn_rcluster {
@@ -116,6 +120,8 @@ struct hn_rcluster {
     struct event      *state_ev;         /* a node's up/down, told to the worker outside our calls */
     char               state_why[300];
     uint64_t           later_next;       /* the group whose stream appends go next */
+    struct event      *later_ev;         /* flush_wait after appends became ready */
+    struct timeval     later_tv;
     parked            *pk;               /* commands waiting for a map that names their master */
     uint32_t           npk, pkcap;
     bool               covered;          /* the map names a master for every slot */
@@ -297,9 +303,15 @@ static void route_later(hn_rcluster *cl, uint64_t seq) {
     free(later);
 }
 
+/* Sends (or uncorks) every connection's queue. */
+static void cork_all(hn_rcluster *cl, bool on) {
+    for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
+        if (cl->conns[i]) hn_rconn_cork(cl->conns[i]->rc, on);
+}
+
 /* The stream appends of the groups whose other commands are done, in
  * group order. */
-static void flush_later(hn_rcluster *cl) {
+static void send_later(hn_rcluster *cl) {
     if (cl->later_next < cl->first_seq) cl->later_next = cl->first_seq;
     for (;;) {
         outer *o = outer_of(cl, cl->later_next);
@@ -310,6 +322,22 @@ static void flush_later(hn_rcluster *cl) {
         }
         cl->later_next++;
     }
+}
+
+/* A group's appends became ready: they go with the next send, or after
+ * flush_wait (on_later). */
+static void later_arm(hn_rcluster *cl) {
+    outer *o = outer_of(cl, cl->later_next > cl->first_seq ? cl->later_next : cl->first_seq);
+    if (o && o->cmds && o->later_ready && !o->later_sent && !evtimer_pending(cl->later_ev, NULL))
+        evtimer_add(cl->later_ev, &cl->later_tv);
+}
+
+static void on_later(evutil_socket_t fd, short what, void *arg) {
+    hn_rcluster *cl = arg;
+    (void)fd; (void)what;
+    cork_all(cl, true);
+    send_later(cl);
+    cork_all(cl, false);
 }
 
 /* Routes the groups not routed yet, in order, while a map is known. */
@@ -341,7 +369,7 @@ static void route(hn_rcluster *cl) {
         else o->later_ready = true;
         free(first);
     }
-    flush_later(cl);
+    send_later(cl);
 }
 
 static void update_state(hn_rcluster *cl, const char *why) {
@@ -441,7 +469,7 @@ static void node_done(void *ctx, uint64_t tag, uint32_t ncmds, uint32_t nerr, co
         }
     }
     share_free(s);
-    flush_later(cl);
+    later_arm(cl);
     complete(cl);
 }
 
@@ -548,6 +576,8 @@ hn_rcluster *hn_rcluster_create(struct event_base *base, const hn_redis_cfg *cfg
     cl->o = hn_xcalloc(cl->ocap, sizeof(outer));
     cl->poll = event_new(base, -1, EV_PERSIST, on_poll, cl);
     cl->state_ev = event_new(base, -1, 0, on_state, cl);
+    cl->later_ev = evtimer_new(base, on_later, cl);
+    cl->later_tv = (struct timeval){0, 4000};
     return cl;
 }
 
@@ -564,6 +594,7 @@ void hn_rcluster_destroy(hn_rcluster *cl) {
     free(cl->map);
     event_free(cl->poll);
     event_free(cl->state_ev);
+    event_free(cl->later_ev);
     hn_buf_free(&cl->buf);
     hn_buf_free(&cl->tmp);
     free(cl);
@@ -597,7 +628,11 @@ void hn_rcluster_send(hn_rcluster *cl, const char *buf, size_t len, uint32_t ncm
         ssize_t w = write(cl->tee_fd, buf, len);
         (void)w;
     }
+    cork_all(cl, true);             /* earlier groups' appends and this group: one write per node */
     route(cl);
+    cork_all(cl, false);
+    evtimer_del(cl->later_ev);      /* what was ready went: no wake-up for nothing */
+    later_arm(cl);
     complete(cl);
 }
 
@@ -643,11 +678,17 @@ void hn_rcluster_halt(hn_rcluster *cl) {
     cl->halted = true;
     cl->was_up = false;
     event_del(cl->poll);
+    event_del(cl->later_ev);
     for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
         if (cl->conns[i]) hn_rconn_halt(cl->conns[i]->rc);
 }
 
 void hn_rcluster_tee(hn_rcluster *cl, int fd) { cl->tee_fd = fd; }
+
+void hn_rcluster_set_flush_wait(hn_rcluster *cl, int us) {
+    if (us < 1) us = 1;
+    cl->later_tv = (struct timeval){us / 1000000, us % 1000000};
+}
 
 bool hn_rcluster_up(const hn_rcluster *cl) { return cl->was_up; }
 

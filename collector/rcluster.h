@@ -19,6 +19,7 @@ void     hn_rcluster_set_timeouts(hn_rcluster *c, int reply_ms, int connect_ms);
 uint32_t hn_rcluster_take(hn_rcluster *c, hn_rconn_take_fn fn, void *ctx);
 void     hn_rcluster_halt(hn_rcluster *c);
 void     hn_rcluster_tee(hn_rcluster *c, int fd);
+void     hn_rcluster_set_flush_wait(hn_rcluster *c, int us);
 bool     hn_rcluster_up(const hn_rcluster *c);
 size_t   hn_rcluster_buffered(const hn_rcluster *c);
 uint32_t hn_rcluster_groups(const hn_rcluster *c);

@@ -66,6 +66,7 @@ struct hn_rconn {
      * worked through a pipeline, groups after a refused one would land
      * before it, out of order. One group done, pipelining resumes. */
     bool          probe;
+    bool          corked;        /* hn_rconn_cork: sends queue, one write at the uncork */
     hn_rcluster  *cl;            /* a cluster: every call goes there */
 };
 
@@ -464,7 +465,16 @@ void hn_rconn_send(hn_rconn *c, const char *buf, size_t len, uint32_t ncmds, uin
         ssize_t w = write(c->tee_fd, buf, len);
         (void)w;
     }
-    if (c->st == ST_UP) write_pending(c);
+    if (c->st == ST_UP && !c->corked) write_pending(c);
+}
+
+void hn_rconn_cork(hn_rconn *c, bool on) {
+    c->corked = on;
+    if (!on && c->st == ST_UP && c->sent < c->buf.len) write_pending(c);
+}
+
+void hn_rconn_set_flush_wait(hn_rconn *c, int us) {
+    if (c->cl) hn_rcluster_set_flush_wait(c->cl, us);
 }
 
 void hn_rconn_tee(hn_rconn *c, int fd) {

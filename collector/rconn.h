@@ -65,6 +65,16 @@ void hn_rconn_set_reply_timeout(hn_rconn *c, int ms);
  * up and retried with backoff (default 2000). Set before start. */
 void hn_rconn_set_connect_timeout(hn_rconn *c, int ms);
 
+/* While corked, sends only queue; the uncork writes them in one system call
+ * (the cluster client groups a tick's shares per node with it). */
+void hn_rconn_cork(hn_rconn *c, bool on);
+
+/* On a Redis Cluster: how long (µs) a group's stream appends, sent once its
+ * other commands are done, may wait for the next group to go out in the
+ * same writes (the worker's tick, HERENOW_BATCH_WAIT_US); nothing on one
+ * server. */
+void hn_rconn_set_flush_wait(hn_rconn *c, int us);
+
 /* While the connection is down: hands every unacknowledged group to fn, in
  * order, and forgets them (the caller keeps them elsewhere: the spool).
  * Returns how many; 0 and nothing done while up. */

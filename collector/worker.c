@@ -664,6 +664,7 @@ hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap) {
                             : hn_rconn_create(w->base, &c->raddr, &cbs, w);
     hn_rconn_set_reply_timeout(w->rc, (int)c->cfg.redis_timeout_ms);
     hn_rconn_set_connect_timeout(w->rc, (int)c->cfg.redis_connect_timeout_ms);
+    hn_rconn_set_flush_wait(w->rc, (int)c->cfg.batch_wait_us);
     if (c->cfg.spool_dir[0]) {
         if (spool_open(w, err, cap) != HN_OK) goto fail;
         w->pump_ev = evtimer_new(w->base, on_pump, w);

@@ -15,8 +15,9 @@
  *   a share done ──► its group's count of commands left; groups are done
  *   (the worker's done callback) in the order they were sent.
  *
- * Up means: a slot map is known, every group is routed, and every master's
- * connection is up. A master lost turns it down: the worker spools, takes
+ * Up means: a slot map is known that names a master for every slot, no
+ * command waits for one (parked, below), and every master's connection is
+ * up. A master lost turns it down: the worker spools, takes
  * the groups back (hn_rconn_take: whole groups, shares that other nodes
  * already ran included: a command may run twice, as rconn.h allows) and
  * replays them once the replica was promoted and the new map says so.
@@ -124,8 +125,9 @@ struct hn_rcluster {
     struct timeval     later_tv;
     parked            *pk;               /* commands waiting for a map that names their master */
     uint32_t           npk, pkcap;
+    uint8_t            pkslot[HN_SLOTS / 8];  /* slots with a parked command: later ones wait behind it */
     bool               covered;          /* the map names a master for every slot */
-    bool               told_uncovered;
+    bool               told_uncovered, told_parked;
     bool               started, halted, was_up;
     int                tee_fd;
     char               errtext[256];
@@ -235,14 +237,24 @@ static void send_share(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint3
 }
 
 /* Commands idx[0..n) of group seq have no master in the map (or no
- * connection to spare for it): they wait, still counted in their group, and
- * the cluster is down until a map names one (on_poll asks for maps). */
+ * connection to spare for it, or a command for their slot waits already):
+ * they wait, still counted in their group, and the cluster is down until
+ * on_poll routes them (it asks for maps meanwhile, and tries again each
+ * poll). */
 static void park(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint32_t n) {
+    outer *o = outer_of(cl, seq);
     if (cl->npk + n > cl->pkcap) {
         cl->pkcap = cl->npk + n > 2 * cl->pkcap ? cl->npk + n : 2 * cl->pkcap;
         cl->pk = hn_xreallocarray(cl->pk, cl->pkcap, sizeof(parked));
     }
-    for (uint32_t j = 0; j < n; j++) cl->pk[cl->npk++] = (parked){seq, idx[j]};
+    for (uint32_t j = 0; j < n; j++) {
+        cl->pk[cl->npk++] = (parked){seq, idx[j]};
+        int slot = o->cmds[idx[j]].slot;
+        if (slot >= 0) cl->pkslot[slot >> 3] |= (uint8_t)(1u << (slot & 7));
+    }
+    if (!cl->told_parked)
+        hn_warn("event=redis_cluster_parked commands=%u (no master for their slot: down until one)", n);
+    cl->told_parked = true;
     hn_rshared_want();
     if (cl->was_up) {
         snprintf(cl->state_why, sizeof(cl->state_why), "no master for a slot in the slot map");
@@ -250,16 +262,25 @@ static void park(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint32_t n)
     }
 }
 
-/* The parked commands, routed again by a new map (in the order they
- * came: a group's commands for one slot keep theirs). */
+/* The parked commands, routed again (in the order they came: a slot's
+ * commands keep theirs), a group's together. */
 static void unpark(hn_rcluster *cl) {
     if (cl->npk == 0) return;
     parked *pk = cl->pk;
     uint32_t n = cl->npk;
     cl->pk = NULL;
     cl->npk = cl->pkcap = 0;
-    for (uint32_t j = 0; j < n; j++) route_cmds(cl, pk[j].seq, &pk[j].idx, 1);
+    memset(cl->pkslot, 0, sizeof(cl->pkslot));
+    uint32_t *idx = hn_xmalloc(n * sizeof(uint32_t));
+    for (uint32_t j = 0; j < n;) {
+        uint32_t m = 0;
+        uint64_t seq = pk[j].seq;
+        for (; j < n && pk[j].seq == seq; j++) idx[m++] = pk[j].idx;
+        route_cmds(cl, seq, idx, m);
+    }
+    free(idx);
     free(pk);
+    if (cl->npk == 0) cl->told_parked = false;
 }
 
 /* Sends commands idx[0..n) of group seq by the current map. */
@@ -268,7 +289,10 @@ static void route_cmds(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint3
     if (!o) return;
     uint32_t *mine = hn_xmalloc(n * sizeof(uint32_t));
     int *ci = hn_xmalloc(n * sizeof(int));
-    for (uint32_t k = 0; k < n; k++) ci[k] = conn_of_slot(cl, o->cmds[idx[k]].slot);
+    for (uint32_t k = 0; k < n; k++) {
+        int slot = o->cmds[idx[k]].slot;
+        ci[k] = cl->npk > 0 && slot >= 0 && (cl->pkslot[slot >> 3] & (1u << (slot & 7))) ? -1 : conn_of_slot(cl, slot);
+    }
     for (uint32_t k = 0; k < n; k++) {
         if (ci[k] == -2) continue;
         uint32_t m = 0;
@@ -303,7 +327,7 @@ static void route_later(hn_rcluster *cl, uint64_t seq) {
     free(later);
 }
 
-/* Sends (or uncorks) every connection's queue. */
+/* Corks every connection, or uncorks it and writes its queue. */
 static void cork_all(hn_rcluster *cl, bool on) {
     for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
         if (cl->conns[i]) hn_rconn_cork(cl->conns[i]->rc, on);
@@ -327,6 +351,7 @@ static void send_later(hn_rcluster *cl) {
 /* A group's appends became ready: they go with the next send, or after
  * flush_wait (on_later). */
 static void later_arm(hn_rcluster *cl) {
+    if (cl->halted) return;
     outer *o = outer_of(cl, cl->later_next > cl->first_seq ? cl->later_next : cl->first_seq);
     if (o && o->cmds && o->later_ready && !o->later_sent && !evtimer_pending(cl->later_ev, NULL))
         evtimer_add(cl->later_ev, &cl->later_tv);
@@ -335,6 +360,7 @@ static void later_arm(hn_rcluster *cl) {
 static void on_later(evutil_socket_t fd, short what, void *arg) {
     hn_rcluster *cl = arg;
     (void)fd; (void)what;
+    if (cl->halted) return;
     cork_all(cl, true);
     send_later(cl);
     cork_all(cl, false);
@@ -354,6 +380,7 @@ static void route(hn_rcluster *cl) {
             o->cmds = hn_xcalloc(1, sizeof(*cmds));
             o->nerr = o->ncmds;
             o->left = 0;
+            o->later_ready = o->later_sent = true;   /* nothing to append: later groups' appends may go */
             continue;
         }
         for (uint32_t i = 0; i < o->ncmds; i++)
@@ -502,7 +529,9 @@ static void take_share(void *ctx, const char *buf, size_t len, uint32_t ncmds, u
     share *s = share_of(cl, tag);
     if (!s) return;
     uint64_t seq = s->seq;
-    uint32_t n = s->n, *idx = s->idx;
+    uint32_t n = 0, *idx = s->idx;
+    for (uint32_t k = 0; k < s->n; k++)         /* not those redirected: they are in another share */
+        if (s->seen[k] != SEEN_REDIRECTED) idx[n++] = s->idx[k];
     s->idx = NULL;
     share_free(s);
     route_cmds(cl, seq, idx, n);
@@ -544,15 +573,20 @@ static void on_poll(evutil_socket_t fd, short what, void *arg) {
     /* no map yet, or a master lost: ask for the map until there is one
      * naming another (its replica promoted after the cluster's node timeout) */
     if (!cl->map || !cl->covered || cl->npk > 0) hn_rshared_want();
+    cork_all(cl, true);
     for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
         if (cl->conns[i] && cl->conns[i]->master && !cl->conns[i]->up) {
             hn_rshared_want();
             break;
         }
-    if (hn_rshared_version() != cl->mapver) {
-        apply_map(cl);
+    bool remap = hn_rshared_version() != cl->mapver, waiting = cl->npk > 0;
+    if (remap) apply_map(cl);
+    if (remap || waiting) {            /* a new map, or a connection to spare since */
         unpark(cl);
         route(cl);
+    }
+    cork_all(cl, false);
+    if (remap || waiting) {
         complete(cl);
         update_state(cl, "slot map");
     }
@@ -652,6 +686,7 @@ uint32_t hn_rcluster_take(hn_rcluster *cl, hn_rconn_take_fn fn, void *ctx) {
     for (uint32_t i = 0; i < cl->nsh; i++)
         if (cl->sh[i].gen) share_free(&cl->sh[i]);
     cl->npk = 0;
+    memset(cl->pkslot, 0, sizeof(cl->pkslot));
     for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
         if (cl->conns[i] && !hn_rconn_up(cl->conns[i]->rc)) hn_rconn_take(cl->conns[i]->rc, discard, NULL);
     /* moved out first: fn may send new groups */
@@ -671,6 +706,7 @@ uint32_t hn_rcluster_take(hn_rcluster *cl, hn_rconn_take_fn fn, void *ctx) {
     }
     hn_buf_free(&buf);
     free(o);
+    event_active(cl->state_ev, 0, 0);    /* nothing parked now: up again when the rest is */
     return n;
 }
 

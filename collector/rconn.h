@@ -65,8 +65,9 @@ void hn_rconn_set_reply_timeout(hn_rconn *c, int ms);
  * up and retried with backoff (default 2000). Set before start. */
 void hn_rconn_set_connect_timeout(hn_rconn *c, int ms);
 
-/* While corked, sends only queue; the uncork writes them in one system call
- * (the cluster client groups a tick's shares per node with it). */
+/* While corked, sends only queue; the uncork writes them together (one
+ * send, unless the socket is full or the first group after a reconnect goes
+ * alone): the cluster client sends a tick's shares to each node with it. */
 void hn_rconn_cork(hn_rconn *c, bool on);
 
 /* On a Redis Cluster: how long (µs) a group's stream appends, sent once its

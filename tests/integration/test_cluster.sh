@@ -19,9 +19,10 @@
 #   6. chat downlinks of both widgets (their hn:chat:{w} on two masters,
 #      polled by the collector's chat tail): entries delivered, and still
 #      delivered after a failover of a widget's master
-#   7. a stream shard's slot without a master (CLUSTER DELSLOTS on every
-#      node) under load: the collector spools what it accepts meanwhile, and
-#      once the slot has its master again every accepted beacon is one row
+#   7. the slot of widget A's stream shard without a master (CLUSTER DELSLOTS
+#      on every node) under load: the collector counts Redis as down and
+#      spools what it accepts meanwhile, and once the slot has its master again every
+#      accepted beacon is one row
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
@@ -294,15 +295,15 @@ hn_wait_for 10 "after the failover the next entry reaches widget $WA's visitor, 
 hn_assert_eq "widget $WA's downlink got its two entries and nothing else" 2 "$(grep -c '^id: ' "$HN_TMP/dla.log")"
 
 # ---- 7. a slot without a master ------------------------------------------------------------
-# Stream shard 0's slot deleted on every node still alive (its master first,
+# The slot of widget A's stream shard (widget id mod 3) deleted on every node still alive (its master first,
 # so that no gossip of its claim comes after), with cluster-require-full-coverage
 # off: the other slots are served, maps name no master for this one, and a
-# command for it gets "CLUSTERDOWN Hash slot not served". Records for that
-# shard must wait, in the spool, not count as failed commands and go: after
+# command for it gets "CLUSTERDOWN Hash slot not served". Widget A's records
+# must wait, in the spool, not count as failed commands and go: after
 # CLUSTER ADDSLOTS on the same master (the keys never left it) every accepted
 # beacon is one row. (With full coverage on, the default, every node answers
 # CLUSTERDOWN and the collector spools for that reason alone.)
-SKEY=$("$CTL" stream key --shard 0)
+SKEY=$("$CTL" stream key --shard $((WA % 3)))
 MS=$(hn_cluster_master_of "$SKEY")
 SLOT=$(redis-cli -p "$MS" cluster keyslot "$SKEY")
 alive_nodes() { local p; for p in $HN_CLUSTER_PORTS; do [ "$(redis-cli -p "$p" ping 2>/dev/null)" = PONG ] && echo "$p"; done; }
@@ -327,12 +328,13 @@ hn_assert_eq "cluster-require-full-coverage off on every node" 0 "$(coverage no;
 acc0=$(accepted)
 load_start s7
 hn_wait_for 20 "section 7: the load runs" sent_reached s7 300
-hn_assert_eq "CLUSTER DELSLOTS $SLOT (stream shard 0) on its master $MS" OK "$(redis-cli -p "$MS" cluster delslots "$SLOT")"
+hn_assert_eq "CLUSTER DELSLOTS $SLOT (widget $WA's stream shard $SKEY) on its master $MS" OK "$(redis-cli -p "$MS" cluster delslots "$SLOT")"
 for p in $(alive_nodes); do
     [ "$p" = "$MS" ] || redis-cli -p "$p" cluster delslots "$SLOT" >/dev/null
 done
 hn_wait_for 10 "slot $SLOT has no master on any node" unassigned_everywhere
 hn_wait_for 20 "the collector spools while slot $SLOT has no master" spooling
+hn_assert_eq "… its workers count Redis as down" 0 "$(cmetrics | mval herenow_redis_connections_up)"
 sent_before_stop=$(sent_now s7a)
 hn_wait_for 20 "section 7: the load runs on while the slot has no master" sent_reached s7 $((sent_before_stop + 300))
 hn_assert_eq "CLUSTER ADDSLOTS $SLOT on $MS again" OK "$(redis-cli -p "$MS" cluster addslots "$SLOT")"

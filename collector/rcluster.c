@@ -6,12 +6,17 @@
  *               ──► split per master (common/rsplit.h over the slot map):
  *                   one "share" per node, sent on that node's hn_rconn (the
  *                   single-server connection, with its reconnects, reply
- *                   timeout and "not now" retries: TRYAGAIN, CLUSTERDOWN,
- *                   LOADING … send a node's shares again after a backoff)
+ *                   timeout and "not now" retries: CLUSTERDOWN, LOADING …
+ *                   send a node's shares again after a backoff)
  *   a node's error replies (the rconn error callback): MOVED updates the
  *   slot and sends the command to the new master at once (and asks for a
  *   new map: common/rshared.h); ASK sends ASKING and the command to the node
- *   named; at most HOPS redirects, then the command counts as an error
+ *   named; at most HOPS redirects, then the command counts as an error.
+ *   TRYAGAIN (a multi-key command on a slot whose keys are half moved: the
+ *   session-end script) sends that command alone again after TRYAGAIN_MS,
+ *   within HERENOW_REDIS_RETRY_MS; the node's pipeline goes on meanwhile.
+ *   (As a "not now" it would send the node's whole backlog again on a new
+ *   connection: megabytes under load, doubled stream entries, MOVED storms.)
  *   a share done ──► its group's count of commands left; groups are done
  *   (the worker's done callback) in the order they were sent.
  *
@@ -44,8 +49,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define HOPS      5
-#define POLL_MS   50
+#define HOPS        5
+#define POLL_MS     50
+#define TRYAGAIN_MS 20
 
 typedef struct conn {
     char               host[256];
@@ -55,6 +61,12 @@ typedef struct conn {
     int                index;
     bool               up, master;
 } conn;
+
+typedef struct retry {               /* a command that got TRYAGAIN, to send again */
+    uint64_t seq;
+    uint32_t idx;
+    int      tries;
+} retry;
 
 typedef struct parked {              /* a command that found no master */
     uint64_t seq;
@@ -80,7 +92,8 @@ typedef struct share {               /* what one node runs of a group */
     uint8_t  *seen;                  /* 0, SEEN_REDIRECTED (sent on elsewhere), SEEN_ERROR (counted) */
     uint32_t  nerr;
     bool      asking;                /* sent as ASKING, command pairs */
-    int       hops;
+    int       hops;                  /* MOVED and ASK followed */
+    int       tries;                 /* TRYAGAIN met */
 } share;
 
 /* A command's error reply, once: a share sent again after a reconnect
@@ -126,6 +139,9 @@ struct hn_rcluster {
     parked            *pk;               /* commands waiting for a map that names their master */
     uint32_t           npk, pkcap;
     uint8_t            pkslot[HN_SLOTS / 8];  /* slots with a parked command: later ones wait behind it */
+    retry             *rt;               /* commands to send again after TRYAGAIN_MS */
+    uint32_t           nrt, rtcap;
+    struct event      *retry_ev;
     bool               covered;          /* the map names a master for every slot */
     bool               told_uncovered, told_parked;
     bool               started, halted, was_up;
@@ -165,6 +181,7 @@ static int conn_of(hn_rcluster *cl, const char *host, int port) {
     a.db = 0;
     hn_rconn_cbs cbs = {node_done, node_state, node_error};
     n->rc = hn_rconn_create(cl->base, &a, &cbs, n);
+    hn_rconn_pass_tryagain(n->rc);
     hn_rconn_set_reply_timeout(n->rc, cl->reply_ms);
     hn_rconn_set_connect_timeout(n->rc, cl->connect_ms);
     cl->conns[freei] = n;
@@ -206,7 +223,7 @@ static void share_free(share *s) {
 
 /* Sends commands idx[0..n) of group seq to connection ci as one share. */
 static void send_share(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint32_t n, int ci, bool asking,
-                       int hops) {
+                       int hops, int tries) {
     outer *o = outer_of(cl, seq);
     if (!o || n == 0) return;
     uint32_t i;
@@ -221,7 +238,7 @@ static void send_share(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint3
     }
     share *s = &cl->sh[i];
     if (++cl->gen == 0) cl->gen = 1;
-    *s = (share){.gen = cl->gen, .seq = seq, .conn = ci, .n = n, .asking = asking, .hops = hops};
+    *s = (share){.gen = cl->gen, .seq = seq, .conn = ci, .n = n, .asking = asking, .hops = hops, .tries = tries};
     s->idx = hn_xmalloc(n * sizeof(uint32_t));
     memcpy(s->idx, idx, n * sizeof(uint32_t));
     s->seen = hn_xcalloc(n, 1);
@@ -302,7 +319,7 @@ static void route_cmds(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint3
                 mine[m++] = idx[j];
                 ci[j] = -2;
             }
-        if (c >= 0) send_share(cl, seq, mine, m, c, false, 0);
+        if (c >= 0) send_share(cl, seq, mine, m, c, false, 0, 0);
         else park(cl, seq, mine, m);
     }
     free(mine);
@@ -432,6 +449,40 @@ static void complete(hn_rcluster *cl) {
 
 /* ---- a node's callbacks ------------------------------------------------- */
 
+/* A command that got TRYAGAIN goes again, alone, after TRYAGAIN_MS. */
+static void retry_add(hn_rcluster *cl, uint64_t seq, uint32_t idx, int tries) {
+    if (cl->nrt == cl->rtcap) {
+        cl->rtcap = cl->rtcap ? 2 * cl->rtcap : 16;
+        cl->rt = hn_xreallocarray(cl->rt, cl->rtcap, sizeof(retry));
+    }
+    cl->rt[cl->nrt++] = (retry){seq, idx, tries};
+    if (!evtimer_pending(cl->retry_ev, NULL)) {
+        struct timeval tv = {0, TRYAGAIN_MS * 1000};
+        evtimer_add(cl->retry_ev, &tv);
+    }
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg) {
+    hn_rcluster *cl = arg;
+    (void)fd; (void)what;
+    if (cl->halted || cl->nrt == 0) return;
+    retry *rt = cl->rt;
+    uint32_t n = cl->nrt;
+    cl->rt = NULL;
+    cl->nrt = cl->rtcap = 0;
+    cork_all(cl, true);
+    for (uint32_t j = 0; j < n; j++) {
+        outer *o = outer_of(cl, rt[j].seq);
+        if (!o || !o->cmds) continue;                  /* taken back meanwhile */
+        int slot = o->cmds[rt[j].idx].slot;
+        int c = cl->npk > 0 && slot >= 0 && (cl->pkslot[slot >> 3] & (1u << (slot & 7))) ? -1 : conn_of_slot(cl, slot);
+        if (c >= 0) send_share(cl, rt[j].seq, &rt[j].idx, 1, c, false, 0, rt[j].tries);
+        else park(cl, rt[j].seq, &rt[j].idx, 1);
+    }
+    cork_all(cl, false);
+    free(rt);
+}
+
 /* "MOVED 3999 127.0.0.1:6381": the slot and the node's connection. */
 static int redirect_target(hn_rcluster *cl, const char *e, bool moved) {
     const char *sp = strchr(e, ' ');
@@ -469,8 +520,14 @@ static void node_error(void *ctx, uint64_t tag, uint32_t index, const char *errt
         s->seen[k] = SEEN_REDIRECTED;
         uint64_t seq = s->seq;
         uint32_t i = s->idx[k];
-        int hops = s->hops + 1;
-        send_share(cl, seq, &i, 1, to, ask, hops);     /* may move cl->sh: s is not used after */
+        int hops = s->hops + 1, tries = s->tries;
+        send_share(cl, seq, &i, 1, to, ask, hops, tries);     /* may move cl->sh: s is not used after */
+        return;
+    }
+    if (strncmp(errtext, "TRYAGAIN", 8) == 0 && (s->tries + 1) * TRYAGAIN_MS <= cl->cfg.retry_ms) {
+        hn_rcl_note(HN_RCL_TRYAGAIN);
+        s->seen[k] = SEEN_REDIRECTED;                    /* done in the share it goes again in */
+        retry_add(cl, s->seq, s->idx[k], s->tries + 1);
         return;
     }
     s->seen[k] = SEEN_ERROR;
@@ -611,6 +668,7 @@ hn_rcluster *hn_rcluster_create(struct event_base *base, const hn_redis_cfg *cfg
     cl->poll = event_new(base, -1, EV_PERSIST, on_poll, cl);
     cl->state_ev = event_new(base, -1, 0, on_state, cl);
     cl->later_ev = evtimer_new(base, on_later, cl);
+    cl->retry_ev = evtimer_new(base, on_retry, cl);
     cl->later_tv = (struct timeval){0, 4000};
     return cl;
 }
@@ -629,6 +687,8 @@ void hn_rcluster_destroy(hn_rcluster *cl) {
     event_free(cl->poll);
     event_free(cl->state_ev);
     event_free(cl->later_ev);
+    event_free(cl->retry_ev);
+    free(cl->rt);
     hn_buf_free(&cl->buf);
     hn_buf_free(&cl->tmp);
     free(cl);
@@ -686,6 +746,7 @@ uint32_t hn_rcluster_take(hn_rcluster *cl, hn_rconn_take_fn fn, void *ctx) {
     for (uint32_t i = 0; i < cl->nsh; i++)
         if (cl->sh[i].gen) share_free(&cl->sh[i]);
     cl->npk = 0;
+    cl->nrt = 0;
     memset(cl->pkslot, 0, sizeof(cl->pkslot));
     for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
         if (cl->conns[i] && !hn_rconn_up(cl->conns[i]->rc)) hn_rconn_take(cl->conns[i]->rc, discard, NULL);
@@ -715,6 +776,7 @@ void hn_rcluster_halt(hn_rcluster *cl) {
     cl->was_up = false;
     event_del(cl->poll);
     event_del(cl->later_ev);
+    event_del(cl->retry_ev);
     for (int i = 0; i < HN_RMAP_NODES_MAX; i++)
         if (cl->conns[i]) hn_rconn_halt(cl->conns[i]->rc);
 }

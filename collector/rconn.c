@@ -67,6 +67,7 @@ struct hn_rconn {
      * before it, out of order. One group done, pipelining resumes. */
     bool          probe;
     bool          corked;        /* hn_rconn_cork: sends queue, one write at the uncork */
+    bool          pass_tryagain; /* TRYAGAIN goes to the error callback (a cluster node) */
     hn_rcluster  *cl;            /* a cluster: every call goes there */
 };
 
@@ -334,7 +335,7 @@ static int read_replies(hn_rconn *c) {
             }
             group *g = &c->g[c->ghead];
             if (obj == &obj_err) {
-                if (retryable(c->errtext)) {
+                if (retryable(c->errtext) && !(c->pass_tryagain && strncmp(c->errtext, "TRYAGAIN", 8) == 0)) {
                     /* Not done: Redis cannot take writes now. The group (and
                      * what follows it) goes out again on a new connection. */
                     char why[300];
@@ -472,6 +473,8 @@ void hn_rconn_cork(hn_rconn *c, bool on) {
     c->corked = on;
     if (!on && c->st == ST_UP && c->sent < c->buf.len) write_pending(c);
 }
+
+void hn_rconn_pass_tryagain(hn_rconn *c) { c->pass_tryagain = true; }
 
 void hn_rconn_set_flush_wait(hn_rconn *c, int us) {
     if (c->cl) hn_rcluster_set_flush_wait(c->cl, us);

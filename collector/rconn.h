@@ -70,6 +70,12 @@ void hn_rconn_set_connect_timeout(hn_rconn *c, int ms);
  * alone): the cluster client sends a tick's shares to each node with it. */
 void hn_rconn_cork(hn_rconn *c, bool on);
 
+/* A cluster node's connection: a TRYAGAIN reply (a multi-key command on a
+ * slot being moved) goes to the error callback, which sends that command
+ * again alone, instead of sending the whole group again on a new
+ * connection. */
+void hn_rconn_pass_tryagain(hn_rconn *c);
+
 /* On a Redis Cluster: how long (µs) a group's stream appends, sent once its
  * other commands are done, may wait for the next group to go out in the
  * same writes (the worker's tick, HERENOW_BATCH_WAIT_US); nothing on one

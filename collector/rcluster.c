@@ -13,8 +13,12 @@
  *   new map: common/rshared.h); ASK sends ASKING and the command to the node
  *   named; at most HOPS redirects, then the command counts as an error.
  *   TRYAGAIN (a multi-key command on a slot whose keys are half moved: the
- *   session-end script) sends that command alone again after TRYAGAIN_MS,
- *   within HERENOW_REDIS_RETRY_MS; the node's pipeline goes on meanwhile.
+ *   session-end script) sends that command alone again after a backoff
+ *   (TRYAGAIN_MS doubling to TRYAGAIN_MAX_MS) for as long as the slot's
+ *   move may take (HERENOW_REDIS_RETRY_MS, at least TRYAGAIN_BUDGET_MS);
+ *   the node's pipeline goes on meanwhile, and later groups' commands for
+ *   the slot may run before it (multi-key commands must allow that: the
+ *   end script checks the session's sequence and score).
  *   (As a "not now" it would send the node's whole backlog again on a new
  *   connection: megabytes under load, doubled stream entries, MOVED storms.)
  *   a share done ──► its group's count of commands left; groups are done
@@ -51,7 +55,9 @@
 
 #define HOPS        5
 #define POLL_MS     50
-#define TRYAGAIN_MS 20
+#define TRYAGAIN_MS        20
+#define TRYAGAIN_MAX_MS    250
+#define TRYAGAIN_BUDGET_MS 30000
 
 typedef struct conn {
     char               host[256];
@@ -66,6 +72,7 @@ typedef struct retry {               /* a command that got TRYAGAIN, to send aga
     uint64_t seq;
     uint32_t idx;
     int      tries;
+    uint64_t due_ms;
 } retry;
 
 typedef struct parked {              /* a command that found no master */
@@ -139,7 +146,7 @@ struct hn_rcluster {
     parked            *pk;               /* commands waiting for a map that names their master */
     uint32_t           npk, pkcap;
     uint8_t            pkslot[HN_SLOTS / 8];  /* slots with a parked command: later ones wait behind it */
-    retry             *rt;               /* commands to send again after TRYAGAIN_MS */
+    retry             *rt;               /* commands to send again after a TRYAGAIN */
     uint32_t           nrt, rtcap;
     struct event      *retry_ev;
     bool               covered;          /* the map names a master for every slot */
@@ -449,17 +456,44 @@ static void complete(hn_rcluster *cl) {
 
 /* ---- a node's callbacks ------------------------------------------------- */
 
-/* A command that got TRYAGAIN goes again, alone, after TRYAGAIN_MS. */
-static void retry_add(hn_rcluster *cl, uint64_t seq, uint32_t idx, int tries) {
+/* The wait before try `tries` (1, 2, …) of a command that got TRYAGAIN,
+ * and the waits up to it summed. */
+static int tryagain_wait(int tries) {
+    int ms = TRYAGAIN_MS;
+    for (int i = 1; i < tries && ms < TRYAGAIN_MAX_MS; i++) ms *= 2;
+    return ms < TRYAGAIN_MAX_MS ? ms : TRYAGAIN_MAX_MS;
+}
+
+static bool tryagain_allowed(const hn_rcluster *cl, int tries) {
+    int budget = cl->cfg.retry_ms > TRYAGAIN_BUDGET_MS ? cl->cfg.retry_ms : TRYAGAIN_BUDGET_MS;
+    long sum = 0;
+    for (int i = 1; i <= tries && sum <= budget; i++) sum += tryagain_wait(i);
+    return sum <= budget;
+}
+
+static void retry_arm(hn_rcluster *cl) {
+    if (cl->nrt == 0) return;
+    uint64_t due = cl->rt[0].due_ms, now = hn_mono_ms();
+    for (uint32_t j = 1; j < cl->nrt; j++)
+        if (cl->rt[j].due_ms < due) due = cl->rt[j].due_ms;
+    uint64_t ms = due > now ? due - now : 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(cl->retry_ev, &tv);
+}
+
+/* A command that got TRYAGAIN for the tries-th time goes again, alone,
+ * after tryagain_wait(tries). */
+static void retry_push(hn_rcluster *cl, retry r) {
     if (cl->nrt == cl->rtcap) {
         cl->rtcap = cl->rtcap ? 2 * cl->rtcap : 16;
         cl->rt = hn_xreallocarray(cl->rt, cl->rtcap, sizeof(retry));
     }
-    cl->rt[cl->nrt++] = (retry){seq, idx, tries};
-    if (!evtimer_pending(cl->retry_ev, NULL)) {
-        struct timeval tv = {0, TRYAGAIN_MS * 1000};
-        evtimer_add(cl->retry_ev, &tv);
-    }
+    cl->rt[cl->nrt++] = r;
+}
+
+static void retry_add(hn_rcluster *cl, uint64_t seq, uint32_t idx, int tries) {
+    retry_push(cl, (retry){seq, idx, tries, hn_mono_ms() + (uint64_t)tryagain_wait(tries)});
+    if (!evtimer_pending(cl->retry_ev, NULL)) retry_arm(cl);
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg) {
@@ -470,8 +504,13 @@ static void on_retry(evutil_socket_t fd, short what, void *arg) {
     uint32_t n = cl->nrt;
     cl->rt = NULL;
     cl->nrt = cl->rtcap = 0;
+    uint64_t now = hn_mono_ms();
     cork_all(cl, true);
     for (uint32_t j = 0; j < n; j++) {
+        if (rt[j].due_ms > now) {                      /* not yet: kept */
+            retry_push(cl, rt[j]);
+            continue;
+        }
         outer *o = outer_of(cl, rt[j].seq);
         if (!o || !o->cmds) continue;                  /* taken back meanwhile */
         int slot = o->cmds[rt[j].idx].slot;
@@ -481,6 +520,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg) {
     }
     cork_all(cl, false);
     free(rt);
+    retry_arm(cl);
 }
 
 /* "MOVED 3999 127.0.0.1:6381": the slot and the node's connection. */
@@ -524,7 +564,7 @@ static void node_error(void *ctx, uint64_t tag, uint32_t index, const char *errt
         send_share(cl, seq, &i, 1, to, ask, hops, tries);     /* may move cl->sh: s is not used after */
         return;
     }
-    if (strncmp(errtext, "TRYAGAIN", 8) == 0 && (s->tries + 1) * TRYAGAIN_MS <= cl->cfg.retry_ms) {
+    if (strncmp(errtext, "TRYAGAIN", 8) == 0 && tryagain_allowed(cl, s->tries + 1)) {
         hn_rcl_note(HN_RCL_TRYAGAIN);
         s->seen[k] = SEEN_REDIRECTED;                    /* done in the share it goes again in */
         retry_add(cl, s->seq, s->idx[k], s->tries + 1);

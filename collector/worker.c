@@ -98,8 +98,9 @@ static void on_redis_state(void *ctx, bool up, const char *why) {
     HN_STAT_SET(w->st.redis_up, up ? 1 : 0);
     if (!up) {
         HN_STAT_ADD(w->st.redis_disconnects, 1);
-        if (strcmp(why, "reply timeout") == 0) HN_STAT_ADD(w->st.redis_timeouts, 1);
-        if (strncmp(why, "retryable", 9) == 0) HN_STAT_ADD(w->st.redis_retryable, 1);
+        /* on a cluster `why` starts with the node ("host:port: reply timeout") */
+        if (strstr(why, "reply timeout")) HN_STAT_ADD(w->st.redis_timeouts, 1);
+        if (strstr(why, "retryable error reply")) HN_STAT_ADD(w->st.redis_retryable, 1);
     }
     if (up) hn_info("event=redis_connected worker=%d", w->id);
     else hn_warn("event=redis_disconnected worker=%d err='%s' buffered=%zu", w->id, why,

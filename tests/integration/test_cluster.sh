@@ -23,6 +23,9 @@
 #      on every node) under load: the collector counts Redis as down and
 #      spools what it accepts meanwhile, and once the slot has its master again every
 #      accepted beacon is one row
+#   8. TRYAGAIN: a session's end (a script of three keys) on widget A's slot
+#      half moved to another master: sent again alone until the move ends,
+#      no connection dropped, the session gone
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
@@ -357,5 +360,49 @@ hn_wait_for 30 "the collector's spool is replayed" not_spooling
 load_stop s7
 settle s7 "$acc0"
 hn_assert_eq "cluster-require-full-coverage on again" 0 "$(coverage yes; echo $?)"
+
+# ---- 8. TRYAGAIN on a session's end --------------------------------------------------------
+# Widget A's slot MIGRATING to another master with only its live set moved:
+# the end script (hn:live, hn:ended, the session hash) finds some of its keys
+# and not others on the source and gets TRYAGAIN until the move ends. The
+# collector sends that command again alone (with backoff) and drops no
+# connection (it used to drop the node's connection and send its whole
+# backlog again, for as long as the move lasted).
+hn_wait_for 30 "the collector is ready" curl -fsS "http://127.0.0.1:$ADMIN/readyz"
+SRC=$(hn_cluster_master_of "hn:live:{$WA}")
+SLOT_A=$(redis-cli -p "$SRC" cluster keyslot "hn:live:{$WA}")
+DST=""
+for p in $(alive_nodes); do
+    [ "$p" != "$SRC" ] && redis-cli -p "$p" role | head -n1 | grep -qx master && { DST=$p; break; }
+done
+SESS="hn:sess:{$WA}:tryagain0001"
+"$CTL" send --key "$KA" --to "127.0.0.1:$PORT" --session tryagain0001 --seq 1 --url https://a.example/t >/dev/null
+sess_there() { [ "$(redis-cli -p "$SRC" exists "$SESS")" = 1 ]; }
+hn_wait_for 10 "session tryagain0001 of widget $WA is live on $SRC" sess_there
+SRC_ID=$(redis-cli -p "$SRC" cluster myid)
+DST_ID=$(redis-cli -p "$DST" cluster myid)
+hn_assert_eq "slot $SLOT_A IMPORTING on $DST" OK "$(redis-cli -p "$DST" cluster setslot "$SLOT_A" importing "$SRC_ID")"
+hn_assert_eq "slot $SLOT_A MIGRATING on $SRC" OK "$(redis-cli -p "$SRC" cluster setslot "$SLOT_A" migrating "$DST_ID")"
+hn_assert_eq "hn:live:{$WA} alone moved to $DST" OK "$(redis-cli -p "$SRC" migrate 127.0.0.1 "$DST" "hn:live:{$WA}" 0 5000)"
+tryagain() { cmetrics | mval 'herenow_redis_retries_total{reason="tryagain"}'; }
+try0=$(tryagain)
+"$CTL" send --key "$KA" --to "127.0.0.1:$PORT" --session tryagain0001 --seq 2 --type end >/dev/null
+grew() { [ "$(tryagain)" -ge $((try0 + 3)) ]; }
+hn_wait_for 10 "TRYAGAIN met on the half-moved slot (the end; the counter is the process's, the trimmer's too)" grew
+# the rest of the slot, then its new owner
+while :; do
+    keys=$(redis-cli -p "$SRC" cluster getkeysinslot "$SLOT_A" 100)
+    [ -n "$keys" ] || break
+    # shellcheck disable=SC2086
+    redis-cli -p "$SRC" migrate 127.0.0.1 "$DST" "" 0 5000 keys $keys >/dev/null
+done
+for p in $(alive_nodes); do
+    redis-cli -p "$p" role | head -n1 | grep -qx master && redis-cli -p "$p" cluster setslot "$SLOT_A" node "$DST_ID" >/dev/null
+done
+gone() { [ "$(redis-cli -p "$DST" hget "$SESS" status)" = gone ]; }
+hn_wait_for 10 "once the slot moved, the end reached $DST: session tryagain0001 is gone" gone
+echo "# section 8: the end was sent again $(($(tryagain) - try0)) times"
+hn_assert_eq "no node connection dropped for a TRYAGAIN" 0 \
+    "$(grep -c 'event=redis_disconnected.*TRYAGAIN' "$HN_TMP/collector.log" || true)"
 
 hn_done

@@ -27,7 +27,7 @@ const T = 2000;   // ms to wait for a beacon that is due at once
 // ---- the fake collector -----------------------------------------------------------
 
 const GIF = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
-const beacons = [];   // {via: 'post'|'pixel', b, headers, bytes}
+const beacons = [];   // {via: 'post'|'pixel', b, headers, bytes, dup}
 const problems = [];  // protocol violations seen
 
 function startCollector() {
@@ -74,7 +74,13 @@ function startCollector() {
 function record(via, b, headers, bytes) {
   const why = violation(b);
   if (why) problems.push(`${why}: ${JSON.stringify(b)}`);
-  beacons.push({ via, b, headers, bytes });
+  // A page's first beacon goes by fetch and, when that fetch fails, again by
+  // sendBeacon (herenow.js transmit): a fetch that reached us and was then
+  // cut off by the next navigation arrives twice, with the same session and
+  // q (the collector takes it once). The copy is kept (the checks on every
+  // beacon see it) but is not a new beacon for next() and qs().
+  const dup = beacons.some(x => x.b.s === b.s && x.b.q === b.q && x.b.t === b.t);
+  beacons.push({ via, b, headers, bytes, dup });
 }
 
 // PROTOCOL.md §2.2: what the collector would reject.
@@ -119,7 +125,7 @@ function violation(b) {
 // ---- helpers ----------------------------------------------------------------------
 
 // The beacons after mark (an index into beacons) that match pred.
-const after = (mark, pred = () => true) => beacons.slice(mark).filter(x => pred(x.b)).map(x => x.b);
+const after = (mark, pred = () => true) => beacons.slice(mark).filter(x => !x.dup && pred(x.b)).map(x => x.b);
 
 // next(desc, mark, pred): the first beacon after mark matching pred, as an
 // assertion that it comes within T ms.
@@ -132,7 +138,7 @@ async function next(desc, mark, pred, ms = T) {
 // Every beacon of session s between q > from and q < to arrived: the q
 // sequence of session s has no gap (a gap would be a beacon that was sent
 // but should not have been, or one that got lost).
-const qs = s => beacons.filter(x => x.b.s == s).map(x => x.b.q).sort((a, b) => a - b);
+const qs = s => beacons.filter(x => !x.dup && x.b.s == s).map(x => x.b.q).sort((a, b) => a - b);
 
 // sentinel(page): sends herenow('event', 'sentinel-N') from a 0 ms timer (after
 // any timer the widget set before) and returns that beacon: everything the page

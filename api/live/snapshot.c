@@ -12,19 +12,20 @@ static int64_t f_int(const char *s) {
     return hn_parse_i64(s, &v) && v >= 0 ? v : -1;
 }
 
+/* Formatted here (RESP, common/buf.h) rather than by hiredis' argv
+ * formatter: that one prints each of the ~30 arguments with sdscatfmt, and
+ * a live list page asks for 100 of these. */
 void hn_snap_append(hn_rcl *c, int64_t widget_id, const char *sid) {
     char key[HN_KEY_CAP];
-    const char *argv[2 + HN_SF__COUNT];
-    size_t len[2 + HN_SF__COUNT];
-    len[1] = hn_key_sess(key, (uint64_t)widget_id, sid, strlen(sid));
-    argv[0] = "HMGET";
-    len[0] = 5;
-    argv[1] = key;
-    for (int i = 0; i < HN_SF__COUNT; i++) {
-        argv[2 + i] = hn_sf_name[i];
-        len[2 + i] = hn_sf_len[i];
-    }
-    hn_rcl_append_argv(c, 2 + HN_SF__COUNT, argv, len);
+    size_t klen = hn_key_sess(key, (uint64_t)widget_id, sid, strlen(sid));
+    hn_buf b = {0};
+    hn_buf_init(&b, 640 + klen);
+    hn_resp_cmd(&b, 2 + HN_SF__COUNT);
+    hn_resp_arg(&b, "HMGET", 5);
+    hn_resp_arg(&b, key, klen);
+    for (int i = 0; i < HN_SF__COUNT; i++) hn_resp_arg(&b, hn_sf_name[i], hn_sf_len[i]);
+    hn_rcl_append_formatted(c, b.p, b.len);
+    hn_buf_free(&b);
 }
 
 const char *hn_snap_field(const redisReply *r, int field) {

@@ -275,6 +275,12 @@ static void test_format(void **state) {
     assert_string_equal(out, "2000-02-29T23:59:59.999999Z");
     hn_fmt_date_us(INT64_C(1793527200123456), out);
     assert_string_equal(out, "2026-11-01");
+    hn_fmt_time_ms(-1, out);                            /* before 1970 */
+    assert_string_equal(out, "1969-12-31T23:59:59.999Z");
+    hn_fmt_time_ms(INT64_C(253402300800000), out);      /* year 10000: the general path */
+    assert_string_equal(out, "10000-01-01T00:00:00.000Z");
+    hn_fmt_time_ms(INT64_C(253402300799999), out);
+    assert_string_equal(out, "9999-12-31T23:59:59.999Z");
     /* what the formatter writes, the parser reads back */
     for (int64_t us = 0; us < INT64_C(253402300799000000); us += INT64_C(86399123457) * 97) {
         int64_t back;

@@ -1,6 +1,9 @@
 /* test_utf8.c: strict UTF-8 validation (common/utf8.c) — every boundary of
- * the encoding, overlongs, surrogates, truncations, bad continuations. */
+ * the encoding, overlongs, surrogates, truncations, bad continuations — and
+ * the JSON strings made of such text (common/json.c: runs of plain bytes
+ * copied at once, escapes and replacements between them). */
 #include "common/hn.h"
+#include "common/json.h"
 #include "common/utf8.h"
 
 #include <setjmp.h>
@@ -57,9 +60,48 @@ static void test_utf8(void **state) {
     assert_true(hn_utf8_valid(NULL, 0));
 }
 
+static void test_json_str(void **state) {
+    static const struct { const char *in; size_t len; const char *out; } rows[] = {
+#define J(x, out) { x, sizeof(x) - 1, out }
+        J("", "\"\""),
+        J("plain", "\"plain\""),
+        J("https://example.com/p?a=1&b=2#x", "\"https://example.com/p?a=1&b=2#x\""),
+        J("\"", "\"\\\"\""),
+        J("a\\b", "\"a\\\\b\""),
+        J("say \"hi\"\n", "\"say \\\"hi\\\"\\u000a\""),
+        J("\x00x\x1f\x7f", "\"\\u0000x\\u001f\\u007f\""),
+        J("caf\xc3\xa9 ok", "\"caf\xc3\xa9 ok\""),
+        J("\xf0\x9f\x98\x80", "\"\xf0\x9f\x98\x80\""),
+        J("a\xff" "b\xc3", "\"a\xef\xbf\xbd" "b\xef\xbf\xbd\""),     /* bad bytes: U+FFFD each */
+        J("<b>&</b>", "\"<b>&</b>\""),                                /* text, not HTML: as is */
+#undef J
+    };
+    (void)state;
+    for (size_t i = 0; i < HN_ARRAY_LEN(rows); i++) {
+        hn_buf b = {0};
+        hn_buf_append(&b, "x", 1);                      /* after what a buffer holds */
+        hn_json_str(&b, rows[i].in, rows[i].len);
+        size_t want = strlen(rows[i].out);
+        if (b.len != want + 1 || memcmp(b.p + 1, rows[i].out, want) != 0)
+            fail_msg("row %zu: got %.*s, want %s", i, (int)b.len - 1, b.p + 1, rows[i].out);
+        hn_buf_free(&b);
+    }
+    hn_buf b = {0};
+    bool first = true;
+    hn_json_kint(&b, &first, "a", 0);
+    hn_json_kint(&b, &first, "b", -42);
+    hn_json_kint(&b, &first, "c", INT64_MAX);
+    hn_json_kint(&b, &first, "d", INT64_MIN);
+    const char *want = "\"a\":0,\"b\":-42,\"c\":9223372036854775807,\"d\":-9223372036854775808";
+    assert_int_equal(b.len, strlen(want));
+    assert_memory_equal(b.p, want, b.len);
+    hn_buf_free(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_json_str),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,7 @@
  *   round trip 1   ZCOUNT live (now−window, +inf)      total
  *                  ZCOUNT live [now−active_s, +inf)    active_count (approx.)
  *                  ZREVRANGEBYSCORE live <pos> (min WITHSCORES LIMIT 0 n+1
- *   round trip 2   HMGET hn:sess:{w}:<sid> <fields> × n
+ *   round trip 2   HGETALL hn:sess:{w}:<sid> × n
  *
  * The page position is a keyset (score, sid) in the live set's own order
  * (score descending, then member descending), so a session that moves
@@ -174,6 +174,9 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
             !hn_rt_redis_ok(rs, pre[1], REDIS_REPLY_INTEGER, "ZCOUNT"))
             goto out;
     }
+    /* sized once for the page (rows are ~800 bytes): growing it by doubling
+     * cost a realloc, and with it a pass over malloc's free lists, per step */
+    hn_buf_init(&items, (size_t)limit * 1024);
     while (!none) {
         int64_t need = limit - count;
         int64_t want = status == ST_ALL && !tag ? need : (need * 2 < 100 ? 100 : need * 2 > 1000 ? 1000 : need * 2);
@@ -211,17 +214,17 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
             pos.score = score;
             snprintf(pos.sid, sizeof(pos.sid), "%s", m->str);
             scanned++;
-            const char *st = hn_snap_status_reply(snaps[i], score, now, rq->cfg);
+            const char *sf[HN_SF__COUNT];
+            hn_snap_fields(snaps[i], sf);
+            const char *st = hn_snap_status(sf[HN_SF_STATUS], sf[HN_SF_LAST_SEEN], score, now, rq->cfg);
             bool is_active = strcmp(st, "active") == 0;
             if ((status == ST_ACTIVE && !is_active) || (status == ST_IDLE && is_active)) continue;
             hn_annot_view av = {NULL, NULL};
-            if (annotated)
-                av = hn_annot_find(an, hn_snap_field(snaps[i], HN_SF_VISITOR),
-                                   hn_snap_field(snaps[i], HN_SF_EMAIL));
+            if (annotated) av = hn_annot_find(an, sf[HN_SF_VISITOR], sf[HN_SF_EMAIL]);
             if (tag && !hn_annot_has_tag(av, tag)) continue;
             hn_buf_append(&items, count ? ",{" : "{", count ? 2 : 1);
             bool f = true;
-            hn_snap_item_reply(&items, &f, m->str, snaps[i], score, now, rq->cfg);
+            hn_snap_item(&items, &f, m->str, sf, score, now, rq->cfg);
             if (annotated) {
                 hn_annot_put(&items, &f, av);
                 hn_buf_append(&items, "}", 1);
@@ -250,6 +253,7 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
 
     int64_t total = pre[0]->integer, active_count = pre[1]->integer;
     if (active_count > total) active_count = total;
+    hn_buf_init(&out, items.len + 512);     /* one allocation: a live list page is ~80 KB */
     hn_buf_append(&out, "{", 1);
     bool f = true;
     hn_json_kint(&out, &f, "widget_id", wid);
@@ -290,7 +294,7 @@ out:
 typedef struct found {
     int64_t     widget_id;    /* 0: not found */
     PGresult   *row;          /* the session's row (in_pg) */
-    redisReply *snap;         /* HMGET of its snapshot (in Redis) */
+    redisReply *snap;         /* HGETALL of its snapshot (in Redis) */
     int64_t     score;        /* hn:live score when live, else -1 */
     bool        has_hash;
 } found;
@@ -411,7 +415,7 @@ static int find_session(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs,
         if (best_hash) {
             hn_snap_append(c, best, sid);
             if (hn_rt_redis_replies(w, rs, 1, &f->snap) != HN_OK) goto out;
-            if (!hn_rt_redis_ok(rs, f->snap, REDIS_REPLY_ARRAY, "HMGET")) goto out;
+            if (!hn_rt_redis_ok(rs, f->snap, REDIS_REPLY_ARRAY, "HGETALL")) goto out;
         }
     }
     rc = HN_OK;

@@ -336,7 +336,7 @@ static int reconcile(hn_live *l, lwidget *w, int64_t now) {
     return HN_OK;
 }
 
-/* Reads every dirty session (HMGET + ZSCORE, one pipeline for all widgets)
+/* Reads every dirty session (HGETALL + ZSCORE, one pipeline for all widgets)
  * and sends what changed; a widget's first read (!loaded) sends nothing. */
 static int flush(hn_live *l, int64_t now) {
     size_t n = 0;
@@ -362,17 +362,17 @@ static int flush(hn_live *l, int64_t now) {
             redisReply *h = NULL, *z = NULL;
             if (hn_rcl_get_reply(l->rc, (void **)&h) != REDIS_OK || hn_rcl_get_reply(l->rc, (void **)&z) != REDIS_OK) {
                 if (h) freeReplyObject(h);
-                redis_lost(l, "HMGET");
+                redis_lost(l, "HGETALL");
                 return HN_ERR;
             }
             if (h->type == REDIS_REPLY_ERROR || z->type == REDIS_REPLY_ERROR) {
                 /* BUSY, NOPERM…: not "the session is gone". Reconnect; what
                  * is still dirty is read at the next tick */
-                hn_warn("event=live_redis_reply_error cmd=HMGET error='%s'",
+                hn_warn("event=live_redis_reply_error cmd=HGETALL error='%s'",
                         h->type == REDIS_REPLY_ERROR ? h->str : z->str);
                 freeReplyObject(h);
                 freeReplyObject(z);
-                redis_lost(l, "HMGET");
+                redis_lost(l, "HGETALL");
                 return HN_ERR;
             }
             s->dirty = false;
@@ -384,10 +384,9 @@ static int flush(hn_live *l, int64_t now) {
             } else {
                 char *old[HN_SF__COUNT];
                 memcpy(old, s->f, sizeof(old));
-                for (int i = 0; i < HN_SF__COUNT; i++) {
-                    const char *v = hn_snap_field(h, i);
-                    s->f[i] = v ? hn_xstrdup(v) : NULL;
-                }
+                const char *v[HN_SF__COUNT];
+                hn_snap_fields(h, v);
+                for (int i = 0; i < HN_SF__COUNT; i++) s->f[i] = v[i] ? hn_xstrdup(v[i]) : NULL;
                 s->score = score;
                 s->end_seen = false;
                 const char *status = hn_snap_status(s->f[HN_SF_STATUS], s->f[HN_SF_LAST_SEEN], score,

@@ -7,7 +7,7 @@
  *       → the sessions a record touched are dirty
  *     every HERENOW_SSE_RECONCILE_MS per widget: ZRANGEBYSCORE hn:live
  *       → sessions it lacks are dirty, sessions no longer there leave
- *     HMGET + ZSCORE of each dirty session (one pipeline)
+ *     HGETALL + ZSCORE of each dirty session (one pipeline)
  *       → enter / update (the fields that changed) / leave
  *     local clock: a session not seen within the live window leaves, one
  *       quiet longer than HERENOW_ACTIVE_S turns idle

@@ -4,8 +4,8 @@
  * snapshot, enter and update events, and what the HTTP route "active
  * visitors" (api/routes_live.c) answers with: one spelling of both.
  *
- *   HMGET hn:sess:{w}:<sid> <HN_SESS_FIELDS>     hn_snap_append
- *     → reply, f[HN_SF_*] as strings             hn_snap_field
+ *   HGETALL hn:sess:{w}:<sid>                   hn_snap_append
+ *     → reply, f[HN_SF_*] as strings             hn_snap_fields, hn_snap_field
  *     + the hn:live score, now                   (the caller's)
  *     → session_id, status, last_seen, started, time_on_site_s,
  *       url, title, … (docs/API.md, active visitors)   hn_snap_item
@@ -23,10 +23,14 @@
 #include "common/rcl.h"
 #include "proto/keys.h"
 
-/* Appends "HMGET hn:sess:{w}:<sid> <the fields, in HN_SF_* order>" to c's
- * pipeline; the reply is read by the caller. */
+/* Appends "HGETALL hn:sess:{w}:<sid>" to c's pipeline; the reply is read
+ * by the caller (an empty array when the hash is gone). */
 void hn_snap_append(hn_rcl *c, int64_t widget_id, const char *sid);
-/* Field HN_SF_* of that HMGET's reply, NULL when absent; valid while r is. */
+/* Every field of that reply at once: f[HN_SF_*], NULL when absent (fields
+ * that are not HN_SF_*, such as the collector's "q", are skipped); valid
+ * while r is. false (f all NULL) when r is not an array. */
+bool hn_snap_fields(const redisReply *r, const char *f[HN_SF__COUNT]);
+/* One field of that reply (a scan: for a reply read once or twice). */
 const char *hn_snap_field(const redisReply *r, int field);
 
 /* The status ("active", "idle", "gone") by PROTOCOL §9's reader rule, from
@@ -34,7 +38,7 @@ const char *hn_snap_field(const redisReply *r, int field);
  * session's hn:live score (score_ms -1: not live). A string literal. */
 const char *hn_snap_status(const char *status, const char *last_seen, int64_t score_ms,
                            int64_t now_ms, const hn_config *cfg);
-/* The same from an HMGET reply. */
+/* The same from an HGETALL reply. */
 const char *hn_snap_status_reply(const redisReply *r, int64_t score_ms, int64_t now_ms,
                                  const hn_config *cfg);
 
@@ -43,7 +47,7 @@ const char *hn_snap_status_reply(const redisReply *r, int64_t score_ms, int64_t 
  * not live). */
 void hn_snap_item(hn_buf *b, bool *first, const char *sid, const char *const *f, int64_t score_ms,
                   int64_t now_ms, const hn_config *cfg);
-/* The same item from an HMGET reply. */
+/* The same item from an HGETALL reply. */
 void hn_snap_item_reply(hn_buf *b, bool *first, const char *sid, const redisReply *r,
                         int64_t score_ms, int64_t now_ms, const hn_config *cfg);
 

@@ -2,6 +2,7 @@
  * and the shared messages' reference counts. The hub itself runs against
  * real Redis in tests/integration/test_sse.sh. */
 #include "api/live/live.h"
+#include "api/live/snapshot.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -49,10 +50,65 @@ static void test_msg_refs(void **state) {
     hn_live_msg_unref(NULL);
 }
 
+/* An HGETALL reply's pairs as the snapshot's fields: any order, the
+ * collector's "q" and non-strings skipped, an empty hash, an error. */
+static void test_snap_fields(void **state) {
+    (void)state;
+    static const char *const kv[] = {"status", "active", "q", "7", "url", "https://a/", "last_seen",
+                                     "1700000000000", "title", "", "email", "x@y.z", "pageviews", "3"};
+    enum { N = sizeof(kv) / sizeof(kv[0]) };
+    redisReply el[N + 2], *ptr[N + 2];
+    for (int i = 0; i < N; i++) {
+        el[i] = (redisReply){.type = REDIS_REPLY_STRING, .str = (char *)kv[i], .len = strlen(kv[i])};
+        ptr[i] = &el[i];
+    }
+    el[N] = (redisReply){.type = REDIS_REPLY_STRING, .str = "city", .len = 4};
+    el[N + 1] = (redisReply){.type = REDIS_REPLY_NIL};                 /* not a string: absent */
+    ptr[N] = &el[N];
+    ptr[N + 1] = &el[N + 1];
+    redisReply r = {.type = REDIS_REPLY_ARRAY, .elements = N + 2, .element = ptr};
+    const char *f[HN_SF__COUNT];
+    assert_true(hn_snap_fields(&r, f));
+    assert_string_equal(f[HN_SF_STATUS], "active");
+    assert_string_equal(f[HN_SF_URL], "https://a/");
+    assert_string_equal(f[HN_SF_LAST_SEEN], "1700000000000");
+    assert_string_equal(f[HN_SF_TITLE], "");
+    assert_string_equal(f[HN_SF_EMAIL], "x@y.z");
+    assert_string_equal(f[HN_SF_PAGEVIEWS], "3");
+    int set = 0;
+    for (int i = 0; i < HN_SF__COUNT; i++) set += f[i] != NULL;
+    assert_int_equal(set, 6);                                          /* not q, not city */
+    assert_string_equal(hn_snap_field(&r, HN_SF_EMAIL), "x@y.z");
+    assert_null(hn_snap_field(&r, HN_SF_CITY));
+    assert_null(hn_snap_field(&r, HN_SF_NAME));
+    assert_null(hn_snap_field(&r, HN_SF__COUNT));
+    /* the same item from the reply and from the fields */
+    hn_config cfg = {.active_s = 60};
+    hn_buf a = {0}, b = {0};
+    bool fa = true, fb = true;
+    hn_snap_item_reply(&a, &fa, "s1", &r, 1700000000000, 1700000001000, &cfg);
+    hn_snap_item(&b, &fb, "s1", f, 1700000000000, 1700000001000, &cfg);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.p, b.p, a.len);
+    hn_buf_free(&a);
+    hn_buf_free(&b);
+    assert_string_equal(hn_snap_status_reply(&r, 1700000000000, 1700000001000, &cfg), "active");
+
+    redisReply empty = {.type = REDIS_REPLY_ARRAY};                    /* the hash is gone */
+    assert_true(hn_snap_fields(&empty, f));
+    for (int i = 0; i < HN_SF__COUNT; i++) assert_null(f[i]);
+    redisReply err = {.type = REDIS_REPLY_ERROR, .str = "ERR", .len = 3};
+    f[0] = "x";
+    assert_false(hn_snap_fields(&err, f));
+    assert_null(f[0]);
+    assert_false(hn_snap_fields(NULL, f));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_id),
         cmocka_unit_test(test_msg_refs),
+        cmocka_unit_test(test_snap_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -174,9 +174,6 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
             !hn_rt_redis_ok(rs, pre[1], REDIS_REPLY_INTEGER, "ZCOUNT"))
             goto out;
     }
-    /* sized once for the page (rows are ~800 bytes): growing it by doubling
-     * cost a realloc, and with it a pass over malloc's free lists, per step */
-    hn_buf_init(&items, (size_t)limit * 1024);
     while (!none) {
         int64_t need = limit - count;
         int64_t want = status == ST_ALL && !tag ? need : (need * 2 < 100 ? 100 : need * 2 > 1000 ? 1000 : need * 2);
@@ -199,6 +196,10 @@ void hn_route_active_visitors(hn_api_worker *w, const hn_api_req *rq, hn_api_res
             const redisReply *m = chunk->element[2 * (skip + i)];
             hn_snap_append(c, wid, m->type == REDIS_REPLY_STRING ? m->str : "");
         }
+        /* sized once for the page's rows (~800 bytes each): growing it by
+         * doubling cost a realloc, and with it a pass over malloc's free
+         * lists, per step */
+        if (items.cap == 0) hn_buf_init(&items, (take < (size_t)need ? take : (size_t)need) * 1024 + 64);
         snaps = hn_xcalloc(take ? take : 1, sizeof(*snaps));
         nsnaps = take;
         if (take && hn_rt_redis_replies(w, rs, (int)take, snaps) != HN_OK) {

@@ -82,7 +82,8 @@ size_t hn_key_vfirst(char *out, uint64_t widget, const char *visitor, size_t len
  * collector only; not part of the snapshot the api reads. */
 #define HN_SESS_SEQ "q"
 
-/* The fields of hn:sess:{w}:<sid>, in the order the api's HMGET reads them. */
+/* The fields of hn:sess:{w}:<sid> (HN_SF_* indexes; the api reads them all
+ * with HGETALL: api/live/snapshot.c). */
 #define HN_SESS_FIELDS(X)                                                           \
     X(LAST_SEEN, "last_seen")     X(STATUS, "status")       X(STARTED, "started")     \
     X(LANDING, "landing")         X(REFERRER, "referrer")   X(URL, "url")             \

@@ -12,10 +12,12 @@ static int64_t f_int(const char *s) {
     return hn_parse_i64(s, &v) && v >= 0 ? v : -1;
 }
 
-/* HGETALL, not HMGET of the ~30 fields: Redis looks each HMGET field up
- * by a scan of the hash's listpack, and HMGET costs it 2.3 times as much
- * (redis-benchmark, one session's hash of 22 fields); a live list page
- * asks for 100 of these. */
+/* HGETALL, not HMGET of the 29 fields: for a hash in a listpack (every
+ * value ≤ 64 bytes) Redis finds each HMGET field by a scan of the whole
+ * hash, and for a hash table it hashes and looks up 29 names where HGETALL
+ * walks the ~22 present. redis-benchmark on one session's hash of 22
+ * fields: HMGET costs 2.3× HGETALL as a listpack (docs/BENCHMARKS.md has
+ * the hash-table case); a live list page asks for 100 of these. */
 void hn_snap_append(hn_rcl *c, int64_t widget_id, const char *sid) {
     char key[HN_KEY_CAP];
     const char *argv[2] = {"HGETALL", key};
@@ -24,8 +26,9 @@ void hn_snap_append(hn_rcl *c, int64_t widget_id, const char *sid) {
 }
 
 /* HN_SF_* of a field name, -1 for a field that is not in the snapshot (the
- * collector's "q"). hint: the index to try first — a hash written by the
- * collector lists its fields in the same order every time. */
+ * collector's "q"). hint: the index to try first (the one after the last
+ * match: the collector writes some runs of fields in HN_SF_* order, and a
+ * listpack keeps them so); a miss scans the names. */
 static int sf_index(const char *name, size_t len, int hint) {
     if (hint < HN_SF__COUNT && hn_sf_len[hint] == len && memcmp(hn_sf_name[hint], name, len) == 0)
         return hint;

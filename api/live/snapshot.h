@@ -27,8 +27,9 @@
  * by the caller (an empty array when the hash is gone). */
 void hn_snap_append(hn_rcl *c, int64_t widget_id, const char *sid);
 /* Every field of that reply at once: f[HN_SF_*], NULL when absent (fields
- * that are not HN_SF_*, such as the collector's "q", are skipped); valid
- * while r is. false (f all NULL) when r is not an array. */
+ * that are not HN_SF_*, such as the collector's "q", are skipped; a name
+ * twice, which a Redis hash cannot hold, keeps the last); valid while r
+ * is. false (f all NULL) when r is not an array. */
 bool hn_snap_fields(const redisReply *r, const char *f[HN_SF__COUNT]);
 /* One field of that reply (a scan: for a reply read once or twice). */
 const char *hn_snap_field(const redisReply *r, int field);

@@ -94,6 +94,10 @@ static void test_snap_fields(void **state) {
     hn_buf_free(&b);
     assert_string_equal(hn_snap_status_reply(&r, 1700000000000, 1700000001000, &cfg), "active");
 
+    r.elements = N + 1;                          /* an odd count: the name alone is no field */
+    assert_true(hn_snap_fields(&r, f));
+    assert_null(f[HN_SF_CITY]);
+    assert_string_equal(f[HN_SF_PAGEVIEWS], "3");
     redisReply empty = {.type = REDIS_REPLY_ARRAY};                    /* the hash is gone */
     assert_true(hn_snap_fields(&empty, f));
     for (int i = 0; i < HN_SF__COUNT; i++) assert_null(f[i]);

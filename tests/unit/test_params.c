@@ -281,6 +281,10 @@ static void test_format(void **state) {
     assert_string_equal(out, "10000-01-01T00:00:00.000Z");
     hn_fmt_time_ms(INT64_C(253402300799999), out);
     assert_string_equal(out, "9999-12-31T23:59:59.999Z");
+    hn_fmt_time_us(-1, out);
+    assert_string_equal(out, "1969-12-31T23:59:59.999999Z");
+    hn_fmt_time_us(INT64_C(253402300800000000), out);
+    assert_string_equal(out, "10000-01-01T00:00:00.000000Z");
     /* what the formatter writes, the parser reads back */
     for (int64_t us = 0; us < INT64_C(253402300799000000); us += INT64_C(86399123457) * 97) {
         int64_t back;

@@ -204,6 +204,14 @@ static int conn_of_slot(hn_rcluster *cl, int slot) {
     return node < 0 ? -1 : conn_of(cl, cl->map->nodes[node].host, cl->map->nodes[node].port);
 }
 
+/* Where a command for slot goes now: its master's connection, or -1 (park
+ * it) when the map names none or an earlier command of that slot is parked
+ * (a slot's commands keep their order). */
+static int route_of(hn_rcluster *cl, int slot) {
+    if (cl->npk > 0 && slot >= 0 && (cl->pkslot[slot >> 3] & (1u << (slot & 7)))) return -1;
+    return conn_of_slot(cl, slot);
+}
+
 static void conn_free(hn_rcluster *cl, int i) {
     hn_rconn_destroy(cl->conns[i]->rc);
     free(cl->conns[i]);
@@ -315,7 +323,7 @@ static void route_cmds(hn_rcluster *cl, uint64_t seq, const uint32_t *idx, uint3
     int *ci = hn_xmalloc(n * sizeof(int));
     for (uint32_t k = 0; k < n; k++) {
         int slot = o->cmds[idx[k]].slot;
-        ci[k] = cl->npk > 0 && slot >= 0 && (cl->pkslot[slot >> 3] & (1u << (slot & 7))) ? -1 : conn_of_slot(cl, slot);
+        ci[k] = route_of(cl, slot);
     }
     for (uint32_t k = 0; k < n; k++) {
         if (ci[k] == -2) continue;
@@ -514,7 +522,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg) {
         outer *o = outer_of(cl, rt[j].seq);
         if (!o || !o->cmds) continue;                  /* taken back meanwhile */
         int slot = o->cmds[rt[j].idx].slot;
-        int c = cl->npk > 0 && slot >= 0 && (cl->pkslot[slot >> 3] & (1u << (slot & 7))) ? -1 : conn_of_slot(cl, slot);
+        int c = route_of(cl, slot);
         if (c >= 0) send_share(cl, rt[j].seq, &rt[j].idx, 1, c, false, 0, rt[j].tries);
         else park(cl, rt[j].seq, &rt[j].idx, 1);
     }

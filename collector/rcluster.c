@@ -501,7 +501,7 @@ static void retry_push(hn_rcluster *cl, retry r) {
 
 static void retry_add(hn_rcluster *cl, uint64_t seq, uint32_t idx, int tries) {
     retry_push(cl, (retry){seq, idx, tries, hn_mono_ms() + (uint64_t)tryagain_wait(tries)});
-    if (!evtimer_pending(cl->retry_ev, NULL)) retry_arm(cl);
+    retry_arm(cl);              /* at the earliest due: this one may come before the armed one */
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg) {

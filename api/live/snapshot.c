@@ -53,14 +53,10 @@ bool hn_snap_fields(const redisReply *r, const char *f[HN_SF__COUNT]) {
 }
 
 const char *hn_snap_field(const redisReply *r, int field) {
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || field < 0 || field >= HN_SF__COUNT) return NULL;
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        const redisReply *k = r->element[i], *v = r->element[i + 1];
-        if (k->type == REDIS_REPLY_STRING && k->len == hn_sf_len[field] &&
-            memcmp(k->str, hn_sf_name[field], k->len) == 0)
-            return v->type == REDIS_REPLY_STRING ? v->str : NULL;
-    }
-    return NULL;
+    const char *f[HN_SF__COUNT];
+    if (field < 0 || field >= HN_SF__COUNT) return NULL;
+    hn_snap_fields(r, f);
+    return f[field];
 }
 
 const char *hn_snap_status(const char *status, const char *last_seen, int64_t score_ms,

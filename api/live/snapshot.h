@@ -31,7 +31,7 @@ void hn_snap_append(hn_rcl *c, int64_t widget_id, const char *sid);
  * twice, which a Redis hash cannot hold, keeps the last); valid while r
  * is. false (f all NULL) when r is not an array. */
 bool hn_snap_fields(const redisReply *r, const char *f[HN_SF__COUNT]);
-/* One field of that reply (a scan: for a reply read once or twice). */
+/* One field of that reply (hn_snap_fields each time: for a reply read once). */
 const char *hn_snap_field(const redisReply *r, int field);
 
 /* The status ("active", "idle", "gone") by PROTOCOL §9's reader rule, from

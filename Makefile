@@ -85,7 +85,8 @@ $(OUT)/obj/%.o: %.c
 
 # ---- binaries -------------------------------------------------------------------------
 
-TOOLS := hn-loadgen hn-sseclient hn-ssefeed hn-chatclient hn-chatdrive hn-chatdash hn-rulebench hn-steady hn-freeport hn-udpsend hn-rcltest
+TOOLS := hn-loadgen hn-sseclient hn-ssefeed hn-chatclient hn-chatdrive hn-chatdash hn-rulebench hn-steady hn-freeport hn-udpsend hn-rcltest \
+         hn-drainsql
 BINS  := $(OUT)/herenow-collector $(OUT)/herenow-api $(OUT)/herenowctl $(TOOLS:%=$(OUT)/%)
 
 .PHONY: all
@@ -103,17 +104,20 @@ $(OUT)/herenowctl: $(call obj,ctl/main.c) $(LIB_CTL) $(LIB_BASE)
 # bench and test tools: hn-loadgen (load generator), hn-sseclient and
 # hn-ssefeed (the live stream's bench), hn-chatclient, hn-chatdrive and
 # hn-chatdash (the chat's bench; bench/lib/: what the benches share), hn-rulebench (the
-# rules' evaluation alone: bench-rules' same-run reference), hn-steady (a steady stream of unique
+# rules' evaluation alone: bench-rules' same-run reference), hn-drainsql (the drain's statements
+# as text: bench-upsert), hn-steady (a steady stream of unique
 # beacons over UDP and HTTP: test_outage, soak), hn-freeport (a port free for
 # TCP and UDP: tests/lib.sh), hn-udpsend (stdin as one datagram), hn-rcltest (common/rcl.c on a
 # real Redis Cluster: test_rcl)
 TOOL_MAIN := hn-loadgen:bench/loadgen.c hn-sseclient:bench/sseclient.c hn-ssefeed:bench/ssefeed.c \
              hn-chatclient:bench/chatclient.c hn-chatdrive:bench/chatdrive.c hn-chatdash:bench/chatdash.c \
-             hn-rulebench:bench/rulebench.c \
+             hn-rulebench:bench/rulebench.c hn-drainsql:bench/drainsql.c \
              hn-steady:tests/tools/steady.c hn-freeport:tests/tools/freeport.c \
              hn-udpsend:tests/tools/udpsend.c hn-rcltest:tests/tools/rcltest.c
 tool_src = $(patsubst $(1):%,%,$(filter $(1):%,$(TOOL_MAIN)))
 $(foreach t,$(TOOLS),$(eval $(OUT)/$(t): $(call obj,$(call tool_src,$(t))) $(LIB_BENCH) $(LIB_BASE)))
+# hn-drainsql prints api/drain/sql.c's strings (no code: nothing else of the api is linked)
+$(OUT)/hn-drainsql: $(call obj,api/drain/sql.c)
 $(TOOLS:%=$(OUT)/%):
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_TOOLS)
 
@@ -258,8 +262,9 @@ fuzz: check-deps fuzz-build
 # bench-udp, bench-drain, bench-api, bench-http, bench-sse, bench-chat, bench-rules, bench-cluster:
 # bench/<name>.sh on fresh binaries. bench-http also needs nginx and perf (scripts/setup.sh --bench).
 # bench-cluster: bench-udp's mix on a standalone Redis and on a 3+3 Redis Cluster (issue 17).
-.PHONY: bench-udp bench-drain bench-api bench-http bench-sse bench-chat bench-rules bench-cluster soak
-bench-udp bench-drain bench-api bench-http bench-sse bench-chat bench-rules bench-cluster: bench-%: check-deps
+# bench-upsert: the drain's session upsert alone, at fillfactor 100 and at the schema's 70 (sql/002).
+.PHONY: bench-udp bench-drain bench-upsert bench-api bench-http bench-sse bench-chat bench-rules bench-cluster soak
+bench-udp bench-drain bench-upsert bench-api bench-http bench-sse bench-chat bench-rules bench-cluster: bench-%: check-deps
 	@if [ $* = http ]; then scripts/setup.sh --check-bench >/dev/null 2>&1 || scripts/setup.sh --bench; fi
 	@$(MAKE) --no-print-directory $(BINS)
 	@HN_BIN=$(OUT) bench/$*.sh

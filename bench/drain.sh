@@ -12,7 +12,8 @@
 # COPY per table: records/s of a raw COPY. Ratio = drain / raw COPY.
 #
 # Environment: RECORDS=300000 SESSIONS=20000 RUNS=3 DRAIN_BATCH (entries per
-# read; default the api's) BENCH_DOC=docs/BENCHMARKS.md ("" : don't write).
+# read; default the api's) BENCH_DOC=docs/BENCHMARKS.md ("" : don't write)
+# BENCH_LOG_LEVEL (the api's; debug logs each batch's steps, kept with HN_KEEP_TMP=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CMDLINE="make bench-drain"
@@ -43,7 +44,7 @@ run() {
     export HERENOW_REDIS_URL="redis://127.0.0.1:$rport/0"
     export HERENOW_DATABASE_URL="postgresql://postgres@127.0.0.1:$port/herenow"
     export HERENOW_UDP_LISTEN=127.0.0.1:$udp HERENOW_HTTP_LISTEN= HERENOW_ADMIN_LISTEN=127.0.0.1:$admin
-    export HERENOW_API_LISTEN=127.0.0.1:$api HERENOW_THREADS=2 HERENOW_LOG_LEVEL=warn
+    export HERENOW_API_LISTEN=127.0.0.1:$api HERENOW_THREADS=2 HERENOW_LOG_LEVEL=${BENCH_LOG_LEVEL:-warn}
     psql_() { "${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql" -X -At -v ON_ERROR_STOP=1 "$HERENOW_DATABASE_URL" -c "$1"; }
     "$HN_BIN/herenowctl" migrate >/dev/null
     local key

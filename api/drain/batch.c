@@ -430,6 +430,12 @@ static void format_aggregates(hn_drain_batch *bt) {
  * that are twice in the batch (a collector resent them after a reconnect)
  * and, for a redelivered batch, those in bt->existing. */
 void hn_drain_batch_build(hn_drain_batch *bt) {
+    hn_drain_batch_build_begin(bt);
+    for (size_t i = bt->lo; i < bt->hi; i++) hn_drain_batch_build_entry(bt, i);
+    hn_drain_batch_build_end(bt);
+}
+
+void hn_drain_batch_build_begin(hn_drain_batch *bt) {
     hn_buf_reset(&bt->pv);
     hn_buf_reset(&bt->ev);
     hn_buf_reset(&bt->agg);
@@ -441,21 +447,26 @@ void hn_drain_batch_build(hn_drain_batch *bt) {
     hn_kmap_clear(&bt->hour_map);
     hn_kmap_clear(&bt->dim_map);
     bt->nrecords = bt->nrepeats = 0;
-    for (size_t i = bt->lo; i < bt->hi; i++) {
-        if (!decode_entry(bt, &bt->entries[i])) continue;
-        for (size_t j = 0; j < bt->nscratch; j++) {
-            const hn_record *r = &bt->scratch[j];
-            if (!hn_seen_add(&bt->seen, r->event_id) ||
-                (bt->redelivered && hn_seen_has(&bt->existing, r->event_id))) {
-                bt->nrepeats++;
-                continue;
-            }
-            format_row(bt, r);
-            if (chat_record(r)) format_chat(bt, r);
-            aggregate(bt, r);
-            bt->nrecords++;
+    bt->min_ts = bt->max_ts = 0;
+}
+
+void hn_drain_batch_build_entry(hn_drain_batch *bt, size_t i) {
+    if (!decode_entry(bt, &bt->entries[i])) return;
+    for (size_t j = 0; j < bt->nscratch; j++) {
+        const hn_record *r = &bt->scratch[j];
+        if (!hn_seen_add(&bt->seen, r->event_id) ||
+            (bt->redelivered && hn_seen_has(&bt->existing, r->event_id))) {
+            bt->nrepeats++;
+            continue;
         }
+        format_row(bt, r);
+        if (chat_record(r)) format_chat(bt, r);
+        aggregate(bt, r);
+        bt->nrecords++;
     }
+}
+
+void hn_drain_batch_build_end(hn_drain_batch *bt) {
     format_aggregates(bt);
     bt->nsessions = bt->sess_map.n;
 }

@@ -101,6 +101,14 @@ void hn_drain_batch_reset(hn_drain_batch *b);
 /* Builds every COPY text of entries [lo, hi): pv, ev, agg, hourly, dims.
  * Entries that do not decode are rejected (once: they stay bad). */
 void hn_drain_batch_build(hn_drain_batch *b);
+/* The same in steps, for a writer that sends the rows while the rest is
+ * built (pg.c): begin (every text emptied, the recv_ts range reset), one
+ * entry at a time (its rows appended to pv / ev, which the caller may send
+ * and empty between entries; its aggregates kept), end (the aggregates'
+ * texts). */
+void hn_drain_batch_build_begin(hn_drain_batch *b);
+void hn_drain_batch_build_entry(hn_drain_batch *b, size_t i);
+void hn_drain_batch_build_end(hn_drain_batch *b);
 /* The (event_id, recv_at) of every record of entries [lo, hi) into ids,
  * the text of hn_ids (sql.c: existing). */
 void hn_drain_batch_ids(hn_drain_batch *b);

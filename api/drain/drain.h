@@ -21,6 +21,12 @@
  *      deltas), hourly rollups, visitor sets, breakdowns → COMMIT;
  *   4. XACK; every second XTRIM MINID from the group's progress.
  *
+ * Steps 2 and 3 overlap for a batch read the first time: the transaction
+ * and the events' COPY open first, and the events' rows go out in parts
+ * while the rest is decoded (PostgreSQL indexes one part while the drain
+ * builds the next); a record of a day without partitions rolls that back
+ * and the batch is written in order, after its partitions are made.
+ *
  * Exactly once: the rows' unique key is (event_id, recv_at). A batch read
  * for the first time (`>`) is written with plain COPY; a batch that may have
  * been written before (own pending after a failure, claimed from a dead

@@ -82,31 +82,41 @@ static int64_t rows_affected(PGresult *r) {
     return s && *s ? atoll(s) : 0;
 }
 
-/* One COPY … FROM STDIN of the text in b. HN_AGAIN on a unique violation:
- * a record of the batch was written meanwhile (by another consumer). */
-static int copy_in(hn_drain_worker *d, const char *sql, const hn_buf *b, const char *what) {
-    if (b->len == 0) return HN_OK;
+/* COPY … FROM STDIN in three steps: begin, put (any number of times), end.
+ * end reads the result: HN_AGAIN on a unique violation (a record of the
+ * batch was written meanwhile, by another consumer). abort_msg non-NULL:
+ * the COPY is ended as failed (its result is then an error, not logged). */
+static int copy_begin(hn_drain_worker *d, const char *sql, const char *what) {
     PGresult *r = PQexec(d->pg, sql);
     bool ok = pg_ok(d, r, PGRES_COPY_IN, what);
     PQclear(r);
-    if (!ok) return HN_ERR;
-    for (size_t off = 0; off < b->len;) {
-        size_t n = b->len - off > (1u << 20) ? (1u << 20) : b->len - off;
-        if (PQputCopyData(d->pg, b->p + off, (int)n) != 1) {
+    return ok ? HN_OK : HN_ERR;
+}
+
+static int copy_put(hn_drain_worker *d, const char *p, size_t len, const char *what) {
+    for (size_t off = 0; off < len;) {
+        size_t n = len - off > (1u << 20) ? (1u << 20) : len - off;
+        if (PQputCopyData(d->pg, p + off, (int)n) != 1) {
             hn_warn("event=drain_pg_error what=%s err='%s'", what, PQerrorMessage(d->pg));
             return HN_ERR;
         }
         off += n;
     }
-    if (PQputCopyEnd(d->pg, NULL) != 1) {
+    return HN_OK;
+}
+
+static int copy_end(hn_drain_worker *d, const char *what, const char *abort_msg) {
+    if (PQputCopyEnd(d->pg, abort_msg) != 1) {
         hn_warn("event=drain_pg_error what=%s err='%s'", what, PQerrorMessage(d->pg));
         return HN_ERR;
     }
     int rc = HN_OK;
-    r = PQgetResult(d->pg);
+    PGresult *r = PQgetResult(d->pg);
     if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
         const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-        if (state && strcmp(state, "23505") == 0) {
+        if (abort_msg) {
+            rc = HN_ERR;
+        } else if (state && strcmp(state, "23505") == 0) {
             hn_info("event=drain_conflict what=%s", what);
             rc = HN_AGAIN;
         } else {
@@ -117,6 +127,53 @@ static int copy_in(hn_drain_worker *d, const char *sql, const hn_buf *b, const c
     PQclear(r);
     while ((r = PQgetResult(d->pg)) != NULL) PQclear(r);
     return rc;
+}
+
+/* One COPY of the text in b (nothing when it is empty). */
+static int copy_in(hn_drain_worker *d, const char *sql, const hn_buf *b, const char *what) {
+    if (b->len == 0) return HN_OK;
+    if (copy_begin(d, sql, what) != HN_OK) return HN_ERR;
+    if (copy_put(d, b->p, b->len, what) != HN_OK) return HN_ERR;
+    return copy_end(d, what, NULL);
+}
+
+/* The events' rows go out in parts of this size while the batch is built. */
+#define STREAM_PART (128u * 1024u)
+#define HN_DRAIN_NO_PARTITION 1
+
+static bool partitions_cover(const hn_drain_worker *d, uint64_t min_ts, uint64_t max_ts) {
+    int64_t lo = (int64_t)(min_ts / 86400000000ull), hi = (int64_t)(max_ts / 86400000000ull);
+    return d->part_hi && lo >= d->part_lo && hi <= d->part_hi;
+}
+
+/* A fresh batch, in its open transaction: the events' COPY is open while
+ * the batch is built, and gets its rows in parts as they are made, so that
+ * PostgreSQL parses and indexes one part while the drain decodes the next
+ * (the build's C time runs beside the COPY instead of before it; on two
+ * cores that was a fifth of the batch, docs/BENCHMARKS.md). Page views,
+ * the aggregates and the rest are built meanwhile and sent after. HN_OK:
+ * built, events written; HN_DRAIN_NO_PARTITION: a record's day has no
+ * partition yet (the COPY is abandoned: the caller rolls back, makes them
+ * and writes the batch the other way); else copy_end's or HN_ERR. */
+static int build_streaming(hn_drain_worker *d) {
+    hn_drain_batch *b = &d->batch;
+    if (copy_begin(d, hn_drain_sql_copy_ev, "copy_events") != HN_OK) return HN_ERR;
+    hn_drain_batch_build_begin(b);
+    for (size_t i = b->lo; i < b->hi; i++) {
+        hn_drain_batch_build_entry(b, i);
+        if (b->min_ts && !partitions_cover(d, b->min_ts, b->max_ts)) {
+            copy_end(d, "copy_events", "herenow: a day without partitions");
+            return HN_DRAIN_NO_PARTITION;
+        }
+        if (b->ev.len >= STREAM_PART) {
+            if (copy_put(d, b->ev.p, b->ev.len, "copy_events") != HN_OK) return HN_ERR;
+            hn_buf_reset(&b->ev);
+        }
+    }
+    hn_drain_batch_build_end(b);
+    if (copy_put(d, b->ev.p, b->ev.len, "copy_events") != HN_OK) return HN_ERR;
+    hn_buf_reset(&b->ev);
+    return copy_end(d, "copy_events", NULL);
 }
 
 /* Fills the batch's existing with its records that PostgreSQL has already
@@ -151,9 +208,42 @@ static void step(uint64_t *steps, int i, uint64_t *t) {
 int hn_drain_pg_write_batch(hn_drain_worker *d, int64_t *sessions) {
     hn_drain_batch *b = &d->batch;
     uint64_t steps[ST__N] = {0};
-    uint64_t t0 = hn_mono_us();
+    uint64_t t0 = hn_mono_us(), tt;
+    PGresult *r;
+    bool ok, streamed = false;
+    int rc = HN_OK;
     b->min_ts = b->max_ts = 0;
     d->data_error = false;
+
+    if (!b->redelivered) {
+        /* the usual case: built while the events' rows are sent */
+        r = PQexec(d->pg, "BEGIN");
+        ok = pg_ok(d, r, PGRES_COMMAND_OK, "begin");
+        PQclear(r);
+        if (!ok) goto fail_noroll;
+        rc = build_streaming(d);
+        d->build_us = hn_mono_us() - t0;
+        tt = hn_mono_us();
+        if (rc == HN_OK) {
+            streamed = true;
+            rc = copy_in(d, hn_drain_sql_copy_pv, &b->pv, "copy_page_views");
+            if (rc != HN_OK) goto fail;
+            goto rows_done;
+        }
+        if (rc != HN_DRAIN_NO_PARTITION) goto fail;
+        /* a record of a day without partitions (a spool replayed long
+         * after): they are made outside the batch's transaction, then the
+         * batch is built first and written */
+        r = PQexec(d->pg, "ROLLBACK");
+        ok = pg_ok(d, r, PGRES_COMMAND_OK, "rollback");
+        PQclear(r);
+        if (!ok) goto fail_noroll;
+        hn_info("event=drain_partitions_first min_ts=%llu max_ts=%llu",
+                (unsigned long long)b->min_ts, (unsigned long long)b->max_ts);
+        rc = HN_OK;
+        t0 = hn_mono_us();
+    }
+
     if (b->redelivered) hn_drain_batch_ids(b);
     else hn_drain_batch_build(b);
     d->build_us = hn_mono_us() - t0;
@@ -163,12 +253,11 @@ int hn_drain_pg_write_batch(hn_drain_worker *d, int64_t *sessions) {
         if (ensure_partitions(d, lo, hi) != HN_OK) return HN_ERR;
     }
 
-    PGresult *r = PQexec(d->pg, "BEGIN");
-    bool ok = pg_ok(d, r, PGRES_COMMAND_OK, "begin");
+    r = PQexec(d->pg, "BEGIN");
+    ok = pg_ok(d, r, PGRES_COMMAND_OK, "begin");
     PQclear(r);
     if (!ok) goto fail_noroll;
-    uint64_t tt = hn_mono_us();
-    int rc = HN_OK;
+    tt = hn_mono_us();
     if (b->redelivered) {
         if (find_existing(d) != HN_OK) goto fail;
         hn_drain_batch_build(b);
@@ -176,6 +265,7 @@ int hn_drain_pg_write_batch(hn_drain_worker *d, int64_t *sessions) {
     if ((rc = copy_in(d, hn_drain_sql_copy_pv, &b->pv, "copy_page_views")) != HN_OK ||
         (rc = copy_in(d, hn_drain_sql_copy_ev, &b->ev, "copy_events")) != HN_OK)
         goto fail;
+rows_done:
     step(steps, ST_ROWS, &tt);
     if (copy_in(d, hn_drain_sql_copy_agg, &b->agg, "copy_sessions") != HN_OK ||
         copy_in(d, hn_drain_sql_copy_hourly, &b->hourly, "copy_hourly") != HN_OK ||
@@ -231,10 +321,12 @@ int hn_drain_pg_write_batch(hn_drain_worker *d, int64_t *sessions) {
     PQclear(r);
     if (!ok) goto fail_noroll;
     step(steps, ST_COMMIT, &tt);
-    hn_debug("event=drain_batch records=%zu repeats=%zu sessions=%zu redelivered=%d read_us=%llu"
-             " build_us=%llu rows_us=%llu agg_us=%llu sessions_us=%llu rollup_us=%llu"
+    /* streamed: build_us is the build with the events' COPY beside it,
+     * rows_us the page views' COPY alone */
+    hn_debug("event=drain_batch records=%zu repeats=%zu sessions=%zu redelivered=%d streamed=%d"
+             " read_us=%llu build_us=%llu rows_us=%llu agg_us=%llu sessions_us=%llu rollup_us=%llu"
              " dims_us=%llu commit_us=%llu",
-             b->nrecords, b->nrepeats, b->nsessions, b->redelivered,
+             b->nrecords, b->nrepeats, b->nsessions, b->redelivered, streamed,
              (unsigned long long)d->read_us, (unsigned long long)d->build_us,
              (unsigned long long)steps[ST_ROWS], (unsigned long long)steps[ST_AGG],
              (unsigned long long)steps[ST_SESSIONS], (unsigned long long)steps[ST_ROLLUP],

@@ -273,8 +273,8 @@ hn_assert_eq "its engaged time clamped to a day, its q kept" "86400000 922337203
 # --- 9. a record PostgreSQL refuses (invalid UTF-8 from a foreign writer) is isolated:
 # its entry goes to drain_rejects with the error, the entries around it are written
 hexb() { printf '%0*x' "$2" "$1" | sed 's/../\\x&/g'; }
-rec() {   # rec SID URL-BYTES(printf escapes): one record as a msgpack array of one map
-    local now_us=$(($(date +%s%N) / 1000))
+rec() {   # rec SID URL-BYTES(printf escapes) [AGE_S]: one record as a msgpack array of one map
+    local now_us=$(($(date +%s%N) / 1000 - ${3:-0} * 1000000))
     printf '\x91\x8a\xa2rv\x01\xa2id\xc4\x10'
     head -c 16 /dev/urandom
     printf "\\xa2rt\\xcf$(hexb "$now_us" 16)\\xa1w\\xce$(hexb "$WID" 8)"
@@ -293,6 +293,23 @@ hn_wait_for 10 "the good records around it are written" rows_are $((base_rows + 
 hn_wait_for 10 "nothing left pending" none_pending
 send --session afterBad001 --type pv --url https://example.com/after
 hn_wait_for 10 "the drain goes on after it" rows_are $((base_rows + 3))
+
+# --- 10. a record of a day the drain has made no partition for (a spool replayed long after):
+# the batch is rolled back before anything is written, the partition made, the batch written
+old_day=$(date -u -d '@'$(($(date +%s) - 70 * 86400)) +%Y%m%d)
+hn_assert_eq "no partition for 70 days ago (dropped by retention above)" "" "$(hn_psql "SELECT to_regclass('widget_page_views_p$old_day')")"
+base_rows=$(rows)
+rec oldDay00001 '\xa3old' $((70 * 86400)) >"$HN_TMP/old.mp"
+rec nowDay00001 '\xa3now' >"$HN_TMP/now.mp"
+hn_redis -x XADD "$("$CTL" stream key)" '*' r <"$HN_TMP/now.mp" >/dev/null
+hn_redis -x XADD "$("$CTL" stream key)" '*' r <"$HN_TMP/old.mp" >/dev/null
+hn_wait_for 15 "both records written" rows_are $((base_rows + 2))
+hn_assert_eq "the old one in its day's partition, made by the drain" "t" \
+    "$(hn_psql "SELECT tableoid::regclass::text = 'widget_page_views_p' || to_char(recv_at AT TIME ZONE 'UTC', 'YYYYMMDD')
+                AND recv_at < now() - interval '69 days' FROM widget_page_views WHERE session_id = 'oldDay00001'")"
+hn_assert_cmd "the drain said it made the partitions first" grep -q 'event=drain_partitions_first' "$HN_TMP/api$api_n.log"
+hn_assert_eq "no reject for it" 0 "$(hn_psql "SELECT count(*) FROM drain_rejects WHERE reason ILIKE '%partition%'")"
+hn_wait_for 10 "nothing left pending" none_pending
 
 hn_assert_cmd "metrics: records, batches, lag, pending" bash -c "curl -fsS http://127.0.0.1:$API/metrics | grep -q '^herenow_drain_lag_seconds ' && curl -fsS http://127.0.0.1:$API/metrics | grep -q '^herenow_drain_batch_records_bucket'"
 rc=0

@@ -7,6 +7,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/pg.h"
 #include "common/timefmt.h"
 #include "proto/keys.h"
 
@@ -16,11 +17,14 @@
 
 /* ---- erase a visitor ---------------------------------------------------------------- */
 
-/* One statement, so one transaction: the sessions go, and with them their
+/* One statement, in a transaction that holds the erasure lock
+ * (sql/009_erasures.sql): the sessions go, and with them their
  * conversations and chat messages, page views and events (found by session id within the sessions' time
  * span, so only those days' partitions are searched) and the visitor's
- * rows in the distinct-visitor sets. The rollups keep their counts: they
- * hold no personal data. */
+ * rows in the distinct-visitor sets; tombstones for the visitor id and for
+ * each session keep the drain from writing their records still on the way
+ * (a stream shard behind, a collector's spool). The rollups keep their
+ * counts: they hold no personal data. */
 static const char erase_sql[] =
     "WITH s AS ("
     "  DELETE FROM widget_visitor_sessions WHERE widget_id = $1 AND visitor_id = $2"
@@ -58,12 +62,15 @@ static const char erase_sql[] =
     " bn AS (DELETE FROM visitor_bans WHERE widget_id = $1 AND subject_kind = 'visitor'"
     "  AND subject = $2 RETURNING 1),"
     " rf AS (DELETE FROM rule_firings WHERE widget_id = $1 AND visitor_id = $2 RETURNING 1),"
-    " wd AS (DELETE FROM webhook_deliveries WHERE widget_id = $1 AND visitor_id = $2 RETURNING 1)"
+    " wd AS (DELETE FROM webhook_deliveries WHERE widget_id = $1 AND visitor_id = $2 RETURNING 1),"
+    " te AS (INSERT INTO visitor_erasures (widget_id, digest)"
+    "  SELECT $1, hn_erasure_digest($1, 'v', $2)"
+    "  UNION ALL SELECT $1, hn_erasure_digest($1, 's', session_id) FROM s RETURNING 1)"
     " SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM pv), (SELECT count(*) FROM ev),"
     "        (SELECT count(*) FROM vd) + (SELECT count(*) FROM vh),"
     "        (SELECT string_agg(session_id, ' ') FROM s), (SELECT count(*) FROM cv),"
     "        (SELECT count(*) FROM nt) + (SELECT count(*) FROM tg) + (SELECT count(*) FROM bn),"
-    "        (SELECT count(*) FROM bn)";
+    "        (SELECT count(*) FROM bn), (SELECT count(*) FROM te)";
 
 void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     const char *visitor = rq->nparams > 1 ? rq->params[1] : "";
@@ -85,8 +92,25 @@ void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp 
     char wbuf[24];
     snprintf(wbuf, sizeof(wbuf), "%lld", (long long)wid);
     const char *p[] = {wbuf, visitor};
+    /* the lock waits for the drain's transactions in flight (a batch takes
+     * seconds at most); a batch after it reads the tombstones first */
+    PGresult *tx = hn_api_pg_exec(w, rs, PGRES_COMMAND_OK, "BEGIN", 0, NULL);
+    if (tx == NULL) return;
+    PQclear(tx);
+    /* a backlogged drain's batch may hold the lock longer than an API
+     * request's statement_timeout */
+    tx = hn_api_pg_exec(w, rs, PGRES_COMMAND_OK, "SET LOCAL statement_timeout = '60s'", 0, NULL);
+    if (tx == NULL) return;
+    PQclear(tx);
+    tx = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, "SELECT pg_advisory_xact_lock(" HN_PG_LOCK_ERASE ")",
+                        0, NULL);
+    if (tx == NULL) return;           /* the pool rolls back what a handler leaves open */
+    PQclear(tx);
     res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, erase_sql, 2, p);
     if (res == NULL) return;
+    tx = hn_api_pg_exec(w, rs, PGRES_COMMAND_OK, "COMMIT", 0, NULL);
+    if (tx == NULL) goto out;
+    PQclear(tx);
     int64_t sessions = hn_rt_pg_int(res, 0, 0);
     int64_t annotations = hn_rt_pg_int(res, 0, 6);
     if (hn_rt_pg_int(res, 0, 7) > 0) {
@@ -154,6 +178,7 @@ void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp 
     hn_json_kint(&out, &first, "conversations", hn_rt_pg_int(res, 0, 5));
     hn_json_kint(&out, &first, "annotations", annotations);
     hn_json_kbool(&out, &first, "presence_cleared", cleared);
+    hn_json_kint(&out, &first, "tombstones", hn_rt_pg_int(res, 0, 8));
     hn_buf_append(&out, "}", 1);
     hn_rt_answer(rs, &out);
 out:

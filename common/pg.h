@@ -22,6 +22,11 @@ typedef struct hn_pg_opts {
 /* A connected session, or NULL with the first line of libpq's reason in err. */
 PGconn *hn_pg_connect(const char *url, const hn_pg_opts *o, char *err, size_t cap);
 
+/* The advisory lock that orders erasures and drain transactions
+ * (sql/009_erasures.sql): the erase route takes it, each drain transaction
+ * takes it shared before it reads the tombstones. */
+#define HN_PG_LOCK_ERASE "29384939580321657"
+
 /* Length of the first line of a libpq message (they end in '\n' and may
  * carry DETAIL lines that a one-line log does not want). */
 int hn_pg_line(const char *msg);

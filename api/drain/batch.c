@@ -86,7 +86,7 @@ hn_drain_entry *hn_drain_batch_add(hn_drain_batch *bt) {
 void hn_drain_batch_reset(hn_drain_batch *bt) {
     bt->nentries = 0;
     bt->bytes = 0;
-    bt->nrecords = bt->nrepeats = 0;
+    bt->nrecords = bt->nrepeats = bt->nerased = 0;
     bt->min_ts = bt->max_ts = 0;
     rejects_clear(bt);
 }
@@ -446,7 +446,7 @@ void hn_drain_batch_build_begin(hn_drain_batch *bt) {
     hn_kmap_clear(&bt->sess_map);
     hn_kmap_clear(&bt->hour_map);
     hn_kmap_clear(&bt->dim_map);
-    bt->nrecords = bt->nrepeats = 0;
+    bt->nrecords = bt->nrepeats = bt->nerased = 0;
     bt->min_ts = bt->max_ts = 0;
 }
 
@@ -457,6 +457,12 @@ void hn_drain_batch_build_entry(hn_drain_batch *bt, size_t i) {
         if (!hn_seen_add(&bt->seen, r->event_id) ||
             (bt->redelivered && hn_seen_has(&bt->existing, r->event_id))) {
             bt->nrepeats++;
+            continue;
+        }
+        if (bt->erased && hn_erased_match(bt->erased, r->widget_id, r->b.s,
+                                          r->b.vid.len ? r->b.vid : r->visitor.len ? r->visitor : r->b.s,
+                                          r->recv_ts)) {
+            bt->nerased++;
             continue;
         }
         format_row(bt, r);

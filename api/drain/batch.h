@@ -6,6 +6,7 @@
  *      │ decode, all or nothing per entry (one that does not → rejects)
  *      ▼
  *   records ── twice in the batch, or in `existing` (redelivered) ──► left out
+ *      │   ── of a visitor or session erased since (`erased`, erased.h) ──► left out
  *      │
  *      ├─► rows:        pv (widget_page_views), ev (widget_visitor_events)
  *      └─► aggregates:  agg (hn_agg: one line per session), hourly (hn_hourly:
@@ -25,6 +26,7 @@
 #ifndef HN_DRAIN_BATCH_H
 #define HN_DRAIN_BATCH_H
 
+#include "api/drain/erased.h"
 #include "api/drain/set.h"
 #include "common/buf.h"
 #include "proto/record.h"
@@ -60,6 +62,7 @@ typedef struct hn_drain_batch {
     bool             redelivered;     /* own pending / claimed: leave out `existing` */
     hn_seen_set      existing;        /* of a redelivered batch: in PostgreSQL already */
     uint64_t         now_us;          /* the clock recv_ts is checked against; 0: the wall clock */
+    const hn_erased *erased;          /* tombstones: their records are left out; NULL: none */
 
     /* output */
     hn_buf           pv, ev;                 /* rows */
@@ -68,6 +71,7 @@ typedef struct hn_drain_batch {
     hn_buf           chat;                   /* chat records (docs/CHAT.md §5) */
     size_t           nrecords;        /* rows built */
     size_t           nrepeats;        /* records left out: twice in the batch or already written */
+    size_t           nerased;         /* records left out: their visitor or session was erased */
     size_t           nsessions;       /* lines in agg */
     hn_drain_reject *rejects;         /* entries that did not decode */
     size_t           nrejects, cap_rejects;

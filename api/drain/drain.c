@@ -100,6 +100,7 @@ void hn_drain_metrics(hn_drain *dr, hn_buf *out) {
         pthread_mutex_lock(&d->mu);
         t.m_records += d->m_records;
         t.m_dups += d->m_dups;
+        t.m_erased += d->m_erased;
         t.m_entries += d->m_entries;
         t.m_batches += d->m_batches;
         t.m_sessions += d->m_sessions;
@@ -133,6 +134,9 @@ void hn_drain_metrics(hn_drain *dr, hn_buf *out) {
          .u = d->m_records},
         {.name = "herenow_drain_duplicates_total", .type = C,
          .help = "Records read again that were already in PostgreSQL (redelivery).", .u = d->m_dups},
+        {.name = "herenow_drain_erased_total", .type = C,
+         .help = "Records not written because their visitor or session was erased after they were received.",
+         .u = d->m_erased},
         {.name = "herenow_drain_entries_total", .type = C, .help = "Stream entries written to PostgreSQL and acknowledged.",
          .u = d->m_entries},
         {.name = "herenow_drain_batches_total", .type = C, .help = "Batches committed.", .u = d->m_batches},

@@ -58,6 +58,8 @@
  *   sql.c     the statements' text
  *   batch.c   step 2, pure: entries → records → COPY text of the rows and
  *             aggregates, rejects (tests/unit/test_drain_batch.c)
+ *   erased.c  the tombstones of erased visitors and sessions (sql/009): a
+ *             record they name, received before its erasure, is left out
  *   copy.c    PostgreSQL's COPY text format
  *   set.c     the batch's hash sets: event ids, keyed counters
  */

@@ -10,6 +10,7 @@
 #include "api/drain/sql.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/pct.h"
 #include "common/pg.h"
 #include "proto/keys.h"
 
@@ -195,6 +196,49 @@ static int find_existing(hn_drain_worker *d) {
     return HN_OK;
 }
 
+/* BEGIN, the erasure lock shared, and the tombstones written since the
+ * last read (sql/009_erasures.sql): from here to the end of the
+ * transaction no erasure runs, and every one committed before is in
+ * d->erased, which the build consults. HN_ERR: no transaction is open. */
+static int begin_batch(hn_drain_worker *d) {
+    PGresult *r = PQexec(d->pg, "BEGIN");
+    bool ok = pg_ok(d, r, PGRES_COMMAND_OK, "begin");
+    PQclear(r);
+    if (!ok) return HN_ERR;
+    r = PQexec(d->pg, hn_drain_sql_erase_lock);
+    ok = pg_ok(d, r, PGRES_TUPLES_OK, "erase_lock");
+    PQclear(r);
+    if (ok) {
+        char seq[24];
+        snprintf(seq, sizeof(seq), "%lld", (long long)d->erased.last_seq);
+        const char *p[] = {seq};
+        r = PQexecParams(d->pg, hn_drain_sql_erasures, 1, NULL, p, NULL, NULL, 0);
+        ok = pg_ok(d, r, PGRES_TUPLES_OK, "erasures");
+        for (int i = 0; ok && i < PQntuples(r); i++) {
+            int64_t s, wid, at;
+            uint8_t digest[HN_ERASED_DIGEST];
+            const char *hex = PQgetvalue(r, i, 2);
+            if (!hn_parse_i64(PQgetvalue(r, i, 0), &s) || !hn_parse_i64(PQgetvalue(r, i, 1), &wid) ||
+                !hn_parse_i64(PQgetvalue(r, i, 3), &at) || strlen(hex) != 2 * HN_ERASED_DIGEST ||
+                wid < 0 || wid > UINT32_MAX || at < 0)
+                continue;
+            bool good = true;
+            for (int k = 0; k < HN_ERASED_DIGEST && good; k++) {
+                int hi = hn_hexval((unsigned char)hex[2 * k]), lo = hn_hexval((unsigned char)hex[2 * k + 1]);
+                good = hi >= 0 && lo >= 0;
+                if (good) digest[k] = (uint8_t)(hi << 4 | lo);
+            }
+            if (good) hn_erased_add(&d->erased, (uint32_t)wid, digest, (uint64_t)at);
+            if (s > d->erased.last_seq) d->erased.last_seq = s;
+        }
+        PQclear(r);
+    }
+    if (ok) return HN_OK;
+    r = PQexec(d->pg, "ROLLBACK");
+    PQclear(r);
+    return HN_ERR;
+}
+
 /* Where a batch's time goes, for the debug log. */
 enum { ST_ROWS, ST_AGG, ST_SESSIONS, ST_ROLLUP, ST_DIMS, ST_COMMIT, ST__N };
 
@@ -212,15 +256,13 @@ int hn_drain_pg_write_batch(hn_drain_worker *d, int64_t *sessions) {
     PGresult *r;
     bool ok, streamed = false;
     int rc = HN_OK;
+    int64_t erased_seq = 0;
     b->min_ts = b->max_ts = 0;
     d->data_error = false;
 
     if (!b->redelivered) {
         /* the usual case: built while the events' rows are sent */
-        r = PQexec(d->pg, "BEGIN");
-        ok = pg_ok(d, r, PGRES_COMMAND_OK, "begin");
-        PQclear(r);
-        if (!ok) goto fail_noroll;
+        if (begin_batch(d) != HN_OK) goto fail_noroll;
         rc = build_streaming(d);
         d->build_us = hn_mono_us() - t0;
         tt = hn_mono_us();
@@ -244,6 +286,7 @@ int hn_drain_pg_write_batch(hn_drain_worker *d, int64_t *sessions) {
         t0 = hn_mono_us();
     }
 
+    erased_seq = d->erased.last_seq;
     if (b->redelivered) hn_drain_batch_ids(b);
     else hn_drain_batch_build(b);
     d->build_us = hn_mono_us() - t0;
@@ -253,10 +296,10 @@ int hn_drain_pg_write_batch(hn_drain_worker *d, int64_t *sessions) {
         if (ensure_partitions(d, lo, hi) != HN_OK) return HN_ERR;
     }
 
-    r = PQexec(d->pg, "BEGIN");
-    ok = pg_ok(d, r, PGRES_COMMAND_OK, "begin");
-    PQclear(r);
-    if (!ok) goto fail_noroll;
+    /* a fresh batch is built before its transaction (partitions first):
+     * the erasures committed since are read in it, so build it again */
+    if (begin_batch(d) != HN_OK) goto fail_noroll;
+    if (!b->redelivered && d->erased.last_seq != erased_seq) hn_drain_batch_build(b);
     tt = hn_mono_us();
     if (b->redelivered) {
         if (find_existing(d) != HN_OK) goto fail;

@@ -6,6 +6,8 @@
  */
 #include "api/drain/sql.h"
 
+#include "common/pg.h"
+
 const char hn_drain_sql_setup[] =
     "SET application_name = 'herenow-drain';"
     "SET TIME ZONE 'UTC';"
@@ -208,6 +210,14 @@ const char hn_drain_sql_referrer_moved[] =
     " AND s.session_id = h.session_id"
     " AND h.referrer_source IS DISTINCT FROM hn_referrer_source(h.referrer)";
 
+/* The tombstones written since seq $1 (sql/009_erasures.sql), read after
+ * the transaction took HN_PG_LOCK_ERASE shared (pg.c). */
+const char hn_drain_sql_erasures[] =
+    "SELECT seq, widget_id, encode(digest, 'hex'),"
+    " (extract(epoch FROM erased_at) * 1000000)::bigint"
+    " FROM visitor_erasures WHERE seq > $1 ORDER BY seq";
+const char hn_drain_sql_erase_lock[] = "SELECT pg_advisory_xact_lock_shared(" HN_PG_LOCK_ERASE ")";
+
 const char hn_drain_sql_reject[] =
     "INSERT INTO drain_rejects (stream, entry_id, reason, raw) VALUES ($1, $2, $3, $4::bytea)"
     " ON CONFLICT DO NOTHING";
@@ -227,4 +237,4 @@ const char hn_drain_sql_partitions[] =
     " date '1970-01-01' + $2::integer)";
 
 const char hn_drain_sql_retention[] = "SELECT hn_apply_retention() + hn_apply_chat_retention()"
-    " + hn_apply_concurrency_retention()";
+    " + hn_apply_concurrency_retention() + hn_apply_erasure_retention()";

@@ -6,6 +6,8 @@
  *                   (hn_agg, hn_hourly, hn_dimsb, hn_ids, hn_sess)
  *   copy_*          COPY … FROM STDIN of batch.c's texts
  *   existing        which of a redelivered batch's ids (hn_ids) are written
+ *   erase_lock, erasures  the erasure lock taken shared, then the tombstones
+ *                   after seq $1 (sql/009_erasures.sql)
  *   sessions        upsert sessions from hn_agg, RETURNING into hn_sess
  *   rollup, dims    hourly rollups, visitor sets, daily breakdowns
  *   referrer_moved  sessions whose first page view (and referrer) moved
@@ -13,7 +15,7 @@
  *   sweep           sessions without `end`, past the live window ($1 seconds)
  *   partitions      hn_ensure_partitions($1, $2 days since the epoch)
  *   retention       hn_apply_retention() + hn_apply_chat_retention()
- *                   + hn_apply_concurrency_retention()
+ *                   + hn_apply_concurrency_retention() + hn_apply_erasure_retention()
  *   copy_chat, chat the chat records (hn_chat) → conversations and messages,
  *                   in the order of the NULL-terminated list (sql_chat.c)
  */
@@ -28,6 +30,8 @@ extern const char hn_drain_sql_copy_hourly[];
 extern const char hn_drain_sql_copy_dims[];
 extern const char hn_drain_sql_copy_ids[];
 extern const char hn_drain_sql_existing[];
+extern const char hn_drain_sql_erasures[];
+extern const char hn_drain_sql_erase_lock[];
 extern const char hn_drain_sql_sessions[];
 extern const char hn_drain_sql_rollup[];
 extern const char hn_drain_sql_dims[];

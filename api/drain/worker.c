@@ -32,6 +32,7 @@ static void account(hn_drain_worker *d, int64_t inserted, int64_t sessions, doub
     d->m_entries += b->nentries;
     d->m_records += (uint64_t)inserted;
     d->m_dups += b->nrepeats;
+    d->m_erased += b->nerased;
     d->m_sessions += (uint64_t)sessions;
     d->m_rejects += b->nrejects;
     for (int i = 0; i < HN_DRAIN_BATCH_BUCKETS; i++)
@@ -68,7 +69,7 @@ static void backoff(hn_drain_worker *d, bool pg) {
  * entry was written or rejected and acknowledged. */
 static int isolate(hn_drain_worker *d, int64_t *sessions) {
     hn_drain_batch *b = &d->batch;
-    size_t n = b->nentries, records = 0, repeats = 0;
+    size_t n = b->nentries, records = 0, repeats = 0, erased = 0;
     int rc = HN_OK;
     hn_warn("event=drain_isolating entries=%zu err='%s'", n, d->last_err);
     for (size_t i = 0; i < n; i++) {
@@ -86,11 +87,13 @@ static int isolate(hn_drain_worker *d, int64_t *sessions) {
         }
         records += b->nrecords;
         repeats += b->nrepeats;
+        erased += b->nerased;
     }
     b->lo = 0;
     b->hi = n;
     b->nrecords = records;
     b->nrepeats = repeats;
+    b->nerased = erased;
     return rc;
 }
 
@@ -231,6 +234,7 @@ void hn_drain_worker_free(hn_drain_worker *d) {
     hn_drain_stream_close(d);
     hn_drain_legacy_free(d);
     hn_drain_batch_free(&d->batch);
+    hn_erased_free(&d->erased);
     free(d->replies);
     pthread_mutex_destroy(&d->mu);
     free(d);
@@ -248,6 +252,7 @@ hn_drain_worker *hn_drain_worker_start(const hn_config *cfg, int index,
              (unsigned long long)tag, index);
     parse_failpoint(d, cfg->drain_failpoint);
     hn_drain_batch_init(&d->batch);
+    d->batch.erased = &d->erased;
     pthread_mutex_init(&d->mu, NULL);
     /* last_claim_ms = 0: claim on the first cycle, so that a restarted
      * process picks up the work of the one that died */

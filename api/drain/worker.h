@@ -45,6 +45,7 @@ typedef struct hn_drain_worker {
     redisReply     **replies;         /* kept until the batch is written */
     size_t           nreplies, cap_replies;
     hn_drain_batch   batch;
+    hn_erased        erased;          /* tombstones read so far (pg.c, every transaction) */
     bool             data_error;      /* the latest PostgreSQL error will repeat (see pg.c) */
     char             last_err[200];
     bool             own_pending;     /* read `0` before `>` */
@@ -69,7 +70,7 @@ typedef struct hn_drain_worker {
     pthread_mutex_t  mu;
     uint64_t         m_records, m_dups, m_entries, m_batches, m_sessions, m_claimed;
     uint64_t         m_retry_pg, m_retry_redis, m_rejects, m_trimmed, m_swept, m_conflicts;
-    uint64_t         m_deleted, m_expired, m_expire_failed;
+    uint64_t         m_deleted, m_expired, m_expire_failed, m_erased;
     uint64_t         m_hist[HN_DRAIN_BATCH_BUCKETS];
     uint64_t         m_hist_sum;
     int64_t          g_pending, g_lag_entries, g_legacy;

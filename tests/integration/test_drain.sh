@@ -315,4 +315,50 @@ hn_assert_cmd "metrics: records, batches, lag, pending" bash -c "curl -fsS http:
 rc=0
 hn_stop "$API_PID" || rc=$?
 hn_assert_eq "api exits 0 on SIGTERM" 0 "$rc"
+
+# --- 11. erasure is final: records of an erased visitor still in the stream when the erasure
+# runs (the drain stopped) are not written after it, nor counted in the rollups; their later
+# visit is written
+TOK=$("$CTL" token create --widget "$WID" 2>/dev/null)
+rollup() { hn_psql "SELECT coalesce(sum(sessions), 0) || ' ' || coalesce(sum(page_views), 0) FROM widget_rollup_hourly WHERE widget_id = $WID"; }
+erased_metric() { ametric herenow_drain_erased_total; }
+start_api
+hn_wait_for 10 "api /readyz" curl -fsS "http://127.0.0.1:$API/readyz"
+base=$(written)
+send --session eraseS0001 --vid erase-me --type pv --url https://example.com/e1
+wait_written $((base + 1))
+hn_wait_for 10 "their first page view written" bash -c "[ \"\$(${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql -XAt '$HERENOW_DATABASE_URL' -c \"SELECT count(*) FROM widget_visitor_sessions WHERE visitor_id = 'erase-me'\")\" = 1 ]"
+hn_wait_for 10 "nothing pending" none_pending
+hn_stop "$API_PID"
+read -r rs0 rp0 <<<"$(rollup)"
+base=$(written)
+# the drain stopped: their next beacons, a second session, and someone else's visit wait in the stream
+send --session eraseS0001 --vid erase-me --type pv --url https://example.com/e2 --seq 2
+send --session eraseS0001 --vid erase-me --type hb --seq 3
+send --session eraseS0002 --vid erase-me --type pv --url https://example.com/e3
+send --session eraseS0002 --vid erase-me --type ev --event form_submit --seq 2
+send --session keepS00001 --vid keep-me --type pv --url https://example.com/k1
+wait_written $((base + 5))
+start_api HERENOW_DRAIN=off
+hn_wait_for 10 "api /readyz (no drain)" curl -fsS "http://127.0.0.1:$API/readyz"
+body=$(curl -sS -X DELETE -H "Authorization: Bearer $TOK" -w ' %{http_code}' "http://127.0.0.1:$API/api/visitor-tracking/widgets/$WID/visitors/erase-me")
+hn_assert_eq "erase: 200, the one session in PostgreSQL, tombstones for the visitor and that session" "200 1 2" \
+    "$(jq -r '"\(.sessions) \(.tombstones)"' <<<"${body% *}" | sed "s/^/${body##* } /")"
+hn_assert_eq "two tombstones, naming no one in clear" "2 0" \
+    "$(hn_psql "SELECT count(*) || ' ' || count(*) FILTER (WHERE position(convert_to('erase-me', 'UTF8') IN digest) > 0) FROM visitor_erasures WHERE widget_id = $WID")"
+hn_stop "$API_PID"
+start_api
+hn_wait_for 10 "api /readyz (drain on)" curl -fsS "http://127.0.0.1:$API/readyz"
+hn_wait_for 15 "the other visitor's page view written" bash -c "[ \"\$(${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql -XAt '$HERENOW_DATABASE_URL' -c \"SELECT count(*) FROM widget_page_views WHERE session_id = 'keepS00001'\")\" = 1 ]"
+hn_wait_for 10 "nothing pending" none_pending
+hn_assert_eq "the erased visitor's 4 records in the stream: left out, counted" 4 "$(erased_metric)"
+hn_assert_eq "no row, no session of them came back" "0 0 0" \
+    "$(hn_psql "SELECT (SELECT count(*) FROM widget_page_views WHERE session_id LIKE 'eraseS%') || ' ' || (SELECT count(*) FROM widget_visitor_events WHERE session_id LIKE 'eraseS%') || ' ' || (SELECT count(*) FROM widget_visitor_sessions WHERE visitor_id = 'erase-me' OR session_id LIKE 'eraseS%')")"
+hn_assert_eq "rollups: the other visit counted, the erased ones not again" "$((rs0 + 1)) $((rp0 + 1))" "$(rollup)"
+base=$(written)
+send --session eraseS0003 --vid erase-me --type pv --url https://example.com/back
+wait_written $((base + 1))
+hn_wait_for 10 "their visit after the erasure is a new one: written" bash -c "[ \"\$(${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql -XAt '$HERENOW_DATABASE_URL' -c \"SELECT count(*) FROM widget_visitor_sessions WHERE visitor_id = 'erase-me'\")\" = 1 ]"
+hn_assert_eq "and nothing more left out" 4 "$(erased_metric)"
+hn_stop "$API_PID"
 hn_done

@@ -12,6 +12,8 @@
  *               escapes, NULLs, timestamps, hours and days
  *   redelivery  records twice in a batch, and those PostgreSQL has already
  *               (redelivered batch), left out of the rows and the aggregates
+ *   erased      tombstones (erased.c): SQL's digest, the time rule, a batch
+ *               leaving an erased visitor's records out
  *
  * The batch's clock is fixed (now_us), so the texts are.
  */
@@ -26,6 +28,7 @@
 
 #include "api/drain/batch.h"
 #include "api/drain/copy.h"
+#include "api/drain/erased.h"
 #include "api/drain/set.h"
 #include "common/log.h"
 
@@ -707,6 +710,73 @@ static void test_redelivery(void **state) {
     }
 }
 
+/* ---- erased visitors (erased.h) --------------------------------------------------------- */
+
+static void test_erased(void **state) {
+    (void)state;
+    /* the digest is SQL's hn_erasure_digest(7, 'v', 'user-42') (sql/009):
+     * sha256('7:v:user-42'), computed with Python's hashlib */
+    static const char want[] = "402c6d217802edec4d56d755335c68245770f109dc41004d5acdba53befba20e";
+    uint8_t d[HN_ERASED_DIGEST], ds[HN_ERASED_DIGEST];
+    char hex[2 * HN_ERASED_DIGEST + 1];
+    hn_erased_digest(7, 'v', S("user-42"), d);
+    for (int i = 0; i < HN_ERASED_DIGEST; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    assert_string_equal(hex, want);
+
+    hn_erased e = {0};
+    assert_false(hn_erased_match(&e, 7, S("sessAAAA1"), S("user-42"), T0));   /* empty */
+    hn_erased_add(&e, 7, d, T0 + 10 * SEC);
+    hn_erased_digest(7, 's', S("sessBBBB1"), ds);
+    hn_erased_add(&e, 7, ds, T0 + 5 * SEC);
+    for (unsigned i = 0; i < 200; i++) {       /* others, to sort among */
+        uint8_t o[HN_ERASED_DIGEST];
+        char id[16];
+        snprintf(id, sizeof(id), "other%u", i);
+        hn_erased_digest(9, 'v', (hn_str){id, (uint32_t)strlen(id)}, o);
+        hn_erased_add(&e, 9, o, T0);
+    }
+    assert_int_equal(e.n, 202);
+    assert_int_equal(e.nwidgets, 2);
+    /* the visitor: received at or before the erasure → erased; after → a new visit */
+    assert_true(hn_erased_match(&e, 7, S("sessAAAA1"), S("user-42"), T0 + 10 * SEC));
+    assert_true(hn_erased_match(&e, 7, S("sessAAAA1"), S("user-42"), T0));
+    assert_false(hn_erased_match(&e, 7, S("sessAAAA1"), S("user-42"), T0 + 10 * SEC + 1));
+    /* the session, whatever visitor id its record carries */
+    assert_true(hn_erased_match(&e, 7, S("sessBBBB1"), S("someone"), T0 + 5 * SEC));
+    assert_false(hn_erased_match(&e, 7, S("sessBBBB1"), S("someone"), T0 + 6 * SEC));
+    /* the same ids in another widget, and another visitor: not erased */
+    assert_false(hn_erased_match(&e, 8, S("sessBBBB1"), S("user-42"), T0));
+    assert_false(hn_erased_match(&e, 7, S("sessCCCC1"), S("user-43"), T0));
+    assert_true(hn_erased_match(&e, 9, S("x"), S("other150"), T0));
+    /* a digest given again keeps the later time */
+    hn_erased_add(&e, 7, d, T0 + 20 * SEC);
+    hn_erased_add(&e, 7, d, T0 + 1 * SEC);
+    assert_int_equal(e.n, 202);
+    assert_true(hn_erased_match(&e, 7, S("sessAAAA1"), S("user-42"), T0 + 20 * SEC));
+
+    /* in a batch: the erased visitor's records are left out of the rows and
+     * the aggregates, counted; the later one and the other visitor's stay */
+    hn_record a1 = rec(HN_T_PV, 31, "sessAAAA1", 1, T0 + 1 * SEC);
+    hn_record a2 = rec(HN_T_PV, 32, "sessAAAA1", 2, T0 + 30 * SEC);
+    hn_record o1 = rec(HN_T_PV, 33, "sessDDDD1", 1, T0 + 2 * SEC);
+    a1.widget_id = a2.widget_id = o1.widget_id = 7;
+    a1.b.vid = a2.b.vid = S("user-42");
+    a1.b.u = a2.b.u = o1.b.u = S("https://ex.com/");
+    hn_record entry[3] = {a1, a2, o1};
+    hn_drain_batch b;
+    packed p = {.n = 0};
+    batch_start(&b);
+    b.erased = &e;
+    add_entry(&b, &p, entry, 3);
+    hn_drain_batch_build(&b);
+    assert_int_equal(b.nrecords, 2);
+    assert_int_equal(b.nerased, 1);
+    assert_int_equal(b.nsessions, 2);
+    hn_drain_batch_free(&b);
+    packed_free(&p);
+    hn_erased_free(&e);
+}
+
 /* ---- the hash sets ------------------------------------------------------------------- */
 
 static void test_sets(void **state) {
@@ -779,6 +849,7 @@ int main(void) {
         cmocka_unit_test(test_copy_rows),
         cmocka_unit_test(test_copy_text),
         cmocka_unit_test(test_redelivery),
+        cmocka_unit_test(test_erased),
         cmocka_unit_test(test_sets),
     };
     return cmocka_run_group_tests_name("drain_batch", tests, setup, NULL) ? 1 : 0;

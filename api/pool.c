@@ -179,6 +179,9 @@ PGresult *hn_api_pg_exec(hn_api_worker *w, hn_api_resp *rs, ExecStatusType want,
     } else if (state && strcmp(state, "57014") == 0) {
         hn_warn("event=pg_timeout worker=%d err='%.*s'", w->index, len, msg);
         hn_api_error(rs, 503, "database timeout");
+    } else if (state && strcmp(state, "55P03") == 0) {
+        hn_warn("event=pg_lock_timeout worker=%d err='%.*s'", w->index, len, msg);
+        hn_api_error(rs, 503, "database busy (a lock was not granted in time): nothing was done, try again");
     } else {
         hn_error("event=pg_error worker=%d sqlstate=%s status=%s err='%.*s'", w->index,
                  state ? state : "-", r ? PQresStatus(PQresultStatus(r)) : "none", len, msg);

@@ -63,9 +63,12 @@ static const char erase_sql[] =
     "  AND subject = $2 RETURNING 1),"
     " rf AS (DELETE FROM rule_firings WHERE widget_id = $1 AND visitor_id = $2 RETURNING 1),"
     " wd AS (DELETE FROM webhook_deliveries WHERE widget_id = $1 AND visitor_id = $2 RETURNING 1),"
-    " te AS (INSERT INTO visitor_erasures (widget_id, digest)"
-    "  SELECT $1, hn_erasure_digest($1, 'v', $2)"
-    "  UNION ALL SELECT $1, hn_erasure_digest($1, 's', session_id) FROM s RETURNING 1)"
+    /* erased_at: now, after the lock (now() would be the transaction's
+     * start, before the wait) */
+    " te AS (INSERT INTO visitor_erasures (widget_id, digest, erased_at)"
+    "  SELECT $1, hn_erasure_digest($1, 'v', $2), clock_timestamp()"
+    "  UNION ALL SELECT $1, hn_erasure_digest($1, 's', session_id), clock_timestamp() FROM s"
+    "  RETURNING 1)"
     " SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM pv), (SELECT count(*) FROM ev),"
     "        (SELECT count(*) FROM vd) + (SELECT count(*) FROM vh),"
     "        (SELECT string_agg(session_id, ' ') FROM s), (SELECT count(*) FROM cv),"
@@ -94,12 +97,17 @@ void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp 
     const char *p[] = {wbuf, visitor};
     /* the lock waits for the drain's transactions in flight (a batch takes
      * seconds at most); a batch after it reads the tombstones first */
-    PGresult *tx = hn_api_pg_exec(w, rs, PGRES_COMMAND_OK, "BEGIN", 0, NULL);
+    PGresult *tx = hn_api_pg_exec(w, rs, PGRES_COMMAND_OK, "BEGIN ISOLATION LEVEL READ COMMITTED", 0,
+                                  NULL);
     if (tx == NULL) return;
     PQclear(tx);
-    /* a backlogged drain's batch may hold the lock longer than an API
-     * request's statement_timeout */
-    tx = hn_api_pg_exec(w, rs, PGRES_COMMAND_OK, "SET LOCAL statement_timeout = '60s'", 0, NULL);
+    /* a backlogged drain's batch may hold the lock a while: give up at half
+     * the request's deadline with a clean 503 (nothing done, try again)
+     * rather than be cut by the deadline and erase unanswered */
+    char lt[32];
+    snprintf(lt, sizeof(lt), "%lldms", (long long)(rq->cfg->api_timeout_ms / 2));
+    const char *ltp[] = {lt};
+    tx = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, "SELECT set_config('lock_timeout', $1, true)", 1, ltp);
     if (tx == NULL) return;
     PQclear(tx);
     tx = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, "SELECT pg_advisory_xact_lock(" HN_PG_LOCK_ERASE ")",

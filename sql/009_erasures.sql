@@ -5,9 +5,13 @@
 -- reached, in a collector's spool while Redis was down. Each erasure leaves
 -- tombstones here — one for the visitor id, one per session erased — and
 -- the drain leaves out every record that matches one and was received at or
--- before the erasure (a later visit is a new one). A tombstone names no one:
--- it holds SHA-256("<widget id>:v:<visitor id>") or ("…:s:<session id>"),
--- which the drain computes for the records it reads.
+-- before the erasure (a later visit is a new one). A tombstone holds no id in
+-- clear: SHA-256("<widget id>:v:<visitor id>") or ("…:s:<session id>"),
+-- which the drain computes for the records it reads. That is pseudonymous,
+-- not anonymous: an id that can be guessed (an email, user-42) can be
+-- confirmed against it. erased_at is clock_timestamp() after the lock; a
+-- record's time is its collector's clock (herenowctl doctor checks the
+-- clocks agree).
 --
 -- Tombstones are kept as long as the drain accepts a record's receive time
 -- (400 days, api/drain/batch.c TS_PAST_US): no record they could stop is

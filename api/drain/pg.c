@@ -72,6 +72,9 @@ int hn_drain_pg_connect(hn_drain_worker *d) {
     PQclear(r);
     if (!ok) { hn_drain_pg_close(d); return HN_ERR; }
     d->pg_ready = true;
+    /* the tombstones are read again from the first: a restored database
+     * may number them anew */
+    hn_erased_free(&d->erased);
     int64_t today = (int64_t)(hn_now_ms() / 86400000);
     if (ensure_partitions(d, today - 1, today + 7) != HN_OK) { hn_drain_pg_close(d); return HN_ERR; }
     hn_info("event=drain_pg_connected");
@@ -201,7 +204,9 @@ static int find_existing(hn_drain_worker *d) {
  * transaction no erasure runs, and every one committed before is in
  * d->erased, which the build consults. HN_ERR: no transaction is open. */
 static int begin_batch(hn_drain_worker *d) {
-    PGresult *r = PQexec(d->pg, "BEGIN");
+    /* read committed whatever the database's default: the tombstones are
+     * read by a statement after the lock, with a snapshot taken after it */
+    PGresult *r = PQexec(d->pg, "BEGIN ISOLATION LEVEL READ COMMITTED");
     bool ok = pg_ok(d, r, PGRES_COMMAND_OK, "begin");
     PQclear(r);
     if (!ok) return HN_ERR;
@@ -305,8 +310,12 @@ int hn_drain_pg_write_batch(hn_drain_worker *d, int64_t *sessions) {
         if (find_existing(d) != HN_OK) goto fail;
         hn_drain_batch_build(b);
     }
-    if ((rc = copy_in(d, hn_drain_sql_copy_pv, &b->pv, "copy_page_views")) != HN_OK ||
-        (rc = copy_in(d, hn_drain_sql_copy_ev, &b->ev, "copy_events")) != HN_OK)
+    /* events, then page views: the order of the streamed path, so that two
+     * consumers writing the same entries (a claim of a slow batch) meet on
+     * the same unique key first (23505: HN_AGAIN), never each holding what
+     * the other waits for (a deadlock) */
+    if ((rc = copy_in(d, hn_drain_sql_copy_ev, &b->ev, "copy_events")) != HN_OK ||
+        (rc = copy_in(d, hn_drain_sql_copy_pv, &b->pv, "copy_page_views")) != HN_OK)
         goto fail;
 rows_done:
     step(steps, ST_ROWS, &tt);

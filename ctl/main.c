@@ -28,6 +28,7 @@ static const command commands[] = {
     {"spool", hn_ctl_spool, hn_ctl_spool_usage, "inspect or replay the collector's spool files"},
     {"rule", hn_ctl_rule, hn_ctl_rule_usage, "list, add, show, enable, disable and remove a widget's rules"},
     {"webhook", hn_ctl_webhook, hn_ctl_webhook_usage, "show, set and remove a widget's lifecycle webhook"},
+    {"doctor", hn_ctl_doctor, hn_ctl_doctor_usage, "check the configuration, the servers, the schema, the clocks and the files"},
 };
 
 static void usage(FILE *f) {

@@ -18,7 +18,7 @@
 set -uo pipefail
 
 # the suites that also run on a Redis Cluster (issue 17)
-HN_CLUSTER_SUITES=${HN_CLUSTER_SUITES-test_collector test_drain test_api test_sse test_dashboard}
+HN_CLUSTER_SUITES=${HN_CLUSTER_SUITES-test_collector test_drain test_api test_sse test_dashboard test_doctor}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HN_BIN=${HN_BIN:-build/release}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# test_doctor.sh: herenowctl doctor against real Redis and PostgreSQL — a sound deployment
+# passes (exit 0, no FAIL line), and each thing an operator gets wrong is named with its fix
+# and exit 1: Redis unreachable, the schema behind, widgets out of sync between PostgreSQL
+# and Redis, a setting a daemon would refuse, a spool path that is a file, a GeoIP file that
+# is not a database. On a cluster (--cluster) the cluster's state is checked too.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+
+CTL="$HN_BIN/herenowctl"
+hn_start_stores
+"$CTL" widget add --name "Doctor" --domain doctor.example >/dev/null
+export HERENOW_SPOOL_DIR=$HN_TMP/spool HERENOW_GEOIP_DB=
+mkdir -p "$HERENOW_SPOOL_DIR"
+
+doctor() { "$CTL" doctor >"$HN_TMP/doctor.out" 2>&1; }
+line() { grep -E "^(ok|warn|FAIL) +$1:" "$HN_TMP/doctor.out" | head -1; }
+fails() { grep -c '^FAIL ' "$HN_TMP/doctor.out" || true; }
+
+# --- 1. sound -----------------------------------------------------------------------------
+rc=0; doctor || rc=$?
+cat "$HN_TMP/doctor.out" | sed 's/^/# /'
+hn_assert_eq "sound: exit 0" 0 "$rc"
+hn_assert_eq "sound: no FAIL line" 0 "$(fails)"
+for what in config redis schema "clock redis" "clock postgresql" widgets spool geoip; do
+    hn_assert_cmd "sound: '$what' ok" bash -c "grep -qE '^ok +$what:' '$HN_TMP/doctor.out'"
+done
+if hn_cluster_mode; then
+    hn_assert_cmd "sound: the cluster's state checked on every master" bash -c "grep -qE '^ok +redis cluster: 3 masters, cluster_state ok' '$HN_TMP/doctor.out'"
+fi
+hn_assert_cmd "no api yet: the drain's group is missing, a warning with its fix" \
+    bash -c "grep -qE '^warn +drain: .*no consumer group .* fix: start an api with HERENOW_DRAIN=on' '$HN_TMP/doctor.out'"
+hn_assert_cmd "the last line sums it up" bash -c "tail -1 '$HN_TMP/doctor.out' | grep -qx 'ok: 0 failed, 1 to look at'"
+
+# --- 2. each fault, named with its fix ------------------------------------------------------
+fault() {   # fault DESC WHAT PATTERN ENV...: doctor with ENV exits 1, WHAT's line FAIL matching PATTERN
+    local desc=$1 what=$2 pat=$3 rc=0
+    shift 3
+    env "$@" "$CTL" doctor >"$HN_TMP/doctor.out" 2>&1 || rc=$?
+    hn_assert_eq "$desc: exit 1" 1 "$rc"
+    hn_assert_cmd "$desc: '$what' FAIL with the fix" bash -c "line() { grep -E \"^(ok|warn|FAIL) +\$1:\" '$HN_TMP/doctor.out' | head -1; }; line '$what' | grep -qE '^FAIL .*$pat'"
+}
+dead=$(hn_free_port)
+fault "Redis unreachable" redis "cannot connect.*fix: start Redis or correct HERENOW_REDIS_URL" \
+    HERENOW_REDIS_URL="redis://127.0.0.1:$dead/0"
+fault "a setting a daemon refuses" config "HERENOW_LIVE_WINDOW_S.*fix: correct that setting" HERENOW_LIVE_WINDOW_S=abc
+echo "not a directory" >"$HN_TMP/spoolfile"
+fault "the spool path is a file" spool "not a directory.*fix: point HERENOW_SPOOL_DIR at a directory" \
+    HERENOW_SPOOL_DIR="$HN_TMP/spoolfile"
+head -c 4096 /dev/urandom >"$HN_TMP/bad.mmdb"
+fault "a GeoIP file that is not a database" geoip "bad.mmdb: not a MaxMind database.*fix: a GeoLite2-City" HERENOW_GEOIP_DB="$HN_TMP/bad.mmdb"
+fault "a GeoIP file that is not there" geoip "missing.mmdb: No such file.*fix: a GeoLite2-City" HERENOW_GEOIP_DB="$HN_TMP/missing.mmdb"
+# the test database the enrichment tests build (tests/tools/mkmmdb.pl): a real one passes
+perl "$HN_ROOT/tests/tools/mkmmdb.pl" "$HN_TMP/good.mmdb"
+HERENOW_GEOIP_DB="$HN_TMP/good.mmdb" "$CTL" doctor >"$HN_TMP/doctor.out" 2>&1 || true
+hn_assert_cmd "a real MaxMind database: geoip ok" bash -c "grep -qE '^ok +geoip: .*good.mmdb: a MaxMind database' '$HN_TMP/doctor.out'"
+hn_redis HDEL hn:widgets "$(hn_psql "SELECT key FROM widget_configs LIMIT 1")" >/dev/null
+fault "widgets out of sync" widgets "1 in PostgreSQL, 0 in Redis.*fix: herenowctl widget sync"
+"$CTL" widget sync >/dev/null
+# the latest migration's row set aside (its tables stay): the schema looks one version behind
+hn_psql "CREATE TABLE doctor_sm AS SELECT * FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)" >/dev/null
+hn_psql "DELETE FROM schema_migrations WHERE version = (SELECT version FROM doctor_sm)" >/dev/null
+fault "the schema behind these binaries" schema "at version [0-9]+, these binaries need [0-9]+.*fix: herenowctl migrate"
+hn_psql "INSERT INTO schema_migrations SELECT * FROM doctor_sm" >/dev/null
+rc=0; doctor || rc=$?
+hn_assert_eq "fixed: exit 0 again" "0 0" "$rc $(fails)"
+hn_done

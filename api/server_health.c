@@ -31,6 +31,10 @@ static const char *const rej_names[REJ__COUNT] = {"queue_full", "queue_timeout",
                                                   "stopping"};
 
 static void metrics(hn_api_server *s, hn_buf *out) {
+    char why[128];
+    hn_prom_family(out, "herenow_ready", HN_PROM_GAUGE,
+                   "1 when /readyz answers 200, 0 when it answers 503 (stopping, tokens not loaded, drain unhealthy).");
+    hn_prom_u64(out, "herenow_ready", NULL, ready(s, why, sizeof(why)) ? 1 : 0);
     static const char *const cls[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
     hn_prom_family(out, "herenow_api_requests_total", HN_PROM_COUNTER,
                    "Requests answered, by route and status class.");

@@ -182,8 +182,15 @@ void hn_admin_metrics(hn_collector *c, hn_buf *out) {
         hn_prom_u64(out, "herenow_chat_downlinks_refused_total", HN_PROM_L1("reason", hn_chat_refused_names[i]),
                     s.chat_refused[i]);
 
+    /* before t: ready() acquires the widget table through the same ref,
+     * which lets go of an older table it held */
+    char why[128];
+    int is_ready = ready(c, why, sizeof(why));
     const hn_widgets *t = hn_widgets_acquire(c->widgets, &c->wref);
     const hn_prom_scalar tail[] = {
+        {.name = "herenow_ready", .type = G,
+         .help = "1 when /readyz answers 200 (ready, or spooling), 0 when it answers 503.",
+         .u = (uint64_t)is_ready},
         {.name = "herenow_widgets", .type = G, .help = "Widgets known to this collector.", .u = (uint64_t)hn_widgets_count(t)},
         {.name = "herenow_widget_refresh_errors_total", .type = C, .help = "Failed reads of hn:widgets.",
          .u = (uint64_t)HN_STAT_GET(c->widget_refresh_errors)},

@@ -25,6 +25,9 @@
  */
 #include "ctl/ctl.h"
 
+#include "common/ip.h"
+#include "common/net.h"
+#include "common/pct.h"
 #include "common/pg.h"
 #include "proto/keys.h"
 
@@ -72,14 +75,67 @@ static void report(doctor *d, int level, const char *what, const char *fix, cons
 
 /* ---- configuration ------------------------------------------------------------------------- */
 
+/* What the daemons check at start beyond the settings table (collector.c,
+ * server.c, script.c): addresses, CIDR lists, the ticket secret, paths. */
+static bool start_checks(const hn_config *c, char *err, size_t cap) {
+    const struct { const char *name, *v; bool may_be_empty; } addrs[] = {
+        {"HERENOW_UDP_LISTEN", c->udp_listen, true}, {"HERENOW_HTTP_LISTEN", c->http_listen, true},
+        {"HERENOW_ADMIN_LISTEN", c->admin_listen, false}, {"HERENOW_API_LISTEN", c->api_listen, false},
+    };
+    for (size_t i = 0; i < HN_ARRAY_LEN(addrs); i++) {
+        hn_addr a;
+        char e[256];
+        if (addrs[i].may_be_empty && addrs[i].v[0] == '\0') continue;
+        if (hn_addr_parse(addrs[i].v, &a, e, sizeof(e)) != HN_OK) {
+            snprintf(err, cap, "%s: %s", addrs[i].name, e);
+            return false;
+        }
+    }
+    const struct { const char *name, *v; } cidrs[] = {
+        {"HERENOW_TRUSTED_RELAYS", c->trusted_relays}, {"HERENOW_TRUSTED_PROXIES", c->trusted_proxies},
+    };
+    for (size_t i = 0; i < HN_ARRAY_LEN(cidrs); i++) {
+        hn_cidrs l = {0};
+        char e[256];
+        int rc = hn_cidrs_parse(cidrs[i].v, &l, e, sizeof(e));
+        hn_cidrs_free(&l);
+        if (rc != HN_OK) {
+            snprintf(err, cap, "%s: %s", cidrs[i].name, e);
+            return false;
+        }
+    }
+    const char *t = c->api_ticket_secret;
+    if (t[0]) {
+        size_t n = 0;
+        while (t[n] && hn_hexval((unsigned char)t[n]) >= 0) n++;
+        if (n != 64 || t[n]) {
+            snprintf(err, cap, "HERENOW_API_TICKET_SECRET: want 64 hex digits (openssl rand -hex 32)");
+            return false;
+        }
+    }
+    const struct { const char *name, *v; } paths[] = {
+        {"HERENOW_HTTP_BEACON_PATH", c->http_beacon_path}, {"HERENOW_HTTP_PIXEL_PATH", c->http_pixel_path},
+        {"HERENOW_HTTP_SCRIPT_PATH", c->http_script_path}, {"HERENOW_CHAT_SCRIPT_PATH", c->chat_script_path},
+    };
+    for (size_t i = 0; i < HN_ARRAY_LEN(paths); i++)
+        if (paths[i].v[0] && paths[i].v[0] != '/') {
+            snprintf(err, cap, "%s: a path starting with /, not '%s'", paths[i].name, paths[i].v);
+            return false;
+        }
+    return true;
+}
+
 static void check_config(doctor *d, hn_config *full, bool *have) {
     char err[512];
+    const char *fix = "correct that setting (herenow-collector --help, herenow-api --help)";
     *have = hn_config_load(full, HN_FOR_COLLECTOR | HN_FOR_API | HN_FOR_CTL, 0, NULL, &(int){0},
                            err, sizeof(err)) == HN_OK;
-    if (*have)
-        report(d, 0, "config", NULL, "every HERENOW_* setting of the collector, the api and herenowctl is valid");
+    if (!*have)
+        report(d, 2, "config", fix, "%s", err);
+    else if (!start_checks(full, err, sizeof(err)))
+        report(d, 2, "config", fix, "%s", err);
     else
-        report(d, 2, "config", "correct that setting (herenow-collector --help, herenow-api --help)", "%s", err);
+        report(d, 0, "config", NULL, "every HERENOW_* setting of the collector, the api and herenowctl is valid");
 }
 
 /* ---- Redis ----------------------------------------------------------------------------------- */
@@ -125,18 +181,23 @@ static hn_rcl *check_redis(doctor *d, const hn_config *cfg) {
     }
     int n = hn_rcl_masters(c), bad = 0;
     report(d, 0, "redis", NULL, "a cluster of %d masters; PING answered", n);
-    char state[32] = "?", slots[32] = "?";
+    char bad_state[32] = "", bad_slots[32] = "";
     for (int i = 0; i < n; i++) {
+        char state[32], slots[32];
         r = hn_rcl_command_on(c, i, "CLUSTER INFO");
         const char *info = r && r->type == REDIS_REPLY_STRING ? r->str : "";
         if (!info_field(info, "cluster_state:", state, sizeof(state))) snprintf(state, sizeof(state), "?");
         if (!info_field(info, "cluster_slots_ok:", slots, sizeof(slots))) snprintf(slots, sizeof(slots), "?");
-        if (strcmp(state, "ok") != 0 || strcmp(slots, "16384") != 0) bad++;
+        if ((strcmp(state, "ok") != 0 || strcmp(slots, "16384") != 0) && bad++ == 0) {
+            snprintf(bad_state, sizeof(bad_state), "%s", state);
+            snprintf(bad_slots, sizeof(bad_slots), "%s", slots);
+        }
         if (r) freeReplyObject(r);
     }
     if (bad)
         report(d, 2, "redis cluster", "redis-cli --cluster check HOST:PORT; CLUSTER INFO on each master",
-               "%d of %d masters see cluster_state %s, %s slots ok", bad, n, state, slots);
+               "%d of %d masters not ok (the first: cluster_state %s, %s slots ok)", bad, n, bad_state,
+               bad_slots);
     else
         report(d, 0, "redis cluster", NULL, "%d masters, cluster_state ok, 16384 slots ok", n);
     return c;
@@ -153,9 +214,14 @@ static PGconn *check_pg(doctor *d, const hn_config *cfg) {
         return NULL;
     }
     int want = hn_migrations_count ? hn_migrations[hn_migrations_count - 1].version : 0;
-    PGresult *r = PQexec(pg, "SELECT coalesce(max(version), 0), count(*) FROM schema_migrations");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    PGresult *r = PQexec(pg, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && state && strcmp(state, "42P01") == 0) {
         report(d, 2, "schema", "herenowctl migrate", "no schema_migrations table: the database is not migrated");
+    } else if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        const char *e = PQresultErrorMessage(r);
+        report(d, 2, "schema", "the database user needs to read schema_migrations (GRANT)", "%.*s",
+               hn_pg_line(e), e);
     } else {
         int have = atoi(PQgetvalue(r, 0, 0));
         if (have < want)
@@ -212,29 +278,41 @@ static void check_clocks(doctor *d, hn_rcl *c, PGconn *pg) {
 
 static void check_widgets(doctor *d, hn_rcl *c, PGconn *pg) {
     if (c == NULL || pg == NULL) return;
-    PGresult *r = PQexec(pg, "SELECT count(*) FROM widget_configs");
+    PGresult *r = PQexec(pg, "SELECT key FROM widget_configs");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         PQclear(r);
         return;       /* the schema check said why */
     }
-    long long in_pg = atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
+    int in_pg = PQntuples(r), missing = 0;
+    const char *first_missing = NULL;
+    for (int i = 0; i < in_pg; i++) {
+        redisReply *h = hn_rcl_command(c, "HEXISTS %s %s", HN_KEY_WIDGETS, PQgetvalue(r, i, 0));
+        if (!(h && h->type == REDIS_REPLY_INTEGER && h->integer == 1)) {
+            if (missing++ == 0) first_missing = PQgetvalue(r, i, 0);
+        }
+        if (h) freeReplyObject(h);
+    }
     redisReply *h = hn_rcl_command(c, "HLEN %s", HN_KEY_WIDGETS);
     long long in_redis = h && h->type == REDIS_REPLY_INTEGER ? h->integer : -1;
     if (h) freeReplyObject(h);
-    if (in_redis != in_pg)
+    if (missing)
         report(d, 2, "widgets", "herenowctl widget sync",
-               "%lld in PostgreSQL, %lld in Redis (%s): the collectors refuse the missing ones' beacons",
+               "%d of %d in PostgreSQL missing from Redis (%s; the first: %s): the collectors refuse their beacons",
+               missing, in_pg, HN_KEY_WIDGETS, first_missing);
+    else if (in_redis != in_pg)
+        report(d, 2, "widgets", "herenowctl widget sync",
+               "%d in PostgreSQL, %lld in Redis (%s): the collectors take beacons of widgets that are gone",
                in_pg, in_redis, HN_KEY_WIDGETS);
     else if (in_pg == 0)
         report(d, 1, "widgets", "herenowctl widget add --name NAME --domain DOMAIN", "none yet");
     else
-        report(d, 0, "widgets", NULL, "%lld, the same in PostgreSQL and Redis", in_pg);
+        report(d, 0, "widgets", NULL, "%d, the same in PostgreSQL and Redis", in_pg);
+    PQclear(r);
 }
 
 static void check_drain(doctor *d, const hn_config *cfg, hn_rcl *c) {
     if (c == NULL) return;
-    int shards = (int)cfg->stream_shards, without = 0;
+    int shards = (int)cfg->stream_shards, without = 0, lag_unknown = 0;
     long long pending = 0, lag = 0;
     for (int s = 0; s < shards; s++) {
         char key[HN_KEY_CAP];
@@ -244,7 +322,7 @@ static void check_drain(doctor *d, const hn_config *cfg, hn_rcl *c) {
         for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
             redisReply *g = r->element[i];
             if (g->type != REDIS_REPLY_ARRAY) continue;
-            bool is_drain = false;
+            bool is_drain = false, l_known = false;
             long long p = 0, l = 0;
             for (size_t k = 0; k + 1 < g->elements; k += 2) {
                 if (g->element[k]->type != REDIS_REPLY_STRING) continue;
@@ -252,12 +330,16 @@ static void check_drain(doctor *d, const hn_config *cfg, hn_rcl *c) {
                 redisReply *v = g->element[k + 1];
                 if (strcmp(f, "name") == 0 && v->type == REDIS_REPLY_STRING) is_drain = strcmp(v->str, "drain") == 0;
                 if (strcmp(f, "pending") == 0 && v->type == REDIS_REPLY_INTEGER) p = v->integer;
-                if (strcmp(f, "lag") == 0 && v->type == REDIS_REPLY_INTEGER) l = v->integer;
+                if (strcmp(f, "lag") == 0 && v->type == REDIS_REPLY_INTEGER) {
+                    l = v->integer;
+                    l_known = true;
+                }
             }
             if (is_drain) {
                 found = true;
                 pending += p;
                 lag += l;
+                lag_unknown += !l_known;   /* Redis 7 answers nil when it cannot tell */
             }
         }
         if (!found) without++;
@@ -269,6 +351,9 @@ static void check_drain(doctor *d, const hn_config *cfg, hn_rcl *c) {
     else if (lag + pending > DRAIN_BACKLOG_WARN)
         report(d, 1, "drain", "is PostgreSQL up and the drain running? herenow_drain_lag_seconds",
                "%lld entries not read yet, %lld read but not written, over %d shards", lag, pending, shards);
+    else if (lag_unknown)
+        report(d, 0, "drain", NULL, "group on %d shard(s); %lld pending; how many not read yet is unknown on %d "
+               "(Redis cannot tell after a trim or deletion)", shards, pending, lag_unknown);
     else
         report(d, 0, "drain", NULL, "group on %d shard(s); %lld entries not read yet, %lld pending", shards,
                lag, pending);
@@ -283,39 +368,49 @@ static void check_spool(doctor *d, const hn_config *full) {
                "off: beacons are refused while Redis is unreachable");
         return;
     }
+    /* a relative path is the collector's working directory's: checked from
+     * here, which is right only when run from there */
+    const char *rel = dir[0] == '/' ? "" : " (relative: checked from this directory; the collector resolves "
+                                           "it from its own)";
     struct stat st;
     if (stat(dir, &st) != 0) {
         /* the collector makes it at start when its parent exists */
         report(d, errno == ENOENT ? 1 : 2, "spool", "mkdir -p it, owned by the collector's user",
-               "%s: %s", dir, strerror(errno));
+               "%s: %s%s", dir, strerror(errno), rel);
         return;
     }
     if (!S_ISDIR(st.st_mode)) {
-        report(d, 2, "spool", "point HERENOW_SPOOL_DIR at a directory", "%s is not a directory", dir);
+        report(d, 2, "spool", "point HERENOW_SPOOL_DIR at a directory", "%s is not a directory%s", dir, rel);
         return;
     }
     char path[4096];
     snprintf(path, sizeof(path), "%s/.herenow-doctor-XXXXXX", dir);
     int fd = mkstemp(path);
     if (fd < 0) {
-        report(d, 2, "spool", "make it writable by the collector's user", "%s: cannot write: %s", dir,
-               strerror(errno));
+        report(d, 2, "spool", "make it writable by the collector's user", "%s: cannot write as uid %d: %s%s",
+               dir, (int)geteuid(), strerror(errno), rel);
         return;
     }
     close(fd);
     unlink(path);
+    /* HERENOW_SPOOL_MAX_BYTES bounds each worker's file */
+    long threads = full->threads > 0 ? (long)full->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads < 1) threads = 1;
+    unsigned long long need = (unsigned long long)full->spool_max_bytes * (unsigned long long)threads;
     struct statvfs vs;
-    if (statvfs(dir, &vs) == 0) {
-        unsigned long long avail = (unsigned long long)vs.f_bavail * vs.f_frsize;
-        if (avail < (unsigned long long)full->spool_max_bytes) {
-            report(d, 1, "spool", "free disk space, or a smaller HERENOW_SPOOL_MAX_BYTES",
-                   "%s: %llu MiB free, HERENOW_SPOOL_MAX_BYTES is %lld MiB", dir, avail >> 20,
-                   (long long)(full->spool_max_bytes >> 20));
-            return;
-        }
-        report(d, 0, "spool", NULL, "%s writable, %llu MiB free (HERENOW_SPOOL_MAX_BYTES %lld MiB)", dir,
-               avail >> 20, (long long)(full->spool_max_bytes >> 20));
+    if (statvfs(dir, &vs) != 0) {
+        report(d, 1, "spool", NULL, "%s: free space unknown: %s", dir, strerror(errno));
+        return;
     }
+    unsigned long long avail = (unsigned long long)vs.f_bavail * vs.f_frsize;
+    if (avail < need) {
+        report(d, 1, "spool", "free disk space, or a smaller HERENOW_SPOOL_MAX_BYTES",
+               "%s: %llu MiB free, the spools may take %llu MiB (%ld workers × HERENOW_SPOOL_MAX_BYTES)%s",
+               dir, avail >> 20, need >> 20, threads, rel);
+        return;
+    }
+    report(d, 0, "spool", NULL, "%s writable by uid %d, %llu MiB free for %llu MiB of spools (%ld workers)%s",
+           dir, (int)geteuid(), avail >> 20, need >> 20, threads, rel);
 }
 
 /* A MaxMind DB ends with its metadata, which starts with this marker (the
@@ -357,13 +452,13 @@ int hn_ctl_doctor(const hn_config *cfg, int argc, char **argv) {
     hn_config full;
     bool have_full;
     check_config(&d, &full, &have_full);
-    /* the rest with what herenowctl itself read when the whole set is not valid */
-    const hn_config *use = have_full ? &full : cfg;
-    hn_rcl *c = check_redis(&d, use);
-    PGconn *pg = check_pg(&d, use);
+    /* the servers as herenowctl reads them (the environment and its
+     * --flags); the daemons' own settings from the environment alone */
+    hn_rcl *c = check_redis(&d, cfg);
+    PGconn *pg = check_pg(&d, cfg);
     check_clocks(&d, c, pg);
     check_widgets(&d, c, pg);
-    check_drain(&d, use, c);
+    check_drain(&d, cfg, c);
     if (have_full) {
         check_spool(&d, &full);
         check_geoip(&d, &full);

@@ -10,7 +10,8 @@ source "$(dirname "$0")/../lib.sh"
 CTL="$HN_BIN/herenowctl"
 hn_start_stores
 "$CTL" widget add --name "Doctor" --domain doctor.example >/dev/null
-export HERENOW_SPOOL_DIR=$HN_TMP/spool HERENOW_GEOIP_DB=
+# a small spool limit: the free-space check must not depend on the machine's disk
+export HERENOW_SPOOL_DIR=$HN_TMP/spool HERENOW_SPOOL_MAX_BYTES=65536 HERENOW_THREADS=2 HERENOW_GEOIP_DB=
 mkdir -p "$HERENOW_SPOOL_DIR"
 
 doctor() { "$CTL" doctor >"$HN_TMP/doctor.out" 2>&1; }
@@ -22,12 +23,16 @@ rc=0; doctor || rc=$?
 cat "$HN_TMP/doctor.out" | sed 's/^/# /'
 hn_assert_eq "sound: exit 0" 0 "$rc"
 hn_assert_eq "sound: no FAIL line" 0 "$(fails)"
+hn_assert_cmd "the spool: room for every worker's file" bash -c "grep -qE '^ok +spool: .* for 0 MiB of spools \\(2 workers\\)' '$HN_TMP/doctor.out'"
 for what in config redis schema "clock redis" "clock postgresql" widgets spool geoip; do
     hn_assert_cmd "sound: '$what' ok" bash -c "grep -qE '^ok +$what:' '$HN_TMP/doctor.out'"
 done
 if hn_cluster_mode; then
     hn_assert_cmd "sound: the cluster's state checked on every master" bash -c "grep -qE '^ok +redis cluster: 3 masters, cluster_state ok' '$HN_TMP/doctor.out'"
 fi
+# --flags given to herenowctl name the servers checked, as for every other command
+rc=0; "$CTL" --redis-url "redis://127.0.0.1:$(hn_free_port)/0" doctor >"$HN_TMP/doctor.flags" 2>&1 || rc=$?
+hn_assert_eq "a --redis-url flag is the Redis checked" "1 1" "$rc $(grep -cE '^FAIL +redis: cannot connect' "$HN_TMP/doctor.flags")"
 hn_assert_cmd "no api yet: the drain's group is missing, a warning with its fix" \
     bash -c "grep -qE '^warn +drain: .*no consumer group .* fix: start an api with HERENOW_DRAIN=on' '$HN_TMP/doctor.out'"
 hn_assert_cmd "the last line sums it up" bash -c "tail -1 '$HN_TMP/doctor.out' | grep -qx 'ok: 0 failed, 1 to look at'"
@@ -44,6 +49,11 @@ dead=$(hn_free_port)
 fault "Redis unreachable" redis "cannot connect.*fix: start Redis or correct HERENOW_REDIS_URL" \
     HERENOW_REDIS_URL="redis://127.0.0.1:$dead/0"
 fault "a setting a daemon refuses" config "HERENOW_LIVE_WINDOW_S.*fix: correct that setting" HERENOW_LIVE_WINDOW_S=abc
+fault "a CIDR list a collector refuses at start" config "HERENOW_TRUSTED_PROXIES.*fix: correct that setting" \
+    HERENOW_TRUSTED_PROXIES=10.0.0.0/99
+fault "a ticket secret an api refuses at start" config "HERENOW_API_TICKET_SECRET: want 64 hex digits" \
+    HERENOW_API_TICKET_SECRET=abc
+fault "a listen address a collector refuses" config "HERENOW_UDP_LISTEN" HERENOW_UDP_LISTEN=nohost:notaport
 echo "not a directory" >"$HN_TMP/spoolfile"
 fault "the spool path is a file" spool "not a directory.*fix: point HERENOW_SPOOL_DIR at a directory" \
     HERENOW_SPOOL_DIR="$HN_TMP/spoolfile"
@@ -55,7 +65,7 @@ perl "$HN_ROOT/tests/tools/mkmmdb.pl" "$HN_TMP/good.mmdb"
 HERENOW_GEOIP_DB="$HN_TMP/good.mmdb" "$CTL" doctor >"$HN_TMP/doctor.out" 2>&1 || true
 hn_assert_cmd "a real MaxMind database: geoip ok" bash -c "grep -qE '^ok +geoip: .*good.mmdb: a MaxMind database' '$HN_TMP/doctor.out'"
 hn_redis HDEL hn:widgets "$(hn_psql "SELECT key FROM widget_configs LIMIT 1")" >/dev/null
-fault "widgets out of sync" widgets "1 in PostgreSQL, 0 in Redis.*fix: herenowctl widget sync"
+fault "widgets out of sync" widgets "1 of 1 in PostgreSQL missing from Redis.*fix: herenowctl widget sync"
 "$CTL" widget sync >/dev/null
 # the latest migration's row set aside (its tables stay): the schema looks one version behind
 hn_psql "CREATE TABLE doctor_sm AS SELECT * FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)" >/dev/null

@@ -32,6 +32,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/pct.h"
+#include "common/sdnotify.h"
 #include "common/timefmt.h"
 #include "common/token.h"
 
@@ -463,6 +464,18 @@ reject:
 
 /* ---- signals and the stop --------------------------------------------------------------- */
 
+/* systemd (common/sdnotify.h): READY=1 the first time /readyz would say 200. */
+static void on_sd_check(evutil_socket_t fd, short what, void *arg) {
+    hn_api_server *s = arg;
+    char why[128], msg[200];
+    (void)fd;
+    (void)what;
+    if (!hn_srv_ready(s, why, sizeof(why))) return;
+    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", why);
+    if (hn_sd_notify(msg) != HN_OK) hn_warn("event=sd_notify_failed err='%s'", strerror(errno));
+    event_del(s->sd_timer);
+}
+
 static void on_stop_check(evutil_socket_t fd, short what, void *arg) {
     hn_api_server *s = arg;
     (void)fd; (void)what;
@@ -500,6 +513,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     s->deadline = s->stop_at + (uint64_t)s->cfg->shutdown_timeout_ms;
     hn_info("event=stopping signal=%d requests_in_flight=%llu", (int)sig,
             (unsigned long long)s->outstanding);
+    hn_sd_notify("STOPPING=1\nSTATUS=stopping");
     /* the drain finishes its batch while the HTTP side winds down */
     hn_drain_request_stop(s->drain);
     hn_sse_stop(s->sse);              /* every stream: bye (stopping), end */
@@ -618,6 +632,10 @@ int hn_server_create(hn_api_server **out, const hn_config *cfg, char *err, size_
     event_add(s->sig_hup, NULL);
     signal(SIGPIPE, SIG_IGN);
     s->stop_timer = evtimer_new(s->base, on_stop_check, s);
+    if (hn_sd_enabled()) {
+        s->sd_timer = event_new(s->base, -1, EV_PERSIST, on_sd_check, s);
+        event_add(s->sd_timer, &(struct timeval){0, 100000});
+    }
     return HN_OK;
 }
 
@@ -663,6 +681,7 @@ void hn_server_destroy(hn_api_server *s) {
     if (s->sig_int) event_free(s->sig_int);
     if (s->sig_hup) event_free(s->sig_hup);
     if (s->stop_timer) event_free(s->stop_timer);
+    if (s->sd_timer) event_free(s->sd_timer);
     if (s->base) event_base_free(s->base);
     free(s);
 }

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static bool ready(hn_api_server *s, char *why, size_t cap) {
+bool hn_srv_ready(hn_api_server *s, char *why, size_t cap) {
     hn_auth_stats as;
     hn_auth_stats_get(s->auth, &as);
     if (s->stopping) snprintf(why, cap, "stopping");
@@ -34,7 +34,7 @@ static void metrics(hn_api_server *s, hn_buf *out) {
     char why[128];
     hn_prom_family(out, "herenow_ready", HN_PROM_GAUGE,
                    "1 when /readyz answers 200, 0 when it answers 503 (stopping, tokens not loaded, drain unhealthy).");
-    hn_prom_u64(out, "herenow_ready", NULL, ready(s, why, sizeof(why)) ? 1 : 0);
+    hn_prom_u64(out, "herenow_ready", NULL, hn_srv_ready(s, why, sizeof(why)) ? 1 : 0);
     static const char *const cls[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
     hn_prom_family(out, "herenow_api_requests_total", HN_PROM_COUNTER,
                    "Requests answered, by route and status class.");
@@ -151,7 +151,7 @@ void hn_srv_serve_health(hn_srv_rctx *c, enum evhttp_cmd_type cmd) {
         hn_reply_send(&s->writing, s->stopping, c->req, 200, NULL, ok, sizeof(ok) - 1);
     } else if (c->route == HN_RT_READYZ) {
         char why[128];
-        if (!ready(s, why, sizeof(why))) {
+        if (!hn_srv_ready(s, why, sizeof(why))) {
             evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", "1");
             hn_srv_failf(c, 503, "not ready: %s", why);
             return;

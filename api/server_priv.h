@@ -54,6 +54,7 @@ struct hn_api_server {
     struct evhttp              *http;
     struct evhttp_bound_socket *bound;
     struct event               *sig_term, *sig_int, *sig_hup, *stop_timer;
+    struct event               *sd_timer;   /* NOTIFY_SOCKET: readiness checks until READY=1 */
     hn_api_pool                *pool;
     hn_api_auth                *auth;
     hn_drain                   *drain;
@@ -96,7 +97,9 @@ void hn_srv_record(hn_api_server *s, int route, int status, uint64_t start_us, c
 void hn_srv_fail(hn_srv_rctx *c, int status, const char *msg);
 void hn_srv_failf(hn_srv_rctx *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* server_health.c: the route of /livez, /readyz, /metrics (-1: none) and its answer. */
+/* server_health.c: the route of /livez, /readyz, /metrics (-1: none) and its answer;
+ * readiness as /readyz sees it (why: its text). */
+bool hn_srv_ready(hn_api_server *s, char *why, size_t cap);
 int  hn_srv_health_route(const char *path);
 void hn_srv_serve_health(hn_srv_rctx *c, enum evhttp_cmd_type cmd);
 

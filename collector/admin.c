@@ -8,7 +8,9 @@
 #include "collector/rconn.h"
 #include "common/log.h"
 #include "common/prom.h"
+#include "common/sdnotify.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -248,6 +250,19 @@ static void on_request(struct evhttp_request *req, void *arg) {
     }
 }
 
+/* systemd (common/sdnotify.h): READY=1 the first time /readyz would say 200. */
+static void on_sd_check(evutil_socket_t fd, short what, void *arg) {
+    hn_collector *c = arg;
+    char why[128];
+    (void)fd;
+    (void)what;
+    if (!ready(c, why, sizeof(why))) return;
+    char msg[200];
+    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", why);
+    if (hn_sd_notify(msg) != HN_OK) hn_warn("event=sd_notify_failed err='%s'", strerror(errno));
+    event_del(c->sd_timer);
+}
+
 int hn_admin_start(hn_collector *c, char *err, size_t cap) {
     int fd = hn_tcp_listen(&c->admin_addr, false, 128, err, cap);
     if (fd < 0) return HN_ERR;
@@ -260,6 +275,10 @@ int hn_admin_start(hn_collector *c, char *err, size_t cap) {
         snprintf(err, cap, "evhttp_accept_socket failed");
         close(fd);
         return HN_ERR;
+    }
+    if (hn_sd_enabled()) {
+        c->sd_timer = event_new(c->base, -1, EV_PERSIST, on_sd_check, c);
+        event_add(c->sd_timer, &(struct timeval){0, 100000});
     }
     return HN_OK;
 }

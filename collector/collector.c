@@ -8,6 +8,7 @@
 #include "collector/collector.h"
 #include "common/rshared.h"
 #include "common/log.h"
+#include "common/sdnotify.h"
 #include "common/httpguard.h"
 #include "common/spool.h"
 #include "proto/keys.h"
@@ -260,6 +261,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     }
     if (atomic_exchange(&c->stopping, true)) return;
     hn_info("event=stopping signal=%d", (int)sig);
+    hn_sd_notify("STOPPING=1\nSTATUS=stopping");
     /* /readyz answers 503 from now on; workers close their listeners, read
      * what the kernel holds, flush, and wait for Redis' acknowledgements. */
     for (int i = 0; i < c->nworkers; i++) hn_worker_stop(c->workers[i]);
@@ -476,6 +478,7 @@ void hn_collector_free(hn_collector *c) {
     hn_rshared_stop();
     free(c->workers);
     if (c->admin) evhttp_free(c->admin);
+    if (c->sd_timer) event_free(c->sd_timer);
     if (c->sig_term) event_free(c->sig_term);
     if (c->sig_int) event_free(c->sig_int);
     if (c->sig_hup) event_free(c->sig_hup);

@@ -126,6 +126,7 @@ typedef struct hn_collector {
     hn_worker        **workers;
     struct event_base *base;
     struct evhttp     *admin;
+    struct event      *sd_timer;       /* NOTIFY_SOCKET: checks readiness until READY=1 is sent */
     struct event      *sig_term, *sig_int, *sig_hup, *refresh_timer, *trim_timer;
     struct event_base *hk_base;        /* housekeeping thread: widget refresh, salts, trims */
     pthread_t          hk_thread;

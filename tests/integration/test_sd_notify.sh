@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# test_sd_notify.sh: systemd's readiness protocol (common/sdnotify.h) — with NOTIFY_SOCKET
+# set, each daemon sends READY=1 once its /readyz would answer 200, not before (a collector
+# started while Redis is down, no spool: nothing until Redis is back), and STOPPING=1 when
+# SIGTERM starts its stop. The socket is a datagram listener of the test's (perl), as
+# systemd's would be.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+hn_start_stores
+
+listen() {   # listen NAME: a datagram socket $HN_TMP/NAME.sock, each message one line of $HN_TMP/NAME.msgs
+    : >"$HN_TMP/$1.msgs"
+    hn_spawn "listen_$1" perl -e '
+        use IO::Socket::UNIX; use Socket;
+        my ($path, $out) = @ARGV;
+        unlink $path;
+        my $s = IO::Socket::UNIX->new(Type => SOCK_DGRAM, Local => $path) or die "listen: $!";
+        open(my $fh, ">>", $out) or die "open: $!";
+        $fh->autoflush(1);
+        while (1) { my $buf = ""; defined($s->recv($buf, 4096)) or next; $buf =~ s/\n/ /g; print $fh "$buf\n"; }
+    ' "$HN_TMP/$1.sock" "$HN_TMP/$1.msgs"
+    hn_wait_for 5 "$1: the notification socket listens" test -S "$HN_TMP/$1.sock"
+}
+said() { grep -q "$2" "$HN_TMP/$1.msgs"; }
+status_of() { curl -s -o /dev/null -w '%{http_code}' "$1"; }
+
+UDP=$(hn_free_port); ADMIN=$(hn_free_port); API=$(hn_free_port)
+export HERENOW_UDP_LISTEN=127.0.0.1:$UDP HERENOW_HTTP_LISTEN= HERENOW_ADMIN_LISTEN=127.0.0.1:$ADMIN
+export HERENOW_API_LISTEN=127.0.0.1:$API HERENOW_THREADS=1 HERENOW_SPOOL_DIR= HERENOW_REDIS_RETRY_MS=100
+
+# --- the collector: not ready while Redis is down, READY=1 once it is back -----------------
+listen col
+hn_redis_stop
+NOTIFY_SOCKET=$HN_TMP/col.sock hn_spawn collector "$HN_BIN/herenow-collector"
+hn_wait_for 10 "collector answers /readyz: 503 (Redis down, no spool)" bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$ADMIN/readyz)\" = 503 ]"
+hn_assert_eq "no READY=1 while /readyz says 503" "" "$(grep 'READY=1' "$HN_TMP/col.msgs" || true)"
+"$HN_ROOT/scripts/redis.sh" start --fast "$HN_TMP/redis" "$HN_REDIS_PORT" >/dev/null
+hn_wait_for 15 "collector: READY=1 once Redis is back" said col 'READY=1'
+hn_assert_eq "/readyz says 200 by then" 200 "$(status_of "http://127.0.0.1:$ADMIN/readyz")"
+hn_assert_cmd "with STATUS=ready" said col 'READY=1 STATUS=ready'
+hn_assert_eq "READY=1 sent once" 1 "$(grep -c 'READY=1' "$HN_TMP/col.msgs")"
+kill -TERM "$HN_PID_collector"
+hn_wait_for 10 "collector: STOPPING=1 on SIGTERM" said col 'STOPPING=1'
+rc=0; hn_stop "$HN_PID_collector" || rc=$?
+hn_assert_eq "collector: exits 0" 0 "$rc"
+
+# --- the api ------------------------------------------------------------------------------
+listen api
+NOTIFY_SOCKET=$HN_TMP/api.sock hn_spawn api "$HN_BIN/herenow-api"
+hn_wait_for 15 "api: READY=1" said api 'READY=1'
+hn_assert_eq "api: /readyz says 200 by then" 200 "$(status_of "http://127.0.0.1:$API/readyz")"
+hn_assert_cmd "api: with STATUS=ready" said api 'READY=1 STATUS=ready'
+kill -TERM "$HN_PID_api"
+hn_wait_for 10 "api: STOPPING=1 on SIGTERM" said api 'STOPPING=1'
+rc=0; hn_stop "$HN_PID_api" || rc=$?
+hn_assert_eq "api: exits 0" 0 "$rc"
+
+hn_done

@@ -472,7 +472,10 @@ static void on_sd_check(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     if (!hn_srv_ready(s, why, sizeof(why))) return;
     snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", why);
-    if (hn_sd_notify(msg) != HN_OK) hn_warn("event=sd_notify_failed err='%s'", strerror(errno));
+    if (hn_sd_notify(msg) != HN_OK) {
+        hn_warn("event=sd_notify_failed err='%s'", strerror(errno));   /* again at the next tick */
+        return;
+    }
     event_del(s->sd_timer);
 }
 

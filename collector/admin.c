@@ -259,7 +259,10 @@ static void on_sd_check(evutil_socket_t fd, short what, void *arg) {
     if (!ready(c, why, sizeof(why))) return;
     char msg[200];
     snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", why);
-    if (hn_sd_notify(msg) != HN_OK) hn_warn("event=sd_notify_failed err='%s'", strerror(errno));
+    if (hn_sd_notify(msg) != HN_OK) {
+        hn_warn("event=sd_notify_failed err='%s'", strerror(errno));   /* again at the next tick */
+        return;
+    }
     event_del(c->sd_timer);
 }
 

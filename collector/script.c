@@ -9,6 +9,7 @@
  * @HN_V@ for the chat downlink's path besides.
  */
 #include "collector/collector.h"
+#include "common/pct.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,21 +41,12 @@ static char *replace(const char *src, size_t n, const char *token, const char *w
     return out;
 }
 
-static bool path_ok(const char *p) {
-    if (p[0] != '/' || strlen(p) > 200) return false;
-    for (; *p; p++)
-        if (*p <= ' ' || *p == '"' || *p == '\\' || *p == '\'' || *p == '?' || *p == '#' ||
-            (unsigned char)*p >= 0x7f)
-            return false;
-    return true;
-}
-
 static int build(hn_script *s, const unsigned char *src, size_t n, const char *beacon_path,
                  const char *pixel_path, const char *script_path, const char *chat_path,
                  char *err, size_t cap) {
     memset(s, 0, sizeof(*s));
-    if (!path_ok(beacon_path) || !path_ok(pixel_path) || !path_ok(script_path) ||
-        !path_ok(chat_path)) {
+    if (!hn_plain_path_ok(beacon_path) || !hn_plain_path_ok(pixel_path) || !hn_plain_path_ok(script_path) ||
+        !hn_plain_path_ok(chat_path)) {
         snprintf(err, cap, "HERENOW_HTTP_*_PATH, HERENOW_CHAT_SCRIPT_PATH: a path starts with / "
                            "and has no spaces, quotes, backslashes, ? or #");
         return HN_ERR;

@@ -22,3 +22,13 @@ long hn_pct_decode(const char *src, size_t n, char *dst, size_t cap, unsigned fl
     if (j < cap) dst[j] = '\0';
     return (long)j;
 }
+
+bool hn_plain_path_ok(const char *p) {
+    size_t n = 0;
+    if (p[0] != '/') return false;
+    for (; *p; p++, n++)
+        if (*p <= ' ' || *p == '"' || *p == '\\' || *p == '\'' || *p == '?' || *p == '#' ||
+            (unsigned char)*p >= 0x7f)
+            return false;
+    return n <= 200;
+}

@@ -26,4 +26,11 @@ static inline int hn_hexval(int c) {
  * HN_PCT_BAD or HN_PCT_FULL. */
 long hn_pct_decode(const char *src, size_t n, char *dst, size_t cap, unsigned flags);
 
+/* A path the collector serves and writes into its scripts as it is: starts
+ * with '/', at most 200 bytes, no space or control character, quote,
+ * backslash, '?', '#' or byte ≥ 0x7f (HERENOW_HTTP_*_PATH; herenowctl
+ * doctor checks the same). */
+#include <stdbool.h>
+bool hn_plain_path_ok(const char *p);
+
 #endif

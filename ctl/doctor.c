@@ -118,10 +118,17 @@ static bool start_checks(const hn_config *c, char *err, size_t cap) {
         {"HERENOW_HTTP_SCRIPT_PATH", c->http_script_path}, {"HERENOW_CHAT_SCRIPT_PATH", c->chat_script_path},
     };
     for (size_t i = 0; i < HN_ARRAY_LEN(paths); i++)
-        if (paths[i].v[0] && paths[i].v[0] != '/') {
-            snprintf(err, cap, "%s: a path starting with /, not '%s'", paths[i].name, paths[i].v);
+        if (!hn_plain_path_ok(paths[i].v)) {
+            snprintf(err, cap, "%s: want a path that starts with / (≤ 200 bytes, no spaces, quotes, "
+                               "backslashes, ? or #), not '%.64s'", paths[i].name, paths[i].v);
             return false;
         }
+    /* the user-agent regexes the collector loads at start (it stops when it cannot) */
+    if (c->ua_regexes[0] && access(c->ua_regexes, R_OK) != 0) {
+        snprintf(err, cap, "HERENOW_UA_REGEXES: %s: %s (apt-get install uap-core, or empty: no parsing)",
+                 c->ua_regexes, strerror(errno));
+        return false;
+    }
     return true;
 }
 
@@ -220,8 +227,9 @@ static PGconn *check_pg(doctor *d, const hn_config *cfg) {
         report(d, 2, "schema", "herenowctl migrate", "no schema_migrations table: the database is not migrated");
     } else if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         const char *e = PQresultErrorMessage(r);
-        report(d, 2, "schema", "the database user needs to read schema_migrations (GRANT)", "%.*s",
-               hn_pg_line(e), e);
+        bool denied = state && strcmp(state, "42501") == 0;
+        report(d, 2, "schema", denied ? "the database user needs to read schema_migrations (GRANT)"
+                                      : "see PostgreSQL's log", "%.*s", hn_pg_line(e), e);
     } else {
         int have = atoi(PQgetvalue(r, 0, 0));
         if (have < want)
@@ -285,16 +293,23 @@ static void check_widgets(doctor *d, hn_rcl *c, PGconn *pg) {
     }
     int in_pg = PQntuples(r), missing = 0;
     const char *first_missing = NULL;
-    for (int i = 0; i < in_pg; i++) {
-        redisReply *h = hn_rcl_command(c, "HEXISTS %s %s", HN_KEY_WIDGETS, PQgetvalue(r, i, 0));
-        if (!(h && h->type == REDIS_REPLY_INTEGER && h->integer == 1)) {
-            if (missing++ == 0) first_missing = PQgetvalue(r, i, 0);
-        }
+    redisReply *h = hn_rcl_command(c, "HKEYS %s", HN_KEY_WIDGETS);
+    if (h == NULL || h->type != REDIS_REPLY_ARRAY) {
+        report(d, 2, "widgets", "redis-cli HKEYS hn:widgets", "cannot read %s: %s", HN_KEY_WIDGETS,
+               h && h->type == REDIS_REPLY_ERROR ? h->str : hn_rcl_errstr(c));
         if (h) freeReplyObject(h);
+        PQclear(r);
+        return;
     }
-    redisReply *h = hn_rcl_command(c, "HLEN %s", HN_KEY_WIDGETS);
-    long long in_redis = h && h->type == REDIS_REPLY_INTEGER ? h->integer : -1;
-    if (h) freeReplyObject(h);
+    long long in_redis = (long long)h->elements;
+    for (int i = 0; i < in_pg; i++) {
+        const char *k = PQgetvalue(r, i, 0);
+        bool found = false;
+        for (size_t j = 0; j < h->elements && !found; j++)
+            found = h->element[j]->type == REDIS_REPLY_STRING && strcmp(h->element[j]->str, k) == 0;
+        if (!found && missing++ == 0) first_missing = k;
+    }
+    freeReplyObject(h);
     if (missing)
         report(d, 2, "widgets", "herenowctl widget sync",
                "%d of %d in PostgreSQL missing from Redis (%s; the first: %s): the collectors refuse their beacons",

@@ -54,6 +54,8 @@ fault "a CIDR list a collector refuses at start" config "HERENOW_TRUSTED_PROXIES
 fault "a ticket secret an api refuses at start" config "HERENOW_API_TICKET_SECRET: want 64 hex digits" \
     HERENOW_API_TICKET_SECRET=abc
 fault "a listen address a collector refuses" config "HERENOW_UDP_LISTEN" HERENOW_UDP_LISTEN=nohost:notaport
+fault "a script path a collector refuses" config "HERENOW_HTTP_PIXEL_PATH: want a path" "HERENOW_HTTP_PIXEL_PATH=/p x.gif"
+fault "user-agent regexes it cannot read" config "HERENOW_UA_REGEXES: .*No such file" HERENOW_UA_REGEXES="$HN_TMP/none.yaml"
 echo "not a directory" >"$HN_TMP/spoolfile"
 fault "the spool path is a file" spool "not a directory.*fix: point HERENOW_SPOOL_DIR at a directory" \
     HERENOW_SPOOL_DIR="$HN_TMP/spoolfile"

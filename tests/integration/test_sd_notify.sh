@@ -6,6 +6,8 @@
 # systemd's would be.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
+# one Redis stopped and started again in its place (scripts/redis.sh)
+if hn_cluster_skip "restarts a standalone Redis"; then hn_done; fi
 hn_start_stores
 
 listen() {   # listen NAME: a datagram socket $HN_TMP/NAME.sock, each message one line of $HN_TMP/NAME.msgs
@@ -33,26 +35,38 @@ listen col
 hn_redis_stop
 NOTIFY_SOCKET=$HN_TMP/col.sock hn_spawn collector "$HN_BIN/herenow-collector"
 hn_wait_for 10 "collector answers /readyz: 503 (Redis down, no spool)" bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$ADMIN/readyz)\" = 503 ]"
+# its widget refresh failed once: its loop has run for seconds (tens of readiness ticks)
+metric_at_least() { [ "$(curl -fsS "$1" | awk -v m="$2" '$1 == m { print $2 }')" -ge "$3" ] 2>/dev/null; }
+hn_wait_for 15 "collector: a widget refresh failed (Redis down)" \
+    metric_at_least "http://127.0.0.1:$ADMIN/metrics" herenow_widget_refresh_errors_total 1
 hn_assert_eq "no READY=1 while /readyz says 503" "" "$(grep 'READY=1' "$HN_TMP/col.msgs" || true)"
 "$HN_ROOT/scripts/redis.sh" start --fast "$HN_TMP/redis" "$HN_REDIS_PORT" >/dev/null
 hn_wait_for 15 "collector: READY=1 once Redis is back" said col 'READY=1'
 hn_assert_eq "/readyz says 200 by then" 200 "$(status_of "http://127.0.0.1:$ADMIN/readyz")"
 hn_assert_cmd "with STATUS=ready" said col 'READY=1 STATUS=ready'
-hn_assert_eq "READY=1 sent once" 1 "$(grep -c 'READY=1' "$HN_TMP/col.msgs")"
 kill -TERM "$HN_PID_collector"
 hn_wait_for 10 "collector: STOPPING=1 on SIGTERM" said col 'STOPPING=1'
 rc=0; hn_stop "$HN_PID_collector" || rc=$?
 hn_assert_eq "collector: exits 0" 0 "$rc"
+hn_assert_eq "READY=1 sent once over its whole life" 1 "$(grep -c 'READY=1' "$HN_TMP/col.msgs")"
 
-# --- the api ------------------------------------------------------------------------------
+# --- the api: not ready while PostgreSQL is down (no tokens), READY=1 once it is back ---------
 listen api
+"$HN_ROOT/scripts/pg.sh" stop "$HN_TMP/pg" >/dev/null
+export HERENOW_TOKEN_REFRESH_MS=200
 NOTIFY_SOCKET=$HN_TMP/api.sock hn_spawn api "$HN_BIN/herenow-api"
-hn_wait_for 15 "api: READY=1" said api 'READY=1'
+hn_wait_for 10 "api answers /readyz: 503 (PostgreSQL down)" bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$API/readyz)\" = 503 ]"
+hn_wait_for 15 "api: a token refresh failed (PostgreSQL down)" \
+    metric_at_least "http://127.0.0.1:$API/metrics" herenow_api_token_refresh_errors_total 2
+hn_assert_eq "api: no READY=1 while /readyz says 503" "" "$(grep 'READY=1' "$HN_TMP/api.msgs" || true)"
+"$HN_ROOT/scripts/pg.sh" start "$HN_TMP/pg" "$HN_PG_PORT" >/dev/null
+hn_wait_for 20 "api: READY=1 once PostgreSQL is back" said api 'READY=1'
 hn_assert_eq "api: /readyz says 200 by then" 200 "$(status_of "http://127.0.0.1:$API/readyz")"
 hn_assert_cmd "api: with STATUS=ready" said api 'READY=1 STATUS=ready'
 kill -TERM "$HN_PID_api"
 hn_wait_for 10 "api: STOPPING=1 on SIGTERM" said api 'STOPPING=1'
 rc=0; hn_stop "$HN_PID_api" || rc=$?
 hn_assert_eq "api: exits 0" 0 "$rc"
+hn_assert_eq "api: READY=1 sent once over its whole life" 1 "$(grep -c 'READY=1' "$HN_TMP/api.msgs")"
 
 hn_done

@@ -467,16 +467,10 @@ reject:
 /* systemd (common/sdnotify.h): READY=1 the first time /readyz would say 200. */
 static void on_sd_check(evutil_socket_t fd, short what, void *arg) {
     hn_api_server *s = arg;
-    char why[128], msg[200];
+    char why[128];
     (void)fd;
     (void)what;
-    if (!hn_srv_ready(s, why, sizeof(why))) return;
-    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", why);
-    if (hn_sd_notify(msg) != HN_OK) {
-        hn_warn("event=sd_notify_failed err='%s'", strerror(errno));   /* again at the next tick */
-        return;
-    }
-    event_del(s->sd_timer);
+    if (hn_srv_ready(s, why, sizeof(why)) && hn_sd_ready(why) == HN_OK) event_del(s->sd_timer);
 }
 
 static void on_stop_check(evutil_socket_t fd, short what, void *arg) {

@@ -120,7 +120,7 @@ if [ -n "$BENCH_DOC" ]; then
     {
         echo "$SECTION"
         echo
-        echo "Run $START_DATE on $(nproc) cores, PostgreSQL $("${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/postgres" --version | awk '{ print $3 }') (fsync on, default settings), load average before $LOAD_BEFORE."
+        bench_pg_run_line "$START_DATE" "$LOAD_BEFORE"
         echo "Command: \`$CMDLINE\` — $RUNS run(s) of $RECORDS records over $SESSIONS sessions (hn-loadgen's mix: page views,"
         echo "heartbeats, events, hide/show/end), stream filled first, then the drain started and timed to the last row."
         echo "Reference: the same rows exported and COPYed back into the same tables (same partitions and indexes), in the same run."

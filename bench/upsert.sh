@@ -84,7 +84,7 @@ if [ -n "$BENCH_DOC" ]; then
     {
         echo "$SECTION"
         echo
-        echo "Run $START_DATE on $(nproc) cores, PostgreSQL $("${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/postgres" --version | awk '{ print $3 }') (fsync on, default settings), load average before $LOAD_BEFORE."
+        bench_pg_run_line "$START_DATE" "$LOAD_BEFORE"
         echo "Command: \`make bench-upsert\` — the drain's session upsert (api/drain/sql.c) alone in psql: $SESSIONS sessions,"
         echo "$ROUNDS batches that each update all of them (a new current page, engaged time, a page view every third), once"
         echo "with widget_visitor_sessions at PostgreSQL's default fillfactor (100), once at 70 (the schema's setting, sql/002_history.sql)."

@@ -10,7 +10,6 @@
 #include "common/prom.h"
 #include "common/sdnotify.h"
 
-#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -256,14 +255,7 @@ static void on_sd_check(evutil_socket_t fd, short what, void *arg) {
     char why[128];
     (void)fd;
     (void)what;
-    if (!ready(c, why, sizeof(why))) return;
-    char msg[200];
-    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", why);
-    if (hn_sd_notify(msg) != HN_OK) {
-        hn_warn("event=sd_notify_failed err='%s'", strerror(errno));   /* again at the next tick */
-        return;
-    }
-    event_del(c->sd_timer);
+    if (ready(c, why, sizeof(why)) && hn_sd_ready(why) == HN_OK) event_del(c->sd_timer);
 }
 
 int hn_admin_start(hn_collector *c, char *err, size_t cap) {

@@ -1,7 +1,10 @@
 /* sdnotify.c: see sdnotify.h. */
 #include "common/sdnotify.h"
 
+#include "common/log.h"
+
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -32,4 +35,12 @@ int hn_sd_notify(const char *state) {
     close(fd);
     errno = saved;
     return w == (ssize_t)strlen(state) ? HN_OK : HN_ERR;
+}
+
+int hn_sd_ready(const char *why) {
+    char msg[256];
+    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", why);
+    if (hn_sd_notify(msg) == HN_OK) return HN_OK;
+    hn_warn("event=sd_notify_failed err='%s'", strerror(errno));
+    return HN_ERR;
 }

@@ -20,5 +20,8 @@ bool hn_sd_enabled(void);
 /* Sends state (e.g. "READY=1\nSTATUS=ready"); HN_OK when sent or when
  * there is no socket, HN_ERR (errno set) when the send failed. */
 int hn_sd_notify(const char *state);
+/* READY=1 with STATUS=why; a failed send is logged (the caller tries again
+ * at its next check). HN_OK when sent (or no socket). */
+int hn_sd_ready(const char *why);
 
 #endif

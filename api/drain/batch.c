@@ -176,6 +176,12 @@ static bool decode_entry(hn_drain_batch *bt, hn_drain_entry *e) {
 
 /* ---- building the batch: rows and aggregates ---------------------------------------- */
 
+/* The record's visitor id, as its rows and its session row take it: the
+ * site's persistent id, else the visitor hash, else the session itself. */
+static hn_str visitor_id_of(const hn_record *r) {
+    return r->b.vid.len ? r->b.vid : r->visitor.len ? r->visitor : r->b.s;
+}
+
 static bool later(uint64_t ts, uint64_t q, uint64_t ts0, uint64_t q0) {
     return ts > ts0 || (ts == ts0 && q > q0);
 }
@@ -201,9 +207,7 @@ static void aggregate(hn_drain_batch *bt, const hn_record *r) {
     if (fresh || later(ts, q, a->lr_ts, a->lr_q)) {
         a->lr_ts = ts;
         a->lr_q = q;
-        /* visitor_id: the site's persistent id, else the visitor hash, else
-         * the session itself */
-        a->visitor_id = r->b.vid.len ? r->b.vid : r->visitor.len ? r->visitor : r->b.s;
+        a->visitor_id = visitor_id_of(r);
         a->vh = r->visitor;
         a->ip = r->ip;
         a->country = r->country;
@@ -311,7 +315,7 @@ static void format_row(hn_drain_batch *bt, const hn_record *r) {
     hn_copy_u64(b, r->widget_id);
     hn_copy_sep(b);
     hn_copy_bytes(b, r->b.s.p, r->b.s.len);
-    hn_copy_str(b, r->b.vid.len ? r->b.vid : r->visitor.len ? r->visitor : r->b.s);
+    hn_copy_str(b, visitor_id_of(r));
     hn_copy_u64(b, r->b.q);
     if (r->b.type == HN_T_PV) {
         hn_copy_sep(b);
@@ -355,7 +359,7 @@ static void format_chat(hn_drain_batch *bt, const hn_record *r) {
     hn_copy_ts(b, r->recv_ts);
     hn_copy_u64(b, r->widget_id);
     hn_copy_str(b, r->b.s);
-    hn_copy_str(b, r->b.vid.len ? r->b.vid : r->visitor.len ? r->visitor : r->b.s);
+    hn_copy_str(b, visitor_id_of(r));
     hn_copy_str(b, r->visitor);
     hn_copy_str(b, r->b.type == HN_T_MSG ? HN_STR_LIT("msg") : r->b.n);
     hn_copy_str(b, hn_uuid_text_ok(r->b.ci) ? r->b.ci : (hn_str){NULL, 0});
@@ -459,9 +463,7 @@ void hn_drain_batch_build_entry(hn_drain_batch *bt, size_t i) {
             bt->nrepeats++;
             continue;
         }
-        if (bt->erased && hn_erased_match(bt->erased, r->widget_id, r->b.s,
-                                          r->b.vid.len ? r->b.vid : r->visitor.len ? r->visitor : r->b.s,
-                                          r->recv_ts)) {
+        if (bt->erased && hn_erased_match(bt->erased, r->widget_id, r->b.s, visitor_id_of(r), r->recv_ts)) {
             bt->nerased++;
             continue;
         }

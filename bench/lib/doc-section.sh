@@ -22,3 +22,8 @@ bench_write_section() {
 bench_median() {
     sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+
+# bench_pg_run_line START LOAD: the "Run …" line of a PostgreSQL bench's section
+bench_pg_run_line() {
+    echo "Run $1 on $(nproc) cores, PostgreSQL $("${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/postgres" --version | awk '{ print $3 }') (fsync on, default settings), load average before $2."
+}

@@ -25,6 +25,21 @@ listen() {   # listen NAME: a datagram socket $HN_TMP/NAME.sock, each message on
 }
 said() { grep -q "$2" "$HN_TMP/$1.msgs"; }
 status_of() { curl -s -o /dev/null -w '%{http_code}' "$1"; }
+# ready_then_stop DAEMON MSGS READYZ WHAT: once WHAT is back, DAEMON (hn_spawn's name) says
+# READY=1 with its status, its /readyz says 200 by then; SIGTERM: STOPPING=1, exit 0; READY=1
+# was sent once over its whole life
+ready_then_stop() {
+    local name=$1 msgs=$2 readyz=$3 what=$4 rc=0
+    local -n pid="HN_PID_$name"
+    hn_wait_for 20 "$name: READY=1 once $what is back" said "$msgs" 'READY=1'
+    hn_assert_eq "$name: /readyz says 200 by then" 200 "$(status_of "$readyz")"
+    hn_assert_cmd "$name: with STATUS=ready" said "$msgs" 'READY=1 STATUS=ready'
+    kill -TERM "$pid"
+    hn_wait_for 10 "$name: STOPPING=1 on SIGTERM" said "$msgs" 'STOPPING=1'
+    hn_stop "$pid" || rc=$?
+    hn_assert_eq "$name: exits 0" 0 "$rc"
+    hn_assert_eq "$name: READY=1 sent once over its whole life" 1 "$(grep -c 'READY=1' "$HN_TMP/$msgs.msgs")"
+}
 
 UDP=$(hn_free_port); ADMIN=$(hn_free_port); API=$(hn_free_port)
 export HERENOW_UDP_LISTEN=127.0.0.1:$UDP HERENOW_HTTP_LISTEN= HERENOW_ADMIN_LISTEN=127.0.0.1:$ADMIN
@@ -41,14 +56,7 @@ hn_wait_for 15 "collector: a widget refresh failed (Redis down)" \
     metric_at_least "http://127.0.0.1:$ADMIN/metrics" herenow_widget_refresh_errors_total 1
 hn_assert_eq "no READY=1 while /readyz says 503" "" "$(grep 'READY=1' "$HN_TMP/col.msgs" || true)"
 "$HN_ROOT/scripts/redis.sh" start --fast "$HN_TMP/redis" "$HN_REDIS_PORT" >/dev/null
-hn_wait_for 15 "collector: READY=1 once Redis is back" said col 'READY=1'
-hn_assert_eq "/readyz says 200 by then" 200 "$(status_of "http://127.0.0.1:$ADMIN/readyz")"
-hn_assert_cmd "with STATUS=ready" said col 'READY=1 STATUS=ready'
-kill -TERM "$HN_PID_collector"
-hn_wait_for 10 "collector: STOPPING=1 on SIGTERM" said col 'STOPPING=1'
-rc=0; hn_stop "$HN_PID_collector" || rc=$?
-hn_assert_eq "collector: exits 0" 0 "$rc"
-hn_assert_eq "READY=1 sent once over its whole life" 1 "$(grep -c 'READY=1' "$HN_TMP/col.msgs")"
+ready_then_stop collector col "http://127.0.0.1:$ADMIN/readyz" "Redis"
 
 # --- the api: not ready while PostgreSQL is down (no tokens), READY=1 once it is back ---------
 listen api
@@ -60,13 +68,6 @@ hn_wait_for 15 "api: a token refresh failed (PostgreSQL down)" \
     metric_at_least "http://127.0.0.1:$API/metrics" herenow_api_token_refresh_errors_total 2
 hn_assert_eq "api: no READY=1 while /readyz says 503" "" "$(grep 'READY=1' "$HN_TMP/api.msgs" || true)"
 "$HN_ROOT/scripts/pg.sh" start "$HN_TMP/pg" "$HN_PG_PORT" >/dev/null
-hn_wait_for 20 "api: READY=1 once PostgreSQL is back" said api 'READY=1'
-hn_assert_eq "api: /readyz says 200 by then" 200 "$(status_of "http://127.0.0.1:$API/readyz")"
-hn_assert_cmd "api: with STATUS=ready" said api 'READY=1 STATUS=ready'
-kill -TERM "$HN_PID_api"
-hn_wait_for 10 "api: STOPPING=1 on SIGTERM" said api 'STOPPING=1'
-rc=0; hn_stop "$HN_PID_api" || rc=$?
-hn_assert_eq "api: exits 0" 0 "$rc"
-hn_assert_eq "api: READY=1 sent once over its whole life" 1 "$(grep -c 'READY=1' "$HN_TMP/api.msgs")"
+ready_then_stop api api "http://127.0.0.1:$API/readyz" "PostgreSQL"
 
 hn_done

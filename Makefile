@@ -34,9 +34,9 @@ LDFLAGS  += $(SANFLAGS) -pthread -Wl,--as-needed
 # collector's alone; PCRE2 also runs rules' regex conditions (proto/rule.c:
 # the api and herenowctl).
 LIBS_EVENT     := -levent_core -levent_extra -levent_pthreads
-LIBS_COLLECTOR := $(LIBS_EVENT) -lhiredis -lmsgpackc -lpcre2-8 -lyaml -lmaxminddb -lcrypto -lz -lm
+LIBS_COLLECTOR := $(LIBS_EVENT) -levent_openssl -lssl -lhiredis -lmsgpackc -lpcre2-8 -lyaml -lmaxminddb -lcrypto -lz -lm
 LIBS_API       := $(LIBS_EVENT) -levent_openssl -lpq -lhiredis -lmsgpackc -lpcre2-8 -lssl -lcrypto -lz -lm
-LIBS_CTL       := $(LIBS_EVENT) -lpq -lhiredis -lmsgpackc -lpcre2-8 -lcrypto -lz -lm
+LIBS_CTL       := $(LIBS_EVENT) -levent_openssl -lssl -lpq -lhiredis -lmsgpackc -lpcre2-8 -lcrypto -lz -lm
 LIBS_TOOLS     := $(LIBS_EVENT) -lhiredis -lmsgpackc -lpcre2-8 -lcrypto -lz -lm
 LIBS_UNIT      := -lcmocka $(LIBS_EVENT) -levent_openssl -lssl -lpq -lhiredis -lmsgpackc -lpcre2-8 -lyaml -lmaxminddb \
                   -lcrypto -lz -lm

@@ -45,8 +45,9 @@ static const hn_col rule_cols[] = {
 
 /* Parses the body as a rule: HN_OK, or 400 with the reason. */
 static int check_body(const hn_api_req *rq, hn_api_resp *rs, hn_rule **out) {
-    char host[128], err[300];
-    hn_rule_self me = hn_rule_self_of(rq->cfg->api_listen, rq->cfg->public_url, host, sizeof(host));
+    char host[256], err[300];
+    hn_rule_self me = hn_rule_self_of(rq->cfg->api_listen, rq->cfg->api_https_listen,
+                                      rq->cfg->public_url, host, sizeof(host));
     if (hn_rule_parse(rq->body ? rq->body : "", rq->body_len, &me, out, err, sizeof(err)) != HN_OK) {
         hn_api_error(rs, 400, "%s", err);
         return HN_ERR;

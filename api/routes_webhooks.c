@@ -23,7 +23,8 @@
 
 static int url_check(const char *url, size_t len, const hn_config *cfg, char *err, size_t cap) {
     char host[256];
-    hn_rule_self me = hn_rule_self_of(cfg->api_listen, cfg->public_url, host, sizeof(host));
+    hn_rule_self me = hn_rule_self_of(cfg->api_listen, cfg->api_https_listen, cfg->public_url,
+                                      host, sizeof(host));
     return hn_rule_url_check(url, len, &me, err, cap);
 }
 

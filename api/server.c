@@ -33,6 +33,7 @@
 #include "common/log.h"
 #include "common/pct.h"
 #include "common/sdnotify.h"
+#include "common/tls.h"
 #include "common/timefmt.h"
 #include "common/token.h"
 
@@ -317,6 +318,12 @@ static void on_request(struct evhttp_request *req, void *arg) {
     hn_srv_rctx c = {s, req, hn_srv_mono_us(), method_name(cmd), path && *path ? path : "/",
               u ? evhttp_uri_get_query(u) : NULL, NULL, HN_RT_OTHER};
     hn_httpguard_arrived(req);
+    if (s->cfg->api_hsts_s > 0 &&
+        hn_tls_is_tls(evhttp_connection_get_bufferevent(evhttp_request_get_connection(req)))) {
+        char v[48];
+        snprintf(v, sizeof(v), "max-age=%lld", (long long)s->cfg->api_hsts_s);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Strict-Transport-Security", v);
+    }
     if (hn_http_ambiguous_length(req)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
         hn_srv_fail(&c, 400, "ambiguous body length (Content-Length twice, or with Transfer-Encoding)");
@@ -502,6 +509,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
         hn_log_reopen();
         hn_info("event=log_reopened");
         load_www(s);
+        hn_tls_reload_logged(s->tls);
         return;
     }
     if (s->stopping) return;
@@ -519,6 +527,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     if (s->bound) {
         evhttp_del_accept_socket(s->http, s->bound);
         s->bound = NULL;
+    }
+    if (s->bound_tls) {
+        evhttp_del_accept_socket(s->https, s->bound_tls);
+        s->bound_tls = NULL;
     }
     on_stop_check(-1, 0, s);
 }
@@ -556,6 +568,41 @@ static int rules_bans_check(void *arg, PGconn *pg, hn_rcl *rc, char *err, size_t
 
 /* ---- life cycle ------------------------------------------------------------------------ */
 
+/* An evhttp serving every route on addr, with its guard; tls non-NULL:
+ * HTTPS. *port: the port bound (addr may ask for 0). */
+static struct evhttp *listen_on(hn_api_server *s, const hn_addr *addr, hn_tls *tls,
+                                struct evhttp_bound_socket **bound, hn_httpguard **guard, int *port,
+                                const char *what, char *err, size_t cap) {
+    int fd = hn_tcp_listen(addr, false, LISTEN_BACKLOG, err, cap);
+    if (fd < 0) return NULL;
+    *port = hn_sock_port(fd);
+    struct evhttp *http = evhttp_new(s->base);
+    *bound = http ? evhttp_accept_socket_with_handle(http, fd) : NULL;
+    if (*bound == NULL) {
+        snprintf(err, cap, "%s: evhttp could not take the socket", what);
+        close(fd);
+        if (http) evhttp_free(http);
+        return NULL;
+    }
+    evhttp_set_gencb(http, on_request, s);
+    hn_httpguard_counters gc = {&s->http_connections, &s->http_incomplete,
+                                &s->http_request_timeouts, &s->http_accept_errors};
+    *guard = hn_httpguard_new(s->base, http, *bound, (int)s->cfg->api_request_timeout_ms,
+                              tls ? "api-https" : "api", &gc, tls);
+    evhttp_set_max_headers_size(http, MAX_HEADERS);
+    evhttp_set_max_body_size(http, MAX_BODY);
+    /* Reading a request and writing to a client that does not read: at
+     * most this long without progress. */
+    int64_t io_ms = s->cfg->api_timeout_ms < 5000 ? 5000 : s->cfg->api_timeout_ms;
+    struct timeval io = {io_ms / 1000, (io_ms % 1000) * 1000};
+    evhttp_set_timeout_tv(http, &io);
+    /* Every method reaches on_request, so that a wrong one is a JSON 405. */
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                         EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    return http;
+}
+
 int hn_server_create(hn_api_server **out, const hn_config *cfg, char *err, size_t cap) {
     hn_api_server *s = hn_xcalloc(1, sizeof(*s));
     *out = s;
@@ -572,32 +619,21 @@ int hn_server_create(hn_api_server **out, const hn_config *cfg, char *err, size_
         snprintf(err, cap, "event_base_new failed");
         return HN_ERR;
     }
-    int fd = hn_tcp_listen(&s->addr, false, LISTEN_BACKLOG, err, cap);
-    if (fd < 0) return HN_ERR;
-    s->port = hn_sock_port(fd);
-    s->http = evhttp_new(s->base);
-    s->bound = evhttp_accept_socket_with_handle(s->http, fd);
-    if (s->bound == NULL) {
-        snprintf(err, cap, "evhttp_accept_socket failed");
-        close(fd);
+    if ((s->http = listen_on(s, &s->addr, NULL, &s->bound, &s->guard, &s->port, "HERENOW_API_LISTEN",
+                             err, cap)) == NULL)
+        return HN_ERR;
+    if (cfg->api_https_listen[0]) {
+        hn_addr a;
+        if (hn_addr_parse(cfg->api_https_listen, &a, err, cap) != HN_OK) return HN_ERR;
+        s->tls = hn_tls_create(cfg->tls_cert, cfg->tls_key, (int)cfg->tls_ticket_rotate_s, err, cap);
+        if (s->tls == NULL) return HN_ERR;
+        if ((s->https = listen_on(s, &a, s->tls, &s->bound_tls, &s->guard_tls, &s->tls_port,
+                                  "HERENOW_API_HTTPS_LISTEN", err, cap)) == NULL)
+            return HN_ERR;
+    } else if (cfg->tls_cert[0] || cfg->tls_key[0]) {
+        snprintf(err, cap, "HERENOW_TLS_CERT and HERENOW_TLS_KEY are set but HERENOW_API_HTTPS_LISTEN is not");
         return HN_ERR;
     }
-    evhttp_set_gencb(s->http, on_request, s);
-    hn_httpguard_counters gc = {&s->http_connections, &s->http_incomplete,
-                                &s->http_request_timeouts, &s->http_accept_errors};
-    s->guard = hn_httpguard_new(s->base, s->http, s->bound, (int)cfg->api_request_timeout_ms,
-                                "api", &gc);
-    evhttp_set_max_headers_size(s->http, MAX_HEADERS);
-    evhttp_set_max_body_size(s->http, MAX_BODY);
-    /* Reading a request and writing to a client that does not read: at
-     * most this long without progress. */
-    int64_t io_ms = cfg->api_timeout_ms < 5000 ? 5000 : cfg->api_timeout_ms;
-    struct timeval io = {io_ms / 1000, (io_ms % 1000) * 1000};
-    evhttp_set_timeout_tv(s->http, &io);
-    /* Every method reaches on_request, so that a wrong one is a JSON 405. */
-    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 
     s->auth = hn_auth_create(cfg);
     if (hn_auth_start(s->auth, err, cap) != HN_OK) return HN_ERR;
@@ -641,8 +677,9 @@ void hn_server_set_drain(hn_api_server *s, hn_drain *d) {
 }
 
 int hn_server_run(hn_api_server *s) {
-    hn_info("event=started listen='%s' port=%d workers=%lld max_queue=%lld timeout_ms=%lld drain=%s",
-            s->cfg->api_listen, s->port, (long long)s->cfg->api_threads,
+    hn_info("event=started listen='%s' port=%d https='%s' workers=%lld max_queue=%lld timeout_ms=%lld drain=%s",
+            s->cfg->api_listen, s->port, s->https ? s->cfg->api_https_listen : "off",
+            (long long)s->cfg->api_threads,
             (long long)s->cfg->api_max_queue, (long long)s->cfg->api_timeout_ms,
             s->drain ? "on" : "off");
     event_base_dispatch(s->base);
@@ -664,8 +701,11 @@ void hn_server_destroy(hn_api_server *s) {
     if (s == NULL) return;
     hn_pool_destroy(s->pool);       /* stops the workers if still running */
     hn_httpguard_free(s->guard);
+    hn_httpguard_free(s->guard_tls);
     hn_rules_stop(s->rules);        /* before the hub its alerts go to */
     if (s->http) evhttp_free(s->http);   /* closes the open connections (streams too) */
+    if (s->https) evhttp_free(s->https);
+    hn_tls_free(s->tls);
     hn_sse_destroy(s->sse);
     hn_static_free(s->www);
     used_ticket *u, *tmp;

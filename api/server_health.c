@@ -7,6 +7,7 @@
 #include "api/reply.h"
 #include "api/rules/webhook.h"
 #include "common/prom.h"
+#include "common/tls.h"
 
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@ static void metrics(hn_api_server *s, hn_buf *out) {
     hn_prom_family(out, "herenow_ready", HN_PROM_GAUGE,
                    "1 when /readyz answers 200, 0 when it answers 503 (stopping, tokens not loaded, drain unhealthy).");
     hn_prom_u64(out, "herenow_ready", NULL, hn_srv_ready(s, why, sizeof(why)) ? 1 : 0);
+    hn_tls_metrics(s->tls, out);    /* HERENOW_API_HTTPS_LISTEN only */
     static const char *const cls[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
     hn_prom_family(out, "herenow_api_requests_total", HN_PROM_COUNTER,
                    "Requests answered, by route and status class.");

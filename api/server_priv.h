@@ -53,6 +53,11 @@ struct hn_api_server {
     struct event_base          *base;
     struct evhttp              *http;
     struct evhttp_bound_socket *bound;
+    struct evhttp              *https;      /* HERENOW_API_HTTPS_LISTEN (NULL: off) */
+    struct evhttp_bound_socket *bound_tls;
+    hn_httpguard               *guard_tls;
+    struct hn_tls              *tls;        /* its certificate, reloaded on SIGHUP */
+    int                         tls_port;
     struct event               *sig_term, *sig_int, *sig_hup, *stop_timer;
     struct event               *sd_timer;   /* NOTIFY_SOCKET: readiness checks until READY=1 */
     hn_api_pool                *pool;

@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/prom.h"
 #include "common/sdnotify.h"
+#include "common/tls.h"
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -208,6 +209,7 @@ void hn_admin_metrics(hn_collector *c, hn_buf *out) {
 #undef C
 #undef G
     hn_rcl_metrics(out);            /* Redis Cluster counters (housekeeping); nothing on one server */
+    hn_tls_metrics(c->tls, out);    /* HERENOW_HTTPS_LISTEN only */
 }
 
 static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *body) {

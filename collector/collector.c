@@ -11,6 +11,7 @@
 #include "common/sdnotify.h"
 #include "common/httpguard.h"
 #include "common/spool.h"
+#include "common/tls.h"
 #include "proto/keys.h"
 
 #include <dirent.h>
@@ -257,6 +258,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     if (sig == SIGHUP) {
         hn_log_reopen();
         hn_info("event=log_reopened");
+        hn_tls_reload_logged(c->tls);
         return;
     }
     if (atomic_exchange(&c->stopping, true)) return;
@@ -361,6 +363,16 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     c->http_on = c->cfg.http_listen[0] != '\0';
     if (c->http_on && hn_addr_parse(c->cfg.http_listen, &c->http_addr, err, cap) != HN_OK)
         return HN_ERR;
+    c->https_on = c->cfg.https_listen[0] != '\0';
+    if (c->https_on) {
+        if (hn_addr_parse(c->cfg.https_listen, &c->https_addr, err, cap) != HN_OK) return HN_ERR;
+        c->tls = hn_tls_create(c->cfg.tls_cert, c->cfg.tls_key, (int)c->cfg.tls_ticket_rotate_s,
+                               err, cap);
+        if (c->tls == NULL) return HN_ERR;
+    } else if (c->cfg.tls_cert[0] || c->cfg.tls_key[0]) {
+        snprintf(err, cap, "HERENOW_TLS_CERT and HERENOW_TLS_KEY are set but HERENOW_HTTPS_LISTEN is not");
+        return HN_ERR;
+    }
     if (hn_script_build(&c->script, c->cfg.http_beacon_path, c->cfg.http_pixel_path,
                         c->cfg.http_script_path, c->cfg.chat_script_path, err, cap) != HN_OK)
         return HN_ERR;
@@ -483,6 +495,7 @@ void hn_collector_free(hn_collector *c) {
     if (c->sig_int) event_free(c->sig_int);
     if (c->sig_hup) event_free(c->sig_hup);
     if (c->refresh_timer) event_free(c->refresh_timer);
+    hn_tls_free(c->tls);      /* after the workers: their connections are closed */
     if (c->trim_timer) event_free(c->trim_timer);
     if (c->bans_timer) event_free(c->bans_timer);
     if (c->hk_base) event_base_free(c->hk_base);

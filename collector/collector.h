@@ -109,6 +109,9 @@ typedef struct hn_collector {
     hn_addr            admin_addr;
     hn_addr            http_addr;
     bool               http_on;
+    hn_addr            https_addr;
+    bool               https_on;      /* HERENOW_HTTPS_LISTEN: the same routes over TLS */
+    struct hn_tls     *tls;           /* its certificate, reloaded on SIGHUP (common/tls.h) */
     hn_script          script;
     hn_script          chat_script;    /* HERENOW_CHAT_SCRIPT_PATH */
     _Atomic int64_t    chat_open;      /* chat downlinks open, all workers (HERENOW_CHAT_MAX_CONNS) */

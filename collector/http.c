@@ -414,31 +414,46 @@ static void on_request(struct evhttp_request *req, void *arg) {
 
 /* --- lifecycle --------------------------------------------------------------------- */
 
-int hn_http_worker_start(hn_worker *w, char *err, size_t cap) {
+/* One evhttp on a port of its own (SO_REUSEPORT: each worker listens),
+ * with the beacon routes and a guard; tls non-NULL: HTTPS. */
+static struct evhttp *listen_on(hn_worker *w, const hn_addr *addr, hn_tls *tls,
+                                hn_httpguard **guard, const char *what, char *err, size_t cap) {
     const hn_collector *c = w->col;
-    int fd = hn_tcp_listen(&c->http_addr, true, (int)c->cfg.http_backlog, err, cap);
-    if (fd < 0) return HN_ERR;
-    w->http = evhttp_new(w->base);
-    struct evhttp_bound_socket *bound = w->http ? evhttp_accept_socket_with_handle(w->http, fd) : NULL;
+    int fd = hn_tcp_listen(addr, true, (int)c->cfg.http_backlog, err, cap);
+    if (fd < 0) return NULL;
+    struct evhttp *http = evhttp_new(w->base);
+    struct evhttp_bound_socket *bound = http ? evhttp_accept_socket_with_handle(http, fd) : NULL;
     if (bound == NULL) {
         close(fd);
-        snprintf(err, cap, "HERENOW_HTTP_LISTEN: evhttp could not take the socket");
-        return HN_ERR;
+        if (http) evhttp_free(http);
+        snprintf(err, cap, "%s: evhttp could not take the socket", what);
+        return NULL;
     }
-    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_max_headers_size(w->http, HEADERS_HARD);
-    evhttp_set_max_body_size(w->http, BODY_HARD);
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                         EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                         EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_max_headers_size(http, HEADERS_HARD);
+    evhttp_set_max_body_size(http, BODY_HARD);
     struct timeval tv = {c->cfg.http_timeout_ms / 1000, (c->cfg.http_timeout_ms % 1000) * 1000};
-    evhttp_set_timeout_tv(w->http, &tv);
-    evhttp_set_default_content_type(w->http, NULL);
-    evhttp_set_gencb(w->http, on_request, w);
+    evhttp_set_timeout_tv(http, &tv);
+    evhttp_set_default_content_type(http, NULL);
+    evhttp_set_gencb(http, on_request, w);
     hn_httpguard_counters ctr = {&w->st.http_connections, &w->st.http_incomplete,
                                  &w->st.http_request_timeouts, &w->st.http_accept_errors};
-    w->guard = hn_httpguard_new(w->base, w->http, bound, (int)c->cfg.http_request_timeout_ms,
-                                "http", &ctr);
+    *guard = hn_httpguard_new(w->base, http, bound, (int)c->cfg.http_request_timeout_ms,
+                              tls ? "https" : "http", &ctr, tls);
+    return http;
+}
+
+int hn_http_worker_start(hn_worker *w, char *err, size_t cap) {
+    const hn_collector *c = w->col;
+    if (c->http_on &&
+        (w->http = listen_on(w, &c->http_addr, NULL, &w->guard, "HERENOW_HTTP_LISTEN", err, cap)) == NULL)
+        return HN_ERR;
+    if (c->https_on && (w->https = listen_on(w, &c->https_addr, c->tls, &w->guard_tls,
+                                             "HERENOW_HTTPS_LISTEN", err, cap)) == NULL)
+        return HN_ERR;
     w->rl = hn_rl_create((double)c->cfg.rate_limit, (double)c->cfg.rate_burst,
                          (unsigned)c->cfg.rate_v4_prefix, (unsigned)c->cfg.rate_v6_prefix, RL_SLOTS);
     w->qscratch = hn_xmalloc(SCRATCH_MAX);
@@ -452,8 +467,12 @@ void hn_http_worker_stop(hn_worker *w) {
     w->chat = NULL;
     hn_httpguard_free(w->guard);
     w->guard = NULL;
+    hn_httpguard_free(w->guard_tls);
+    w->guard_tls = NULL;
     if (w->http) evhttp_free(w->http);
     w->http = NULL;
+    if (w->https) evhttp_free(w->https);
+    w->https = NULL;
     if (w->rl) hn_rl_destroy(w->rl);
     w->rl = NULL;
     free(w->qscratch);

@@ -712,7 +712,7 @@ hn_worker *hn_worker_create(hn_collector *c, int id, char *err, size_t cap) {
     w->shard_n = hn_xcalloc(w->nshards, sizeof(uint32_t));
     for (uint32_t s = 0; s < w->nshards; s++) hn_buf_init(&w->shard[s], 16 * 1024);
     msgpack_packer_init(&w->pk, &w->shard[0], hn_buf_msgpack_write);
-    if (c->http_on && hn_http_worker_start(w, err, cap) != HN_OK) goto fail;
+    if ((c->http_on || c->https_on) && hn_http_worker_start(w, err, cap) != HN_OK) goto fail;
     return w;
 fail:
     hn_worker_destroy(w);

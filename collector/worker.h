@@ -69,6 +69,8 @@ struct hn_worker {
     hn_rl         *rl;
     char          *qscratch;      /* the pixel's percent-decoded query string, a seed body's strings */
     hn_httpguard  *guard;         /* slow requests, accept errors (common/httpguard.h) */
+    struct evhttp *https;         /* HERENOW_HTTPS_LISTEN: the same routes over TLS */
+    hn_httpguard  *guard_tls;
     hn_enricher    enr;
     hn_rl         *msg_rl;        /* t=msg per session (admit.c), every transport */
     struct hn_chat *chat;         /* chat downlinks, GET /v (chat.h) */

@@ -22,12 +22,18 @@
 typedef struct hn_config {
     char   *redis_url;
     int64_t redis_retry_ms;
-    char   *redis_read_replicas;    /* on|off: the live list may read replicas (a cluster only) */     /* Redis Cluster: the budget for TRYAGAIN, CLUSTERDOWN, lost nodes */
+    char   *redis_read_replicas;    /* on|off: the live list may read replicas (a cluster only) */
     char   *database_url;
     char   *udp_listen;
     char   *http_listen;
     char   *admin_listen;
     char   *api_listen;
+    char   *https_listen;           /* the collector's HTTPS port (common/tls.h) */
+    char   *api_https_listen;
+    char   *tls_cert;
+    char   *tls_key;
+    int64_t tls_ticket_rotate_s;
+    int64_t api_hsts_s;
     int64_t threads;
     int64_t live_window_s;
     int64_t active_s;

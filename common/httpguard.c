@@ -3,6 +3,7 @@
  */
 #include "common/httpguard.h"
 #include "common/log.h"
+#include "common/tls.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -31,6 +32,7 @@ struct hn_httpguard {
     struct evconnlistener *lev;
     struct event          *sweep, *resume;
     hn_httpguard_counters  ctr;
+    hn_tls                *tls;                 /* NULL: plain HTTP */
     uint64_t               timeout_ms;
     uint64_t               last_log_ms;
     slot                  *slots;
@@ -38,7 +40,13 @@ struct hn_httpguard {
     char                   name[16];
 };
 
-static _Thread_local hn_httpguard *tl_guard;
+/* A thread's guards: [0] its plain port's, [1] its HTTPS port's. A
+ * connection's callbacks find theirs by the kind of its bufferevent. */
+static _Thread_local hn_httpguard *tl_guard[2];
+
+static hn_httpguard *guard_of(struct bufferevent *bev) {
+    return bev ? tl_guard[hn_tls_is_tls(bev)] : NULL;
+}
 
 /* The listener's error callback gets evhttp's argument, not ours: the
  * guards are found by their listener. */
@@ -82,7 +90,7 @@ static slot *slot_of(hn_httpguard *g, evutil_socket_t fd) {
 
 static void watch_in(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg) {
     (void)b;
-    slot *st = slot_of(tl_guard, bufferevent_getfd(arg));
+    slot *st = slot_of(guard_of(arg), bufferevent_getfd(arg));
     if (st && st->con && info->n_added && !st->arriving) {
         st->arriving = true;
         st->begun_ms = hn_mono_ms();
@@ -91,7 +99,7 @@ static void watch_in(struct evbuffer *b, const struct evbuffer_cb_info *info, vo
 
 static void watch_out(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg) {
     (void)b;
-    slot *st = slot_of(tl_guard, bufferevent_getfd(arg));
+    slot *st = slot_of(guard_of(arg), bufferevent_getfd(arg));
     if (st && info->n_added) st->arriving = false;
 }
 
@@ -102,8 +110,9 @@ static void watch_out(struct evbuffer *b, const struct evbuffer_cb_info *info, v
  * connection, which the sweep then freed again. */
 static void on_close(struct evhttp_connection *con, void *arg) {
     (void)arg;
-    hn_httpguard *g = tl_guard;
-    slot *st = slot_of(g, bufferevent_getfd(evhttp_connection_get_bufferevent(con)));
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(con);
+    hn_httpguard *g = guard_of(bev);
+    slot *st = slot_of(g, bufferevent_getfd(bev));
     hn_httpguard_closefn ucb = NULL;
     void *uarg = NULL;
     if (st && st->con == con) {
@@ -117,7 +126,8 @@ static void on_close(struct evhttp_connection *con, void *arg) {
 
 void hn_httpguard_closecb(struct evhttp_connection *con, hn_httpguard_closefn cb, void *arg) {
     if (con == NULL) return;
-    slot *st = slot_of(tl_guard, bufferevent_getfd(evhttp_connection_get_bufferevent(con)));
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(con);
+    slot *st = slot_of(guard_of(bev), bufferevent_getfd(bev));
     if (st && st->con == con) {
         st->ucb = cb;
         st->uarg = arg;
@@ -132,7 +142,7 @@ static void first_bytes(struct evbuffer *in, const struct evbuffer_cb_info *info
     evbuffer_remove_cb(in, first_bytes, bev);
     void *con = NULL;
     bufferevent_getcb(bev, NULL, NULL, NULL, &con);
-    slot *st = slot_of(tl_guard, bufferevent_getfd(bev));
+    slot *st = slot_of(guard_of(bev), bufferevent_getfd(bev));
     if (con == NULL || st == NULL) return;
     *st = (slot){con, hn_mono_ms(), true, NULL, NULL};
     evhttp_connection_set_closecb(con, on_close, NULL);
@@ -142,9 +152,10 @@ static void first_bytes(struct evbuffer *in, const struct evbuffer_cb_info *info
 
 static struct bufferevent *on_connection(struct event_base *base, void *arg) {
     hn_httpguard *g = arg;
-    tl_guard = g;
+    tl_guard[g->tls != NULL] = g;
     count(g->ctr.connections);
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev = g->tls ? hn_tls_bev(g->tls, base)
+                                     : bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (bev) evbuffer_add_cb(bufferevent_get_input(bev), first_bytes, bev);
     return bev;
 }
@@ -152,7 +163,8 @@ static struct bufferevent *on_connection(struct event_base *base, void *arg) {
 void hn_httpguard_arrived(struct evhttp_request *req) {
     struct evhttp_connection *con = evhttp_request_get_connection(req);
     if (con == NULL) return;
-    slot *st = slot_of(tl_guard, bufferevent_getfd(evhttp_connection_get_bufferevent(con)));
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(con);
+    slot *st = slot_of(guard_of(bev), bufferevent_getfd(bev));
     if (st && st->con == con) st->arriving = false;
 }
 
@@ -160,7 +172,7 @@ void hn_httpguard_arrived(struct evhttp_request *req) {
 static void on_sweep(evutil_socket_t fd, short what, void *arg) {
     hn_httpguard *g = arg;
     (void)fd; (void)what;
-    tl_guard = g;
+    tl_guard[g->tls != NULL] = g;
     uint64_t now = hn_mono_ms();
     for (size_t i = 0; i < g->nslots; i++) {
         slot *st = &g->slots[i];
@@ -198,13 +210,15 @@ static void on_accept_error(struct evconnlistener *lev, void *arg) {
 
 hn_httpguard *hn_httpguard_new(struct event_base *base, struct evhttp *http,
                                struct evhttp_bound_socket *bound, int request_timeout_ms,
-                               const char *name, const hn_httpguard_counters *counters) {
+                               const char *name, const hn_httpguard_counters *counters,
+                               hn_tls *tls) {
     hn_httpguard *g = hn_xcalloc(1, sizeof(*g));
     g->base = base;
+    g->tls = tls;
     g->ctr = *counters;
     g->timeout_ms = (uint64_t)request_timeout_ms;
     snprintf(g->name, sizeof(g->name), "%s", name);
-    tl_guard = g;
+    tl_guard[tls != NULL] = g;
     evhttp_set_bevcb(http, on_connection, g);
     g->sweep = event_new(base, -1, EV_PERSIST, on_sweep, g);
     struct timeval stv = {0, SWEEP_MS * 1000};
@@ -225,7 +239,7 @@ void hn_httpguard_free(hn_httpguard *g) {
     if (g->resume) event_free(g->resume);
     /* evhttp_free, after this, closes the connections: their close callback
      * must not find a freed guard. */
-    if (tl_guard == g) tl_guard = NULL;
+    if (tl_guard[g->tls != NULL] == g) tl_guard[g->tls != NULL] = NULL;
     free(g->slots);
     free(g);
 }

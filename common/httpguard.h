@@ -22,7 +22,8 @@
  * would make libevent's listener fire again at once, for ever: the guard
  * pauses the listener for 100 ms instead, counts it and logs once a second.
  *
- * One guard per thread (the callbacks find it through a thread-local);
+ * At most one plain and one HTTPS guard per thread (the callbacks find
+ * theirs through a thread-local, by the kind of the connection's bufferevent);
  * counters are updated with relaxed atomics, for a scraper on another thread.
  */
 #ifndef HN_HTTPGUARD_H
@@ -44,10 +45,13 @@ typedef struct hn_httpguard_counters {
 } hn_httpguard_counters;
 
 /* Installs itself on http (evhttp_set_bevcb) and on bound's listener.
- * name tags its log lines ("http", "api"). */
+ * name tags its log lines ("http", "api"). tls non-NULL: the port speaks
+ * HTTPS, each connection's bufferevent is an OpenSSL one (common/tls.h). */
+typedef struct hn_tls hn_tls;
 hn_httpguard *hn_httpguard_new(struct event_base *base, struct evhttp *http,
                                struct evhttp_bound_socket *bound, int request_timeout_ms,
-                               const char *name, const hn_httpguard_counters *counters);
+                               const char *name, const hn_httpguard_counters *counters,
+                               hn_tls *tls);
 /* Before evhttp_free (the close callbacks still find it). */
 void hn_httpguard_free(hn_httpguard *g);
 

@@ -143,8 +143,9 @@ static int rule_add(const hn_config *cfg, int argc, char **argv) {
         hn_ctl_errorf("rule add: reading %s failed", file ? file : "stdin");
         return HN_CTL_EXIT_FAIL;
     }
-    char host[128], err[300];
-    hn_rule_self me = hn_rule_self_of(cfg->api_listen, cfg->public_url, host, sizeof(host));
+    char host[256], err[300];
+    hn_rule_self me = hn_rule_self_of(cfg->api_listen, cfg->api_https_listen, cfg->public_url,
+                                      host, sizeof(host));
     if (hn_rule_parse(body, len, &me, &rule, err, sizeof(err)) != HN_OK) {
         hn_ctl_errorf("rule add: %s", err);
         goto out;

@@ -66,8 +66,9 @@ static int hook_set(const hn_config *cfg, int argc, char **argv) {
         hn_ctl_errorf("webhook set: want --url and at least one --event%s", on && off ? "; --enabled or --disabled" : "");
         return HN_CTL_EXIT_USAGE;
     }
-    char host[128], err[300];
-    hn_rule_self me = hn_rule_self_of(cfg->api_listen, cfg->public_url, host, sizeof(host));
+    char host[256], err[300];
+    hn_rule_self me = hn_rule_self_of(cfg->api_listen, cfg->api_https_listen, cfg->public_url,
+                                      host, sizeof(host));
     if (hn_rule_url_check(url, strlen(url), &me, err, sizeof(err)) != HN_OK) {
         hn_ctl_errorf("webhook set: %s", err);
         return HN_CTL_EXIT_USAGE;

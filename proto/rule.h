@@ -60,17 +60,22 @@ typedef struct hn_rule_action {
 typedef struct hn_rule hn_rule;      /* compiled; immutable once parsed */
 
 /* Where this api answers, so that a webhook URL pointing at it is refused:
- * its listen host and port, and HERENOW_PUBLIC_URL's (NULL when unset). */
+ * its listen host and port, HERENOW_PUBLIC_URL's (NULL when unset), and
+ * its HTTPS port's (tls_host NULL: none). */
 typedef struct hn_rule_self {
     const char *listen_host;
     int         listen_port;
     const char *public_url;
+    const char *tls_host;
+    int         tls_port;
 } hn_rule_self;
 
-/* The self of an api listening on api_listen ("host:port"; NULL: none)
- * with public_url (NULL: none). host is the caller's buffer (cap bytes)
- * for the listen host, which the answer points into. */
-hn_rule_self hn_rule_self_of(const char *api_listen, const char *public_url, char *host, size_t cap);
+/* The self of an api listening on api_listen and api_https_listen
+ * ("host:port"; NULL or empty: none) with public_url (NULL: none). host is
+ * the caller's buffer (cap bytes) for the listen hosts, which the answer
+ * points into. */
+hn_rule_self hn_rule_self_of(const char *api_listen, const char *api_https_listen,
+                             const char *public_url, char *host, size_t cap);
 
 /* The lifecycle webhook's events (docs/RULES.md §4), in their order; the
  * index of a name (len bytes), -1 when it is none of them. */

@@ -126,18 +126,20 @@ int hn_rule_url_check(const char *url, size_t len, const hn_rule_self *self, cha
     url_host u, me;
     if (url_split(url, len, &u, err, cap) != HN_OK) return HN_ERR;
     if (!self) return HN_OK;
-    if (self->listen_host && self->listen_port > 0) {
-        const char *h = self->listen_host;
+    const char *hosts[2] = {self->listen_host, self->tls_host};
+    const int ports[2] = {self->listen_port, self->tls_port};
+    for (int k = 0; k < 2; k++) {
+        const char *h = hosts[k];
+        if (h == NULL || ports[k] <= 0) continue;
         size_t hl = strlen(h);
         if (hl && h[0] == '[' && h[hl - 1] == ']') h++, hl -= 2;
-        if (hl < sizeof(me.host)) {
-            for (size_t i = 0; i < hl; i++) me.host[i] = (char)tolower((unsigned char)h[i]);
-            me.host[hl] = 0;
-            if (!hl) strcpy(me.host, "0.0.0.0");
-            if (u.port == self->listen_port && host_same(u.host, me.host)) {
-                if (cap) snprintf(err, cap, "webhook url: points at this api itself");
-                return HN_ERR;
-            }
+        if (hl >= sizeof(me.host)) continue;
+        for (size_t i = 0; i < hl; i++) me.host[i] = (char)tolower((unsigned char)h[i]);
+        me.host[hl] = 0;
+        if (!hl) strcpy(me.host, "0.0.0.0");
+        if (u.port == ports[k] && host_same(u.host, me.host)) {
+            if (cap) snprintf(err, cap, "webhook url: points at this api itself");
+            return HN_ERR;
         }
     }
     char scratch[8];
@@ -152,16 +154,24 @@ int hn_rule_url_check(const char *url, size_t len, const hn_rule_self *self, cha
 
 /* ---- the api's own address, the secret ----------------------------------------------- */
 
-hn_rule_self hn_rule_self_of(const char *api_listen, const char *public_url, char *host, size_t cap) {
-    hn_rule_self me = {NULL, 0, public_url};
-    const char *l = api_listen ? api_listen : "";
-    const char *colon = strrchr(l, ':');
-    if (colon && (size_t)(colon - l) < cap) {
-        memcpy(host, l, (size_t)(colon - l));
-        host[colon - l] = 0;
-        me.listen_host = host;
-        me.listen_port = atoi(colon + 1);
-    }
+/* "host:port" into host (cap bytes): HN_OK with *port. */
+static int split_listen(const char *l, char *host, size_t cap, int *port) {
+    const char *colon = l ? strrchr(l, ':') : NULL;
+    if (colon == NULL || (size_t)(colon - l) >= cap) return HN_ERR;
+    memcpy(host, l, (size_t)(colon - l));
+    host[colon - l] = 0;
+    *port = atoi(colon + 1);
+    return HN_OK;
+}
+
+hn_rule_self hn_rule_self_of(const char *api_listen, const char *api_https_listen,
+                             const char *public_url, char *host, size_t cap) {
+    hn_rule_self me = {NULL, 0, public_url, NULL, 0};
+    size_t half = cap / 2;
+    if (split_listen(api_listen, host, half, &me.listen_port) == HN_OK) me.listen_host = host;
+    if (api_https_listen && *api_https_listen &&
+        split_listen(api_https_listen, host + half, cap - half, &me.tls_port) == HN_OK)
+        me.tls_host = host + half;
     return me;
 }
 

@@ -608,8 +608,9 @@ static void on_resolved(int err, struct evutil_addrinfo *res, void *arg) {
         fail_now(wh, s, why);
         return;
     }
-    char host[128];
-    hn_rule_self me = hn_rule_self_of(wh->cfg->api_listen, wh->cfg->public_url, host, sizeof(host));
+    char host[256];
+    hn_rule_self me = hn_rule_self_of(wh->cfg->api_listen, wh->cfg->api_https_listen,
+                                      wh->cfg->public_url, host, sizeof(host));
     for (struct evutil_addrinfo *ai = res; ai; ai = ai->ai_next) {
         char a[INET6_ADDRSTRLEN], probe[INET6_ADDRSTRLEN + 24], e[160];
         bool six = ai->ai_family == AF_INET6;

@@ -3,6 +3,7 @@
 // polling with a deadline, Debian's headless Chromium through playwright-core,
 // and the test site's HTTP server.
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -98,15 +99,19 @@ const FLAGS = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
 
-// launch(name, {real, webdriver, ...contextOptions}): a Chromium of its own
+// launch(name, {real, webdriver, trustSpki, ...contextOptions}): a Chromium of its own
 // with a fresh user-data-dir $HN_TMP/chromium-<name>; returns its (persistent)
 // context. real: the "real visitor" override, the browser's own UA with
 // HeadlessChrome → Chrome; webdriver: navigator.webdriver (default: false for
-// real, true otherwise, as Playwright's --enable-automation leaves it).
-export async function launch(name, { real = false, webdriver = !real, ...options } = {}) {
+// real, true otherwise, as Playwright's --enable-automation leaves it);
+// trustSpki: base64 SHA-256 of a test CA's public key, trusted by this
+// browser alone (--ignore-certificate-errors-spki-list: a chain holding that
+// key is accepted, nothing else is).
+export async function launch(name, { real = false, webdriver = !real, trustSpki, ...options } = {}) {
   const dir = join(TMP, `chromium-${name}`);
   mkdirSync(dir, { recursive: true });
   const args = [...FLAGS];
+  if (trustSpki) args.push(`--ignore-certificate-errors-spki-list=${trustSpki}`);
   if (!webdriver) args.push('--disable-blink-features=AutomationControlled');
   if (real) options.userAgent = (await headlessUA()).replace('HeadlessChrome', 'Chrome');
   return chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args, ...options });
@@ -150,11 +155,12 @@ export async function setHidden(page, hidden) {
 // "another site" (a second server on otherPort, the target of outbound links).
 // A POST (form) answers 303 to the form's page + ?sent=1. Any path that
 // is not a file gets spa.html when it starts with /app (the SPA's routes).
-export async function startSite({ port, otherPort, scriptSrc, key }) {
+// tls {cert, key} (PEM): the site is served over HTTPS.
+export async function startSite({ port, otherPort, scriptSrc, key, tls }) {
   let other;   // known once the second server listens
   const tag = `<script src="${scriptSrc}" data-widget="${key}" async></script>`;
   const types = { html: 'text/html; charset=utf-8', js: 'text/javascript', css: 'text/css' };
-  const site = createServer((req, res) => {
+  const site = (tls ? (h => createHttpsServer(tls, h)) : createServer)((req, res) => {
     const url = new URL(req.url, 'http://x');
     if (req.method == 'POST') {
       req.resume();
@@ -185,7 +191,7 @@ export async function startSite({ port, otherPort, scriptSrc, key }) {
   await Promise.all([listen(site, port), listen(elsewhere, otherPort)]);
   other = `http://127.0.0.1:${elsewhere.address().port}`;
   return {
-    origin: `http://127.0.0.1:${site.address().port}`,
+    origin: `${tls ? 'https' : 'http'}://127.0.0.1:${site.address().port}`,
     other,
     close: () => { site.closeAllConnections(); elsewhere.closeAllConnections(); site.close(); elsewhere.close(); },
   };

@@ -703,6 +703,17 @@ static void test_urls(void **state) {
     assert_int_equal(hn_rule_url_check("http://10.0.0.5:8080/", 21, &lan, err, sizeof(err)), HN_ERR);
     assert_int_equal(hn_rule_url_check("http://127.0.0.1:8080/", 22, &lan, err, sizeof(err)), HN_OK);
     assert_int_equal(hn_rule_url_check("http://127.0.0.1:81/", 20, &v6, err, sizeof(err)), HN_ERR);
+    /* the api's HTTPS port is itself too (HERENOW_API_HTTPS_LISTEN) */
+    char hosts[256];
+    hn_rule_self both = hn_rule_self_of("127.0.0.1:7480", "0.0.0.0:7443", NULL, hosts, sizeof(hosts));
+    assert_int_equal(both.listen_port, 7480);
+    assert_int_equal(both.tls_port, 7443);
+    assert_int_equal(hn_rule_url_check("https://localhost:7443/", 23, &both, err, sizeof(err)), HN_ERR);
+    assert_string_equal(err, "webhook url: points at this api itself");
+    assert_int_equal(hn_rule_url_check("https://127.0.0.1:7480/", 23, &both, err, sizeof(err)), HN_ERR);
+    assert_int_equal(hn_rule_url_check("https://127.0.0.1:7444/", 23, &both, err, sizeof(err)), HN_OK);
+    hn_rule_self plain = hn_rule_self_of("127.0.0.1:7480", "", NULL, hosts, sizeof(hosts));
+    assert_null(plain.tls_host);
 }
 
 static int count_el(void *ctx, int i, const hn_jval *v) {

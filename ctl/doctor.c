@@ -19,6 +19,9 @@
  *               HERENOW_SPOOL_MAX_BYTES
  *   geoip       HERENOW_GEOIP_DB a readable MaxMind database file (its
  *               metadata marker: herenowctl does not link libmaxminddb)
+ *   tls         with an HTTPS port: HERENOW_TLS_CERT and HERENOW_TLS_KEY
+ *               as a daemon loads them (a chain, its key, valid now), and
+ *               the leaf's expiry: warn within 14 days, FAIL within 3
  *
  * Read-only: it writes nothing anywhere but one temporary file in the
  * spool directory, removed at once.
@@ -29,6 +32,7 @@
 #include "common/net.h"
 #include "common/pct.h"
 #include "common/pg.h"
+#include "common/tls.h"
 #include "proto/keys.h"
 
 #include <errno.h>
@@ -43,12 +47,15 @@
 
 #define CLOCK_SKEW_MS 1000       /* more than this between hosts: FAIL */
 #define DRAIN_BACKLOG_WARN 100000
+#define CERT_WARN_DAYS 14        /* as the alert HerenowCertificateExpiresSoon */
+#define CERT_FAIL_DAYS 3         /* ... and HerenowCertificateExpiring */
 
 void hn_ctl_doctor_usage(FILE *f) {
     fprintf(f, "doctor\n"
                "    check the configuration (every HERENOW_* of the daemons), Redis (a cluster's\n"
                "    state), PostgreSQL and its schema version, the clocks, the widgets, the drain's\n"
-               "    consumer group, the spool directory and the GeoIP database; one line per check\n"
+               "    consumer group, the spool directory, the GeoIP database and the HTTPS certificate;\n"
+               "    one line per check\n"
                "    (ok, warn, FAIL with the fix); exit 1 when any check fails\n");
 }
 
@@ -80,6 +87,8 @@ static void report(doctor *d, int level, const char *what, const char *fix, cons
 static bool start_checks(const hn_config *c, char *err, size_t cap) {
     const struct { const char *name, *v; bool may_be_empty; } addrs[] = {
         {"HERENOW_UDP_LISTEN", c->udp_listen, true}, {"HERENOW_HTTP_LISTEN", c->http_listen, true},
+        {"HERENOW_HTTPS_LISTEN", c->https_listen, true},
+        {"HERENOW_API_HTTPS_LISTEN", c->api_https_listen, true},
         {"HERENOW_ADMIN_LISTEN", c->admin_listen, false}, {"HERENOW_API_LISTEN", c->api_listen, false},
     };
     for (size_t i = 0; i < HN_ARRAY_LEN(addrs); i++) {
@@ -461,6 +470,36 @@ static void check_geoip(doctor *d, const hn_config *full) {
         report(d, 0, "geoip", NULL, "%s: a MaxMind database, %lld MiB", path, (long long)(st.st_size >> 20));
 }
 
+/* The HTTPS port's pair, as the daemons load it at start (common/tls.c),
+ * and how long the leaf has left. */
+static void check_tls(doctor *d, const hn_config *full) {
+    bool port = full->https_listen[0] || full->api_https_listen[0];
+    bool files = full->tls_cert[0] || full->tls_key[0];
+    if (!port && !files) {
+        report(d, 0, "tls", NULL, "off (no HTTPS port: plain HTTP, or a proxy in front terminates TLS)");
+        return;
+    }
+    if (!port) {
+        report(d, 2, "tls", "set HERENOW_HTTPS_LISTEN (collector) or HERENOW_API_HTTPS_LISTEN (api), or unset the files",
+               "HERENOW_TLS_CERT and HERENOW_TLS_KEY are set but no HTTPS port is (a daemon refuses to start)");
+        return;
+    }
+    hn_tls_cert_info ci;
+    char err[512];
+    memset(&ci, 0, sizeof(ci));
+    if (hn_tls_check_files(full->tls_cert, full->tls_key, &ci, err, sizeof(err)) != HN_OK) {
+        report(d, 2, "tls", "a PEM chain (the leaf first) and its key, valid now, readable by the daemon's user; then SIGHUP",
+               "%s", err);
+        return;
+    }
+    int64_t left = ci.not_after - hn_now_ms() / 1000;
+    long long days = (long long)(left / 86400);
+    const char *fix = "renew the certificate, then SIGHUP the daemons (docs/OPERATIONS.md HTTPS)";
+    int level = left < CERT_FAIL_DAYS * 86400 ? 2 : left < CERT_WARN_DAYS * 86400 ? 1 : 0;
+    report(d, level, "tls", fix, "%s: %s, issued by %s, expires in %lld day%s", full->tls_cert, ci.subject,
+           ci.issuer, days, days == 1 ? "" : "s");
+}
+
 int hn_ctl_doctor(const hn_config *cfg, int argc, char **argv) {
     if (hn_ctl_parse_flags("doctor", argc - 1, argv + 1, NULL, 0) != HN_OK) return HN_CTL_EXIT_USAGE;
     doctor d = {0, 0};
@@ -477,6 +516,7 @@ int hn_ctl_doctor(const hn_config *cfg, int argc, char **argv) {
     if (have_full) {
         check_spool(&d, &full);
         check_geoip(&d, &full);
+        check_tls(&d, &full);
     }
     printf("%s: %d failed, %d to look at\n", d.fails ? "FAIL" : "ok", d.fails, d.warns);
     if (c) hn_rcl_free(c);

@@ -38,13 +38,16 @@ PACKAGES=(
     libmaxminddb-dev libpcre2-dev uap-core libyaml-dev libmaxmind-db-writer-perl zlib1g-dev
     # the widget and dashboard tests: headless Chromium driven by playwright-core
     chromium
+    # the HTTPS proxy recipe's test (scripts/nginx/herenow.conf; test_tls), and `make bench-http`'s
+    # reference server; its service is never started (see policy-rc.d below)
+    nginx-light
     # promtool (`promtool check metrics` on both daemons' /metrics); its
     # Prometheus server is never started (see policy-rc.d below)
     prometheus
 )
 
 # Only for `make bench-http`: the reference server and the profiler.
-PACKAGES_BENCH=(nginx-light linux-perf)
+PACKAGES_BENCH=(nginx-light linux-perf)   # nginx-light: in PACKAGES too (test_tls)
 
 usage() {
     echo "usage: $0 [--check | --bench | --check-bench]" >&2

@@ -66,6 +66,25 @@ fault "a GeoIP file that is not there" geoip "missing.mmdb: No such file.*fix: a
 perl "$HN_ROOT/tests/tools/mkmmdb.pl" "$HN_TMP/good.mmdb"
 HERENOW_GEOIP_DB="$HN_TMP/good.mmdb" "$CTL" doctor >"$HN_TMP/doctor.out" 2>&1 || true
 hn_assert_cmd "a real MaxMind database: geoip ok" bash -c "grep -qE '^ok +geoip: .*good.mmdb: a MaxMind database' '$HN_TMP/doctor.out'"
+# the HTTPS certificate: as the daemons load it, and its expiry
+cert() { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days "$2" -subj "/CN=$1" \
+    -keyout "$HN_TMP/$1.key" -out "$HN_TMP/$1.pem" 2>/dev/null; }
+cert month 30; cert fortnight 10; cert soon 2
+tlsenv() { echo HERENOW_HTTPS_LISTEN=127.0.0.1:8443 HERENOW_TLS_CERT="$HN_TMP/$1.pem" HERENOW_TLS_KEY="$HN_TMP/${2:-$1}.key"; }
+# shellcheck disable=SC2046
+env $(tlsenv month) "$CTL" doctor >"$HN_TMP/doctor.out" 2>&1 || true
+hn_assert_cmd "a certificate good for a month: tls ok, with its subject and days left" \
+    bash -c "grep -qE '^ok +tls: .*month.pem: /CN=month, issued by /CN=month, expires in (29|30) days\$' '$HN_TMP/doctor.out'"
+# shellcheck disable=SC2046
+env $(tlsenv fortnight) "$CTL" doctor >"$HN_TMP/doctor.out" 2>&1 || true
+hn_assert_cmd "ten days left: a warning with the fix" \
+    bash -c "grep -qE '^warn +tls: .*expires in (9|10) days — fix: renew the certificate, then SIGHUP' '$HN_TMP/doctor.out'"
+# shellcheck disable=SC2046
+fault "two days left" tls "expires in (1 day|2 days) — fix: renew" $(tlsenv soon)
+# shellcheck disable=SC2046
+fault "a key that is not the certificate's" tls "key values mismatch.*fix: a PEM chain" $(tlsenv month soon)
+fault "a certificate without an HTTPS port" tls "no HTTPS port is.*fix: set HERENOW_HTTPS_LISTEN" \
+    HERENOW_TLS_CERT="$HN_TMP/month.pem" HERENOW_TLS_KEY="$HN_TMP/month.key"
 hn_redis HDEL hn:widgets "$(hn_psql "SELECT key FROM widget_configs LIMIT 1")" >/dev/null
 fault "widgets out of sync" widgets "1 of 1 in PostgreSQL missing from Redis.*fix: herenowctl widget sync"
 "$CTL" widget sync >/dev/null

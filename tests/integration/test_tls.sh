@@ -15,6 +15,8 @@
 #   4. SIGHUP with a new certificate: new connections get it; a live stream and a chat
 #      downlink opened before stay open and keep delivering; a reload of a broken pair
 #      keeps the old certificate, says why and counts it.
+#   5. The proxy recipe (scripts/nginx/herenow.conf) run by nginx in front of the plain
+#      ports: the same browser test through it.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
@@ -196,4 +198,42 @@ hn_assert_eq "… and certificate two still served" "CN = herenow test two" "$(s
 hn_assert_eq "… and HTTPS still answers" 200 "$(code --cacert "$C/ca.pem" "$B/h.js")"
 
 kill -TERM "$HN_PID_stream" "$HN_PID_downlink" 2>/dev/null || true
+
+# ---- 5. the proxy recipe: scripts/nginx/herenow.conf in front of the plain ports ------------
+hn_need nginx nginx-light
+NC=$(hn_free_port); NA=$(hn_free_port)
+N=$HN_TMP/nginx
+mkdir -p "$N"
+# the recipe as an operator would install it: ports, names, certificate paths and upstreams set
+sed -e "s|listen 443 ssl; *# track|listen 127.0.0.1:$NC ssl;|" -e "s|listen 443 ssl; *# admin|listen 127.0.0.1:$NA ssl;|" \
+    -e '/listen \[::\]:443 ssl;/d' -e "s|/etc/ssl/herenow/fullchain.pem|$C/one.pem|" -e "s|/etc/ssl/herenow/privkey.pem|$C/one.key|" \
+    -e "s|server 127.0.0.1:7470;|server 127.0.0.1:$HTTP;|" -e "s|server 127.0.0.1:7480;|server 127.0.0.1:${HN_API_URL##*:};|" \
+    "$HN_ROOT/scripts/nginx/herenow.conf" >"$N/herenow.conf"
+hn_assert_eq "the recipe: every port, path and upstream substituted" "" \
+    "$(grep -nE 'listen 443|/etc/ssl|:7470|:7480' "$N/herenow.conf" || true)"
+cat >"$N/nginx.conf" <<NGINX
+daemon off;
+worker_processes 1;
+pid $N/nginx.pid;
+error_log $N/error.log warn;
+$( [ "$(id -u)" = 0 ] && echo 'user root;' )
+events { worker_connections 1024; }
+http {
+    include /etc/nginx/mime.types;
+    client_body_temp_path $N/body;
+    proxy_temp_path $N/proxy;
+    fastcgi_temp_path $N/fastcgi;
+    uwsgi_temp_path $N/uwsgi;
+    scgi_temp_path $N/scgi;
+    include $N/herenow.conf;
+}
+NGINX
+hn_assert_cmd "nginx -t accepts the recipe" nginx -t -q -c "$N/nginx.conf" -p "$N"
+hn_spawn nginx nginx -c "$N/nginx.conf" -p "$N"
+hn_wait_for 10 "nginx answers for the api" curl -fsS --cacert "$C/ca.pem" "https://127.0.0.1:$NA/livez"
+hn_assert_eq "through nginx: HSTS on the dashboard" "max-age=31536000" "$(hdr --cacert "$C/ca.pem" "https://127.0.0.1:$NA/")"
+echo "# tests/browser/tls.mjs (through nginx)"
+NODE_EXTRA_CA_CERTS=$C/ca.pem HN_API=https://127.0.0.1:$NA HN_COLLECTOR=https://127.0.0.1:$NC HN_TOKEN=$TOK \
+    HN_WIDGET_ID=$WID HN_WIDGET_KEY=$KEY HN_SPKI=$SPKI HN_HSTS=max-age=31536000 HN_TAG=nginx \
+    HN_SITE_CERT=$C/one.pem HN_SITE_KEY=$C/one.key hn_node tls_nginx tls.mjs
 hn_done

@@ -44,6 +44,11 @@ hn_start_stores
 UDP=$(hn_free_port); ADMIN=$(hn_free_port); API=$(hn_free_port)
 export HERENOW_UDP_LISTEN=127.0.0.1:$UDP HERENOW_HTTP_LISTEN= HERENOW_ADMIN_LISTEN=127.0.0.1:$ADMIN
 export HERENOW_API_LISTEN=127.0.0.1:$API HERENOW_THREADS=1 HERENOW_SPOOL_DIR= HERENOW_DRAIN=on
+# HTTPS ports on both, for the certificate's metrics
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=ops-kit \
+    -keyout "$HN_TMP/tls.key" -out "$HN_TMP/tls.pem" 2>/dev/null
+export HERENOW_TLS_CERT=$HN_TMP/tls.pem HERENOW_TLS_KEY=$HN_TMP/tls.key
+export HERENOW_HTTPS_LISTEN=127.0.0.1:$(hn_free_port) HERENOW_API_HTTPS_LISTEN=127.0.0.1:$(hn_free_port)
 hn_spawn collector "$HN_BIN/herenow-collector"
 hn_spawn api "$HN_BIN/herenow-api"
 hn_wait_for 10 "collector ready" curl -fsS "http://127.0.0.1:$ADMIN/readyz"

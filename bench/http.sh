@@ -26,6 +26,11 @@
 # collector's CPU goes. Every 204 the collector answered must be a record
 # Redis acknowledged: checked after each collector run.
 #
+# TLS=1: HTTPS instead (the collector's HERENOW_HTTPS_LISTEN, nginx's `listen … ssl` with
+# the same ECDSA P-256 certificate, protocols and ciphers): the keep-alive and the
+# new-connection rows (a full TLS handshake per request: wrk resumes no session).
+# Written to a section of its own.
+#
 # PIN=1: Redis alone on CPU 1; wrk and the server (collector or nginx) share
 # CPU 0 — what the issue asks about: the ratio with Redis on its own core.
 # Written to a section of its own.
@@ -36,7 +41,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CMDLINE="make bench-http"
-for v in RUNS DURATION CONNECTIONS WRK_THREADS WORKERS SESSIONS PIN; do
+for v in RUNS DURATION CONNECTIONS WRK_THREADS WORKERS SESSIONS PIN TLS; do
     if [ -n "${!v+x}" ]; then CMDLINE="$v=\"${!v}\" $CMDLINE"; fi
 done
 RUNS=${RUNS:-3}
@@ -47,6 +52,8 @@ WORKERS=${WORKERS:-1}
 SESSIONS=${SESSIONS:-10000}
 PERF=${PERF:-1}
 PIN=${PIN:-0}
+TLS=${TLS:-0}
+KINDS="post close pixel"
 if [ "$PIN" = 1 ]; then
     [ "$(nproc)" -ge 2 ] || { echo "bench-http: PIN=1 needs 2 cores" >&2; exit 1; }
     SECTION="## HTTP ingress against nginx, Redis on its own core (make bench-http PIN=1)"
@@ -55,6 +62,12 @@ if [ "$PIN" = 1 ]; then
 else
     SECTION="## HTTP ingress against nginx (make bench-http)"
     RUNON=()
+fi
+if [ "$TLS" = 1 ]; then
+    SECTION="## HTTPS ingress against nginx (make bench-http TLS=1)"
+    [ "$PIN" = 1 ] && SECTION="## HTTPS ingress against nginx, Redis on its own core (make bench-http TLS=1 PIN=1)"
+    KINDS="post close"
+    PERF=0
 fi
 BENCH_DOC=${BENCH_DOC-docs/BENCHMARKS.md}
 BENCH_NOTES=${BENCH_NOTES:-bench/lib/http-notes.md}
@@ -78,13 +91,37 @@ REDIS_PID=$(cat "$HN_TMP/redis/redis.pid")
 HTTP=$(hn_free_port)
 ADMIN=$(hn_free_port)
 NGX=$(hn_free_port)
+SCHEME=http
+COL_PORT=$HTTP NGX_PORT=$NGX
+TLS_ENV=()
+mkdir -p "$HN_TMP/nginx/logs"
+: >"$HN_TMP/nginx/tls.conf"
+if [ "$TLS" = 1 ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench \
+        -addext subjectAltName=IP:127.0.0.1 -keyout "$HN_TMP/tls.key" -out "$HN_TMP/tls.pem" 2>/dev/null
+    SCHEME=https COL_PORT=$(hn_free_port) NGX_PORT=$(hn_free_port)
+    TLS_ENV=(HERENOW_HTTPS_LISTEN="127.0.0.1:$COL_PORT" HERENOW_TLS_CERT="$HN_TMP/tls.pem" HERENOW_TLS_KEY="$HN_TMP/tls.key")
+    # what the collector speaks (common/tls.c): TLS 1.2/1.3, the same ciphers, tickets, no cache
+    cat >"$HN_TMP/nginx/tls.conf" <<EOF
+    server {
+        listen 127.0.0.1:$NGX_PORT ssl reuseport;
+        ssl_certificate $HN_TMP/tls.pem;
+        ssl_certificate_key $HN_TMP/tls.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
+        ssl_session_tickets on;
+        location = /p.gif { empty_gif; add_header Cache-Control no-store; }
+        location = /b { return 204; }
+    }
+EOF
+fi
 
 # --- nginx ------------------------------------------------------------------------------------
-mkdir -p "$HN_TMP/nginx/logs"
 sed -e "s/@PORT@/$NGX/" -e "s/@WORKERS@/$WORKERS/" -e "s#@DIR@#$HN_TMP/nginx#" bench/nginx.conf \
     >"$HN_TMP/nginx/nginx.conf"
 "$NGINX" -p "$HN_TMP/nginx" -c "$HN_TMP/nginx/nginx.conf"
 hn_wait_for 5 "nginx answers" curl -fsS -o /dev/null "http://127.0.0.1:$NGX/p.gif"
+[ "$TLS" = 0 ] || hn_wait_for 5 "nginx answers over HTTPS" curl -fsSk -o /dev/null "https://127.0.0.1:$NGX_PORT/p.gif"
 NGX_MASTER=$(cat "$HN_TMP/nginx/nginx.pid")
 if [ "$PIN" = 1 ]; then
     for p in "$NGX_MASTER" $(pgrep -P "$NGX_MASTER"); do taskset -a -p -c 0 "$p" >/dev/null; done
@@ -102,7 +139,7 @@ trap on_exit EXIT
 start_collector() {
     hn_spawn collector env HERENOW_HTTP_LISTEN="127.0.0.1:$HTTP" HERENOW_UDP_LISTEN= \
         HERENOW_ADMIN_LISTEN="127.0.0.1:$ADMIN" HERENOW_THREADS="$WORKERS" HERENOW_RATE_LIMIT=0 \
-        HERENOW_GEOIP_DB="$HN_TMP/geo.mmdb" HERENOW_LOG_LEVEL=warn "$HN_BIN/herenow-collector"
+        HERENOW_GEOIP_DB="$HN_TMP/geo.mmdb" HERENOW_LOG_LEVEL=warn "${TLS_ENV[@]}" "$HN_BIN/herenow-collector"
     hn_wait_for 10 "collector ready" curl -fsS "http://127.0.0.1:$ADMIN/readyz"
     [ "$PIN" = 1 ] && taskset -a -p -c 0 "$HN_PID_collector" >/dev/null
     return 0
@@ -149,7 +186,7 @@ TCK=$(getconf CLK_TCK)
 # run_wrk KIND PORT OUT: one wrk run; prints "req/s p99_ms"
 run_wrk() {
     "${RUNON[@]}" wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$HN_TMP/$1.lua" \
-        "http://127.0.0.1:$2" >"$3" 2>&1
+        "$SCHEME://127.0.0.1:$2" >"$3" 2>&1
     awk '/^Requests\/sec:/ { rps = $2 }
          /^ +99%/ { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 }
                     else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }
@@ -162,16 +199,16 @@ RES=$HN_TMP/results
 : >"$RES"
 start_collector
 for round in $(seq 1 "$RUNS"); do
-    for kind in post close pixel; do
+    for kind in $KINDS; do
         # the collector
         c0=$(cpu_ticks "$HN_PID_collector"); r0=$(cpu_ticks "$REDIS_PID")
-        read -r rps p99 bad <<<"$(run_wrk "$kind" "$HTTP" "$HN_TMP/wrk-col-$kind-$round")"
+        read -r rps p99 bad <<<"$(run_wrk "$kind" "$COL_PORT" "$HN_TMP/wrk-col-$kind-$round")"
         c1=$(cpu_ticks "$HN_PID_collector"); r1=$(cpu_ticks "$REDIS_PID")
         reqs=$(awk '/requests in/ { print $1 }' "$HN_TMP/wrk-col-$kind-$round")
         echo "collector $kind $round $rps $p99 $bad $reqs $(((c1 - c0))) $(((r1 - r0)))" >>"$RES"
         # nginx
         n0=$(cpu_tree)
-        read -r rps p99 bad <<<"$(run_wrk "$kind" "$NGX" "$HN_TMP/wrk-ngx-$kind-$round")"
+        read -r rps p99 bad <<<"$(run_wrk "$kind" "$NGX_PORT" "$HN_TMP/wrk-ngx-$kind-$round")"
         n1=$(cpu_tree)
         reqs=$(awk '/requests in/ { print $1 }' "$HN_TMP/wrk-ngx-$kind-$round")
         echo "nginx $kind $round $rps $p99 $bad $reqs $((n1 - n0)) 0" >>"$RES"
@@ -222,7 +259,7 @@ OUT=$HN_TMP/section.md
     echo
     echo "| row | collector req/s | collector p99 | nginx req/s | nginx p99 | ratio (req/s) | collector CPU µs/req | its Redis CPU µs/req | nginx CPU µs/req |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-    for kind in post close pixel; do
+    for kind in $KINDS; do
         case $kind in post) name="POST /b keep-alive" ;; close) name="POST /b new connection each" ;; pixel) name="GET /p.gif keep-alive" ;; esac
         c=$(med collector "$kind" 4); n=$(med nginx "$kind" 4)
         printf '| %s | %.0f | %.2f ms | %.0f | %.2f ms | **%.2f** | %.1f | %.1f | %.1f |\n' "$name" "$c" \
@@ -252,7 +289,11 @@ OUT=$HN_TMP/section.md
         printf '%s\n' "$PROFILE"
         echo '```'
     fi
-    if [ "$PIN" = 0 ] && [ -f "$BENCH_NOTES" ]; then echo; cat "$BENCH_NOTES"; fi
+    if [ "$TLS" = 1 ]; then
+        echo
+        echo "Both servers: one ECDSA P-256 certificate; wrk's OpenSSL negotiates TLS 1.3. The keep-alive row pays one handshake per connection; the new-connection row a full handshake (ECDHE + ECDSA signature) per request, on both servers."
+    fi
+    if [ "$PIN" = 0 ] && [ "$TLS" = 0 ] && [ -f "$BENCH_NOTES" ]; then echo; cat "$BENCH_NOTES"; fi
 } >"$OUT"
 cat "$OUT"
 if [ -n "$BENCH_DOC" ]; then bench_write_section "$SECTION" "$OUT" "$BENCH_DOC"; fi

@@ -17,6 +17,11 @@ int main(int argc, char **argv) {
         hn_config_free(&cfg);
         return 2;
     }
+    if (argi == HN_CONFIG_VERSION) {
+        printf("herenow-api %s\n", HN_VERSION);
+        hn_config_free(&cfg);
+        return 0;
+    }
     if (argi < 0) {
         printf("usage: herenow-api [--flag value ...]\n\n"
                "Serves the JSON API (live visitors from Redis, history from PostgreSQL) and\n"

@@ -525,10 +525,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     /* /readyz answers 503 from now on; no new connections; requests on open
      * connections get 503 with Connection: close. */
     if (s->bound) {
+        hn_httpguard_unlisten(s->guard);
         evhttp_del_accept_socket(s->http, s->bound);
         s->bound = NULL;
     }
     if (s->bound_tls) {
+        hn_httpguard_unlisten(s->guard_tls);
         evhttp_del_accept_socket(s->https, s->bound_tls);
         s->bound_tls = NULL;
     }
@@ -625,6 +627,11 @@ int hn_server_create(hn_api_server **out, const hn_config *cfg, char *err, size_
     if (cfg->api_https_listen[0]) {
         hn_addr a;
         if (hn_addr_parse(cfg->api_https_listen, &a, err, cap) != HN_OK) return HN_ERR;
+        if (hn_addr_port(&a) != 0 && hn_addr_port(&a) == hn_addr_port(&s->addr)) {
+            snprintf(err, cap, "HERENOW_API_HTTPS_LISTEN: port %d is HERENOW_API_LISTEN's too; give HTTPS a port of its own",
+                     hn_addr_port(&a));
+            return HN_ERR;
+        }
         s->tls = hn_tls_create(cfg->tls_cert, cfg->tls_key, (int)cfg->tls_ticket_rotate_s, err, cap);
         if (s->tls == NULL) return HN_ERR;
         if ((s->https = listen_on(s, &a, s->tls, &s->bound_tls, &s->guard_tls, &s->tls_port,

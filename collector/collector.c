@@ -366,6 +366,17 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
     c->https_on = c->cfg.https_listen[0] != '\0';
     if (c->https_on) {
         if (hn_addr_parse(c->cfg.https_listen, &c->https_addr, err, cap) != HN_OK) return HN_ERR;
+        /* SO_REUSEPORT would let both bind, and the kernel share connections
+         * between plain and TLS at random */
+        int p = hn_addr_port(&c->https_addr);
+        const char *same = p == 0 ? NULL
+                         : c->http_on && p == hn_addr_port(&c->http_addr) ? "HERENOW_HTTP_LISTEN"
+                         : p == hn_addr_port(&c->admin_addr)              ? "HERENOW_ADMIN_LISTEN"
+                                                                          : NULL;
+        if (same) {
+            snprintf(err, cap, "HERENOW_HTTPS_LISTEN: port %d is %s's too; give HTTPS a port of its own", p, same);
+            return HN_ERR;
+        }
         c->tls = hn_tls_create(c->cfg.tls_cert, c->cfg.tls_key, (int)c->cfg.tls_ticket_rotate_s,
                                err, cap);
         if (c->tls == NULL) return HN_ERR;
@@ -463,10 +474,10 @@ int hn_collector_run(hn_collector *c) {
         for (int k = 0; k < c->nworkers; k++) hn_worker_join(c->workers[k]);
         return 1;
     }
-    hn_info("event=started node=%s workers=%d udp='%s' http='%s' admin='%s' redis='%s%s:%d/%d'",
+    hn_info("event=started node=%s workers=%d udp='%s' http='%s' https='%s' admin='%s' redis='%s%s:%d/%d'",
             c->node_id, c->nworkers, c->udp_on ? c->cfg.udp_listen : "off",
-            c->http_on ? c->cfg.http_listen : "off", c->cfg.admin_listen,
-            c->raddr.path, c->raddr.path[0] ? "" : c->raddr.host, c->raddr.port, c->raddr.db);
+            c->http_on ? c->cfg.http_listen : "off", c->https_on ? c->cfg.https_listen : "off",
+            c->cfg.admin_listen, c->raddr.path, c->raddr.path[0] ? "" : c->raddr.host, c->raddr.port, c->raddr.db);
     event_base_dispatch(c->base);
 
     event_base_loopbreak(c->hk_base);

@@ -15,6 +15,11 @@ int main(int argc, char **argv) {
         hn_config_free(&cfg);
         return 2;
     }
+    if (argi == HN_CONFIG_VERSION) {
+        printf("herenow-collector %s\n", HN_VERSION);
+        hn_config_free(&cfg);
+        return 0;
+    }
     if (argi < 0) {
         printf("usage: herenow-collector [--flag value ...]\n\n"
                "Takes beacons over UDP, keeps live presence in Redis, streams every record.\n\n");

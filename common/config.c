@@ -319,7 +319,8 @@ int hn_config_load(hn_config *c, unsigned who, int argc, char **argv, int *argi,
     for (; a < argc; a++) {
         const char *arg = argv[a];
         if (strcmp(arg, "--") == 0) { a++; break; }
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) { *argi = -1; return HN_OK; }
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) { *argi = HN_CONFIG_HELP; return HN_OK; }
+        if (strcmp(arg, "--version") == 0) { *argi = HN_CONFIG_VERSION; return HN_OK; }
         if (strncmp(arg, "--", 2) != 0) break;
         const char *name = arg + 2;
         const char *eq = strchr(name, '=');

@@ -122,6 +122,10 @@ typedef struct hn_config {
  * is not a flag (or after `--`), whose index goes to *argi (argc when none),
  * so herenowctl can read its subcommand from there. `--help` sets *argi to
  * -1. Returns HN_OK, or HN_ERR with the message in err. */
+/* hn_config_load's *argi when the arguments asked for --help (or -h), or
+ * for --version: print it and exit 0. */
+#define HN_CONFIG_HELP    (-1)
+#define HN_CONFIG_VERSION (-2)
 int  hn_config_load(hn_config *c, unsigned who, int argc, char **argv, int *argi,
                     char *err, size_t cap);
 void hn_config_usage(FILE *f, unsigned who);

@@ -15,6 +15,11 @@
 #include <stdbool.h>
 #include <string.h>
 
+/* The release, from debian/changelog's first line (the Makefile passes it). */
+#ifndef HN_VERSION
+#define HN_VERSION "unknown"
+#endif
+
 #define HN_OK     0
 #define HN_ERR   -1
 #define HN_AGAIN -2

@@ -9,6 +9,8 @@
 #include <pthread.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <stdlib.h>
@@ -22,7 +24,8 @@
 typedef struct slot {
     struct evhttp_connection *con;     /* NULL: no request seen on this fd */
     uint64_t begun_ms;                 /* monotonic: when the arriving request began */
-    bool     arriving;
+    bool     arriving;                 /* the clock runs */
+    bool     bytes;                    /* request bytes seen (closed now: incomplete) */
     hn_httpguard_closefn ucb;          /* the owner's close callback (hn_httpguard_closecb) */
     void    *uarg;
 } slot;
@@ -91,16 +94,19 @@ static slot *slot_of(hn_httpguard *g, evutil_socket_t fd) {
 static void watch_in(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg) {
     (void)b;
     slot *st = slot_of(guard_of(arg), bufferevent_getfd(arg));
-    if (st && st->con && info->n_added && !st->arriving) {
-        st->arriving = true;
-        st->begun_ms = hn_mono_ms();
+    if (st && st->con && info->n_added) {
+        if (!st->arriving) {
+            st->arriving = true;
+            st->begun_ms = hn_mono_ms();
+        }
+        st->bytes = true;
     }
 }
 
 static void watch_out(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg) {
     (void)b;
     slot *st = slot_of(guard_of(arg), bufferevent_getfd(arg));
-    if (st && info->n_added) st->arriving = false;
+    if (st && info->n_added) st->arriving = st->bytes = false;
 }
 
 /* The guard's close callback stays on the connection for its whole life:
@@ -118,7 +124,7 @@ static void on_close(struct evhttp_connection *con, void *arg) {
     if (st && st->con == con) {
         ucb = st->ucb;
         uarg = st->uarg;
-        if (st->arriving) count(g->ctr.incomplete);
+        if (st->arriving && st->bytes) count(g->ctr.incomplete);
         memset(st, 0, sizeof(*st));
     }
     if (ucb) ucb(con, uarg);
@@ -136,26 +142,70 @@ void hn_httpguard_closecb(struct evhttp_connection *con, hn_httpguard_closefn cb
     }
 }
 
+/* The connection's slot, made the first time it is needed: evhttp has made
+ * its connection by then (the bufferevent's callback argument). */
+static slot *track(struct bufferevent *bev) {
+    slot *st = slot_of(guard_of(bev), bufferevent_getfd(bev));
+    void *con = NULL;
+    bufferevent_getcb(bev, NULL, NULL, NULL, &con);
+    if (con == NULL || st == NULL) return NULL;
+    if (st->con != con) {
+        *st = (slot){.con = con};
+        evhttp_connection_set_closecb(con, on_close, NULL);
+    }
+    return st;
+}
+
 static void first_bytes(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg) {
     struct bufferevent *bev = arg;
     if (info->n_added == 0) return;
     evbuffer_remove_cb(in, first_bytes, bev);
-    void *con = NULL;
-    bufferevent_getcb(bev, NULL, NULL, NULL, &con);
-    slot *st = slot_of(guard_of(bev), bufferevent_getfd(bev));
-    if (con == NULL || st == NULL) return;
-    *st = (slot){con, hn_mono_ms(), true, NULL, NULL};
-    evhttp_connection_set_closecb(con, on_close, NULL);
+    slot *st = track(bev);
+    if (st == NULL) return;
+    if (!st->arriving) {            /* (HTTPS: the clock may run since the handshake) */
+        st->arriving = true;
+        st->begun_ms = hn_mono_ms();
+    }
+    st->bytes = true;
     evbuffer_add_cb(in, watch_in, bev);
     evbuffer_add_cb(bufferevent_get_output(bev), watch_out, bev);
+}
+
+/* HTTPS: the input buffer holds what was decrypted, so a client dripping a
+ * handshake, or a request whose TLS record never completes, shows nothing
+ * there. OpenSSL tells each record header read instead: from there the
+ * clock runs, as for the first bytes of a plain request, until the request
+ * is complete or the answer goes out. */
+static void on_tls_record(int write_p, int version, int content_type, const void *buf, size_t len,
+                          SSL *ssl, void *arg) {
+    (void)version; (void)buf; (void)len; (void)ssl;
+    if (write_p || content_type != SSL3_RT_HEADER) return;
+    slot *st = track(arg);
+    if (st && !st->arriving) {
+        st->arriving = true;
+        st->begun_ms = hn_mono_ms();
+    }
 }
 
 static struct bufferevent *on_connection(struct event_base *base, void *arg) {
     hn_httpguard *g = arg;
     tl_guard[g->tls != NULL] = g;
     count(g->ctr.connections);
-    struct bufferevent *bev = g->tls ? hn_tls_bev(g->tls, base)
-                                     : bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev;
+    if (g->tls) {
+        bev = hn_tls_bev(g->tls, base);
+        if (bev == NULL) {
+            /* evhttp would make a plain bufferevent instead: HTTP in the clear
+             * on the HTTPS port. Out of memory, as hn_xmalloc does. */
+            hn_error("event=tls_connection_failed (out of memory?)");
+            abort();
+        }
+        SSL *ssl = bufferevent_openssl_get_ssl(bev);
+        SSL_set_msg_callback(ssl, on_tls_record);
+        SSL_set_msg_callback_arg(ssl, bev);
+    } else {
+        bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (bev) evbuffer_add_cb(bufferevent_get_input(bev), first_bytes, bev);
     return bev;
 }
@@ -165,7 +215,7 @@ void hn_httpguard_arrived(struct evhttp_request *req) {
     if (con == NULL) return;
     struct bufferevent *bev = evhttp_connection_get_bufferevent(con);
     slot *st = slot_of(guard_of(bev), bufferevent_getfd(bev));
-    if (st && st->con == con) st->arriving = false;
+    if (st && st->con == con) st->arriving = st->bytes = false;
 }
 
 /* Closes connections whose request has been arriving for too long. */
@@ -230,6 +280,13 @@ hn_httpguard *hn_httpguard_new(struct event_base *base, struct evhttp *http,
         evconnlistener_set_error_cb(g->lev, on_accept_error);
     }
     return g;
+}
+
+void hn_httpguard_unlisten(hn_httpguard *g) {
+    if (g == NULL || g->lev == NULL) return;
+    reg_set(g, false);
+    evtimer_del(g->resume);
+    g->lev = NULL;
 }
 
 void hn_httpguard_free(hn_httpguard *g) {

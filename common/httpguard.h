@@ -9,7 +9,8 @@
  * seconds keeps a request open for ever), it offers no hook at accept time
  * and closes connections without telling anyone. So each connection's
  * bufferevent is made here (evhttp_set_bevcb), with a callback on its input
- * buffer; at the first bytes (evhttp has made its connection by then, and
+ * buffer (HTTPS: also on each TLS record header read, so that a handshake
+ * or a record dripped byte by byte runs the same clock); at the first bytes (evhttp has made its connection by then, and
  * is the bufferevent's callback argument) the guard asks for evhttp's close
  * callback and watches both buffers. A connection is "arriving" from request
  * bytes in until the request is complete (hn_httpguard_arrived, from the
@@ -52,6 +53,9 @@ hn_httpguard *hn_httpguard_new(struct event_base *base, struct evhttp *http,
                                struct evhttp_bound_socket *bound, int request_timeout_ms,
                                const char *name, const hn_httpguard_counters *counters,
                                hn_tls *tls);
+/* Before evhttp_del_accept_socket (which frees the listener): the guard
+ * forgets it and its pending resume. */
+void hn_httpguard_unlisten(hn_httpguard *g);
 /* Before evhttp_free (the close callbacks still find it). */
 void hn_httpguard_free(hn_httpguard *g);
 

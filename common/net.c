@@ -12,6 +12,12 @@
 #include <string.h>
 #include <unistd.h>
 
+int hn_addr_port(const hn_addr *a) {
+    if (a->ss.ss_family == AF_INET) return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+    if (a->ss.ss_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+    return 0;
+}
+
 int hn_addr_parse(const char *s, hn_addr *out, char *err, size_t cap) {
     char host[128];
     const char *portstr;

@@ -18,6 +18,9 @@ typedef struct hn_addr {
  * only, plus "localhost". Returns HN_OK or HN_ERR with a reason in err. */
 int hn_addr_parse(const char *s, hn_addr *out, char *err, size_t cap);
 
+/* The port of a parsed address (0: any). */
+int hn_addr_port(const hn_addr *a);
+
 /* Formats an address as "ip:port" / "[ip]:port" into out. */
 void hn_addr_format(const struct sockaddr *sa, char *out, size_t cap);
 

@@ -123,8 +123,13 @@ static int on_ticket(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CI
     pthread_mutex_lock(&t->lock);
     if (enc) {
         if (!t->keys[0].set || hn_mono_ms() - t->keys[0].born_ms >= t->rotate_ms) {
-            t->keys[1] = t->keys[0];
-            key_new(&t->keys[0]);
+            ticket_key k;
+            key_new(&k);
+            if (k.set) {            /* no randomness: the old key goes on */
+                t->keys[1] = t->keys[0];
+                t->keys[0] = k;
+            }
+            OPENSSL_cleanse(&k, sizeof(k));
         }
         ticket_key *k = &t->keys[0];
         if (k->set && RAND_bytes(iv, 16) == 1 &&
@@ -312,10 +317,7 @@ struct bufferevent *hn_tls_bev(hn_tls *t, struct event_base *base) {
     if (ssl == NULL) return NULL;
     struct bufferevent *bev =
         bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL) {
-        SSL_free(ssl);
-        return NULL;
-    }
+    if (bev == NULL) return NULL;   /* (libevent frees ssl: BEV_OPT_CLOSE_ON_FREE) */
     /* a client closing without close_notify is the common case, not an error */
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
     return bev;

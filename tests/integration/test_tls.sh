@@ -105,9 +105,16 @@ refused "collector, no HTTPS port for the certificate" "HERENOW_HTTPS_LISTEN is 
     herenow-collector HERENOW_TLS_CERT="$C/one.pem" HERENOW_TLS_KEY="$C/one.key"
 refused "collector, an HTTPS port without a certificate" "HERENOW_TLS_CERT (empty): not set" \
     herenow-collector "${COL[@]}"
+refused "collector, HTTPS on the plain port's port" "HERENOW_HTTPS_LISTEN: port $HTTP is HERENOW_HTTP_LISTEN's too" \
+    herenow-collector HERENOW_HTTPS_LISTEN="0.0.0.0:$HTTP" HERENOW_TLS_CERT="$C/one.pem" HERENOW_TLS_KEY="$C/one.key"
+refused "api, HTTPS on the plain port's port" "HERENOW_API_HTTPS_LISTEN: port $API is HERENOW_API_LISTEN's too" \
+    herenow-api HERENOW_API_LISTEN="127.0.0.1:$API" HERENOW_API_HTTPS_LISTEN="127.0.0.1:$API" \
+    HERENOW_TLS_CERT="$C/one.pem" HERENOW_TLS_KEY="$C/one.key"
 
 # ---- the daemons --------------------------------------------------------------------------
 export HERENOW_TLS_CERT=$C/live.pem HERENOW_TLS_KEY=$C/live.key
+# short request deadlines (the idle timeouts stay at their defaults, 5 and 10 s): the drip below
+export HERENOW_HTTP_REQUEST_TIMEOUT_MS=1500 HERENOW_API_REQUEST_TIMEOUT_MS=1500
 HERENOW_HTTPS_LISTEN=127.0.0.1:$HTTPS hn_spawn collector "$HN_BIN/herenow-collector"
 hn_wait_for 10 "collector ready" curl -fsS "http://127.0.0.1:$ADMIN/readyz"
 HERENOW_API_HTTPS_LISTEN=127.0.0.1:$APIS hn_start_api
@@ -141,12 +148,37 @@ for port in "$HTTPS" "$APIS"; do
     hn_assert_cmd "$who: TLS 1.3 taken" grep -q 'New, TLSv1.3' <<<"$out"
     hn_assert_cmd "$who: ALPN http/1.1 when h2 is offered too" grep -q 'ALPN protocol: http/1.1' <<<"$out"
     hn_assert_cmd "$who: the chain sent whole (the leaf, then the CA)" grep -q '1 s:CN = herenow test CA' <<<"$out"
-    hn_assert_cmd "$who: a TLS 1.2 CBC cipher is not offered" bash -c "! openssl s_client -connect 127.0.0.1:$port -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA </dev/null 2>&1 | grep -q 'Cipher is ECDHE'"
+    hn_assert_cmd "$who: a TLS 1.2 CBC cipher is refused (handshake failure)" bash -c "openssl s_client -connect 127.0.0.1:$port -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA </dev/null 2>&1 | grep -q 'alert handshake failure'"
     rm -f "$HN_TMP/sess"
     sclient "$port" -tls1_2 -sess_out "$HN_TMP/sess" >/dev/null
     hn_assert_cmd "$who: a TLS 1.2 session resumed from its ticket" grep -q 'Reused, TLSv1.2' <<<"$(sclient "$port" -tls1_2 -sess_in "$HN_TMP/sess")"
 done
 metric() { curl -fsS "$1" | awk -v m="$2" '$1 == m { print $2 }'; }
+
+# a client dripping its TLS handshake, a byte every 0.3 s (the idle timeout never fires): the
+# request deadline (1.5 s here) closes it, as it closes a plain request dripped; counted
+drip() {   # drip PORT: seconds until the server closed the connection, or "open" after 12 s
+    perl -MIO::Socket::INET -MTime::HiRes=time,sleep -e '
+        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$ARGV[0]") or die "connect: $!";
+        $s->autoflush(1);
+        my $t0 = time;
+        syswrite($s, "\x16\x03\x01\x02\x00");          # a handshake record of 512 bytes: its header
+        while (time - $t0 < 12) {
+            sleep 0.3;
+            my $rin = ""; vec($rin, fileno($s), 1) = 1;
+            if (select(my $r = $rin, undef, undef, 0) && !sysread($s, my $b, 64)) { printf "%.1f\n", time - $t0; exit 0 }
+            syswrite($s, "\x01") or do { printf "%.1f\n", time - $t0; exit 0 };
+        }
+        print "open\n";' "$1"
+}
+before=$(metric "http://127.0.0.1:$ADMIN/metrics" herenow_http_request_timeouts_total)
+t=$(drip "$HTTPS")
+hn_assert_cmd "collector: a dripped handshake is closed by the request deadline (closed after $t s)" \
+    awk -v t="$t" 'BEGIN { exit !(t != "open" && t >= 1.4 && t < 4) }'
+hn_assert_eq "collector: … counted as a request timeout" "$((before + 1))" "$(metric "http://127.0.0.1:$ADMIN/metrics" herenow_http_request_timeouts_total)"
+t=$(drip "$APIS")
+hn_assert_cmd "api: a dripped handshake is closed by the request deadline (closed after $t s)" \
+    awk -v t="$t" 'BEGIN { exit !(t != "open" && t >= 1.4 && t < 4) }'
 NOTAFTER=$(date -d "$(openssl x509 -in "$C/one.crt" -noout -enddate | cut -d= -f2)" +%s)
 hn_assert_eq "collector: the certificate's expiry in /metrics" "$NOTAFTER" "$(metric "http://127.0.0.1:$ADMIN/metrics" herenow_tls_cert_not_after_seconds)"
 hn_assert_eq "api: the certificate's expiry in /metrics" "$NOTAFTER" "$(metric "$HN_API_URL/metrics" herenow_tls_cert_not_after_seconds)"

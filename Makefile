@@ -24,7 +24,10 @@ SANFLAGS := -fsanitize=$(SANITIZER) -fno-sanitize-recover=all
 endif
 # libpq's header lives in /usr/include/postgresql on Debian.
 HN_PQ_CFLAGS := $(or $(shell pkg-config --cflags libpq 2>/dev/null),-I/usr/include/postgresql)
-CPPFLAGS := -I. $(HN_PQ_CFLAGS) -D_GNU_SOURCE -MMD -MP
+# The release: debian/changelog's first line (`herenow (0.2.0) …`), in --version and the package.
+HN_VERSION := $(shell awk -F'[()]' 'NR == 1 { print $$2 }' debian/changelog 2>/dev/null)
+# CPPFLAGS from the environment (dpkg-buildflags' -D_FORTIFY_SOURCE=2 in `make deb`) come after ours
+CPPFLAGS := -I. $(HN_PQ_CFLAGS) -D_GNU_SOURCE -DHN_VERSION='"$(or $(HN_VERSION),unknown)"' -MMD -MP $(CPPFLAGS)
 ALLCFLAGS = -std=c11 $(CFLAGS) $(WARN) $(SANFLAGS) -pthread
 # --as-needed: a binary records only the libraries it really calls (ldd)
 LDFLAGS  += $(SANFLAGS) -pthread -Wl,--as-needed
@@ -178,6 +181,16 @@ test: check-deps
 run: check-deps
 	@$(MAKE) --no-print-directory $(BINS)
 	@HN_BIN=$(OUT) HN_RUN_CLUSTER=$(CLUSTER) scripts/run.sh
+
+# deb: the Debian package (debian/: debhelper), built by dpkg-buildpackage on a copy of the
+# tree's files (committed or not, ignored ones left out) in build/deb/src; the .deb lands in
+# build/deb/. docs/OPERATIONS.md "The Debian package".
+.PHONY: deb
+deb: check-deps
+	@rm -rf build/deb && mkdir -p build/deb/src
+	@git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t build/deb/src
+	@cd build/deb/src && dpkg-buildpackage -b -us -uc >../build.log 2>&1 || { tail -30 ../build.log; exit 1; }
+	@ls build/deb/*.deb
 
 # ---- unit tests ---------------------------------------------------------------------------
 # Each links its test file and the room archives: the objects it calls, never a main

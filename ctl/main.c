@@ -65,6 +65,11 @@ int main(int argc, char **argv) {
         hn_ctl_errorf("%s", err);
         goto out;
     }
+    if (argi == HN_CONFIG_VERSION) {
+        printf("herenowctl %s\n", HN_VERSION);
+        rc = HN_CTL_EXIT_OK;
+        goto out;
+    }
     if (argi < 0) {
         usage(stdout);
         rc = HN_CTL_EXIT_OK;

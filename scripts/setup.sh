@@ -41,6 +41,8 @@ PACKAGES=(
     # the HTTPS proxy recipe's test (scripts/nginx/herenow.conf; test_tls), and `make bench-http`'s
     # reference server; its service is never started (see policy-rc.d below)
     nginx-light
+    # `make deb` and its test (debhelper, man pages from --help, lintian, a clean Debian 12 root)
+    dpkg-dev debhelper help2man lintian mmdebstrap
     # promtool (`promtool check metrics` on both daemons' /metrics); its
     # Prometheus server is never started (see policy-rc.d below)
     prometheus

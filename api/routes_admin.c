@@ -79,7 +79,7 @@ void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp 
     const char *visitor = rq->nparams > 1 ? rq->params[1] : "";
     int64_t wid = hn_rt_widget_id(rq);
     PGresult *res = NULL;
-    redisReply *r[2] = {NULL, NULL};
+    redisReply *r[4] = {NULL, NULL, NULL, NULL};
     const char **argv = NULL;
     size_t *len = NULL;
     char **keys = NULL;
@@ -147,24 +147,44 @@ void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp 
         keys = hn_xcalloc(cap, sizeof(*keys));
         char lk[HN_KEY_CAP];
         hn_key_live(lk, wid);
-        argv[0] = "ZREM";
-        argv[1] = lk;
+        char **sid = hn_xcalloc(cap, sizeof(*sid));
         for (char *t = strtok_r(copy, " ", &save); t && nsids + 2 < cap; t = strtok_r(NULL, " ", &save)) {
-            argv[2 + nsids] = t;
+            sid[nsids] = t;
             keys[nsids] = hn_xmalloc(HN_KEY_CAP);
             hn_key_sess(keys[nsids], wid, t, strlen(t));
             nsids++;
         }
-        for (size_t i = 0; i < 2 + nsids; i++) len[i] = strlen(argv[i]);
-        hn_rcl_append_argv(c, (int)(2 + nsids), argv, len);
-        /* DEL of the hashes: every key has the widget's hash tag, one slot */
+        /* the live and ended sets (the trimmer's), the snapshots: every key
+         * has the widget's hash tag, one slot; and the rules' first-visit
+         * mark of the visitor (new vs returning) */
+        char ek[HN_KEY_CAP], vk[HN_KEY_CAP];
+        hn_key_ended(ek, wid);
+        hn_key_vfirst(vk, (uint64_t)wid, visitor, strlen(visitor));
+        int sent = 0;
+        if (nsids > 0) {
+            const char *set[2] = {lk, ek};
+            for (int k = 0; k < 2; k++, sent++) {
+                argv[0] = "ZREM";
+                argv[1] = set[k];
+                for (size_t i = 0; i < nsids; i++) argv[2 + i] = sid[i];
+                for (size_t i = 0; i < 2 + nsids; i++) len[i] = strlen(argv[i]);
+                hn_rcl_append_argv(c, (int)(2 + nsids), argv, len);
+            }
+            argv[0] = "DEL";
+            for (size_t i = 0; i < nsids; i++) argv[1 + i] = keys[i];
+            for (size_t i = 0; i < 1 + nsids; i++) len[i] = strlen(argv[i]);
+            hn_rcl_append_argv(c, (int)(1 + nsids), argv, len);
+            sent++;
+        }
         argv[0] = "DEL";
-        for (size_t i = 0; i < nsids; i++) argv[1 + i] = keys[i], len[1 + i] = strlen(keys[i]);
+        argv[1] = vk;
         len[0] = 3;
-        hn_rcl_append_argv(c, (int)(1 + nsids), argv, len);
+        len[1] = strlen(vk);
+        hn_rcl_append_argv(c, 2, argv, len);
+        sent++;
         void *rep;
         cleared = true;
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < sent; i++) {
             if (hn_rcl_get_reply(c, &rep) != REDIS_OK || rep == NULL) {
                 hn_api_redis_broken(w);
                 cleared = false;
@@ -173,6 +193,7 @@ void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp 
             r[i] = rep;
             if (r[i]->type != REDIS_REPLY_INTEGER) cleared = false;
         }
+        free(sid);
         free(copy);
     }
 
@@ -190,7 +211,7 @@ void hn_route_erase_visitor(hn_api_worker *w, const hn_api_req *rq, hn_api_resp 
     hn_buf_append(&out, "}", 1);
     hn_rt_answer(rs, &out);
 out:
-    hn_rt_redis_free(r, 2);
+    hn_rt_redis_free(r, 4);
     if (keys)
         for (size_t i = 0; i < nsids; i++) free(keys[i]);
     free(keys);

@@ -64,6 +64,7 @@ void hn_drain_batch_free(hn_drain_batch *bt) {
     hn_kmap_free(&bt->sess_map);
     hn_kmap_free(&bt->hour_map);
     hn_kmap_free(&bt->dim_map);
+    free(bt->gone);
     free(bt->sess);
     free(bt->hours);
     free(bt->dim_n);
@@ -451,7 +452,33 @@ void hn_drain_batch_build_begin(hn_drain_batch *bt) {
     hn_kmap_clear(&bt->hour_map);
     hn_kmap_clear(&bt->dim_map);
     bt->nrecords = bt->nrepeats = bt->nerased = 0;
+    bt->ngone = 0;
     bt->min_ts = bt->max_ts = 0;
+}
+
+/* Notes the session of a record an erasure left out (once per session). */
+static void note_gone(hn_drain_batch *bt, const hn_record *r) {
+    hn_str sid = r->b.s;
+    if (sid.len == 0 || sid.len > HN_DRAIN_SID_MAX) return;
+    uint64_t ms = r->recv_ts / 1000;
+    for (size_t i = bt->ngone; i-- > 0;) {
+        hn_drain_gone *g = &bt->gone[i];
+        if (g->widget_id == r->widget_id && g->len == sid.len && memcmp(g->sid, sid.p, sid.len) == 0) {
+            if (ms > g->last_ms) g->last_ms = ms;
+            return;
+        }
+    }
+    if (bt->ngone >= HN_DRAIN_GONE_MAX) return;      /* the rest expire with the live window */
+    if (bt->ngone == bt->cap_gone) {
+        bt->cap_gone = bt->cap_gone ? bt->cap_gone * 2 : 16;
+        bt->gone = hn_xreallocarray(bt->gone, bt->cap_gone, sizeof(*bt->gone));
+    }
+    hn_drain_gone *g = &bt->gone[bt->ngone++];
+    g->widget_id = r->widget_id;
+    g->len = (uint8_t)sid.len;
+    memcpy(g->sid, sid.p, sid.len);
+    g->sid[sid.len] = 0;
+    g->last_ms = ms;
 }
 
 void hn_drain_batch_build_entry(hn_drain_batch *bt, size_t i) {
@@ -465,6 +492,7 @@ void hn_drain_batch_build_entry(hn_drain_batch *bt, size_t i) {
         }
         if (bt->erased && hn_erased_match(bt->erased, r->widget_id, r->b.s, visitor_id_of(r), r->recv_ts)) {
             bt->nerased++;
+            note_gone(bt, r);
             continue;
         }
         format_row(bt, r);

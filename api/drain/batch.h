@@ -53,6 +53,17 @@ typedef struct hn_drain_reject {
 struct hn_drain_sess_agg;
 struct hn_drain_hour_agg;
 
+/* A session whose records an erasure left out: its live presence in Redis
+ * goes too, unless it has been seen since (hn_drain_stream_forget). */
+#define HN_DRAIN_GONE_MAX 4096
+#define HN_DRAIN_SID_MAX  64          /* proto/beacon.h: a session id is 8..64 bytes */
+typedef struct hn_drain_gone {
+    uint32_t widget_id;
+    uint8_t  len;
+    char     sid[HN_DRAIN_SID_MAX + 1];
+    uint64_t last_ms;                 /* its latest record left out, ms */
+} hn_drain_gone;
+
 typedef struct hn_drain_batch {
     /* input: set by the caller */
     hn_drain_entry  *entries;         /* hn_drain_batch_add */
@@ -72,6 +83,8 @@ typedef struct hn_drain_batch {
     size_t           nrecords;        /* rows built */
     size_t           nrepeats;        /* records left out: twice in the batch or already written */
     size_t           nerased;         /* records left out: their visitor or session was erased */
+    hn_drain_gone   *gone;            /* ... their sessions (each once), for their presence */
+    size_t           ngone, cap_gone;
     size_t           nsessions;       /* lines in agg */
     hn_drain_reject *rejects;         /* entries that did not decode */
     size_t           nrejects, cap_rejects;

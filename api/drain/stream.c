@@ -243,6 +243,60 @@ int hn_drain_stream_ack(hn_drain_worker *d) {
     return rc;
 }
 
+static void append3(hn_drain_worker *d, const char *a0, const char *a1, const char *a2) {
+    const char *argv[3] = {a0, a1, a2};
+    hn_rcl_append_argv(d->rc, a2 ? 3 : 2, argv, NULL);
+}
+
+/* Reads n replies; false when the connection failed (then closed). */
+static bool drain_replies(hn_drain_worker *d, size_t n, redisReply **out) {
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (hn_rcl_get_reply(d->rc, (void **)&r) != REDIS_OK) {
+            hn_warn("event=drain_forget_failed err='%s'", hn_rcl_errstr(d->rc));
+            for (size_t k = 0; k < i && out; k++) freeReplyObject(out[k]);
+            hn_drain_stream_close(d);
+            return false;
+        }
+        if (out) out[i] = r;
+        else freeReplyObject(r);
+    }
+    return true;
+}
+
+void hn_drain_stream_forget(hn_drain_worker *d) {
+    const hn_drain_batch *b = &d->batch;
+    if (b->ngone == 0 || d->rc == NULL) return;
+    char live[HN_KEY_CAP], ended[HN_KEY_CAP], sess[HN_KEY_CAP];
+    for (size_t i = 0; i < b->ngone; i++) {
+        hn_key_live(live, b->gone[i].widget_id);
+        append3(d, "ZSCORE", live, b->gone[i].sid);
+    }
+    redisReply **seen = hn_xcalloc(b->ngone, sizeof(*seen));
+    if (!drain_replies(d, b->ngone, seen)) {
+        free(seen);
+        return;
+    }
+    size_t sent = 0;
+    for (size_t i = 0; i < b->ngone; i++) {
+        const hn_drain_gone *g = &b->gone[i];
+        /* seen after its last erased record: a visit after the erasure */
+        bool later = seen[i]->type == REDIS_REPLY_STRING && strtoull(seen[i]->str, NULL, 10) > g->last_ms;
+        freeReplyObject(seen[i]);
+        if (later) continue;
+        hn_key_live(live, g->widget_id);
+        hn_key_ended(ended, g->widget_id);
+        hn_key_sess(sess, g->widget_id, g->sid, g->len);
+        append3(d, "ZREM", live, g->sid);
+        append3(d, "ZREM", ended, g->sid);
+        append3(d, "DEL", sess, NULL);
+        sent += 3;
+    }
+    free(seen);
+    if (drain_replies(d, sent, NULL) && sent)
+        hn_debug("event=drain_forgot sessions=%zu", sent / 3);
+}
+
 /* ---- trimming and lag ---------------------------------------------------------------- */
 
 static uint64_t id_ms(const char *id) { return strtoull(id, NULL, 10); }

@@ -27,6 +27,11 @@ int  hn_drain_stream_read(hn_drain_worker *d, const char *id, bool block);
 int  hn_drain_stream_claim(hn_drain_worker *d);
 /* XACK entries [lo, hi) of the batch, one command per shard, pipelined. */
 int  hn_drain_stream_ack(hn_drain_worker *d);
+/* After the ack of a batch whose records an erasure left out: each such
+ * session's presence (hn:live, hn:ended, hn:sess) goes, unless the session
+ * was seen after those records (a visit that goes on after the erasure is
+ * a new one). Best effort: what stays expires with the live window. */
+void hn_drain_stream_forget(hn_drain_worker *d);
 /* For legacy.c, which reads the legacy stream keys like shards: one
  * command (NULL: the connection failed and is closed), an XREADGROUP or
  * XAUTOCLAIM entry taken into the batch as the key of index `shard`

@@ -190,6 +190,7 @@ static void cycle(hn_drain_worker *d) {
             backoff(d, false);
             return;
         }
+        hn_drain_stream_forget(d);
         account(d, (int64_t)b->nrecords, sessions, (double)(hn_mono_ms() - t0));
         /* after a claim or own-pending read there may be more of them */
         if (b->nentries >= (size_t)d->cfg->drain_batch) d->own_pending = true;

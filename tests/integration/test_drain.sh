@@ -364,4 +364,77 @@ wait_written $((base + 1))
 hn_wait_for 10 "their visit after the erasure is a new one: written" bash -c "[ \"\$(${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql -XAt '$HERENOW_DATABASE_URL' -c \"SELECT count(*) FROM widget_visitor_sessions WHERE visitor_id = 'erase-me'\")\" = 1 ]"
 hn_assert_eq "and nothing more left out" 4 "$(erased_metric)"
 hn_stop "$API_PID"
+# --- 12. erasure under load: a visitor erased while their beacons flow — some already in
+# PostgreSQL, some pending in the stream (the drain stopped a while), some in the collector on
+# their way, a session that only ever reached Redis — with a loadgen's traffic around them:
+# once the drain has caught up, no row, no rollup count and no Redis key of theirs is left,
+# and every other record is in PostgreSQL once
+start_api HERENOW_DRAIN_THREADS=1 HERENOW_DRAIN_CLAIM_IDLE_MS=600000
+hn_wait_for 10 "api /readyz" curl -fsS "http://127.0.0.1:$API/readyz"
+hn_wait_for 10 "nothing pending" none_pending
+rows0=$(rows); written0=$(written)
+pv0=$(hn_psql 'SELECT count(*) FROM widget_page_views'); se0=$(hn_psql 'SELECT count(*) FROM widget_visitor_sessions')
+read -r rpv0 rse0 <<<"$(hn_psql "SELECT coalesce(sum(page_views), 0) || ' ' || coalesce(sum(sessions), 0) FROM widget_rollup_hourly")"
+hn_spawn load4 "$HN_BIN/hn-loadgen" --to "127.0.0.1:$UDP" --widgets "$LOADKEYS" --rate 2000 \
+    --duration 10 --sessions 2000 --seed 4 --beacons-per-datagram 4
+# the visitor: page views, heartbeats and events over two sessions, about 30 a second
+flow() {   # flow FIRST_SESSION LAST_SESSION: until stopped
+    local i=0 n s
+    while :; do
+        i=$((i + 1)); n=$(( $1 + i % ($2 - $1 + 1) ))
+        s=flowS000$n
+        case $((i % 3)) in
+            0) send --session "$s" --vid flow-me --type pv --url "https://example.com/f$i" --seq "$i" ;;
+            1) send --session "$s" --vid flow-me --type hb --seq "$i" ;;
+            2) send --session "$s" --vid flow-me --type ev --event step --seq "$i" ;;
+        esac
+        sleep 0.03
+    done
+}
+flow_rows() { hn_psql "SELECT (SELECT count(*) FROM widget_page_views WHERE session_id LIKE 'flowS%') + (SELECT count(*) FROM widget_visitor_events WHERE session_id LIKE 'flowS%')"; }
+flow 1 2 & FLOW=$!
+HN_PIDS+=("$FLOW")
+hn_wait_for 15 "their first records are in PostgreSQL" bash -c "[ \$(${HN_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql -XAt '$HERENOW_DATABASE_URL' -c \"SELECT count(*) FROM widget_page_views WHERE session_id LIKE 'flowS%'\") -ge 3 ]"
+hn_stop "$API_PID"
+# the drain stopped: their records (and a third session's, which never reaches PostgreSQL
+# before the erasure) pile up in the stream with the load's
+kill "$FLOW" 2>/dev/null; wait "$FLOW" 2>/dev/null || true
+flow 1 3 & FLOW=$!
+HN_PIDS+=("$FLOW")
+w1=$(written)
+hn_wait_for 15 "records pile up in the stream" bash -c "[ \$(curl -fsS http://127.0.0.1:$ADMIN/metrics | awk '\$1 == \"herenow_records_written_total\" { print \$2 }') -ge $((w1 + 200)) ]"
+third_live() { [ -n "$(hn_redis ZSCORE "hn:live:{$WID}" flowS0003)" ]; }
+hn_wait_for 10 "the third session is live in Redis" third_live
+start_api HERENOW_DRAIN=off
+hn_wait_for 10 "api /readyz (no drain)" curl -fsS "http://127.0.0.1:$API/readyz"
+# they leave (their sender stops) and are erased at once: what they sent last is still on its way
+kill "$FLOW" 2>/dev/null; wait "$FLOW" 2>/dev/null || true
+body=$(curl -sS -X DELETE -H "Authorization: Bearer $TOK" -w ' %{http_code}' "http://127.0.0.1:$API/api/visitor-tracking/widgets/$WID/visitors/flow-me")
+hn_assert_eq "erase under load: 200" 200 "${body##* }"
+read -r gone_pv gone_ev gone_se <<<"$(jq -r '"\(.page_views) \(.events) \(.sessions)"' <<<"${body% *}")"
+hn_stop "$API_PID"
+start_api HERENOW_DRAIN_THREADS=1 HERENOW_DRAIN_CLAIM_IDLE_MS=600000
+hn_wait_for 15 "load 4: loadgen done" bash -c "! kill -0 $HN_PID_load4 2>/dev/null"
+hn_wait_for 30 "the collector wrote every beacon it accepted" all_written
+hn_wait_for 30 "the drain caught up: nothing pending, no lag" bash -c "[ \$(curl -fsS http://127.0.0.1:$API/metrics | awk '\$1 == \"herenow_drain_lag_entries\" { print \$2 }') = 0 ]"
+hn_wait_for 10 "nothing pending" none_pending
+er=$(erased_metric)
+hn_assert_cmd "their pending records were left out by the drain ($er)" test "$er" -gt 0
+hn_assert_eq "rows: every other record once (rows gained = records written - theirs left out - theirs erased)" \
+    "$(( $(written) - written0 - er - gone_pv - gone_ev ))" "$(( $(rows) - rows0 ))"
+hn_assert_eq "no row, no session of theirs" "0 0" \
+    "$(flow_rows) $(hn_psql "SELECT count(*) FROM widget_visitor_sessions WHERE visitor_id = 'flow-me' OR session_id LIKE 'flowS%'")"
+# rollups are anonymous: what they counted of the visitor before the erasure stays (the erased
+# rows' share); what was still pending counts nowhere
+read -r rpv1 rse1 <<<"$(hn_psql "SELECT coalesce(sum(page_views), 0) || ' ' || coalesce(sum(sessions), 0) FROM widget_rollup_hourly")"
+hn_assert_eq "rollups: page views gained = page view rows gained + theirs erased from PostgreSQL (none of the pending ones)" \
+    "$(( $(hn_psql 'SELECT count(*) FROM widget_page_views') - pv0 + gone_pv ))" "$((rpv1 - rpv0))"
+hn_assert_eq "rollups: sessions gained = session rows gained + theirs erased from PostgreSQL" \
+    "$(( $(hn_psql 'SELECT count(*) FROM widget_visitor_sessions') - se0 + gone_se ))" "$((rse1 - rse0))"
+for s in flowS0001 flowS0002 flowS0003; do
+    hn_assert_eq "Redis: $s in neither the live nor the ended set, no snapshot" "  0" \
+        "$(hn_redis ZSCORE "hn:live:{$WID}" "$s") $(hn_redis ZSCORE "hn:ended:{$WID}" "$s") $(hn_redis EXISTS "hn:sess:{$WID}:$s")"
+done
+hn_assert_eq "Redis: no first-visit mark of theirs" 0 "$(hn_redis EXISTS "hn:vfirst:{$WID}:flow-me")"
+hn_stop "$API_PID"
 hn_done

@@ -95,6 +95,9 @@ BINS  := $(OUT)/herenow-collector $(OUT)/herenow-api $(OUT)/herenowctl $(TOOLS:%
 .PHONY: all
 all: $(BINS)
 
+# --version prints debian/changelog's release
+$(call obj,collector/main.c api/main.c ctl/main.c): debian/changelog
+
 $(OUT)/herenow-collector: $(call obj,collector/main.c) $(LIB_COLLECTOR) $(LIB_BASE)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_COLLECTOR)
 
@@ -188,8 +191,12 @@ run: check-deps
 .PHONY: deb
 deb: check-deps
 	@rm -rf build/deb && mkdir -p build/deb/src
-	@git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t build/deb/src
-	@cd build/deb/src && dpkg-buildpackage -b -us -uc >../build.log 2>&1 || { tail -30 ../build.log; exit 1; }
+	@# (files deleted but not committed yet are left out)
+	@git ls-files -z --cached --others --exclude-standard --deduplicate | \
+	    perl -0 -ne 'chomp; print "$$_\0" if -e' | xargs -0 cp --parents -t build/deb/src
+	@# (this make's variables, SANITIZER= or CI=true, stay out of the package's build)
+	@cd build/deb/src && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL dpkg-buildpackage -b -us -uc >../build.log 2>&1 || \
+	    { tail -30 ../build.log; exit 1; }
 	@ls build/deb/*.deb
 
 # ---- unit tests ---------------------------------------------------------------------------

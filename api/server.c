@@ -627,7 +627,7 @@ int hn_server_create(hn_api_server **out, const hn_config *cfg, char *err, size_
     if (cfg->api_https_listen[0]) {
         hn_addr a;
         if (hn_addr_parse(cfg->api_https_listen, &a, err, cap) != HN_OK) return HN_ERR;
-        if (hn_addr_port(&a) != 0 && hn_addr_port(&a) == hn_addr_port(&s->addr)) {
+        if (hn_addr_overlap(&a, &s->addr)) {
             snprintf(err, cap, "HERENOW_API_HTTPS_LISTEN: port %d is HERENOW_API_LISTEN's too; give HTTPS a port of its own",
                      hn_addr_port(&a));
             return HN_ERR;

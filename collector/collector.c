@@ -369,10 +369,9 @@ int hn_collector_init(hn_collector *c, hn_config *cfg, char *err, size_t cap) {
         /* SO_REUSEPORT would let both bind, and the kernel share connections
          * between plain and TLS at random */
         int p = hn_addr_port(&c->https_addr);
-        const char *same = p == 0 ? NULL
-                         : c->http_on && p == hn_addr_port(&c->http_addr) ? "HERENOW_HTTP_LISTEN"
-                         : p == hn_addr_port(&c->admin_addr)              ? "HERENOW_ADMIN_LISTEN"
-                                                                          : NULL;
+        const char *same = c->http_on && hn_addr_overlap(&c->https_addr, &c->http_addr) ? "HERENOW_HTTP_LISTEN"
+                         : hn_addr_overlap(&c->https_addr, &c->admin_addr)               ? "HERENOW_ADMIN_LISTEN"
+                                                                                         : NULL;
         if (same) {
             snprintf(err, cap, "HERENOW_HTTPS_LISTEN: port %d is %s's too; give HTTPS a port of its own", p, same);
             return HN_ERR;

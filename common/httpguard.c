@@ -187,6 +187,17 @@ static void on_tls_record(int write_p, int version, int content_type, const void
     }
 }
 
+/* The handshake done with no request bytes yet: the clock stops, as for a
+ * plain connection that has sent nothing (a browser's preconnect); the next
+ * record header starts it again. */
+static void on_tls_info(const SSL *ssl, int where, int ret) {
+    (void)ret;
+    if (!(where & SSL_CB_HANDSHAKE_DONE)) return;
+    struct bufferevent *bev = SSL_get_app_data(ssl);
+    slot *st = bev ? slot_of(guard_of(bev), bufferevent_getfd(bev)) : NULL;
+    if (st && st->con && !st->bytes) st->arriving = false;
+}
+
 static struct bufferevent *on_connection(struct event_base *base, void *arg) {
     hn_httpguard *g = arg;
     tl_guard[g->tls != NULL] = g;
@@ -203,6 +214,8 @@ static struct bufferevent *on_connection(struct event_base *base, void *arg) {
         SSL *ssl = bufferevent_openssl_get_ssl(bev);
         SSL_set_msg_callback(ssl, on_tls_record);
         SSL_set_msg_callback_arg(ssl, bev);
+        SSL_set_app_data(ssl, bev);
+        SSL_set_info_callback(ssl, on_tls_info);
     } else {
         bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     }

@@ -18,6 +18,26 @@ int hn_addr_port(const hn_addr *a) {
     return 0;
 }
 
+static bool addr_any(const hn_addr *a) {
+    if (a->ss.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (a->ss.ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+    return false;
+}
+
+bool hn_addr_overlap(const hn_addr *a, const hn_addr *b) {
+    int p = hn_addr_port(a);
+    if (p == 0 || p != hn_addr_port(b)) return false;
+    if (addr_any(a) || addr_any(b)) return true;
+    if (a->ss.ss_family != b->ss.ss_family) return false;
+    if (a->ss.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)&b->ss)->sin_addr.s_addr;
+    return memcmp(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr,
+                  &((const struct sockaddr_in6 *)&b->ss)->sin6_addr, sizeof(struct in6_addr)) == 0;
+}
+
 int hn_addr_parse(const char *s, hn_addr *out, char *err, size_t cap) {
     char host[128];
     const char *portstr;

@@ -20,6 +20,9 @@ int hn_addr_parse(const char *s, hn_addr *out, char *err, size_t cap);
 
 /* The port of a parsed address (0: any). */
 int hn_addr_port(const hn_addr *a);
+/* True when two listen addresses would take the same connections: the same
+ * non-zero port, and the same host or either one a wildcard (0.0.0.0, ::). */
+bool hn_addr_overlap(const hn_addr *a, const hn_addr *b);
 
 /* Formats an address as "ip:port" / "[ip]:port" into out. */
 void hn_addr_format(const struct sockaddr *sa, char *out, size_t cap);

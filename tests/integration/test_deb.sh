@@ -23,7 +23,7 @@ for t in dpkg-buildpackage lintian mmdebstrap systemd-analyze; do hn_need "$t" "
 # ---- make deb, lintian ------------------------------------------------------------------------
 hn_assert_cmd "make deb builds the package" make -C "$HN_ROOT" --no-print-directory -s deb
 VERSION=$(awk -F'[()]' 'NR == 1 { print $2 }' "$HN_ROOT/debian/changelog")
-DEB=$HN_ROOT/build/deb/herenow_${VERSION}_amd64.deb
+DEB=$HN_ROOT/build/deb/herenow_${VERSION}_$(dpkg --print-architecture).deb
 [ -f "$DEB" ] || { hn_fail "no $DEB"; hn_done; }
 rc=0; lintian --fail-on error,warning "$DEB" >"$HN_TMP/lintian.out" 2>&1 || rc=$?
 sed 's/^/# lintian: /' "$HN_TMP/lintian.out"
@@ -52,6 +52,20 @@ done
 hn_assert_cmd "the dashboard in /usr/share/herenow/www" test -s "$R/usr/share/herenow/www/index.html"
 hn_assert_cmd "the examples: alerts, Grafana, nginx" test -s "$R/usr/share/doc/herenow/examples/herenow.conf"
 
+# ---- upgrade and removal: the maintainer scripts debhelper made ----------------------------------
+dpkg-deb -e "$DEB" "$HN_TMP/ctrl"
+hn_assert_cmd "postinst: an upgrade restarts both units (deb-systemd-invoke restart; it skips disabled ones)" \
+    bash -c "grep -q '_dh_action=restart' '$HN_TMP/ctrl/postinst' && grep -q \"deb-systemd-invoke \\\$_dh_action 'herenow-api.service'\" '$HN_TMP/ctrl/postinst' && grep -q \"deb-systemd-invoke \\\$_dh_action 'herenow-collector.service'\" '$HN_TMP/ctrl/postinst'"
+hn_assert_eq "postinst: enables a unit again only when it was enabled (a first install enables nothing)" \
+    "$(grep -c 'was-enabled' "$HN_TMP/ctrl/postinst")" "$(grep -c 'deb-systemd-helper enable' "$HN_TMP/ctrl/postinst")"
+hn_assert_cmd "prerm: a removal stops both units" bash -c "grep -q 'deb-systemd-invoke stop .*herenow-collector.service' '$HN_TMP/ctrl/prerm' && grep -q 'deb-systemd-invoke stop .*herenow-api.service' '$HN_TMP/ctrl/prerm'"
+# an operator's edit survives an upgrade (here: the same version again)
+echo 'HERENOW_LOG_LEVEL=debug' >>"$R/etc/herenow/api.env"
+cp "$DEB" "$R/tmp/"
+hn_assert_cmd "the package installed again over itself (an upgrade's path)" \
+    in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall -o Dpkg::Options::=--force-confold "/tmp/$(basename "$DEB")"
+hn_assert_cmd "… keeps the operator's edit of a conffile" grep -qx 'HERENOW_LOG_LEVEL=debug' "$R/etc/herenow/api.env"
+
 # ---- the units ---------------------------------------------------------------------------------
 for u in herenow-collector herenow-api; do
     rc=0; systemd-analyze verify --root="$R" --man=no "/lib/systemd/system/$u.service" >"$HN_TMP/verify.out" 2>&1 || rc=$?
@@ -75,8 +89,9 @@ read -r WID KEY <<<"$(in_root env HERENOW_DATABASE_URL="$HERENOW_DATABASE_URL" H
     herenowctl widget add --name Packaged --domain example.com | awk '/^(id|key):/ { printf "%s ", $2 }')"
 TOK=$(in_root env HERENOW_DATABASE_URL="$HERENOW_DATABASE_URL" herenowctl token create --all --name deb 2>/dev/null)
 HTTP=$(hn_free_port); ADMIN=$(hn_free_port); API=$(hn_free_port)
-mkdir -p "$R/var/lib/herenow/spool"
-in_root chown -R herenow:herenow /var/lib/herenow
+# what systemd's StateDirectory=herenow makes for the collector's unit (no systemd here)
+mkdir -p "$R/var/lib/herenow"
+in_root chown herenow:herenow /var/lib/herenow
 # daemon NAME ENVFILE BIN VARS...: BIN in the root as user herenow with the package's env file,
 # then VARS (the test's servers and ports) over it
 daemon() {
@@ -103,7 +118,7 @@ hex=$(in_root herenowctl send --dry-run --key "$KEY" --session debpackage0001 --
 printf '%b' "$(sed 's/../\\x&/g' <<<"$hex")" >"$HN_TMP/pv"
 hn_assert_eq "a beacon to the packaged collector: 204" 204 \
     "$(curl -s -o /dev/null -w '%{http_code}' -A "$UA" --data-binary "@$HN_TMP/pv" "http://127.0.0.1:$HTTP/b")"
-live() { curl -fsS -H "Authorization: Bearer $TOK" "http://127.0.0.1:$API/api/visitor-tracking/widgets/$WID/active-visitors" | grep -q debpackage0001; }
+live() { [[ "$(curl -fsS -H "Authorization: Bearer $TOK" "http://127.0.0.1:$API/api/visitor-tracking/widgets/$WID/active-visitors")" == *debpackage0001* ]]; }
 hn_wait_for 5 "… in the packaged api's live list" live
 hn_stop "$HN_PID_collector"; hn_stop "$HN_PID_api"
 

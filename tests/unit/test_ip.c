@@ -1,6 +1,7 @@
 /* test_ip.c: client addresses — parsing, formatting, the stored form per
  * HERENOW_IP_MODE (IPv4 /24, IPv6 /48), CIDR lists for trusted relays. */
 #include "common/ip.h"
+#include "common/net.h"
 
 #include <arpa/inet.h>
 #include <setjmp.h>
@@ -254,6 +255,27 @@ static void test_store_buffer_limits(void **state) {
     assert_int_equal(buf[0], 'x');
 }
 
+/* Listen addresses that would take each other's connections (SO_REUSEPORT
+ * lets both bind): the collector refuses HTTPS there. */
+static void test_addr_overlap(void **state) {
+    (void)state;
+    hn_addr a, b;
+    char err[128];
+    const struct { const char *x, *y; bool overlap; } cases[] = {
+        {"127.0.0.1:7470", "127.0.0.1:7470", true},  {"0.0.0.0:7470", "127.0.0.1:7470", true},
+        {"127.0.0.1:7470", "0.0.0.0:7470", true},    {"[::]:7470", "127.0.0.1:7470", true},
+        {"10.0.0.1:8080", "127.0.0.1:8080", false},  {"127.0.0.1:7470", "127.0.0.1:7443", false},
+        {"127.0.0.1:0", "127.0.0.1:0", false},       {"[::1]:443", "[::1]:443", true},
+        {"[::1]:443", "127.0.0.1:443", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(hn_addr_parse(cases[i].x, &a, err, sizeof(err)), HN_OK);
+        assert_int_equal(hn_addr_parse(cases[i].y, &b, err, sizeof(err)), HN_OK);
+        assert_int_equal(hn_addr_overlap(&a, &b), cases[i].overlap);
+    }
+    assert_int_equal(hn_addr_port(&a), 443);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_forms),
@@ -264,6 +286,7 @@ int main(void) {
         cmocka_unit_test(test_store_v4_mask24),
         cmocka_unit_test(test_store_v6_mask48),
         cmocka_unit_test(test_store_v4_mapped),
+        cmocka_unit_test(test_addr_overlap),
         cmocka_unit_test(test_store_full),
         cmocka_unit_test(test_store_drop),
         cmocka_unit_test(test_store_buffer_limits),

@@ -54,7 +54,7 @@ static const cfg_opt opts[] = {
      "PEM certificate chain (the leaf first) of this daemon's HTTPS port; reloaded on SIGHUP"},
     {"TLS_KEY", T_STR, OFF(tls_key), "", 0, 0, NULL, C|A|X,
      "PEM private key of HERENOW_TLS_CERT; reloaded on SIGHUP"},
-    {"TLS_TICKET_ROTATE_S", T_INT, OFF(tls_ticket_rotate_s), "3600", 60, 604800, NULL, C|A,
+    {"TLS_TICKET_ROTATE_S", T_INT, OFF(tls_ticket_rotate_s), "3600", 1, 604800, NULL, C|A,
      "a new TLS session-ticket key this often; a ticket opens for two periods (resumption is per process)"},
     {"API_HSTS_S", T_INT, OFF(api_hsts_s), "31536000", 0, 63072000, NULL, A,
      "Strict-Transport-Security max-age on the api's HTTPS answers (the dashboard), in seconds (0: no header)"},

@@ -117,7 +117,8 @@ export HERENOW_TLS_CERT=$C/live.pem HERENOW_TLS_KEY=$C/live.key
 export HERENOW_HTTP_REQUEST_TIMEOUT_MS=1500 HERENOW_API_REQUEST_TIMEOUT_MS=1500
 HERENOW_HTTPS_LISTEN=127.0.0.1:$HTTPS hn_spawn collector "$HN_BIN/herenow-collector"
 hn_wait_for 10 "collector ready" curl -fsS "http://127.0.0.1:$ADMIN/readyz"
-HERENOW_API_HTTPS_LISTEN=127.0.0.1:$APIS hn_start_api
+# (the api's ticket keys rotate every 3 s: section 2 watches them)
+HERENOW_API_HTTPS_LISTEN=127.0.0.1:$APIS HERENOW_TLS_TICKET_ROTATE_S=3 hn_start_api
 A=https://127.0.0.1:$APIS
 B=https://127.0.0.1:$HTTPS
 hn_wait_for 10 "api answers over HTTPS" curl -fsS --cacert "$C/ca.pem" "$A/livez"
@@ -154,6 +155,17 @@ for port in "$HTTPS" "$APIS"; do
     hn_assert_cmd "$who: a TLS 1.2 session resumed from its ticket" grep -q 'Reused, TLSv1.2' <<<"$(sclient "$port" -tls1_2 -sess_in "$HN_TMP/sess")"
 done
 metric() { curl -fsS "$1" | awk -v m="$2" '$1 == m { print $2 }'; }
+
+# session-ticket keys rotate (the api: every 3 s here): a ticket under the previous key still
+# resumes; a new key appears each period. (A ticket's first 16 bytes name its key: the first
+# line of openssl's dump.)
+ticket_key() { openssl sess_id -in "$1" -noout -text 2>/dev/null | awk '/TLS session ticket:/ { t = 1; next } t { print; exit }'; }
+sclient "$APIS" -tls1_2 -sess_out "$HN_TMP/t1" >/dev/null
+k1=$(ticket_key "$HN_TMP/t1")
+hn_assert_cmd "api: a session ticket was issued" test -n "$k1"
+rotated() { sclient "$APIS" -tls1_2 -sess_out "$HN_TMP/t2" >/dev/null; k2=$(ticket_key "$HN_TMP/t2"); [ -n "$k2" ] && [ "$k2" != "$k1" ]; }
+hn_wait_for 8 "api: a new ticket key after the rotation period" rotated
+hn_assert_cmd "api: a ticket under the previous key still resumes" grep -q 'Reused, TLSv1.2' <<<"$(sclient "$APIS" -tls1_2 -sess_in "$HN_TMP/t1")"
 
 # a client dripping its TLS handshake, a byte every 0.3 s (the idle timeout never fires): the
 # request deadline (1.5 s here) closes it, as it closes a plain request dripped; counted

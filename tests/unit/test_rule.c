@@ -21,7 +21,7 @@
 
 #define NOW 1800000000000LL
 
-static const hn_rule_self self = {"127.0.0.1", 7471, "https://track.example.com"};
+static const hn_rule_self self = {"127.0.0.1", 7471, "https://track.example.com", NULL, 0};
 
 #define WRAP(conds, acts) "{\"name\":\"r\",\"conditions\":[" conds "],\"actions\":[" acts "]}"
 #define ALERT "{\"type\":\"alert\",\"text\":\"hi\"}"
@@ -698,7 +698,8 @@ static void test_urls(void **state) {
     /* no self: only the shape */
     assert_int_equal(hn_rule_url_check("http://127.0.0.1:7471/", 22, NULL, err, sizeof(err)), HN_OK);
     /* an api on a wildcard address; one on a specific address */
-    hn_rule_self wild = {"0.0.0.0", 80, NULL}, lan = {"10.0.0.5", 8080, NULL}, v6 = {"[::]", 81, ""};
+    hn_rule_self wild = {"0.0.0.0", 80, NULL, NULL, 0}, lan = {"10.0.0.5", 8080, NULL, NULL, 0},
+                 v6 = {"[::]", 81, "", NULL, 0};
     assert_int_equal(hn_rule_url_check("http://localhost/", 17, &wild, err, sizeof(err)), HN_ERR);
     assert_int_equal(hn_rule_url_check("http://10.0.0.5:8080/", 21, &lan, err, sizeof(err)), HN_ERR);
     assert_int_equal(hn_rule_url_check("http://127.0.0.1:8080/", 22, &lan, err, sizeof(err)), HN_OK);

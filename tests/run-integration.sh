@@ -65,6 +65,7 @@ for t in "${scripts[@]}"; do
     name=$(basename "$t" .sh)
     [ "$mode" = single ] || name=$name@cluster
     echo "=== $name"
+    t0=$SECONDS
     HN_REDIS_MODE=$mode timeout -k 10 "$timeout_s" bash "$t" 2>&1 | tee "$tmp"
     rc=${PIPESTATUS[0]}
     last=$(tail -n 1 "$tmp" | tr -d '\r')
@@ -86,10 +87,10 @@ for t in "${scripts[@]}"; do
     fi
     total_ok=$((total_ok + p)); total_fail=$((total_fail + f))
     if [ "$f" -gt 0 ]; then
-        echo "FAIL $name ($p passed, $f failed)"
+        echo "FAIL $name ($p passed, $f failed, $((SECONDS - t0)) s)"
         failed_names+=("$name")
     else
-        echo "PASS $name ($p passed)"
+        echo "PASS $name ($p passed, $((SECONDS - t0)) s)"
     fi
 done
 

@@ -24,7 +24,9 @@ import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { check, eq, ok, fail, expectWithin, waitFor, guard, launch, newPage, setHidden, startSite } from './lib.mjs';
+import {
+  check, eq, ok, fail, expectWithin, waitFor, guard, launch, newPage, setHidden, startSite, signIn as signInAs,
+} from './lib.mjs';
 
 const env = k => {
   const v = process.env[k];
@@ -71,15 +73,7 @@ const UI = '[data-herenow-chat-ui]';
 const panelThread = page => page.$$eval(`${UI} .t .m`, ms => ms.map(m => ({ me: m.classList.contains('me'), text: m.querySelector('.x').textContent })));
 const drawerThread = page => page.$$eval('#chat-thread li.m', ls => ls.map(l => ({ agent: l.classList.contains('agent'), text: l.querySelector('.x').textContent })));
 
-async function signIn(page) {
-  await page.goto(`${API}/`);
-  await page.waitForSelector('#signin-form', { state: 'visible' });
-  await page.fill('#token', TOKEN);
-  await page.click('#signin-btn');
-  await page.waitForSelector('#live', { state: 'visible' });
-  await waitFor(async () => (await page.$$eval('#widget option', os => os.map(o => o.value))).includes(WID), 5000);
-  await page.selectOption('#widget', WID);
-}
+const signIn = page => signInAs(page, API, TOKEN, WID);
 
 guard(async () => {
   mkdirSync(ART, { recursive: true });

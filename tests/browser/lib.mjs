@@ -146,6 +146,19 @@ export async function setHidden(page, hidden) {
   }, hidden);
 }
 
+// signIn(page, api, token, wid): the dashboard at api, signed in with token, widget wid
+// chosen once the widget list holds it. Returns the answer to the first GET /.
+export async function signIn(page, api, token, wid) {
+  const first = await page.goto(`${api}/`);
+  await page.waitForSelector('#signin-form', { state: 'visible' });
+  await page.fill('#token', token);
+  await page.click('#signin-btn');
+  await page.waitForSelector('#live', { state: 'visible' });
+  await waitFor(async () => (await page.$$eval('#widget option', os => os.map(o => o.value))).includes(wid), 5000);
+  await page.selectOption('#widget', wid);
+  return first;
+}
+
 // ---- the test site ----------------------------------------------------------------
 
 // startSite(port, scriptSrc, key, otherPort): serves tests/browser/site/ on

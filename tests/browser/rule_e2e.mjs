@@ -12,7 +12,7 @@
 // Screenshots of the bubble and the toast go to $HN_ARTIFACTS.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { check, eq, expectWithin, waitFor, guard, launch, newPage, startSite } from './lib.mjs';
+import { check, eq, expectWithin, guard, launch, newPage, signIn, startSite } from './lib.mjs';
 
 const env = k => {
   const v = process.env[k];
@@ -43,13 +43,7 @@ guard(async () => {
   const dash = await newPage(agentCtx);
   const errors = [];
   dash.on('pageerror', e => errors.push(e.message));
-  await dash.goto(`${API}/`);
-  await dash.waitForSelector('#signin-form', { state: 'visible' });
-  await dash.fill('#token', TOKEN);
-  await dash.click('#signin-btn');
-  await dash.waitForSelector('#live', { state: 'visible' });
-  await waitFor(async () => (await dash.$$eval('#widget option', os => os.map(o => o.value))).includes(WID), 5000);
-  await dash.selectOption('#widget', WID);
+  await signIn(dash, API, TOKEN, WID);
 
   const visCtx = await launch('rule-visitor', { real: true, locale: 'en-US', viewport: { width: 1100, height: 800 } });
   const vis = await newPage(visCtx);

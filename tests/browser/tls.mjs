@@ -14,7 +14,7 @@
 // by node through NODE_EXTRA_CA_CERTS. Screenshots go to $HN_ARTIFACTS.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { check, eq, expectWithin, waitFor, guard, launch, newPage, startSite } from './lib.mjs';
+import { check, eq, expectWithin, guard, launch, newPage, signIn, startSite } from './lib.mjs';
 
 const env = k => {
   const v = process.env[k];
@@ -47,15 +47,9 @@ guard(async () => {
   dash.on('pageerror', e => errors.push(`dashboard: ${e.message}`));
   const streams = [];
   dash.on('request', r => { if (r.url().includes('/active-visitors/stream?')) streams.push(r.url()); });
-  const first = await dash.goto(`${API}/`);
+  const first = await signIn(dash, API, TOKEN, WID);
   eq('the dashboard over HTTPS: 200, and its HSTS header', [200, HSTS || undefined],
     [first.status(), first.headers()['strict-transport-security']]);
-  await dash.waitForSelector('#signin-form', { state: 'visible' });
-  await dash.fill('#token', TOKEN);
-  await dash.click('#signin-btn');
-  await dash.waitForSelector('#live', { state: 'visible' });
-  await waitFor(async () => (await dash.$$eval('#widget option', os => os.map(o => o.value))).includes(WID), 5000);
-  await dash.selectOption('#widget', WID);
   await expectWithin('the dashboard opens its live stream over HTTPS', 5000,
     () => streams.some(u => u.startsWith(`${API}/api/`)));
 

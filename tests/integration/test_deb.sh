@@ -20,6 +20,15 @@ source "$(dirname "$0")/../lib.sh"
 if hn_cluster_skip "a package test"; then hn_done; fi
 for t in dpkg-buildpackage lintian mmdebstrap systemd-analyze; do hn_need "$t" "$t"; done
 
+# ---- a clean Debian 12 root, made while the package builds --------------------------------------
+# minbase, systemd and procps (for systemd-analyze), adduser and uap-core, and the Debian
+# packages of the libraries the binaries built here link; the package then goes in with dpkg -i,
+# which refuses it unless every one of its Depends is met
+R=$HN_TMP/root
+libs=$(for p in $(ldd "$HN_BIN/herenow-collector" "$HN_BIN/herenow-api" "$HN_BIN/herenowctl" | awk '/=>/ { print $3 }' | sort -u); do
+           dpkg -S "*/$(basename "$p")" 2>/dev/null | cut -d: -f1; done | grep -v -- '-i386$' | sort -u | paste -sd, -)
+hn_spawn root mmdebstrap --quiet --variant=minbase --include="systemd,procps,adduser,uap-core,$libs" bookworm "$R"
+
 # ---- make deb, lintian ------------------------------------------------------------------------
 hn_assert_cmd "make deb builds the package" make -C "$HN_ROOT" --no-print-directory -s deb
 VERSION=$(awk -F'[()]' 'NR == 1 { print $2 }' "$HN_ROOT/debian/changelog")
@@ -32,15 +41,14 @@ hn_assert_eq "lintian: no E: or W: tag" "" "$(grep -E '^[EW]: ' "$HN_TMP/lintian
 hn_assert_eq "the conffiles" "/etc/herenow/api.env /etc/herenow/collector.env" \
     "$(dpkg-deb --ctrl-tarfile "$DEB" | tar -xO ./conffiles | sort | tr '\n' ' ' | sed 's/ $//')"
 
-# ---- a clean Debian 12 root with the package ------------------------------------------------
-R=$HN_TMP/root
-hn_assert_cmd "mmdebstrap: a bookworm minbase root with the package and its dependencies installed" \
-    mmdebstrap --quiet --variant=minbase --include=systemd,procps \
-    --customize-hook="copy-in $DEB /tmp" \
-    --customize-hook="chroot \"\$1\" apt-get install -y --no-install-recommends /tmp/$(basename "$DEB")" \
-    bookworm "$R"
-[ -x "$R/usr/sbin/herenow-collector" ] || { hn_fail "the package is not in the root"; hn_done; }
+# ---- the package in the root ----------------------------------------------------------------------
+rc=0; wait "$HN_PID_root" || rc=$?
+hn_assert_eq "mmdebstrap: a bookworm minbase root (with: $libs)" 0 "$rc"
 in_root() { chroot "$R" "$@"; }
+cp "$DEB" "$R/tmp/"
+hn_assert_cmd "dpkg -i: the package installs into the clean root, every dependency met" \
+    in_root dpkg -i "/tmp/$(basename "$DEB")"
+[ -x "$R/usr/sbin/herenow-collector" ] || { hn_fail "the package is not in the root"; hn_done; }
 hn_assert_eq "the binaries run: --version" "herenow-collector $VERSION|herenow-api $VERSION|herenowctl $VERSION" \
     "$(in_root herenow-collector --version)|$(in_root herenow-api --version)|$(in_root herenowctl --version)"
 hn_assert_cmd "the system user herenow" bash -c "chroot '$R' getent passwd herenow | grep -q ':/var/lib/herenow:/usr/sbin/nologin\$'"
@@ -61,7 +69,6 @@ hn_assert_eq "postinst: enables a unit again only when it was enabled (a first i
 hn_assert_cmd "prerm: a removal stops both units" bash -c "grep -q 'deb-systemd-invoke stop .*herenow-collector.service' '$HN_TMP/ctrl/prerm' && grep -q 'deb-systemd-invoke stop .*herenow-api.service' '$HN_TMP/ctrl/prerm'"
 # an operator's edit survives an upgrade (here: the same version again)
 echo 'HERENOW_LOG_LEVEL=debug' >>"$R/etc/herenow/api.env"
-cp "$DEB" "$R/tmp/"
 hn_assert_cmd "the package installed again over itself (an upgrade's path)" \
     in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall -o Dpkg::Options::=--force-confold "/tmp/$(basename "$DEB")"
 hn_assert_cmd "… keeps the operator's edit of a conffile" grep -qx 'HERENOW_LOG_LEVEL=debug' "$R/etc/herenow/api.env"

@@ -67,8 +67,10 @@ if [ "$TLS" = 1 ]; then
     SECTION="## HTTPS ingress against nginx (make bench-http TLS=1)"
     [ "$PIN" = 1 ] && SECTION="## HTTPS ingress against nginx, Redis on its own core (make bench-http TLS=1 PIN=1)"
     KINDS="post close"
-    PERF=0
 fi
+# the profiled row: TLS=1, the new-connection one (the handshakes)
+PERF_KIND=post
+[ "$TLS" = 1 ] && PERF_KIND=close
 BENCH_DOC=${BENCH_DOC-docs/BENCHMARKS.md}
 BENCH_NOTES=${BENCH_NOTES:-bench/lib/http-notes.md}
 NGINX=${NGINX:-/usr/sbin/nginx}
@@ -226,7 +228,7 @@ DROPPED=$(curl -fsS "http://127.0.0.1:$ADMIN/metrics" | awk '/^herenow_beacons_d
 # --- where the collector's CPU goes -------------------------------------------------------------
 PROFILE=""
 if [ "$PERF" = 1 ] && command -v perf >/dev/null; then
-    wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${DURATION}s" -s "$HN_TMP/post.lua" "http://127.0.0.1:$HTTP" \
+    wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${DURATION}s" -s "$HN_TMP/$PERF_KIND.lua" "$SCHEME://127.0.0.1:$COL_PORT" \
         >/dev/null 2>&1 &
     WRK_PID=$!
     perf record -q -e cpu-clock -F 2000 -g -p "$HN_PID_collector" -o "$HN_TMP/perf.data" -- sleep $((DURATION - 2)) \
@@ -277,7 +279,7 @@ OUT=$HN_TMP/section.md
     echo '```'
     if [ -n "$PROFILE" ]; then
         echo
-        echo "Where the collector's CPU goes (\`perf record -e cpu-clock -g\`, POST keep-alive, self time by library):"
+        echo "Where the collector's CPU goes (\`perf record -e cpu-clock -g\`, the $PERF_KIND row, self time by library):"
         echo
         echo '```'
         printf '%s\n' "$SELF_DSO"
@@ -294,6 +296,7 @@ OUT=$HN_TMP/section.md
         echo "Both servers: one ECDSA P-256 certificate; wrk's OpenSSL negotiates TLS 1.3. The keep-alive row pays one handshake per connection; the new-connection row a full handshake (ECDHE + ECDSA signature) per request, on both servers."
     fi
     if [ "$PIN" = 0 ] && [ "$TLS" = 0 ] && [ -f "$BENCH_NOTES" ]; then echo; cat "$BENCH_NOTES"; fi
+    if [ "$TLS" = 1 ] && [ -f bench/lib/https-notes.md ]; then echo; cat bench/lib/https-notes.md; fi
 } >"$OUT"
 cat "$OUT"
 if [ -n "$BENCH_DOC" ]; then bench_write_section "$SECTION" "$OUT" "$BENCH_DOC"; fi

@@ -208,6 +208,7 @@ int hn_drain_stream_claim(hn_drain_worker *d) {
  * index past the shards, legacy.h), pipelined. */
 int hn_drain_stream_ack(hn_drain_worker *d) {
     const hn_drain_batch *b = &d->batch;
+    if (d->rc == NULL) return HN_ERR;          /* closed since the read (the batch stays pending) */
     int sent = 0;
     for (int s = 0; s < hn_drain_nkeys(d); s++) {
         size_t n = 0;
@@ -264,29 +265,53 @@ static bool drain_replies(hn_drain_worker *d, size_t n, redisReply **out) {
     return true;
 }
 
+/* A score reply later than ms; *bad when the reply is neither a score nor nil. */
+static bool later_than(const redisReply *r, uint64_t ms, bool *bad) {
+    if (r->type == REDIS_REPLY_NIL) return false;
+    if (r->type != REDIS_REPLY_STRING) {
+        *bad = true;
+        return false;
+    }
+    return strtoull(r->str, NULL, 10) > ms;
+}
+
 void hn_drain_stream_forget(hn_drain_worker *d) {
     const hn_drain_batch *b = &d->batch;
     if (b->ngone == 0 || d->rc == NULL) return;
     char live[HN_KEY_CAP], ended[HN_KEY_CAP], sess[HN_KEY_CAP];
     for (size_t i = 0; i < b->ngone; i++) {
         hn_key_live(live, b->gone[i].widget_id);
+        hn_key_ended(ended, b->gone[i].widget_id);
         append3(d, "ZSCORE", live, b->gone[i].sid);
+        append3(d, "ZSCORE", ended, b->gone[i].sid);
     }
-    redisReply **seen = hn_xcalloc(b->ngone, sizeof(*seen));
-    if (!drain_replies(d, b->ngone, seen)) {
+    size_t n = 2 * b->ngone;
+    redisReply **seen = hn_xcalloc(n, sizeof(*seen));
+    if (!drain_replies(d, n, seen)) {
         free(seen);
         return;
     }
     size_t sent = 0;
     for (size_t i = 0; i < b->ngone; i++) {
         const hn_drain_gone *g = &b->gone[i];
-        /* seen after its last erased record: a visit after the erasure */
-        bool later = seen[i]->type == REDIS_REPLY_STRING && strtoull(seen[i]->str, NULL, 10) > g->last_ms;
-        freeReplyObject(seen[i]);
-        if (later) continue;
+        /* seen (or ended) after its last erased record: a visit after the
+         * erasure, kept, but without the erased visitor's identity; a reply
+         * that is an error (a cluster in trouble): left alone */
+        bool bad = false;
+        bool later = later_than(seen[2 * i], g->last_ms, &bad) | later_than(seen[2 * i + 1], g->last_ms, &bad);
+        freeReplyObject(seen[2 * i]);
+        freeReplyObject(seen[2 * i + 1]);
+        if (bad) continue;
+        hn_key_sess(sess, g->widget_id, g->sid, g->len);
+        if (later) {
+            const char *argv[] = {"HDEL", sess, hn_sf_name[HN_SF_NAME], hn_sf_name[HN_SF_EMAIL],
+                                  hn_sf_name[HN_SF_PHONE]};
+            hn_rcl_append_argv(d->rc, 5, argv, NULL);
+            sent++;
+            continue;
+        }
         hn_key_live(live, g->widget_id);
         hn_key_ended(ended, g->widget_id);
-        hn_key_sess(sess, g->widget_id, g->sid, g->len);
         append3(d, "ZREM", live, g->sid);
         append3(d, "ZREM", ended, g->sid);
         append3(d, "DEL", sess, NULL);
@@ -294,7 +319,7 @@ void hn_drain_stream_forget(hn_drain_worker *d) {
     }
     free(seen);
     if (drain_replies(d, sent, NULL) && sent)
-        hn_debug("event=drain_forgot sessions=%zu", sent / 3);
+        hn_debug("event=drain_forgot sessions=%zu commands=%zu", b->ngone, sent);
 }
 
 /* ---- trimming and lag ---------------------------------------------------------------- */

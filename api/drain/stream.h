@@ -27,10 +27,15 @@ int  hn_drain_stream_read(hn_drain_worker *d, const char *id, bool block);
 int  hn_drain_stream_claim(hn_drain_worker *d);
 /* XACK entries [lo, hi) of the batch, one command per shard, pipelined. */
 int  hn_drain_stream_ack(hn_drain_worker *d);
-/* After the ack of a batch whose records an erasure left out: each such
- * session's presence (hn:live, hn:ended, hn:sess) goes, unless the session
- * was seen after those records (a visit that goes on after the erasure is
- * a new one). Best effort: what stays expires with the live window. */
+/* After the commit of a batch whose records an erasure left out, before its
+ * ack: each such session's presence (hn:live, hn:ended, hn:sess) goes,
+ * unless the session was seen or ended after those records (a visit that
+ * goes on after the erasure is a new one: only the erased visitor's name,
+ * email and phone leave its snapshot). Best effort, not atomic: a session
+ * written between the check and the removal loses its snapshot until its
+ * next beacons; an isolated batch (one entry per transaction) removes only
+ * its last entry's; what stays expires with the live window. May close
+ * d->rc (then the ack fails and the batch is redelivered). */
 void hn_drain_stream_forget(hn_drain_worker *d);
 /* For legacy.c, which reads the legacy stream keys like shards: one
  * command (NULL: the connection failed and is closed), an XREADGROUP or

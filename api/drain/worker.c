@@ -184,13 +184,15 @@ static void cycle(hn_drain_worker *d) {
             backoff(d, true);
             return;
         }
+        /* before the ack: a stop in between redelivers the batch, and the
+         * removal is made again */
+        if (!acked) hn_drain_stream_forget(d);
         if (!acked && hn_drain_stream_ack(d) != HN_OK) {
             /* committed but not acked: redelivery inserts nothing */
             d->own_pending = true;
             backoff(d, false);
             return;
         }
-        hn_drain_stream_forget(d);
         account(d, (int64_t)b->nrecords, sessions, (double)(hn_mono_ms() - t0));
         /* after a claim or own-pending read there may be more of them */
         if (b->nentries >= (size_t)d->cfg->drain_batch) d->own_pending = true;

@@ -669,7 +669,7 @@ void hn_route_deactivate(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
     static const char *const allowed[] = {"widget"};
     const char *sid = rq->nparams > 0 ? rq->params[0] : "";
     found f = {0};
-    redisReply *r[3] = {NULL, NULL, NULL};
+    redisReply *r[4] = {NULL, NULL, NULL, NULL};
     PGresult *res = NULL;
     hn_buf out = {0};
 
@@ -694,11 +694,15 @@ void hn_route_deactivate(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
         hn_key_sess(sk, f.widget_id, sid, strlen(sid));
         hn_key_ended(ek, f.widget_id);
         snprintf(now, sizeof(now), "%llu", (unsigned long long)hn_now_ms());
-        const char *a1[] = {"ZREM", lk, sid}, *a2[] = {"HSET", sk, hn_sf_name[HN_SF_STATUS], "gone"},
+        /* The end script's mark goes first: the hub, meeting the session
+         * out of hn:live, must not take a deactivation for its `end`. */
+        const char *a0[] = {"HDEL", sk, HN_SESS_ENDED}, *a1[] = {"ZREM", lk, sid},
+                   *a2[] = {"HSET", sk, hn_sf_name[HN_SF_STATUS], "gone"},
                    *a3[] = {"ZADD", ek, now, sid};
-        size_t l1[] = {4, strlen(lk), strlen(sid)}, l2[] = {4, strlen(sk), 6, 4},
-               l3[] = {4, strlen(ek), strlen(now), strlen(sid)};
+        size_t l0[] = {4, strlen(sk), strlen(HN_SESS_ENDED)}, l1[] = {4, strlen(lk), strlen(sid)},
+               l2[] = {4, strlen(sk), 6, 4}, l3[] = {4, strlen(ek), strlen(now), strlen(sid)};
         int n = 0;
+        if (f.has_hash) hn_rcl_append_argv(c, 3, a0, l0), n++;
         hn_rcl_append_argv(c, 3, a1, l1), n++;
         if (f.has_hash) hn_rcl_append_argv(c, 4, a2, l2), n++;
         hn_rcl_append_argv(c, 4, a3, l3), n++;
@@ -722,7 +726,7 @@ void hn_route_deactivate(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs
     hn_buf_append(&out, "}", 1);
     hn_rt_answer(rs, &out);
 out:
-    hn_rt_redis_free(r, 3);
+    hn_rt_redis_free(r, 4);
     if (res) PQclear(res);
     found_free(&f);
     hn_buf_free(&out);

@@ -329,11 +329,22 @@ static int reconcile(hn_live *l, lwidget *w, int64_t now) {
     freeReplyObject(r);
     HASH_ITER(hh, w->sessions, s, tmp) {
         if (s->seen || s->dirty) continue;      /* a dirty one is read now anyway */
-        if (s->known) hn_hub_emit_leave(l, w, s, "gone");
-        hn_hub_sess_drop(w, s);
+        /* A known one is read at the flush, which finds why it left (its
+         * end record may not be read yet: another shard, another node). */
+        if (s->known) s->dirty = true;
+        else hn_hub_sess_drop(w, s);
     }
     w->next_reconcile = hn_mono_ms() + (uint64_t)l->cfg->sse_reconcile_ms;
     return HN_OK;
+}
+
+/* The end script's mark in an HGETALL reply (proto/keys.h, HN_SESS_ENDED). */
+static bool ended_mark(const redisReply *h) {
+    for (size_t i = 0; h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
+        const redisReply *k = h->element[i];
+        if (k->type == REDIS_REPLY_STRING && strcmp(k->str, HN_SESS_ENDED) == 0) return true;
+    }
+    return false;
 }
 
 /* Reads every dirty session (HGETALL + ZSCORE, one pipeline for all widgets)
@@ -379,7 +390,9 @@ static int flush(hn_live *l, int64_t now) {
             int64_t score = z->type == REDIS_REPLY_STRING ? (int64_t)strtod(z->str, NULL) : -1;
             if (score < 0 || score <= gone_before || h->type != REDIS_REPLY_ARRAY) {
                 if (s->known && w->loaded)
-                    hn_hub_emit_leave(l, w, s, s->end_seen ? "end" : score < 0 ? "gone" : "timeout");
+                    hn_hub_emit_leave(l, w, s, s->end_seen || (score < 0 && ended_mark(h)) ? "end"
+                                               : score < 0                           ? "gone"
+                                                                                     : "timeout");
                 hn_hub_sess_drop(w, s);
             } else {
                 char *old[HN_SF__COUNT];

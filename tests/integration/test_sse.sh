@@ -199,6 +199,17 @@ send --session liveCCCC0001 --url https://example.com/c
 within 1 "enter of a third visitor" "$HN_TMP/s1.sse" '^enter .*"session_id":"liveCCCC0001"'
 curl -s -X POST -H "Authorization: Bearer $TOK" "$A/sessions/liveCCCC0001/deactivate?widget=$WID" >/dev/null
 within 2 "deactivate: leave (gone) within the 0.5 s reconcile" "$HN_TMP/s1.sse" '^leave {"session_id":"liveCCCC0001","reason":"gone"}'
+# On a cluster the end script (the widget's node) can run before the end
+# record reaches its stream shard (another node): the hub meets the session
+# gone from hn:live first. What the end script leaves in Redis, with no
+# record at all, must still read as an end.
+send --session liveCCCC0002 --url https://example.com/c2
+within 1 "enter of a fourth visitor" "$HN_TMP/s1.sse" '^enter .*"session_id":"liveCCCC0002"'
+hn_redis_at "hn:live:{$WID}" EVAL "redis.call('HSET',KEYS[3],'status','gone','last_seen',ARGV[2],'ended','1')
+redis.call('ZREM',KEYS[1],ARGV[1]) redis.call('ZADD',KEYS[2],ARGV[2],ARGV[1]) return 1" \
+    3 "hn:live:{$WID}" "hn:ended:{$WID}" "hn:sess:{$WID}:liveCCCC0002" liveCCCC0002 "$(now_ms)" >/dev/null
+within 2 "the end script's work without its record: leave (end) within the 0.5 s reconcile" "$HN_TMP/s1.sse" \
+    '^leave {"session_id":"liveCCCC0002","reason":"end"}'
 # liveAAAA0001's last beacon was the heartbeat above: the 6 s live window
 within 9 "a visitor quiet for the live window leaves" "$HN_TMP/s1.sse" '^leave {"session_id":"liveAAAA0001"'
 hn_assert_cmd "…with reason timeout (the hub's clock) or gone (the trimmer was first)" \
@@ -211,7 +222,7 @@ hn_assert_cmd "event ids are <epoch>-<seq>, one epoch, seqs increasing" bash -c 
 
 # ---- 4. Last-Event-ID ------------------------------------------------------------------------
 send --session liveDDDD0001 --url https://example.com/d
-within 1 "enter of a fourth visitor" "$HN_TMP/s1.sse" '^enter .*"session_id":"liveDDDD0001"'
+within 1 "enter of a fifth visitor" "$HN_TMP/s1.sse" '^enter .*"session_id":"liveDDDD0001"'
 LAST=$(grep '^id: ' "$HN_TMP/s1.sse" | tail -1 | sed 's/^id: //')
 send --session liveDDDD0001 --seq 2 --url https://example.com/d2
 within 1 "update of the fourth visitor" "$HN_TMP/s1.sse" '^update {"session_id":"liveDDDD0001".*"url":"https://example.com/d2"'

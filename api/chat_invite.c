@@ -1,6 +1,7 @@
 /* chat_invite.c: Start Chat's invitation core, see chat_invite.h. */
 #include "api/chat_invite.h"
 
+#include "common/datakey.h"
 #include "common/ids.h"
 #include "common/log.h"
 #include "proto/keys.h"
@@ -136,7 +137,7 @@ static const char invite_check_sql[] =
     " EXISTS (SELECT 1 FROM visitor_bans b WHERE b.widget_id = $1::integer AND ("
     "  (b.subject_kind = 'visitor' AND (b.subject = $4 OR b.subject IN (SELECT visitor_id"
     "    FROM widget_visitor_sessions WHERE widget_id = $1::integer AND session_id = $2)))"
-    "  OR (b.subject_kind = 'email' AND b.subject IN (SELECT lower(visitor_email)"
+    "  OR (b.subject_kind = 'email' AND b.subject_key IN (SELECT visitor_email_key"
     "    FROM widget_visitor_sessions WHERE widget_id = $1::integer AND session_id = $2))))";
 
 static PGresult *exec(PGconn *pg, ExecStatusType want, const char *sql, int n, const char *const *p,
@@ -199,9 +200,13 @@ int hn_chat_invite(PGconn *pg, hn_rcl *rc, const hn_config *cfg, const hn_chat_i
         snprintf(out->state, sizeof(out->state), "%s", lv.state[0] ? lv.state : "invited");
         return HN_CINV_CHATTING;
     }
+    hn_buf sealed = {0};
+    hn_dk_seal(&sealed, in->text, strlen(in->text));
+    hn_buf_append(&sealed, "", 1);
     const char *p[] = {wbuf, in->session_id, out->cid, out->mid, in->agent ? in->agent : "",
-                       in->token_id ? in->token_id : "", lv.visitor, in->text, in->started_by, in->visitor_id ? in->visitor_id : ""};
+                       in->token_id ? in->token_id : "", lv.visitor, sealed.p, in->started_by, in->visitor_id ? in->visitor_id : ""};
     res = exec(pg, PGRES_TUPLES_OK, invite_sql, 10, p, out);
+    hn_buf_free(&sealed);
     if (res == NULL || PQntuples(res) != 1) {
         rollback(pg);
         if (res == NULL) return HN_CINV_PG;

@@ -2,6 +2,7 @@
 #include "api/drain/drain.h"
 #include "api/internal.h"
 #include "api/rules/webhook.h"
+#include "common/datakey.h"
 #include "common/log.h"
 
 #include <event2/event.h>
@@ -35,6 +36,11 @@ int main(int argc, char **argv) {
         hn_config_free(&cfg);
         return 2;
     }
+    if (hn_dk_init(cfg.data_key_file, err, sizeof(err)) != HN_OK) {
+        fprintf(stderr, "herenow-api: %s\n", err);
+        hn_config_free(&cfg);
+        return 2;
+    }
     hn_log_setup(cfg.log_level, cfg.log_file);
     hn_api_server *srv = NULL;
     if (hn_server_create(&srv, &cfg, err, sizeof(err)) != HN_OK) {
@@ -56,6 +62,7 @@ int main(int argc, char **argv) {
     hn_server_destroy(srv);
     hn_info("event=stopped clean=%d", rc == 0);
     hn_config_free(&cfg);
+    hn_dk_shutdown();
     libevent_global_shutdown();
     return rc;
 }

@@ -1,9 +1,14 @@
 /* routes.c: see routes.h. */
 #include "api/routes.h"
 
+#include "common/datakey.h"
 #include "common/json.h"
+#include "common/log.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 /* ---- PostgreSQL rows -------------------------------------------------------- */
 
@@ -11,6 +16,38 @@ int64_t hn_rt_pg_int(const PGresult *res, int row, int col) {
     int64_t v = 0;
     if (!PQgetisnull(res, row, col)) hn_parse_i64(PQgetvalue(res, row, col), &v);
     return v;
+}
+
+/* A value that does not open (a key missing from the ring, an altered
+ * value) is null, logged at most once a minute; counted by datakey.c. */
+static void sealed_member(hn_buf *b, bool *first, const char *key, const char *v, size_t n,
+                          hn_col_kind kind) {
+    if (!hn_dk_is_sealed(v, n) && (kind == HN_COL_SEALED || memmem(v, n, HN_DK_PREFIX, HN_DK_PREFIX_LEN) == NULL)) {
+        if (kind == HN_COL_JSON_SEALED) hn_json_kraw(b, first, key, v, n);
+        else hn_json_kstrn(b, first, key, v, n);
+        return;
+    }
+    hn_buf t = {0};
+    int rc = kind == HN_COL_SEALED ? hn_dk_open(&t, v, n) : hn_dk_open_json(&t, v, n);
+    if (rc != HN_OK) {
+        static _Atomic int64_t logged;
+        int64_t now = (int64_t)time(NULL), last = atomic_load(&logged);
+        if (now - last >= 60 && atomic_compare_exchange_strong(&logged, &last, now)) {
+            char id[HN_DK_ID_MAX + 1];
+            hn_dk_id_of(v, n, id);
+            hn_warn("event=data_open_failed column=%s key_id='%s' reason='%s'", key, id,
+                    hn_dk_has(id, strlen(id)) ? "altered or damaged" : "key not in HERENOW_DATA_KEY_FILE");
+        }
+    }
+    if (kind == HN_COL_SEALED) {
+        if (rc == HN_OK) hn_json_kstrn(b, first, key, t.p ? t.p : "", t.len);
+        else hn_json_knull(b, first, key);
+    } else if (kind == HN_COL_JSON_SEALED) {
+        hn_json_kraw(b, first, key, t.p, t.len);        /* what did not open stays sealed */
+    } else {
+        hn_json_kstrn(b, first, key, t.p ? t.p : "", t.len);
+    }
+    hn_buf_free(&t);
 }
 
 void hn_rt_pg_row(hn_buf *b, bool *first, const PGresult *res, int row, int col0,
@@ -41,6 +78,9 @@ void hn_rt_pg_row(hn_buf *b, bool *first, const PGresult *res, int row, int col0
             else
                 hn_json_knull(b, first, key);
             break;
+        case HN_COL_SEALED:
+        case HN_COL_JSON_SEALED:
+        case HN_COL_JSON_SEALED_STR: sealed_member(b, first, key, v, (size_t)n, cols[i].kind); break;
         }
     }
 }

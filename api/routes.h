@@ -26,6 +26,9 @@ typedef enum hn_col_kind {
     HN_COL_BOOL,   /* 't'/'f' → true/false */
     HN_COL_JSON,   /* json/jsonb text → embedded as is */
     HN_COL_TIME,   /* bigint ms since the epoch (HN_SQL_MS) → ISO 8601 string */
+    HN_COL_SEALED, /* text maybe sealed (common/datakey.h) → JSON string opened; null when it does not open */
+    HN_COL_JSON_SEALED, /* json text whose strings may be sealed → embedded, those opened */
+    HN_COL_JSON_SEALED_STR, /* the same → a JSON string of that text */
 } hn_col_kind;
 
 typedef struct hn_col {

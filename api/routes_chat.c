@@ -20,6 +20,7 @@
 
 #include "api/chat_invite.h"
 #include "api/chat_util.h"
+#include "common/datakey.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -263,7 +264,7 @@ static int lifecycle(hn_api_worker *w, hn_api_resp *rs, const chat_rq *c, const 
 /* A message as JSON: columns id, conversation_id, sender, agent, text, sent_at (ms). */
 static const hn_col message_cols[] = {
     {"id", HN_COL_STR}, {"conversation_id", HN_COL_STR}, {"sender", HN_COL_STR},
-    {"agent", HN_COL_STR}, {"text", HN_COL_STR}, {"sent_at", HN_COL_TIME},
+    {"agent", HN_COL_STR}, {"text", HN_COL_SEALED}, {"sent_at", HN_COL_TIME},
 };
 
 /* ---- POST …/sessions/:sessionId/chat ------------------------------------------------- */
@@ -387,9 +388,13 @@ void hn_route_chat_message(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *
         rollback(w);
         goto out;
     }
+    hn_buf sealed = {0};
+    hn_dk_seal(&sealed, c.f[0].val, strlen(c.f[0].val));
+    hn_buf_append(&sealed, "", 1);
     const char *p[] = {c.wbuf, c.sid, lv.chat, mid, c.f[1].val ? c.f[1].val : "",
-                       rq->who.token_id, c.f[0].val};
+                       rq->who.token_id, sealed.p};
     res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, message_sql, 7, p);
+    hn_buf_free(&sealed);
     if (res == NULL) {
         rollback(w);
         goto out;

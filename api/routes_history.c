@@ -15,6 +15,7 @@
  */
 #include "api/routes.h"
 
+#include "common/datakey.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/timefmt.h"
@@ -22,6 +23,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void k_time_us(hn_buf *b, bool *first, const char *key, int64_t us) {
     hn_json_ktime(b, first, key, us / 1000);
@@ -301,7 +303,7 @@ static const char sessions_sql[] =
     " ORDER BY session_started_at DESC, id DESC LIMIT $7::integer";
 static const hn_col sessions_cols[] = {
     {"session_id", HN_COL_STR},     {"visitor_id", HN_COL_STR},
-    {"visitor_name", HN_COL_STR},   {"visitor_email", HN_COL_STR},
+    {"visitor_name", HN_COL_SEALED}, {"visitor_email", HN_COL_SEALED},
     {"ip", HN_COL_STR},             {"country", HN_COL_STR},
     {"region", HN_COL_STR},         {"city", HN_COL_STR},
     {"browser", HN_COL_STR},        {"os", HN_COL_STR},
@@ -515,7 +517,12 @@ void hn_route_export(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     int n;
     char *row;
     while ((n = PQgetCopyData(conn, &row, 0)) > 0) {
-        hn_buf_append(&chunk, row, (size_t)n);
+        /* what is sealed at rest (common/datakey.h) is exported opened; a
+         * value that does not open is left sealed (and counted) */
+        if (memmem(row, (size_t)n, HN_DK_PREFIX, HN_DK_PREFIX_LEN) != NULL)
+            hn_dk_open_csv(&chunk, row, (size_t)n);
+        else
+            hn_buf_append(&chunk, row, (size_t)n);
         PQfreemem(row);
         if (chunk.len >= 60 * 1024) {
             if (hn_api_stream_write(rs, chunk.p, chunk.len) != HN_OK) {

@@ -19,6 +19,7 @@
 #include "api/routes.h"
 
 #include "api/live/snapshot.h"
+#include "common/datakey.h"
 #include "common/json.h"
 #include "common/timefmt.h"
 #include "proto/keys.h"
@@ -443,8 +444,8 @@ static const char session_sql[] =
 /* session_sql's columns from 1 on (0 is widget_id, written apart). */
 static const hn_col session_cols[] = {
     {"session_id", HN_COL_STR},        {"visitor_id", HN_COL_STR},
-    {"visitor_name", HN_COL_STR},      {"visitor_email", HN_COL_STR},
-    {"visitor_phone", HN_COL_STR},     {"ip", HN_COL_STR},
+    {"visitor_name", HN_COL_SEALED},   {"visitor_email", HN_COL_SEALED},
+    {"visitor_phone", HN_COL_SEALED},   {"ip", HN_COL_STR},
     {"country", HN_COL_STR},           {"region", HN_COL_STR},
     {"city", HN_COL_STR},              {"user_agent", HN_COL_STR},
     {"browser", HN_COL_STR},           {"browser_version", HN_COL_STR},
@@ -529,7 +530,7 @@ static const char events_sql[] =
     " ORDER BY recv_at, seq LIMIT 1001";
 static const hn_col events_cols[] = {
     {"time", HN_COL_TIME}, {"type", HN_COL_STR}, {"name", HN_COL_STR},
-    {"url", HN_COL_STR}, {"data", HN_COL_JSON},
+    {"url", HN_COL_STR}, {"data", HN_COL_JSON_SEALED},
 };
 
 static const char earlier_sql[] =
@@ -617,7 +618,14 @@ void hn_route_session(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
         hn_annot *an = hn_annot_get(w, f.widget_id);
         const char *em = f.row ? (PQgetisnull(f.row, 0, 4) ? NULL : PQgetvalue(f.row, 0, 4))
                                : hn_snap_field(f.snap, HN_SF_EMAIL);
+        hn_buf eo = {0};                /* the row's email is sealed at rest (common/datakey.h) */
+        if (f.row && em) {
+            bool ok = hn_dk_open(&eo, em, strlen(em)) == HN_OK;
+            hn_buf_append(&eo, "", 1);
+            em = ok ? eo.p : NULL;
+        }
         hn_annot_view av = hn_annot_find(an, visitor, em);
+        hn_buf_free(&eo);
         if (av.v == NULL && f.row && f.snap) av.v = hn_annot_find(an, hn_snap_field(f.snap, HN_SF_VISITOR), NULL).v;
         hn_annot_put(&out, &first, av);
         hn_annot_release(an);

@@ -19,6 +19,7 @@
 #include "api/annot.h"
 #include "api/routes.h"
 
+#include "common/datakey.h"
 #include "common/json.h"
 #include "common/jsonread.h"
 #include "common/log.h"
@@ -446,10 +447,12 @@ static const char bans_sql[] =
     "SELECT " BAN_COLS " FROM visitor_bans WHERE widget_id = $1 ORDER BY id DESC LIMIT 10001";
 static const char ban_lock_sql[] = "SELECT pg_advisory_xact_lock(hashtext('bans:' || $1))";
 static const char ban_add_sql[] =
-    "INSERT INTO visitor_bans AS b (widget_id, subject_kind, subject, block_tracking, reason, author)"
-    " VALUES ($1, $2, $3, $4, $5, nullif((SELECT name FROM api_tokens WHERE id = $6), ''))"
+    "INSERT INTO visitor_bans AS b (widget_id, subject_kind, subject, block_tracking, reason, author,"
+    "  subject_key)"
+    " VALUES ($1, $2, $3, $4, $5, nullif((SELECT name FROM api_tokens WHERE id = $6), ''), $7)"
     " ON CONFLICT (widget_id, subject_kind, subject) DO UPDATE"
-    "  SET block_tracking = excluded.block_tracking, reason = excluded.reason, author = excluded.author"
+    "  SET block_tracking = excluded.block_tracking, reason = excluded.reason, author = excluded.author,"
+    "  subject_key = excluded.subject_key"
     " RETURNING " BAN_COLS ", (xmax = 0)";
 static const char ban_del_sql[] =
     "DELETE FROM visitor_bans WHERE widget_id = $1 AND id = $2 RETURNING id";
@@ -462,7 +465,7 @@ static const char ban_members_sql[] =
     " FROM visitor_bans WHERE widget_id = $1"
     " UNION SELECT CASE WHEN b.block_tracking THEN '' ELSE 'c:' END || 'v:' || s.visitor_id"
     " FROM visitor_bans b JOIN widget_visitor_sessions s"
-    "  ON s.widget_id = b.widget_id AND lower(s.visitor_email) = b.subject"
+    "  ON s.widget_id = b.widget_id AND s.visitor_email_key = b.subject_key"
     " WHERE b.widget_id = $1 AND b.subject_kind = 'email' AND s.visitor_id IS NOT NULL";
 static const hn_col ban_tail[] = {
     {"block_tracking", HN_COL_BOOL}, {"reason", HN_COL_STR}, {"author", HN_COL_STR},
@@ -665,9 +668,16 @@ void hn_route_ban_add(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     const char *lp[] = {wbuf};
     if ((res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, ban_lock_sql, 1, lp)) == NULL) goto out;
     PQclear(res);
+    hn_buf ek = {0};                    /* a ban by email finds its sessions by the email key */
+    if (b.email) {
+        hn_dk_email_key(&ek, b.email, strlen(b.email));
+        hn_buf_append(&ek, "", 1);
+    }
     const char *p[] = {wbuf, b.visitor ? "visitor" : "email", b.visitor ? b.visitor : b.email,
-                       b.block_tracking ? "true" : "false", b.reason, rq->who.token_id};
-    if ((res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, ban_add_sql, 6, p)) == NULL) goto out;
+                       b.block_tracking ? "true" : "false", b.reason, rq->who.token_id, ek.p};
+    res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, ban_add_sql, 7, p);
+    hn_buf_free(&ek);
+    if (res == NULL) goto out;
     if (hn_bans_sync(w, rs, wid) != HN_OK || run(w, rs, "COMMIT") != HN_OK) goto out;
     in_tx = false;
     hn_annot_bump(w, hn_rt_widget_id(rq));

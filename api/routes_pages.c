@@ -20,6 +20,7 @@
 
 #include "api/live/live.h"
 #include "api/live/snapshot.h"
+#include "common/datakey.h"
 #include "common/json.h"
 #include "common/timefmt.h"
 #include "proto/keys.h"
@@ -159,7 +160,7 @@ void hn_route_active_at(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs)
     char cur_sid[65] = "";
     bool has_cur = false;
     PGresult *here = NULL, *items = NULL;
-    hn_buf out = {0}, ids = {0};
+    hn_buf out = {0}, ids = {0}, opened[3] = {{0}, {0}, {0}};
     int *page = NULL;
 
     if (!hn_rt_check_keys(rq, rs, allowed, 4)) return;
@@ -266,8 +267,18 @@ void hn_route_active_at(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs)
         for (int r = 0; r < nitems; r++) {
             if (strcmp(PQgetvalue(items, r, 0), sid) != 0) continue;
             fv[HN_SF_STARTED] = PQgetvalue(items, r, 1);
-            for (size_t c = 0; c < HN_ARRAY_LEN(item_fields); c++)
-                if (!PQgetisnull(items, r, (int)c + 2)) fv[item_fields[c]] = PQgetvalue(items, r, (int)c + 2);
+            for (size_t c = 0; c < HN_ARRAY_LEN(item_fields); c++) {
+                int col = (int)c + 2, sf = item_fields[c];
+                if (PQgetisnull(items, r, col)) continue;
+                fv[sf] = PQgetvalue(items, r, col);
+                if (sf != HN_SF_NAME && sf != HN_SF_EMAIL && sf != HN_SF_PHONE) continue;
+                /* sealed at rest (common/datakey.h): opened, or absent when it does not open */
+                hn_buf *o = &opened[sf == HN_SF_NAME ? 0 : sf == HN_SF_EMAIL ? 1 : 2];
+                hn_buf_reset(o);
+                bool ok = hn_dk_open(o, fv[sf], (size_t)PQgetlength(items, r, col)) == HN_OK;
+                hn_buf_append(o, "", 1);
+                fv[sf] = ok ? o->p : NULL;
+            }
             break;
         }
         hn_buf_append(&out, k ? ",{" : "{", k ? 2 : 1);
@@ -290,6 +301,7 @@ out:
     free(page);
     hn_buf_free(&ids);
     hn_buf_free(&out);
+    for (int i = 0; i < 3; i++) hn_buf_free(&opened[i]);
 }
 
 /* ---- concurrency ----------------------------------------------------------------------------- */

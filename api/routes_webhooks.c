@@ -216,7 +216,7 @@ static const hn_col delivery_cols[] = {
     {"state", HN_COL_STR},       {"attempts", HN_COL_INT},     {"last_status", HN_COL_INT},
     {"last_error", HN_COL_STR},  {"last_ms", HN_COL_INT},      {"created_at", HN_COL_TIME},
     {"delivered_at", HN_COL_TIME}, {"next_attempt_at", HN_COL_TIME}, {"url", HN_COL_STR},
-    {"body", HN_COL_STR},
+    {"body", HN_COL_JSON_SEALED_STR},
 };
 
 static void deliveries(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs, const char *rule,

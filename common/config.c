@@ -54,6 +54,8 @@ static const cfg_opt opts[] = {
      "PEM certificate chain (the leaf first) of this daemon's HTTPS port; reloaded on SIGHUP"},
     {"TLS_KEY", T_STR, OFF(tls_key), "", 0, 0, NULL, C|A|X,
      "PEM private key of HERENOW_TLS_CERT; reloaded on SIGHUP"},
+    {"DATA_KEY_FILE", T_STR, OFF(data_key_file), "", 0, 0, NULL, A|X,
+     "keys sealing visitor names, emails, phones and chat messages in PostgreSQL (AES-256-GCM): one \"<id> <64 hex>\" line per key, the last seals (docs/OPERATIONS.md, Data at rest; empty: stored in clear)"},
     {"TLS_TICKET_ROTATE_S", T_INT, OFF(tls_ticket_rotate_s), "3600", 1, 604800, NULL, C|A,
      "a new TLS session-ticket key this often; a ticket opens for two periods (resumption is per process)"},
     {"API_HSTS_S", T_INT, OFF(api_hsts_s), "31536000", 0, 63072000, NULL, A,

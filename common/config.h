@@ -32,6 +32,7 @@ typedef struct hn_config {
     char   *api_https_listen;
     char   *tls_cert;
     char   *tls_key;
+    char   *data_key_file;
     int64_t tls_ticket_rotate_s;
     int64_t api_hsts_s;
     int64_t threads;

@@ -7,6 +7,7 @@
 #include "ctl/ctl.h"
 
 #include "common/config.h"
+#include "common/datakey.h"
 #include "common/log.h"
 
 #include <stdio.h>
@@ -77,6 +78,10 @@ int main(int argc, char **argv) {
     }
     if (argi >= argc) {
         hn_ctl_errorf("missing command (see --help)");
+        goto out;
+    }
+    if (hn_dk_init(cfg.data_key_file, err, sizeof(err)) != HN_OK) {
+        hn_ctl_errorf("%s", err);
         goto out;
     }
     hn_log_setup(cfg.log_level, NULL);

@@ -364,7 +364,7 @@ static void format_chat(hn_drain_batch *bt, const hn_record *r) {
     hn_copy_str(b, r->visitor);
     hn_copy_str(b, r->b.type == HN_T_MSG ? HN_STR_LIT("msg") : r->b.n);
     hn_copy_str(b, hn_uuid_text_ok(r->b.ci) ? r->b.ci : (hn_str){NULL, 0});
-    hn_copy_str(b, r->b.type == HN_T_MSG ? r->b.x : (hn_str){NULL, 0});
+    hn_copy_sealed(b, r->b.type == HN_T_MSG ? r->b.x : (hn_str){NULL, 0});
     hn_buf_append(b, "\n", 1);
 }
 
@@ -376,9 +376,10 @@ static void format_aggregates(hn_drain_batch *bt) {
         hn_copy_str(b, a->sid);
         hn_copy_str(b, a->visitor_id);
         hn_copy_str(b, a->vh);
-        hn_copy_str(b, a->nm);
-        hn_copy_str(b, a->em);
-        hn_copy_str(b, a->ph);
+        hn_copy_sealed(b, a->nm);
+        hn_copy_sealed(b, a->em);
+        hn_copy_email_key(b, a->em);
+        hn_copy_sealed(b, a->ph);
         hn_copy_str(b, a->ip);
         hn_copy_str(b, a->country);
         hn_copy_str(b, a->region);

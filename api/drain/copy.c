@@ -4,6 +4,7 @@
  */
 #include "api/drain/copy.h"
 
+#include "common/datakey.h"
 #include "common/json.h"
 
 #include <stdio.h>
@@ -92,15 +93,52 @@ void hn_copy_day(hn_buf *b, uint64_t day) {
     hn_buf_printf(b, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 }
 
+void hn_copy_sealed(hn_buf *b, hn_str s) {
+    if (s.len == 0 || !hn_dk_enabled()) {
+        hn_copy_str(b, s);
+        return;
+    }
+    hn_buf t = {0};
+    hn_dk_seal(&t, s.p, s.len);
+    hn_copy_sep(b);
+    hn_buf_append(b, t.p, t.len);           /* base64 and ':': nothing to escape */
+    hn_buf_free(&t);
+}
+
+void hn_copy_email_key(hn_buf *b, hn_str s) {
+    if (s.len == 0) {
+        hn_copy_str(b, s);
+        return;
+    }
+    hn_buf t = {0};
+    hn_dk_email_key(&t, s.p, s.len);
+    hn_copy_sep(b);
+    hn_copy_bytes(b, t.p, t.len);
+    hn_buf_free(&t);
+}
+
+/* A JSON string member, its value sealed. */
+static void json_sealed(hn_buf *b, bool *first, const char *key, hn_str v) {
+    hn_json_key(b, first, key);
+    if (!hn_dk_enabled()) {
+        hn_json_str(b, v.p, v.len);
+        return;
+    }
+    hn_buf t = {0};
+    hn_dk_seal(&t, v.p, v.len);
+    hn_json_str(b, t.p, t.len);
+    hn_buf_free(&t);
+}
+
 void hn_copy_data(hn_buf *b, const hn_record *r, hn_buf *tmp) {
     hn_copy_sep(b);
     hn_buf_reset(tmp);
     bool first = true;
     if (r->b.type == HN_T_ID) {
         hn_buf_append(tmp, "{", 1);
-        if (r->b.nm.len) { hn_json_key(tmp, &first, "name"); hn_json_str(tmp, r->b.nm.p, r->b.nm.len); }
-        if (r->b.em.len) { hn_json_key(tmp, &first, "email"); hn_json_str(tmp, r->b.em.p, r->b.em.len); }
-        if (r->b.ph.len) { hn_json_key(tmp, &first, "phone"); hn_json_str(tmp, r->b.ph.p, r->b.ph.len); }
+        if (r->b.nm.len) json_sealed(tmp, &first, "name", r->b.nm);
+        if (r->b.em.len) json_sealed(tmp, &first, "email", r->b.em);
+        if (r->b.ph.len) json_sealed(tmp, &first, "phone", r->b.ph);
         hn_buf_append(tmp, "}", 1);
     } else if (r->b.nprops > 0) {
         hn_props_json(tmp, r->b.props, r->b.nprops);

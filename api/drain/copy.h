@@ -26,6 +26,10 @@ void hn_copy_ts_raw(hn_buf *b, uint64_t us);
 void hn_copy_ts(hn_buf *b, uint64_t us);
 /* days since the epoch as "YYYY-MM-DD" */
 void hn_copy_day(hn_buf *b, uint64_t day);
+/* An optional text column sealed (common/datakey.h; in clear without keys). */
+void hn_copy_sealed(hn_buf *b, hn_str s);
+/* An optional email's key column (hn_dk_email_key): empty → NULL. */
+void hn_copy_email_key(hn_buf *b, hn_str s);
 /* The event properties of r (identify: its name, email and phone) as one
  * JSON object, or NULL when it has none; tmp is scratch space. */
 void hn_copy_data(hn_buf *b, const hn_record *r, hn_buf *tmp);

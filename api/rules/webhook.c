@@ -21,6 +21,7 @@
 #include "api/rules/webhook.h"
 
 #include "common/ids.h"
+#include "common/datakey.h"
 #include "common/log.h"
 #include "common/pg.h"
 #include "common/prom.h"
@@ -647,8 +648,21 @@ static void start(hn_webhooks *wh, slot *s, const char *url, const char *body, c
         fail_now(wh, s, "no secret (the rule or the widget's webhook was removed)");
         return;
     }
+    /* what is sealed at rest (messages: common/datakey.h) is sent opened */
+    if (strstr(body, "\"" HN_DK_PREFIX) != NULL) {
+        hn_buf t = {0};
+        int rc = hn_dk_open_json(&t, body, strlen(body));
+        hn_buf_append(&t, "", 1);
+        if (rc != HN_OK) {
+            hn_buf_free(&t);
+            fail_now(wh, s, "a sealed value of the body does not open (its key is not in HERENOW_DATA_KEY_FILE?)");
+            return;
+        }
+        s->body = t.p;
+    } else {
+        s->body = hn_xstrdup(body);
+    }
     s->url = hn_xstrdup(url);
-    s->body = hn_xstrdup(body);
     s->secret = hn_xstrdup(secret);
     struct evhttp_uri *u = evhttp_uri_parse(url);
     const char *host = u ? evhttp_uri_get_host(u) : NULL, *scheme = u ? evhttp_uri_get_scheme(u) : NULL;

@@ -4,6 +4,7 @@
 #include "api/rules/webhook.h"
 #include "common/datakey.h"
 #include "common/log.h"
+#include "common/pg.h"
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -42,6 +43,18 @@ int main(int argc, char **argv) {
         return 2;
     }
     hn_log_setup(cfg.log_level, cfg.log_file);
+    /* The keys against the database's, when it answers now (else the
+     * drain checks at its connection and writes nothing until they agree). */
+    PGconn *pg = hn_pg_connect(cfg.database_url, &(hn_pg_opts){.connect_timeout_s = 5}, err, sizeof(err));
+    if (pg == NULL) {
+        hn_warn("event=data_keys_unchecked err='%s'", err);
+    } else if (hn_pg_check_data_keys(pg, true, err, sizeof(err)) != HN_OK) {
+        fprintf(stderr, "herenow-api: %s\n", err);
+        PQfinish(pg);
+        hn_config_free(&cfg);
+        return 2;
+    }
+    if (pg) PQfinish(pg);
     hn_api_server *srv = NULL;
     if (hn_server_create(&srv, &cfg, err, sizeof(err)) != HN_OK) {
         fprintf(stderr, "herenow-api: %s\n", err);

@@ -6,6 +6,7 @@
 #include "api/server_priv.h"
 #include "api/reply.h"
 #include "api/rules/webhook.h"
+#include "common/datakey.h"
 #include "common/prom.h"
 #include "common/tls.h"
 
@@ -63,6 +64,11 @@ static void metrics(hn_api_server *s, hn_buf *out) {
     for (int i = 1; i < HN_AUTH__COUNT; i++)
         hn_prom_u64(out, "herenow_api_auth_failures_total",
                     HN_PROM_L1("reason", hn_auth_reason((hn_auth_result)i)), s->auth_failures[i]);
+    hn_prom_counter(out, "herenow_data_open_failures_total",
+                    "Values sealed at rest that did not open (a key missing from HERENOW_DATA_KEY_FILE, or "
+                    "an altered value): answered as null, exported and sent sealed.", hn_dk_failures());
+    hn_prom_gauge(out, "herenow_data_keys", "Keys in HERENOW_DATA_KEY_FILE (0: values stored in clear).",
+                  (double)hn_dk_count());
 
     hn_pool_stats ps;
     hn_pool_stats_get(s->pool, &ps);

@@ -139,6 +139,8 @@ void hn_dk_shutdown(void) {
 
 bool hn_dk_enabled(void) { return ring.n > 0; }
 
+int hn_dk_count(void) { return ring.n; }
+
 const char *hn_dk_current(void) { return ring.n ? ring.keys[ring.n - 1].id : ""; }
 
 void hn_dk_ids(char *out, size_t cap) {

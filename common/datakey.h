@@ -36,6 +36,7 @@
 int  hn_dk_init(const char *path, char *err, size_t cap);
 void hn_dk_shutdown(void);
 bool hn_dk_enabled(void);
+int  hn_dk_count(void);
 /* The sealing key's id ("" without keys). */
 const char *hn_dk_current(void);
 /* The ids of the ring, in file order, comma-separated (for messages). */
@@ -67,7 +68,7 @@ int  hn_dk_open_csv(hn_buf *out, const char *line, size_t n);
 void hn_dk_email_key(hn_buf *out, const char *e, size_t n);
 bool hn_dk_is_email_key(const char *v, size_t n);
 
-/* Values that did not open since start (herenow_data_decrypt_failures_total). */
+/* Values that did not open since start (herenow_data_open_failures_total). */
 uint64_t hn_dk_failures(void);
 
 #endif

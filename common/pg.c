@@ -1,5 +1,7 @@
 /* pg.c: PostgreSQL sessions set up the same way in every process (pg.h). */
 #include "common/pg.h"
+
+#include "common/datakey.h"
 #include "common/log.h"
 
 #include <stdio.h>
@@ -52,4 +54,61 @@ PGconn *hn_pg_connect(const char *url, const hn_pg_opts *o, char *err, size_t ca
     }
     PQclear(r);
     return pg;
+}
+
+/* What a key's check value seals (any text would do: it only has to open). */
+#define DK_CHECK "herenow data key check"
+
+int hn_pg_check_data_keys(PGconn *pg, bool enroll, char *err, size_t cap) {
+    PGresult *r = PQexec(pg, "SELECT id, check_value FROM hn_data_keys ORDER BY created_at, id");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        bool missing = st && strcmp(st, "42P01") == 0;      /* undefined_table: before 010 */
+        if (!missing) {
+            const char *m = PQresultErrorMessage(r);
+            snprintf(err, cap, "hn_data_keys: %.*s", hn_pg_line(m), m);
+        }
+        PQclear(r);
+        return missing ? HN_OK : HN_ERR;
+    }
+    int rc = HN_OK;
+    bool has_current = false;
+    for (int i = 0; i < PQntuples(r) && rc == HN_OK; i++) {
+        const char *id = PQgetvalue(r, i, 0), *cv = PQgetvalue(r, i, 1);
+        if (!hn_dk_enabled()) {
+            snprintf(err, cap, "the database holds values sealed under key '%s': set HERENOW_DATA_KEY_FILE "
+                     "(docs/OPERATIONS.md, Data at rest)", id);
+            rc = HN_ERR;
+        } else if (!hn_dk_has(id, strlen(id))) {
+            snprintf(err, cap, "the database holds values sealed under key '%s', which HERENOW_DATA_KEY_FILE "
+                     "does not have (keep a key in the file until `herenowctl key rotate` has moved every value off it)", id);
+            rc = HN_ERR;
+        } else {
+            hn_buf t = {0};
+            if (hn_dk_open(&t, cv, strlen(cv)) != HN_OK) {
+                snprintf(err, cap, "key '%s' of HERENOW_DATA_KEY_FILE is not the key '%s' the database's values "
+                         "were sealed with", id, id);
+                rc = HN_ERR;
+            }
+            hn_buf_free(&t);
+        }
+        has_current |= strcmp(id, hn_dk_current()) == 0;
+    }
+    PQclear(r);
+    if (rc != HN_OK || !enroll || !hn_dk_enabled() || has_current) return rc;
+    hn_buf cv = {0};
+    hn_dk_seal(&cv, DK_CHECK, sizeof(DK_CHECK) - 1);
+    hn_buf_append(&cv, "", 1);
+    const char *p[] = {hn_dk_current(), cv.p};
+    r = PQexecParams(pg, "INSERT INTO hn_data_keys (id, check_value) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                     2, NULL, p, NULL, NULL, 0);
+    hn_buf_free(&cv);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        const char *m = PQresultErrorMessage(r);
+        snprintf(err, cap, "hn_data_keys: %.*s", hn_pg_line(m), m);
+        rc = HN_ERR;
+    }
+    PQclear(r);
+    /* another process enrolled the same id first: its check value must open too */
+    return rc == HN_OK ? hn_pg_check_data_keys(pg, false, err, cap) : rc;
 }

@@ -10,6 +10,7 @@
 #define HN_PG_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,14 @@ PGconn *hn_pg_connect(const char *url, const hn_pg_opts *o, char *err, size_t ca
  * (sql/009_erasures.sql): the erase route takes it, each drain transaction
  * takes it shared before it reads the tombstones. */
 #define HN_PG_LOCK_ERASE "29384939580321657"
+
+/* Encryption at rest (common/datakey.h, sql/010_data_at_rest.sql): checks
+ * the key ring against hn_data_keys — every key the database may hold
+ * values under is in the ring, under the same id the same key (its check
+ * value opens) — and with enroll registers the sealing key there.
+ * HN_ERR with a one-line reason; HN_OK also when the table does not exist
+ * yet (a schema before migration 010). */
+int hn_pg_check_data_keys(PGconn *pg, bool enroll, char *err, size_t cap);
 
 /* Length of the first line of a libpq message (they end in '\n' and may
  * carry DETAIL lines that a one-line log does not want). */

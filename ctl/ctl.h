@@ -11,6 +11,7 @@
  *   rule.c     herenowctl rule list|add|show|enable|disable|rm  a widget's rules
  *   webhook.c  herenowctl webhook show|set|rm                  its lifecycle webhook
  *   doctor.c   herenowctl doctor           a deployment's configuration, servers, schema, clocks, files
+ *   key.c      herenowctl key new|status|rotate  the keys of encryption at rest
  *   util.c     what the modules share: flag parsing, connections, random keys
  *
  * Conventions: a command returns its process exit status (HN_CTL_EXIT_*).
@@ -41,6 +42,7 @@ int hn_ctl_spool(const hn_config *cfg, int argc, char **argv);
 int hn_ctl_rule(const hn_config *cfg, int argc, char **argv);
 int hn_ctl_webhook(const hn_config *cfg, int argc, char **argv);
 int hn_ctl_doctor(const hn_config *cfg, int argc, char **argv);
+int hn_ctl_key(const hn_config *cfg, int argc, char **argv);
 
 void hn_ctl_migrate_usage(FILE *f);
 void hn_ctl_widget_usage(FILE *f);
@@ -51,6 +53,7 @@ void hn_ctl_spool_usage(FILE *f);
 void hn_ctl_rule_usage(FILE *f);
 void hn_ctl_webhook_usage(FILE *f);
 void hn_ctl_doctor_usage(FILE *f);
+void hn_ctl_key_usage(FILE *f);
 
 /* ---- embedded migrations ($(OUT)/gen/migrations.c, scripts/embed-sql.sh) */
 

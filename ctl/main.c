@@ -30,6 +30,7 @@ static const command commands[] = {
     {"rule", hn_ctl_rule, hn_ctl_rule_usage, "list, add, show, enable, disable and remove a widget's rules"},
     {"webhook", hn_ctl_webhook, hn_ctl_webhook_usage, "show, set and remove a widget's lifecycle webhook"},
     {"doctor", hn_ctl_doctor, hn_ctl_doctor_usage, "check the configuration, the servers, the schema, the clocks and the files"},
+    {"key", hn_ctl_key, hn_ctl_key_usage, "make a data key, show what is sealed, rotate the stored values to the newest key"},
 };
 
 static void usage(FILE *f) {

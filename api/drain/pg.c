@@ -71,6 +71,12 @@ int hn_drain_pg_connect(hn_drain_worker *d) {
     bool ok = pg_ok(d, r, PGRES_COMMAND_OK, "setup");
     PQclear(r);
     if (!ok) { hn_drain_pg_close(d); return HN_ERR; }
+    /* the keys sealing what it writes (common/datakey.h) are the database's */
+    if (hn_pg_check_data_keys(d->pg, true, err, sizeof(err)) != HN_OK) {
+        hn_error("event=drain_data_keys_refused err='%s'", err);
+        hn_drain_pg_close(d);
+        return HN_ERR;
+    }
     d->pg_ready = true;
     /* the tombstones are read again from the first: a restored database
      * may number them anew */

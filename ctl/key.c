@@ -75,7 +75,8 @@ static int key_new(const hn_config *cfg, int argc, char **argv) {
  * absent); update_sql takes unnest($1 pk[], then old[] new[] per value,
  * then the email keys[]) and changes a row only where it still holds the
  * old values. email: which value is an email (its key is recomputed), -1
- * none. count_sql: the values per key id (or "clear"), for status. */
+ * none (the pk is selected as it is, not cast: ORDER BY would take a
+ * cast column of the same name for the table's). count_sql: the values per key id (or "clear"), for status. */
 typedef struct pass {
     const char *what;
     const char *cursor0;
@@ -93,7 +94,7 @@ typedef struct pass {
 
 static const pass passes[] = {
     {"widget_visitor_sessions (visitor_name, visitor_email, visitor_phone)", "0", 3, 1,
-     "SELECT id::text, visitor_name, visitor_email, visitor_phone FROM widget_visitor_sessions"
+     "SELECT id, visitor_name, visitor_email, visitor_phone FROM widget_visitor_sessions"
      " WHERE id > $1::bigint AND (visitor_name NOT LIKE $2 OR visitor_email NOT LIKE $2"
      "  OR visitor_phone NOT LIKE $2 OR (visitor_email IS NOT NULL AND (visitor_email_key IS NULL"
      "  OR visitor_email_key NOT LIKE 'hmac:%')))"
@@ -106,7 +107,7 @@ static const pass passes[] = {
      " AND s.visitor_email IS NOT DISTINCT FROM u.o2 AND s.visitor_phone IS NOT DISTINCT FROM u.o3",
      COUNT("widget_visitor_sessions", "unnest(ARRAY[visitor_name, visitor_email, visitor_phone])", "true")},
     {"widget_visitor_events (event_data of identify)", "00000000-0000-0000-0000-000000000000", 3, 1,
-     "SELECT event_id::text, event_data->>'name', event_data->>'email', event_data->>'phone'"
+     "SELECT event_id, event_data->>'name', event_data->>'email', event_data->>'phone'"
      " FROM widget_visitor_events WHERE event_type = 'id' AND event_id > $1::uuid"
      " AND (event_data->>'name' NOT LIKE $2 OR event_data->>'email' NOT LIKE $2"
      "  OR event_data->>'phone' NOT LIKE $2)"
@@ -123,14 +124,14 @@ static const pass passes[] = {
            "unnest(ARRAY[event_data->>'name', event_data->>'email', event_data->>'phone'])",
            "event_type = 'id'")},
     {"widget_conversation_messages (body)", "00000000-0000-0000-0000-000000000000", 1, -1,
-     "SELECT id::text, body FROM widget_conversation_messages WHERE id > $1::uuid AND body NOT LIKE $2"
+     "SELECT id, body FROM widget_conversation_messages WHERE id > $1::uuid AND body NOT LIKE $2"
      " ORDER BY id LIMIT $3::integer",
      "UPDATE widget_conversation_messages m SET body = u.n1"
      " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(id, o1, n1, k)"
      " WHERE m.id = u.id AND m.body = u.o1",
      COUNT("widget_conversation_messages", "body", "true")},
     {"webhook_deliveries (the message of a body)", "0", 1, -1,
-     "SELECT id::text, body::jsonb #>> '{message,body}' FROM webhook_deliveries"
+     "SELECT id, body::jsonb #>> '{message,body}' FROM webhook_deliveries"
      " WHERE id > $1::bigint AND body::jsonb #>> '{message,body}' NOT LIKE $2"
      " ORDER BY id LIMIT $3::integer",
      "UPDATE webhook_deliveries d SET body = jsonb_set(d.body::jsonb, '{message,body}', to_jsonb(u.n1))::text"

@@ -28,6 +28,8 @@
  */
 #include "ctl/ctl.h"
 
+#include "common/datakey.h"
+
 #include "common/ip.h"
 #include "common/net.h"
 #include "common/pct.h"
@@ -251,6 +253,25 @@ static PGconn *check_pg(doctor *d, const hn_config *cfg) {
     }
     PQclear(r);
     return pg;
+}
+
+/* ---- data keys (encryption at rest) ------------------------------------------------------------ */
+
+static void check_data_keys(doctor *d, PGconn *pg) {
+    char err[512], ids[256];
+    if (pg && hn_pg_check_data_keys(pg, false, err, sizeof(err)) != HN_OK) {
+        report(d, 2, "data keys", "HERENOW_DATA_KEY_FILE as the api has it (docs/OPERATIONS.md, Data at rest)", "%s", err);
+        return;
+    }
+    if (!hn_dk_enabled()) {
+        report(d, 1, "data keys",
+               "herenowctl key new --id k1 > /etc/herenow/data.key (chmod 640), HERENOW_DATA_KEY_FILE on the apis, then herenowctl key rotate",
+               "HERENOW_DATA_KEY_FILE is not set: visitors' names, emails, phones and messages are stored in clear");
+        return;
+    }
+    hn_dk_ids(ids, sizeof(ids));
+    report(d, 0, "data keys", NULL, "%s in the file, sealing with %s%s", ids, hn_dk_current(),
+           pg ? "; every key the database holds values under is there" : "");
 }
 
 /* ---- clocks ---------------------------------------------------------------------------------- */
@@ -510,6 +531,7 @@ int hn_ctl_doctor(const hn_config *cfg, int argc, char **argv) {
      * --flags); the daemons' own settings from the environment alone */
     hn_rcl *c = check_redis(&d, cfg);
     PGconn *pg = check_pg(&d, cfg);
+    check_data_keys(&d, pg);
     check_clocks(&d, c, pg);
     check_widgets(&d, c, pg);
     check_drain(&d, cfg, c);

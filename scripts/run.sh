@@ -38,6 +38,15 @@ API=${HERENOW_API_LISTEN}
 
 mkdir -p "$VAR"
 chmod 0755 "$VAR"
+# Encryption at rest (docs/OPERATIONS.md, Data at rest): a key made at the
+# first run, kept with the data; the api and herenowctl read it.
+if [ -z "${HERENOW_DATA_KEY_FILE+x}" ]; then
+    export HERENOW_DATA_KEY_FILE=$VAR/data.key
+    if [ ! -s "$HERENOW_DATA_KEY_FILE" ]; then
+        (umask 077 && "$BIN/herenowctl" key new --id k1 >"$HERENOW_DATA_KEY_FILE.new") &&
+            mv "$HERENOW_DATA_KEY_FILE.new" "$HERENOW_DATA_KEY_FILE"
+    fi
+fi
 started_redis=0 started_pg=0 collector_pid= api_pid=
 
 stop_all() {
@@ -138,6 +147,9 @@ herenow is running.
   api token    $TOKEN
                (for every widget; \`herenowctl token revoke ${TOKEN:3:12}\` ends it)
   demo widget  id $WID, key $KEY
+  data key     ${HERENOW_DATA_KEY_FILE:-(none: names, emails, phones, messages stored in clear)}
+               (seals visitors' names, emails, phones and chat messages in PostgreSQL;
+               keep it with the data: docs/OPERATIONS.md, Data at rest)
   embed        <script src="$HERENOW_PUBLIC_URL/h.js" data-widget="$KEY" async></script>
                (docs/WIDGET.md; a page with it: $VAR/demo.html — open it in a browser,
                then press Start chat on your row in the dashboard: docs/CHAT.md)

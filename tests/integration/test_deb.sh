@@ -12,7 +12,8 @@
 #     collector and the api as user herenow with the package's env files (servers swapped
 #     for the test's), /readyz 200, the dashboard served from /usr/share/herenow/www, a
 #     beacon through the packaged collector into the api's live list
-#   - purge: the conffiles and the state directory go
+#   - the data key of encryption at rest made at install (root:herenow 640), kept on reinstall
+#   - purge: the conffiles and the state directory go, the data key stays
 #
 # Needs the network (deb.debian.org) for the root's packages, as scripts/setup.sh does.
 set -euo pipefail
@@ -54,6 +55,9 @@ hn_assert_eq "the binaries run: --version" "herenow-collector $VERSION|herenow-a
 hn_assert_cmd "the system user herenow" bash -c "chroot '$R' getent passwd herenow | grep -q ':/var/lib/herenow:/usr/sbin/nologin\$'"
 hn_assert_eq "the env files: root:herenow 640" "640 root herenow|640 root herenow" \
     "$(in_root stat -c '%a %U %G' /etc/herenow/api.env)|$(in_root stat -c '%a %U %G' /etc/herenow/collector.env)"
+hn_assert_eq "the data key made at install: root:herenow 640, one key line" "640 root herenow 1" \
+    "$(in_root stat -c '%a %U %G' /etc/herenow/data.key) $(grep -cE '^k1 [0-9a-f]{64}$' "$R/etc/herenow/data.key")"
+KEYLINE=$(cat "$R/etc/herenow/data.key")
 for m in man8/herenow-collector.8 man8/herenow-api.8 man1/herenowctl.1; do
     hn_assert_cmd "man page $m, from --help (its settings)" bash -c "zcat '$R/usr/share/man/$m.gz' | grep -q 'HERENOW_REDIS_URL'"
 done
@@ -72,6 +76,7 @@ echo 'HERENOW_LOG_LEVEL=debug' >>"$R/etc/herenow/api.env"
 hn_assert_cmd "the package installed again over itself (an upgrade's path)" \
     in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall -o Dpkg::Options::=--force-confold "/tmp/$(basename "$DEB")"
 hn_assert_cmd "… keeps the operator's edit of a conffile" grep -qx 'HERENOW_LOG_LEVEL=debug' "$R/etc/herenow/api.env"
+hn_assert_eq "… keeps the data key" "$KEYLINE" "$(cat "$R/etc/herenow/data.key")"
 
 # ---- the units ---------------------------------------------------------------------------------
 for u in herenow-collector herenow-api; do
@@ -133,4 +138,5 @@ hn_stop "$HN_PID_collector"; hn_stop "$HN_PID_api"
 hn_assert_cmd "apt-get purge herenow" in_root apt-get purge -y -q herenow
 hn_assert_eq "purge: the binaries, the conffiles and the state directory are gone" "" \
     "$(ls -d "$R/usr/sbin/herenow-collector" "$R/etc/herenow/api.env" "$R/var/lib/herenow" 2>/dev/null || true)"
+hn_assert_eq "purge keeps the data key (the database it opens is not purged either)" "$KEYLINE" "$(cat "$R/etc/herenow/data.key")"
 hn_done

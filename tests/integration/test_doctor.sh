@@ -13,6 +13,10 @@ hn_start_stores
 # a small spool limit: the free-space check must not depend on the machine's disk
 export HERENOW_SPOOL_DIR=$HN_TMP/spool HERENOW_SPOOL_MAX_BYTES=65536 HERENOW_THREADS=2 HERENOW_GEOIP_DB=
 mkdir -p "$HERENOW_SPOOL_DIR"
+# encryption at rest on, as the package and make run set it up; the database knows the key
+"$CTL" key new --id k1 >"$HN_TMP/data.key"
+chmod 600 "$HN_TMP/data.key"
+export HERENOW_DATA_KEY_FILE=$HN_TMP/data.key
 
 doctor() { "$CTL" doctor >"$HN_TMP/doctor.out" 2>&1; }
 line() { grep -E "^(ok|warn|FAIL) +$1:" "$HN_TMP/doctor.out" | head -1; }
@@ -24,7 +28,7 @@ cat "$HN_TMP/doctor.out" | sed 's/^/# /'
 hn_assert_eq "sound: exit 0" 0 "$rc"
 hn_assert_eq "sound: no FAIL line" 0 "$(fails)"
 hn_assert_cmd "the spool: room for every worker's file" bash -c "grep -qE '^ok +spool: .* for 0 MiB of spools \\(2 workers\\)' '$HN_TMP/doctor.out'"
-for what in config redis schema "clock redis" "clock postgresql" widgets spool geoip; do
+for what in config redis schema "data keys" "clock redis" "clock postgresql" widgets spool geoip; do
     hn_assert_cmd "sound: '$what' ok" bash -c "grep -qE '^ok +$what:' '$HN_TMP/doctor.out'"
 done
 if hn_cluster_mode; then
@@ -36,6 +40,10 @@ hn_assert_eq "a --redis-url flag is the Redis checked" "1 1" "$rc $(grep -cE '^F
 hn_assert_cmd "no api yet: the drain's group is missing, a warning with its fix" \
     bash -c "grep -qE '^warn +drain: .*no consumer group .* fix: start an api with HERENOW_DRAIN=on' '$HN_TMP/doctor.out'"
 hn_assert_cmd "the last line sums it up" bash -c "tail -1 '$HN_TMP/doctor.out' | grep -qx 'ok: 0 failed, 1 to look at'"
+
+rc=0; HERENOW_DATA_KEY_FILE= "$CTL" doctor >"$HN_TMP/doctor.clear" 2>&1 || rc=$?
+hn_assert_cmd "no data key file: a warning (stored in clear) with the fix" \
+    grep -qE '^warn +data keys: HERENOW_DATA_KEY_FILE is not set: .* in clear — fix: herenowctl key new' "$HN_TMP/doctor.clear"
 
 # --- 2. each fault, named with its fix ------------------------------------------------------
 fault() {   # fault DESC WHAT PATTERN ENV...: doctor with ENV exits 1, WHAT's line FAIL matching PATTERN
@@ -85,6 +93,10 @@ fault "two days left" tls "expires in (1 day|2 days) — fix: renew" $(tlsenv so
 fault "a key that is not the certificate's" tls "key values mismatch.*fix: a PEM chain" $(tlsenv month soon)
 fault "a certificate without an HTTPS port" tls "no HTTPS port is.*fix: set HERENOW_HTTPS_LISTEN" \
     HERENOW_TLS_CERT="$HN_TMP/month.pem" HERENOW_TLS_KEY="$HN_TMP/month.key"
+hn_psql "INSERT INTO hn_data_keys (id, check_value) VALUES ('k9', 'hnenc:v1:k9:AAAA')" >/dev/null
+fault "the database holds values under a key the file lacks" "data keys" \
+    "sealed under key .k9., which HERENOW_DATA_KEY_FILE does not have.*fix: HERENOW_DATA_KEY_FILE as the api has it"
+hn_psql "DELETE FROM hn_data_keys WHERE id = 'k9'" >/dev/null
 hn_redis HDEL hn:widgets "$(hn_psql "SELECT key FROM widget_configs LIMIT 1")" >/dev/null
 fault "widgets out of sync" widgets "1 of 1 in PostgreSQL missing from Redis.*fix: herenowctl widget sync"
 "$CTL" widget sync >/dev/null

@@ -81,7 +81,9 @@ int main(int argc, char **argv) {
         hn_ctl_errorf("missing command (see --help)");
         goto out;
     }
-    if (hn_dk_init(cfg.data_key_file, err, sizeof(err)) != HN_OK) {
+    /* the data keys (common/datakey.h); `key new` makes the file's first line, so it needs none */
+    bool key_new = argi + 1 < argc && strcmp(argv[argi], "key") == 0 && strcmp(argv[argi + 1], "new") == 0;
+    if (!key_new && hn_dk_init(cfg.data_key_file, err, sizeof(err)) != HN_OK) {
         hn_ctl_errorf("%s", err);
         goto out;
     }

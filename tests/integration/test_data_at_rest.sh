@@ -109,6 +109,8 @@ hn_stop "$API_PID"
 KF=$HN_TMP/data.keys
 "$CTL" key new --id k1 >"$KF"
 hn_assert_cmd "key new: one line, id and 64 hex digits" grep -qE '^k1 [0-9a-f]{64}$' "$KF"
+hn_assert_cmd "key new needs no key file, even one named and not made yet (its first line)" \
+    env HERENOW_DATA_KEY_FILE="$HN_TMP/not-yet.keys" "$CTL" key new --id k1
 chmod 644 "$KF"
 out=$(refused "$KF")
 hn_assert_cmd "a key file others can read: exit 2, one line ($out)" ends "$out" "lets others read it (chmod 640)"

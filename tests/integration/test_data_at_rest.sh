@@ -177,6 +177,15 @@ for s in "Ada Lovelace" "Ada@Example.ORG" "ada@example.org" "7946 0000" "invitat
     hn_assert_cmd "pg_dump: nothing of '$s'" bash -c "! grep -qi '$s' '$HN_TMP/dump.sql'"
 done
 
+# the files themselves: PostgreSQL's heap and WAL never held these in clear
+hn_psql "CHECKPOINT" >/dev/null
+hn_assert_cmd "PostgreSQL's data directory: the grep sees what was stored in clear (§1's visitor)" \
+    grep -rqa "Clara Clear" "$HN_TMP/pg/data/base"
+for s in "Ada Lovelace" "7946 0000" "visitor secret 7Q" "agent secret 9Z"; do
+    hn_assert_cmd "PostgreSQL's data directory (heap, WAL): no '$s'" \
+        bash -c "! grep -rqa '$s' '$HN_TMP/pg/data/base' '$HN_TMP/pg/data/pg_wal'"
+done
+
 # readers
 hn_assert_eq "the receiver: both messages opened, signatures valid" \
     "true true|agent secret 9Z, \"quoted\"
@@ -275,6 +284,13 @@ hn_assert_eq "without k1: the once-clear visitor opened" "Clara Clear|Clara@Exam
     "$(j '"\(.visitor_name)|\(.visitor_email)|\(.visitor_phone)"')"
 req GET "/sessions/$SID/messages?widget=$W1"
 hn_assert_eq "without k1: the thread opened" 2 "$(j '[.messages[].text | select(test("secret"))] | length')"
+curl -fsS -H "Authorization: Bearer $TOK" "$BASE/widgets/$W1/export.csv?what=sessions&from=1d" >"$HN_TMP/s2.csv"
+hn_assert_eq "without k1: every identified session of the export opened, none lost" \
+    "$(hn_psql "SELECT count(*) FROM widget_visitor_sessions WHERE visitor_name IS NOT NULL") 0" \
+    "$(python3 -c 'import csv,sys; r=list(csv.DictReader(open(sys.argv[1]))); print(sum(1 for x in r if x["visitor_name"]), sum(1 for x in r for v in x.values() if v.startswith("hnenc:")))' "$HN_TMP/s2.csv")"
+hn_assert_eq "…and the sessions identified again during the rotation have their new name" "$n" \
+    "$(python3 -c 'import csv,sys; print(sum(1 for x in csv.DictReader(open(sys.argv[1])) if x["visitor_name"].startswith("Again ")))' "$HN_TMP/s2.csv")"
+hn_assert_eq "…nothing failed to open" 0 "$(api_metric herenow_data_open_failures_total)"
 req POST "/widgets/$W1/bans" '{"email": "clara@example.org"}'
 VC=$(hn_psql "SELECT visitor_id FROM widget_visitor_sessions WHERE session_id = 'sessCLEAR001'")
 hn_assert_cmd "a ban by the once-clear email finds its visitor (the email key rotated)" banned "$VC"

@@ -81,6 +81,9 @@ static int isolate(hn_drain_worker *d, int64_t *sessions) {
             hn_drain_batch_reject(b, &b->entries[i], d->last_err);
             w = hn_drain_pg_write_batch(d, sessions);
         }
+        /* an erased visitor's sessions leave Redis before the ack, as in a
+         * whole batch (each entry's write finds its own) */
+        if (w == HN_OK) hn_drain_stream_forget(d);
         if (w != HN_OK || hn_drain_stream_ack(d) != HN_OK) {
             rc = HN_ERR;
             break;

@@ -47,7 +47,7 @@ static void sealed_member(hn_buf *b, bool *first, const char *key, const char *v
     } else {
         hn_json_kstrn(b, first, key, t.p ? t.p : "", t.len);
     }
-    hn_buf_free(&t);
+    hn_dk_buf_wipe(&t);
 }
 
 void hn_rt_pg_row(hn_buf *b, bool *first, const PGresult *res, int row, int col0,

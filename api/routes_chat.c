@@ -394,7 +394,7 @@ void hn_route_chat_message(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *
     const char *p[] = {c.wbuf, c.sid, lv.chat, mid, c.f[1].val ? c.f[1].val : "",
                        rq->who.token_id, sealed.p};
     res = hn_api_pg_exec(w, rs, PGRES_TUPLES_OK, message_sql, 7, p);
-    hn_buf_free(&sealed);
+    hn_dk_buf_wipe(&sealed);
     if (res == NULL) {
         rollback(w);
         goto out;

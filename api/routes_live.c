@@ -625,7 +625,7 @@ void hn_route_session(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
             em = ok ? eo.p : NULL;
         }
         hn_annot_view av = hn_annot_find(an, visitor, em);
-        hn_buf_free(&eo);
+        hn_dk_buf_wipe(&eo);
         if (av.v == NULL && f.row && f.snap) av.v = hn_annot_find(an, hn_snap_field(f.snap, HN_SF_VISITOR), NULL).v;
         hn_annot_put(&out, &first, av);
         hn_annot_release(an);

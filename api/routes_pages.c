@@ -301,7 +301,7 @@ out:
     free(page);
     hn_buf_free(&ids);
     hn_buf_free(&out);
-    for (int i = 0; i < 3; i++) hn_buf_free(&opened[i]);
+    for (int i = 0; i < 3; i++) hn_dk_buf_wipe(&opened[i]);
 }
 
 /* ---- concurrency ----------------------------------------------------------------------------- */

@@ -368,4 +368,20 @@ void hn_dk_email_key(hn_buf *out, const char *e, size_t n) {
 
 bool hn_dk_is_email_key(const char *v, size_t n) { return n == 69 && memcmp(v, "hmac:", 5) == 0; }
 
+void hn_dk_index_check(char *out) {
+    static const char label[] = "herenow blind index check v1";
+    unsigned char mac[32];
+    unsigned int ml = sizeof(mac);
+    out[0] = '\0';
+    if (ring.n == 0) return;
+    HMAC(EVP_sha256(), ring.index, KEY_LEN, (const unsigned char *)label, sizeof(label) - 1, mac, &ml);
+    memcpy(out, "idx:", 4);
+    for (unsigned i = 0; i < 16; i++) snprintf(out + 4 + 2 * i, 3, "%02x", mac[i]);
+}
+
+void hn_dk_buf_wipe(hn_buf *b) {
+    if (b->p) OPENSSL_cleanse(b->p, b->cap);
+    hn_buf_free(b);
+}
+
 uint64_t hn_dk_failures(void) { return atomic_load_explicit(&failures, memory_order_relaxed); }

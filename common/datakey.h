@@ -7,7 +7,8 @@
  *   the key file      one "<id> <64 hex digits>" line per key (id: 1..16 of
  *                     A-Z a-z 0-9 _ -); the last line's key seals, every key
  *                     opens; "index <64 hex>" is the blind-index key (else
- *                     one derived from the first key); # comments
+ *                     one derived from the first key, which must then stay
+ *                     first: the database refuses another); # comments
  *   a sealed value    "hnenc:v1:<id>:" + base64(nonce[12] ciphertext tag[16]),
  *                     the text up to the last ':' as associated data
  *   an email key      what equality lookups compare (bans and notes by
@@ -67,6 +68,14 @@ int  hn_dk_open_csv(hn_buf *out, const char *line, size_t n);
 /* Appends the email key of the address e (see above). */
 void hn_dk_email_key(hn_buf *out, const char *e, size_t n);
 bool hn_dk_is_email_key(const char *v, size_t n);
+/* A fingerprint of the index key ("idx:" + 32 hex; "" without keys): what
+ * the database keeps to refuse a start whose email keys would differ from
+ * the stored ones. out >= HN_DK_INDEX_CHECK_LEN + 1. */
+#define HN_DK_INDEX_CHECK_LEN 36
+void hn_dk_index_check(char *out);
+
+/* Frees b after overwriting what it held (opened text). */
+void hn_dk_buf_wipe(hn_buf *b);
 
 /* Values that did not open since start (herenow_data_open_failures_total). */
 uint64_t hn_dk_failures(void);

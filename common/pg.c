@@ -58,6 +58,23 @@ PGconn *hn_pg_connect(const char *url, const hn_pg_opts *o, char *err, size_t ca
 
 /* What a key's check value seals (any text would do: it only has to open). */
 #define DK_CHECK "herenow data key check"
+/* The row of the index key's fingerprint (never a key id: the key file
+ * reserves the name). */
+#define DK_INDEX "index"
+
+static int dk_insert(PGconn *pg, const char *id, const char *cv, char *err, size_t cap) {
+    const char *p[] = {id, cv};
+    PGresult *r = PQexecParams(pg, "INSERT INTO hn_data_keys (id, check_value) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                               2, NULL, p, NULL, NULL, 0);
+    int rc = HN_OK;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        const char *m = PQresultErrorMessage(r);
+        snprintf(err, cap, "hn_data_keys: %.*s", hn_pg_line(m), m);
+        rc = HN_ERR;
+    }
+    PQclear(r);
+    return rc;
+}
 
 int hn_pg_check_data_keys(PGconn *pg, bool enroll, char *err, size_t cap) {
     PGresult *r = PQexec(pg, "SELECT id, check_value FROM hn_data_keys ORDER BY created_at, id");
@@ -73,8 +90,17 @@ int hn_pg_check_data_keys(PGconn *pg, bool enroll, char *err, size_t cap) {
     }
     int rc = HN_OK;
     bool has_current = false;
+    char index[HN_DK_INDEX_CHECK_LEN + 1], db_index[HN_DK_INDEX_CHECK_LEN + 1] = "";
+    hn_dk_index_check(index);
+    /* the keys first (a missing key is the likelier mistake), the index after */
     for (int i = 0; i < PQntuples(r) && rc == HN_OK; i++) {
         const char *id = PQgetvalue(r, i, 0), *cv = PQgetvalue(r, i, 1);
+        if (strcmp(id, DK_INDEX) == 0) {
+            snprintf(db_index, sizeof(db_index), "%s", cv);
+            continue;
+        }
+        char cid[HN_DK_ID_MAX + 1];
+        hn_dk_id_of(cv, strlen(cv), cid);
         if (!hn_dk_enabled()) {
             snprintf(err, cap, "the database holds values sealed under key '%s': set HERENOW_DATA_KEY_FILE "
                      "(docs/OPERATIONS.md, Data at rest)", id);
@@ -85,7 +111,7 @@ int hn_pg_check_data_keys(PGconn *pg, bool enroll, char *err, size_t cap) {
             rc = HN_ERR;
         } else {
             hn_buf t = {0};
-            if (hn_dk_open(&t, cv, strlen(cv)) != HN_OK) {
+            if (strcmp(cid, id) != 0 || hn_dk_open(&t, cv, strlen(cv)) != HN_OK) {
                 snprintf(err, cap, "key '%s' of HERENOW_DATA_KEY_FILE is not the key '%s' the database's values "
                          "were sealed with", id, id);
                 rc = HN_ERR;
@@ -95,20 +121,25 @@ int hn_pg_check_data_keys(PGconn *pg, bool enroll, char *err, size_t cap) {
         has_current |= strcmp(id, hn_dk_current()) == 0;
     }
     PQclear(r);
-    if (rc != HN_OK || !enroll || !hn_dk_enabled() || has_current) return rc;
-    hn_buf cv = {0};
-    hn_dk_seal(&cv, DK_CHECK, sizeof(DK_CHECK) - 1);
-    hn_buf_append(&cv, "", 1);
-    const char *p[] = {hn_dk_current(), cv.p};
-    r = PQexecParams(pg, "INSERT INTO hn_data_keys (id, check_value) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
-                     2, NULL, p, NULL, NULL, 0);
-    hn_buf_free(&cv);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        const char *m = PQresultErrorMessage(r);
-        snprintf(err, cap, "hn_data_keys: %.*s", hn_pg_line(m), m);
+    if (rc == HN_OK && hn_dk_enabled() && db_index[0] && strcmp(db_index, index) != 0) {
+        snprintf(err, cap, "the email index key of HERENOW_DATA_KEY_FILE is not the database's (its `index` line, "
+                 "or without one its first key, must stay as it was: docs/OPERATIONS.md, Data at rest)");
         rc = HN_ERR;
     }
-    PQclear(r);
-    /* another process enrolled the same id first: its check value must open too */
-    return rc == HN_OK ? hn_pg_check_data_keys(pg, false, err, cap) : rc;
+    if (rc != HN_OK || !enroll || !hn_dk_enabled()) return rc;
+    bool again = false;
+    if (!db_index[0]) {
+        if (dk_insert(pg, DK_INDEX, index, err, cap) != HN_OK) return HN_ERR;
+        again = true;
+    }
+    if (!has_current) {
+        hn_buf cv = {0};
+        hn_dk_seal(&cv, DK_CHECK, sizeof(DK_CHECK) - 1);
+        hn_buf_append(&cv, "", 1);
+        rc = dk_insert(pg, hn_dk_current(), cv.p, err, cap);
+        hn_buf_free(&cv);
+        again = true;
+    }
+    /* another process enrolled first: what it wrote must agree too */
+    return rc == HN_OK && again ? hn_pg_check_data_keys(pg, false, err, cap) : rc;
 }

@@ -20,6 +20,7 @@
 #include "common/datakey.h"
 #include "common/pg.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +29,10 @@
 
 void hn_ctl_key_usage(FILE *f) {
     fprintf(f,
-            "herenowctl key new [--id ID]\n"
-            "  Prints a new key line for HERENOW_DATA_KEY_FILE (append it: the last key seals).\n"
+            "herenowctl key new [--id ID] [--with-index]\n"
+            "  Prints a new key line for HERENOW_DATA_KEY_FILE (append it: the last key seals);\n"
+            "  --with-index also an index line first (for a new file: the email index key, kept\n"
+            "  while key lines come and go).\n"
             "herenowctl key status\n"
             "  The file's keys, the database's, and the values stored per key and in clear.\n"
             "herenowctl key rotate [--batch N]\n"
@@ -41,7 +44,9 @@ void hn_ctl_key_usage(FILE *f) {
 static int key_new(const hn_config *cfg, int argc, char **argv) {
     (void)cfg;
     const char *id = NULL;
-    hn_ctl_flag flags[] = {{.name = "id", .type = HN_CTL_STR, .dst = &id}};
+    bool with_index = false;
+    hn_ctl_flag flags[] = {{.name = "id", .type = HN_CTL_STR, .dst = &id},
+                           {.name = "with-index", .type = HN_CTL_BOOL, .dst = &with_index}};
     if (hn_ctl_parse_flags("key new", argc, argv, flags, HN_ARRAY_LEN(flags)) != HN_OK) return HN_CTL_EXIT_USAGE;
     char def[32];
     if (id == NULL) {
@@ -57,14 +62,18 @@ static int key_new(const hn_config *cfg, int argc, char **argv) {
         hn_ctl_errorf("key new: --id: want 1..16 of A-Z a-z 0-9 _ - (not \"index\")");
         return HN_CTL_EXIT_USAGE;
     }
-    unsigned char k[32];
+    unsigned char k[64];
     if (RAND_bytes(k, sizeof(k)) != 1) {
         hn_ctl_errorf("key new: no random bytes");
         return HN_CTL_EXIT_FAIL;
     }
-    printf("%s ", id);
-    for (size_t i = 0; i < sizeof(k); i++) printf("%02x", k[i]);
-    printf("\n");
+    /* the index line first: it stays when key lines come and go */
+    for (int l = with_index ? 0 : 1; l < 2; l++) {
+        printf("%s ", l == 0 ? "index" : id);
+        for (size_t i = 0; i < 32; i++) printf("%02x", k[32 * l + i]);
+        printf("\n");
+    }
+    OPENSSL_cleanse(k, sizeof(k));
     return HN_CTL_EXIT_OK;
 }
 
@@ -106,17 +115,19 @@ static const pass passes[] = {
      " WHERE s.id = u.id AND s.visitor_name IS NOT DISTINCT FROM u.o1"
      " AND s.visitor_email IS NOT DISTINCT FROM u.o2 AND s.visitor_phone IS NOT DISTINCT FROM u.o3",
      COUNT("widget_visitor_sessions", "unnest(ARRAY[visitor_name, visitor_email, visitor_phone])", "true")},
-    {"widget_visitor_events (event_data of identify)", "00000000-0000-0000-0000-000000000000", 3, 1,
-     "SELECT event_id, event_data->>'name', event_data->>'email', event_data->>'phone'"
-     " FROM widget_visitor_events WHERE event_type = 'id' AND event_id > $1::uuid"
+    {"widget_visitor_events (event_data of identify)", "00000000-0000-0000-0000-000000000000|-infinity", 3, 1,
+     /* the key is "<event_id>|<recv_at>": the update finds each row's partition */
+     "SELECT event_id || '|' || recv_at, event_data->>'name', event_data->>'email', event_data->>'phone'"
+     " FROM widget_visitor_events WHERE event_type = 'id' AND event_id > split_part($1, '|', 1)::uuid"
      " AND (event_data->>'name' NOT LIKE $2 OR event_data->>'email' NOT LIKE $2"
      "  OR event_data->>'phone' NOT LIKE $2)"
      " ORDER BY event_id LIMIT $3::integer",
      "UPDATE widget_visitor_events e SET event_data = jsonb_strip_nulls(jsonb_build_object("
      "  'name', u.n1, 'email', u.n2, 'phone', u.n3))"
-     " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+     " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
      "  $8::text[]) AS u(id, o1, n1, o2, n2, o3, n3, k)"
-     " WHERE e.event_id = u.id AND e.event_type = 'id'"
+     " WHERE e.event_id = split_part(u.id, '|', 1)::uuid AND e.recv_at = split_part(u.id, '|', 2)::timestamptz"
+     " AND e.event_type = 'id'"
      " AND e.event_data->>'name' IS NOT DISTINCT FROM u.o1"
      " AND e.event_data->>'email' IS NOT DISTINCT FROM u.o2"
      " AND e.event_data->>'phone' IS NOT DISTINCT FROM u.o3",
@@ -175,7 +186,10 @@ static int run_pass(PGconn *pg, const pass *ps, const char *like, long long batc
     for (;;) {
         const char *sp[] = {cursor, like, lim};
         PGresult *r = hn_ctl_pg_exec(pg, "key rotate", PGRES_TUPLES_OK, ps->select_sql, 3, sp);
-        if (r == NULL) return HN_CTL_EXIT_FAIL;
+        if (r == NULL) {
+            rc = HN_CTL_EXIT_FAIL;
+            break;
+        }
         int rows = PQntuples(r), narr = 2 + 2 * ps->nval;
         if (rows == 0) {
             PQclear(r);
@@ -196,7 +210,13 @@ static int run_pass(PGconn *pg, const pass *ps, const char *like, long long batc
                 char id[HN_DK_ID_MAX + 1];
                 hn_dk_id_of(v, n, id);
                 hn_buf_reset(&tmp);
-                if (hn_dk_open(&tmp, v, n) != HN_OK) {
+                /* the database's keys are all in the ring (checked at the
+                 * start): a value "sealed" under another id is text that
+                 * looks sealed (a visitor's), sealed as it is */
+                if (id[0] && !hn_dk_has(id, strlen(id))) {
+                    hn_buf_append(&tmp, v, n);
+                    id[0] = '\0';
+                } else if (hn_dk_open(&tmp, v, n) != HN_OK) {
                     ok = false;
                     break;
                 }
@@ -216,6 +236,7 @@ static int run_pass(PGconn *pg, const pass *ps, const char *like, long long batc
                 t->failed++;
             }
             for (int c = 0; c < 3; c++) hn_buf_free(&nv[c]);
+            if (ek.p) OPENSSL_cleanse(ek.p, ek.cap);
             hn_buf_free(&ek);
         }
         snprintf(cursor, sizeof(cursor), "%s", PQgetvalue(r, rows - 1, 0));
@@ -235,7 +256,7 @@ static int run_pass(PGconn *pg, const pass *ps, const char *like, long long batc
         }
         if (rows < batch) break;
     }
-    if (tmp.p) memset(tmp.p, 0, tmp.cap);
+    if (tmp.p) OPENSSL_cleanse(tmp.p, tmp.cap);
     hn_buf_free(&tmp);
     for (int i = 0; i < 8; i++) hn_buf_free(&a[i]);
     return rc;
@@ -308,10 +329,29 @@ static int key_rotate(const hn_config *cfg, int argc, char **argv) {
         rc = ban_keys(pg, &t);
         printf("visitor_bans (email keys): %lld rows\n", t.moved);
     }
-    if (rc == HN_CTL_EXIT_OK && all.skipped == 0 && all.failed == 0) {
+    /* what is under another key now, counted again: an api still sealing
+     * with an older file would have added some since the passes */
+    long long others = 0;
+    for (size_t i = 0; i < HN_ARRAY_LEN(passes) && rc == HN_CTL_EXIT_OK && all.skipped == 0 && all.failed == 0; i++) {
+        PGresult *r = hn_ctl_pg_exec(pg, "key rotate", PGRES_TUPLES_OK, passes[i].count_sql, 0, NULL);
+        if (r == NULL) {
+            rc = HN_CTL_EXIT_FAIL;
+            break;
+        }
+        for (int j = 0; j < PQntuples(r); j++)
+            if (strcmp(PQgetvalue(r, j, 0), "clear") != 0 && strcmp(PQgetvalue(r, j, 0), hn_dk_current()) != 0)
+                others += atoll(PQgetvalue(r, j, 1));
+        PQclear(r);
+    }
+    if (rc == HN_CTL_EXIT_OK && others > 0) {
+        hn_ctl_errorf("key rotate: %lld values were sealed under an older key meanwhile (an api with an older "
+                      "HERENOW_DATA_KEY_FILE?): give every api the new key, then run it again (the other keys are kept)",
+                      others);
+        rc = HN_CTL_EXIT_FAIL;
+    } else if (rc == HN_CTL_EXIT_OK && all.skipped == 0 && all.failed == 0) {
         const char *p[] = {hn_dk_current()};
         PGresult *r = hn_ctl_pg_exec(pg, "key rotate", PGRES_TUPLES_OK,
-                                     "DELETE FROM hn_data_keys WHERE id <> $1 RETURNING id", 1, p);
+                                     "DELETE FROM hn_data_keys WHERE id <> $1 AND id <> 'index' RETURNING id", 1, p);
         if (r == NULL) {
             rc = HN_CTL_EXIT_FAIL;
         } else {
@@ -338,7 +378,7 @@ static int key_status(const hn_config *cfg, int argc, char **argv) {
     if (pg == NULL) return HN_CTL_EXIT_FAIL;
     int rc = HN_CTL_EXIT_OK;
     PGresult *r = hn_ctl_pg_exec(pg, "key status", PGRES_TUPLES_OK,
-                                 "SELECT coalesce(string_agg(id, ',' ORDER BY created_at, id), '') FROM hn_data_keys",
+                                 "SELECT coalesce(string_agg(id, ',' ORDER BY created_at, id), '') FROM hn_data_keys WHERE id <> 'index'",
                                  0, NULL);
     if (r == NULL) {
         PQfinish(pg);

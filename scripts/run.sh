@@ -43,7 +43,7 @@ chmod 0755 "$VAR"
 if [ -z "${HERENOW_DATA_KEY_FILE+x}" ]; then
     export HERENOW_DATA_KEY_FILE=$VAR/data.key
     if [ ! -s "$HERENOW_DATA_KEY_FILE" ]; then
-        (umask 077 && "$BIN/herenowctl" key new --id k1 >"$HERENOW_DATA_KEY_FILE.new") &&
+        (umask 077 && "$BIN/herenowctl" key new --id k1 --with-index >"$HERENOW_DATA_KEY_FILE.new") &&
             mv "$HERENOW_DATA_KEY_FILE.new" "$HERENOW_DATA_KEY_FILE"
     fi
 fi

@@ -417,6 +417,13 @@ void hn_drain_pg_maintenance(hn_drain_worker *d) {
             pthread_mutex_unlock(&d->mu);
         }
         PQclear(r);
+        /* the sealing key enrolled again if a `key rotate` run with a newer
+         * file released it while this process still seals with it: a start
+         * without that key is then refused, not left with values it cannot
+         * open */
+        char err[512];
+        if (d->pg && hn_pg_check_data_keys(d->pg, true, err, sizeof(err)) != HN_OK)
+            hn_error("event=drain_data_keys_refused err='%s'", err);
     }
     if (now - d->last_maint_ms >= HN_DRAIN_MAINT_EVERY_MS) {
         d->last_maint_ms = now;

@@ -315,13 +315,15 @@ static int reconcile(hn_live *l, lwidget *w, int64_t now) {
     atomic_fetch_add_explicit(&l->reconciles, 1, memory_order_relaxed);
     lsess *s, *tmp;
     HASH_ITER(hh, w->sessions, s, tmp) s->seen = false;
+    int64_t lowest = INT64_MAX;          /* the oldest score the answer holds */
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
         redisReply *m = r->element[i], *sc = r->element[i + 1];
         if (m->type != REDIS_REPLY_STRING || sc->type != REDIS_REPLY_STRING) continue;
+        int64_t score = (int64_t)strtod(sc->str, NULL);
+        if (score < lowest) lowest = score;
         s = hn_hub_sess_get(l, w, m->str, m->len);
         if (s == NULL) continue;
         s->seen = true;
-        int64_t score = (int64_t)strtod(sc->str, NULL);
         if (!s->known || score != s->score) s->dirty = true;
     }
     w->capped = r->type == REDIS_REPLY_ARRAY && r->elements / 2 >= (size_t)l->cfg->sse_max_sessions;
@@ -330,9 +332,15 @@ static int reconcile(hn_live *l, lwidget *w, int64_t now) {
     HASH_ITER(hh, w->sessions, s, tmp) {
         if (s->seen || s->dirty) continue;      /* a dirty one is read now anyway */
         /* A known one is read at the flush, which finds why it left (its
-         * end record may not be read yet: another shard, another node). */
-        if (s->known) s->dirty = true;
-        else hn_hub_sess_drop(w, s);
+         * end record may not be read yet: another shard, another node) —
+         * unless the list is capped and it is older than the newest
+         * HERENOW_SSE_MAX_SESSIONS: then it leaves the list, still live. */
+        if (s->known && !(w->capped && s->score < lowest)) {
+            s->dirty = true;
+            continue;
+        }
+        if (s->known) hn_hub_emit_leave(l, w, s, "gone");
+        hn_hub_sess_drop(w, s);
     }
     w->next_reconcile = hn_mono_ms() + (uint64_t)l->cfg->sse_reconcile_ms;
     return HN_OK;

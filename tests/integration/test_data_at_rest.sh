@@ -60,8 +60,8 @@ drained() { [ "$(hn_psql "$1")" = "${2:-1}" ]; }
 
 # ---- 1. a database from before the keys -----------------------------------------------------
 start_api ""
-send --type pv --session sessCLEAR001 --seq 1 --url https://example.com/
-send --type id --session sessCLEAR001 --seq 2 --visitor-name "Clara Clear" --email Clara@Example.org --phone "+1 555 0100"
+send --type pv --session sessCLEAR001 --seq 1 --url https://example.com/ --vid visitor-clara
+send --type id --session sessCLEAR001 --seq 2 --vid visitor-clara --visitor-name "Clara Clear" --email Clara@Example.org --phone "+1 555 0100"
 hn_wait_for 10 "the identify drained" drained \
     "SELECT count(*) FROM widget_visitor_sessions WHERE session_id = 'sessCLEAR001' AND visitor_email IS NOT NULL"
 hn_assert_eq "without keys: stored in clear, the email key lower-cased" "Clara Clear|Clara@Example.org|clara@example.org" \
@@ -107,8 +107,9 @@ hn_stop "$API_PID"
 
 # ---- 2. key files refused with one line -------------------------------------------------------
 KF=$HN_TMP/data.keys
-"$CTL" key new --id k1 >"$KF"
-hn_assert_cmd "key new: one line, id and 64 hex digits" grep -qE '^k1 [0-9a-f]{64}$' "$KF"
+"$CTL" key new --id k1 --with-index >"$KF"
+hn_assert_eq "key new --with-index: an index line, then the key's, 64 hex digits each" "index k1" \
+    "$(grep -E '^[a-z0-9]+ [0-9a-f]{64}$' "$KF" | cut -d' ' -f1 | tr '\n' ' ' | sed 's/ $//')"
 hn_assert_cmd "key new needs no key file, even one named and not made yet (its first line)" \
     env HERENOW_DATA_KEY_FILE="$HN_TMP/not-yet.keys" "$CTL" key new --id k1
 chmod 644 "$KF"
@@ -128,7 +129,8 @@ hn_assert_eq "herenowctl refuses it too (exit 2)" 2 \
 
 # ---- 3. sealed at rest, opened for readers ---------------------------------------------------
 start_api "$KF"
-hn_assert_eq "the key enrolled in hn_data_keys" k1 "$(hn_psql "SELECT string_agg(id, ',') FROM hn_data_keys")"
+hn_assert_eq "the key and the index key's fingerprint enrolled in hn_data_keys" "index:idx: k1" \
+    "$(hn_psql "SELECT string_agg(id || CASE WHEN id = 'index' THEN ':' || left(check_value, 4) ELSE '' END, ' ' ORDER BY id) FROM hn_data_keys")"
 # the webhook receiver: chat.message bodies carry the message
 RLOG=$HN_TMP/received.jsonl SECRETS=$HN_TMP/secrets
 : >"$RLOG"
@@ -140,8 +142,8 @@ hn_assert_eq "the lifecycle webhook set" 201 "$ST"
 j .secret >>"$SECRETS"
 
 SID=sessSEAL0001
-send --type pv --session $SID --seq 1 --url https://example.com/pricing
-send --type id --session $SID --seq 2 --visitor-name "Ada Lovelace" --email Ada@Example.ORG --phone "+44 20 7946 0000"
+send --type pv --session $SID --seq 1 --url https://example.com/pricing --vid visitor-ada
+send --type id --session $SID --seq 2 --vid visitor-ada --visitor-name "Ada Lovelace" --email Ada@Example.ORG --phone "+44 20 7946 0000"
 live() { [ -n "$(hn_redis ZSCORE "hn:live:{$W1}" "$1")" ]; }
 hn_wait_for 10 "the visitor is live" live $SID
 req POST "/sessions/$SID/chat?widget=$W1" '{"text":"invitation 5K"}'
@@ -271,7 +273,7 @@ hn_assert_eq "after rotate: every name, email, phone, message sealed under k2, n
         UNION ALL SELECT unnest(ARRAY[event_data->>'name', event_data->>'email', event_data->>'phone']) FROM widget_visitor_events WHERE event_type = 'id'
         UNION ALL SELECT body FROM widget_conversation_messages
         UNION ALL SELECT body::jsonb #>> '{message,body}' FROM webhook_deliveries WHERE event = 'chat.message') x WHERE v IS NOT NULL" -F ' ')"
-hn_assert_eq "hn_data_keys: only k2" k2 "$(hn_psql "SELECT string_agg(id, ',') FROM hn_data_keys")"
+hn_assert_eq "hn_data_keys: only k2 (and the index)" "index k2" "$(hn_psql "SELECT string_agg(id, ' ' ORDER BY id) FROM hn_data_keys")"
 hn_assert_cmd "the clear visitor's email key is an HMAC now" hmac_key sessCLEAR001
 
 # k1 leaves the file
@@ -291,17 +293,24 @@ hn_assert_eq "without k1: every identified session of the export opened, none lo
 hn_assert_eq "…and the sessions identified again during the rotation have their new name" "$n" \
     "$(python3 -c 'import csv,sys; print(sum(1 for x in csv.DictReader(open(sys.argv[1])) if x["visitor_name"].startswith("Again ")))' "$HN_TMP/s2.csv")"
 hn_assert_eq "…nothing failed to open" 0 "$(api_metric herenow_data_open_failures_total)"
-req POST "/widgets/$W1/bans" '{"email": "clara@example.org"}'
 VC=$(hn_psql "SELECT visitor_id FROM widget_visitor_sessions WHERE session_id = 'sessCLEAR001'")
+hn_assert_eq "two visitors: Clara's id is not Ada's, and not banned yet" "visitor-clara visitor-ada 1" \
+    "$VC $VID $(banned "$VC" && echo 0 || echo 1)"
+req POST "/widgets/$W1/bans" '{"email": "clara@example.org"}'
 hn_assert_cmd "a ban by the once-clear email finds its visitor (the email key rotated)" banned "$VC"
 hn_stop "$API_PID"
 
 # ---- 5. starts refused against the database's keys -----------------------------------------------
-"$CTL" key new --id k3 >"$HN_TMP/k3.keys"
+"$CTL" key new --id k3 --with-index >"$HN_TMP/k3.keys"
 chmod 600 "$HN_TMP/k3.keys"
 out=$(refused "$HN_TMP/k3.keys")
 hn_assert_cmd "a file without k2: exit 2, one line ($out)" \
     starts "$out" "2 1 herenow-api: the database holds values sealed under key 'k2', which HERENOW_DATA_KEY_FILE does not have"
+grep '^k2 ' "$KF" >"$HN_TMP/k2only.keys"
+chmod 600 "$HN_TMP/k2only.keys"
+out=$(refused "$HN_TMP/k2only.keys")
+hn_assert_cmd "k2 without the file's index line (its email keys would change): exit 2 ($out)" \
+    starts "$out" "2 1 herenow-api: the email index key of HERENOW_DATA_KEY_FILE is not the database's"
 "$CTL" key new --id k2 >"$HN_TMP/k2other.keys"
 chmod 600 "$HN_TMP/k2other.keys"
 out=$(refused "$HN_TMP/k2other.keys")

@@ -55,8 +55,8 @@ hn_assert_eq "the binaries run: --version" "herenow-collector $VERSION|herenow-a
 hn_assert_cmd "the system user herenow" bash -c "chroot '$R' getent passwd herenow | grep -q ':/var/lib/herenow:/usr/sbin/nologin\$'"
 hn_assert_eq "the env files: root:herenow 640" "640 root herenow|640 root herenow" \
     "$(in_root stat -c '%a %U %G' /etc/herenow/api.env)|$(in_root stat -c '%a %U %G' /etc/herenow/collector.env)"
-hn_assert_eq "the data key made at install: root:herenow 640, one key line" "640 root herenow 1" \
-    "$(in_root stat -c '%a %U %G' /etc/herenow/data.key) $(grep -cE '^k1 [0-9a-f]{64}$' "$R/etc/herenow/data.key")"
+hn_assert_eq "the data key made at install: root:herenow 640, an index line and a key line" "640 root herenow 2" \
+    "$(in_root stat -c '%a %U %G' /etc/herenow/data.key) $(grep -cE '^(index|k1) [0-9a-f]{64}$' "$R/etc/herenow/data.key")"
 KEYLINE=$(cat "$R/etc/herenow/data.key")
 for m in man8/herenow-collector.8 man8/herenow-api.8 man1/herenowctl.1; do
     hn_assert_cmd "man page $m, from --help (its settings)" bash -c "zcat '$R/usr/share/man/$m.gz' | grep -q 'HERENOW_REDIS_URL'"

@@ -184,6 +184,13 @@ static void test_email_key(void **state) {
     hn_buf_reset(&b);
     hn_dk_email_key(&b, "ada@example.org", 15);
     assert_string_equal(str(&a), str(&b));
+    char fp1[HN_DK_INDEX_CHECK_LEN + 1], fp2[HN_DK_INDEX_CHECK_LEN + 1];
+    hn_dk_index_check(fp1);
+    assert_int_equal(strlen(fp1), HN_DK_INDEX_CHECK_LEN);
+    /* without k1 first, another index key: another fingerprint */
+    assert_int_equal(load(K2, 0600, err), HN_OK);
+    hn_dk_index_check(fp2);
+    assert_string_not_equal(fp1, fp2);
     /* an explicit index key */
     assert_int_equal(load(K1 "index 00000000000000000000000000000000000000000000000000000000000000aa\n", 0600, err),
                      HN_OK);

@@ -41,7 +41,7 @@ for ff in 100 70; do
         {
             echo '\i '"$HN_TMP/setup.sql"
             echo 'BEGIN;'
-            echo "INSERT INTO hn_agg SELECT $W, 'sess' || lpad(i::text, 8, '0'), 'vis' || i, 'vh' || i, NULL, NULL, NULL,"
+            echo "INSERT INTO hn_agg SELECT $W, 'sess' || lpad(i::text, 8, '0'), 'vis' || i, 'vh' || i, NULL, NULL, NULL, NULL,"
             echo " '10.0.0.0', 'DE', 'Berlin', 'Berlin',"
             echo " 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36',"
             echo " 'Chrome', '120', 'Linux', NULL, 'desktop', 'de-DE', 1920, 1080,"

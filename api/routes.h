@@ -36,6 +36,13 @@ typedef struct hn_col {
     hn_col_kind kind;
 } hn_col;
 
+/* event_data as text, opened only for `id` events (common/datakey.h): in any
+ * other event (what a visitor's page sent) a string that looks sealed gets
+ * its ':' escaped — the same JSON value, which the opener leaves alone. */
+#define HN_SQL_EVENT_DATA \
+    "CASE WHEN event_type = 'id' THEN event_data::text" \
+    " ELSE replace(event_data::text, '\"hnenc:', '\"hnenc\\u003a') END"
+
 /* SQL that turns a timestamptz column into ms since the epoch (bigint). */
 #define HN_SQL_MS(col) "floor(extract(epoch FROM " col ") * 1000)::bigint"
 

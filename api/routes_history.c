@@ -425,7 +425,7 @@ void hn_route_sessions(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) 
     "COPY (SELECT " CSV_TIME("recv_at", "time") ", " CSV_SAFE("session_id") "," \
     " " CSV_SAFE("visitor_id") ", event_type AS type, " CSV_SAFE("event_name") "," \
     " " CSV_SAFE("url") ", CASE WHEN event_data::text ~ '^[-=+@\\t\\r]' THEN '''' ||" \
-    " event_data::text ELSE event_data::text END AS event_data, engaged_ms" \
+    " event_data::text ELSE " HN_SQL_EVENT_DATA " END AS event_data, engaged_ms" \
     " FROM widget_visitor_events" \
     " WHERE widget_id = %lld AND recv_at >= '%s' AND recv_at < '%s'%s" \
     " ORDER BY recv_at, seq) TO STDOUT WITH (FORMAT csv, HEADER)"

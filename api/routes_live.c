@@ -523,7 +523,7 @@ static const hn_col pages_cols[] = {
 };
 
 static const char events_sql[] =
-    "SELECT " HN_SQL_MS("recv_at") ", event_type, event_name, url, event_data"
+    "SELECT " HN_SQL_MS("recv_at") ", event_type, event_name, url, " HN_SQL_EVENT_DATA
     " FROM widget_visitor_events"
     " WHERE widget_id = $1 AND session_id = $2 AND recv_at BETWEEN $3 AND $4"
     " AND (event_type <> 'hb' OR $5::boolean)"

@@ -199,6 +199,15 @@ hn_assert_eq "session details (from PostgreSQL): name, email, phone opened" \
     "$(j '"\(.source)|\(.visitor_name)|\(.visitor_email)|\(.visitor_phone)"')"
 hn_assert_eq "session details: the identify event's data opened" '{"name":"Ada Lovelace","email":"Ada@Example.ORG","phone":"+44 20 7946 0000"}' \
     "$(j '[.events[] | select(.type == "id")][0].data | tojson')"
+# a sealed value pasted into a custom event's property (a visitor who saw a
+# leaked dump) is not opened for the readers: only identify events are
+CT=$(hn_psql "SELECT visitor_name FROM widget_visitor_sessions WHERE session_id = '$SID'")
+send --type ev --session $SID --seq 9 --event pasted --prop "x=$CT"
+hn_wait_for 10 "the pasted event drained" drained \
+    "SELECT count(*) FROM widget_visitor_events WHERE session_id = '$SID' AND event_name = 'pasted'"
+req GET "/sessions/$SID?widget=$W1"
+hn_assert_eq "a sealed value in a custom event: not opened (the same JSON string)" "$CT" \
+    "$(j '[.events[] | select(.name == "pasted")][0].data.x')"
 req GET "/widgets/$W1/sessions?from=1d"
 hn_assert_eq "past sessions: opened" "Ada Lovelace Ada@Example.ORG" \
     "$(j ".sessions[] | select(.session_id == \"$SID\") | \"\(.visitor_name) \(.visitor_email)\"")"
@@ -218,6 +227,8 @@ curl -fsS -H "Authorization: Bearer $TOK" "$BASE/widgets/$W1/export.csv?what=eve
 hn_assert_eq "CSV export of events: the identify's data opened (JSON in CSV)" \
     '{"name": "Ada Lovelace", "email": "Ada@Example.ORG", "phone": "+44 20 7946 0000"}' \
     "$(python3 -c 'import csv,sys; print([r["event_data"] for r in csv.DictReader(open(sys.argv[1])) if r["session_id"] == "sessSEAL0001" and r["type"] == "id"][0])' "$HN_TMP/e.csv")"
+hn_assert_eq "CSV export of events: the pasted sealed value not opened (the same JSON string)" "$CT" \
+    "$(python3 -c 'import csv,json,sys; print([json.loads(r["event_data"])["x"] for r in csv.DictReader(open(sys.argv[1])) if r["event_name"] == "pasted"][0])' "$HN_TMP/e.csv")"
 
 # a ban by email finds the sealed sessions by their email key
 VID=$(hn_psql "SELECT visitor_id FROM widget_visitor_sessions WHERE session_id = '$SID'")

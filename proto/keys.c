@@ -150,6 +150,14 @@ size_t hn_key_salt(char *out, uint32_t yyyymmdd) {
 }
 
 size_t hn_key_vfirst(char *out, uint64_t widget, const char *visitor, size_t len) {
-    return fmt(snprintf(out, HN_KEY_CAP, "hn:vfirst:{%llu}:%.*s", (unsigned long long)widget,
-                        (int)(len > 64 ? 64 : len), visitor));
+    if (len <= 64)
+        return fmt(snprintf(out, HN_KEY_CAP, "hn:vfirst:{%llu}:%.*s", (unsigned long long)widget, (int)len,
+                            visitor));
+    /* a longer id (up to 128 bytes): its first 47 bytes, '~' and the
+     * FNV-1a 64 of all of it — 64 bytes, and two ids that share their first
+     * 64 do not share a mark */
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)visitor[i]) * 0x100000001b3ull;
+    return fmt(snprintf(out, HN_KEY_CAP, "hn:vfirst:{%llu}:%.47s~%016llx", (unsigned long long)widget, visitor,
+                        (unsigned long long)h));
 }

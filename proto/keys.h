@@ -72,7 +72,8 @@ int    hn_key_stream_shard(const char *key, size_t len);
 bool   hn_key_stream_is_current(const char *key, size_t len, unsigned nshards);
 size_t hn_key_salt(char *out, uint32_t yyyymmdd);
 /* "hn:vfirst:{w}:<visitor>" (docs/RULES.md §2: SET NX of the first session
- * id; at most 64 bytes of the visitor id are used) */
+ * id); a visitor id longer than 64 bytes is written as its first 47 bytes,
+ * '~' and 16 hex digits of its FNV-1a 64 */
 size_t hn_key_vfirst(char *out, uint64_t widget, const char *visitor, size_t len);
 
 /* The session's highest beacon number seen in a hash write (any beacon but a

@@ -48,6 +48,15 @@ static void test_longest(void **state) {
     n = hn_key_vfirst(k, UINT64_MAX, sid, sizeof(sid));
     assert_int_equal(n, strlen("hn:vfirst:{18446744073709551615}:") + 64);
     assert_true(n < HN_KEY_CAP);
+    /* visitor ids longer than 64 bytes that share their first 64 keep apart */
+    char k2[HN_KEY_CAP];
+    sid[100] = 'b';
+    hn_key_vfirst(k2, UINT64_MAX, sid, sizeof(sid));
+    assert_string_not_equal(k, k2);
+    assert_int_equal(strlen(k2), n);
+    hn_key_vfirst(k2, 9, sid, 64);               /* 64 bytes: as they are */
+    assert_int_equal(strlen(k2), strlen("hn:vfirst:{9}:") + 64);
+    assert_memory_equal(k2 + strlen("hn:vfirst:{9}:"), sid, 64);
 }
 
 static void test_stream_shard(void **state) {

@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
     PGconn *pg = hn_pg_connect(cfg.database_url, &(hn_pg_opts){.connect_timeout_s = 5}, err, sizeof(err));
     if (pg == NULL) {
         hn_warn("event=data_keys_unchecked err='%s'", err);
-    } else if (hn_pg_check_data_keys(pg, true, err, sizeof(err)) != HN_OK) {
+    } else if (hn_pg_check_data_keys(pg, HN_DK_ALL | HN_DK_ENROLL, err, sizeof(err)) != HN_OK) {
         fprintf(stderr, "herenow-api: %s\n", err);
         PQfinish(pg);
         hn_config_free(&cfg);

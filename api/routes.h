@@ -41,7 +41,7 @@ typedef struct hn_col {
  * its ':' escaped — the same JSON value, which the opener leaves alone. */
 #define HN_SQL_EVENT_DATA \
     "CASE WHEN event_type = 'id' THEN event_data::text" \
-    " ELSE replace(event_data::text, '\"hnenc:', '\"hnenc\\u003a') END"
+    " ELSE replace(event_data::text, '\"hnenc:', E'\"hnenc\\\\u003a') END"
 
 /* SQL that turns a timestamptz column into ms since the epoch (bigint). */
 #define HN_SQL_MS(col) "floor(extract(epoch FROM " col ") * 1000)::bigint"

@@ -453,6 +453,16 @@ static void copy_finish(hn_api_worker *w, PGconn *conn, bool cancel) {
     if (PQstatus(conn) != CONNECTION_OK) hn_api_pg_broken(w);
 }
 
+/* The columns of each export that may hold sealed values (common/datakey.h;
+ * bit i: column i): sessions' visitor_name, visitor_email, visitor_phone;
+ * events' event_data (identify events' only: HN_SQL_EVENT_DATA). What a
+ * visitor sent in any other column is never opened, whatever it looks like. */
+static const uint64_t sealed_cols[] = {
+    1ull << 26 | 1ull << 27 | 1ull << 28,      /* sessions */
+    0,                                         /* pageviews */
+    1ull << 6,                                 /* events */
+};
+
 void hn_route_export(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     static const char *const allowed[] = {"what", "from", "to", "include"};
     static const char *const whats[] = {"sessions", "pageviews", "events"};
@@ -519,8 +529,8 @@ void hn_route_export(hn_api_worker *w, const hn_api_req *rq, hn_api_resp *rs) {
     while ((n = PQgetCopyData(conn, &row, 0)) > 0) {
         /* what is sealed at rest (common/datakey.h) is exported opened; a
          * value that does not open is left sealed (and counted) */
-        if (memmem(row, (size_t)n, HN_DK_PREFIX, HN_DK_PREFIX_LEN) != NULL)
-            hn_dk_open_csv(&chunk, row, (size_t)n);
+        if (sealed_cols[what] && memmem(row, (size_t)n, HN_DK_PREFIX, HN_DK_PREFIX_LEN) != NULL)
+            hn_dk_open_csv(&chunk, row, (size_t)n, sealed_cols[what]);
         else
             hn_buf_append(&chunk, row, (size_t)n);
         PQfreemem(row);

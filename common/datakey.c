@@ -304,11 +304,11 @@ static void csv_quoted(hn_buf *out, const char *s, size_t n) {
     hn_buf_append(out, "\"", 1);
 }
 
-int hn_dk_open_csv(hn_buf *out, const char *line, size_t n) {
+int hn_dk_open_csv(hn_buf *out, const char *line, size_t n, uint64_t cols) {
     int rc = HN_OK;
     hn_buf v = {0}, plain = {0};
     size_t i = 0;
-    for (;;) {
+    for (unsigned field = 0;; field++) {
         /* one field: [start, i) raw, its value unquoted into v */
         size_t start = i;
         hn_buf_reset(&v);
@@ -330,8 +330,10 @@ int hn_dk_open_csv(hn_buf *out, const char *line, size_t n) {
         while (i < n && line[i] != ',' && line[i] != '\n' && line[i] != '\r') hn_buf_append(&v, line + i++, 1);
         hn_buf_reset(&plain);
         int r = HN_OK;
-        bool sealed = hn_dk_is_sealed(v.p, v.len);
-        bool json = !sealed && v.len && v.p[0] == '{' && memmem(v.p, v.len, "\"" HN_DK_PREFIX, HN_DK_PREFIX_LEN + 1);
+        bool mine = field < 64 && (cols >> field & 1);
+        bool sealed = mine && hn_dk_is_sealed(v.p, v.len);
+        bool json = mine && !sealed && v.len && v.p[0] == '{' &&
+                    memmem(v.p, v.len, "\"" HN_DK_PREFIX, HN_DK_PREFIX_LEN + 1);
         if (sealed) r = hn_dk_open(&plain, v.p, v.len);
         else if (json) r = hn_dk_open_json(&plain, v.p, v.len);
         if ((sealed || json) && r == HN_OK) {
@@ -349,6 +351,17 @@ int hn_dk_open_csv(hn_buf *out, const char *line, size_t n) {
     hn_buf_free(&plain);
     hn_buf_free(&v);
     return rc;
+}
+
+void hn_dk_defuse_json(hn_buf *out, const char *j, size_t n) {
+    static const char pat[] = "\"hnenc:";
+    size_t from = 0;
+    for (const char *p = j; (p = memmem(p, n - (size_t)(p - j), pat, sizeof(pat) - 1)) != NULL; p += sizeof(pat) - 1) {
+        hn_buf_append(out, j + from, (size_t)(p - j) + 6 - from);      /* up to "hnenc */
+        hn_buf_append(out, "\\u003a", 6);
+        from = (size_t)(p - j) + sizeof(pat) - 1;
+    }
+    hn_buf_append(out, j + from, n - from);
 }
 
 void hn_dk_email_key(hn_buf *out, const char *e, size_t n) {

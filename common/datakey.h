@@ -60,10 +60,17 @@ int  hn_dk_open(hn_buf *out, const char *v, size_t n);
  * (that string is appended as it was). */
 int  hn_dk_open_json(hn_buf *out, const char *j, size_t n);
 /* The same for one CSV record (a line of PostgreSQL's COPY … FORMAT csv):
- * fields that are sealed values, or JSON holding some, are opened; a
- * field opened is written quoted where CSV needs it, with a leading
- * = + - @ tab or CR guarded by a ' as the export's SQL does. */
-int  hn_dk_open_csv(hn_buf *out, const char *line, size_t n);
+ * of the fields whose bit is set in cols (field i: bit i; the others are
+ * copied as they are, whatever they hold), those that are sealed values,
+ * or JSON holding some, are opened; a field opened is written quoted, with
+ * a leading = + - @ tab or CR guarded by a ' as the export's SQL does. */
+int  hn_dk_open_csv(hn_buf *out, const char *line, size_t n, uint64_t cols);
+
+/* Appends JSON text j with every string that starts "hnenc:" written with its
+ * ':' escaped (\u003a): the same JSON value, which hn_dk_open_json leaves
+ * alone. For JSON made of what visitors sent, beside sealed values that
+ * will be opened (webhook bodies). */
+void hn_dk_defuse_json(hn_buf *out, const char *j, size_t n);
 
 /* Appends the email key of the address e (see above). */
 void hn_dk_email_key(hn_buf *out, const char *e, size_t n);

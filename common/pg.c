@@ -76,7 +76,29 @@ static int dk_insert(PGconn *pg, const char *id, const char *cv, char *err, size
     return rc;
 }
 
-int hn_pg_check_data_keys(PGconn *pg, bool enroll, char *err, size_t cap) {
+/* The index fingerprint and the sealing key into hn_data_keys, when missing. */
+static int dk_enroll(PGconn *pg, const char *index, char *err, size_t cap) {
+    if (!hn_dk_enabled()) return HN_OK;
+    hn_buf cv = {0};
+    hn_dk_seal(&cv, DK_CHECK, sizeof(DK_CHECK) - 1);
+    hn_buf_append(&cv, "", 1);
+    int rc = dk_insert(pg, DK_INDEX, index, err, cap);
+    if (rc == HN_OK) rc = dk_insert(pg, hn_dk_current(), cv.p, err, cap);
+    hn_buf_free(&cv);
+    return rc;
+}
+
+int hn_pg_check_data_keys(PGconn *pg, int mode, char *err, size_t cap) {
+    char index[HN_DK_INDEX_CHECK_LEN + 1], db_index[HN_DK_INDEX_CHECK_LEN + 1] = "";
+    hn_dk_index_check(index);
+    /* HN_DK_ENROLL without HN_DK_ALL (the drain): enrolment first, on its
+     * own — a process whose key is in its file must be known to the
+     * database whatever else the table holds (a newer key of a rotation it
+     * has not heard of), or a rotate could release that key. With
+     * HN_DK_ALL (a start): only once the check passed, so that a refused
+     * start leaves nothing behind. */
+    if ((mode & HN_DK_ENROLL) && !(mode & HN_DK_ALL) && dk_enroll(pg, index, err, cap) != HN_OK)
+        return strstr(err, "does not exist") ? HN_OK : HN_ERR;     /* before migration 010 */
     PGresult *r = PQexec(pg, "SELECT id, check_value FROM hn_data_keys ORDER BY created_at, id");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
@@ -89,9 +111,6 @@ int hn_pg_check_data_keys(PGconn *pg, bool enroll, char *err, size_t cap) {
         return missing ? HN_OK : HN_ERR;
     }
     int rc = HN_OK;
-    bool has_current = false;
-    char index[HN_DK_INDEX_CHECK_LEN + 1], db_index[HN_DK_INDEX_CHECK_LEN + 1] = "";
-    hn_dk_index_check(index);
     /* the keys first (a missing key is the likelier mistake), the index after */
     for (int i = 0; i < PQntuples(r) && rc == HN_OK; i++) {
         const char *id = PQgetvalue(r, i, 0), *cv = PQgetvalue(r, i, 1);
@@ -102,14 +121,17 @@ int hn_pg_check_data_keys(PGconn *pg, bool enroll, char *err, size_t cap) {
         char cid[HN_DK_ID_MAX + 1];
         hn_dk_id_of(cv, strlen(cv), cid);
         if (!hn_dk_enabled()) {
+            if (!(mode & HN_DK_ALL)) continue;
             snprintf(err, cap, "the database holds values sealed under key '%s': set HERENOW_DATA_KEY_FILE "
                      "(docs/OPERATIONS.md, Data at rest)", id);
             rc = HN_ERR;
         } else if (!hn_dk_has(id, strlen(id))) {
+            if (!(mode & HN_DK_ALL)) continue;
             snprintf(err, cap, "the database holds values sealed under key '%s', which HERENOW_DATA_KEY_FILE "
                      "does not have (keep a key in the file until `herenowctl key rotate` has moved every value off it)", id);
             rc = HN_ERR;
         } else {
+            /* a key of the ring: under that id, the same key */
             hn_buf t = {0};
             if (strcmp(cid, id) != 0 || hn_dk_open(&t, cv, strlen(cv)) != HN_OK) {
                 snprintf(err, cap, "key '%s' of HERENOW_DATA_KEY_FILE is not the key '%s' the database's values "
@@ -118,7 +140,6 @@ int hn_pg_check_data_keys(PGconn *pg, bool enroll, char *err, size_t cap) {
             }
             hn_buf_free(&t);
         }
-        has_current |= strcmp(id, hn_dk_current()) == 0;
     }
     PQclear(r);
     if (rc == HN_OK && hn_dk_enabled() && db_index[0] && strcmp(db_index, index) != 0) {
@@ -126,20 +147,10 @@ int hn_pg_check_data_keys(PGconn *pg, bool enroll, char *err, size_t cap) {
                  "or without one its first key, must stay as it was: docs/OPERATIONS.md, Data at rest)");
         rc = HN_ERR;
     }
-    if (rc != HN_OK || !enroll || !hn_dk_enabled()) return rc;
-    bool again = false;
-    if (!db_index[0]) {
-        if (dk_insert(pg, DK_INDEX, index, err, cap) != HN_OK) return HN_ERR;
-        again = true;
+    if (rc == HN_OK && (mode & HN_DK_ENROLL) && (mode & HN_DK_ALL) && hn_dk_enabled()) {
+        if (dk_enroll(pg, index, err, cap) != HN_OK) return HN_ERR;
+        /* another process enrolled first: what it wrote must agree too */
+        return hn_pg_check_data_keys(pg, HN_DK_ALL, err, cap);
     }
-    if (!has_current) {
-        hn_buf cv = {0};
-        hn_dk_seal(&cv, DK_CHECK, sizeof(DK_CHECK) - 1);
-        hn_buf_append(&cv, "", 1);
-        rc = dk_insert(pg, hn_dk_current(), cv.p, err, cap);
-        hn_buf_free(&cv);
-        again = true;
-    }
-    /* another process enrolled first: what it wrote must agree too */
-    return rc == HN_OK && again ? hn_pg_check_data_keys(pg, false, err, cap) : rc;
+    return rc;
 }

@@ -10,7 +10,6 @@
 #define HN_PG_H
 
 #include <libpq-fe.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,12 +28,16 @@ PGconn *hn_pg_connect(const char *url, const hn_pg_opts *o, char *err, size_t ca
 #define HN_PG_LOCK_ERASE "29384939580321657"
 
 /* Encryption at rest (common/datakey.h, sql/010_data_at_rest.sql): checks
- * the key ring against hn_data_keys — every key the database may hold
- * values under is in the ring, under the same id the same key (its check
- * value opens) — and with enroll registers the sealing key there.
+ * the key ring against hn_data_keys. Always: a key of the ring that the
+ * table knows is the same key (its check value opens), and the index key's
+ * fingerprint is the table's. HN_DK_ALL: every key the table names is in
+ * the ring (a start, herenowctl). HN_DK_ENROLL: first, on its own, the
+ * sealing key and the index fingerprint go into the table when missing.
  * HN_ERR with a one-line reason; HN_OK also when the table does not exist
  * yet (a schema before migration 010). */
-int hn_pg_check_data_keys(PGconn *pg, bool enroll, char *err, size_t cap);
+#define HN_DK_ALL    1
+#define HN_DK_ENROLL 2
+int hn_pg_check_data_keys(PGconn *pg, int mode, char *err, size_t cap);
 
 /* Length of the first line of a libpq message (they end in '\n' and may
  * carry DETAIL lines that a one-line log does not want). */

@@ -259,7 +259,7 @@ static PGconn *check_pg(doctor *d, const hn_config *cfg) {
 
 static void check_data_keys(doctor *d, PGconn *pg) {
     char err[512], ids[256];
-    if (pg && hn_pg_check_data_keys(pg, false, err, sizeof(err)) != HN_OK) {
+    if (pg && hn_pg_check_data_keys(pg, HN_DK_ALL, err, sizeof(err)) != HN_OK) {
         report(d, 2, "data keys", "HERENOW_DATA_KEY_FILE as the api has it (docs/OPERATIONS.md, Data at rest)", "%s", err);
         return;
     }

@@ -115,9 +115,11 @@ static const pass passes[] = {
      " WHERE s.id = u.id AND s.visitor_name IS NOT DISTINCT FROM u.o1"
      " AND s.visitor_email IS NOT DISTINCT FROM u.o2 AND s.visitor_phone IS NOT DISTINCT FROM u.o3",
      COUNT("widget_visitor_sessions", "unnest(ARRAY[visitor_name, visitor_email, visitor_phone])", "true")},
-    {"widget_visitor_events (event_data of identify)", "00000000-0000-0000-0000-000000000000|-infinity", 3, 1,
-     /* the key is "<event_id>|<recv_at>": the update finds each row's partition */
-     "SELECT event_id || '|' || recv_at, event_data->>'name', event_data->>'email', event_data->>'phone'"
+    {"widget_visitor_events (event_data of identify)", "00000000-0000-0000-0000-000000000000|0", 3, 1,
+     /* the key is "<event_id>|<recv_at in µs since the epoch>" (no text form
+      * of a timestamp, which DateStyle and TimeZone would shape): the update
+      * finds each row's partition */
+     "SELECT event_id || '|' || (extract(epoch FROM recv_at) * 1000000)::bigint, event_data->>'name', event_data->>'email', event_data->>'phone'"
      " FROM widget_visitor_events WHERE event_type = 'id' AND event_id > split_part($1, '|', 1)::uuid"
      " AND (event_data->>'name' NOT LIKE $2 OR event_data->>'email' NOT LIKE $2"
      "  OR event_data->>'phone' NOT LIKE $2)"
@@ -126,7 +128,8 @@ static const pass passes[] = {
      "  'name', u.n1, 'email', u.n2, 'phone', u.n3))"
      " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
      "  $8::text[]) AS u(id, o1, n1, o2, n2, o3, n3, k)"
-     " WHERE e.event_id = split_part(u.id, '|', 1)::uuid AND e.recv_at = split_part(u.id, '|', 2)::timestamptz"
+     " WHERE e.event_id = split_part(u.id, '|', 1)::uuid"
+     " AND e.recv_at = 'epoch'::timestamptz + split_part(u.id, '|', 2)::bigint * interval '1 microsecond'"
      " AND e.event_type = 'id'"
      " AND e.event_data->>'name' IS NOT DISTINCT FROM u.o1"
      " AND e.event_data->>'email' IS NOT DISTINCT FROM u.o2"
@@ -145,7 +148,9 @@ static const pass passes[] = {
      "SELECT id, body::jsonb #>> '{message,body}' FROM webhook_deliveries"
      " WHERE id > $1::bigint AND body::jsonb #>> '{message,body}' NOT LIKE $2"
      " ORDER BY id LIMIT $3::integer",
-     "UPDATE webhook_deliveries d SET body = jsonb_set(d.body::jsonb, '{message,body}', to_jsonb(u.n1))::text"
+     /* in the text: through jsonb, the defused strings of the session
+      * (hn_dk_defuse_json) would come back as they were */
+     "UPDATE webhook_deliveries d SET body = replace(d.body, to_jsonb(u.o1)::text, to_jsonb(u.n1)::text)"
      " FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(id, o1, n1, k)"
      " WHERE d.id = u.id AND d.body::jsonb #>> '{message,body}' = u.o1",
      COUNT("webhook_deliveries", "body::jsonb #>> '{message,body}'", "true")},
@@ -172,13 +177,23 @@ static const char *arr_end(hn_buf *a) {
     return a->p;
 }
 
+/* true when id is in hn_data_keys now (or the question failed: then the
+ * value is left alone). */
+static bool enrolled(PGconn *pg, const char *id) {
+    const char *p[] = {id};
+    PGresult *r = PQexecParams(pg, "SELECT 1 FROM hn_data_keys WHERE id = $1", 1, NULL, p, NULL, NULL, 0);
+    bool yes = PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) > 0;
+    PQclear(r);
+    return yes;
+}
+
 typedef struct tally {
     long long moved, failed, skipped;
 } tally;
 
 /* One pass, batch by batch. */
 static int run_pass(PGconn *pg, const pass *ps, const char *like, long long batch, tally *t) {
-    char cursor[64], lim[24];
+    char cursor[128], lim[24];
     snprintf(cursor, sizeof(cursor), "%s", ps->cursor0);
     snprintf(lim, sizeof(lim), "%lld", batch);
     hn_buf a[8] = {{0}}, tmp = {0};
@@ -210,10 +225,12 @@ static int run_pass(PGconn *pg, const pass *ps, const char *like, long long batc
                 char id[HN_DK_ID_MAX + 1];
                 hn_dk_id_of(v, n, id);
                 hn_buf_reset(&tmp);
-                /* the database's keys are all in the ring (checked at the
-                 * start): a value "sealed" under another id is text that
-                 * looks sealed (a visitor's), sealed as it is */
-                if (id[0] && !hn_dk_has(id, strlen(id))) {
+                /* the database's keys were all in the ring at the start: a
+                 * value "sealed" under another id is text that looks sealed
+                 * (a visitor's), sealed as it is — unless that id has been
+                 * enrolled since (an api started with a newer file): then
+                 * it is a value this run cannot open */
+                if (id[0] && !hn_dk_has(id, strlen(id)) && !enrolled(pg, id)) {
                     hn_buf_append(&tmp, v, n);
                     id[0] = '\0';
                 } else if (hn_dk_open(&tmp, v, n) != HN_OK) {
@@ -289,7 +306,7 @@ static PGconn *connect_checked(const hn_config *cfg, const char *cmd, bool enrol
     PGconn *pg = hn_ctl_pg_connect(cfg);
     if (pg == NULL) return NULL;
     char err[512];
-    if (hn_pg_check_data_keys(pg, enroll, err, sizeof(err)) != HN_OK) {
+    if (hn_pg_check_data_keys(pg, HN_DK_ALL | (enroll ? HN_DK_ENROLL : 0), err, sizeof(err)) != HN_OK) {
         hn_ctl_errorf("%s: %s", cmd, err);
         PQfinish(pg);
         return NULL;

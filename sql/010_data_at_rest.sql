@@ -32,3 +32,63 @@ CREATE INDEX widget_visitor_sessions_email ON widget_visitor_sessions (widget_id
 -- (subject, which stays in clear: docs/OPERATIONS.md says so).
 ALTER TABLE visitor_bans ADD COLUMN subject_key text;
 UPDATE visitor_bans SET subject_key = subject WHERE subject_kind = 'email';
+
+-- Lifecycle webhook bodies (sql/007_rules.sql): the api's sender opens the
+-- sealed values of a body before it signs and sends it, and only the
+-- message's text is one. A string of the session (a page's title, URL,
+-- referrer: what a visitor's page sent) that looks sealed gets its ':'
+-- escaped, the same JSON value, which the opener leaves alone; the message
+-- goes in after that.
+CREATE OR REPLACE FUNCTION hn_webhook_enqueue(p_widget integer, p_event text, p_subject text,
+                                              p_session text, p_conversation uuid, p_message uuid)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    h  widget_webhooks%ROWTYPE;
+    v_id bigint;
+    v_body jsonb;
+    v_text text;
+    v_msg jsonb;
+    v_sess jsonb;
+    v_visitor text;
+BEGIN
+    SELECT * INTO h FROM widget_webhooks WHERE widget_id = p_widget AND enabled
+        AND p_event = ANY (events);
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    v_id := nextval(pg_get_serial_sequence('webhook_deliveries', 'id'));
+    v_sess := hn_webhook_session(p_widget, p_session);
+    v_visitor := v_sess->>'visitor_id';
+    v_body := jsonb_build_object('id', v_id, 'event', p_event,
+        'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        'widget_id', p_widget,
+        'session', coalesce(v_sess, jsonb_build_object('session_id', p_session)));
+    IF p_conversation IS NOT NULL THEN
+        SELECT v_body || jsonb_build_object('conversation',
+                   jsonb_build_object('id', c.id, 'state', c.state)),
+               coalesce(v_visitor, c.visitor_id)
+          INTO v_body, v_visitor
+          FROM widget_conversations c WHERE c.id = p_conversation;
+    END IF;
+    v_text := replace(v_body::text, '"hnenc:', E'"hnenc\\u003a');
+    IF p_message IS NOT NULL THEN
+        SELECT jsonb_build_object('id', m.id, 'sender', m.sender, 'body', m.body,
+                   'sent_at', to_char(m.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+          INTO v_msg
+          FROM widget_conversation_messages m WHERE m.id = p_message;
+        IF v_msg IS NOT NULL THEN
+            v_text := left(v_text, -1) || ', "message": ' || v_msg::text || '}';
+        END IF;
+    END IF;
+    INSERT INTO webhook_deliveries (id, widget_id, event, subject, visitor_id, url, body)
+        OVERRIDING SYSTEM VALUE VALUES (v_id, p_widget, p_event, p_subject, v_visitor, h.url, v_text)
+        ON CONFLICT (widget_id, event, subject) WHERE rule_id IS NULL AND event IN
+            ('session.started', 'session.ended', 'chat.started', 'chat.message', 'chat.closed')
+        DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pg_notify('herenow_webhooks', '');
+    RETURN v_id;
+END
+$$;

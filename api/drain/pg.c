@@ -71,8 +71,10 @@ int hn_drain_pg_connect(hn_drain_worker *d) {
     bool ok = pg_ok(d, r, PGRES_COMMAND_OK, "setup");
     PQclear(r);
     if (!ok) { hn_drain_pg_close(d); return HN_ERR; }
-    /* the keys sealing what it writes (common/datakey.h) are the database's */
-    if (hn_pg_check_data_keys(d->pg, true, err, sizeof(err)) != HN_OK) {
+    /* the key sealing what it writes (common/datakey.h) is the database's
+     * (keys it does not have are the api's start's concern, not the drain's:
+     * it reads none of them) */
+    if (hn_pg_check_data_keys(d->pg, HN_DK_ENROLL, err, sizeof(err)) != HN_OK) {
         hn_error("event=drain_data_keys_refused err='%s'", err);
         hn_drain_pg_close(d);
         return HN_ERR;
@@ -422,7 +424,7 @@ void hn_drain_pg_maintenance(hn_drain_worker *d) {
          * without that key is then refused, not left with values it cannot
          * open */
         char err[512];
-        if (d->pg && hn_pg_check_data_keys(d->pg, true, err, sizeof(err)) != HN_OK)
+        if (d->pg && hn_pg_check_data_keys(d->pg, HN_DK_ENROLL, err, sizeof(err)) != HN_OK)
             hn_error("event=drain_data_keys_refused err='%s'", err);
     }
     if (now - d->last_maint_ms >= HN_DRAIN_MAINT_EVERY_MS) {

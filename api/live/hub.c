@@ -333,9 +333,10 @@ static int reconcile(hn_live *l, lwidget *w, int64_t now) {
         if (s->seen || s->dirty) continue;      /* a dirty one is read now anyway */
         /* A known one is read at the flush, which finds why it left (its
          * end record may not be read yet: another shard, another node) —
-         * unless the list is capped and it is older than the newest
-         * HERENOW_SSE_MAX_SESSIONS: then it leaves the list, still live. */
-        if (s->known && !(w->capped && s->score < lowest)) {
+         * unless the list is capped and it is not newer than the oldest of
+         * the newest HERENOW_SSE_MAX_SESSIONS (a tie at the cut included):
+         * then it leaves the list, still live. */
+        if (s->known && !(w->capped && s->score <= lowest)) {
             s->dirty = true;
             continue;
         }

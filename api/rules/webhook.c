@@ -649,7 +649,7 @@ static void start(hn_webhooks *wh, slot *s, const char *url, const char *body, c
         return;
     }
     /* what is sealed at rest (messages: common/datakey.h) is sent opened */
-    if (strstr(body, "\"" HN_DK_PREFIX) != NULL) {
+    if (hn_dk_enabled() && strstr(body, "\"" HN_DK_PREFIX) != NULL) {
         hn_buf t = {0};
         int rc = hn_dk_open_json(&t, body, strlen(body));
         hn_buf_append(&t, "", 1);

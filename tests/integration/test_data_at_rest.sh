@@ -183,6 +183,9 @@ done
 hn_psql "CHECKPOINT" >/dev/null
 hn_assert_cmd "PostgreSQL's data directory: the grep sees what was stored in clear (§1's visitor)" \
     grep -rqa "Clara Clear" "$HN_TMP/pg/data/base"
+# (a row inserted, not updated: its WAL record holds the whole row)
+hn_assert_cmd "…and the WAL what was written last (the agent's sealed message, as stored)" \
+    grep -rqaF "$(hn_psql "SELECT body FROM widget_conversation_messages ORDER BY seq DESC LIMIT 1")" "$HN_TMP/pg/data/pg_wal"
 for s in "Ada Lovelace" "7946 0000" "visitor secret 7Q" "agent secret 9Z"; do
     hn_assert_cmd "PostgreSQL's data directory (heap, WAL): no '$s'" \
         bash -c "! grep -rqa '$s' '$HN_TMP/pg/data/base' '$HN_TMP/pg/data/pg_wal'"
@@ -208,12 +211,21 @@ hn_wait_for 10 "the pasted event drained" drained \
 req GET "/sessions/$SID?widget=$W1"
 hn_assert_eq "a sealed value in a custom event: not opened (the same JSON string)" "$CT" \
     "$(j '[.events[] | select(.name == "pasted")][0].data.x')"
+# …nor in a webhook body: a page title that looks sealed stays the title
+hn_assert_cmd "the pasted value is a sealed one ($CT)" starts "$CT" "hnenc:v1:k1:"
+send --type pv --session $SID --seq 10 --url https://example.com/pasted --title "$CT"
+hn_wait_for 10 "the page view drained" drained \
+    "SELECT count(*) FROM widget_visitor_sessions WHERE session_id = '$SID' AND current_page_url = 'https://example.com/pasted'"
+req POST "/sessions/$SID/messages?widget=$W1" '{"text":"after the pasted title"}'
+hn_wait_for 10 "its chat.message webhook received" grep -q 'after the pasted title' "$RLOG"
+hn_assert_eq "the webhook: the title as sent (not opened), the message opened, signed" "$CT|after the pasted title|true" \
+    "$(jq -rs '[.[] | select(.body | contains("after the pasted title"))][0] | (.body | fromjson | "\(.session.title)|\(.message.body)|") + (.sig_ok | tostring)' "$RLOG")"
 req GET "/widgets/$W1/sessions?from=1d"
 hn_assert_eq "past sessions: opened" "Ada Lovelace Ada@Example.ORG" \
     "$(j ".sessions[] | select(.session_id == \"$SID\") | \"\(.visitor_name) \(.visitor_email)\"")"
 req GET "/sessions/$SID/messages?widget=$W1"
 hn_assert_eq "the thread: the messages opened, in order" 'invitation 5K|visitor secret 7Q: <b>hi</b>|agent secret 9Z, "quoted"
-line two' "$(j '[.messages[].text] | join("|")')"
+line two|after the pasted title' "$(j '[.messages[].text] | join("|")')"
 req GET "/widgets/$W1/webhooks/deliveries"
 hn_assert_eq "the delivery log: bodies opened" 2 \
     "$(j '[.deliveries[] | select(.event == "chat.message") | .body | fromjson | .message.body | select(test("secret"))] | length')"
@@ -221,6 +233,8 @@ curl -fsS -H "Authorization: Bearer $TOK" "$BASE/widgets/$W1/export.csv?what=ses
 hn_assert_cmd "CSV export of sessions: name, email, phone opened (quoted; the phone's + guarded as the SQL guards it)" \
     grep -q '"Ada Lovelace","Ada@Example.ORG","'"'"'+44 20 7946 0000"' "$HN_TMP/s.csv"
 hn_assert_cmd "…and the clear visitor as it was" grep -q 'Clara Clear,Clara@Example.org' "$HN_TMP/s.csv"
+hn_assert_cmd "…and the page title that looks sealed (under k1, in the file) as it was, not opened" \
+    grep -qF ",$CT," "$HN_TMP/s.csv"
 hn_assert_eq "…as CSV: every row has the header's column count" 1 \
     "$(python3 -c 'import csv,sys; print(len({len(r) for r in csv.reader(open(sys.argv[1]))}))' "$HN_TMP/s.csv")"
 curl -fsS -H "Authorization: Bearer $TOK" "$BASE/widgets/$W1/export.csv?what=events&from=1d" >"$HN_TMP/e.csv"
@@ -297,10 +311,12 @@ hn_assert_eq "without k1: the once-clear visitor opened" "Clara Clear|Clara@Exam
     "$(j '"\(.visitor_name)|\(.visitor_email)|\(.visitor_phone)"')"
 req GET "/sessions/$SID/messages?widget=$W1"
 hn_assert_eq "without k1: the thread opened" 2 "$(j '[.messages[].text | select(test("secret"))] | length')"
+hn_assert_eq "…and the page title that only looks sealed, as it was (the export)" 1 \
+    "$(curl -fsS -H "Authorization: Bearer $TOK" "$BASE/widgets/$W1/export.csv?what=sessions&from=1d" | grep -c -- "$CT")"
 curl -fsS -H "Authorization: Bearer $TOK" "$BASE/widgets/$W1/export.csv?what=sessions&from=1d" >"$HN_TMP/s2.csv"
 hn_assert_eq "without k1: every identified session of the export opened, none lost" \
     "$(hn_psql "SELECT count(*) FROM widget_visitor_sessions WHERE visitor_name IS NOT NULL") 0" \
-    "$(python3 -c 'import csv,sys; r=list(csv.DictReader(open(sys.argv[1]))); print(sum(1 for x in r if x["visitor_name"]), sum(1 for x in r for v in x.values() if v.startswith("hnenc:")))' "$HN_TMP/s2.csv")"
+    "$(python3 -c 'import csv,sys; r=list(csv.DictReader(open(sys.argv[1]))); print(sum(1 for x in r if x["visitor_name"]), sum(1 for x in r for k in ("visitor_name", "visitor_email", "visitor_phone") if x[k].startswith("hnenc:")))' "$HN_TMP/s2.csv")"
 hn_assert_eq "…and the sessions identified again during the rotation have their new name" "$n" \
     "$(python3 -c 'import csv,sys; print(sum(1 for x in csv.DictReader(open(sys.argv[1])) if x["visitor_name"].startswith("Again ")))' "$HN_TMP/s2.csv")"
 hn_assert_eq "…nothing failed to open" 0 "$(api_metric herenow_data_open_failures_total)"

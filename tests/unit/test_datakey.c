@@ -142,21 +142,38 @@ static void test_json_csv(void **state) {
     assert_int_equal(hn_dk_open_json(&o, "[\"hnenc:v1:k1:AAAA\"]", 20), HN_ERR);
     assert_string_equal(str(&o), "[\"hnenc:v1:k1:AAAA\"]");
 
+    /* defused: the same JSON values, left alone by the opener */
+    hn_buf d = {0};
+    hn_buf_reset(&o);
+    hn_dk_defuse_json(&d, j.p, j.len);
+    assert_null(strstr(str(&d), "\"hnenc:"));
+    assert_int_equal(hn_dk_open_json(&o, d.p, d.len), HN_OK);
+    assert_string_equal(str(&o), str(&d));
+    hn_buf_reset(&d);
+    static const char raw[] = "{\"t\":\"hnenc:x\",\"u\":\"a\\\"hnenc:y\"}";
+    hn_dk_defuse_json(&d, raw, sizeof(raw) - 1);
+    assert_string_equal(str(&d), "{\"t\":\"hnenc\\u003ax\",\"u\":\"a\\\"hnenc\\u003ay\"}");
+    hn_buf_free(&d);
     /* CSV: a bare sealed field, a JSON field holding one, plain fields */
     hn_buf line = {0};
     hn_buf_printf(&line, "a,%.*s,\"{\"\"name\"\": \"\"%.*s\"\"}\",,\"q,\"\"x\"\"\"\n", (int)s.len, s.p,
                   (int)s.len, s.p);
     hn_buf_reset(&o);
-    assert_int_equal(hn_dk_open_csv(&o, line.p, line.len), HN_OK);
+    assert_int_equal(hn_dk_open_csv(&o, line.p, line.len, ~0ull), HN_OK);
     assert_string_equal(str(&o),
                         "a,\"Zoë \"\"Z\"\" =1+1\",\"{\"\"name\"\": \"\"Zoë \\\"\"Z\\\"\" =1+1\"\"}\",,\"q,\"\"x\"\"\"\n");
+    /* only the fields asked for: the same line with field 1 left alone */
+    hn_buf_reset(&o);
+    assert_int_equal(hn_dk_open_csv(&o, line.p, line.len, ~2ull), HN_OK);
+    assert_non_null(strstr(str(&o), "a,hnenc:v1:k1:"));
+    assert_null(strstr(str(&o) + 14, "hnenc:"));
     /* a formula is guarded */
     hn_buf_reset(&s);
     hn_dk_seal(&s, "=cmd()", 6);
     hn_buf_reset(&line);
     hn_buf_printf(&line, "%.*s\n", (int)s.len, s.p);
     hn_buf_reset(&o);
-    assert_int_equal(hn_dk_open_csv(&o, line.p, line.len), HN_OK);
+    assert_int_equal(hn_dk_open_csv(&o, line.p, line.len, ~0ull), HN_OK);
     assert_string_equal(str(&o), "\"'=cmd()\"\n");
     hn_dk_shutdown();
     hn_buf_free(&s);

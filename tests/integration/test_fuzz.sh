@@ -69,7 +69,7 @@ if ! command -v clang >/dev/null; then
     hn_fail "clang is needed for the libFuzzer targets (apt-get install clang libclang-rt-14-dev)"
     hn_done
 fi
-secs=${HN_FUZZ_SECONDS:-20}
+secs=${HN_FUZZ_SECONDS:-15}
 out=$(FUZZ_TIME=$secs FUZZ_BIN=$FZ FUZZ_WORK=$HN_TMP/work FUZZ_ARTIFACTS=${HN_FUZZ_ARTIFACTS:-$HN_ROOT/build/artifacts/fuzz} \
       "$HN_ROOT/scripts/fuzz.sh" "${TARGETS[@]}" 2>&1) && rc=0 || rc=$?
 echo "$out" | sed 's/^/# /'

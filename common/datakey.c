@@ -5,6 +5,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/pct.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -35,13 +36,6 @@ static struct {
 
 static _Atomic uint64_t failures;
 
-static int hexval(int c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 static bool id_char(int c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
            c == '-';
@@ -56,7 +50,7 @@ static bool parse_line(char *s, char *id, unsigned char *k) {
     id[i] = '\0';
     while (s[i] == ' ' || s[i] == '\t') i++;
     for (int b = 0; b < KEY_LEN; b++) {
-        int hi = hexval((unsigned char)s[i]), lo = hi < 0 ? -1 : hexval((unsigned char)s[i + 1]);
+        int hi = hn_hexval((unsigned char)s[i]), lo = hi < 0 ? -1 : hn_hexval((unsigned char)s[i + 1]);
         if (hi < 0 || lo < 0) return false;
         k[b] = (unsigned char)(hi << 4 | lo);
         i += 2;
@@ -296,7 +290,7 @@ int hn_dk_open_json(hn_buf *out, const char *j, size_t n) {
 
 static void csv_quoted(hn_buf *out, const char *s, size_t n) {
     hn_buf_append(out, "\"", 1);
-    if (n && strchr("=+-@\t\r", s[0]) != NULL) hn_buf_append(out, "'", 1);
+    if (n && s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL) hn_buf_append(out, "'", 1);
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '"') hn_buf_append(out, "\"", 1);
         hn_buf_append(out, s + i, 1);

@@ -62,15 +62,17 @@ PGconn *hn_pg_connect(const char *url, const hn_pg_opts *o, char *err, size_t ca
  * reserves the name). */
 #define DK_INDEX "index"
 
+/* HN_OK, HN_ERR with err, or HN_AGAIN when there is no table yet (a schema
+ * before migration 010: by its SQLSTATE, not its possibly translated text). */
 static int dk_insert(PGconn *pg, const char *id, const char *cv, char *err, size_t cap) {
     const char *p[] = {id, cv};
     PGresult *r = PQexecParams(pg, "INSERT INTO hn_data_keys (id, check_value) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
                                2, NULL, p, NULL, NULL, 0);
     int rc = HN_OK;
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        const char *m = PQresultErrorMessage(r);
+        const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE), *m = PQresultErrorMessage(r);
         snprintf(err, cap, "hn_data_keys: %.*s", hn_pg_line(m), m);
-        rc = HN_ERR;
+        rc = st && strcmp(st, "42P01") == 0 ? HN_AGAIN : HN_ERR;
     }
     PQclear(r);
     return rc;
@@ -97,8 +99,10 @@ int hn_pg_check_data_keys(PGconn *pg, int mode, char *err, size_t cap) {
      * has not heard of), or a rotate could release that key. With
      * HN_DK_ALL (a start): only once the check passed, so that a refused
      * start leaves nothing behind. */
-    if ((mode & HN_DK_ENROLL) && !(mode & HN_DK_ALL) && dk_enroll(pg, index, err, cap) != HN_OK)
-        return strstr(err, "does not exist") ? HN_OK : HN_ERR;     /* before migration 010 */
+    if ((mode & HN_DK_ENROLL) && !(mode & HN_DK_ALL)) {
+        int rc = dk_enroll(pg, index, err, cap);
+        if (rc != HN_OK) return rc == HN_AGAIN ? HN_OK : HN_ERR;
+    }
     PGresult *r = PQexec(pg, "SELECT id, check_value FROM hn_data_keys ORDER BY created_at, id");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
@@ -148,7 +152,8 @@ int hn_pg_check_data_keys(PGconn *pg, int mode, char *err, size_t cap) {
         rc = HN_ERR;
     }
     if (rc == HN_OK && (mode & HN_DK_ENROLL) && (mode & HN_DK_ALL) && hn_dk_enabled()) {
-        if (dk_enroll(pg, index, err, cap) != HN_OK) return HN_ERR;
+        int er = dk_enroll(pg, index, err, cap);
+        if (er != HN_OK) return er == HN_AGAIN ? HN_OK : HN_ERR;
         /* another process enrolled first: what it wrote must agree too */
         return hn_pg_check_data_keys(pg, HN_DK_ALL, err, cap);
     }

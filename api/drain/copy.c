@@ -98,11 +98,8 @@ void hn_copy_sealed(hn_buf *b, hn_str s) {
         hn_copy_str(b, s);
         return;
     }
-    hn_buf t = {0};
-    hn_dk_seal(&t, s.p, s.len);
     hn_copy_sep(b);
-    hn_buf_append(b, t.p, t.len);           /* base64 and ':': nothing to escape */
-    hn_buf_free(&t);
+    hn_dk_seal(b, s.p, s.len);              /* base64 and ':': nothing to escape */
 }
 
 void hn_copy_email_key(hn_buf *b, hn_str s) {
@@ -124,10 +121,9 @@ static void json_sealed(hn_buf *b, bool *first, const char *key, hn_str v) {
         hn_json_str(b, v.p, v.len);
         return;
     }
-    hn_buf t = {0};
-    hn_dk_seal(&t, v.p, v.len);
-    hn_json_str(b, t.p, t.len);
-    hn_buf_free(&t);
+    hn_buf_append(b, "\"", 1);
+    hn_dk_seal(b, v.p, v.len);              /* base64 and ':': nothing to escape */
+    hn_buf_append(b, "\"", 1);
 }
 
 void hn_copy_data(hn_buf *b, const hn_record *r, hn_buf *tmp) {

@@ -221,7 +221,7 @@ valgrind: check-deps
 # with a replay main built with $(CC) + ASan + UBSan ($(OUT)/fuzz-replay/replay_<t>),
 # so that the corpus runs without clang. `make fuzz FUZZ_TIME=600` fuzzes each
 # target for that many seconds (FUZZ_TARGETS=ingress: one of them); `make test`
-# replays the corpus and fuzzes each target for 30 s (tests/integration/test_fuzz.sh).
+# replays the corpus and fuzzes each target for 15 s, one per core (tests/integration/test_fuzz.sh).
 # fuzz_ingress runs the collector's whole HTTP ingress, so it links every
 # collector object and the embedded widget script besides FUZZ_LIB_SRC.
 FUZZ_TARGETS := beacon query record http ingress

@@ -10,6 +10,7 @@
 #   FUZZ_WORK       scratch corpora, one directory per target [$FUZZ_BIN/work]
 #   FUZZ_ARTIFACTS  crashes, leaks, timeouts [build/artifacts/fuzz]
 #   FUZZ_TIMEOUT    seconds one input may take before it is a finding [10]
+#   FUZZ_JOBS       targets fuzzed at the same time, each on one core [1]
 #   HERENOW_GEOIP_DB  fuzz_ingress's GeoIP database [the tests' own, made by
 #                     tests/tools/mkmmdb.pl into $FUZZ_WORK]
 #
@@ -26,17 +27,16 @@ BIN=$(abs "${FUZZ_BIN:-build/release/fuzz}")
 WORK=$(abs "${FUZZ_WORK:-$BIN/work}")
 ART=$(abs "${FUZZ_ARTIFACTS:-build/artifacts/fuzz}")
 TIMEOUT=${FUZZ_TIMEOUT:-10}
+JOBS=${FUZZ_JOBS:-1}
 mkdir -p "$ART" "$WORK"
 if [ -z "${HERENOW_GEOIP_DB:-}" ] && perl "$ROOT/tests/tools/mkmmdb.pl" "$WORK/geo.mmdb" 2>/dev/null; then
     export HERENOW_GEOIP_DB=$WORK/geo.mmdb     # fuzz_ingress: enrichment with geo
 fi
-rc=0
-for t in "$@"; do
-    bin=$BIN/fuzz_$t
-    [ -x "$bin" ] || { echo "fuzz_$t: not built ($bin; make fuzz-build)"; rc=1; continue; }
-    work=$WORK/$t
+# one_target T: fuzzes T, prints its line; status 1 when it found something
+one_target() {
+    local t=$1 bin=$BIN/fuzz_$1 work=$WORK/$1 log=$BIN/fuzz_$1.log before after st runs secs
+    [ -x "$bin" ] || { echo "fuzz_$t: not built ($bin; make fuzz-build)"; return 1; }
     mkdir -p "$work"
-    log=$BIN/fuzz_$t.log
     before=$(find "$ART" -name "fuzz_$t-*" | wc -l)
     # -timeout: one input slower than that is a finding (a regex gone wild, a stuck connection)
     "$bin" -max_total_time="$TIME" -timeout="$TIMEOUT" -rss_limit_mb=2048 -print_final_stats=1 \
@@ -47,9 +47,23 @@ for t in "$@"; do
     secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
     echo "fuzz_$t: ${runs:-0} runs in ${secs:-?} s, $((after - before)) crashes"
     if [ "$st" -ne 0 ] || [ "$after" -gt "$before" ]; then
-        rc=1
         echo "fuzz_$t: exit $st; see $log; reproduce with: $bin $ART/fuzz_$t-<file>"
         grep -E "ERROR|SUMMARY|==[0-9]+==|fuzz_$t: " "$log" | head -5
+        return 1
     fi
+}
+
+# FUZZ_JOBS targets at a time (each is one process on one core), their
+# lines printed in the order given
+rc=0
+for t in "$@"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
+    (one_target "$t" >"$WORK/$t.out" 2>&1; echo $? >"$WORK/$t.rc") &
+done
+wait
+for t in "$@"; do
+    cat "$WORK/$t.out"
+    [ "$(cat "$WORK/$t.rc" 2>/dev/null)" = 0 ] || rc=1
+    rm -f "$WORK/$t.out" "$WORK/$t.rc"
 done
 exit "$rc"

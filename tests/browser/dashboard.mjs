@@ -97,7 +97,7 @@ async function watch(ctx, name) {
   };
   ctx.pages().forEach(hook);
   ctx.on('page', hook);
-  ctx.on('request', r => seen.urls.push({ name, url: r.url() }));
+  ctx.on('request', r => seen.urls.push({ name, url: r.url(), method: r.method(), t: Date.now() }));
 }
 
 // ---- reading the dashboard ---------------------------------------------------------------
@@ -122,7 +122,17 @@ async function rowWithin(desc, page, sid, pred, { t0 = Date.now(), ms = LIVE } =
   return expectBy(desc, t0, ms, async () => {
     last = await row(page, sid);
     return last && pred(last) && last;
-  }, () => `row: ${JSON.stringify(last)}`);
+  }, async () => {
+    // what the server had, and the beacons the browser sent, to tell a slow
+    // beacon from a slow dashboard
+    const at = Date.now() - t0;
+    const r = await api(`/widgets/${WID}/active-visitors?limit=1000`).catch(e => ({ json: null, err: String(e) }));
+    const v = r.json?.visitors?.find(x => x.session_id == sid);
+    const sent = seen.urls.filter(u => u.name == 'visitor' && /\/b(\?|$)/.test(new URL(u.url).pathname))
+      .slice(-3).map(u => `${u.method} ${u.t - t0} ms`);
+    return `row: ${JSON.stringify(last)}; the API at ${at} ms: ${v ? JSON.stringify(v).slice(0, 600) : 'no such visitor'}; ` +
+      `the visitor's last beacons (ms from t0): ${sent.join(', ') || 'none'}`;
+  });
 }
 
 const rowIds = page => page.$$eval('#rows tr', trs => trs.map(tr => tr.dataset.sid));
@@ -348,6 +358,7 @@ guard(async () => {
 
   // ---------------- a real browser on the test site ----------------
   const vctx = await launch('visitor', { real: true, locale: 'en-US', extraHTTPHeaders: { 'X-Forwarded-For': '203.0.113.77' } });
+  vctx.on('request', r => seen.urls.push({ name: 'visitor', url: r.url(), method: r.method(), t: Date.now() }));
   const vp = await newPage(vctx);
   await vp.goto(`${S}/`);
   const sid = await sessionOf(vp);

@@ -9,7 +9,7 @@
 #      seeds must get the answers they were written for (so the fuzzer starts
 #      from requests that reach the handlers, the widget table and Redis)
 #   2. each libFuzzer target (clang, $HN_BIN/fuzz/fuzz_<t>) for HN_FUZZ_SECONDS
-#      (20) from that corpus: no crash, leak or timeout (scripts/fuzz.sh; the
+#      (15) from that corpus, as many targets at a time as there are cores: no crash, leak or timeout (scripts/fuzz.sh; the
 #      scratch corpora live in the test's temp dir, so every run starts from
 #      the committed seeds; libFuzzer's logs stay in $HN_BIN/fuzz/fuzz_<t>.log,
 #      findings go to HN_FUZZ_ARTIFACTS, default build/artifacts/fuzz)
@@ -70,7 +70,7 @@ if ! command -v clang >/dev/null; then
     hn_done
 fi
 secs=${HN_FUZZ_SECONDS:-15}
-out=$(FUZZ_TIME=$secs FUZZ_BIN=$FZ FUZZ_WORK=$HN_TMP/work FUZZ_ARTIFACTS=${HN_FUZZ_ARTIFACTS:-$HN_ROOT/build/artifacts/fuzz} \
+out=$(FUZZ_TIME=$secs FUZZ_JOBS=$(nproc) FUZZ_BIN=$FZ FUZZ_WORK=$HN_TMP/work FUZZ_ARTIFACTS=${HN_FUZZ_ARTIFACTS:-$HN_ROOT/build/artifacts/fuzz} \
       "$HN_ROOT/scripts/fuzz.sh" "${TARGETS[@]}" 2>&1) && rc=0 || rc=$?
 echo "$out" | sed 's/^/# /'
 for t in "${TARGETS[@]}"; do

@@ -347,13 +347,19 @@ static int reconcile(hn_live *l, lwidget *w, int64_t now) {
     return HN_OK;
 }
 
-/* The end script's mark in an HGETALL reply (proto/keys.h, HN_SESS_ENDED). */
+/* The end script's mark in an HGETALL reply (proto/keys.h, HN_SESS_ENDED),
+ * and the status it wrote with it: a session that came back after its end
+ * (any later beacon writes status active or idle) keeps the mark, but its
+ * way out is no longer that end. */
 static bool ended_mark(const redisReply *h) {
+    bool mark = false, gone = false;
     for (size_t i = 0; h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
-        const redisReply *k = h->element[i];
-        if (k->type == REDIS_REPLY_STRING && strcmp(k->str, HN_SESS_ENDED) == 0) return true;
+        const redisReply *k = h->element[i], *v = h->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+        if (strcmp(k->str, HN_SESS_ENDED) == 0) mark = true;
+        else if (strcmp(k->str, hn_sf_name[HN_SF_STATUS]) == 0) gone = strcmp(v->str, "gone") == 0;
     }
-    return false;
+    return mark && gone;
 }
 
 /* Reads every dirty session (HGETALL + ZSCORE, one pipeline for all widgets)

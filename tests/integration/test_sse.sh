@@ -210,6 +210,17 @@ redis.call('ZREM',KEYS[1],ARGV[1]) redis.call('ZADD',KEYS[2],ARGV[2],ARGV[1]) re
     3 "hn:live:{$WID}" "hn:ended:{$WID}" "hn:sess:{$WID}:liveCCCC0002" liveCCCC0002 "$(now_ms)" >/dev/null
 within 2 "the end script's work without its record: leave (end) within the 0.5 s reconcile" "$HN_TMP/s1.sse" \
     '^leave {"session_id":"liveCCCC0002","reason":"end"}'
+# A session back after its end keeps the end script's mark (no beacon deletes
+# it), but a later way out of hn:live is not that end: here a ZREM alone.
+send --session liveCCCC0003 --url https://example.com/c3
+within 1 "enter of a visitor who will come back" "$HN_TMP/s1.sse" '^enter .*"session_id":"liveCCCC0003"'
+send --session liveCCCC0003 --seq 2 --type end
+within 2 "… its end: leave (end)" "$HN_TMP/s1.sse" '^leave {"session_id":"liveCCCC0003","reason":"end"}'
+send --session liveCCCC0003 --seq 3 --url https://example.com/c3b
+within 1 "… back on another page: enter again" "$HN_TMP/s1.sse" '^enter .*"session_id":"liveCCCC0003".*"url":"https://example.com/c3b"'
+hn_redis_at "hn:live:{$WID}" ZREM "hn:live:{$WID}" liveCCCC0003 >/dev/null
+within 2 "… then out of hn:live with its hash kept: leave (gone), not the old end" "$HN_TMP/s1.sse" \
+    '^leave {"session_id":"liveCCCC0003","reason":"gone"}'
 # liveAAAA0001's last beacon was the heartbeat above: the 6 s live window
 within 9 "a visitor quiet for the live window leaves" "$HN_TMP/s1.sse" '^leave {"session_id":"liveAAAA0001"'
 hn_assert_cmd "…with reason timeout (the hub's clock) or gone (the trimmer was first)" \

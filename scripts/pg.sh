@@ -11,7 +11,9 @@
 # (the unix socket). Authentication is trust, and only loopback is listened
 # on and allowed (initdb's default pg_hba.conf). --fast (tests only) turns
 # fsync, synchronous_commit and full_page_writes off: a crash may lose the
-# cluster, which a test's cluster does not mind.
+# cluster, which a test's cluster does not mind. With --fast and
+# HN_PG_TEMPLATE set (tests/run-integration.sh), a missing cluster is a copy
+# of one made there once (initdb costs three times the copy).
 #
 # PostgreSQL refuses to run as root: as root everything runs as the user
 # postgres (runuser), and DIR is chowned to it; as any other user it runs as
@@ -55,6 +57,35 @@ as_owner() {
     fi
 }
 
+# initdb_to BIN DATA LOG [ARGS...]: a new cluster in DATA that includes
+# herenow.conf (written at each start)
+initdb_to() {
+    local bin=$1 data=$2 log=$3
+    shift 3
+    as_owner "$bin/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C "$@" >"$log" 2>&1 ||
+        { tail -n 20 "$log" >&2; die "initdb failed (see $log)"; }
+    echo "include_if_exists = 'herenow.conf'" >>"$data/postgresql.conf"
+}
+
+# template BIN: the path of $HN_PG_TEMPLATE's pristine cluster for this
+# PostgreSQL and these initdb options, made on first use (in a directory of
+# its own, then renamed: two starts at once both end with one whole template)
+template() {
+    local bin=$1 ver tpl tmp
+    ver=$("$bin/postgres" --version | awk '{ print $3 }')
+    tpl=$HN_PG_TEMPLATE/data-$ver-utf8-c-trust
+    if [ ! -s "$tpl/PG_VERSION" ]; then
+        mkdir -p "$HN_PG_TEMPLATE"
+        tmp=$(mktemp -d "$HN_PG_TEMPLATE/.new.XXXXXX")
+        chmod 0755 "$tmp"
+        if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$tmp"; fi
+        initdb_to "$bin" "$tmp/data" "$tmp/initdb.log" --no-sync
+        mv -T "$tmp/data" "$tpl" 2>/dev/null || true      # another start was first: keep its
+        rm -rf "$tmp"
+    fi
+    echo "$tpl"
+}
+
 cmd_start() {
     local fast=0 args=()
     for a in "$@"; do
@@ -86,13 +117,17 @@ cmd_start() {
     fi
 
     if [ ! -s "$dir/data/PG_VERSION" ]; then
-        local nosync=()
-        [ "$fast" -eq 1 ] && nosync=(--no-sync)
         rm -rf "$dir/data"
-        as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C \
-            "${nosync[@]}" >"$dir/initdb.log" 2>&1 ||
-            { tail -n 20 "$dir/initdb.log" >&2; die "initdb failed (see $dir/initdb.log)"; }
-        echo "include_if_exists = 'herenow.conf'" >>"$dir/data/postgresql.conf"
+        if [ "$fast" -eq 1 ] && [ -n "${HN_PG_TEMPLATE:-}" ]; then
+            # tests: a copy of one initdb made once per build (a third of initdb's time)
+            local tpl
+            tpl=$(template "$bin")
+            cp -a "$tpl" "$dir/data" || die "cannot copy the template cluster $tpl"
+        else
+            local nosync=()
+            [ "$fast" -eq 1 ] && nosync=(--no-sync)
+            initdb_to "$bin" "$dir/data" "$dir/initdb.log" "${nosync[@]}"
+        fi
     fi
 
     if as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then

@@ -9,7 +9,9 @@
 # script that ends without it (killed, crashed, timed out) counts as one
 # failure, and so does one whose exit status is not 0 although its line says
 # 0 failed. The last line is the overall "N passed, M failed"; exit status 1
-# on any failure. HN_TEST_TIMEOUT_S (default 600) caps each script.
+# on any failure. HN_TEST_TIMEOUT_S (default 600) caps each script. The
+# tests' PostgreSQL clusters are copies of one initdb made for the run
+# (HN_PG_TEMPLATE, scripts/pg.sh).
 #
 # --cluster: the named scripts (default: those of HN_CLUSTER_SUITES below) run
 # with HN_REDIS_MODE=cluster, on a Redis Cluster of 3 masters and 3 replicas
@@ -53,7 +55,15 @@ else
 fi
 
 tmp=$(mktemp)
-trap 'rm -f "$tmp"' EXIT
+# one initdb for the whole run, copied by each test's PostgreSQL (scripts/pg.sh
+# start --fast; made by the first, removed at the end)
+pg_tpl=
+if [ -z "${HN_PG_TEMPLATE:-}" ]; then
+    pg_tpl=$(mktemp -d)
+    chmod 0755 "$pg_tpl"
+    export HN_PG_TEMPLATE=$pg_tpl
+fi
+trap 'rm -f "$tmp"; [ -z "$pg_tpl" ] || rm -rf "$pg_tpl"' EXIT
 
 total_ok=0 total_fail=0
 failed_names=()

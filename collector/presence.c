@@ -29,7 +29,7 @@ static const char end_script[] =
     "if q>tonumber(ARGV[2]) then return 0 end\n"
     "local s=tonumber(redis.call('ZSCORE',KEYS[1],ARGV[1]) or 0)\n"
     "if s>tonumber(ARGV[3]) then return 0 end\n"
-    "redis.call('HSET',KEYS[3],'status','gone','last_seen',ARGV[3],'" HN_SESS_ENDED "','1')\n"
+    "redis.call('HSET',KEYS[3],'status','gone','last_seen',ARGV[3],'" HN_SESS_ENDED "',ARGV[2])\n"
     "redis.call('ZREM',KEYS[1],ARGV[1])\n"
     "redis.call('ZADD',KEYS[2],ARGV[3],ARGV[1])\n"
     "return 1\n";

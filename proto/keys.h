@@ -83,11 +83,14 @@ size_t hn_key_vfirst(char *out, uint64_t widget, const char *visitor, size_t len
  * collector only; not part of the snapshot the api reads. */
 #define HN_SESS_SEQ "q"
 
-/* "1" while the session's latest way out of hn:live was its `end` beacon:
- * written by the collector's end script, removed by the api's deactivate.
- * The live hub's leave reason ("end" rather than "gone") when it meets the
- * session gone from hn:live before it has read the end record (on a cluster
- * the stream shard and the widget's keys are on different nodes). */
+/* The q of the session's last applied `end`: written by the collector's end
+ * script, removed by the api's deactivate. While the hash's HN_SESS_SEQ is
+ * not above it, the session's latest way out of hn:live was that end (a
+ * session back after it has written a higher q; a beacon sent before the
+ * end but flushed after it, a lower one): the live hub's leave reason ("end"
+ * rather than "gone") when it meets the session gone from hn:live before it
+ * has read the end record (on a cluster the stream shard and the widget's
+ * keys are on different nodes). */
 #define HN_SESS_ENDED "ended"
 
 /* The fields of hn:sess:{w}:<sid> (HN_SF_* indexes; the api reads them all

@@ -28,6 +28,7 @@ WORK=$(abs "${FUZZ_WORK:-$BIN/work}")
 ART=$(abs "${FUZZ_ARTIFACTS:-build/artifacts/fuzz}")
 TIMEOUT=${FUZZ_TIMEOUT:-10}
 JOBS=${FUZZ_JOBS:-1}
+[[ $JOBS =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: FUZZ_JOBS must be a number >= 1 (got '$JOBS')" >&2; exit 2; }
 mkdir -p "$ART" "$WORK"
 if [ -z "${HERENOW_GEOIP_DB:-}" ] && perl "$ROOT/tests/tools/mkmmdb.pl" "$WORK/geo.mmdb" 2>/dev/null; then
     export HERENOW_GEOIP_DB=$WORK/geo.mmdb     # fuzz_ingress: enrichment with geo
@@ -56,6 +57,10 @@ one_target() {
 # FUZZ_JOBS targets at a time (each is one process on one core), their
 # lines printed in the order given
 rc=0
+if [ "$JOBS" -eq 1 ]; then              # one at a time: each line as its target ends
+    for t in "$@"; do one_target "$t" || rc=1; done
+    exit "$rc"
+fi
 for t in "$@"; do
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
     (one_target "$t" >"$WORK/$t.out" 2>&1; echo $? >"$WORK/$t.rc") &

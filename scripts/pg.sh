@@ -75,10 +75,11 @@ template() {
     ver=$("$bin/postgres" --version | awk '{ print $3 }')
     tpl=$HN_PG_TEMPLATE/data-$ver-utf8-c-trust
     if [ ! -s "$tpl/PG_VERSION" ]; then
-        mkdir -p "$HN_PG_TEMPLATE"
-        tmp=$(mktemp -d "$HN_PG_TEMPLATE/.new.XXXXXX")
-        chmod 0755 "$tmp"
-        if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$tmp"; fi
+        # (in the caller's $(...), where set -e is off: every step checked)
+        mkdir -p "$HN_PG_TEMPLATE" || die "cannot make $HN_PG_TEMPLATE"
+        tmp=$(mktemp -d "$HN_PG_TEMPLATE/.new.XXXXXX") || die "cannot make a directory in $HN_PG_TEMPLATE"
+        chmod 0755 "$tmp" || die "cannot chmod $tmp"
+        if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$tmp" || die "cannot chown $tmp"; fi
         initdb_to "$bin" "$tmp/data" "$tmp/initdb.log" --no-sync
         mv -T "$tmp/data" "$tpl" 2>/dev/null || true      # another start was first: keep its
         rm -rf "$tmp"
@@ -119,7 +120,7 @@ cmd_start() {
     if [ ! -s "$dir/data/PG_VERSION" ]; then
         rm -rf "$dir/data"
         if [ "$fast" -eq 1 ] && [ -n "${HN_PG_TEMPLATE:-}" ]; then
-            # tests: a copy of one initdb made once per build (a third of initdb's time)
+            # tests: a copy of one initdb made once per run (a third of initdb's time)
             local tpl
             tpl=$(template "$bin")
             cp -a "$tpl" "$dir/data" || die "cannot copy the template cluster $tpl"

@@ -347,19 +347,20 @@ static int reconcile(hn_live *l, lwidget *w, int64_t now) {
     return HN_OK;
 }
 
-/* The end script's mark in an HGETALL reply (proto/keys.h, HN_SESS_ENDED),
- * and the status it wrote with it: a session that came back after its end
- * (any later beacon writes status active or idle) keeps the mark, but its
- * way out is no longer that end. */
+/* The end script's mark in an HGETALL reply (proto/keys.h, HN_SESS_ENDED):
+ * the q of the session's last applied end, which names the way out while no
+ * beacon numbered above it has written the hash since (a session back after
+ * its end keeps the mark; a beacon sent before the end but flushed after it
+ * writes a lower q). */
 static bool ended_mark(const redisReply *h) {
-    bool mark = false, gone = false;
+    const char *ended = NULL, *q = NULL;
     for (size_t i = 0; h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
         const redisReply *k = h->element[i], *v = h->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
-        if (strcmp(k->str, HN_SESS_ENDED) == 0) mark = true;
-        else if (strcmp(k->str, hn_sf_name[HN_SF_STATUS]) == 0) gone = strcmp(v->str, "gone") == 0;
+        if (strcmp(k->str, HN_SESS_ENDED) == 0) ended = v->str;
+        else if (strcmp(k->str, HN_SESS_SEQ) == 0) q = v->str;
     }
-    return mark && gone;
+    return ended && (q == NULL || strtoull(q, NULL, 10) <= strtoull(ended, NULL, 10));
 }
 
 /* Reads every dirty session (HGETALL + ZSCORE, one pipeline for all widgets)

@@ -416,11 +416,15 @@ async function pollOnce(gen) {
 // ---- the visitor list: data --------------------------------------------------------
 
 let arrivals = 0;
+// Revisions are numbered across all visitors, never per visitor: a session
+// that leaves and enters again before the next frame is a new object whose
+// revision must differ from the one its kept row was filled with.
+let revisions = 0;
 function prepare(v) {
   if (!v._arrival) v._arrival = ++arrivals;   // the order sessions were first seen in
   v._seen = Date.parse(v.last_seen) || 0;
   v._started = Date.parse(v.started) || v._seen;
-  v._rev = (v._rev || 0) + 1;
+  v._rev = ++revisions;
   return v;
 }
 
@@ -429,10 +433,10 @@ function onSnapshot(data) {
   const old = state.visitors;
   state.visitors = new Map();
   for (const v of data.visitors || []) {
-    // keep the revision counter so unchanged rows can be told from changed ones
+    // an unchanged visitor keeps its object (and revision): its row is not refilled
     const prev = old.get(v.session_id);
     if (prev && JSON.stringify(strip(prev)) === JSON.stringify(v)) state.visitors.set(v.session_id, prev);
-    else { v._rev = prev ? prev._rev : 0; v._arrival = prev ? prev._arrival : 0; state.visitors.set(v.session_id, prepare(v)); }
+    else { v._arrival = prev ? prev._arrival : 0; state.visitors.set(v.session_id, prepare(v)); }
     chatUpdate(state.visitors.get(v.session_id));
   }
   state.total = Math.max(data.total ?? 0, state.visitors.size);

@@ -54,8 +54,8 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 
 // ---- API, beacons ---------------------------------------------------------------------
 
-async function api(path, { token = TOKEN, method = 'GET' } = {}) {
-  const r = await fetch(API + path, { method, headers: { Authorization: `Bearer ${token}` } });
+async function api(path, { token = TOKEN, method = 'GET', timeout = 10000 } = {}) {
+  const r = await fetch(API + path, { method, headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(timeout) });
   const body = await r.text();
   let json = null;
   try { json = JSON.parse(body); } catch { /* not JSON */ }
@@ -126,11 +126,13 @@ async function rowWithin(desc, page, sid, pred, { t0 = Date.now(), ms = LIVE } =
     // what the server had, and the beacons the browser sent, to tell a slow
     // beacon from a slow dashboard
     const at = Date.now() - t0;
-    const r = await api(`/widgets/${WID}/active-visitors?limit=1000`).catch(e => ({ json: null, err: String(e) }));
+    const r = await api(`/widgets/${WID}/active-visitors?limit=1000`, { timeout: 2000 })
+      .catch(e => ({ status: String(e), json: null }));
     const v = r.json?.visitors?.find(x => x.session_id == sid);
-    const sent = seen.urls.filter(u => u.name == 'visitor' && /\/b(\?|$)/.test(new URL(u.url).pathname))
-      .slice(-3).map(u => `${u.method} ${u.t - t0} ms`);
-    return `row: ${JSON.stringify(last)}; the API at ${at} ms: ${v ? JSON.stringify(v).slice(0, 600) : 'no such visitor'}; ` +
+    const beacon = u => { try { return new URL(u.url).pathname == '/b'; } catch { return false; } };
+    const sent = seen.urls.filter(u => u.name == 'visitor' && beacon(u)).slice(-3).map(u => `${u.method} ${u.t - t0} ms`);
+    return `row: ${JSON.stringify(last)}; the API at ${at} ms (${r.status}): ` +
+      `${v ? JSON.stringify(v).slice(0, 600) : `no such visitor among ${r.json?.visitors?.length ?? '?'}`}; ` +
       `the visitor's last beacons (ms from t0): ${sent.join(', ') || 'none'}`;
   });
 }
@@ -355,6 +357,27 @@ guard(async () => {
   t0 = Date.now();
   send(C, 'hide', '--seq', '2', '--engaged', '9000', '--ua', UA.firefox, '--ip', '2001:db8::5');
   await rowWithin('UDP: hide makes the visitor idle within 1 s', dash, C, r => r.status == 'idle', { t0 });
+
+  // A session that ends and comes straight back (a link to the next page: the
+  // old page's end, the new page's page view) can reach the dashboard as a
+  // leave and an enter handled before it draws again. The row it keeps must
+  // show the new page, not the old one. The page is kept busy (its main
+  // thread stalled) while the server sees both, so that both arrive at once.
+  const E = 'udpEmil00001';
+  const inApi = async () => !!(await api(`/widgets/${WID}/active-visitors?limit=1000`)).json?.visitors?.some(v => v.session_id == E);
+  send(E, 'pv', '--seq', '1', '--url', 'https://shop.example/first', '--title', 'First — Shop', '--ua', UA.chrome, '--ip', '198.51.100.9');
+  await rowWithin('UDP: a visitor about to leave and come back appears', dash, E, r => r.url == 'https://shop.example/first');
+  await dash.evaluate(() => { setTimeout(() => { const end = performance.now() + 1500; while (performance.now() < end); }, 0); });
+  send(E, 'end', '--seq', '2', '--ua', UA.chrome, '--ip', '198.51.100.9');
+  const gone = await waitFor(async () => !(await inApi()), 1000);
+  send(E, 'pv', '--seq', '3', '--url', 'https://shop.example/second', '--title', 'Second — Shop', '--ua', UA.chrome, '--ip', '198.51.100.9');
+  const back = await waitFor(inApi, 1000);
+  check('… its end and its next page view both reached the server while the page was busy', gone && back);
+  t0 = Date.now();
+  await rowWithin('UDP: leave and enter handled in one frame: the row shows the new page', dash, E,
+    r => r.url == 'https://shop.example/second' && r.title == 'Second — Shop', { t0, ms: 2500 });
+  send(E, 'end', '--seq', '4', '--ua', UA.chrome, '--ip', '198.51.100.9');     // the lists below are A, B, C and the browser's
+  await expectWithin('… and it leaves again', 2000, async () => !(await row(dash, E)));
 
   // ---------------- a real browser on the test site ----------------
   const vctx = await launch('visitor', { real: true, locale: 'en-US', extraHTTPHeaders: { 'X-Forwarded-For': '203.0.113.77' } });

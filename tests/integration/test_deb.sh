@@ -36,7 +36,7 @@ VERSION=$(awk -F'[()]' 'NR == 1 { print $2 }' "$HN_ROOT/debian/changelog")
 DEB=$HN_ROOT/build/deb/herenow_${VERSION}_$(dpkg --print-architecture).deb
 [ -f "$DEB" ] || { hn_fail "no $DEB"; hn_done; }
 # lintian runs while the package is installed and run below (its result is checked at the end)
-hn_spawn lintian lintian --fail-on error,warning "$DEB"
+hn_spawn lintian timeout 300 lintian --fail-on error,warning "$DEB"
 hn_assert_eq "the conffiles" "/etc/herenow/api.env /etc/herenow/collector.env" \
     "$(dpkg-deb --ctrl-tarfile "$DEB" | tar -xO ./conffiles | sort | tr '\n' ' ' | sed 's/ $//')"
 

@@ -201,8 +201,8 @@ curl -s -X POST -H "Authorization: Bearer $TOK" "$A/sessions/liveCCCC0001/deacti
 within 2 "deactivate: leave (gone) within the 0.5 s reconcile" "$HN_TMP/s1.sse" '^leave {"session_id":"liveCCCC0001","reason":"gone"}'
 # On a cluster the end script (the widget's node) can run before the end
 # record reaches its stream shard (another node): the hub meets the session
-# gone from hn:live first. What the end script leaves in Redis, with no
-# record at all, must still read as an end.
+# gone from hn:live first. What the end script leaves in Redis (here for an
+# end with q 1), with no record at all, must still read as an end.
 send --session liveCCCC0002 --url https://example.com/c2
 within 1 "enter of a fourth visitor" "$HN_TMP/s1.sse" '^enter .*"session_id":"liveCCCC0002"'
 hn_redis_at "hn:live:{$WID}" EVAL "redis.call('HSET',KEYS[3],'status','gone','last_seen',ARGV[2],'ended','1')
@@ -221,6 +221,17 @@ within 1 "… back on another page: enter again" "$HN_TMP/s1.sse" '^enter .*"ses
 hn_redis_at "hn:live:{$WID}" ZREM "hn:live:{$WID}" liveCCCC0003 >/dev/null
 within 2 "… then out of hn:live with its hash kept: leave (gone), not the old end" "$HN_TMP/s1.sse" \
     '^leave {"session_id":"liveCCCC0003","reason":"gone"}'
+# … while a beacon sent before the end but flushed after it (another thread)
+# does not hide the end: it writes a lower q than the end's.
+send --session liveCCCC0004 --url https://example.com/c4
+within 1 "enter of a visitor whose hide comes late" "$HN_TMP/s1.sse" '^enter .*"session_id":"liveCCCC0004"'
+send --session liveCCCC0004 --seq 3 --type end
+within 2 "… its end (q 3): leave (end)" "$HN_TMP/s1.sse" '^leave {"session_id":"liveCCCC0004","reason":"end"}'
+send --session liveCCCC0004 --seq 2 --type hide
+within 1 "… the hide sent before it (q 2) arrives after it" "$HN_TMP/s1.sse" '^enter .*"session_id":"liveCCCC0004"'
+hn_redis_at "hn:live:{$WID}" ZREM "hn:live:{$WID}" liveCCCC0004 >/dev/null
+within 2 "… then out of hn:live with its hash kept: leave (end), the end is still its way out" "$HN_TMP/s1.sse" \
+    '^leave {"session_id":"liveCCCC0004","reason":"end"}'
 # liveAAAA0001's last beacon was the heartbeat above: the 6 s live window
 within 9 "a visitor quiet for the live window leaves" "$HN_TMP/s1.sse" '^leave {"session_id":"liveAAAA0001"'
 hn_assert_cmd "…with reason timeout (the hub's clock) or gone (the trimmer was first)" \

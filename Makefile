@@ -177,8 +177,11 @@ integration: check-deps
 	@$(MAKE) --no-print-directory $(BINS)
 	@HN_BIN=$(OUT) tests/run-integration.sh
 
+# the build before the tests: as many compilers at once as there are cores,
+# unless the caller gave its own -j
+TEST_JOBS := $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc))
 test: check-deps
-	@$(MAKE) --no-print-directory $(UNIT_BINS) $(BINS) fuzz-replay-build fuzz-build
+	@$(MAKE) --no-print-directory $(TEST_JOBS) $(UNIT_BINS) $(BINS) fuzz-replay-build fuzz-build
 	@HN_BIN=$(OUT) tests/run-all.sh $(UNIT_BINS)
 
 run: check-deps
@@ -195,7 +198,7 @@ deb: check-deps
 	@git ls-files -z --cached --others --exclude-standard --deduplicate | \
 	    perl -0 -ne 'chomp; print "$$_\0" if -e' | xargs -0 cp --parents -t build/deb/src
 	@# (this make's variables, SANITIZER= or CI=true, stay out of the package's build)
-	@cd build/deb/src && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL dpkg-buildpackage -b -us -uc >../build.log 2>&1 || \
+	@cd build/deb/src && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL dpkg-buildpackage -b -us -uc --jobs-try=auto >../build.log 2>&1 || \
 	    { tail -30 ../build.log; exit 1; }
 	@ls build/deb/*.deb
 

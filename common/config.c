@@ -219,7 +219,7 @@ static const cfg_opt opts[] = {
     /* signed webhooks (docs/RULES.md §4): the api's sender thread (api/rules/webhook.c) */
     {"WEBHOOKS", T_ENUM, OFF(webhooks), "on", 0, 0, "on|off", A,
      "run the webhook sender thread (POSTs the outbox webhook_deliveries) in this api process"},
-    {"WEBHOOK_SENDERS", T_INT, OFF(webhook_senders), "4", 1, 1024, NULL, A,
+    {"WEBHOOK_SENDERS", T_INT, OFF(webhook_senders), "16", 1, 1024, NULL, A,
      "webhook POSTs in flight per api process"},
     {"WEBHOOK_TIMEOUT_MS", T_INT, OFF(webhook_timeout_ms), "5000", 100, 600000, NULL, A,
      "a webhook POST without a whole answer after this long is a failed attempt"},

@@ -58,10 +58,6 @@ static PGresult *q(hn_rules *e, const char *what, ExecStatusType want, const cha
     return NULL;
 }
 
-static void rollback(hn_rules *e) {
-    if (e->pg && PQtransactionStatus(e->pg) != PQTRANS_IDLE) PQclear(PQexec(e->pg, "ROLLBACK"));
-}
-
 /* ---- loads ------------------------------------------------------------------------- */
 
 void engine_widget_free(ewidget *w) {
@@ -269,61 +265,92 @@ void engine_lifecycle(hn_rules *e, ewidget *w, const esess *s, const char *event
 
 /* ---- a match --------------------------------------------------------------------------- */
 
+/* The claim and, when it is won, everything that goes with it, in one
+ * statement (one round trip, its own transaction): the firing's row (its
+ * time the engine's clock, $5 ms, so that the webhook bodies can be built
+ * before), the rule's count, the webhook actions' outbox rows ($6 urls, $7
+ * the bodies after {"id":N) and their NOTIFY. The rule_firings key makes
+ * one api process the winner; a loser reads the winner's time back (NULL
+ * when the winner committed after this statement's snapshot: the
+ * claimed statement asks again). $1 rule, $2 session, $3 widget, $4 visitor. */
 static const char claim_sql[] =
-    "INSERT INTO rule_firings (rule_id, session_id, widget_id, visitor_id) VALUES ($1, $2, $3, $4)"
-    " ON CONFLICT DO NOTHING RETURNING floor(extract(epoch FROM fired_at) * 1000)::bigint";
+    "WITH c AS (INSERT INTO rule_firings (rule_id, session_id, widget_id, visitor_id, fired_at)"
+    "  VALUES ($1::bigint, $2::text, $3::integer, $4::text,"
+    "   timestamptz 'epoch' + $5::bigint * interval '1 millisecond')"
+    "  ON CONFLICT DO NOTHING RETURNING 1),"
+    " f AS (UPDATE widget_rules SET fired = fired + 1, last_fired_at = now()"
+    "  WHERE id = $1::bigint AND EXISTS (SELECT 1 FROM c)),"
+    " n AS (SELECT nextval(pg_get_serial_sequence('webhook_deliveries', 'id')) AS id, x.url, x.rest"
+    "  FROM c, unnest($6::text[], $7::text[]) AS x(url, rest)),"
+    " o AS (INSERT INTO webhook_deliveries (id, widget_id, rule_id, event, subject, visitor_id, url, body)"
+    "  OVERRIDING SYSTEM VALUE SELECT n.id, $3::integer, $1::bigint, 'rule.fired', $2::text, $4::text,"
+    "   n.url, '{\"id\":' || n.id || n.rest FROM n ON CONFLICT DO NOTHING RETURNING id)"
+    " SELECT EXISTS (SELECT 1 FROM c),"
+    "  (SELECT floor(extract(epoch FROM fired_at) * 1000)::bigint FROM rule_firings"
+    "   WHERE rule_id = $1::bigint AND session_id = $2::text),"
+    "  (SELECT count(pg_notify('herenow_webhooks', '')) FROM o)";
 static const char claimed_sql[] =
     "SELECT floor(extract(epoch FROM fired_at) * 1000)::bigint FROM rule_firings"
     " WHERE rule_id = $1 AND session_id = $2";
-static const char fired_sql[] =
-    "UPDATE widget_rules SET fired = fired + 1, last_fired_at = now() WHERE id = $1";
 
-/* The claim's transaction: HN_OK with *won and *at (the firing's time), or HN_ERR. */
+/* "{…}" of a text[] parameter: each element quoted, \ and " escaped. */
+static void pg_array_add(hn_buf *a, const char *v) {
+    hn_buf_append(a, a->len ? ",\"" : "{\"", 2);
+    for (const char *c = v; *c; c++) {
+        if (*c == '"' || *c == '\\') hn_buf_append(a, "\\", 1);
+        hn_buf_append(a, c, 1);
+    }
+    hn_buf_append(a, "\"", 1);
+}
+
+/* The claim: HN_OK with *won and *at (the firing's time), or HN_ERR. */
 static int claim(hn_rules *e, ewidget *w, const erule *r, const esess *s, bool *won, int64_t *at) {
-    char rb[24], wb[24];
+    char rb[24], wb[24], tb[24];
+    int64_t now = (int64_t)hn_now_ms();
     snprintf(rb, sizeof(rb), "%lld", (long long)r->id);
     snprintf(wb, sizeof(wb), "%lld", (long long)w->id);
-    const char *p[] = {rb, s->sid, wb, s->visitor};
-    PGresult *res = q(e, "begin", PGRES_COMMAND_OK, "BEGIN", 0, NULL);
+    snprintf(tb, sizeof(tb), "%lld", (long long)now);
+    hn_buf urls = {0}, rests = {0};
+    for (int i = 0; i < hn_rule_nactions(r->r); i++) {
+        const hn_rule_action *a = hn_rule_action_at(r->r, i);
+        if (a->type != HN_RA_WEBHOOK) continue;
+        hn_buf b = {0};
+        body_head(&b, "rule.fired", now, w->id);
+        hn_json_kraw(&b, &(bool){false}, "rule", "{", 1);
+        bool f = true;
+        hn_json_kint(&b, &f, "id", r->id);
+        hn_json_kstr(&b, &f, "name", hn_rule_name(r->r));
+        hn_buf_append(&b, "}", 1);
+        hn_json_kraw(&b, &(bool){false}, "session", "", 0);
+        engine_session_json(&b, s);
+        hn_buf_append(&b, "}", 2);             /* with its NUL */
+        /* what the visitor's page sent, defused: the sender opens what
+         * looks sealed in a body (common/datakey.h), and nothing here is */
+        hn_buf d = {0};
+        hn_dk_defuse_json(&d, b.p, strlen(b.p));
+        hn_buf_append(&d, "", 1);
+        pg_array_add(&urls, a->url);
+        pg_array_add(&rests, d.p);
+        hn_buf_free(&d);
+        hn_buf_free(&b);
+    }
+    hn_buf_append(&urls, urls.len ? "}" : "{}", urls.len ? 2 : 3);      /* with their NULs */
+    hn_buf_append(&rests, rests.len ? "}" : "{}", rests.len ? 2 : 3);
+    const char *p[] = {rb, s->sid, wb, s->visitor, tb, urls.p, rests.p};
+    PGresult *res = q(e, "claim", PGRES_TUPLES_OK, claim_sql, 7, p);
+    hn_buf_free(&urls);
+    hn_buf_free(&rests);
     if (res == NULL) return HN_ERR;
+    *won = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    bool known = PQntuples(res) == 1 && !PQgetisnull(res, 0, 1);
+    *at = *won ? now : known ? strtoll(PQgetvalue(res, 0, 1), NULL, 10) : 0;
     PQclear(res);
-    if ((res = q(e, "claim", PGRES_TUPLES_OK, claim_sql, 4, p)) == NULL) goto fail;
-    *won = PQntuples(res) == 1;
-    if (*won) *at = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    if (!*won) {
-        if ((res = q(e, "claimed", PGRES_TUPLES_OK, claimed_sql, 2, p)) == NULL) goto fail;
+    if (!*won && !known) {
+        if ((res = q(e, "claimed", PGRES_TUPLES_OK, claimed_sql, 2, p)) == NULL) return HN_ERR;
         *at = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
         PQclear(res);
-    } else {
-        if ((res = q(e, "fired", PGRES_COMMAND_OK, fired_sql, 1, p)) == NULL) goto fail;
-        PQclear(res);
-        for (int i = 0; i < hn_rule_nactions(r->r); i++) {
-            const hn_rule_action *a = hn_rule_action_at(r->r, i);
-            if (a->type != HN_RA_WEBHOOK) continue;
-            hn_buf b = {0};
-            body_head(&b, "rule.fired", *at, w->id);
-            hn_json_kraw(&b, &(bool){false}, "rule", "{", 1);
-            bool f = true;
-            hn_json_kint(&b, &f, "id", r->id);
-            hn_json_kstr(&b, &f, "name", hn_rule_name(r->r));
-            hn_buf_append(&b, "}", 1);
-            hn_json_kraw(&b, &(bool){false}, "session", "", 0);
-            engine_session_json(&b, s);
-            hn_buf_append(&b, "}", 2);         /* with its NUL */
-            int64_t id = outbox(e, s, rb, "rule.fired", a->url, b.p);
-            hn_buf_free(&b);
-            if (id < 0) goto fail;
-            if ((res = q(e, "notify", PGRES_COMMAND_OK, "NOTIFY herenow_webhooks", 0, NULL)) == NULL) goto fail;
-            PQclear(res);
-        }
     }
-    if ((res = q(e, "commit", PGRES_COMMAND_OK, "COMMIT", 0, NULL)) == NULL) goto fail;
-    PQclear(res);
     return HN_OK;
-fail:
-    rollback(e);
-    return HN_ERR;
 }
 
 static const char caps_sql[] =

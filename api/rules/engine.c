@@ -18,6 +18,8 @@
 #define SWEEP_MS     1000
 #define RETRY_FIRE_MS 1000
 #define HEAP_COMPACT_MIN 4096    /* timers in the heap before stale ones are worth a pass */
+#define FAR_MS           60000   /* timers due later than this go to the far list first
+                                  * (HN_RULES_FAR_MS: the tests' shorter horizon) */
 /* herenow_rule_eval_record_seconds: 1 µs .. 1 ms (a wall clock: a thread
  * the machine took away in the middle lands in the top buckets) */
 static const double eval_le[] = {1e-6, 2e-6, 4e-6, 8e-6, 16e-6, 32e-6, 64e-6, 256e-6, 1e-3};
@@ -31,40 +33,76 @@ static int64_t mono_ms(void) {
     return (int64_t)hn_mono_ms();
 }
 
-/* ---- timers: a min-heap of (at, session, rule) ------------------------------------- */
+/* ---- timers: (at, rule, session), in a heap or the far list ------------------------ */
 
-static void heap_swap(etimer *a, etimer *b) {
-    etimer t = *a;
-    *a = *b;
-    *b = t;
+/* A 4-ary heap of 24-byte entries: a push climbs log4(n) levels, and the
+ * upper levels stay in the cache (a binary heap of entries holding the
+ * session id, 96 bytes, took microseconds a push at 100k timers). */
+#define HEAP_D 4
+
+static void heap_down(etimer *h, size_t n, size_t i) {
+    etimer t = h[i];
+    for (;;) {
+        size_t c = HEAP_D * i + 1, m = c;
+        if (c >= n) break;
+        for (size_t k = c + 1; k < c + HEAP_D && k < n; k++)
+            if (h[k].at < h[m].at) m = k;
+        if (h[m].at >= t.at) break;
+        h[i] = h[m];
+        i = m;
+    }
+    h[i] = t;
 }
 
-static void timer_push(hn_rules *e, int64_t at, const esess *s, int64_t rule_id) {
+static void heap_insert(hn_rules *e, etimer t) {
     if (e->nheap == e->capheap) {
         e->capheap = e->capheap ? e->capheap * 2 : 64;
         e->heap = realloc(e->heap, e->capheap * sizeof(*e->heap));
         if (e->heap == NULL) abort();
     }
     size_t i = e->nheap++;
-    e->heap[i] = (etimer){at, s->wid, rule_id, {0}};
-    snprintf(e->heap[i].sid, sizeof(e->heap[i].sid), "%s", s->sid);
-    while (i > 0 && e->heap[(i - 1) / 2].at > e->heap[i].at) {
-        heap_swap(&e->heap[(i - 1) / 2], &e->heap[i]);
-        i = (i - 1) / 2;
+    while (i > 0 && e->heap[(i - 1) / HEAP_D].at > t.at) {
+        e->heap[i] = e->heap[(i - 1) / HEAP_D];
+        i = (i - 1) / HEAP_D;
     }
+    e->heap[i] = t;
+}
+
+/* A timer due at or after the horizon is appended to the far list (most
+ * time conditions wait minutes: their timers cost an append, not a climb
+ * through a heap of every session's), and moves into the heap when the
+ * horizon passes it (far_advance). */
+static void timer_push(hn_rules *e, int64_t at, const esess *s, int64_t rule_id) {
+    etimer t = {at, rule_id, s->serial};
+    if (at < e->horizon) {
+        heap_insert(e, t);
+        return;
+    }
+    if (e->nfar == e->capfar) {
+        e->capfar = e->capfar ? e->capfar * 2 : 64;
+        e->far = realloc(e->far, e->capfar * sizeof(*e->far));
+        if (e->far == NULL) abort();
+    }
+    e->far[e->nfar++] = t;
+}
+
+/* Every far_ms / 2: the horizon far_ms ahead, the far timers before it
+ * into the heap. A far timer is at least far_ms / 2 away until then. */
+static void far_advance(hn_rules *e, int64_t now) {
+    if (now < e->horizon - e->far_ms / 2) return;
+    e->horizon = now + e->far_ms;
+    size_t k = 0;
+    for (size_t i = 0; i < e->nfar; i++) {
+        if (e->far[i].at < e->horizon) heap_insert(e, e->far[i]);
+        else e->far[k++] = e->far[i];
+    }
+    e->nfar = k;
 }
 
 static etimer timer_pop(hn_rules *e) {
     etimer top = e->heap[0];
     e->heap[0] = e->heap[--e->nheap];
-    for (size_t i = 0;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < e->nheap && e->heap[l].at < e->heap[m].at) m = l;
-        if (r < e->nheap && e->heap[r].at < e->heap[m].at) m = r;
-        if (m == i) break;
-        heap_swap(&e->heap[i], &e->heap[m]);
-        i = m;
-    }
+    if (e->nheap) heap_down(e->heap, e->nheap, 0);
     return top;
 }
 
@@ -85,6 +123,7 @@ static esess *sess_find(hn_rules *e, int64_t wid, const char *sid, size_t len) {
 
 static void sess_free(hn_rules *e, esess *s) {
     HASH_DEL(e->sess, s);
+    HASH_DELETE(hs, e->by_serial, s);
     free(s->visitor);
     free(s->vhash);
     for (int i = 0; i < HN_RF__STR; i++) free(s->str[i]);
@@ -372,6 +411,8 @@ static int on_record(const hn_record *rec, void *arg) {
         s->returning = -1;
         s->start_ms = s->page_start_ms = ts;
         HASH_ADD_KEYPTR(hh, e->sess, s->key, kl, s);
+        s->serial = ++e->serials;
+        HASH_ADD(hs, e->by_serial, serial, sizeof(s->serial), s);
         atomic_fetch_add(&e->nsess, 1);
         if (w->reads_visitor) ask_returning(e, s);
         if (w->hook_started) engine_lifecycle(e, w, s, "session.started");
@@ -550,39 +591,41 @@ static bool redis_ok(hn_rules *e) {
 
 static void run_timers(hn_rules *e) {
     int64_t now = wall_ms();
+    far_advance(e, now);
     while (e->nheap && e->heap[0].at <= now) {
         etimer t = timer_pop(e);
-        ewidget *w;
-        HASH_FIND(hh, e->widgets, &t.wid, sizeof(t.wid), w);
-        esess *s = w ? sess_find(e, t.wid, t.sid, strlen(t.sid)) : NULL;
-        if (s == NULL || !sess_timer_take(s, t.rule_id, t.at) || sess_fired(s, t.rule_id)) continue;
+        esess *s;
+        ewidget *w = NULL;
+        HASH_FIND(hs, e->by_serial, &t.serial, sizeof(t.serial), s);
+        if (s) HASH_FIND(hh, e->widgets, &s->wid, sizeof(s->wid), w);
+        if (w == NULL || !sess_timer_take(s, t.rule_id, t.at) || sess_fired(s, t.rule_id)) continue;
         eval_rules(e, w, s, 0, t.rule_id, false);
     }
 }
 
-/* Keeps the heap entries that are some live session's current timer
- * (the others: of sessions gone, or of timers set again earlier) and
- * restores the heap order. */
+/* Whether t is its session's current timer for the rule. */
+static bool timer_current(hn_rules *e, const etimer *t) {
+    esess *s;
+    HASH_FIND(hs, e->by_serial, &t->serial, sizeof(t->serial), s);
+    for (int j = 0; s && j < s->ntm; j++)
+        if (s->tm_rule[j] == t->rule_id && s->tm_at[j] == t->at) return true;
+    return false;
+}
+
+/* Keeps the timers that are some live session's current one (the others:
+ * of sessions gone, or of timers set again earlier) and restores the heap
+ * order. */
 static void heap_compact(hn_rules *e) {
     size_t k = 0;
-    for (size_t i = 0; i < e->nheap; i++) {
-        const etimer *t = &e->heap[i];
-        esess *s = sess_find(e, t->wid, t->sid, strlen(t->sid));
-        bool cur = false;
-        for (int j = 0; s && j < s->ntm && !cur; j++) cur = s->tm_rule[j] == t->rule_id && s->tm_at[j] == t->at;
-        if (cur) e->heap[k++] = *t;
-    }
+    for (size_t i = 0; i < e->nheap; i++)
+        if (timer_current(e, &e->heap[i])) e->heap[k++] = e->heap[i];
     e->nheap = k;
-    for (size_t i = k / 2; i-- > 0;) {
-        for (size_t j = i;;) {
-            size_t l = 2 * j + 1, r = l + 1, m = j;
-            if (l < k && e->heap[l].at < e->heap[m].at) m = l;
-            if (r < k && e->heap[r].at < e->heap[m].at) m = r;
-            if (m == j) break;
-            heap_swap(&e->heap[j], &e->heap[m]);
-            j = m;
-        }
-    }
+    for (size_t i = k / HEAP_D + 1; i-- > 0;)
+        if (i < k) heap_down(e->heap, k, i);
+    k = 0;
+    for (size_t i = 0; i < e->nfar; i++)
+        if (timer_current(e, &e->far[i])) e->far[k++] = e->far[i];
+    e->nfar = k;
 }
 
 /* Sessions one live window without a beacon leave (session.ended). The
@@ -607,8 +650,9 @@ static void sweep(hn_rules *e) {
         }
         live_timers += (size_t)s->ntm;
     }
-    if (e->nheap > HEAP_COMPACT_MIN && e->nheap > 2 * live_timers) heap_compact(e);
-    atomic_store(&e->timers, e->nheap);
+    size_t n = e->nheap + e->nfar;
+    if (n > HEAP_COMPACT_MIN && n > 2 * live_timers) heap_compact(e);
+    atomic_store(&e->timers, e->nheap + e->nfar);
 }
 
 static void *engine_main(void *arg) {
@@ -638,10 +682,9 @@ static void *engine_main(void *arg) {
             }
         }
         int64_t block = e->next_reload - mono_ms();
-        if (e->nheap) {
-            int64_t t = e->heap[0].at - wall_ms();
-            if (t < block) block = t;
-        }
+        int64_t wnow = wall_ms();
+        if (e->nheap && e->heap[0].at - wnow < block) block = e->heap[0].at - wnow;
+        if (e->horizon - e->far_ms / 2 - wnow < block) block = e->horizon - e->far_ms / 2 - wnow;
         if (block < 1) block = 1;
         if (!redis_ok(e)) {
             struct timespec ts = {0, 100 * 1000000L};
@@ -663,6 +706,10 @@ hn_rules *hn_rules_start(const hn_config *cfg, const hn_redis_cfg *rcfg, const h
     e->rcfg = rcfg;
     e->host = *host;
     e->nshards = (int)cfg->stream_shards;
+    const char *far = getenv("HN_RULES_FAR_MS");
+    e->far_ms = FAR_MS;
+    if (far && !hn_parse_i64(far, &e->far_ms)) e->far_ms = FAR_MS;
+    if (e->far_ms < 100 || e->far_ms > 86400000) e->far_ms = e->far_ms < 100 ? 100 : 86400000;
     e->cursor = hn_xcalloc((size_t)e->nshards, sizeof(*e->cursor));
     /* one live window back: the sessions already live are rebuilt */
     int64_t from = wall_ms() - cfg->live_window_s * 1000;
@@ -694,6 +741,7 @@ void hn_rules_stop(hn_rules *e) {
     if (e->pg) PQfinish(e->pg);
     hn_decoder_destroy(e->dec);
     free(e->heap);
+    free(e->far);
     free(e->match);
     free(e->cursor);
     free(e);
@@ -706,7 +754,7 @@ void hn_rules_metrics(hn_rules *e, hn_buf *out) {
     hn_prom_family(out, "herenow_rules_sessions", HN_PROM_GAUGE, "live sessions the rules engine keeps state of");
     hn_prom_u64(out, "herenow_rules_sessions", HN_PROM_L0, e ? atomic_load(&e->nsess) : 0);
     hn_prom_family(out, "herenow_rules_timers", HN_PROM_GAUGE,
-                   "entries of the engine's timer heap at its last sweep (stale ones included)");
+                   "the engine's timers (its heap and far list) at its last sweep, stale ones included");
     hn_prom_u64(out, "herenow_rules_timers", HN_PROM_L0, e ? atomic_load(&e->timers) : 0);
     hn_prom_family(out, "herenow_rule_evaluations_total", HN_PROM_COUNTER, "rule evaluations (records and timers)");
     hn_prom_u64(out, "herenow_rule_evaluations_total", HN_PROM_L0, e ? atomic_load(&e->evals) : 0);

@@ -28,6 +28,7 @@ bool engine_pg_ok(hn_rules *e) {
     char err[256];
     hn_pg_opts o = {"herenow-rules", 5, 10000};
     e->pg = hn_pg_connect(e->cfg->database_url, &o, err, sizeof(err));
+    e->claim_prepared = false;
     if (e->pg == NULL) {
         hn_warn("event=rules_pg_connect_failed error='%s'", err);
         atomic_fetch_add(&e->pg_errors, 1);
@@ -53,6 +54,25 @@ static PGresult *q(hn_rules *e, const char *what, ExecStatusType want, const cha
     if (!engine_pg_ok(e)) return NULL;
     PGresult *r = PQexecParams(e->pg, sql, n, NULL, p, NULL, NULL, 0);
     if (r && PQresultStatus(r) == want) return r;
+    engine_pg_lost(e, what, r);
+    PQclear(r);
+    return NULL;
+}
+
+/* The claim runs at every match: parsed and planned once per connection. */
+static PGresult *q_prepare(hn_rules *e, const char *name, const char *sql, int n) {
+    if (!engine_pg_ok(e)) return NULL;
+    PGresult *r = PQprepare(e->pg, name, sql, n, NULL);
+    if (r && PQresultStatus(r) == PGRES_COMMAND_OK) return r;
+    engine_pg_lost(e, "prepare", r);
+    PQclear(r);
+    return NULL;
+}
+
+static PGresult *q_prepared(hn_rules *e, const char *what, const char *name, int n, const char *const *p) {
+    if (!engine_pg_ok(e)) return NULL;
+    PGresult *r = PQexecPrepared(e->pg, name, n, p, NULL, NULL, 0);
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK) return r;
     engine_pg_lost(e, what, r);
     PQclear(r);
     return NULL;
@@ -337,7 +357,12 @@ static int claim(hn_rules *e, ewidget *w, const erule *r, const esess *s, bool *
     hn_buf_append(&urls, urls.len ? "}" : "{}", urls.len ? 2 : 3);      /* with their NULs */
     hn_buf_append(&rests, rests.len ? "}" : "{}", rests.len ? 2 : 3);
     const char *p[] = {rb, s->sid, wb, s->visitor, tb, urls.p, rests.p};
-    PGresult *res = q(e, "claim", PGRES_TUPLES_OK, claim_sql, 7, p);
+    PGresult *res = NULL;
+    if (!e->claim_prepared && (res = q_prepare(e, "hn_rules_claim", claim_sql, 7)) != NULL) {
+        PQclear(res);
+        e->claim_prepared = true;
+    }
+    res = e->claim_prepared ? q_prepared(e, "claim", "hn_rules_claim", 7, p) : NULL;
     hn_buf_free(&urls);
     hn_buf_free(&rests);
     if (res == NULL) return HN_ERR;

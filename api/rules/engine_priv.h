@@ -46,6 +46,8 @@ typedef struct ewidget {
 typedef struct esess {
     char           key[96];           /* "<widget>:<session id>" */
     UT_hash_handle hh;
+    uint64_t       serial;            /* this engine's number for it, never reused (the timers') */
+    UT_hash_handle hs;                /* in by_serial */
     int64_t        wid;
     char           sid[HN_RULES_SID_CAP];
     char          *visitor;           /* visitor_id: the site's id, else the visitor hash */
@@ -73,10 +75,9 @@ typedef struct esess {
 } esess;
 
 typedef struct etimer {
-    int64_t at;
-    int64_t wid;
-    int64_t rule_id;
-    char    sid[HN_RULES_SID_CAP];
+    int64_t  at;
+    int64_t  rule_id;
+    uint64_t serial;                  /* the session's (esess.serial): gone, the entry is stale */
 } etimer;
 
 enum { SKIP_CHATTING, SKIP_BANNED, SKIP_SESSION_CAP, SKIP_VISITOR_CAP, SKIP_GONE, SKIP_CHAT_OFF,
@@ -92,12 +93,19 @@ struct hn_rules {
     atomic_bool          stop;
     hn_rcl              *rc;
     PGconn              *pg;
+    bool                 claim_prepared;   /* on this pg (engine_pg.c) */
     int64_t              retry_at;    /* mono ms: no Redis reconnect before */
     int64_t              pg_retry_at; /* mono ms: no PostgreSQL reconnect before */
     ewidget             *widgets;
     esess               *sess;
-    etimer              *heap;
+    esess               *by_serial;   /* the same sessions by serial */
+    uint64_t             serials;     /* the last serial given */
+    etimer              *heap;        /* the timers due before horizon (engine.c) */
     size_t               nheap, capheap;
+    etimer              *far;         /* the others, unordered */
+    size_t               nfar, capfar;
+    int64_t              horizon;     /* wall ms */
+    int64_t              far_ms;      /* engine.c FAR_MS */
     int                  nshards;
     char               (*cursor)[32];
     int64_t              next_reload, next_sweep, next_bans_check;   /* mono ms */

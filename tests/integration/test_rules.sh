@@ -30,6 +30,10 @@ export HERENOW_TRUSTED_RELAYS=127.0.0.1/32 HERENOW_GEOIP_DB=$HN_TMP/geo.mmdb HER
 # marker below is the last one each engine evaluates)
 export HERENOW_STREAM_SHARDS=1 HERENOW_WIDGET_REFRESH_MS=200 HERENOW_RULES_RELOAD_MS=200
 export HERENOW_RULE_INVITES_PER_VISITOR=1
+# the engines' far timer list from 1 s ahead (60 s by default): the 3 s
+# time_on_page timer below waits there, then in the heap (test_rule_e2e's
+# 30 s one goes to the heap straight away)
+export HN_RULES_FAR_MS=1000
 hn_spawn collector "$HN_BIN/herenow-collector"
 hn_wait_for 10 "collector ready" curl -fsS "http://127.0.0.1:$ADMIN/readyz"
 COLLECTOR=http://127.0.0.1:$HTTP

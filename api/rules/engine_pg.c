@@ -59,25 +59,6 @@ static PGresult *q(hn_rules *e, const char *what, ExecStatusType want, const cha
     return NULL;
 }
 
-/* The claim runs at every match: parsed and planned once per connection. */
-static PGresult *q_prepare(hn_rules *e, const char *name, const char *sql, int n) {
-    if (!engine_pg_ok(e)) return NULL;
-    PGresult *r = PQprepare(e->pg, name, sql, n, NULL);
-    if (r && PQresultStatus(r) == PGRES_COMMAND_OK) return r;
-    engine_pg_lost(e, "prepare", r);
-    PQclear(r);
-    return NULL;
-}
-
-static PGresult *q_prepared(hn_rules *e, const char *what, const char *name, int n, const char *const *p) {
-    if (!engine_pg_ok(e)) return NULL;
-    PGresult *r = PQexecPrepared(e->pg, name, n, p, NULL, NULL, 0);
-    if (r && PQresultStatus(r) == PGRES_TUPLES_OK) return r;
-    engine_pg_lost(e, what, r);
-    PQclear(r);
-    return NULL;
-}
-
 /* ---- loads ------------------------------------------------------------------------- */
 
 void engine_widget_free(ewidget *w) {
@@ -298,7 +279,8 @@ static const char claim_sql[] =
     "  VALUES ($1::bigint, $2::text, $3::integer, $4::text,"
     "   timestamptz 'epoch' + $5::bigint * interval '1 millisecond')"
     "  ON CONFLICT DO NOTHING RETURNING 1),"
-    " f AS (UPDATE widget_rules SET fired = fired + 1, last_fired_at = now()"
+    " f AS (UPDATE widget_rules SET fired = fired + 1,"
+    "  last_fired_at = timestamptz 'epoch' + $5::bigint * interval '1 millisecond'"
     "  WHERE id = $1::bigint AND EXISTS (SELECT 1 FROM c)),"
     " n AS (SELECT nextval(pg_get_serial_sequence('webhook_deliveries', 'id')) AS id, x.url, x.rest"
     "  FROM c, unnest($6::text[], $7::text[]) AS x(url, rest)),"
@@ -316,11 +298,57 @@ static const char claimed_sql[] =
 /* "{…}" of a text[] parameter: each element quoted, \ and " escaped. */
 static void pg_array_add(hn_buf *a, const char *v) {
     hn_buf_append(a, a->len ? ",\"" : "{\"", 2);
-    for (const char *c = v; *c; c++) {
-        if (*c == '"' || *c == '\\') hn_buf_append(a, "\\", 1);
-        hn_buf_append(a, c, 1);
+    for (const char *c = v; *c;) {
+        size_t n = strcspn(c, "\"\\");
+        hn_buf_append(a, c, n);
+        c += n;
+        if (*c) {
+            hn_buf_append(a, "\\", 1);
+            hn_buf_append(a, c++, 1);
+        }
     }
     hn_buf_append(a, "\"", 1);
+}
+
+#define CLAIM_STMT "hn_rules_claim"
+
+/* Runs the claim, prepared on the connection at its first use (it runs at
+ * every match: parsed and planned once). A connection that lost it (a
+ * pooler's, a DISCARD ALL) prepares it again, once; one that has it
+ * already keeps it. A transaction left open by anything else is rolled
+ * back first: the claim must commit on its own. */
+static PGresult *claim_exec(hn_rules *e, const char *const *p) {
+    if (!engine_pg_ok(e)) return NULL;
+    if (PQtransactionStatus(e->pg) != PQTRANS_IDLE) {
+        hn_warn("event=rules_pg_open_transaction op=claim action=rollback");
+        PQclear(PQexec(e->pg, "ROLLBACK"));
+    }
+    for (int attempt = 0;; attempt++) {
+        PGresult *r;
+        const char *st;
+        if (!e->claim_prepared) {
+            r = PQprepare(e->pg, CLAIM_STMT, claim_sql, 7, NULL);
+            st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+            if (!r || (PQresultStatus(r) != PGRES_COMMAND_OK && !(st && strcmp(st, "42P05") == 0))) {
+                engine_pg_lost(e, "claim_prepare", r);      /* 42P05: it has it already */
+                PQclear(r);
+                return NULL;
+            }
+            PQclear(r);
+            e->claim_prepared = true;
+        }
+        r = PQexecPrepared(e->pg, CLAIM_STMT, 7, p, NULL, NULL, 0);
+        if (r && PQresultStatus(r) == PGRES_TUPLES_OK) return r;
+        st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+        if (attempt == 0 && st && strcmp(st, "26000") == 0) {     /* not there (any more) */
+            PQclear(r);
+            e->claim_prepared = false;
+            continue;
+        }
+        engine_pg_lost(e, "claim", r);
+        PQclear(r);
+        return NULL;
+    }
 }
 
 /* The claim: HN_OK with *won and *at (the firing's time), or HN_ERR. */
@@ -357,12 +385,7 @@ static int claim(hn_rules *e, ewidget *w, const erule *r, const esess *s, bool *
     hn_buf_append(&urls, urls.len ? "}" : "{}", urls.len ? 2 : 3);      /* with their NULs */
     hn_buf_append(&rests, rests.len ? "}" : "{}", rests.len ? 2 : 3);
     const char *p[] = {rb, s->sid, wb, s->visitor, tb, urls.p, rests.p};
-    PGresult *res = NULL;
-    if (!e->claim_prepared && (res = q_prepare(e, "hn_rules_claim", claim_sql, 7)) != NULL) {
-        PQclear(res);
-        e->claim_prepared = true;
-    }
-    res = e->claim_prepared ? q_prepared(e, "claim", "hn_rules_claim", 7, p) : NULL;
+    PGresult *res = claim_exec(e, p);
     hn_buf_free(&urls);
     hn_buf_free(&rests);
     if (res == NULL) return HN_ERR;

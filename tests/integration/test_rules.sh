@@ -267,6 +267,19 @@ R_W2=$(q "WITH r AS (INSERT INTO widget_rules (widget_id, name, definition, webh
 w2_fired() { [ "$(fired "$R_W2")" = sessLATER01 ]; }
 hn_wait_for 10 "page_views gte 2 and time_on_site gte 1 of a session seen before its widget had rules" w2_fired
 
+# ---- the engines' PostgreSQL connections cut ---------------------------------------------------
+# Each engine prepares its claim statement once per connection: cut, it
+# reconnects and prepares it again. The match's outbox row (a webhook
+# action: its body goes as an element of a text[]) keeps a quote and a
+# backslash of the visitor's URL.
+q "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'herenow-rules'" >/dev/null
+CUT_URL="$S/hook/after-cut?q=a\"b\\c"
+send --session sessPGCUT01 --url "$CUT_URL" --vid vPGCUT01
+cut_fired() { [ "$(q "SELECT count(*) FROM rule_firings WHERE rule_id = $R_HOOK AND session_id = 'sessPGCUT01'")" = 1 ]; }
+hn_wait_for 15 "a match after the engines' PostgreSQL connections were cut is claimed" cut_fired
+hn_assert_eq "… its outbox row's body has the URL as sent (a quote, a backslash)" "$CUT_URL" \
+    "$(q "SELECT body::jsonb #>> '{session,url}' FROM webhook_deliveries WHERE rule_id = $R_HOOK AND subject = 'sessPGCUT01'")"
+
 # ---- the timers of sessions gone are compacted away --------------------------------------------
 # A day-long time_on_site rule holds one timer per session; when 5,000
 # sessions end, their timers are stale: the engine's sweep compacts them

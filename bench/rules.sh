@@ -408,9 +408,10 @@ OUT=$HN_TMP/section.md
     echo "engine thread at about 1.1 s of CPU for 32,000 records, about 34 µs a record, of which the evaluation is"
     echo "the 3–4 µs above: free and malloc take about a fifth (hiredis's reply objects, one allocation per"
     echo "string of each record read), \`read\` an eighth (Redis and the claims' round trips), and the"
-    echo "\`rule_matched\` log line of each match (info level: formatting, a write) about a sixth. Those run"
-    echo "between two records' evaluations and leave them cold; a reader that does not allocate per reply"
-    echo "element (hiredis 0.14's \`redisReplyObjectFunctions\`) is where the next gain is."
+    echo "\`rule_matched\` log line of each match (then at info level: formatting, a write) about a sixth; it is"
+    echo "at debug level since. Those run between two records' evaluations and leave them cold; a reader that"
+    echo "does not allocate per reply element (hiredis 0.14's \`redisReplyObjectFunctions\`) is where the next"
+    echo "gain is."
     echo
     echo "<details><summary>Every round (key=value)</summary>"
     echo

@@ -214,26 +214,30 @@ void engine_session_json(hn_buf *b, const esess *s) {
     hn_buf_append(b, "}", 1);
 }
 
-/* One outbox row; the body's "id" is the row's own (taken from the
- * identity's sequence first). rest: the body after {"id":N. The row's id,
- * 0 when a lifecycle event's row was there already, -1 on an error. */
+/* A body for the outbox (NUL-terminated in d): what the visitor's page
+ * sent, defused, as the sender opens what looks sealed in a body
+ * (common/datakey.h) and nothing here is. */
+static void body_defused(hn_buf *d, const char *rest) {
+    hn_dk_defuse_json(d, rest, strlen(rest));
+    hn_buf_append(d, "", 1);
+}
+
+/* A lifecycle event's outbox row; the body's "id" is the row's own (taken
+ * from the identity's sequence first). rest: the body after {"id":N. The
+ * row's id, 0 when the event's row was there already, -1 on an error. */
 static const char outbox_sql[] =
     "WITH n AS (SELECT nextval(pg_get_serial_sequence('webhook_deliveries', 'id')) AS id)"
-    " INSERT INTO webhook_deliveries (id, widget_id, rule_id, event, subject, visitor_id, url, body)"
-    " OVERRIDING SYSTEM VALUE SELECT n.id, $1, $2, $3, $4, $5, $6, '{\"id\":' || n.id || $7 FROM n"
+    " INSERT INTO webhook_deliveries (id, widget_id, event, subject, visitor_id, url, body)"
+    " OVERRIDING SYSTEM VALUE SELECT n.id, $1, $2, $3, $4, $5, '{\"id\":' || n.id || $6 FROM n"
     " ON CONFLICT DO NOTHING RETURNING id";
 
-static int64_t outbox(hn_rules *e, const esess *s, const char *rule_id, const char *event,
-                      const char *url, const char *rest) {
+static int64_t outbox(hn_rules *e, const esess *s, const char *event, const char *url, const char *rest) {
     char wb[24];
     snprintf(wb, sizeof(wb), "%lld", (long long)s->wid);
-    /* what the visitor's page sent, defused: the sender opens what looks
-     * sealed in a body (common/datakey.h), and nothing here is */
     hn_buf d = {0};
-    hn_dk_defuse_json(&d, rest, strlen(rest));
-    hn_buf_append(&d, "", 1);
-    const char *p[] = {wb, rule_id, event, s->sid, s->visitor, url, d.p};
-    PGresult *r = q(e, "outbox", PGRES_TUPLES_OK, outbox_sql, 7, p);
+    body_defused(&d, rest);
+    const char *p[] = {wb, event, s->sid, s->visitor, url, d.p};
+    PGresult *r = q(e, "outbox", PGRES_TUPLES_OK, outbox_sql, 6, p);
     hn_buf_free(&d);
     if (r == NULL) return -1;
     int64_t id = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
@@ -256,7 +260,7 @@ void engine_lifecycle(hn_rules *e, ewidget *w, const esess *s, const char *event
     engine_session_json(&b, s);
     hn_buf_append(&b, "}", 1);
     hn_buf_append(&b, "", 1);
-    int64_t id = outbox(e, s, NULL, event, w->hook_url, b.p);
+    int64_t id = outbox(e, s, event, w->hook_url, b.p);
     if (id > 0) {
         PQclear(q(e, "notify", PGRES_COMMAND_OK, "NOTIFY herenow_webhooks", 0, NULL));
         atomic_fetch_add(&e->webhooks_lifecycle, 1);
@@ -372,11 +376,8 @@ static int claim(hn_rules *e, ewidget *w, const erule *r, const esess *s, bool *
         hn_json_kraw(&b, &(bool){false}, "session", "", 0);
         engine_session_json(&b, s);
         hn_buf_append(&b, "}", 2);             /* with its NUL */
-        /* what the visitor's page sent, defused: the sender opens what
-         * looks sealed in a body (common/datakey.h), and nothing here is */
         hn_buf d = {0};
-        hn_dk_defuse_json(&d, b.p, strlen(b.p));
-        hn_buf_append(&d, "", 1);
+        body_defused(&d, b.p);
         pg_array_add(&urls, a->url);
         pg_array_add(&rests, d.p);
         hn_buf_free(&d);

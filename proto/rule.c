@@ -88,6 +88,7 @@ typedef struct cond {
     char         *s;             /* a string value (owned) */
     char        **v;             /* a list value (in, not_in) */
     int           nv;
+    bool          packed;        /* … also in sb, one NUL-terminated value after another */
     pcre2_code   *re;
 } cond;
 
@@ -251,6 +252,13 @@ static int cond_value(pctx *pc, const char *path, cond *c, const hn_jval *v) {
         listctx lc = {pc, path, c, c->field == HN_RF_EVENT ? 64 : HN_RULE_VALUE_MAX};
         if (hn_jread_elements(v->p, v->len, list_elem, &lc) != HN_OK) return HN_ERR;
         if (c->nv == 0) return fail(pc, "%s: must not be empty", path);
+        size_t total = 0;
+        for (int i = 0; i < c->nv; i++) total += strlen(c->v[i]) + 1;
+        if (total <= sizeof(c->sb)) {      /* in_list reads the condition alone */
+            char *at = c->sb;
+            for (int i = 0; i < c->nv; i++) at = stpcpy(at, c->v[i]) + 1;
+            c->packed = true;
+        }
         return HN_OK;
     }
     case OP_IS:
@@ -532,13 +540,24 @@ const hn_rule_action *hn_rule_action_at(const hn_rule *r, int i) {
 
 /* Browser, OS, language, country, device: compared without case; a
  * language also matches its regional forms ("en" matches "en-US"). */
+static inline unsigned char ascii_lower(unsigned char ch) { return ch >= 'A' && ch <= 'Z' ? ch | 0x20 : ch; }
+
+/* want = have, ASCII case folded (strcasecmp in the C locale); a
+ * language also matches its regional forms ("en" = "en-GB"). */
 static bool name_eq(hn_rule_field f, const char *want, const char *have) {
-    if (strcasecmp(want, have) == 0) return true;
-    size_t n = strlen(want);
-    return f == HN_RF_LANGUAGE && strncasecmp(want, have, n) == 0 && have[n] == '-';
+    size_t i = 0;
+    for (; want[i]; i++)
+        if (ascii_lower((unsigned char)want[i]) != ascii_lower((unsigned char)have[i])) return false;
+    return have[i] == '\0' || (f == HN_RF_LANGUAGE && have[i] == '-');
 }
 
 static bool in_list(const cond *c, const char *have) {
+    if (c->packed) {
+        const char *p = c->sb;
+        for (int i = 0; i < c->nv; i++, p += strlen(p) + 1)
+            if (name_eq(c->field, p, have)) return true;
+        return false;
+    }
     for (int i = 0; i < c->nv; i++)
         if (name_eq(c->field, c->v[i], have)) return true;
     return false;
@@ -686,7 +705,7 @@ int hn_rule_eval_why(const hn_rule *r, const hn_rule_sess *s, int64_t now_ms, in
 
 static uint16_t gram_bit(const unsigned char *p) {
     uint32_t g = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
-    return (uint16_t)((g * 2654435761u) >> 20);          /* 12 bits */
+    return (uint16_t)((g * 2654435761u) >> 22);          /* 10 bits */
 }
 
 void hn_rule_grams(const char *s, uint64_t grams[HN_RULE_GRAM_WORDS]) {

@@ -125,7 +125,7 @@ int hn_rule_eval_why(const hn_rule *r, const hn_rule_sess *s, int64_t now_ms, in
  * (spread over it). A value whose trigram set (hn_rule_grams) lacks one of
  * them cannot satisfy the rule:
  * the engine skips the rule without reading it. HN_OK when r has one. */
-#define HN_RULE_GRAM_WORDS 64                  /* 4096 bits */
+#define HN_RULE_GRAM_WORDS 16                  /* 1024 bits */
 #define HN_RULE_ANCHOR_GRAMS 8                 /* trigrams of the literal tested (spread over it) */
 int  hn_rule_anchor(const hn_rule *r, int *field, uint16_t bits[HN_RULE_ANCHOR_GRAMS]);
 void hn_rule_grams(const char *s, uint64_t grams[HN_RULE_GRAM_WORDS]);

@@ -137,6 +137,14 @@ static void sess_free(hn_rules *e, esess *s) {
     atomic_fetch_sub(&e->nsess, 1);
 }
 
+static void sess_unmark(esess *s, int64_t rule_id) {
+    for (int i = 0; i < s->nfired; i++)
+        if (s->fired[i] == rule_id) {
+            s->fired[i] = s->fired[--s->nfired];
+            return;
+        }
+}
+
 static bool sess_fired(const esess *s, int64_t rule_id) {
     for (int i = 0; i < s->nfired; i++)
         if (s->fired[i] == rule_id) return true;
@@ -368,7 +376,16 @@ static void eval_rules(hn_rules *e, ewidget *w, esess *s, uint32_t changed, int6
         atomic_fetch_add(&e->eval_hist[b], 1);
         atomic_fetch_add(&e->eval_record_ns, ns);
     }
-    for (int k = 0; k < nmatch; k++) {
+    for (int k = 0; k < nmatch && record; k++) {       /* fired once the records read are decided */
+        if (e->npend == e->cappend) {
+            e->cappend = e->cappend ? e->cappend * 2 : 64;
+            e->pend = realloc(e->pend, e->cappend * sizeof(*e->pend));
+            if (e->pend == NULL) abort();
+        }
+        e->pend[e->npend++] = (struct epending){s->serial, w->gen, w->id, e->match[k]};
+        sess_mark(s, w->rules[e->match[k]].id);
+    }
+    for (int k = 0; k < nmatch && !record; k++) {
         const erule *r = &w->rules[e->match[k]];
         if (engine_fire(e, w, r, s) == HN_OK) {
             sess_mark(s, r->id);
@@ -377,6 +394,28 @@ static void eval_rules(hn_rules *e, ewidget *w, esess *s, uint32_t changed, int6
             if (sess_timer_set(s, r->id, again)) timer_push(e, again, s, r->id);
         }
     }
+}
+
+/* The matches of the records read since the last call: their claims and
+ * actions (a PostgreSQL round trip each), after the records' evaluations
+ * so that those run one after the other, not between round trips. A
+ * session whose claim failed is evaluated again later. */
+static void fire_pending(hn_rules *e) {
+    for (size_t k = 0; k < e->npend; k++) {
+        const struct epending *p = &e->pend[k];
+        esess *s;
+        ewidget *w;
+        HASH_FIND(hs, e->by_serial, &p->serial, sizeof(p->serial), s);
+        HASH_FIND(hh, e->widgets, &p->wid, sizeof(p->wid), w);
+        if (s == NULL || w == NULL || w->gen != p->gen) continue;
+        const erule *r = &w->rules[p->rule];
+        if (engine_fire(e, w, r, s) != HN_OK) {
+            sess_unmark(s, r->id);
+            int64_t again = wall_ms() + RETRY_FIRE_MS;
+            if (sess_timer_set(s, r->id, again)) timer_push(e, again, s, r->id);
+        }
+    }
+    e->npend = 0;
 }
 
 void engine_widget_reloaded(hn_rules *e, ewidget *w) {
@@ -451,6 +490,7 @@ static int on_record(const hn_record *rec, void *arg) {
     if (set_str(&s->str[HN_RF_LANGUAGE], rec->b.l)) changed |= F(HN_RF_LANGUAGE);
     if (changed) eval_rules(e, w, s, changed, -1, true);
     if (type == HN_T_END) {
+        fire_pending(e);                           /* its matches before it is gone */
         if (w->hook_ended) engine_lifecycle(e, w, s, "session.ended");
         sess_free(e, s);
     }
@@ -528,6 +568,7 @@ static void backfill(hn_rules *e) {
                 break;
             }
             const char *last = entries(e, r, NULL, 0);
+            fire_pending(e);
             bool more = last && r->elements >= (size_t)atoi(XREAD_COUNT);
             if (last) snprintf(from, sizeof(from), "(%s", last);
             freeReplyObject(r);
@@ -569,6 +610,7 @@ static void read_streams(hn_rules *e, int64_t block_ms) {
         stream_reply(e, r);
         freeReplyObject(r);
     }
+    fire_pending(e);
     free(argv);
     free(keys);
 }
@@ -743,6 +785,7 @@ void hn_rules_stop(hn_rules *e) {
     free(e->heap);
     free(e->far);
     free(e->match);
+    free(e->pend);
     free(e->cursor);
     free(e);
 }

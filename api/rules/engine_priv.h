@@ -74,6 +74,14 @@ typedef struct esess {
     int            ntm, captm;
 } esess;
 
+/* A match of a record, fired after the records read with it (engine.c). */
+struct epending {
+    uint64_t serial;                  /* the session's */
+    uint64_t gen;                     /* the widget's rules then (rule: an index in them) */
+    int64_t  wid;
+    int      rule;
+};
+
 typedef struct etimer {
     int64_t  at;
     int64_t  rule_id;
@@ -113,6 +121,8 @@ struct hn_rules {
     struct hn_decoder   *dec;
     /* metrics */
     int                 *match;       /* eval_rules' matches (rule indexes) */
+    struct epending     *pend;        /* matches of the records read, fired after them (engine.c) */
+    size_t               npend, cappend;
     uint64_t             rules_gen;   /* the last ewidget.gen given */
     int                  capmatch;
     atomic_uint_fast64_t loaded, nsess, timers, evals, eval_ns, eval_hist[HN_RULES_EVAL_BUCKETS + 1], eval_record_ns, firings[ACT__N], skipped[SKIP__N],

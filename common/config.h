@@ -88,6 +88,7 @@ typedef struct hn_config {
     int64_t chat_invite_ttl_s;      /* docs/CHAT.md §5: unanswered invitations expire */
     char   *rules;                  /* docs/RULES.md §1: the rules engine thread, on|off */
     int64_t rules_reload_ms;
+    int64_t rules_read_ms;
     int64_t returning_days;
     int64_t rule_invites_per_session, rule_invites_per_visitor;
     int64_t token_refresh_ms;

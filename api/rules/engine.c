@@ -129,10 +129,8 @@ static void sess_free(hn_rules *e, esess *s) {
     for (int i = 0; i < HN_RF__STR; i++) free(s->str[i]);
     for (int i = 0; i < s->nevents; i++) free(s->events[i]);
     free(s->fired);
-    free(s->tm_rule);
-    free(s->tm_at);
-    free(s->memo);
-    free(s->memo_bits);
+    free(s->tm);
+    free(s->memo_bits);                 /* memo is in the same allocation */
     free(s);
     atomic_fetch_sub(&e->nsess, 1);
 }
@@ -155,19 +153,17 @@ static bool sess_fired(const esess *s, int64_t rule_id) {
  * pending: true when a heap entry must be pushed. */
 static bool sess_timer_set(esess *s, int64_t rule_id, int64_t at) {
     for (int i = 0; i < s->ntm; i++) {
-        if (s->tm_rule[i] != rule_id) continue;
-        if (s->tm_at[i] <= at) return false;
-        s->tm_at[i] = at;
+        if (s->tm[i].rule != rule_id) continue;
+        if (s->tm[i].at <= at) return false;
+        s->tm[i].at = at;
         return true;
     }
     if (s->ntm == s->captm) {
-        s->captm = s->captm ? s->captm * 2 : 4;
-        s->tm_rule = realloc(s->tm_rule, (size_t)s->captm * sizeof(*s->tm_rule));
-        s->tm_at = realloc(s->tm_at, (size_t)s->captm * sizeof(*s->tm_at));
-        if (s->tm_rule == NULL || s->tm_at == NULL) abort();
+        s->captm = s->captm ? s->captm * 2 : 8;
+        s->tm = realloc(s->tm, (size_t)s->captm * sizeof(*s->tm));
+        if (s->tm == NULL) abort();
     }
-    s->tm_rule[s->ntm] = rule_id;
-    s->tm_at[s->ntm++] = at;
+    s->tm[s->ntm++] = (struct stimer){rule_id, at};
     return true;
 }
 
@@ -175,11 +171,9 @@ static bool sess_timer_set(esess *s, int64_t rule_id, int64_t at) {
  * then cleared), false for a stale entry. */
 static bool sess_timer_take(esess *s, int64_t rule_id, int64_t at) {
     for (int i = 0; i < s->ntm; i++) {
-        if (s->tm_rule[i] != rule_id) continue;
-        if (s->tm_at[i] != at) return false;
-        s->ntm--;
-        s->tm_rule[i] = s->tm_rule[s->ntm];
-        s->tm_at[i] = s->tm_at[s->ntm];
+        if (s->tm[i].rule != rule_id) continue;
+        if (s->tm[i].at != at) return false;
+        s->tm[i] = s->tm[--s->ntm];
         return true;
     }
     return false;
@@ -192,6 +186,32 @@ static void sess_mark(esess *s, int64_t rule_id) {
         if (s->fired == NULL) abort();
     }
     s->fired[s->nfired++] = rule_id;
+}
+
+/* A widget's rules, asked of memory at its first record of a read, while
+ * the record is copied: the thread slept in XREAD and other processes
+ * ran, so they are no longer in cache, and the first record's
+ * evaluation would otherwise wait for them one line after another. */
+static void widget_warm(hn_rules *e, ewidget *w) {
+    if (w->warmed == e->reads) return;
+    w->warmed = e->reads;
+    const char *p = (const char *)w->rules;
+    for (size_t off = 0; off < (size_t)w->nrules * sizeof(*w->rules); off += 64) __builtin_prefetch(p + off);
+    p = (const char *)w->by_field;
+    for (size_t off = 0; off < (size_t)HN_RF__N * (size_t)w->nwords * sizeof(uint64_t); off += 64)
+        __builtin_prefetch(p + off);
+}
+
+/* What the evaluation of s will read of it, asked of memory while the
+ * record's fields are copied (10,000 sessions: s's memo is not in cache). */
+static void sess_prefetch(const esess *s, const ewidget *w) {
+    if (s->memo_bits && s->memo_gen == w->gen) {
+        const char *p = (const char *)s->memo_bits;
+        size_t n = (size_t)HN_RF__N * (size_t)w->nwords * sizeof(uint64_t) + (size_t)w->nrules;
+        for (size_t off = 0; off < n; off += 64) __builtin_prefetch(p + off, 1);
+    }
+    if (s->fired) __builtin_prefetch(s->fired);
+    if (s->tm) __builtin_prefetch(s->tm, 1);
 }
 
 /* Sets a string field from a record's value when it differs; true when it changed. */
@@ -342,10 +362,10 @@ static void eval_rules(hn_rules *e, ewidget *w, esess *s, uint32_t changed, int6
         if (e->match == NULL) abort();
     }
     if (s->memo_gen != w->gen) {
-        free(s->memo);
         free(s->memo_bits);
-        s->memo = hn_xcalloc((size_t)(w->nrules ? w->nrules : 1), 1);
-        s->memo_bits = hn_xcalloc((size_t)HN_RF__N * (size_t)(w->nwords ? w->nwords : 1), sizeof(uint64_t));
+        size_t nb = (size_t)HN_RF__N * (size_t)(w->nwords ? w->nwords : 1);    /* memo after it */
+        s->memo_bits = hn_xcalloc(nb * sizeof(uint64_t) + (size_t)(w->nrules ? w->nrules : 1), 1);
+        s->memo = (uint8_t *)(s->memo_bits + nb);
         s->memo_gen = w->gen;
     }
     hn_rule_sess v;
@@ -436,7 +456,9 @@ static int on_record(const hn_record *rec, void *arg) {
     if (w == NULL || rec->b.s.len == 0 || (e->backfilling && !w->backfill)) return HN_OK;
     int64_t ts = (int64_t)(rec->recv_ts / 1000);
     int type = rec->b.type;
+    widget_warm(e, w);
     esess *s = sess_find(e, wid, rec->b.s.p, rec->b.s.len);
+    if (s) sess_prefetch(s, w);
     uint32_t changed = 0;
     if (s == NULL) {
         if (type == HN_T_END) return HN_OK;
@@ -607,6 +629,7 @@ static void read_streams(hn_rules *e, int64_t block_ms) {
         if (r) freeReplyObject(r);
         redis_lost(e, "XREAD");
     } else {
+        e->reads++;
         stream_reply(e, r);
         freeReplyObject(r);
     }
@@ -650,7 +673,7 @@ static bool timer_current(hn_rules *e, const etimer *t) {
     esess *s;
     HASH_FIND(hs, e->by_serial, &t->serial, sizeof(t->serial), s);
     for (int j = 0; s && j < s->ntm; j++)
-        if (s->tm_rule[j] == t->rule_id && s->tm_at[j] == t->at) return true;
+        if (s->tm[j].rule == t->rule_id && s->tm[j].at == t->at) return true;
     return false;
 }
 
@@ -735,6 +758,16 @@ static void *engine_main(void *arg) {
         }
         if (e->want_backfill) backfill(e);
         if (e->rc == NULL) continue;          /* the backfill lost Redis */
+        /* one read every HERENOW_RULES_READ_MS at most: under load a read
+         * brings a batch of records, each wake-up's cold caches and round
+         * trip are shared by them (docs/RULES.md §1) */
+        int64_t wait = e->last_read + e->cfg->rules_read_ms - mono_ms();
+        if (wait > 0) {
+            struct timespec ts = {0, (long)(wait < block ? wait : block) * 1000000L};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        e->last_read = mono_ms();
         read_streams(e, block);
     }
     hn_info("event=rules_stopped sessions=%llu", (unsigned long long)atomic_load(&e->nsess));

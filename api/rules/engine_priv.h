@@ -41,6 +41,7 @@ typedef struct ewidget {
     uint64_t       gen;               /* this set of rules (engine-wide counter): sessions' memos */
     int            nwords;            /* 64-bit words of a bitset of its rules */
     uint64_t      *by_field;          /* per field, the rules that read it (HN_RF__N × nwords) */
+    uint64_t       warmed;            /* the engine's read (reads) when its rules were last prefetched */
 } ewidget;
 
 typedef struct esess {
@@ -65,12 +66,13 @@ typedef struct esess {
      * `all` rule that failed on a field is not evaluated again before that
      * field changes. */
     uint8_t       *memo;
-    uint64_t      *memo_bits;         /* per field, the rules whose memo names it (HN_RF__N × nwords) */
+    uint64_t      *memo_bits;         /* per field, the rules whose memo names it (HN_RF__N × nwords);
+                                       * memo follows it in the same allocation */
     uint64_t       memo_gen;
     /* the timer each rule waits on for this session (rule id, instant): one
      * per rule, so that records and reloads do not pile timers up; a heap
      * entry whose instant is not the one here is stale and skipped */
-    int64_t       *tm_rule, *tm_at;
+    struct stimer { int64_t rule, at; } *tm;
     int            ntm, captm;
 } esess;
 
@@ -103,6 +105,7 @@ struct hn_rules {
     PGconn              *pg;
     bool                 claim_prepared;   /* on this pg (engine_pg.c) */
     int64_t              retry_at;    /* mono ms: no Redis reconnect before */
+    int64_t              last_read;   /* mono ms: the last XREAD's start */
     int64_t              pg_retry_at; /* mono ms: no PostgreSQL reconnect before */
     ewidget             *widgets;
     esess               *sess;
@@ -124,6 +127,7 @@ struct hn_rules {
     struct epending     *pend;        /* matches of the records read, fired after them (engine.c) */
     size_t               npend, cappend;
     uint64_t             rules_gen;   /* the last ewidget.gen given */
+    uint64_t             reads;       /* XREAD replies handled (engine.c widget_warm) */
     int                  capmatch;
     atomic_uint_fast64_t loaded, nsess, timers, evals, eval_ns, eval_hist[HN_RULES_EVAL_BUCKETS + 1], eval_record_ns, firings[ACT__N], skipped[SKIP__N],
                          claims_lost, pg_errors, redis_errors, decode_errors, webhooks_lifecycle;

@@ -159,7 +159,7 @@ static bool sess_timer_set(esess *s, int64_t rule_id, int64_t at) {
         return true;
     }
     if (s->ntm == s->captm) {
-        s->captm = s->captm ? s->captm * 2 : 8;
+        s->captm = s->captm ? s->captm * 2 : 16;
         s->tm = realloc(s->tm, (size_t)s->captm * sizeof(*s->tm));
         if (s->tm == NULL) abort();
     }
@@ -200,6 +200,7 @@ static void widget_warm(hn_rules *e, ewidget *w) {
     p = (const char *)w->by_field;
     for (size_t off = 0; off < (size_t)HN_RF__N * (size_t)w->nwords * sizeof(uint64_t); off += 64)
         __builtin_prefetch(p + off);
+    if (e->nfar < e->capfar) __builtin_prefetch(&e->far[e->nfar], 1);     /* the next far timer's place */
 }
 
 /* What the evaluation of s will read of it, asked of memory while the

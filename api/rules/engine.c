@@ -403,8 +403,9 @@ static void eval_rules(hn_rules *e, ewidget *w, esess *s, uint32_t changed, int6
             e->pend = realloc(e->pend, e->cappend * sizeof(*e->pend));
             if (e->pend == NULL) abort();
         }
-        e->pend[e->npend++] = (struct epending){s->serial, w->gen, w->id, e->match[k]};
+        e->pend[e->npend++] = (struct epending){s->serial, w->gen, w->id, w->rules[e->match[k]].id, e->match[k]};
         sess_mark(s, w->rules[e->match[k]].id);
+        s->npending++;
     }
     for (int k = 0; k < nmatch && !record; k++) {
         const erule *r = &w->rules[e->match[k]];
@@ -419,16 +420,23 @@ static void eval_rules(hn_rules *e, ewidget *w, esess *s, uint32_t changed, int6
 
 /* The matches of the records read since the last call: their claims and
  * actions (a PostgreSQL round trip each), after the records' evaluations
- * so that those run one after the other, not between round trips. A
- * session whose claim failed is evaluated again later. */
+ * so that those run one after the other, not between round trips. They
+ * are fired before a record changes a session with matches waiting (or
+ * ends it), so that the bodies show the session as it matched. A session
+ * whose claim failed is evaluated again later. */
 static void fire_pending(hn_rules *e) {
     for (size_t k = 0; k < e->npend; k++) {
         const struct epending *p = &e->pend[k];
         esess *s;
         ewidget *w;
         HASH_FIND(hs, e->by_serial, &p->serial, sizeof(p->serial), s);
+        if (s == NULL) continue;
+        s->npending = 0;
         HASH_FIND(hh, e->widgets, &p->wid, sizeof(p->wid), w);
-        if (s == NULL || w == NULL || w->gen != p->gen) continue;
+        if (w == NULL || w->gen != p->gen) {         /* its rules changed since: evaluated again */
+            sess_unmark(s, p->rule_id);
+            continue;
+        }
         const erule *r = &w->rules[p->rule];
         if (engine_fire(e, w, r, s) != HN_OK) {
             sess_unmark(s, r->id);
@@ -459,6 +467,7 @@ static int on_record(const hn_record *rec, void *arg) {
     int type = rec->b.type;
     widget_warm(e, w);
     esess *s = sess_find(e, wid, rec->b.s.p, rec->b.s.len);
+    if (s && s->npending) fire_pending(e);          /* its matches, with the session as they saw it */
     if (s) sess_prefetch(s, w);
     uint32_t changed = 0;
     if (s == NULL) {
@@ -513,7 +522,7 @@ static int on_record(const hn_record *rec, void *arg) {
     if (set_str(&s->str[HN_RF_LANGUAGE], rec->b.l)) changed |= F(HN_RF_LANGUAGE);
     if (changed) eval_rules(e, w, s, changed, -1, true);
     if (type == HN_T_END) {
-        fire_pending(e);                           /* its matches before it is gone */
+        if (s->npending) fire_pending(e);          /* its matches before it is gone */
         if (w->hook_ended) engine_lifecycle(e, w, s, "session.ended");
         sess_free(e, s);
     }
@@ -534,6 +543,7 @@ static void redis_lost(hn_rules *e, const char *what) {
  * (NULL: nowhere). The last entry's id, NULL when there was none. */
 static const char *entries(hn_rules *e, const redisReply *en_list, char *cursor, size_t cap) {
     const char *last = NULL;
+    if (en_list->type == REDIS_REPLY_ARRAY && en_list->elements >= (size_t)atoi(XREAD_COUNT)) e->read_full = true;
     for (size_t j = 0; en_list->type == REDIS_REPLY_ARRAY && j < en_list->elements; j++) {
         const redisReply *en = en_list->element[j];
         if (en->type != REDIS_REPLY_ARRAY || en->elements != 2 || en->element[0]->type != REDIS_REPLY_STRING)
@@ -762,13 +772,15 @@ static void *engine_main(void *arg) {
         /* one read every HERENOW_RULES_READ_MS at most: under load a read
          * brings a batch of records, each wake-up's cold caches and round
          * trip are shared by them (docs/RULES.md §1) */
-        int64_t wait = e->last_read + e->cfg->rules_read_ms - mono_ms();
-        if (wait > 0) {
-            struct timespec ts = {0, (long)(wait < block ? wait : block) * 1000000L};
+        int64_t wait = e->read_full ? 0 : e->last_read + e->cfg->rules_read_ms - mono_ms();
+        if (wait > 0) {                       /* … not when the last read left entries behind */
+            if (wait > block) wait = block;
+            struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
             nanosleep(&ts, NULL);
             continue;
         }
         e->last_read = mono_ms();
+        e->read_full = false;
         read_streams(e, block);
     }
     hn_info("event=rules_stopped sessions=%llu", (unsigned long long)atomic_load(&e->nsess));

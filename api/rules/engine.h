@@ -5,9 +5,12 @@
  *
  *   own blocking Redis client (hn_rcl):
  *     at start XREAD every shard hn:stream:<n> from one live window back,
- *     then XREAD BLOCK min(next timer, HERENOW_RULES_RELOAD_MS)
+ *     then XREAD BLOCK min(next timer, HERENOW_RULES_RELOAD_MS), at most
+ *     one every HERENOW_RULES_READ_MS unless the last one was full
  *       → per-session state (hn_rule_sess) → the rules whose fields the
- *         record changed are evaluated; LATER → a timer (min-heap)
+ *         record changed are evaluated; LATER → a timer (4-ary heap, far
+ *         list); MATCH → queued, claimed after the read's records (or
+ *         before the session's next record)
  *   own blocking libpq connection:
  *     every HERENOW_RULES_RELOAD_MS: widget_rules' versions per widget (a
  *       widget whose signature moved is compiled again), widget_webhooks

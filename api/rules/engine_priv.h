@@ -61,6 +61,7 @@ typedef struct esess {
     int            nevents;
     int64_t       *fired;             /* rule ids done with for this session */
     int            nfired, capfired;
+    int            npending;          /* its matches waiting in hn_rules.pend (fired before it changes) */
     /* per rule of its widget (by index, valid while memo_gen is the
      * widget's gen): 1 + the field the rule last failed on, 0 none. An
      * `all` rule that failed on a field is not evaluated again before that
@@ -81,6 +82,7 @@ struct epending {
     uint64_t serial;                  /* the session's */
     uint64_t gen;                     /* the widget's rules then (rule: an index in them) */
     int64_t  wid;
+    int64_t  rule_id;
     int      rule;
 };
 
@@ -106,6 +108,7 @@ struct hn_rules {
     bool                 claim_prepared;   /* on this pg (engine_pg.c) */
     int64_t              retry_at;    /* mono ms: no Redis reconnect before */
     int64_t              last_read;   /* mono ms: the last XREAD's start */
+    bool                 read_full;   /* it brought COUNT entries of a shard: more are waiting */
     int64_t              pg_retry_at; /* mono ms: no PostgreSQL reconnect before */
     ewidget             *widgets;
     esess               *sess;

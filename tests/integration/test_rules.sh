@@ -280,6 +280,16 @@ hn_wait_for 15 "a match after the engines' PostgreSQL connections were cut is cl
 hn_assert_eq "… its outbox row's body has the URL as sent (a quote, a backslash)" "$CUT_URL" \
     "$(q "SELECT body::jsonb #>> '{session,url}' FROM webhook_deliveries WHERE rule_id = $R_HOOK AND subject = 'sessPGCUT01'")"
 
+# ---- a match's body shows the session as it matched ---------------------------------------------
+# The engine claims a read's matches after its records: a whole visit sent
+# at once (its /hook page view, then /pricing and the end, in one read)
+# must still give the /hook page in the body, not the page after it.
+send --session sessBATCH01 --url "$S/hook/batched" --vid vBATCH01 --script
+batch_fired() { [ "$(q "SELECT count(*) FROM webhook_deliveries WHERE rule_id = $R_HOOK AND subject = 'sessBATCH01'")" = 1 ]; }
+hn_wait_for 15 "a visit sent at once fires the /hook rule" batch_fired
+hn_assert_eq "… its body has the page that matched and its page views" "$S/hook/batched 1" \
+    "$(q "SELECT (body::jsonb #>> '{session,url}') || ' ' || (body::jsonb #>> '{session,page_views}') FROM webhook_deliveries WHERE rule_id = $R_HOOK AND subject = 'sessBATCH01'")"
+
 # ---- the timers of sessions gone are compacted away --------------------------------------------
 # A day-long time_on_site rule holds one timer per session; when 5,000
 # sessions end, their timers are stale: the engine's sweep compacts them

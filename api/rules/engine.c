@@ -208,7 +208,7 @@ static void widget_warm(hn_rules *e, ewidget *w) {
 static void sess_prefetch(const esess *s, const ewidget *w) {
     if (s->memo_bits && s->memo_gen == w->gen) {
         const char *p = (const char *)s->memo_bits;
-        size_t n = (size_t)HN_RF__N * (size_t)w->nwords * sizeof(uint64_t) + (size_t)w->nrules;
+        size_t n = (size_t)(HN_RF__N + 1) * (size_t)w->nwords * sizeof(uint64_t) + (size_t)w->nrules;
         for (size_t off = 0; off < n; off += 64) __builtin_prefetch(p + off, 1);
     }
     if (s->fired) __builtin_prefetch(s->fired);
@@ -286,6 +286,18 @@ static void view(const esess *s, hn_rule_sess *v) {
     v->nevents = s->nevents;
 }
 
+/* The rules s has fired (or is firing), by index in w's rules: the
+ * candidates leave them out. Valid while s->memo_gen is w's gen. */
+static uint64_t *fired_bits(const esess *s, const ewidget *w) {
+    return s->memo_bits + (size_t)HN_RF__N * (size_t)w->nwords;
+}
+
+static void fired_bit(esess *s, const ewidget *w, int i, bool on) {
+    uint64_t *fb = fired_bits(s, w);
+    if (on) fb[i >> 6] |= 1ull << (i & 63);
+    else fb[i >> 6] &= ~(1ull << (i & 63));
+}
+
 /* s's memo of rule i: 1 + the field it last failed on, 0 none; kept as a
  * byte per rule and as a bitset of rules per field (memo_bits, the
  * candidates' filter). */
@@ -313,13 +325,14 @@ static void candidates(const ewidget *w, const esess *s, uint32_t changed, uint6
         const uint64_t *mb = &s->memo_bits[(size_t)__builtin_ctz(c) * (size_t)nw];
         for (int k = 0; k < nw; k++) cand[k] &= ~mb[k];
     }
+    const uint64_t *fb = fired_bits(s, w);
+    for (int k = 0; k < nw; k++) cand[k] &= ~fb[k];
 }
 
 /* Evaluates rule i of w on s; a match is added to e->match. */
 static int eval_rule(hn_rules *e, ewidget *w, esess *s, const hn_rule_sess *v, int i, int64_t now,
                      uint64_t (*grams)[HN_RULE_GRAM_WORDS], uint32_t *built, int *nmatch) {
-    const erule *r = &w->rules[i];
-    if (sess_fired(s, r->id)) return 0;
+    const erule *r = &w->rules[i];                   /* not fired: the candidates or the caller */
     if (s->page_views < r->min_pv) {                 /* not that many page views yet: no */
         memo_set(s, w->nwords, i, (uint8_t)(HN_RF_PAGE_VIEWS + 1));
         return 0;
@@ -364,10 +377,13 @@ static void eval_rules(hn_rules *e, ewidget *w, esess *s, uint32_t changed, int6
     }
     if (s->memo_gen != w->gen) {
         free(s->memo_bits);
-        size_t nb = (size_t)HN_RF__N * (size_t)(w->nwords ? w->nwords : 1);    /* memo after it */
+        /* memo_bits, then the fired bits, then memo */
+        size_t nb = (size_t)(HN_RF__N + 1) * (size_t)(w->nwords ? w->nwords : 1);
         s->memo_bits = hn_xcalloc(nb * sizeof(uint64_t) + (size_t)(w->nrules ? w->nrules : 1), 1);
         s->memo = (uint8_t *)(s->memo_bits + nb);
         s->memo_gen = w->gen;
+        for (int i = 0; s->nfired && i < w->nrules; i++)
+            if (sess_fired(s, w->rules[i].id)) fired_bit(s, w, i, true);
     }
     hn_rule_sess v;
     view(s, &v);
@@ -379,7 +395,8 @@ static void eval_rules(hn_rules *e, ewidget *w, esess *s, uint32_t changed, int6
     uint64_t grams[HN_RF_COUNTRY][HN_RULE_GRAM_WORDS];
     if (only >= 0) {
         for (int i = 0; i < w->nrules; i++)
-            if (w->rules[i].id == only) nevals += eval_rule(e, w, s, &v, i, now, grams, &built, &nmatch);
+            if (w->rules[i].id == only && !sess_fired(s, only))
+                nevals += eval_rule(e, w, s, &v, i, now, grams, &built, &nmatch);
     } else {
         uint64_t cand[HN_RULES_WORDS_MAX];
         candidates(w, s, changed, cand);
@@ -405,12 +422,14 @@ static void eval_rules(hn_rules *e, ewidget *w, esess *s, uint32_t changed, int6
         }
         e->pend[e->npend++] = (struct epending){s->serial, w->gen, w->id, w->rules[e->match[k]].id, e->match[k]};
         sess_mark(s, w->rules[e->match[k]].id);
+        fired_bit(s, w, e->match[k], true);
         s->npending++;
     }
     for (int k = 0; k < nmatch && !record; k++) {
         const erule *r = &w->rules[e->match[k]];
         if (engine_fire(e, w, r, s) == HN_OK) {
             sess_mark(s, r->id);
+            fired_bit(s, w, e->match[k], true);
         } else {
             int64_t again = wall_ms() + RETRY_FIRE_MS;     /* after the firings before it */
             if (sess_timer_set(s, r->id, again)) timer_push(e, again, s, r->id);
@@ -440,6 +459,7 @@ static void fire_pending(hn_rules *e) {
         const erule *r = &w->rules[p->rule];
         if (engine_fire(e, w, r, s) != HN_OK) {
             sess_unmark(s, r->id);
+            fired_bit(s, w, p->rule, false);
             int64_t again = wall_ms() + RETRY_FIRE_MS;
             if (sess_timer_set(s, r->id, again)) timer_push(e, again, s, r->id);
         }

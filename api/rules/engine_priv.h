@@ -68,7 +68,8 @@ typedef struct esess {
      * field changes. */
     uint8_t       *memo;
     uint64_t      *memo_bits;         /* per field, the rules whose memo names it (HN_RF__N × nwords);
-                                       * memo follows it in the same allocation */
+                                       * then the rules fired (nwords, engine.c fired_bits) and
+                                       * memo, in the same allocation */
     uint64_t       memo_gen;
     /* the timer each rule waits on for this session (rule id, instant): one
      * per rule, so that records and reloads do not pile timers up; a heap

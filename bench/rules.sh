@@ -171,7 +171,7 @@ for run in $(seq 1 "$RUNS"); do
     [ -n "$WID" ] && [ -n "$KEY" ] && [ -n "$TOKEN" ] || die "widget and token"
     : >"$HN_TMP/rules.jsonl"
     # this round's secrets only: the receiver tries each one at every POST
-    # (it read all the rounds' before: 100 HMACs a POST by the third round,
+    # (it read all the rounds' before: three times as many by the third round,
     # half a core, and the webhooks' p90 past a second)
     : >"$SECRETS"
     for ((k = 0; k < RULES; k++)); do
@@ -418,7 +418,7 @@ OUT=$HN_TMP/section.md
     echo "   above (a first run: 1.623 µs, p50 0.77)."
     echo
     echo "Until 2026-12-07 the third round of a run was the slowest (2.0–2.5 µs, webhooks' p99 up to 1.2 s):"
-    echo "the receiver tried every round's webhook secrets at each POST (150 by the third round, half a core"
+    echo "the receiver tried every round's webhook secrets at each POST (three times as many by the third round, half a core"
     echo "of HMACs on the 2 cores). Each round now gives it its own rules' secrets only."
     echo
     echo "Records that set a timer cost about 0.9 µs more (median) than the others: the session's timer"

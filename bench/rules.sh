@@ -410,7 +410,7 @@ OUT=$HN_TMP/section.md
     echo "   the later ones 1.4–1.7 (median): the rules' data and code, and the sessions', were cold after"
     echo "   the thread's sleep. The first records were 28 % of the sum. A widget's rules are now prefetched"
     echo "   at its first record of a read, a session's memo and timers at its record (single rounds 2.74 and"
-    echo "   2.96), and the engine reads at most every \`HERENOW_RULES_READ_MS\` (default 20 ms, about 40"
+    echo "   2.96), and the engine waits \`HERENOW_RULES_READ_MS\` after a read before the next (default 20 ms, about 40"
     echo "   records a read at this rate): 1.91–2.08 µs over four runs (p50 1.2–1.3). A rule's action comes"
     echo "   up to that much later: the webhooks' p50 grew from 7.9 to about 20 ms."
     echo "4. The rules a session has fired, a bitset beside its memo that the candidates leave out at once;"

@@ -454,6 +454,7 @@ static void fire_pending(hn_rules *e) {
         HASH_FIND(hh, e->widgets, &p->wid, sizeof(p->wid), w);
         if (w == NULL || w->gen != p->gen) {         /* its rules changed since: evaluated again */
             sess_unmark(s, p->rule_id);
+            s->memo_gen = 0;                          /* the fired bits made again from the ids */
             continue;
         }
         const erule *r = &w->rules[p->rule];
@@ -789,9 +790,9 @@ static void *engine_main(void *arg) {
         }
         if (e->want_backfill) backfill(e);
         if (e->rc == NULL) continue;          /* the backfill lost Redis */
-        /* one read every HERENOW_RULES_READ_MS at most: under load a read
-         * brings a batch of records, each wake-up's cold caches and round
-         * trip are shared by them (docs/RULES.md §1) */
+        /* HERENOW_RULES_READ_MS after a read before the next: under load a
+         * read brings a batch of records, each wake-up's cold caches and
+         * round trip are shared by them (docs/RULES.md §1) */
         int64_t wait = e->read_full ? 0 : e->last_read + e->cfg->rules_read_ms - mono_ms();
         if (wait > 0) {                       /* … not when the last read left entries behind */
             if (wait > block) wait = block;
@@ -799,9 +800,9 @@ static void *engine_main(void *arg) {
             nanosleep(&ts, NULL);
             continue;
         }
-        e->last_read = mono_ms();
         e->read_full = false;
         read_streams(e, block);
+        e->last_read = mono_ms();             /* what comes in now waits for the next read */
     }
     hn_info("event=rules_stopped sessions=%llu", (unsigned long long)atomic_load(&e->nsess));
     return NULL;

@@ -5,8 +5,8 @@
  *
  *   own blocking Redis client (hn_rcl):
  *     at start XREAD every shard hn:stream:<n> from one live window back,
- *     then XREAD BLOCK min(next timer, HERENOW_RULES_RELOAD_MS), at most
- *     one every HERENOW_RULES_READ_MS unless the last one was full
+ *     then XREAD BLOCK min(next timer, HERENOW_RULES_RELOAD_MS), each
+ *     HERENOW_RULES_READ_MS after the last one ends unless it was full
  *       → per-session state (hn_rule_sess) → the rules whose fields the
  *         record changed are evaluated; LATER → a timer (4-ary heap, far
  *         list); MATCH → queued, claimed after the read's records (or

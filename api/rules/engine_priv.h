@@ -108,7 +108,7 @@ struct hn_rules {
     PGconn              *pg;
     bool                 claim_prepared;   /* on this pg (engine_pg.c) */
     int64_t              retry_at;    /* mono ms: no Redis reconnect before */
-    int64_t              last_read;   /* mono ms: the last XREAD's start */
+    int64_t              last_read;   /* mono ms: the last XREAD's end */
     bool                 read_full;   /* it brought COUNT entries of a shard: more are waiting */
     int64_t              pg_retry_at; /* mono ms: no PostgreSQL reconnect before */
     ewidget             *widgets;

@@ -30,8 +30,8 @@ export HERENOW_TRUSTED_RELAYS=127.0.0.1/32 HERENOW_GEOIP_DB=$HN_TMP/geo.mmdb HER
 # marker below is the last one each engine evaluates)
 export HERENOW_STREAM_SHARDS=1 HERENOW_WIDGET_REFRESH_MS=200 HERENOW_RULES_RELOAD_MS=200
 export HERENOW_RULE_INVITES_PER_VISITOR=1
-# the engines read every 100 ms at most (20 by default): a visit sent at
-# once, right after another beacon woke them, is one read (below)
+# the engines wait 100 ms after a read before the next (20 by default): a
+# visit sent right after another beacon that woke them is one read (below)
 export HERENOW_RULES_READ_MS=100
 # the engines' far timer list from 1 s ahead (60 s by default): the 3 s
 # time_on_page timer below waits there, then in the heap (test_rule_e2e's
@@ -285,9 +285,10 @@ hn_assert_eq "… its outbox row's body has the URL as sent (a quote, a backslas
 
 # ---- a match's body shows the session as it matched ---------------------------------------------
 # The engine claims a read's matches after its records: a whole visit sent
-# at once (its /hook page view, then /pricing and the end, in the read
-# after the one the first beacon woke) must still give the /hook page in
-# the body, not the page after it.
+# at once must still give the /hook page in the body, not the page after
+# it. The /wake beacon ends the engines' blocking read; the visit's records
+# (its /hook page view, then /pricing and the end) come within the 100 ms
+# that follow, so the next read brings them together.
 send --session sessBATCH00 --url "$S/wake" --vid vBATCH00
 send --session sessBATCH01 --url "$S/hook/batched" --vid vBATCH01 --script
 batch_fired() { [ "$(q "SELECT count(*) FROM webhook_deliveries WHERE rule_id = $R_HOOK AND subject = 'sessBATCH01'")" = 1 ]; }

@@ -657,6 +657,7 @@ static void read_streams(hn_rules *e, int64_t block_ms) {
     }
     for (int i = 0; i < n; i++) argv[argc++] = e->cursor[i];
     redisReply *r = hn_rcl_xread(e->rc, argc, argv);       /* a cluster: one XREAD per shard */
+    e->last_read = mono_ms();         /* what comes in from now waits for the next read */
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         if (r) freeReplyObject(r);
         redis_lost(e, "XREAD");
@@ -802,7 +803,6 @@ static void *engine_main(void *arg) {
         }
         e->read_full = false;
         read_streams(e, block);
-        e->last_read = mono_ms();             /* what comes in now waits for the next read */
     }
     hn_info("event=rules_stopped sessions=%llu", (unsigned long long)atomic_load(&e->nsess));
     return NULL;

@@ -166,7 +166,7 @@ static const cfg_opt opts[] = {
      "run the rules engine (docs/RULES.md: rules, alerts, auto invitations, session webhooks) in this api process"},
     {"RULES_RELOAD_MS", T_INT, OFF(rules_reload_ms), "1000", 100, 600000, NULL, A,
      "rules: how often the engine checks widget_rules for changed rules (and widget_webhooks)"},
-    {"RULES_READ_MS", T_INT, OFF(rules_read_ms), "20", 0, 1000, NULL, A,
+    {"RULES_READ_MS", T_INT, OFF(rules_read_ms), "50", 0, 1000, NULL, A,
      "rules: the engine reads the stream at most this often (0: at each record): under load one read brings a batch; a rule acts up to this much later"},
     {"RETURNING_DAYS", T_INT, OFF(returning_days), "30", 1, 3650, NULL, A,
      "rules: a visitor with a session within this many days is `returning` (hn:vfirst TTL)"},

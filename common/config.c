@@ -167,7 +167,7 @@ static const cfg_opt opts[] = {
     {"RULES_RELOAD_MS", T_INT, OFF(rules_reload_ms), "1000", 100, 600000, NULL, A,
      "rules: how often the engine checks widget_rules for changed rules (and widget_webhooks)"},
     {"RULES_READ_MS", T_INT, OFF(rules_read_ms), "50", 0, 1000, NULL, A,
-     "rules: the engine reads the stream at most this often (0: at each record): under load one read brings a batch; a rule acts up to this much later"},
+     "rules: the engine waits this long after a read of the stream before the next (0: reads at each record; none when a read left entries behind): under load one read brings a batch; a rule acts up to this much later"},
     {"RETURNING_DAYS", T_INT, OFF(returning_days), "30", 1, 3650, NULL, A,
      "rules: a visitor with a session within this many days is `returning` (hn:vfirst TTL)"},
     {"RULE_INVITES_PER_SESSION", T_INT, OFF(rule_invites_per_session), "1", 0, 1000, NULL, A,

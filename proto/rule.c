@@ -80,15 +80,15 @@ typedef struct cond {
     hn_rule_field field;
     rule_op       op;
     int64_t       n;             /* a number; visitor: 1 returning, 0 new */
-    const char   *sv;            /* the string value to compare: sb or s */
+    const char   *sv;            /* the string value to compare: sb or s; a list's values one
+                                  * NUL-terminated after another */
     uint32_t      slen;
     uint8_t       glob;          /* GLOB_* */
     bool          jit;           /* re is JIT-compiled: pcre2_jit_match, without pcre2_match's checks */
     char          sb[COND_INLINE + 1];
     char         *s;             /* a string value (owned) */
-    char        **v;             /* a list value (in, not_in) */
-    int           nv;
-    bool          packed;        /* … also in sb, one NUL-terminated value after another */
+    char        **v;             /* a list's values while it is read */
+    int           nv;            /* a list's values */
     pcre2_code   *re;
 } cond;
 
@@ -252,13 +252,16 @@ static int cond_value(pctx *pc, const char *path, cond *c, const hn_jval *v) {
         listctx lc = {pc, path, c, c->field == HN_RF_EVENT ? 64 : HN_RULE_VALUE_MAX};
         if (hn_jread_elements(v->p, v->len, list_elem, &lc) != HN_OK) return HN_ERR;
         if (c->nv == 0) return fail(pc, "%s: must not be empty", path);
-        size_t total = 0;
+        size_t total = 0;                  /* packed into sv: inline when they fit */
         for (int i = 0; i < c->nv; i++) total += strlen(c->v[i]) + 1;
-        if (total <= sizeof(c->sb)) {      /* in_list reads the condition alone */
-            char *at = c->sb;
-            for (int i = 0; i < c->nv; i++) at = stpcpy(at, c->v[i]) + 1;
-            c->packed = true;
+        char *at = total <= sizeof(c->sb) ? c->sb : (c->s = hn_xmalloc(total));
+        c->sv = at;
+        for (int i = 0; i < c->nv; i++) {
+            at = stpcpy(at, c->v[i]) + 1;
+            free(c->v[i]);
         }
+        free(c->v);
+        c->v = NULL;
         return HN_OK;
     }
     case OP_IS:
@@ -513,7 +516,7 @@ void hn_rule_free(hn_rule *r) {
     for (int i = 0; i < r->nconds; i++) {
         cond *c = &r->conds[i];
         free(c->s);
-        for (int k = 0; k < c->nv; k++) free(c->v[k]);
+        for (int k = 0; c->v && k < c->nv; k++) free(c->v[k]);     /* a list whose reading failed */
         free(c->v);
         pcre2_code_free(c->re);
     }
@@ -538,12 +541,11 @@ const hn_rule_action *hn_rule_action_at(const hn_rule *r, int i) {
 
 /* ---- eval ----------------------------------------------------------------------- */
 
-/* Browser, OS, language, country, device: compared without case; a
- * language also matches its regional forms ("en" matches "en-US"). */
 static inline unsigned char ascii_lower(unsigned char ch) { return ch >= 'A' && ch <= 'Z' ? ch | 0x20 : ch; }
 
-/* want = have, ASCII case folded (strcasecmp in the C locale); a
- * language also matches its regional forms ("en" = "en-GB"). */
+/* Browser, OS, language, country, device: want = have without case
+ * (ASCII, as strcasecmp in the C locale); a language also matches its
+ * regional forms ("en" matches "en-US"). */
 static bool name_eq(hn_rule_field f, const char *want, const char *have) {
     size_t i = 0;
     for (; want[i]; i++)
@@ -552,14 +554,9 @@ static bool name_eq(hn_rule_field f, const char *want, const char *have) {
 }
 
 static bool in_list(const cond *c, const char *have) {
-    if (c->packed) {
-        const char *p = c->sb;
-        for (int i = 0; i < c->nv; i++, p += strlen(p) + 1)
-            if (name_eq(c->field, p, have)) return true;
-        return false;
-    }
-    for (int i = 0; i < c->nv; i++)
-        if (name_eq(c->field, c->v[i], have)) return true;
+    const char *p = c->sv;
+    for (int i = 0; i < c->nv; i++, p += strlen(p) + 1)
+        if (name_eq(c->field, p, have)) return true;
     return false;
 }
 

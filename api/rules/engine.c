@@ -203,15 +203,15 @@ static void widget_warm(hn_rules *e, ewidget *w) {
     if (e->nfar < e->capfar) __builtin_prefetch(&e->far[e->nfar], 1);     /* the next far timer's place */
 }
 
-/* What the evaluation of s will read of it, asked of memory while the
- * record's fields are copied (10,000 sessions: s's memo is not in cache). */
+/* What the evaluation of s will read of it (its memo and fired bits, its
+ * timers), asked of memory while the record's fields are copied (10,000
+ * sessions: s's are not in cache). */
 static void sess_prefetch(const esess *s, const ewidget *w) {
     if (s->memo_bits && s->memo_gen == w->gen) {
         const char *p = (const char *)s->memo_bits;
         size_t n = (size_t)(HN_RF__N + 1) * (size_t)w->nwords * sizeof(uint64_t) + (size_t)w->nrules;
         for (size_t off = 0; off < n; off += 64) __builtin_prefetch(p + off, 1);
     }
-    if (s->fired) __builtin_prefetch(s->fired);
     if (s->tm) __builtin_prefetch(s->tm, 1);
 }
 
@@ -296,6 +296,12 @@ static void fired_bit(esess *s, const ewidget *w, int i, bool on) {
     uint64_t *fb = fired_bits(s, w);
     if (on) fb[i >> 6] |= 1ull << (i & 63);
     else fb[i >> 6] &= ~(1ull << (i & 63));
+}
+
+/* Rule i of w is done with for s (fired, or being fired). */
+static void mark_fired(esess *s, const ewidget *w, int i) {
+    sess_mark(s, w->rules[i].id);
+    fired_bit(s, w, i, true);
 }
 
 /* s's memo of rule i: 1 + the field it last failed on, 0 none; kept as a
@@ -421,15 +427,13 @@ static void eval_rules(hn_rules *e, ewidget *w, esess *s, uint32_t changed, int6
             if (e->pend == NULL) abort();
         }
         e->pend[e->npend++] = (struct epending){s->serial, w->gen, w->id, w->rules[e->match[k]].id, e->match[k]};
-        sess_mark(s, w->rules[e->match[k]].id);
-        fired_bit(s, w, e->match[k], true);
+        mark_fired(s, w, e->match[k]);
         s->npending++;
     }
     for (int k = 0; k < nmatch && !record; k++) {
         const erule *r = &w->rules[e->match[k]];
         if (engine_fire(e, w, r, s) == HN_OK) {
-            sess_mark(s, r->id);
-            fired_bit(s, w, e->match[k], true);
+            mark_fired(s, w, e->match[k]);
         } else {
             int64_t again = wall_ms() + RETRY_FIRE_MS;     /* after the firings before it */
             if (sess_timer_set(s, r->id, again)) timer_push(e, again, s, r->id);

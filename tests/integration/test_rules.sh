@@ -30,7 +30,7 @@ export HERENOW_TRUSTED_RELAYS=127.0.0.1/32 HERENOW_GEOIP_DB=$HN_TMP/geo.mmdb HER
 # marker below is the last one each engine evaluates)
 export HERENOW_STREAM_SHARDS=1 HERENOW_WIDGET_REFRESH_MS=200 HERENOW_RULES_RELOAD_MS=200
 export HERENOW_RULE_INVITES_PER_VISITOR=1
-# the engines wait 100 ms after a read before the next (20 by default): a
+# the engines wait 100 ms after a read before the next (50 by default): a
 # visit sent right after another beacon that woke them is one read (below)
 export HERENOW_RULES_READ_MS=100
 # the engines' far timer list from 1 s ahead (60 s by default): the 3 s

@@ -279,6 +279,10 @@ static const evcase evs[] = {
     {C("event", "equals", "\"signup\""), 1},
     {C("event", "equals", "\"purchase\""), 0},
     {C("event", "in", "[\"purchase\",\"chat_opened\"]"), 1},
+    /* lists longer than the condition's inline buffer (49 bytes): packed apart */
+    {C("event", "in", "[\"a-rather-long-event-name-one\",\"a-rather-long-event-name-two\",\"signup\"]"), 1},
+    {C("event", "in", "[\"a-rather-long-event-name-one\",\"a-rather-long-event-name-two\",\"sign\"]"), 0},
+    {C("browser", "not_in", "[\"Safari\",\"Edge\",\"Opera\",\"Vivaldi\",\"Brave\",\"Samsung Internet\",\"Yandex\",\"CHROME\"]"), 0},
 };
 
 static void test_eval_fields(void **state) {

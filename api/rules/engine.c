@@ -57,8 +57,7 @@ static void heap_down(etimer *h, size_t n, size_t i) {
 static void heap_insert(hn_rules *e, etimer t) {
     if (e->nheap == e->capheap) {
         e->capheap = e->capheap ? e->capheap * 2 : 64;
-        e->heap = realloc(e->heap, e->capheap * sizeof(*e->heap));
-        if (e->heap == NULL) abort();
+        e->heap = hn_xreallocarray(e->heap, (size_t)e->capheap, sizeof(*e->heap));
     }
     size_t i = e->nheap++;
     while (i > 0 && e->heap[(i - 1) / HEAP_D].at > t.at) {
@@ -80,8 +79,7 @@ static void timer_push(hn_rules *e, int64_t at, const esess *s, int64_t rule_id)
     }
     if (e->nfar == e->capfar) {
         e->capfar = e->capfar ? e->capfar * 2 : 64;
-        e->far = realloc(e->far, e->capfar * sizeof(*e->far));
-        if (e->far == NULL) abort();
+        e->far = hn_xreallocarray(e->far, (size_t)e->capfar, sizeof(*e->far));
     }
     e->far[e->nfar++] = t;
 }
@@ -160,8 +158,7 @@ static bool sess_timer_set(esess *s, int64_t rule_id, int64_t at) {
     }
     if (s->ntm == s->captm) {
         s->captm = s->captm ? s->captm * 2 : 16;
-        s->tm = realloc(s->tm, (size_t)s->captm * sizeof(*s->tm));
-        if (s->tm == NULL) abort();
+        s->tm = hn_xreallocarray(s->tm, (size_t)s->captm, sizeof(*s->tm));
     }
     s->tm[s->ntm++] = (struct stimer){rule_id, at};
     return true;
@@ -182,8 +179,7 @@ static bool sess_timer_take(esess *s, int64_t rule_id, int64_t at) {
 static void sess_mark(esess *s, int64_t rule_id) {
     if (s->nfired == s->capfired) {
         s->capfired = s->capfired ? s->capfired * 2 : 4;
-        s->fired = realloc(s->fired, (size_t)s->capfired * sizeof(*s->fired));
-        if (s->fired == NULL) abort();
+        s->fired = hn_xreallocarray(s->fired, (size_t)s->capfired, sizeof(*s->fired));
     }
     s->fired[s->nfired++] = rule_id;
 }
@@ -378,8 +374,7 @@ static void eval_rules(hn_rules *e, ewidget *w, esess *s, uint32_t changed, int6
     if (w->nrules == 0) return;        /* a widget with lifecycle webhooks only */
     if (e->capmatch < w->nrules) {
         e->capmatch = w->nrules;
-        e->match = realloc(e->match, (size_t)e->capmatch * sizeof(*e->match));
-        if (e->match == NULL) abort();
+        e->match = hn_xreallocarray(e->match, (size_t)e->capmatch, sizeof(*e->match));
     }
     if (s->memo_gen != w->gen) {
         free(s->memo_bits);
@@ -423,8 +418,7 @@ static void eval_rules(hn_rules *e, ewidget *w, esess *s, uint32_t changed, int6
     for (int k = 0; k < nmatch && record; k++) {       /* fired once the records read are decided */
         if (e->npend == e->cappend) {
             e->cappend = e->cappend ? e->cappend * 2 : 64;
-            e->pend = realloc(e->pend, e->cappend * sizeof(*e->pend));
-            if (e->pend == NULL) abort();
+            e->pend = hn_xreallocarray(e->pend, e->cappend, sizeof(*e->pend));
         }
         e->pend[e->npend++] = (struct epending){s->serial, w->gen, w->id, w->rules[e->match[k]].id, e->match[k]};
         mark_fired(s, w, e->match[k]);
